@@ -1,0 +1,166 @@
+"""Seeding k-means on row-chunked data: k-means||, greedy k-means++ and random rows.
+
+All three run as passes of the engine; none brings the data to the client. Randomness comes
+from ``entropy`` (an int drawn from ``random_state``): the client's choices from a generator
+seeded with it, each chunk's from ``SeedSequence(entropy, spawn_key=(pass, chunk))``, so the
+result does not depend on the scheduler or the number of workers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from functools import partial
+
+import dask.array as da
+import numpy as np
+from sklearn.cluster import KMeans as _SkKMeans
+from sklearn.cluster import kmeans_plusplus
+from sklearn.exceptions import ConvergenceWarning
+
+from ..data import RowData
+from ..engine import take_rows, tree_reduce
+from ..kernels import kmeans as K
+from ..progress import IterationReport, report
+
+logger = logging.getLogger(__name__)
+
+#: Extra k-means|| rounds allowed when fewer than ``n_clusters`` candidates were drawn.
+EXTRA_ROUNDS = 10
+
+
+def _client_rng(entropy: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(2**31 - 1,)))
+
+
+def first_center(data: RowData, weights: da.Array | None, entropy: int) -> np.ndarray:
+    """One row drawn with probability proportional to its weight (uniformly without weights).
+
+    Without weights it reads one chunk; with weights, one pass. Shape (1, n_features).
+    """
+    if weights is None:
+        index = int(_client_rng(entropy).integers(data.n_samples))
+        return take_rows(data, np.array([index]))
+    return random_rows(data, weights, 1, entropy)
+
+
+def random_rows(data: RowData, weights: da.Array | None, n: int, entropy: int) -> np.ndarray:
+    """``n`` distinct rows drawn without replacement, with probability proportional to the weights.
+
+    Shape (n, n_features). Without weights: reads only the chunks holding the chosen rows;
+    with weights: one pass.
+    """
+    if weights is None:
+        index = np.sort(_client_rng(entropy).choice(data.n_samples, size=n, replace=False))
+        return take_rows(data, index)
+    params = K.SampleParams(n, data.affine, data.dtype, entropy, 0)
+    sample = tree_reduce(data, K.sample_kernel, params, partial(K.combine_samples, n=n), weights=weights)
+    return sample.rows
+
+
+def kmeans_parallel(
+    data: RowData,
+    weights: da.Array | None,
+    n_clusters: int,
+    *,
+    entropy: int,
+    oversampling_factor: float,
+    rounds: int,
+    owner: str = "KMeans",
+) -> np.ndarray:
+    """k-means|| (Bahmani et al., 2012): candidates by oversampling, then weighted k-means++.
+
+    1. A first center drawn at random (step 1 of the paper).
+    2. ``rounds`` passes; in each, every row is drawn independently with probability
+       ``min(1, ell * w * d^2 / cost)``, ``ell = oversampling_factor * n_clusters`` and ``cost``
+       the weighted inertia against the current candidates (steps 3-6). Each pass computes
+       ``cost`` and draws at once (see :class:`~daskcluster.kernels.kmeans.Candidates`).
+       More rounds run (up to :data:`EXTRA_ROUNDS`) while fewer than ``n_clusters`` came back.
+    3. One pass weighs every candidate by the weight of the rows nearest to it (step 7).
+    4. The weighted candidates are clustered into ``n_clusters`` by weighted k-means++ and
+       Lloyd iterations, in memory (step 8).
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features), compute dtype.
+        Data passes: ``rounds + 1`` (+1 with weights, for the first center).
+    """
+    ell = float(oversampling_factor * n_clusters)
+    centers = first_center(data, weights, entropy)
+    r = 0
+    while r < rounds or (len(centers) < n_clusters and r < rounds + EXTRA_ROUNDS):
+        r += 1
+        t0 = time.perf_counter()
+        params = K.ParallelRoundParams(centers, data.affine, ell, entropy, r)
+        cand = tree_reduce(data, K.parallel_round_kernel, params, partial(K.combine_candidates, ell=ell), weights=weights)
+        report(
+            IterationReport(owner, "init", r, rounds, time.perf_counter() - t0, data.n_samples,
+                            {"cost": cand.cost, "candidates": float(len(centers) + len(cand.index))})
+        )
+        if cand.cost <= 0:
+            break
+        centers = np.concatenate([centers, cand.rows.astype(data.dtype)])
+    stats = tree_reduce(data, K.assign_stats_kernel, K.AssignParams(centers, data.affine), K.combine_assign, weights=weights)
+    w = stats.weight_in_clusters
+    keep = w > 0
+    centers, w = centers[keep], w[keep]
+    if len(centers) < n_clusters:
+        warnings.warn(
+            f"k-means|| found only {len(centers)} distinct points for n_clusters={n_clusters}; "
+            "some centers are duplicates.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+        reps = np.resize(np.arange(len(centers)), n_clusters)
+        return centers[reps]
+    seed = int(_client_rng(entropy).integers(2**31 - 1))
+    init, _ = kmeans_plusplus(centers, n_clusters, sample_weight=w, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        km = _SkKMeans(n_clusters, init=init, n_init=1, random_state=seed).fit(centers, sample_weight=w)
+    logger.info("k-means||: %d rounds, %d candidates reduced to %d centers", r, len(centers), n_clusters)
+    return km.cluster_centers_.astype(data.dtype)
+
+
+def kmeans_plusplus_distributed(
+    data: RowData,
+    weights: da.Array | None,
+    n_clusters: int,
+    *,
+    entropy: int,
+    n_local_trials: int | None,
+    owner: str = "KMeans",
+) -> np.ndarray:
+    """Greedy k-means++ (Arthur & Vassilvitskii, 2007, as scikit-learn runs it), one pass per center.
+
+    Each pass evaluates the potential of the previous step's ``n_local_trials`` candidates and,
+    under each candidate's hypothesis, draws the next step's candidates with probability
+    proportional to ``w * D^2``; the client keeps the best candidate and its draws.
+
+    Returns
+    -------
+    centers : ndarray of shape (n_clusters, n_features), compute dtype.
+        Data passes: ``n_clusters`` (+1 with weights, for the first center).
+    """
+    m = n_local_trials if n_local_trials is not None else 2 + int(np.log(n_clusters))
+    centers = first_center(data, weights, entropy)
+    trials = np.zeros((0, data.n_features), dtype=data.dtype)
+    step = 0
+    while len(centers) < n_clusters:
+        step += 1
+        t0 = time.perf_counter()
+        last = len(centers) + (1 if len(trials) else 0) >= n_clusters
+        params = K.PlusPlusParams(centers, trials, 0 if last else m, data.affine, entropy, step)
+        stats = tree_reduce(data, K.plusplus_kernel, params, K.combine_plusplus, weights=weights)
+        best = int(np.argmin(stats.potential)) if len(trials) else 0
+        if len(trials):
+            centers = np.concatenate([centers, trials[best : best + 1]])
+        report(IterationReport(owner, "init", step, n_clusters, time.perf_counter() - t0, data.n_samples,
+                               {"potential": float(stats.potential[best])}))
+        found = np.isfinite(stats.key[best])
+        trials = stats.rows[best][found].astype(data.dtype)
+        if not last and not len(trials):
+            # every row coincides with a chosen center: fewer distinct points than clusters
+            trials = centers[:1].copy()
+    return centers

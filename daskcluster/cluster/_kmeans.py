@@ -1,0 +1,294 @@
+"""``KMeans``: scikit-learn's estimator, fitted by passes over row-chunked data."""
+
+from __future__ import annotations
+
+import logging
+import time
+import warnings
+from contextlib import ExitStack
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+
+from ..data import CachePolicy, RowData, as_row_data, as_sample_weight, cached, check_n_features
+from ..engine import map_rows, tree_reduce
+from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
+from ..kernels import kmeans as K
+from ..progress import progress_hook
+from ..params import check_float, check_int, check_options, check_random_state
+from ._init import kmeans_parallel, kmeans_plusplus_distributed, random_rows
+from ._lloyd import LloydResult, lloyd
+
+logger = logging.getLogger(__name__)
+
+_INITS = ("k-means||", "k-means++", "random")
+
+
+class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
+    """K-means clustering by Lloyd's algorithm, one pass over the data per iteration.
+
+    The data stay where they are (a Zarr store, a ``.npy`` memmap, cluster memory): each
+    iteration maps a kernel over the row chunks on the workers and tree-reduces per-cluster
+    counts, sums and inertia into the new centers on the client.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        Number of clusters.
+    init : {'k-means||', 'k-means++', 'random'} or ndarray of shape (n_clusters, n_features), \
+default='k-means||'
+        Seeding. ``'k-means||'``: scalable k-means++ of Bahmani et al. (``init_max_iter``
+        rounds of oversampling, ``oversampling_factor * n_clusters`` expected candidates each,
+        then weighted k-means++ on the candidates). ``'k-means++'``: greedy k-means++ as in
+        scikit-learn, one pass per center. ``'random'``: ``n_clusters`` rows drawn at random.
+        An array gives the initial centers.
+    n_init : 'auto' or int, default='auto'
+        Number of seedings; the run with the least inertia is kept. ``'auto'``: 10 for
+        ``'random'``, 1 otherwise (as scikit-learn).
+    max_iter : int, default=300
+        Maximum number of Lloyd iterations of a run.
+    tol : float, default=1e-4
+        Relative tolerance: the run stops when the squared shift of the centers is at most
+        ``tol`` times the mean variance of the features (computed in the first pass).
+    verbose : int, default=0
+        Print one line per iteration (the lines are always logged at INFO level).
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization; the same value gives the same model on any scheduler and
+        any number of workers.
+    oversampling_factor : float, default=2.0
+        k-means|| only: expected candidates per round, as a multiple of ``n_clusters``.
+    init_max_iter : int or None, default=None
+        k-means|| only: rounds of oversampling (None: 5).
+    cache : 'auto' or bool, default='auto'
+        Persist the data (in its storage dtype) in cluster memory for the fit (True), read it
+        from its source on every pass (False), or persist when it takes at most half the
+        memory available ('auto').
+
+    Attributes
+    ----------
+    cluster_centers_ : ndarray of shape (n_clusters, n_features)
+    labels_ : ndarray or dask.array.Array of shape (n_samples,)
+        Lazy (a Dask array) when the input was lazy.
+    inertia_ : float
+        Sum of squared distances of the samples to their closest center, weighted.
+    n_iter_ : int
+        Lloyd iterations of the kept run.
+    n_features_in_ : int
+
+    Notes
+    -----
+    Data passes of ``fit``: per run, the seeding (k-means||: ``init_max_iter + 1``;
+    k-means++: ``n_clusters``; random: at most one) plus one per iteration and one for the
+    final inertia. ``predict``, ``transform`` and ``score``: one pass each.
+
+    References
+    ----------
+    B. Bahmani, B. Moseley, A. Vattani, R. Kumar, S. Vassilvitskii. Scalable K-Means++.
+    PVLDB 5(7), 2012.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskcluster import KMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]], dtype=float)
+    >>> km = KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> sorted(km.cluster_centers_[:, 0].tolist())
+    [1.0, 10.0]
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | np.ndarray = "k-means||",
+        n_init: str | int = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        verbose: int = 0,
+        random_state: Any = None,
+        oversampling_factor: float = 2.0,
+        init_max_iter: int | None = None,
+        cache: CachePolicy = "auto",
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.oversampling_factor = oversampling_factor
+        self.init_max_iter = init_max_iter
+        self.cache = cache
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_params(self, data: RowData) -> tuple[int, np.ndarray | None]:
+        name = type(self).__name__
+        check_int(name, "n_clusters", self.n_clusters, 1)
+        check_int(name, "max_iter", self.max_iter, 1)
+        check_float(name, "tol", self.tol, 0)
+        check_int(name, "verbose", self.verbose, 0)
+        check_float(name, "oversampling_factor", self.oversampling_factor, 0, closed="neither")
+        check_int(name, "init_max_iter", self.init_max_iter, 1, allow_none=True)
+        check_options(name, "cache", self.cache, ("auto", True, False))
+        init_array = None
+        if isinstance(self.init, str):
+            check_options(name, "init", self.init, _INITS)
+        elif hasattr(self.init, "__array__") or isinstance(self.init, (list, tuple)):
+            init_array = np.asarray(self.init, dtype=np.float64)
+            expected = (self.n_clusters, data.n_features)
+            if init_array.shape != expected:
+                raise InvalidParameterError(
+                    f"The shape of the initial centers {init_array.shape} does not match the number of "
+                    f"clusters and features {expected}."
+                )
+            if not np.isfinite(init_array).all():
+                raise InvalidParameterError("The initial centers given as init contain NaN or infinity.")
+        else:
+            raise InvalidParameterError(
+                f"The 'init' parameter of {name} must be a str among {{{', '.join(map(repr, _INITS))}}} or an "
+                f"array-like of shape (n_clusters, n_features). Got {self.init!r} instead."
+            )
+        if self.n_init == "auto":
+            n_init = 10 if self.init == "random" else 1
+        else:
+            n_init = check_int(name, "n_init", self.n_init, 1)  # type: ignore[assignment]
+        if init_array is not None and n_init != 1:
+            warnings.warn(
+                f"Explicit initial center position passed: performing only one init in {name} instead of "
+                f"n_init={n_init}.",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            n_init = 1
+        if data.n_samples < self.n_clusters:
+            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
+        return int(n_init), init_array
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+
+    # ------------------------------------------------------------------ fitting
+
+    def _init_centers(self, data: RowData, weights: da.Array | None, init_array: np.ndarray | None,
+                      entropy: int) -> np.ndarray:
+        if init_array is not None:
+            return init_array.astype(data.dtype)
+        if self.init == "k-means||":
+            return kmeans_parallel(
+                data, weights, self.n_clusters, entropy=entropy, oversampling_factor=self.oversampling_factor,
+                rounds=self.init_max_iter or 5, owner=type(self).__name__,
+            )
+        if self.init == "k-means++":
+            return kmeans_plusplus_distributed(
+                data, weights, self.n_clusters, entropy=entropy, n_local_trials=None,
+                owner=type(self).__name__,
+            )
+        return random_rows(data, weights, self.n_clusters, entropy)
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Compute k-means clustering.
+
+        Parameters
+        ----------
+        X : array-like, memmap, dask array, zarr array, path, or :class:`~daskcluster.Scaled` \
+of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+            Data passes: see the class Notes.
+        """
+        data = as_row_data(X, owner=type(self).__name__)
+        n_init, init_array = self._check_params(data)
+        weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
+        rs = check_random_state(type(self).__name__, self.random_state)
+        entropies = rs.randint(np.iinfo(np.int32).max, size=n_init)
+        t0 = time.perf_counter()
+        best: LloydResult | None = None
+        with ExitStack() as stack:
+            if self.verbose:
+                stack.enter_context(progress_hook(lambda rep: print(rep.format())))
+            work = stack.enter_context(cached(data, self.cache))
+            for entropy in entropies:
+                centers = self._init_centers(work, weights, init_array, int(entropy))
+                result = lloyd(work, weights, centers, max_iter=self.max_iter, tol=self.tol, owner=type(self).__name__)
+                if best is None or result.inertia < best.inertia:
+                    best = result
+        assert best is not None
+        n_distinct = int((best.weight_in_clusters > 0).sum())
+        if n_distinct < self.n_clusters:
+            warnings.warn(
+                f"Number of distinct clusters ({n_distinct}) found smaller than n_clusters ({self.n_clusters}). "
+                "Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.cluster_centers_ = best.centers
+        self.inertia_ = float(best.inertia)
+        self.n_iter_ = int(best.n_iter)
+        self.n_features_in_ = data.n_features
+        self.labels_ = self._labels(data)
+        logger.info("%s fit in %.2fs: inertia=%.6g n_iter=%d", type(self).__name__, time.perf_counter() - t0,
+                    self.inertia_, self.n_iter_)
+        return self
+
+    # ------------------------------------------------------------------ prediction
+
+    def _labels(self, data: RowData) -> np.ndarray | da.Array:
+        labels = map_rows(data, K.labels_kernel, (self.cluster_centers_, data.affine), dtype=np.int32, label="labels")
+        return labels if data.lazy else labels.compute()
+
+    def _data(self, X: Any) -> RowData:
+        self._check_fitted()
+        data = as_row_data(X, owner=type(self).__name__)
+        check_n_features(data, self.n_features_in_, type(self).__name__)
+        return data
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Index of the closest center for each sample.
+
+        Returns
+        -------
+        labels : ndarray or dask array of shape (n_samples,), int32
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._labels(self._data(X))
+
+    def transform(self, X: Any) -> np.ndarray | da.Array:
+        """Euclidean distance of each sample to each center.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_clusters)
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        data = self._data(X)
+        out = map_rows(data, K.transform_kernel, (self.cluster_centers_.astype(data.dtype), data.affine),
+                       dtype=data.dtype, n_columns=self.n_clusters, label="transform")
+        return out if data.lazy else out.compute()
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the inertia of ``X`` against the centers. Data passes: 1."""
+        data = self._data(X)
+        weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
+        params = K.AssignParams(self.cluster_centers_.astype(data.dtype), data.affine)
+        return -tree_reduce(data, K.assign_stats_kernel, params, K.combine_assign, weights=weights).inertia
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        """Fit, then return ``labels_``."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        """Fit, then return distances to the centers (one more pass)."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)

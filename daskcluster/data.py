@@ -1,0 +1,269 @@
+"""Estimator input: any supported source as one validated, row-chunked array.
+
+:class:`RowData` is what an estimator's ``fit`` works on: the Dask array in its storage
+dtype, the affine scaling applied inside kernels, the compute dtype, and whether the
+caller gave lazy input (then outputs are lazy too). :func:`cached` decides, per fit,
+whether the array is persisted in (cluster) memory or streamed from its source on every pass.
+"""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Literal, Union
+
+import dask
+import dask.array as da
+import numpy as np
+import psutil
+
+from . import io
+from .errors import DataTypeError, InvalidDataError, InvalidParameterError
+from .kernels.blocks import Affine, compute_dtype_for
+
+logger = logging.getLogger(__name__)
+
+CachePolicy = Union[Literal["auto"], bool]
+
+#: Fraction of the memory available that a cached array may take.
+CACHE_FRACTION = 0.5
+
+
+@dataclass(frozen=True)
+class Scaled:
+    """A source seen through the map ``x * scale + offset``, applied inside the kernels.
+
+    Build it with :func:`scaled`. The stored data keep their dtype (``uint8`` MNIST stays
+    ``uint8`` on disk and in the cache); only a slice at a time is cast and scaled.
+    """
+
+    source: Any
+    scale: float = 1.0
+    offset: float = 0.0
+
+
+def scaled(source: Any, scale: float, offset: float = 0.0) -> Scaled:
+    """Wrap ``source`` (anything an estimator accepts) so that it is read as ``x * scale + offset``.
+
+    Parameters
+    ----------
+    source : array-like, dask array, zarr array, or path
+    scale : float
+        Finite and non-zero, e.g. ``1 / 255`` for 8-bit pixels.
+    offset : float, default=0.0
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskcluster import KMeans, scaled
+    >>> X = np.random.default_rng(0).integers(0, 256, size=(100, 4), dtype=np.uint8)
+    >>> km = KMeans(n_clusters=2, random_state=0).fit(scaled(X, 1 / 255))
+    >>> bool(km.cluster_centers_.max() <= 1.0)
+    True
+    """
+    for name, value in (("scale", scale), ("offset", offset)):
+        if not isinstance(value, numbers.Real) or not np.isfinite(value):
+            raise InvalidParameterError(f"The '{name}' parameter of scaled must be a finite float. Got {value!r} instead.")
+    if scale == 0:
+        raise InvalidParameterError("The 'scale' parameter of scaled must be a non-zero float. Got 0 instead.")
+    if isinstance(source, Scaled):
+        return Scaled(source.source, source.scale * scale, source.offset * scale + offset)
+    return Scaled(source, float(scale), float(offset))
+
+
+@dataclass(frozen=True)
+class RowData:
+    """Validated estimator input.
+
+    Attributes
+    ----------
+    array : dask.array.Array of shape (n_samples, n_features)
+        Storage dtype, chunked along rows only.
+    affine : Affine
+        Scaling applied inside kernels.
+    dtype : numpy.dtype
+        Compute dtype (float64 for float64 storage, float32 otherwise).
+    lazy : bool
+        Whether the caller passed lazy data (Dask, Zarr, a path): outputs are then lazy.
+    """
+
+    array: da.Array
+    affine: Affine
+    dtype: np.dtype
+    lazy: bool
+
+    @property
+    def n_samples(self) -> int:
+        return int(self.array.shape[0])
+
+    @property
+    def n_features(self) -> int:
+        return int(self.array.shape[1])
+
+    @property
+    def n_chunks(self) -> int:
+        return len(self.array.chunks[0])
+
+    @property
+    def starts(self) -> tuple[int, ...]:
+        """Global index of each chunk's first row."""
+        return tuple(int(s) for s in np.concatenate(([0], np.cumsum(self.array.chunks[0])[:-1])))
+
+    def to_compute(self, x: np.ndarray) -> np.ndarray:
+        """Rows of the storage array in the compute dtype with the scaling applied (a copy)."""
+        return self.affine.apply(np.array(x, dtype=self.dtype))
+
+
+def as_row_data(X: Any, *, owner: str, min_samples: int = 1, chunk_bytes: int | None = None) -> RowData:
+    """Validate ``X`` and return it as :class:`RowData`. Reads no data, only metadata.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features), numpy.memmap, dask array, zarr array,
+        path or URL of a Zarr store or ``.npy`` file, or :class:`Scaled`.
+    owner : str
+        Name of the estimator, for messages.
+    min_samples : int, default=1
+    chunk_bytes : int, optional
+        Target bytes of a row chunk when daskcluster chooses the chunking.
+    """
+    affine = Affine()
+    if isinstance(X, Scaled):
+        affine = Affine(X.scale, X.offset)
+        X = X.source
+    lazy = isinstance(X, (da.Array, str, os.PathLike)) or type(X).__module__.startswith("zarr")
+    if not lazy and not isinstance(X, np.ndarray):
+        if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
+            try:
+                X = np.asarray(X)
+            except (TypeError, ValueError) as exc:
+                raise DataTypeError(f"{owner} cannot use X of type {type(X).__name__}: {exc}") from exc
+        else:
+            raise DataTypeError(
+                f"{owner} expects X as a NumPy array, a memmap, a Dask array, a Zarr array, or a path "
+                f"to a Zarr store or .npy file; got {type(X).__name__}."
+            )
+    kwargs = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
+    array = io.open_array(X, **kwargs)
+    n_samples, n_features = array.shape
+    if n_samples < min_samples:
+        raise InvalidDataError(
+            f"Found array with {n_samples} sample(s) (shape={array.shape}) while a minimum of "
+            f"{min_samples} is required by {owner}."
+        )
+    if n_features < 1:
+        raise InvalidDataError(f"Found array with 0 feature(s) (shape={array.shape}); {owner} needs at least 1.")
+    if array.dtype.kind == "b":
+        array = array.astype(np.uint8)
+    return RowData(array, affine, compute_dtype_for(array.dtype), lazy)
+
+
+def as_sample_weight(sample_weight: Any, data: RowData, *, owner: str) -> da.Array | None:
+    """Validate ``sample_weight`` and chunk it like ``data``'s rows (``None`` for unit weights).
+
+    A NumPy array is checked at once; a Dask array's checks cost one pass over the weights
+    (not over ``X``).
+    """
+    if sample_weight is None:
+        return None
+    n = data.n_samples
+    if isinstance(sample_weight, numbers.Real):
+        if not np.isfinite(sample_weight) or sample_weight <= 0:
+            raise InvalidDataError(f"sample_weight must be a positive finite number; got {sample_weight!r}.")
+        return None if sample_weight == 1 else da.full(n, float(sample_weight), chunks=(data.array.chunks[0],))
+    if isinstance(sample_weight, da.Array):
+        w = sample_weight.astype(np.float64)
+    else:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise InvalidDataError(
+            f"sample_weight.shape == {tuple(w.shape)}, expected ({n},): one weight per row of X."
+        )
+    if isinstance(w, np.ndarray):
+        lo, total, finite = w.min(), w.sum(), np.isfinite(w).all()
+        w = da.from_array(w, chunks=(data.array.chunks[0],))
+    else:
+        w = w.rechunk((data.array.chunks[0],))
+        lo, total, finite = dask.compute(w.min(), w.sum(), da.isfinite(w).all())
+    if not finite:
+        raise InvalidDataError("sample_weight contains NaN or infinity; give finite weights.")
+    if lo < 0:
+        raise InvalidDataError(f"sample_weight must be non-negative; found {lo!r}.")
+    if total <= 0:
+        raise InvalidDataError("sample_weight sums to 0; at least one row needs a positive weight.")
+    return w
+
+
+def check_n_features(data: RowData, n_features_in: int, owner: str) -> None:
+    """Raise if ``data`` has another number of features than the fitted estimator."""
+    if data.n_features != n_features_in:
+        raise InvalidDataError(
+            f"X has {data.n_features} features, but {owner} is expecting {n_features_in} features as input."
+        )
+
+
+def _client() -> Any | None:
+    """The distributed Client that ``dask.compute`` will use, or None."""
+    if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
+        return None
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+def memory_budget() -> int:
+    """Bytes a cached array may take: a fraction of the workers' memory limits, or of the
+    memory available on this machine when no distributed Client is active."""
+    client = _client()
+    if client is not None:
+        workers = client.scheduler_info().get("workers", {})
+        limits = [w.get("memory_limit") or psutil.virtual_memory().total for w in workers.values()]
+        return int(CACHE_FRACTION * sum(limits))
+    return int(CACHE_FRACTION * psutil.virtual_memory().available)
+
+
+@contextmanager
+def cached(data: RowData, cache: CachePolicy) -> Iterator[RowData]:
+    """Yield ``data`` persisted in memory or left streaming, per ``cache``; release on exit.
+
+    ``cache=True`` persists, ``False`` streams from the source on every pass, ``"auto"``
+    persists when the array (in its storage dtype) takes at most :data:`CACHE_FRACTION` of
+    :func:`memory_budget`. In-memory NumPy input without a distributed Client is already
+    cached and is used as is.
+    """
+    if cache not in ("auto", True, False):
+        raise InvalidParameterError(f"The 'cache' parameter must be one of {{'auto', True, False}}. Got {cache!r} instead.")
+    client = _client()
+    if cache == "auto":
+        if not data.lazy and client is None:
+            persist = False
+        else:
+            budget = memory_budget()
+            persist = data.array.nbytes <= budget
+            logger.info(
+                "cache='auto': %s (%.1f MB of %.1f MB budget)",
+                "persisting" if persist else "streaming",
+                data.array.nbytes / 1e6,
+                budget / 1e6,
+            )
+    else:
+        persist = bool(cache)
+    if not persist:
+        yield data
+        return
+    persisted = data.array.persist()
+    if client is not None:
+        from distributed import wait
+
+        wait(persisted)
+    try:
+        yield replace(data, array=persisted)
+    finally:
+        del persisted

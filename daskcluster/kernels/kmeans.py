@@ -1,0 +1,466 @@
+"""Kernels of k-means: Lloyd statistics, assignment, and the seeding passes.
+
+Each ``*_kernel`` function takes one block of rows in its storage dtype, the row-aligned
+sample weights of that block (or ``None``), a :class:`~daskcluster.kernels.blocks.ChunkInfo`
+and one parameters object, and returns a small statistics object. Each ``combine_*`` function
+merges a list of such objects (in chunk order) into one of the same kind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .blocks import Affine, ChunkInfo, check_finite_rows, iter_compute_slices, row_sq_norms, slice_rows
+from .distances import nearest_center, sq_distances
+
+#: Up to this many clusters, per-cluster sums are a one-hot GEMM; beyond, a sort and reduceat.
+ONE_HOT_MAX_CLUSTERS = 32
+
+
+def chunk_rng(entropy: int, *spawn_key: int) -> np.random.Generator:
+    """The random generator of one chunk in one pass: a pure function of the seed and position."""
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)))
+
+
+def _weights(sample_weight: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
+    return None if sample_weight is None else np.asarray(sample_weight[start:stop], dtype=np.float64)
+
+
+def cluster_sums(x: np.ndarray, labels: np.ndarray, w: np.ndarray | None, n_clusters: int) -> np.ndarray:
+    """Per-cluster (weighted) sums of the rows of ``x``: shape (n_clusters, n_features), float64."""
+    if n_clusters <= ONE_HOT_MAX_CLUSTERS:
+        one_hot = np.zeros((n_clusters, x.shape[0]), dtype=x.dtype)
+        one_hot[labels, np.arange(x.shape[0])] = 1 if w is None else w
+        return (one_hot @ x).astype(np.float64)
+    order = np.argsort(labels, kind="stable")
+    xs = x[order].astype(np.float64)
+    if w is not None:
+        xs *= w[order, None]
+    counts = np.bincount(labels, minlength=n_clusters)
+    present = np.flatnonzero(counts)
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[present]
+    sums = np.zeros((n_clusters, x.shape[1]), dtype=np.float64)
+    sums[present] = np.add.reduceat(xs, starts, axis=0)
+    return sums
+
+
+# --------------------------------------------------------------------------- Lloyd
+
+
+@dataclass(frozen=True)
+class LloydParams:
+    """Broadcast parameters of one Lloyd pass.
+
+    centers : (n_clusters, n_features) in the compute dtype.
+    n_far : how many of the points farthest from their centers to keep (for relocating
+        empty clusters).
+    moments : whether to also return per-feature mean and variance (first pass only).
+    """
+
+    centers: np.ndarray
+    affine: Affine
+    n_far: int
+    moments: bool
+
+
+@dataclass
+class Moments:
+    """Count, mean and centred sum of squares per feature (Chan's parallel form)."""
+
+    n: int
+    mean: np.ndarray
+    m2: np.ndarray
+
+    @staticmethod
+    def of(x: np.ndarray) -> Moments:
+        mean = x.mean(axis=0, dtype=np.float64)
+        dev = x - mean.astype(x.dtype)
+        return Moments(x.shape[0], mean, np.einsum("ij,ij->j", dev, dev, dtype=np.float64))
+
+    def merge(self, other: Moments) -> Moments:
+        if other.n == 0:
+            return self
+        if self.n == 0:
+            return other
+        n = self.n + other.n
+        delta = other.mean - self.mean
+        mean = self.mean + delta * (other.n / n)
+        m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
+        return Moments(n, mean, m2)
+
+    @property
+    def var(self) -> np.ndarray:
+        return self.m2 / max(self.n, 1)
+
+
+@dataclass
+class FarPoints:
+    """The points farthest from their assigned centers, farthest first (ties: lower index)."""
+
+    sq_dist: np.ndarray  # (m,) float64
+    index: np.ndarray  # (m,) int64, global row
+    label: np.ndarray  # (m,) int64
+    weight: np.ndarray  # (m,) float64
+    rows: np.ndarray  # (m, n_features), compute dtype
+
+    @staticmethod
+    def concat(parts: list[FarPoints], keep: int) -> FarPoints:
+        sq = np.concatenate([p.sq_dist for p in parts])
+        idx = np.concatenate([p.index for p in parts])
+        order = np.lexsort((idx, -sq))[:keep]
+        return FarPoints(
+            sq[order],
+            idx[order],
+            np.concatenate([p.label for p in parts])[order],
+            np.concatenate([p.weight for p in parts])[order],
+            np.concatenate([p.rows for p in parts])[order],
+        )
+
+
+@dataclass
+class LloydStats:
+    """Sufficient statistics of one Lloyd step over some rows."""
+
+    weight_in_clusters: np.ndarray  # (k,) float64
+    sums: np.ndarray  # (k, d) float64
+    inertia: float
+    far: FarPoints
+    moments: Moments | None
+
+
+def lloyd_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: LloydParams
+) -> LloydStats:
+    """Assign each row to its nearest center and sum what the update needs. One pass over the block."""
+    centers = params.centers
+    k, d = centers.shape
+    dtype = centers.dtype
+    c_sq = row_sq_norms(centers)
+    wic = np.zeros(k, dtype=np.float64)
+    sums = np.zeros((k, d), dtype=np.float64)
+    inertia = 0.0
+    moments = Moments(0, np.zeros(d), np.zeros(d)) if params.moments else None
+    far_parts: list[FarPoints] = [
+        FarPoints(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, d), dtype))
+    ]
+    for start, stop, x in iter_compute_slices(block, dtype, params.affine, slice_rows(d, k)):
+        x_sq = row_sq_norms(x)
+        check_finite_rows(x, x_sq, chunk, start)
+        labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
+        w = _weights(sample_weight, start, stop)
+        if w is None:
+            wic += np.bincount(labels, minlength=k)
+            inertia += float(min_sq.sum())
+        else:
+            wic += np.bincount(labels, weights=w, minlength=k)
+            inertia += float(min_sq @ w)
+        sums += cluster_sums(x, labels, w, k)
+        if moments is not None:
+            moments = moments.merge(Moments.of(x))
+        m = min(params.n_far, x.shape[0])
+        if m:
+            top = np.argpartition(-min_sq, m - 1)[:m] if m < x.shape[0] else np.arange(x.shape[0])
+            far_parts.append(
+                FarPoints(
+                    min_sq[top],
+                    chunk.start + start + top.astype(np.int64),
+                    labels[top].astype(np.int64),
+                    np.ones(m) if w is None else w[top],
+                    x[top].copy(),
+                )
+            )
+    return LloydStats(wic, sums, inertia, FarPoints.concat(far_parts, params.n_far), moments)
+
+
+def combine_lloyd(parts: list[LloydStats], n_far: int) -> LloydStats:
+    """Merge Lloyd statistics in the given (chunk) order, keeping the ``n_far`` farthest points."""
+    first = parts[0]
+    moments = first.moments
+    for p in parts[1:]:
+        if moments is not None and p.moments is not None:
+            moments = moments.merge(p.moments)
+    return LloydStats(
+        np.sum([p.weight_in_clusters for p in parts], axis=0),
+        np.sum([p.sums for p in parts], axis=0),
+        float(sum(p.inertia for p in parts)),
+        FarPoints.concat([p.far for p in parts], n_far),
+        moments,
+    )
+
+
+# --------------------------------------------------------------------------- assignment
+
+
+@dataclass(frozen=True)
+class AssignParams:
+    """Broadcast parameters of an assignment pass (labels, distances, inertia, counts)."""
+
+    centers: np.ndarray
+    affine: Affine
+
+
+@dataclass
+class AssignStats:
+    """Per-center weight (points closest to each center) and the total inertia."""
+
+    weight_in_clusters: np.ndarray
+    inertia: float
+
+
+def assign_stats_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: AssignParams
+) -> AssignStats:
+    """Weight of the rows nearest each center, and their inertia. One pass over the block."""
+    centers = params.centers
+    k, d = centers.shape
+    c_sq = row_sq_norms(centers)
+    wic = np.zeros(k)
+    inertia = 0.0
+    for start, stop, x in iter_compute_slices(block, centers.dtype, params.affine, slice_rows(d, k)):
+        x_sq = row_sq_norms(x)
+        check_finite_rows(x, x_sq, chunk, start)
+        labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
+        w = _weights(sample_weight, start, stop)
+        wic += np.bincount(labels, weights=w, minlength=k)
+        inertia += float(min_sq.sum() if w is None else min_sq @ w)
+    return AssignStats(wic, inertia)
+
+
+def combine_assign(parts: list[AssignStats]) -> AssignStats:
+    """Merge assignment statistics in chunk order."""
+    return AssignStats(np.sum([p.weight_in_clusters for p in parts], axis=0), float(sum(p.inertia for p in parts)))
+
+
+def labels_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine) -> np.ndarray:
+    """Index of the nearest center for each row: shape (n_rows,), int32."""
+    k, d = centers.shape
+    c_sq = row_sq_norms(centers)
+    out = np.empty(block.shape[0], dtype=np.int32)
+    for start, stop, x in iter_compute_slices(block, centers.dtype, affine, slice_rows(d, k)):
+        out[start:stop] = nearest_center(x, row_sq_norms(x), centers, c_sq)[0]
+    return out
+
+
+def transform_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine) -> np.ndarray:
+    """Euclidean distance of each row to each center: shape (n_rows, n_clusters)."""
+    k, d = centers.shape
+    c_sq = row_sq_norms(centers)
+    out = np.empty((block.shape[0], k), dtype=centers.dtype)
+    for start, stop, x in iter_compute_slices(block, centers.dtype, affine, slice_rows(d, k)):
+        out[start:stop] = np.sqrt(sq_distances(x, row_sq_norms(x), centers, c_sq))
+    return out
+
+
+# --------------------------------------------------------------------------- k-means||
+
+
+@dataclass(frozen=True)
+class ParallelRoundParams:
+    """One round of k-means||: current centers, oversampling ``ell``, seed and round number."""
+
+    centers: np.ndarray
+    affine: Affine
+    ell: float
+    entropy: int
+    round: int
+
+
+@dataclass
+class Candidates:
+    """Rows sampled in one k-means|| round, and the cost (weighted inertia) of the rows seen.
+
+    A row is finally kept iff ``key < ell / cost_total`` with ``key = u / (w d^2)``: exactly
+    Bernoulli sampling with probability ``min(1, ell w d^2 / cost_total)``. A part of the data
+    keeps only rows with ``key < ell / cost_part``, a superset, since ``cost_part <= cost_total``.
+    """
+
+    cost: float
+    key: np.ndarray  # (m,)
+    index: np.ndarray  # (m,) int64
+    rows: np.ndarray  # (m, n_features) compute dtype
+
+    def pruned(self, ell: float) -> Candidates:
+        if self.cost <= 0:
+            return Candidates(self.cost, self.key[:0], self.index[:0], self.rows[:0])
+        keep = self.key < ell / self.cost
+        return Candidates(self.cost, self.key[keep], self.index[keep], self.rows[keep])
+
+
+def parallel_round_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: ParallelRoundParams
+) -> Candidates:
+    """Cost of the block against the current centers and its oversampled candidates."""
+    centers = params.centers
+    k, d = centers.shape
+    n = block.shape[0]
+    c_sq = row_sq_norms(centers)
+    wd2 = np.empty(n, dtype=np.float64)
+    for start, stop, x in iter_compute_slices(block, centers.dtype, params.affine, slice_rows(d, k)):
+        x_sq = row_sq_norms(x)
+        check_finite_rows(x, x_sq, chunk, start)
+        wd2[start:stop] = nearest_center(x, x_sq, centers, c_sq)[1]
+    if sample_weight is not None:
+        wd2 *= np.asarray(sample_weight, dtype=np.float64)
+    u = chunk_rng(params.entropy, params.round, chunk.index).random(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        key = np.where(wd2 > 0, u / wd2, np.inf)
+    cost = float(wd2.sum())
+    sel = np.flatnonzero(key < params.ell / cost) if cost > 0 else np.zeros(0, dtype=np.int64)
+    rows = np.asarray(block[sel]).astype(centers.dtype)
+    params.affine.apply(rows)
+    return Candidates(cost, key[sel], sel.astype(np.int64) + chunk.start, rows)
+
+
+def combine_candidates(parts: list[Candidates], ell: float) -> Candidates:
+    """Merge candidates in chunk order, dropping those the combined cost already rules out."""
+    return Candidates(
+        float(sum(p.cost for p in parts)),
+        np.concatenate([p.key for p in parts]),
+        np.concatenate([p.index for p in parts]),
+        np.concatenate([p.rows for p in parts]),
+    ).pruned(ell)
+
+
+# --------------------------------------------------------------------------- k-means++
+
+
+@dataclass(frozen=True)
+class PlusPlusParams:
+    """One step of distributed greedy k-means++.
+
+    centers : (t, d) the centers chosen so far.
+    trials : (m, d) candidates for the next center (empty on the first step).
+    n_draws : candidates to draw for the step after, under each trial's hypothesis.
+    """
+
+    centers: np.ndarray
+    trials: np.ndarray
+    n_draws: int
+    affine: Affine
+    entropy: int
+    step: int
+
+
+@dataclass
+class PlusPlusStats:
+    """Potential of each trial and, per trial, ``n_draws`` rows drawn with probability
+    proportional to ``w * D^2`` (exponential clocks: a draw is the row of least
+    ``E / (w D^2)``, ``E ~ Exp(1)``), with replacement."""
+
+    potential: np.ndarray  # (h,)
+    key: np.ndarray  # (h, n_draws)
+    index: np.ndarray  # (h, n_draws) int64
+    rows: np.ndarray  # (h, n_draws, d)
+
+
+def plusplus_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: PlusPlusParams
+) -> PlusPlusStats:
+    """One k-means++ step over a block: potentials of the trials and the next draws."""
+    centers, trials = params.centers, params.trials
+    d = centers.shape[1]
+    n = block.shape[0]
+    h = max(1, trials.shape[0])
+    c_sq = row_sq_norms(centers)
+    t_sq = row_sq_norms(trials)
+    dist = np.empty((n, h), dtype=np.float64)
+    for start, stop, x in iter_compute_slices(block, centers.dtype, params.affine, slice_rows(d, centers.shape[0] + h)):
+        x_sq = row_sq_norms(x)
+        check_finite_rows(x, x_sq, chunk, start)
+        base = nearest_center(x, x_sq, centers, c_sq)[1]
+        if trials.shape[0]:
+            dist[start:stop] = np.minimum(base[:, None], sq_distances(x, x_sq, trials, t_sq))
+        else:
+            dist[start:stop, 0] = base
+    if sample_weight is not None:
+        dist *= np.asarray(sample_weight, dtype=np.float64)[:, None]
+    potential = dist.sum(axis=0)
+    m = params.n_draws
+    key = np.full((h, m), np.inf)
+    index = np.zeros((h, m), dtype=np.int64)
+    rows = np.zeros((h, m, d), dtype=centers.dtype)
+    if m and n:
+        e = chunk_rng(params.entropy, params.step, chunk.index).standard_exponential((n, m))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for j in range(h):
+                lam = dist[:, j]
+                keys = np.where(lam[:, None] > 0, e / lam[:, None], np.inf)
+                best = np.argmin(keys, axis=0)
+                key[j] = keys[best, np.arange(m)]
+                index[j] = best
+        picked = np.asarray(block[index.ravel()]).astype(centers.dtype)
+        params.affine.apply(picked)
+        rows = picked.reshape(h, m, d)
+        index = index + chunk.start
+    return PlusPlusStats(potential, key, index, rows)
+
+
+def combine_plusplus(parts: list[PlusPlusStats]) -> PlusPlusStats:
+    """Merge k-means++ step statistics: potentials add, each draw keeps its least key."""
+    out = parts[0]
+    potential = out.potential.copy()
+    key, index, rows = out.key.copy(), out.index.copy(), out.rows.copy()
+    for p in parts[1:]:
+        potential += p.potential
+        better = p.key < key
+        key[better] = p.key[better]
+        index[better] = p.index[better]
+        rows[better] = p.rows[better]
+    return PlusPlusStats(potential, key, index, rows)
+
+
+# --------------------------------------------------------------------------- weighted sampling
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """Draw ``n`` rows without replacement, with probability proportional to the weights."""
+
+    n: int
+    affine: Affine
+    dtype: np.dtype
+    entropy: int
+    tag: int
+
+
+@dataclass
+class SampleStats:
+    """The rows of least key ``E / w`` (``E ~ Exp(1)``) seen so far, least first."""
+
+    key: np.ndarray
+    index: np.ndarray
+    rows: np.ndarray
+
+    def smallest(self, n: int) -> SampleStats:
+        order = np.lexsort((self.index, self.key))[:n]
+        return SampleStats(self.key[order], self.index[order], self.rows[order])
+
+
+def sample_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: SampleParams
+) -> SampleStats:
+    """Weighted sampling without replacement (Efraimidis-Spirakis keys) over one block."""
+    n = block.shape[0]
+    e = chunk_rng(params.entropy, params.tag, chunk.index).standard_exponential(n)
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        with np.errstate(divide="ignore"):
+            e = np.where(w > 0, e / w, np.inf)
+    m = min(params.n, n)
+    top = np.argpartition(e, m - 1)[:m] if 0 < m < n else np.arange(m)
+    top = top[np.isfinite(e[top])]
+    rows = np.asarray(block[np.sort(top)]).astype(params.dtype)
+    top = np.sort(top)
+    params.affine.apply(rows)
+    return SampleStats(e[top], top.astype(np.int64) + chunk.start, rows).smallest(params.n)
+
+
+def combine_samples(parts: list[SampleStats], n: int) -> SampleStats:
+    """Merge weighted samples, keeping the ``n`` least keys."""
+    return SampleStats(
+        np.concatenate([p.key for p in parts]),
+        np.concatenate([p.index for p in parts]),
+        np.concatenate([p.rows for p in parts]),
+    ).smallest(n)
