@@ -192,7 +192,7 @@ def as_sample_weight(sample_weight: Any, data: RowData, *, owner: str) -> da.Arr
     if not finite:
         raise InvalidDataError("sample_weight contains NaN or infinity; give finite weights.")
     if lo < 0:
-        raise InvalidDataError(f"sample_weight must be non-negative; found {lo!r}.")
+        raise InvalidDataError(f"sample_weight must be non-negative; found {float(lo)!r}.")
     if total <= 0:
         raise InvalidDataError("sample_weight sums to 0; at least one row needs a positive weight.")
     return w

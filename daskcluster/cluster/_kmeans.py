@@ -154,7 +154,7 @@ default='k-means||'
                 f"array-like of shape (n_clusters, n_features). Got {self.init!r} instead."
             )
         if self.n_init == "auto":
-            n_init = 10 if self.init == "random" else 1
+            n_init = 10 if isinstance(self.init, str) and self.init == "random" else 1
         else:
             n_init = check_int(name, "n_init", self.n_init, 1)  # type: ignore[assignment]
         if init_array is not None and n_init != 1:

@@ -79,6 +79,7 @@ def lloyd(
         stats = tree_reduce(data, K.lloyd_kernel, params, partial(K.combine_lloyd, n_far=k), weights=weights)
         if i == 0 and stats.moments is not None:
             tol_abs = float(np.mean(stats.moments.var)) * tol
+        assigned = stats.weight_in_clusters.copy()
         n_empty = relocate_empty_clusters(stats)
         if n_empty:
             logger.info("iteration %d: relocated %d empty cluster(s) to far points", i + 1, n_empty)
@@ -94,7 +95,7 @@ def lloyd(
         centers = new
         if not changed:
             logger.info("Converged at iteration %d: strict convergence.", i + 1)
-            return LloydResult(centers, stats.inertia, i + 1, wic)
+            return LloydResult(centers, stats.inertia, i + 1, assigned)
         if shift <= tol_abs:
             logger.info("Converged at iteration %d: center shift %g within tolerance %g.", i + 1, shift, tol_abs)
             break

@@ -1,0 +1,61 @@
+"""Gaussian blobs of any size, generated lazily chunk by chunk with per-chunk seeds."""
+
+from __future__ import annotations
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+
+
+def _blob_chunk(entropy: int, index: int, n: int, centers: np.ndarray, std: float, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
+    y = rng.integers(0, len(centers), size=n)
+    X = centers[y] + rng.standard_normal((n, centers.shape[1])) * std
+    return X.astype(dtype), y.astype(np.int32)
+
+
+def _pick(pair: tuple[np.ndarray, np.ndarray], i: int) -> np.ndarray:
+    return pair[i]
+
+
+def make_blobs(
+    n_samples: int = 100_000,
+    n_features: int = 2,
+    *,
+    centers: int | np.ndarray = 8,
+    cluster_std: float = 1.0,
+    center_box: tuple[float, float] = (-10.0, 10.0),
+    chunk_rows: int = 100_000,
+    random_state: int = 0,
+    dtype: str = "float64",
+) -> tuple[da.Array, da.Array, np.ndarray]:
+    """Isotropic Gaussian blobs as lazy Dask arrays; the same seed gives the same bytes on
+    any scheduler and number of workers (each chunk has its own seed).
+
+    Returns
+    -------
+    X : dask array of shape (n_samples, n_features)
+    y : dask array of shape (n_samples,), int32, the blob of each row
+    centers : ndarray of shape (n_centers, n_features)
+    """
+    if isinstance(centers, (int, np.integer)):
+        rng = np.random.default_rng(np.random.SeedSequence(random_state, spawn_key=(2**31,)))
+        centers = rng.uniform(center_box[0], center_box[1], size=(int(centers), n_features))
+    centers = np.asarray(centers, dtype=np.float64)
+    sizes = [chunk_rows] * (n_samples // chunk_rows) + ([n_samples % chunk_rows] if n_samples % chunk_rows else [])
+    name = "blobs-" + tokenize(n_samples, centers, cluster_std, chunk_rows, random_state, dtype)
+    pairs: dict = {}
+    xs: dict = {}
+    ys: dict = {}
+    for i, n in enumerate(sizes):
+        pairs[(name, i)] = (_blob_chunk, random_state, i, n, centers, cluster_std, dtype)
+        xs[(name + "-X", i, 0)] = (_pick, (name, i), 0)
+        ys[(name + "-y", i)] = (_pick, (name, i), 1)
+    graph = HighLevelGraph(
+        {name: pairs, name + "-X": xs, name + "-y": ys},
+        {name: set(), name + "-X": {name}, name + "-y": {name}},
+    )
+    X = da.Array(graph.cull_layers([name, name + "-X"]), name + "-X", (tuple(sizes), (centers.shape[1],)), dtype=dtype)
+    y = da.Array(graph.cull_layers([name, name + "-y"]), name + "-y", (tuple(sizes),), dtype=np.int32)
+    return X, y, centers

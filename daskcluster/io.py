@@ -1,0 +1,932 @@
+"""Data sources: everything the estimators read, as one row-chunked 2-D Dask array.
+
+The source layer of daskcluster (see ``docs/architecture.md``). :func:`open_array`
+turns a Zarr store (local path or fsspec URL such as ``s3://`` or ``memory://``), a
+``zarr.Array``, a ``.npy`` file (memory-mapped), a raw binary file (``dtype`` +
+``shape``), a NumPy array or memmap, or a Dask array into a ``dask.array.Array`` of
+shape ``(n_samples, n_features)`` that is
+
+* chunked along rows only: the features axis is one chunk;
+* sized by bytes: one chunk holds about ``chunk_bytes`` bytes in the storage dtype;
+* in the storage dtype: ``uint8`` stays ``uint8`` (kernels cast small slices).
+
+:func:`write_zarr` copies any such source into a Zarr v3 array, chunk by chunk, and
+only makes the result visible under its final name when the copy is complete.
+
+Metadata (shape, dtype, file sizes, headers) is validated before any data is read.
+Opening a source costs no pass over the data; :func:`write_zarr` costs one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import mmap
+import operator
+import os
+import posixpath
+import shutil
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, TypeAlias
+
+import dask.array as da
+import fsspec
+import fsspec.implementations.local
+import numpy as np
+import numpy.typing as npt
+import zarr
+import zarr.codecs
+from dask.base import tokenize
+
+from daskcluster.errors import (
+    DataTypeError,
+    InvalidDataError,
+    InvalidParameterError,
+    SourceError,
+    SourceNotFoundError,
+)
+
+__all__ = ["DEFAULT_CHUNK_BYTES", "chunk_rows", "open_array", "write_zarr"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CHUNK_BYTES: int = 32 * 2**20
+"""Target size in bytes of one row chunk, in the storage dtype (32 MiB)."""
+
+Source: TypeAlias = "str | os.PathLike[str] | np.ndarray[Any, Any] | da.Array | zarr.Array | zarr.Group"
+"""Anything :func:`open_array` accepts."""
+
+_NPY_MAGIC = b"\x93NUMPY"
+_ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
+_RAW_ONLY = ("dtype", "shape", "offset")
+_OPEN_KWARGS = frozenset({"dtype", "shape", "offset", "component"})
+_ACCEPTED_KINDS = "bool, int, uint or float"
+
+
+# --------------------------------------------------------------------------- sizing
+
+
+def _check_count(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` as an int >= ``minimum``, or raise InvalidParameterError."""
+    if isinstance(value, bool):
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be an int in the range [{minimum}, inf). Got {value!r} instead."
+        )
+    try:
+        number = operator.index(value)  # type: ignore[arg-type]
+    except TypeError:
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be an int in the range [{minimum}, inf). Got {value!r} instead."
+        ) from None
+    if number < minimum:
+        raise InvalidParameterError(
+            f"The '{name}' parameter must be an int in the range [{minimum}, inf). Got {number} instead."
+        )
+    return number
+
+
+def chunk_rows(
+    n_samples: int,
+    n_features: int,
+    itemsize: int,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+) -> int:
+    """Number of rows per chunk so that one chunk holds about ``chunk_bytes`` bytes.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of rows of the array (may be 0).
+    n_features : int
+        Number of columns of the array (may be 0).
+    itemsize : int
+        Bytes per element in the storage dtype (1 for ``uint8``, 8 for ``float64``).
+    chunk_bytes : int, default=DEFAULT_CHUNK_BYTES
+        Target size of one chunk in bytes.
+
+    Returns
+    -------
+    rows : int
+        ``chunk_bytes // (n_features * itemsize)`` clipped to ``[1, n_samples]``;
+        1 when ``n_samples == 0`` (Dask and Zarr need a positive chunk length).
+
+    Examples
+    --------
+    >>> chunk_rows(70_000, 784, 1, chunk_bytes=32 * 2**20)
+    42799
+    >>> chunk_rows(10, 784, 8, chunk_bytes=1)
+    1
+    """
+    n_samples = _check_count("n_samples", n_samples, 0)
+    n_features = _check_count("n_features", n_features, 0)
+    itemsize = _check_count("itemsize", itemsize, 1)
+    chunk_bytes = _check_count("chunk_bytes", chunk_bytes, 1)
+    row_bytes = max(n_features * itemsize, 1)
+    rows = max(chunk_bytes // row_bytes, 1)
+    return min(rows, max(n_samples, 1))
+
+
+# ----------------------------------------------------------------------- validation
+
+
+def _check_metadata(shape: tuple[int, ...], dtype: np.dtype[Any], label: str) -> None:
+    """Validate the shape and dtype of a source from its metadata alone.
+
+    Raises InvalidDataError unless 2-D and DataTypeError unless real numeric.
+    """
+    ndim = len(shape)
+    if ndim == 1:
+        raise InvalidDataError(
+            f"{label} must be 2-D (n_samples, n_features); got an array of shape {shape}. "
+            "Reshape it with X.reshape(-1, 1) if it holds one feature, "
+            "or X.reshape(1, -1) if it holds one sample."
+        )
+    if ndim > 2:
+        raise InvalidDataError(
+            f"{label} must be 2-D (n_samples, n_features); got an array of shape {shape}. "
+            f"Flatten each sample into one row with X.reshape({shape[0]}, -1) "
+            "(images of shape (n, 28, 28) become rows of 784 pixels)."
+        )
+    if ndim == 0:
+        raise InvalidDataError(
+            f"{label} must be 2-D (n_samples, n_features); got a 0-D array of shape (). "
+            "Pass a table of samples, e.g. numpy.atleast_2d(X)."
+        )
+    kind = dtype.kind
+    if kind in "biuf":
+        return
+    if kind == "c":
+        fix = "Keep the part you need, e.g. X.real, X.imag or numpy.abs(X)."
+    elif kind in "USTO":
+        fix = "Convert it to numbers first, e.g. X.astype(numpy.float32)."
+    elif kind == "V":
+        fix = "Convert it with numpy.lib.recfunctions.structured_to_unstructured(X)."
+    else:
+        fix = "Convert it to numbers first, e.g. X.astype('int64')."
+    raise DataTypeError(
+        f"{label} must have a real numeric dtype ({_ACCEPTED_KINDS}); got dtype {dtype}. {fix}"
+    )
+
+
+def _reject_raw_options(kind: str, dtype: object, shape: object, offset: int) -> None:
+    """Refuse dtype=/shape=/offset= for sources whose metadata already gives them."""
+    given = {"dtype": dtype, "shape": shape, "offset": offset or None}
+    passed = {key: value for key, value in given.items() if value is not None}
+    if passed:
+        listing = ", ".join(f"{key}={value!r}" for key, value in passed.items())
+        raise InvalidParameterError(
+            f"dtype=, shape= and offset= describe raw binary files only; got {listing} "
+            f"for {kind}, whose own metadata gives them. Drop these arguments "
+            "(to change the dtype, cast inside your computation instead)."
+        )
+
+
+def _row_chunks(rows: int) -> tuple[int, int]:
+    """Dask ``chunks=`` for ``rows`` rows per chunk and all features in one chunk."""
+    return (rows, -1)
+
+
+# -------------------------------------------------------------- memory-mapped files
+
+
+@dataclass(frozen=True)
+class _MappedFile:
+    """A 2-D array stored in a local binary file, memory-mapped anew on each read.
+
+    Dask slices it one block at a time; each ``__getitem__`` maps the file, copies
+    only the requested rows, and unmaps it. The object itself holds no data, so it
+    pickles in a few hundred bytes and a graph built on it stays small.
+    """
+
+    path: str
+    dtype: np.dtype[Any]
+    shape: tuple[int, int]
+    offset: int
+    order: Literal["C", "F"]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray[Any, Any]:
+        if self.size == 0:  # an empty region cannot be mapped
+            return np.empty(self.shape, dtype=self.dtype)[key]
+        mapped = np.memmap(
+            self.path, dtype=self.dtype, mode="r", offset=self.offset, shape=self.shape, order=self.order
+        )
+        block: np.ndarray[Any, Any] = np.array(mapped[key], order="C")
+        del mapped
+        return block
+
+
+def _from_mapped_file(mapped: _MappedFile, chunk_bytes: int, prefix: str) -> da.Array:
+    """Wrap a mapped file as a row-chunked Dask array without reading it."""
+    n_samples, n_features = mapped.shape
+    rows = chunk_rows(n_samples, n_features, mapped.dtype.itemsize, chunk_bytes)
+    stat = os.stat(mapped.path)
+    name = f"{prefix}-" + tokenize(mapped, stat.st_mtime_ns, stat.st_size, rows)
+    logger.debug(
+        "Memory-mapping %s as %s %s in chunks of %d rows", mapped.path, mapped.shape, mapped.dtype, rows
+    )
+    return da.from_array(
+        mapped,
+        chunks=_row_chunks(rows),
+        name=name,
+        asarray=False,
+        meta=np.empty((0, 0), dtype=mapped.dtype),
+    )
+
+
+def _read_npy_header(path: str) -> tuple[tuple[int, ...], bool, np.dtype[Any], int]:
+    """Return ``(shape, fortran_order, dtype, data_offset)`` from a ``.npy`` header."""
+    try:
+        with open(path, "rb") as handle:
+            version = np.lib.format.read_magic(handle)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+            else:
+                raise ValueError(f"unsupported .npy format version {version}")
+            offset = handle.tell()
+    except (ValueError, EOFError, SyntaxError, TypeError) as exc:
+        raise SourceError(
+            f"'{path}' is not a valid .npy file: its header cannot be read ({exc}). "
+            "The file is corrupt or truncated; write it again with numpy.save."
+        ) from exc
+    return tuple(shape), bool(fortran), np.dtype(dtype), offset
+
+
+def _open_npy(path: str, chunk_bytes: int) -> da.Array:
+    """Memory-map a ``.npy`` file: the header is read, the data only block by block."""
+    shape, fortran, dtype, offset = _read_npy_header(path)
+    _check_metadata(shape, dtype, f"The array in '{path}'")
+    expected = offset + math.prod(shape) * dtype.itemsize
+    actual = os.path.getsize(path)
+    if actual < expected:
+        raise SourceError(
+            f"'{path}' is truncated: its header announces shape {shape} of {dtype}, which needs "
+            f"{expected} bytes, but the file has {actual} bytes. Write it again with numpy.save."
+        )
+    mapped = _MappedFile(path, dtype, (shape[0], shape[1]), offset, "F" if fortran else "C")
+    return _from_mapped_file(mapped, chunk_bytes, "open-npy")
+
+
+def _parse_shape(shape: object) -> tuple[int, ...]:
+    """Validate ``shape=`` of a raw file: a sequence of non-negative ints."""
+    if not isinstance(shape, Sequence) or isinstance(shape, str):
+        raise InvalidParameterError(
+            f"The 'shape' parameter must be a tuple of non-negative ints such as (n_samples, n_features). "
+            f"Got {shape!r} instead."
+        )
+    try:
+        dims = tuple(operator.index(dim) for dim in shape)
+    except TypeError:
+        raise InvalidParameterError(
+            f"The 'shape' parameter must be a tuple of non-negative ints such as (n_samples, n_features). "
+            f"Got {shape!r} instead."
+        ) from None
+    if any(dim < 0 for dim in dims):
+        raise InvalidParameterError(
+            f"The 'shape' parameter must be a tuple of non-negative ints; got {shape!r}. "
+            "Give the exact number of rows (numpy.memmap cannot infer it)."
+        )
+    return dims
+
+
+def _open_raw(
+    path: str, dtype: npt.DTypeLike, shape: object, offset: int, chunk_bytes: int
+) -> da.Array:
+    """Memory-map a headerless binary file described by ``dtype``, ``shape`` and ``offset``."""
+    if dtype is None or shape is None:
+        raise InvalidParameterError(
+            f"A raw binary file needs both dtype= and shape=; got dtype={dtype!r}, shape={shape!r} "
+            f"for '{path}'. Pass both, e.g. dtype='uint8', shape=(n_samples, n_features)."
+        )
+    try:
+        storage_dtype = np.dtype(dtype)
+    except TypeError as exc:
+        raise DataTypeError(
+            f"dtype={dtype!r} is not a NumPy dtype ({exc}). Pass e.g. dtype='float32'."
+        ) from exc
+    dims = _parse_shape(shape)
+    _check_metadata(dims, storage_dtype, f"The raw array in '{path}'")
+    expected = offset + math.prod(dims) * storage_dtype.itemsize
+    actual = os.path.getsize(path)
+    if actual != expected:
+        row_bytes = dims[1] * storage_dtype.itemsize
+        hint = ""
+        if row_bytes and actual >= offset and (actual - offset) % row_bytes == 0:
+            hint = f" The file would fit shape=({(actual - offset) // row_bytes}, {dims[1]})."
+        raise SourceError(
+            f"'{path}' has {actual} bytes, but offset={offset} + shape={dims} of {storage_dtype} "
+            f"needs {expected} bytes. Check dtype=, shape= and offset=.{hint}"
+        )
+    mapped = _MappedFile(path, storage_dtype, (dims[0], dims[1]), offset, "C")
+    return _from_mapped_file(mapped, chunk_bytes, "open-raw")
+
+
+def _open_memmap(x: np.memmap[Any, Any], chunk_bytes: int) -> da.Array:
+    """Wrap a ``numpy.memmap`` so that each task reads only its own rows."""
+    n_samples, n_features = x.shape
+    rows = chunk_rows(n_samples, n_features, x.dtype.itemsize, chunk_bytes)
+    whole_file = isinstance(x.base, mmap.mmap) and x.filename is not None and x.mode in ("r", "r+", "w+")
+    if whole_file and (x.flags.c_contiguous or x.flags.f_contiguous):
+        order: Literal["C", "F"] = "C" if x.flags.c_contiguous else "F"
+        mapped = _MappedFile(os.fspath(x.filename), x.dtype, (n_samples, n_features), x.offset, order)
+        return _from_mapped_file(mapped, chunk_bytes, "open-memmap")
+    # A view of a memmap, or a copy-on-write map: slice it lazily in place. Dask
+    # keeps one reference to the memmap and each task slices its own rows.
+    logger.debug("Wrapping a memmap view of shape %s without re-mapping its file", x.shape)
+    return da.from_array(x, chunks=_row_chunks(rows), asarray=False)
+
+
+# ------------------------------------------------------------------------------ Zarr
+
+
+def _zarr_arrays(group: zarr.Group) -> list[str]:
+    """Paths (relative to ``group``) of every array below it."""
+    return sorted(name for name, node in group.members(max_depth=None) if isinstance(node, zarr.Array))
+
+
+def _group_error(group: zarr.Group, where: str) -> InvalidParameterError:
+    arrays = _zarr_arrays(group)
+    listing = ", ".join(repr(name) for name in arrays) if arrays else "none"
+    return InvalidParameterError(
+        f"{where} is a Zarr group, not an array; pass component= with the path of one of "
+        f"its arrays: {listing}."
+    )
+
+
+def _open_zarr_store(store: str, component: str | None, storage_options: dict[str, Any] | None) -> zarr.Array:
+    """Open the Zarr array at ``store`` (and ``component`` inside it) for reading."""
+    options = storage_options or None
+    try:
+        node = zarr.open(store, mode="r", path=component or "", storage_options=options)
+    except FileNotFoundError as exc:
+        if not component:
+            raise SourceNotFoundError(f"No Zarr array or group at '{store}'. Check the path.") from exc
+        try:
+            root = zarr.open(store, mode="r", storage_options=options)
+        except FileNotFoundError:
+            raise SourceNotFoundError(f"No Zarr array or group at '{store}'. Check the path.") from exc
+        arrays = _zarr_arrays(root) if isinstance(root, zarr.Group) else []
+        listing = ", ".join(repr(name) for name in arrays) if arrays else "none"
+        raise SourceNotFoundError(
+            f"No array {component!r} in the Zarr store '{store}'. Arrays it holds: {listing}."
+        ) from exc
+    if isinstance(node, zarr.Group):
+        where = f"'{store}'" + (f" component {component!r}" if component else "")
+        raise _group_error(node, where)
+    return node
+
+
+def _from_zarr(z: zarr.Array, chunk_bytes: int, label: str) -> da.Array:
+    """Row-chunked Dask array over a Zarr array, never splitting a Zarr chunk."""
+    dtype = np.dtype(z.dtype)
+    _check_metadata(tuple(z.shape), dtype, label)
+    n_samples, n_features = z.shape
+    zarr_rows = z.chunks[0]
+    target = chunk_rows(n_samples, n_features, dtype.itemsize, chunk_bytes)
+    rows = max(target // zarr_rows, 1) * zarr_rows
+    rows = min(rows, max(n_samples, 1))
+    logger.debug(
+        "Opening Zarr array %s %s %s: %d rows per Dask chunk (Zarr chunks of %d rows)",
+        label, z.shape, dtype, rows, zarr_rows,
+    )
+    return da.from_zarr(z, chunks=_row_chunks(rows))
+
+
+def _has_zarr_metadata(fs: fsspec.AbstractFileSystem, path: str) -> bool:
+    return any(fs.exists(posixpath.join(path, name)) for name in _ZARR_METADATA)
+
+
+# ------------------------------------------------------------------------ dispatch
+
+
+def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
+    return isinstance(fs, fsspec.implementations.local.LocalFileSystem)
+
+
+def _url_to_fs(url: str, storage_options: dict[str, Any] | None) -> tuple[fsspec.AbstractFileSystem, str]:
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except (ImportError, ValueError) as exc:
+        raise SourceError(
+            f"Cannot open the URL '{url}': {exc}. Install the fsspec backend for its protocol "
+            "(e.g. s3fs for s3://, gcsfs for gs://) and check storage_options."
+        ) from exc
+    return fs, path
+
+
+def _open_local_path(
+    path: str,
+    *,
+    component: str | None,
+    dtype: npt.DTypeLike,
+    shape: object,
+    offset: int,
+    chunk_bytes: int,
+) -> da.Array:
+    if not os.path.exists(path):
+        raise SourceNotFoundError(f"No such file or directory: '{path}'. Check the path.")
+    if os.path.isdir(path):
+        if not any(os.path.exists(os.path.join(path, name)) for name in _ZARR_METADATA):
+            raise SourceError(
+                f"'{path}' is a directory but not a Zarr store (it has no zarr.json, .zarray or "
+                ".zgroup). Pass the path of the Zarr store itself, or of a .npy or raw binary file."
+            )
+        _reject_raw_options(f"the Zarr store '{path}'", dtype, shape, offset)
+        z = _open_zarr_store(path, component, None)
+        return _from_zarr(z, chunk_bytes, f"The Zarr array in '{path}'")
+    if component is not None:
+        raise InvalidParameterError(
+            f"component= selects an array inside a Zarr group; got component={component!r} for "
+            f"the file '{path}', which is not a Zarr store. Drop component=."
+        )
+    with open(path, "rb") as handle:
+        is_npy = handle.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+    if dtype is None and shape is None and not offset:
+        if is_npy or path.endswith(".npy"):
+            return _open_npy(path, chunk_bytes)
+        hint = ""
+        if path.endswith(".npz"):
+            hint = " A .npz archive is not memory-mappable: save each array with numpy.save."
+        raise SourceError(
+            f"'{path}' is neither a Zarr store nor a .npy file. If it is a raw binary file, "
+            "pass dtype= and shape= (and offset= for a header to skip), e.g. "
+            f"open_array(path, dtype='uint8', shape=(n_samples, n_features)).{hint}"
+        )
+    if is_npy:
+        _reject_raw_options(f"the .npy file '{path}'", dtype, shape, offset)
+    return _open_raw(path, dtype, shape, offset, chunk_bytes)
+
+
+def _open_path(
+    source: str | os.PathLike[str],
+    *,
+    component: str | None,
+    dtype: npt.DTypeLike,
+    shape: object,
+    offset: int,
+    chunk_bytes: int,
+    storage_options: dict[str, Any] | None,
+) -> da.Array:
+    text = os.fspath(source)
+    if "://" not in text:
+        if storage_options:
+            raise InvalidParameterError(
+                f"storage_options= apply to fsspec URLs (s3://, gs://, memory://...); got "
+                f"storage_options={storage_options!r} for the local path '{text}'. Drop it."
+            )
+        return _open_local_path(
+            text, component=component, dtype=dtype, shape=shape, offset=offset, chunk_bytes=chunk_bytes
+        )
+    fs, fs_path = _url_to_fs(text, storage_options)
+    if _is_local(fs):
+        return _open_local_path(
+            fs_path, component=component, dtype=dtype, shape=shape, offset=offset, chunk_bytes=chunk_bytes
+        )
+    if _has_zarr_metadata(fs, fs_path):
+        _reject_raw_options(f"the Zarr store '{text}'", dtype, shape, offset)
+        z = _open_zarr_store(text, component, storage_options)
+        return _from_zarr(z, chunk_bytes, f"The Zarr array in '{text}'")
+    if fs.exists(fs_path):
+        raise SourceError(
+            f"'{text}' is not a Zarr store. Only Zarr can be read from a remote filesystem; "
+            ".npy and raw binary files are memory-mapped and must be on a local disk. Copy the "
+            "file locally first, or convert it to Zarr with write_zarr on a machine that has it."
+        )
+    raise SourceNotFoundError(f"No such file or Zarr store: '{text}'. Check the URL and storage_options.")
+
+
+def _open_dask(x: da.Array) -> da.Array:
+    if any(math.isnan(size) for size in x.shape):
+        raise InvalidDataError(
+            f"X has unknown chunk sizes (shape {x.shape}); row chunking cannot be checked. "
+            "Call X.compute_chunk_sizes() first (one pass over the data)."
+        )
+    _check_metadata(tuple(int(size) for size in x.shape), np.dtype(x.dtype), "X")
+    if x.numblocks[1] > 1:
+        logger.info(
+            "X has %d chunks along features; rechunking to one features chunk with X.rechunk({1: -1})",
+            x.numblocks[1],
+        )
+        return x.rechunk({1: -1})
+    return x
+
+
+def open_array(
+    source: Source,
+    *,
+    component: str | None = None,
+    dtype: npt.DTypeLike = None,
+    shape: Sequence[int] | None = None,
+    offset: int = 0,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    storage_options: dict[str, Any] | None = None,
+) -> da.Array:
+    """Open a data source as a row-chunked 2-D Dask array in its storage dtype.
+
+    Nothing is read but metadata: the result is lazy, and each chunk is read by the
+    task that needs it. Data passes: 0.
+
+    Parameters
+    ----------
+    source : str, os.PathLike, numpy.ndarray, numpy.memmap, dask.array.Array, zarr.Array or zarr.Group
+        One of
+
+        * a Zarr store, as a local path or an fsspec URL (``"file:///..."``,
+          ``"s3://bucket/x.zarr"``, ``"memory://x.zarr"``);
+        * a local ``.npy`` file, memory-mapped (never read whole);
+        * a local raw binary file, described by ``dtype``, ``shape`` and ``offset``;
+        * a ``zarr.Array`` (or a ``zarr.Group`` with ``component``);
+        * a NumPy array or ``numpy.memmap`` (a list or other array-like is converted
+          with ``numpy.asarray``);
+        * a Dask array, returned as is when its features axis is one chunk, else
+          rechunked with ``X.rechunk({1: -1})`` (its row chunks are kept).
+    component : str, optional
+        Path of the array inside a Zarr group, e.g. ``"train/images"``.
+    dtype : data-type, optional
+        Element type of a raw binary file. Raw files only.
+    shape : tuple of int, optional
+        ``(n_samples, n_features)`` of a raw binary file. Raw files only.
+    offset : int, default=0
+        Bytes to skip at the start of a raw binary file (a header). Raw files only.
+    chunk_bytes : int, default=DEFAULT_CHUNK_BYTES
+        Target bytes per row chunk in the storage dtype; see :func:`chunk_rows`. For a
+        Zarr source the rows per chunk are the largest whole multiple of the Zarr
+        chunk's rows within this target (at least one Zarr chunk). Ignored for Dask
+        arrays, whose row chunks are kept.
+    storage_options : dict, optional
+        Options for the fsspec filesystem of a URL (credentials, endpoint...).
+
+    Returns
+    -------
+    X : dask.array.Array of shape (n_samples, n_features)
+        Chunked along rows only, with the source's dtype (``uint8`` stays ``uint8``).
+        Zero rows are allowed here.
+
+    Raises
+    ------
+    SourceNotFoundError
+        The path or URL does not exist.
+    SourceError
+        A corrupt ``.npy``, a raw file whose size does not match ``dtype`` and
+        ``shape``, a path that is neither Zarr nor ``.npy`` without ``dtype``/``shape``.
+    InvalidDataError
+        The array is not 2-D.
+    DataTypeError
+        The dtype is not real numeric (complex, strings, objects...).
+    InvalidParameterError
+        A parameter that does not apply to the source, or a Zarr group without
+        ``component``.
+
+    Notes
+    -----
+    Files are memory-mapped by each task anew, so the graph holds only the file name
+    and a task reads only its rows. Under a distributed cluster the workers must see
+    the same local path; data on object storage should be Zarr.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = open_array(np.zeros((1000, 10), dtype=np.uint8), chunk_bytes=2000)
+    >>> X.chunks
+    ((200, 200, 200, 200, 200), (10,))
+    """
+    chunk_bytes = _check_count("chunk_bytes", chunk_bytes, 1)
+    offset = _check_count("offset", offset, 0)
+    if component is not None and not isinstance(component, str):
+        raise InvalidParameterError(
+            f"The 'component' parameter must be a str path inside a Zarr group. Got {component!r} instead."
+        )
+
+    if isinstance(source, (str, os.PathLike)):
+        return _open_path(
+            source,
+            component=component,
+            dtype=dtype,
+            shape=shape,
+            offset=offset,
+            chunk_bytes=chunk_bytes,
+            storage_options=storage_options,
+        )
+
+    kind = f"a {type(source).__module__}.{type(source).__qualname__} source"
+    _reject_raw_options(kind, dtype, shape, offset)
+    if storage_options:
+        raise InvalidParameterError(
+            f"storage_options= apply to fsspec URLs only; got storage_options={storage_options!r} "
+            f"for {kind}. Drop it."
+        )
+    if isinstance(source, zarr.Group):
+        if component is None:
+            raise _group_error(source, f"The source {source!r}")
+        node = source[component]
+        if isinstance(node, zarr.Group):
+            raise _group_error(node, f"Component {component!r} of {source!r}")
+        return _from_zarr(node, chunk_bytes, f"The Zarr array {component!r}")
+    if component is not None:
+        raise InvalidParameterError(
+            f"component= selects an array inside a Zarr group; got component={component!r} for "
+            f"{kind}. Drop component=."
+        )
+    if isinstance(source, zarr.Array):
+        return _from_zarr(source, chunk_bytes, "The Zarr array")
+    if isinstance(source, da.Array):
+        return _open_dask(source)
+    if isinstance(source, np.memmap):
+        _check_metadata(source.shape, source.dtype, "X")
+        return _open_memmap(source, chunk_bytes)
+    if not isinstance(source, np.ndarray):
+        if not isinstance(source, (list, tuple)) and not hasattr(source, "__array__"):
+            raise DataTypeError(
+                f"source must be a path, an fsspec URL, or a NumPy, Dask or Zarr array; got "
+                f"{type(source).__qualname__}. Convert it with numpy.asarray(source)."
+            )
+        source = np.asarray(source)
+    _check_metadata(source.shape, source.dtype, "X")
+    rows = chunk_rows(source.shape[0], source.shape[1], source.dtype.itemsize, chunk_bytes)
+    return da.from_array(source, chunks=_row_chunks(rows))
+
+
+# ------------------------------------------------------------------------ writing
+
+
+class _LocalTarget:
+    """A local directory, written under a hidden sibling and renamed into place.
+
+    ``os.replace`` within one directory is atomic on POSIX and Windows.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.final = os.path.abspath(path)
+        parent, base = os.path.split(self.final)
+        self._parent = parent
+        self._base = base
+        self.store = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex}")
+
+    def exists(self) -> bool:
+        return os.path.lexists(self.final)
+
+    def holds_zarr(self) -> bool:
+        return os.path.isdir(self.final) and any(
+            os.path.exists(os.path.join(self.final, name)) for name in _ZARR_METADATA
+        )
+
+    def prepare(self) -> None:
+        os.makedirs(self._parent, exist_ok=True)
+
+    def commit(self, overwrite: bool) -> None:
+        if not (overwrite and self.exists()):
+            if self.exists():  # appeared while we were writing
+                raise SourceError(
+                    f"'{self.final}' appeared while writing; pass overwrite=True to replace it."
+                )
+            os.replace(self.store, self.final)
+            return
+        old = os.path.join(self._parent, f".{self._base}.old-{uuid.uuid4().hex}")
+        os.replace(self.final, old)
+        try:
+            os.replace(self.store, self.final)
+        except BaseException:
+            os.replace(old, self.final)
+            raise
+        try:
+            if os.path.isdir(old):
+                shutil.rmtree(old)
+            else:
+                os.remove(old)
+        except OSError as exc:
+            logger.warning("Replaced '%s' but could not delete its old copy '%s': %s", self.final, old, exc)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.store, ignore_errors=True)
+
+
+class _RemoteTarget:
+    """A prefix on an fsspec filesystem, written under a hidden sibling then moved.
+
+    Object stores have no atomic rename: ``fs.mv(..., recursive=True)`` copies then
+    deletes key by key, so a crash during the final move can leave a partial store
+    at the final path. The copy itself, the long part, never touches it.
+    """
+
+    def __init__(self, url: str, fs: fsspec.AbstractFileSystem, path: str) -> None:
+        root = path.rstrip("/")
+        parent, base = posixpath.split(root)
+        if not parent or not base:
+            raise InvalidParameterError(
+                f"write_zarr needs a path inside a bucket or directory; got '{url}'. "
+                "Add a name, e.g. s3://bucket/data.zarr."
+            )
+        self._fs = fs
+        self._root = root
+        self._parent = parent
+        self._base = base
+        self._tmp = posixpath.join(parent, f".{base}.tmp-{uuid.uuid4().hex}")
+        self.store = fs.unstrip_protocol(self._tmp)
+        self.final = url
+
+    def exists(self) -> bool:
+        self._fs.invalidate_cache()
+        return bool(self._fs.exists(self._root))
+
+    def holds_zarr(self) -> bool:
+        return _has_zarr_metadata(self._fs, self._root)
+
+    def prepare(self) -> None:
+        pass
+
+    def commit(self, overwrite: bool) -> None:
+        fs = self._fs
+        fs.invalidate_cache()
+        if overwrite and fs.exists(self._root):
+            old = posixpath.join(self._parent, f".{self._base}.old-{uuid.uuid4().hex}")
+            fs.mv(self._root, old, recursive=True)
+            try:
+                fs.mv(self._tmp, self._root, recursive=True)
+            except BaseException:
+                fs.mv(old, self._root, recursive=True)
+                raise
+            fs.rm(old, recursive=True)
+        else:
+            fs.mv(self._tmp, self._root, recursive=True)
+        fs.invalidate_cache()
+
+    def discard(self) -> None:
+        try:
+            self._fs.invalidate_cache()
+            if self._fs.exists(self._tmp):
+                self._fs.rm(self._tmp, recursive=True)
+        except Exception as exc:  # cleanup must not hide the original error
+            logger.warning("Could not remove the temporary store '%s': %s", self.store, exc)
+
+
+def _make_target(
+    path: str | os.PathLike[str], storage_options: dict[str, Any] | None
+) -> tuple[_LocalTarget | _RemoteTarget, dict[str, Any] | None]:
+    text = os.fspath(path)
+    if "://" not in text:
+        if storage_options:
+            raise InvalidParameterError(
+                f"storage_options= apply to fsspec URLs; got storage_options={storage_options!r} "
+                f"for the local path '{text}'. Drop it."
+            )
+        return _LocalTarget(text), None
+    fs, fs_path = _url_to_fs(text, storage_options)
+    if _is_local(fs):
+        return _LocalTarget(fs_path), None
+    return _RemoteTarget(text, fs, fs_path), storage_options or None
+
+
+def _resolve_compressors(compressors: Any) -> Any:
+    if isinstance(compressors, str) and compressors == "default":
+        return (zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"),)
+    return compressors
+
+
+def write_zarr(
+    source: Source,
+    path: str | os.PathLike[str],
+    *,
+    name: str | None = None,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    compressors: Any = "default",
+    overwrite: bool = False,
+    storage_options: dict[str, Any] | None = None,
+    **open_kwargs: Any,
+) -> zarr.Array:
+    """Copy a data source into a Zarr v3 array, chunk by chunk, atomically.
+
+    Data passes: 1 (read the source once, write each chunk once).
+
+    Parameters
+    ----------
+    source : str, os.PathLike, numpy.ndarray, numpy.memmap, dask.array.Array or zarr.Array
+        Anything :func:`open_array` accepts, of shape (n_samples, n_features).
+    path : str or os.PathLike
+        Where to write: a local directory path or an fsspec URL (``"s3://..."``).
+    name : str, optional
+        If given, ``path`` becomes a Zarr group and the array is written inside it
+        under this name; read it back with ``open_array(path, component=name)``.
+    chunk_bytes : int, default=DEFAULT_CHUNK_BYTES
+        Target bytes per Zarr chunk in the storage dtype. Chunks hold
+        ``chunk_rows(n_samples, n_features, itemsize, chunk_bytes)`` whole rows
+        and every feature.
+    compressors : "default", None, codec or sequence of codecs, default="default"
+        Passed as ``compressors=`` to :func:`zarr.create_array`. ``"default"`` is
+        ``BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")``; ``None`` stores
+        the chunks uncompressed.
+    overwrite : bool, default=False
+        Replace an existing Zarr store at ``path``. The old store is removed only once
+        the new one is complete. A path that is not a Zarr store is never replaced.
+    storage_options : dict, optional
+        fsspec options for ``path`` (not for the source: to read a URL that needs its
+        own options, pass ``open_array(url, storage_options=...)`` as ``source``).
+    **open_kwargs
+        ``dtype``, ``shape``, ``offset`` and ``component``, passed to
+        :func:`open_array` to read ``source``.
+
+    Returns
+    -------
+    z : zarr.Array of shape (n_samples, n_features)
+        The written array, opened read-only, in the storage dtype of the source.
+
+    Raises
+    ------
+    SourceError
+        ``path`` exists and ``overwrite`` is False, or it is not a Zarr store.
+    InvalidParameterError
+        An unknown keyword in ``open_kwargs``.
+
+    Notes
+    -----
+    The Dask array is rechunked so that each Dask block is exactly one Zarr chunk of
+    rows, and ``dask.array.store`` writes block by block with no lock: memory holds a
+    few chunks per worker thread, never the whole array. It runs on the current Dask
+    scheduler.
+
+    Everything is written under a hidden sibling ``.{basename}.tmp-{uuid}`` and moved
+    to ``path`` only on success; on any error (or KeyboardInterrupt) the temporary is
+    deleted and the error re-raised, so ``path`` never holds a partial store. A local
+    rename is atomic. Object stores have no atomic rename: the final move there is a
+    recursive copy-and-delete (``fs.mv``), so only the long copy, not that short move,
+    is protected. A process killed outright leaves the hidden temporary behind.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> out = os.path.join(tempfile.mkdtemp(), "x.zarr")
+    >>> z = write_zarr(np.arange(12, dtype=np.uint8).reshape(6, 2), out, chunk_bytes=4)
+    >>> z.shape, z.dtype, z.chunks
+    ((6, 2), dtype('uint8'), (2, 2))
+    """
+    unknown = sorted(set(open_kwargs) - _OPEN_KWARGS)
+    if unknown:
+        raise InvalidParameterError(
+            f"write_zarr got unexpected keyword arguments {unknown}; the keywords passed on to "
+            f"open_array are {sorted(_OPEN_KWARGS)}."
+        )
+    if name is not None and (not isinstance(name, str) or not name.strip("/")):
+        raise InvalidParameterError(
+            f"The 'name' parameter of write_zarr must be a non-empty str or None. Got {name!r} instead."
+        )
+    if not isinstance(overwrite, bool):
+        raise InvalidParameterError(
+            f"The 'overwrite' parameter of write_zarr must be a bool. Got {overwrite!r} instead."
+        )
+
+    X = open_array(source, chunk_bytes=chunk_bytes, **open_kwargs)
+    n_samples, n_features = X.shape
+    rows = chunk_rows(n_samples, n_features, X.dtype.itemsize, chunk_bytes)
+    codecs = _resolve_compressors(compressors)
+
+    target, target_options = _make_target(path, storage_options)
+    if target.exists():
+        if not overwrite:
+            raise SourceError(
+                f"'{target.final}' already exists. Pass overwrite=True to replace it "
+                "(the old store is deleted only after the new one is complete), or choose another path."
+            )
+        if not target.holds_zarr():
+            raise SourceError(
+                f"'{target.final}' exists and is not a Zarr store; write_zarr refuses to replace it "
+                "even with overwrite=True. Remove it yourself or choose another path."
+            )
+
+    X = X.rechunk({0: rows, 1: -1})  # one Dask block == one Zarr chunk: no lock needed
+    logger.info(
+        "Writing %s %s to '%s'%s in chunks of %d rows",
+        X.shape, X.dtype, target.final, f" (array {name!r})" if name else "", rows,
+    )
+    target.prepare()
+    try:
+        spec: dict[str, Any] = dict(
+            shape=(n_samples, n_features),
+            dtype=X.dtype,
+            chunks=(rows, max(n_features, 1)),
+            compressors=codecs,
+            zarr_format=3,
+        )
+        if name is None:
+            z = zarr.create_array(target.store, storage_options=target_options, **spec)
+        else:
+            group = zarr.open_group(target.store, mode="w-", storage_options=target_options, zarr_format=3)
+            z = group.create_array(name, **{k: v for k, v in spec.items() if k != "zarr_format"})
+        if X.size:
+            da.store(X, z, lock=False)
+        target.commit(overwrite)
+    except BaseException:
+        logger.debug("Writing '%s' failed; removing the temporary '%s'", target.final, target.store)
+        target.discard()
+        raise
+    logger.info("Wrote '%s'", target.final)
+    return zarr.open_array(target.final, path=name or "", mode="r", storage_options=target_options)

@@ -1,0 +1,151 @@
+"""k-means kernels: against a naive NumPy reference, and the map-reduce law
+(statistics of the whole equal the combined statistics of any split)."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+
+from daskcluster.errors import NonFiniteDataError
+from daskcluster.kernels import kmeans as K
+from daskcluster.kernels.blocks import Affine, ChunkInfo
+
+SPLITS = [(0, 500), (0, 1, 500), (0, 137, 137, 401, 500)]
+
+
+def data(dtype: type = np.float64, n: int = 500, d: int = 7, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(dtype)
+
+
+def run_split(kernel, combine, X, w, params, bounds):  # type: ignore[no-untyped-def]
+    parts = []
+    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+        parts.append(kernel(X[a:b], None if w is None else w[a:b], ChunkInfo(i, a), params))
+    return combine(parts)
+
+
+def naive_lloyd(X: np.ndarray, w: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    d2 = ((X[:, None, :].astype(np.float64) - C[None].astype(np.float64)) ** 2).sum(-1)
+    lab = d2.argmin(1)
+    wic = np.bincount(lab, weights=w, minlength=len(C))
+    sums = np.zeros(C.shape)
+    np.add.at(sums, lab, X * w[:, None])
+    return wic, sums, float((d2[np.arange(len(X)), lab] * w).sum())
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-5)])
+@pytest.mark.parametrize("k", [3, K.ONE_HOT_MAX_CLUSTERS + 5])
+def test_lloyd_kernel_matches_naive(dtype: type, rtol: float, k: int) -> None:
+    X = data(dtype)
+    w = np.random.default_rng(1).uniform(0.5, 2, len(X))
+    C = X[:k].copy()
+    st = K.lloyd_kernel(X, w, ChunkInfo(0, 0), K.LloydParams(C, Affine(), n_far=k, moments=True))
+    wic, sums, inertia = naive_lloyd(X, w, C)
+    np.testing.assert_allclose(st.weight_in_clusters, wic, rtol=1e-12)
+    np.testing.assert_allclose(st.sums, sums, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(st.inertia, inertia, rtol=rtol)
+    np.testing.assert_allclose(st.moments.var, X.astype(np.float64).var(0), rtol=rtol)
+    np.testing.assert_allclose(st.moments.mean, X.astype(np.float64).mean(0), rtol=rtol, atol=rtol)
+    # the farthest points, farthest first
+    d2 = ((X[:, None].astype(np.float64) - C[None]) ** 2).sum(-1).min(1)
+    np.testing.assert_array_equal(st.far.index, np.argsort(-d2, kind="stable")[:k])
+
+
+@pytest.mark.parametrize("bounds", SPLITS)
+def test_lloyd_map_reduce_law(bounds: tuple[int, ...]) -> None:
+    X = data()
+    w = np.random.default_rng(2).uniform(0.5, 2, len(X))
+    params = K.LloydParams(X[:4].copy(), Affine(), n_far=4, moments=True)
+    whole = K.lloyd_kernel(X, w, ChunkInfo(0, 0), params)
+    split = run_split(K.lloyd_kernel, partial(K.combine_lloyd, n_far=4), X, w, params, bounds)
+    np.testing.assert_allclose(split.weight_in_clusters, whole.weight_in_clusters, rtol=1e-12)
+    np.testing.assert_allclose(split.sums, whole.sums, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(split.inertia, whole.inertia, rtol=1e-12)
+    np.testing.assert_allclose(split.moments.mean, whole.moments.mean, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(split.moments.m2, whole.moments.m2, rtol=1e-12)
+    assert split.moments.n == whole.moments.n == len(X)
+    np.testing.assert_array_equal(split.far.index, whole.far.index)
+    np.testing.assert_allclose(split.far.rows, whole.far.rows)
+
+
+@pytest.mark.parametrize("bounds", SPLITS)
+def test_assign_map_reduce_law(bounds: tuple[int, ...]) -> None:
+    X = data()
+    params = K.AssignParams(X[:6].copy(), Affine())
+    whole = K.assign_stats_kernel(X, None, ChunkInfo(0, 0), params)
+    split = run_split(K.assign_stats_kernel, K.combine_assign, X, None, params, bounds)
+    np.testing.assert_allclose(split.weight_in_clusters, whole.weight_in_clusters)
+    np.testing.assert_allclose(split.inertia, whole.inertia, rtol=1e-12)
+    assert whole.weight_in_clusters.sum() == len(X)
+
+
+@pytest.mark.parametrize("bounds", SPLITS)
+def test_plusplus_potentials_map_reduce_law(bounds: tuple[int, ...]) -> None:
+    X = data()
+    params = K.PlusPlusParams(X[:2].copy(), X[10:13].copy(), 0, Affine(), 0, 1)
+    whole = K.plusplus_kernel(X, None, ChunkInfo(0, 0), params)
+    split = run_split(K.plusplus_kernel, K.combine_plusplus, X, None, params, bounds)
+    np.testing.assert_allclose(split.potential, whole.potential, rtol=1e-12)
+    naive = [
+        np.minimum(((X[:, None] - X[:2][None]) ** 2).sum(-1).min(1), ((X - t) ** 2).sum(-1)).sum() for t in X[10:13]
+    ]
+    np.testing.assert_allclose(whole.potential, naive, rtol=1e-10)
+
+
+@pytest.mark.parametrize("bounds", SPLITS)
+def test_kmeans_parallel_candidates_are_exact_bernoulli(bounds: tuple[int, ...]) -> None:
+    """A split keeps a superset per part; the final candidates are exactly those with
+    u < ell * w * d^2 / cost over the whole data, whatever the split."""
+    X = data()
+    ell = 20.0
+    params = K.ParallelRoundParams(X[:1].copy(), Affine(), ell, 123, 1)
+    got = run_split(K.parallel_round_kernel, partial(K.combine_candidates, ell=ell), X, None, params, bounds)
+    d2 = ((X - X[0]) ** 2).sum(1)
+    np.testing.assert_allclose(got.cost, d2.sum(), rtol=1e-10)
+    u = np.concatenate([
+        K.chunk_rng(123, 1, i).random(b - a) for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:]))
+    ])
+    expected = np.flatnonzero(u < ell * d2 / d2.sum())
+    np.testing.assert_array_equal(np.sort(got.index), expected)
+    np.testing.assert_allclose(got.rows, X[got.index])
+    assert 5 < len(expected) < 40  # about ell expected
+
+
+def test_sample_kernel_without_replacement_respects_weights() -> None:
+    X = data(n=1000)
+    w = np.zeros(1000)
+    w[[5, 17, 900]] = [1.0, 2.0, 3.0]
+    params = K.SampleParams(3, Affine(), np.dtype(np.float64), 7, 0)
+    got = run_split(K.sample_kernel, partial(K.combine_samples, n=3), X, w, params, (0, 400, 1000))
+    assert sorted(got.index.tolist()) == [5, 17, 900]
+    np.testing.assert_allclose(got.rows, X[got.index])
+
+
+def test_affine_applied_inside_kernel() -> None:
+    X8 = np.random.default_rng(0).integers(0, 256, size=(300, 5), dtype=np.uint8)
+    C = (X8[:3] / 255).astype(np.float32)
+    st = K.lloyd_kernel(X8, None, ChunkInfo(0, 0), K.LloydParams(C, Affine(1 / 255), n_far=0, moments=False))
+    wic, sums, inertia = naive_lloyd((X8 / 255), np.ones(300), C)
+    np.testing.assert_allclose(st.sums, sums, rtol=1e-5)
+    np.testing.assert_allclose(st.inertia, inertia, rtol=1e-5)
+    np.testing.assert_array_equal(st.weight_in_clusters, wic)
+
+
+def test_non_finite_names_chunk_and_row() -> None:
+    X = data()
+    X[321, 4] = np.nan
+    with pytest.raises(NonFiniteDataError, match=r"chunk 3 at row 1321, feature 4"):
+        K.assign_stats_kernel(X, None, ChunkInfo(3, 1000), K.AssignParams(X[:2].copy(), Affine()))
+
+
+def test_zero_length_block() -> None:
+    X = data()[:0]
+    C = data()[:3]
+    st = K.lloyd_kernel(X, None, ChunkInfo(0, 0), K.LloydParams(C, Affine(), n_far=3, moments=True))
+    assert st.inertia == 0 and st.weight_in_clusters.sum() == 0 and len(st.far.index) == 0
+    cand = K.parallel_round_kernel(X, None, ChunkInfo(0, 0), K.ParallelRoundParams(C, Affine(), 4.0, 0, 1))
+    assert cand.cost == 0 and len(cand.index) == 0
+    pp = K.plusplus_kernel(X, None, ChunkInfo(0, 0), K.PlusPlusParams(C, C[:2], 3, Affine(), 0, 1))
+    assert pp.potential.tolist() == [0.0, 0.0] and np.isinf(pp.key).all()
