@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import numbers
 import os
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -258,7 +259,10 @@ def cached(data: RowData, cache: CachePolicy) -> Iterator[RowData]:
     if not persist:
         yield data
         return
-    persisted = data.array.persist()
+    with warnings.catch_warnings():
+        # in-memory input goes to the workers once, inside the graph of this persist
+        warnings.filterwarnings("ignore", message="Sending large graph")
+        persisted = data.array.persist()
     if client is not None:
         from distributed import wait
 

@@ -225,7 +225,10 @@ of shape (n_samples, n_features)
                 result = lloyd(work, weights, centers, max_iter=self.max_iter, tol=self.tol, owner=type(self).__name__)
                 if best is None or result.inertia < best.inertia:
                     best = result
-        assert best is not None
+            assert best is not None
+            self.cluster_centers_ = best.centers
+            # eager input: labels from the cached copy; lazy input: a lazy map over the source
+            self.labels_ = self._labels(data if data.lazy else work)
         n_distinct = int((best.weight_in_clusters > 0).sum())
         if n_distinct < self.n_clusters:
             warnings.warn(
@@ -234,11 +237,9 @@ of shape (n_samples, n_features)
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.cluster_centers_ = best.centers
         self.inertia_ = float(best.inertia)
         self.n_iter_ = int(best.n_iter)
         self.n_features_in_ = data.n_features
-        self.labels_ = self._labels(data)
         logger.info("%s fit in %.2fs: inertia=%.6g n_iter=%d", type(self).__name__, time.perf_counter() - t0,
                     self.inertia_, self.n_iter_)
         return self
