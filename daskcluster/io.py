@@ -109,13 +109,15 @@ def chunk_rows(
     Returns
     -------
     rows : int
-        ``chunk_bytes // (n_features * itemsize)`` clipped to ``[1, n_samples]``;
-        1 when ``n_samples == 0`` (Dask and Zarr need a positive chunk length).
+        The rows are split into ``ceil(n_samples / (chunk_bytes // (n_features * itemsize)))``
+        chunks of equal size (the last one may be smaller), so that workers get balanced
+        work; at least 1 and at most ``n_samples``, 1 when ``n_samples == 0`` (Dask and Zarr
+        need a positive chunk length).
 
     Examples
     --------
     >>> chunk_rows(70_000, 784, 1, chunk_bytes=32 * 2**20)
-    42799
+    35000
     >>> chunk_rows(10, 784, 8, chunk_bytes=1)
     1
     """
@@ -125,7 +127,10 @@ def chunk_rows(
     chunk_bytes = _check_count("chunk_bytes", chunk_bytes, 1)
     row_bytes = max(n_features * itemsize, 1)
     rows = max(chunk_bytes // row_bytes, 1)
-    return min(rows, max(n_samples, 1))
+    if n_samples <= rows:
+        return max(n_samples, 1)
+    n_chunks = -(-n_samples // rows)
+    return -(-n_samples // n_chunks)
 
 
 # ----------------------------------------------------------------------- validation

@@ -239,13 +239,13 @@ class TestDaskSplitFeaturesSource(SourceTests):
 @pytest.mark.parametrize(
     ("n_samples", "n_features", "itemsize", "chunk_bytes", "expected"),
     [
-        (1000, 7, 1, 4096, 585),
-        (1000, 7, 8, 4096, 73),
+        (1000, 7, 1, 4096, 500),  # 585 rows fit in 4096 bytes: two balanced chunks
+        (1000, 7, 8, 4096, 72),  # 73 fit: 14 chunks of at most 72
         (1000, 7, 8, 10**9, 1000),  # at most n_samples
         (1000, 7, 8, 1, 1),  # at least 1
         (0, 7, 8, 4096, 1),  # at least 1 for empty data
         (10, 0, 8, 4096, 10),  # no features: whole array
-        (70_000, 784, 1, DEFAULT_CHUNK_BYTES, 42799),
+        (70_000, 784, 1, DEFAULT_CHUNK_BYTES, 35000),
     ],
 )
 def test_chunk_rows(n_samples: int, n_features: int, itemsize: int, chunk_bytes: int, expected: int) -> None:

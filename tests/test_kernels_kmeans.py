@@ -36,7 +36,7 @@ def naive_lloyd(X: np.ndarray, w: np.ndarray, C: np.ndarray) -> tuple[np.ndarray
 
 
 @pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-10), (np.float32, 2e-5)])
-@pytest.mark.parametrize("k", [3, K.ONE_HOT_MAX_CLUSTERS + 5])
+@pytest.mark.parametrize("k", [1, 3, 40])
 def test_lloyd_kernel_matches_naive(dtype: type, rtol: float, k: int) -> None:
     X = data(dtype)
     w = np.random.default_rng(1).uniform(0.5, 2, len(X))

@@ -42,6 +42,22 @@ class Affine:
         """Whether the map leaves values unchanged."""
         return self.scale == 1.0 and self.offset == 0.0
 
+    def to_storage_space(self, points: np.ndarray) -> np.ndarray:
+        """The points ``p`` mapped back through the inverse map ``(p - offset) / scale``.
+
+        Distances between mapped rows and points are ``scale**2`` times the distances between
+        raw rows and the points mapped back, so a kernel can compute on the merely cast rows
+        and never scale a slice.
+        """
+        if self.is_identity:
+            return points
+        return ((points.astype(np.float64) - self.offset) / self.scale).astype(points.dtype)
+
+    @property
+    def sq_scale(self) -> float:
+        """Factor between squared distances in the mapped space and in the storage space."""
+        return self.scale * self.scale
+
     def apply(self, x: np.ndarray) -> np.ndarray:
         """Apply the map to a compute-dtype array in place and return it."""
         if self.scale != 1.0:

@@ -11,12 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from .blocks import Affine, ChunkInfo, check_finite_rows, iter_compute_slices, row_sq_norms, slice_rows
 from .distances import nearest_center, sq_distances
-
-#: Up to this many clusters, per-cluster sums are a one-hot GEMM; beyond, a sort and reduceat.
-ONE_HOT_MAX_CLUSTERS = 32
 
 
 def chunk_rng(entropy: int, *spawn_key: int) -> np.random.Generator:
@@ -29,21 +27,18 @@ def _weights(sample_weight: np.ndarray | None, start: int, stop: int) -> np.ndar
 
 
 def cluster_sums(x: np.ndarray, labels: np.ndarray, w: np.ndarray | None, n_clusters: int) -> np.ndarray:
-    """Per-cluster (weighted) sums of the rows of ``x``: shape (n_clusters, n_features), float64."""
-    if n_clusters <= ONE_HOT_MAX_CLUSTERS:
-        one_hot = np.zeros((n_clusters, x.shape[0]), dtype=x.dtype)
-        one_hot[labels, np.arange(x.shape[0])] = 1 if w is None else w
-        return (one_hot @ x).astype(np.float64)
+    """Per-cluster (weighted) sums of the rows of ``x``: shape (n_clusters, n_features), float64.
+
+    A sparse (n_clusters, n_rows) membership matrix times ``x``: O(n_rows * n_features) work
+    whatever the number of clusters, where a one-hot GEMM would cost ``n_clusters`` times more.
+    """
+    n = x.shape[0]
     order = np.argsort(labels, kind="stable")
-    xs = x[order].astype(np.float64)
-    if w is not None:
-        xs *= w[order, None]
-    counts = np.bincount(labels, minlength=n_clusters)
-    present = np.flatnonzero(counts)
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))[present]
-    sums = np.zeros((n_clusters, x.shape[1]), dtype=np.float64)
-    sums[present] = np.add.reduceat(xs, starts, axis=0)
-    return sums
+    indptr = np.zeros(n_clusters + 1, dtype=np.int64)
+    np.cumsum(np.bincount(labels, minlength=n_clusters), out=indptr[1:])
+    values = np.ones(n, dtype=x.dtype) if w is None else w[order].astype(x.dtype)
+    membership = sparse.csr_matrix((values, order, indptr), shape=(n_clusters, n))
+    return np.asarray(membership @ x, dtype=np.float64)
 
 
 # --------------------------------------------------------------------------- Lloyd
@@ -134,7 +129,8 @@ def lloyd_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: LloydParams
 ) -> LloydStats:
     """Assign each row to its nearest center and sum what the update needs. One pass over the block."""
-    centers = params.centers
+    affine = params.affine
+    centers = affine.to_storage_space(params.centers)
     k, d = centers.shape
     dtype = centers.dtype
     c_sq = row_sq_norms(centers)
@@ -145,10 +141,11 @@ def lloyd_kernel(
     far_parts: list[FarPoints] = [
         FarPoints(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, d), dtype))
     ]
-    for start, stop, x in iter_compute_slices(block, dtype, params.affine, slice_rows(d, k)):
+    for start, stop, x in iter_compute_slices(block, dtype, Affine(), slice_rows(d, k)):
         x_sq = row_sq_norms(x)
         check_finite_rows(x, x_sq, chunk, start)
         labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
+        min_sq *= affine.sq_scale
         w = _weights(sample_weight, start, stop)
         if w is None:
             wic += np.bincount(labels, minlength=k)
@@ -168,9 +165,14 @@ def lloyd_kernel(
                     chunk.start + start + top.astype(np.int64),
                     labels[top].astype(np.int64),
                     np.ones(m) if w is None else w[top],
-                    x[top].copy(),
+                    affine.apply(x[top].copy()),
                 )
             )
+    if not affine.is_identity:
+        # sums and moments were taken on the raw rows: map them through x -> a x + b
+        sums = affine.scale * sums + affine.offset * wic[:, None]
+        if moments is not None:
+            moments = Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
     return LloydStats(wic, sums, inertia, FarPoints.concat(far_parts, params.n_far), moments)
 
 
@@ -213,19 +215,19 @@ def assign_stats_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: AssignParams
 ) -> AssignStats:
     """Weight of the rows nearest each center, and their inertia. One pass over the block."""
-    centers = params.centers
+    centers = params.affine.to_storage_space(params.centers)
     k, d = centers.shape
     c_sq = row_sq_norms(centers)
     wic = np.zeros(k)
     inertia = 0.0
-    for start, stop, x in iter_compute_slices(block, centers.dtype, params.affine, slice_rows(d, k)):
+    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
         x_sq = row_sq_norms(x)
         check_finite_rows(x, x_sq, chunk, start)
         labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
         w = _weights(sample_weight, start, stop)
         wic += np.bincount(labels, weights=w, minlength=k)
         inertia += float(min_sq.sum() if w is None else min_sq @ w)
-    return AssignStats(wic, inertia)
+    return AssignStats(wic, inertia * params.affine.sq_scale)
 
 
 def combine_assign(parts: list[AssignStats]) -> AssignStats:
@@ -235,21 +237,25 @@ def combine_assign(parts: list[AssignStats]) -> AssignStats:
 
 def labels_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine) -> np.ndarray:
     """Index of the nearest center for each row: shape (n_rows,), int32."""
+    centers = affine.to_storage_space(centers)
     k, d = centers.shape
     c_sq = row_sq_norms(centers)
     out = np.empty(block.shape[0], dtype=np.int32)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, affine, slice_rows(d, k)):
+    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
         out[start:stop] = nearest_center(x, row_sq_norms(x), centers, c_sq)[0]
     return out
 
 
 def transform_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine) -> np.ndarray:
     """Euclidean distance of each row to each center: shape (n_rows, n_clusters)."""
+    centers = affine.to_storage_space(centers)
     k, d = centers.shape
     c_sq = row_sq_norms(centers)
     out = np.empty((block.shape[0], k), dtype=centers.dtype)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, affine, slice_rows(d, k)):
-        out[start:stop] = np.sqrt(sq_distances(x, row_sq_norms(x), centers, c_sq))
+    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
+        dist = sq_distances(x, row_sq_norms(x), centers, c_sq)
+        dist *= dist.dtype.type(affine.sq_scale)
+        out[start:stop] = np.sqrt(dist)
     return out
 
 
@@ -292,15 +298,16 @@ def parallel_round_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: ParallelRoundParams
 ) -> Candidates:
     """Cost of the block against the current centers and its oversampled candidates."""
-    centers = params.centers
+    centers = params.affine.to_storage_space(params.centers)
     k, d = centers.shape
     n = block.shape[0]
     c_sq = row_sq_norms(centers)
     wd2 = np.empty(n, dtype=np.float64)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, params.affine, slice_rows(d, k)):
+    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
         x_sq = row_sq_norms(x)
         check_finite_rows(x, x_sq, chunk, start)
         wd2[start:stop] = nearest_center(x, x_sq, centers, c_sq)[1]
+    wd2 *= params.affine.sq_scale
     if sample_weight is not None:
         wd2 *= np.asarray(sample_weight, dtype=np.float64)
     u = chunk_rng(params.entropy, params.round, chunk.index).random(n)
@@ -359,14 +366,15 @@ def plusplus_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: PlusPlusParams
 ) -> PlusPlusStats:
     """One k-means++ step over a block: potentials of the trials and the next draws."""
-    centers, trials = params.centers, params.trials
+    centers = params.affine.to_storage_space(params.centers)
+    trials = params.affine.to_storage_space(params.trials)
     d = centers.shape[1]
     n = block.shape[0]
     h = max(1, trials.shape[0])
     c_sq = row_sq_norms(centers)
     t_sq = row_sq_norms(trials)
     dist = np.empty((n, h), dtype=np.float64)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, params.affine, slice_rows(d, centers.shape[0] + h)):
+    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, centers.shape[0] + h)):
         x_sq = row_sq_norms(x)
         check_finite_rows(x, x_sq, chunk, start)
         base = nearest_center(x, x_sq, centers, c_sq)[1]
@@ -374,6 +382,7 @@ def plusplus_kernel(
             dist[start:stop] = np.minimum(base[:, None], sq_distances(x, x_sq, trials, t_sq))
         else:
             dist[start:stop, 0] = base
+    dist *= params.affine.sq_scale
     if sample_weight is not None:
         dist *= np.asarray(sample_weight, dtype=np.float64)[:, None]
     potential = dist.sum(axis=0)
