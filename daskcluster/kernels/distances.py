@@ -43,8 +43,7 @@ def nearest_center(
     labels : ndarray of shape (n_rows,), int64
     min_sq_dist : ndarray of shape (n_rows,), float64, clipped at 0
     """
-    d = x @ centers.T
-    d *= -2
+    d = x @ (-2 * centers).T
     d += c_sq
     labels = np.argmin(d, axis=1)
     part = np.take_along_axis(d, labels[:, None], axis=1)[:, 0]

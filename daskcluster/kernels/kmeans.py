@@ -138,14 +138,16 @@ def lloyd_kernel(
     sums = np.zeros((k, d), dtype=np.float64)
     inertia = 0.0
     moments = Moments(0, np.zeros(d), np.zeros(d)) if params.moments else None
-    far_parts: list[FarPoints] = [
-        FarPoints(np.zeros(0), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), np.zeros((0, d), dtype))
-    ]
+    n = block.shape[0]
+    block_sq = np.empty(n, dtype=np.float64)
+    block_labels = np.empty(n, dtype=np.int64)
     for start, stop, x in iter_compute_slices(block, dtype, Affine(), slice_rows(d, k)):
         x_sq = row_sq_norms(x)
         check_finite_rows(x, x_sq, chunk, start)
         labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
         min_sq *= affine.sq_scale
+        block_sq[start:stop] = min_sq
+        block_labels[start:stop] = labels
         w = _weights(sample_weight, start, stop)
         if w is None:
             wic += np.bincount(labels, minlength=k)
@@ -156,24 +158,21 @@ def lloyd_kernel(
         sums += cluster_sums(x, labels, w, k)
         if moments is not None:
             moments = moments.merge(Moments.of(x))
-        m = min(params.n_far, x.shape[0])
-        if m:
-            top = np.argpartition(-min_sq, m - 1)[:m] if m < x.shape[0] else np.arange(x.shape[0])
-            far_parts.append(
-                FarPoints(
-                    min_sq[top],
-                    chunk.start + start + top.astype(np.int64),
-                    labels[top].astype(np.int64),
-                    np.ones(m) if w is None else w[top],
-                    affine.apply(x[top].copy()),
-                )
-            )
+    m = min(params.n_far, n)
+    top = np.sort(np.argpartition(-block_sq, m - 1)[:m]) if 0 < m < n else np.arange(m)
+    far = FarPoints(
+        block_sq[top],
+        chunk.start + top,
+        block_labels[top],
+        np.ones(m) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[top],
+        affine.apply(np.asarray(block[top]).astype(dtype)),
+    )
     if not affine.is_identity:
         # sums and moments were taken on the raw rows: map them through x -> a x + b
         sums = affine.scale * sums + affine.offset * wic[:, None]
         if moments is not None:
             moments = Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
-    return LloydStats(wic, sums, inertia, FarPoints.concat(far_parts, params.n_far), moments)
+    return LloydStats(wic, sums, inertia, FarPoints.concat([far], params.n_far), moments)
 
 
 def combine_lloyd(parts: list[LloydStats], n_far: int) -> LloydStats:
