@@ -21,6 +21,7 @@ import dask
 import dask.array as da
 import numpy as np
 import psutil
+from scipy import sparse
 
 from . import io
 from .errors import DataTypeError, InvalidDataError, InvalidParameterError
@@ -137,6 +138,11 @@ def as_row_data(X: Any, *, owner: str, min_samples: int = 1, chunk_bytes: int | 
         affine = Affine(X.scale, X.offset)
         X = X.source
     lazy = isinstance(X, (da.Array, str, os.PathLike)) or type(X).__module__.startswith("zarr")
+    if sparse.issparse(X):
+        raise DataTypeError(
+            f"{owner} does not support sparse input (got {type(X).__name__}); convert it with X.toarray() "
+            "if it fits in memory, or store it densely (e.g. with daskcluster.io.write_zarr)."
+        )
     if not lazy and not isinstance(X, np.ndarray):
         if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
             try:
@@ -148,6 +154,14 @@ def as_row_data(X: Any, *, owner: str, min_samples: int = 1, chunk_bytes: int | 
                 f"{owner} expects X as a NumPy array, a memmap, a Dask array, a Zarr array, or a path "
                 f"to a Zarr store or .npy file; got {type(X).__name__}."
             )
+    if isinstance(X, np.ndarray) and X.dtype == object:
+        try:
+            X = X.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise DataTypeError(
+                f"{owner} needs numbers; X has dtype object with a value that is not one: {exc}. "
+                "Convert it with X.astype(numpy.float64) after fixing those values."
+            ) from exc
     kwargs = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
     array = io.open_array(X, **kwargs)
     n_samples, n_features = array.shape
@@ -157,7 +171,9 @@ def as_row_data(X: Any, *, owner: str, min_samples: int = 1, chunk_bytes: int | 
             f"{min_samples} is required by {owner}."
         )
     if n_features < 1:
-        raise InvalidDataError(f"Found array with 0 feature(s) (shape={array.shape}); {owner} needs at least 1.")
+        raise InvalidDataError(
+            f"Found array with 0 feature(s) (shape={array.shape}) while a minimum of 1 is required by {owner}."
+        )
     if array.dtype.kind == "b":
         array = array.astype(np.uint8)
     return RowData(array, affine, compute_dtype_for(array.dtype), lazy)
@@ -195,7 +211,7 @@ def as_sample_weight(sample_weight: Any, data: RowData, *, owner: str) -> da.Arr
     if lo < 0:
         raise InvalidDataError(f"sample_weight must be non-negative; found {float(lo)!r}.")
     if total <= 0:
-        raise InvalidDataError("sample_weight sums to 0; at least one row needs a positive weight.")
+        raise InvalidDataError("sample_weight: all weights are zero; at least one row needs a positive weight.")
     return w
 
 

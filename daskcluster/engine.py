@@ -64,8 +64,8 @@ def _run_combine(combine: Callable[[list[Any]], Any], parts: list[Any]) -> Any:
     return combine(list(parts))
 
 
-def _run_map(kernel: Callable[..., np.ndarray], block: np.ndarray, params: _Broadcast) -> np.ndarray:
-    return kernel(block, *params.value)
+def _run_map(kernel: Callable[..., np.ndarray], block: np.ndarray, params: _Broadcast, chunk: ChunkInfo) -> np.ndarray:
+    return kernel(block, *params.value, chunk)
 
 
 @dataclass
@@ -189,7 +189,7 @@ def map_rows(
     n_columns: int | None = None,
     label: str | None = None,
 ) -> da.Array:
-    """A lazy row-wise map: ``kernel(block, *params)`` for every chunk.
+    """A lazy row-wise map: ``kernel(block, *params, ChunkInfo)`` for every chunk.
 
     Returns a Dask array of shape (n_samples,) when ``n_columns`` is None, else
     (n_samples, n_columns), chunked like ``data``'s rows. Costs nothing until computed;
@@ -200,9 +200,9 @@ def map_rows(
     name = f"{label}-{tokenize(label, array.name, params, n_columns)}"
     pkey = _params_key(name)
     dsk: dict[Any, Any] = {pkey: _Broadcast(tuple(params))}
-    for i in range(data.n_chunks):
+    for i, start in enumerate(data.starts):
         key = (name, i) if n_columns is None else (name, i, 0)
-        dsk[key] = (_run_map, kernel, (array.name, i, 0), pkey)
+        dsk[key] = (_run_map, kernel, (array.name, i, 0), pkey, ChunkInfo(i, start))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array])
     chunks: tuple[tuple[int, ...], ...] = (array.chunks[0],) if n_columns is None else (array.chunks[0], (n_columns,))
     return da.Array(graph, name, chunks, dtype=dtype)

@@ -7,6 +7,8 @@ either ``DaskClusterError`` or, say, ``ValueError``.
 
 from __future__ import annotations
 
+from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+
 __all__ = [
     "DaskClusterError",
     "InvalidParameterError",
@@ -40,8 +42,11 @@ class NonFiniteDataError(InvalidDataError):
     """The data holds NaN or infinity; the message names the chunk and the row."""
 
 
-class DataTypeError(DaskClusterError, TypeError):
-    """The data, or a parameter, has a type that cannot be used (e.g. strings)."""
+class DataTypeError(DaskClusterError, TypeError, ValueError):
+    """The data, or a parameter, has a type that cannot be used (e.g. strings, complex numbers).
+
+    Also a ``ValueError``, as scikit-learn raises for data of the wrong kind.
+    """
 
 
 class SourceError(DaskClusterError, OSError):
@@ -52,8 +57,11 @@ class SourceNotFoundError(SourceError, FileNotFoundError):
     """A data source path or URL does not exist."""
 
 
-class NotFittedError(DaskClusterError, AttributeError):
-    """A method that needs a fitted estimator was called before ``fit``."""
+class NotFittedError(DaskClusterError, _SklearnNotFittedError):
+    """A method that needs a fitted estimator was called before ``fit``.
+
+    Also scikit-learn's ``NotFittedError`` (a ``ValueError`` and an ``AttributeError``).
+    """
 
 
 class ConvergenceError(DaskClusterError, ArithmeticError):

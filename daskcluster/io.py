@@ -145,7 +145,7 @@ def _check_metadata(shape: tuple[int, ...], dtype: np.dtype[Any], label: str) ->
     if ndim == 1:
         raise InvalidDataError(
             f"{label} must be 2-D (n_samples, n_features); got an array of shape {shape}. "
-            "Reshape it with X.reshape(-1, 1) if it holds one feature, "
+            "Reshape your data with X.reshape(-1, 1) if it holds one feature, "
             "or X.reshape(1, -1) if it holds one sample."
         )
     if ndim > 2:
@@ -163,7 +163,7 @@ def _check_metadata(shape: tuple[int, ...], dtype: np.dtype[Any], label: str) ->
     if kind in "biuf":
         return
     if kind == "c":
-        fix = "Keep the part you need, e.g. X.real, X.imag or numpy.abs(X)."
+        fix = "Complex data not supported: keep the part you need, e.g. X.real, X.imag or numpy.abs(X)."
     elif kind in "USTO":
         fix = "Convert it to numbers first, e.g. X.astype(numpy.float32)."
     elif kind == "V":

@@ -27,7 +27,7 @@ def _sum_rows(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, p
     return (block.astype(np.float64) * w[:, None]).sum(0)
 
 
-def _double(block: np.ndarray, factor: float) -> np.ndarray:
+def _double(block: np.ndarray, factor: float, chunk: ChunkInfo) -> np.ndarray:
     return block[:, 0] * factor
 
 

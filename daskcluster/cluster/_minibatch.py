@@ -208,7 +208,7 @@ default='k-means++'
                 f"array-like of shape (n_clusters, n_features). Got {self.init!r} instead."
             )
         if self.n_init == "auto":
-            n_init = 3 if self.init == "random" else 1
+            n_init = 3 if isinstance(self.init, str) and self.init == "random" else 1
         else:
             n_init = int(check_int(name, "n_init", self.n_init, 1))  # type: ignore[arg-type]
         if init_array is not None and n_init != 1:
@@ -260,15 +260,19 @@ default='k-means++'
         """The initial centers, and the sample's per-feature variance when ``tol > 0``.
 
         String inits other than 'k-means||' work on ``n_init`` samples of ``init_size`` rows
-        (with replacement, as scikit-learn), plus one more to compare them when ``n_init > 1``;
-        all are read in one go, from the chunks that hold them.
+        (with replacement, as scikit-learn; all rows when ``init_size >= n_samples``), plus one
+        more to compare them when ``n_init > 1``; all are read in one go, from the chunks that
+        hold them.
         """
         rng = K.chunk_rng(entropy, _TAG_INIT)
         in_memory = init_array is None and self.init != "k-means||"
         n_samples_needed = (n_init if in_memory else 0) + (1 if n_init > 1 or self.tol > 0 else 0)
         sample = weight = None
         if n_samples_needed:
-            index = rng.integers(0, data.n_samples, size=n_samples_needed * init_size)
+            if init_size < data.n_samples:
+                index = rng.integers(0, data.n_samples, size=n_samples_needed * init_size)
+            else:  # as scikit-learn: every row, once, when the sample would be the whole data
+                index = np.tile(np.arange(data.n_samples), n_samples_needed)
             sample = take_rows(data, index)
             if weights is not None:
                 weight = np.asarray(weights[index].compute(), dtype=np.float64)

@@ -281,8 +281,8 @@ class _DistributedRunner:
             fill(window)
             while ahead and not stopped:
                 rnd = ahead.popleft()
-                fill(rnd.first_position + len(rnd.chunks) + prefetch)
-                if stopped:
+                fill(rnd.first_position + len(rnd.chunks))  # this round's chunks (read ahead already,
+                if stopped:  # unless prefetch < parallel_chunks)
                     break
                 parts = []
                 for i, c in enumerate(rnd.chunks):
@@ -293,6 +293,8 @@ class _DistributedRunner:
                     _merge_task, state_future, parts, rules, pure=False)
                 submitted.append((rnd, state_future))
                 del parts
+                # read ahead; waiting here for earlier rounds leaves this one queued on the cluster
+                fill(rnd.first_position + len(rnd.chunks) + prefetch)
             settle(2**62)
         finally:
             leftovers = [f for pair in reads.values() for f in pair if f is not None]

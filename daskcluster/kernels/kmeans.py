@@ -234,25 +234,29 @@ def combine_assign(parts: list[AssignStats]) -> AssignStats:
     return AssignStats(np.sum([p.weight_in_clusters for p in parts], axis=0), float(sum(p.inertia for p in parts)))
 
 
-def labels_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine) -> np.ndarray:
+def labels_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine, chunk: ChunkInfo) -> np.ndarray:
     """Index of the nearest center for each row: shape (n_rows,), int32."""
     centers = affine.to_storage_space(centers)
     k, d = centers.shape
     c_sq = row_sq_norms(centers)
     out = np.empty(block.shape[0], dtype=np.int32)
     for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
-        out[start:stop] = nearest_center(x, row_sq_norms(x), centers, c_sq)[0]
+        x_sq = row_sq_norms(x)
+        check_finite_rows(x, x_sq, chunk, start)
+        out[start:stop] = nearest_center(x, x_sq, centers, c_sq)[0]
     return out
 
 
-def transform_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine) -> np.ndarray:
+def transform_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine, chunk: ChunkInfo) -> np.ndarray:
     """Euclidean distance of each row to each center: shape (n_rows, n_clusters)."""
     centers = affine.to_storage_space(centers)
     k, d = centers.shape
     c_sq = row_sq_norms(centers)
     out = np.empty((block.shape[0], k), dtype=centers.dtype)
     for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
-        dist = sq_distances(x, row_sq_norms(x), centers, c_sq)
+        x_sq = row_sq_norms(x)
+        check_finite_rows(x, x_sq, chunk, start)
+        dist = sq_distances(x, x_sq, centers, c_sq)
         dist *= dist.dtype.type(affine.sq_scale)
         out[start:stop] = np.sqrt(dist)
     return out

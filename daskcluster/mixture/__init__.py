@@ -1,0 +1,12 @@
+"""Gaussian mixtures fitted by passes over row-chunked data.
+
+:class:`GaussianMixture` (scikit-learn's estimator, EM with one pass per iteration),
+:func:`density_threshold` and :func:`anomalies` (low-density rows by a distributed quantile
+of ``score_samples``), and :func:`gmm_bic_table` (BIC/AIC over a grid of models, fitted
+together so that they share their passes).
+"""
+
+from ._covariance import CollapsedComponentError
+from ._gaussian_mixture import GaussianMixture
+
+__all__ = ["GaussianMixture", "CollapsedComponentError"]

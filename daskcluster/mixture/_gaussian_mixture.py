@@ -1,0 +1,453 @@
+"""``GaussianMixture``: scikit-learn's estimator, fitted by EM with one pass over the data per iteration."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
+
+from ..data import CachePolicy, RowData, as_row_data, cached, check_n_features
+from ..engine import map_rows, tree_reduce
+from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
+from ..kernels import mixture as K
+from ..params import check_float, check_int, check_options, check_random_state
+from ._covariance import COVARIANCES_FROM_PRECISIONS, check_precisions, n_parameters
+from ._em import EMRun, GaussianModel, run_em
+from ._init import INIT_PARAMS, initial_model, responsibility_estimates
+
+logger = logging.getLogger(__name__)
+
+
+def _sample_full(rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    return [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(means, cov, counts)]
+
+
+def _sample_tied(rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    return [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(means, counts)]
+
+
+def _sample_diagonal(rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+    d = means.shape[1]
+    return [m + rng.standard_normal(size=(int(s), d)) * np.sqrt(c) for m, c, s in zip(means, cov, counts)]
+
+
+#: Draws of each component, ``counts[k]`` rows from component ``k``.
+_SAMPLERS: dict[str, Callable[[np.random.RandomState, np.ndarray, np.ndarray, np.ndarray], list[np.ndarray]]] = {
+    "full": _sample_full,
+    "tied": _sample_tied,
+    "diag": _sample_diagonal,
+    "spherical": _sample_diagonal,
+}
+
+
+class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
+    """Gaussian mixture fitted by expectation-maximization, one pass over the data per iteration.
+
+    Each iteration maps the E-step over the row chunks on the workers: every chunk computes
+    its rows' log-responsibilities under the current parameters (log-sum-exp, through the
+    Cholesky factors of the precisions, in float64) and returns only the M-step's sufficient
+    statistics (per component the responsibility mass, the weighted mean and the centred
+    second moment of the covariance type) and the sum of the log-likelihoods. These are
+    tree-reduced and the M-step runs on the client. From the same initial parameters every
+    iteration matches scikit-learn's ``GaussianMixture``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of mixture components.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        ``'full'``: each component has its own covariance matrix; ``'tied'``: all share one;
+        ``'diag'``: each has its own diagonal covariance; ``'spherical'``: each has one variance.
+    tol : float, default=1e-3
+        Convergence threshold: EM stops when the lower bound (the per-sample average
+        log-likelihood) changed by less than ``tol``.
+    reg_covar : float, default=1e-6
+        Non-negative regularization added to the diagonal of the covariances.
+    max_iter : int, default=100
+        Number of EM iterations to perform (0: only initialize).
+    n_init : int, default=1
+        Number of initializations; the run with the largest lower bound is kept. The runs
+        share their passes over the data.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the initial responsibilities are computed: one-hot at the labels of the
+        distributed :class:`daskcluster.KMeans` (``n_init=1``, k-means|| seeding),
+        one-hot at rows chosen by greedy k-means++, random, or one-hot at random rows.
+    weights_init : array-like of shape (n_components,), default=None
+        Initial weights; replaces those from ``init_params``.
+    means_init : array-like of shape (n_components, n_features), default=None
+        Initial means; replaces those from ``init_params``.
+    precisions_init : array-like, default=None
+        Initial precisions (inverse covariances), of shape (n_components,) spherical,
+        (n_features, n_features) tied, (n_components, n_features) diag, (n_components,
+        n_features, n_features) full. With all three of ``weights_init``, ``means_init`` and
+        ``precisions_init``, initialization reads no data.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialization and :meth:`sample`. The same value gives the same model on
+        any scheduler and any number of workers.
+    warm_start : bool, default=False
+        Start from the fitted parameters of the previous ``fit`` (then ``n_init`` is 1).
+    verbose : int, default=0
+        1: print the initializations and iterations; 2: also time and change of the lower
+        bound. Iterations are always logged at INFO level.
+    verbose_interval : int, default=10
+        Iterations between two printed lines.
+    cache : 'auto' or bool, default='auto'
+        Persist the data (in its storage dtype) in cluster memory for the fit (True), read
+        it from its source on every pass (False), or persist when it takes at most half the
+        memory available ('auto').
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray
+        Shape as ``precisions_init``.
+    precisions_ : ndarray
+        Inverses of the covariances.
+    precisions_cholesky_ : ndarray
+        Upper-triangular ``U`` with ``precision = U U^T`` (square roots of the precisions
+        for ``'diag'`` and ``'spherical'``).
+    converged_ : bool
+    n_iter_ : int
+        EM iterations of the best run.
+    lower_bound_ : float
+        Lower bound (mean log-likelihood) at the last iteration of the best run.
+    lower_bounds_ : list of float
+        Lower bound after each iteration of the best run.
+    n_features_in_ : int
+
+    Notes
+    -----
+    All computations are in float64, whatever the storage dtype.
+    Data passes of ``fit``: the initialization (``'kmeans'``: those of ``KMeans`` + 1;
+    ``'random'``: 1; ``'random_from_data'``: none; ``'k-means++'``: ``n_components``; one
+    more for the last two with ``'tied'``), then one per iteration. ``predict``,
+    ``predict_proba``, ``score_samples``, ``score``, ``bic`` and ``aic``: one each.
+
+    A component whose covariance is not positive definite raises
+    :class:`~daskcluster.mixture.CollapsedComponentError` (a ``ValueError``), with
+    scikit-learn's advice.
+
+    References
+    ----------
+    A. P. Dempster, N. M. Laird, D. B. Rubin. Maximum likelihood from incomplete data via
+    the EM algorithm. JRSS B 39(1), 1977.
+    T. F. Chan, G. H. Golub, R. J. LeVeque. Updating formulae and a pairwise algorithm for
+    computing sample variances. 1979 (the merge of the statistics).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskcluster.mixture import GaussianMixture
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]], dtype=float)
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> sorted(gm.means_[:, 0].round(6).tolist())
+    [1.0, 10.0]
+    >>> gm.predict(np.array([[0.0, 0.0], [12.0, 3.0]])).tolist() == gm.predict(X[[2, 3]]).tolist()
+    True
+    """
+
+    def __init__(
+        self,
+        n_components: int = 1,
+        *,
+        covariance_type: str = "full",
+        tol: float = 1e-3,
+        reg_covar: float = 1e-6,
+        max_iter: int = 100,
+        n_init: int = 1,
+        init_params: str = "kmeans",
+        weights_init: Any = None,
+        means_init: Any = None,
+        precisions_init: Any = None,
+        random_state: Any = None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
+        cache: CachePolicy = "auto",
+    ) -> None:
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.cache = cache
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        check_int(name, "n_components", self.n_components, 1)
+        check_options(name, "covariance_type", self.covariance_type, K.COVARIANCE_TYPES)
+        check_float(name, "tol", self.tol, 0)
+        check_float(name, "reg_covar", self.reg_covar, 0)
+        check_int(name, "max_iter", self.max_iter, 0)
+        check_int(name, "n_init", self.n_init, 1)
+        check_options(name, "init_params", self.init_params, INIT_PARAMS)
+        check_options(name, "warm_start", self.warm_start, (True, False))
+        check_int(name, "verbose", self.verbose, 0)
+        check_int(name, "verbose_interval", self.verbose_interval, 1)
+        check_options(name, "cache", self.cache, ("auto", True, False))
+
+    def _array_param(self, param: str, value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+        name = type(self).__name__
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise InvalidParameterError(
+                f"The '{param}' parameter of {name} must be an array-like of shape {what} or None. Got {value!r} instead."
+            ) from None
+        if arr.shape != shape:
+            raise InvalidParameterError(
+                f"The '{param}' parameter of {name} must have shape {shape} {what}. Got shape {arr.shape} instead."
+            )
+        if not np.isfinite(arr).all():
+            raise InvalidParameterError(f"The '{param}' parameter of {name} contains NaN or infinity.")
+        return arr
+
+    def _check_inits(self, data: RowData) -> dict[str, np.ndarray | None]:
+        name = type(self).__name__
+        k, d = self.n_components, data.n_features
+        weights = means = precisions = None
+        if self.weights_init is not None:
+            weights = self._array_param("weights_init", self.weights_init, (k,), "(n_components,)")
+            if (weights < 0).any() or (weights > 1).any():
+                raise InvalidParameterError(
+                    f"The 'weights_init' parameter of {name} must be in the range [0, 1]. Got values from "
+                    f"{weights.min()!r} to {weights.max()!r} instead."
+                )
+            if abs(1.0 - weights.sum()) > 1e-8:
+                raise InvalidParameterError(
+                    f"The 'weights_init' parameter of {name} must sum to 1. Got sum(weights_init)={weights.sum()!r} instead."
+                )
+        if self.means_init is not None:
+            means = self._array_param("means_init", self.means_init, (k, d), "(n_components, n_features)")
+        if self.precisions_init is not None:
+            precisions = check_precisions(self.precisions_init, self.covariance_type, k, d, name)
+        return {"weights_init": weights, "means_init": means, "precisions_init": precisions}
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "means_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+
+    # ------------------------------------------------------------------ fitting
+
+    def _printer(self) -> Callable[[int, EMRun, float, float], None]:
+        def show(index: int, run: EMRun, change: float, seconds: float) -> None:
+            if run.n_iter % self.verbose_interval == 0:
+                if self.verbose == 1:
+                    print(f"  Initialization {index} iteration {run.n_iter}")
+                else:
+                    print(f"  Initialization {index} iteration {run.n_iter}\t time lapse {seconds:.5f}s\t "
+                          f"ll change {change:.5f}")
+            if run.converged or run.n_iter == run.max_iter:
+                state = "converged" if run.converged else "did not converge"
+                print(f"Initialization {index} {state}. lower bound {run.lower_bound:.5f}.")
+
+        return show
+
+    def _model(self) -> GaussianModel:
+        return GaussianModel(self.covariance_type, self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+
+    def _initial_runs(self, work: RowData, inits: dict[str, np.ndarray | None], n_init: int,
+                      rs: np.random.RandomState) -> list[EMRun]:
+        name = type(self).__name__
+        ct = self.covariance_type
+        if n_init == 0:  # warm start
+            return [EMRun(self._model(), self.reg_covar, self.tol, self.max_iter, lower_bound=self.lower_bound_)]
+        given = all(v is not None for v in inits.values())
+        runs = []
+        # with every initial parameter given the runs would be identical: one is enough
+        for i in range(1 if given else n_init):
+            if self.verbose:
+                print(f"Initialization {i}")
+            est = None if given else responsibility_estimates(
+                work, self.n_components, (ct,), self.init_params, self.reg_covar, rs, owner=name
+            )[ct]
+            model = initial_model(work, ct, est, **inits)
+            runs.append(EMRun(model, self.reg_covar, self.tol, self.max_iter))
+        return runs
+
+    def fit(self, X: Any, y: Any = None) -> GaussianMixture:
+        """Estimate the parameters by EM (the best of ``n_init`` runs).
+
+        Parameters
+        ----------
+        X : array-like, memmap, dask array, zarr array, path, or :class:`~daskcluster.Scaled` \
+of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+            Data passes: see the class Notes.
+        """
+        name = type(self).__name__
+        self._check_params()
+        data = as_row_data(X, owner=name, min_samples=2)
+        if data.n_samples < self.n_components:
+            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_components={self.n_components}.")
+        inits = self._check_inits(data)
+        if self.warm_start and hasattr(self, "converged_"):
+            check_n_features(data, self.n_features_in_, name)
+            n_init = 0
+        else:
+            n_init = self.n_init
+        rs = check_random_state(name, self.random_state)
+        data = replace(data, dtype=K.COMPUTE_DTYPE)
+        t0 = time.perf_counter()
+        with ExitStack() as stack:
+            work = stack.enter_context(cached(data, self.cache))
+            runs = self._initial_runs(work, inits, n_init, rs)
+            if self.max_iter > 0:
+                run_em(work, runs, owner=name, printer=self._printer() if self.verbose else None)
+        best, max_lower_bound = runs[-1], -math.inf
+        if self.max_iter > 0:
+            for run in runs:
+                if run.lower_bound > max_lower_bound or max_lower_bound == -math.inf:
+                    best, max_lower_bound = run, run.lower_bound
+        self.converged_ = bool(best.converged) if self.max_iter > 0 else False
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, or increase "
+                "max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        model = best.model
+        self.weights_ = model.weights
+        self.means_ = model.means
+        self.precisions_cholesky_ = model.precisions_cholesky
+        self.precisions_ = model.precisions
+        self.covariances_ = (
+            model.covariances if model.covariances is not None
+            else COVARIANCES_FROM_PRECISIONS[self.covariance_type](self.precisions_)
+        )
+        self.n_iter_ = int(best.n_iter)
+        self.lower_bound_ = float(max_lower_bound)
+        self.lower_bounds_ = list(best.lower_bounds)
+        self.n_features_in_ = data.n_features
+        logger.info("%s fit in %.2fs: lower_bound=%.6g n_iter=%d converged=%s", name, time.perf_counter() - t0,
+                    self.lower_bound_, self.n_iter_, self.converged_)
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
+        """Fit, then return the most probable component of each sample (lazy for lazy input).
+
+        As scikit-learn's, the labels come from a final E-step with the fitted parameters, so
+        they equal ``fit(X).predict(X)``. Data passes: those of ``fit``, + 1 when computed.
+        """
+        return self.fit(X).predict(X)
+
+    # ------------------------------------------------------------------ prediction
+
+    def _data(self, X: Any) -> RowData:
+        self._check_fitted()
+        data = as_row_data(X, owner=type(self).__name__)
+        check_n_features(data, self.n_features_in_, type(self).__name__)
+        return replace(data, dtype=K.COMPUTE_DTYPE)
+
+    def _params(self) -> K.GaussianParams:
+        return self._model().kernel_params()
+
+    def _map(self, X: Any, kernel: Callable[..., np.ndarray], dtype: Any, n_columns: int | None, label: str) -> Any:
+        data = self._data(X)
+        out = map_rows(data, kernel, (data.affine, self._params()), dtype=dtype, n_columns=n_columns, label=label)
+        return out if data.lazy else out.compute()
+
+    def score_samples(self, X: Any) -> np.ndarray | da.Array:
+        """Log-likelihood ``log p(x)`` of each sample.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples,)
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._map(X, K.score_samples_block, np.float64, None, "gmm-score-samples")  # type: ignore[no-any-return]
+
+    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
+        """Posterior probability of each component for each sample.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_components)
+            Rows sum to 1. Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._map(X, K.predict_proba_block, np.float64, self.n_components, "gmm-predict-proba")  # type: ignore[no-any-return]
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Most probable component of each sample.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples,), int64
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._map(X, K.predict_block, np.int64, None, "gmm-predict")  # type: ignore[no-any-return]
+
+    def _score(self, data: RowData) -> float:
+        params = K.EMParams((self._params(),), data.affine)
+        total = tree_reduce(data, K.loglik_kernel, params, K.combine_loglik, label="gmm-score")
+        return float(total.sums[0] / total.n_rows)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood of the samples. Data passes: 1."""
+        return self._score(self._data(X))
+
+    def _n_parameters(self) -> int:
+        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def bic(self, X: Any) -> float:
+        """Bayesian information criterion ``-2 log L + p log n`` (lower is better). Data passes: 1."""
+        data = self._data(X)
+        return -2 * self._score(data) * data.n_samples + self._n_parameters() * math.log(data.n_samples)
+
+    def aic(self, X: Any) -> float:
+        """Akaike information criterion ``-2 log L + 2 p`` (lower is better). Data passes: 1."""
+        data = self._data(X)
+        return -2 * self._score(data) * data.n_samples + 2 * self._n_parameters()
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture (on the client; reads no data).
+
+        Draws as scikit-learn does with the same ``random_state``: the number of samples of
+        each component from a multinomial of the weights, then each component's samples.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Grouped by component.
+        y : ndarray of shape (n_samples,), int64
+            Component of each sample.
+        """
+        self._check_fitted()
+        name = type(self).__name__
+        check_int(f"{name}.sample", "n_samples", n_samples, 1)
+        rng = check_random_state(name, self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        parts = _SAMPLERS[self.covariance_type](rng, self.means_, self.covariances_, counts)
+        X = np.vstack(parts).astype(np.float64)
+        y = np.repeat(np.arange(self.n_components, dtype=np.int64), counts)
+        return X, y

@@ -1,0 +1,22 @@
+"""scikit-learn's own API checks, run on daskcluster's estimators."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from daskcluster import KMeans
+
+# Like scikit-learn's own KMeans: weighted seeding draws differ from seeding on repeated rows.
+EXPECTED_FAILED = {
+    "check_sample_weight_equivalence_on_dense_data": "random seeding sees weights, not repeated rows",
+}
+
+
+@parametrize_with_checks([KMeans(n_clusters=3, random_state=0)], expected_failed_checks=lambda est: EXPECTED_FAILED)
+def test_sklearn_compatible(estimator: object, check: object) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)  # type: ignore[operator]
