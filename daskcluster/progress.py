@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -79,3 +80,56 @@ def report(rep: IterationReport) -> None:
     logger.info(rep.format())
     for hook in _hooks.get():
         hook(rep)
+
+
+class ProgressBar:
+    """A progress bar for fits, for terminals and notebooks (``tqdm.auto``).
+
+    One bar per stage and estimator (seeding, then iterations); each reported iteration
+    advances it by one and shows the iteration's metrics. Use it as a context manager::
+
+        with ProgressBar():
+            KMeans(10).fit(X)
+
+    Parameters
+    ----------
+    leave : bool, default=True
+        Keep finished bars on screen.
+    file : file-like, optional
+        Where to draw (default: standard error).
+    """
+
+    def __init__(self, leave: bool = True, file: Any = None) -> None:
+        self.leave = leave
+        self.file = file
+        self._bars: dict[tuple[str, str], Any] = {}
+        self._ctx: Any = None
+
+    def __call__(self, rep: IterationReport) -> None:
+        from tqdm.auto import tqdm
+
+        key = (rep.estimator, rep.stage)
+        bar = self._bars.get(key)
+        if bar is None or rep.iteration <= bar.n:
+            if bar is not None:
+                bar.close()
+            bar = tqdm(total=rep.max_iter, desc=f"{rep.estimator} {rep.stage}", leave=self.leave, file=self.file,
+                       unit="it")
+            self._bars[key] = bar
+        bar.update(rep.iteration - bar.n)
+        bar.set_postfix({k: f"{v:.4g}" for k, v in rep.metrics.items()}, refresh=False)
+
+    def close(self) -> None:
+        """Close every bar."""
+        for bar in self._bars.values():
+            bar.close()
+        self._bars.clear()
+
+    def __enter__(self) -> ProgressBar:
+        self._ctx = progress_hook(self)
+        self._ctx.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+        self._ctx.__exit__(*exc)
