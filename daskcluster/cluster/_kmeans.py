@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
+from functools import partial
 import warnings
 from contextlib import ExitStack
 from typing import Any
@@ -13,6 +15,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 
+from ..checkpoint import FitCheckpoint
 from ..data import CachePolicy, RowData, as_row_data, as_sample_weight, cached, check_n_features
 from ..engine import map_rows, tree_reduce
 from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
@@ -20,7 +23,7 @@ from ..kernels import kmeans as K
 from ..progress import progress_hook
 from ..params import check_float, check_int, check_options, check_random_state
 from ._init import kmeans_parallel, kmeans_plusplus_distributed, random_rows
-from ._lloyd import LloydResult, lloyd
+from ._lloyd import LloydResult, LloydState, lloyd
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +69,13 @@ default='k-means||'
         Persist the data (in its storage dtype) in cluster memory for the fit (True), read it
         from its source on every pass (False), or persist when it takes at most half the
         memory available ('auto').
+    checkpoint : str or path-like, default=None
+        File where the state of the fit is saved, atomically, after the seeding and after
+        every iteration (JSON and arrays in one ``.npz``, no pickle). A fit started again with
+        the same checkpoint (same parameters and data) continues from the last completed
+        iteration and ends with the same model as an uninterrupted fit; a finished fit's
+        checkpoint gives the model back without iterating. ``random_state=None`` is resumable
+        too: the seeds drawn are saved.
 
     Attributes
     ----------
@@ -112,6 +122,7 @@ default='k-means||'
         oversampling_factor: float = 2.0,
         init_max_iter: int | None = None,
         cache: CachePolicy = "auto",
+        checkpoint: str | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -123,6 +134,7 @@ default='k-means||'
         self.oversampling_factor = oversampling_factor
         self.init_max_iter = init_max_iter
         self.cache = cache
+        self.checkpoint = checkpoint
 
     # ------------------------------------------------------------------ validation
 
@@ -178,6 +190,17 @@ default='k-means||'
 
     # ------------------------------------------------------------------ fitting
 
+    def _fingerprint(self, data: RowData, weights: da.Array | None, init_array: np.ndarray | None) -> dict[str, Any]:
+        """What a checkpoint must match to be resumed by this fit."""
+        params = {k: v for k, v in self.get_params().items() if k not in ("cache", "verbose", "checkpoint", "init")}
+        if not isinstance(params["random_state"], (int, np.integer, type(None))):
+            params["random_state"] = "instance"
+        init = self.init if init_array is None else hashlib.sha256(init_array.tobytes()).hexdigest()
+        weights_id = None if weights is None else weights.name
+        return {"estimator": type(self).__name__, **params, "init": init, "n_samples": data.n_samples,
+                "n_features": data.n_features, "dtype": str(data.array.dtype), "scale": data.affine.scale,
+                "offset": data.affine.offset, "sample_weight": weights_id}
+
     def _init_centers(self, data: RowData, weights: da.Array | None, init_array: np.ndarray | None,
                       entropy: int) -> np.ndarray:
         if init_array is not None:
@@ -214,17 +237,52 @@ of shape (n_samples, n_features)
         weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
         rs = check_random_state(type(self).__name__, self.random_state)
         entropies = rs.randint(np.iinfo(np.int32).max, size=n_init)
+        ckpt = None if self.checkpoint is None else FitCheckpoint(self.checkpoint, self._fingerprint(data, weights, init_array))
+        saved = None if ckpt is None else ckpt.load()
         t0 = time.perf_counter()
         best: LloydResult | None = None
+        first_run = 0
+        resume: LloydState | None = None
+        if saved is not None:
+            state, arrays = saved
+            entropies = arrays["entropies"]
+            first_run = int(state["run"])
+            if state.get("best_inertia") is not None:
+                best = LloydResult(arrays["best_centers"], float(state["best_inertia"]), int(state["best_n_iter"]),
+                                   arrays["best_weight_in_clusters"])
+            if "centers" in arrays:
+                resume = LloydState(arrays["centers"], int(state["n_iter"]), state["tol_abs"], state["converged"],
+                                    float(state["inertia"]), arrays.get("weight_in_clusters"))
+
+        def save(run: int, st: LloydState | None) -> None:
+            if ckpt is None:
+                return
+            meta: dict[str, Any] = {"run": run, "best_inertia": None if best is None else best.inertia,
+                                    "best_n_iter": None if best is None else best.n_iter}
+            arrays = {"entropies": np.asarray(entropies)}
+            if best is not None:
+                arrays.update(best_centers=best.centers, best_weight_in_clusters=best.weight_in_clusters)
+            if st is not None:
+                meta.update(n_iter=st.n_iter, tol_abs=st.tol_abs, converged=st.converged, inertia=st.inertia)
+                arrays["centers"] = st.centers
+                if st.weight_in_clusters is not None:
+                    arrays["weight_in_clusters"] = st.weight_in_clusters
+            ckpt.save(meta, arrays)
+
         with ExitStack() as stack:
             if self.verbose:
                 stack.enter_context(progress_hook(lambda rep: print(rep.format())))
             work = stack.enter_context(cached(data, self.cache))
-            for entropy in entropies:
-                centers = self._init_centers(work, weights, init_array, int(entropy))
-                result = lloyd(work, weights, centers, max_iter=self.max_iter, tol=self.tol, owner=type(self).__name__)
+            for run in range(first_run, n_init):
+                start = resume if resume is not None and run == first_run else None
+                if start is None:
+                    start = LloydState(self._init_centers(work, weights, init_array, int(entropies[run])))
+                    save(run, start)
+                result = lloyd(work, weights, start, max_iter=self.max_iter, tol=self.tol, owner=type(self).__name__,
+                               on_iteration=partial(save, run))
                 if best is None or result.inertia < best.inertia:
                     best = result
+                save(run + 1, None)
             assert best is not None
             self.cluster_centers_ = best.centers
             # eager input: labels from the cached copy; lazy input: a lazy map over the source

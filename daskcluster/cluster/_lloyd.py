@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from functools import partial
 
 import dask.array as da
@@ -20,6 +21,24 @@ from ..kernels import kmeans as K
 from ..progress import IterationReport, report
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass
+class LloydState:
+    """Where a run of Lloyd iterations stands after ``n_iter`` iterations.
+
+    ``converged`` is ``"strict"`` when the last iteration left the centers unchanged (then
+    ``inertia`` and ``weight_in_clusters`` are final), ``"tol"`` when the shift fell within the
+    tolerance, ``None`` while running. ``tol_abs`` is None until the first pass measured the
+    data's variance.
+    """
+
+    centers: np.ndarray
+    n_iter: int = 0
+    tol_abs: float | None = None
+    converged: str | None = None
+    inertia: float = float("nan")
+    weight_in_clusters: np.ndarray | None = None
 
 
 @dataclass
@@ -51,53 +70,68 @@ def relocate_empty_clusters(stats: K.LloydStats) -> int:
     return len(empty)
 
 
+def lloyd_step(data: RowData, weights: da.Array | None, state: LloydState, *, tol: float, max_iter: int,
+               owner: str) -> LloydState:
+    """One Lloyd iteration (one pass): the state after it."""
+    t0 = time.perf_counter()
+    k = state.centers.shape[0]
+    centers = state.centers
+    params = K.LloydParams(centers, data.affine, n_far=k, moments=(state.tol_abs is None and tol > 0))
+    stats = tree_reduce(data, K.lloyd_kernel, params, partial(K.combine_lloyd, n_far=k), weights=weights)
+    tol_abs = state.tol_abs
+    if tol_abs is None:
+        tol_abs = float(np.mean(stats.moments.var)) * tol if stats.moments is not None else 0.0
+    assigned = stats.weight_in_clusters.copy()
+    n_empty = relocate_empty_clusters(stats)
+    if n_empty:
+        logger.info("iteration %d: relocated %d empty cluster(s) to far points", state.n_iter + 1, n_empty)
+    wic = stats.weight_in_clusters
+    new = stats.sums.copy()
+    nz = wic > 0
+    new[nz] /= wic[nz, None]
+    new = new.astype(data.dtype)
+    shift = float(((new.astype(np.float64) - centers) ** 2).sum())
+    n_iter = state.n_iter + 1
+    report(IterationReport(owner, "fit", n_iter, max_iter, time.perf_counter() - t0, data.n_samples,
+                           {"inertia": stats.inertia, "shift": shift}))
+    converged = None
+    if not (new != centers).any():
+        converged = "strict"
+        logger.info("Converged at iteration %d: strict convergence.", n_iter)
+    elif shift <= tol_abs:
+        converged = "tol"
+        logger.info("Converged at iteration %d: center shift %g within tolerance %g.", n_iter, shift, tol_abs)
+    return LloydState(new, n_iter, tol_abs, converged, stats.inertia, assigned)
+
+
 def lloyd(
     data: RowData,
     weights: da.Array | None,
-    centers: np.ndarray,
+    start: LloydState,
     *,
     max_iter: int,
     tol: float,
     owner: str = "KMeans",
+    on_iteration: Callable[[LloydState], None] | None = None,
 ) -> LloydResult:
-    """Lloyd's algorithm from ``centers`` (shape (n_clusters, n_features)).
+    """Lloyd's algorithm from ``start`` (initial centers of shape (n_clusters, n_features), or
+    the state a checkpoint saved), until convergence or ``max_iter`` iterations.
 
     ``tol`` is relative, as in scikit-learn: the absolute threshold on the squared center shift
     is ``tol`` times the mean per-feature variance of the data, computed during the first pass.
+    ``on_iteration`` is called with the state after every iteration (for checkpoints).
 
     Data passes: one per iteration, plus one to compute the final inertia unless the last
     iteration left the centers unchanged.
     """
-    k = centers.shape[0]
-    centers = np.asarray(centers, dtype=data.dtype)
-    tol_abs = 0.0
-    changed = True
-    i = 0
-    for i in range(max_iter):
-        t0 = time.perf_counter()
-        params = K.LloydParams(centers, data.affine, n_far=k, moments=(i == 0 and tol > 0))
-        stats = tree_reduce(data, K.lloyd_kernel, params, partial(K.combine_lloyd, n_far=k), weights=weights)
-        if i == 0 and stats.moments is not None:
-            tol_abs = float(np.mean(stats.moments.var)) * tol
-        assigned = stats.weight_in_clusters.copy()
-        n_empty = relocate_empty_clusters(stats)
-        if n_empty:
-            logger.info("iteration %d: relocated %d empty cluster(s) to far points", i + 1, n_empty)
-        wic = stats.weight_in_clusters
-        new = stats.sums.copy()
-        nz = wic > 0
-        new[nz] /= wic[nz, None]
-        new = new.astype(data.dtype)
-        shift = float(((new.astype(np.float64) - centers) ** 2).sum())
-        report(IterationReport(owner, "fit", i + 1, max_iter, time.perf_counter() - t0, data.n_samples,
-                               {"inertia": stats.inertia, "shift": shift}))
-        changed = bool((new != centers).any())
-        centers = new
-        if not changed:
-            logger.info("Converged at iteration %d: strict convergence.", i + 1)
-            return LloydResult(centers, stats.inertia, i + 1, assigned)
-        if shift <= tol_abs:
-            logger.info("Converged at iteration %d: center shift %g within tolerance %g.", i + 1, shift, tol_abs)
-            break
-    final = tree_reduce(data, K.assign_stats_kernel, K.AssignParams(centers, data.affine), K.combine_assign, weights=weights)
-    return LloydResult(centers, final.inertia, i + 1, final.weight_in_clusters)
+    state = replace(start, centers=np.asarray(start.centers, dtype=data.dtype))
+    while state.converged is None and state.n_iter < max_iter:
+        state = lloyd_step(data, weights, state, tol=tol, max_iter=max_iter, owner=owner)
+        if on_iteration is not None:
+            on_iteration(state)
+    if state.converged == "strict":
+        assert state.weight_in_clusters is not None
+        return LloydResult(state.centers, state.inertia, state.n_iter, state.weight_in_clusters)
+    final = tree_reduce(data, K.assign_stats_kernel, K.AssignParams(state.centers, data.affine), K.combine_assign,
+                        weights=weights)
+    return LloydResult(state.centers, final.inertia, state.n_iter, final.weight_in_clusters)
