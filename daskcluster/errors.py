@@ -7,7 +7,7 @@ either ``DaskClusterError`` or, say, ``ValueError``.
 
 from __future__ import annotations
 
-from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
+from typing import Any
 
 __all__ = [
     "DaskClusterError",
@@ -57,11 +57,28 @@ class SourceNotFoundError(SourceError, FileNotFoundError):
     """A data source path or URL does not exist."""
 
 
-class NotFittedError(DaskClusterError, _SklearnNotFittedError):
-    """A method that needs a fitted estimator was called before ``fit``.
+def _not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
 
-    Also scikit-learn's ``NotFittedError`` (a ``ValueError`` and an ``AttributeError``).
-    """
+    class NotFittedError(DaskClusterError, SklearnNotFittedError):
+        """A method that needs a fitted estimator was called before ``fit``.
+
+        Also scikit-learn's ``NotFittedError`` (a ``ValueError`` and an ``AttributeError``).
+        """
+
+    NotFittedError.__module__ = __name__
+    NotFittedError.__qualname__ = "NotFittedError"
+    return NotFittedError
+
+
+def __getattr__(name: str) -> Any:
+    # NotFittedError derives from scikit-learn's, whose import is heavy (~160 MB): it is built on
+    # first use, so that workers importing the kernels never load scikit-learn.
+    if name == "NotFittedError":
+        cls = _not_fitted_error()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ConvergenceError(DaskClusterError, ArithmeticError):

@@ -1,0 +1,62 @@
+"""Out of core: a streamed fit on workers whose memory is far below the dataset's size."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import dask.array as da
+import numpy as np
+import psutil
+import pytest
+
+from daskcluster import KMeans, scaled
+from daskcluster.datasets import make_blobs
+from daskcluster.io import open_array, write_zarr
+
+
+@pytest.mark.slow
+def test_streamed_fit_with_small_workers_equals_in_memory_fit(tmp_path: object) -> None:
+    from distributed import Client, LocalCluster
+
+    n, d = 1_600_000, 256  # 410 MB of uint8, each worker limited to 300 MiB, 4 MiB chunks
+    X, _, _ = make_blobs(n, d, centers=10, cluster_std=20.0, center_box=(60, 200), chunk_rows=200_000,
+                         random_state=0, dtype="float32")
+    X8 = da.clip(X, 0, 255).astype(np.uint8)
+    path = os.path.join(tmp_path, "x.zarr")
+    write_zarr(X8, path, chunk_bytes=4 * 2**20)
+    stored = open_array(path)
+    assert stored.nbytes == n * d
+    init = np.asarray(stored[:: n // 10][:10]).astype(np.float32) / 255
+
+    limit = 300 * 2**20
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        procs = [psutil.Process(p) for p in pids]
+        peak = {p: 0 for p in pids}
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                for pr in procs:
+                    try:
+                        peak[pr.pid] = max(peak[pr.pid], pr.memory_info().rss)
+                    except psutil.NoSuchProcess:  # a worker killed for its memory: the assertion below fails
+                        peak[pr.pid] = max(peak[pr.pid], limit)
+                time.sleep(0.01)
+
+        t = threading.Thread(target=sample)
+        t.start()
+        try:
+            source = open_array(path, chunk_bytes=4 * 2**20)
+            streamed = KMeans(10, init=init, max_iter=6, tol=0).fit(scaled(source, 1 / 255))
+        finally:
+            stop.set()
+            t.join()
+    assert max(peak.values()) < limit, {p: v / 2**20 for p, v in peak.items()}
+    in_memory = KMeans(10, init=init, max_iter=6, tol=0).fit(scaled(stored.compute(), 1 / 255))
+    np.testing.assert_allclose(streamed.cluster_centers_, in_memory.cluster_centers_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(streamed.inertia_, in_memory.inertia_, rtol=1e-5)
+    assert streamed.n_iter_ == in_memory.n_iter_ == 6
