@@ -1,0 +1,159 @@
+"""KMeans out of core at MNIST8M size: generation, read floor, streamed fit, dask-ml alongside.
+
+    python benchmarks/bench_mnist8m.py --dir /tmp/mnist8m [--n 8100000] [--subset 2000000]
+
+1. Generates ``n`` deformed digits into ``DIR/mnist8m.zarr`` with the infinite-MNIST generator on
+   a 2-worker LocalCluster (skipped when the store exists; its time is then not measured again).
+2. On a ``LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB")``:
+   - the read floor: one pass that only reads, decompresses and sums the array;
+   - ``KMeans(n_clusters=10, cache=False)`` on ``scaled(X, 1/255)``: per-iteration time (median of
+     the fit's iterations), the whole fit (seeding included), iterations, peak RSS of each worker
+     (sampled every 50 ms from this process), majority-label accuracy;
+   - on the first ``subset`` rows, ours and dask-ml's ``KMeans`` (``max_iter=10``, its default
+     k-means|| init), whole fit times.
+Results go to stdout as Markdown (paste into RESULTS.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _sum_block(block, weights, chunk, params):  # type: ignore[no-untyped-def]
+    return block.sum(axis=0, dtype=np.uint64)
+
+
+def _add(parts):  # type: ignore[no-untyped-def]
+    return np.sum(parts, axis=0)
+
+
+class PeakRSS:
+    """Samples the RSS of the workers' processes from the client side."""
+
+    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+        import psutil
+
+        self.procs = [psutil.Process(p) for p in client.run(os.getpid).values()]
+        self.peak = {p.pid: 0 for p in self.procs}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for p in self.procs:
+                try:
+                    self.peak[p.pid] = max(self.peak[p.pid], p.memory_info().rss)
+                except Exception:  # noqa: BLE001 - a worker restarted
+                    pass
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakRSS:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", default="/tmp/daskcluster-mnist8m")
+    parser.add_argument("--n", type=int, default=8_100_000)
+    parser.add_argument("--subset", type=int, default=2_000_000)
+    parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--skip-dask-ml", action="store_true")
+    args = parser.parse_args()
+
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from daskcluster import KMeans, scaled
+    from daskcluster.data import as_row_data
+    from daskcluster.datasets import make_infinite_mnist, open_labeled_zarr
+    from daskcluster.engine import tree_reduce
+    from daskcluster.metrics import majority_label_accuracy
+    from daskcluster.progress import progress_hook
+
+    out = Path(args.dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"mnist{args.n}.zarr"
+    rows: list[str] = []
+    gen_seconds = None
+    if not path.exists():
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl):
+            t0 = time.perf_counter()
+            make_infinite_mnist(path, args.n, random_state=0)
+            gen_seconds = time.perf_counter() - t0
+    X, y, attrs = open_labeled_zarr(path)
+    disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    print(f"data: {X.shape} {X.dtype}, {X.nbytes / 1e9:.2f} GB raw, {disk / 1e9:.2f} GB on disk, {X.numblocks[0]} chunks")
+    if gen_seconds is not None:
+        print(f"generation: {gen_seconds:.1f} s ({args.n / gen_seconds:,.0f} images/s)")
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GiB",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        data = as_row_data(X, owner="bench")
+        floors = []
+        for _ in range(2):
+            t0 = time.perf_counter()
+            tree_reduce(data, _sum_block, None, _add)
+            floors.append(time.perf_counter() - t0)
+        floor = min(floors)
+        print(f"read floor (read + decompress + sum): {floors} -> {floor:.2f} s")
+
+        iters: list[float] = []
+
+        def hook(rep):  # type: ignore[no-untyped-def]
+            if rep.stage == "fit":
+                iters.append(rep.seconds)
+            print("  ", rep.format(), flush=True)
+
+        with PeakRSS(client) as rss, progress_hook(hook):
+            t0 = time.perf_counter()
+            km = KMeans(10, cache=False, random_state=0, max_iter=args.max_iter).fit(scaled(X, 1 / 255))
+            fit_seconds = time.perf_counter() - t0
+        acc = majority_label_accuracy(y, km.labels_)
+        per_iter = statistics.median(iters)
+        peak = max(rss.peak.values())
+        rows.append(f"| daskcluster KMeans(10), {args.n:,} rows, streamed | {per_iter:.2f} s | "
+                    f"{per_iter / floor:.2f}x floor | {fit_seconds:.0f} s ({km.n_iter_} it) | "
+                    f"{peak / 2**30:.2f} GiB | {acc:.3f} |")
+
+        sub = X[: args.subset]
+        ys = y[: args.subset]
+        t0 = time.perf_counter()
+        ours = KMeans(10, cache=False, random_state=0, max_iter=10, tol=0).fit(scaled(sub, 1 / 255))
+        ours_sub = time.perf_counter() - t0
+        rows.append(f"| daskcluster, {args.subset:,} rows, 10 iterations | {ours_sub / 10:.2f} s | | {ours_sub:.0f} s | | "
+                    f"{majority_label_accuracy(ys, ours.labels_):.3f} |")
+    if not args.skip_dask_ml:
+        # dask-ml holds its float input in memory: its own cluster, without the 2 GiB limit
+        from dask_ml.cluster import KMeans as DaskMLKMeans
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl2, \
+                Client(cl2):
+            subf = (X[: args.subset] / 255).astype(np.float32)
+            t0 = time.perf_counter()
+            ref = DaskMLKMeans(n_clusters=10, random_state=0, max_iter=10, tol=0).fit(subf)
+            dml = time.perf_counter() - t0
+            acc_dml = majority_label_accuracy(y[: args.subset], da.asarray(ref.labels_))
+        rows.append(f"| dask-ml, {args.subset:,} rows, 10 iterations | {dml / 10:.2f} s | | {dml:.0f} s | | "
+                    f"{acc_dml:.3f} |")
+        rows.append(f"| ratio dask-ml / daskcluster at {args.subset:,} rows | | | {dml / ours_sub:.1f}x | | |")
+
+    print("\n| what | per iteration | vs read floor | whole fit | peak worker RSS | accuracy |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| read floor, {args.n:,} rows | {floor:.2f} s | 1.00x | | | |")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
