@@ -15,6 +15,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "KMeans": "daskcluster.cluster",
+    "MiniBatchKMeans": "daskcluster.cluster",
     "Scaled": "daskcluster.data",
     "scaled": "daskcluster.data",
 }

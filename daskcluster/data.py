@@ -223,7 +223,7 @@ def check_n_features(data: RowData, n_features_in: int, owner: str) -> None:
         )
 
 
-def _client() -> Any | None:
+def active_client() -> Any | None:
     """The distributed Client that ``dask.compute`` will use, or None."""
     if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
         return None
@@ -238,7 +238,7 @@ def _client() -> Any | None:
 def memory_budget() -> int:
     """Bytes a cached array may take: a fraction of the workers' memory limits, or of the
     memory available on this machine when no distributed Client is active."""
-    client = _client()
+    client = active_client()
     if client is not None:
         workers = client.scheduler_info().get("workers", {})
         limits = [w.get("memory_limit") or psutil.virtual_memory().total for w in workers.values()]
@@ -257,7 +257,7 @@ def cached(data: RowData, cache: CachePolicy) -> Iterator[RowData]:
     """
     if cache not in ("auto", True, False):
         raise InvalidParameterError(f"The 'cache' parameter must be one of {{'auto', True, False}}. Got {cache!r} instead.")
-    client = _client()
+    client = active_client()
     if cache == "auto":
         if not data.lazy and client is None:
             persist = False

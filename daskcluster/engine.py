@@ -18,19 +18,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import dask
 import dask.array as da
-import dask.threaded
 import numpy as np
 from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
-from threadpoolctl import ThreadpoolController
 
+from .blas import blas_for_tasks
 from .data import RowData
 from .kernels.blocks import ChunkInfo
 
@@ -88,25 +87,6 @@ def count_passes() -> Iterator[PassCounter]:
         yield counter
     finally:
         _counters.remove(counter)
-
-
-_controller: ThreadpoolController | None = None
-
-
-def _blas_limit(n_chunks: int) -> AbstractContextManager[Any]:
-    """One BLAS thread per task while the threaded scheduler runs several chunks at once.
-
-    Every kernel's hot loop is a GEMM; with the threaded scheduler, each of its threads would
-    otherwise start a full team of BLAS threads and oversubscribe the cores. (Distributed
-    workers already start with one BLAS thread each.)
-    """
-    global _controller
-    scheduler = dask.base.get_scheduler()
-    if n_chunks < 2 or (scheduler is not None and scheduler is not dask.threaded.get):
-        return nullcontext()
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
 
 
 def _params_key(name: str) -> tuple[str]:
@@ -171,7 +151,7 @@ def tree_reduce(
     deps = [array] if weights is None else [array, weights]
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
     t0 = time.perf_counter()
-    with _blas_limit(data.n_chunks):
+    with blas_for_tasks(data.n_chunks):
         (result,) = dask.compute(Delayed(keys[0], graph, layer=name))
     for c in _counters:
         c.passes += 1

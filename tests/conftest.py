@@ -30,7 +30,7 @@ def process_cluster() -> Iterator[object]:
     """A real LocalCluster of 2 worker processes with 1 thread each, shared by the slow tests."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       memory_limit="2GiB") as cluster:
         yield cluster
 

@@ -1,5 +1,6 @@
-"""Clustering estimators: :class:`KMeans`."""
+"""Clustering estimators: :class:`KMeans` and :class:`MiniBatchKMeans`."""
 
 from ._kmeans import KMeans
+from ._minibatch import MiniBatchKMeans
 
-__all__ = ["KMeans"]
+__all__ = ["KMeans", "MiniBatchKMeans"]

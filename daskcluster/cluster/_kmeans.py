@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from functools import partial
 import warnings
 from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 import dask.array as da
@@ -16,12 +16,17 @@ from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 
 from ..checkpoint import FitCheckpoint
-from ..data import CachePolicy, RowData, as_row_data, as_sample_weight, cached, check_n_features
-from ..engine import map_rows, tree_reduce
-from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
-from ..kernels import kmeans as K
-from ..progress import progress_hook
+from ..data import (
+    CachePolicy,
+    RowData,
+    as_row_data,
+    as_sample_weight,
+    cached,
+)
+from ..errors import InvalidDataError, InvalidParameterError
 from ..params import check_float, check_int, check_options, check_random_state
+from ..progress import progress_hook
+from ._centers import CentersMixin
 from ._init import kmeans_parallel, kmeans_plusplus_distributed, random_rows
 from ._lloyd import LloydResult, LloydState, lloyd
 
@@ -30,7 +35,7 @@ logger = logging.getLogger(__name__)
 _INITS = ("k-means||", "k-means++", "random")
 
 
-class KMeans(ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """K-means clustering by Lloyd's algorithm, one pass over the data per iteration.
 
     The data stay where they are (a Zarr store, a ``.npy`` memmap, cluster memory): each
@@ -181,13 +186,6 @@ default='k-means||'
             raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
         return int(n_init), init_array
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                "before using this estimator."
-            )
-
     # ------------------------------------------------------------------ fitting
 
     def _fingerprint(self, data: RowData, weights: da.Array | None, init_array: np.ndarray | None) -> dict[str, Any]:
@@ -304,50 +302,6 @@ of shape (n_samples, n_features)
 
     # ------------------------------------------------------------------ prediction
 
-    def _labels(self, data: RowData) -> np.ndarray | da.Array:
-        labels = map_rows(data, K.labels_kernel, (self.cluster_centers_, data.affine), dtype=np.int32, label="labels")
-        return labels if data.lazy else labels.compute()
-
-    def _data(self, X: Any) -> RowData:
-        self._check_fitted()
-        data = as_row_data(X, owner=type(self).__name__)
-        check_n_features(data, self.n_features_in_, type(self).__name__)
-        return data
-
-    def predict(self, X: Any) -> np.ndarray | da.Array:
-        """Index of the closest center for each sample.
-
-        Returns
-        -------
-        labels : ndarray or dask array of shape (n_samples,), int32
-            Lazy for lazy input. Data passes: 1 (when computed).
-        """
-        return self._labels(self._data(X))
-
-    def transform(self, X: Any) -> np.ndarray | da.Array:
-        """Euclidean distance of each sample to each center.
-
-        Returns
-        -------
-        ndarray or dask array of shape (n_samples, n_clusters)
-            Lazy for lazy input. Data passes: 1 (when computed).
-        """
-        data = self._data(X)
-        out = map_rows(data, K.transform_kernel, (self.cluster_centers_.astype(data.dtype), data.affine),
-                       dtype=data.dtype, n_columns=self.n_clusters, label="transform")
-        return out if data.lazy else out.compute()
-
-    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Opposite of the inertia of ``X`` against the centers. Data passes: 1."""
-        data = self._data(X)
-        weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
-        params = K.AssignParams(self.cluster_centers_.astype(data.dtype), data.affine)
-        return -tree_reduce(data, K.assign_stats_kernel, params, K.combine_assign, weights=weights).inertia
-
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
         """Fit, then return ``labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
-
-    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
-        """Fit, then return distances to the centers (one more pass)."""
-        return self.fit(X, sample_weight=sample_weight).transform(X)

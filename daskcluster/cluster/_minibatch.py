@@ -14,17 +14,26 @@ import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
 from sklearn.cluster import kmeans_plusplus
 
-from ..data import CachePolicy, RowData, as_row_data, as_sample_weight, cached, check_n_features
-from ..engine import map_rows, take_rows, tree_reduce
-from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
+from ..blas import single_threaded_blas
+from ..data import (
+    CachePolicy,
+    RowData,
+    as_row_data,
+    as_sample_weight,
+    cached,
+    check_n_features,
+)
+from ..engine import take_rows, tree_reduce
+from ..errors import InvalidDataError, InvalidParameterError
 from ..kernels import kmeans as K
 from ..kernels import minibatch as M
 from ..kernels.blocks import row_sq_norms
 from ..kernels.distances import nearest_center
 from ..params import check_float, check_int, check_options, check_random_state
 from ..progress import IterationReport, progress_hook, report
+from ._centers import CentersMixin
 from ._init import kmeans_parallel
-from ._sampling import EpochReport, run_schedule, single_threaded_blas
+from ._sampling import EpochReport, run_schedule
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +43,7 @@ _INITS = ("k-means++", "k-means||", "random")
 _TAG_INIT = 105
 
 
-class MiniBatchKMeans(ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class MiniBatchKMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
     """Mini-batch k-means that streams batches from chunked storage, chunk by chunk.
 
     Each epoch visits the row chunks in a seeded random order; the task for a chunk runs on
@@ -235,20 +244,14 @@ default='k-means++'
             init_size = 3 * self.n_clusters
         return n_init, init_array, batch_size, min(init_size, data.n_samples)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' or 'partial_fit' with "
-                "appropriate arguments before using this estimator."
-            )
-
     # ------------------------------------------------------------------ initialization
 
     def _seed_one(self, sample: np.ndarray, weight: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
         """Initial centers from an in-memory sample, by k-means++ or random rows."""
         if self.init == "k-means++":
             seed = int(rng.integers(2**31 - 1))
-            centers, _ = kmeans_plusplus(sample, self.n_clusters, sample_weight=weight, random_state=seed)
+            with single_threaded_blas():  # a small in-memory problem: threads only add contention
+                centers, _ = kmeans_plusplus(sample, self.n_clusters, sample_weight=weight, random_state=seed)
             return np.asarray(centers, dtype=sample.dtype)
         p = None if weight is None else weight / weight.sum()
         return sample[rng.choice(sample.shape[0], size=self.n_clusters, replace=False, p=p)].copy()
@@ -338,9 +341,9 @@ of shape (n_samples, n_features)
 
             def on_epoch(rep: EpochReport) -> None:
                 st = rep.result.state
-                report(IterationReport(name, "fit", rep.epoch, self.max_iter, rep.seconds, rep.n_rows,
-                                       {"ewa_inertia": st.ewa if st.ewa is not None else float("nan"),
-                                        "steps": float(rep.n_steps), "reassigned": float(sum(rep.result.log.n_reassigned))}))
+                metrics = {"ewa_inertia": st.ewa if st.ewa is not None else float("nan"),
+                           "steps": float(rep.n_steps), "reassigned": float(sum(rep.result.log.n_reassigned))}
+                report(IterationReport(name, "fit", rep.epoch, self.max_iter, rep.seconds, rep.n_rows, metrics))
 
             state, n_epochs = run_schedule(work, weights, M.MiniBatchState.start(centers.astype(work.dtype)), rules,
                                            max_epochs=self.max_iter, parallel_chunks=self.parallel_chunks,
@@ -360,6 +363,8 @@ of shape (n_samples, n_features)
             if self.compute_labels:
                 self.labels_, self.inertia_ = self._labels_inertia(data, work, weights)
             else:
+                if hasattr(self, "labels_"):  # from an earlier fit: no longer true
+                    del self.labels_
                 total = float(data.n_samples if weights is None else weights.sum().compute())
                 ewa = state.ewa if state.ewa is not None else 0.0
                 self.inertia_ = float(ewa * total)
@@ -391,8 +396,9 @@ of shape (n_samples, n_features)
         Returns
         -------
         self
-            Data passes: one read of the batch (two on the first call with 'k-means||'), plus
-            one when ``labels_`` of a lazy batch is computed.
+            Data passes: one read of the batch; the first call reads it once more to
+            initialize ('k-means||': 6 more); one more when ``labels_`` of a lazy batch is
+            computed.
         """
         name = type(self).__name__
         data = as_row_data(X, owner=name)
@@ -434,55 +440,11 @@ of shape (n_samples, n_features)
 
     # ------------------------------------------------------------------ prediction
 
-    def _labels(self, data: RowData) -> np.ndarray | da.Array:
-        centers = self.cluster_centers_.astype(data.dtype)
-        labels = map_rows(data, K.labels_kernel, (centers, data.affine), dtype=np.int32, label="labels")
-        return labels if data.lazy else labels.compute()
-
-    def _data(self, X: Any) -> RowData:
-        self._check_fitted()
-        data = as_row_data(X, owner=type(self).__name__)
-        check_n_features(data, self.n_features_in_, type(self).__name__)
-        return data
-
-    def predict(self, X: Any) -> np.ndarray | da.Array:
-        """Index of the closest center for each sample.
-
-        Returns
-        -------
-        labels : ndarray or dask array of shape (n_samples,), int32
-            Lazy for lazy input. Data passes: 1 (when computed).
-        """
-        return self._labels(self._data(X))
-
-    def transform(self, X: Any) -> np.ndarray | da.Array:
-        """Euclidean distance of each sample to each center.
-
-        Returns
-        -------
-        ndarray or dask array of shape (n_samples, n_clusters)
-            Lazy for lazy input. Data passes: 1 (when computed).
-        """
-        data = self._data(X)
-        out = map_rows(data, K.transform_kernel, (self.cluster_centers_.astype(data.dtype), data.affine),
-                       dtype=data.dtype, n_columns=self.n_clusters, label="transform")
-        return out if data.lazy else out.compute()
-
-    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
-        """Opposite of the inertia of ``X`` against the centers. Data passes: 1."""
-        data = self._data(X)
-        weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
-        params = K.AssignParams(self.cluster_centers_.astype(data.dtype), data.affine)
-        return -tree_reduce(data, K.assign_stats_kernel, params, K.combine_assign, weights=weights).inertia
-
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
         """Fit, then return ``labels_`` (computed even when ``compute_labels=False``)."""
         self.fit(X, sample_weight=sample_weight)
         return self.labels_ if self.compute_labels else self.predict(X)
 
-    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
-        """Fit, then return distances to the centers (one more pass)."""
-        return self.fit(X, sample_weight=sample_weight).transform(X)
 
 
 def _partial_fit_task(

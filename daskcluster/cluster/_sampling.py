@@ -28,7 +28,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,26 +35,13 @@ import dask
 import dask.array as da
 import numpy as np
 
-from ..data import RowData, _client
+from ..blas import single_threaded_blas
+from ..data import RowData, active_client
 from ..kernels import minibatch as M
 from ..kernels.blocks import ChunkInfo
 
 logger = logging.getLogger(__name__)
 
-_controller: Any = None
-
-
-@contextmanager
-def single_threaded_blas() -> Iterator[None]:
-    """BLAS limited to one thread, as scikit-learn runs its mini-batch steps: a step's GEMM is
-    too small to gain from threads, and one thread gives the same rounding on every scheduler."""
-    global _controller
-    if _controller is None:
-        from threadpoolctl import ThreadpoolController
-
-        _controller = ThreadpoolController()
-    with _controller.limit(limits=1, user_api="blas"):
-        yield
 
 
 @dataclass(frozen=True)
@@ -111,7 +97,7 @@ def run_schedule(
         Epochs begun. Data passes: one per epoch (the last one possibly partial).
     """
     rounds = schedule(data.n_chunks, rules.entropy, max_epochs, parallel_chunks)
-    client = _client()
+    client = active_client()
     runner = _DistributedRunner(client) if client is not None else _LocalRunner()
     return runner.run(data, weights, M.ChunkResult.start(start), rules, rounds, parallel_chunks, prefetch, on_epoch)
 
@@ -242,7 +228,6 @@ class _DistributedRunner:
         stopped = False
         it = iter(rounds)
         ahead: deque[Round] = deque()
-        next_read = 0
         todo: deque[tuple[int, int]] = deque()
 
         def settle(upto_position: int) -> None:
@@ -263,7 +248,7 @@ class _DistributedRunner:
             reads[position] = (block, wblock)
 
         def fill(upto: int) -> None:
-            nonlocal next_read
+            # submit the reads of every chunk at a position < upto, within the bound
             while not stopped:
                 while not todo and (rnd := next(it, None)) is not None:
                     ahead.append(rnd)
@@ -281,8 +266,9 @@ class _DistributedRunner:
             fill(window)
             while ahead and not stopped:
                 rnd = ahead.popleft()
-                fill(rnd.first_position + len(rnd.chunks))  # this round's chunks (read ahead already,
-                if stopped:  # unless prefetch < parallel_chunks)
+                # this round's chunks: usually read ahead already (unless prefetch < parallel_chunks)
+                fill(rnd.first_position + len(rnd.chunks))
+                if stopped:
                     break
                 parts = []
                 for i, c in enumerate(rnd.chunks):

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .blocks import Affine, ChunkInfo, check_finite_rows, iter_compute_slices, row_sq_norms, slice_rows
+from .blocks import (
+    Affine,
+    ChunkInfo,
+    check_finite_rows,
+    iter_compute_slices,
+    row_sq_norms,
+    slice_rows,
+)
 from .distances import nearest_center
 from .kmeans import AssignParams, chunk_rng, cluster_sums
 
@@ -444,7 +451,8 @@ def labels_inertia_kernel(
         check_finite_rows(x, x_sq, chunk, start)
         lab, min_sq = nearest_center(x, x_sq, centers, c_sq)
         labels[start:stop] = lab
-        inertia += float(min_sq.sum() if sample_weight is None else min_sq @ np.asarray(sample_weight[start:stop], dtype=np.float64))
+        w = None if sample_weight is None else np.asarray(sample_weight[start:stop], dtype=np.float64)
+        inertia += float(min_sq.sum() if w is None else min_sq @ w)
     return LabelsInertia(labels, inertia)
 
 

@@ -1,0 +1,77 @@
+"""What every center-based estimator does once fitted: labels, distances, score."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from ..data import RowData, as_row_data, as_sample_weight, check_n_features
+from ..engine import map_rows, tree_reduce
+from ..errors import NotFittedError
+from ..kernels import kmeans as K
+
+
+class CentersMixin:
+    """``predict``, ``transform``, ``score`` and ``fit_transform`` from ``cluster_centers_``.
+
+    For estimators with ``n_clusters`` and, once fitted, ``cluster_centers_`` of shape
+    (n_clusters, n_features) and ``n_features_in_``.
+    """
+
+    n_clusters: int
+    cluster_centers_: np.ndarray
+    n_features_in_: int
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "cluster_centers_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+
+    def _labels(self, data: RowData) -> np.ndarray | da.Array:
+        centers = self.cluster_centers_.astype(data.dtype)
+        labels = map_rows(data, K.labels_kernel, (centers, data.affine), dtype=np.int32, label="labels")
+        return labels if data.lazy else labels.compute()
+
+    def _data(self, X: Any) -> RowData:
+        self._check_fitted()
+        data = as_row_data(X, owner=type(self).__name__)
+        check_n_features(data, self.n_features_in_, type(self).__name__)
+        return data
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Index of the closest center for each sample.
+
+        Returns
+        -------
+        labels : ndarray or dask array of shape (n_samples,), int32
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._labels(self._data(X))
+
+    def transform(self, X: Any) -> np.ndarray | da.Array:
+        """Euclidean distance of each sample to each center.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_clusters)
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        data = self._data(X)
+        out = map_rows(data, K.transform_kernel, (self.cluster_centers_.astype(data.dtype), data.affine),
+                       dtype=data.dtype, n_columns=self.n_clusters, label="transform")
+        return out if data.lazy else out.compute()
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the inertia of ``X`` against the centers. Data passes: 1."""
+        data = self._data(X)
+        weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
+        params = K.AssignParams(self.cluster_centers_.astype(data.dtype), data.affine)
+        return -tree_reduce(data, K.assign_stats_kernel, params, K.combine_assign, weights=weights).inertia
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        """Fit, then return distances to the centers (one more pass)."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)  # type: ignore[attr-defined,no-any-return]
