@@ -1,15 +1,27 @@
-"""MNIST in the Keras ``.npz`` layout (``x_train``, ``y_train``, ``x_test``, ``y_test``)."""
+"""MNIST: find it, read it from any of its common layouts.
+
+* the Keras ``.npz`` (``x_train``, ``y_train``, ``x_test``, ``y_test``): :func:`load_mnist_npz`;
+* the original IDX files (``train-images-idx3-ubyte[.gz]``...): :func:`~.idx.load_mnist_idx`;
+* OpenML's ``mnist_784``, when a network exists: :func:`~.openml.fetch_mnist_openml`.
+
+:func:`load_mnist` picks the reader from what it is given; :func:`mnist_to_zarr` writes the result
+once into a labelled Zarr store (see :mod:`daskcluster.datasets.store`). Every reader returns
+``X`` as ``uint8`` rows of 784 pixels and ``y`` as ``uint8`` labels, train before test.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import zipfile
+import zlib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from ..errors import SourceError, SourceNotFoundError
+from ..errors import InvalidParameterError, SourceError, SourceNotFoundError
+from ..io import DEFAULT_CHUNK_BYTES
 
 logger = logging.getLogger(__name__)
 
@@ -17,13 +29,20 @@ logger = logging.getLogger(__name__)
 MNIST_ENV = "DASKCLUSTER_MNIST"
 
 _KEYS = ("x_train", "y_train", "x_test", "y_test")
+_SPLITS = ("all", "train", "test")
+
+
+def _check_split(split: object) -> None:
+    if split not in _SPLITS:
+        raise InvalidParameterError(f"The 'split' parameter must be one of 'all', 'train', 'test'. Got {split!r} instead.")
 
 
 def find_mnist(start: str | os.PathLike[str] | None = None) -> Path | None:
     """Locate an MNIST ``.npz`` file, or return None.
 
-    Looks at ``$DASKCLUSTER_MNIST``, then ``shared/data/mnist.npz`` in the parent of each
-    folder from ``start`` (default: the current directory) up to the root.
+    Looks at ``$DASKCLUSTER_MNIST`` (if set, and only there: a missing file gives None), then
+    ``shared/data/mnist.npz`` and ``data/mnist.npz`` in each folder from ``start`` (default:
+    the current directory) up to the root.
     """
     env = os.environ.get(MNIST_ENV)
     if env:
@@ -49,22 +68,133 @@ def load_mnist_npz(path: str | os.PathLike[str], *, split: str = "all") -> tuple
     -------
     X : ndarray of shape (n_samples, 784), uint8
     y : ndarray of shape (n_samples,), uint8
+
+    Raises
+    ------
+    SourceNotFoundError
+        No file at ``path``.
+    SourceError
+        Not a readable ``.npz`` (truncated, corrupt), a missing key, or arrays of the wrong
+        shape or type; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise SourceNotFoundError(f"No MNIST file at {str(path)!r}.")
-    if split not in ("all", "train", "test"):
-        raise ValueError(f"split must be one of 'all', 'train', 'test'; got {split!r}.")
+    _check_split(split)
     try:
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in _KEYS if k not in f.files]
             if missing:
-                raise SourceError(f"{str(path)!r} is not a Keras-layout MNIST file: missing {missing}.")
+                raise SourceError(
+                    f"{str(path)!r} is not a Keras-layout MNIST file: missing {missing}; expected the "
+                    f"arrays {list(_KEYS)}."
+                )
             parts = ("train", "test") if split == "all" else (split,)
-            X = np.concatenate([f[f"x_{p}"].reshape(len(f[f"x_{p}"]), -1) for p in parts])
-            y = np.concatenate([f[f"y_{p}"] for p in parts])
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        if isinstance(exc, SourceError):
-            raise
-        raise SourceError(f"Cannot read MNIST from {str(path)!r}: {exc}") from exc
+            Xs, ys = [], []
+            for part in parts:
+                images, labels = f[f"x_{part}"], f[f"y_{part}"]
+                if images.ndim not in (2, 3) or labels.ndim != 1 or len(images) != len(labels):
+                    raise SourceError(
+                        f"{str(path)!r} holds x_{part} of shape {images.shape} and y_{part} of shape "
+                        f"{labels.shape}; expected (n, 28, 28) images and (n,) labels."
+                    )
+                if images.dtype.kind not in "ui" or labels.dtype.kind not in "ui":
+                    raise SourceError(
+                        f"{str(path)!r} holds x_{part} of dtype {images.dtype} and y_{part} of dtype "
+                        f"{labels.dtype}; expected integer pixels (uint8) and labels."
+                    )
+                Xs.append(images.reshape(len(images), -1))
+                ys.append(labels)
+    except SourceError:
+        raise
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
+        raise SourceError(
+            f"Cannot read MNIST from {str(path)!r}: {type(exc).__name__}: {exc}. The file is truncated "
+            "or corrupt, or not a .npz archive; expected the Keras mnist.npz."
+        ) from exc
+    X, y = np.concatenate(Xs), np.concatenate(ys)
     return X.astype(np.uint8, copy=False), y.astype(np.uint8, copy=False)
+
+
+def load_mnist(
+    path: str | os.PathLike[str] | None = None,
+    *,
+    split: str = "all",
+    data_home: str | os.PathLike[str] | None = None,
+    download: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Read MNIST from whatever layout ``path`` holds, or find it.
+
+    Parameters
+    ----------
+    path : path-like, optional
+        A Keras ``.npz`` file, or a directory of IDX files (``train-images-idx3-ubyte[.gz]``,
+        ...). When omitted: :func:`find_mnist`, then OpenML if ``download`` is True.
+    split : {'all', 'train', 'test'}, default='all'
+    data_home : path-like, optional
+        OpenML cache folder (see :func:`~.openml.fetch_mnist_openml`).
+    download : bool, default=False
+        Allow fetching ``mnist_784`` from OpenML when ``path`` is None and no local copy is
+        found (a cached copy under ``data_home`` is used without network).
+
+    Returns
+    -------
+    X : ndarray of shape (n_samples, 784), uint8
+    y : ndarray of shape (n_samples,), uint8
+    """
+    from .idx import load_mnist_idx
+    from .openml import fetch_mnist_openml
+
+    _check_split(split)
+    if path is None:
+        found = find_mnist()
+        if found is not None:
+            logger.info("Reading MNIST from '%s'", found)
+            return load_mnist_npz(found, split=split)
+        if not download:
+            raise SourceNotFoundError(
+                f"No local MNIST found (${MNIST_ENV}, shared/data/mnist.npz or data/mnist.npz). Pass "
+                "path= (an mnist.npz or a folder of IDX files), set $DASKCLUSTER_MNIST, or pass "
+                "download=True to fetch it from OpenML."
+            )
+        return fetch_mnist_openml(data_home=data_home, split=split)
+    path = Path(path)
+    if path.is_dir():
+        return load_mnist_idx(path, split=split)
+    if not path.exists():
+        raise SourceNotFoundError(f"No MNIST file or folder at '{path}'. Check the path.")
+    if "idx" in path.name and not path.name.endswith(".npz"):
+        raise SourceError(
+            f"'{path}' looks like one IDX file; MNIST needs the images and the labels. Pass the "
+            f"folder that holds them: load_mnist('{path.parent}')."
+        )
+    return load_mnist_npz(path, split=split)
+
+
+def mnist_to_zarr(
+    out: str | os.PathLike[str],
+    path: str | os.PathLike[str] | None = None,
+    *,
+    split: str = "all",
+    data_home: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    overwrite: bool = False,
+) -> tuple[Any, Any, dict[str, Any]]:
+    """Read MNIST once (see :func:`load_mnist`) and write it to a labelled Zarr store at ``out``.
+
+    Data passes: 1 over the source. Returns ``open_labeled_zarr(out)``: lazy ``X``, ``y`` and
+    the store's attributes (``source`` records where MNIST came from).
+    """
+    from .openml import OPENML_NAME, OPENML_VERSION
+    from .store import write_mnist_zarr
+
+    _check_split(split)
+    if path is not None:
+        where = Path(path).resolve()
+        source = f"mnist-idx:{where}" if where.is_dir() else f"mnist-npz:{where}"
+    else:
+        found = find_mnist()
+        source = f"mnist-npz:{found}" if found is not None else f"openml:{OPENML_NAME}/v{OPENML_VERSION}"
+    X, y = load_mnist(path, split=split, data_home=data_home, download=download)
+    return write_mnist_zarr(X, y, out, source=f"{source} ({split})", chunk_bytes=chunk_bytes, overwrite=overwrite)

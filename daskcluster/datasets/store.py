@@ -1,0 +1,402 @@
+"""Labelled Zarr stores: images ``X``, labels ``y`` and metadata in one Zarr v3 group.
+
+Layout (``<path>/zarr.json`` holds the attributes)::
+
+    <path>/            group
+        X              uint8 (n, n_features), chunks (chunk_rows, n_features), Blosc zstd
+        y              uint8 (n,),            chunks (chunk_rows,)
+        base_index     int32 (n,)             (generated stores only: the base digit of each row)
+
+    attrs: format, format_version, source, n, shape, dtype, image_shape, chunk_rows,
+           checksum = {algorithm: "sha256", X, y, X_chunks, y_chunks}, created,
+           daskcluster_version, and for generated stores: generator, base
+
+``checksum["X"]`` is the SHA-256 of X's bytes in row-major order, exactly
+``hashlib.sha256(X.tobytes()).hexdigest()``, computed chunk by chunk; ``X_chunks`` lists the
+SHA-256 of each Zarr chunk of rows, so :func:`verify_labeled_zarr` can name the chunk that
+changed. Likewise for ``y``.
+
+Stores are written under a hidden sibling ``.<name>.tmp-<uuid>`` and renamed to ``path`` only
+when complete: on any error nothing is left at ``path`` (and the temporary is removed).
+Local paths only (a rename on object storage is a copy, not atomic).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import zarr
+import zarr.codecs
+
+from ..errors import (
+    DataTypeError,
+    InvalidDataError,
+    InvalidParameterError,
+    SourceError,
+    SourceNotFoundError,
+)
+from ..io import DEFAULT_CHUNK_BYTES, chunk_rows, open_array
+
+__all__ = ["open_labeled_zarr", "verify_labeled_zarr", "write_mnist_zarr", "LABELED_FORMAT"]
+
+logger = logging.getLogger(__name__)
+
+#: Value of the ``format`` attribute of every labelled store.
+LABELED_FORMAT = "daskcluster-labeled-zarr"
+_FORMAT_VERSION = 1
+
+
+def default_compressors() -> tuple[zarr.codecs.BloscCodec]:
+    """Blosc zstd level 3 without shuffle.
+
+    On MNIST-like uint8 images (one byte per item, so byte shuffle is a no-op) bit-shuffle
+    costs compression (ratio 2.3 instead of 3.3 on deformed digits) and speed; zstd level 3
+    encodes about 160 MB/s per core (level 5: 70 MB/s, slower than the generator) and decodes
+    about 1 GB/s.
+    """
+    return (zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="noshuffle"),)
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# ------------------------------------------------------------------------- atomic writes
+
+
+def _local_path(path: str | os.PathLike[str], func: str) -> str:
+    text = os.fspath(path)
+    if text.startswith("file://"):
+        text = text[len("file://") :]
+    if "://" in text:
+        raise InvalidParameterError(
+            f"{func} writes to a local path; got '{text}'. Object stores have no atomic rename: "
+            "write locally, then copy the store (e.g. with daskcluster.io.write_zarr or fsspec)."
+        )
+    return os.path.abspath(text)
+
+
+def _is_zarr(path: str) -> bool:
+    return os.path.isdir(path) and any(
+        os.path.exists(os.path.join(path, name)) for name in ("zarr.json", ".zgroup", ".zarray")
+    )
+
+
+def _check_target(final: str, overwrite: bool) -> None:
+    """Refuse an existing ``final`` unless ``overwrite`` and it is a Zarr store (before any work)."""
+    if not isinstance(overwrite, bool):
+        raise InvalidParameterError(f"The 'overwrite' parameter must be a bool. Got {overwrite!r} instead.")
+    if os.path.lexists(final):
+        if not overwrite:
+            raise SourceError(
+                f"'{final}' already exists. Pass overwrite=True to replace it (the old store is "
+                "deleted only after the new one is complete), or choose another path."
+            )
+        if not _is_zarr(final):
+            raise SourceError(
+                f"'{final}' exists and is not a Zarr store; it is never replaced, even with "
+                "overwrite=True. Remove it yourself or choose another path."
+            )
+
+
+@contextmanager
+def atomic_store(path: str | os.PathLike[str], *, overwrite: bool = False, func: str = "write") -> Iterator[str]:
+    """Yield a temporary directory that becomes ``path`` when the block succeeds.
+
+    The temporary is a hidden sibling of ``path`` (same filesystem, so the final
+    ``os.replace`` is atomic). On any exception, KeyboardInterrupt included, it is deleted
+    and nothing appears at ``path``. With ``overwrite``, an existing Zarr store at ``path`` is
+    moved aside, replaced, then deleted. A process killed outright leaves the hidden
+    temporary behind (``.<name>.tmp-<uuid>``), never a partial store at ``path``.
+    """
+    final = _local_path(path, func)
+    _check_target(final, overwrite)
+    parent, base = os.path.split(final)
+    os.makedirs(parent, exist_ok=True)
+    tmp = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex}")
+    try:
+        yield tmp
+        if os.path.lexists(final):
+            if not overwrite:
+                raise SourceError(f"'{final}' appeared while writing; pass overwrite=True to replace it.")
+            old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex}")
+            os.replace(final, old)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                os.replace(old, final)
+                raise
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        logger.debug("Writing '%s' failed; removing the temporary '%s'", final, tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# ------------------------------------------------------------------------------ layout
+
+
+def create_labeled_group(
+    store: str,
+    n_samples: int,
+    n_features: int,
+    rows: int,
+    *,
+    compressors: Any = "default",
+    base_index: bool = False,
+) -> zarr.Group:
+    """Create the empty group and arrays of a labelled store (chunks of ``rows`` rows)."""
+    codecs = default_compressors() if isinstance(compressors, str) and compressors == "default" else compressors
+    group = zarr.open_group(store, mode="w-", zarr_format=3)
+    group.create_array("X", shape=(n_samples, n_features), dtype=np.uint8, chunks=(rows, n_features), compressors=codecs)
+    group.create_array("y", shape=(n_samples,), dtype=np.uint8, chunks=(rows,), compressors=codecs)
+    if base_index:
+        group.create_array("base_index", shape=(n_samples,), dtype=np.int32, chunks=(rows,), compressors=codecs)
+    return group
+
+
+def _sha256(block: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(block).data).hexdigest()
+
+
+def chunk_digests(X: np.ndarray, y: np.ndarray) -> tuple[str, str]:
+    """SHA-256 of one chunk of rows of ``X`` and of ``y`` (as stored in ``X_chunks``/``y_chunks``)."""
+    return _sha256(X), _sha256(y)
+
+
+def base_attrs(
+    *, source: str, n_samples: int, n_features: int, rows: int, image_shape: tuple[int, ...] | None, checksum: dict[str, Any]
+) -> dict[str, Any]:
+    """The attributes every labelled store carries."""
+    return {
+        "format": LABELED_FORMAT,
+        "format_version": _FORMAT_VERSION,
+        "source": source,
+        "n": n_samples,
+        "shape": [n_samples, n_features],
+        "dtype": "uint8",
+        "image_shape": None if image_shape is None else list(image_shape),
+        "chunk_rows": rows,
+        "checksum": checksum,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "daskcluster_version": _version(),
+    }
+
+
+# ------------------------------------------------------------------------------ writing
+
+
+def _as_images(X: Any) -> tuple[Any, tuple[int, ...] | None]:
+    """``X`` as (n, n_features) rows and its image shape (None for 2-D input)."""
+    if not isinstance(X, (np.ndarray, da.Array)):
+        X = np.asarray(X)
+    if X.dtype != np.uint8:
+        raise DataTypeError(
+            f"X must be uint8 pixels; got dtype {X.dtype}. Check the range (0..255) and convert "
+            "with X.astype(numpy.uint8)."
+        )
+    if X.ndim == 3:
+        return X.reshape(X.shape[0], -1), tuple(int(s) for s in X.shape[1:])
+    if X.ndim != 2:
+        raise InvalidDataError(f"X must have shape (n, n_features) or (n, H, W); got {X.shape}.")
+    side = int(round(X.shape[1] ** 0.5))
+    return X, ((side, side) if side * side == X.shape[1] else None)
+
+
+def _as_labels(y: Any, n_samples: int) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1 or len(y) != n_samples:
+        raise InvalidDataError(f"y must have shape ({n_samples},), one label per row of X; got {y.shape}.")
+    if y.dtype.kind not in "ui":
+        raise DataTypeError(f"y must hold integer labels; got dtype {y.dtype}. Convert with y.astype(numpy.uint8).")
+    if len(y) and (y.min() < 0 or y.max() > 255):
+        raise InvalidDataError(f"y must hold labels in 0..255 (stored as uint8); got values in [{y.min()}, {y.max()}].")
+    return y.astype(np.uint8, copy=False)
+
+
+def write_mnist_zarr(
+    X: Any,
+    y: Any,
+    path: str | os.PathLike[str],
+    *,
+    source: str,
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    compressors: Any = "default",
+    overwrite: bool = False,
+) -> tuple[da.Array, da.Array, dict[str, Any]]:
+    """Write images and labels to a labelled Zarr store, chunk by chunk, atomically.
+
+    Data passes: 1 (each chunk of rows is read once, hashed and written).
+
+    Parameters
+    ----------
+    X : ndarray or dask array of shape (n_samples, n_features) or (n_samples, H, W), uint8
+    y : array-like of shape (n_samples,), integer labels in 0..255
+    path : path-like
+        Local directory to create (see :func:`atomic_store`).
+    source : str
+        Where the data came from, recorded in the attributes, e.g. ``"mnist-npz:/data/mnist.npz"``.
+    chunk_bytes : int, default=DEFAULT_CHUNK_BYTES
+        Target bytes per chunk of ``X``; rows per chunk from :func:`daskcluster.io.chunk_rows`.
+    compressors : "default", None, codec or sequence of codecs, default="default"
+        For both arrays; ``"default"`` is :func:`default_compressors` (Blosc zstd).
+    overwrite : bool, default=False
+        Replace an existing Zarr store at ``path`` (only once the new one is complete).
+
+    Returns
+    -------
+    X, y, attrs
+        :func:`open_labeled_zarr` of the new store.
+
+    Raises
+    ------
+    SourceError
+        ``path`` exists (and ``overwrite`` is False, or it is not a Zarr store).
+    DataTypeError, InvalidDataError
+        ``X`` is not uint8, or ``y`` does not match it.
+    """
+    if not isinstance(source, str) or not source:
+        raise InvalidParameterError(f"The 'source' parameter must be a non-empty str. Got {source!r} instead.")
+    X, image_shape = _as_images(X)
+    n_samples, n_features = (int(s) for s in X.shape)
+    if n_samples == 0 or n_features == 0:
+        raise InvalidDataError(f"X must hold at least one row and one feature; got shape {X.shape}.")
+    labels = _as_labels(y, n_samples)
+    rows = chunk_rows(n_samples, n_features, 1, chunk_bytes)
+    with atomic_store(path, overwrite=overwrite, func="write_mnist_zarr") as tmp:
+        group = create_labeled_group(tmp, n_samples, n_features, rows, compressors=compressors)
+        hx, hy = hashlib.sha256(), hashlib.sha256()
+        x_chunks, y_chunks = [], []
+        for start in range(0, n_samples, rows):
+            stop = min(start + rows, n_samples)
+            block = np.ascontiguousarray(X[start:stop])  # computes one chunk of a dask array
+            lab = labels[start:stop]
+            group["X"][start:stop] = block
+            group["y"][start:stop] = lab
+            hx.update(block.data)
+            hy.update(lab.data)
+            dx, dy = chunk_digests(block, lab)
+            x_chunks.append(dx)
+            y_chunks.append(dy)
+        checksum = {"algorithm": "sha256", "X": hx.hexdigest(), "y": hy.hexdigest(), "X_chunks": x_chunks, "y_chunks": y_chunks}
+        group.attrs.update(
+            base_attrs(
+                source=source, n_samples=n_samples, n_features=n_features, rows=rows,
+                image_shape=image_shape, checksum=checksum,
+            )
+        )
+    logger.info("Wrote %d labelled rows of %d features to '%s' (%s)", n_samples, n_features, path, source)
+    return open_labeled_zarr(path, chunk_bytes=chunk_bytes)
+
+
+# ------------------------------------------------------------------------------ reading
+
+
+def _open_group(path: str | os.PathLike[str]) -> tuple[str, zarr.Group]:
+    text = os.fspath(path)
+    if not os.path.exists(text):
+        raise SourceNotFoundError(f"No labelled Zarr store at '{text}'. Check the path.")
+    try:
+        group = zarr.open_group(text, mode="r")
+    except Exception as exc:
+        raise SourceError(f"'{text}' is not a Zarr group ({type(exc).__name__}: {exc}); expected a labelled store.") from exc
+    missing = [name for name in ("X", "y") if name not in group]
+    if missing:
+        raise SourceError(
+            f"'{text}' is not a labelled store: no array {missing}; expected 'X' (n, n_features) and "
+            "'y' (n,), as written by write_mnist_zarr or make_infinite_mnist."
+        )
+    X, y = group["X"], group["y"]
+    if not isinstance(X, zarr.Array) or not isinstance(y, zarr.Array) or X.ndim != 2 or y.shape != (X.shape[0],):
+        raise SourceError(
+            f"'{text}' holds X of shape {getattr(X, 'shape', None)} and y of shape "
+            f"{getattr(y, 'shape', None)}; expected (n, n_features) and (n,)."
+        )
+    return text, group
+
+
+def open_labeled_zarr(
+    path: str | os.PathLike[str], *, chunk_bytes: int = DEFAULT_CHUNK_BYTES
+) -> tuple[da.Array, da.Array, dict[str, Any]]:
+    """Open a labelled Zarr store lazily.
+
+    Data passes: 0 (metadata only).
+
+    Parameters
+    ----------
+    path : path-like
+    chunk_bytes : int, default=DEFAULT_CHUNK_BYTES
+        Target bytes per Dask chunk of ``X`` (whole Zarr chunks; see
+        :func:`daskcluster.io.open_array`).
+
+    Returns
+    -------
+    X : dask array of shape (n_samples, n_features), uint8
+        ``open_array(path, component="X")``.
+    y : dask array of shape (n_samples,), uint8
+        Chunked like the rows of ``X``.
+    attrs : dict
+        The store's metadata (source, n, shape, checksum, generator parameters...).
+    """
+    text, group = _open_group(path)
+    X = open_array(text, component="X", chunk_bytes=chunk_bytes)
+    y = da.from_zarr(group["y"], chunks=(X.chunks[0],))
+    return X, y, dict(group.attrs)
+
+
+def verify_labeled_zarr(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Recompute the checksums of a labelled store and compare them with its attributes.
+
+    Data passes: 1, sequential on the client (a running SHA-256 cannot be split).
+
+    Returns
+    -------
+    checksum : dict
+        The verified ``attrs["checksum"]``.
+
+    Raises
+    ------
+    SourceError
+        No checksum in the attributes, or data that does not match it; the message names the
+        first chunk (its rows) that differs.
+    """
+    text, group = _open_group(path)
+    checksum = group.attrs.get("checksum")
+    rows = group.attrs.get("chunk_rows")
+    if not isinstance(checksum, dict) or not isinstance(rows, int):
+        raise SourceError(f"'{text}' has no checksum attribute to verify; was it written by daskcluster?")
+    X, y = group["X"], group["y"]
+    n = X.shape[0]
+    hx, hy = hashlib.sha256(), hashlib.sha256()
+    for i, start in enumerate(range(0, n, rows)):
+        stop = min(start + rows, n)
+        block, lab = X[start:stop], y[start:stop]
+        hx.update(np.ascontiguousarray(block).data)
+        hy.update(np.ascontiguousarray(lab).data)
+        for name, data, listed in (("X", block, checksum.get("X_chunks")), ("y", lab, checksum.get("y_chunks"))):
+            if listed is not None and (i >= len(listed) or _sha256(data) != listed[i]):
+                raise SourceError(
+                    f"'{text}': chunk {i} of {name} (rows {start}:{stop}) does not match its SHA-256 in "
+                    "the attributes; the store is corrupt. Write it again."
+                )
+    for name, digest in (("X", hx.hexdigest()), ("y", hy.hexdigest())):
+        if checksum.get(name) != digest:
+            raise SourceError(
+                f"'{text}': the SHA-256 of {name} is {digest}, the attributes say {checksum.get(name)}; "
+                "the store is corrupt. Write it again."
+            )
+    return checksum
