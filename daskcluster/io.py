@@ -792,9 +792,11 @@ def _make_target(
     return _RemoteTarget(text, fs, fs_path), storage_options or None
 
 
-def _resolve_compressors(compressors: Any) -> Any:
+def _resolve_compressors(compressors: Any, itemsize: int) -> Any:
     if isinstance(compressors, str) and compressors == "default":
-        return (zarr.codecs.BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle"),)
+        # byte data (uint8 pixels) compress better and faster unshuffled
+        shuffle = "noshuffle" if itemsize == 1 else "bitshuffle"
+        return (zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=shuffle),)
     return compressors
 
 
@@ -828,8 +830,9 @@ def write_zarr(
         and every feature.
     compressors : "default", None, codec or sequence of codecs, default="default"
         Passed as ``compressors=`` to :func:`zarr.create_array`. ``"default"`` is
-        ``BloscCodec(cname="zstd", clevel=5, shuffle="bitshuffle")``; ``None`` stores
-        the chunks uncompressed.
+        ``BloscCodec(cname="zstd", clevel=3)``, bit-shuffled for items wider than a byte and
+        unshuffled for bytes (``uint8`` images compress better so); ``None`` stores the chunks
+        uncompressed.
     overwrite : bool, default=False
         Replace an existing Zarr store at ``path``. The old store is removed only once
         the new one is complete. A path that is not a Zarr store is never replaced.
@@ -892,7 +895,7 @@ def write_zarr(
     X = open_array(source, chunk_bytes=chunk_bytes, **open_kwargs)
     n_samples, n_features = X.shape
     rows = chunk_rows(n_samples, n_features, X.dtype.itemsize, chunk_bytes)
-    codecs = _resolve_compressors(compressors)
+    codecs = _resolve_compressors(compressors, X.dtype.itemsize)
 
     target, target_options = _make_target(path, storage_options)
     if target.exists():

@@ -528,11 +528,12 @@ def test_errors_are_caught_as_builtin_exceptions(tmp_path: Path) -> None:
 # ----------------------------------------------------------------- write_zarr
 
 
-def test_write_zarr_uses_blosc_zstd_by_default(tmp_path: Path) -> None:
-    z = write_zarr(make_data("uint8"), tmp_path / "x.zarr", chunk_bytes=CHUNK_BYTES)
+@pytest.mark.parametrize("dtype, shuffle", [("uint8", "noshuffle"), ("float32", "bitshuffle")])
+def test_write_zarr_uses_blosc_zstd_by_default(tmp_path: Path, dtype: str, shuffle: str) -> None:
+    z = write_zarr(make_data(dtype), tmp_path / "x.zarr", chunk_bytes=CHUNK_BYTES)
     (codec,) = z.compressors
     assert isinstance(codec, zarr.codecs.BloscCodec)
-    assert codec.cname.value == "zstd" and codec.clevel == 5 and codec.shuffle.value == "bitshuffle"
+    assert codec.cname.value == "zstd" and codec.clevel == 3 and codec.shuffle.value == shuffle
     assert z.metadata.zarr_format == 3
 
 
