@@ -70,6 +70,8 @@ def main() -> None:
     parser.add_argument("--subset", type=int, default=2_000_000)
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--skip-dask-ml", action="store_true")
+    parser.add_argument("--minibatch", action="store_true",
+                        help="only MiniBatchKMeans(10) on the store: time, inertia on all rows, accuracy")
     args = parser.parse_args()
 
     import dask.array as da
@@ -97,6 +99,23 @@ def main() -> None:
     print(f"data: {X.shape} {X.dtype}, {X.nbytes / 1e9:.2f} GB raw, {disk / 1e9:.2f} GB on disk, {X.numblocks[0]} chunks")
     if gen_seconds is not None:
         print(f"generation: {gen_seconds:.1f} s ({args.n / gen_seconds:,.0f} images/s)")
+
+    if args.minibatch:
+        from daskcluster import MiniBatchKMeans
+        from daskcluster.metrics import inertia
+
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GiB",
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            with PeakRSS(client) as rss:
+                t0 = time.perf_counter()
+                mb = MiniBatchKMeans(10, random_state=0, cache=False, compute_labels=False).fit(scaled(X, 1 / 255))
+                seconds = time.perf_counter() - t0
+            total = inertia(scaled(X, 1 / 255), mb.cluster_centers_)
+            acc = majority_label_accuracy(y, mb.predict(scaled(X, 1 / 255)))
+        print(f"| daskcluster MiniBatchKMeans(10), {args.n:,} rows, streamed | {seconds:.0f} s "
+              f"({mb.n_iter_} epochs, {mb.n_steps_} steps) | inertia {total:.6g} | "
+              f"{max(rss.peak.values()) / 2**30:.2f} GiB | {acc:.3f} |")
+        return
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GiB",
                       dashboard_address=None) as cluster, Client(cluster) as client:
