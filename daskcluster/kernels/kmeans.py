@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .blocks import Affine, ChunkInfo, check_finite_rows, iter_compute_slices, row_sq_norms, slice_rows
+from .blocks import (
+    Affine,
+    ChunkInfo,
+    check_finite_rows,
+    iter_compute_slices,
+    row_sq_norms,
+    slice_rows,
+)
 from .distances import nearest_center, sq_distances
 
 

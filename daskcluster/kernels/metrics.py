@@ -6,7 +6,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blocks import Affine, ChunkInfo, check_finite_rows, iter_compute_slices, row_sq_norms, slice_rows
+from .blocks import (
+    Affine,
+    ChunkInfo,
+    check_finite_rows,
+    iter_compute_slices,
+    row_sq_norms,
+    slice_rows,
+)
 from .kmeans import cluster_sums
 
 
