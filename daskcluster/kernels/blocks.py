@@ -99,23 +99,21 @@ def iter_compute_slices(
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(start, stop, x)`` with ``x`` the rows ``start:stop`` of ``block`` in ``dtype``.
 
-    The cast goes into one reused buffer of ``rows`` rows; the yielded array is a view of it and
-    is overwritten by the next slice. Without a cast or scaling the block is sliced directly.
+    Every slice is copied (cast) into one reused buffer of ``rows`` rows, even when the block
+    already has the compute dtype: the kernels then read the slice several times (norms, GEMM,
+    sums) from cache instead of from memory, which costs less than the copy. The yielded array
+    is a view of the buffer and is overwritten by the next slice.
     """
     n = block.shape[0]
     if n == 0:
         return
     rows = max(1, min(rows, n))
-    same = block.dtype == dtype and affine.is_identity
-    buf = None if same else np.empty((rows, block.shape[1]), dtype=dtype)
+    buf = np.empty((rows, block.shape[1]), dtype=dtype)
     for start in range(0, n, rows):
         stop = min(n, start + rows)
-        src = block[start:stop]
-        if buf is None:
-            x = np.asarray(src)
-        else:
-            x = buf[: stop - start]
-            np.copyto(x, src, casting="unsafe")
+        x = buf[: stop - start]
+        np.copyto(x, block[start:stop], casting="unsafe")
+        if not affine.is_identity:
             affine.apply(x)
         yield start, stop, x
 
