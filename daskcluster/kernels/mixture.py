@@ -1,38 +1,62 @@
 """Kernels of Gaussian mixtures: log-densities, responsibilities and EM sufficient statistics.
 
 Everything here works on one block of rows and small broadcast parameters, in float64 (a
-mixture's log-densities and covariances need it; the block keeps its storage dtype and is cast
-a slice at a time).
+mixture's log-densities and covariances need it); the block keeps its storage dtype and is
+cast a slice at a time.
 
-The E-step of a slice ``x`` (rows x features):
+**Centring.** A block is read as ``x - ref``, ``ref`` the mean of its first 256 rows, so that no
+product below is taken at the data's scale (data far from the origin lose nothing).
 
-1. centre it at its own mean ``xbar``: ``xs = x - xbar`` (so nothing below depends on how far
-   the data sit from the origin);
-2. per component, the Mahalanobis distance through the Cholesky factor ``L`` of the precision
-   (``P = L L^T``): ``||(x - mu) L||^2``; for ``'full'`` all components come out of one GEMM
-   ``[xs, 1] @ [[L_1 ... L_K], [-(mu_1 - xbar) L_1 ... ]]``;
-3. ``log w_k + log N(x | k)`` and its log-sum-exp over components: ``log p(x)`` and the
-   responsibilities ``resp``.
+**E-step** of a slice, per component, through the Cholesky factor ``L`` of the precision
+(``P = L L^T``): ``log w + log det L - d/2 log 2 pi - ||(x - mu) L||^2 / 2``. For ``'full'``
+all components come out of one GEMM ``[x - ref, 1] @ [[L_1 ... L_K], [-(mu_1 - ref) L_1 ...]]``;
+``'tied'`` whitens once (``(x - ref) L``) and expands the distances; ``'diag'`` and
+``'spherical'`` expand them as two small GEMMs. Then the log-sum-exp over components gives
+``log p(x)`` and the responsibilities.
 
-The statistics of a slice are, per component, ``n_k = sum resp``, the weighted mean and the
+**Statistics**, per component: the responsibility mass ``n_k``, the weighted mean and the
 centred second moment (a ``d x d`` matrix per component for ``'full'``, their sum for
-``'tied'``, the diagonal for ``'diag'``/``'spherical'``). They are computed around the slice
-mean and merged by Chan's parallel update (counts add, means move, second moments gain
-``delta delta^T n_a n_b / n``), so that no ``E[x x^T] - mu mu^T`` cancellation happens at
-the data's scale. Merging is associative: the statistics of the whole equal the merged
-statistics of any split of the rows (up to rounding).
+``'tied'``, the diagonal for ``'diag'``/``'spherical'``). A block accumulates plain sums
+around ``ref`` and centres them once at its end; blocks are merged by Chan's parallel update
+(counts add, means move, second moments gain ``delta delta^T n_a n_b / n``). So the
+cancellation of ``E[x x^T] - mu mu^T`` only ever involves the distance of a component's mean
+from a nearby reference, never the data's offset, and the statistics of the whole equal the
+merged statistics of any split of the rows (up to rounding).
+
+For ``'full'`` the responsibilities of a segment of the block (a few thousand rows) are kept,
+and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is one SYRK (``z^T z`` with
+``z = sqrt(r) (x - mu_k)``) over the rows it holds,
+centred at the component's current mean ``mu_k`` (so only the mean's move in this iteration
+cancels), over the rows whose responsibility is at least :data:`MIN_RESP` (``1e-30``). Leaving out smaller
+terms changes nothing at float64 precision, and on clustered data it skips most of the work
+(each row belongs to few components). Components holding less than one row's worth of mass
+(``weight * n_samples < 1``) keep every non-zero term, so that even their (meaningless)
+covariances match scikit-learn's.
+
+**Threads.** The small GEMMs of a slice are slower with several BLAS threads than with one
+(and a threaded scheduler already runs one task per core), so every kernel here runs with
+BLAS limited to one thread (restored when the last running kernel ends).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import InvalidDataError
-from .blocks import Affine, ChunkInfo, check_finite_rows, iter_compute_slices, row_sq_norms
+from .blocks import (
+    Affine,
+    ChunkInfo,
+    check_finite_rows,
+    iter_compute_slices,
+    row_sq_norms,
+)
 from .distances import nearest_center
 from .kmeans import chunk_rng
 
@@ -41,24 +65,59 @@ COMPUTE_DTYPE = np.dtype(np.float64)
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 #: The statistics each covariance type needs: spherical variances are means of diagonal ones.
 STATS_KIND = {"full": "full", "tied": "tied", "diag": "diag", "spherical": "diag"}
-#: Elements (rows x (features + per-row work)) of one compute slice: 2 MiB of float64, which
-#: keeps the (rows x n_components*n_features) products of ``'full'`` in cache.
-SLICE_ELEMENTS = 2**18
+#: Elements (rows x (features + per-row work)) of one compute slice: 4 MiB of float64.
+SLICE_ELEMENTS = 2**19
+#: Responsibilities kept per segment for the second moments of ``'full'`` (8 MiB of float64).
+SEGMENT_ELEMENTS = 2**20
+#: Rows gathered at once for one component's second moment.
+GATHER_ROWS = 4096
+#: Smallest responsibility counted in a ``'full'`` second moment (see the module notes).
+MIN_RESP = 1e-30
 LOG_2PI = math.log(2.0 * math.pi)
 
 
 def slice_rows(n_features: int, width: int) -> int:
-    """Rows per compute slice for ``width`` floats of work per row."""
+    """Rows per compute slice for ``width`` floats of temporary work per row."""
     return int(min(4096, max(32, SLICE_ELEMENTS // (n_features + 1 + width))))
 
 
+# --------------------------------------------------------------------------- BLAS threads
+
+_blas_lock = threading.Lock()
+_blas_users = 0
+_blas_limiter: Any = None
+_blas_controller: Any = None
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Limit BLAS to one thread while any kernel of this module runs in the process.
+
+    Nested and concurrent uses share one limit, restored when the last one exits.
+    """
+    global _blas_users, _blas_limiter, _blas_controller
+    with _blas_lock:
+        if _blas_users == 0:
+            try:
+                if _blas_controller is None:
+                    from threadpoolctl import ThreadpoolController
+
+                    _blas_controller = ThreadpoolController()
+                _blas_limiter = _blas_controller.limit(limits=1, user_api="blas")
+            except Exception:  # threadpoolctl missing or failing: run as is
+                _blas_limiter = None
+        _blas_users += 1
+    try:
+        yield
+    finally:
+        with _blas_lock:
+            _blas_users -= 1
+            if _blas_users == 0 and _blas_limiter is not None:
+                _blas_limiter.restore_original_limits()
+                _blas_limiter = None
+
+
 # --------------------------------------------------------------------------- parameters
-
-
-def log_det_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
-    """``log det`` of each component's precision Cholesky factor, shape (n_components,)
-    (a scalar for ``'tied'``)."""
-    return _LOG_DET[covariance_type](prec_chol, n_features)
 
 
 _LOG_DET: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
@@ -67,6 +126,12 @@ _LOG_DET: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
     "diag": lambda p, d: np.log(p).sum(axis=1),
     "spherical": lambda p, d: d * np.log(p),
 }
+
+
+def log_det_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
+    """``log det`` of each component's precision Cholesky factor, shape (n_components,)
+    (a scalar for ``'tied'``)."""
+    return _LOG_DET[covariance_type](prec_chol, n_features)
 
 
 @dataclass(frozen=True)
@@ -84,8 +149,8 @@ class GaussianParams:
         ``log w_k + log det L_k - d/2 log(2 pi)``.
     center : ndarray of shape (n_features,)
         The frame of the statistics' means (the mixture mean): they are returned relative to it.
-    lcat : ndarray of shape (n_features, n_components * n_features) or None
-        ``'full'`` only: the factors side by side, for one GEMM.
+    min_resp : ndarray of shape (n_components,)
+        Smallest responsibility counted in a ``'full'`` second moment, per component.
     """
 
     covariance_type: str
@@ -93,7 +158,7 @@ class GaussianParams:
     prec_chol: np.ndarray
     log_const: np.ndarray
     center: np.ndarray
-    lcat: np.ndarray | None = None
+    min_resp: np.ndarray
 
     @property
     def n_components(self) -> int:
@@ -105,9 +170,14 @@ class GaussianParams:
 
 
 def gaussian_params(
-    weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray, covariance_type: str
+    weights: np.ndarray, means: np.ndarray, prec_chol: np.ndarray, covariance_type: str, n_samples: int | None = None
 ) -> GaussianParams:
-    """Precompute what every block's E-step needs from a mixture's parameters."""
+    """Precompute what every block's E-step needs from a mixture's parameters.
+
+    ``n_samples`` (the rows of the whole data set) lets the second moments of components
+    holding at least one row's worth of mass leave out responsibilities below
+    :data:`MIN_RESP`; without it every non-zero responsibility counts.
+    """
     means = np.ascontiguousarray(means, dtype=COMPUTE_DTYPE)
     prec_chol = np.ascontiguousarray(prec_chol, dtype=COMPUTE_DTYPE)
     weights = np.asarray(weights, dtype=COMPUTE_DTYPE)
@@ -117,58 +187,106 @@ def gaussian_params(
     log_const = log_w + log_det_cholesky(prec_chol, covariance_type, d) - 0.5 * d * LOG_2PI
     total = weights.sum()
     center = (weights / total) @ means if total > 0 else means.mean(axis=0)
-    lcat = None
-    if covariance_type == "full":
-        lcat = np.ascontiguousarray(prec_chol.transpose(1, 0, 2).reshape(d, k * d))
-    return GaussianParams(covariance_type, means, prec_chol, np.broadcast_to(log_const, (k,)).copy(), center, lcat)
+    min_resp = np.zeros(k)
+    if n_samples is not None:
+        min_resp[weights * n_samples >= 1.0] = MIN_RESP
+    return GaussianParams(covariance_type, means, prec_chol, np.broadcast_to(log_const, (k,)).copy(), center, min_resp)
 
 
 # --------------------------------------------------------------------------- E-step
 
 
-def _maha_full(a: np.ndarray, mb: np.ndarray, gp: GaussianParams) -> np.ndarray:
-    """``||(x - mu_k) L_k||^2`` for all k by one GEMM on the augmented slice ``a = [xs, 1]``."""
+class _Scratch:
+    """Temporaries reused from slice to slice.
+
+    A large temporary allocated anew for every slice costs page faults each time when the
+    allocator returns freed memory to the system at once (as Dask's nanny configures workers
+    with ``MALLOC_TRIM_THRESHOLD_``); the kernels allocate them once per block instead.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: dict[str, np.ndarray] = {}
+
+    def get(self, name: str, rows: int, cols: int, dtype: Any = COMPUTE_DTYPE) -> np.ndarray:
+        buf = self._bufs.get(name)
+        if buf is None or buf.shape[0] < rows or buf.shape[1] != cols or buf.dtype != dtype:
+            buf = self._bufs[name] = np.empty((max(rows, 1), cols), dtype=dtype)
+        return buf[:rows]
+
+
+def _prepare_full(gp: GaussianParams, ref: np.ndarray) -> np.ndarray:
+    """``[[L_1 ... L_K], [-(mu_1 - ref) L_1 ... -(mu_K - ref) L_K]]``, shape (d + 1, K d)."""
+    k, d = gp.means.shape
+    b = np.empty((d + 1, k * d))
+    b[:d] = gp.prec_chol.transpose(1, 0, 2).reshape(d, k * d)
+    np.negative(np.einsum("kd,kde->ke", gp.means - ref, gp.prec_chol).reshape(-1), out=b[d])
+    return b
+
+
+def _maha_full(a: np.ndarray, b: np.ndarray, gp: GaussianParams, ws: _Scratch) -> np.ndarray:
     n, d1 = a.shape
-    d = d1 - 1
-    k = mb.shape[0]
-    assert gp.lcat is not None
-    b = np.empty((d1, k * d))
-    b[:d] = gp.lcat
-    np.negative(np.einsum("kd,kde->ke", mb, gp.prec_chol).reshape(-1), out=b[d])
-    y = (a @ b).reshape(n, k, d)
-    return np.einsum("nkd,nkd->nk", y, y)
+    k = gp.n_components
+    y = np.matmul(a, b, out=ws.get("y", n, k * (d1 - 1))).reshape(n, k, d1 - 1)
+    return np.einsum("nkd,nkd->nk", y, y, out=ws.get("maha", n, k))
 
 
-def _maha_tied(a: np.ndarray, mb: np.ndarray, gp: GaussianParams) -> np.ndarray:
-    """``||z - b_k||^2`` with ``z = xs L`` (one GEMM for all components) and ``b_k = mb_k L``."""
-    z = a[:, :-1] @ gp.prec_chol
-    b = mb @ gp.prec_chol
-    maha = z @ (-2.0 * b.T)
+def _prepare_tied(gp: GaussianParams, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    b = (gp.means - ref) @ gp.prec_chol
+    return -2.0 * b.T, row_sq_norms(b)
+
+
+def _maha_tied(a: np.ndarray, prep: tuple[np.ndarray, np.ndarray], gp: GaussianParams, ws: _Scratch) -> np.ndarray:
+    n, d1 = a.shape
+    z = np.matmul(a[:, :-1], gp.prec_chol, out=ws.get("z", n, d1 - 1))
+    maha = np.matmul(z, prep[0], out=ws.get("maha", n, gp.n_components))
     maha += row_sq_norms(z)[:, None]
-    maha += row_sq_norms(b)
+    maha += prep[1]
     return np.maximum(maha, 0.0, out=maha)
 
 
-def _maha_diag(a: np.ndarray, mb: np.ndarray, gp: GaussianParams) -> np.ndarray:
-    xs = a[:, :-1]
+def _prepare_diag(gp: GaussianParams, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     prec = gp.prec_chol**2
-    maha = (xs * xs) @ prec.T
-    maha -= xs @ (2.0 * mb * prec).T
-    maha += (mb * mb * prec).sum(axis=1)
-    return np.maximum(maha, 0.0, out=maha)
+    mb = gp.means - ref
+    return np.ascontiguousarray(prec.T), -2.0 * (mb * prec).T, (mb * mb * prec).sum(axis=1)
 
 
-def _maha_spherical(a: np.ndarray, mb: np.ndarray, gp: GaussianParams) -> np.ndarray:
+def _maha_diag(a: np.ndarray, prep: tuple[np.ndarray, np.ndarray, np.ndarray], gp: GaussianParams,
+               ws: _Scratch) -> np.ndarray:
+    n, d1 = a.shape
+    k = gp.n_components
     xs = a[:, :-1]
-    maha = xs @ (-2.0 * mb.T)
-    maha += row_sq_norms(xs)[:, None]
-    maha += row_sq_norms(mb)
-    maha *= gp.prec_chol**2
+    sq = np.multiply(xs, xs, out=ws.get("sq", n, d1 - 1))
+    maha = np.matmul(sq, prep[0], out=ws.get("maha", n, k))
+    maha += np.matmul(xs, prep[1], out=ws.get("cross", n, k))
+    maha += prep[2]
     return np.maximum(maha, 0.0, out=maha)
 
 
-#: Squared Mahalanobis distances of the rows of a centred slice to each component.
-MAHALANOBIS: dict[str, Callable[[np.ndarray, np.ndarray, GaussianParams], np.ndarray]] = {
+def _prepare_spherical(gp: GaussianParams, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    prec = gp.prec_chol**2
+    mb = gp.means - ref
+    return prec, -2.0 * mb.T * prec, row_sq_norms(mb) * prec
+
+
+def _maha_spherical(a: np.ndarray, prep: tuple[np.ndarray, np.ndarray, np.ndarray], gp: GaussianParams,
+                    ws: _Scratch) -> np.ndarray:
+    xs = a[:, :-1]
+    maha = np.matmul(xs, prep[1], out=ws.get("maha", a.shape[0], gp.n_components))
+    maha += row_sq_norms(xs)[:, None] * prep[0]
+    maha += prep[2]
+    return np.maximum(maha, 0.0, out=maha)
+
+
+#: Per block: the constants of the distances given the block's reference point.
+PREPARE: dict[str, Callable[[GaussianParams, np.ndarray], Any]] = {
+    "full": _prepare_full,
+    "tied": _prepare_tied,
+    "diag": _prepare_diag,
+    "spherical": _prepare_spherical,
+}
+
+#: Per slice ``a = [x - ref, 1]``: squared Mahalanobis distances to each component, (rows, K).
+MAHALANOBIS: dict[str, Callable[[np.ndarray, Any, GaussianParams, _Scratch], np.ndarray]] = {
     "full": _maha_full,
     "tied": _maha_tied,
     "diag": _maha_diag,
@@ -176,35 +294,21 @@ MAHALANOBIS: dict[str, Callable[[np.ndarray, np.ndarray, GaussianParams], np.nda
 }
 
 
-class _Slicer:
-    """Casts and centres slices of a block into one reused augmented buffer ``[x - xbar, 1]``."""
+class _Estep:
+    """The E-step of one mixture on the slices of one block (constants prepared once)."""
 
-    def __init__(self, block: np.ndarray, affine: Affine, width: int) -> None:
-        self.block = block
-        self.affine = affine
-        d = block.shape[1]
-        self.rows = slice_rows(d, width)
-        self.buf = np.empty((min(self.rows, max(1, block.shape[0])), d + 1), dtype=COMPUTE_DTYPE)
-        self.buf[:, d] = 1.0
+    def __init__(self, gp: GaussianParams, ref: np.ndarray) -> None:
+        self.gp = gp
+        self.prep = PREPARE[gp.covariance_type](gp, ref)
+        self.scratch = _Scratch()
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        d = self.block.shape[1]
-        for start, stop, x in iter_compute_slices(self.block, COMPUTE_DTYPE, self.affine, self.rows):
-            xbar = x.mean(axis=0)
-            a = self.buf[: stop - start]
-            np.subtract(x, xbar, out=a[:, :d])
-            yield start, x, a, xbar
-
-
-def weighted_log_prob(a: np.ndarray, xbar: np.ndarray, gp: GaussianParams) -> np.ndarray:
-    """``log w_k + log N(x | mu_k, P_k^-1)`` of each row, shape (n_rows, n_components).
-
-    ``a`` is the slice centred at ``xbar`` with a column of ones appended.
-    """
-    maha = MAHALANOBIS[gp.covariance_type](a, gp.means - xbar, gp)
-    maha *= -0.5
-    maha += gp.log_const
-    return maha
+    def weighted_log_prob(self, a: np.ndarray) -> np.ndarray:
+        """``log w_k + log N(x | mu_k, P_k^-1)`` of each row, shape (rows, n_components); a
+        scratch buffer, overwritten by the next call."""
+        maha = MAHALANOBIS[self.gp.covariance_type](a, self.prep, self.gp, self.scratch)
+        maha *= -0.5
+        maha += self.gp.log_const
+        return maha
 
 
 def log_norm_and_resp(wlp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -222,15 +326,42 @@ def log_norm_and_resp(wlp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _check_log_norm(log_norm: np.ndarray, x: np.ndarray, chunk: ChunkInfo, start: int) -> None:
     """Raise if a row's log-likelihood is not finite: non-finite data, or values so large that
-    the densities overflow (one O(rows) test when all is well)."""
+    the densities overflow. Costs one O(rows) test when all is well."""
     if np.isfinite(log_norm).all():
         return
     check_finite_rows(x, row_sq_norms(x), chunk, start)
     row = int(np.flatnonzero(~np.isfinite(log_norm))[0])
     raise InvalidDataError(
         f"The log-likelihood of row {chunk.start + start + row} (chunk {chunk.index}) under the mixture is "
-        f"{log_norm[row]!r}: its values are too large for the model's precisions. Scale the input data."
+        f"{float(log_norm[row])!r}: its values are too large for the model's precisions. Scale the input data."
     )
+
+
+def _reference(block: np.ndarray, affine: Affine) -> np.ndarray:
+    """The centring point of a block: the mean of (up to) its first 256 rows, in float64."""
+    head = block[:256].astype(COMPUTE_DTYPE)
+    return affine.apply(head).mean(axis=0) if head.shape[0] else np.zeros(block.shape[1])
+
+
+def _segments(block: np.ndarray, n_components: int) -> Iterator[tuple[int, np.ndarray]]:
+    """Row ranges of the block whose responsibilities fit :data:`SEGMENT_ELEMENTS`."""
+    rows = max(1024, SEGMENT_ELEMENTS // max(1, n_components))
+    for start in range(0, block.shape[0], rows):
+        yield start, block[start : start + rows]
+
+
+def _slices(
+    block: np.ndarray, affine: Affine, ref: np.ndarray, width: int
+) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+    """Slices of ``block`` as ``(start, x, a)`` with ``a = [x - ref, 1]`` in one reused buffer."""
+    d = block.shape[1]
+    rows = slice_rows(d, width)
+    buf = np.empty((min(rows, max(1, block.shape[0])), d + 1), dtype=COMPUTE_DTYPE)
+    buf[:, d] = 1.0
+    for start, stop, x in iter_compute_slices(block, COMPUTE_DTYPE, affine, rows):
+        a = buf[: stop - start]
+        np.subtract(x, ref, out=a[:, :d])
+        yield start, x, a
 
 
 # --------------------------------------------------------------------------- statistics
@@ -265,8 +396,7 @@ class MixtureStats:
     @staticmethod
     def empty(kind: str, n_components: int, n_features: int) -> MixtureStats:
         k, d = n_components, n_features
-        shape = {"full": (k, d, d), "tied": (d, d), "diag": (k, d)}[kind]
-        return MixtureStats(kind, 0, 0.0, np.zeros(k), np.zeros((k, d)), np.zeros(shape))
+        return MixtureStats(kind, 0, 0.0, np.zeros(k), np.zeros((k, d)), np.zeros(_M2_SHAPE[kind](k, d)))
 
     def merge(self, other: MixtureStats) -> MixtureStats:
         """Chan's parallel update: the statistics of the union of both sets of rows."""
@@ -278,6 +408,12 @@ class MixtureStats:
         return MixtureStats(self.kind, self.n_rows + other.n_rows, self.log_lik + other.log_lik, nk, means, m2)
 
 
+_M2_SHAPE: dict[str, Callable[[int, int], tuple[int, ...]]] = {
+    "full": lambda k, d: (k, d, d),
+    "tied": lambda k, d: (d, d),
+    "diag": lambda k, d: (k, d),
+}
+
 _MERGE_M2: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
     "full": lambda a, b, delta, c: a + b + c[:, None, None] * delta[:, :, None] * delta[:, None, :],
     "tied": lambda a, b, delta, c: a + b + (delta * c[:, None]).T @ delta,
@@ -285,51 +421,108 @@ _MERGE_M2: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], 
 }
 
 
-def _weighted_means(xs: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    nk = resp.sum(axis=0)
-    sx = resp.T @ xs
-    ml = np.divide(sx, nk[:, None], out=np.zeros_like(sx), where=(nk > 0)[:, None])
-    return nk, sx, ml
+def _sum2_full(xs: np.ndarray, resp: np.ndarray, out: np.ndarray, ws: _Scratch) -> None:
+    """Nothing per slice: ``'full'`` second moments are taken per segment (:meth:`_Accumulator.end_segment`)."""
 
 
-def _stats_full(xs: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per component ``sum r (x - m)(x - m)^T`` as ``xs^T [r_1 xs ... r_K xs] - n_k m m^T``:
-    one GEMM for all components, around the slice mean."""
-    nk, sx, ml = _weighted_means(xs, resp)
-    n, d = xs.shape
-    k = resp.shape[1]
-    w = resp[:, :, None] * xs[:, None, :]
-    g = (xs.T @ w.reshape(n, k * d)).reshape(d, k, d).transpose(1, 0, 2)
-    m2 = g - sx[:, :, None] * ml[:, None, :]
-    return nk, ml, m2
+def _sum2_tied(xs: np.ndarray, resp: np.ndarray, out: np.ndarray, ws: _Scratch) -> None:
+    """``out (d, d) += xs^T xs`` (the responsibilities of a row sum to 1)."""
+    out += xs.T @ xs
 
 
-def _stats_tied(xs: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``sum_k sum_i r_ik (x_i - m_k)(x_i - m_k)^T = xs^T xs - sum_k n_k m_k m_k^T``
-    (responsibilities of a row sum to 1)."""
-    nk, sx, ml = _weighted_means(xs, resp)
-    return nk, ml, xs.T @ xs - sx.T @ ml
+def _sum2_diag(xs: np.ndarray, resp: np.ndarray, out: np.ndarray, ws: _Scratch) -> None:
+    out += resp.T @ np.multiply(xs, xs, out=ws.get("sq", *xs.shape))
 
 
-def _stats_diag(xs: np.ndarray, resp: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    nk, sx, ml = _weighted_means(xs, resp)
-    return nk, ml, resp.T @ (xs * xs) - sx * ml
+#: Raw second moments around the block's reference, accumulated slice by slice.
+SUM2: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, _Scratch], None]] = {
+    "full": _sum2_full,
+    "tied": _sum2_tied,
+    "diag": _sum2_diag,
+}
 
-
-#: Statistics of a slice centred at its mean, by kind: ``(nk, means, m2)``.
-SLICE_STATS: dict[str, Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]] = {
-    "full": _stats_full,
-    "tied": _stats_tied,
-    "diag": _stats_diag,
+#: Centred second moments from the raw ones ``s2`` (around the reference, or for ``'full'``
+#: around each component's ``offset`` from it), the sums ``s1``, the counts ``n`` and the
+#: means ``m`` (both relative to the reference).
+CENTRE: dict[str, Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]] = {
+    "full": lambda s2, s1, n, m, offset: s2 - n[:, None, None] * (m - offset)[:, :, None] * (m - offset)[:, None, :],
+    "tied": lambda s2, s1, n, m, offset: s2 - s1.T @ m,
+    "diag": lambda s2, s1, n, m, offset: s2 - s1 * m,
 }
 
 
-def slice_stats(kind: str, xs: np.ndarray, resp: np.ndarray, shift: np.ndarray, log_lik: float = 0.0) -> MixtureStats:
-    """Statistics of the slice ``xs`` (centred at its mean), with means moved by ``shift``
-    (the slice mean minus the pass's center) into the pass's frame."""
-    nk, ml, m2 = SLICE_STATS[kind](xs, resp)
-    means = np.where((nk > 0)[:, None], ml + shift, 0.0)
-    return MixtureStats(kind, xs.shape[0], log_lik, nk, means, m2)
+class _Accumulator:
+    """Plain sums of one block around its reference point, centred once at the end.
+
+    Per slice :meth:`add` takes the responsibilities; for ``'full'`` they are also kept for
+    the segment, and :meth:`end_segment` adds each component's second moment over the rows it
+    holds (one GEMM per component, the rows gathered from the block), around ``centers[k]``
+    (the component's current mean; the block's reference when not given).
+    """
+
+    def __init__(self, kind: str, n_components: int, n_features: int, min_resp: np.ndarray | None = None,
+                 centers: np.ndarray | None = None) -> None:
+        self.kind = kind
+        self.n_rows = 0
+        self.log_lik = 0.0
+        self.nk = np.zeros(n_components)
+        self.s1 = np.zeros((n_components, n_features))
+        self.s2 = np.zeros(_M2_SHAPE[kind](n_components, n_features))
+        self.min_resp = np.zeros(n_components) if min_resp is None else min_resp
+        self.centers = centers
+        self.resp: np.ndarray | None = None
+        self.scratch = _Scratch()
+
+    def start_segment(self, n_rows: int) -> None:
+        if self.kind == "full":
+            if self.resp is None or self.resp.shape[0] < n_rows:
+                self.resp = np.empty((n_rows, self.nk.shape[0]))
+
+    def add(self, start: int, xs: np.ndarray, resp: np.ndarray, log_lik: float = 0.0) -> None:
+        """Rows ``start:start + len(xs)`` of the segment, centred at the reference."""
+        self.n_rows += xs.shape[0]
+        self.log_lik += log_lik
+        self.nk += resp.sum(axis=0)
+        self.s1 += resp.T @ xs
+        SUM2[self.kind](xs, resp, self.s2, self.scratch)
+        if self.resp is not None:
+            self.resp[start : start + xs.shape[0]] = resp
+
+    def end_segment(self, segment: np.ndarray, affine: Affine, ref: np.ndarray) -> None:
+        if self.resp is None:
+            return
+        resp = self.resp[: segment.shape[0]]
+        m, d = min(GATHER_ROWS, segment.shape[0]), segment.shape[1]
+        xbuf = self.scratch.get("x", m, d)
+        direct = segment.dtype == COMPUTE_DTYPE and affine.is_identity
+        stored = None if direct else self.scratch.get("stored", m, d, segment.dtype)
+        for k in range(resp.shape[1]):
+            point = ref if self.centers is None else self.centers[k]
+            r = resp[:, k]
+            rows = np.flatnonzero(r >= self.min_resp[k] if self.min_resp[k] > 0 else r > 0)
+            for b in range(0, rows.shape[0], GATHER_ROWS):
+                idx = rows[b : b + GATHER_ROWS]
+                xk = xbuf[: idx.shape[0]]
+                if stored is None:
+                    np.take(segment, idx, axis=0, out=xk, mode="clip")
+                else:
+                    raw = np.take(segment, idx, axis=0, out=stored[: idx.shape[0]], mode="clip")
+                    np.copyto(xk, raw, casting="unsafe")
+                    affine.apply(xk)
+                xk -= point
+                xk *= np.sqrt(r[idx])[:, None]
+                self.s2[k] += xk.T @ xk  # sum r (x - point)(x - point)^T, by SYRK
+
+    def finish(self, ref: np.ndarray, center: np.ndarray) -> MixtureStats:
+        """The statistics of the block read around ``ref``, means relative to ``center``."""
+        k, d = self.s1.shape
+        if self.n_rows == 0:
+            return MixtureStats.empty(self.kind, k, d)
+        m = np.divide(self.s1, self.nk[:, None], out=np.zeros_like(self.s1), where=(self.nk > 0)[:, None])
+        offset = np.zeros_like(m) if self.centers is None else self.centers - ref
+        m2 = CENTRE[self.kind](self.s2, self.s1, self.nk, m, offset)
+        means = np.where((self.nk > 0)[:, None], m + (ref - center), 0.0)
+        return MixtureStats(self.kind, self.n_rows, self.log_lik, self.nk, means, m2)
 
 
 def combine_stats(parts: list[list[MixtureStats]]) -> list[MixtureStats]:
@@ -351,23 +544,58 @@ class EMParams:
     affine: Affine
 
 
-def _work_width(models: tuple[GaussianParams, ...]) -> int:
+def _width(models: tuple[GaussianParams, ...] | list[GaussianParams]) -> int:
     """Floats of temporary work per row of a slice (the largest mixture decides)."""
     d = models[0].means.shape[1]
-    return max(2 * m.n_components * (d if m.covariance_type == "full" else 1) + d for m in models)
+    return max(m.n_components * (d if m.covariance_type == "full" else 2) for m in models)
 
 
-def em_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: EMParams) -> list[MixtureStats]:
+def _accumulate(
+    block: np.ndarray,
+    ref: np.ndarray,
+    affine: Affine,
+    accs: list[_Accumulator],
+    width: int,
+    resp_of: Callable[[int, np.ndarray, np.ndarray], list[tuple[np.ndarray, float]]],
+) -> None:
+    """Feed each accumulator, slice by slice, the responsibilities ``resp_of(start, x, a)``
+    gives (one ``(resp, log_lik)`` per accumulator, ``start`` the slice's first row in the block)."""
+    d = block.shape[1]
+    n_components = max(acc.nk.shape[0] for acc in accs)
+    with single_threaded_blas():
+        for seg_start, segment in _segments(block, n_components):
+            for acc in accs:
+                acc.start_segment(segment.shape[0])
+            for start, x, a in _slices(segment, affine, ref, width):
+                for acc, (resp, log_lik) in zip(accs, resp_of(seg_start + start, x, a)):
+                    acc.add(start, a[:, :d], resp, log_lik)
+            for acc in accs:
+                acc.end_segment(segment, affine, ref)
+
+
+def em_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: EMParams
+) -> list[MixtureStats]:
     """E-step of each mixture on one block, and the statistics of its M-step. One read of the block."""
     d = block.shape[1]
-    stats = [MixtureStats.empty(m.kind, m.n_components, d) for m in params.models]
-    for start, x, a, xbar in _Slicer(block, params.affine, _work_width(params.models)):
-        xs = a[:, :d]
-        for j, gp in enumerate(params.models):
-            log_norm, resp = log_norm_and_resp(weighted_log_prob(a, xbar, gp))
+    models = params.models
+    accs = [_Accumulator(m.kind, m.n_components, d, m.min_resp, m.means if m.kind == "full" else None)
+            for m in models]
+    if block.shape[0] == 0:
+        return [acc.finish(np.zeros(d), np.zeros(d)) for acc in accs]
+    ref = _reference(block, params.affine)
+    esteps = [_Estep(gp, ref) for gp in models]
+
+    def resp_of(start: int, x: np.ndarray, a: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        out = []
+        for est in esteps:
+            log_norm, resp = log_norm_and_resp(est.weighted_log_prob(a))
             _check_log_norm(log_norm, x, chunk, start)
-            stats[j] = stats[j].merge(slice_stats(gp.kind, xs, resp, xbar - gp.center, float(log_norm.sum())))
-    return stats
+            out.append((resp, float(log_norm.sum())))
+        return out
+
+    _accumulate(block, ref, params.affine, accs, _width(models), resp_of)
+    return [acc.finish(ref, gp.center) for acc, gp in zip(accs, models)]
 
 
 @dataclass
@@ -378,15 +606,21 @@ class LogLikSums:
     sums: np.ndarray
 
 
-def loglik_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: EMParams) -> LogLikSums:
+def loglik_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: EMParams
+) -> LogLikSums:
     """Total log-likelihood of a block under each mixture."""
     sums = np.zeros(len(params.models))
-    width = max(m.n_components * (m.means.shape[1] if m.covariance_type == "full" else 1) for m in params.models)
-    for start, x, a, xbar in _Slicer(block, params.affine, width):
-        for j, gp in enumerate(params.models):
-            log_norm, _ = log_norm_and_resp(weighted_log_prob(a, xbar, gp))
-            _check_log_norm(log_norm, x, chunk, start)
-            sums[j] += log_norm.sum()
+    if block.shape[0] == 0:
+        return LogLikSums(0, sums)
+    ref = _reference(block, params.affine)
+    esteps = [_Estep(gp, ref) for gp in params.models]
+    with single_threaded_blas():
+        for start, x, a in _slices(block, params.affine, ref, _width(params.models)):
+            for j, est in enumerate(esteps):
+                log_norm, _ = log_norm_and_resp(est.weighted_log_prob(a))
+                _check_log_norm(log_norm, x, chunk, start)
+                sums[j] += log_norm.sum()
     return LogLikSums(block.shape[0], sums)
 
 
@@ -407,23 +641,40 @@ class HardInitParams:
     affine: Affine
 
 
+def _init_stats(block: np.ndarray, chunk: ChunkInfo, affine: Affine, kinds: tuple[str, ...], k: int,
+                center: np.ndarray, resp_of: Callable[[int, np.ndarray], np.ndarray]) -> list[MixtureStats]:
+    d = block.shape[1]
+    accs = [_Accumulator(kind, k, d) for kind in kinds]
+    if block.shape[0] == 0:
+        return [acc.finish(np.zeros(d), np.zeros(d)) for acc in accs]
+
+    def each(start: int, x: np.ndarray, a: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        check_finite_rows(x, row_sq_norms(x), chunk, start)
+        resp = resp_of(start, x)
+        return [(resp, 0.0)] * len(accs)
+
+    ref = _reference(block, affine)
+    _accumulate(block, ref, affine, accs, 2 * k, each)
+    return [acc.finish(ref, center) for acc in accs]
+
+
 def hard_init_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: HardInitParams
 ) -> list[MixtureStats]:
     """Statistics of each kind under the hard assignment of rows to their nearest center."""
     centers = params.centers
-    k, d = centers.shape
-    stats = [MixtureStats.empty(kind, k, d) for kind in params.kinds]
+    k = centers.shape[0]
     c_sq = row_sq_norms(centers)
-    for start, x, a, xbar in _Slicer(block, params.affine, k * d):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        labels = nearest_center(x, x_sq, centers, c_sq)[0]
-        resp = np.zeros((x.shape[0], k))
+    scratch = _Scratch()
+
+    def resp_of(start: int, x: np.ndarray) -> np.ndarray:
+        labels = nearest_center(x, row_sq_norms(x), centers, c_sq)[0]
+        resp = scratch.get("resp", x.shape[0], k)
+        resp[...] = 0.0
         resp[np.arange(x.shape[0]), labels] = 1.0
-        for j, kind in enumerate(params.kinds):
-            stats[j] = stats[j].merge(slice_stats(kind, a[:, :d], resp, xbar - params.center))
-    return stats
+        return resp
+
+    return _init_stats(block, chunk, params.affine, params.kinds, k, params.center, resp_of)
 
 
 @dataclass(frozen=True)
@@ -443,60 +694,61 @@ def random_init_kernel(
 ) -> list[MixtureStats]:
     """Statistics of each kind under random responsibilities; the chunk's draws come from
     ``SeedSequence(entropy, spawn_key=(tag, chunk.index))``."""
-    k, d = params.n_components, block.shape[1]
-    stats = [MixtureStats.empty(kind, k, d) for kind in params.kinds]
+    k = params.n_components
     resp_all = chunk_rng(params.entropy, params.tag, chunk.index).random((block.shape[0], k))
     resp_all /= resp_all.sum(axis=1, keepdims=True)
-    for start, x, a, xbar in _Slicer(block, params.affine, k * d):
-        check_finite_rows(x, row_sq_norms(x), chunk, start)
-        resp = resp_all[start : start + x.shape[0]]
-        for j, kind in enumerate(params.kinds):
-            stats[j] = stats[j].merge(slice_stats(kind, a[:, :d], resp, xbar - params.center))
-    return stats
+    return _init_stats(block, chunk, params.affine, params.kinds, k, params.center,
+                       lambda start, x: resp_all[start : start + x.shape[0]])
 
 
 # --------------------------------------------------------------------------- prediction
 
 
-def _map_slices(block: np.ndarray, affine: Affine, gp: GaussianParams, out: np.ndarray,
-                fill: Callable[[np.ndarray, np.ndarray, slice], None]) -> np.ndarray:
-    d = block.shape[1]
-    width = gp.n_components * (d if gp.covariance_type == "full" else 1)
-    for start, x, a, xbar in _Slicer(block, affine, width):
-        fill(weighted_log_prob(a, xbar, gp), out, slice(start, start + x.shape[0]))
+def _map_slices(block: np.ndarray, affine: Affine, gp: GaussianParams, chunk: ChunkInfo, out: np.ndarray,
+                fill: Callable[[np.ndarray, np.ndarray, np.ndarray, slice], None]) -> np.ndarray:
+    """Run ``fill(log_norm, resp_or_labels, out, rows)`` on the E-step of each slice of the block."""
+    if block.shape[0] == 0:
+        return out
+    ref = _reference(block, affine)
+    est = _Estep(gp, ref)
+    with single_threaded_blas():
+        for start, x, a in _slices(block, affine, ref, _width([gp])):
+            wlp = est.weighted_log_prob(a)
+            labels = wlp.argmax(axis=1)
+            log_norm, resp = log_norm_and_resp(wlp)
+            _check_log_norm(log_norm, x, chunk, start)
+            fill(log_norm, resp if out.ndim == 2 else labels, out, slice(start, start + x.shape[0]))
     return out
 
 
-def score_samples_block(block: np.ndarray, affine: Affine, gp: GaussianParams) -> np.ndarray:
+def _fill(log_norm: np.ndarray, other: np.ndarray, out: np.ndarray, rows: slice) -> None:
+    out[rows] = log_norm
+
+
+def _fill_other(log_norm: np.ndarray, other: np.ndarray, out: np.ndarray, rows: slice) -> None:
+    out[rows] = other
+
+
+def score_samples_block(block: np.ndarray, affine: Affine, gp: GaussianParams, chunk: ChunkInfo) -> np.ndarray:
     """``log p(x)`` of each row, shape (n_rows,)."""
-
-    def fill(wlp: np.ndarray, out: np.ndarray, s: slice) -> None:
-        out[s] = log_norm_and_resp(wlp)[0]
-
-    return _map_slices(block, affine, gp, np.empty(block.shape[0]), fill)
+    return _map_slices(block, affine, gp, chunk, np.empty(block.shape[0]), _fill)
 
 
-def predict_proba_block(block: np.ndarray, affine: Affine, gp: GaussianParams) -> np.ndarray:
+def predict_proba_block(block: np.ndarray, affine: Affine, gp: GaussianParams, chunk: ChunkInfo) -> np.ndarray:
     """Responsibilities of each row, shape (n_rows, n_components)."""
-
-    def fill(wlp: np.ndarray, out: np.ndarray, s: slice) -> None:
-        out[s] = log_norm_and_resp(wlp)[1]
-
-    return _map_slices(block, affine, gp, np.empty((block.shape[0], gp.n_components)), fill)
+    return _map_slices(block, affine, gp, chunk, np.empty((block.shape[0], gp.n_components)), _fill_other)
 
 
-def predict_block(block: np.ndarray, affine: Affine, gp: GaussianParams) -> np.ndarray:
+def predict_block(block: np.ndarray, affine: Affine, gp: GaussianParams, chunk: ChunkInfo) -> np.ndarray:
     """Most probable component of each row, shape (n_rows,), int64."""
-
-    def fill(wlp: np.ndarray, out: np.ndarray, s: slice) -> None:
-        out[s] = wlp.argmax(axis=1)
-
-    return _map_slices(block, affine, gp, np.empty(block.shape[0], dtype=np.int64), fill)
+    return _map_slices(block, affine, gp, chunk, np.empty(block.shape[0], dtype=np.int64), _fill_other)
 
 
-def below_block(block: np.ndarray, affine: Affine, gp: GaussianParams, threshold: float) -> np.ndarray:
+def below_block(
+    block: np.ndarray, affine: Affine, gp: GaussianParams, threshold: float, chunk: ChunkInfo
+) -> np.ndarray:
     """Whether each row's ``log p(x)`` is below ``threshold``, shape (n_rows,), bool."""
-    return score_samples_block(block, affine, gp) < threshold
+    return score_samples_block(block, affine, gp, chunk) < threshold
 
 
 # --------------------------------------------------------------------------- quantiles of log p(x)
@@ -527,9 +779,11 @@ class ScoreSketch:
     weights: np.ndarray
 
 
-def score_sketch_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: SketchParams) -> ScoreSketch:
+def score_sketch_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: SketchParams
+) -> ScoreSketch:
     """Quantile summary of the block's ``log p(x)``."""
-    scores = np.sort(score_samples_block(block, params.affine, params.model))
+    scores = np.sort(score_samples_block(block, params.affine, params.model, chunk))
     n = scores.shape[0]
     if n == 0:
         return ScoreSketch(0, 0, scores, np.zeros(0, dtype=np.int64))
@@ -568,8 +822,10 @@ class Bracket:
     values: np.ndarray
 
 
-def bracket_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: BracketParams) -> Bracket:
-    scores = score_samples_block(block, params.affine, params.model)
+def bracket_kernel(
+    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: BracketParams
+) -> Bracket:
+    scores = score_samples_block(block, params.affine, params.model, chunk)
     inside = (scores > params.low) & (scores <= params.high)
     return Bracket(int((scores <= params.low).sum()), scores[inside])
 

@@ -6,7 +6,9 @@ of ``score_samples``), and :func:`gmm_bic_table` (BIC/AIC over a grid of models,
 together so that they share their passes).
 """
 
+from ._anomaly import anomalies, density_threshold
 from ._covariance import CollapsedComponentError
 from ._gaussian_mixture import GaussianMixture
+from ._selection import gmm_bic_table
 
-__all__ = ["GaussianMixture", "CollapsedComponentError"]
+__all__ = ["GaussianMixture", "CollapsedComponentError", "anomalies", "density_threshold", "gmm_bic_table"]

@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy.linalg import solve_triangular
 
 from ..errors import ConvergenceError, InvalidDataError, InvalidParameterError
 
@@ -41,7 +40,9 @@ def _add_reg(cov: np.ndarray, reg_covar: float) -> np.ndarray:
     return cov
 
 
-def _cov_full(n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float) -> np.ndarray:
+def _cov_full(
+    n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float
+) -> np.ndarray:
     # sum r (x - means)(x - means)^T = m2 + n a a^T with a = means - mean (the nk guard's shrink)
     a = means - mean
     cov = (m2 + n[:, None, None] * a[:, :, None] * a[:, None, :]) / nk[:, None, None]
@@ -49,7 +50,9 @@ def _cov_full(n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray
     return _add_reg(cov, reg)
 
 
-def _cov_tied(n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float) -> np.ndarray:
+def _cov_tied(
+    n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float
+) -> np.ndarray:
     # (X^T X - sum nk means means^T) / sum nk, with X^T X = m2 + sum n mean mean^T
     c = n * (nk - n) / nk
     cov = (m2 + (mean * c[:, None]).T @ mean) / nk.sum()
@@ -57,13 +60,18 @@ def _cov_tied(n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray
     return _add_reg(cov, reg)
 
 
-def _cov_diag(n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float) -> np.ndarray:
+def _cov_diag(
+    n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float
+) -> np.ndarray:
     # sum r x^2 / nk - means^2, with sum r x^2 = m2 + n mean^2
-    return m2 / nk[:, None] + (n * (nk - n) / nk**2)[:, None] * mean * mean + reg
+    cov: np.ndarray = m2 / nk[:, None] + (n * (nk - n) / nk**2)[:, None] * mean * mean + reg
+    return cov
 
 
-def _cov_spherical(n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float) -> np.ndarray:
-    return _cov_diag(n, nk, mean, means, m2, reg).mean(axis=1)
+def _cov_spherical(
+    n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray, reg: float
+) -> np.ndarray:
+    return np.asarray(_cov_diag(n, nk, mean, means, m2, reg).mean(axis=1))
 
 
 #: ``f(n, nk, mean, means, m2, reg_covar) -> covariances``: ``n`` the responsibility mass,
@@ -83,31 +91,44 @@ def _collapsed(detail: str) -> CollapsedComponentError:
     return CollapsedComponentError(f"{COLLAPSED_MESSAGE} ({detail})")
 
 
-def _chol_inv_t(cov: np.ndarray, what: str) -> np.ndarray:
+def _chol_inv_t(cov: np.ndarray, what: Callable[[int], str]) -> np.ndarray:
+    """``inv(cholesky(cov)).T`` of one (d, d) or a stack of (K, d, d) covariances."""
     if not np.isfinite(cov).all():
-        raise _collapsed(f"{what}: the covariance is not finite")
+        bad = int(np.argwhere(~np.isfinite(cov.reshape(-1, cov.shape[-1] ** 2)).any(axis=1))[0, 0])
+        raise _collapsed(f"{what(bad)}: the covariance is not finite")
     try:
         chol = np.linalg.cholesky(cov)
     except np.linalg.LinAlgError:
-        raise _collapsed(f"{what}: the covariance is not positive definite") from None
-    return solve_triangular(chol, np.eye(cov.shape[0]), lower=True).T
+        stack = cov.reshape(-1, *cov.shape[-2:])
+        bad = next(j for j in range(stack.shape[0]) if not _is_pd(stack[j]))
+        raise _collapsed(f"{what(bad)}: the covariance is not positive definite") from None
+    eye = np.broadcast_to(np.eye(cov.shape[-1]), cov.shape)
+    return np.swapaxes(np.linalg.solve(chol, eye), -1, -2)
+
+
+def _is_pd(cov: np.ndarray) -> bool:
+    try:
+        np.linalg.cholesky(cov)
+    except np.linalg.LinAlgError:
+        return False
+    return True
 
 
 def _prec_chol_full(cov: np.ndarray) -> np.ndarray:
     k = cov.shape[0]
-    return np.stack([_chol_inv_t(cov[j], f"component {j} of {k}") for j in range(k)])
+    return _chol_inv_t(cov, lambda j: f"component {j} of {k}")
 
 
 def _prec_chol_tied(cov: np.ndarray) -> np.ndarray:
-    return _chol_inv_t(cov, "the tied covariance")
+    return _chol_inv_t(cov, lambda j: "the tied covariance")
 
 
 def _prec_chol_positive(cov: np.ndarray) -> np.ndarray:
     bad = ~(np.isfinite(cov) & (cov > 0))
     if bad.any():
         where = np.argwhere(bad)[0]
-        raise _collapsed(f"variance {cov[tuple(where)]!r} at component {int(where[0])}")
-    return 1.0 / np.sqrt(cov)
+        raise _collapsed(f"variance {float(cov[tuple(where)])!r} at component {int(where[0])}")
+    return np.asarray(1.0 / np.sqrt(cov))
 
 
 #: Upper-triangular ``U`` with ``covariance^-1 = U U^T`` (scikit-learn's ``precisions_cholesky_``).

@@ -54,8 +54,9 @@ class GaussianModel:
     def precisions(self) -> np.ndarray:
         return PRECISIONS[self.covariance_type](self.precisions_cholesky)
 
-    def kernel_params(self) -> K.GaussianParams:
-        return K.gaussian_params(self.weights, self.means, self.precisions_cholesky, self.covariance_type)
+    def kernel_params(self, n_samples: int | None = None) -> K.GaussianParams:
+        """The E-step's parameters; ``n_samples`` allows the sparse second moments of ``'full'``."""
+        return K.gaussian_params(self.weights, self.means, self.precisions_cholesky, self.covariance_type, n_samples)
 
 
 @dataclass
@@ -144,7 +145,7 @@ def run_em(
             return runs
         step += 1
         t0 = time.perf_counter()
-        params = K.EMParams(tuple(runs[i].model.kernel_params() for i in active), data.affine)
+        params = K.EMParams(tuple(runs[i].model.kernel_params(n) for i in active), data.affine)
         stats = tree_reduce(data, K.em_kernel, params, K.combine_stats, label="gmm-em")
         seconds = time.perf_counter() - t0
         for i, gp, st in zip(active, params.models, stats):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -16,9 +17,10 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 
-from ..data import CachePolicy, RowData, as_row_data, cached, check_n_features
+from ..data import CachePolicy, RowData, Scaled, as_row_data, cached, check_n_features
 from ..engine import map_rows, tree_reduce
 from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
+from ..io import DEFAULT_CHUNK_BYTES
 from ..kernels import mixture as K
 from ..params import check_float, check_int, check_options, check_random_state
 from ._covariance import COVARIANCES_FROM_PRECISIONS, check_precisions, n_parameters
@@ -27,16 +29,39 @@ from ._init import INIT_PARAMS, initial_model, responsibility_estimates
 
 logger = logging.getLogger(__name__)
 
+#: In-memory input above this size is cut into at least two chunks per core.
+SPLIT_BYTES = 4 * 2**20
 
-def _sample_full(rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+
+def as_mixture_data(X: Any, *, owner: str, min_samples: int = 1) -> RowData:
+    """``X`` as :class:`~daskcluster.data.RowData` computed in float64. In-memory (NumPy) input
+    gets at least two row chunks per core, so that the threaded scheduler keeps every core busy
+    (each kernel runs on one BLAS thread). Reads no data."""
+    source = X.source if isinstance(X, Scaled) else X
+    chunk_bytes = None
+    n_split = 2 * (os.cpu_count() or 1)
+    if isinstance(source, np.ndarray) and source.ndim == 2:
+        if SPLIT_BYTES < source.nbytes < n_split * DEFAULT_CHUNK_BYTES:
+            chunk_bytes = -(-source.nbytes // n_split)
+    data = as_row_data(X, owner=owner, min_samples=min_samples, chunk_bytes=chunk_bytes)
+    return replace(data, dtype=K.COMPUTE_DTYPE)
+
+
+def _sample_full(
+    rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray
+) -> list[np.ndarray]:
     return [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(means, cov, counts)]
 
 
-def _sample_tied(rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+def _sample_tied(
+    rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray
+) -> list[np.ndarray]:
     return [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(means, counts)]
 
 
-def _sample_diagonal(rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray) -> list[np.ndarray]:
+def _sample_diagonal(
+    rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray
+) -> list[np.ndarray]:
     d = means.shape[1]
     return [m + rng.standard_normal(size=(int(s), d)) * np.sqrt(c) for m, c, s in zip(means, cov, counts)]
 
@@ -214,7 +239,8 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise InvalidParameterError(
-                f"The '{param}' parameter of {name} must be an array-like of shape {what} or None. Got {value!r} instead."
+                f"The '{param}' parameter of {name} must be an array-like of shape {what} or None. "
+                f"Got {value!r} instead."
             ) from None
         if arr.shape != shape:
             raise InvalidParameterError(
@@ -233,11 +259,12 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
             if (weights < 0).any() or (weights > 1).any():
                 raise InvalidParameterError(
                     f"The 'weights_init' parameter of {name} must be in the range [0, 1]. Got values from "
-                    f"{weights.min()!r} to {weights.max()!r} instead."
+                    f"{float(weights.min())!r} to {float(weights.max())!r} instead."
                 )
             if abs(1.0 - weights.sum()) > 1e-8:
                 raise InvalidParameterError(
-                    f"The 'weights_init' parameter of {name} must sum to 1. Got sum(weights_init)={weights.sum()!r} instead."
+                    f"The 'weights_init' parameter of {name} must sum to 1. "
+                    f"Got sum(weights_init)={float(weights.sum())!r} instead."
                 )
         if self.means_init is not None:
             means = self._array_param("means_init", self.means_init, (k, d), "(n_components, n_features)")
@@ -269,26 +296,42 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         return show
 
     def _model(self) -> GaussianModel:
-        return GaussianModel(self.covariance_type, self.weights_, self.means_, self.covariances_, self.precisions_cholesky_)
+        return GaussianModel(self.covariance_type, self.weights_, self.means_, self.covariances_,
+                             self.precisions_cholesky_)
 
-    def _initial_runs(self, work: RowData, inits: dict[str, np.ndarray | None], n_init: int,
+    def _initial_runs(self, work: RowData, inits: dict[str, np.ndarray | None], warm: bool,
                       rs: np.random.RandomState) -> list[EMRun]:
-        name = type(self).__name__
-        ct = self.covariance_type
-        if n_init == 0:  # warm start
+        if warm:
             return [EMRun(self._model(), self.reg_covar, self.tol, self.max_iter, lower_bound=self.lower_bound_)]
+        ct = self.covariance_type
         given = all(v is not None for v in inits.values())
         runs = []
         # with every initial parameter given the runs would be identical: one is enough
-        for i in range(1 if given else n_init):
+        for i in range(1 if given else self.n_init):
             if self.verbose:
                 print(f"Initialization {i}")
             est = None if given else responsibility_estimates(
-                work, self.n_components, (ct,), self.init_params, self.reg_covar, rs, owner=name
+                work, self.n_components, (ct,), self.init_params, self.reg_covar, rs, owner=type(self).__name__
             )[ct]
-            model = initial_model(work, ct, est, **inits)
-            runs.append(EMRun(model, self.reg_covar, self.tol, self.max_iter))
+            runs.append(EMRun(initial_model(work, ct, est, **inits), self.reg_covar, self.tol, self.max_iter))
         return runs
+
+    def _store(self, run: EMRun, lower_bound: float, n_features: int) -> None:
+        """Set the fitted attributes from a finished run."""
+        model = run.model
+        self.weights_ = model.weights
+        self.means_ = model.means
+        self.precisions_cholesky_ = model.precisions_cholesky
+        self.precisions_ = model.precisions
+        self.covariances_ = (
+            model.covariances if model.covariances is not None
+            else COVARIANCES_FROM_PRECISIONS[self.covariance_type](self.precisions_)
+        )
+        self.converged_ = bool(run.converged) if self.max_iter > 0 else False
+        self.n_iter_ = int(run.n_iter)
+        self.lower_bound_ = float(lower_bound)
+        self.lower_bounds_ = list(run.lower_bounds)
+        self.n_features_in_ = int(n_features)
 
     def fit(self, X: Any, y: Any = None) -> GaussianMixture:
         """Estimate the parameters by EM (the best of ``n_init`` runs).
@@ -306,29 +349,27 @@ of shape (n_samples, n_features)
         """
         name = type(self).__name__
         self._check_params()
-        data = as_row_data(X, owner=name, min_samples=2)
+        data = as_mixture_data(X, owner=name, min_samples=2)
         if data.n_samples < self.n_components:
             raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_components={self.n_components}.")
         inits = self._check_inits(data)
-        if self.warm_start and hasattr(self, "converged_"):
+        warm = bool(self.warm_start and hasattr(self, "converged_"))
+        if warm:
             check_n_features(data, self.n_features_in_, name)
-            n_init = 0
-        else:
-            n_init = self.n_init
         rs = check_random_state(name, self.random_state)
-        data = replace(data, dtype=K.COMPUTE_DTYPE)
         t0 = time.perf_counter()
         with ExitStack() as stack:
             work = stack.enter_context(cached(data, self.cache))
-            runs = self._initial_runs(work, inits, n_init, rs)
+            runs = self._initial_runs(work, inits, warm, rs)
             if self.max_iter > 0:
                 run_em(work, runs, owner=name, printer=self._printer() if self.verbose else None)
+        # as scikit-learn: the first run of largest lower bound (the last one when max_iter=0)
         best, max_lower_bound = runs[-1], -math.inf
         if self.max_iter > 0:
             for run in runs:
                 if run.lower_bound > max_lower_bound or max_lower_bound == -math.inf:
                     best, max_lower_bound = run, run.lower_bound
-        self.converged_ = bool(best.converged) if self.max_iter > 0 else False
+        self._store(best, max_lower_bound, data.n_features)
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init parameters, or increase "
@@ -336,19 +377,6 @@ of shape (n_samples, n_features)
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        model = best.model
-        self.weights_ = model.weights
-        self.means_ = model.means
-        self.precisions_cholesky_ = model.precisions_cholesky
-        self.precisions_ = model.precisions
-        self.covariances_ = (
-            model.covariances if model.covariances is not None
-            else COVARIANCES_FROM_PRECISIONS[self.covariance_type](self.precisions_)
-        )
-        self.n_iter_ = int(best.n_iter)
-        self.lower_bound_ = float(max_lower_bound)
-        self.lower_bounds_ = list(best.lower_bounds)
-        self.n_features_in_ = data.n_features
         logger.info("%s fit in %.2fs: lower_bound=%.6g n_iter=%d converged=%s", name, time.perf_counter() - t0,
                     self.lower_bound_, self.n_iter_, self.converged_)
         return self
@@ -365,9 +393,9 @@ of shape (n_samples, n_features)
 
     def _data(self, X: Any) -> RowData:
         self._check_fitted()
-        data = as_row_data(X, owner=type(self).__name__)
+        data = as_mixture_data(X, owner=type(self).__name__)
         check_n_features(data, self.n_features_in_, type(self).__name__)
-        return replace(data, dtype=K.COMPUTE_DTYPE)
+        return data
 
     def _params(self) -> K.GaussianParams:
         return self._model().kernel_params()
@@ -375,7 +403,7 @@ of shape (n_samples, n_features)
     def _map(self, X: Any, kernel: Callable[..., np.ndarray], dtype: Any, n_columns: int | None, label: str) -> Any:
         data = self._data(X)
         out = map_rows(data, kernel, (data.affine, self._params()), dtype=dtype, n_columns=n_columns, label=label)
-        return out if data.lazy else out.compute()
+        return out if data.lazy else out.compute()  # type: ignore[no-untyped-call]
 
     def score_samples(self, X: Any) -> np.ndarray | da.Array:
         """Log-likelihood ``log p(x)`` of each sample.

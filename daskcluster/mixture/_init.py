@@ -76,7 +76,7 @@ def _tied_at_rows(data: RowData, rows: np.ndarray, reg_covar: float) -> np.ndarr
     xtx = total.m2 + total.nk[0] * np.outer(mean, mean)
     nk = 1.0 + NK_GUARD
     means = rows / nk
-    cov = (xtx - nk * means.T @ means) / (nk * rows.shape[0])
+    cov: np.ndarray = (xtx - nk * means.T @ means) / (nk * rows.shape[0])
     cov = 0.5 * (cov + cov.T)
     cov[np.diag_indices(d)] += reg_covar
     return cov
@@ -115,7 +115,8 @@ def responsibility_estimates(
         index = rs.choice(data.n_samples, size=n_components, replace=False)
         rows = take_rows(data, index)
     else:
-        rows = kmeans_plusplus_distributed(data, None, n_components, entropy=_seed(rs), n_local_trials=None, owner=owner)
+        rows = kmeans_plusplus_distributed(data, None, n_components, entropy=_seed(rs), n_local_trials=None,
+                                           owner=owner)
     rows = np.asarray(rows, dtype=np.float64)
     stats = _one_hot_rows(rows, kinds)
     out = {t: estimate_parameters(stats[K.STATS_KIND[t]], np.zeros(d), t, reg_covar) for t in covariance_types}

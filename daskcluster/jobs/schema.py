@@ -1,0 +1,287 @@
+"""The schema of ``workflows/*.yaml``: a job is data -> preprocess -> model -> evaluate -> outputs.
+
+Everything here is checked before any data is read: unknown keys, wrong types, missing
+values (pydantic models that forbid extra keys), then the estimator's own parameter checks
+(:mod:`daskcluster.jobs.registry`) against the data's metadata.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from fractions import Fraction
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+__all__ = [
+    "BlobsData",
+    "DATA_KINDS",
+    "DataSpec",
+    "EvaluateSpec",
+    "JobDoc",
+    "LabelsSpec",
+    "METRICS",
+    "MnistData",
+    "ModelSpec",
+    "NpyData",
+    "OutputsSpec",
+    "PCAStep",
+    "PreprocessStep",
+    "RawData",
+    "StandardScaleStep",
+    "ZarrData",
+]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+def _number(value: Any) -> Any:
+    """A float, or a fraction written as text ("1/255")."""
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+(\.\d*)?\s*/\s*\d+(\.\d*)?\s*", value):
+        num, den = (float(v) for v in value.split("/"))
+        if den == 0:
+            raise ValueError("division by zero")
+        return float(Fraction(num) / Fraction(den)) if num.is_integer() and den.is_integer() else num / den
+    return value
+
+
+def _finite_nonzero(value: float) -> float:
+    if not math.isfinite(value) or value == 0:
+        raise ValueError("must be a finite, non-zero number such as 0.00392 or '1/255'")
+    return value
+
+
+Scale = Annotated[float, BeforeValidator(_number), AfterValidator(_finite_nonzero)]
+Offset = Annotated[float, BeforeValidator(_number)]
+
+_SECRETISH = re.compile(r"(secret|token|password|key)", re.I)
+
+
+class LabelsSpec(Strict):
+    """True labels stored beside the data: a 1-D ``.npy`` file, or a Zarr array of shape
+    (n_samples,) or (n_samples, 1), as ``daskcluster datasets`` writes them."""
+
+    path: str
+    component: str | None = None
+
+
+class _Source(Strict):
+    scale: Scale | None = Field(None, description="Read the data as x * scale + offset (e.g. '1/255').")
+    offset: Offset = 0.0
+    max_rows: int | None = Field(None, ge=1, description="Use only the first rows.")
+    chunk_bytes: int | None = Field(None, ge=1, description="Target bytes of a row chunk (default 32 MiB).")
+
+
+class _FileSource(_Source):
+    path: str
+    labels: LabelsSpec | None = None
+
+
+class ZarrData(_FileSource):
+    """A Zarr array: local path or fsspec URL (``s3://...``), optionally inside a group."""
+
+    kind: Literal["zarr"]
+    component: str | None = None
+    storage_options: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @field_validator("storage_options")
+    @classmethod
+    def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if _SECRETISH.search(key):
+                raise ValueError(
+                    f"'{key}' looks like a credential: secrets never sit in job files. Use the storage's own "
+                    "environment variables (e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or a profile"
+                )
+        return value
+
+
+class NpyData(_FileSource):
+    """A 2-D ``.npy`` file, memory-mapped by each task."""
+
+    kind: Literal["npy"]
+
+
+class RawData(_FileSource):
+    """A raw binary file of one dtype, C order, after ``byte_offset`` header bytes."""
+
+    kind: Literal["raw"]
+    dtype: str
+    shape: tuple[int, int]
+    byte_offset: int = Field(0, ge=0)
+
+    @field_validator("dtype")
+    @classmethod
+    def _dtype(cls, value: str) -> str:
+        import numpy as np
+
+        try:
+            dt = np.dtype(value)
+        except TypeError:
+            raise ValueError("must be a NumPy dtype such as 'uint8' or 'float32'") from None
+        if dt.kind not in "biuf":
+            raise ValueError("must be a numeric dtype (bool, int, uint or float)")
+        return value
+
+    @field_validator("shape", mode="before")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
+class MnistData(_Source):
+    """MNIST in the Keras ``.npz`` layout; ``path: null`` looks for it as ``daskcluster.datasets.find_mnist``
+    does (``$DASKCLUSTER_MNIST``, then ``shared/data/mnist.npz`` above the working directory)."""
+
+    kind: Literal["mnist"]
+    path: str | None = None
+    split: Literal["all", "train", "test"] = "all"
+
+
+class BlobsData(_Source):
+    """Isotropic Gaussian blobs generated chunk by chunk on the workers (never all in memory)."""
+
+    kind: Literal["blobs"]
+    n_samples: int = Field(ge=1)
+    n_features: int = Field(ge=1)
+    centers: int = Field(8, ge=1)
+    cluster_std: float = Field(1.0, gt=0)
+    center_box: tuple[float, float] = (-10.0, 10.0)
+    chunk_rows: int = Field(100_000, ge=1)
+    random_state: int = Field(0, ge=0)
+    dtype: Literal["float32", "float64"] = "float64"
+
+    @field_validator("center_box", mode="before")
+    @classmethod
+    def _box(cls, value: Any) -> Any:
+        return tuple(value) if isinstance(value, list) else value
+
+
+DataSpec = ZarrData | NpyData | RawData | MnistData | BlobsData
+
+#: ``data.kind`` -> model.
+DATA_KINDS: dict[str, type[_Source]] = {
+    "zarr": ZarrData,
+    "npy": NpyData,
+    "raw": RawData,
+    "mnist": MnistData,
+    "blobs": BlobsData,
+}
+
+
+class StandardScaleStep(Strict):
+    """``dask_ml.preprocessing.StandardScaler``: one pass to fit, then applied lazily."""
+
+    with_mean: bool = True
+    with_std: bool = True
+
+
+class PCAStep(Strict):
+    """``dask_ml.decomposition.PCA`` by a tall-and-skinny QR ('tsqr') or a full SVD."""
+
+    n_components: int = Field(ge=1)
+    svd_solver: Literal["auto", "full", "tsqr"] = "tsqr"
+    whiten: bool = False
+    random_state: int | None = 0
+
+
+class PreprocessStep(Strict):
+    """One step: exactly one of its keys."""
+
+    standard_scale: StandardScaleStep | None = None
+    pca: PCAStep | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_means_defaults(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: ({} if v is None and k == "standard_scale" else v) for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> PreprocessStep:
+        given = [k for k in ("standard_scale", "pca") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("each preprocess step is exactly one of 'standard_scale' or 'pca'"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        return self
+
+    @property
+    def name(self) -> str:
+        return "standard_scale" if self.standard_scale is not None else "pca"
+
+
+class ModelSpec(Strict):
+    """The estimator, by its name in :data:`daskcluster.jobs.registry.ESTIMATORS`, and its parameters."""
+
+    name: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+#: Metric -> (needs true labels, what it is).
+METRICS: dict[str, tuple[bool, str]] = {
+    "sizes": (False, "rows per cluster (one pass over the labels)"),
+    "score": (False, "estimator.score(X): minus the inertia for k-means, mean log-likelihood for mixtures (one pass)"),
+    "bic": (False, "Bayesian information criterion, for estimators with bic() (one pass)"),
+    "aic": (False, "Akaike information criterion, for estimators with aic() (one pass)"),
+    "majority_accuracy": (True, "fraction of rows whose cluster's most frequent true label is their own"),
+    "adjusted_rand": (True, "adjusted Rand index against the true labels"),
+    "normalized_mutual_info": (True, "normalized mutual information (arithmetic mean) against the true labels"),
+    "contingency": (True, "the table of rows per (true label, cluster)"),
+}
+
+MetricName = Literal[
+    "sizes", "score", "bic", "aic", "majority_accuracy", "adjusted_rand", "normalized_mutual_info", "contingency"
+]
+
+
+def _default_metrics() -> list[MetricName]:
+    return ["sizes"]
+
+
+class EvaluateSpec(Strict):
+    """Metrics after the fit; ``labels``: the true labels to compare with — ``data`` (those that
+    come with the data: MNIST, blobs, ``data.labels``), ``none``, or a file."""
+
+    metrics: list[MetricName] = Field(default_factory=_default_metrics)
+    labels: Literal["data", "none"] | LabelsSpec = "data"
+
+
+class OutputsSpec(Strict):
+    """What to write into the output folder (``--out`` overrides ``dir``; ``{name}`` is the job's name)."""
+
+    dir: str = "outputs/{name}"
+    model: bool = True
+    labels: bool = True
+    plots: bool | Literal["auto"] = "auto"
+    log: bool = True
+
+
+class JobDoc(Strict):
+    """The top level of a job file; ``data`` is validated by its ``kind``'s model afterwards."""
+
+    name: str
+    description: str | None = None
+    data: dict[str, Any]
+    preprocess: list[PreprocessStep] = Field(default_factory=list)
+    model: ModelSpec
+    evaluate: EvaluateSpec = Field(default_factory=EvaluateSpec)
+    outputs: OutputsSpec = Field(default_factory=OutputsSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
+            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        return value

@@ -1,0 +1,238 @@
+"""A job's ``data`` and ``preprocess`` blocks: metadata first (no data read), then the arrays.
+
+:func:`peek` learns shape and dtype from metadata alone (Zarr metadata, ``.npy`` headers,
+the ``.npz`` member headers of MNIST, the parameters of generated blobs) so that a job is
+validated before any data is read. :func:`load` opens the source lazily (Zarr, ``.npy``,
+raw files, blobs) or reads it (MNIST ``.npz``, 55 MB), and :func:`preprocess` applies
+standard scaling and PCA through dask-ml.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+from typing import Any
+
+import dask.array as da
+import numpy as np
+
+from .. import io
+from ..data import Scaled, scaled
+from ..datasets import MNIST_ENV, find_mnist, load_mnist_npz, make_blobs
+from ..deploy.files import ConfigError
+from ..errors import SourceError, SourceNotFoundError
+from .schema import (
+    BlobsData,
+    LabelsSpec,
+    MnistData,
+    NpyData,
+    PreprocessStep,
+    RawData,
+    ZarrData,
+)
+
+__all__ = ["DataMeta", "LoadedData", "load", "load_labels", "peek", "preprocess", "resolve_mnist"]
+
+logger = logging.getLogger(__name__)
+
+_MNIST_ROWS = {"train": ("x_train",), "test": ("x_test",), "all": ("x_train", "x_test")}
+
+
+@dataclass(frozen=True)
+class DataMeta:
+    """Shape and dtype of the data the model will see, from metadata alone.
+
+    ``n_samples`` is None when the source cannot be reached from here (e.g. a path that
+    exists only on the workers); shape-dependent checks then wait for the run.
+    """
+
+    n_samples: int | None
+    n_features: int | None
+    dtype: np.dtype
+    has_labels: bool
+    description: str
+
+
+@dataclass
+class LoadedData:
+    """The data as the estimator receives it, and the true labels when known."""
+
+    X: Any
+    y: Any
+    description: str
+    n_samples: int
+    n_features: int
+
+
+def resolve_mnist(spec: MnistData) -> str:
+    """The MNIST file a spec means (its ``path``, or :func:`find_mnist`)."""
+    if spec.path is not None:
+        if not os.path.isfile(spec.path):
+            raise SourceNotFoundError(f"key 'data.path': no MNIST file at {spec.path!r}.")
+        return os.path.abspath(spec.path)
+    found = find_mnist()
+    if found is None:
+        raise SourceNotFoundError(
+            f"key 'data.path': MNIST not found. Set data.path, or ${MNIST_ENV}, or put the Keras file at "
+            "shared/data/mnist.npz above the working directory."
+        )
+    return str(found.resolve())
+
+
+def _npz_member_shape(path: str, member: str) -> tuple[int, ...]:
+    """Shape of one array of an ``.npz`` file, from its ``.npy`` header only."""
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(member + ".npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+            if version not in read:
+                raise ValueError(f"unsupported .npy format version {version}")
+            shape, _, _ = read[version](f)  # the header of one member: no data read
+            return tuple(shape)
+    except (KeyError, zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise SourceError(f"key 'data.path': {path!r} is not a Keras-layout MNIST file ({exc}).") from None
+
+
+def peek(spec: Any, steps: list[PreprocessStep] = ()) -> DataMeta:  # type: ignore[assignment]
+    """Shape and dtype of ``spec``'s data after ``steps``, reading metadata only."""
+    steps = list(steps)
+    n: int | None
+    d: int | None
+    dtype: np.dtype[Any]
+    if isinstance(spec, BlobsData):
+        n, d, dtype, labels = spec.n_samples, spec.n_features, np.dtype(spec.dtype), True
+        what = f"generated blobs ({spec.centers} centers)"
+    elif isinstance(spec, MnistData):
+        path = resolve_mnist(spec)
+        n = sum(_npz_member_shape(path, m)[0] for m in _MNIST_ROWS[spec.split])
+        d, dtype, labels, what = 784, np.dtype(np.uint8), True, f"MNIST {spec.split} ({path})"
+    elif isinstance(spec, RawData):
+        n, d = spec.shape
+        dtype, labels, what = np.dtype(spec.dtype), spec.labels is not None, f"raw file {spec.path}"
+        if os.path.exists(spec.path):
+            io.open_array(spec.path, dtype=spec.dtype, shape=spec.shape, offset=spec.byte_offset)  # checks the size
+    else:
+        assert isinstance(spec, (ZarrData, NpyData))
+        labels, what = spec.labels is not None, f"{spec.kind} {spec.path}"
+        reachable = "://" in spec.path or os.path.exists(spec.path)
+        if not reachable:
+            n = d = None
+            dtype = np.dtype(np.float64)
+        else:
+            X = _open(spec)
+            n, d, dtype = int(X.shape[0]), int(X.shape[1]), X.dtype
+    if spec.max_rows is not None and n is not None:
+        n = min(n, spec.max_rows)
+    for i, step in enumerate(steps):
+        if step.pca is None:
+            continue
+        if n is not None and d is not None and step.pca.n_components > min(n, d):
+            raise ConfigError(
+                f"key 'preprocess[{i}].pca.n_components': {step.pca.n_components} must be <= "
+                f"min(n_samples, n_features) = min({n}, {d}) = {min(n, d)}."
+            )
+        d = step.pca.n_components
+    if steps:
+        dtype = np.dtype(np.float64 if dtype == np.float64 else np.float32)
+    return DataMeta(n, d, dtype, labels, what)
+
+
+def _open(spec: ZarrData | NpyData | RawData) -> da.Array:
+    kwargs: dict[str, Any] = {}
+    if spec.chunk_bytes is not None:
+        kwargs["chunk_bytes"] = spec.chunk_bytes
+    if isinstance(spec, ZarrData):
+        if spec.component is not None:
+            kwargs["component"] = spec.component
+        if spec.storage_options:
+            kwargs["storage_options"] = dict(spec.storage_options)
+    if isinstance(spec, RawData):
+        kwargs.update(dtype=spec.dtype, shape=spec.shape, offset=spec.byte_offset)
+    return io.open_array(spec.path, **kwargs)
+
+
+def load_labels(spec: LabelsSpec, n_samples: int | None = None) -> da.Array:
+    """True labels from a 1-D ``.npy`` or a Zarr array of shape (n,) or (n, 1), lazily."""
+    path = spec.path
+    if not ("://" in path or os.path.exists(path)):
+        raise SourceNotFoundError(f"no labels at {path!r}.")
+    if path.endswith(".npy"):
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        y = da.from_array(arr, chunks=1_000_000)
+    else:
+        y = da.from_zarr(path, component=spec.component)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise SourceError(f"labels at {path!r} must have shape (n_samples,) or (n_samples, 1); got {y.shape}.")
+    if n_samples is not None:
+        if int(y.shape[0]) < n_samples:
+            raise SourceError(f"labels at {path!r} have {y.shape[0]} rows; the data has {n_samples}.")
+        y = y[:n_samples]
+    labels: da.Array = y
+    return labels
+
+
+def load(spec: Any) -> LoadedData:
+    """Open (or read, for MNIST) the data of ``spec``; scaling is applied inside the kernels."""
+    X: Any
+    y: Any = None
+    if isinstance(spec, BlobsData):
+        X, y, _ = make_blobs(spec.n_samples, spec.n_features, centers=spec.centers, cluster_std=spec.cluster_std,
+                             center_box=spec.center_box, chunk_rows=spec.chunk_rows,
+                             random_state=spec.random_state, dtype=spec.dtype)
+        what = f"generated blobs ({spec.centers} centers, {spec.dtype})"
+    elif isinstance(spec, MnistData):
+        path = resolve_mnist(spec)
+        X, y = load_mnist_npz(path, split=spec.split)
+        what = f"MNIST {spec.split} ({path})"
+    else:
+        X = _open(spec)
+        what = f"{spec.kind} {spec.path}"
+    if spec.max_rows is not None:
+        X = X[: spec.max_rows]
+        y = y[: spec.max_rows] if y is not None else None
+    n, d = int(X.shape[0]), int(X.shape[1])
+    if y is None and getattr(spec, "labels", None) is not None:
+        y = load_labels(spec.labels, n)
+    if spec.scale is not None or spec.offset:
+        X = scaled(X, spec.scale if spec.scale is not None else 1.0, spec.offset)
+    return LoadedData(X, y, what, n, d)
+
+
+def preprocess(X: Any, steps: list[PreprocessStep]) -> Any:
+    """Apply standard scaling and PCA (dask-ml) in order; returns a lazy float array.
+
+    Data passes: standard scaling 1 to fit; PCA ('tsqr') 2 to fit. The transformed array is
+    lazy: when the model streams (``cache=False``), every pass recomputes the steps.
+    """
+    if not steps:
+        return X
+    affine = (1.0, 0.0)
+    if isinstance(X, Scaled):
+        affine = (X.scale, X.offset)
+        X = X.source
+    arr = io.open_array(X) if not isinstance(X, da.Array) else X
+    dtype = np.float64 if arr.dtype == np.float64 else np.float32
+    arr = arr.astype(dtype)
+    if affine != (1.0, 0.0):
+        arr = arr * dtype(affine[0]) + dtype(affine[1])
+    for step in steps:
+        if step.standard_scale is not None:
+            from dask_ml.preprocessing import StandardScaler
+
+            s = step.standard_scale
+            logger.info("preprocess: standard scaling (with_mean=%s, with_std=%s)", s.with_mean, s.with_std)
+            arr = StandardScaler(with_mean=s.with_mean, with_std=s.with_std).fit(arr).transform(arr)
+        else:
+            from dask_ml.decomposition import PCA
+
+            p = step.pca
+            assert p is not None
+            logger.info("preprocess: PCA to %d components (%s)", p.n_components, p.svd_solver)
+            arr = PCA(n_components=p.n_components, svd_solver=p.svd_solver, whiten=p.whiten,
+                      random_state=p.random_state).fit(arr).transform(arr)
+        arr = arr.astype(dtype)
+    return arr

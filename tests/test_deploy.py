@@ -1,0 +1,341 @@
+"""Cluster configs: every shipped file validates, broken ones name the key, and each backend
+does what its file says — LocalCluster and an existing scheduler for real, SLURM/PBS job
+scripts and Kubernetes resources as generated, and a real dask-gateway server on localhost."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from daskcluster.deploy import (
+    ClusterStartError,
+    ConfigError,
+    MissingExtraError,
+    config_files,
+    deploy,
+    jobqueue_cluster,
+    kubernetes_spec,
+    load_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = config_files(ROOT / "cluster_configs")
+
+
+def _config(name: str, **changes: Any) -> dict[str, Any]:
+    doc = yaml.safe_load((ROOT / "cluster_configs" / name).read_text())
+    doc.update(changes)
+    return doc
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def test_there_is_one_config_per_way_to_get_a_cluster() -> None:
+    assert {p.stem for p in CONFIGS} >= {"local", "address", "slurm", "pbs", "kubernetes", "gateway"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_validates(path: Path) -> None:
+    cfg = load_config(path)
+    assert cfg.kind == path.stem
+    text = path.read_text()
+    assert text.count("#") >= 8  # documented key by key
+
+
+BROKEN = [
+    ("local.yaml", {"n_wokers": 2}, r"local.yaml: unknown key 'n_wokers'. Did you mean 'n_workers'\?"),
+    ("local.yaml", {"n_workers": "two"}, r"key 'n_workers': Input should be a valid integer; got 'two'"),
+    ("local.yaml", {"n_workers": "2"}, r"key 'n_workers'.*Write the value without quotes"),
+    ("local.yaml", {"memory_limit": "lots"}, r"key 'memory_limit': must be a size such as '4GiB'"),
+    ("local.yaml", {"kind": "laptop"}, r"key 'kind': unknown kind 'laptop'; use one of: local, address"),
+    ("address.yaml", {"address": "tcp://h:8786"}, r"give exactly one of 'address', 'address_env' or 'scheduler_file'"),
+    ("address.yaml", {"tls": {"ca_file": "a"}}, r"missing required key 'tls.cert_file'"),
+    ("address.yaml", {"address_env": "1NOPE"}, r"key 'address_env': must be the name of an environment variable"),
+    ("slurm.yaml", {"walltime": "2h"}, r"key 'walltime': must be a time limit like '01:30:00'"),
+    ("slurm.yaml", {"cores": 0}, r"key 'cores': Input should be greater than or equal to 1; got 0"),
+    ("slurm.yaml", {"adapt": {"maximum_jobs": 3}}, r"give exactly one of 'scale'.*or 'adapt'"),
+    ("pbs.yaml", {"adapt": {"minimum_jobs": 5, "maximum_jobs": 2}}, r"key 'adapt': minimum_jobs=5 must be <= maximum_jobs=2"),
+    ("pbs.yaml", {"memory": None}, r"key 'memory': Input should be a valid string; got None"),
+    ("kubernetes.yaml", {"image": None}, r"key 'image'"),
+    ("kubernetes.yaml", {"resources": {"limits": {"cpu": "two"}}}, r"key 'resources.limits.cpu': must be a Kubernetes quantity"),
+    ("kubernetes.yaml", {"env": {"DB_PASSWORD": "hunter2"}}, r"key 'env':.*secrets never sit in these files.*secret_env"),
+    ("gateway.yaml", {"auth": {"type": "basic", "password": "hunter2"}},
+     r"key 'auth.password': secrets never sit in these files.*'password_env: MY_VARIABLE'"),
+    ("gateway.yaml", {"scale": 2, "adapt": {"maximum": 3}}, r"give at most one of 'scale'.*or 'adapt'"),
+    ("gateway.yaml", {"cluster_options": {"api_token": "x"}}, r"cluster option 'api_token' looks like a secret"),
+]
+
+
+@pytest.mark.parametrize("name, changes, match", BROKEN, ids=[f"{b[0]}-{next(iter(b[1]))}" for b in BROKEN])
+def test_broken_configs_name_the_file_and_key(tmp_path: Path, name: str, changes: dict[str, Any], match: str) -> None:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(_config(name, **changes)))
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_file_level_problems(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: local\n  n_workers: [\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml: not valid YAML \(line \d+, column \d+\)"):
+        load_config(bad)
+    bad.write_text("- kind: local\n")
+    with pytest.raises(ConfigError, match="the top level must be a mapping"):
+        load_config(bad)
+    bad.write_text("n_workers: 2\n")
+    with pytest.raises(ConfigError, match="missing required key 'kind'"):
+        load_config(bad)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "absent.yaml")
+
+
+def test_yaml_is_loaded_safely(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.yaml"
+    evil.write_text(f"kind: !!python/object/apply:os.system ['touch {marker}']\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(evil)
+    assert not marker.exists()
+
+
+def test_overrides_are_validated_too() -> None:
+    cfg = load_config(ROOT / "cluster_configs" / "slurm.yaml", overrides=["cores=16", "queue=debug"])
+    assert cfg.cores == 16 and cfg.queue == "debug"
+    with pytest.raises(ConfigError, match="key 'cores': Input should be a valid integer"):
+        load_config(ROOT / "cluster_configs" / "slurm.yaml", overrides=["cores=many"])
+
+
+def test_a_missing_extra_says_which_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.import_module
+
+    def fake(name: str, *args: Any) -> Any:
+        if name.startswith(("dask_jobqueue", "dask_kubernetes", "dask_gateway")):
+            raise ImportError(f"No module named '{name}'")
+        return real(name, *args)
+
+    monkeypatch.setattr(importlib, "import_module", fake)
+    for name, extra in (("slurm.yaml", "slurm"), ("pbs.yaml", "pbs"), ("kubernetes.yaml", "kubernetes"),
+                        ("gateway.yaml", "gateway")):
+        with pytest.raises(MissingExtraError, match=rf"pip install 'daskcluster\[{extra}\]'"):
+            with deploy(ROOT / "cluster_configs" / name):
+                pass
+
+
+def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("dask_gateway", reason="the gateway extra is part of the test extra")
+    monkeypatch.delenv("DASK_GATEWAY_ADDRESS", raising=False)
+    with pytest.raises(ConfigError, match="key 'address_env' names the environment variable DASK_GATEWAY_ADDRESS, "
+                                          "which is not set"):
+        with deploy(ROOT / "cluster_configs" / "gateway.yaml"):
+            pass
+
+
+# ----------------------------------------------------------------------------- local and address
+
+
+def test_local_cluster_starts_and_is_shut_down() -> None:
+    cfg = {"kind": "local", "n_workers": 1, "threads_per_worker": 2, "processes": False, "dashboard_address": ":0"}
+    with deploy(cfg) as d:
+        assert d.client.submit(sum, [1, 2]).result() == 3
+        assert len(d.client.scheduler_info()["workers"]) == 1
+        cluster = d.cluster
+    assert cluster.status.name == "closed"
+
+
+def test_address_connects_and_leaves_the_scheduler_running() -> None:
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=":0") as cluster:
+        with deploy(scheduler=cluster.scheduler_address) as d:
+            assert d.cluster is None and d.client.submit(sum, [2, 3]).result() == 5
+        assert cluster.status.name == "running"
+        os.environ["DASKCLUSTER_TEST_ADDRESS"] = cluster.scheduler_address
+        try:
+            with deploy({"kind": "address", "address_env": "DASKCLUSTER_TEST_ADDRESS"}) as d:
+                assert d.scheduler_address == cluster.scheduler_address
+        finally:
+            del os.environ["DASKCLUSTER_TEST_ADDRESS"]
+
+
+def test_unreachable_scheduler_is_a_clear_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(ClusterStartError, match=rf"cannot start or reach the cluster .*127.0.0.1:{port}"):
+        with deploy({"kind": "address", "address": f"tcp://127.0.0.1:{port}", "timeout": "1s"}):
+            pass
+
+
+# ----------------------------------------------------------------------------- SLURM, PBS, Kubernetes
+
+
+def test_slurm_job_script_carries_the_request() -> None:
+    pytest.importorskip("dask_jobqueue", reason="the slurm extra is part of the test extra")
+    doc = _config("slurm.yaml", scheduler_host="127.0.0.1", dashboard_address=":0",
+                  job_extra_directives=["--exclusive"])
+    cluster = jobqueue_cluster(load_config(doc))
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --cpus-per-task=8" in script
+    assert "#SBATCH --mem=32G" in script
+    assert "#SBATCH -t 02:00:00" in script
+    assert "#SBATCH -p normal" in script and "#SBATCH -A my-project" in script
+    assert "#SBATCH --exclusive" in script and "module load python" in script
+    assert "--nthreads 4" in script  # 8 cores over 2 worker processes
+
+
+def test_pbs_job_script_carries_the_request() -> None:
+    pytest.importorskip("dask_jobqueue", reason="the pbs extra is part of the test extra")
+    doc = _config("pbs.yaml", scheduler_host="127.0.0.1", dashboard_address=":0", processes=1)
+    cluster = jobqueue_cluster(load_config(doc))
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#PBS -l select=1:ncpus=8:mem=32GB" in script
+    assert "#PBS -l walltime=02:00:00" in script
+    assert "#PBS -q workq" in script and "#PBS -A my-project" in script
+
+
+def test_kubernetes_spec_carries_image_workers_and_resources() -> None:
+    pytest.importorskip("dask_kubernetes", reason="the kubernetes extra is part of the test extra")
+    spec = kubernetes_spec(load_config(ROOT / "cluster_configs" / "kubernetes.yaml"))
+    assert spec["kind"] == "DaskCluster" and spec["metadata"]["name"] == "daskcluster"
+    worker = spec["spec"]["worker"]
+    scheduler = spec["spec"]["scheduler"]["spec"]["containers"][0]
+    container = worker["spec"]["containers"][0]
+    assert worker["replicas"] == 4
+    assert container["image"] == scheduler["image"] == "ghcr.io/dask/dask:2026.8.0-py3.11"
+    assert container["resources"] == {"requests": {"cpu": "2", "memory": "8Gi"}, "limits": {"cpu": "2", "memory": "8Gi"}}
+    assert scheduler["resources"]["limits"] == {"cpu": "1", "memory": "2Gi"}
+    assert container["args"][:2] == ["dask", "worker"] and scheduler["args"][:2] == ["dask", "scheduler"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["EXTRA_PIP_PACKAGES"]["value"] == "daskcluster"
+    assert env["AWS_SECRET_ACCESS_KEY"]["valueFrom"] == {
+        "secretKeyRef": {"name": "s3-credentials", "key": "secret-access-key"}}
+
+
+# ----------------------------------------------------------------------------- dask-gateway, for real
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def gateway_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real dask-gateway server on localhost: UnsafeLocalBackend (scheduler and workers as
+    local processes), SimpleAuthenticator with a password."""
+    pytest.importorskip("dask_gateway_server", reason="dask-gateway-server[local] is part of the test extra")
+    pytest.importorskip("dask_gateway", reason="the gateway extra is part of the test extra")
+    dask_cmd = shutil.which("dask") or os.path.join(os.path.dirname(sys.executable), "dask")
+    server_cmd = shutil.which("dask-gateway-server") or os.path.join(os.path.dirname(sys.executable),
+                                                                     "dask-gateway-server")
+    folder = tmp_path_factory.mktemp("gateway")
+    api, proxy = _free_port(), _free_port()
+    (folder / "config.py").write_text(textwrap.dedent(f"""
+        from dask_gateway_server.options import Options, Integer, Float
+        c.DaskGateway.address = "127.0.0.1:{api}"
+        c.Proxy.address = "127.0.0.1:{proxy}"
+        c.DaskGateway.backend_class = "dask_gateway_server.backends.local.UnsafeLocalBackend"
+        c.DaskGateway.authenticator_class = "dask_gateway_server.auth.SimpleAuthenticator"
+        c.SimpleAuthenticator.password = "test-password"
+        c.ClusterConfig.scheduler_cmd = [{dask_cmd!r}, "scheduler"]
+        c.ClusterConfig.worker_cmd = [{dask_cmd!r}, "worker"]
+        c.ClusterConfig.worker_threads = 1
+        c.ClusterConfig.idle_timeout = 120
+        c.Backend.cluster_options = Options(
+            Integer("worker_cores", default=1, min=1, max=2),
+            Float("worker_memory", default=1, min=0.5, max=2),
+            handler=lambda options: {{"worker_cores": options.worker_cores,
+                                     "worker_memory": int(options.worker_memory * 2**30)}},
+        )
+    """))
+    log = open(folder / "server.log", "wb")
+    proc = subprocess.Popen([server_cmd, "-f", str(folder / "config.py")], cwd=folder, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{api}/api/health", timeout=2) as r:
+                    if b"pass" in r.read():
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"dask-gateway-server did not start: {(folder / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+        yield {"address": f"http://127.0.0.1:{api}", "proxy": f"tls://127.0.0.1:{proxy}", "password": "test-password"}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.mark.slow
+def test_gateway_cluster_scales_fits_and_shuts_down(gateway_server: dict[str, str],
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from dask_gateway import BasicAuth, Gateway
+
+    from daskcluster import KMeans
+
+    monkeypatch.setenv("DASK_GATEWAY_ADDRESS", gateway_server["address"])
+    monkeypatch.setenv("DASK_GATEWAY_PROXY_ADDRESS", gateway_server["proxy"])
+    monkeypatch.setenv("DASK_GATEWAY_PASSWORD", gateway_server["password"])
+    doc = _config("gateway.yaml", proxy_address_env="DASK_GATEWAY_PROXY_ADDRESS", wait_timeout="90s")
+    doc["cluster_options"] = {"worker_cores": 1, "worker_memory": 1}
+    X = np.random.default_rng(0).normal(size=(3000, 4)) + np.repeat(np.eye(4) * 8, 750, axis=0)
+    reference = KMeans(4, random_state=0).fit(X)
+    with deploy(doc) as d:
+        assert len(d.client.scheduler_info()["workers"]) == 2
+        km = KMeans(4, random_state=0).fit(X)  # on the gateway cluster (the default client)
+        name = d.cluster.name
+    np.testing.assert_allclose(km.cluster_centers_, reference.cluster_centers_, rtol=1e-12)
+    gateway = Gateway(gateway_server["address"], proxy_address=gateway_server["proxy"],
+                      auth=BasicAuth("daskcluster", gateway_server["password"]))
+    try:
+        deadline = time.monotonic() + 30
+        while name in {c.name for c in gateway.list_clusters()} and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert name not in {c.name for c in gateway.list_clusters()}
+    finally:
+        gateway.close()
+        gateway.close = lambda: None  # its __del__ would close it again, after its loop stopped
+
+
+@pytest.mark.slow
+def test_gateway_unknown_cluster_option_names_the_key(gateway_server: dict[str, str],
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASK_GATEWAY_ADDRESS", gateway_server["address"])
+    monkeypatch.setenv("DASK_GATEWAY_PASSWORD", gateway_server["password"])
+    doc = _config("gateway.yaml", proxy_address=gateway_server["proxy"])
+    doc["cluster_options"] = {"worker_gpus": 1}
+    with pytest.raises(ConfigError, match=r"key 'cluster_options.worker_gpus': the gateway .* offers no such option. "
+                                          r"It offers: worker_cores, worker_memory"):
+        with deploy(doc):
+            pass
