@@ -306,8 +306,9 @@ def test_failed_job_exits_1_with_one_line(scheduler: str, tmp_path: Path, capsys
 def test_ctrl_c_stops_cleanly(scheduler: str, tmp_path: Path) -> None:
     job = write_job(tmp_path, "interrupted", max_iter=300, tol=0.0, cache=False)
     job_doc = yaml.safe_load(job.read_text())
-    # every pass regenerates 100,000 x 100 numbers: Ctrl-C comes during the seeding passes
-    job_doc["data"].update(n_samples=100_000, n_features=100, chunk_rows=10_000)
+    # every pass regenerates 600,000 x 100 numbers (seconds per pass): Ctrl-C comes during the
+    # seeding passes, long before the fit could converge
+    job_doc["data"].update(n_samples=600_000, n_features=100, chunk_rows=20_000)
     job.write_text(yaml.safe_dump(job_doc))
     proc = subprocess.Popen([*command(), "run", str(job), "--scheduler", scheduler], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
