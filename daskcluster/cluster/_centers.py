@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import dask.array as da
@@ -9,8 +10,55 @@ import numpy as np
 
 from ..data import RowData, as_row_data, as_sample_weight, check_n_features
 from ..engine import map_rows, tree_reduce
-from ..errors import NotFittedError
+from ..errors import InvalidParameterError, NotFittedError
 from ..kernels import kmeans as K
+from ..params import check_int
+
+
+def check_init(
+    owner: str, init: Any, n_init: Any, inits: tuple[str, ...], shape: tuple[int, int], random_n_init: int
+) -> tuple[int, np.ndarray | None]:
+    """Validate ``init`` and ``n_init`` as scikit-learn's k-means estimators do.
+
+    Returns the number of runs and the initial centers when ``init`` is an array of shape
+    ``shape`` = (n_clusters, n_features). ``n_init='auto'`` is ``random_n_init`` for ``'random'``
+    and 1 otherwise; an explicit array forces one run (with scikit-learn's warning), without
+    changing the parameter.
+    """
+    init_array = None
+    if isinstance(init, str):
+        if init not in inits:
+            raise InvalidParameterError(
+                f"The 'init' parameter of {owner} must be one of {{{', '.join(map(repr, inits))}}} or an "
+                f"array-like of shape (n_clusters, n_features). Got {init!r} instead."
+            )
+    elif hasattr(init, "__array__") or isinstance(init, (list, tuple)):
+        init_array = np.asarray(init, dtype=np.float64)
+        if init_array.shape != shape:
+            raise InvalidParameterError(
+                f"The shape of the initial centers {init_array.shape} does not match the number of "
+                f"clusters and features {shape}."
+            )
+        if not np.isfinite(init_array).all():
+            raise InvalidParameterError("The initial centers given as init contain NaN or infinity.")
+    else:
+        raise InvalidParameterError(
+            f"The 'init' parameter of {owner} must be a str among {{{', '.join(map(repr, inits))}}} or an "
+            f"array-like of shape (n_clusters, n_features). Got {init!r} instead."
+        )
+    if n_init == "auto":
+        runs = random_n_init if isinstance(init, str) and init == "random" else 1
+    else:
+        runs = int(check_int(owner, "n_init", n_init, 1))  # type: ignore[arg-type]
+    if init_array is not None and runs != 1:
+        warnings.warn(
+            f"Explicit initial center position passed: performing only one init in {owner} instead of "
+            f"n_init={runs}.",
+            RuntimeWarning,
+            stacklevel=4,
+        )
+        runs = 1
+    return runs, init_array
 
 
 class CentersMixin:

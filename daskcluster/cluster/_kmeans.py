@@ -23,10 +23,10 @@ from ..data import (
     as_sample_weight,
     cached,
 )
-from ..errors import InvalidDataError, InvalidParameterError
+from ..errors import InvalidDataError
 from ..params import check_float, check_int, check_options, check_random_state
 from ..progress import progress_hook
-from ._centers import CentersMixin
+from ._centers import CentersMixin, check_init
 from ._init import kmeans_parallel, kmeans_plusplus_distributed, random_rows
 from ._lloyd import LloydResult, LloydState, lloyd
 
@@ -152,36 +152,7 @@ default='k-means||'
         check_float(name, "oversampling_factor", self.oversampling_factor, 0, closed="neither")
         check_int(name, "init_max_iter", self.init_max_iter, 1, allow_none=True)
         check_options(name, "cache", self.cache, ("auto", True, False))
-        init_array = None
-        if isinstance(self.init, str):
-            check_options(name, "init", self.init, _INITS)
-        elif hasattr(self.init, "__array__") or isinstance(self.init, (list, tuple)):
-            init_array = np.asarray(self.init, dtype=np.float64)
-            expected = (self.n_clusters, data.n_features)
-            if init_array.shape != expected:
-                raise InvalidParameterError(
-                    f"The shape of the initial centers {init_array.shape} does not match the number of "
-                    f"clusters and features {expected}."
-                )
-            if not np.isfinite(init_array).all():
-                raise InvalidParameterError("The initial centers given as init contain NaN or infinity.")
-        else:
-            raise InvalidParameterError(
-                f"The 'init' parameter of {name} must be a str among {{{', '.join(map(repr, _INITS))}}} or an "
-                f"array-like of shape (n_clusters, n_features). Got {self.init!r} instead."
-            )
-        if self.n_init == "auto":
-            n_init = 10 if isinstance(self.init, str) and self.init == "random" else 1
-        else:
-            n_init = check_int(name, "n_init", self.n_init, 1)  # type: ignore[assignment]
-        if init_array is not None and n_init != 1:
-            warnings.warn(
-                f"Explicit initial center position passed: performing only one init in {name} instead of "
-                f"n_init={n_init}.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            n_init = 1
+        n_init, init_array = check_init(name, self.init, self.n_init, _INITS, (self.n_clusters, data.n_features), 10)
         if data.n_samples < self.n_clusters:
             raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
         return int(n_init), init_array

@@ -24,14 +24,14 @@ from ..data import (
     check_n_features,
 )
 from ..engine import take_rows, tree_reduce
-from ..errors import InvalidDataError, InvalidParameterError
+from ..errors import InvalidDataError
 from ..kernels import kmeans as K
 from ..kernels import minibatch as M
 from ..kernels.blocks import row_sq_norms
 from ..kernels.distances import nearest_center
 from ..params import check_float, check_int, check_options, check_random_state
 from ..progress import IterationReport, progress_hook, report
-from ._centers import CentersMixin
+from ._centers import CentersMixin, check_init
 from ._init import kmeans_parallel
 from ._sampling import EpochReport, run_schedule
 
@@ -198,36 +198,7 @@ default='k-means++'
         check_options(name, "cache", self.cache, ("auto", True, False))
         check_int(name, "prefetch", self.prefetch, 0)
         check_int(name, "parallel_chunks", self.parallel_chunks, 1)
-        init_array = None
-        if isinstance(self.init, str):
-            check_options(name, "init", self.init, _INITS)
-        elif hasattr(self.init, "__array__") or isinstance(self.init, (list, tuple)):
-            init_array = np.asarray(self.init, dtype=np.float64)
-            expected = (self.n_clusters, data.n_features)
-            if init_array.shape != expected:
-                raise InvalidParameterError(
-                    f"The shape of the initial centers {init_array.shape} does not match the number of "
-                    f"clusters and features {expected}."
-                )
-            if not np.isfinite(init_array).all():
-                raise InvalidParameterError("The initial centers given as init contain NaN or infinity.")
-        else:
-            raise InvalidParameterError(
-                f"The 'init' parameter of {name} must be a str among {{{', '.join(map(repr, _INITS))}}} or an "
-                f"array-like of shape (n_clusters, n_features). Got {self.init!r} instead."
-            )
-        if self.n_init == "auto":
-            n_init = 3 if isinstance(self.init, str) and self.init == "random" else 1
-        else:
-            n_init = int(check_int(name, "n_init", self.n_init, 1))  # type: ignore[arg-type]
-        if init_array is not None and n_init != 1:
-            warnings.warn(
-                f"Explicit initial center position passed: performing only one init in {name} instead of "
-                f"n_init={n_init}.",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            n_init = 1
+        n_init, init_array = check_init(name, self.init, self.n_init, _INITS, (self.n_clusters, data.n_features), 3)
         if data.n_samples < self.n_clusters:
             raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
         batch_size = min(self.batch_size, data.n_samples)
