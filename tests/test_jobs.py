@@ -73,7 +73,20 @@ def blobs_job(tmp_path: Path, **changes: Any) -> dict[str, Any]:
 
 
 def test_the_shipped_workflows_are_there() -> None:
-    assert {p.stem for p in WORKFLOWS} >= {"mnist_kmeans", "blobs_out_of_core"}
+    assert {p.stem for p in WORKFLOWS} >= {"mnist_kmeans", "blobs_out_of_core", "mnist_minibatch", "mnist_pca_gmm"}
+
+
+@pytest.mark.parametrize("name", ["mnist_kmeans", "mnist_minibatch", "mnist_pca_gmm"])
+def test_shipped_mnist_workflows_run(name: str, tiny_mnist: Path, tmp_path: Path) -> None:
+    job = yaml.safe_load((ROOT / "workflows" / f"{name}.yaml").read_text())
+    job["outputs"]["dir"] = str(tmp_path / "out")
+    if job["preprocess"]:
+        job["preprocess"][0]["pca"]["n_components"] = 10
+    result = run_job(job)
+    doc = json.loads((result.out_dir / "metrics.json").read_text())
+    assert doc["status"] == "done" and doc["estimator"] == job["model"]["name"]
+    assert sum(doc["metrics"]["sizes"]) == 700 and doc["metrics"]["majority_accuracy"] > 0.3
+    assert (result.out_dir / "convergence.png").stat().st_size > 1000
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)

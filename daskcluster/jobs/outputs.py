@@ -117,7 +117,9 @@ def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], 
         return fig
 
     written: list[Path] = []
-    fit = [it for it in iterations if it["stage"] == "fit" and it["metrics"]]
+    # the model's own iterations (a GaussianMixture's KMeans initialisation reports too)
+    own = type(estimator).__name__
+    fit = [it for it in iterations if it["stage"] == "fit" and it["metrics"] and it.get("estimator", own) == own]
     if fit:
         key = next(iter(fit[0]["metrics"]))
         fig = figure(5, 3.2)

@@ -334,7 +334,8 @@ def run_job(
             raise JobCancelled(f"job {job.name} cancelled")
 
     def hook(rep: IterationReport) -> None:
-        iterations.append({"stage": rep.stage, "iteration": rep.iteration, "max_iter": rep.max_iter,
+        iterations.append({"estimator": rep.estimator, "stage": rep.stage, "iteration": rep.iteration,
+                           "max_iter": rep.max_iter,
                            "seconds": rep.seconds, "metrics": dict(rep.metrics)})
         if on_progress is not None:
             on_progress(rep)
