@@ -564,6 +564,11 @@ def _fmt(v: float | None, spec: str = ".4f", none: str = "-") -> str:
     return none if v is None else format(v, spec)
 
 
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
 def _ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None or b == 0 else a / b
 
@@ -617,22 +622,27 @@ def build_report(args: argparse.Namespace, n_rows: int, cases: dict[str, Case], 
     lines.append(f"Data: real MNIST train+test, {n_rows:,} x 784 (`{os.path.relpath(args.data, ROOT)}`). "
                  f"Run started {env['date']}, total {elapsed / 60:.1f} min, load average before/after: {load[0]} / {load[1]}.  ")
     lines.append(f"Machine: {env['cpu']}; Python {env['python']}; {env['libraries']}; "
-                 f"BLAS/OpenMP at start: {env['threadpools']} (BLAS reset to {BLAS_THREADS} thread(s) before "
-                 f"every run); project commit {env['commit']}.  ")
+                 f"BLAS/OpenMP at start: {env['threadpools']}; project commit {env['commit']}.  ")
+    lines.append(f"BLAS is reset to {BLAS_THREADS} thread(s) before every run: a dask-ml fit on the threaded "
+                 "scheduler leaves this process's OpenBLAS at 1 thread (scikit-learn's `threadpool_limits(1)`, "
+                 "entered and left concurrently by several Dask threads, restores the wrong value), which would "
+                 "otherwise slow every later BLAS call, the GEMM floor included.  ")
     lines.append(f"Shared machine: before each timed run the script waited for other processes to use < "
                  f"{QUIET_BUSY:.0%} of the CPUs ({cont.waited:.0f} s waited in all) and re-ran {cont.reruns} run(s) "
                  f"during which they took > {NOISY_FRACTION:.0%}; worst other-process CPU share in a kept run "
                  f"(runs ≥ {MIN_CHECK_SECONDS} s): {cont.max_noise:.0%}.")
     lines.append("")
     lines.append(f"### Time per Lloyd iteration (fixed init, `max_iter={MAX_ITER}, tol=0`; median of "
-                 f"{args.repeats} runs after a warm-up)")
+                 f"{args.repeats} run(s) after a warm-up)")
     lines.append("")
     lines.append("Same initial centers for everyone (k distinct rows chosen with `numpy.random.default_rng(0)`). "
                  "s/iter = fit time / n_iter, nothing subtracted (so it includes input handling, the final "
                  "labels/inertia and, for daskcluster on the cluster, shipping the NumPy array to the workers). "
                  "'hook' = median per-iteration seconds reported by `daskcluster.progress.progress_hook`. "
                  "'inertia' = float64 inertia of `X/255` against the centers after the run (a check that "
-                 "everyone ran the same Lloyd iterations). 'others' CPU' = the largest share of the CPUs that "
+                 "everyone ran the same Lloyd iterations). 'passes' = `daskcluster.engine.count_passes()` "
+                 "(20 Lloyd passes + 1 for the final inertia; the `labels_` pass is a map, not counted, so "
+                 "daskcluster reads the data 22 times per fit, scikit-learn 21). 'others' CPU' = the largest share of the CPUs that "
                  "other processes on the machine took during a kept run of the case.")
     lines.append("")
     lines.append("| k | implementation | input | scheduler | n_iter | s/iter | hook s/iter | passes | "
@@ -647,7 +657,7 @@ def build_report(args: argparse.Namespace, n_rows: int, cases: dict[str, Case], 
             p = c.med()
             if c.error:
                 err = c.error.replace("|", "\\|").replace("\n", " ")
-                lines.append(f"| {k} | {c.library} | {c.input} | {c.scheduler} | - | failed: `{err[:300]}` "
+                lines.append(f"| {k} | {c.library} | {_cell(c.input)} | {c.scheduler} | - | failed: {_cell(err[:300])} "
                              "| - | - | - | - | - | - | - |")
                 continue
             n_iter = "-" if c.library.startswith("NumPy") else str(c.runs[-1].n_iter)
@@ -656,7 +666,7 @@ def build_report(args: argparse.Namespace, n_rows: int, cases: dict[str, Case], 
             passes = c.runs[-1].passes if c.runs and c.runs[-1].passes is not None else None
             inert = inertias.get(c.key)
             lines.append(
-                f"| {k} | {c.library} | {c.input} | {c.scheduler} | {n_iter} | {_fmt(p)} | {_fmt(c.med('hook_median'))} | "
+                f"| {k} | {c.library} | {_cell(c.input)} | {c.scheduler} | {n_iter} | {_fmt(p)} | {_fmt(c.med('hook_median'))} | "
                 f"{'-' if passes is None else passes} | {_fmt(_ratio(p, sk), '.2f')}× | {_fmt(_ratio(p, gemm), '.2f')}× | "
                 f"{_fmt(_ratio(dm, p), '.2f', '-')}{'×' if dm else ''} | {_fmt(inert, '.6g')} | "
                 f"{'-' if c.library.startswith('NumPy') else format(max(r.noise for r in c.runs), '.0%')} |"
@@ -700,7 +710,7 @@ def build_report(args: argparse.Namespace, n_rows: int, cases: dict[str, Case], 
     lines.append("")
 
     lines.append(f"### Default fit, k=10, `random_state={SEED}` (threaded scheduler; median fit time of "
-                 f"{args.default_repeats} runs)")
+                 f"{args.default_repeats} run(s))")
     lines.append("")
     lines.append("inertia: float64 sum of squared distances of `X/255` to the nearest returned center, recomputed "
                  "the same way for all; accuracy: each cluster (nearest returned center) labelled with its most "
@@ -714,9 +724,9 @@ def build_report(args: argparse.Namespace, n_rows: int, cases: dict[str, Case], 
     for f in defaults:
         if f.error:
             err = f.error.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {f.library} | {f.settings} | failed: `{err[:300]}` | - | - | - | - |")
+            lines.append(f"| {f.library} | {_cell(f.settings)} | failed: {_cell(err[:300])} | - | - | - | - |")
             continue
-        lines.append(f"| {f.library} | {f.settings} | {_fmt(f.med_seconds(), '.2f')} | {f.runs[-1].n_iter} | "
+        lines.append(f"| {f.library} | {_cell(f.settings)} | {_fmt(f.med_seconds(), '.2f')} | {f.runs[-1].n_iter} | "
                      f"{_fmt(f.inertia, '.6g')} | {_fmt(f.reported_inertia, '.6g')} | {_fmt(f.accuracy, '.4f')} |")
     lines.append("")
     lines.append("### Where daskcluster's kernel spends its time")

@@ -8,6 +8,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
+from ..blas import blas_for_tasks
 from ..data import RowData, as_row_data, as_sample_weight, check_n_features
 from ..engine import map_rows, tree_reduce
 from ..errors import InvalidParameterError, NotFittedError
@@ -82,7 +83,10 @@ class CentersMixin:
     def _labels(self, data: RowData) -> np.ndarray | da.Array:
         centers = self.cluster_centers_.astype(data.dtype)
         labels = map_rows(data, K.labels_kernel, (centers, data.affine), dtype=np.int32, label="labels")
-        return labels if data.lazy else labels.compute()
+        if data.lazy:
+            return labels
+        with blas_for_tasks(data.n_chunks):
+            return labels.compute()
 
     def _data(self, X: Any) -> RowData:
         self._check_fitted()
@@ -111,7 +115,10 @@ class CentersMixin:
         data = self._data(X)
         out = map_rows(data, K.transform_kernel, (self.cluster_centers_.astype(data.dtype), data.affine),
                        dtype=data.dtype, n_columns=self.n_clusters, label="transform")
-        return out if data.lazy else out.compute()
+        if data.lazy:
+            return out
+        with blas_for_tasks(data.n_chunks):
+            return out.compute()
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the inertia of ``X`` against the centers. Data passes: 1."""
