@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "KMeans": "daskcluster.cluster",
     "MiniBatchKMeans": "daskcluster.cluster",
+    "GaussianMixture": "daskcluster.mixture",
     "Scaled": "daskcluster.data",
     "scaled": "daskcluster.data",
 }
