@@ -118,8 +118,7 @@ def _key_of(message: str) -> str:
     return "model.params"
 
 
-#: name -> entry. KMeans now; MiniBatchKMeans and GaussianMixture are in the tree (not yet
-#: exported from the package) and are reached through their modules.
+#: name -> entry; each class is imported from its module when a job uses it.
 ESTIMATORS: dict[str, EstimatorEntry] = {}
 
 
