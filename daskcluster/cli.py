@@ -223,7 +223,7 @@ def _cmd_run(args: argparse.Namespace, t_start: float) -> int:
     job = load_job(args.job, overrides=args.overrides, out_dir=args.out)
     if args.cluster:
         load_config(args.cluster)
-    check_job(job)  # the whole job and the cluster config are valid before anything starts
+    checked = check_job(job)  # the whole job and the cluster config are valid before anything starts
     bar = _ProgressBar(not args.no_progress)
     stack = ExitStack()
     closing: list[threading.Thread] = []
@@ -243,7 +243,7 @@ def _cmd_run(args: argparse.Namespace, t_start: float) -> int:
             loaded = preparing.result()
         where = f"{d.describe()} ({d.workers_text()}); dashboard {d.dashboard_link}"
         try:
-            result = run_job(job, on_progress=bar, loaded=loaded, on_cluster_done=release)
+            result = run_job(checked, on_progress=bar, loaded=loaded, on_cluster_done=release)
         except ConfigError:
             raise  # found while checking, before the job started
         except Exception as exc:

@@ -275,7 +275,7 @@ def _done_with_cluster(labels_pred: Any, labels_true: Any, metrics: Collection[s
 
 
 def run_job(
-    job: Job | str | os.PathLike[str] | Mapping[str, Any],
+    job: Job | CheckedJob | str | os.PathLike[str] | Mapping[str, Any],
     *,
     out_dir: str | os.PathLike[str] | None = None,
     on_progress: Callable[[IterationReport], None] | None = None,
@@ -288,7 +288,8 @@ def run_job(
 
     Parameters
     ----------
-    job : Job, path or mapping
+    job : Job, CheckedJob, path or mapping
+        A :class:`CheckedJob` is not checked again.
     out_dir : path, optional
         Replaces ``outputs.dir``.
     on_progress : callable, optional
@@ -316,10 +317,14 @@ def run_job(
     from .evaluate import evaluate
     from .sources import load, load_labels, preprocess
 
-    job = load_job(job)
-    if out_dir is not None:
-        job = job.with_output_dir(out_dir)
-    checked = check_job(job)
+    if isinstance(job, CheckedJob) and out_dir is None:
+        checked = job  # checked by the caller (the command): not again
+        job = checked.job
+    else:
+        job = load_job(job.job if isinstance(job, CheckedJob) else job)
+        if out_dir is not None:
+            job = job.with_output_dir(out_dir)
+        checked = check_job(job)
     job = job.resolved()
     spec = job.doc
     folder = job.output_dir()
