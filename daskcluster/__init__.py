@@ -17,6 +17,8 @@ _LAZY = {
     "KMeans": "daskcluster.cluster",
     "MiniBatchKMeans": "daskcluster.cluster",
     "GaussianMixture": "daskcluster.mixture",
+    "NMF": "daskcluster.decomposition",
+    "OPNMF": "daskcluster.decomposition",
     "Scaled": "daskcluster.data",
     "scaled": "daskcluster.data",
 }
