@@ -160,6 +160,150 @@ def tree_reduce(
     return result  # type: ignore[no-any-return]
 
 
+def _run_rows_kernel(
+    kernel: Callable[..., tuple[np.ndarray, Any]],
+    block: np.ndarray,
+    aligned: list[np.ndarray],
+    chunk: ChunkInfo,
+    params: _Broadcast,
+    n_columns: int,
+    dtype: np.dtype,
+) -> tuple[np.ndarray, Any]:
+    rows, stats = kernel(block, tuple(aligned), chunk, params.value)
+    rows = np.asarray(rows, dtype=dtype)
+    if rows.shape != (block.shape[0], n_columns):
+        raise ValueError(
+            f"The kernel {getattr(kernel, '__name__', kernel)!r} returned rows of shape {rows.shape} for chunk "
+            f"{chunk.index}; expected ({block.shape[0]}, {n_columns})."
+        )
+    return rows, stats
+
+
+def _part(pair: tuple[Any, Any], which: int) -> Any:
+    return pair[which]
+
+
+def _aligned_like(data: RowData, a: da.Array) -> da.Array:
+    """``a`` chunked like ``data``'s rows, with its other axis in one chunk."""
+    if a.shape[0] != data.n_samples:
+        raise ValueError(f"An aligned array has {a.shape[0]} rows; the data have {data.n_samples}.")
+    target = (data.array.chunks[0],) + tuple((n,) for n in a.shape[1:])
+    return a if a.chunks == target else a.rechunk(target)
+
+
+def tree_reduce_rows(
+    data: RowData,
+    kernel: Callable[[np.ndarray, tuple[np.ndarray, ...], ChunkInfo, Any], tuple[np.ndarray, S]],
+    params: Any,
+    combine: Callable[[list[S]], S],
+    *,
+    aligned: Sequence[da.Array] = (),
+    n_columns: int,
+    dtype: np.dtype | type,
+    label: str | None = None,
+) -> tuple[da.Array, S]:
+    """One pass over ``data`` that makes a new row-aligned array and small statistics.
+
+    Every chunk runs ``kernel(block, aligned_blocks, ChunkInfo, params)`` and returns its new
+    rows and its statistics; the statistics are combined as in :func:`tree_reduce` (fixed tree
+    of fan-in :data:`SPLIT_EVERY`, chunk order) and the new rows are kept where they were made:
+    persisted in cluster memory under a distributed Client, in this process's memory on the
+    local schedulers. Used by iterative factorizations whose per-row factor (e.g. NMF's ``W``)
+    lives beside the data and is updated by each pass.
+
+    Parameters
+    ----------
+    data : RowData
+        ``data.array`` has shape (n_samples, n_features), rows chunked.
+    kernel : callable
+        ``kernel(block, aligned_blocks, ChunkInfo, params) -> (new_rows, statistics)``, a
+        module-level function. ``block`` is the chunk of ``data.array`` in its storage dtype;
+        ``aligned_blocks`` is a tuple with the same rows of every array of ``aligned``;
+        ``new_rows`` has shape (block_rows, n_columns).
+    params : object
+        Broadcast to every task through one graph key.
+    combine : callable
+        ``combine(list_of_statistics) -> statistics``, associative, given parts in chunk order.
+    aligned : sequence of dask.array.Array, default=()
+        Arrays of shape (n_samples,) or (n_samples, m) read beside the data (e.g. the previous
+        ``W``); rechunked like ``data``'s rows if they are not already.
+    n_columns : int
+        Width of the new rows. ``0`` when the kernel stores its rows itself (e.g. writes them
+        to a Zarr store) and only the statistics matter.
+    dtype : numpy dtype
+        Dtype of the new rows.
+    label : str, optional
+        Name used in the graph keys and the log.
+
+    Returns
+    -------
+    rows : dask.array.Array of shape (n_samples, n_columns)
+        Chunked like ``data``'s rows, already computed: its chunks are held in (cluster)
+        memory until the array is dropped.
+    statistics : object
+        The combined statistics, on the client.
+
+    Data passes: 1 (the kernel runs once per chunk; rows and statistics come from the same
+    tasks).
+    """
+    array = data.array
+    dtype = np.dtype(dtype)
+    aligned = [_aligned_like(data, a) for a in aligned]
+    label = label or getattr(kernel, "__name__", "rows")
+    token = tokenize(label, array.name, [a.name for a in aligned], params, n_columns, str(dtype))
+    name = f"{label}-{token}"
+    rows_name = f"{label}-rows-{token}"
+    pkey = _params_key(name)
+    dsk: dict[Any, Any] = {pkey: _Broadcast(params)}
+    rows_dsk: dict[Any, Any] = {}
+    keys: list[Any] = []
+    for i, start in enumerate(data.starts):
+        blocks = [(a.name, i) if a.ndim == 1 else (a.name, i, 0) for a in aligned]
+        part = (name, "part", i)
+        dsk[part] = (_run_rows_kernel, kernel, (array.name, i, 0), blocks, ChunkInfo(i, start), pkey, n_columns, dtype)
+        dsk[(name, 0, i)] = (_part, part, 1)
+        rows_dsk[(rows_name, i, 0)] = (_part, part, 0)
+        keys.append((name, 0, i))
+    level = 0
+    while len(keys) > 1:
+        level += 1
+        keys_next = []
+        for j in range(0, len(keys), SPLIT_EVERY):
+            key = (name, level, j // SPLIT_EVERY)
+            dsk[key] = (_run_combine, combine, list(keys[j : j + SPLIT_EVERY]))
+            keys_next.append(key)
+        keys = keys_next
+    stats_graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array, *aligned])
+    layers = {**stats_graph.layers, rows_name: rows_dsk}
+    dependencies = {**stats_graph.dependencies, rows_name: {name}}
+    graph = HighLevelGraph(layers, dependencies)
+    rows = da.Array(graph, rows_name, (array.chunks[0], (n_columns,)), dtype=dtype)
+    stats = Delayed(keys[0], graph, layer=name)
+    t0 = time.perf_counter()
+    with blas_for_tasks(data.n_chunks):
+        # no graph optimisation: fusing the rows getter into the kernel task would run the kernel twice
+        rows, stats = dask.persist(rows, stats, optimize_graph=False)
+        # persisting on a Client returns at once: wait for the rows, then fetch the statistics
+        _wait_persisted(rows)
+        (result,) = dask.compute(stats)
+    for c in _counters:
+        c.passes += 1
+        c.rows += data.n_samples
+    logger.debug("%s: %d chunks, depth %d, rows kept, %.3fs", label, data.n_chunks, level, time.perf_counter() - t0)
+    return rows, result  # type: ignore[return-value]
+
+
+def _wait_persisted(array: da.Array) -> None:
+    """Block until a persisted array's chunks are in cluster memory (no-op without a Client)."""
+    try:
+        from distributed import futures_of, wait
+    except ImportError:  # pragma: no cover - distributed is a dependency
+        return
+    futures = futures_of(array)
+    if futures:
+        wait(futures)
+
+
 def map_rows(
     data: RowData,
     kernel: Callable[..., np.ndarray],
