@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from typing import Any
 
 import numpy as np
@@ -89,3 +89,22 @@ def check_random_state(owner: str, value: Any) -> np.random.RandomState:
     if isinstance(value, np.random.Generator):
         return np.random.RandomState(value.integers(2**32 - 1))
     raise _fail(owner, "random_state", "an int, a numpy RandomState, a Generator or None", value)
+
+
+def check_value_list(owner: str, name: str, value: Any) -> list[Any]:
+    """A value or an iterable of values as a non-empty list (a str counts as one value)."""
+    if isinstance(value, (str, numbers.Integral)):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise _fail(owner, name, "a value or a list of values", value)
+    out = list(value)
+    if not out:
+        raise InvalidParameterError(f"The '{name}' parameter of {owner} must not be empty.")
+    return out
+
+
+def check_int_grid(owner: str, name: str, value: Any, low: int = 1) -> list[int]:
+    """An int or an iterable of ints, each at least ``low``, as a list without duplicates (first
+    occurrence kept, then sorted increasing)."""
+    values = [int(check_int(owner, name, v, low) or 0) for v in check_value_list(owner, name, value)]
+    return sorted(dict.fromkeys(values))

@@ -89,7 +89,7 @@ def kmeans_parallel(
     ell = float(oversampling_factor * n_clusters)
     centers = first_center(data, weights, entropy)
     r = 0
-    while r < rounds or (len(centers) < n_clusters and r < rounds + EXTRA_ROUNDS):
+    while more_rounds(r, rounds, len(centers), n_clusters):
         r += 1
         t0 = time.perf_counter()
         params = K.ParallelRoundParams(centers, data.affine, ell, entropy, r)
@@ -102,15 +102,33 @@ def kmeans_parallel(
             break
         centers = np.concatenate([centers, cand.rows.astype(data.dtype)])
     stats = tree_reduce(data, K.assign_stats_kernel, K.AssignParams(centers, data.affine), K.combine_assign, weights=weights)
-    w = stats.weight_in_clusters
-    keep = w > 0
-    centers, w = centers[keep], w[keep]
+    logger.info("k-means||: %d rounds, %d candidates", r, len(centers))
+    return recluster_candidates(centers, stats.weight_in_clusters, n_clusters, entropy, data.dtype)
+
+
+def more_rounds(done: int, rounds: int, n_candidates: int, n_clusters: int) -> bool:
+    """Whether k-means|| runs another round after ``done``: always up to ``rounds``, then up
+    to :data:`EXTRA_ROUNDS` more while fewer than ``n_clusters`` candidates were drawn."""
+    return done < rounds or (n_candidates < n_clusters and done < rounds + EXTRA_ROUNDS)
+
+
+def recluster_candidates(candidates: np.ndarray, weight: np.ndarray, n_clusters: int, entropy: int,
+                         dtype: np.dtype) -> np.ndarray:
+    """Step 8 of k-means||: the candidates, weighted by the rows nearest to each, clustered into
+    ``n_clusters`` by weighted k-means++ and Lloyd iterations, in memory (no data pass).
+
+    ``candidates`` has shape (m, n_features), ``weight`` shape (m,); returns (n_clusters,
+    n_features) in ``dtype``. Candidates of zero weight are dropped; with fewer than
+    ``n_clusters`` left, some centers are repeated (with a warning).
+    """
+    keep = weight > 0
+    centers, w = candidates[keep], weight[keep]
     if len(centers) < n_clusters:
         warnings.warn(
             f"k-means|| found only {len(centers)} distinct points for n_clusters={n_clusters}; "
             "some centers are duplicates.",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=4,
         )
         reps = np.resize(np.arange(len(centers)), n_clusters)
         return centers[reps]
@@ -119,8 +137,7 @@ def kmeans_parallel(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         km = _SkKMeans(n_clusters, init=init, n_init=1, random_state=seed).fit(centers, sample_weight=w)
-    logger.info("k-means||: %d rounds, %d candidates reduced to %d centers", r, len(centers), n_clusters)
-    return km.cluster_centers_.astype(data.dtype)
+    return km.cluster_centers_.astype(dtype)
 
 
 def kmeans_plusplus_distributed(

@@ -75,12 +75,29 @@ def lloyd_step(data: RowData, weights: da.Array | None, state: LloydState, *, to
     """One Lloyd iteration (one pass): the state after it."""
     t0 = time.perf_counter()
     k = state.centers.shape[0]
-    centers = state.centers
-    params = K.LloydParams(centers, data.affine, n_far=k, moments=(state.tol_abs is None and tol > 0))
+    params = K.LloydParams(state.centers, data.affine, n_far=k, moments=(state.tol_abs is None and tol > 0))
     stats = tree_reduce(data, K.lloyd_kernel, params, partial(K.combine_lloyd, n_far=k), weights=weights)
     tol_abs = state.tol_abs
     if tol_abs is None:
         tol_abs = float(np.mean(stats.moments.var)) * tol if stats.moments is not None else 0.0
+    new = lloyd_update(replace(state, tol_abs=tol_abs), stats, dtype=data.dtype)
+    report(IterationReport(owner, "fit", new.n_iter, max_iter, time.perf_counter() - t0, data.n_samples,
+                           {"inertia": stats.inertia, "shift": shift_of(state, new)}))
+    return new
+
+
+def shift_of(old: LloydState, new: LloydState) -> float:
+    """Squared shift of the centers between two states."""
+    return float(((new.centers.astype(np.float64) - old.centers) ** 2).sum())
+
+
+def lloyd_update(state: LloydState, stats: K.LloydStats, *, dtype: np.dtype) -> LloydState:
+    """The client's half of a Lloyd iteration: relocate empty clusters, average, test convergence.
+
+    ``stats`` are the pass's statistics for ``state.centers`` (modified in place);
+    ``state.tol_abs`` must be set. No data pass.
+    """
+    centers = state.centers
     assigned = stats.weight_in_clusters.copy()
     n_empty = relocate_empty_clusters(stats)
     if n_empty:
@@ -89,19 +106,17 @@ def lloyd_step(data: RowData, weights: da.Array | None, state: LloydState, *, to
     new = stats.sums.copy()
     nz = wic > 0
     new[nz] /= wic[nz, None]
-    new = new.astype(data.dtype)
+    new = new.astype(dtype)
     shift = float(((new.astype(np.float64) - centers) ** 2).sum())
     n_iter = state.n_iter + 1
-    report(IterationReport(owner, "fit", n_iter, max_iter, time.perf_counter() - t0, data.n_samples,
-                           {"inertia": stats.inertia, "shift": shift}))
     converged = None
     if not (new != centers).any():
         converged = "strict"
         logger.info("Converged at iteration %d: strict convergence.", n_iter)
-    elif shift <= tol_abs:
+    elif shift <= (state.tol_abs or 0.0):
         converged = "tol"
-        logger.info("Converged at iteration %d: center shift %g within tolerance %g.", n_iter, shift, tol_abs)
-    return LloydState(new, n_iter, tol_abs, converged, stats.inertia, assigned)
+        logger.info("Converged at iteration %d: center shift %g within tolerance %g.", n_iter, shift, state.tol_abs)
+    return LloydState(new, n_iter, state.tol_abs, converged, stats.inertia, assigned)
 
 
 def lloyd(

@@ -13,10 +13,11 @@ import numpy as np
 
 from ..data import RowData, as_row_data, as_sample_weight
 from ..engine import take_rows, tree_reduce
-from ..errors import InvalidDataError, InvalidParameterError
+from ..errors import InvalidDataError
 from ..kernels import kmeans as KK
 from ..kernels import metrics as KM
 from ._contingency import _codes
+from ._silhouette import sample_index
 
 
 def _encode(block: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -71,11 +72,19 @@ def calinski_harabasz_score(X: Any, labels: Any) -> float:
     _check_n_labels(int(present.sum()), data.n_samples)
     disp = tree_reduce(data, KM.dispersion_kernel, KM.DispersionParams(centers, data.affine, np.dtype(np.float64)),
                        KM.combine_dispersion, weights=lab)
-    mean = (centers * counts[:, None]).sum(axis=0) / counts.sum()
-    extra = float((counts[present] * ((centers[present] - mean) ** 2).sum(axis=1)).sum())
-    intra = float(disp.sq.sum())
+    return calinski_harabasz_from_stats(counts, centers, disp.sq)
+
+
+def calinski_harabasz_from_stats(counts: np.ndarray, centroids: np.ndarray, sq: np.ndarray) -> float:
+    """The Calinski-Harabasz index from per-label row counts (k,), centroids (k, d) and sums of
+    squared distances to the centroid (k,); labels with no rows are left out. No data pass."""
+    present = counts > 0
     n_labels = int(present.sum())
-    return 1.0 if intra == 0.0 else extra * (data.n_samples - n_labels) / (intra * (n_labels - 1.0))
+    _check_n_labels(n_labels, int(counts.sum()))
+    mean = (centroids * counts[:, None]).sum(axis=0) / counts.sum()
+    extra = float((counts[present] * ((centroids[present] - mean) ** 2).sum(axis=1)).sum())
+    intra = float(sq.sum())
+    return 1.0 if intra == 0.0 else extra * (counts.sum() - n_labels) / (intra * (n_labels - 1.0))
 
 
 def davies_bouldin_score(X: Any, labels: Any) -> float:
@@ -91,8 +100,16 @@ def davies_bouldin_score(X: Any, labels: Any) -> float:
     _check_n_labels(int(present.sum()), data.n_samples)
     disp = tree_reduce(data, KM.dispersion_kernel, KM.DispersionParams(centers, data.affine, np.dtype(np.float64)),
                        KM.combine_dispersion, weights=lab)
-    intra = disp.dist[present] / counts[present]
-    c = centers[present]
+    return davies_bouldin_from_stats(counts, centers, disp.dist)
+
+
+def davies_bouldin_from_stats(counts: np.ndarray, centroids: np.ndarray, dist: np.ndarray) -> float:
+    """The Davies-Bouldin index from per-label row counts (k,), centroids (k, d) and sums of
+    distances to the centroid (k,); labels with no rows are left out. No data pass."""
+    present = counts > 0
+    _check_n_labels(int(present.sum()), int(counts.sum()))
+    intra = dist[present] / counts[present]
+    c = centroids[present]
     between = np.sqrt(np.maximum(((c[:, None, :] - c[None, :, :]) ** 2).sum(-1), 0))
     if np.allclose(intra, 0) or np.allclose(between, 0):
         return 0.0
@@ -139,18 +156,7 @@ def silhouette_score(X: Any, labels: Any, *, sample_size: int | None = 10_000, r
     lab = da.asarray(labels)
     if lab.ndim != 1 or lab.shape[0] != data.n_samples:
         raise InvalidDataError(f"labels must have shape ({data.n_samples},) like X's rows; got {lab.shape}.")
-    n = data.n_samples
-    if sample_size is not None and (not isinstance(sample_size, (int, np.integer)) or sample_size < 2):
-        raise InvalidParameterError(
-            f"The 'sample_size' parameter of silhouette_score must be an int >= 2 or None. Got {sample_size!r} instead."
-        )
-    if sample_size is None or sample_size >= n:
-        index = np.arange(n)
-    else:
-        seed = random_state if isinstance(random_state, (int, np.integer)) else None
-        if isinstance(random_state, np.random.RandomState):
-            seed = int(random_state.randint(2**31 - 1))
-        index = np.sort(np.random.default_rng(seed).choice(n, size=int(sample_size), replace=False))
+    index = sample_index(data.n_samples, sample_size, random_state)
     rows = take_rows(data, index)
     sample_labels = np.asarray(lab[index].compute()) if isinstance(lab, da.Array) else np.asarray(lab)[index]
     n_labels = len(np.unique(sample_labels))

@@ -110,6 +110,8 @@ class EMRun:
     n_iter: int = 0
     converged: bool = False
     error: CollapsedComponentError | None = None
+    #: ``time.perf_counter()`` when the run stopped iterating (NaN while it runs).
+    finished_at: float = math.nan
 
     @property
     def active(self) -> bool:
@@ -158,6 +160,7 @@ def run_em(
                     raise
                 logger.info("run %d stopped at iteration %d: %s", i, run.n_iter + 1, exc)
                 run.error = exc
+                run.finished_at = time.perf_counter()
                 continue
             run.n_iter += 1
             change = lower_bound - run.lower_bound
@@ -165,6 +168,8 @@ def run_em(
             run.lower_bounds.append(lower_bound)
             if abs(change) < run.tol:
                 run.converged = True
+            if not run.active:
+                run.finished_at = time.perf_counter()
             if printer is not None:
                 printer(i, run, change, seconds)
         best = max((runs[i].lower_bound for i in active), default=-math.inf)

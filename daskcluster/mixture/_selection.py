@@ -9,17 +9,18 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Iterable
 from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
 
-from ..data import CachePolicy, cached
+from ..data import CachePolicy, RowData, cached
 from ..engine import tree_reduce
-from ..errors import InvalidDataError, InvalidParameterError
+from ..errors import InvalidDataError
 from ..kernels import mixture as K
-from ..params import check_int, check_options, check_random_state
+from ..params import check_int, check_options, check_random_state, check_value_list
 from ._covariance import CollapsedComponentError, n_parameters
 from ._em import EMRun, run_em
 from ._gaussian_mixture import GaussianMixture, as_mixture_data
@@ -28,18 +29,6 @@ from ._init import initial_model, responsibility_estimates
 logger = logging.getLogger(__name__)
 
 OWNER = "gmm_bic_table"
-
-
-def _as_list(name: str, value: Any) -> list[Any]:
-    if isinstance(value, (str, int, np.integer)):
-        return [value]
-    if not isinstance(value, Iterable):
-        raise InvalidParameterError(f"The '{name}' parameter of {OWNER} must be a value or a list of values. "
-                                    f"Got {value!r} instead.")
-    out = list(value)
-    if not out:
-        raise InvalidParameterError(f"The '{name}' parameter of {OWNER} must not be empty.")
-    return out
 
 
 def gmm_bic_table(
@@ -78,7 +67,8 @@ def gmm_bic_table(
     pandas.DataFrame
         One row per model, in grid order, with columns ``n_components``, ``covariance_type``,
         ``bic``, ``aic``, ``log_likelihood`` (mean, final parameters), ``lower_bound``,
-        ``n_iter``, ``converged``, ``n_parameters``, ``error``, ``model`` (the fitted
+        ``n_iter``, ``converged``, ``n_parameters``, ``error``, ``fit_time`` (seconds from the start
+        until the model's last iteration; the models share passes, so these overlap), ``model`` (the fitted
         :class:`GaussianMixture`) and ``best`` (least BIC). ``table.attrs["best_model"]`` is
         the model of least BIC.
         Data passes: the initializations + ``max(n_iter)`` + 1.
@@ -93,19 +83,39 @@ def gmm_bic_table(
     >>> int(table.attrs["best_model"].n_components)
     2
     """
+    return grid_table(as_mixture_data(X, owner=OWNER, min_samples=2), n_components, covariance_type, tol=tol,
+                      reg_covar=reg_covar, max_iter=max_iter, init_params=init_params, random_state=random_state,
+                      cache=cache)
+
+
+def grid_table(
+    data: RowData,
+    n_components: Iterable[int] | int,
+    covariance_type: Iterable[str] | str,
+    *,
+    tol: float,
+    reg_covar: float,
+    max_iter: int,
+    init_params: str,
+    random_state: Any,
+    cache: CachePolicy,
+    owner: str = OWNER,
+) -> Any:
+    """:func:`gmm_bic_table` on data already prepared by
+    :func:`~daskcluster.mixture._gaussian_mixture.as_mixture_data` (and possibly cached)."""
     import pandas as pd
 
-    ks = [int(check_int(OWNER, "n_components", k, 1) or 0) for k in _as_list("n_components", n_components)]
-    types = [check_options(OWNER, "covariance_type", t, K.COVARIANCE_TYPES)
-             for t in _as_list("covariance_type", covariance_type)]
+    ks = [int(check_int(owner, "n_components", k, 1) or 0) for k in check_value_list(owner, "n_components", n_components)]
+    types = [check_options(owner, "covariance_type", t, K.COVARIANCE_TYPES)
+             for t in check_value_list(owner, "covariance_type", covariance_type)]
     ks, types = list(dict.fromkeys(ks)), list(dict.fromkeys(types))
     template = GaussianMixture(tol=tol, reg_covar=reg_covar, max_iter=max_iter, init_params=init_params,
                                random_state=random_state, cache=cache)
     template._check_params()
-    data = as_mixture_data(X, owner=OWNER, min_samples=2)
     if data.n_samples < max(ks):
         raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_components={max(ks)}.")
-    rs = check_random_state(OWNER, random_state)
+    rs = check_random_state(owner, random_state)
+    t_start = time.perf_counter()
     grid = [(k, t) for k in ks for t in types]
     runs: dict[tuple[int, str], EMRun] = {}
     errors: dict[tuple[int, str], str] = {}
@@ -113,8 +123,8 @@ def gmm_bic_table(
         work = stack.enter_context(cached(data, cache))
         for k in ks:
             if isinstance(random_state, (int, np.integer)):
-                rs = check_random_state(OWNER, random_state)  # each k as GaussianMixture would seed it
-            estimates = responsibility_estimates(work, k, tuple(types), init_params, reg_covar, rs, owner=OWNER)
+                rs = check_random_state(owner, random_state)  # each k as GaussianMixture would seed it
+            estimates = responsibility_estimates(work, k, tuple(types), init_params, reg_covar, rs, owner=owner)
             for t in types:
                 try:
                     model = initial_model(work, t, estimates[t], weights_init=None, means_init=None,
@@ -125,7 +135,7 @@ def gmm_bic_table(
                 runs[(k, t)] = EMRun(model, reg_covar, tol, max_iter)
         keys = list(runs)
         if max_iter > 0:
-            run_em(work, [runs[key] for key in keys], owner=OWNER, on_error="record")
+            run_em(work, [runs[key] for key in keys], owner=owner, on_error="record")
         ok = [key for key in keys if runs[key].error is None]
         for key in keys:
             if runs[key].error is not None:
@@ -141,7 +151,8 @@ def gmm_bic_table(
         p = n_parameters(t, k, data.n_features)
         row: dict[str, Any] = {"n_components": k, "covariance_type": t, "bic": math.nan, "aic": math.nan,
                                "log_likelihood": math.nan, "lower_bound": math.nan, "n_iter": 0, "converged": False,
-                               "n_parameters": p, "error": errors.get((k, t)), "model": None}
+                               "n_parameters": p, "error": errors.get((k, t)), "fit_time": math.nan,
+                               "model": None}
         if (k, t) in scores:
             run = runs[(k, t)]
             ll = scores[(k, t)]
@@ -149,7 +160,8 @@ def gmm_bic_table(
                                  init_params=init_params, random_state=random_state, cache=cache)
             gm._store(run, run.lower_bound if max_iter > 0 else -math.inf, data.n_features)
             row.update(bic=-2 * ll * n + p * math.log(n), aic=-2 * ll * n + 2 * p, log_likelihood=ll,
-                       lower_bound=gm.lower_bound_, n_iter=run.n_iter, converged=gm.converged_, model=gm)
+                       lower_bound=gm.lower_bound_, n_iter=run.n_iter, converged=gm.converged_, model=gm,
+                       fit_time=(run.finished_at if max_iter > 0 else time.perf_counter()) - t_start)
         rows.append(row)
     table = pd.DataFrame(rows)
     table["best"] = False

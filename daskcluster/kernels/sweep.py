@@ -1,0 +1,280 @@
+"""Kernels that serve many k-means models in one pass: one stacked GEMM, then per-model work.
+
+A sweep over the number of clusters runs every model's seeding and Lloyd iterations in
+lockstep. In each pass, every row slice is cast once, its squared norms computed once, and
+multiplied once by the centers of *all* models still running, stacked into one matrix; each
+model then takes its own column segment of that product (its arg-min and minimum), and does
+what a single model's kernel in :mod:`daskcluster.kernels.kmeans` does with it. The per-model
+statistics are the same objects, combined by the same functions, so the client-side code of a
+single fit applies unchanged.
+
+The other kernels here compute, for many labelings of the rows at once (nearest center of a
+k-means model, or most probable component of a mixture), the per-label counts and sums and
+then the dispersion around the per-label means: what the Calinski-Harabasz and
+Davies-Bouldin indices need, for every model of a sweep in two passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+
+from . import kmeans as K
+from . import mixture as M
+from .blocks import (
+    Affine,
+    ChunkInfo,
+    check_finite_rows,
+    iter_compute_slices,
+    row_sq_norms,
+    slice_rows,
+)
+
+#: What a member of a sweep pass computes: a k-means|| round, a Lloyd step, an assignment.
+ROUND, LLOYD = "round", "lloyd"
+
+
+@dataclass(frozen=True)
+class Member:
+    """One model's part of a sweep pass.
+
+    kind : ``'round'`` (k-means|| oversampling: :class:`~daskcluster.kernels.kmeans.Candidates`)
+        or ``'lloyd'`` (a Lloyd step: :class:`~daskcluster.kernels.kmeans.LloydStats`; with
+        ``n_far=0`` an assignment pass giving counts, sums and inertia).
+    centers : (k, n_features), compute dtype.
+    ell, entropy, round : k-means|| only, as :class:`~daskcluster.kernels.kmeans.ParallelRoundParams`.
+    n_far : Lloyd only, the farthest points to keep for relocating empty clusters.
+    """
+
+    kind: str
+    centers: np.ndarray
+    ell: float = 0.0
+    entropy: int = 0
+    round: int = 0
+    n_far: int = 0
+
+
+@dataclass(frozen=True)
+class SweepParams:
+    """The members of one pass, the scaling, and whether to return the data's moments."""
+
+    members: tuple[Member, ...]
+    affine: Affine
+    moments: bool = False
+
+
+@dataclass
+class SweepStats:
+    """One statistics object per member (in member order), and the moments if asked."""
+
+    parts: list[K.Candidates | K.LloydStats]
+    moments: K.Moments | None = None
+
+
+def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[np.ndarray, np.ndarray, list[slice]]:
+    """All members' centers in storage space, stacked and scaled by -2, their norms, the segments."""
+    centers = [affine.to_storage_space(m.centers) for m in members]
+    stacked = np.concatenate(centers)
+    bounds = np.cumsum([0] + [len(c) for c in centers])
+    return -2 * stacked, row_sq_norms(stacked), [slice(a, b) for a, b in pairwise(bounds)]
+
+
+def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
+                 params: SweepParams) -> SweepStats:
+    """Every member's statistics over one block, from one stacked GEMM per slice. One pass.
+
+    Memory: one slice of rows, its (slice_rows, sum of k) product, and per member one float64
+    and one int64 per row of the block (minimum distances and labels).
+    """
+    affine = params.affine
+    members = params.members
+    n, d = block.shape
+    minus2c, c_sq, segments = _stack(members, affine)
+    dtype = minus2c.dtype
+    total_k = minus2c.shape[0]
+    min_sq = [np.empty(n) for _ in members]
+    labels = [np.empty(n, dtype=np.int64) for _ in members]
+    wic = [np.zeros(seg.stop - seg.start) for seg in segments]
+    sums = [np.zeros((seg.stop - seg.start, d)) for seg in segments]
+    moments = K.Moments(0, np.zeros(d), np.zeros(d)) if params.moments else None
+    for start, stop, x in iter_compute_slices(block, dtype, Affine(), slice_rows(d, total_k)):
+        x_sq = row_sq_norms(x)
+        check_finite_rows(x, x_sq, chunk, start)
+        g = x @ minus2c.T
+        g += c_sq
+        w = K._weights(sample_weight, start, stop)
+        for j, (m, seg) in enumerate(zip(members, segments)):
+            part = g[:, seg]
+            lab = np.argmin(part, axis=1)
+            sq = np.take_along_axis(part, lab[:, None], axis=1)[:, 0].astype(np.float64)
+            sq += x_sq
+            np.maximum(sq, 0.0, out=sq)
+            min_sq[j][start:stop] = sq
+            labels[j][start:stop] = lab
+            if m.kind == LLOYD:
+                k = seg.stop - seg.start
+                wic[j] += np.bincount(lab, weights=w, minlength=k)
+                sums[j] += K.cluster_sums(x, lab, w, k)
+        if moments is not None:
+            moments = moments.merge(K.Moments.of(x))
+    parts: list[K.Candidates | K.LloydStats] = []
+    for j, m in enumerate(members):
+        sq = min_sq[j] * affine.sq_scale
+        if m.kind == ROUND:
+            parts.append(_round_part(block, sample_weight, chunk, m, sq, dtype, affine))
+        else:
+            parts.append(_lloyd_part(block, sample_weight, chunk, m, sq, labels[j], wic[j], sums[j], dtype, affine))
+    if moments is not None and not affine.is_identity:
+        moments = K.Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
+    return SweepStats(parts, moments)
+
+
+def _round_part(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, m: Member, wd2: np.ndarray,
+                dtype: np.dtype, affine: Affine) -> K.Candidates:
+    """A k-means|| round's candidates, as :func:`~daskcluster.kernels.kmeans.parallel_round_kernel`."""
+    if sample_weight is not None:
+        wd2 = wd2 * np.asarray(sample_weight, dtype=np.float64)
+    n = block.shape[0]
+    u = K.chunk_rng(m.entropy, m.round, chunk.index).random(n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        key = np.where(wd2 > 0, u / wd2, np.inf)
+    cost = float(wd2.sum())
+    sel = np.flatnonzero(key < m.ell / cost) if cost > 0 else np.zeros(0, dtype=np.int64)
+    rows = np.asarray(block[sel]).astype(dtype)
+    affine.apply(rows)
+    return K.Candidates(cost, key[sel], sel.astype(np.int64) + chunk.start, rows)
+
+
+def _lloyd_part(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, m: Member, sq: np.ndarray,
+                labels: np.ndarray, wic: np.ndarray, sums: np.ndarray, dtype: np.dtype,
+                affine: Affine) -> K.LloydStats:
+    """A Lloyd step's statistics, as :func:`~daskcluster.kernels.kmeans.lloyd_kernel`."""
+    n = block.shape[0]
+    inertia = float(sq.sum()) if sample_weight is None else float(sq @ np.asarray(sample_weight, dtype=np.float64))
+    k_far = min(m.n_far, n)
+    top = np.sort(np.argpartition(-sq, k_far - 1)[:k_far]) if 0 < k_far < n else np.arange(k_far)
+    far = K.FarPoints(
+        sq[top],
+        chunk.start + top,
+        labels[top],
+        np.ones(k_far) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[top],
+        affine.apply(np.asarray(block[top]).astype(dtype)),
+    )
+    if not affine.is_identity:
+        sums = affine.scale * sums + affine.offset * wic[:, None]
+    return K.LloydStats(wic, sums, inertia, K.FarPoints.concat([far], m.n_far), None)
+
+
+def combine_sweep(parts: list[SweepStats], members: tuple[tuple[str, float, int], ...]) -> SweepStats:
+    """Merge sweep statistics in chunk order, member by member.
+
+    ``members`` gives each member's ``(kind, ell, n_far)``, what its own combine needs.
+    """
+    merged: list[K.Candidates | K.LloydStats] = []
+    for j, (kind, ell, n_far) in enumerate(members):
+        mine = [p.parts[j] for p in parts]
+        if kind == ROUND:
+            merged.append(K.combine_candidates(mine, ell))  # type: ignore[arg-type]
+        else:
+            merged.append(K.combine_lloyd(mine, n_far))  # type: ignore[arg-type]
+    moments = parts[0].moments
+    for p in parts[1:]:
+        if moments is not None and p.moments is not None:
+            moments = moments.merge(p.moments)
+    return SweepStats(merged, moments)
+
+
+# --------------------------------------------------------------------------- many labelings
+
+
+@dataclass(frozen=True)
+class Labelings:
+    """How to label the rows, once per model.
+
+    centers : k-means models, (k_m, n_features) each in the compute dtype: a row's label is its
+        nearest center (as ``KMeans.predict``).
+    mixtures : Gaussian mixtures: a row's label is its most probable component (as
+        ``GaussianMixture.predict``).
+    dtype : compute dtype of the k-means assignment.
+    centroids : per model, (k_m, n_features) float64 means of the labels (second pass only).
+    """
+
+    centers: tuple[np.ndarray, ...]
+    mixtures: tuple[M.GaussianParams, ...]
+    affine: Affine
+    dtype: np.dtype
+    centroids: tuple[np.ndarray, ...] = field(default=())
+
+    @property
+    def sizes(self) -> list[int]:
+        return [len(c) for c in self.centers] + [g.n_components for g in self.mixtures]
+
+
+@dataclass
+class LabelStats:
+    """Per model and label: number of rows and sums of rows (first pass), or the sum of
+    squared distances and of distances to the label's centroid (second pass)."""
+
+    counts: list[np.ndarray]
+    sums: list[np.ndarray]
+
+
+def _label_rows(block: np.ndarray, chunk: ChunkInfo, params: Labelings) -> list[np.ndarray]:
+    """Each model's label of every row of the block: one stacked GEMM for the k-means models,
+    one E-step per mixture."""
+    n, d = block.shape
+    out = [np.empty(n, dtype=np.int64) for _ in params.centers]
+    if params.centers:
+        minus2c, c_sq, segments = _stack(tuple(Member(LLOYD, c) for c in params.centers), params.affine)
+        for start, stop, x in iter_compute_slices(block, params.dtype, Affine(), slice_rows(d, minus2c.shape[0])):
+            check_finite_rows(x, row_sq_norms(x), chunk, start)
+            g = x @ minus2c.T
+            g += c_sq
+            for j, seg in enumerate(segments):
+                out[j][start:stop] = np.argmin(g[:, seg], axis=1)
+    out += [M.predict_block(block, params.affine, gp, chunk) for gp in params.mixtures]
+    return out
+
+
+def label_sums_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
+                      params: Labelings) -> LabelStats:
+    """Per model: rows and float64 sums of rows of each label. One pass over the block."""
+    labels = _label_rows(block, chunk, params)
+    d = block.shape[1]
+    counts = [np.zeros(k) for k in params.sizes]
+    sums = [np.zeros((k, d)) for k in params.sizes]
+    for start, stop, x in iter_compute_slices(block, np.dtype(np.float64), params.affine, slice_rows(d)):
+        for j, k in enumerate(params.sizes):
+            lab = labels[j][start:stop]
+            counts[j] += np.bincount(lab, minlength=k)
+            sums[j] += K.cluster_sums(x, lab, None, k)
+    return LabelStats(counts, sums)
+
+
+def dispersion_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
+                      params: Labelings) -> LabelStats:
+    """Per model and label: sum of squared distances (``counts``) and of distances (``sums``)
+    of the rows to their label's centroid, by differences in float64. One pass over the block."""
+    labels = _label_rows(block, chunk, params)
+    d = block.shape[1]
+    sq = [np.zeros(k) for k in params.sizes]
+    dist = [np.zeros(k) for k in params.sizes]
+    for start, stop, x in iter_compute_slices(block, np.dtype(np.float64), params.affine, slice_rows(d)):
+        for j, k in enumerate(params.sizes):
+            lab = labels[j][start:stop]
+            diff = x - params.centroids[j][lab]
+            r2 = np.einsum("ij,ij->i", diff, diff)
+            sq[j] += np.bincount(lab, weights=r2, minlength=k)
+            dist[j] += np.bincount(lab, weights=np.sqrt(r2), minlength=k)
+    return LabelStats(sq, dist)
+
+
+def combine_label_stats(parts: list[LabelStats]) -> LabelStats:
+    """Merge in chunk order, model by model."""
+    n_models = len(parts[0].counts)
+    return LabelStats(
+        [np.sum([p.counts[j] for p in parts], axis=0) for j in range(n_models)],
+        [np.sum([p.sums[j] for p in parts], axis=0) for j in range(n_models)],
+    )
