@@ -245,6 +245,27 @@ def test_image_grid_shapes_and_colour() -> None:
     np.testing.assert_allclose(flat.axes[2].get_images()[0].get_array(), rgb[2] / 255.0)
 
 
+def test_image_grid_of_digits_centers() -> None:
+    from sklearn.datasets import load_digits
+
+    from daskcluster import KMeans
+
+    digits = load_digits()
+    km = KMeans(n_clusters=10, random_state=0).fit(digits.data)
+    fig = P.plot_image_grid(km.cluster_centers_, (8, 8), suptitle="k-means centers of the digits")
+    assert len(fig.axes) == 10 and fig.axes[0].get_subplotspec().get_geometry()[:2] == (3, 4)
+    for ax, center in zip(fig.axes, km.cluster_centers_):
+        np.testing.assert_array_equal(ax.get_images()[0].get_array(), center.reshape(8, 8))
+
+
+def test_image_grid_of_mnist(mnist: tuple[np.ndarray, np.ndarray]) -> None:
+    X, y = mnist
+    fig = P.plot_image_grid(X[:20], (28, 28), titles=[str(v) for v in y[:20]])
+    assert len(fig.axes) == 20 and fig.axes[0].get_subplotspec().get_geometry()[:2] == (4, 5)
+    assert [ax.get_title() for ax in fig.axes] == [str(v) for v in y[:20]]
+    np.testing.assert_array_equal(fig.axes[7].get_images()[0].get_array(), X[7].reshape(28, 28))
+
+
 def test_image_grid_errors() -> None:
     with pytest.raises(InvalidDataError, match=r"64 values per row, but image_shape=\(28, 28\) needs 784"):
         P.plot_image_grid(np.zeros((3, 64)), (28, 28))

@@ -202,14 +202,15 @@ def plot_sweep(table: Any) -> Any:
         label, direction = SWEEP_METRICS[name]
         if name == "inertia":
             _draw_elbow(ax, xs, ys, elbow)
-            ax.set_title("inertia" if elbow is None else f"inertia (elbow k = {elbow})")
+            ax.set_title("inertia" if elbow is None else f"inertia\nelbow k = {elbow}", fontsize="medium")
         else:
             ax.plot(xs, ys, marker="o", color="tab:blue", label=label)
             if direction is None:
-                ax.set_title(label)
+                ax.set_title(label, fontsize="medium")
             else:
                 best = _draw_best(ax, xs, ys, direction, label)
-                ax.set_title(f"{label} ({'higher' if direction == 'max' else 'lower'} is better): k = {best}")
+                better = "higher" if direction == "max" else "lower"
+                ax.set_title(f"{label} ({better} is better)\nbest k = {best}", fontsize="medium")
         ax.set_xlabel("n_clusters")
         ax.set_ylabel(label)
         _integer_ticks(ax)
