@@ -29,7 +29,7 @@ def chunk_rng(entropy: int, *spawn_key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=tuple(spawn_key)))
 
 
-def _weights(sample_weight: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
+def slice_weights(sample_weight: np.ndarray | None, start: int, stop: int) -> np.ndarray | None:
     return None if sample_weight is None else np.asarray(sample_weight[start:stop], dtype=np.float64)
 
 
@@ -155,7 +155,7 @@ def lloyd_kernel(
         min_sq *= affine.sq_scale
         block_sq[start:stop] = min_sq
         block_labels[start:stop] = labels
-        w = _weights(sample_weight, start, stop)
+        w = slice_weights(sample_weight, start, stop)
         if w is None:
             wic += np.bincount(labels, minlength=k)
             inertia += float(min_sq.sum())
@@ -165,21 +165,30 @@ def lloyd_kernel(
         sums += cluster_sums(x, labels, w, k)
         if moments is not None:
             moments = moments.merge(Moments.of(x))
-    m = min(params.n_far, n)
-    top = np.sort(np.argpartition(-block_sq, m - 1)[:m]) if 0 < m < n else np.arange(m)
-    far = FarPoints(
-        block_sq[top],
-        chunk.start + top,
-        block_labels[top],
-        np.ones(m) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[top],
-        affine.apply(np.asarray(block[top]).astype(dtype)),
-    )
+    far = far_points(block, sample_weight, chunk, block_sq, block_labels, params.n_far, dtype, affine)
     if not affine.is_identity:
         # sums and moments were taken on the raw rows: map them through x -> a x + b
         sums = affine.scale * sums + affine.offset * wic[:, None]
         if moments is not None:
             moments = Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
-    return LloydStats(wic, sums, inertia, FarPoints.concat([far], params.n_far), moments)
+    return LloydStats(wic, sums, inertia, far, moments)
+
+
+def far_points(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, sq: np.ndarray,
+               labels: np.ndarray, n_far: int, dtype: np.dtype, affine: Affine) -> FarPoints:
+    """The ``n_far`` rows of the block farthest from their centers (squared distances ``sq`` and
+    ``labels`` of shape (n_rows,)), farthest first, their rows mapped to the compute space."""
+    n = block.shape[0]
+    m = min(n_far, n)
+    top = np.sort(np.argpartition(-sq, m - 1)[:m]) if 0 < m < n else np.arange(m)
+    far = FarPoints(
+        sq[top],
+        chunk.start + top,
+        labels[top],
+        np.ones(m) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[top],
+        affine.apply(np.asarray(block[top]).astype(dtype)),
+    )
+    return FarPoints.concat([far], n_far)
 
 
 def combine_lloyd(parts: list[LloydStats], n_far: int) -> LloydStats:
@@ -230,7 +239,7 @@ def assign_stats_kernel(
         x_sq = row_sq_norms(x)
         check_finite_rows(x, x_sq, chunk, start)
         labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
-        w = _weights(sample_weight, start, stop)
+        w = slice_weights(sample_weight, start, stop)
         wic += np.bincount(labels, weights=w, minlength=k)
         inertia += float(min_sq.sum() if w is None else min_sq @ w)
     return AssignStats(wic, inertia * params.affine.sq_scale)
@@ -318,15 +327,22 @@ def parallel_round_kernel(
         check_finite_rows(x, x_sq, chunk, start)
         wd2[start:stop] = nearest_center(x, x_sq, centers, c_sq)[1]
     wd2 *= params.affine.sq_scale
-    if sample_weight is not None:
-        wd2 *= np.asarray(sample_weight, dtype=np.float64)
-    u = chunk_rng(params.entropy, params.round, chunk.index).random(n)
+    return draw_candidates(block, sample_weight, chunk, wd2, params.ell, params.entropy, params.round,
+                           centers.dtype, params.affine)
+
+
+def draw_candidates(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, d2: np.ndarray,
+                    ell: float, entropy: int, round: int, dtype: np.dtype, affine: Affine) -> Candidates:
+    """A k-means|| round's draw over a block, from each row's squared distance ``d2`` (n_rows,)
+    to its nearest candidate (in the compute space): see :class:`Candidates`."""
+    wd2 = d2 if sample_weight is None else d2 * np.asarray(sample_weight, dtype=np.float64)
+    u = chunk_rng(entropy, round, chunk.index).random(block.shape[0])
     with np.errstate(divide="ignore", invalid="ignore"):
         key = np.where(wd2 > 0, u / wd2, np.inf)
     cost = float(wd2.sum())
-    sel = np.flatnonzero(key < params.ell / cost) if cost > 0 else np.zeros(0, dtype=np.int64)
-    rows = np.asarray(block[sel]).astype(centers.dtype)
-    params.affine.apply(rows)
+    sel = np.flatnonzero(key < ell / cost) if cost > 0 else np.zeros(0, dtype=np.int64)
+    rows = np.asarray(block[sel]).astype(dtype)
+    affine.apply(rows)
     return Candidates(cost, key[sel], sel.astype(np.int64) + chunk.start, rows)
 
 
