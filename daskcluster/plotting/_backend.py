@@ -9,8 +9,11 @@ as a PNG when it is a cell's value.
 from __future__ import annotations
 
 import logging
+import math
 from io import BytesIO
 from typing import Any
+
+from ..errors import DataTypeError
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +81,16 @@ def figure_and_axes(owner: str, ax: Any, width: float, height: float) -> tuple[A
     from matplotlib.axes import Axes
 
     if not isinstance(ax, Axes):
-        from ..errors import DataTypeError
-
         raise DataTypeError(f"The 'ax' parameter of {owner} must be a matplotlib Axes or None. "
                             f"Got {type(ax).__name__} instead.")
-    return ax.get_figure(root=True), ax
+    try:
+        return ax.get_figure(root=True), ax
+    except TypeError:  # matplotlib < 3.10: a subfigure's .figure is its root figure
+        return ax.figure.figure or ax.figure, ax
 
 
 def grid_shape(n_panels: int, n_cols: int | None, max_cols: int) -> tuple[int, int]:
     """(rows, columns) of a grid of ``n_panels``: ``n_cols`` columns, or about a square up to ``max_cols``."""
-    import math
-
     cols = n_cols if n_cols is not None else min(max_cols, max(1, math.ceil(math.sqrt(n_panels))))
     cols = max(1, min(cols, n_panels))
     return math.ceil(n_panels / cols), cols

@@ -55,6 +55,8 @@ def plot_information_criteria(table: Any) -> Any:
         raise InvalidDataError(f"{owner}: every model of the table failed (bic and aic are NaN in all {len(table)} "
                                "rows); see the table's 'error' column.")
     fig = new_figure(owner, 10.0, 4.0)
+    from matplotlib.ticker import MaxNLocator
+
     order = list(dict.fromkeys(types))
     for i, name in enumerate(("bic", "aic")):
         ax = fig.add_subplot(1, 2, i + 1)
@@ -76,8 +78,6 @@ def plot_information_criteria(table: Any) -> Any:
         ax.set_title(title)
         ax.set_xlabel("number of components (n_components)")
         ax.set_ylabel(f"{name.upper()} (lower is better)")
-        from matplotlib.ticker import MaxNLocator
-
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(title="covariance_type")
     return fig
