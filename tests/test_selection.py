@@ -218,3 +218,27 @@ def test_gmm_sweep_equals_the_bic_table_and_scores_its_labels(blobs: np.ndarray)
     # components) add up, the EM iterations do not
     assert sweep_passes.passes == table.attrs["passes"]
     assert sweep_passes.passes < 0.5 * longest * len(table)
+
+
+def test_choose_k_workflow_runs_small(tmp_path, monkeypatch) -> None:
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from PIL import Image
+
+    monkeypatch.setenv("DASKCLUSTER_MNIST", str(tmp_path / "absent.npz"))  # the generated digits
+    path = Path(__file__).resolve().parents[1] / "workflows" / "choose_k.py"
+    spec = importlib.util.spec_from_file_location("choose_k", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.main([str(tmp_path / "out"), "--small", "--rows", "1500"]) == 0
+    summary = json.loads((tmp_path / "out" / "choose_k.json").read_text())
+    assert [row["n_clusters"] for row in summary["table"]] == [2, 3, 4, 5, 6]
+    assert summary["data"].startswith("deformed 8x8 digits")
+    assert summary["elbow"] in range(2, 7)
+    inertia = [row["inertia"] for row in summary["table"]]
+    assert inertia == sorted(inertia, reverse=True)
+    for name in ("choose_k.png", "elbow.png", "silhouette_diagram.png", "centers.png"):
+        with Image.open(tmp_path / "out" / name) as image:
+            assert image.size[0] > 100 and image.size[1] > 100
