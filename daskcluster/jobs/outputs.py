@@ -110,6 +110,7 @@ def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], 
     except ImportError:
         logger.info("matplotlib is not installed: no plots")
         return []
+    from ..plotting import plot_image_grid, save_figure
 
     def figure(width: float, height: float) -> Any:
         fig = Figure(figsize=(width, height))
@@ -128,7 +129,7 @@ def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], 
         ax.set_xlabel("iteration")
         ax.set_ylabel(key)
         ax.set_title(f"{type(estimator).__name__}: {key} per iteration")
-        written.append(_save_figure(fig, folder / "convergence.png"))
+        written.append(save_figure(fig, folder / "convergence.png"))
     if sizes:
         fig = figure(5, 3.2)
         ax = fig.add_axes((0.17, 0.15, 0.78, 0.75))
@@ -136,48 +137,15 @@ def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], 
         ax.set_xlabel("cluster")
         ax.set_ylabel("rows")
         ax.set_title("cluster sizes")
-        written.append(_save_figure(fig, folder / "sizes.png"))
+        written.append(save_figure(fig, folder / "sizes.png"))
     centers = getattr(estimator, "cluster_centers_", getattr(estimator, "means_", None))
     if isinstance(centers, np.ndarray) and centers.ndim == 2:
         side = int(round(math.sqrt(centers.shape[1])))
         if side >= 4 and side * side == centers.shape[1]:
-            written.append(_centers_png(folder / "centers.png", centers, side, figure))
+            grid = plot_image_grid(centers, (side, side), titles=[str(j) for j in range(len(centers))],
+                                   suptitle=f"{type(estimator).__name__}: centers")
+            written.append(save_figure(grid, folder / "centers.png"))
     return written
-
-
-def _centers_png(path: Path, centers: np.ndarray, side: int, figure: Any) -> Path:
-    """The centers as square images, tiled into one picture (one image to draw, not k axes)."""
-    k = centers.shape[0]
-    cols = min(k, 10)
-    rows = math.ceil(k / cols)
-    pad = max(side // 7, 1)
-    cell = side + pad
-    mosaic = np.full((rows * cell + pad, cols * cell + pad), np.nan)
-    for j in range(k):
-        img = centers[j].reshape(side, side)
-        lo, hi = float(img.min()), float(img.max())
-        r, c = divmod(j, cols)
-        mosaic[pad + r * cell: pad + r * cell + side, pad + c * cell: pad + c * cell + side] = (
-            (img - lo) / (hi - lo) if hi > lo else 0.0)
-    fig = figure(cols * 1.0, rows * 1.0 + 0.2)
-    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0 - 0.2 / (rows + 0.2)))
-    ax.imshow(mosaic, cmap="gray_r", interpolation="nearest")
-    ax.axis("off")
-    for j in range(k):
-        r, c = divmod(j, cols)
-        ax.text(pad + c * cell + side / 2, pad + r * cell - pad / 2, str(j), ha="center", va="bottom", fontsize=7)
-    return _save_figure(fig, path)
-
-
-def _save_figure(fig: Any, path: Path) -> Path:
-    tmp = path.parent / f".{path.stem}.tmp-{uuid.uuid4().hex}.png"
-    try:
-        fig.savefig(tmp, dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
 
 
 class _Forward(logging.Handler):
