@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 from daskcluster import GaussianMixture, KMeans
 from daskcluster.engine import count_passes
 from daskcluster.errors import InvalidDataError, InvalidParameterError
+from daskcluster.kernels import kmeans as K
 from daskcluster.kernels import sweep as S
 from daskcluster.kernels.blocks import Affine, ChunkInfo
 from daskcluster.metrics import (
@@ -126,7 +127,9 @@ def test_kmeans_sweep_rejects_bad_input(blobs: np.ndarray) -> None:
         kmeans_sweep(bad, n_clusters=[2, 3])
 
 
-def test_sweep_kernel_obeys_the_map_reduce_law(blobs: np.ndarray) -> None:
+@pytest.mark.parametrize("dense_max", [S.DENSE_SUMS_MAX, 0])
+def test_sweep_kernel_obeys_the_map_reduce_law(blobs: np.ndarray, dense_max: int, monkeypatch) -> None:
+    monkeypatch.setattr(S, "DENSE_SUMS_MAX", dense_max)  # one dense product, or a sparse one per model
 
     rng = np.random.default_rng(0)
     members = (
@@ -152,6 +155,11 @@ def test_sweep_kernel_obeys_the_map_reduce_law(blobs: np.ndarray) -> None:
         np.testing.assert_allclose(a.sums, b.sums, rtol=1e-10)
         assert a.inertia == pytest.approx(b.inertia, rel=1e-12)
         np.testing.assert_array_equal(np.sort(a.far.index), np.sort(b.far.index))
+    # and the same statistics as the single-model kernel
+    lloyd = K.lloyd_kernel(blobs, w, ChunkInfo(0, 0), K.LloydParams(members[1].centers, Affine(), 5, False))
+    np.testing.assert_allclose(single.parts[1].sums, lloyd.sums, rtol=1e-12)
+    np.testing.assert_array_equal(single.parts[1].far.index, lloyd.far.index)
+    assert single.parts[1].inertia == pytest.approx(lloyd.inertia, rel=1e-12)
     np.testing.assert_allclose(merged.moments.mean, blobs.mean(axis=0), rtol=1e-10)
     np.testing.assert_allclose(merged.moments.var, blobs.var(axis=0), rtol=1e-10)
 

@@ -35,6 +35,11 @@ from .blocks import (
 #: What a member of a sweep pass computes: a k-means|| round, a Lloyd step, an assignment.
 ROUND, LLOYD = "round", "lloyd"
 
+#: Up to this many clusters in all, the Lloyd members' per-cluster sums are one dense product
+#: (one-hot of the labels, transposed, times the slice: one GEMM); above, one sparse product per
+#: member (whose cost does not grow with the number of clusters).
+DENSE_SUMS_MAX = 256
+
 
 @dataclass(frozen=True)
 class Member:
@@ -97,7 +102,11 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
     min_sq = [np.empty(n) for _ in members]
     labels = [np.empty(n, dtype=np.int64) for _ in members]
     wic = [np.zeros(seg.stop - seg.start) for seg in segments]
-    sums = [np.zeros((seg.stop - seg.start, d)) for seg in segments]
+    lloyd = [j for j, m in enumerate(members) if m.kind == LLOYD]
+    # the Lloyd members' clusters side by side: their per-cluster sums are one product
+    offsets = np.cumsum([0] + [segments[j].stop - segments[j].start for j in lloyd])
+    dense = offsets[-1] <= DENSE_SUMS_MAX
+    all_sums = np.zeros((offsets[-1], d))
     moments = K.Moments(0, np.zeros(d), np.zeros(d)) if params.moments else None
     for start, stop, x in iter_compute_slices(block, dtype, Affine(), slice_rows(d, total_k)):
         x_sq = row_sq_norms(x)
@@ -105,7 +114,7 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
         g = x @ minus2c.T
         g += c_sq
         w = K.slice_weights(sample_weight, start, stop)
-        for j, (m, seg) in enumerate(zip(members, segments)):
+        for j, seg in enumerate(segments):
             part = g[:, seg]
             lab = np.argmin(part, axis=1)
             sq = np.take_along_axis(part, lab[:, None], axis=1)[:, 0].astype(np.float64)
@@ -113,10 +122,18 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
             np.maximum(sq, 0.0, out=sq)
             min_sq[j][start:stop] = sq
             labels[j][start:stop] = lab
-            if m.kind == LLOYD:
-                k = seg.stop - seg.start
-                wic[j] += np.bincount(lab, weights=w, minlength=k)
-                sums[j] += K.cluster_sums(x, lab, w, k)
+        if lloyd and dense:
+            rows = np.arange(stop - start)
+            onehot = np.zeros((stop - start, offsets[-1]), dtype=dtype)
+            for i, j in enumerate(lloyd):
+                onehot[rows, offsets[i] + labels[j][start:stop]] = 1 if w is None else w
+            all_sums += onehot.T @ x
+        elif lloyd:
+            for i, j in enumerate(lloyd):
+                k = offsets[i + 1] - offsets[i]
+                all_sums[offsets[i]:offsets[i + 1]] += K.cluster_sums(x, labels[j][start:stop], w, k)
+        for i, j in enumerate(lloyd):
+            wic[j] += np.bincount(labels[j][start:stop], weights=w, minlength=offsets[i + 1] - offsets[i])
         if moments is not None:
             moments = moments.merge(K.Moments.of(x))
     parts: list[K.Candidates | K.LloydStats] = []
@@ -128,7 +145,9 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
         w_all = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         inertia = float(sq.sum()) if w_all is None else float(sq @ w_all)
         far = K.far_points(block, sample_weight, chunk, sq, labels[j], m.n_far, dtype, affine)
-        s = sums[j] if affine.is_identity else affine.scale * sums[j] + affine.offset * wic[j][:, None]
+        i = lloyd.index(j)
+        sums = all_sums[offsets[i]:offsets[i + 1]]
+        s = sums if affine.is_identity else affine.scale * sums + affine.offset * wic[j][:, None]
         parts.append(K.LloydStats(wic[j], s, inertia, far, None))
     if moments is not None and not affine.is_identity:
         moments = K.Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
