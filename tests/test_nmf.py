@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sklearn.decomposition import NMF as SklearnNMF
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from daskcluster import NMF, scaled
 from daskcluster.decomposition import NMF as NMFFromPackage
@@ -311,3 +312,23 @@ def test_auto_components_from_h_dask_w_and_verbose(capsys: pytest.CaptureFixture
     assert NMF(max_iter=2, tol=0, init="random", random_state=0).fit(X).n_components_ == D
     assert NMFFromPackage is NMF
     assert list(est.get_feature_names_out()) == [f"nmf{i}" for i in range(K_)]
+
+
+# --------------------------------------------------------------------------- scikit-learn's API checks
+
+EXPECTED_FAILED = {
+    # scikit-learn's own NMF(solver="mu") fails these two: its transform (H fixed, W from a constant
+    # start) does not reproduce fit_transform's W within the check's tolerance
+    "check_transformer_general": "as scikit-learn's NMF(solver='mu'): transform restarts W",
+    "check_transformer_data_not_an_array": "as scikit-learn's NMF(solver='mu'): transform restarts W",
+    # the message names the smallest value and where it is, not scikit-learn's exact wording
+    "check_positive_only_tag_during_fit": "negative-input message worded differently",
+}
+
+
+@parametrize_with_checks([NMF(n_components=2, init="random", random_state=0, max_iter=50)],
+                         expected_failed_checks=lambda est: EXPECTED_FAILED)
+def test_sklearn_compatible(estimator: object, check: object) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        check(estimator)  # type: ignore[operator]
