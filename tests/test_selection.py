@@ -65,15 +65,22 @@ def test_kmeans_sweep_equals_separate_fits_in_fewer_passes(blobs: np.ndarray, ch
     assert sweep_passes.passes <= longest + 2
 
 
-def test_kmeans_sweep_random_init_and_n_init(blobs: np.ndarray) -> None:
+@pytest.mark.parametrize(("init", "n_init"), [("random", 3), ("k-means++", 1), ("k-means++", 2)])
+def test_kmeans_sweep_other_inits_and_n_init(blobs: np.ndarray, init: str, n_init: int) -> None:
     X = _chunked(blobs)
-    table = kmeans_sweep(X, n_clusters=[3, 5], init="random", n_init=3, random_state=1, scores=False)
-    for k in (3, 5):
-        ref = KMeans(k, init="random", n_init=3, random_state=1).fit(X)
+    with count_passes() as sweep_passes:
+        table = kmeans_sweep(X, n_clusters=[1, 3, 5], init=init, n_init=n_init, random_state=1, scores=False)
+    longest = 0
+    for k in (1, 3, 5):
+        with count_passes() as single:
+            ref = KMeans(k, init=init, n_init=n_init, random_state=1).fit(X)
+        longest = max(longest, single.passes)
         model = table.set_index("n_clusters").loc[k, "model"]
         np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-9, atol=1e-9)
         assert model.inertia_ == pytest.approx(ref.inertia_, rel=1e-9)
+        assert model.n_iter_ == ref.n_iter_
     assert table["silhouette"].isna().all() and table["davies_bouldin"].isna().all()
+    assert sweep_passes.passes <= longest + 1
 
 
 def test_kmeans_sweep_scores_equal_the_metrics(blobs: np.ndarray) -> None:
@@ -112,7 +119,7 @@ def test_kmeans_sweep_scaled_uint8_source(tmp_path) -> None:
 
 def test_kmeans_sweep_rejects_bad_input(blobs: np.ndarray) -> None:
     with pytest.raises(InvalidParameterError, match="'init'.*k-means\\+\\+"):
-        kmeans_sweep(blobs, n_clusters=[2, 3], init="k-means++")
+        kmeans_sweep(blobs, n_clusters=[2, 3], init="greedy")
     with pytest.raises(InvalidParameterError, match="must not be empty"):
         kmeans_sweep(blobs, n_clusters=[])
     with pytest.raises(InvalidParameterError, match="n_clusters"):

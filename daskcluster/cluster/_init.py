@@ -106,6 +106,33 @@ def kmeans_parallel(
     return recluster_candidates(centers, stats.weight_in_clusters, n_clusters, entropy, data.dtype)
 
 
+def local_trials(n_clusters: int, n_local_trials: int | None) -> int:
+    """Candidates drawn per k-means++ step: scikit-learn's ``2 + log(n_clusters)`` by default."""
+    return n_local_trials if n_local_trials is not None else 2 + int(np.log(n_clusters))
+
+
+def plusplus_draws(centers: np.ndarray, trials: np.ndarray, n_clusters: int, m: int) -> int:
+    """How many candidates the next k-means++ pass draws: none when it chooses the last center."""
+    last = len(centers) + (1 if len(trials) else 0) >= n_clusters
+    return 0 if last else m
+
+
+def plusplus_advance(centers: np.ndarray, trials: np.ndarray, stats: K.PlusPlusStats, n_clusters: int,
+                     dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, float]:
+    """The client's half of a k-means++ step: keep the trial of least potential as the next
+    center and the draws made under its hypothesis as the next trials. Returns the centers
+    (t, d), the trials (m, d) and the potential kept. No data pass."""
+    best = int(np.argmin(stats.potential)) if len(trials) else 0
+    if len(trials):
+        centers = np.concatenate([centers, trials[best : best + 1]])
+    found = np.isfinite(stats.key[best])
+    new_trials = stats.rows[best][found].astype(dtype)
+    if len(centers) < n_clusters and not len(new_trials):
+        # every row coincides with a chosen center: fewer distinct points than clusters
+        new_trials = centers[:1].copy()
+    return centers, new_trials, float(stats.potential[best])
+
+
 def more_rounds(done: int, rounds: int, n_candidates: int, n_clusters: int) -> bool:
     """Whether k-means|| runs another round after ``done``: always up to ``rounds``, then up
     to :data:`EXTRA_ROUNDS` more while fewer than ``n_clusters`` candidates were drawn."""
@@ -160,24 +187,17 @@ def kmeans_plusplus_distributed(
     centers : ndarray of shape (n_clusters, n_features), compute dtype.
         Data passes: ``n_clusters`` (+1 with weights, for the first center).
     """
-    m = n_local_trials if n_local_trials is not None else 2 + int(np.log(n_clusters))
+    m = local_trials(n_clusters, n_local_trials)
     centers = first_center(data, weights, entropy)
     trials = np.zeros((0, data.n_features), dtype=data.dtype)
     step = 0
     while len(centers) < n_clusters:
         step += 1
         t0 = time.perf_counter()
-        last = len(centers) + (1 if len(trials) else 0) >= n_clusters
-        params = K.PlusPlusParams(centers, trials, 0 if last else m, data.affine, entropy, step)
+        params = K.PlusPlusParams(centers, trials, plusplus_draws(centers, trials, n_clusters, m), data.affine,
+                                  entropy, step)
         stats = tree_reduce(data, K.plusplus_kernel, params, K.combine_plusplus, weights=weights)
-        best = int(np.argmin(stats.potential)) if len(trials) else 0
-        if len(trials):
-            centers = np.concatenate([centers, trials[best : best + 1]])
+        centers, trials, potential = plusplus_advance(centers, trials, stats, n_clusters, data.dtype)
         report(IterationReport(owner, "init", step, n_clusters, time.perf_counter() - t0, data.n_samples,
-                               {"potential": float(stats.potential[best])}))
-        found = np.isfinite(stats.key[best])
-        trials = stats.rows[best][found].astype(data.dtype)
-        if not last and not len(trials):
-            # every row coincides with a chosen center: fewer distinct points than clusters
-            trials = centers[:1].copy()
+                               {"potential": potential}))
     return centers

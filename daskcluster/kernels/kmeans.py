@@ -409,15 +409,26 @@ def plusplus_kernel(
         else:
             dist[start:stop, 0] = base
     dist *= params.affine.sq_scale
+    return plusplus_part(block, sample_weight, chunk, dist, params.n_draws, params.entropy, params.step,
+                         centers.dtype, params.affine)
+
+
+def plusplus_part(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, dist: np.ndarray,
+                  n_draws: int, entropy: int, step: int, dtype: np.dtype, affine: Affine) -> PlusPlusStats:
+    """A k-means++ step's statistics over a block from ``dist`` (n_rows, h): each row's squared
+    distance (compute space) to its nearest center under each of the ``h`` trials' hypotheses.
+    Modifies ``dist`` in place (weights)."""
+    n, d = block.shape
+    h = dist.shape[1]
     if sample_weight is not None:
         dist *= np.asarray(sample_weight, dtype=np.float64)[:, None]
     potential = dist.sum(axis=0)
-    m = params.n_draws
+    m = n_draws
     key = np.full((h, m), np.inf)
     index = np.zeros((h, m), dtype=np.int64)
-    rows = np.zeros((h, m, d), dtype=centers.dtype)
+    rows = np.zeros((h, m, d), dtype=dtype)
     if m and n:
-        e = chunk_rng(params.entropy, params.step, chunk.index).standard_exponential((n, m))
+        e = chunk_rng(entropy, step, chunk.index).standard_exponential((n, m))
         with np.errstate(divide="ignore", invalid="ignore"):
             for j in range(h):
                 lam = dist[:, j]
@@ -425,8 +436,8 @@ def plusplus_kernel(
                 best = np.argmin(keys, axis=0)
                 key[j] = keys[best, np.arange(m)]
                 index[j] = best
-        picked = np.asarray(block[index.ravel()]).astype(centers.dtype)
-        params.affine.apply(picked)
+        picked = np.asarray(block[index.ravel()]).astype(dtype)
+        affine.apply(picked)
         rows = picked.reshape(h, m, d)
         index = index + chunk.start
     return PlusPlusStats(potential, key, index, rows)

@@ -33,7 +33,7 @@ from .blocks import (
 )
 
 #: What a member of a sweep pass computes: a k-means|| round, a Lloyd step, an assignment.
-ROUND, LLOYD = "round", "lloyd"
+ROUND, LLOYD, PLUSPLUS = "round", "lloyd", "plusplus"
 
 #: Up to this many clusters in all, the Lloyd members' per-cluster sums are one dense product
 #: (one-hot of the labels, transposed, times the slice: one GEMM); above, one sparse product per
@@ -45,12 +45,15 @@ DENSE_SUMS_MAX = 256
 class Member:
     """One model's part of a sweep pass.
 
-    kind : ``'round'`` (k-means|| oversampling: :class:`~daskcluster.kernels.kmeans.Candidates`)
+    kind : ``'round'`` (k-means|| oversampling: :class:`~daskcluster.kernels.kmeans.Candidates`),
+        ``'plusplus'`` (a greedy k-means++ step: :class:`~daskcluster.kernels.kmeans.PlusPlusStats`)
         or ``'lloyd'`` (a Lloyd step: :class:`~daskcluster.kernels.kmeans.LloydStats`; with
         ``n_far=0`` an assignment pass giving counts, sums and inertia).
     centers : (k, n_features), compute dtype.
-    ell, entropy, round : k-means|| only, as :class:`~daskcluster.kernels.kmeans.ParallelRoundParams`.
+    ell, entropy, round : k-means|| and k-means++, as
+        :class:`~daskcluster.kernels.kmeans.ParallelRoundParams` (``round`` is the k-means++ step).
     n_far : Lloyd only, the farthest points to keep for relocating empty clusters.
+    trials, n_draws : k-means++ only, as :class:`~daskcluster.kernels.kmeans.PlusPlusParams`.
     """
 
     kind: str
@@ -59,6 +62,15 @@ class Member:
     entropy: int = 0
     round: int = 0
     n_far: int = 0
+    trials: np.ndarray | None = None
+    n_draws: int = 0
+
+    @property
+    def stacked(self) -> np.ndarray:
+        """The rows this member puts in the stacked GEMM: its centers, then its trials."""
+        if self.kind == PLUSPLUS and self.trials is not None and len(self.trials):
+            return np.concatenate([self.centers, self.trials])
+        return self.centers
 
 
 @dataclass(frozen=True)
@@ -74,13 +86,13 @@ class SweepParams:
 class SweepStats:
     """One statistics object per member (in member order), and the moments if asked."""
 
-    parts: list[K.Candidates | K.LloydStats]
+    parts: list[K.Candidates | K.LloydStats | K.PlusPlusStats]
     moments: K.Moments | None = None
 
 
 def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[np.ndarray, np.ndarray, list[slice]]:
     """All members' centers in storage space, stacked and scaled by -2, their norms, the segments."""
-    centers = [affine.to_storage_space(m.centers) for m in members]
+    centers = [affine.to_storage_space(m.stacked) for m in members]
     stacked = np.concatenate(centers)
     bounds = np.cumsum([0] + [len(c) for c in centers])
     return -2 * stacked, row_sq_norms(stacked), [slice(a, b) for a, b in pairwise(bounds)]
@@ -100,6 +112,8 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
     dtype = minus2c.dtype
     total_k = minus2c.shape[0]
     min_sq = [np.empty(n) for _ in members]
+    pp_dist = {j: np.empty((n, max(1, len(m.stacked) - len(m.centers)))) for j, m in enumerate(members)
+               if m.kind == PLUSPLUS}
     labels = [np.empty(n, dtype=np.int64) for _ in members]
     wic = [np.zeros(seg.stop - seg.start) for seg in segments]
     lloyd = [j for j, m in enumerate(members) if m.kind == LLOYD]
@@ -116,6 +130,10 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
         w = K.slice_weights(sample_weight, start, stop)
         for j, seg in enumerate(segments):
             part = g[:, seg]
+            if members[j].kind == PLUSPLUS:
+                t = len(members[j].centers)
+                pp_dist[j][start:stop] = _plusplus_distances(part, t, x_sq)
+                continue
             lab = np.argmin(part, axis=1)
             sq = np.take_along_axis(part, lab[:, None], axis=1)[:, 0].astype(np.float64)
             sq += x_sq
@@ -138,6 +156,12 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
             moments = moments.merge(K.Moments.of(x))
     parts: list[K.Candidates | K.LloydStats] = []
     for j, m in enumerate(members):
+        if m.kind == PLUSPLUS:
+            dist = pp_dist[j]
+            dist *= affine.sq_scale
+            parts.append(K.plusplus_part(block, sample_weight, chunk, dist, m.n_draws, m.entropy, m.round, dtype,
+                                         affine))
+            continue
         sq = min_sq[j] * affine.sq_scale
         if m.kind == ROUND:
             parts.append(K.draw_candidates(block, sample_weight, chunk, sq, m.ell, m.entropy, m.round, dtype, affine))
@@ -154,6 +178,22 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
     return SweepStats(parts, moments)
 
 
+def _plusplus_distances(part: np.ndarray, n_centers: int, x_sq: np.ndarray) -> np.ndarray:
+    """A k-means++ member's (rows, h) squared distances from its segment of the product (minus
+    the rows' norms): the nearest chosen center's, or a trial's when nearer, as
+    :func:`~daskcluster.kernels.kmeans.plusplus_kernel` computes them."""
+    chosen = part[:, :n_centers]
+    lab = np.argmin(chosen, axis=1)
+    base = np.take_along_axis(chosen, lab[:, None], axis=1)[:, 0].astype(np.float64)
+    base += x_sq
+    np.maximum(base, 0.0, out=base)
+    if part.shape[1] == n_centers:
+        return base[:, None]
+    trial = part[:, n_centers:] + x_sq[:, None]
+    np.maximum(trial, 0, out=trial)
+    return np.minimum(base[:, None], trial)
+
+
 def combine_sweep(parts: list[SweepStats], members: tuple[tuple[str, float, int], ...]) -> SweepStats:
     """Merge sweep statistics in chunk order, member by member.
 
@@ -164,6 +204,8 @@ def combine_sweep(parts: list[SweepStats], members: tuple[tuple[str, float, int]
         mine = [p.parts[j] for p in parts]
         if kind == ROUND:
             merged.append(K.combine_candidates(mine, ell))  # type: ignore[arg-type]
+        elif kind == PLUSPLUS:
+            merged.append(K.combine_plusplus(mine))  # type: ignore[arg-type]
         else:
             merged.append(K.combine_lloyd(mine, n_far))  # type: ignore[arg-type]
     moments = parts[0].moments

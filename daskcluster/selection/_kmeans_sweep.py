@@ -18,7 +18,10 @@ from ..cluster import KMeans
 from ..cluster._init import (
     EXTRA_ROUNDS,
     first_center,
+    local_trials,
     more_rounds,
+    plusplus_advance,
+    plusplus_draws,
     random_rows,
     recluster_candidates,
 )
@@ -42,7 +45,7 @@ from ._scores import (
 logger = logging.getLogger(__name__)
 
 OWNER = "kmeans_sweep"
-_INITS = ("k-means||", "random")
+_INITS = ("k-means||", "k-means++", "random")
 
 
 @dataclass
@@ -53,8 +56,10 @@ class _Run:
     entropy: int
     ell: float
     rounds: int
-    phase: str  # 'round' | 'weigh' | 'lloyd' | 'done'
+    phase: str  # 'round' | 'weigh' | 'plusplus' | 'lloyd' | 'done'
     candidates: np.ndarray | None = None
+    trials: np.ndarray | None = None
+    n_local_trials: int = 0
     r: int = 0
     state: LloydState | None = None
     finished_at: float = float("nan")
@@ -68,6 +73,11 @@ class _Run:
         if self.phase == "weigh":
             assert self.candidates is not None
             return S.Member(S.LLOYD, self.candidates, n_far=0)
+        if self.phase == "plusplus":
+            assert self.candidates is not None and self.trials is not None
+            n_draws = plusplus_draws(self.candidates, self.trials, self.k, self.n_local_trials)
+            return S.Member(S.PLUSPLUS, self.candidates, entropy=self.entropy, round=self.r + 1, trials=self.trials,
+                            n_draws=n_draws)
         assert self.state is not None
         return S.Member(S.LLOYD, self.state.centers, n_far=self.k)
 
@@ -102,8 +112,9 @@ def kmeans_sweep(
     X : array-like, memmap, dask array, zarr array, path or Scaled of shape (n_samples, n_features)
     n_clusters : int or iterable of int, default=range(2, 11)
         The numbers of clusters to fit (duplicates are fitted once).
-    init : {'k-means||', 'random'}, default='k-means||'
-        Seeding, as :class:`~daskcluster.KMeans`.
+    init : {'k-means||', 'k-means++', 'random'}, default='k-means||'
+        Seeding, as :class:`~daskcluster.KMeans`; every model's seeding passes are shared too
+        (k-means++ costs one pass per center of the largest k).
     n_init, max_iter, tol, oversampling_factor, init_max_iter, cache, verbose
         As :class:`~daskcluster.KMeans`; every run of every model shares the passes.
     random_state : int, RandomState instance or None, default=None
@@ -162,7 +173,7 @@ def kmeans_sweep(
             rs = check_random_state(OWNER, random_state)  # as KMeans(random_state=...) seeds each fit
         for entropy in rs.randint(np.iinfo(np.int32).max, size=n_inits[k]):
             runs.append(_Run(k, int(entropy), float(oversampling_factor * k), init_max_iter or 5,
-                             "round" if init == "k-means||" else "lloyd"))
+                             {"k-means||": "round", "k-means++": "plusplus"}.get(init, "lloyd")))
     t0 = time.perf_counter()
     with ExitStack() as stack:
         if verbose:
@@ -170,12 +181,17 @@ def kmeans_sweep(
         counter = stack.enter_context(count_passes())
         work = stack.enter_context(cached(data, cache))
         for run in runs:
-            if run.phase == "round":
-                run.candidates = first_center(work, None, run.entropy)
-            else:
+            if run.phase == "lloyd":
                 run.state = LloydState(random_rows(work, None, run.k, run.entropy))
+                continue
+            run.candidates = first_center(work, None, run.entropy)
+            if run.phase == "plusplus":
+                run.n_local_trials = local_trials(run.k, None)
+                run.trials = np.zeros((0, data.n_features), dtype=work.dtype)
+                if len(run.candidates) >= run.k:
+                    run.state, run.phase = LloydState(run.candidates), "lloyd"
         _lockstep(work, runs, tol=tol, max_iter=max_iter, t0=t0,
-                  bound=max_iter + 1 + (0 if init == "random" else (init_max_iter or 5) + EXTRA_ROUNDS))
+                  bound=max_iter + 1 + {"random": 0, "k-means++": max(ks)}.get(init, (init_max_iter or 5) + EXTRA_ROUNDS))
         rows = _table_rows(data, work, runs, ks, templates, scores, silhouette_sample_size, random_state)
     seconds = time.perf_counter() - t0
     table = pd.DataFrame(rows)
@@ -227,6 +243,15 @@ def _advance(run: _Run, part: Any, data: RowData, *, tol_abs: float, max_iter: i
             run.candidates = np.concatenate([run.candidates, cand.rows.astype(data.dtype)])
         if cand.cost <= 0 or not more_rounds(run.r, run.rounds, len(run.candidates), run.k):
             run.phase = "weigh"
+        return
+    if run.phase == "plusplus":
+        assert run.candidates is not None and run.trials is not None
+        run.r += 1
+        run.candidates, run.trials, _ = plusplus_advance(run.candidates, run.trials, part, run.k, data.dtype)
+        if len(run.candidates) >= run.k:
+            run.state = LloydState(run.candidates, tol_abs=tol_abs)
+            run.candidates = run.trials = None
+            run.phase = "lloyd"
         return
     if run.phase == "weigh":
         assert run.candidates is not None
