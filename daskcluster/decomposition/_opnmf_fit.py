@@ -16,13 +16,16 @@ from __future__ import annotations
 import logging
 import time
 import warnings
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from ..blas import single_threaded_blas
 from ..data import RowData
 from ..engine import tree_reduce, tree_reduce_rows
 from ..kernels import opnmf as K
@@ -42,6 +45,9 @@ logger = logging.getLogger(__name__)
 
 #: Iterations between two debug lines of the iterations over the features.
 LOG_EVERY = 100
+
+#: Below this many multiply-adds per Gram product, the client iterations use one BLAS thread.
+SMALL_PRODUCT = 50_000_000
 
 
 @dataclass
@@ -146,17 +152,34 @@ def _warn_not_converged(delta: float, tol: float, max_iter: int) -> None:
 # --------------------------------------------------------------------------- over the features
 
 
+def _spectral_norm(vtv: np.ndarray) -> float:
+    """``||V||_2`` from ``VᵀV``: the square root of its largest eigenvalue."""
+    return float(np.sqrt(max(np.linalg.eigvalsh(vtv)[-1], 0.0)))
+
+
 def iterate_gram(gram: np.ndarray, W: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, int, float]:
     """The package's iterations with ``XXᵀ = gram``: update, floor, divide by the spectral
-    norm, stop when ``||W_old - W||_F / ||W_old||_F < tol``. Returns ``(W, n_iter, delta)``."""
+    norm (from the eigenvalues of the small ``WᵀW``, not an SVD of ``W``), stop when
+    ``||W_old - W||_F / ||W_old||_F < tol``. Returns ``(W, n_iter, delta)``."""
+    W = np.array(W, dtype=np.float64)
+    with _client_blas(gram.shape[0], W.shape[1]):
+        return _iterate_gram(gram, W, max_iter, tol)
+
+
+def _client_blas(n_features: int, k: int) -> AbstractContextManager[Any]:
+    """One BLAS thread for small iterations: a team of threads costs more than a (d, d) x (d, k)
+    product of less than :data:`SMALL_PRODUCT` multiply-adds, and far more on a busy machine."""
+    return single_threaded_blas() if n_features * n_features * k < SMALL_PRODUCT else nullcontext()
+
+
+def _iterate_gram(gram: np.ndarray, W: np.ndarray, max_iter: int, tol: float) -> tuple[np.ndarray, int, float]:
     delta = np.inf
     n_iter = 0
-    W = np.array(W, dtype=np.float64)
     for it in range(max_iter):
         old = W
         enum = gram @ W
         W = K.multiplicative_step(W, enum, W @ (W.T @ enum))
-        W = W / np.linalg.norm(W, ord=2)
+        W = W / _spectral_norm(W.T @ W)
         old_norm = np.linalg.norm(old, ord="fro")
         delta = float(np.linalg.norm(old - W, ord="fro") / old_norm) if old_norm > 0 else np.inf
         n_iter = it + 1
@@ -192,11 +215,6 @@ def fit_features(prep: Prepared, k: int, init: str, init_W: np.ndarray | None, s
 
 
 # --------------------------------------------------------------------------- over the samples
-
-
-def _spectral_norm(vtv: np.ndarray) -> float:
-    """``||V||_2`` from ``VᵀV``: the square root of its largest eigenvalue."""
-    return float(np.sqrt(max(np.linalg.eigvalsh(vtv)[-1], 0.0)))
 
 
 def _relative_change(V_old: da.Array, s_old: float, V_new: da.Array, s_new: float) -> float:
