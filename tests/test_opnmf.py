@@ -76,6 +76,9 @@ def test_features_equal_the_package_from_the_same_init(digits: tuple[np.ndarray,
     with count_passes() as passes:
         weights = quiet_fit(model, Xr, init_W=W0)
     assert passes.passes == 1  # the Gram matrix; the iterations read no data
+    with count_passes() as passes:
+        quiet_fit(OPNMF(6, orientation="features", max_iter=50), Xr)
+    assert passes.passes == 1  # NNDSVD too
     assert model.n_iter_ == package_n_iter(caplog) > 100
     np.testing.assert_allclose(model.coef_, Wp, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(model.components_, Wp.T, rtol=1e-9, atol=1e-12)
@@ -144,7 +147,7 @@ def quiet_init(Xr: np.ndarray) -> np.ndarray:
     from daskcluster.decomposition._opnmf_fit import prepare
     from daskcluster.decomposition._opnmf_init import nndsvd_features
 
-    prep = prepare(as_row_data(Xr, owner="test"), "features", "nndsvd", 6, "test")
+    prep = prepare(as_row_data(Xr, owner="test"), "features", "nndsvd", 6, 0, "test")
     return nndsvd_features(prep.spectrum, 6, "nndsvd", prep.mean, 0)
 
 
@@ -174,21 +177,32 @@ def split_stats(kernel, combine, X, params, bounds, aligned=()):  # type: ignore
 
 
 @pytest.mark.parametrize("bounds", SPLITS)
-def test_gram_and_part_norms_obey_the_map_reduce_law(bounds: tuple[int, ...]) -> None:
+def test_gram_kernel_obeys_the_map_reduce_law(bounds: tuple[int, ...]) -> None:
     X = np.random.default_rng(0).integers(0, 256, size=(300, 9)).astype(np.uint8)
     affine = Affine(1 / 255)
-    st, _ = split_stats(K.gram_kernel, K.combine_gram, X, K.GramParams(affine), bounds, aligned=None)
+    st, _ = split_stats(K.gram_kernel, K.combine_gram, X, K.GramParams(affine, 1.0), bounds, aligned=None)
     x = X / 255
     np.testing.assert_allclose(st.gram, x.T @ x, rtol=1e-6)
     np.testing.assert_allclose(st.summary.col_sums, x.sum(0), rtol=1e-6)
     assert st.summary.n_rows == 300 and st.summary.sq_norm == pytest.approx((x**2).sum(), rel=1e-6)
-    vectors = np.linalg.qr(np.random.default_rng(1).normal(size=(9, 3)))[0]
-    inv = np.array([0.5, 1.0, 0.0])
-    pn, _ = split_stats(K.part_norms_kernel, K.combine_part_norms, X, K.ProjectionParams(vectors, inv, affine),
-                        bounds, aligned=None)
-    u = x @ vectors * inv
-    np.testing.assert_allclose(pn.pos_sq, (np.maximum(u, 0) ** 2).sum(0), rtol=1e-5)
-    np.testing.assert_allclose(pn.neg_sq, (np.minimum(u, 0) ** 2).sum(0), rtol=1e-5)
+    np.testing.assert_array_equal(st.sample, X)  # every row kept, in order, stored bytes
+    # a sample of rows: each chunk's draws depend on the chunk only
+    part = K.gram_kernel(X[100:200], None, ChunkInfo(5, 100), K.GramParams(affine, 0.3, seed=9))
+    again = K.gram_kernel(X[100:200], None, ChunkInfo(5, 0), K.GramParams(affine, 0.3, seed=9))
+    np.testing.assert_array_equal(part.sample, again.sample)
+    assert 10 < len(part.sample) < 60 and all(any((r == X[100:200]).all(1)) for r in part.sample)
+
+
+def test_nndsvd_norms_from_a_sample_of_rows_are_close_to_the_exact_ones() -> None:
+    from daskcluster.decomposition._opnmf_init import spectrum
+
+    X = np.random.default_rng(4).random((20_000, 12)) ** 3
+    G = X.T @ X
+    exact = spectrum(G, X, len(X), 5)
+    sampled = spectrum(G, X[np.random.default_rng(5).random(len(X)) < 0.2], len(X), 5)
+    np.testing.assert_allclose(exact.u_pos**2 + exact.u_neg**2, 1, rtol=1e-10)  # unit left vectors
+    np.testing.assert_allclose(sampled.u_pos, exact.u_pos, atol=0.02)
+    np.testing.assert_allclose(sampled.u_neg, exact.u_neg, atol=0.02)
 
 
 @pytest.mark.parametrize("bounds", SPLITS)

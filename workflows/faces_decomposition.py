@@ -19,8 +19,9 @@ them (cached or downloaded); otherwise, offline, scikit-learn's bundled 8x8 digi
 
 ``--mnist`` adds the MNIST-scale dictionary: OPNMF over the pixels of MNIST read from a Zarr
 store (``--mnist-store``; by default real MNIST, written once to ``OUTPUT_DIR/mnist.zarr``),
-streamed (``cache=False``): one pass sums the 784 x 784 Gram matrix, one more finds the NNDSVD
-start, and every iteration runs on the 784 x 784 matrix; the parts are drawn as 28x28 images.
+streamed (``cache=False``): one pass sums the 784 x 784 Gram matrix (and keeps the rows NNDSVD
+measures), every iteration runs on that matrix, and the weights ``XW`` are a lazy map read
+only where the heat map samples rows; the parts are drawn as 28x28 images.
 
 Usage::
 

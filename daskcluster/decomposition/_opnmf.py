@@ -46,7 +46,7 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     ``W`` (``coef_``)       (n_samples, k): clusters samples  (n_features, k): parts of samples
     ``fit_transform(X)``    ``W``                             ``X W`` (the package's ``Hᵀ``)
     ``components_``         ``H = Wᵀ X`` (k, n_features)      ``Wᵀ`` (k, n_features)
-    data passes of ``fit``  1-3, then 1 per iteration         1 (2 with NNDSVD), iterations free
+    data passes of ``fit``  1-2, 1 per iteration, 1 to stop   1, however many iterations
     ======================  ================================  ================================
 
     In both, as in scikit-learn, ``X ~ fit_transform(X) @ components_``: the rows of
@@ -68,9 +68,10 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         The side of ``X`` that ``W`` is over (see the table).
     init : {'nndsvd', 'nndsvda', 'nndsvdar', 'random', 'custom'} or None, default='nndsvd'
         Initial ``W``, as scikit-learn's NMF initialization the package calls: NNDSVD
-        (Boutsidis & Gallopoulos 2008) from the top singular triplets (here exact, from the
-        Gram matrix; the package's randomized SVD differs by about 1e-5), zeros left
-        (``'nndsvd'``), filled with the mean of ``X`` (``'nndsvda'``) or with small random
+        (Boutsidis & Gallopoulos 2008) from the top singular triplets (here from the Gram
+        matrix, exact; the package's randomized SVD differs by about 1e-5; the parts of the
+        left vectors are measured on the rows the Gram pass keeps, all of them up to 32 MiB of
+        rows, a seeded uniform sample beyond), zeros left (``'nndsvd'``), filled with the mean of ``X`` (``'nndsvda'``) or with small random
         values (``'nndsvdar'``); ``'random'``: ``sqrt(X.mean() / k) * |N(0, 1)|``;
         ``'custom'``: ``init_W`` given to ``fit``. None: ``'nndsvda'`` if
         ``n_components <= min(n_samples, n_features)``, else ``'random'``.
@@ -79,12 +80,13 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     tol : float, default=1e-5
         Stop when the relative change ``||W_old - W||_F / ||W_old||_F`` falls below ``tol``.
     random_state : int, RandomState instance or None, default=None
-        Seeds ``'random'``, ``'nndsvdar'`` and the permutations of rank selection (per chunk:
-        the same value gives the same model on any scheduler). Unused by the other inits.
+        Seeds ``'random'``, ``'nndsvdar'``, the permutations of rank selection and, for NNDSVD
+        on data larger than 32 MiB, the sample of rows (per chunk: the same value gives the
+        same model on any scheduler). Unused otherwise.
     cache : 'auto' or bool, default='auto'
         Persist the data in (cluster) memory during the fit, stream it from its source on
         every pass, or persist when it takes at most half the memory available ('auto'). Over
-        the features the fit reads the data once or twice: ``cache=False`` avoids the copy.
+        the features the fit reads the data once: ``cache=False`` avoids the copy.
 
     Attributes
     ----------
@@ -116,11 +118,12 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     the package's fails ("SVD did not converge").
 
     Data passes of ``fit`` (each reads ``X`` once): over the features, 1 (the Gram matrix,
-    with the checks of the data) plus 1 for NNDSVD (the norms of the parts of the left
-    singular vectors); over the samples, 1 (custom, random: ``W``'s rows with ``XᵀW``) or 3
-    (NNDSVD: Gram matrix, norms, rows) to start, then 1 per iteration. Rank selection: the
-    same for every rank, on the data and on the permuted data (the Gram matrix and the NNDSVD
-    norms are shared by the ranks). ``transform`` (over the features) is a lazy map, one pass
+    with the checks of the data and the rows NNDSVD measures); over the samples, 1 (custom,
+    random: ``W``'s rows with ``XᵀW``) or 2 (NNDSVD: the Gram matrix, then the rows) to start,
+    1 per iteration, and 1 more whose update is dropped: the one that finds the change of the
+    last update below ``tol`` (the normalisation of ``W`` is known only once a pass is
+    combined). Rank selection: the same for every rank, on the data and on the permuted data
+    (the Gram pass is shared by the ranks). ``transform`` (over the features) is a lazy map, one pass
     when computed; ``fit_transform`` over the features computes ``X W`` once more for NumPy
     input and returns it lazily for lazy input. Negative values raise
     :class:`~daskcluster.errors.InvalidDataError`, naming the smallest value and where it is,
@@ -271,13 +274,12 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         t0 = time.perf_counter()
         selection: RankSelection | None = None
         with cached(data, self.cache) as work:
-            prep = prepare(work, self.orientation, init, top, name)
+            prep = prepare(work, self.orientation, init, top, _seed(base_seed, 0), name)
             if ranks is None:
                 result = self._fit_one(prep, top, init, init_W, _seed(base_seed, top))
             else:
-                perm_seed = _seed(base_seed, 0)
-                with cached(permuted(work, self.orientation, perm_seed), self.cache) as perm_work:
-                    prep_perm = prepare(perm_work, self.orientation, init, top, name)
+                with cached(permuted(work, self.orientation, _seed(base_seed, -1)), self.cache) as perm_work:
+                    prep_perm = prepare(perm_work, self.orientation, init, top, _seed(base_seed, 0), name)
                     selection, result = select_rank(
                         ranks,
                         lambda r: self._fit_one(prep, r, init, None, _seed(base_seed, r)),
@@ -389,9 +391,10 @@ of shape (n_samples, n_features)
         return float(self.mse_)
 
 
-def _seed(base: int, rank: int) -> int:
-    """The seed of one rank's fit (0: the permutation), derived from the estimator's."""
-    return int(np.random.SeedSequence(base, spawn_key=(rank,)).generate_state(1)[0])
+def _seed(base: int, use: int) -> int:
+    """A seed derived from the estimator's: ``use`` is the rank of a fit, 0 for the rows the
+    Gram pass samples, -1 for the permutation of rank selection."""
+    return int(np.random.SeedSequence(base, spawn_key=(use + 1,)).generate_state(1)[0])
 
 
 __all__ = ["OPNMF"]

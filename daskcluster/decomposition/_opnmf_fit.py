@@ -38,6 +38,7 @@ from ._opnmf_init import (
     nndsvd_samples_params,
     random_features,
     random_scale,
+    sample_probability,
     spectrum,
 )
 
@@ -104,24 +105,24 @@ class FitResult:
     delta: float
 
 
-def prepare(data: RowData, orientation: str, init: str, max_rank: int, owner: str) -> Prepared:
-    """The passes every rank shares: the Gram matrix (over the features always, over the
-    samples for NNDSVD) with the checks of the data, then the singular triplets for NNDSVD.
-    Data passes: 0 to 2 (see :class:`~daskcluster.decomposition.OPNMF`)."""
+def prepare(data: RowData, orientation: str, init: str, max_rank: int, seed: int, owner: str) -> Prepared:
+    """The pass every rank shares: the Gram matrix (over the features always, over the samples
+    for NNDSVD) with the checks of the data and, for NNDSVD, the sampled rows and the singular
+    triplets. Data passes: 0 (over the samples with a custom or random init) or 1."""
     prep = Prepared(data)
     if orientation == "features" or init in NNDSVD_INITS:
         t0 = time.perf_counter()
-        stats = tree_reduce(data, K.gram_kernel, K.GramParams(data.affine), K.combine_gram, label="opnmf-gram")
+        prob = 0.0
+        if init in NNDSVD_INITS:
+            prob = sample_probability(data.n_samples, data.n_features, data.array.dtype.itemsize)
+        params = K.GramParams(data.affine, prob, seed)
+        stats = tree_reduce(data, K.gram_kernel, params, K.combine_gram, label="opnmf-gram")
         raise_if_negative(stats.summary.min, owner)
         prep.summary, prep.gram = stats.summary, stats.gram
-        report(IterationReport(owner, "init", 1, 2 if init in NNDSVD_INITS else 1, time.perf_counter() - t0,
-                               data.n_samples, {"sq_norm": stats.summary.sq_norm}))
-    if init in NNDSVD_INITS:
-        assert prep.gram is not None
-        t0 = time.perf_counter()
-        prep.spectrum = spectrum(data, prep.gram, max_rank)
-        report(IterationReport(owner, "init", 2, 2, time.perf_counter() - t0, data.n_samples,
-                               {"s0": float(prep.spectrum.values[0])}))
+        if init in NNDSVD_INITS:
+            prep.spectrum = spectrum(stats.gram, data.to_compute(stats.sample), data.n_samples, max_rank)
+        report(IterationReport(owner, "init", 1, 1, time.perf_counter() - t0, data.n_samples,
+                               {"sq_norm": stats.summary.sq_norm}))
     return prep
 
 

@@ -1,14 +1,16 @@
-"""Initial factors of OPNMF: NNDSVD from the Gram matrix and one more pass, random, custom.
+"""Initial factors of OPNMF: NNDSVD from the Gram pass, random, custom.
 
 The ``opnmf`` package initializes with scikit-learn's NNDSVD on a randomized SVD of the data.
 Here the singular triplets come from the Gram matrix ``G = XᵀX`` (n_features, n_features),
 which the first pass sums anyway: its top eigenvectors are the right singular vectors ``V``
-and the square roots of its eigenvalues the singular values ``s``; the left singular vectors
-``U = X V / s`` are never stored -- one pass sums the squared norms of their positive and
-negative parts (:func:`~daskcluster.kernels.opnmf.part_norms_kernel`), which is all NNDSVD
-needs to choose each column's part and scale. Over the features the initial ``W`` is built
-from ``V`` on the client; over the samples each chunk builds its rows of ``W`` from ``U``
-in the pass that starts the iterations.
+and the square roots of its eigenvalues the singular values ``s``. The left singular vectors
+``U = X V / s`` (n_samples, k) are never formed: NNDSVD needs only the norms of their positive
+and negative parts, to choose each column's part and scale. Those come from the rows the Gram
+pass keeps (:data:`SAMPLE_BYTES` of them at most, in the storage dtype): exactly when it kept
+every row, else as the positive part's share of ``||U_j||² = 1`` on a seeded Bernoulli sample
+of rows -- so NNDSVD costs no pass of its own. Over the features the initial ``W`` is built
+from ``V`` on the client; over the samples each chunk builds its rows of ``W`` from ``U`` in
+the pass that starts the iterations.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ import scipy.linalg
 from scipy.sparse.linalg import eigsh
 
 from ..data import RowData
-from ..engine import tree_reduce
 from ..kernels import opnmf as K
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,12 @@ logger = logging.getLogger(__name__)
 #: Above this many features, the top eigenvectors of the Gram matrix come from Lanczos
 #: iterations (ARPACK, deterministic start) instead of a dense eigensolver.
 DENSE_EIGH_MAX = 2048
+
+#: Rows kept by the Gram pass for NNDSVD: at most this many bytes (storage dtype)...
+SAMPLE_BYTES = 2**25
+
+#: ... and at least this many rows.
+SAMPLE_MIN_ROWS = 2048
 
 #: Inits that start from the singular vectors.
 NNDSVD_INITS = ("nndsvd", "nndsvda", "nndsvdar")
@@ -76,15 +83,33 @@ def top_eigenvectors(gram: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.maximum(values[order], 0.0), vectors[:, order]
 
 
-def spectrum(data: RowData, gram: np.ndarray, k: int) -> Spectrum:
-    """The top ``k`` singular triplets of the data from its Gram matrix. Data passes: 1."""
+def sample_probability(n_samples: int, n_features: int, itemsize: int) -> float:
+    """The probability with which the Gram pass keeps each row for NNDSVD: 1 when all rows
+    take at most :data:`SAMPLE_BYTES`, else about that many bytes of rows (at least
+    :data:`SAMPLE_MIN_ROWS` rows)."""
+    rows = max(SAMPLE_MIN_ROWS, SAMPLE_BYTES // max(1, n_features * itemsize))
+    return 1.0 if n_samples <= rows else rows / n_samples
+
+
+def spectrum(gram: np.ndarray, sample: np.ndarray, n_samples: int, k: int) -> Spectrum:
+    """The top ``k`` singular triplets of the data from its Gram matrix, with the norms of the
+    parts of the left vectors measured on ``sample`` (compute dtype, scaling applied; every
+    row of the data, or a uniform sample of them). Data passes: 0."""
     eigenvalues, vectors = top_eigenvectors(gram, k)
     values = np.sqrt(eigenvalues)
     inv = np.zeros_like(values)
     np.divide(1.0, values, out=inv, where=values > 0)
-    norms = tree_reduce(data, K.part_norms_kernel, K.ProjectionParams(vectors, inv, data.affine),
-                        K.combine_part_norms, label="opnmf-nndsvd")
-    return Spectrum(values, vectors, np.sqrt(norms.pos_sq), np.sqrt(norms.neg_sq))
+    u = np.asarray(sample, dtype=np.float64) @ vectors
+    pos_sq = np.einsum("ij,ij->j", np.maximum(u, 0), np.maximum(u, 0))
+    neg_sq = np.einsum("ij,ij->j", np.minimum(u, 0), np.minimum(u, 0))
+    if len(sample) == n_samples:  # every row: the norms themselves
+        return Spectrum(values, vectors, np.sqrt(pos_sq) * inv, np.sqrt(neg_sq) * inv)
+    # a sample: the positive part's share of ||U_j||² = 1 (0 when s_j = 0)
+    total = pos_sq + neg_sq
+    share = np.full(k, 0.5)
+    np.divide(pos_sq, total, out=share, where=total > 0)
+    alive = (values > 0).astype(np.float64)
+    return Spectrum(values, vectors, np.sqrt(share) * alive, np.sqrt(1.0 - share) * alive)
 
 
 def _pos_neg_norms(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Kernels of orthonormal projective NMF (OPNMF): the Gram pass, the NNDSVD passes and the
+"""Kernels of orthonormal projective NMF (OPNMF): the Gram pass, the NNDSVD columns and the
 update of a factor that lives beside the data, one row chunk at a time.
 
 OPNMF fits ``X' ~ W Wᵀ X'`` with ``W >= 0`` and ``WᵀW ~ I`` by the multiplicative rule of
@@ -39,6 +39,7 @@ NNDSVD_EPS = 1e-6
 STREAM_PERMUTE = 1
 STREAM_RANDOM_INIT = 2
 STREAM_NNDSVDAR = 3
+STREAM_SAMPLE = 4
 
 
 def multiplicative_step(W: np.ndarray, enum: np.ndarray, denom: np.ndarray) -> np.ndarray:
@@ -76,9 +77,18 @@ def _nonnegative_guaranteed(block: np.ndarray, affine: Affine) -> bool:
 
 @dataclass(frozen=True)
 class GramParams:
-    """Broadcast parameters of the Gram pass: the scaling applied to the stored values."""
+    """Broadcast parameters of the Gram pass.
+
+    affine : the scaling applied to the stored values.
+    sample_prob : probability with which each row is also kept in a sample (1: every row),
+        drawn from ``(seed, STREAM_SAMPLE, chunk index)``; NNDSVD measures the parts of the
+        left singular vectors on it.
+    seed : int
+    """
 
     affine: Affine
+    sample_prob: float = 0.0
+    seed: int = 0
 
 
 @dataclass
@@ -120,10 +130,11 @@ class DataSummary:
 @dataclass
 class GramStats:
     """The Gram matrix ``XᵀX`` of some rows, (n_features, n_features) float64, with the first
-    pass's summary."""
+    pass's summary and the rows sampled (m, n_features), in the storage dtype, in row order."""
 
     gram: np.ndarray
     summary: DataSummary
+    sample: np.ndarray
 
 
 def _check_slice(x: np.ndarray, chunk: ChunkInfo, start: int, with_min: bool) -> MinEntry:
@@ -133,9 +144,9 @@ def _check_slice(x: np.ndarray, chunk: ChunkInfo, start: int, with_min: bool) ->
 
 
 def gram_kernel(block: np.ndarray, weights: None, chunk: ChunkInfo, params: GramParams) -> GramStats:
-    """``XᵀX`` of the block, its squared norm, column sums and smallest entry. Raises
-    :class:`~daskcluster.errors.NonFiniteDataError` on NaN or infinity. O(rows x features²):
-    one SYRK per slice in the compute dtype, summed in float64."""
+    """``XᵀX`` of the block, its squared norm, column sums, smallest entry and sampled rows.
+    Raises :class:`~daskcluster.errors.NonFiniteDataError` on NaN or infinity.
+    O(rows x features²): one SYRK per slice in the compute dtype, summed in float64."""
     d = block.shape[1]
     dtype = np.dtype(np.float64) if block.dtype == np.float64 else np.dtype(np.float32)
     gram = np.zeros((d, d), dtype=np.float64)
@@ -151,60 +162,29 @@ def gram_kernel(block: np.ndarray, weights: None, chunk: ChunkInfo, params: Gram
         if with_min:
             smallest = combine_min([smallest, min_entry(x, chunk, start)])
     summary = DataSummary(block.shape[0], float(np.trace(gram)), col_sums, smallest)
-    return GramStats(gram, summary)
+    return GramStats(gram, summary, sample_rows(block, params.sample_prob, params.seed, chunk))
+
+
+def sample_rows(block: np.ndarray, prob: float, seed: int, chunk: ChunkInfo) -> np.ndarray:
+    """The block's rows kept with probability ``prob`` each (all of them when ``prob >= 1``),
+    in order, as a copy in the storage dtype; the draws come from ``(seed, STREAM_SAMPLE,
+    chunk index)``."""
+    if prob >= 1:
+        return np.array(block)
+    if prob <= 0:
+        return np.array(block[:0])
+    keep = chunk_rng(seed, STREAM_SAMPLE, chunk.index).random(block.shape[0]) < prob
+    return np.array(block[keep])
 
 
 def combine_gram(parts: list[GramStats]) -> GramStats:
-    """Sum of the Gram matrices (in the order given) and the combined summary."""
-    return GramStats(sum_in_order([p.gram for p in parts]), DataSummary.combine([p.summary for p in parts]))
+    """Sum of the Gram matrices (in the order given), the combined summary, the samples
+    concatenated."""
+    return GramStats(sum_in_order([p.gram for p in parts]), DataSummary.combine([p.summary for p in parts]),
+                     np.concatenate([p.sample for p in parts]))
 
 
 # --------------------------------------------------------------------------- NNDSVD
-
-
-@dataclass(frozen=True)
-class ProjectionParams:
-    """The top right singular vectors of ``X`` and their singular values.
-
-    vectors : (n_features, k) float64, the eigenvectors of ``XᵀX``.
-    inv_values : (k,) float64, ``1 / s`` (0 where ``s`` is 0): ``U = X vectors * inv_values``
-        are the left singular vectors.
-    """
-
-    vectors: np.ndarray
-    inv_values: np.ndarray
-    affine: Affine
-
-
-@dataclass
-class PartNorms:
-    """Squared norms of the positive and negative parts of each column of ``U``, (k,) each."""
-
-    pos_sq: np.ndarray
-    neg_sq: np.ndarray
-
-
-def part_norms_kernel(block: np.ndarray, weights: None, chunk: ChunkInfo, params: ProjectionParams) -> PartNorms:
-    """Squared norms of ``max(U, 0)`` and ``max(-U, 0)`` per column, for ``U = X V / s`` of the
-    block's rows. O(rows x features x k)."""
-    d = block.shape[1]
-    k = params.vectors.shape[1]
-    dtype = np.dtype(np.float64) if block.dtype == np.float64 else np.dtype(np.float32)
-    vectors = params.vectors.astype(dtype)
-    pos = np.zeros(k)
-    neg = np.zeros(k)
-    for _, _, x in iter_compute_slices(block, dtype, params.affine, slice_rows(d, k)):
-        u = (x @ vectors).astype(np.float64) * params.inv_values
-        p = np.maximum(u, 0)
-        n = np.minimum(u, 0)
-        pos += np.einsum("ij,ij->j", p, p)
-        neg += np.einsum("ij,ij->j", n, n)
-    return PartNorms(pos, neg)
-
-
-def combine_part_norms(parts: list[PartNorms]) -> PartNorms:
-    """Sums of the squared norms."""
-    return PartNorms(sum_in_order([p.pos_sq for p in parts]), sum_in_order([p.neg_sq for p in parts]))
 
 
 #: Which part of a singular vector makes an NNDSVD column: |u|, max(u, 0) or max(-u, 0).
