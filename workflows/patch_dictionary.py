@@ -12,8 +12,8 @@ Usage::
 
     python workflows/patch_dictionary.py OUTPUT_DIR [--small] [--images {auto,olivetti,sample}]
 
-Writes ``OUTPUT_DIR/patch_dictionary.png`` (the centers) and ``OUTPUT_DIR/patch_samples.png``
-(some of the patches it learned from).
+Writes ``OUTPUT_DIR/patch_dictionary.png`` (the centers), ``OUTPUT_DIR/patch_samples.png``
+(some of the patches it learned from) and ``OUTPUT_DIR/patch_dictionary.json`` (the counts).
 """
 
 from __future__ import annotations
@@ -74,24 +74,12 @@ def patch_batches(images: list[np.ndarray], per_image: int, passes: int, batch_r
         yield np.concatenate(buffer)
 
 
-def draw_grid(tiles: np.ndarray, path: Path, title: str) -> None:
-    """Draw rows of ``tiles`` (n, 400) as a grid of 20x20 images into a PNG."""
-    import matplotlib
+def draw_grid(tiles: np.ndarray, path: Path, title: str) -> Path:
+    """Draw rows of ``tiles`` (n, 400) as a grid of 20x20 images into a PNG (written atomically)."""
+    from daskcluster.plotting import plot_image_grid, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    n = len(tiles)
-    cols = int(np.ceil(np.sqrt(n)))
-    rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(max(5.0, cols * 0.6 + 0.4), rows * 0.6 + 0.8), squeeze=False)
-    for ax in axes.ravel():
-        ax.set_axis_off()
-    for ax, tile in zip(axes.ravel(), tiles):
-        ax.imshow(tile.reshape(PATCH), cmap="gray", interpolation="nearest")
-    fig.suptitle(title, fontsize=9)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    n_cols = int(np.ceil(np.sqrt(len(tiles))))
+    return save_figure(plot_image_grid(tiles, PATCH, n_cols=n_cols, suptitle=title), path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from daskcluster import MiniBatchKMeans
-
+    from daskcluster.jobs.outputs import write_json
 
     n_clusters = args.n_clusters or (16 if args.small else 81)
     images, collection = load_images(args.images)
@@ -132,6 +120,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{n_clusters} centers of 20x20 patches ({collection} images, {n_patches} patches)")
     assert last is not None
     draw_grid(last[: min(len(last), n_clusters)], args.output_dir / "patch_samples.png", "patches (standardized)")
+    report = {"workflow": "patch_dictionary", "small": args.small, "seed": args.seed, "images": collection,
+              "n_images": len(images), "n_clusters": n_clusters, "n_patches": n_patches, "n_steps": int(km.n_steps_)}
+    write_json(args.output_dir / "patch_dictionary.json", report)
     print(out)
     return 0
 
