@@ -266,18 +266,18 @@ def report(args: argparse.Namespace, n: int, cases: list[Case], dH: float, dErr:
         "",
         f"Command: `python benchmarks/bench_nmf.py{' --quick' if args.quick else ''}` — {started:%Y-%m-%d %H:%M}",
         "",
-        f"Machine: {machine()}. The machine is shared with other jobs (load average at start "
+        (f"Machine: {machine()}. The machine is shared with other jobs (load average at start "
         f"{', '.join(f'{v:.1f}' for v in load_start)}, at end {', '.join(f'{v:.1f}' for v in load_end)}), so every "
         f"case ran {args.rounds} times, round-robin with the others; tables give the **least** and the **median** "
-        "over those rounds.",
+        "over those rounds."),
         "",
-        f"Data: MNIST {n:,} × 784, `n_components={K}`, the same seeded uniform custom `W`, `H` for every case, "
-        f"`max_iter={MAX_ITER}`, `tol=0`.",
+        (f"Data: MNIST {n:,} × 784, `n_components={K}`, the same seeded uniform custom `W`, `H` for every case, "
+        f"`max_iter={MAX_ITER}`, `tol=0`."),
         "",
         "## Time per iteration",
         "",
-        "Seconds per iteration = fit time / n_iter (least / median). For daskcluster, the seconds of one "
-        "iteration's pass (median over the iterations of a fit, from the progress hook) too.",
+        ("Seconds per iteration = fit time / n_iter (least / median). For daskcluster, the seconds of one "
+        "iteration's pass (median over the iterations of a fit, from the progress hook) too."),
         "",
         "| case | s / iteration (least / median) | one pass (least / median) | vs scikit-learn MU float64 (least) |",
         "| --- | ---: | ---: | ---: |",
@@ -290,25 +290,25 @@ def report(args: argparse.Namespace, n: int, cases: list[Case], dH: float, dErr:
     ratio_median = mine.median() / sk32.median()
     ratio64_least = mine64.least() / sk64.least()
     ratio64_median = mine64.median() / sk64.median()
-    ok = lambda v: "yes" if v <= TARGET_VS_SKLEARN_MU else "NO"  # noqa: E731
+    ok = lambda v: "yes" if v <= TARGET_VS_SKLEARN_MU else "NO"
     lines += [
         "",
         "## Target",
         "",
         "| target | measured (least / median) | required | met (least / median) |",
         "| --- | ---: | ---: | --- |",
-        f"| daskcluster threaded (uint8) per iteration ÷ scikit-learn MU (float32, its faster setting) | "
-        f"{ratio_least:.2f} / {ratio_median:.2f} | ≤ {TARGET_VS_SKLEARN_MU:g} | {ok(ratio_least)} / {ok(ratio_median)} |",
-        f"| daskcluster threaded per iteration ÷ scikit-learn MU, both float64 | "
+        (f"| daskcluster threaded (uint8) per iteration ÷ scikit-learn MU (float32, its faster setting) | "
+        f"{ratio_least:.2f} / {ratio_median:.2f} | ≤ {TARGET_VS_SKLEARN_MU:g} | {ok(ratio_least)} / {ok(ratio_median)} |"),
+        (f"| daskcluster threaded per iteration ÷ scikit-learn MU, both float64 | "
         f"{ratio64_least:.2f} / {ratio64_median:.2f} | ≤ {TARGET_VS_SKLEARN_MU:g} | {ok(ratio64_least)} / "
-        f"{ok(ratio64_median)} |",
+        f"{ok(ratio64_median)} |"),
         "",
         "## Agreement (float64, after the same 10 iterations)",
         "",
         f"Largest relative difference of `H`: {dH:.1e}; of `reconstruction_err_`: {dErr:.1e}.",
         "",
-        f"## Fits from `init='nndsvda'` (`tol=1e-4`, `max_iter={args.fit_iter}`, `random_state=0`, threaded, one run "
-        "each)",
+        (f"## Fits from `init='nndsvda'` (`tol=1e-4`, `max_iter={args.fit_iter}`, `random_state=0`, threaded, one run "
+        "each)"),
         "",
         "| library | total fit (s) | n_iter | reconstruction error ‖X/255 − WH‖ |",
         "| --- | ---: | ---: | ---: |",
@@ -317,9 +317,9 @@ def report(args: argparse.Namespace, n: int, cases: list[Case], dH: float, dErr:
         lines.append(f"| {name} | {seconds:.2f} | {n_iter} | {err:.2f} |")
     lines += [
         "",
-        "daskcluster's NNDSVD comes from Dask's randomized SVD (`svd_compressed`, 2 QR power iterations, "
+        ("daskcluster's NNDSVD comes from Dask's randomized SVD (`svd_compressed`, 2 QR power iterations, "
         "6 passes) of the data as stored, scikit-learn's from its own randomized SVD of the whole array in "
-        "memory; daskcluster computes in float32 for uint8 storage, scikit-learn in float64.",
+        "memory; daskcluster computes in float32 for uint8 storage, scikit-learn in float64."),
     ]
     return lines
 

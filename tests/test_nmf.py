@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
-import os
 import warnings
 from pathlib import Path
 
@@ -16,8 +16,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from daskcluster import NMF, scaled
-from daskcluster.decomposition import NMF as NMFFromPackage
 from daskcluster.data import as_row_data
+from daskcluster.decomposition import NMF as NMFFromPackage
 from daskcluster.decomposition._nmf_init import random_init
 from daskcluster.engine import count_passes
 from daskcluster.errors import InvalidDataError, InvalidParameterError, NotFittedError
@@ -96,8 +96,8 @@ def test_every_iteration_equals_sklearn_on_a_process_cluster(process_client: obj
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("reg", [dict(alpha_W=0.01), dict(alpha_W=0.002, alpha_H=0.0005, l1_ratio=0.4),
-                                 dict(alpha_W=0.0, alpha_H=0.003, l1_ratio=1.0)])
+@pytest.mark.parametrize("reg", [{"alpha_W": 0.01}, {"alpha_W": 0.002, "alpha_H": 0.0005, "l1_ratio": 0.4},
+                                 {"alpha_W": 0.0, "alpha_H": 0.003, "l1_ratio": 1.0}])
 def test_regularization_and_stopping_equal_sklearn(reg: dict) -> None:
     X = _data(2)
     W0, H0 = _start(3)
@@ -146,7 +146,7 @@ def test_initializations_reach_sklearn_quality(init: str) -> None:
 
 def test_random_init_does_not_depend_on_chunking_or_scheduler(process_client: object) -> None:
     X = _data(8, n=9000, d=6)  # more rows than one seed block
-    kw = dict(init="random", random_state=3, max_iter=5, tol=0)
+    kw = {"init": "random", "random_state": 3, "max_iter": 5, "tol": 0}
     a = NMF(K_, **kw).fit(da.from_array(X, chunks=(1000, 6)))  # type: ignore[arg-type]
     with dask.config.set(scheduler="synchronous"):
         b = NMF(K_, **kw).fit(da.from_array(X, chunks=(3001, 6)))  # type: ignore[arg-type]
@@ -167,7 +167,7 @@ def test_random_init_does_not_depend_on_chunking_or_scheduler(process_client: ob
 
 def _split(block: np.ndarray, cuts: list[int]) -> list[tuple[np.ndarray, int]]:
     edges = [0, *cuts, block.shape[0]]
-    return [(block[a:b], a) for a, b in zip(edges[:-1], edges[1:])]
+    return [(block[a:b], a) for a, b in itertools.pairwise(edges)]
 
 
 def test_kernels_obey_the_map_reduce_law() -> None:

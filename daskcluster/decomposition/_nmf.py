@@ -13,9 +13,20 @@ from typing import Any
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 
-from ..data import CachePolicy, RowData, active_client, as_row_data, cached, check_n_features
+from ..data import (
+    CachePolicy,
+    RowData,
+    active_client,
+    as_row_data,
+    cached,
+    check_n_features,
+)
 from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
 from ..params import check_float, check_int, check_options, check_random_state
 from ..progress import progress_hook
