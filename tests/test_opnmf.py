@@ -198,8 +198,8 @@ def test_nndsvd_norms_from_a_sample_of_rows_are_close_to_the_exact_ones() -> Non
 
     X = np.random.default_rng(4).random((20_000, 12)) ** 3
     G = X.T @ X
-    exact = spectrum(G, X, len(X), 5)
-    sampled = spectrum(G, X[np.random.default_rng(5).random(len(X)) < 0.2], len(X), 5)
+    exact = spectrum(G, X, Affine(), len(X), 5)
+    sampled = spectrum(G, X[np.random.default_rng(5).random(len(X)) < 0.2], Affine(), len(X), 5)
     np.testing.assert_allclose(exact.u_pos**2 + exact.u_neg**2, 1, rtol=1e-10)  # unit left vectors
     np.testing.assert_allclose(sampled.u_pos, exact.u_pos, atol=0.02)
     np.testing.assert_allclose(sampled.u_neg, exact.u_neg, atol=0.02)

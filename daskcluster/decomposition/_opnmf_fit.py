@@ -120,7 +120,7 @@ def prepare(data: RowData, orientation: str, init: str, max_rank: int, seed: int
         raise_if_negative(stats.summary.min, owner)
         prep.summary, prep.gram = stats.summary, stats.gram
         if init in NNDSVD_INITS:
-            prep.spectrum = spectrum(stats.gram, data.to_compute(stats.sample), data.n_samples, max_rank)
+            prep.spectrum = spectrum(stats.gram, stats.sample, data.affine, data.n_samples, max_rank)
         report(IterationReport(owner, "init", 1, 1, time.perf_counter() - t0, data.n_samples,
                                {"sq_norm": stats.summary.sq_norm}))
     return prep

@@ -22,8 +22,10 @@ import numpy as np
 import scipy.linalg
 from scipy.sparse.linalg import eigsh
 
+from ..blas import single_threaded_blas
 from ..data import RowData
 from ..kernels import opnmf as K
+from ..kernels.blocks import Affine, compute_dtype_for, iter_compute_slices, slice_rows
 
 logger = logging.getLogger(__name__)
 
@@ -91,17 +93,23 @@ def sample_probability(n_samples: int, n_features: int, itemsize: int) -> float:
     return 1.0 if n_samples <= rows else rows / n_samples
 
 
-def spectrum(gram: np.ndarray, sample: np.ndarray, n_samples: int, k: int) -> Spectrum:
+def spectrum(gram: np.ndarray, sample: np.ndarray, affine: Affine, n_samples: int, k: int) -> Spectrum:
     """The top ``k`` singular triplets of the data from its Gram matrix, with the norms of the
-    parts of the left vectors measured on ``sample`` (compute dtype, scaling applied; every
-    row of the data, or a uniform sample of them). Data passes: 0."""
-    eigenvalues, vectors = top_eigenvectors(gram, k)
+    parts of the left vectors measured on ``sample`` (rows in the storage dtype, seen through
+    ``affine``: every row of the data, or a uniform sample of them). Data passes: 0."""
+    with single_threaded_blas():  # small dense problems: a team of threads only costs here
+        eigenvalues, vectors = top_eigenvectors(gram, k)
     values = np.sqrt(eigenvalues)
     inv = np.zeros_like(values)
     np.divide(1.0, values, out=inv, where=values > 0)
-    u = np.asarray(sample, dtype=np.float64) @ vectors
-    pos_sq = np.einsum("ij,ij->j", np.maximum(u, 0), np.maximum(u, 0))
-    neg_sq = np.einsum("ij,ij->j", np.minimum(u, 0), np.minimum(u, 0))
+    pos_sq = np.zeros(k)
+    neg_sq = np.zeros(k)
+    dtype = compute_dtype_for(sample.dtype)
+    v = vectors.astype(dtype)
+    for _, _, x in iter_compute_slices(sample, dtype, affine, slice_rows(sample.shape[1], k)):
+        u = (x @ v).astype(np.float64)
+        pos_sq += np.einsum("ij,ij->j", np.maximum(u, 0), np.maximum(u, 0))
+        neg_sq += np.einsum("ij,ij->j", np.minimum(u, 0), np.minimum(u, 0))
     if len(sample) == n_samples:  # every row: the norms themselves
         return Spectrum(values, vectors, np.sqrt(pos_sq) * inv, np.sqrt(neg_sq) * inv)
     # a sample: the positive part's share of ||U_j||² = 1 (0 when s_j = 0)
