@@ -161,7 +161,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # 
         l1_ratio: float = 0.0,
         verbose: int = 0,
         cache: CachePolicy = "auto",
-        temp_folder: str | os.PathLike | None = None,
+        temp_folder: str | os.PathLike[str] | None = None,
     ) -> None:
         self.n_components = n_components
         self.init = init
@@ -384,10 +384,7 @@ of shape (n_samples, n_features)
             Lazy for a Dask array. Data passes: none.
         """
         self._check_fitted()
-        if isinstance(X, da.Array):
-            W = X
-        else:
-            W = np.asarray(X)
+        W: np.ndarray | da.Array = X if isinstance(X, da.Array) else np.asarray(X)
         if W.ndim != 2 or W.shape[1] != self.n_components_:
             raise InvalidDataError(
                 f"X has shape {tuple(W.shape)}; {type(self).__name__}.inverse_transform expects "

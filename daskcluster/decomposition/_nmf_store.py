@@ -87,7 +87,7 @@ class RowStore:
         the system's).
     """
 
-    def __init__(self, data: RowData, n_columns: int, dtype: np.dtype, folder: str | os.PathLike | None = None) -> None:
+    def __init__(self, data: RowData, n_columns: int, dtype: np.dtype, folder: str | os.PathLike[str] | None = None) -> None:
         parent = folder or dask.config.get("temporary-directory", None) or tempfile.gettempdir()
         os.makedirs(parent, exist_ok=True)
         self.path = tempfile.mkdtemp(prefix="daskcluster-nmf-W-", dir=parent)

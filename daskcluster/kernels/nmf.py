@@ -49,7 +49,8 @@ def mu_update_w(w: np.ndarray, xht: np.ndarray, hht: np.ndarray, l1_reg: float, 
     if l2_reg > 0:
         denominator = denominator + l2_reg * w
     denominator[denominator == 0] = EPSILON
-    return w * (xht / denominator)
+    out: np.ndarray = w * (xht / denominator)
+    return out
 
 
 def mu_update_h(h: np.ndarray, wtx: np.ndarray, wtw: np.ndarray, l1_reg: float, l2_reg: float) -> np.ndarray:
@@ -65,7 +66,8 @@ def mu_update_h(h: np.ndarray, wtx: np.ndarray, wtw: np.ndarray, l1_reg: float, 
     if l2_reg > 0:
         denominator = denominator + l2_reg * h
     denominator[denominator == 0] = EPSILON
-    return h * (numerator / denominator)
+    out: np.ndarray = h * (numerator / denominator)
+    return out
 
 
 def squared_error(x_sq: float, h: np.ndarray, wtx: np.ndarray, wtw: np.ndarray) -> float:
@@ -89,7 +91,7 @@ class DataStats:
     min: MinEntry
 
 
-def data_stats_kernel(block: np.ndarray, weights: None, chunk: ChunkInfo, affine: Affine) -> DataStats:
+def data_stats_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, affine: Affine) -> DataStats:
     """Sum, squared norm, column sums and smallest entry of a block (scaled). One read of the block."""
     d = block.shape[1]
     total = 0.0
@@ -196,9 +198,14 @@ def combine_step(parts: list[StepStats]) -> StepStats:
         np.sum([p.wtw for p in parts], axis=0),
         float(sum(p.x_sq for p in parts)),
         combine_min([p.min for p in parts]),
-        np.sum([p.wtx0 for p in parts], axis=0) if first else None,
-        np.sum([p.wtw0 for p in parts], axis=0) if first else None,
+        _sum_optional([p.wtx0 for p in parts]) if first else None,
+        _sum_optional([p.wtw0 for p in parts]) if first else None,
     )
+
+
+def _sum_optional(arrays: list[np.ndarray | None]) -> np.ndarray:
+    out: np.ndarray = np.sum([a for a in arrays if a is not None], axis=0)
+    return out
 
 
 # --------------------------------------------------------------------------- transform (H fixed)
@@ -244,7 +251,9 @@ def _solve_block(block: np.ndarray, params: SolveParams, record: bool) -> tuple[
     return out, trace
 
 
-def solve_trace_kernel(block: np.ndarray, weights: None, chunk: ChunkInfo, params: SolveParams) -> np.ndarray:
+def solve_trace_kernel(
+    block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, params: SolveParams
+) -> np.ndarray:
     """``‖X − WH‖²`` of the block after every ``check_every`` updates of ``W`` (H fixed):
     shape (n_iter // check_every,), float64. One read of the block."""
     return _solve_block(block, params, True)[1]
@@ -252,7 +261,8 @@ def solve_trace_kernel(block: np.ndarray, weights: None, chunk: ChunkInfo, param
 
 def combine_trace(parts: list[np.ndarray]) -> np.ndarray:
     """Sum error traces in chunk order."""
-    return np.sum(parts, axis=0)
+    out: np.ndarray = np.sum(parts, axis=0)
+    return out
 
 
 def solve_rows_kernel(block: np.ndarray, params: SolveParams, chunk: ChunkInfo) -> np.ndarray:
