@@ -80,7 +80,8 @@ _counters: list[PassCounter] = []
 
 @contextmanager
 def count_passes() -> Iterator[PassCounter]:
-    """Count the full passes (:func:`tree_reduce` calls) made inside the ``with`` block."""
+    """Count the full passes (:func:`tree_reduce` and :func:`tree_reduce_rows` calls) made inside
+    the ``with`` block."""
     counter = PassCounter()
     _counters.append(counter)
     try:

@@ -321,8 +321,6 @@ EXPECTED_FAILED = {
     # start) does not reproduce fit_transform's W within the check's tolerance
     "check_transformer_general": "as scikit-learn's NMF(solver='mu'): transform restarts W",
     "check_transformer_data_not_an_array": "as scikit-learn's NMF(solver='mu'): transform restarts W",
-    # the message names the smallest value and where it is, not scikit-learn's exact wording
-    "check_positive_only_tag_during_fit": "negative-input message worded differently",
 }
 
 

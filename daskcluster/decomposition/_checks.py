@@ -11,7 +11,7 @@ def raise_if_negative(entry: MinEntry, owner: str) -> None:
     (found during a pass, see :mod:`daskcluster.kernels.nonnegative`) is negative."""
     if entry.value < 0:
         raise InvalidDataError(
-            f"{owner} needs non-negative data, but X has the value {entry.value!r} at row "
+            f"Negative values in data passed to {owner}: X has the value {entry.value!r} at row "
             f"{entry.row}, feature {entry.col} (its smallest). Shift or clip the data to be "
             "non-negative (e.g. subtract the minimum, or use daskcluster.scaled(X, 1, offset))."
         )
