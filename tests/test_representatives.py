@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import daskcluster.cluster._representatives as R
-from daskcluster import KMeans, scaled
+from daskcluster import GaussianMixture, KMeans, scaled
 from daskcluster.cluster import propagate_labels, representatives
 from daskcluster.cluster._representatives import cluster_percentiles
 from daskcluster.engine import count_passes
@@ -57,6 +57,8 @@ def test_zarr_path_and_fitted_estimator(tmp_path: Path, data: tuple[np.ndarray, 
     index = representatives(str(path), km)
     np.testing.assert_array_equal(index, brute_force(X, km.cluster_centers_))
     np.testing.assert_array_equal(index, representatives(X, km.cluster_centers_))
+    gmm = GaussianMixture(n_components=3, covariance_type="diag", random_state=0).fit(X)
+    np.testing.assert_array_equal(representatives(X, gmm), brute_force(X, gmm.means_))
 
 
 def test_ties_go_to_the_lowest_row() -> None:

@@ -83,7 +83,7 @@ def test_semi_supervised(tmp_path: Path) -> None:
     assert digits["partial_label_accuracy"] > digits["propagated_label_accuracy"] > 0.85
     assert abs(digits["partial_rows"] - 0.2 * 1347) <= 50
     mnist = report["mnist"]
-    assert (mnist["n_train"], mnist["n_test"]) == (3000, 1000)
+    assert (mnist["n_train"], mnist["n_test"]) == (2000, 1000)
     assert mnist["representatives"] > mnist["random_first"]
     assert mnist["partial_label_accuracy"] > mnist["propagated_label_accuracy"]
     assert_png(tmp_path / "digits_representatives.png", (800, 400))
