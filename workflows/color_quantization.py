@@ -72,7 +72,7 @@ def quantize(image: np.ndarray, n_colors: int, seed: int) -> tuple[np.ndarray, n
     quantized = (palette[labels] * 255 + 0.5).astype(np.uint8).reshape(image.shape)
     logger.info("%d pixels -> %d colours in %d steps (%d epochs), inertia %.4g",
                 len(pixels), n_colors, km.n_steps_, km.n_iter_, km.inertia_)
-    figures = {"n_pixels": int(len(pixels)), "n_colors": n_colors, "inertia": float(km.inertia_),
+    figures = {"n_pixels": len(pixels), "n_colors": n_colors, "inertia": float(km.inertia_),
                "mean_squared_error": float(km.inertia_) / len(pixels), "n_steps": int(km.n_steps_),
                "epochs": int(km.n_iter_), "fit_seconds": round(seconds, 2)}
     return quantized, palette, figures

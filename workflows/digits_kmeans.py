@@ -76,7 +76,7 @@ def cluster_digits(X: Any, y: np.ndarray, n_init: int, seed: int) -> tuple[Any, 
     table = contingency_matrix(y, labels)  # (10 digits, 10 clusters)
     majority = table.argmax(axis=0)
     figures = {
-        "n_samples": int(len(y)),
+        "n_samples": len(y),
         "n_init": n_init,
         "majority_label_accuracy": float(table.max(axis=0).sum() / table.sum()),
         "matched_accuracy": matched_accuracy(y, labels),

@@ -125,7 +125,7 @@ def semi_supervised(
     from daskcluster.cluster import propagate_labels, representatives
 
     n = len(y_train)
-    figures: dict[str, Any] = {"n_train": n, "n_test": int(len(y_test)), "n_labels": n_clusters}
+    figures: dict[str, Any] = {"n_train": n, "n_test": len(y_test), "n_labels": n_clusters}
     figures["random_first"] = classifier_accuracy(features[:n_clusters], y_train[:n_clusters], X_test, y_test, seed)
     rng = np.random.default_rng(seed)
     scores = []

@@ -284,7 +284,7 @@ def propagate_labels(
                 "when percentile is given. Pass percentile=20 to label each cluster's closest 20%, or drop distances."
             )
         if isinstance(lab, da.Array):
-            return lab.map_blocks(K.lookup_block, table, dtype=table.dtype)
+            return da.map_blocks(K.lookup_block, lab, table, dtype=table.dtype)  # type: ignore[no-untyped-call,no-any-return]
         return K.lookup_block(lab, table)
     percentile = check_float("propagate_labels", "percentile", percentile, 0, 100)
     if distances is None:

@@ -249,7 +249,7 @@ def lookup_block(labels: np.ndarray, table: np.ndarray) -> np.ndarray:
         raise InvalidDataError(
             f"cluster_labels holds {bad}; expected integers in [0, {len(table)}) (one per representative label)."
         )
-    return table[lab]
+    return np.asarray(table[lab])
 
 
 def propagate_block(labels: np.ndarray, values: np.ndarray, table: np.ndarray, thresholds: np.ndarray,
