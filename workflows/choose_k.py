@@ -18,11 +18,8 @@ Writes ``OUTPUT_DIR/choose_k.png`` (one panel per score), ``OUTPUT_DIR/elbow.png
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -33,29 +30,19 @@ logger = logging.getLogger("workflows.choose_k")
 
 
 def load_data(rows: int | None, seed: int, folder: Path) -> tuple[Any, str]:
-    """MNIST rows as ``scaled(uint8, 1/255)``, or deformed 8x8 digits generated into a Zarr store
-    in ``folder`` when MNIST is absent."""
+    """MNIST rows as ``scaled(uint8, 1/255)``: a seeded sample of ``rows`` of the file, or that many
+    deformed 8x8 digits generated into a Zarr store in ``folder`` when MNIST is absent."""
     from daskcluster import scaled
-    from daskcluster.datasets import find_mnist, load_mnist_npz, make_infinite_mnist
+    from daskcluster.datasets import find_mnist, mnist_or_generated
 
-    path = find_mnist(Path(__file__).resolve().parents[1])
-    if path is None:
-        n = rows or 20_000
-        X, _, _ = make_infinite_mnist(folder / "generated_digits.zarr", n, base="digits", random_state=seed,
-                                      overwrite=True)
-        return scaled(X, 1 / 255), f"deformed 8x8 digits (MNIST not found), {n:,} rows"
-    X, _ = load_mnist_npz(path)
-    X = X.reshape(len(X), -1)
-    if rows is not None and rows < len(X):
-        X = X[np.sort(np.random.default_rng(seed).choice(len(X), rows, replace=False))]
-    return scaled(X, 1 / 255), f"MNIST ({path.name}), {len(X):,} rows"
-
-
-def write_json(obj: Any, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
+    found = find_mnist(Path(__file__).resolve().parents[1])
+    if found is None:
+        X, _, where = mnist_or_generated("generated", rows or 20_000, folder, random_state=seed)
+        return scaled(X, 1 / 255), f"{where}, {X.shape[0]:,} rows"
+    X, _, where = mnist_or_generated(found)
+    if rows is not None and rows < X.shape[0]:
+        X = X[np.sort(np.random.default_rng(seed).choice(X.shape[0], rows, replace=False))]
+    return scaled(X, 1 / 255), f"{where}, {X.shape[0]:,} rows"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -68,7 +55,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
-    from daskcluster.plotting import plot_elbow, plot_image_grid, plot_silhouette_diagram, plot_sweep, save_figure
+    from daskcluster.jobs.outputs import write_json
+    from daskcluster.plotting import (
+        plot_elbow,
+        plot_image_grid,
+        plot_silhouette_diagram,
+        plot_sweep,
+        save_figure,
+    )
     from daskcluster.progress import ProgressBar
     from daskcluster.selection import kmeans_sweep
 
@@ -95,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"data": description, "elbow": table.attrs["elbow"], "best_silhouette_k": int(best.n_clusters),
                "passes": int(table.attrs["passes"]), "seconds": round(seconds, 2),
                "table": table[columns].to_dict(orient="records")}
-    write_json(summary, out / "choose_k.json")
+    write_json(out / "choose_k.json", summary)
     print(table[columns].to_string(index=False))
     print(f"{description}: elbow at k = {summary['elbow']}, best silhouette at k = {summary['best_silhouette_k']}; "
           f"{summary['passes']} passes over the data for {len(table)} models in {seconds:.1f}s. Figures in {out}.")

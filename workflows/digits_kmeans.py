@@ -41,23 +41,6 @@ logger = logging.getLogger("workflows.digits_kmeans")
 SMALL_MNIST_ROWS = 5000
 
 
-def load_mnist_rows(source: str, n_rows: int | None, work_dir: Path) -> tuple[da.Array, np.ndarray, str]:
-    """MNIST rows as a Dask array of shape (n, 784), uint8, in row chunks, their labels and where
-    they came from: the real file (``source`` 'auto' when found, or a path), else ``n_rows``
-    (70,000 when None) deformed digits generated into a Zarr store under ``work_dir``."""
-    from daskcluster.datasets import find_mnist, load_mnist_npz, make_infinite_mnist
-
-    path = None if source == "generated" else (find_mnist() if source == "auto" else Path(source))
-    if path is not None:
-        X, y = load_mnist_npz(path)
-        n = len(X) if n_rows is None else min(n_rows, len(X))
-        return da.from_array(X[:n], chunks=(10_000, X.shape[1])), y[:n], f"MNIST ({path})"
-    n = 70_000 if n_rows is None else n_rows
-    logger.info("no MNIST file: generating %d deformed digits", n)
-    X, y, _ = make_infinite_mnist(work_dir / "generated-mnist.zarr", n, base="digits", chunk_rows=10_000)
-    return X, np.asarray(y), "generated (make_infinite_mnist of scikit-learn's digits)"
-
-
 def cluster_digits(X: Any, y: np.ndarray, n_init: int, seed: int) -> tuple[Any, dict[str, Any]]:
     """``KMeans(n_clusters=10)`` on ``X`` and how its clusters match the digits ``y``.
 
@@ -65,7 +48,11 @@ def cluster_digits(X: Any, y: np.ndarray, n_init: int, seed: int) -> tuple[Any, 
     iterations, seconds, and each cluster's majority digit and size.
     """
     from daskcluster import KMeans
-    from daskcluster.metrics import adjusted_rand_score, contingency_matrix, matched_accuracy
+    from daskcluster.metrics import (
+        adjusted_rand_score,
+        contingency_matrix,
+        matched_accuracy,
+    )
 
     t0 = time.perf_counter()
     km = KMeans(n_clusters=10, n_init=n_init, random_state=seed).fit(X)
@@ -117,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--n-init must be at least 1; got {args.n_init}")
 
     from daskcluster import scaled
+    from daskcluster.datasets import mnist_or_generated
     from daskcluster.jobs.outputs import write_json
 
     out = args.output_dir
@@ -134,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         report["digits"] = figures
     if args.data in ("mnist", "both"):
         with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as work:
-            X, y, source = load_mnist_rows(args.mnist, SMALL_MNIST_ROWS if args.small else None, Path(work))
+            X, y, source = mnist_or_generated(args.mnist, SMALL_MNIST_ROWS if args.small else None, Path(work))
             n_init = 1 if args.small else args.n_init
             km, figures = cluster_digits(scaled(X, 1 / 255), y, n_init, args.seed)
         figures["data"] = source

@@ -69,23 +69,6 @@ def two_d_data(name: str, seed: int) -> np.ndarray:
     return make_moons(n_samples=1000, noise=0.05, random_state=seed)[0]
 
 
-def load_mnist_rows(source: str, n_rows: int | None, work_dir: Path) -> tuple[da.Array, np.ndarray, str]:
-    """MNIST rows as a Dask array of shape (n, 784), uint8, in row chunks, their labels and where
-    they came from: the real file (``source`` 'auto' when found, or a path), else ``n_rows``
-    (70,000 when None) deformed digits generated into a Zarr store under ``work_dir``."""
-    from daskcluster.datasets import find_mnist, load_mnist_npz, make_infinite_mnist
-
-    path = None if source == "generated" else (find_mnist() if source == "auto" else Path(source))
-    if path is not None:
-        X, y = load_mnist_npz(path)
-        n = len(X) if n_rows is None else min(n_rows, len(X))
-        return da.from_array(X[:n], chunks=(10_000, X.shape[1])), y[:n], f"MNIST ({path})"
-    n = 70_000 if n_rows is None else n_rows
-    logger.info("no MNIST file: generating %d deformed digits", n)
-    X, y, _ = make_infinite_mnist(work_dir / "generated-mnist.zarr", n, base="digits", chunk_rows=10_000)
-    return X, np.asarray(y), "generated (make_infinite_mnist of scikit-learn's digits)"
-
-
 def select_and_flag(X: Any, components: list[int], types: tuple[str, ...], percentile: float,
                     seed: int) -> tuple[Any, Any, Any, dict[str, Any]]:
     """BIC/AIC table over ``components`` x ``types``, the model of least BIC, and its anomalies.
@@ -130,7 +113,11 @@ def select_and_flag(X: Any, components: list[int], types: tuple[str, ...], perce
 def two_d_workflow(name: str, components: list[int], percentile: float, n_new: int, seed: int,
                    out: Path) -> dict[str, Any]:
     """Select, flag and sample on one 2-D data set; draws the contours and the criteria."""
-    from daskcluster.plotting import plot_information_criteria, plot_mixture_2d, save_figure
+    from daskcluster.plotting import (
+        plot_information_criteria,
+        plot_mixture_2d,
+        save_figure,
+    )
 
     X = two_d_data(name, seed)
     table, model, mask, figures = select_and_flag(X, components, COVARIANCE_TYPES, percentile, seed)
@@ -152,10 +139,15 @@ def mnist_workflow(source: str, small: bool, n_pca: int, components: list[int], 
     """PCA, then select, flag and sample on MNIST; draws the criteria, sampled and anomalous digits."""
     from dask_ml.decomposition import PCA
 
-    from daskcluster.plotting import plot_image_grid, plot_information_criteria, save_figure
+    from daskcluster.datasets import mnist_or_generated
+    from daskcluster.plotting import (
+        plot_image_grid,
+        plot_information_criteria,
+        save_figure,
+    )
 
     with tempfile.TemporaryDirectory(dir=out, prefix=".work-") as work:
-        X, y, where = load_mnist_rows(source, SMALL_MNIST_ROWS if small else None, Path(work))
+        X, y, where = mnist_or_generated(source, SMALL_MNIST_ROWS if small else None, Path(work))
         pixels = X.astype(np.float32) / np.float32(255)
         t0 = time.perf_counter()
         pca = PCA(n_components=n_pca, svd_solver="tsqr").fit(pixels)

@@ -2,6 +2,7 @@
 
 from .blobs import make_blobs
 from .deform import Deformation, deform_images, warp_images
+from .fallback import mnist_or_generated
 from .idx import load_mnist_idx, read_idx, write_idx
 from .infinite import (
     DEFAULT_CHUNK_ROWS,
@@ -19,6 +20,7 @@ __all__ = [
     "load_mnist_npz",
     "MNIST_ENV",
     "load_mnist",
+    "mnist_or_generated",
     "load_mnist_idx",
     "read_idx",
     "write_idx",
