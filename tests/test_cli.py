@@ -304,19 +304,20 @@ def test_failed_job_exits_1_with_one_line(scheduler: str, tmp_path: Path, capsys
 
 @pytest.mark.slow
 def test_ctrl_c_stops_cleanly(scheduler: str, tmp_path: Path) -> None:
-    job = write_job(tmp_path, "interrupted", max_iter=300, tol=0.0, cache=False)
+    job = write_job(tmp_path, "interrupted", max_iter=300, tol=0.0, cache=False, n_clusters=60, init="k-means++")
     job_doc = yaml.safe_load(job.read_text())
-    # every pass regenerates 600,000 x 100 numbers (seconds per pass): Ctrl-C comes during the
-    # seeding passes, long before the fit could converge
+    # every pass regenerates 600,000 x 100 numbers (seconds per pass) and k-means++ makes one pass
+    # per center: Ctrl-C comes during the 60 seeding passes, long before the fit could end
     job_doc["data"].update(n_samples=600_000, n_features=100, chunk_rows=20_000)
     job.write_text(yaml.safe_dump(job_doc))
     proc = subprocess.Popen([*command(), "run", str(job), "--scheduler", scheduler], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         log = tmp_path / "out" / "job.log"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not (log.exists() and "KMeans init 1/" in log.read_text()):
             time.sleep(0.05)
+        assert proc.poll() is None, "the job ended before it could be interrupted"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
