@@ -268,7 +268,7 @@ def mnist_parts(store: str | None, k: int, out: Path, small: bool, seed: int) ->
             "seconds": round(seconds, 2), "error": model.reconstruction_err_}
     written = []
     save_figure(plot_image_grid(model.components_, shape, n_cols=min(k, 8), titles=[str(j) for j in range(k)],
-                                suptitle=f"OPNMF parts of {description} ({passes.passes} passes, {seconds:.0f}s)"),
+                                suptitle=f"OPNMF parts of {description} ({_passes(passes.passes)}, {seconds:.0f}s)"),
                 out / "mnist_opnmf_parts.png")
     written.append("mnist_opnmf_parts.png")
     save_figure(plot_weights_heatmap(weights, title="MNIST weights XW", random_state=seed),
@@ -276,6 +276,10 @@ def mnist_parts(store: str | None, k: int, out: Path, small: bool, seed: int) ->
     written.append("mnist_opnmf_weights.png")
     logger.info("MNIST parts: %d passes, %d iterations, %.1fs", passes.passes, model.n_iter_, seconds)
     return info, written
+
+
+def _passes(n: int) -> str:
+    return f"{n} pass" if n == 1 else f"{n} passes"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -315,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"{r['top_weight_share']:.3f}  {r['n_iter']} iterations  {r['seconds']}s")
     if "mnist" in summary:
         m = summary["mnist"]
-        print(f"MNIST parts: {m['data']}: {m['passes']} passes, {m['n_iter']} iterations, {m['seconds']}s")
+        print(f"MNIST parts: {m['data']}: {_passes(m['passes'])}, {m['n_iter']} iterations, {m['seconds']}s")
     print(f"{len(summary['figures'])} figures in {out}")
     return 0
 
