@@ -35,7 +35,7 @@ import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -65,7 +65,7 @@ class PeakRSS:
             self.peak = max(self.peak, self.proc.memory_info().rss)
             time.sleep(0.02)
 
-    def __enter__(self) -> PeakRSS:
+    def __enter__(self) -> Self:
         self.base = self.proc.memory_info().rss
         self._thread.start()
         return self
@@ -144,9 +144,9 @@ def compare(name: str, X8: np.ndarray, k: int, max_iter: int, rounds: int) -> li
     best = [min(a, b) for a, b in zip(times["package"], times["package_1t"])]
     speed = [p / o for p, o in zip(best, times["ours"])]
     return [
-        f"| {name} | {n:,} x {d} | {lsm(times['package'])} | {lsm(times['package_1t'])} | {max(peaks):.2f} | "
+        (f"| {name} | {n:,} x {d} | {lsm(times['package'])} | {lsm(times['package_1t'])} | {max(peaks):.2f} | "
         f"{lsm(times['ours'])} | {lsm(times['ours_nndsvd'])} | {passes} | {min(best) / min(times['ours']):.1f}x / "
-        f"{statistics.median(speed):.1f}x | {dW:.1e} / {dH:.1e} | {err_p:.6g} / {err_o:.6g} |"
+        f"{statistics.median(speed):.1f}x | {dW:.1e} / {dH:.1e} | {err_p:.6g} / {err_o:.6g} |")
     ]
 
 
@@ -211,7 +211,7 @@ def mnist8m(store: str, k: int, rounds: int) -> list[str]:
             gram: list[float] = []
             model = OPNMF(k, orientation="features", cache=False)
             with count_passes() as counter, warnings.catch_warnings(), \
-                    progress_hook(lambda rep: gram.append(rep.seconds) if rep.stage == "init" else None):
+                    progress_hook(lambda rep, seen=gram: seen.append(rep.seconds) if rep.stage == "init" else None):
                 warnings.simplefilter("ignore")
                 t0 = time.perf_counter()
                 weights = model.fit_transform(scaled(X, 1 / 255))
@@ -233,16 +233,16 @@ def mnist8m(store: str, k: int, rounds: int) -> list[str]:
     return [
         f"| read floor (read + decompress + sum), this session | {lsm(floors)} | | |",
         f"| Gram compute floor (float32 SYRK of every row on 2 cores, no reading) | {compute:.2f} | | |",
-        f"| OPNMF({k}) over the features, whole fit_transform | {lsm(totals)} | {info['passes']} | "
-        f"{info['n_iter']} iterations, error {info['error']:.6g}, weights: lazy {info['lazy']} |",
-        f"| — its Gram pass (with checks, NNDSVD sample, eigenvectors) | {lsm(grams)} | | "
+        (f"| OPNMF({k}) over the features, whole fit_transform | {lsm(totals)} | {info['passes']} | "
+        f"{info['n_iter']} iterations, error {info['error']:.6g}, weights: lazy {info['lazy']} |"),
+        (f"| — its Gram pass (with checks, NNDSVD sample, eigenvectors) | {lsm(grams)} | | "
         f"{min(grams) / min(floors):.2f}x / {statistics.median([g / f for g, f in zip(grams, floors)]):.2f}x "
-        f"the read floor; {min(grams) / compute:.2f}x the compute floor |",
+        f"the read floor; {min(grams) / compute:.2f}x the compute floor |"),
         f"| — its client iterations | {lsm(clients)} | | |",
-        f"| target vs the recorded floor: fit < 2 x {RECORDED_FLOOR} s + client iterations | {lsm(recorded)} | | "
-        f"fit / target {verdict(ratio_rec)} |",
-        f"| the same vs this session's floor: fit < 2 x floor + client iterations | {lsm(budget)} | | "
-        f"fit / target {verdict(ratio)} |",
+        (f"| target vs the recorded floor: fit < 2 x {RECORDED_FLOOR} s + client iterations | {lsm(recorded)} | | "
+        f"fit / target {verdict(ratio_rec)} |"),
+        (f"| the same vs this session's floor: fit < 2 x floor + client iterations | {lsm(budget)} | | "
+        f"fit / target {verdict(ratio)} |"),
     ]
 
 
@@ -268,9 +268,9 @@ def main() -> None:
           f"load average at start {os.getloadavg()}", flush=True)
     lines: list[str] = []
     if not args.skip_package:
-        head = ["| data | rows x pixels | package s | package s, 1 BLAS thread | package peak GB | ours s (same W0) | "
+        head = [("| data | rows x pixels | package s | package s, 1 BLAS thread | package peak GB | ours s (same W0) | "
                 "ours s (own NNDSVD) | our passes | speed-up (least / median) | max ΔW / ΔH (relative) | "
-                "error package / ours |",
+                "error package / ours |"),
                 "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         mnist = find_mnist(Path(__file__).resolve().parents[1])
         if mnist is not None:

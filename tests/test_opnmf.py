@@ -9,6 +9,7 @@ import json
 import logging
 import sys
 import warnings
+from itertools import pairwise
 from pathlib import Path
 
 import dask.array as da
@@ -20,7 +21,11 @@ from sklearn.datasets import load_digits
 from daskcluster.data import as_row_data
 from daskcluster.decomposition import OPNMF
 from daskcluster.engine import count_passes, tree_reduce_rows
-from daskcluster.errors import InvalidDataError, InvalidParameterError, NonFiniteDataError
+from daskcluster.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    NonFiniteDataError,
+)
 from daskcluster.io import write_zarr
 from daskcluster.kernels import opnmf as K
 from daskcluster.kernels.blocks import Affine, ChunkInfo
@@ -166,7 +171,7 @@ def test_all_zero_samples_over_the_samples_give_a_valid_model(digits: tuple[np.n
 
 def split_stats(kernel, combine, X, params, bounds, aligned=()):  # type: ignore[no-untyped-def]
     parts, rows = [], []
-    for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
+    for i, (a, b) in enumerate(pairwise(bounds)):
         if aligned is None:
             parts.append(kernel(X[a:b], None, ChunkInfo(i, a), params))
         else:
@@ -261,7 +266,7 @@ def test_fit_from_zarr_equals_the_in_memory_fit(tmp_path: Path, digits: tuple[np
     from daskcluster import scaled
 
     for orientation in ("features", "samples"):
-        kw = dict(orientation=orientation, max_iter=60, tol=1e-4)
+        kw = {"orientation": orientation, "max_iter": 60, "tol": 1e-4}
         mem = OPNMF(5, **kw)
         w_mem = quiet_fit(mem, X8.astype(np.float32) / np.float32(255))
         ooc = OPNMF(5, **kw, cache=False)
@@ -357,7 +362,7 @@ def test_samples_fit_on_a_process_cluster_equals_the_local_fit(process_client: o
     local_W0 = np.random.default_rng(5).random((300, 3))
     ours = OPNMF(3, init="custom", max_iter=50, tol=0)
     W = quiet_fit(ours, data, init_W=local_W0)
-    Wp, Hp, err = package(X, 3, init="custom", init_W=local_W0, max_iter=50, tol=0)
+    Wp, Hp, _ = package(X, 3, init="custom", init_W=local_W0, max_iter=50, tol=0)
     np.testing.assert_allclose(np.asarray(W), Wp, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(ours.components_, Hp, rtol=1e-9, atol=1e-9)
 

@@ -73,7 +73,7 @@ def olivetti(small: bool, seed: int) -> Collection | None:
 
     try:
         faces = fetch_olivetti_faces(shuffle=True, random_state=seed)
-    except Exception as exc:  # offline, blocked, or a corrupt cache
+    except Exception as exc:  # noqa: BLE001 - offline, blocked, or a corrupt cache: fall back
         logger.warning("Olivetti faces unavailable (%s: %s).", type(exc).__name__, exc)
         return None
     X = faces.data.astype(np.float64)
@@ -221,7 +221,13 @@ def mnist_store(arg: str | None, out: Path, small: bool, seed: int) -> tuple[Any
     generated there."""
     import dask.array as da
 
-    from daskcluster.datasets import find_mnist, load_mnist_npz, make_infinite_mnist, open_labeled_zarr
+    from daskcluster.datasets import (
+        find_mnist,
+        load_mnist_npz,
+        make_infinite_mnist,
+        open_labeled_zarr,
+    )
+    from daskcluster.errors import SourceError, SourceNotFoundError
     from daskcluster.io import open_array, write_zarr
 
     if arg is not None:
@@ -229,9 +235,11 @@ def mnist_store(arg: str | None, out: Path, small: bool, seed: int) -> tuple[Any
         try:
             X, _, attrs = open_labeled_zarr(path)
             shape = tuple(attrs.get("image_shape", (28, 28)))
-        except Exception:  # a plain Zarr array, not a labelled store
+        except SourceNotFoundError:
+            raise
+        except SourceError:  # a plain Zarr array, not a labelled store
             X = open_array(str(path))
-            side = int(round(np.sqrt(X.shape[1])))
+            side = round(float(np.sqrt(X.shape[1])))
             shape = (side, side)
         return X, shape, f"{path.name}, {X.shape[0]:,} rows"  # type: ignore[return-value]
     mnist = find_mnist(Path(__file__).resolve().parents[1])
@@ -312,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         summary["mnist"] = info
         summary["figures"] += written
     write_json(summary, out / "summary.json")
-    for name, entry in summary["collections"].items():
+    for entry in summary["collections"].values():
         print(f"{entry['data']}:")
         for model, r in entry["models"].items():
             print(f"  {model:14s} relative error {r['relative_error']:.4f}  top-weight share "

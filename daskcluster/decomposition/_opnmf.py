@@ -208,7 +208,7 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         check_float(name, "tol", self.tol, 0)
         check_options(name, "cache", self.cache, ("auto", True, False))
         check_random_state(name, self.random_state)
-        top = max(ranks) if ranks is not None else int(self.n_components)  # type: ignore[call-overload]
+        top = max(ranks) if ranks is not None else int(self.n_components)  # type: ignore[arg-type]
         init = self.init
         if init is None:
             init = "nndsvda" if top <= min(data.n_samples, data.n_features) else "random"
@@ -382,8 +382,9 @@ of shape (n_samples, n_features)
         (n_samples, n_components_); lazy for a Dask array."""
         self._check_fitted()
         if isinstance(X, da.Array):
-            return X @ self.components_
-        return np.asarray(X, dtype=np.float64) @ self.components_
+            out: np.ndarray | da.Array = X @ self.components_
+            return out
+        return np.asarray(np.asarray(X, dtype=np.float64) @ self.components_)
 
     def mse(self) -> float:
         """The reconstruction error ``||X - W H||_F``, as the package's ``mse()``."""

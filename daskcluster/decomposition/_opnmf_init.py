@@ -174,7 +174,8 @@ def random_features(n_features: int, k: int, mean: float, seed: int) -> np.ndarr
     """``sqrt(mean / k) * |N(0, 1)|`` of shape (n_features, k), scikit-learn's random init
     scale, drawn from ``seed``."""
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(K.STREAM_RANDOM_INIT,)))
-    return np.sqrt(mean / k) * np.abs(rng.standard_normal(size=(n_features, k)))
+    W: np.ndarray = np.sqrt(mean / k) * np.abs(rng.standard_normal(size=(n_features, k)))
+    return W
 
 
 def random_scale(mean: float, k: int) -> float:

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blocks import Affine, ChunkInfo, check_finite_rows, iter_compute_slices, row_sq_norms, slice_rows
+from .blocks import (
+    Affine,
+    ChunkInfo,
+    check_finite_rows,
+    iter_compute_slices,
+    row_sq_norms,
+    slice_rows,
+)
 from .kmeans import chunk_rng
 from .nonnegative import EMPTY, MinEntry, combine_min, min_entry
 
@@ -51,7 +58,7 @@ def multiplicative_step(W: np.ndarray, enum: np.ndarray, denom: np.ndarray) -> n
     Elsewhere the result is the package's, operation for operation.
     """
     num = np.asarray(W, dtype=np.float64) * enum
-    out = np.zeros_like(num)
+    out: np.ndarray = np.zeros_like(num)
     np.divide(num, denom, out=out, where=denom > 0)
     out[out < FLOOR] = FLOOR
     return out
@@ -143,7 +150,7 @@ def _check_slice(x: np.ndarray, chunk: ChunkInfo, start: int, with_min: bool) ->
     return min_entry(x, chunk, start) if with_min else EMPTY
 
 
-def gram_kernel(block: np.ndarray, weights: None, chunk: ChunkInfo, params: GramParams) -> GramStats:
+def gram_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, params: GramParams) -> GramStats:
     """``XᵀX`` of the block, its squared norm, column sums, smallest entry and sampled rows.
     Raises :class:`~daskcluster.errors.NonFiniteDataError` on NaN or infinity.
     O(rows x features²): one SYRK per slice in the compute dtype, summed in float64."""
@@ -194,7 +201,7 @@ PART_ABS, PART_POS, PART_NEG = 0, 1, -1
 def nndsvd_columns(u: np.ndarray, parts: np.ndarray, coefs: np.ndarray) -> np.ndarray:
     """NNDSVD columns ``coefs[j] * part_j(u[:, j])`` with entries below :data:`NNDSVD_EPS` set
     to 0, as scikit-learn's NNDSVD does; ``u`` (m, k), ``parts`` and ``coefs`` (k,)."""
-    W = np.where(parts == PART_NEG, np.maximum(-u, 0), np.where(parts == PART_POS, np.maximum(u, 0), np.abs(u)))
+    W: np.ndarray = np.where(parts == PART_NEG, np.maximum(-u, 0), np.where(parts == PART_POS, np.maximum(u, 0), np.abs(u)))
     W = W * coefs
     W[W < NNDSVD_EPS] = 0
     return W
