@@ -39,11 +39,8 @@ renamed.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import tempfile
 import time
 import warnings
 from dataclasses import dataclass
@@ -128,14 +125,6 @@ def top_share(weights: np.ndarray) -> float:
     total = w.sum(axis=1)
     keep = total > 0
     return float(np.mean(w[keep].max(axis=1) / total[keep]))
-
-
-def write_json(obj: Any, path: Path) -> None:
-    """``obj`` as JSON at ``path``, atomically."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(tmp, path)
 
 
 def decompose(col: Collection, k: int, small: bool, seed: int) -> dict[str, dict[str, Any]]:
@@ -302,6 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    from daskcluster.jobs.outputs import write_json
+
     out = args.output_dir
     out.mkdir(parents=True, exist_ok=True)
     summary: dict[str, Any] = {"collections": {}, "figures": []}
@@ -319,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         info, written = mnist_parts(args.mnist_store, k, out, args.small, args.seed)
         summary["mnist"] = info
         summary["figures"] += written
-    write_json(summary, out / "summary.json")
+    write_json(out / "summary.json", summary)
     for entry in summary["collections"].values():
         print(f"{entry['data']}:")
         for model, r in entry["models"].items():
