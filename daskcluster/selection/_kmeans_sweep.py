@@ -7,7 +7,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,7 @@ from ..cluster._init import (
     random_rows,
     recluster_candidates,
 )
-from ..cluster._lloyd import LloydState, lloyd_update, shift_of
+from ..cluster._lloyd import LloydState, lloyd_update
 from ..data import CachePolicy, RowData, as_row_data, cached
 from ..engine import count_passes, map_rows, tree_reduce
 from ..errors import InvalidParameterError
@@ -63,8 +63,6 @@ class _Run:
     r: int = 0
     state: LloydState | None = None
     finished_at: float = float("nan")
-    passes: int = 0
-    history: list[float] = field(default_factory=list)
 
     def member(self) -> S.Member:
         if self.phase == "round":
@@ -225,7 +223,6 @@ def _lockstep(data: RowData, runs: list[_Run], *, tol: float, max_iter: int, t0:
             assert stats.moments is not None
             tol_abs = float(np.mean(stats.moments.var)) * tol if tol > 0 else 0.0
         for run, part in zip(active, stats.parts):
-            run.passes += 1
             _advance(run, part, data, tol_abs=tol_abs, max_iter=max_iter)
             if run.phase == "done":
                 run.finished_at = time.perf_counter() - t0
@@ -265,7 +262,6 @@ def _advance(run: _Run, part: Any, data: RowData, *, tol_abs: float, max_iter: i
     assert run.state is not None
     old = run.state if run.state.tol_abs is not None else LloydState(run.state.centers, tol_abs=tol_abs)
     run.state = lloyd_update(old, part, dtype=data.dtype)
-    run.history.append(shift_of(old, run.state))
     if run.state.converged is not None or run.state.n_iter >= max_iter:
         run.phase = "done"
 
