@@ -310,8 +310,11 @@ def test_ctrl_c_stops_cleanly(scheduler: str, tmp_path: Path) -> None:
     # per center: Ctrl-C comes during the 60 seeding passes, long before the fit could end
     job_doc["data"].update(n_samples=600_000, n_features=100, chunk_rows=20_000)
     job.write_text(yaml.safe_dump(job_doc))
+    # Ctrl-C as in a terminal: the command gets the default SIGINT disposition even when this
+    # test runs in the background (where shells start commands with SIGINT ignored)
     proc = subprocess.Popen([*command(), "run", str(job), "--scheduler", scheduler], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         log = tmp_path / "out" / "job.log"
         deadline = time.monotonic() + 120
