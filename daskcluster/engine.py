@@ -94,6 +94,22 @@ def _params_key(name: str) -> tuple[str]:
     return (f"params-{name}",)
 
 
+def _reduction_tree(dsk: dict[Any, Any], name: str, keys: list[Any], combine: Callable[[list[Any]], Any],
+                    split_every: int) -> tuple[Any, int]:
+    """Add to ``dsk`` the fixed-order tree combining ``keys`` (in chunk order) ``split_every`` at a
+    time; returns the root's key and the tree's depth."""
+    level = 0
+    while len(keys) > 1:
+        level += 1
+        keys_next = []
+        for j in range(0, len(keys), split_every):
+            key = (name, level, j // split_every)
+            dsk[key] = (_run_combine, combine, list(keys[j : j + split_every]))
+            keys_next.append(key)
+        keys = keys_next
+    return keys[0], level
+
+
 def tree_reduce(
     data: RowData,
     kernel: Callable[[np.ndarray, np.ndarray | None, ChunkInfo, Any], S],
@@ -140,20 +156,12 @@ def tree_reduce(
         key = (name, 0, i)
         dsk[key] = (_run_kernel, kernel, (array.name, i, 0), wkey, ChunkInfo(i, start), pkey)
         keys.append(key)
-    level = 0
-    while len(keys) > 1:
-        level += 1
-        keys_next = []
-        for j in range(0, len(keys), split_every):
-            key = (name, level, j // split_every)
-            dsk[key] = (_run_combine, combine, list(keys[j : j + split_every]))
-            keys_next.append(key)
-        keys = keys_next
+    root, level = _reduction_tree(dsk, name, keys, combine, split_every)
     deps = [array] if weights is None else [array, weights]
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
     t0 = time.perf_counter()
     with blas_for_tasks(data.n_chunks):
-        (result,) = dask.compute(Delayed(keys[0], graph, layer=name))
+        (result,) = dask.compute(Delayed(root, graph, layer=name))
     for c in _counters:
         c.passes += 1
         c.rows += data.n_samples
@@ -265,21 +273,13 @@ def tree_reduce_rows(
         dsk[(name, 0, i)] = (_part, part, 1)
         rows_dsk[(rows_name, i, 0)] = (_part, part, 0)
         keys.append((name, 0, i))
-    level = 0
-    while len(keys) > 1:
-        level += 1
-        keys_next = []
-        for j in range(0, len(keys), SPLIT_EVERY):
-            key = (name, level, j // SPLIT_EVERY)
-            dsk[key] = (_run_combine, combine, list(keys[j : j + SPLIT_EVERY]))
-            keys_next.append(key)
-        keys = keys_next
+    root, level = _reduction_tree(dsk, name, keys, combine, SPLIT_EVERY)
     stats_graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array, *aligned])
     layers = {**stats_graph.layers, rows_name: rows_dsk}
     dependencies = {**stats_graph.dependencies, rows_name: {name}}
     graph = HighLevelGraph(layers, dependencies)
     rows = da.Array(graph, rows_name, (array.chunks[0], (n_columns,)), dtype=dtype)
-    stats = Delayed(keys[0], graph, layer=name)
+    stats = Delayed(root, graph, layer=name)
     t0 = time.perf_counter()
     with blas_for_tasks(data.n_chunks):
         # no graph optimisation: fusing the rows getter into the kernel task would run the kernel twice

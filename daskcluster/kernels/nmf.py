@@ -43,14 +43,7 @@ def mu_update_w(w: np.ndarray, xht: np.ndarray, hht: np.ndarray, l1_reg: float, 
     ``xht`` is ``X Hᵀ`` of the same rows (n_rows, n_components), ``hht`` is ``H Hᵀ``
     (n_components, n_components). Returns the new rows (a new array).
     """
-    denominator = w @ hht
-    if l1_reg > 0:
-        denominator += l1_reg
-    if l2_reg > 0:
-        denominator = denominator + l2_reg * w
-    denominator[denominator == 0] = EPSILON
-    out: np.ndarray = w * (xht / denominator)
-    return out
+    return _multiplicative(w, xht, w @ hht, l1_reg, l2_reg)
 
 
 def mu_update_h(h: np.ndarray, wtx: np.ndarray, wtw: np.ndarray, l1_reg: float, l2_reg: float) -> np.ndarray:
@@ -59,14 +52,20 @@ def mu_update_h(h: np.ndarray, wtx: np.ndarray, wtw: np.ndarray, l1_reg: float, 
     As scikit-learn: ``H * WᵀX / ((WᵀW) H + l1 + l2 H)``, zeros of the denominator replaced by
     :data:`EPSILON`. Computed in the dtype of ``h``.
     """
-    numerator = wtx.astype(h.dtype)
-    denominator = wtw.astype(h.dtype) @ h
+    return _multiplicative(h, wtx.astype(h.dtype), wtw.astype(h.dtype) @ h, l1_reg, l2_reg)
+
+
+def _multiplicative(factor: np.ndarray, numerator: np.ndarray, product: np.ndarray, l1_reg: float,
+                    l2_reg: float) -> np.ndarray:
+    """``factor * numerator / (product + l1 + l2 * factor)``, zeros of the denominator replaced by
+    :data:`EPSILON` (``product`` is modified)."""
+    denominator = product
     if l1_reg > 0:
         denominator += l1_reg
     if l2_reg > 0:
-        denominator = denominator + l2_reg * h
+        denominator = denominator + l2_reg * factor
     denominator[denominator == 0] = EPSILON
-    out: np.ndarray = h * (numerator / denominator)
+    out: np.ndarray = factor * (numerator / denominator)
     return out
 
 
