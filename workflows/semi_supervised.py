@@ -87,7 +87,7 @@ def load_mnist_split(source: str, small: bool, work_dir: Path) -> tuple[Any, np.
     """MNIST training and test rows (uint8, (n, 784)) and labels, and where they came from: the
     real file when found (or given), else generated deformed digits in a Zarr store under
     ``work_dir`` (read into memory: the classifier needs them there)."""
-    from daskcluster.datasets import find_mnist, load_mnist_npz, make_infinite_mnist
+    from daskcluster.datasets import find_mnist, load_mnist_npz, mnist_or_generated
 
     n_train, n_test = SMALL_MNIST if small else (60_000, 10_000)
     path = None if source == "generated" else (find_mnist() if source == "auto" else Path(source))
@@ -95,12 +95,9 @@ def load_mnist_split(source: str, small: bool, work_dir: Path) -> tuple[Any, np.
         X, y = load_mnist_npz(path, split="train")
         X_test, y_test = load_mnist_npz(path, split="test")
         return X[:n_train], y[:n_train], X_test[:n_test], y_test[:n_test], f"MNIST ({path})"
-    logger.info("no MNIST file: generating %d deformed digits", n_train + n_test)
-    X, y, _ = make_infinite_mnist(work_dir / "generated-mnist.zarr", n_train + n_test, base="digits",
-                                  chunk_rows=10_000)
-    X, y = np.asarray(X), np.asarray(y)
-    return (X[:n_train], y[:n_train], X[n_train:], y[n_train:],
-            "generated (make_infinite_mnist of scikit-learn's digits), split 60,000 / 10,000")
+    X, y, where = mnist_or_generated("generated", n_train + n_test, work_dir)
+    X = np.asarray(X)
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:], f"{where}, split {n_train:,} / {n_test:,}"
 
 
 def semi_supervised(
