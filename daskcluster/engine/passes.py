@@ -29,9 +29,9 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-from .blas import blas_for_tasks
-from .data import RowData
-from .kernels.blocks import ChunkInfo
+from ..blas import blas_for_tasks
+from ..data import RowData
+from ..kernels.blocks import ChunkInfo
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,25 @@
+"""The engine: everything that runs on the workers.
+
+One pass over row-chunked data is a map of a kernel over the chunks and a fixed-order tree
+reduction of its small statistics (:mod:`.passes`).
+"""
+
+from .passes import (
+    SPLIT_EVERY,
+    PassCounter,
+    count_passes,
+    map_rows,
+    take_rows,
+    tree_reduce,
+    tree_reduce_rows,
+)
+
+__all__ = [
+    "SPLIT_EVERY",
+    "PassCounter",
+    "count_passes",
+    "map_rows",
+    "take_rows",
+    "tree_reduce",
+    "tree_reduce_rows",
+]
