@@ -1,40 +1,50 @@
-"""KMeans on real MNIST: daskcluster vs scikit-learn vs dask-ml, side by side in one run.
+"""KMeans on real MNIST, fitted to convergence: daskcluster vs scikit-learn (lloyd and elkan) vs dask-ml.
 
 Run from the project root::
 
-    python benchmarks/bench_kmeans.py            # full run: 70,000 x 784, writes benchmarks/RESULTS.md
-    python benchmarks/bench_kmeans.py --quick    # smoke test: 10,000 rows, 1 repeat, writes nothing
+    python benchmarks/bench_kmeans.py                    # full run, writes benchmarks/RESULTS-kmeans.md
+    python benchmarks/bench_kmeans.py --quick --output /tmp/bench_quick.md   # smoke run (5,000 rows, k=10)
 
-What is measured (all in one process, one run, so that ratios compare like with like):
+What is measured (one process, one run, so that ratios compare like with like):
 
-1. Time per Lloyd iteration, k = 10 and k = 100, from the same explicit initial centers
-   (k distinct rows drawn by a seeded RNG) with ``max_iter=20, tol=0`` so every
-   implementation runs exactly 20 iterations (``n_iter_`` is checked). Time per iteration
-   is fit time / n_iter, nothing subtracted. For daskcluster the median of the per-iteration
-   seconds of the progress hook is also reported. Cases:
+1. Fits to convergence from the same initial centers, for k in ``--ks`` (default 10, 100 on
+   all 70,000 x 784 rows of MNIST train+test; k >= 1,000 on the first 20,000 rows). The
+   centers are ``sklearn.cluster.kmeans_plusplus(X / 255, k, random_state=0)`` on the float32
+   data, computed once per k and given to everyone as ``init``; ``n_init=1``, ``tol=1e-4``,
+   ``max_iter=300``. Cases:
 
-   * a bare NumPy float32 GEMM ``(n x 784) @ (784 x k)``: the floor;
-   * scikit-learn ``KMeans(algorithm="lloyd", n_init=1)`` on float32 ``X / 255``;
-   * daskcluster on the threaded scheduler (no Client) with ``scaled(X_uint8, 1/255)``
-     (uint8 storage) and with float32 ``X / 255``;
-   * dask-ml ``KMeans(init=centers, max_iter=20, tol=0)`` on a dask array of float32
-     ``X / 255`` (threaded scheduler);
-   * on a ``distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``:
-     daskcluster with ``scaled(X_uint8, 1/255)`` (the NumPy array is given to ``fit``, so
-     shipping it to the workers is part of every fit) and dask-ml on the float32 dask array
-     (persisted on the workers once, before timing: shipping is *not* part of its fits).
+   * scikit-learn ``KMeans(algorithm="lloyd")`` and ``KMeans(algorithm="elkan")`` on float32
+     ``X / 255``;
+   * dask-ml ``KMeans`` on a Dask array of float32 ``X / 255`` (threaded scheduler), with
+     ``max_iter=1000`` and its own ``tol=1e-4``, which is absolute on the summed squared shift
+     of the centers (scikit-learn's and daskcluster's is relative to the data's variance), so
+     its n_iter differs;
+   * daskcluster ``KMeans(algorithm="lloyd")`` and ``KMeans(algorithm="elkan")``, each with
+     ``scaled(X_uint8, 1/255)`` (uint8 storage) and with float32 ``X / 255``, on the threaded
+     scheduler and on ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True)``
+     (the NumPy array is given to ``fit``: shipping it to the workers is part of each fit).
 
-   Each case is run once as a warm-up (not timed, fewer iterations), then ``--repeats``
-   times round-robin across the cases of a phase; the median is reported.
+   Each configuration gets one untimed warm-up fit on 2,000 rows (k=10, 5 iterations) before
+   its first timed fit, so first-call costs (numba compilation, imports, worker start-up) are
+   not timed. Each timing is the best of ``--rounds`` fits, round-robin across the cases of a k.
+   Recorded: fit seconds, n_iter, ms per iteration (fit time / n_iter, nothing subtracted),
+   data passes (daskcluster), inertia (recomputed in float64 from the returned centers, the
+   same way for all), ratios against the faster of scikit-learn's two algorithms and against
+   its lloyd, and a sanity comparison with scikit-learn lloyd's fit: largest difference of
+   the centers relative to their largest entry, fraction of equal labels, n_iter difference.
 
-2. A default fit at k = 10 (each library's own default init and n_init, ``random_state=0``,
-   threaded scheduler): total fit time (median of the repeats), n_iter, inertia recomputed
-   the same way for everyone (float64 sum of squared distances of ``X / 255`` to the nearest
-   returned center) and majority-label accuracy (each cluster labelled with its most frequent
-   true digit; clusters are the nearest returned center in float64).
+2. Per-pass overhead on tiny chunks: ``KMeans(10, init=fixed, n_init=1, max_iter=20, tol=0)``
+   on 8 chunks of 100 rows x 784 features (a Dask array chunked (100, 784)), on threads and on
+   the LocalCluster: ms per pass = fit time / passes (``daskcluster.engine.count_passes``).
 
-The Markdown goes to ``benchmarks/RESULTS.md`` under ``## KMeans on MNIST (issue: core)``;
-only that section is replaced, other sections of the file are kept.
+3. Targets (ticked in the report): threads <= 0.5x the faster scikit-learn and LocalCluster
+   <= 0.7x at every k (fit time, uint8 input; float32 shown alongside), per-pass overhead
+   <= 10 ms, and >= 10x faster than dask-ml (ms per iteration, threaded scheduler).
+
+The threaded cases and scikit-learn run first, then the LocalCluster is started (once) for the
+cluster cases and closed. The report records the CPU model, ``threadpoolctl.threadpool_info()``,
+library versions, the command line and the load average at start and end; it is written
+atomically to ``--output`` and printed.
 """
 
 from __future__ import annotations
@@ -43,14 +53,15 @@ import argparse
 import datetime as _dt
 import os
 import platform
-import re
-import statistics
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,40 +70,62 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 DEFAULT_DATA = os.path.join(ROOT, "..", "shared", "data", "mnist.npz")
-DEFAULT_OUTPUT = os.path.join(HERE, "RESULTS.md")
-SECTION = "## KMeans on MNIST (issue: core)"
-KS = (10, 100)
-MAX_ITER = 20
-SEED = 0
+DEFAULT_OUTPUT = os.path.join(HERE, "RESULTS-kmeans.md")
 
-# Targets (ratios measured in the same run).
-TARGET_THREADS_VS_SKLEARN = 0.6  # daskcluster threads, k=10: <= 0.6 x scikit-learn
-TARGET_CLUSTER_VS_SKLEARN = 1.5  # daskcluster LocalCluster(2 workers), k=10: <= 1.5 x scikit-learn
-TARGET_VS_GEMM = 1.2  # daskcluster k=100: <= 1.2 x bare GEMM
-TARGET_VS_DASKML = 5.0  # daskcluster >= 5 x faster than dask-ml everywhere
+SEED = 0
+MAX_ITER = 300
+TOL = 1e-4
+DASKML_MAX_ITER = 1000
+SUBSET_FROM_K = 1000  # k at or above which the fit runs on the first SUBSET_ROWS rows
+SUBSET_ROWS = 20_000
+QUICK_ROWS = 5_000
+WARMUP_ROWS, WARMUP_K, WARMUP_ITER = 2_000, 10, 5
+OVERHEAD_CHUNKS, OVERHEAD_CHUNK_ROWS, OVERHEAD_K, OVERHEAD_ITER = 8, 100, 10, 20
+
+TARGET_THREADS = 0.5  # daskcluster threads: fit time <= 0.5x the faster scikit-learn
+TARGET_CLUSTER = 0.7  # daskcluster LocalCluster(2x1): fit time <= 0.7x the faster scikit-learn
+TARGET_PASS_MS = 10.0  # per-pass overhead on tiny chunks
+TARGET_VS_DASKML = 10.0  # daskcluster >= 10x faster than dask-ml per iteration
+
+THREADS = "threads"
+CLUSTER = "LocalCluster 2×1"
+U8, F32 = "scaled(uint8, 1/255)", "float32 X/255"
 
 
 # --------------------------------------------------------------------------- data
 
 
-def load_mnist(path: str, n_rows: int | None) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST train + test as (n, 784) uint8 and (n,) labels; the first ``n_rows`` rows if given."""
-    with np.load(path) as f:
-        X = np.concatenate([f["x_train"], f["x_test"]]).reshape(-1, 28 * 28)
-        y = np.concatenate([f["y_train"], f["y_test"]]).astype(np.int64)
-    if n_rows is not None:
-        X, y = X[:n_rows], y[:n_rows]
-    return np.ascontiguousarray(X), y
+@dataclass
+class Data:
+    """The rows a fit runs on, in both storage forms."""
+
+    X8: np.ndarray  # (n, 784) uint8
+    Xf: np.ndarray  # (n, 784) float32, X8 / 255
+
+    @property
+    def n(self) -> int:
+        return self.X8.shape[0]
+
+    def head(self, n: int) -> Data:
+        return Data(self.X8[:n], self.Xf[:n])
 
 
-def nearest_f64(X64: np.ndarray, centers: np.ndarray, rows: int = 8192) -> tuple[np.ndarray, float]:
-    """Labels and inertia of ``X64`` (float64) against ``centers``, all in float64."""
+def load(path: str, n_rows: int | None) -> Data:
+    from daskcluster.datasets import load_mnist_npz
+
+    X8, _ = load_mnist_npz(path)
+    X8 = np.ascontiguousarray(X8[:n_rows] if n_rows else X8)
+    return Data(X8, X8.astype(np.float32) / np.float32(255))
+
+
+def nearest_f64(Xf: np.ndarray, centers: np.ndarray, rows: int = 4096) -> tuple[np.ndarray, float]:
+    """Labels and inertia of ``Xf`` against ``centers``, computed in float64."""
     C = np.asarray(centers, dtype=np.float64)
     c_sq = np.einsum("ij,ij->i", C, C)
-    labels = np.empty(X64.shape[0], dtype=np.int64)
+    labels = np.empty(Xf.shape[0], dtype=np.int64)
     inertia = 0.0
-    for s in range(0, X64.shape[0], rows):
-        x = X64[s : s + rows]
+    for s in range(0, Xf.shape[0], rows):
+        x = Xf[s : s + rows].astype(np.float64)
         d = x @ C.T
         d *= -2
         d += c_sq
@@ -103,811 +136,635 @@ def nearest_f64(X64: np.ndarray, centers: np.ndarray, rows: int = 8192) -> tuple
     return labels, inertia
 
 
-def majority_accuracy(labels: np.ndarray, y: np.ndarray, k: int) -> float:
-    """Accuracy when each cluster is labelled with its most frequent true class."""
-    n_classes = int(y.max()) + 1
-    table = np.bincount(labels * n_classes + y, minlength=k * n_classes).reshape(k, n_classes)
-    return float(table.max(axis=1).sum() / len(y))
+def kmeanspp(Xf: np.ndarray, k: int) -> np.ndarray:
+    from sklearn.cluster import kmeans_plusplus
+
+    centers, _ = kmeans_plusplus(Xf, k, random_state=SEED)
+    return np.ascontiguousarray(centers, dtype=np.float32)
 
 
-# --------------------------------------------------------------------------- contention
-
-#: Before a timed run, wait (at most this long) until other processes use < QUIET_BUSY of the CPUs.
-QUIET_BUSY = 0.15
-QUIET_MAX_WAIT = 60.0
-#: A timed run (>= MIN_CHECK_SECONDS) during which other processes used more than this fraction of
-#: the CPUs is discarded and re-run, while the re-run budget lasts.
-NOISY_FRACTION = 0.10
-MIN_CHECK_SECONDS = 0.2
+# --------------------------------------------------------------------------- environment
 
 
-def _cpu_busy_seconds() -> float:
-    """CPU-seconds spent non-idle by the whole machine since boot (from /proc/stat)."""
+def cpu_model() -> str:
     try:
-        with open("/proc/stat") as f:
-            fields = [float(v) for v in f.readline().split()[1:]]
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
-        return 0.0
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0.0)
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+        pass
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
 
 
-def _own_cpu_seconds() -> float:
-    """CPU-seconds of this process and its children (LocalCluster nanny and worker processes)."""
-    import psutil
+def versions() -> str:
+    import importlib.metadata as md
 
-    total = 0.0
-    me = psutil.Process()
-    for proc in [me, *me.children(recursive=True)]:
+    out = [f"Python {platform.python_version()}"]
+    for dist in ("numpy", "scipy", "scikit-learn", "dask", "distributed", "dask-ml", "numba", "threadpoolctl",
+                 "daskcluster"):
         try:
-            t = proc.cpu_times()
-            total += t.user + t.system
-        except psutil.Error:
-            pass
-    return total
+            out.append(f"{dist} {md.version(dist)}")
+        except md.PackageNotFoundError:
+            out.append(f"{dist} (not installed)")
+    return ", ".join(out)
 
 
-class Contention:
-    """Measures how much CPU *other* processes (other users of a shared machine) take."""
+def git_commit() -> str:
+    def git(*words: str) -> str:
+        return subprocess.run(["git", *words], cwd=ROOT, capture_output=True, text=True, timeout=10).stdout.strip()
 
-    def __init__(self, budget_seconds: float) -> None:
-        self.wait_budget = budget_seconds
-        self.waited = 0.0
-        self.reruns = 0
-        self.max_reruns = 40
-        self.max_noise = 0.0  # worst other-process CPU fraction among kept runs
-
-    def others_busy(self, interval: float = 0.5) -> float:
-        b0, o0, t0 = _cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
-        time.sleep(interval)
-        b1, o1, t1 = _cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
-        return max(0.0, (b1 - b0) - (o1 - o0)) / ((t1 - t0) * (os.cpu_count() or 1))
-
-    def wait_quiet(self) -> None:
-        t0 = time.perf_counter()
-        limit = min(QUIET_MAX_WAIT, max(0.0, self.wait_budget - self.waited))
-        while self.others_busy(0.3) > QUIET_BUSY and time.perf_counter() - t0 < limit:
-            pass
-        self.waited += time.perf_counter() - t0
-
-    def measure(self, fn: Callable[[], Run]) -> tuple[Run, float]:
-        """Run ``fn`` and return it with the CPU fraction other processes took meanwhile."""
-        b0, o0, t0 = _cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter()
-        run = fn()
-        b1, o1, wall = _cpu_busy_seconds(), _own_cpu_seconds(), time.perf_counter() - t0
-        if wall < MIN_CHECK_SECONDS:  # too short for /proc/stat's 10 ms ticks
-            return run, 0.0
-        return run, max(0.0, (b1 - b0) - (o1 - o0)) / (wall * (os.cpu_count() or 1))
+    try:
+        commit = git("rev-parse", "--short", "HEAD") or "unknown"
+        if git("status", "--porcelain", "--", "daskcluster"):
+            commit += " (daskcluster/ has uncommitted changes)"
+        return commit
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
 
 
-# --------------------------------------------------------------------------- runs
+def load_avg() -> str:
+    return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-@dataclass
-class Run:
-    """One timed fit (or GEMM)."""
+#: Environment variables that change BLAS/OpenMP behaviour; noted in the report when set.
+THREAD_ENV = ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
-    seconds: float
-    n_iter: int = 1
-    centers: np.ndarray | None = None
-    hook_median: float | None = None  # daskcluster: median per-iteration seconds of the progress hook
-    passes: int | None = None  # daskcluster: passes over the data
-    noise: float = 0.0  # CPU fraction taken by other processes during the run
-
-    @property
-    def per_iter(self) -> float:
-        return self.seconds / max(self.n_iter, 1)
-
-
-@dataclass
-class Case:
-    """A benchmark cell: a callable doing one timed fit, repeated."""
-
-    key: str
-    library: str
-    input: str
-    scheduler: str
-    k: int | None
-    fn: Callable[[int], Run]  # argument: max_iter (a warm-up uses fewer iterations)
-    runs: list[Run] = field(default_factory=list)
-    error: str | None = None
-
-    def med(self, attr: str = "per_iter") -> float | None:
-        vals = [getattr(r, attr) for r in self.runs if getattr(r, attr) is not None]
-        return statistics.median(vals) if vals else None
-
-    def spread(self) -> str:
-        vals = [r.per_iter for r in self.runs]
-        return f"{min(vals):.4f}-{max(vals):.4f}" if vals else "-"
-
-
-def _quiet() -> Any:
-    cm = warnings.catch_warnings()
-    cm.__enter__()
-    warnings.simplefilter("ignore")
-    return cm
-
-
-def gemm_case(Xf: np.ndarray, centers: np.ndarray) -> Callable[[int], Run]:
-    ct = centers.T
-
-    def run(_max_iter: int) -> Run:
-        times = []
-        for _ in range(9):
-            t0 = time.perf_counter()
-            Xf @ ct
-            times.append(time.perf_counter() - t0)
-        return Run(statistics.median(times))
-
-    return run
-
-
-def sklearn_case(Xf: np.ndarray, centers: np.ndarray) -> Callable[[int], Run]:
-    from sklearn.cluster import KMeans as SKKMeans
-
-    def run(max_iter: int) -> Run:
-        km = SKKMeans(n_clusters=len(centers), init=centers, n_init=1, max_iter=max_iter, tol=0, algorithm="lloyd")
-        t0 = time.perf_counter()
-        km.fit(Xf)
-        return Run(time.perf_counter() - t0, km.n_iter_, km.cluster_centers_)
-
-    return run
-
-
-def daskcluster_fit(km: Any, X: Any) -> Run:
-    from daskcluster.engine import count_passes
-    from daskcluster.progress import progress_hook
-
-    seconds: list[float] = []
-
-    def hook(rep: Any) -> None:
-        if rep.stage == "fit":
-            seconds.append(rep.seconds)
-
-    with count_passes() as counter, progress_hook(hook):
-        t0 = time.perf_counter()
-        km.fit(X)
-        elapsed = time.perf_counter() - t0
-    return Run(elapsed, km.n_iter_, km.cluster_centers_, statistics.median(seconds) if seconds else None,
-               counter.passes)
-
-
-def daskcluster_case(X: Any, centers: np.ndarray) -> Callable[[int], Run]:
-    from daskcluster import KMeans
-
-    def run(max_iter: int) -> Run:
-        # n_init=1 spelled out, as for scikit-learn (with an array init "auto" also means 1).
-        km = KMeans(n_clusters=len(centers), init=centers, n_init=1, max_iter=max_iter, tol=0)
-        return daskcluster_fit(km, X)
-
-    return run
-
-
-def daskml_case(Xd: Any, centers: np.ndarray) -> Callable[[int], Run]:
-    def run(max_iter: int) -> Run:
-        from dask_ml.cluster import KMeans as DMKMeans
-
-        cm = _quiet()
-        try:
-            km = DMKMeans(n_clusters=len(centers), init=centers, max_iter=max_iter, tol=0)
-            t0 = time.perf_counter()
-            km.fit(Xd)
-            elapsed = time.perf_counter() - t0
-        finally:
-            cm.__exit__(None, None, None)
-        return Run(elapsed, int(km.n_iter_), np.asarray(km.cluster_centers_))
-
-    return run
-
-
-#: BLAS threads of this process at start-up, restored before every run: dask-ml on the threaded
+#: BLAS threads of this process at start, restored before every timed fit: dask-ml on the threaded
 #: scheduler leaves OpenBLAS at 1 thread for the whole process (scikit-learn's
-#: ``threadpool_limits(1)`` entered and left concurrently by several Dask threads restores the
-#: wrong value), which would slow every later BLAS call, the GEMM floor included.
+#: ``threadpool_limits(1)``, entered and left concurrently by several Dask threads, restores the
+#: wrong value), which would slow every later BLAS call.
 BLAS_THREADS: int | None = None
 
 
 def reset_blas() -> None:
-    """Give BLAS back the number of threads it had when the script started."""
     if BLAS_THREADS:
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(limits=BLAS_THREADS, user_api="blas")
 
 
-def timed(cont: Contention, fn: Callable[[], Run], label: str) -> Run:
-    """One timed run after waiting for a quiet machine; re-run (budget permitting) if others interfered."""
-    while True:
-        reset_blas()
-        cont.wait_quiet()
-        run, noise = cont.measure(fn)
-        run.noise = noise
-        if noise <= NOISY_FRACTION or cont.reruns >= cont.max_reruns or cont.waited >= cont.wait_budget:
-            cont.max_noise = max(cont.max_noise, noise)
-            return run
-        cont.reruns += 1
-        print(f"  ({label}: other processes took {noise:.0%} of the CPUs during the run; re-running)", flush=True)
-
-
-
-def run_phase(name: str, cases: list[Case], repeats: int, warmup_iter: int, cont: Contention) -> None:
-    """Warm each case up once, then run all cases round-robin ``repeats`` times."""
-    print(f"\n[{name}] warm-up ({warmup_iter} iterations) ...", flush=True)
-    for c in cases:
-        try:
-            reset_blas()
-            c.fn(warmup_iter)
-        except Exception as exc:  # noqa: BLE001 - record any failure (dask-ml vs scikit-learn versions)
-            c.error = f"{type(exc).__name__}: {exc}".strip()
-            print(f"  {c.key}: FAILED\n{traceback.format_exc()}", flush=True)
-    for r in range(repeats):
-        for c in cases:
-            if c.error:
-                continue
-            try:
-                run = timed(cont, lambda: c.fn(MAX_ITER), c.key)
-            except Exception as exc:  # noqa: BLE001
-                c.error = f"{type(exc).__name__}: {exc}".strip()
-                print(f"  {c.key}: FAILED\n{traceback.format_exc()}", flush=True)
-                continue
-            c.runs.append(run)
-            extra = "" if run.hook_median is None else f"  hook median {run.hook_median:.4f}s"
-            print(f"  [{r + 1}/{repeats}] {c.key:<34} {run.seconds:8.3f}s  n_iter={run.n_iter:<3} "
-                  f"{run.per_iter:.4f}s/iter{extra}  (others: {run.noise:.0%} CPU)", flush=True)
-
-
-# --------------------------------------------------------------------------- default fits
+# --------------------------------------------------------------------------- fits
 
 
 @dataclass
-class DefaultFit:
-    library: str
-    settings: str
-    runs: list[Run] = field(default_factory=list)
-    error: str | None = None
-    inertia: float | None = None
-    accuracy: float | None = None
-    reported_inertia: float | None = None
+class Fit:
+    seconds: float
+    n_iter: int
+    centers: np.ndarray
+    labels: np.ndarray | None = None
+    passes: int | None = None
 
-    def med_seconds(self) -> float | None:
-        return statistics.median(r.seconds for r in self.runs) if self.runs else None
+    @property
+    def ms_per_iter(self) -> float:
+        return 1e3 * self.seconds / max(self.n_iter, 1)
 
 
-def default_fits(X: np.ndarray, Xf: np.ndarray, Xd: Any, X64: np.ndarray, y: np.ndarray,
-                 repeats: int, cont: Contention) -> list[DefaultFit]:
-    from dask_ml.cluster import KMeans as DMKMeans
-    from sklearn.cluster import KMeans as SKKMeans
+#: A fit function: (data, initial centers, max_iter, tol) -> Fit.
+FitFn = Callable[[Data, np.ndarray, int, float], Fit]
 
-    from daskcluster import KMeans, scaled
 
-    k = 10
+def sklearn_fit(algorithm: str) -> FitFn:
+    def fit(data: Data, centers: np.ndarray, max_iter: int, tol: float) -> Fit:
+        from sklearn.cluster import KMeans
 
-    def sk() -> tuple[Run, float]:
-        km = SKKMeans(n_clusters=k, random_state=SEED)
+        km = KMeans(n_clusters=len(centers), init=centers, n_init=1, max_iter=max_iter, tol=tol,
+                    algorithm=algorithm)
         t0 = time.perf_counter()
-        km.fit(Xf)
-        return Run(time.perf_counter() - t0, km.n_iter_, km.cluster_centers_), km.inertia_
+        km.fit(data.Xf)
+        seconds = time.perf_counter() - t0
+        return Fit(seconds, int(km.n_iter_), km.cluster_centers_, km.labels_)
 
-    def dc() -> tuple[Run, float]:
-        km = KMeans(n_clusters=k, random_state=SEED)
-        return daskcluster_fit(km, scaled(X, 1 / 255)), km.inertia_
+    return fit
 
-    def dm() -> tuple[Run, float]:
-        cm = _quiet()
-        try:
-            km = DMKMeans(n_clusters=k, random_state=SEED)
-            t0 = time.perf_counter()
-            km.fit(Xd)
-            elapsed = time.perf_counter() - t0
-        finally:
-            cm.__exit__(None, None, None)
-        return Run(elapsed, int(km.n_iter_), np.asarray(km.cluster_centers_)), float(km.inertia_)
 
-    fits = [
-        (DefaultFit("scikit-learn", "float32 X/255; init='k-means++', n_init='auto' (1), lloyd, tol=1e-4"), sk),
-        (DefaultFit("daskcluster", "scaled(uint8, 1/255), threads; init='k-means||', n_init='auto' (1), tol=1e-4"), dc),
-        (DefaultFit("dask-ml", "float32 X/255 dask array, threads; init='k-means||', n_init='auto', tol=1e-4"), dm),
-    ]
-    print(f"\n[default fits, k={k}, random_state={SEED}] ({repeats} repeats, libraries already warm)", flush=True)
-    for r in range(repeats):
-        for fit, fn in fits:
-            if fit.error:
+def daskml_fit(data: Data, centers: np.ndarray, max_iter: int, tol: float) -> Fit:
+    import dask.array as da
+    from dask_ml.cluster import KMeans
+
+    from daskcluster.io import chunk_rows
+
+    # The same row chunking daskcluster picks for a float32 array.
+    Xd = da.from_array(data.Xf, chunks=(chunk_rows(data.n, data.Xf.shape[1], 4), -1))
+    # "max_iter large" for the timed fits (its tol means something else); warm-ups keep their few iterations.
+    km = KMeans(n_clusters=len(centers), init=centers, max_iter=DASKML_MAX_ITER if max_iter >= MAX_ITER else max_iter,
+                tol=tol)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t0 = time.perf_counter()
+        km.fit(Xd)
+        seconds = time.perf_counter() - t0
+    return Fit(seconds, int(km.n_iter_), np.asarray(km.cluster_centers_), np.asarray(km.labels_))
+
+
+def has_algorithm() -> bool:
+    """Whether ``daskcluster.KMeans`` takes an ``algorithm`` parameter (being added)."""
+    from daskcluster import KMeans
+
+    return "algorithm" in KMeans().get_params()
+
+
+def daskcluster_kmeans(n_clusters: int, centers: np.ndarray, algorithm: str, max_iter: int, tol: float) -> Any:
+    """Every daskcluster ``KMeans`` of this script is made here.
+
+    ``algorithm`` is passed whenever the estimator has the parameter (so "lloyd" is never left
+    to a default), and otherwise only when it is not "lloyd" (so "elkan" fails loudly).
+    """
+    from daskcluster import KMeans
+
+    params: dict[str, Any] = dict(n_clusters=n_clusters, init=centers, n_init=1, max_iter=max_iter, tol=tol)
+    if algorithm != "lloyd" or has_algorithm():
+        params["algorithm"] = algorithm
+    return KMeans(**params)
+
+
+def timed_daskcluster(km: Any, X: Any) -> tuple[float, int]:
+    from daskcluster.engine import count_passes
+
+    with count_passes() as counter:
+        t0 = time.perf_counter()
+        km.fit(X)
+        seconds = time.perf_counter() - t0
+    return seconds, counter.passes
+
+
+def daskcluster_fit(algorithm: str, storage: str) -> FitFn:
+    def fit(data: Data, centers: np.ndarray, max_iter: int, tol: float) -> Fit:
+        from daskcluster import scaled
+
+        X = scaled(data.X8, 1 / 255) if storage == U8 else data.Xf
+        km = daskcluster_kmeans(len(centers), centers, algorithm, max_iter, tol)
+        seconds, passes = timed_daskcluster(km, X)
+        return Fit(seconds, int(km.n_iter_), np.asarray(km.cluster_centers_), np.asarray(km.labels_), passes)
+
+    return fit
+
+
+@dataclass
+class Case:
+    """One configuration (library, algorithm, input, scheduler) at one k."""
+
+    key: str
+    library: str
+    algorithm: str
+    storage: str
+    scheduler: str
+    fn: FitFn
+    fits: list[Fit] = field(default_factory=list)
+    error: str | None = None
+    skipped: str | None = None
+    inertia: float | None = None
+    # Sanity comparison with scikit-learn lloyd's fit.
+    center_diff: float | None = None
+    label_agree: float | None = None
+    n_iter_diff: int | None = None
+
+    @property
+    def best(self) -> Fit | None:
+        return min(self.fits, key=lambda f: f.seconds) if self.fits else None
+
+
+def make_cases(k: int, scheduler: str, args: argparse.Namespace, elkan_ours: bool) -> list[Case]:
+    ours_algorithms = ["lloyd", "elkan"] if elkan_ours else ["lloyd"]
+    ours = [Case(f"dc-{a}-{'u8' if s == U8 else 'f32'}-{'thr' if scheduler == THREADS else 'lc'}", "daskcluster",
+                 a, s, scheduler, daskcluster_fit(a, s)) for a in ours_algorithms for s in (U8, F32)]
+    if scheduler == CLUSTER:
+        return ours
+    cases = [Case("sk-lloyd", "scikit-learn", "lloyd", F32, "OpenMP", sklearn_fit("lloyd")),
+             Case("sk-elkan", "scikit-learn", "elkan", F32, "OpenMP", sklearn_fit("elkan"))]
+    dm = Case("daskml", "dask-ml", "lloyd", F32 + " (dask array)", THREADS, daskml_fit)
+    if args.no_daskml:
+        dm.skipped = "--no-daskml"
+    elif args.skip_daskml_above is not None and k > args.skip_daskml_above:
+        dm.skipped = f"--skip-daskml-above {args.skip_daskml_above}"
+    return [*cases, dm, *ours]
+
+
+def _failure(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".strip().splitlines()[0][:300]
+
+
+def run_k(k: int, data: Data, cases: list[Case], rounds: int, warm: set[str], warmup: Data) -> None:
+    """Warm each configuration up (once per run), then ``rounds`` timed fits round-robin."""
+    centers = kmeanspp(data.Xf, k)
+    warm_centers = kmeanspp(warmup.Xf, WARMUP_K)
+    for r in range(rounds):
+        for c in cases:
+            if c.error or c.skipped:
                 continue
             try:
-                box: dict[str, float] = {}
-
-                def once(fn: Callable[[], tuple[Run, float]] = fn) -> Run:
-                    run, box["inertia"] = fn()
-                    return run
-
-                run = timed(cont, once, fit.library)
-                inertia = box["inertia"]
-            except Exception as exc:  # noqa: BLE001
-                fit.error = f"{type(exc).__name__}: {exc}".strip()
-                print(f"  {fit.library}: FAILED\n{traceback.format_exc()}", flush=True)
+                if c.key not in warm:
+                    reset_blas()
+                    c.fn(warmup, warm_centers, WARMUP_ITER, TOL)
+                    warm.add(c.key)
+                reset_blas()
+                fit = c.fn(data, centers, MAX_ITER, TOL)
+            except Exception as exc:  # noqa: BLE001 - record any failure and go on with the others
+                c.error = _failure(exc)
+                print(f"  k={k} {c.key}: FAILED\n{traceback.format_exc()}", flush=True)
                 continue
-            fit.runs.append(run)
-            fit.reported_inertia = float(inertia)
-            print(f"  [{r + 1}/{repeats}] {fit.library:<13} {run.seconds:8.3f}s  n_iter={run.n_iter}  "
-                  f"(others: {run.noise:.0%} CPU)", flush=True)
-    for fit, _ in fits:
-        if fit.runs:
-            labels, fit.inertia = nearest_f64(X64, fit.runs[-1].centers)
-            fit.accuracy = majority_accuracy(labels, y, k)
-    return [f for f, _ in fits]
+            c.fits.append(fit)
+            extra = "" if fit.passes is None else f"  passes={fit.passes}"
+            print(f"  [{r + 1}/{rounds}] k={k:<5} {c.key:<18} {fit.seconds:9.3f}s  n_iter={fit.n_iter:<4} "
+                  f"{fit.ms_per_iter:9.2f} ms/iter{extra}", flush=True)
+    for c in cases:
+        if c.fits:
+            c.inertia = nearest_f64(data.Xf, c.fits[-1].centers)[1]
 
 
-# --------------------------------------------------------------------------- kernel profile
+def sanity(cases: list[Case]) -> None:
+    """Compare every fit with scikit-learn lloyd's (its last round)."""
+    ref = next((c for c in cases if c.key == "sk-lloyd" and c.fits), None)
+    if ref is None:
+        return
+    r = ref.fits[-1]
+    scale = float(np.abs(r.centers).max()) or 1.0
+    for c in cases:
+        if not c.fits:
+            continue
+        f = c.fits[-1]
+        c.center_diff = float(np.abs(np.asarray(f.centers, dtype=np.float64) - r.centers).max()) / scale
+        if f.labels is not None and r.labels is not None and len(f.labels) == len(r.labels):
+            c.label_agree = float(np.mean(np.asarray(f.labels) == r.labels))
+        c.n_iter_diff = f.n_iter - r.n_iter
 
 
-class LineTimer:
-    """Wall time per source line of the given functions (inclusive of what a line calls).
-
-    A ``sys.settrace`` line timer: cheap here, since the kernels run few Python lines that each
-    do a lot of NumPy work. Generators are handled (the time between a ``yield`` and the
-    resumption is not counted).
-    """
-
-    def __init__(self, funcs: list[Any]) -> None:
-        self.codes = {f.__code__: f for f in funcs}
-        self.times: dict[tuple[Any, int], float] = {}
-        self.hits: dict[tuple[Any, int], int] = {}
-        self._last: dict[Any, tuple[int, float]] = {}
-
-    def _global(self, frame: Any, event: str, arg: Any) -> Any:
-        if event == "call" and frame.f_code in self.codes:
-            self._last[frame] = (frame.f_lineno, time.perf_counter())
-            return self._local
-        return None
-
-    def _local(self, frame: Any, event: str, arg: Any) -> Any:
-        now = time.perf_counter()
-        prev = self._last.pop(frame, None)
-        if prev is not None:
-            key = (frame.f_code, prev[0])
-            self.times[key] = self.times.get(key, 0.0) + now - prev[1]
-            self.hits[key] = self.hits.get(key, 0) + 1
-        if event == "line":
-            self._last[frame] = (frame.f_lineno, time.perf_counter())
-        return self._local
-
-    def __enter__(self) -> LineTimer:
-        self.times.clear()
-        self.hits.clear()
-        sys.settrace(self._global)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        sys.settrace(None)
-
-    def report(self, total: float, min_share: float = 0.005) -> list[str]:
-        import inspect
-        import linecache
-
-        out = []
-        for code, func in self.codes.items():
-            rows = sorted((line, t) for (c, line), t in self.times.items() if c is code)
-            if not rows:
-                continue
-            out.append(f"  {inspect.getsourcefile(func).split('daskcluster', 1)[-1].lstrip('/')}:"
-                       f"{code.co_name}  ({sum(t for _, t in rows) * 1e3:.1f} ms incl.)")
-            for line, t in rows:
-                if t < min_share * total:
-                    continue
-                src = linecache.getline(code.co_filename, line).strip()
-                out.append(f"    {line:>4} {t * 1e3:8.1f} ms {100 * t / total:5.1f}%  x{self.hits[(code, line)]:<4} "
-                           f"{src[:90]}")
-        return out
+# --------------------------------------------------------------------------- per-pass overhead
 
 
-def profile_lloyd_kernel(X: np.ndarray, Xf: np.ndarray, repeats: int, cont: Contention | None = None) -> list[str]:
-    """Line profile of ``lloyd_kernel`` on one block holding all rows, k = 10 and 100.
+@dataclass
+class Overhead:
+    scheduler: str
+    fits: list[tuple[float, int, int]] = field(default_factory=list)  # (seconds, passes, n_iter)
+    error: str | None = None
 
-    BLAS is limited to one thread, as in a task on the threaded scheduler (daskcluster limits
-    it there) or on a distributed worker (``OPENBLAS_NUM_THREADS=1``). Returns printable lines.
-    """
-    from threadpoolctl import threadpool_limits
+    @property
+    def best(self) -> tuple[float, int, int] | None:
+        return min(self.fits, key=lambda f: f[0] / max(f[1], 1)) if self.fits else None
 
-    from daskcluster.kernels import blocks as B
-    from daskcluster.kernels import distances as D
-    from daskcluster.kernels import kmeans as K
+    @property
+    def ms_per_pass(self) -> float | None:
+        b = self.best
+        return None if b is None else 1e3 * b[0] / max(b[1], 1)
 
-    funcs = [K.lloyd_kernel]
-    for mod, names in ((K, ("cluster_sums",)), (D, ("nearest_center",)),
-                       (B, ("iter_compute_slices", "row_sq_norms", "check_finite_rows"))):
-        funcs += [getattr(mod, n) for n in names if callable(getattr(mod, n, None))]
-    out = [f"lloyd_kernel on one block of {X.shape[0]:,} rows, BLAS limited to 1 thread; "
-           f"wall ms per line (inclusive), best of {repeats} traced calls; lines < 0.5% omitted."]
-    rng = np.random.default_rng(SEED)
-    with threadpool_limits(1, user_api="blas"):
-        for k in KS:
-            C = Xf[np.sort(rng.choice(X.shape[0], size=k, replace=False))].copy()
-            if cont is not None:
-                cont.wait_quiet()
-            gemm = min(_time(lambda: Xf @ C.T) for _ in range(repeats))
-            for label, block, affine in (("scaled(uint8, 1/255)", X, B.Affine(1 / 255)), ("float32", Xf, B.Affine())):
-                params = K.LloydParams(C, affine, n_far=k, moments=False)
-                info = B.ChunkInfo(0, 0)
-                K.lloyd_kernel(block, None, info, params)  # warm-up
-                if cont is not None:
-                    cont.wait_quiet()
-                plain = min(_time(lambda: K.lloyd_kernel(block, None, info, params)) for _ in range(repeats))
-                best: LineTimer | None = None
-                best_t = float("inf")
-                for _ in range(repeats):
-                    if cont is not None:
-                        cont.wait_quiet()
-                    timer = LineTimer(funcs)
-                    with timer:
-                        t = _time(lambda: K.lloyd_kernel(block, None, info, params))
-                    if t < best_t:
-                        best, best_t = timer, t
-                out.append("")
-                out.append(f"k={k}, {label}: lloyd_kernel {plain * 1e3:.1f} ms untraced ({best_t * 1e3:.1f} ms traced); "
-                           f"bare float32 GEMM ({X.shape[0]}x784)@(784x{k}) on 1 thread {gemm * 1e3:.1f} ms "
-                           f"-> kernel = {plain / gemm:.2f}x GEMM")
-                assert best is not None
-                out += best.report(best_t)
+
+def run_overhead(data: Data, scheduler: str, rounds: int) -> Overhead:
+    import dask.array as da
+
+    n = OVERHEAD_CHUNKS * OVERHEAD_CHUNK_ROWS
+    Xf = data.Xf[:n]
+    X = da.from_array(Xf, chunks=(OVERHEAD_CHUNK_ROWS, Xf.shape[1]))
+    centers = kmeanspp(Xf, OVERHEAD_K)
+    out = Overhead(scheduler)
+    try:
+        for r in range(rounds + 1):  # the first fit is the untimed warm-up
+            km = daskcluster_kmeans(OVERHEAD_K, centers, "lloyd", OVERHEAD_ITER, 0.0)
+            seconds, passes = timed_daskcluster(km, X)
+            if r:
+                out.fits.append((seconds, passes, int(km.n_iter_)))
+                print(f"  [{r}/{rounds}] overhead {scheduler:<18} {seconds:8.3f}s  passes={passes}  "
+                      f"{1e3 * seconds / max(passes, 1):.2f} ms/pass", flush=True)
+    except Exception as exc:  # noqa: BLE001
+        out.error = _failure(exc)
+        print(f"  overhead {scheduler}: FAILED\n{traceback.format_exc()}", flush=True)
     return out
-
-
-def _time(fn: Callable[[], Any]) -> float:
-    t0 = time.perf_counter()
-    fn()
-    return time.perf_counter() - t0
 
 
 # --------------------------------------------------------------------------- report
 
 
-def _fmt(v: float | None, spec: str = ".4f", none: str = "-") -> str:
-    return none if v is None else format(v, spec)
+def _f(v: float | int | None, spec: str) -> str:
+    return "-" if v is None else format(v, spec)
 
 
-def _cell(text: str) -> str:
-    """Text safe inside a Markdown table cell."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def _x(v: float | None, spec: str) -> str:
+    return "-" if v is None else f"{v:{spec}}×"
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
-    return None if a is None or b is None or b == 0 else a / b
+    return None if a is None or b is None or b <= 0 else a / b
 
 
-def environment() -> dict[str, str]:
-    import dask
-    import distributed
-    import sklearn
-    from threadpoolctl import threadpool_info
-
-    import daskcluster
-
-    try:
-        import dask_ml
-
-        dask_ml_version = dask_ml.__version__
-    except Exception as exc:  # noqa: BLE001
-        dask_ml_version = f"not importable ({exc})"
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                                text=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "daskcluster"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        commit += " (daskcluster/ has uncommitted changes)" if dirty else ""
-    except Exception:  # noqa: BLE001
-        commit = "unknown"
-    blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
-                     for i in threadpool_info())
-    return {
-        "date": _dt.datetime.now().isoformat(timespec="minutes"),
-        "python": platform.python_version(),
-        "cpu": f"{os.cpu_count()} logical CPUs, {platform.processor() or platform.machine()}",
-        "libraries": (f"numpy {np.__version__}, scikit-learn {sklearn.__version__}, dask {dask.__version__}, "
-                      f"distributed {distributed.__version__}, dask-ml {dask_ml_version}, "
-                      f"daskcluster {daskcluster.__version__}"),
-        "threadpools": blas,
-        "commit": commit,
-    }
+def _cell(text: str) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def build_report(args: argparse.Namespace, n_rows: int, cases: dict[str, Case], defaults: list[DefaultFit],
-                 inertias: dict[str, float], env: dict[str, str], load: tuple[str, str],
-                 elapsed: float, cont: Contention,
-                 profile: list[str]) -> tuple[str, list[tuple[str, str, bool | None]]]:
-    def per(key: str) -> float | None:
-        c = cases.get(key)
-        return None if c is None else c.med()
+def _mark(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("✓" if ok else "✗")
 
-    lines = [SECTION, ""]
-    lines.append(f"Command (from the project root): `{args.command}`  ")
-    lines.append(f"Data: real MNIST train+test, {n_rows:,} x 784 (`{os.path.relpath(args.data, ROOT)}`). "
-                 f"Run started {env['date']}, total {elapsed / 60:.1f} min, load average before/after: {load[0]} / {load[1]}.  ")
-    lines.append(f"Machine: {env['cpu']}; Python {env['python']}; {env['libraries']}; "
-                 f"BLAS/OpenMP at start: {env['threadpools']}; project commit {env['commit']}.  ")
-    lines.append(f"BLAS is reset to {BLAS_THREADS} thread(s) before every run: a dask-ml fit on the threaded "
-                 "scheduler leaves this process's OpenBLAS at 1 thread (scikit-learn's `threadpool_limits(1)`, "
-                 "entered and left concurrently by several Dask threads, restores the wrong value), which would "
-                 "otherwise slow every later BLAS call, the GEMM floor included.  ")
-    lines.append(f"Shared machine: before each timed run the script waited for other processes to use < "
-                 f"{QUIET_BUSY:.0%} of the CPUs ({cont.waited:.0f} s waited in all) and re-ran {cont.reruns} run(s) "
-                 f"during which they took > {NOISY_FRACTION:.0%}; worst other-process CPU share in a kept run "
-                 f"(runs ≥ {MIN_CHECK_SECONDS} s): {cont.max_noise:.0%}.")
-    lines.append("")
-    lines.append(f"### Time per Lloyd iteration (fixed init, `max_iter={MAX_ITER}, tol=0`; median of "
-                 f"{args.repeats} run(s) after a warm-up)")
-    lines.append("")
-    lines.append("Same initial centers for everyone (k distinct rows chosen with `numpy.random.default_rng(0)`). "
-                 "s/iter = fit time / n_iter, nothing subtracted (so it includes input handling, the final "
-                 "labels/inertia and, for daskcluster on the cluster, shipping the NumPy array to the workers). "
-                 "'hook' = median per-iteration seconds reported by `daskcluster.progress.progress_hook`. "
-                 "'inertia' = float64 inertia of `X/255` against the centers after the run (a check that "
-                 "everyone ran the same Lloyd iterations). 'passes' = `daskcluster.engine.count_passes()` "
-                 "(20 Lloyd passes + 1 for the final inertia; the `labels_` pass is a map, not counted, so "
-                 "daskcluster reads the data 22 times per fit, scikit-learn 21). 'others' CPU' = the largest share of the CPUs that "
-                 "other processes on the machine took during a kept run of the case.")
-    lines.append("")
-    lines.append("| k | implementation | input | scheduler | n_iter | s/iter | hook s/iter | passes | "
-                 "÷ scikit-learn | ÷ GEMM | dask-ml ÷ this | inertia | others' CPU |")
-    lines.append("|---:|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for k in KS:
-        sk = per(f"sklearn-{k}")
-        gemm = per(f"gemm-{k}")
-        for key, c in cases.items():
-            if c.k != k:
+
+@dataclass
+class Run:
+    """Everything one invocation measured."""
+
+    args: argparse.Namespace
+    n_rows: int
+    by_k: dict[int, list[Case]]
+    overhead: list[Overhead]
+    notes: list[str]
+
+
+def seconds_of(cases: list[Case], key: str) -> float | None:
+    c = next((c for c in cases if c.key == key), None)
+    return None if c is None or c.best is None else c.best.seconds
+
+
+def faster_sklearn(cases: list[Case]) -> tuple[float | None, str]:
+    sk = [(s, a) for a in ("lloyd", "elkan") if (s := seconds_of(cases, f"sk-{a}")) is not None]
+    return min(sk) if sk else (None, "-")
+
+
+def targets(run: Run) -> list[tuple[str, str, str, bool | None]]:
+    """(target, measured on uint8, float32 alongside, met?) rows."""
+    rows: list[tuple[str, str, str, bool | None]] = []
+    for k, cases in run.by_k.items():
+        fast, fast_name = faster_sklearn(cases)
+        for sched, tag, limit in ((THREADS, "thr", TARGET_THREADS), (CLUSTER, "lc", TARGET_CLUSTER)):
+            for alg in ("lloyd", "elkan"):
+                keys = (f"dc-{alg}-u8-{tag}", f"dc-{alg}-f32-{tag}")
+                if not any(c.key == keys[0] for c in cases):
+                    continue
+                u8, f32 = (_ratio(seconds_of(cases, key), fast) for key in keys)
+                rows.append((f"k={k}, {sched}, {alg}: fit ≤ {limit}× the faster scikit-learn ({fast_name})",
+                             _x(u8, ".2f"), _x(f32, ".2f"), None if u8 is None else u8 <= limit))
+    for o in run.overhead:
+        ms = o.ms_per_pass
+        rows.append((f"per-pass overhead, {OVERHEAD_CHUNKS} chunks of {OVERHEAD_CHUNK_ROWS}×784, {o.scheduler}: "
+                     f"≤ {TARGET_PASS_MS:g} ms", f"{_f(ms, '.2f')} ms", "-", None if ms is None else ms <= TARGET_PASS_MS))
+    for k, cases in run.by_k.items():
+        dm = next((c for c in cases if c.key == "daskml"), None)
+        dm_ms = dm.best.ms_per_iter if dm is not None and dm.best else None
+        for alg in ("lloyd", "elkan"):
+            ours = {s: next((c for c in cases if c.key == f"dc-{alg}-{s}-thr"), None) for s in ("u8", "f32")}
+            if ours["u8"] is None:
                 continue
-            p = c.med()
-            if c.error:
-                err = c.error.replace("|", "\\|").replace("\n", " ")
-                lines.append(f"| {k} | {c.library} | {_cell(c.input)} | {c.scheduler} | - | failed: {_cell(err[:300])} "
-                             "| - | - | - | - | - | - | - |")
+            u8, f32 = (_ratio(dm_ms, c.best.ms_per_iter if c is not None and c.best else None) for c in ours.values())
+            rows.append((f"k={k}, threads, {alg}: ≥ {TARGET_VS_DASKML:g}× faster than dask-ml per iteration",
+                         _x(u8, ".1f"), _x(f32, ".1f"), None if u8 is None else u8 >= TARGET_VS_DASKML))
+    return rows
+
+
+def report(run: Run, env: dict[str, Any]) -> str:
+    a = run.args
+    L: list[str] = ["# KMeans on MNIST, fitted to convergence (issue: second round)", ""]
+    L.append(f"Command (from the project root): `{env['command']}`  ")
+    L.append(f"Run started {env['date']}, took {env['elapsed'] / 60:.1f} min; load average (1, 5, 15 min) at start "
+             f"{env['load_start']}, at end {env['load_end']}.  ")
+    L.append(f"Machine: {env['cpu']} ({os.cpu_count()} logical CPUs, {platform.machine()}); {env['versions']}; "
+             f"project commit {env['commit']}.  ")
+    thread_env: dict[str, str] = env["thread_env"]
+    if "OPENBLAS_CORETYPE" in thread_env:
+        L.append(f"**Environment note:** `OPENBLAS_CORETYPE={thread_env['OPENBLAS_CORETYPE']}` is set: OpenBLAS uses "
+                 "that kernel instead of the one it detects (see the architecture below).  ")
+    L.append("Thread-related environment variables at start: "
+             + (", ".join(f"`{k}={v}`" for k, v in thread_env.items()) or "none set") + ".")
+    L.append("")
+    L.append("`threadpoolctl.threadpool_info()` at start:")
+    L.append("")
+    L.append("| user_api | internal_api | version | architecture | threading layer | threads | library |")
+    L.append("|---|---|---|---|---|---:|---|")
+    for i in env["threadpools"]:
+        L.append(f"| {i.get('user_api')} | {i.get('internal_api')} | {i.get('version')} | {i.get('architecture', '-')} "
+                 f"| {i.get('threading_layer', '-')} | {i.get('num_threads')} | `{os.path.basename(i.get('filepath', ''))}` |")
+    L.append("")
+    L.append(f"Data: real MNIST train+test (`{os.path.relpath(a.data, ROOT)}`), {run.n_rows:,} × 784 uint8"
+             + (f"; k ≥ {SUBSET_FROM_K:,} on the first {min(SUBSET_ROWS, run.n_rows):,} rows" if any(
+                 k >= SUBSET_FROM_K for k in run.by_k) else "") + ". scikit-learn and dask-ml get float32 `X/255`; "
+             f"daskcluster gets `scaled(X_uint8, 1/255)` (uint8 storage) and float32 `X/255`.")
+    L.append("")
+    L.append("How it was measured:")
+    L.append("")
+    L.append(f"* Same initial centers for everyone: `sklearn.cluster.kmeans_plusplus(X/255, k, random_state={SEED})` "
+             f"on the float32 data, given as `init`; `n_init=1`, `tol={TOL:g}`, `max_iter={MAX_ITER}`. dask-ml: "
+             f"`max_iter={DASKML_MAX_ITER}` and its own `tol={TOL:g}`, which is absolute on the summed squared shift of "
+             "the centers (scikit-learn's and daskcluster's is relative to the mean variance of the features), so it "
+             "stops after a different number of iterations.")
+    L.append(f"* Best of {a.rounds} timed fit(s) per case, round-robin across the cases of a k. Before its first "
+             f"timed fit each configuration got one untimed warm-up fit ({WARMUP_ROWS:,} rows, k={WARMUP_K}, "
+             f"{WARMUP_ITER} iterations), so first-call costs (numba compilation, imports, worker start-up) are "
+             "excluded from every timing.")
+    L.append("* Threaded scheduler and scikit-learn first; then one "
+             "`LocalCluster(n_workers=2, threads_per_worker=1, processes=True)` for the cluster cases. On the cluster "
+             "the NumPy array is given to `fit`, so shipping it to the workers is part of each timed fit.")
+    L.append(f"* BLAS is reset to its starting thread count ({BLAS_THREADS}) before every fit: a dask-ml fit on the "
+             "threaded scheduler leaves this process's OpenBLAS at 1 thread otherwise.")
+    L.append("* ms/iter = fit time / n_iter, nothing subtracted. passes = `daskcluster.engine.count_passes()`. "
+             "inertia = float64 sum of squared distances of `X/255` to the nearest returned center, recomputed the "
+             "same way for all (dask-ml's own `inertia_` is a sum of unsquared distances).")
+    L.append("* ÷ faster sk = fit time ÷ the faster of scikit-learn's lloyd and elkan at that k; ÷ sk lloyd = fit "
+             "time ÷ scikit-learn lloyd's. Sanity columns (not pass/fail), against scikit-learn lloyd's fit: "
+             "Δcenters = max |c − c_sk| ÷ max |c_sk|; labels = fraction of equal `labels_`; Δn_iter = n_iter − n_iter_sk.")
+    L.append("")
+    header = ("| k | rows | implementation | algorithm | input | scheduler | fit s | n_iter | ms/iter | passes | inertia | "
+              "÷ faster sk | ÷ sk lloyd | Δcenters | labels | Δn_iter |")
+    for k, cases in run.by_k.items():
+        fast, fast_name = faster_sklearn(cases)
+        lloyd = seconds_of(cases, "sk-lloyd")
+        L.append(f"### k = {k}")
+        L.append("")
+        L.append(f"Faster scikit-learn algorithm at this k: {fast_name}.")
+        L.append("")
+        L.append(header)
+        L.append("|---:|---:|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        rows = env["rows_by_k"][k]
+        for c in cases:
+            head = f"| {k} | {rows:,} | {c.library} | {c.algorithm} | {_cell(c.storage)} | {c.scheduler} |"
+            if c.skipped or c.error:
+                what = f"skipped ({c.skipped})" if c.skipped else f"failed: {_cell(c.error or '')}"
+                L.append(f"{head} {what} | - | - | - | - | - | - | - | - | - |")
                 continue
-            n_iter = "-" if c.library.startswith("NumPy") else str(c.runs[-1].n_iter)
-            dm_key = "daskml-thr" if c.scheduler == "threads" else "daskml-lc"
-            dm = per(f"{dm_key}-{k}") if c.library == "daskcluster" else None
-            passes = c.runs[-1].passes if c.runs and c.runs[-1].passes is not None else None
-            inert = inertias.get(c.key)
-            lines.append(
-                f"| {k} | {c.library} | {_cell(c.input)} | {c.scheduler} | {n_iter} | {_fmt(p)} | {_fmt(c.med('hook_median'))} | "
-                f"{'-' if passes is None else passes} | {_fmt(_ratio(p, sk), '.2f')}× | {_fmt(_ratio(p, gemm), '.2f')}× | "
-                f"{_fmt(_ratio(dm, p), '.2f', '-')}{'×' if dm else ''} | {_fmt(inert, '.6g')} | "
-                f"{'-' if c.library.startswith('NumPy') else format(max(r.noise for r in c.runs), '.0%')} |"
-            )
-    lines.append("")
-
-    # Targets.
-    targets: list[tuple[str, str, bool | None]] = []
-
-    def target(name: str, value: float | None, limit: float, le: bool = True, what: str = "") -> None:
-        ok = None if value is None else (value <= limit if le else value >= limit)
-        targets.append((name, f"{_fmt(value, '.2f')}× {what}".strip(), ok))
-
-    for key, sched in (("dc-u8-thr", "threads, uint8 scaled"), ("dc-f32-thr", "threads, float32")):
-        target(f"k=10, {sched}: s/iter ≤ {TARGET_THREADS_VS_SKLEARN}× scikit-learn",
-               _ratio(per(f"{key}-10"), per("sklearn-10")), TARGET_THREADS_VS_SKLEARN, what="of scikit-learn")
-    target(f"k=10, LocalCluster 2 workers, uint8 scaled: s/iter ≤ {TARGET_CLUSTER_VS_SKLEARN}× scikit-learn",
-           _ratio(per("dc-u8-lc-10"), per("sklearn-10")), TARGET_CLUSTER_VS_SKLEARN, what="of scikit-learn")
-    for key, sched in (("dc-u8-thr", "threads, uint8 scaled"), ("dc-f32-thr", "threads, float32"),
-                       ("dc-u8-lc", "LocalCluster, uint8 scaled")):
-        target(f"k=100, {sched}: s/iter ≤ {TARGET_VS_GEMM}× bare GEMM", _ratio(per(f"{key}-100"), per("gemm-100")),
-               TARGET_VS_GEMM, what="of the GEMM")
-    for k in KS:
-        for key, dm_key, sched in (("dc-u8-thr", "daskml-thr", "threads, uint8 scaled"),
-                                   ("dc-f32-thr", "daskml-thr", "threads, float32"),
-                                   ("dc-u8-lc", "daskml-lc", "LocalCluster, uint8 scaled")):
-            target(f"k={k}, {sched}: ≥ {TARGET_VS_DASKML:g}× faster than dask-ml per iteration",
-                   _ratio(per(f"{dm_key}-{k}"), per(f"{key}-{k}")), TARGET_VS_DASKML, le=False, what="faster")
-    dc_def = next((f for f in defaults if f.library == "daskcluster"), None)
-    dm_def = next((f for f in defaults if f.library == "dask-ml"), None)
-    if dc_def and dm_def:
-        target(f"default fit k=10 (threads): ≥ {TARGET_VS_DASKML:g}× faster than dask-ml (total fit time)",
-               _ratio(dm_def.med_seconds(), dc_def.med_seconds()), TARGET_VS_DASKML, le=False, what="faster")
-
-    lines.append("### Targets (ratios from this run)")
-    lines.append("")
-    lines.append("| target | measured | met |")
-    lines.append("|---|---:|:---:|")
-    for name, value, ok in targets:
-        lines.append(f"| {name} | {value} | {'n/a' if ok is None else ('yes' if ok else '**no**')} |")
-    lines.append("")
-
-    lines.append(f"### Default fit, k=10, `random_state={SEED}` (threaded scheduler; median fit time of "
-                 f"{args.default_repeats} run(s))")
-    lines.append("")
-    lines.append("inertia: float64 sum of squared distances of `X/255` to the nearest returned center, recomputed "
-                 "the same way for all; accuracy: each cluster (nearest returned center) labelled with its most "
-                 "frequent true digit. dask-ml's own `inertia_` is the sum of (unsquared) Euclidean distances "
-                 "(`pairwise_distances_argmin_min(...)[1].sum()`), hence not comparable; its `tol` is absolute "
-                 "on the center shift, where scikit-learn's and daskcluster's is relative to the data variance.")
-    lines.append("")
-    lines.append("| implementation | settings | fit s | n_iter | inertia (recomputed) | inertia_ (reported) | "
-                 "majority-label accuracy |")
-    lines.append("|---|---|---:|---:|---:|---:|---:|")
-    for f in defaults:
-        if f.error:
-            err = f.error.replace("|", "\\|").replace("\n", " ")
-            lines.append(f"| {f.library} | {_cell(f.settings)} | failed: {_cell(err[:300])} | - | - | - | - |")
+            b = c.best
+            assert b is not None
+            L.append(f"{head} {b.seconds:.3f} | {b.n_iter} | {b.ms_per_iter:.2f} | {_f(b.passes, 'd')} | "
+                     f"{_f(c.inertia, '.6g')} | {_x(_ratio(b.seconds, fast), '.2f')} | "
+                     f"{_x(_ratio(b.seconds, lloyd), '.2f')} | {_f(c.center_diff, '.1e')} | "
+                     f"{_f(c.label_agree, '.4f')} | {_f(c.n_iter_diff, '+d')} |")
+        L.append("")
+    L.append(f"### Per-pass overhead (`KMeans({OVERHEAD_K}, init=fixed, n_init=1, max_iter={OVERHEAD_ITER}, tol=0)` "
+             f"on a Dask array of {OVERHEAD_CHUNKS} chunks of {OVERHEAD_CHUNK_ROWS} × 784 float32)")
+    L.append("")
+    L.append(f"ms/pass = fit time ÷ passes; best of {a.rounds} fit(s) after one untimed warm-up fit.")
+    L.append("")
+    L.append("| scheduler | fit s | passes | n_iter | ms/pass |")
+    L.append("|---|---:|---:|---:|---:|")
+    for o in run.overhead:
+        if o.error or o.best is None:
+            L.append(f"| {o.scheduler} | failed: {_cell(o.error or 'no fit')} | - | - | - |")
             continue
-        lines.append(f"| {f.library} | {_cell(f.settings)} | {_fmt(f.med_seconds(), '.2f')} | {f.runs[-1].n_iter} | "
-                     f"{_fmt(f.inertia, '.6g')} | {_fmt(f.reported_inertia, '.6g')} | {_fmt(f.accuracy, '.4f')} |")
-    lines.append("")
-    lines.append("### Where daskcluster's kernel spends its time")
-    lines.append("")
-    lines.append("<details><summary>Line profile of <code>daskcluster/kernels/kmeans.py: lloyd_kernel</code> "
-                 "(same run; <code>python benchmarks/bench_kmeans.py --profile</code> prints it alone)</summary>")
-    lines.append("")
-    lines.append("```text")
-    lines += profile
-    lines.append("```")
-    lines.append("")
-    lines.append("</details>")
-    lines.append("")
-    return "\n".join(lines), targets
+        s, p, it = o.best
+        L.append(f"| {o.scheduler} | {s:.3f} | {p} | {it} | {_f(o.ms_per_pass, '.2f')} |")
+    L.append("")
+    L.append("### Targets (ratios from this run; ✓/✗ decided on the uint8 input)")
+    L.append("")
+    L.append("| target | measured (uint8) | float32 | met |")
+    L.append("|---|---:|---:|:---:|")
+    for name, u8, f32, ok in targets(run):
+        L.append(f"| {name} | {u8} | {f32} | {_mark(ok)} |")
+    L.append("")
+    if run.notes:
+        L.append("### Notes")
+        L.append("")
+        L += [f"* {n}" for n in run.notes]
+        L.append("")
+    return "\n".join(L)
 
 
-def write_section(path: str, section: str) -> None:
-    """Replace (or append) this benchmark's section in ``path``, keeping every other section."""
-    text = ""
-    if os.path.exists(path):
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    if not text.strip():
-        text = "# Benchmark results\n\nEach section is written by one script in `benchmarks/`; see its command.\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    body = section.rstrip("\n") + "\n"
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: body + "\n", text, count=1)
-        text = text.rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + body
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
+def write_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder, fsync'd, then renamed."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.tmp-")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 # --------------------------------------------------------------------------- main
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="10,000-row subset, 1 repeat; writes no Markdown")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per case (default 3; quick: 1)")
-    parser.add_argument("--data", default=DEFAULT_DATA, help="mnist.npz (Keras layout)")
-    parser.add_argument("--output", default=None,
-                        help=f"Markdown file to update (default {os.path.relpath(DEFAULT_OUTPUT, ROOT)}; "
-                             "quick: none)")
-    parser.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster cases")
-    parser.add_argument("--max-wait", type=float, default=None,
-                        help="seconds the run may spend in all waiting for other processes to leave the CPUs "
-                             "(default 600; quick: 30)")
-    parser.add_argument("--profile", action="store_true",
-                        help="only line-profile daskcluster's lloyd_kernel on one block of all rows, and print it")
-    args = parser.parse_args(argv)
-    args.command = "python benchmarks/bench_kmeans.py" + "".join(
-        " " + a for a in (argv if argv is not None else sys.argv[1:]))
-    args.repeats = args.repeats or (1 if args.quick else 3)
-    args.default_repeats = args.repeats
-    output = args.output or (None if args.quick else DEFAULT_OUTPUT)
-    warmup_iter = 2 if args.quick else 3
-
-    import dask.array as da
+@contextmanager
+def local_cluster() -> Iterator[Any]:
+    """One LocalCluster (2 processes x 1 thread) with a default Client, closed on exit."""
     import distributed
 
-    from daskcluster import scaled
-    from daskcluster.io import chunk_rows
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                                  silence_logs=40) as lc, distributed.Client(lc) as client:
+        yield client
 
-    global BLAS_THREADS
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--ks", default=None,
+                   help=f"comma-separated k (default 10,100,1000; --quick: 10); k ≥ {SUBSET_FROM_K} runs on the "
+                        f"first {SUBSET_ROWS:,} rows")
+    p.add_argument("--rounds", type=int, default=None,
+                   help="timed fits per case; the best is kept (default 2; --quick: 1)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"smoke run: {QUICK_ROWS:,} rows, k=10, 1 round; writes a file only with --output")
+    p.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster cases")
+    p.add_argument("--no-daskml", action="store_true", help="skip dask-ml")
+    p.add_argument("--skip-daskml-above", type=int, default=None, metavar="K",
+                   help="skip dask-ml for k > K (it is slow at large k); the report says so")
+    p.add_argument("--data", default=DEFAULT_DATA, help="MNIST .npz in the Keras layout")
+    p.add_argument("--output", default=None,
+                   help=f"Markdown report (default {os.path.relpath(DEFAULT_OUTPUT, ROOT)}; --quick: none)")
+    args = p.parse_args(argv)
+    args.command = shlex.join(["python", os.path.relpath(os.path.abspath(__file__), ROOT),
+                               *(argv if argv is not None else sys.argv[1:])])
+    if args.ks is None:
+        args.ks = "10" if args.quick else "10,100,1000"
+    if args.rounds is None:
+        args.rounds = 1 if args.quick else 2
+    try:
+        args.k_list = [int(k) for k in args.ks.split(",") if k.strip()]
+    except ValueError:
+        p.error(f"--ks must be comma-separated integers; got {args.ks!r}")
+    if not args.k_list or min(args.k_list) < 1:
+        p.error(f"--ks must list positive integers; got {args.ks!r}")
+    if args.rounds < 1:
+        p.error(f"--rounds must be >= 1; got {args.rounds}")
+    if args.output is None and not args.quick:
+        args.output = DEFAULT_OUTPUT
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Before distributed is imported: starting a LocalCluster sets OMP_NUM_THREADS=1 etc. in this
+    # process's environment (for the workers it spawns).
+    thread_env = {v: os.environ[v] for v in THREAD_ENV if v in os.environ}
+    import dask
+    import sklearn.cluster  # noqa: F401 - loads scikit-learn's OpenMP runtime, so threadpool_info lists it
     from threadpoolctl import threadpool_info
 
-    BLAS_THREADS = max((i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"), default=None)
-    env = environment()
+    import daskcluster  # noqa: F401
+
+    global BLAS_THREADS
+    pools = threadpool_info()
+    BLAS_THREADS = max((i["num_threads"] for i in pools if i.get("user_api") == "blas"), default=None)
+    env: dict[str, Any] = {
+        "command": args.command, "date": _dt.datetime.now().isoformat(timespec="minutes"),
+        "load_start": load_avg(), "cpu": cpu_model(), "versions": versions(), "commit": git_commit(),
+        "threadpools": pools, "thread_env": thread_env,
+    }
     t_start = time.perf_counter()
-    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    X, y = load_mnist(args.data, 10_000 if args.quick else None)
-    n = X.shape[0]
-    Xf = X.astype(np.float32) / np.float32(255)
-    if args.profile:
-        print("\n".join(profile_lloyd_kernel(X, Xf, args.repeats, Contention(120.0))))
-        return 0
-    X64 = X.astype(np.float64) / 255.0
-    # dask-ml input: the same row chunking daskcluster picks for a float32 array.
-    Xd = da.from_array(Xf, chunks=(chunk_rows(n, Xf.shape[1], Xf.dtype.itemsize), -1))
-    print(f"MNIST {X.shape} uint8, dask-ml chunks {Xd.chunks[0]}, repeats={args.repeats}", flush=True)
+    print(f"{env['command']}\nCPU: {env['cpu']}; load average at start {env['load_start']}", flush=True)
+    for i in pools:
+        print(f"  {i.get('user_api')}: {i.get('internal_api')} {i.get('version')} "
+              f"{i.get('architecture', '')} {i.get('num_threads')} threads", flush=True)
+    if "OPENBLAS_CORETYPE" in thread_env:
+        print(f"  note: OPENBLAS_CORETYPE={thread_env['OPENBLAS_CORETYPE']} is set", flush=True)
 
-    rng = np.random.default_rng(SEED)
-    init = {k: Xf[np.sort(rng.choice(n, size=k, replace=False))].copy() for k in KS}
+    data = load(args.data, QUICK_ROWS if args.quick else None)
+    warmup = data.head(WARMUP_ROWS)
+    notes: list[str] = []
+    elkan_ours = True
+    if not has_algorithm():
+        if args.quick:
+            elkan_ours = False
+            msg = ("daskcluster elkan skipped: `daskcluster.KMeans` has no `algorithm` parameter yet "
+                   "(its fits ran with the estimator's only algorithm, Lloyd)")
+            print(msg, flush=True)
+            notes.append(msg)
+        else:
+            notes.append("`daskcluster.KMeans` has no `algorithm` parameter yet: the elkan cases fail, and the lloyd "
+                         "cases ran with the estimator's only algorithm (Lloyd).")
+    rows_by_k = {}
+    for k in args.k_list:
+        rows_by_k[k] = min(SUBSET_ROWS, data.n) if k >= SUBSET_FROM_K else data.n
+        if k > rows_by_k[k]:
+            print(f"k={k} > {rows_by_k[k]} rows: dropped", flush=True)
+            notes.append(f"k={k} dropped: more clusters than the {rows_by_k[k]:,} rows.")
+    ks = [k for k in args.k_list if k <= rows_by_k[k]]
+    by_k = {k: make_cases(k, THREADS, args, elkan_ours) for k in ks}
+    for k, cases in by_k.items():
+        notes += [f"k={k}: dask-ml skipped ({c.skipped})." for c in cases if c.skipped]
 
-    cases: dict[str, Case] = {}
-
-    def add(case: Case) -> Case:
-        cases[f"{case.key}"] = case
-        return case
-
-    threads: list[Case] = []
-    cluster: list[Case] = []
-    for k in KS:
-        c = init[k]
-        threads += [
-            add(Case(f"gemm-{k}", "NumPy GEMM (floor)", f"float32 ({n}×784)@(784×{k})", "BLAS", k, gemm_case(Xf, c))),
-            add(Case(f"sklearn-{k}", "scikit-learn", "float32 X/255", "OpenMP", k, sklearn_case(Xf, c))),
-            add(Case(f"dc-u8-thr-{k}", "daskcluster", "scaled(uint8, 1/255)", "threads", k,
-                     daskcluster_case(scaled(X, 1 / 255), c))),
-            add(Case(f"dc-f32-thr-{k}", "daskcluster", "float32 X/255", "threads", k, daskcluster_case(Xf, c))),
-            add(Case(f"daskml-thr-{k}", "dask-ml", "float32 X/255 (dask array)", "threads", k, daskml_case(Xd, c))),
-        ]
-    cont = Contention(budget_seconds=args.max_wait if args.max_wait is not None else (30.0 if args.quick else 600.0))
-    run_phase("threaded scheduler", threads, args.repeats, warmup_iter, cont)
-    defaults = default_fits(X, Xf, Xd, X64, y, args.default_repeats, cont)
+    overhead: list[Overhead] = []
+    warm: set[str] = set()
+    print(f"\n[threaded scheduler and scikit-learn] {data.n:,} rows, ks={ks}, rounds={args.rounds}", flush=True)
+    with dask.config.set(scheduler="threads"):
+        for k, cases in by_k.items():
+            run_k(k, data.head(rows_by_k[k]), cases, args.rounds, warm, warmup)
+        overhead.append(run_overhead(data, THREADS, args.rounds))
 
     if not args.no_cluster:
-        with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                      silence_logs=40) as lc, distributed.Client(lc) as client:
-            Xd_lc = client.persist(Xd)
-            distributed.wait(Xd_lc)
-            for k in KS:
-                c = init[k]
-                cluster += [
-                    add(Case(f"dc-u8-lc-{k}", "daskcluster", "scaled(uint8, 1/255)", "LocalCluster 2×1", k,
-                             daskcluster_case(scaled(X, 1 / 255), c))),
-                    add(Case(f"daskml-lc-{k}", "dask-ml", "float32 X/255 (dask array, persisted)", "LocalCluster 2×1",
-                             k, daskml_case(Xd_lc, c))),
-                ]
-            run_phase("LocalCluster(n_workers=2, threads_per_worker=1, processes=True)", cluster, args.repeats,
-                      warmup_iter, cont)
-            del Xd_lc
+        print("\n[LocalCluster(n_workers=2, threads_per_worker=1, processes=True)]", flush=True)
+        with local_cluster():
+            for k in ks:
+                cluster_cases = make_cases(k, CLUSTER, args, elkan_ours)
+                run_k(k, data.head(rows_by_k[k]), cluster_cases, args.rounds, warm, warmup)
+                by_k[k] += cluster_cases
+            overhead.append(run_overhead(data, CLUSTER, args.rounds))
+    else:
+        notes.append("LocalCluster cases not run (--no-cluster).")
+    for cases in by_k.values():
+        sanity(cases)
 
-    # Order the table: per k, GEMM, scikit-learn, daskcluster cases, dask-ml cases.
-    order = ["gemm", "sklearn", "dc-u8-thr", "dc-f32-thr", "dc-u8-lc", "daskml-thr", "daskml-lc"]
-    cases = {f"{p}-{k}": cases[f"{p}-{k}"] for k in KS for p in order if f"{p}-{k}" in cases}
-
-    inertias = {}
-    for key, c in cases.items():
-        if c.runs and c.runs[-1].centers is not None:
-            inertias[key] = nearest_f64(X64, c.runs[-1].centers)[1]
-
-    # n_iter check.
-    for key, c in cases.items():
-        if c.runs and not c.library.startswith("NumPy"):
-            its = {r.n_iter for r in c.runs}
-            if its != {MAX_ITER}:
-                print(f"WARNING: {key} ran {sorted(its)} iterations, not {MAX_ITER}", flush=True)
-
-    print("\n[line profile of daskcluster's lloyd_kernel]", flush=True)
-    try:
-        profile = profile_lloyd_kernel(X, Xf, args.repeats, cont)
-    except Exception as exc:  # noqa: BLE001 - the kernel's signature may change under us
-        profile = [f"profile failed: {type(exc).__name__}: {exc}"]
-    print("\n".join(profile), flush=True)
-
-    elapsed = time.perf_counter() - t_start
-    load_after = " ".join(f"{v:.2f}" for v in os.getloadavg())
-    section, targets = build_report(args, n, cases, defaults, inertias, env, (load_before, load_after),
-                                    elapsed, cont, profile)
-
-    # Console table.
-    print("\n" + "=" * 118)
-    print(f"{'k':>4} {'case':<16} {'implementation':<20} {'input':<38} {'n_iter':>6} {'s/iter':>8} "
-          f"{'min-max':>15} {'hook':>8} {'/sklearn':>8} {'/GEMM':>7}")
-    for key, c in cases.items():
-        p = c.med()
-        sk, gemm = cases.get(f"sklearn-{c.k}"), cases.get(f"gemm-{c.k}")
-        if c.error:
-            print(f"{c.k:>4} {key:<16} {c.library:<20} FAILED: {c.error[:200]}")
-            continue
-        print(f"{c.k:>4} {key:<16} {c.library:<20} {c.input + ' / ' + c.scheduler:<38.38} "
-              f"{(c.runs[-1].n_iter if c.runs else 0):>6} {_fmt(p):>8} {c.spread():>15} {_fmt(c.med('hook_median')):>8} "
-              f"{_fmt(_ratio(p, sk.med() if sk else None), '.2f'):>8} {_fmt(_ratio(p, gemm.med() if gemm else None), '.2f'):>7}")
-    print("\nDefault fits (k=10):")
-    for f in defaults:
-        if f.error:
-            print(f"  {f.library:<13} FAILED: {f.error[:300]}")
-        else:
-            print(f"  {f.library:<13} {f.med_seconds():8.2f}s  n_iter={f.runs[-1].n_iter:<4} inertia={f.inertia:.6g} "
-                  f"accuracy={f.accuracy:.4f}")
-    print("\nTargets:")
-    for name, value, ok in targets:
-        print(f"  [{'n/a' if ok is None else ('MET' if ok else 'MISSED'):>6}] {name}: {value}")
-    print(f"\nTotal {elapsed:.0f}s")
-    if output:
-        write_section(output, section)
-        print(f"Wrote section '{SECTION}' of {output}")
+    env["elapsed"] = time.perf_counter() - t_start
+    env["load_end"] = load_avg()
+    env["rows_by_k"] = rows_by_k
+    run = Run(args, data.n, by_k, overhead, notes)
+    text = report(run, env)
+    print("\n" + text, flush=True)
+    print(f"Load average at end {env['load_end']}; total {env['elapsed']:.0f} s.")
+    if args.output:
+        write_atomic(args.output, text + "\n")
+        print(f"Wrote {args.output}")
     return 0
 
 
