@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from daskcluster.errors import NonFiniteDataError
+from daskcluster.kernels import assign as A
 from daskcluster.kernels import kmeans as K
 from daskcluster.kernels.blocks import Affine, ChunkInfo
 
@@ -149,3 +150,35 @@ def test_zero_length_block() -> None:
     assert cand.cost == 0 and len(cand.index) == 0
     pp = K.plusplus_kernel(X, None, ChunkInfo(0, 0), K.PlusPlusParams(C, C[:2], 3, Affine(), 0, 1))
     assert pp.potential.tolist() == [0.0, 0.0] and np.isinf(pp.key).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8])
+@pytest.mark.parametrize("tile", [1, 7, 256, 10_000])
+def test_tile_boundaries_are_invisible(dtype: type, tile: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tiled kernels give the same labels, sums and inertia whatever the tile size (rows are
+    summed in row order, in float64, so only the GEMM's rounding could differ: it does not)."""
+    rng = np.random.default_rng(3)
+    X = (rng.uniform(0, 255, size=(500, 9))).astype(dtype)
+    C = X[:6].astype(np.float64 if dtype == np.float64 else np.float32)
+    w = rng.uniform(0.5, 2, len(X))
+    params = K.LloydParams(C, Affine(), n_far=6, moments=False)
+    reference = K.lloyd_kernel(X, w, ChunkInfo(0, 0), params)
+    labels = K.labels_kernel(X, C, Affine(), ChunkInfo(0, 0))
+    monkeypatch.setattr(A, "tile_rows", lambda n_features, itemsize: tile)
+    tiled = K.lloyd_kernel(X, w, ChunkInfo(0, 0), params)
+    np.testing.assert_array_equal(K.labels_kernel(X, C, Affine(), ChunkInfo(0, 0)), labels)
+    np.testing.assert_array_equal(tiled.weight_in_clusters, reference.weight_in_clusters)
+    np.testing.assert_allclose(tiled.sums, reference.sums, rtol=1e-15)
+    assert tiled.inertia == pytest.approx(reference.inertia, rel=1e-6 if dtype != np.float64 else 1e-14)
+
+
+def test_nearest_matches_a_naive_argmin_and_flags_nonfinite_rows() -> None:
+    X = data(np.float64, n=300, d=5)
+    C = X[:7].copy()
+    labels, min_sq = A.nearest(X, A.CenterTable.of(C), ChunkInfo(0, 0))
+    d2 = ((X[:, None] - C[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, d2.argmin(1))
+    np.testing.assert_allclose(min_sq, d2.min(1), rtol=1e-9, atol=1e-12)
+    X[123, 4] = np.inf
+    with pytest.raises(NonFiniteDataError, match="row 1123, feature 4"):
+        A.nearest(X, A.CenterTable.of(C), ChunkInfo(2, 1000))

@@ -12,6 +12,7 @@ from sklearn import metrics as skm
 from daskcluster import GaussianMixture, KMeans
 from daskcluster.engine import count_passes
 from daskcluster.errors import InvalidDataError, InvalidParameterError
+from daskcluster.kernels import assign as A
 from daskcluster.kernels import kmeans as K
 from daskcluster.kernels import sweep as S
 from daskcluster.kernels.blocks import Affine, ChunkInfo
@@ -134,10 +135,9 @@ def test_kmeans_sweep_rejects_bad_input(blobs: np.ndarray) -> None:
         kmeans_sweep(bad, n_clusters=[2, 3])
 
 
-@pytest.mark.parametrize("dense_max", [S.DENSE_SUMS_MAX, 0])
-def test_sweep_kernel_obeys_the_map_reduce_law(blobs: np.ndarray, dense_max: int, monkeypatch) -> None:
-    monkeypatch.setattr(S, "DENSE_SUMS_MAX", dense_max)  # one dense product, or a sparse one per model
-
+@pytest.mark.parametrize("tile", [1, 7, 256, 100_000])
+def test_sweep_kernel_obeys_the_map_reduce_law(blobs: np.ndarray, tile: int, monkeypatch) -> None:
+    monkeypatch.setattr(A, "tile_rows", lambda n_features, itemsize: tile)  # tile boundaries are invisible
     rng = np.random.default_rng(0)
     members = (
         S.Member(S.ROUND, blobs[:3].copy(), ell=4.0, entropy=11, round=1),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .assign import nearest_in_product
+
 
 def sq_distances(x: np.ndarray, x_sq: np.ndarray, centers: np.ndarray, c_sq: np.ndarray) -> np.ndarray:
     """Squared distances ``||x - c||^2 = ||x||^2 - 2 x.c + ||c||^2``, clipped at 0.
@@ -35,19 +37,16 @@ def nearest_center(
     """Index of each row's nearest center and the squared distance to it.
 
     The arg-min is taken over ``||c||^2 - 2 x.c`` (the row's own norm does not change which
-    center is nearest), so only one GEMM and one pass over the (n_rows, n_centers) block are
-    needed.
+    center is nearest): one GEMM and one compiled scan of the (n_rows, n_centers) product
+    (:func:`~daskcluster.kernels.assign.nearest_in_product`; a non-finite row gets NaN).
 
     Returns
     -------
     labels : ndarray of shape (n_rows,), int64
     min_sq_dist : ndarray of shape (n_rows,), float64, clipped at 0
     """
-    d = x @ (-2 * centers).T
-    d += c_sq
-    labels = np.argmin(d, axis=1)
-    part = np.take_along_axis(d, labels[:, None], axis=1)[:, 0]
-    min_sq = part.astype(np.float64)
-    min_sq += x_sq
-    np.maximum(min_sq, 0.0, out=min_sq)
+    g = x @ (-2 * centers).T
+    labels = np.empty(x.shape[0], dtype=np.int64)
+    min_sq = np.empty(x.shape[0], dtype=np.float64)
+    nearest_in_product(g, np.asarray(c_sq, dtype=np.float64), np.asarray(x_sq, dtype=np.float64), labels, min_sq)
     return labels, min_sq

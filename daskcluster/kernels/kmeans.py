@@ -13,15 +13,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import sparse
 
-from .blocks import (
-    Affine,
-    ChunkInfo,
-    check_finite_rows,
-    iter_compute_slices,
-    row_sq_norms,
-    slice_rows,
+from .assign import (
+    CenterTable,
+    add_rows,
+    distances_from_product,
+    iter_nearest,
+    iter_products,
+    nearest,
+    weights_arg,
 )
-from .distances import nearest_center, sq_distances
+from .blocks import Affine, ChunkInfo
 
 
 def chunk_rng(entropy: int, *spawn_key: int) -> np.random.Generator:
@@ -135,43 +136,41 @@ class LloydStats:
 def lloyd_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: LloydParams
 ) -> LloydStats:
-    """Assign each row to its nearest center and sum what the update needs. One pass over the block."""
+    """Assign each row to its nearest center and sum what the update needs: one read of the
+    block, tile by tile (see :mod:`daskcluster.kernels.assign`)."""
     affine = params.affine
-    centers = affine.to_storage_space(params.centers)
-    k, d = centers.shape
-    dtype = centers.dtype
-    c_sq = row_sq_norms(centers)
+    table = CenterTable.of(affine.to_storage_space(params.centers))
+    k, d = params.centers.shape
+    dtype = table.dtype
+    n = block.shape[0]
     wic = np.zeros(k, dtype=np.float64)
     sums = np.zeros((k, d), dtype=np.float64)
-    inertia = 0.0
-    moments = Moments(0, np.zeros(d), np.zeros(d)) if params.moments else None
-    n = block.shape[0]
     block_sq = np.empty(n, dtype=np.float64)
     block_labels = np.empty(n, dtype=np.int64)
-    for start, stop, x in iter_compute_slices(block, dtype, Affine(), slice_rows(d, k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
-        min_sq *= affine.sq_scale
-        block_sq[start:stop] = min_sq
-        block_labels[start:stop] = labels
-        w = slice_weights(sample_weight, start, stop)
-        if w is None:
-            wic += np.bincount(labels, minlength=k)
-            inertia += float(min_sq.sum())
-        else:
-            wic += np.bincount(labels, weights=w, minlength=k)
-            inertia += float(min_sq @ w)
-        sums += cluster_sums(x, labels, w, k)
-        if moments is not None:
-            moments = moments.merge(Moments.of(x))
+    w, weighted = weights_arg(sample_weight)
+    for start, stop, x in iter_nearest(block, table, chunk, block_labels, block_sq):
+        add_rows(x, block_labels[start:stop], w[start:stop] if weighted else w, weighted, sums, wic)
+    block_sq *= affine.sq_scale
+    inertia = float(block_sq.sum()) if not weighted else float(block_sq @ w)
+    moments = block_moments(block, dtype, affine) if params.moments else None
     far = far_points(block, sample_weight, chunk, block_sq, block_labels, params.n_far, dtype, affine)
     if not affine.is_identity:
-        # sums and moments were taken on the raw rows: map them through x -> a x + b
+        # sums were taken on the raw rows: map them through x -> a x + b
         sums = affine.scale * sums + affine.offset * wic[:, None]
-        if moments is not None:
-            moments = Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
     return LloydStats(wic, sums, inertia, far, moments)
+
+
+def block_moments(block: np.ndarray, dtype: np.dtype, affine: Affine) -> Moments:
+    """Per-feature count, mean and centred sum of squares of the block's rows, mapped through
+    ``affine`` (for scikit-learn's relative ``tol``; first pass only)."""
+    d = block.shape[1]
+    moments = Moments(0, np.zeros(d), np.zeros(d))
+    step = max(1, 2**21 // max(1, d))
+    for start in range(0, block.shape[0], step):
+        moments = moments.merge(Moments.of(np.asarray(block[start:start + step], dtype=dtype)))
+    if affine.is_identity:
+        return moments
+    return Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
 
 
 def far_points(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, sq: np.ndarray,
@@ -229,20 +228,15 @@ class AssignStats:
 def assign_stats_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: AssignParams
 ) -> AssignStats:
-    """Weight of the rows nearest each center, and their inertia. One pass over the block."""
-    centers = params.affine.to_storage_space(params.centers)
-    k, d = centers.shape
-    c_sq = row_sq_norms(centers)
-    wic = np.zeros(k)
-    inertia = 0.0
-    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        labels, min_sq = nearest_center(x, x_sq, centers, c_sq)
-        w = slice_weights(sample_weight, start, stop)
-        wic += np.bincount(labels, weights=w, minlength=k)
-        inertia += float(min_sq.sum() if w is None else min_sq @ w)
-    return AssignStats(wic, inertia * params.affine.sq_scale)
+    """Weight of the rows nearest each center, and their inertia. One read of the block."""
+    table = CenterTable.of(params.affine.to_storage_space(params.centers))
+    labels, min_sq = nearest(block, table, chunk)
+    k = table.n_centers
+    if sample_weight is None:
+        return AssignStats(np.bincount(labels, minlength=k).astype(np.float64),
+                           float(min_sq.sum()) * params.affine.sq_scale)
+    w = np.asarray(sample_weight, dtype=np.float64)
+    return AssignStats(np.bincount(labels, weights=w, minlength=k), float(min_sq @ w) * params.affine.sq_scale)
 
 
 def combine_assign(parts: list[AssignStats]) -> AssignStats:
@@ -252,28 +246,17 @@ def combine_assign(parts: list[AssignStats]) -> AssignStats:
 
 def labels_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine, chunk: ChunkInfo) -> np.ndarray:
     """Index of the nearest center for each row: shape (n_rows,), int32."""
-    centers = affine.to_storage_space(centers)
-    k, d = centers.shape
-    c_sq = row_sq_norms(centers)
-    out = np.empty(block.shape[0], dtype=np.int32)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        out[start:stop] = nearest_center(x, x_sq, centers, c_sq)[0]
-    return out
+    return nearest(block, CenterTable.of(affine.to_storage_space(centers)), chunk)[0].astype(np.int32)
 
 
 def transform_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine, chunk: ChunkInfo) -> np.ndarray:
     """Euclidean distance of each row to each center: shape (n_rows, n_clusters)."""
-    centers = affine.to_storage_space(centers)
-    k, d = centers.shape
-    c_sq = row_sq_norms(centers)
-    out = np.empty((block.shape[0], k), dtype=centers.dtype)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        dist = sq_distances(x, x_sq, centers, c_sq)
-        dist *= dist.dtype.type(affine.sq_scale)
+    table = CenterTable.of(affine.to_storage_space(centers))
+    out = np.empty((block.shape[0], table.n_centers), dtype=table.dtype)
+    for start, stop, _, x_sq, g in iter_products(block, table.minus2_t, chunk):
+        dist = np.empty(g.shape)
+        distances_from_product(g, table.sq_norms, x_sq, dist)
+        dist *= affine.sq_scale
         out[start:stop] = np.sqrt(dist)
     return out
 
@@ -317,18 +300,11 @@ def parallel_round_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: ParallelRoundParams
 ) -> Candidates:
     """Cost of the block against the current centers and its oversampled candidates."""
-    centers = params.affine.to_storage_space(params.centers)
-    k, d = centers.shape
-    n = block.shape[0]
-    c_sq = row_sq_norms(centers)
-    wd2 = np.empty(n, dtype=np.float64)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        wd2[start:stop] = nearest_center(x, x_sq, centers, c_sq)[1]
+    table = CenterTable.of(params.affine.to_storage_space(params.centers))
+    wd2 = nearest(block, table, chunk)[1]
     wd2 *= params.affine.sq_scale
     return draw_candidates(block, sample_weight, chunk, wd2, params.ell, params.entropy, params.round,
-                           centers.dtype, params.affine)
+                           table.dtype, params.affine)
 
 
 def draw_candidates(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, d2: np.ndarray,
@@ -394,20 +370,18 @@ def plusplus_kernel(
     """One k-means++ step over a block: potentials of the trials and the next draws."""
     centers = params.affine.to_storage_space(params.centers)
     trials = params.affine.to_storage_space(params.trials)
-    d = centers.shape[1]
     n = block.shape[0]
     h = max(1, trials.shape[0])
-    c_sq = row_sq_norms(centers)
-    t_sq = row_sq_norms(trials)
+    table = CenterTable.of(centers)
     dist = np.empty((n, h), dtype=np.float64)
-    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, centers.shape[0] + h)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        base = nearest_center(x, x_sq, centers, c_sq)[1]
-        if trials.shape[0]:
-            dist[start:stop] = np.minimum(base[:, None], sq_distances(x, x_sq, trials, t_sq))
-        else:
-            dist[start:stop, 0] = base
+    dist[:, 0] = nearest(block, table, chunk)[1]
+    if trials.shape[0]:
+        trial_table = CenterTable.of(trials)
+        for start, stop, _, x_sq, g in iter_products(block, trial_table.minus2_t, chunk):
+            tile = np.empty(g.shape)
+            distances_from_product(g, trial_table.sq_norms, x_sq, tile)
+            base = dist[start:stop, :1].copy()
+            np.minimum(base, tile, out=dist[start:stop])
     dist *= params.affine.sq_scale
     return plusplus_part(block, sample_weight, chunk, dist, params.n_draws, params.entropy, params.step,
                          centers.dtype, params.affine)

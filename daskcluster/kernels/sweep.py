@@ -1,10 +1,11 @@
 """Kernels that serve many k-means models in one pass: one stacked GEMM, then per-model work.
 
 A sweep over the number of clusters runs every model's seeding and Lloyd iterations in
-lockstep. In each pass, every row slice is cast once, its squared norms computed once, and
+lockstep. In each pass, every tile of rows is cast once, its squared norms computed once, and
 multiplied once by the centers of *all* models still running, stacked into one matrix; each
-model then takes its own column segment of that product (its arg-min and minimum), and does
-what a single model's kernel in :mod:`daskcluster.kernels.kmeans` does with it. The per-model
+model then takes its own column segment of that product (its arg-min and minimum, by the
+compiled loops of :mod:`daskcluster.kernels.assign`), and does what a single model's kernel in
+:mod:`daskcluster.kernels.kmeans` does with it. The per-model
 statistics are the same objects, combined by the same functions, so the client-side code of a
 single fit applies unchanged.
 
@@ -21,12 +22,13 @@ from itertools import pairwise
 
 import numpy as np
 
+from . import assign as A
 from . import kmeans as K
 from . import mixture as M
+from .assign import CenterTable
 from .blocks import (
     Affine,
     ChunkInfo,
-    check_finite_rows,
     iter_compute_slices,
     row_sq_norms,
     slice_rows,
@@ -34,11 +36,6 @@ from .blocks import (
 
 #: What a member of a sweep pass computes: a k-means|| round, a Lloyd step, an assignment.
 ROUND, LLOYD, PLUSPLUS = "round", "lloyd", "plusplus"
-
-#: Up to this many clusters in all, the Lloyd members' per-cluster sums are one dense product
-#: (one-hot of the labels, transposed, times the slice: one GEMM); above, one sparse product per
-#: member (whose cost does not grow with the number of clusters).
-DENSE_SUMS_MAX = 256
 
 
 @dataclass(frozen=True)
@@ -90,71 +87,47 @@ class SweepStats:
     moments: K.Moments | None = None
 
 
-def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[np.ndarray, np.ndarray, list[slice]]:
-    """All members' centers in storage space, stacked and scaled by -2, their norms, the segments."""
+def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[CenterTable, list[slice]]:
+    """All members' centers in storage space, stacked into one table, and each one's segment."""
     centers = [affine.to_storage_space(m.stacked) for m in members]
-    stacked = np.concatenate(centers)
     bounds = np.cumsum([0] + [len(c) for c in centers])
-    return -2 * stacked, row_sq_norms(stacked), [slice(a, b) for a, b in pairwise(bounds)]
+    return CenterTable.of(np.concatenate(centers)), [slice(a, b) for a, b in pairwise(bounds)]
 
 
 def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
                  params: SweepParams) -> SweepStats:
-    """Every member's statistics over one block, from one stacked GEMM per slice. One pass.
+    """Every member's statistics over one block, from one stacked GEMM per tile. One pass.
 
-    Memory: one slice of rows, its (slice_rows, sum of k) product, and per member one float64
+    Memory: one tile of rows, its (tile_rows, sum of k) product, and per member one float64
     and one int64 per row of the block (minimum distances and labels).
     """
     affine = params.affine
     members = params.members
     n, d = block.shape
-    minus2c, c_sq, segments = _stack(members, affine)
-    dtype = minus2c.dtype
-    total_k = minus2c.shape[0]
+    table, segments = _stack(members, affine)
+    dtype = table.dtype
+    c_sq = table.sq_norms
     min_sq = [np.empty(n) for _ in members]
     pp_dist = {j: np.empty((n, max(1, len(m.stacked) - len(m.centers)))) for j, m in enumerate(members)
                if m.kind == PLUSPLUS}
     labels = [np.empty(n, dtype=np.int64) for _ in members]
-    wic = [np.zeros(seg.stop - seg.start) for seg in segments]
     lloyd = [j for j, m in enumerate(members) if m.kind == LLOYD]
-    # the Lloyd members' clusters side by side: their per-cluster sums are one product
-    offsets = np.cumsum([0] + [segments[j].stop - segments[j].start for j in lloyd])
-    dense = offsets[-1] <= DENSE_SUMS_MAX
-    all_sums = np.zeros((offsets[-1], d))
-    moments = K.Moments(0, np.zeros(d), np.zeros(d)) if params.moments else None
-    for start, stop, x in iter_compute_slices(block, dtype, Affine(), slice_rows(d, total_k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        g = x @ minus2c.T
-        g += c_sq
-        w = K.slice_weights(sample_weight, start, stop)
+    sums = {j: np.zeros((segments[j].stop - segments[j].start, d)) for j in lloyd}
+    wic = {j: np.zeros(segments[j].stop - segments[j].start) for j in lloyd}
+    w, weighted = A.weights_arg(sample_weight)
+    rows = A.tile_rows(d + table.n_centers, dtype.itemsize)
+    for start, stop, x, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
         for j, seg in enumerate(segments):
             part = g[:, seg]
             if members[j].kind == PLUSPLUS:
                 t = len(members[j].centers)
-                pp_dist[j][start:stop] = _plusplus_distances(part, t, x_sq)
+                pp_dist[j][start:stop] = _plusplus_distances(part, c_sq[seg], t, x_sq)
                 continue
-            lab = np.argmin(part, axis=1)
-            sq = np.take_along_axis(part, lab[:, None], axis=1)[:, 0].astype(np.float64)
-            sq += x_sq
-            np.maximum(sq, 0.0, out=sq)
-            min_sq[j][start:stop] = sq
-            labels[j][start:stop] = lab
-        if lloyd and dense:
-            rows = np.arange(stop - start)
-            onehot = np.zeros((stop - start, offsets[-1]), dtype=dtype)
-            for i, j in enumerate(lloyd):
-                onehot[rows, offsets[i] + labels[j][start:stop]] = 1 if w is None else w
-            all_sums += onehot.T @ x
-        elif lloyd:
-            for i, j in enumerate(lloyd):
-                k = offsets[i + 1] - offsets[i]
-                all_sums[offsets[i]:offsets[i + 1]] += K.cluster_sums(x, labels[j][start:stop], w, k)
-        for i, j in enumerate(lloyd):
-            wic[j] += np.bincount(labels[j][start:stop], weights=w, minlength=offsets[i + 1] - offsets[i])
-        if moments is not None:
-            moments = moments.merge(K.Moments.of(x))
-    parts: list[K.Candidates | K.LloydStats] = []
+            A.nearest_in_product(part, c_sq[seg], x_sq, labels[j][start:stop], min_sq[j][start:stop])
+            if j in sums:
+                A.add_rows(x, labels[j][start:stop], w[start:stop] if weighted else w, weighted, sums[j], wic[j])
+    moments = K.block_moments(block, dtype, affine) if params.moments else None
+    parts: list[K.Candidates | K.LloydStats | K.PlusPlusStats] = []
     for j, m in enumerate(members):
         if m.kind == PLUSPLUS:
             dist = pp_dist[j]
@@ -166,31 +139,25 @@ def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chu
         if m.kind == ROUND:
             parts.append(K.draw_candidates(block, sample_weight, chunk, sq, m.ell, m.entropy, m.round, dtype, affine))
             continue
-        w_all = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-        inertia = float(sq.sum()) if w_all is None else float(sq @ w_all)
+        inertia = float(sq.sum()) if not weighted else float(sq @ w)
         far = K.far_points(block, sample_weight, chunk, sq, labels[j], m.n_far, dtype, affine)
-        i = lloyd.index(j)
-        sums = all_sums[offsets[i]:offsets[i + 1]]
-        s = sums if affine.is_identity else affine.scale * sums + affine.offset * wic[j][:, None]
+        s = sums[j] if affine.is_identity else affine.scale * sums[j] + affine.offset * wic[j][:, None]
         parts.append(K.LloydStats(wic[j], s, inertia, far, None))
-    if moments is not None and not affine.is_identity:
-        moments = K.Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
     return SweepStats(parts, moments)
 
 
-def _plusplus_distances(part: np.ndarray, n_centers: int, x_sq: np.ndarray) -> np.ndarray:
-    """A k-means++ member's (rows, h) squared distances from its segment of the product (minus
-    the rows' norms): the nearest chosen center's, or a trial's when nearer, as
+def _plusplus_distances(part: np.ndarray, c_sq: np.ndarray, n_centers: int, x_sq: np.ndarray) -> np.ndarray:
+    """A k-means++ member's (rows, h) squared distances from its segment of the product: the
+    nearest chosen center's, or a trial's when nearer, as
     :func:`~daskcluster.kernels.kmeans.plusplus_kernel` computes them."""
-    chosen = part[:, :n_centers]
-    lab = np.argmin(chosen, axis=1)
-    base = np.take_along_axis(chosen, lab[:, None], axis=1)[:, 0].astype(np.float64)
-    base += x_sq
-    np.maximum(base, 0.0, out=base)
+    n = part.shape[0]
+    lab = np.empty(n, dtype=np.int64)
+    base = np.empty(n)
+    A.nearest_in_product(part[:, :n_centers], c_sq[:n_centers], x_sq, lab, base)
     if part.shape[1] == n_centers:
         return base[:, None]
-    trial = part[:, n_centers:] + x_sq[:, None]
-    np.maximum(trial, 0, out=trial)
+    trial = np.empty((n, part.shape[1] - n_centers))
+    A.distances_from_product(part[:, n_centers:], c_sq[n_centers:], x_sq, trial)
     return np.minimum(base[:, None], trial)
 
 
@@ -256,13 +223,12 @@ def _label_rows(block: np.ndarray, chunk: ChunkInfo, params: Labelings) -> list[
     n, d = block.shape
     out = [np.empty(n, dtype=np.int64) for _ in params.centers]
     if params.centers:
-        minus2c, c_sq, segments = _stack(tuple(Member(LLOYD, c) for c in params.centers), params.affine)
-        for start, stop, x in iter_compute_slices(block, params.dtype, Affine(), slice_rows(d, minus2c.shape[0])):
-            check_finite_rows(x, row_sq_norms(x), chunk, start)
-            g = x @ minus2c.T
-            g += c_sq
+        table, segments = _stack(tuple(Member(LLOYD, c.astype(params.dtype)) for c in params.centers), params.affine)
+        rows = A.tile_rows(d + table.n_centers, table.dtype.itemsize)
+        scratch = np.empty(min(n, rows))
+        for start, stop, _, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
             for j, seg in enumerate(segments):
-                out[j][start:stop] = np.argmin(g[:, seg], axis=1)
+                A.nearest_in_product(g[:, seg], table.sq_norms[seg], x_sq, out[j][start:stop], scratch[: stop - start])
     out += [M.predict_block(block, params.affine, gp, chunk) for gp in params.mixtures]
     return out
 

@@ -1,0 +1,214 @@
+"""Nearest centers, tile by tile: the assignment step of every center-based kernel.
+
+A block of rows (in its storage dtype) is worked through in *tiles* of a few hundred rows,
+small enough that a tile, its products with the centers and the per-cluster sums it feeds
+stay in the core's L2 cache. Each tile is
+
+1. cast into one reused buffer of the compute dtype (the only read of the rows from memory),
+2. multiplied once by ``-2 Cᵀ`` (one BLAS GEMM of shape (tile, d) × (d, k)),
+3. scanned once by a compiled loop that takes each row's arg-min of ``‖c‖² - 2 x·c``, adds
+   the row's squared norm (computed in float64 in the same loop, never stored per block), and
+   — for a Lloyd step — adds the row to its cluster's float64 sums, while the row is in cache.
+
+So a Lloyd pass reads each row once and makes one GEMM per tile: its speed no longer depends
+on how fast a BLAS build runs one large skinny product or how fast memory streams a
+many-megabyte slice four times. The compiled loops are Numba functions (``nogil``, cached on
+disk), so Dask's threads run them in parallel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from .blocks import ChunkInfo, check_finite_rows
+
+#: Bytes of one cast tile of rows (compute dtype): tiles of about this size stay in L2.
+TILE_BYTES = 2**20
+
+
+def tile_rows(n_features: int, itemsize: int) -> int:
+    """Rows per tile: ``TILE_BYTES`` of rows in the compute dtype, a multiple of 32 in [64, 4096]."""
+    rows = TILE_BYTES // max(1, n_features * itemsize)
+    return int(min(4096, max(64, rows - rows % 32)))
+
+
+@dataclass(frozen=True)
+class CenterTable:
+    """Centers ready for the assignment GEMM.
+
+    minus2_t : (n_features, n_centers), compute dtype, ``-2 Cᵀ``.
+    sq_norms : (n_centers,), float64, ``‖c‖²`` computed in float64.
+
+    Build with :meth:`of` from centers already mapped to the storage space.
+    """
+
+    minus2_t: np.ndarray
+    sq_norms: np.ndarray
+
+    @classmethod
+    def of(cls, centers: np.ndarray) -> CenterTable:
+        c64 = centers.astype(np.float64)
+        return cls(np.ascontiguousarray((-2 * centers).T), np.einsum("ij,ij->i", c64, c64))
+
+    @property
+    def n_centers(self) -> int:
+        return int(self.minus2_t.shape[1])
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.minus2_t.dtype
+
+
+# --------------------------------------------------------------------------- compiled loops
+
+
+@numba.njit(nogil=True, cache=True)
+def row_sq_norms64(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out[i] = ‖x[i]‖²`` accumulated in float64."""
+    n, d = x.shape
+    for i in range(n):
+        s = 0.0
+        for f in range(d):
+            v = np.float64(x[i, f])
+            s += v * v
+        out[i] = s
+
+
+@numba.njit(nogil=True, cache=True)
+def nearest_in_product(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, labels: np.ndarray,
+                       min_sq: np.ndarray) -> None:  # pragma: no cover - compiled
+    """From ``g = x·(-2Cᵀ)`` (rows, k): each row's nearest center (first of equals, as
+    ``numpy.argmin``) and squared distance ``‖x‖² + min(‖c‖² - 2x·c)``, clipped at 0.
+
+    A row whose minimum is not finite (NaN or infinity in the row, or an overflow of the
+    product) gets a NaN distance, so the caller's finiteness check sees it.
+    """
+    n, k = g.shape
+    for i in range(n):
+        best = 0
+        bv = np.float64(g[i, 0]) + c_sq[0]
+        for j in range(1, k):
+            v = np.float64(g[i, j]) + c_sq[j]
+            if v < bv:
+                bv = v
+                best = j
+        labels[i] = best
+        m = bv + x_sq[i]
+        if not np.isfinite(bv):
+            m = np.nan
+        elif m < 0.0:
+            m = 0.0
+        min_sq[i] = m
+
+
+@numba.njit(nogil=True, cache=True)
+def add_rows(x: np.ndarray, labels: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
+             wic: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``sums[labels[i]] += w[i] x[i]`` and ``wic[labels[i]] += w[i]`` in float64 (``w`` = 1
+    when not ``weighted``), in row order."""
+    n, d = x.shape
+    for i in range(n):
+        lab = labels[i]
+        wi = w[i] if weighted else 1.0
+        wic[lab] += wi
+        if weighted:
+            for f in range(d):
+                sums[lab, f] += wi * np.float64(x[i, f])
+        else:
+            for f in range(d):
+                sums[lab, f] += np.float64(x[i, f])
+
+
+@numba.njit(nogil=True, cache=True)
+def sub_rows(x: np.ndarray, labels: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
+             wic: np.ndarray) -> None:  # pragma: no cover - compiled
+    """The inverse of :func:`add_rows`: take the rows out of their clusters' sums."""
+    n, d = x.shape
+    for i in range(n):
+        lab = labels[i]
+        wi = w[i] if weighted else 1.0
+        wic[lab] -= wi
+        for f in range(d):
+            sums[lab, f] -= wi * np.float64(x[i, f])
+
+
+@numba.njit(nogil=True, cache=True)
+def distances_from_product(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray,
+                           out: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``out[i, j] = max(‖x_i‖² + ‖c_j‖² - 2 x_i·c_j, 0)`` from ``g = x·(-2Cᵀ)``."""
+    n, k = g.shape
+    for i in range(n):
+        for j in range(k):
+            v = np.float64(g[i, j]) + c_sq[j] + x_sq[i]
+            out[i, j] = v if v > 0.0 else (v if np.isnan(v) else 0.0)
+
+
+_NO_WEIGHTS = np.zeros(0)
+
+
+def weights_arg(w: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """The ``(w, weighted)`` pair the compiled loops take."""
+    return (_NO_WEIGHTS, False) if w is None else (np.ascontiguousarray(w, dtype=np.float64), True)
+
+
+# --------------------------------------------------------------------------- tile iterators
+
+
+def iter_products(
+    block: np.ndarray, minus2_t: np.ndarray, chunk: ChunkInfo, rows: int | None = None
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    """Yield ``(start, stop, x, x_sq, g)`` per tile of ``block``.
+
+    ``x`` (tile, d) is the tile cast to ``minus2_t``'s dtype, ``x_sq`` (tile,) its rows'
+    float64 squared norms, ``g = x @ minus2_t`` (tile, k). All three are views of buffers
+    reused by the next tile. Rows holding NaN or infinity raise
+    :class:`~daskcluster.errors.NonFiniteDataError` naming the chunk, row and feature.
+    """
+    n, d = block.shape
+    if n == 0:
+        return
+    dtype = minus2_t.dtype
+    rows = max(1, min(rows or tile_rows(d, dtype.itemsize), n))
+    buf = np.empty((rows, d), dtype=dtype)
+    gbuf = np.empty((rows, minus2_t.shape[1]), dtype=dtype)
+    sq_buf = np.empty(rows)
+    for start in range(0, n, rows):
+        stop = min(n, start + rows)
+        x, g, x_sq = buf[: stop - start], gbuf[: stop - start], sq_buf[: stop - start]
+        np.copyto(x, block[start:stop], casting="unsafe")
+        row_sq_norms64(x, x_sq)
+        if not np.isfinite(x_sq).all():
+            check_finite_rows(x, x_sq, chunk, start)
+        np.matmul(x, minus2_t, out=g)
+        yield start, stop, x, x_sq, g
+
+
+def iter_nearest(
+    block: np.ndarray, table: CenterTable, chunk: ChunkInfo, labels: np.ndarray, min_sq: np.ndarray,
+    rows: int | None = None,
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Fill ``labels`` (n_rows,) and ``min_sq`` (n_rows,) with each row's nearest center and
+    squared distance to it (storage space, float64), a tile at a time; yield
+    ``(start, stop, x)`` after each tile, ``x`` the cast tile (a reused buffer), so the caller
+    can use the rows while they are in cache."""
+    for start, stop, x, x_sq, g in iter_products(block, table.minus2_t, chunk, rows):
+        lab, sq = labels[start:stop], min_sq[start:stop]
+        nearest_in_product(g, table.sq_norms, x_sq, lab, sq)
+        if not np.isfinite(sq).all():
+            check_finite_rows(x, sq, chunk, start)
+        yield start, stop, x
+
+
+def nearest(block: np.ndarray, table: CenterTable, chunk: ChunkInfo) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest center (int64) and squared distance to it (float64, storage space):
+    shapes (n_rows,). One read of the block."""
+    n = block.shape[0]
+    labels = np.empty(n, dtype=np.int64)
+    min_sq = np.empty(n)
+    for _ in iter_nearest(block, table, chunk, labels, min_sq):
+        pass
+    return labels, min_sq
