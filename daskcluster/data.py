@@ -9,6 +9,7 @@ whether the array is persisted in (cluster) memory or streamed from its source o
 from __future__ import annotations
 
 import logging
+import math
 import numbers
 import os
 import warnings
@@ -24,6 +25,7 @@ import psutil
 from scipy import sparse
 
 from . import io
+from .io import MinChunks, active_client
 from .errors import DataTypeError, InvalidDataError, InvalidParameterError
 from .kernels.blocks import Affine, compute_dtype_for
 
@@ -107,6 +109,12 @@ class RowData:
         return int(self.array.shape[1])
 
     @property
+    def nbytes(self) -> int:
+        """Bytes of the array in its storage dtype (from the metadata: no ``Array.nbytes``, which
+        dask's query-planning backend lacks)."""
+        return math.prod(self.array.shape) * self.array.dtype.itemsize
+
+    @property
     def n_chunks(self) -> int:
         return len(self.array.chunks[0])
 
@@ -120,7 +128,14 @@ class RowData:
         return self.affine.apply(np.array(x, dtype=self.dtype))
 
 
-def as_row_data(X: Any, *, owner: str, min_samples: int = 1, chunk_bytes: int | None = None) -> RowData:
+def as_row_data(
+    X: Any,
+    *,
+    owner: str,
+    min_samples: int = 1,
+    chunk_bytes: int | None = None,
+    min_chunks: MinChunks = None,
+) -> RowData:
     """Validate ``X`` and return it as :class:`RowData`. Reads no data, only metadata.
 
     Parameters
@@ -131,7 +146,18 @@ def as_row_data(X: Any, *, owner: str, min_samples: int = 1, chunk_bytes: int | 
         Name of the estimator, for messages.
     min_samples : int, default=1
     chunk_bytes : int, optional
-        Target bytes of a row chunk when daskcluster chooses the chunking.
+        Largest bytes of a row chunk when daskcluster chooses the chunking (default
+        :data:`daskcluster.io.DEFAULT_CHUNK_BYTES`).
+    min_chunks : int, "auto" or None, default=None
+        Row chunks wanted for parallelism when daskcluster chooses the chunking; None reads the
+        Dask configuration key ``"daskcluster.min-chunks"`` (default 16). See
+        :func:`daskcluster.io.open_array`.
+
+    Notes
+    -----
+    A Dask array keeps its row chunks. Anything else is chunked by
+    :func:`daskcluster.io.open_array`, from its shape, dtype and the two settings above only, so
+    the chunk boundaries, and the per-chunk seeds of a fit, are the same on any cluster.
     """
     affine = Affine()
     if isinstance(X, Scaled):
@@ -162,7 +188,9 @@ def as_row_data(X: Any, *, owner: str, min_samples: int = 1, chunk_bytes: int | 
                 f"{owner} needs numbers; X has dtype object with a value that is not one: {exc}. "
                 "Convert it with X.astype(numpy.float64) after fixing those values."
             ) from exc
-    kwargs = {} if chunk_bytes is None else {"chunk_bytes": chunk_bytes}
+    kwargs: dict[str, Any] = {"min_chunks": min_chunks}
+    if chunk_bytes is not None:
+        kwargs["chunk_bytes"] = chunk_bytes
     array = io.open_array(X, **kwargs)
     n_samples, n_features = array.shape
     if n_samples < min_samples:
@@ -223,18 +251,6 @@ def check_n_features(data: RowData, n_features_in: int, owner: str) -> None:
         )
 
 
-def active_client() -> Any | None:
-    """The distributed Client that ``dask.compute`` will use, or None."""
-    if dask.config.get("scheduler", None) not in (None, "dask.distributed", "distributed"):
-        return None
-    try:
-        from distributed import default_client
-
-        return default_client()
-    except (ImportError, ValueError):
-        return None
-
-
 def memory_budget() -> int:
     """Bytes a cached array may take: a fraction of the workers' memory limits, or of the
     memory available on this machine when no distributed Client is active."""
@@ -263,11 +279,11 @@ def cached(data: RowData, cache: CachePolicy) -> Iterator[RowData]:
             persist = False
         else:
             budget = memory_budget()
-            persist = data.array.nbytes <= budget
+            persist = data.nbytes <= budget
             logger.info(
                 "cache='auto': %s (%.1f MB of %.1f MB budget)",
                 "persisting" if persist else "streaming",
-                data.array.nbytes / 1e6,
+                data.nbytes / 1e6,
                 budget / 1e6,
             )
     else:

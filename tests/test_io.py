@@ -266,7 +266,8 @@ def test_chunk_rows_rejects_bad_parameters(kwargs: dict[str, Any], match: str) -
         chunk_rows(**args)
 
 
-def test_zarr_chunks_are_never_split(tmp_path: Path) -> None:
+def test_small_zarr_chunks_are_never_split(tmp_path: Path) -> None:
+    """Below the parallelism floor (a few kB here) a Zarr chunk is never split, whatever chunk_bytes."""
     X = make_data("float64")
     path = str(tmp_path / "x.zarr")
     write_zarr_source(X, path)  # Zarr chunks of 50 rows = 2800 bytes
