@@ -15,7 +15,7 @@ EXPECTED_FAILED = {
 }
 
 
-@parametrize_with_checks([KMeans(n_clusters=3, random_state=0)], expected_failed_checks=lambda est: EXPECTED_FAILED)
+@parametrize_with_checks([KMeans(n_clusters=3, random_state=0), KMeans(n_clusters=3, random_state=0, algorithm="elkan")], expected_failed_checks=lambda est: EXPECTED_FAILED)
 def test_sklearn_compatible(estimator: object, check: object) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

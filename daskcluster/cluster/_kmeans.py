@@ -33,6 +33,8 @@ from ._lloyd import LloydResult, LloydState, lloyd
 logger = logging.getLogger(__name__)
 
 _INITS = ("k-means||", "k-means++", "random")
+#: scikit-learn's values of ``algorithm``.
+ALGORITHMS = ("lloyd", "elkan")
 
 
 class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -70,6 +72,15 @@ default='k-means||'
         k-means|| only: expected candidates per round, as a multiple of ``n_clusters``.
     init_max_iter : int or None, default=None
         k-means|| only: rounds of oversampling (None: 5).
+    algorithm : {'lloyd', 'elkan'}, default='lloyd'
+        ``'lloyd'``: every iteration computes every row's distance to every center (tile by
+        tile: one GEMM and a compiled arg-min per tile). ``'elkan'``: the same iterations and
+        results, but each chunk keeps, beside it on its worker, every row's label and an upper
+        and a lower bound on its distances (Hamerly's bounds with Elkan's center-separation
+        test, 20 bytes a row) and the per-cluster sums; rows whose bounds settle their label
+        are skipped and the sums are updated by the rows that moved. Much faster once few
+        rows change cluster, whether the data are cached or streamed. Bounds only save work:
+        a chunk that lost them (a lost worker, a resumed fit) recomputes them.
     cache : 'auto' or bool, default='auto'
         Persist the data (in its storage dtype) in cluster memory for the fit (True), read it
         from its source on every pass (False), or persist when it takes at most half the
@@ -126,6 +137,7 @@ default='k-means||'
         random_state: Any = None,
         oversampling_factor: float = 2.0,
         init_max_iter: int | None = None,
+        algorithm: str = "lloyd",
         cache: CachePolicy = "auto",
         checkpoint: str | None = None,
     ) -> None:
@@ -138,6 +150,7 @@ default='k-means||'
         self.random_state = random_state
         self.oversampling_factor = oversampling_factor
         self.init_max_iter = init_max_iter
+        self.algorithm = algorithm
         self.cache = cache
         self.checkpoint = checkpoint
 
@@ -151,6 +164,7 @@ default='k-means||'
         check_int(name, "verbose", self.verbose, 0)
         check_float(name, "oversampling_factor", self.oversampling_factor, 0, closed="neither")
         check_int(name, "init_max_iter", self.init_max_iter, 1, allow_none=True)
+        check_options(name, "algorithm", self.algorithm, ALGORITHMS)
         check_options(name, "cache", self.cache, ("auto", True, False))
         n_init, init_array = check_init(name, self.init, self.n_init, _INITS, (self.n_clusters, data.n_features), 10)
         if data.n_samples < self.n_clusters:
@@ -248,7 +262,7 @@ of shape (n_samples, n_features)
                     start = LloydState(self._init_centers(work, weights, init_array, int(entropies[run])))
                     save(run, start)
                 result = lloyd(work, weights, start, max_iter=self.max_iter, tol=self.tol, owner=type(self).__name__,
-                               on_iteration=partial(save, run))
+                               on_iteration=partial(save, run), algorithm=self.algorithm)
                 if best is None or result.inertia < best.inertia:
                     best = result
                 save(run + 1, None)

@@ -124,19 +124,6 @@ def add_rows(x: np.ndarray, labels: np.ndarray, w: np.ndarray, weighted: bool, s
 
 
 @numba.njit(nogil=True, cache=True)
-def sub_rows(x: np.ndarray, labels: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
-             wic: np.ndarray) -> None:  # pragma: no cover - compiled
-    """The inverse of :func:`add_rows`: take the rows out of their clusters' sums."""
-    n, d = x.shape
-    for i in range(n):
-        lab = labels[i]
-        wi = w[i] if weighted else 1.0
-        wic[lab] -= wi
-        for f in range(d):
-            sums[lab, f] -= wi * np.float64(x[i, f])
-
-
-@numba.njit(nogil=True, cache=True)
 def distances_from_product(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray,
                            out: np.ndarray) -> None:  # pragma: no cover - compiled
     """``out[i, j] = max(‖x_i‖² + ‖c_j‖² - 2 x_i·c_j, 0)`` from ``g = x·(-2Cᵀ)``."""

@@ -1,0 +1,177 @@
+"""KMeans(algorithm="elkan"): the same clustering as Lloyd from the same init, with most
+distances skipped; bounds kept beside the chunks only save work."""
+
+from __future__ import annotations
+
+import os
+
+import dask.array as da
+import numpy as np
+import pytest
+from sklearn.cluster import KMeans as SkKMeans
+from sklearn.datasets import make_blobs
+
+from daskcluster import KMeans, scaled
+from daskcluster.engine import count_passes, rowstate
+from daskcluster.kernels import bounds as B
+from daskcluster.kernels.blocks import Affine, ChunkInfo
+from daskcluster.progress import progress_hook
+
+CHUNKINGS = {
+    "one": lambda n: (n,),
+    "many": lambda n: (n // 7,) * 7 + ((n % 7,) if n % 7 else ()),
+    "uneven": lambda n: (13, 500, 1, n - 514),
+    "zero-length": lambda n: (300, 0, n - 600, 0, 300),
+}
+
+
+def blobs(dtype: type, n: int = 1500, d: int = 6, k: int = 5, seed: int = 0) -> np.ndarray:
+    X, _ = make_blobs(n, d, centers=k, cluster_std=2.5, random_state=seed)
+    return X.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-7), (np.float32, 1e-4)])
+@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
+def test_elkan_equals_lloyd_and_sklearn(dtype: type, rtol: float, chunking: str) -> None:
+    X = blobs(dtype)
+    init = X[[3, 100, 200, 700, 1200]].copy()
+    ref = SkKMeans(5, init=init, n_init=1, algorithm="lloyd").fit(X)
+    Xd = da.from_array(X, chunks=(CHUNKINGS[chunking](len(X)), X.shape[1]))
+    lloyd = KMeans(5, init=init, n_init=1, algorithm="lloyd").fit(Xd)
+    elkan = KMeans(5, init=init, n_init=1, algorithm="elkan").fit(Xd)
+    assert elkan.n_iter_ == lloyd.n_iter_ == ref.n_iter_
+    # the same labels in every iteration: the float64 sums differ only by the order of additions
+    np.testing.assert_allclose(elkan.cluster_centers_, lloyd.cluster_centers_, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(elkan.cluster_centers_, ref.cluster_centers_, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(elkan.inertia_, ref.inertia_, rtol=rtol)
+    np.testing.assert_array_equal(elkan.labels_.compute(), ref.labels_)
+    assert elkan.cluster_centers_.dtype == ref.cluster_centers_.dtype
+
+
+def test_elkan_with_sample_weight_scaled_uint8_and_many_clusters() -> None:
+    rng = np.random.default_rng(0)
+    X8 = rng.integers(0, 256, size=(3000, 12), dtype=np.uint8)
+    X8[:1500, :6] //= 4
+    w = rng.uniform(0.1, 3.0, len(X8))
+    X = X8 / 255.0
+    init = X[rng.choice(len(X), 40, replace=False)]
+    ref = SkKMeans(40, init=init, n_init=1, algorithm="lloyd", max_iter=100).fit(X, sample_weight=w)
+    data = scaled(da.from_array(X8, chunks=(700, 12)), 1 / 255)
+    elkan = KMeans(40, init=init, n_init=1, algorithm="elkan", max_iter=100).fit(data, sample_weight=w)
+    assert abs(elkan.n_iter_ - ref.n_iter_) <= 2
+    np.testing.assert_allclose(elkan.cluster_centers_, ref.cluster_centers_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(elkan.inertia_, ref.inertia_, rtol=1e-6)
+
+
+def test_elkan_skips_most_distances_once_few_rows_move() -> None:
+    X = blobs(np.float64, n=6000, d=8, k=10, seed=3)
+    init = X[:10].copy()
+    computed: list[float] = []
+    with progress_hook(lambda rep: computed.append(rep.metrics["computed"]) if rep.stage == "fit" else None):
+        km = KMeans(10, init=init, n_init=1, algorithm="elkan", tol=0).fit(da.from_array(X, chunks=1000))
+    assert km.n_iter_ == len(computed) > 3
+    assert computed[0] == 1.0  # the first pass computes every distance
+    assert max(computed[2:]) < 0.5 and computed[-1] < 0.05
+
+
+def test_elkan_relocates_empty_clusters_as_lloyd() -> None:
+    X = blobs(np.float64, n=1200, d=4, k=3, seed=1)
+    init = np.vstack([X[[0, 400, 800, 1]], np.full((2, 4), 1e3)])  # two far centers empty at once
+    ref = SkKMeans(6, init=init, n_init=1, algorithm="lloyd").fit(X)
+    lloyd = KMeans(6, init=init, n_init=1, algorithm="lloyd").fit(da.from_array(X, chunks=300))
+    with count_passes() as c:
+        elkan = KMeans(6, init=init, n_init=1, algorithm="elkan").fit(da.from_array(X, chunks=300))
+    assert lloyd.n_iter_ == ref.n_iter_
+    assert elkan.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(elkan.cluster_centers_, ref.cluster_centers_, rtol=1e-9, atol=1e-9)
+    assert c.passes <= elkan.n_iter_ * 2 + 1
+
+
+def test_bounds_kernel_gives_the_same_statistics_with_or_without_its_state() -> None:
+    """The state only saves work: each step's labels and sums equal a fresh full step's."""
+    X = blobs(np.float32, n=900, d=5, k=6, seed=4)
+    rng = np.random.default_rng(0)
+    centers = X[:6].copy()
+    state = None
+    previous = None
+    for generation in range(6):
+        drift = None if previous is None else np.sqrt(((centers.astype(np.float64) - previous) ** 2).sum(1))
+        params = B.BoundsParams(centers, Affine(), generation, drift, n_far=6, moments=False)
+        stats, state = B.bounds_kernel(X, None, ChunkInfo(0, 0), params, state)
+        fresh, _ = B.bounds_kernel(X, None, ChunkInfo(0, 0), params, None)
+        np.testing.assert_array_equal(stats.lloyd.weight_in_clusters, fresh.lloyd.weight_in_clusters)
+        np.testing.assert_allclose(stats.lloyd.sums, fresh.lloyd.sums, rtol=1e-12, atol=1e-9)
+        assert fresh.computed == X.shape[0] * 6
+        if generation:
+            assert stats.computed < fresh.computed and np.isnan(stats.lloyd.inertia)
+        previous = centers.astype(np.float64)
+        centers = (stats.lloyd.sums / np.maximum(stats.lloyd.weight_in_clusters, 1)[:, None]).astype(np.float32)
+        centers += rng.normal(scale=0.01, size=centers.shape).astype(np.float32)
+    # a state made by another pass than the previous one is not used
+    params = B.BoundsParams(centers, Affine(), 42, np.zeros(6), n_far=6, moments=False)
+    assert B.bounds_kernel(X, None, ChunkInfo(0, 0), params, state)[0].computed == X.shape[0] * 6
+
+
+def test_fit_releases_the_bounds() -> None:
+    X = blobs(np.float64)
+    KMeans(5, init=X[:5].copy(), n_init=1, algorithm="elkan").fit(da.from_array(X, chunks=300))
+    assert rowstate.held() == {}
+
+
+def test_elkan_checkpoint_resume_gives_the_same_model(tmp_path: object) -> None:
+    X = da.from_array(blobs(np.float64, n=3000, k=8, seed=2), chunks=500)
+    params = dict(n_clusters=8, random_state=0, n_init=1, algorithm="elkan", tol=0)
+    uninterrupted = KMeans(**params).fit(X)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_3(rep: object) -> None:
+        if rep.stage == "fit" and rep.iteration == 3:  # type: ignore[attr-defined]
+            raise Stop
+
+    ckpt = str(tmp_path) + "/fit.ckpt.npz"  # type: ignore[operator]
+    with progress_hook(stop_at_3), pytest.raises(Stop):
+        KMeans(**params, checkpoint=ckpt).fit(X)
+    assert rowstate.held() == {}
+    resumed = KMeans(**params, checkpoint=ckpt).fit(X)
+    np.testing.assert_allclose(resumed.cluster_centers_, uninterrupted.cluster_centers_, rtol=1e-10)
+    assert resumed.n_iter_ == uninterrupted.n_iter_
+    assert resumed.inertia_ == pytest.approx(uninterrupted.inertia_, rel=1e-10)
+
+
+def test_bad_algorithm() -> None:
+    with pytest.raises(ValueError, match="'algorithm' parameter of KMeans must be .* Got 'full' instead"):
+        KMeans(2, algorithm="full").fit(blobs(np.float64))
+
+
+@pytest.mark.slow
+def test_elkan_on_process_cluster_with_a_killed_worker() -> None:
+    """Real worker processes: the bounds stay on the workers between passes; a worker killed
+    mid-fit loses its chunks' bounds (and cached data), which are recomputed: same model."""
+    from distributed import Client, LocalCluster
+
+    X = blobs(np.float64, n=8000, d=6, k=8, seed=5)
+    init = X[:8].copy()
+    ref = SkKMeans(8, init=init, n_init=1, algorithm="lloyd").fit(X)
+    Xd = da.from_array(X, chunks=1000)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        plain = KMeans(8, init=init, n_init=1, algorithm="elkan").fit(Xd)
+        pids = list(client.run(os.getpid).values())
+        killed = []
+
+        def kill_one(rep: object) -> None:
+            if rep.stage == "fit" and rep.iteration == 3 and not killed:  # type: ignore[attr-defined]
+                os.kill(pids[0], 9)
+                killed.append(pids[0])
+
+        with progress_hook(kill_one):
+            interrupted = KMeans(8, init=init, n_init=1, algorithm="elkan").fit(Xd)
+        assert killed
+        held = client.run(lambda: sum(rowstate.held().values()))
+        assert sum(held.values()) == 0  # the fits released their bounds on every worker
+    for km in (plain, interrupted):
+        assert km.n_iter_ == ref.n_iter_
+        np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-7, atol=1e-9)
+        np.testing.assert_array_equal(km.labels_.compute(scheduler="sync"), ref.labels_)
