@@ -45,7 +45,7 @@ from ..errors import (
     SourceError,
     SourceNotFoundError,
 )
-from ..io import DEFAULT_CHUNK_BYTES, chunk_rows, open_array
+from ..io import DEFAULT_CHUNK_BYTES, chunk_rows, open_array, resolve_min_chunks
 
 __all__ = ["open_labeled_zarr", "verify_labeled_zarr", "write_mnist_zarr", "LABELED_FORMAT"]
 
@@ -251,7 +251,8 @@ def write_mnist_zarr(
     source : str
         Where the data came from, recorded in the attributes, e.g. ``"mnist-npz:/data/mnist.npz"``.
     chunk_bytes : int, default=DEFAULT_CHUNK_BYTES
-        Target bytes per chunk of ``X``; rows per chunk from :func:`daskcluster.io.chunk_rows`.
+        Target bytes per chunk of ``X``; rows per chunk from :func:`daskcluster.io.chunk_rows`, with
+        the configured ``min_chunks`` (so that reading the store needs no chunk split across tasks).
     compressors : "default", None, codec or sequence of codecs, default="default"
         For both arrays; ``"default"`` is :func:`default_compressors` (Blosc zstd).
     overwrite : bool, default=False
@@ -276,7 +277,7 @@ def write_mnist_zarr(
     if n_samples == 0 or n_features == 0:
         raise InvalidDataError(f"X must hold at least one row and one feature; got shape {X.shape}.")
     labels = _as_labels(y, n_samples)
-    rows = chunk_rows(n_samples, n_features, 1, chunk_bytes)
+    rows = chunk_rows(n_samples, n_features, 1, chunk_bytes, min_chunks=resolve_min_chunks())
     with atomic_store(path, overwrite=overwrite, func="write_mnist_zarr") as tmp:
         group = create_labeled_group(tmp, n_samples, n_features, rows, compressors=compressors)
         hx, hy = hashlib.sha256(), hashlib.sha256()
