@@ -13,7 +13,8 @@ from sklearn.datasets import make_blobs
 
 from daskcluster import KMeans, scaled
 from daskcluster.engine import count_passes, rowstate
-from daskcluster.kernels import bounds as B
+from daskcluster.kernels import kmeans as K
+from daskcluster.kernels import sweep as S
 from daskcluster.kernels.blocks import Affine, ChunkInfo
 from daskcluster.progress import progress_hook
 
@@ -87,8 +88,16 @@ def test_elkan_relocates_empty_clusters_as_lloyd() -> None:
     assert c.passes <= elkan.n_iter_ * 2 + 1
 
 
-def test_bounds_kernel_gives_the_same_statistics_with_or_without_its_state() -> None:
-    """The state only saves work: each step's labels and sums equal a fresh full step's."""
+def elkan_pass(X: np.ndarray, centers: np.ndarray, generation: int, drift: np.ndarray | None,
+               state: dict | None, key: int = 0) -> tuple[K.LloydStats, int, dict]:
+    member = S.Member(S.ELKAN, centers, n_far=len(centers), key=key, generation=generation, drift=drift)
+    stats, state = S.sweep_state_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((member,), Affine()), state)
+    return stats.parts[0], stats.computed[0], state  # type: ignore[return-value]
+
+
+def test_elkan_member_gives_the_same_statistics_with_or_without_its_state() -> None:
+    """The state only saves work: each step's labels and sums equal a fresh full step's, and a
+    Lloyd member's."""
     X = blobs(np.float32, n=900, d=5, k=6, seed=4)
     rng = np.random.default_rng(0)
     centers = X[:6].copy()
@@ -96,20 +105,24 @@ def test_bounds_kernel_gives_the_same_statistics_with_or_without_its_state() -> 
     previous = None
     for generation in range(6):
         drift = None if previous is None else np.sqrt(((centers.astype(np.float64) - previous) ** 2).sum(1))
-        params = B.BoundsParams(centers, Affine(), generation, drift, n_far=6, moments=False)
-        stats, state = B.bounds_kernel(X, None, ChunkInfo(0, 0), params, state)
-        fresh, _ = B.bounds_kernel(X, None, ChunkInfo(0, 0), params, None)
-        np.testing.assert_array_equal(stats.lloyd.weight_in_clusters, fresh.lloyd.weight_in_clusters)
-        np.testing.assert_allclose(stats.lloyd.sums, fresh.lloyd.sums, rtol=1e-12, atol=1e-9)
-        assert fresh.computed == X.shape[0] * 6
+        stats, computed, state = elkan_pass(X, centers, generation, drift, state)
+        fresh, all_distances, _ = elkan_pass(X, centers, generation, drift, None)
+        lloyd = K.lloyd_kernel(X, None, ChunkInfo(0, 0), K.LloydParams(centers, Affine(), n_far=6, moments=False))
+        for other in (fresh, lloyd):
+            np.testing.assert_array_equal(stats.weight_in_clusters, other.weight_in_clusters)
+            np.testing.assert_allclose(stats.sums, other.sums, rtol=1e-12, atol=1e-9)
+        assert fresh.inertia == pytest.approx(lloyd.inertia, rel=1e-12)
+        assert all_distances == X.shape[0] * 6
         if generation:
-            assert stats.computed < fresh.computed and np.isnan(stats.lloyd.inertia)
+            assert computed < all_distances and np.isnan(stats.inertia) and len(stats.far.index) == 0
         previous = centers.astype(np.float64)
-        centers = (stats.lloyd.sums / np.maximum(stats.lloyd.weight_in_clusters, 1)[:, None]).astype(np.float32)
+        centers = (stats.sums / np.maximum(stats.weight_in_clusters, 1)[:, None]).astype(np.float32)
         centers += rng.normal(scale=0.01, size=centers.shape).astype(np.float32)
-    # a state made by another pass than the previous one is not used
-    params = B.BoundsParams(centers, Affine(), 42, np.zeros(6), n_far=6, moments=False)
-    assert B.bounds_kernel(X, None, ChunkInfo(0, 0), params, state)[0].computed == X.shape[0] * 6
+    # bounds made by another pass than the previous one are not used
+    assert elkan_pass(X, centers, 42, np.zeros(6), state)[1] == X.shape[0] * 6
+    # a member that is not in the pass keeps its bounds in the chunk's state
+    _, _, state = elkan_pass(X, centers, 0, None, state, key=7)
+    assert set(state) == {0, 7}
 
 
 def test_fit_releases_the_bounds() -> None:

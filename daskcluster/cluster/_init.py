@@ -1,6 +1,7 @@
-"""Seeding k-means on row-chunked data: k-means||, greedy k-means++ and random rows.
+"""Seeding k-means on row-chunked data: the client's halves of k-means||, greedy k-means++ and
+random rows (the passes are made by :mod:`daskcluster.cluster._driver`).
 
-All three run as passes of the engine; none brings the data to the client. Randomness comes
+None brings the data to the client. Randomness comes
 from ``entropy`` (an int drawn from ``random_state``): the client's choices from a generator
 seeded with it, each chunk's from ``SeedSequence(entropy, spawn_key=(pass, chunk))``, so the
 result does not depend on the scheduler or the number of workers.
@@ -9,7 +10,6 @@ result does not depend on the scheduler or the number of workers.
 from __future__ import annotations
 
 import logging
-import time
 import warnings
 from functools import partial
 
@@ -22,9 +22,11 @@ from sklearn.exceptions import ConvergenceWarning
 from ..data import RowData
 from ..engine import take_rows, tree_reduce
 from ..kernels import kmeans as K
-from ..progress import IterationReport, report
 
 logger = logging.getLogger(__name__)
+
+#: k-means|| rounds of oversampling by default (``init_max_iter=None``).
+DEFAULT_ROUNDS = 5
 
 #: Extra k-means|| rounds allowed when fewer than ``n_clusters`` candidates were drawn.
 EXTRA_ROUNDS = 10
@@ -57,53 +59,6 @@ def random_rows(data: RowData, weights: da.Array | None, n: int, entropy: int) -
     params = K.SampleParams(n, data.affine, data.dtype, entropy, 0)
     sample = tree_reduce(data, K.sample_kernel, params, partial(K.combine_samples, n=n), weights=weights)
     return sample.rows
-
-
-def kmeans_parallel(
-    data: RowData,
-    weights: da.Array | None,
-    n_clusters: int,
-    *,
-    entropy: int,
-    oversampling_factor: float,
-    rounds: int,
-    owner: str = "KMeans",
-) -> np.ndarray:
-    """k-means|| (Bahmani et al., 2012): candidates by oversampling, then weighted k-means++.
-
-    1. A first center drawn at random (step 1 of the paper).
-    2. ``rounds`` passes; in each, every row is drawn independently with probability
-       ``min(1, ell * w * d^2 / cost)``, ``ell = oversampling_factor * n_clusters`` and ``cost``
-       the weighted inertia against the current candidates (steps 3-6). Each pass computes
-       ``cost`` and draws at once (see :class:`~daskcluster.kernels.kmeans.Candidates`).
-       More rounds run (up to :data:`EXTRA_ROUNDS`) while fewer than ``n_clusters`` came back.
-    3. One pass weighs every candidate by the weight of the rows nearest to it (step 7).
-    4. The weighted candidates are clustered into ``n_clusters`` by weighted k-means++ and
-       Lloyd iterations, in memory (step 8).
-
-    Returns
-    -------
-    centers : ndarray of shape (n_clusters, n_features), compute dtype.
-        Data passes: ``rounds + 1`` (+1 with weights, for the first center).
-    """
-    ell = float(oversampling_factor * n_clusters)
-    centers = first_center(data, weights, entropy)
-    r = 0
-    while more_rounds(r, rounds, len(centers), n_clusters):
-        r += 1
-        t0 = time.perf_counter()
-        params = K.ParallelRoundParams(centers, data.affine, ell, entropy, r)
-        cand = tree_reduce(data, K.parallel_round_kernel, params, partial(K.combine_candidates, ell=ell), weights=weights)
-        report(
-            IterationReport(owner, "init", r, rounds, time.perf_counter() - t0, data.n_samples,
-                            {"cost": cand.cost, "candidates": float(len(centers) + len(cand.index))})
-        )
-        if cand.cost <= 0:
-            break
-        centers = np.concatenate([centers, cand.rows.astype(data.dtype)])
-    stats = tree_reduce(data, K.assign_stats_kernel, K.AssignParams(centers, data.affine), K.combine_assign, weights=weights)
-    logger.info("k-means||: %d rounds, %d candidates", r, len(centers))
-    return recluster_candidates(centers, stats.weight_in_clusters, n_clusters, entropy, data.dtype)
 
 
 def local_trials(n_clusters: int, n_local_trials: int | None) -> int:
@@ -167,37 +122,16 @@ def recluster_candidates(candidates: np.ndarray, weight: np.ndarray, n_clusters:
     return km.cluster_centers_.astype(dtype)
 
 
-def kmeans_plusplus_distributed(
-    data: RowData,
-    weights: da.Array | None,
-    n_clusters: int,
-    *,
-    entropy: int,
-    n_local_trials: int | None,
-    owner: str = "KMeans",
-) -> np.ndarray:
-    """Greedy k-means++ (Arthur & Vassilvitskii, 2007, as scikit-learn runs it), one pass per center.
+def kmeans_plusplus_distributed(data: RowData, weights: da.Array | None, n_clusters: int, *, entropy: int,
+                                n_local_trials: int | None = None, owner: str = "KMeans") -> np.ndarray:
+    """Greedy k-means++ (Arthur & Vassilvitskii, 2007, as scikit-learn runs it), one pass per
+    center: the seeding of :func:`daskcluster.cluster._driver.seed` with ``init='k-means++'``.
 
-    Each pass evaluates the potential of the previous step's ``n_local_trials`` candidates and,
-    under each candidate's hypothesis, draws the next step's candidates with probability
-    proportional to ``w * D^2``; the client keeps the best candidate and its draws.
-
-    Returns
-    -------
-    centers : ndarray of shape (n_clusters, n_features), compute dtype.
-        Data passes: ``n_clusters`` (+1 with weights, for the first center).
+    Returns centers of shape (n_clusters, n_features), compute dtype. Data passes:
+    ``n_clusters`` (+1 with weights, for the first center).
     """
-    m = local_trials(n_clusters, n_local_trials)
-    centers = first_center(data, weights, entropy)
-    trials = np.zeros((0, data.n_features), dtype=data.dtype)
-    step = 0
-    while len(centers) < n_clusters:
-        step += 1
-        t0 = time.perf_counter()
-        params = K.PlusPlusParams(centers, trials, plusplus_draws(centers, trials, n_clusters, m), data.affine,
-                                  entropy, step)
-        stats = tree_reduce(data, K.plusplus_kernel, params, K.combine_plusplus, weights=weights)
-        centers, trials, potential = plusplus_advance(centers, trials, stats, n_clusters, data.dtype)
-        report(IterationReport(owner, "init", step, n_clusters, time.perf_counter() - t0, data.n_samples,
-                               {"potential": potential}))
-    return centers
+    from ._driver import seed
+
+    if n_local_trials is not None:
+        raise ValueError(f"n_local_trials must be None (scikit-learn's 2 + log(n_clusters)); got {n_local_trials!r}.")
+    return seed(data, weights, n_clusters, "k-means++", entropy=entropy)

@@ -6,7 +6,9 @@ import hashlib
 import logging
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import replace
 from functools import partial
 from typing import Any
 
@@ -23,18 +25,17 @@ from ..data import (
     as_sample_weight,
     cached,
 )
+from ..engine import tree_reduce
 from ..errors import InvalidDataError
+from ..kernels import kmeans as K
 from ..params import check_float, check_int, check_options, check_random_state
 from ..progress import progress_hook
 from ._centers import CentersMixin, check_init
-from ._init import kmeans_parallel, kmeans_plusplus_distributed, random_rows
-from ._lloyd import LloydResult, LloydState, lloyd
+from ._driver import ALGORITHMS, INITS, Run, lockstep, report_pass
+from ._lloyd import LloydResult, LloydState
 
 logger = logging.getLogger(__name__)
 
-_INITS = ("k-means||", "k-means++", "random")
-#: scikit-learn's values of ``algorithm``.
-ALGORITHMS = ("lloyd", "elkan")
 
 
 class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -166,7 +167,7 @@ default='k-means||'
         check_int(name, "init_max_iter", self.init_max_iter, 1, allow_none=True)
         check_options(name, "algorithm", self.algorithm, ALGORITHMS)
         check_options(name, "cache", self.cache, ("auto", True, False))
-        n_init, init_array = check_init(name, self.init, self.n_init, _INITS, (self.n_clusters, data.n_features), 10)
+        n_init, init_array = check_init(name, self.init, self.n_init, INITS, (self.n_clusters, data.n_features), 10)
         if data.n_samples < self.n_clusters:
             raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
         return int(n_init), init_array
@@ -184,21 +185,33 @@ default='k-means||'
                 "n_features": data.n_features, "dtype": str(data.array.dtype), "scale": data.affine.scale,
                 "offset": data.affine.offset, "sample_weight": weights_id}
 
-    def _init_centers(self, data: RowData, weights: da.Array | None, init_array: np.ndarray | None,
-                      entropy: int) -> np.ndarray:
+    def _start_run(self, data: RowData, weights: da.Array | None, init_array: np.ndarray | None,
+                   entropy: int) -> Run:
+        """A run seeded from ``init`` (its first draws made: at most one pass)."""
+        bounded = self.algorithm == "elkan"
         if init_array is not None:
-            return init_array.astype(data.dtype)
-        if self.init == "k-means||":
-            return kmeans_parallel(
-                data, weights, self.n_clusters, entropy=entropy, oversampling_factor=self.oversampling_factor,
-                rounds=self.init_max_iter or 5, owner=type(self).__name__,
-            )
-        if self.init == "k-means++":
-            return kmeans_plusplus_distributed(
-                data, weights, self.n_clusters, entropy=entropy, n_local_trials=None,
-                owner=type(self).__name__,
-            )
-        return random_rows(data, weights, self.n_clusters, entropy)
+            return Run.from_centers(init_array.astype(data.dtype), bounded=bounded)
+        run = Run(self.n_clusters, entropy, "", bounded=bounded)
+        run.start(data, weights, self.init, oversampling_factor=self.oversampling_factor, rounds=self.init_max_iter)
+        return run
+
+    def _run(self, data: RowData, weights: da.Array | None, run: Run, save: Callable[[LloydState], None]) -> LloydResult:
+        """Drive one run to its end, saving its state after the seeding and every iteration."""
+        owner = type(self).__name__
+        tol_abs = None if run.state is None else run.state.tol_abs
+        for done in lockstep(data, [run], weights=weights, tol=self.tol, max_iter=self.max_iter, tol_abs=tol_abs):
+            report_pass(owner, done, data, max_iter=self.max_iter, rounds=run.rounds)
+            step = done.steps[0]
+            if run.state is not None and not run.exact_next and (step.phase == "lloyd" or run.phase != step.phase):
+                save(run.state)
+        state = run.state
+        assert state is not None
+        if state.converged == "strict" and np.isfinite(state.inertia):
+            assert state.weight_in_clusters is not None
+            return LloydResult(state.centers, state.inertia, state.n_iter, state.weight_in_clusters)
+        final = tree_reduce(data, K.assign_stats_kernel, K.AssignParams(state.centers, data.affine), K.combine_assign,
+                            weights=weights, label="kmeans-inertia")
+        return LloydResult(state.centers, final.inertia, state.n_iter, final.weight_in_clusters)
 
     def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
         """Compute k-means clustering.
@@ -256,16 +269,18 @@ of shape (n_samples, n_features)
             if self.verbose:
                 stack.enter_context(progress_hook(lambda rep: print(rep.format())))
             work = stack.enter_context(cached(data, self.cache))
-            for run in range(first_run, n_init):
-                start = resume if resume is not None and run == first_run else None
-                if start is None:
-                    start = LloydState(self._init_centers(work, weights, init_array, int(entropies[run])))
-                    save(run, start)
-                result = lloyd(work, weights, start, max_iter=self.max_iter, tol=self.tol, owner=type(self).__name__,
-                               on_iteration=partial(save, run), algorithm=self.algorithm)
+            for index in range(first_run, n_init):
+                if resume is not None and index == first_run:
+                    resume = replace(resume, centers=np.asarray(resume.centers, dtype=work.dtype))
+                    run = Run.from_centers(resume.centers, bounded=self.algorithm == "elkan", state=resume)
+                else:
+                    run = self._start_run(work, weights, init_array, int(entropies[index]))
+                    if run.state is not None:
+                        save(index, run.state)
+                result = self._run(work, weights, run, partial(save, index))
                 if best is None or result.inertia < best.inertia:
                     best = result
-                save(run + 1, None)
+                save(index + 1, None)
             assert best is not None
             self.cluster_centers_ = best.centers
             # eager input: labels from the cached copy; lazy input: a lazy map over the source

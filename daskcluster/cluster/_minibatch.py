@@ -32,7 +32,7 @@ from ..kernels.distances import nearest_center
 from ..params import check_float, check_int, check_options, check_random_state
 from ..progress import IterationReport, progress_hook, report
 from ._centers import CentersMixin, check_init
-from ._init import kmeans_parallel
+from ._driver import seed
 from ._sampling import EpochReport, run_schedule
 
 logger = logging.getLogger(__name__)
@@ -256,8 +256,8 @@ default='k-means++'
             if init_array is not None:
                 candidates.append(init_array.astype(data.dtype))
             elif self.init == "k-means||":
-                candidates.append(kmeans_parallel(data, weights, self.n_clusters, entropy=entropy + i,
-                                                  oversampling_factor=2.0, rounds=5, owner=type(self).__name__))
+                candidates.append(seed(data, weights, self.n_clusters, "k-means||", entropy=entropy + i,
+                                       owner=type(self).__name__))
             else:
                 assert sample is not None
                 part = slice(i * init_size, (i + 1) * init_size)

@@ -16,11 +16,12 @@ dtype's machine epsilon, a worst-case bound on a dot product of length ``d``); t
 carry that error and a row is skipped only when its nearest center wins by more than it, so
 the rows Lloyd could label differently through rounding are always recomputed.
 
-The state of a chunk (:class:`BoundsState`: labels, bounds, sums, 20 bytes a row plus one
-``(k, d)`` array) lives beside the chunk in the memory of the worker that ran its task
-(:mod:`daskcluster.engine.rowstate`). It only saves work: a chunk without its state (first
-pass, another worker, a lost worker, a resumed checkpoint) computes every distance and
-builds it again, and gives the same labels.
+The state of a chunk (:class:`BoundsState`: labels, bounds, sums: ``20 + 4 k`` bytes a row
+plus one ``(k, d)`` array) lives beside the chunk in the memory of the worker that ran its
+task (:mod:`daskcluster.engine.rowstate`). It only saves work: a chunk without its state
+(first pass, another worker, a lost worker, a resumed checkpoint) computes every distance by
+GEMM and builds it again, and gives the same labels. The pass that uses these loops is
+:func:`daskcluster.kernels.sweep.sweep_state_kernel` (member kind ``'elkan'``).
 
 References
 ----------
@@ -35,30 +36,8 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .assign import CenterTable, add_rows, iter_products, weights_arg
-from .blocks import Affine, ChunkInfo, check_finite_rows
-from .kmeans import FarPoints, LloydStats, block_moments, far_points
-
-
-@dataclass(frozen=True)
-class BoundsParams:
-    """Broadcast parameters of one bounded Lloyd pass.
-
-    centers : (k, n_features), compute dtype, compute space.
-    generation : the pass's number in the run; a chunk's state is used only when it was made
-        by the pass before (``generation - 1``).
-    drift : (k,) float64, storage-space distance each center moved since the previous pass
-        (None on a run's first pass).
-    n_far, moments : as :class:`~daskcluster.kernels.kmeans.LloydParams`, honoured on chunks
-        that compute every distance (see :class:`BoundsStats`).
-    """
-
-    centers: np.ndarray
-    affine: Affine
-    generation: int
-    drift: np.ndarray | None
-    n_far: int
-    moments: bool
+from .blocks import Affine
+from .kmeans import FarPoints, LloydStats
 
 
 @dataclass
@@ -71,21 +50,6 @@ class BoundsState:
     lower: np.ndarray  # float32, (n_rows, k)
     sums: np.ndarray  # float64, storage space, raw rows
     wic: np.ndarray  # float64
-
-
-@dataclass
-class BoundsStats:
-    """A bounded pass's statistics.
-
-    ``lloyd`` holds the per-cluster weights and sums of the labels after the pass (exact, as a
-    Lloyd step's). Its inertia and farthest points are exact only when every chunk computed
-    every distance; otherwise the inertia is NaN and the far points are empty (the client runs
-    a plain Lloyd pass when it needs them, i.e. when a cluster became empty).
-    ``computed``: distances computed (``n_rows * k`` for a plain Lloyd step).
-    """
-
-    lloyd: LloydStats
-    computed: int
 
 
 # --------------------------------------------------------------------------- compiled loops
@@ -112,7 +76,7 @@ def init_bounds(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, slack: float,
             lo = v - slack
             lower[i, j] = np.float32(np.sqrt(lo) * _DOWN) if lo > 0.0 else np.float32(0.0)
         labels[i] = best
-        d1[i] = b1
+        d1[i] = b1 if np.isfinite(b1) else np.nan
         upper[i] = np.sqrt(max(b1, 0.0) + slack)
 
 
@@ -185,14 +149,14 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
 # --------------------------------------------------------------------------- the kernel
 
 
-def _slack(n_features: int, dtype: np.dtype, xsq_max: float, csq_max: float) -> float:
+def slack(n_features: int, dtype: np.dtype, xsq_max: float, csq_max: float) -> float:
     """Bound on the rounding error of a squared distance computed as ``‖x‖² + ‖c‖² - 2x·c``
     (a dot product of length ``d`` in ``dtype``: at most ``d ε ‖x‖ ‖c‖`` for each of its
     terms, so ``2 d ε (‖x‖² + ‖c‖²)`` in all)."""
     return float(2 * n_features * np.finfo(dtype).eps * (xsq_max + csq_max))
 
 
-def _center_geometry(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def center_geometry(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Half the distance between every two centers (k, k) and from each to its nearest other
     one (k,), float64, storage space, rounded down."""
     k = centers.shape[0]
@@ -204,75 +168,7 @@ def _center_geometry(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return half_cc, masked.min(axis=1)
 
 
-def _full(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: BoundsParams,
-          table: CenterTable) -> tuple[BoundsStats, BoundsState]:
-    """Every distance computed (tile by tile, by GEMM): exact Lloyd statistics and new bounds."""
-    n, d = block.shape
-    k = table.n_centers
-    labels = np.empty(n, dtype=np.int64)
-    d1 = np.empty(n)
-    upper = np.empty(n)
-    lower = np.empty((n, k), dtype=np.float32)
-    sums = np.zeros((k, d))
-    wic = np.zeros(k)
-    w, weighted = weights_arg(sample_weight)
-    csq_max = float(table.sq_norms.max(initial=0.0))
-    for start, stop, x, x_sq, g in iter_products(block, table.minus2_t, chunk):
-        slack = _slack(d, table.dtype, float(x_sq.max()), csq_max)
-        init_bounds(g, table.sq_norms, x_sq, slack, labels[start:stop], d1[start:stop], upper[start:stop],
-                    lower[start:stop])
-        if not np.isfinite(d1[start:stop]).all():
-            check_finite_rows(x, d1[start:stop], chunk, start)
-        add_rows(x, labels[start:stop], w[start:stop] if weighted else w, weighted, sums, wic)
-    np.maximum(d1, 0.0, out=d1)
-    affine = params.affine
-    d1 *= affine.sq_scale
-    inertia = float(d1.sum()) if not weighted else float(d1 @ w)
-    far = far_points(block, sample_weight, chunk, d1, labels, params.n_far, table.dtype, affine)
-    moments = block_moments(block, table.dtype, affine) if params.moments else None
-    state = BoundsState(params.generation, labels, upper, lower, sums, wic)
-    return BoundsStats(_lloyd_stats(sums, wic, inertia, far, moments, affine), n * k), state
-
-
-def _lloyd_stats(sums: np.ndarray, wic: np.ndarray, inertia: float, far: FarPoints, moments: object,
-                 affine: Affine) -> LloydStats:
+def lloyd_stats(sums: np.ndarray, wic: np.ndarray, inertia: float, far: FarPoints, affine: Affine) -> LloydStats:
     """The chunk's statistics in the compute space (copies: the state keeps its own arrays)."""
     s = sums.copy() if affine.is_identity else affine.scale * sums + affine.offset * wic[:, None]
-    return LloydStats(wic.copy(), s, inertia, far, moments)  # type: ignore[arg-type]
-
-
-def bounds_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: BoundsParams,
-                  state: BoundsState | None) -> tuple[BoundsStats, BoundsState]:
-    """One Lloyd step over a block, computing only the distances the bounds do not rule out.
-
-    Returns the statistics (see :class:`BoundsStats`) and the chunk's new state. Without a
-    usable ``state`` (None, or made by another pass than the previous one) every distance is
-    computed by GEMM, as :func:`~daskcluster.kernels.kmeans.lloyd_kernel` does. Reads the
-    rows whose bounds need a distance (all of them without a state).
-    """
-    affine = params.affine
-    centers = affine.to_storage_space(params.centers)
-    table = CenterTable.of(centers)
-    n, d = block.shape
-    usable = (state is not None and params.drift is not None and state.generation == params.generation - 1
-              and state.labels.shape[0] == n and state.sums.shape == (table.n_centers, d))
-    if not usable or params.moments:
-        return _full(block, sample_weight, chunk, params, table)
-    assert state is not None and params.drift is not None
-    c64 = centers.astype(np.float64)
-    half_cc, half_sep = _center_geometry(c64)
-    drift = np.asarray(params.drift, dtype=np.float64) * (1 + 1e-12)
-    w, weighted = weights_arg(sample_weight)
-    computed = elkan_rows(np.asarray(block), c64, half_cc, half_sep, drift, state.labels, state.upper, state.lower,
-                          w, weighted, state.sums, state.wic)
-    state.generation = params.generation
-    empty = FarPoints(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0),
-                      np.zeros((0, d), dtype=table.dtype))
-    return BoundsStats(_lloyd_stats(state.sums, state.wic, float("nan"), empty, None, affine), computed), state
-
-
-def combine_bounds(parts: list[BoundsStats], n_far: int) -> BoundsStats:
-    """Merge in chunk order (the Lloyd statistics as :func:`~daskcluster.kernels.kmeans.combine_lloyd`)."""
-    from .kmeans import combine_lloyd
-
-    return BoundsStats(combine_lloyd([p.lloyd for p in parts], n_far), sum(p.computed for p in parts))
+    return LloydStats(wic.copy(), s, inertia, far, None)

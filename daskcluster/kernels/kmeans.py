@@ -109,6 +109,12 @@ class FarPoints:
     rows: np.ndarray  # (m, n_features), compute dtype
 
     @staticmethod
+    def empty(n_features: int, dtype: np.dtype) -> FarPoints:
+        """No points (from a pass that did not measure every row's distance)."""
+        return FarPoints(np.zeros(0), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0),
+                         np.zeros((0, n_features), dtype=dtype))
+
+    @staticmethod
     def concat(parts: list[FarPoints], keep: int) -> FarPoints:
         sq = np.concatenate([p.sq_dist for p in parts])
         idx = np.concatenate([p.index for p in parts])

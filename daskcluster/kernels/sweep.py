@@ -23,19 +23,22 @@ from itertools import pairwise
 import numpy as np
 
 from . import assign as A
+from . import bounds as B
 from . import kmeans as K
 from . import mixture as M
 from .assign import CenterTable
 from .blocks import (
     Affine,
     ChunkInfo,
+    check_finite_rows,
     iter_compute_slices,
     row_sq_norms,
     slice_rows,
 )
 
-#: What a member of a sweep pass computes: a k-means|| round, a Lloyd step, an assignment.
-ROUND, LLOYD, PLUSPLUS = "round", "lloyd", "plusplus"
+#: What a member of a sweep pass computes: a k-means|| round, a Lloyd step (or an assignment),
+#: a greedy k-means++ step, a Lloyd step that skips the distances its bounds rule out.
+ROUND, LLOYD, PLUSPLUS, ELKAN = "round", "lloyd", "plusplus", "elkan"
 
 
 @dataclass(frozen=True)
@@ -44,13 +47,19 @@ class Member:
 
     kind : ``'round'`` (k-means|| oversampling: :class:`~daskcluster.kernels.kmeans.Candidates`),
         ``'plusplus'`` (a greedy k-means++ step: :class:`~daskcluster.kernels.kmeans.PlusPlusStats`)
-        or ``'lloyd'`` (a Lloyd step: :class:`~daskcluster.kernels.kmeans.LloydStats`; with
-        ``n_far=0`` an assignment pass giving counts, sums and inertia).
+        ``'lloyd'`` (a Lloyd step: :class:`~daskcluster.kernels.kmeans.LloydStats`; with
+        ``n_far=0`` an assignment pass giving counts, sums and inertia), or ``'elkan'`` (the
+        same Lloyd step computing only the distances that the bounds kept in the chunk's
+        state do not rule out, see :mod:`daskcluster.kernels.bounds`; its inertia is NaN and
+        its far points empty unless every distance was computed).
     centers : (k, n_features), compute dtype.
     ell, entropy, round : k-means|| and k-means++, as
         :class:`~daskcluster.kernels.kmeans.ParallelRoundParams` (``round`` is the k-means++ step).
     n_far : Lloyd only, the farthest points to keep for relocating empty clusters.
     trials, n_draws : k-means++ only, as :class:`~daskcluster.kernels.kmeans.PlusPlusParams`.
+    key, generation, drift : Elkan only: the member's key in the chunk's state, the number of
+        the pass in its run, and the (k,) storage-space distance each center moved since the
+        previous one (None on the first), as :class:`~daskcluster.kernels.bounds.BoundsParams`.
     """
 
     kind: str
@@ -61,6 +70,9 @@ class Member:
     n_far: int = 0
     trials: np.ndarray | None = None
     n_draws: int = 0
+    key: int = 0
+    generation: int = 0
+    drift: np.ndarray | None = None
 
     @property
     def stacked(self) -> np.ndarray:
@@ -81,10 +93,16 @@ class SweepParams:
 
 @dataclass
 class SweepStats:
-    """One statistics object per member (in member order), and the moments if asked."""
+    """One statistics object per member (in member order), the moments if asked, and per member
+    the number of point-to-center distances computed (``n_rows * k`` unless bounds skipped some)."""
 
     parts: list[K.Candidates | K.LloydStats | K.PlusPlusStats]
     moments: K.Moments | None = None
+    computed: list[int] = field(default_factory=list)
+
+
+#: A chunk's state between passes: each Elkan member's bounds, by key.
+ChunkState = dict[int, B.BoundsState]
 
 
 def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[CenterTable, list[slice]]:
@@ -96,54 +114,118 @@ def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[CenterTable, li
 
 def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
                  params: SweepParams) -> SweepStats:
-    """Every member's statistics over one block, from one stacked GEMM per tile. One pass.
+    """Every member's statistics over one block (no Elkan member), from one stacked GEMM per
+    tile. One pass."""
+    return sweep_state_kernel(block, sample_weight, chunk, params, None)[0]
 
-    Memory: one tile of rows, its (tile_rows, sum of k) product, and per member one float64
-    and one int64 per row of the block (minimum distances and labels).
+
+def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
+                       params: SweepParams, state: ChunkState | None) -> tuple[SweepStats, ChunkState]:
+    """Every member's statistics over one block, and the chunk's new state. One pass.
+
+    The members that need distances share one stacked GEMM per tile. An Elkan member whose
+    bounds the chunk kept from its previous pass (``state``) computes only the distances they
+    do not rule out, row by row; one without them joins the GEMM and makes them.
+
+    Memory: one tile of rows, its (tile_rows, sum of k) product, per member one float64 and
+    one int64 per row of the block (minimum distances and labels), and an Elkan member's
+    bounds (20 + 4 k bytes a row).
     """
     affine = params.affine
     members = params.members
     n, d = block.shape
-    table, segments = _stack(members, affine)
+    state = {} if state is None else dict(state)
+    bounded = {j: state.get(m.key) for j, m in enumerate(members) if m.kind == ELKAN}
+    incremental = [j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments)]
+    stacked = [j for j in range(len(members)) if j not in incremental]
+    w, weighted = A.weights_arg(sample_weight)
+    parts: dict[int, K.Candidates | K.LloydStats | K.PlusPlusStats] = {}
+    computed = [n * len(m.stacked) for m in members]
+    for j in incremental:
+        m = members[j]
+        st = state[m.key]
+        centers = affine.to_storage_space(m.centers).astype(np.float64)
+        half_cc, half_sep = B.center_geometry(centers)
+        assert m.drift is not None
+        computed[j] = B.elkan_rows(np.asarray(block), centers, half_cc, half_sep, np.asarray(m.drift) * (1 + 1e-12),
+                                   st.labels, st.upper, st.lower, w, weighted, st.sums, st.wic)
+        st.generation = m.generation
+        parts[j] = B.lloyd_stats(st.sums, st.wic, float("nan"), K.FarPoints.empty(d, m.centers.dtype), affine)
+    if stacked:
+        fresh = _stacked_members(block, sample_weight, chunk, params, stacked, parts)
+        state.update({members[j].key: st for j, st in fresh.items()})
+    moments = K.block_moments(block, members[0].centers.dtype, affine) if params.moments else None
+    return SweepStats([parts[j] for j in range(len(members))], moments, computed), state
+
+
+def _usable(st: B.BoundsState | None, m: Member, n: int, d: int, moments: bool) -> bool:
+    """Whether an Elkan member's kept bounds were made by its previous pass over this chunk."""
+    return (st is not None and not moments and m.drift is not None and st.generation == m.generation - 1
+            and st.labels.shape[0] == n and st.sums.shape == (len(m.centers), d))
+
+
+def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: SweepParams,
+                     which: list[int], parts: dict[int, K.Candidates | K.LloydStats | K.PlusPlusStats]) -> dict[
+                         int, B.BoundsState]:
+    """The members ``which`` over the block from one stacked GEMM per tile: their statistics go
+    to ``parts``; returns the new bounds of the Elkan members among them."""
+    affine = params.affine
+    members = [params.members[j] for j in which]
+    n, d = block.shape
+    table, segments = _stack(tuple(members), affine)
     dtype = table.dtype
     c_sq = table.sq_norms
     min_sq = [np.empty(n) for _ in members]
+    labels = [np.empty(n, dtype=np.int64) for _ in members]
     pp_dist = {j: np.empty((n, max(1, len(m.stacked) - len(m.centers)))) for j, m in enumerate(members)
                if m.kind == PLUSPLUS}
-    labels = [np.empty(n, dtype=np.int64) for _ in members]
-    lloyd = [j for j, m in enumerate(members) if m.kind == LLOYD]
-    sums = {j: np.zeros((segments[j].stop - segments[j].start, d)) for j in lloyd}
-    wic = {j: np.zeros(segments[j].stop - segments[j].start) for j in lloyd}
+    summed = [j for j, m in enumerate(members) if m.kind in (LLOYD, ELKAN)]
+    sums = {j: np.zeros((len(members[j].centers), d)) for j in summed}
+    wic = {j: np.zeros(len(members[j].centers)) for j in summed}
+    elkan = {j: (np.empty(n), np.empty((n, len(m.centers)), dtype=np.float32)) for j, m in enumerate(members)
+             if m.kind == ELKAN}
     w, weighted = A.weights_arg(sample_weight)
     rows = A.tile_rows(d + table.n_centers, dtype.itemsize)
     for start, stop, x, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
+        xsq_max = float(x_sq.max())
         for j, seg in enumerate(segments):
             part = g[:, seg]
-            if members[j].kind == PLUSPLUS:
-                t = len(members[j].centers)
-                pp_dist[j][start:stop] = _plusplus_distances(part, c_sq[seg], t, x_sq)
+            m = members[j]
+            if m.kind == PLUSPLUS:
+                pp_dist[j][start:stop] = _plusplus_distances(part, c_sq[seg], len(m.centers), x_sq)
                 continue
-            A.nearest_in_product(part, c_sq[seg], x_sq, labels[j][start:stop], min_sq[j][start:stop])
+            lab, sq = labels[j][start:stop], min_sq[j][start:stop]
+            if m.kind == ELKAN:
+                upper, lower = elkan[j]
+                slack = B.slack(d, dtype, xsq_max, float(c_sq[seg].max()))
+                B.init_bounds(part, c_sq[seg], x_sq, slack, lab, sq, upper[start:stop], lower[start:stop])
+            else:
+                A.nearest_in_product(part, c_sq[seg], x_sq, lab, sq)
+            if not np.isfinite(sq).all():
+                check_finite_rows(x, sq, chunk, start)
+            np.maximum(sq, 0.0, out=sq)
             if j in sums:
-                A.add_rows(x, labels[j][start:stop], w[start:stop] if weighted else w, weighted, sums[j], wic[j])
-    moments = K.block_moments(block, dtype, affine) if params.moments else None
-    parts: list[K.Candidates | K.LloydStats | K.PlusPlusStats] = []
+                A.add_rows(x, lab, w[start:stop] if weighted else w, weighted, sums[j], wic[j])
+    fresh: dict[int, B.BoundsState] = {}
     for j, m in enumerate(members):
         if m.kind == PLUSPLUS:
             dist = pp_dist[j]
             dist *= affine.sq_scale
-            parts.append(K.plusplus_part(block, sample_weight, chunk, dist, m.n_draws, m.entropy, m.round, dtype,
-                                         affine))
+            parts[which[j]] = K.plusplus_part(block, sample_weight, chunk, dist, m.n_draws, m.entropy, m.round,
+                                              dtype, affine)
             continue
         sq = min_sq[j] * affine.sq_scale
         if m.kind == ROUND:
-            parts.append(K.draw_candidates(block, sample_weight, chunk, sq, m.ell, m.entropy, m.round, dtype, affine))
+            parts[which[j]] = K.draw_candidates(block, sample_weight, chunk, sq, m.ell, m.entropy, m.round, dtype,
+                                                affine)
             continue
         inertia = float(sq.sum()) if not weighted else float(sq @ w)
         far = K.far_points(block, sample_weight, chunk, sq, labels[j], m.n_far, dtype, affine)
-        s = sums[j] if affine.is_identity else affine.scale * sums[j] + affine.offset * wic[j][:, None]
-        parts.append(K.LloydStats(wic[j], s, inertia, far, None))
-    return SweepStats(parts, moments)
+        parts[which[j]] = B.lloyd_stats(sums[j], wic[j], inertia, far, affine)
+        if m.kind == ELKAN:
+            upper, lower = elkan[j]
+            fresh[j] = B.BoundsState(m.generation, labels[j], upper, lower, sums[j], wic[j])
+    return {which[j]: st for j, st in fresh.items()}
 
 
 def _plusplus_distances(part: np.ndarray, c_sq: np.ndarray, n_centers: int, x_sq: np.ndarray) -> np.ndarray:
@@ -166,7 +248,7 @@ def combine_sweep(parts: list[SweepStats], members: tuple[tuple[str, float, int]
 
     ``members`` gives each member's ``(kind, ell, n_far)``, what its own combine needs.
     """
-    merged: list[K.Candidates | K.LloydStats] = []
+    merged: list[K.Candidates | K.LloydStats | K.PlusPlusStats] = []
     for j, (kind, ell, n_far) in enumerate(members):
         mine = [p.parts[j] for p in parts]
         if kind == ROUND:
@@ -179,7 +261,8 @@ def combine_sweep(parts: list[SweepStats], members: tuple[tuple[str, float, int]
     for p in parts[1:]:
         if moments is not None and p.moments is not None:
             moments = moments.merge(p.moments)
-    return SweepStats(merged, moments)
+    computed = [sum(p.computed[j] for p in parts) for j in range(len(members))]
+    return SweepStats(merged, moments, computed)
 
 
 # --------------------------------------------------------------------------- many labelings

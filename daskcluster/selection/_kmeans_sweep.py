@@ -7,35 +7,22 @@ import time
 import warnings
 from collections.abc import Iterable
 from contextlib import ExitStack
-from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..cluster import KMeans
-from ..cluster._init import (
-    EXTRA_ROUNDS,
-    first_center,
-    local_trials,
-    more_rounds,
-    plusplus_advance,
-    plusplus_draws,
-    random_rows,
-    recluster_candidates,
-)
-from ..cluster._lloyd import LloydState, lloyd_update
+from ..cluster._driver import INITS, Run, final_stats, lockstep
+from ..cluster._init import DEFAULT_ROUNDS, EXTRA_ROUNDS
 from ..data import CachePolicy, RowData, as_row_data, cached
-from ..engine import count_passes, map_rows, tree_reduce
+from ..engine import count_passes, map_rows
 from ..errors import InvalidParameterError
 from ..kernels import kmeans as K
-from ..kernels import sweep as S
 from ..params import check_int, check_int_grid, check_random_state
 from ..progress import IterationReport, progress_hook, report
 from ._elbow import find_elbow
 from ._scores import (
-    ModelScores,
     add_dispersion,
     check_grid,
     sampled_silhouettes,
@@ -45,39 +32,6 @@ from ._scores import (
 logger = logging.getLogger(__name__)
 
 OWNER = "kmeans_sweep"
-_INITS = ("k-means||", "k-means++", "random")
-
-
-@dataclass
-class _Run:
-    """One seeding + Lloyd run of one number of clusters, as a state machine driven by passes."""
-
-    k: int
-    entropy: int
-    ell: float
-    rounds: int
-    phase: str  # 'round' | 'weigh' | 'plusplus' | 'lloyd' | 'done'
-    candidates: np.ndarray | None = None
-    trials: np.ndarray | None = None
-    n_local_trials: int = 0
-    r: int = 0
-    state: LloydState | None = None
-    finished_at: float = float("nan")
-
-    def member(self) -> S.Member:
-        if self.phase == "round":
-            assert self.candidates is not None
-            return S.Member(S.ROUND, self.candidates, ell=self.ell, entropy=self.entropy, round=self.r + 1)
-        if self.phase == "weigh":
-            assert self.candidates is not None
-            return S.Member(S.LLOYD, self.candidates, n_far=0)
-        if self.phase == "plusplus":
-            assert self.candidates is not None and self.trials is not None
-            n_draws = plusplus_draws(self.candidates, self.trials, self.k, self.n_local_trials)
-            return S.Member(S.PLUSPLUS, self.candidates, entropy=self.entropy, round=self.r + 1, trials=self.trials,
-                            n_draws=n_draws)
-        assert self.state is not None
-        return S.Member(S.LLOYD, self.state.centers, n_far=self.k)
 
 
 def kmeans_sweep(
@@ -91,6 +45,7 @@ def kmeans_sweep(
     random_state: Any = None,
     oversampling_factor: float = 2.0,
     init_max_iter: int | None = None,
+    algorithm: str = "lloyd",
     silhouette_sample_size: int | None = 10_000,
     scores: bool = True,
     cache: CachePolicy = "auto",
@@ -113,8 +68,9 @@ def kmeans_sweep(
     init : {'k-means||', 'k-means++', 'random'}, default='k-means||'
         Seeding, as :class:`~daskcluster.KMeans`; every model's seeding passes are shared too
         (k-means++ costs one pass per center of the largest k).
-    n_init, max_iter, tol, oversampling_factor, init_max_iter, cache, verbose
-        As :class:`~daskcluster.KMeans`; every run of every model shares the passes.
+    n_init, max_iter, tol, oversampling_factor, init_max_iter, algorithm, cache, verbose
+        As :class:`~daskcluster.KMeans`; every run of every model shares the passes (with
+        ``algorithm='elkan'`` each run keeps its own bounds beside the chunks).
     random_state : int, RandomState instance or None, default=None
         With an int, the model for ``k`` is the one ``KMeans(n_clusters=k, random_state=...)``
         fits with the same parameters (up to the rounding of sums taken in a different order).
@@ -152,26 +108,26 @@ def kmeans_sweep(
     import pandas as pd
 
     ks = check_int_grid(OWNER, "n_clusters", n_clusters, 1)
-    if init not in _INITS:
+    if init not in INITS:
         raise InvalidParameterError(
-            f"The 'init' parameter of {OWNER} must be one of {list(_INITS)}. Got {init!r} instead. "
+            f"The 'init' parameter of {OWNER} must be one of {list(INITS)}. Got {init!r} instead. "
             "(Explicit initial centers differ for each number of clusters: fit KMeans(init=array) per k.)"
         )
     check_int(OWNER, "silhouette_sample_size", silhouette_sample_size, 2, allow_none=True)
     data = as_row_data(X, owner=OWNER, min_samples=2)
     check_grid("n_clusters", ks, data.n_samples, OWNER)
     templates = {k: KMeans(k, init=init, n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
-                           oversampling_factor=oversampling_factor, init_max_iter=init_max_iter, cache=cache)
+                           oversampling_factor=oversampling_factor, init_max_iter=init_max_iter, algorithm=algorithm,
+                           cache=cache)
                  for k in ks}
     n_inits = {k: tm._check_params(data)[0] for k, tm in templates.items()}
-    runs: list[_Run] = []
+    runs: list[Run] = []
     rs = check_random_state(OWNER, random_state)
     for k in ks:
         if isinstance(random_state, (int, np.integer)):
             rs = check_random_state(OWNER, random_state)  # as KMeans(random_state=...) seeds each fit
         for entropy in rs.randint(np.iinfo(np.int32).max, size=n_inits[k]):
-            runs.append(_Run(k, int(entropy), float(oversampling_factor * k), init_max_iter or 5,
-                             {"k-means||": "round", "k-means++": "plusplus"}.get(init, "lloyd")))
+            runs.append(Run(k, int(entropy), "", key=len(runs), bounded=algorithm == "elkan"))
     t0 = time.perf_counter()
     with ExitStack() as stack:
         if verbose:
@@ -179,17 +135,15 @@ def kmeans_sweep(
         counter = stack.enter_context(count_passes())
         work = stack.enter_context(cached(data, cache))
         for run in runs:
-            if run.phase == "lloyd":
-                run.state = LloydState(random_rows(work, None, run.k, run.entropy))
-                continue
-            run.candidates = first_center(work, None, run.entropy)
-            if run.phase == "plusplus":
-                run.n_local_trials = local_trials(run.k, None)
-                run.trials = np.zeros((0, data.n_features), dtype=work.dtype)
-                if len(run.candidates) >= run.k:
-                    run.state, run.phase = LloydState(run.candidates), "lloyd"
-        _lockstep(work, runs, tol=tol, max_iter=max_iter, t0=t0,
-                  bound=max_iter + 1 + {"random": 0, "k-means++": max(ks)}.get(init, (init_max_iter or 5) + EXTRA_ROUNDS))
+            run.start(work, None, init, oversampling_factor=oversampling_factor, rounds=init_max_iter)
+        bound = max_iter + 1 + {"random": 0, "k-means++": max(ks)}.get(init, (init_max_iter or DEFAULT_ROUNDS)
+                                                                         + EXTRA_ROUNDS)
+        for done in lockstep(work, runs, weights=None, tol=tol, max_iter=max_iter, label="kmeans-sweep"):
+            for step in done.steps:
+                if step.run.phase == "done":
+                    step.run.finished_at = time.perf_counter() - t0
+            report(IterationReport(OWNER, "fit", done.number, bound, done.seconds, data.n_samples,
+                                   {"models": float(len(done.steps)), "done": float(sum(r.phase == "done" for r in runs))}))
         rows = _table_rows(data, work, runs, ks, templates, scores, silhouette_sample_size, random_state)
     seconds = time.perf_counter() - t0
     table = pd.DataFrame(rows)
@@ -205,80 +159,10 @@ def kmeans_sweep(
     return table
 
 
-def _lockstep(data: RowData, runs: list[_Run], *, tol: float, max_iter: int, t0: float, bound: int) -> None:
-    """Drive every run to the end of its Lloyd iterations, all active runs in each pass."""
-    tol_abs: float | None = None
-    step = 0
-    while True:
-        active = [run for run in runs if run.phase != "done"]
-        if not active:
-            return
-        step += 1
-        t_pass = time.perf_counter()
-        members = tuple(run.member() for run in active)
-        params = S.SweepParams(members, data.affine, moments=tol_abs is None)
-        spec = tuple((m.kind, m.ell, m.n_far) for m in members)
-        stats = tree_reduce(data, S.sweep_kernel, params, partial(S.combine_sweep, members=spec), label="kmeans-sweep")
-        if tol_abs is None:
-            assert stats.moments is not None
-            tol_abs = float(np.mean(stats.moments.var)) * tol if tol > 0 else 0.0
-        for run, part in zip(active, stats.parts):
-            _advance(run, part, data, tol_abs=tol_abs, max_iter=max_iter)
-            if run.phase == "done":
-                run.finished_at = time.perf_counter() - t0
-        report(IterationReport(OWNER, "fit", step, bound, time.perf_counter() - t_pass, data.n_samples,
-                               {"models": float(len(active)), "done": float(sum(r.phase == "done" for r in runs))}))
-
-
-def _advance(run: _Run, part: Any, data: RowData, *, tol_abs: float, max_iter: int) -> None:
-    """Move one run on by the statistics its member got from the pass."""
-    if run.phase == "round":
-        cand: K.Candidates = part
-        run.r += 1
-        assert run.candidates is not None
-        if cand.cost > 0:
-            run.candidates = np.concatenate([run.candidates, cand.rows.astype(data.dtype)])
-        if cand.cost <= 0 or not more_rounds(run.r, run.rounds, len(run.candidates), run.k):
-            run.phase = "weigh"
-        return
-    if run.phase == "plusplus":
-        assert run.candidates is not None and run.trials is not None
-        run.r += 1
-        run.candidates, run.trials, _ = plusplus_advance(run.candidates, run.trials, part, run.k, data.dtype)
-        if len(run.candidates) >= run.k:
-            run.state = LloydState(run.candidates, tol_abs=tol_abs)
-            run.candidates = run.trials = None
-            run.phase = "lloyd"
-        return
-    if run.phase == "weigh":
-        assert run.candidates is not None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            centers = recluster_candidates(run.candidates, part.weight_in_clusters, run.k, run.entropy, data.dtype)
-        run.state = LloydState(centers, tol_abs=tol_abs)
-        run.candidates = None
-        run.phase = "lloyd"
-        return
-    assert run.state is not None
-    old = run.state if run.state.tol_abs is not None else LloydState(run.state.centers, tol_abs=tol_abs)
-    run.state = lloyd_update(old, part, dtype=data.dtype)
-    if run.state.converged is not None or run.state.n_iter >= max_iter:
-        run.phase = "done"
-
-
-def _final_pass(data: RowData, runs: list[_Run]) -> list[tuple[float, ModelScores]]:
-    """Every run's inertia, label counts and centroids for its final centers. Data passes: 1."""
-    members = tuple(S.Member(S.LLOYD, run.state.centers) for run in runs)  # type: ignore[union-attr]
-    stats = tree_reduce(data, S.sweep_kernel, S.SweepParams(members, data.affine),
-                        partial(S.combine_sweep, members=tuple((S.LLOYD, 0.0, 0) for _ in runs)),
-                        label="kmeans-sweep-final")
-    return [(part.inertia, scores_of(part.weight_in_clusters, part.sums)) for part in stats.parts]
-
-
-def _table_rows(data: RowData, work: RowData, runs: list[_Run], ks: list[int], templates: dict[int, KMeans],
+def _table_rows(data: RowData, work: RowData, runs: list[Run], ks: list[int], templates: dict[int, KMeans],
                 scores: bool, sample_size: int | None, random_state: Any) -> list[dict[str, Any]]:
     """Keep each k's run of least inertia, score the kept models, build their estimators."""
-    final = _final_pass(work, runs)
+    final = [(part.inertia, scores_of(part.weight_in_clusters, part.sums)) for part in final_stats(work, None, runs)]
     kept: dict[int, int] = {}
     for j, run in enumerate(runs):
         if run.k not in kept or final[j][0] < final[kept[run.k]][0]:
