@@ -17,6 +17,8 @@ __all__ = [
     "DataTypeError",
     "SourceError",
     "SourceNotFoundError",
+    "LockedError",
+    "StoreIntegrityError",
     "NotFittedError",
     "ConvergenceError",
 ]
@@ -55,6 +57,15 @@ class SourceError(DaskClusterError, OSError):
 
 class SourceNotFoundError(SourceError, FileNotFoundError):
     """A data source path or URL does not exist."""
+
+
+class LockedError(SourceError, BlockingIOError):
+    """Another process is writing the same output (its lock file names it)."""
+
+
+class StoreIntegrityError(SourceError):
+    """A Zarr store written by daskcluster is incomplete or damaged: a chunk missing or corrupt,
+    its shape not the one recorded when it was written."""
 
 
 def _not_fitted_error() -> type:

@@ -21,6 +21,8 @@ Opening a source costs no pass over the data; :func:`write_zarr` costs one.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import math
 import mmap
@@ -31,6 +33,7 @@ import shutil
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import dask
@@ -43,12 +46,15 @@ import zarr
 import zarr.codecs
 from dask.base import tokenize
 
+from daskcluster import atomic
 from daskcluster.errors import (
+    DaskClusterError,
     DataTypeError,
     InvalidDataError,
     InvalidParameterError,
     SourceError,
     SourceNotFoundError,
+    StoreIntegrityError,
 )
 
 __all__ = [
@@ -521,6 +527,14 @@ def _open_zarr_store(store: str, component: str | None, storage_options: dict[st
     options = storage_options or None
     try:
         node = zarr.open(store, mode="r", path=component or "", storage_options=options)
+    except PermissionError as exc:
+        raise _permission_error(store, exc) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreIntegrityError(
+            f"The Zarr metadata of '{store}'" + (f" component {component!r}" if component else "")
+            + f" is damaged: it is not valid JSON ({exc}). Write the store again, or restore "
+            "its zarr.json from a copy."
+        ) from exc
     except FileNotFoundError as exc:
         if not component:
             raise SourceNotFoundError(f"No Zarr array or group at '{store}'. Check the path.") from exc
@@ -533,10 +547,156 @@ def _open_zarr_store(store: str, component: str | None, storage_options: dict[st
         raise SourceNotFoundError(
             f"No array {component!r} in the Zarr store '{store}'. Arrays it holds: {listing}."
         ) from exc
+    except (ValueError, TypeError, KeyError) as exc:
+        if isinstance(exc, (InvalidParameterError, FileNotFoundError)):
+            raise
+        raise StoreIntegrityError(
+            f"The Zarr metadata of '{store}'" + (f" component {component!r}" if component else "")
+            + f" is damaged or not Zarr metadata ({type(exc).__name__}: {exc}). Write the store "
+            "again, or restore its zarr.json from a copy."
+        ) from exc
     if isinstance(node, zarr.Group):
         where = f"'{store}'" + (f" component {component!r}" if component else "")
         raise _group_error(node, where)
+    check_store(node, f"'{store}'" + (f" component {component!r}" if component else ""))
     return node
+
+
+def _permission_error(path: str, exc: OSError) -> SourceError:
+    return SourceError(
+        f"Cannot read '{path}': permission denied ({exc.filename or path}). Give this user read "
+        "access to the store (e.g. chmod -R a+rX on it), or run as a user who has it."
+    )
+
+
+# ------------------------------------------------------------------- store manifest
+
+#: Attribute key of the manifest that :func:`write_zarr` records in every array it writes.
+MANIFEST_KEY = "daskcluster"
+MANIFEST_FORMAT = "daskcluster-zarr"
+
+
+def _manifest(z: zarr.Array) -> dict[str, Any] | None:
+    doc = z.attrs.get(MANIFEST_KEY)
+    return doc if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
+
+
+def manifest(z: zarr.Array, chunk_sha256: list[str] | None = None) -> dict[str, Any]:
+    """The manifest to record in ``z.attrs["daskcluster"]`` once every chunk of ``z`` is written."""
+    return {"format": MANIFEST_FORMAT, "version": 1, "shape": [int(s) for s in z.shape],
+            "chunks": [int(c) for c in z.chunks], "dtype": np.dtype(z.dtype).str, "chunk_sha256": chunk_sha256}
+
+
+def writable(z: zarr.Array) -> zarr.Array:
+    """``z`` set to store every chunk written, all-zero ones too (so that a chunk absent from
+    the store is known to be missing, not empty)."""
+    return z.with_config({"write_empty_chunks": True})
+
+
+def check_store(z: zarr.Array, where: str) -> None:
+    """Check a Zarr array written by :func:`write_zarr` against its manifest. Data passes: 0.
+
+    The manifest (``z.attrs["daskcluster"]``) records the shape, the chunk grid and a SHA-256
+    per chunk. Every chunk is written, all-zero ones included, so a chunk absent from the store
+    is a missing file, not fill values. Arrays without a manifest (written by other tools) are
+    not checked: there a missing chunk legitimately reads as the fill value.
+
+    Costs one listing of the store's chunk keys.
+
+    Raises
+    ------
+    StoreIntegrityError
+        The shape differs from the manifest, or chunks are missing; the message names the rows.
+    """
+    doc = _manifest(z)
+    if doc is None:
+        return
+    shape = [int(s) for s in z.shape]
+    if doc.get("shape") != shape or doc.get("chunks") != [int(c) for c in z.chunks]:
+        raise StoreIntegrityError(
+            f"The Zarr array {where} has shape {tuple(shape)} and chunks {tuple(z.chunks)} in its "
+            f"metadata, but was written with shape {tuple(doc.get('shape') or ())} and chunks "
+            f"{tuple(doc.get('chunks') or ())}: its zarr.json was altered. Write the store again."
+        )
+    try:
+        present = int(z.nchunks_initialized)
+    except PermissionError as exc:
+        raise _permission_error(where, exc) from exc
+    expected = int(z.nchunks)
+    if present >= expected:
+        return
+    rows = int(z.chunks[0])
+    missing = _missing_chunks(z)
+    shown = ", ".join(f"{i} (rows {i * rows}:{min((i + 1) * rows, shape[0])})" for i in missing[:5])
+    raise StoreIntegrityError(
+        f"The Zarr array {where} was written with {expected} chunks but holds {present}: "
+        f"{expected - present} chunk(s) missing" + (f", e.g. chunk {shown}" if shown else "")
+        + ". Reading it would give rows of fill values. Write the store again (or restore the "
+        "missing chunk files)."
+    )
+
+
+def _missing_chunks(z: zarr.Array) -> list[int]:
+    """Row-chunk indices whose chunk key is absent (local stores; [] where unknown)."""
+    root = getattr(z.store, "root", None)
+    if root is None:
+        return []
+    base = os.path.join(os.fspath(root), z.path) if z.path else os.fspath(root)
+    n_row_chunks = -(-int(z.shape[0]) // int(z.chunks[0])) if z.shape[0] else 0
+    out = []
+    for i in range(n_row_chunks):
+        key = z.metadata.encode_chunk_key((i,) + (0,) * (z.ndim - 1)) if z.metadata.zarr_format == 3 else None
+        if key is not None and not os.path.exists(os.path.join(base, key)):
+            out.append(i)
+    return out
+
+
+class CheckedReads:
+    """A Zarr array whose reads turn a corrupt chunk into a :class:`StoreIntegrityError`.
+
+    What ``dask.array.from_array`` reads from: ``shape``, ``dtype``, ``ndim`` and slicing.
+    """
+
+    def __init__(self, z: zarr.Array, where: str) -> None:
+        self.z = z
+        self.where = where
+        self.shape = tuple(z.shape)
+        self.dtype = np.dtype(z.dtype)
+        self.ndim = z.ndim
+
+    def __getitem__(self, key: Any) -> np.ndarray[Any, Any]:
+        try:
+            return np.asarray(self.z[key])
+        except PermissionError as exc:
+            raise _permission_error(self.where, exc) from exc
+        except Exception as exc:  # codecs raise anything (RuntimeError, SystemError, ValueError...)
+            if isinstance(exc, (DaskClusterError, FileNotFoundError, MemoryError)):
+                raise
+            raise StoreIntegrityError(
+                f"{self.where}: cannot decode {self._culprit(key)}: {type(exc).__name__}: {exc}. "
+                "The chunk file is corrupt; write the store again."
+            ) from exc
+
+    def _culprit(self, key: Any) -> str:
+        """The first Zarr chunk in the rows of ``key`` that fails to decode (read one by one)."""
+        first = key[0] if isinstance(key, tuple) and key else key
+        if not isinstance(first, slice):
+            return f"the chunk holding rows {_rows_text(key)}"
+        start, stop, _ = first.indices(self.shape[0])
+        rows = int(self.z.chunks[0])
+        for i in range(start // rows, -(-stop // rows)):
+            try:
+                self.z[i * rows:min((i + 1) * rows, self.shape[0])]
+            except Exception:
+                return f"Zarr chunk {i} (rows {i * rows}:{min((i + 1) * rows, self.shape[0])})"
+        return f"the chunks holding rows {start}:{stop}"
+
+
+def _rows_text(key: Any) -> str:
+    first = key[0] if isinstance(key, tuple) and key else key
+    if isinstance(first, slice):
+        return f"{first.start or 0}:{first.stop}"
+    return str(first)
 
 
 def _zarr_row_chunks(n_samples: int, zarr_rows: int, target: int, wanted: int) -> tuple[int, ...]:
@@ -588,7 +748,8 @@ def _from_zarr(z: zarr.Array, sizing: _Sizing, label: str) -> da.Array:
     )
     # from_array, not from_zarr (which dask's query-planning backend does not implement), with
     # the name from_zarr would give
-    return da.from_array(z, chunks=(rows, -1), name="from-zarr-" + tokenize(z, rows))
+    return da.from_array(CheckedReads(z, label), chunks=(rows, -1), name="from-zarr-" + tokenize(z, rows),
+                         asarray=True, meta=np.empty((0, 0), dtype=dtype))
 
 
 def _has_zarr_metadata(fs: fsspec.AbstractFileSystem, path: str) -> bool:
@@ -622,9 +783,15 @@ def _open_local_path(
     offset: int,
     sizing: _Sizing,
 ) -> da.Array:
-    if not os.path.exists(path):
-        raise SourceNotFoundError(f"No such file or directory: '{path}'. Check the path.")
+    try:
+        os.stat(path)
+    except PermissionError as exc:
+        raise _permission_error(path, exc) from exc
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceNotFoundError(f"No such file or directory: '{path}'. Check the path.") from None
     if os.path.isdir(path):
+        if not os.access(path, os.R_OK | os.X_OK):
+            raise _permission_error(path, PermissionError(13, "Permission denied", path))
         if not any(os.path.exists(os.path.join(path, name)) for name in _ZARR_METADATA):
             raise SourceError(
                 f"'{path}' is a directory but not a Zarr store (it has no zarr.json, .zarray or "
@@ -849,6 +1016,7 @@ def open_array(
         node = source[component]
         if isinstance(node, zarr.Group):
             raise _group_error(node, f"Component {component!r} of {source!r}")
+        check_store(node, f"{component!r} of {source!r}")
         return _from_zarr(node, sizing, f"The Zarr array {component!r}")
     if component is not None:
         raise InvalidParameterError(
@@ -856,6 +1024,7 @@ def open_array(
             f"{kind}. Drop component=."
         )
     if isinstance(source, zarr.Array):
+        check_store(source, repr(source))
         return _from_zarr(source, sizing, "The Zarr array")
     if isinstance(source, da.Array):
         return _open_dask(source)
@@ -878,17 +1047,15 @@ def open_array(
 
 
 class _LocalTarget:
-    """A local directory, written under a hidden sibling and renamed into place.
-
-    ``os.replace`` within one directory is atomic on POSIX and Windows.
-    """
+    """A local directory, written under a hidden sibling and moved into place by
+    :mod:`daskcluster.atomic` (every file flushed, an atomic swap over an old store where the
+    system has one, the folder flushed; temporaries of dead writers removed first)."""
 
     def __init__(self, path: str) -> None:
         self.final = os.path.abspath(path)
-        parent, base = os.path.split(self.final)
-        self._parent = parent
-        self._base = base
-        self.store = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex}")
+        self._final = Path(self.final)
+        self._tmp = atomic.temp_name(self._final)
+        self.store = os.fspath(self._tmp)
 
     def exists(self) -> bool:
         return os.path.lexists(self.final)
@@ -899,30 +1066,13 @@ class _LocalTarget:
         )
 
     def prepare(self) -> None:
-        os.makedirs(self._parent, exist_ok=True)
+        os.makedirs(os.path.dirname(self.final), exist_ok=True)
+        atomic.clean_stale(self._final)
 
     def commit(self, overwrite: bool) -> None:
-        if not (overwrite and self.exists()):
-            if self.exists():  # appeared while we were writing
-                raise SourceError(
-                    f"'{self.final}' appeared while writing; pass overwrite=True to replace it."
-                )
-            os.replace(self.store, self.final)
-            return
-        old = os.path.join(self._parent, f".{self._base}.old-{uuid.uuid4().hex}")
-        os.replace(self.final, old)
-        try:
-            os.replace(self.store, self.final)
-        except BaseException:
-            os.replace(old, self.final)
-            raise
-        try:
-            if os.path.isdir(old):
-                shutil.rmtree(old)
-            else:
-                os.remove(old)
-        except OSError as exc:
-            logger.warning("Replaced '%s' but could not delete its old copy '%s': %s", self.final, old, exc)
+        atomic.fsync_tree(self._tmp)
+        atomic.commit_dir(self._tmp, self._final, overwrite)
+        atomic.fsync_dir(os.path.dirname(self.final))
 
     def discard(self) -> None:
         shutil.rmtree(self.store, ignore_errors=True)
@@ -1012,29 +1162,38 @@ def _resolve_compressors(compressors: Any, itemsize: int) -> Any:
     return compressors
 
 
+def chunk_digest(block: np.ndarray[Any, Any]) -> str:
+    """SHA-256 of a chunk's values: its dtype, shape and C-order bytes (as in the manifest)."""
+    block = np.ascontiguousarray(block)
+    h = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
+    h.update(memoryview(block).cast("B"))
+    return h.hexdigest()
+
+
 def _write_block(block: np.ndarray[Any, Any], z: zarr.Array, block_info: Any = None) -> np.ndarray[Any, Any]:
-    """Write one row block into its rows of ``z``; return a 1-element marker."""
+    """Write one row block into its rows of ``z`` (all-zero blocks too); return its SHA-256."""
     (start, stop), _ = block_info[0]["array-location"]
-    z[start:stop] = block
-    return np.zeros(1, dtype=np.int8)
+    writable(z)[start:stop] = block
+    return np.frombuffer(bytes.fromhex(chunk_digest(block)), dtype=np.uint8)
 
 
-def _store_rows(X: da.Array, z: zarr.Array) -> None:
+def _store_rows(X: da.Array, z: zarr.Array) -> list[str]:
     """Write each row block of ``X`` into the same rows of ``z``, one task per block, no lock.
 
-    Built on ``map_blocks`` rather than ``dask.array.store``, which dask's query-planning
-    backend (``array.query-planning``) does not implement.
+    Returns the SHA-256 of each block. Built on ``map_blocks`` rather than
+    ``dask.array.store``, which dask's query-planning backend (``array.query-planning``) does
+    not implement.
     """
-    markers = da.map_blocks(
+    digests = da.map_blocks(
         _write_block,
         X,
         z,
-        dtype=np.dtype(np.int8),
+        dtype=np.dtype(np.uint8),
         drop_axis=1,
-        chunks=((1,) * X.numblocks[0],),
-        meta=np.empty((0,), dtype=np.int8),
-    )
-    markers.compute()
+        chunks=((32,) * X.numblocks[0],),
+        meta=np.empty((0,), dtype=np.uint8),
+    ).compute()
+    return [bytes(digests[i:i + 32]).hex() for i in range(0, len(digests), 32)]
 
 
 def write_zarr(
@@ -1172,8 +1331,8 @@ def write_zarr(
         else:
             group = zarr.open_group(target.store, mode="w-", storage_options=target_options, zarr_format=3)
             z = group.create_array(name, **{k: v for k, v in spec.items() if k != "zarr_format"})
-        if X.size:
-            _store_rows(X, z)
+        digests = _store_rows(X, z) if X.size else []
+        z.attrs[MANIFEST_KEY] = manifest(z, digests)
         target.commit(overwrite)
     except BaseException:
         logger.debug("Writing '%s' failed; removing the temporary '%s'", target.final, target.store)

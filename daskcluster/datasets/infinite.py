@@ -34,7 +34,7 @@ from ..errors import (
     SourceError,
     SourceNotFoundError,
 )
-from ..io import DEFAULT_CHUNK_BYTES
+from ..io import DEFAULT_CHUNK_BYTES, writable
 from .deform import Deformation, warp_images
 from .mnist import MNIST_ENV, find_mnist, load_mnist, load_mnist_npz
 from .store import (
@@ -199,9 +199,9 @@ def _generate_chunk(
     """Generate and write rows ``start:stop`` (exactly one Zarr chunk); return their SHA-256."""
     X, y, index = generate_block(base.images, base.labels, chunk_index, stop - start, random_state, Deformation(**deformation))
     group = zarr.open_group(store, mode="r+")
-    group["X"][start:stop] = X
-    group["y"][start:stop] = y
-    group["base_index"][start:stop] = index
+    writable(group["X"])[start:stop] = X  # every chunk stored, all-zero ones too
+    writable(group["y"])[start:stop] = y
+    writable(group["base_index"])[start:stop] = index
     return chunk_digests(X, y)
 
 

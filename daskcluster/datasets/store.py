@@ -16,7 +16,7 @@ Layout (``<path>/zarr.json`` holds the attributes)::
 SHA-256 of each Zarr chunk of rows, so :func:`verify_labeled_zarr` can name the chunk that
 changed. Likewise for ``y``.
 
-Stores are written under a hidden sibling ``.<name>.tmp-<uuid>`` and renamed to ``path`` only
+Stores are written under a hidden sibling ``.<name>.tmp-<host>.<pid>.<random>`` and moved to ``path`` only
 when complete: on any error nothing is left at ``path`` (and the temporary is removed).
 Local paths only (a rename on object storage is a copy, not atomic).
 """
@@ -25,10 +25,9 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import json
 import logging
 import os
-import shutil
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -38,14 +37,26 @@ import numpy as np
 import zarr
 import zarr.codecs
 
+from ..atomic import atomic_dir
 from ..errors import (
     DataTypeError,
     InvalidDataError,
     InvalidParameterError,
     SourceError,
     SourceNotFoundError,
+    StoreIntegrityError,
 )
-from ..io import DEFAULT_CHUNK_BYTES, chunk_rows, open_array, resolve_min_chunks
+from ..io import (
+    DEFAULT_CHUNK_BYTES,
+    MANIFEST_KEY,
+    CheckedReads,
+    check_store,
+    chunk_rows,
+    manifest,
+    open_array,
+    resolve_min_chunks,
+    writable,
+)
 
 __all__ = ["open_labeled_zarr", "verify_labeled_zarr", "write_mnist_zarr", "LABELED_FORMAT"]
 
@@ -115,36 +126,26 @@ def _check_target(final: str, overwrite: bool) -> None:
 def atomic_store(path: str | os.PathLike[str], *, overwrite: bool = False, func: str = "write") -> Iterator[str]:
     """Yield a temporary directory that becomes ``path`` when the block succeeds.
 
-    The temporary is a hidden sibling of ``path`` (same filesystem, so the final
-    ``os.replace`` is atomic). On any exception, KeyboardInterrupt included, it is deleted
-    and nothing appears at ``path``. With ``overwrite``, an existing Zarr store at ``path`` is
-    moved aside, replaced, then deleted. A process killed outright leaves the hidden
-    temporary behind (``.<name>.tmp-<uuid>``), never a partial store at ``path``.
+    The temporary is a hidden sibling of ``path``; :func:`daskcluster.atomic.atomic_dir` moves
+    it into place (files flushed, an atomic swap over an old store where the system has one).
+    On any exception, KeyboardInterrupt included, it is deleted and nothing appears at
+    ``path``. Before the move, every array of the group gets its manifest (shape and chunk
+    grid, checked by :func:`daskcluster.io.check_store` on opening). A process killed outright
+    leaves the hidden temporary behind (``.<name>.tmp-<host>.<pid>.<random>``), never a partial
+    store at ``path``; the next write to ``path`` removes it.
     """
     final = _local_path(path, func)
     _check_target(final, overwrite)
-    parent, base = os.path.split(final)
-    os.makedirs(parent, exist_ok=True)
-    tmp = os.path.join(parent, f".{base}.tmp-{uuid.uuid4().hex}")
-    try:
-        yield tmp
-        if os.path.lexists(final):
-            if not overwrite:
-                raise SourceError(f"'{final}' appeared while writing; pass overwrite=True to replace it.")
-            old = os.path.join(parent, f".{base}.old-{uuid.uuid4().hex}")
-            os.replace(final, old)
-            try:
-                os.replace(tmp, final)
-            except BaseException:
-                os.replace(old, final)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, final)
-    except BaseException:
-        logger.debug("Writing '%s' failed; removing the temporary '%s'", final, tmp)
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with atomic_dir(final, overwrite=overwrite) as tmp:
+        yield os.fspath(tmp)
+        _record_manifests(os.fspath(tmp))
+
+
+def _record_manifests(store: str) -> None:
+    group = zarr.open_group(store, mode="r+")
+    for name, node in group.members():
+        if isinstance(node, zarr.Array):
+            node.attrs[MANIFEST_KEY] = manifest(node)
 
 
 # ------------------------------------------------------------------------------ layout
@@ -286,8 +287,8 @@ def write_mnist_zarr(
             stop = min(start + rows, n_samples)
             block = np.ascontiguousarray(X[start:stop])  # computes one chunk of a dask array
             lab = labels[start:stop]
-            group["X"][start:stop] = block
-            group["y"][start:stop] = lab
+            writable(group["X"])[start:stop] = block
+            writable(group["y"])[start:stop] = lab
             hx.update(block.data)
             hy.update(lab.data)
             dx, dy = chunk_digests(block, lab)
@@ -313,6 +314,16 @@ def _open_group(path: str | os.PathLike[str]) -> tuple[str, zarr.Group]:
         raise SourceNotFoundError(f"No labelled Zarr store at '{text}'. Check the path.")
     try:
         group = zarr.open_group(text, mode="r")
+    except PermissionError as exc:
+        raise SourceError(
+            f"Cannot read '{text}': permission denied ({exc.filename or text}). Give this user read "
+            "access to the store (e.g. chmod -R a+rX on it), or run as a user who has it."
+        ) from exc
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise StoreIntegrityError(
+            f"The Zarr metadata of '{text}' is damaged: it is not valid JSON ({exc}). Write the store "
+            "again, or restore its zarr.json from a copy."
+        ) from exc
     except Exception as exc:
         raise SourceError(f"'{text}' is not a Zarr group ({type(exc).__name__}: {exc}); expected a labelled store.") from exc
     missing = [name for name in ("X", "y") if name not in group]
@@ -327,6 +338,8 @@ def _open_group(path: str | os.PathLike[str]) -> tuple[str, zarr.Group]:
             f"'{text}' holds X of shape {getattr(X, 'shape', None)} and y of shape "
             f"{getattr(y, 'shape', None)}; expected (n, n_features) and (n,)."
         )
+    for name in ("X", "y"):
+        check_store(group[name], f"'{text}' component {name!r}")
     return text, group
 
 
@@ -355,7 +368,9 @@ def open_labeled_zarr(
     """
     text, group = _open_group(path)
     X = open_array(text, component="X", chunk_bytes=chunk_bytes)
-    y = da.from_zarr(group["y"], chunks=(X.chunks[0],))
+    y = da.from_array(CheckedReads(group["y"], f"'{text}' component 'y'"), chunks=(X.chunks[0],),
+                      name="from-zarr-" + da.core.tokenize(group["y"], X.chunks[0]), asarray=True,
+                      meta=np.empty((0,), dtype=np.uint8))
     return X, y, dict(group.attrs)
 
 
