@@ -11,6 +11,7 @@ import pytest
 from daskcluster.errors import NonFiniteDataError
 from daskcluster.kernels import assign as A
 from daskcluster.kernels import kmeans as K
+from daskcluster.kernels import sweep as S
 from daskcluster.kernels.blocks import Affine, ChunkInfo
 
 SPLITS = [(0, 500), (0, 1, 500), (0, 137, 137, 401, 500)]
@@ -25,6 +26,29 @@ def run_split(kernel, combine, X, w, params, bounds):  # type: ignore[no-untyped
     for i, (a, b) in enumerate(zip(bounds[:-1], bounds[1:])):
         parts.append(kernel(X[a:b], None if w is None else w[a:b], ChunkInfo(i, a), params))
     return combine(parts)
+
+
+# The single-model kernels are the sweep kernel with one member.
+
+
+def lloyd_kernel(block: np.ndarray, w: np.ndarray | None, chunk: ChunkInfo, params: tuple) -> K.LloydStats:
+    centers, affine, n_far, moments = params
+    stats = S.sweep_kernel(block, w, chunk, S.SweepParams((S.Member(S.LLOYD, centers, n_far=n_far),), affine, moments))
+    part = stats.parts[0]
+    part.moments = stats.moments
+    return part  # type: ignore[return-value]
+
+
+def plusplus_kernel(block: np.ndarray, w: np.ndarray | None, chunk: ChunkInfo, params: tuple) -> K.PlusPlusStats:
+    centers, trials, n_draws, affine, entropy, step = params
+    member = S.Member(S.PLUSPLUS, centers, entropy=entropy, round=step, trials=trials, n_draws=n_draws)
+    return S.sweep_kernel(block, w, chunk, S.SweepParams((member,), affine)).parts[0]  # type: ignore[return-value]
+
+
+def round_kernel(block: np.ndarray, w: np.ndarray | None, chunk: ChunkInfo, params: tuple) -> K.Candidates:
+    centers, affine, ell, entropy, round = params
+    member = S.Member(S.ROUND, centers, ell=ell, entropy=entropy, round=round)
+    return S.sweep_kernel(block, w, chunk, S.SweepParams((member,), affine)).parts[0]  # type: ignore[return-value]
 
 
 def naive_lloyd(X: np.ndarray, w: np.ndarray, C: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -42,7 +66,7 @@ def test_lloyd_kernel_matches_naive(dtype: type, rtol: float, k: int) -> None:
     X = data(dtype)
     w = np.random.default_rng(1).uniform(0.5, 2, len(X))
     C = X[:k].copy()
-    st = K.lloyd_kernel(X, w, ChunkInfo(0, 0), K.LloydParams(C, Affine(), n_far=k, moments=True))
+    st = lloyd_kernel(X, w, ChunkInfo(0, 0), (C, Affine(), k, True))
     wic, sums, inertia = naive_lloyd(X, w, C)
     np.testing.assert_allclose(st.weight_in_clusters, wic, rtol=1e-12)
     np.testing.assert_allclose(st.sums, sums, rtol=rtol, atol=rtol)
@@ -58,9 +82,9 @@ def test_lloyd_kernel_matches_naive(dtype: type, rtol: float, k: int) -> None:
 def test_lloyd_map_reduce_law(bounds: tuple[int, ...]) -> None:
     X = data()
     w = np.random.default_rng(2).uniform(0.5, 2, len(X))
-    params = K.LloydParams(X[:4].copy(), Affine(), n_far=4, moments=True)
-    whole = K.lloyd_kernel(X, w, ChunkInfo(0, 0), params)
-    split = run_split(K.lloyd_kernel, partial(K.combine_lloyd, n_far=4), X, w, params, bounds)
+    params = (X[:4].copy(), Affine(), 4, True)
+    whole = lloyd_kernel(X, w, ChunkInfo(0, 0), params)
+    split = run_split(lloyd_kernel, partial(K.combine_lloyd, n_far=4), X, w, params, bounds)
     np.testing.assert_allclose(split.weight_in_clusters, whole.weight_in_clusters, rtol=1e-12)
     np.testing.assert_allclose(split.sums, whole.sums, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(split.inertia, whole.inertia, rtol=1e-12)
@@ -85,9 +109,9 @@ def test_assign_map_reduce_law(bounds: tuple[int, ...]) -> None:
 @pytest.mark.parametrize("bounds", SPLITS)
 def test_plusplus_potentials_map_reduce_law(bounds: tuple[int, ...]) -> None:
     X = data()
-    params = K.PlusPlusParams(X[:2].copy(), X[10:13].copy(), 0, Affine(), 0, 1)
-    whole = K.plusplus_kernel(X, None, ChunkInfo(0, 0), params)
-    split = run_split(K.plusplus_kernel, K.combine_plusplus, X, None, params, bounds)
+    params = (X[:2].copy(), X[10:13].copy(), 0, Affine(), 0, 1)
+    whole = plusplus_kernel(X, None, ChunkInfo(0, 0), params)
+    split = run_split(plusplus_kernel, K.combine_plusplus, X, None, params, bounds)
     np.testing.assert_allclose(split.potential, whole.potential, rtol=1e-12)
     naive = [
         np.minimum(((X[:, None] - X[:2][None]) ** 2).sum(-1).min(1), ((X - t) ** 2).sum(-1)).sum() for t in X[10:13]
@@ -101,8 +125,8 @@ def test_kmeans_parallel_candidates_are_exact_bernoulli(bounds: tuple[int, ...])
     u < ell * w * d^2 / cost over the whole data, whatever the split."""
     X = data()
     ell = 20.0
-    params = K.ParallelRoundParams(X[:1].copy(), Affine(), ell, 123, 1)
-    got = run_split(K.parallel_round_kernel, partial(K.combine_candidates, ell=ell), X, None, params, bounds)
+    params = (X[:1].copy(), Affine(), ell, 123, 1)
+    got = run_split(round_kernel, partial(K.combine_candidates, ell=ell), X, None, params, bounds)
     d2 = ((X - X[0]) ** 2).sum(1)
     np.testing.assert_allclose(got.cost, d2.sum(), rtol=1e-10)
     u = np.concatenate([
@@ -127,7 +151,7 @@ def test_sample_kernel_without_replacement_respects_weights() -> None:
 def test_affine_applied_inside_kernel() -> None:
     X8 = np.random.default_rng(0).integers(0, 256, size=(300, 5), dtype=np.uint8)
     C = (X8[:3] / 255).astype(np.float32)
-    st = K.lloyd_kernel(X8, None, ChunkInfo(0, 0), K.LloydParams(C, Affine(1 / 255), n_far=0, moments=False))
+    st = lloyd_kernel(X8, None, ChunkInfo(0, 0), (C, Affine(1 / 255), 0, False))
     wic, sums, inertia = naive_lloyd((X8 / 255), np.ones(300), C)
     np.testing.assert_allclose(st.sums, sums, rtol=1e-5)
     np.testing.assert_allclose(st.inertia, inertia, rtol=1e-5)
@@ -144,11 +168,11 @@ def test_non_finite_names_chunk_and_row() -> None:
 def test_zero_length_block() -> None:
     X = data()[:0]
     C = data()[:3]
-    st = K.lloyd_kernel(X, None, ChunkInfo(0, 0), K.LloydParams(C, Affine(), n_far=3, moments=True))
+    st = lloyd_kernel(X, None, ChunkInfo(0, 0), (C, Affine(), 3, True))
     assert st.inertia == 0 and st.weight_in_clusters.sum() == 0 and len(st.far.index) == 0
-    cand = K.parallel_round_kernel(X, None, ChunkInfo(0, 0), K.ParallelRoundParams(C, Affine(), 4.0, 0, 1))
+    cand = round_kernel(X, None, ChunkInfo(0, 0), (C, Affine(), 4.0, 0, 1))
     assert cand.cost == 0 and len(cand.index) == 0
-    pp = K.plusplus_kernel(X, None, ChunkInfo(0, 0), K.PlusPlusParams(C, C[:2], 3, Affine(), 0, 1))
+    pp = plusplus_kernel(X, None, ChunkInfo(0, 0), (C, C[:2], 3, Affine(), 0, 1))
     assert pp.potential.tolist() == [0.0, 0.0] and np.isinf(pp.key).all()
 
 
@@ -161,11 +185,11 @@ def test_tile_boundaries_are_invisible(dtype: type, tile: int, monkeypatch: pyte
     X = (rng.uniform(0, 255, size=(500, 9))).astype(dtype)
     C = X[:6].astype(np.float64 if dtype == np.float64 else np.float32)
     w = rng.uniform(0.5, 2, len(X))
-    params = K.LloydParams(C, Affine(), n_far=6, moments=False)
-    reference = K.lloyd_kernel(X, w, ChunkInfo(0, 0), params)
+    params = (C, Affine(), 6, False)
+    reference = lloyd_kernel(X, w, ChunkInfo(0, 0), params)
     labels = K.labels_kernel(X, C, Affine(), ChunkInfo(0, 0))
     monkeypatch.setattr(A, "tile_rows", lambda n_features, itemsize: tile)
-    tiled = K.lloyd_kernel(X, w, ChunkInfo(0, 0), params)
+    tiled = lloyd_kernel(X, w, ChunkInfo(0, 0), params)
     np.testing.assert_array_equal(K.labels_kernel(X, C, Affine(), ChunkInfo(0, 0)), labels)
     np.testing.assert_array_equal(tiled.weight_in_clusters, reference.weight_in_clusters)
     np.testing.assert_allclose(tiled.sums, reference.sums, rtol=1e-15)

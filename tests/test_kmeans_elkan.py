@@ -107,7 +107,8 @@ def test_elkan_member_gives_the_same_statistics_with_or_without_its_state() -> N
         drift = None if previous is None else np.sqrt(((centers.astype(np.float64) - previous) ** 2).sum(1))
         stats, computed, state = elkan_pass(X, centers, generation, drift, state)
         fresh, all_distances, _ = elkan_pass(X, centers, generation, drift, None)
-        lloyd = K.lloyd_kernel(X, None, ChunkInfo(0, 0), K.LloydParams(centers, Affine(), n_far=6, moments=False))
+        plain = S.Member(S.LLOYD, centers, n_far=6)
+        lloyd = S.sweep_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((plain,), Affine())).parts[0]
         for other in (fresh, lloyd):
             np.testing.assert_array_equal(stats.weight_in_clusters, other.weight_in_clusters)
             np.testing.assert_allclose(stats.sums, other.sums, rtol=1e-12, atol=1e-9)
@@ -133,7 +134,7 @@ def test_fit_releases_the_bounds() -> None:
 
 def test_elkan_checkpoint_resume_gives_the_same_model(tmp_path: object) -> None:
     X = da.from_array(blobs(np.float64, n=3000, k=8, seed=2), chunks=500)
-    params = dict(n_clusters=8, random_state=0, n_init=1, algorithm="elkan", tol=0)
+    params = {"n_clusters": 8, "random_state": 0, "n_init": 1, "algorithm": "elkan", "tol": 0}
     uninterrupted = KMeans(**params).fit(X)
 
     class Stop(Exception):

@@ -1,9 +1,12 @@
-"""Kernels of k-means: Lloyd statistics, assignment, and the seeding passes.
+"""Kernels of k-means: the statistics of a Lloyd step and of the seeding draws, assignment.
 
-Each ``*_kernel`` function takes one block of rows in its storage dtype, the row-aligned
-sample weights of that block (or ``None``), a :class:`~daskcluster.kernels.blocks.ChunkInfo`
-and one parameters object, and returns a small statistics object. Each ``combine_*`` function
-merges a list of such objects (in chunk order) into one of the same kind.
+The statistics objects (:class:`LloydStats`, :class:`Candidates`, :class:`PlusPlusStats`) are
+made per member by the one k-means pass, :func:`daskcluster.kernels.sweep.sweep_kernel`, from
+the helpers here (:func:`far_points`, :func:`draw_candidates`, :func:`plusplus_part`). Each
+``*_kernel`` function takes one block of rows in its storage dtype, the row-aligned sample
+weights of that block (or ``None``), a :class:`~daskcluster.kernels.blocks.ChunkInfo` and one
+parameters object, and returns a small statistics object. Each ``combine_*`` function merges a
+list of such objects (in chunk order) into one of the same kind.
 """
 
 from __future__ import annotations
@@ -15,12 +18,9 @@ from scipy import sparse
 
 from .assign import (
     CenterTable,
-    add_rows,
     distances_from_product,
-    iter_nearest,
     iter_products,
     nearest,
-    weights_arg,
 )
 from .blocks import Affine, ChunkInfo
 
@@ -50,22 +50,6 @@ def cluster_sums(x: np.ndarray, labels: np.ndarray, w: np.ndarray | None, n_clus
 
 
 # --------------------------------------------------------------------------- Lloyd
-
-
-@dataclass(frozen=True)
-class LloydParams:
-    """Broadcast parameters of one Lloyd pass.
-
-    centers : (n_clusters, n_features) in the compute dtype.
-    n_far : how many of the points farthest from their centers to keep (for relocating
-        empty clusters).
-    moments : whether to also return per-feature mean and variance (first pass only).
-    """
-
-    centers: np.ndarray
-    affine: Affine
-    n_far: int
-    moments: bool
 
 
 @dataclass
@@ -137,33 +121,6 @@ class LloydStats:
     inertia: float
     far: FarPoints
     moments: Moments | None
-
-
-def lloyd_kernel(
-    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: LloydParams
-) -> LloydStats:
-    """Assign each row to its nearest center and sum what the update needs: one read of the
-    block, tile by tile (see :mod:`daskcluster.kernels.assign`)."""
-    affine = params.affine
-    table = CenterTable.of(affine.to_storage_space(params.centers))
-    k, d = params.centers.shape
-    dtype = table.dtype
-    n = block.shape[0]
-    wic = np.zeros(k, dtype=np.float64)
-    sums = np.zeros((k, d), dtype=np.float64)
-    block_sq = np.empty(n, dtype=np.float64)
-    block_labels = np.empty(n, dtype=np.int64)
-    w, weighted = weights_arg(sample_weight)
-    for start, stop, x in iter_nearest(block, table, chunk, block_labels, block_sq):
-        add_rows(x, block_labels[start:stop], w[start:stop] if weighted else w, weighted, sums, wic)
-    block_sq *= affine.sq_scale
-    inertia = float(block_sq.sum()) if not weighted else float(block_sq @ w)
-    moments = block_moments(block, dtype, affine) if params.moments else None
-    far = far_points(block, sample_weight, chunk, block_sq, block_labels, params.n_far, dtype, affine)
-    if not affine.is_identity:
-        # sums were taken on the raw rows: map them through x -> a x + b
-        sums = affine.scale * sums + affine.offset * wic[:, None]
-    return LloydStats(wic, sums, inertia, far, moments)
 
 
 def block_moments(block: np.ndarray, dtype: np.dtype, affine: Affine) -> Moments:
@@ -270,17 +227,6 @@ def transform_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine, chu
 # --------------------------------------------------------------------------- k-means||
 
 
-@dataclass(frozen=True)
-class ParallelRoundParams:
-    """One round of k-means||: current centers, oversampling ``ell``, seed and round number."""
-
-    centers: np.ndarray
-    affine: Affine
-    ell: float
-    entropy: int
-    round: int
-
-
 @dataclass
 class Candidates:
     """Rows sampled in one k-means|| round, and the cost (weighted inertia) of the rows seen.
@@ -300,17 +246,6 @@ class Candidates:
             return Candidates(self.cost, self.key[:0], self.index[:0], self.rows[:0])
         keep = self.key < ell / self.cost
         return Candidates(self.cost, self.key[keep], self.index[keep], self.rows[keep])
-
-
-def parallel_round_kernel(
-    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: ParallelRoundParams
-) -> Candidates:
-    """Cost of the block against the current centers and its oversampled candidates."""
-    table = CenterTable.of(params.affine.to_storage_space(params.centers))
-    wd2 = nearest(block, table, chunk)[1]
-    wd2 *= params.affine.sq_scale
-    return draw_candidates(block, sample_weight, chunk, wd2, params.ell, params.entropy, params.round,
-                           table.dtype, params.affine)
 
 
 def draw_candidates(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, d2: np.ndarray,
@@ -341,23 +276,6 @@ def combine_candidates(parts: list[Candidates], ell: float) -> Candidates:
 # --------------------------------------------------------------------------- k-means++
 
 
-@dataclass(frozen=True)
-class PlusPlusParams:
-    """One step of distributed greedy k-means++.
-
-    centers : (t, d) the centers chosen so far.
-    trials : (m, d) candidates for the next center (empty on the first step).
-    n_draws : candidates to draw for the step after, under each trial's hypothesis.
-    """
-
-    centers: np.ndarray
-    trials: np.ndarray
-    n_draws: int
-    affine: Affine
-    entropy: int
-    step: int
-
-
 @dataclass
 class PlusPlusStats:
     """Potential of each trial and, per trial, ``n_draws`` rows drawn with probability
@@ -368,29 +286,6 @@ class PlusPlusStats:
     key: np.ndarray  # (h, n_draws)
     index: np.ndarray  # (h, n_draws) int64
     rows: np.ndarray  # (h, n_draws, d)
-
-
-def plusplus_kernel(
-    block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: PlusPlusParams
-) -> PlusPlusStats:
-    """One k-means++ step over a block: potentials of the trials and the next draws."""
-    centers = params.affine.to_storage_space(params.centers)
-    trials = params.affine.to_storage_space(params.trials)
-    n = block.shape[0]
-    h = max(1, trials.shape[0])
-    table = CenterTable.of(centers)
-    dist = np.empty((n, h), dtype=np.float64)
-    dist[:, 0] = nearest(block, table, chunk)[1]
-    if trials.shape[0]:
-        trial_table = CenterTable.of(trials)
-        for start, stop, _, x_sq, g in iter_products(block, trial_table.minus2_t, chunk):
-            tile = np.empty(g.shape)
-            distances_from_product(g, trial_table.sq_norms, x_sq, tile)
-            base = dist[start:stop, :1].copy()
-            np.minimum(base, tile, out=dist[start:stop])
-    dist *= params.affine.sq_scale
-    return plusplus_part(block, sample_weight, chunk, dist, params.n_draws, params.entropy, params.step,
-                         centers.dtype, params.affine)
 
 
 def plusplus_part(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, dist: np.ndarray,
