@@ -10,7 +10,7 @@ import pytest
 from sklearn import metrics as skm
 
 from daskcluster import GaussianMixture, KMeans
-from daskcluster.engine import count_passes
+from daskcluster.engine import count_passes, rowstate
 from daskcluster.errors import InvalidDataError, InvalidParameterError
 from daskcluster.kernels import assign as A
 from daskcluster.kernels import sweep as S
@@ -63,6 +63,24 @@ def test_kmeans_sweep_equals_separate_fits_in_fewer_passes(blobs: np.ndarray, ch
     assert sweep_passes.passes <= 1.5 * longest, (sweep_passes.passes, longest)
     # about the longest fit plus the two scoring passes, not the sum of the fits
     assert sweep_passes.passes <= longest + 2
+
+
+def test_elkan_sweep_equals_lloyd_sweep_and_separate_elkan_fits(blobs: np.ndarray) -> None:
+    """Each run of a sweep keeps its own bounds beside the chunks (one state per run, every
+    run in the same passes): the same models as Lloyd's sweep and as separate fits."""
+    X = _chunked(blobs, 700)
+    ks = [2, 4, 7]
+    lloyd = kmeans_sweep(X, n_clusters=ks, random_state=3, n_init=2, scores=False).set_index("n_clusters")
+    elkan = kmeans_sweep(X, n_clusters=ks, random_state=3, n_init=2, scores=False,
+                         algorithm="elkan").set_index("n_clusters")
+    for k in ks:
+        single = KMeans(k, random_state=3, n_init=2, algorithm="elkan").fit(X)
+        for model in (lloyd.loc[k, "model"], single):
+            np.testing.assert_allclose(elkan.loc[k, "model"].cluster_centers_, model.cluster_centers_, rtol=1e-9,
+                                       atol=1e-9)
+            assert elkan.loc[k, "n_iter"] == model.n_iter_
+        assert elkan.loc[k, "inertia"] == pytest.approx(lloyd.loc[k, "inertia"], rel=1e-9)
+    assert rowstate.held() == {}
 
 
 @pytest.mark.parametrize(("init", "n_init"), [("random", 3), ("k-means++", 1), ("k-means++", 2)])
