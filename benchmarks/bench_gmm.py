@@ -262,10 +262,9 @@ def profile_full(Z: np.ndarray) -> list[tuple[str, float]]:
     from daskcluster.kernels.blocks import Affine, ChunkInfo
 
     init = initial_parameters(Z, "full")
-    from daskcluster.mixture._covariance import CHOLESKY_FROM_PRECISIONS
-
     gp = KM.gaussian_params(init["weights_init"], init["means_init"],
-                            CHOLESKY_FROM_PRECISIONS["full"](init["precisions_init"]), "full", Z.shape[0])
+                            KM.covariance_of("full").cholesky_from_precisions(init["precisions_init"]), "full",
+                            Z.shape[0])
     params = KM.EMParams((gp,), Affine())
     step = -(-Z.shape[0] // 4)
 

@@ -21,13 +21,7 @@ from ..data import RowData
 from ..engine import tree_reduce
 from ..kernels import mixture as K
 from ..progress import IterationReport, report
-from ._covariance import (
-    ESTIMATE_COVARIANCES,
-    NK_GUARD,
-    PRECISIONS,
-    CollapsedComponentError,
-    precision_cholesky,
-)
+from ._covariance import NK_GUARD, CollapsedComponentError, covariance_of
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +46,7 @@ class GaussianModel:
 
     @property
     def precisions(self) -> np.ndarray:
-        return PRECISIONS[self.covariance_type](self.precisions_cholesky)
+        return covariance_of(self.covariance_type).precisions(self.precisions_cholesky)
 
     def kernel_params(self, n_samples: int | None = None) -> K.GaussianParams:
         """The E-step's parameters; ``n_samples`` allows the sparse second moments of ``'full'``."""
@@ -78,7 +72,7 @@ def estimate_parameters(stats: K.MixtureStats, center: np.ndarray, covariance_ty
     nk = n + NK_GUARD
     mean = center + stats.means
     means = n[:, None] * mean / nk[:, None]
-    cov = ESTIMATE_COVARIANCES[covariance_type](n, nk, mean, means, stats.m2, reg_covar)
+    cov = covariance_of(covariance_type).estimate(n, nk, mean, means, stats.m2, reg_covar)
     return Estimates(nk, means, cov)
 
 
@@ -93,7 +87,7 @@ def m_step(stats: K.MixtureStats, center: np.ndarray, covariance_type: str, reg_
     est = estimate_parameters(stats, center, covariance_type, reg_covar)
     if not (np.isfinite(est.means).all() and np.isfinite(est.nk).all()):
         raise CollapsedComponentError("The M-step produced non-finite means. Scale the input data.")
-    prec_chol = precision_cholesky(est.covariances, covariance_type)
+    prec_chol = covariance_of(covariance_type).precision_cholesky(est.covariances)
     return GaussianModel(covariance_type, est.nk / est.nk.sum(), est.means, est.covariances, prec_chol)
 
 
@@ -116,6 +110,23 @@ class EMRun:
     @property
     def active(self) -> bool:
         return not self.converged and self.error is None and self.n_iter < self.max_iter
+
+    def kernel_params(self, n_samples: int) -> K.GaussianParams:
+        """The E-step's parameters of the next pass."""
+        return self.model.kernel_params(n_samples)
+
+    def step(self, stats: K.MixtureStats, center: np.ndarray, n_samples: int) -> float:
+        """The M-step from the statistics of a pass; returns the iteration's lower bound (the
+        mean log-likelihood under the parameters before the M-step).
+
+        Raises
+        ------
+        CollapsedComponentError
+            A covariance is not positive definite.
+        """
+        lower_bound = stats.log_lik / n_samples
+        self.model = m_step(stats, center, self.model.covariance_type, self.reg_covar)
+        return lower_bound
 
 
 #: ``printer(run_index, run, change, seconds)`` after each iteration of a run.
@@ -147,14 +158,13 @@ def run_em(
             return runs
         step += 1
         t0 = time.perf_counter()
-        params = K.EMParams(tuple(runs[i].model.kernel_params(n) for i in active), data.affine)
+        params = K.EMParams(tuple(runs[i].kernel_params(n) for i in active), data.affine)
         stats = tree_reduce(data, K.em_kernel, params, K.combine_stats, label="gmm-em")
         seconds = time.perf_counter() - t0
         for i, gp, st in zip(active, params.models, stats):
             run = runs[i]
-            lower_bound = st.log_lik / n
             try:
-                run.model = m_step(st, gp.center, run.model.covariance_type, run.reg_covar)
+                lower_bound = run.step(st, gp.center, n)
             except CollapsedComponentError as exc:
                 if on_error == "raise":
                     raise

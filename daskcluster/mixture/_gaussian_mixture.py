@@ -23,7 +23,7 @@ from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
 from ..io import DEFAULT_CHUNK_BYTES
 from ..kernels import mixture as K
 from ..params import check_float, check_int, check_options, check_random_state
-from ._covariance import COVARIANCES_FROM_PRECISIONS, check_precisions, n_parameters
+from ._covariance import covariance_of
 from ._em import EMRun, GaussianModel, run_em
 from ._init import INIT_PARAMS, initial_model, responsibility_estimates
 
@@ -45,34 +45,6 @@ def as_mixture_data(X: Any, *, owner: str, min_samples: int = 1) -> RowData:
             chunk_bytes = -(-source.nbytes // n_split)
     data = as_row_data(X, owner=owner, min_samples=min_samples, chunk_bytes=chunk_bytes)
     return replace(data, dtype=K.COMPUTE_DTYPE)
-
-
-def _sample_full(
-    rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray
-) -> list[np.ndarray]:
-    return [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(means, cov, counts)]
-
-
-def _sample_tied(
-    rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray
-) -> list[np.ndarray]:
-    return [rng.multivariate_normal(m, cov, int(s)) for m, s in zip(means, counts)]
-
-
-def _sample_diagonal(
-    rng: np.random.RandomState, means: np.ndarray, cov: np.ndarray, counts: np.ndarray
-) -> list[np.ndarray]:
-    d = means.shape[1]
-    return [m + rng.standard_normal(size=(int(s), d)) * np.sqrt(c) for m, c, s in zip(means, cov, counts)]
-
-
-#: Draws of each component, ``counts[k]`` rows from component ``k``.
-_SAMPLERS: dict[str, Callable[[np.random.RandomState, np.ndarray, np.ndarray, np.ndarray], list[np.ndarray]]] = {
-    "full": _sample_full,
-    "tied": _sample_tied,
-    "diag": _sample_diagonal,
-    "spherical": _sample_diagonal,
-}
 
 
 class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
@@ -269,7 +241,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         if self.means_init is not None:
             means = self._array_param("means_init", self.means_init, (k, d), "(n_components, n_features)")
         if self.precisions_init is not None:
-            precisions = check_precisions(self.precisions_init, self.covariance_type, k, d, name)
+            precisions = covariance_of(self.covariance_type).check_precisions(self.precisions_init, k, d, name)
         return {"weights_init": weights, "means_init": means, "precisions_init": precisions}
 
     def _check_fitted(self) -> None:
@@ -325,7 +297,7 @@ class GaussianMixture(DensityMixin, BaseEstimator):  # type: ignore[misc]
         self.precisions_ = model.precisions
         self.covariances_ = (
             model.covariances if model.covariances is not None
-            else COVARIANCES_FROM_PRECISIONS[self.covariance_type](self.precisions_)
+            else covariance_of(self.covariance_type).covariances_from_precisions(self.precisions_)
         )
         self.converged_ = bool(run.converged) if self.max_iter > 0 else False
         self.n_iter_ = int(run.n_iter)
@@ -445,7 +417,7 @@ of shape (n_samples, n_features)
         return self._score(self._data(X))
 
     def _n_parameters(self) -> int:
-        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+        return covariance_of(self.covariance_type).n_parameters(self.n_components, self.means_.shape[1])
 
     def bic(self, X: Any) -> float:
         """Bayesian information criterion ``-2 log L + p log n`` (lower is better). Data passes: 1."""
@@ -475,7 +447,7 @@ of shape (n_samples, n_features)
         check_int(f"{name}.sample", "n_samples", n_samples, 1)
         rng = check_random_state(name, self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
-        parts = _SAMPLERS[self.covariance_type](rng, self.means_, self.covariances_, counts)
+        parts = covariance_of(self.covariance_type).sample(rng, self.means_, self.covariances_, counts)
         X = np.vstack(parts).astype(np.float64)
         y = np.repeat(np.arange(self.n_components, dtype=np.int64), counts)
         return X, y

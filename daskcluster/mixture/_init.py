@@ -19,6 +19,7 @@ replace what they give, as in scikit-learn; with all three no pass is made.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from ..cluster._init import kmeans_plusplus_distributed
 from ..data import RowData, Scaled
 from ..engine import take_rows, tree_reduce
 from ..kernels import mixture as K
-from ._covariance import CHOLESKY_FROM_PRECISIONS, NK_GUARD, precision_cholesky
+from ._covariance import NK_GUARD, covariance_of
 from ._em import Estimates, GaussianModel, estimate_parameters
 
 logger = logging.getLogger(__name__)
@@ -65,13 +66,33 @@ def _one_hot_rows(rows: np.ndarray, kinds: tuple[str, ...]) -> dict[str, K.Mixtu
     return out
 
 
-def _tied_at_rows(data: RowData, rows: np.ndarray, reg_covar: float) -> np.ndarray:
-    """scikit-learn's tied covariance when only ``rows`` have responsibilities: its formula
-    ``(X^T X - sum nk means means^T) / sum nk`` takes ``X^T X`` over *all* rows. One pass."""
+@dataclass
+class DataMoments:
+    """Mean and covariance (``ddof=1``) of all the rows: (d, d), or its diagonal (d,)."""
+
+    n_samples: float
+    mean: np.ndarray
+    covariance: np.ndarray
+
+    @staticmethod
+    def of(stats: K.MixtureStats, center: np.ndarray) -> DataMoments:
+        """From statistics of responsibilities summing to 1 per row."""
+        n, mean, m2 = stats.pooled()
+        return DataMoments(n, center + mean, m2 / (n - 1))
+
+
+def _moments_pass(data: RowData, kind: str) -> K.MixtureStats:
+    """Statistics of kind ``kind`` of all rows as one component. One pass."""
     d = data.n_features
-    center = np.zeros(d)
-    params = K.HardInitParams(np.zeros((1, d)), ("tied",), center, data.affine)
-    total = tree_reduce(data, K.hard_init_kernel, params, K.combine_stats, label="gmm-init-moments")[0]
+    params = K.HardInitParams(np.zeros((1, d)), (kind,), np.zeros(d), data.affine)
+    return tree_reduce(data, K.hard_init_kernel, params, K.combine_stats, label="gmm-init-moments")[0]
+
+
+def _tied_at_rows(total: K.MixtureStats, rows: np.ndarray, reg_covar: float) -> np.ndarray:
+    """scikit-learn's tied covariance when only ``rows`` have responsibilities: its formula
+    ``(X^T X - sum nk means means^T) / sum nk`` takes ``X^T X`` over *all* rows (``total``:
+    the 'tied' statistics of all rows as one component, around the origin)."""
+    d = rows.shape[1]
     mean = total.means[0]
     xtx = total.m2 + total.nk[0] * np.outer(mean, mean)
     nk = 1.0 + NK_GUARD
@@ -98,7 +119,25 @@ def responsibility_estimates(
     Data passes: ``'kmeans'``: those of ``KMeans`` + 1; ``'random'``: 1;
     ``'random_from_data'``: 0 (+1 for ``'tied'``); ``'k-means++'``: ``n_components`` (+1 for ``'tied'``).
     """
-    kinds = tuple(sorted({K.STATS_KIND[t] for t in covariance_types}))
+    return estimates_and_moments(data, n_components, covariance_types, init_params, reg_covar, rs, owner=owner)[0]
+
+
+def estimates_and_moments(
+    data: RowData,
+    n_components: int,
+    covariance_types: tuple[str, ...],
+    init_params: str,
+    reg_covar: float,
+    rs: np.random.RandomState,
+    *,
+    owner: str = "GaussianMixture",
+    moments: str | None = None,
+) -> tuple[dict[str, Estimates], DataMoments | None]:
+    """:func:`responsibility_estimates`, and with ``moments`` (a statistics kind: ``'full'``,
+    ``'tied'`` or ``'diag'``) the mean and covariance of all the rows of that kind: taken from
+    the same pass for ``'kmeans'`` and ``'random'``, one more pass (shared with ``'tied'``'s)
+    for ``'random_from_data'`` and ``'k-means++'``."""
+    kinds = tuple(sorted({covariance_of(t).stats_kind for t in covariance_types} | ({moments} if moments else set())))
     d = data.n_features
     if init_params in ("kmeans", "random"):
         if init_params == "kmeans":
@@ -110,7 +149,9 @@ def responsibility_estimates(
             center = np.zeros(d)
             params = K.RandomInitParams(n_components, kinds, center, data.affine, _seed(rs), 0)
             stats = _from_pass(data, kinds, params, "gmm-init-random")
-        return {t: estimate_parameters(stats[K.STATS_KIND[t]], center, t, reg_covar) for t in covariance_types}
+        found = DataMoments.of(stats[moments], center) if moments else None
+        return ({t: estimate_parameters(stats[covariance_of(t).stats_kind], center, t, reg_covar)
+                 for t in covariance_types}, found)
     if init_params == "random_from_data":
         index = rs.choice(data.n_samples, size=n_components, replace=False)
         rows = take_rows(data, index)
@@ -119,10 +160,21 @@ def responsibility_estimates(
                                            owner=owner)
     rows = np.asarray(rows, dtype=np.float64)
     stats = _one_hot_rows(rows, kinds)
-    out = {t: estimate_parameters(stats[K.STATS_KIND[t]], np.zeros(d), t, reg_covar) for t in covariance_types}
+    out = {t: estimate_parameters(stats[covariance_of(t).stats_kind], np.zeros(d), t, reg_covar)
+           for t in covariance_types}
+    totals: dict[str, K.MixtureStats] = {}
     if "tied" in out:
-        out["tied"].covariances = _tied_at_rows(data, rows, reg_covar)
-    return out
+        totals["tied"] = _moments_pass(data, "tied")
+        out["tied"].covariances = _tied_at_rows(totals["tied"], rows, reg_covar)
+    found = None
+    if moments:
+        # 'full' and 'tied' statistics of one component are the same (d, d) moments
+        total = totals.get("tied") if moments in ("full", "tied") else None
+        if total is None:
+            total = _moments_pass(data, moments)
+        found = DataMoments(float(total.nk[0]), total.means[0].copy(), np.asarray(total.m2).reshape(
+            (d, d) if moments in ("full", "tied") else (d,)) / (total.nk[0] - 1))
+    return out, found
 
 
 def initial_model(
@@ -143,8 +195,8 @@ def initial_model(
     means = means_init if means_init is not None else estimates.means  # type: ignore[union-attr]
     if precisions_init is not None:
         return GaussianModel(covariance_type, np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64),
-                             None, CHOLESKY_FROM_PRECISIONS[covariance_type](precisions_init))
+                             None, covariance_of(covariance_type).cholesky_from_precisions(precisions_init))
     assert estimates is not None
     cov = estimates.covariances
     return GaussianModel(covariance_type, np.array(weights, dtype=np.float64), np.array(means, dtype=np.float64),
-                         cov, precision_cholesky(cov, covariance_type))
+                         cov, covariance_of(covariance_type).precision_cholesky(cov))

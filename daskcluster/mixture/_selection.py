@@ -21,7 +21,7 @@ from ..engine import tree_reduce
 from ..errors import InvalidDataError
 from ..kernels import mixture as K
 from ..params import check_int, check_options, check_random_state, check_value_list
-from ._covariance import CollapsedComponentError, n_parameters
+from ._covariance import CollapsedComponentError, covariance_of
 from ._em import EMRun, run_em
 from ._gaussian_mixture import GaussianMixture, as_mixture_data
 from ._init import initial_model, responsibility_estimates
@@ -148,7 +148,7 @@ def grid_table(
     n = data.n_samples
     rows = []
     for k, t in grid:
-        p = n_parameters(t, k, data.n_features)
+        p = covariance_of(t).n_parameters(k, data.n_features)
         row: dict[str, Any] = {"n_components": k, "covariance_type": t, "bic": math.nan, "aic": math.nan,
                                "log_likelihood": math.nan, "lower_bound": math.nan, "n_iter": 0, "converged": False,
                                "n_parameters": p, "error": errors.get((k, t)), "fit_time": math.nan,

@@ -1,0 +1,180 @@
+"""``'full'``: each component has its own covariance matrix.
+
+**E-step.** All components come out of one GEMM
+``[x - ref, 1] @ [[L_1 ... L_K], [-(mu_1 - ref) L_1 ...]]`` (the whitened residuals), then a
+row-wise squared norm per component.
+
+**Statistics.** The responsibilities of a segment of the block (a few thousand rows) are kept,
+and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is one SYRK (``z^T z`` with
+``z = sqrt(r) (x - mu_k)``) over the rows it holds, centred at the component's current mean
+``mu_k`` (so only the mean's move in this iteration cancels), over the rows whose
+responsibility is at least the component's ``min_resp`` (``1e-30`` for components holding at
+least one row's worth of mass: leaving out smaller terms changes nothing at float64 precision,
+and on clustered data it skips most of the work).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...blocks import Affine
+from ..buffers import COMPUTE_DTYPE, Scratch
+from .base import CovarianceType, WishartPrior, add_reg, chol_inv_t, is_spd, upper_chol
+
+if TYPE_CHECKING:
+    from ..params import GaussianParams
+    from ..stats import Accumulator
+
+#: Rows gathered at once for one component's second moment.
+GATHER_ROWS = 4096
+
+
+class FullCovariance(CovarianceType):
+    """``'full'``: precisions Cholesky (K, d, d), statistics (K, d, d)."""
+
+    name = "full"
+    stats_kind = "full"
+    keeps_responsibilities = True
+
+    # ------------------------------------------------------------------ E-step
+
+    def log_det_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
+        return np.asarray(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1))
+
+    def prepare(self, gp: GaussianParams, ref: np.ndarray) -> np.ndarray:
+        """``[[L_1 ... L_K], [-(mu_1 - ref) L_1 ... -(mu_K - ref) L_K]]``, shape (d + 1, K d)."""
+        k, d = gp.means.shape
+        b = np.empty((d + 1, k * d))
+        b[:d] = gp.prec_chol.transpose(1, 0, 2).reshape(d, k * d)
+        np.negative(np.einsum("kd,kde->ke", gp.means - ref, gp.prec_chol).reshape(-1), out=b[d])
+        return b
+
+    def mahalanobis(self, a: np.ndarray, d: int, prep: Any, gp: GaussianParams, ws: Scratch) -> np.ndarray:
+        n = a.shape[0]
+        k = gp.n_components
+        y = np.matmul(a[:, : d + 1], prep, out=ws.get("y", n, k * d)).reshape(n, k, d)
+        return np.einsum("nkd,nkd->nk", y, y, out=ws.get("maha", n, k))
+
+    def work_width(self, n_components: int, n_features: int) -> int:
+        return n_components * n_features
+
+    # ------------------------------------------------------------------ statistics
+
+    def m2_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features, n_features)
+
+    def accumulate(self, acc: Accumulator, a: np.ndarray, d: int, resp: np.ndarray) -> None:
+        super().accumulate(acc, a, d, resp)
+        acc.keep_responsibilities(resp)
+
+    def end_segment(self, acc: Accumulator, segment: np.ndarray, affine: Affine, ref: np.ndarray) -> None:
+        """Each component's ``sum r (x - point)(x - point)^T`` over the segment, by SYRK."""
+        resp = acc.segment_responsibilities(segment.shape[0])
+        m, d = min(GATHER_ROWS, segment.shape[0]), segment.shape[1]
+        xbuf = acc.scratch.get("x", m, d)
+        direct = segment.dtype == COMPUTE_DTYPE and affine.is_identity
+        stored = None if direct else acc.scratch.get("stored", m, d, segment.dtype)
+        for k in range(resp.shape[1]):
+            point = ref if acc.centers is None else acc.centers[k]
+            r = resp[:, k]
+            rows = np.flatnonzero(r >= acc.min_resp[k] if acc.min_resp[k] > 0 else r > 0)
+            for b in range(0, rows.shape[0], GATHER_ROWS):
+                idx = rows[b : b + GATHER_ROWS]
+                xk = xbuf[: idx.shape[0]]
+                if stored is None:
+                    np.take(segment, idx, axis=0, out=xk, mode="clip")
+                else:
+                    raw = np.take(segment, idx, axis=0, out=stored[: idx.shape[0]], mode="clip")
+                    np.copyto(xk, raw, casting="unsafe")
+                    affine.apply(xk)
+                xk -= point
+                xk *= np.sqrt(r[idx])[:, None]
+                acc.s2[k] += xk.T @ xk
+
+    def centre(self, s2: np.ndarray, s1: np.ndarray, n: np.ndarray, m: np.ndarray,
+               offset: np.ndarray) -> np.ndarray:
+        mo = m - offset
+        return np.asarray(s2 - n[:, None, None] * mo[:, :, None] * mo[:, None, :])
+
+    def merge_m2(self, a: np.ndarray, b: np.ndarray, delta: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return np.asarray(a + b + c[:, None, None] * delta[:, :, None] * delta[:, None, :])
+
+    def pooled_m2(self, nk: np.ndarray, means: np.ndarray, m2: np.ndarray) -> np.ndarray:
+        mean = nk @ means / nk.sum()
+        delta = means - mean
+        return np.asarray(m2.sum(axis=0) + (delta * nk[:, None]).T @ delta)
+
+    # ------------------------------------------------------------------ client
+
+    def estimate(self, n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray,
+                 reg_covar: float) -> np.ndarray:
+        # sum r (x - means)(x - means)^T = m2 + n a a^T with a = means - mean (the nk guard's shrink)
+        a = means - mean
+        cov = (m2 + n[:, None, None] * a[:, :, None] * a[:, None, :]) / nk[:, None, None]
+        cov = 0.5 * (cov + cov.transpose(0, 2, 1))
+        return add_reg(cov, reg_covar)
+
+    def precision_cholesky(self, covariances: np.ndarray) -> np.ndarray:
+        k = covariances.shape[0]
+        return chol_inv_t(covariances, lambda j: f"component {j} of {k}")
+
+    def precisions(self, prec_chol: np.ndarray) -> np.ndarray:
+        return np.asarray(np.einsum("kij,klj->kil", prec_chol, prec_chol))
+
+    def cholesky_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        return np.stack([upper_chol(p) for p in precisions])
+
+    def covariances_from_precisions(self, precisions: np.ndarray) -> np.ndarray:
+        return np.asarray(np.linalg.inv(precisions))
+
+    def n_covariance_parameters(self, n_components: int, n_features: int) -> float:
+        return n_components * n_features * (n_features + 1) / 2.0
+
+    def precisions_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
+        return (n_components, n_features, n_features)
+
+    def precisions_valid(self, precisions: np.ndarray) -> bool:
+        return all(is_spd(p) for p in precisions)
+
+    def sample(self, rng: np.random.RandomState, means: np.ndarray, covariances: np.ndarray,
+               counts: np.ndarray) -> list[np.ndarray]:
+        return [rng.multivariate_normal(m, c, int(s)) for m, c, s in zip(means, covariances, counts)]
+
+    # ------------------------------------------------------------------ variational Bayes
+
+    def wishart(self, nk: np.ndarray, xk: np.ndarray, sk: np.ndarray, prior: WishartPrior,
+                mean_precision: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        dof = prior.degrees_of_freedom + nk
+        diff = xk - prior.mean
+        c = nk * prior.mean_precision / mean_precision
+        cov = prior.covariance + nk[:, None, None] * sk + c[:, None, None] * diff[:, :, None] * diff[:, None, :]
+        return dof, cov / dof[:, None, None]
+
+    def default_covariance_prior(self, covariance: np.ndarray) -> Any:
+        return np.atleast_2d(covariance)
+
+    def check_covariance_prior(self, value: Any, n_features: int, owner: str) -> Any:
+        return check_matrix_prior(value, n_features, self.name, owner)
+
+
+def check_matrix_prior(value: Any, n_features: int, covariance_type: str, owner: str) -> np.ndarray:
+    """A (d, d) symmetric, positive-definite ``covariance_prior``."""
+    from ....errors import InvalidParameterError
+
+    try:
+        p = np.atleast_2d(np.asarray(value, dtype=np.float64))
+    except (TypeError, ValueError):
+        p = np.zeros(0)
+    if p.shape != (n_features, n_features):
+        raise InvalidParameterError(
+            f"The 'covariance_prior' parameter of {owner} must be an array-like of shape "
+            f"({n_features}, {n_features}) for covariance_type={covariance_type!r}. Got {value!r} instead."
+        )
+    if not (np.isfinite(p).all() and is_spd(p)):
+        raise InvalidParameterError(
+            f"The 'covariance_prior' parameter of {owner} must be symmetric, positive-definite for "
+            f"covariance_type={covariance_type!r}."
+        )
+    return p
