@@ -28,10 +28,31 @@ lazy input is a Dask array over the training data, and is listed under ``not_sav
 recompute it with ``model.predict(X)``. Object arrays and other Python objects are refused
 (public attributes, parameters) or left out and listed (private state).
 
-The file is written under a hidden temporary name in the same folder and renamed into place
-(atomic on POSIX and Windows), so ``path`` never holds a partial file. The checksums detect
-truncation and accidental modification; they are not a signature (anyone can recompute them).
-Only classes from ``daskcluster`` and ``sklearn`` are loaded. Local paths only.
+The file is written with :func:`daskcluster.atomic.atomic_file` (a hidden temporary in the
+same folder, flushed, renamed into place; ``overwrite=False`` checked by the rename itself),
+so ``path`` never holds a partial file and two writers cannot both create it. The checksums
+detect truncation and accidental modification; they are not a signature (anyone can recompute
+them), so loading never trusts the file:
+
+* the class is looked up in an explicit allow-list (:data:`MODEL_CLASSES`, extended with
+  :func:`register_model_class`); nothing named in the file is ever imported;
+* only attribute names of the two shapes an estimator uses are set: fitted attributes
+  (``name_``) and private state (``_name``), never a dunder or a name of the class itself
+  (method, property, class attribute);
+* the members' sizes are bounded before they are decompressed (``max_bytes``; ``model.json``
+  at most :data:`MAX_JSON_BYTES`), and each array's shape, read from its ``.npy`` header,
+  must match the JSON and fit in ``max_bytes`` before anything is allocated (no zip bomb, no
+  huge allocation from a crafted shape or scalar dtype).
+
+Local paths only.
+
+**Why not skops.io.** skops (0.16) persists scikit-learn estimators without pickle and refuses
+types outside a trusted list. It is not used because this format already stores everything as
+JSON and ``.npy`` arrays with an allow-list of our own classes, which is the same protection
+skops gives, without a dependency; skops would also need its own trusted list for every
+daskcluster class and its auditing of generic object trees is more than these plain estimators
+need. Should estimators ever hold nested objects (a fitted sub-estimator), skops becomes the
+better choice.
 """
 
 from __future__ import annotations
@@ -41,11 +62,12 @@ import hashlib
 import importlib
 import io
 import json
+import keyword
 import logging
 import math
 import os
 import platform
-import uuid
+import re
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -53,17 +75,22 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_file
 from .errors import SourceError, SourceNotFoundError
 
 __all__ = [
     "FORMAT",
     "FORMAT_VERSION",
+    "MAX_BYTES",
+    "MAX_JSON_BYTES",
+    "MODEL_CLASSES",
     "ModelFileError",
     "ModelIntegrityError",
     "ModelVersionError",
     "UnsupportedValueError",
     "load",
     "read_header",
+    "register_model_class",
     "save",
 ]
 
@@ -75,7 +102,40 @@ FORMAT_VERSION = 1
 
 _JSON = "model.json"
 _NPZ = "arrays.npz"
-_ALLOWED_PACKAGES = ("daskcluster", "sklearn")
+
+MAX_JSON_BYTES = 64 * 2**20
+"""Largest ``model.json`` that :func:`load` reads (64 MiB)."""
+
+MAX_BYTES = 4 * 2**30
+"""Default ``max_bytes`` of :func:`load`: the largest ``arrays.npz``, and the largest total of
+the arrays it declares (4 GiB)."""
+
+MODEL_CLASSES: dict[tuple[str, str], str] = {
+    ("daskcluster", "KMeans"): "daskcluster.cluster:KMeans",
+    ("daskcluster", "MiniBatchKMeans"): "daskcluster.cluster:MiniBatchKMeans",
+    ("daskcluster", "GaussianMixture"): "daskcluster.mixture:GaussianMixture",
+    ("daskcluster", "NMF"): "daskcluster.decomposition:NMF",
+    ("daskcluster", "OPNMF"): "daskcluster.decomposition:OPNMF",
+    ("sklearn", "KMeans"): "sklearn.cluster:KMeans",
+    ("sklearn", "MiniBatchKMeans"): "sklearn.cluster:MiniBatchKMeans",
+    ("sklearn", "GaussianMixture"): "sklearn.mixture:GaussianMixture",
+    ("sklearn", "BayesianGaussianMixture"): "sklearn.mixture:BayesianGaussianMixture",
+    ("sklearn", "NMF"): "sklearn.decomposition:NMF",
+}
+"""The classes :func:`load` creates: (top-level package, class name) as recorded in a file ->
+``"module:Class"`` imported by this code. A file naming anything else is refused."""
+
+_FITTED = re.compile(r"[A-Za-z][A-Za-z0-9_]*_")
+_STATE = re.compile(r"_[A-Za-z0-9][A-Za-z0-9_]*")
+
+
+def register_model_class(cls: type) -> None:
+    """Allow :func:`load` to create ``cls`` (a scikit-learn-style estimator of another package)."""
+    from sklearn.base import BaseEstimator
+
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
+        raise UnsupportedValueError(f"register_model_class takes an estimator class; got {cls!r}.")
+    MODEL_CLASSES[(cls.__module__.split(".")[0], cls.__qualname__)] = f"{cls.__module__}:{cls.__qualname__}"
 
 
 class ModelFileError(SourceError):
@@ -164,12 +224,29 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray], where: str) -> Any:
     if len(value) == 1 and "$dict" in value:
         return {k: _decode(v, arrays, where) for k, v in value["$dict"].items()}
     if len(value) == 1 and "$dtype" in value:
-        return np.dtype(value["$dtype"])
+        return _plain_dtype(value["$dtype"], where, "biufcSUmM")
     if set(value) == {"$scalar", "dtype"}:
         item = value["$scalar"]
         item = float(item["$float"]) if isinstance(item, dict) else item
-        return np.dtype(value["dtype"]).type(item)
+        if not isinstance(item, (bool, int, float)):
+            raise ModelFileError(f"{where}: the scalar {item!r} in {_JSON} is not a number.")
+        try:
+            return _plain_dtype(value["dtype"], where, "biuf").type(item)
+        except (OverflowError, ValueError) as exc:
+            raise ModelFileError(f"{where}: the scalar {item!r} does not fit its dtype ({exc}).") from None
     raise ModelFileError(f"{where}: unknown value {value!r} in {_JSON}.")
+
+
+def _plain_dtype(spec: Any, where: str, kinds: str) -> np.dtype:
+    """A dtype from a file: one plain number or string type, never a record or sub-array type
+    (which could make a scalar of any size)."""
+    try:
+        dt = np.dtype(spec) if isinstance(spec, str) and len(spec) <= 16 else None
+    except (TypeError, ValueError, SyntaxError):
+        dt = None
+    if dt is None or dt.kind not in kinds or dt.names is not None or dt.subdtype is not None or dt.itemsize > 64:
+        raise ModelFileError(f"{where}: the dtype {spec!r} in {_JSON} is not a plain numeric dtype.")
+    return dt
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -289,21 +366,12 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
         raise SourceError(f"'{final}' already exists; pass overwrite=True to replace it.")
     if final.is_dir():
         raise SourceError(f"'{final}' is a directory; give a file name such as '{final / 'model.zip'}'.")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as raw:
-            with zipfile.ZipFile(raw, "w") as zf:
-                zf.writestr(zipfile.ZipInfo(_JSON, date_time=(1980, 1, 1, 0, 0, 0)), text,
-                            compress_type=zipfile.ZIP_DEFLATED)
-                zf.writestr(zipfile.ZipInfo(_NPZ, date_time=(1980, 1, 1, 0, 0, 0)), npz,
-                            compress_type=zipfile.ZIP_DEFLATED)
-            raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(tmp, final)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(final, overwrite=overwrite) as raw:
+        with zipfile.ZipFile(raw, "w") as zf:
+            zf.writestr(zipfile.ZipInfo(_JSON, date_time=(1980, 1, 1, 0, 0, 0)), text,
+                        compress_type=zipfile.ZIP_DEFLATED)
+            zf.writestr(zipfile.ZipInfo(_NPZ, date_time=(1980, 1, 1, 0, 0, 0)), npz,
+                        compress_type=zipfile.ZIP_DEFLATED)
     if not_saved:
         logger.info("Saved %s to '%s'; not saved: %s", type(model).__name__, final, ", ".join(not_saved))
     return final
@@ -312,7 +380,20 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
 # ----------------------------------------------------------------------------- load
 
 
-def _open(path: Path) -> tuple[dict[str, Any], bytes]:
+def _member(zf: zipfile.ZipFile, name: str, limit: int, path: Path) -> bytes:
+    """A member's bytes, refused before decompression when it declares more than ``limit``
+    (``zipfile`` then never reads past the declared size)."""
+    info = zf.getinfo(name)
+    if info.file_size > limit:
+        raise ModelFileError(
+            f"'{path}': the member {name} declares {info.file_size:,} bytes uncompressed "
+            f"({info.compress_size:,} compressed), more than the limit of {limit:,}. Refused (a "
+            "zip bomb, or a model larger than expected: pass a larger max_bytes to load if you trust it)."
+        )
+    return zf.read(name)
+
+
+def _open(path: Path, max_bytes: int = MAX_BYTES) -> tuple[dict[str, Any], bytes]:
     if not path.exists():
         raise SourceNotFoundError(f"No model file at '{path}'.")
     if path.is_dir():
@@ -322,8 +403,8 @@ def _open(path: Path) -> tuple[dict[str, Any], bytes]:
             names = set(zf.namelist())
             if _JSON not in names:
                 raise ModelFileError(f"'{path}' is a zip file but not a daskcluster model file (no {_JSON} inside).")
-            text = zf.read(_JSON)
-            npz = zf.read(_NPZ) if _NPZ in names else b""
+            text = _member(zf, _JSON, MAX_JSON_BYTES, path)
+            npz = _member(zf, _NPZ, max_bytes, path) if _NPZ in names else b""
     except zipfile.BadZipFile as exc:
         raise ModelFileError(
             f"'{path}' is not a daskcluster model file, or it is truncated or damaged ({exc})."
@@ -332,7 +413,7 @@ def _open(path: Path) -> tuple[dict[str, Any], bytes]:
         raise ModelFileError(f"'{path}' is truncated or damaged: {exc}.") from None
     try:
         doc = json.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ModelFileError(f"'{path}': {_JSON} is not valid JSON ({exc}).") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ModelFileError(f"'{path}' is not a daskcluster model file ({_JSON} has no \"format\": \"{FORMAT}\").")
@@ -352,28 +433,84 @@ def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def _class(doc: Mapping[str, Any], path: Path) -> type:
+    """The class a file names, from :data:`MODEL_CLASSES` only: nothing named in the file is imported."""
     from sklearn.base import BaseEstimator
 
     spec = doc.get("class") or {}
     module, name = spec.get("module", ""), spec.get("name", "")
-    if not isinstance(module, str) or module.split(".")[0] not in _ALLOWED_PACKAGES:
+    key = (module.split(".")[0], name) if isinstance(module, str) and isinstance(name, str) else None
+    target = MODEL_CLASSES.get(key) if key is not None else None
+    if target is None:
+        known = ", ".join(sorted({f"{p}.{n}" for p, n in MODEL_CLASSES}))
         raise ModelFileError(
-            f"'{path}' names the class {module}.{name}; only classes from {', '.join(_ALLOWED_PACKAGES)} are loaded."
+            f"'{path}' names the class {module!r}.{name!r}, which is not one load() creates. The "
+            f"model classes are: {known}. Register another estimator class with "
+            "daskcluster.persistence.register_model_class(cls) if you trust this file."
         )
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise ModelFileError(
-            f"'{path}' holds a {name} from {module}, which this installation does not have. "
-            f"It was written by daskcluster {doc.get('versions', {}).get('daskcluster', '?')}."
-        ) from None
-    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):
-        raise ModelFileError(f"'{path}' names {module}.{name}, which is not an estimator.")
+    mod, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(mod), attr)
+    if not (isinstance(cls, type) and issubclass(cls, BaseEstimator)):  # pragma: no cover - registry bug
+        raise ModelFileError(f"'{path}': the registered {target} is not an estimator.")
     return cls
 
 
-def load(path: str | os.PathLike[str]) -> Any:
+def _check_arrays(doc: Mapping[str, Any], npz: bytes, path: Path, max_bytes: int) -> None:
+    """Read each array's ``.npy`` header and refuse a shape that differs from the JSON or that
+    exceeds ``max_bytes``, before any array is allocated."""
+    declared = doc.get("arrays") or {}
+    if not isinstance(declared, dict):
+        raise ModelFileError(f"'{path}': 'arrays' in {_JSON} is not a mapping.")
+    total = 0
+    try:
+        with zipfile.ZipFile(io.BytesIO(npz)) as zf:
+            for info in zf.infolist():
+                name = info.filename.removesuffix(".npy")
+                with zf.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f, max_header_size=10_000)
+                nbytes = math.prod(shape) * dtype.itemsize
+                total += nbytes
+                if dtype.hasobject or total > max_bytes:
+                    raise ModelFileError(
+                        f"'{path}': the array {name!r} declares shape {shape} of {dtype} "
+                        f"({nbytes:,} bytes; {total:,} in all), more than the limit of {max_bytes:,} "
+                        "bytes. Refused: pass a larger max_bytes to load if you trust this file."
+                    )
+                info_doc = declared.get(name) or {}
+                if list(shape) != info_doc.get("shape") or dtype.str != info_doc.get("dtype"):
+                    raise ModelFileError(f"'{path}': the array {name!r} does not match its description in {_JSON}.")
+                if info.file_size < nbytes:
+                    raise ModelFileError(f"'{path}': the array {name!r} is truncated in {_NPZ}.")
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"'{path}': cannot read {_NPZ}: {exc}") from None
+
+
+def _settable(cls: type, name: str, section: str, path: Path) -> str:
+    """``name`` if a file may set it on a ``cls``: ``name_`` (fitted) or ``_name`` (state), not a
+    dunder, a keyword, or a member of the class."""
+    pattern = _FITTED if section == "attributes" else _STATE
+    if (not isinstance(name, str) or not pattern.fullmatch(name) or name.startswith("__")
+            or keyword.iskeyword(name) or hasattr(cls, name)):
+        kind = "fitted attribute (name_)" if section == "attributes" else "private state (_name)"
+        raise ModelFileError(
+            f"'{path}': {section} names {name!r}, which is not a {kind} a {cls.__name__} can hold. "
+            "Refused: the file was crafted or damaged."
+        )
+    return name
+
+
+def load(path: str | os.PathLike[str], *, max_bytes: int = MAX_BYTES) -> Any:
     """Read a model file written by :func:`save`; returns the fitted estimator.
+
+    Parameters
+    ----------
+    path : path-like
+    max_bytes : int, default=MAX_BYTES
+        The largest uncompressed ``arrays.npz``, and the largest total of the arrays it
+        declares; a file beyond it is refused before anything is decompressed or allocated.
 
     Raises
     ------
@@ -385,9 +522,12 @@ def load(path: str | os.PathLike[str]) -> Any:
         A checksum does not match: the file was modified after it was written.
     ModelVersionError
         The file is in a newer format than this daskcluster reads: upgrade daskcluster.
+    ModelFileError
+        Also: a class outside :data:`MODEL_CLASSES`, an attribute name that is not a fitted
+        attribute or private state, a member or array larger than ``max_bytes``.
     """
     p = Path(path)
-    doc, npz = _open(p)
+    doc, npz = _open(p, max_bytes)
     version = doc.get("format_version")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise ModelFileError(f"'{p}': format_version {version!r} is not a valid version.")
@@ -406,6 +546,8 @@ def load(path: str | os.PathLike[str]) -> Any:
         raise ModelIntegrityError(
             f"'{p}': the checksum of {_NPZ} does not match: the arrays were modified or damaged after they were written."
         )
+    cls = _class(doc, p)
+    _check_arrays(doc, npz, p, max_bytes)
     try:
         with np.load(io.BytesIO(npz), allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
@@ -415,7 +557,6 @@ def load(path: str | os.PathLike[str]) -> Any:
         a = arrays.get(name)
         if a is None or a.dtype.str != info.get("dtype") or list(a.shape) != info.get("shape"):
             raise ModelFileError(f"'{p}': the array {name!r} does not match its description in {_JSON}.")
-    cls = _class(doc, p)
     params = {k: _decode(v, arrays, f"parameter '{k}'") for k, v in (doc.get("params") or {}).items()}
     try:
         model = cls(**params)
@@ -425,6 +566,10 @@ def load(path: str | os.PathLike[str]) -> Any:
             f"daskcluster {doc.get('versions', {}).get('daskcluster', '?')}."
         ) from None
     for section in ("attributes", "state"):
-        for name, value in (doc.get(section) or {}).items():
-            setattr(model, name, _decode(value, arrays, f"{section[:-1] if section == 'attributes' else section} '{name}'"))
+        values = doc.get(section) or {}
+        if not isinstance(values, dict):
+            raise ModelFileError(f"'{p}': {section!r} in {_JSON} is not a mapping.")
+        for name, value in values.items():
+            where = f"{section[:-1] if section == 'attributes' else section} '{name}'"
+            setattr(model, _settable(cls, name, section, p), _decode(value, arrays, where))
     return model

@@ -220,7 +220,7 @@ def test_only_estimators_of_known_packages_are_loaded(tmp_path: Path, fitted: KM
     doc["class"] = {"module": "os", "name": "system"}
     doc["checksums"]["model.json"] = P._sha256(P._canonical(doc))
     _rewrite(path, **{"model.json": json.dumps(doc).encode()})
-    with pytest.raises(P.ModelFileError, match="only classes from daskcluster, sklearn are loaded"):
+    with pytest.raises(P.ModelFileError, match=r"names the class 'os'.'system', which is not one load\(\) creates"):
         P.load(path)
 
 
