@@ -66,7 +66,7 @@ class CenterTable:
 # --------------------------------------------------------------------------- compiled loops
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
 def row_sq_norms64(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover - compiled
     """``out[i] = ‖x[i]‖²`` accumulated in float64."""
     n, d = x.shape

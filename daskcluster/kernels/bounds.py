@@ -80,7 +80,7 @@ def init_bounds(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, slack: float,
         upper[i] = np.sqrt(max(b1, 0.0) + slack)
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
 def _distance(x: np.ndarray, i: int, c: np.ndarray, j: int) -> float:  # pragma: no cover - compiled
     """``‖x_i - c_j‖`` from the differences, in float64."""
     s = 0.0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 from scipy import sparse
 
@@ -123,14 +124,29 @@ class LloydStats:
     moments: Moments | None
 
 
+@numba.njit(nogil=True, cache=True)
+def _shifted_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover
+    """``s1 += Σ (x - shift)`` and ``s2 += Σ (x - shift)²`` per feature, in float64."""
+    n, d = x.shape
+    for i in range(n):
+        for f in range(d):
+            v = np.float64(x[i, f]) - shift[f]
+            s1[f] += v
+            s2[f] += v * v
+
+
 def block_moments(block: np.ndarray, dtype: np.dtype, affine: Affine) -> Moments:
     """Per-feature count, mean and centred sum of squares of the block's rows, mapped through
-    ``affine`` (for scikit-learn's relative ``tol``; first pass only)."""
-    d = block.shape[1]
-    moments = Moments(0, np.zeros(d), np.zeros(d))
-    step = max(1, 2**21 // max(1, d))
-    for start in range(0, block.shape[0], step):
-        moments = moments.merge(Moments.of(np.asarray(block[start:start + step], dtype=dtype)))
+    ``affine`` (for scikit-learn's relative ``tol``; first pass only). One compiled sweep of
+    the block in float64, shifted by its first row (so no cancellation unless that row lies
+    millions of standard deviations from the mean)."""
+    n, d = block.shape
+    if n == 0:
+        return Moments(0, np.zeros(d), np.zeros(d))
+    shift = np.asarray(block[0], dtype=dtype).astype(np.float64)
+    s1, s2 = np.zeros(d), np.zeros(d)
+    _shifted_sums(np.asarray(block), shift, s1, s2)
+    moments = Moments(n, shift + s1 / n, np.maximum(s2 - s1 * s1 / n, 0.0))
     if affine.is_identity:
         return moments
     return Moments(moments.n, affine.scale * moments.mean + affine.offset, affine.sq_scale * moments.m2)
