@@ -61,12 +61,6 @@ class Moments:
     mean: np.ndarray
     m2: np.ndarray
 
-    @staticmethod
-    def of(x: np.ndarray) -> Moments:
-        mean = x.mean(axis=0, dtype=np.float64)
-        dev = x - mean.astype(x.dtype)
-        return Moments(x.shape[0], mean, np.einsum("ij,ij->j", dev, dev, dtype=np.float64))
-
     def merge(self, other: Moments) -> Moments:
         if other.n == 0:
             return self
