@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import sys
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -59,11 +60,15 @@ class FileLock:
         The lock file (its folder is created when missing).
     what : str
         What the lock protects, for messages (e.g. ``"the output folder '/out'"``).
+    timeout : float, default=0
+        Seconds to wait for a live holder to release the lock before the error (for locks
+        held only briefly, such as a checkpoint's during one save).
     """
 
-    def __init__(self, path: str | os.PathLike[str], what: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], what: str, *, timeout: float = 0) -> None:
         self.path = Path(path)
         self.what = what
+        self.timeout = timeout
         self._held = False
 
     @property
@@ -107,7 +112,9 @@ class FileLock:
         if self._held:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(3):
+        deadline = time.monotonic() + self.timeout
+        takeovers = 0
+        while True:
             if self._create():
                 self._held = True
                 logger.debug("Locked %s (%s)", self.what, self.path)
@@ -115,9 +122,13 @@ class FileLock:
             holder = read_lock(self.path)
             if holder is None:
                 continue  # released meanwhile
-            if not _stale(holder):
+            if _stale(holder) and takeovers < 3:
+                takeovers += 1
+                self._take_over(holder)
+                continue
+            if time.monotonic() >= deadline:
                 break
-            self._take_over(holder)
+            time.sleep(0.01)
         holder = read_lock(self.path) or {}
         if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
             who = "this process"
