@@ -42,6 +42,7 @@ __all__ = [
     "atomic_dir",
     "atomic_file",
     "clean_stale",
+    "clean_stale_in",
     "commit_dir",
     "fsync_dir",
     "fsync_tree",
@@ -134,6 +135,27 @@ def clean_stale(final: str | os.PathLike[str]) -> list[Path]:
             done.append(path)
     if done:
         fsync_dir(parent)
+    return done
+
+
+def clean_stale_in(folder: str | os.PathLike[str]) -> list[Path]:
+    """:func:`clean_stale` for every path of ``folder`` that has temporaries of dead writers."""
+    folder = Path(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return []
+    bases = set()
+    for name in names:
+        for kind in ("tmp", "old"):
+            marker = f".{kind}-"
+            if name.startswith(".") and marker in name:
+                base = name[1:name.rindex(marker)]
+                if _owner(name, base, kind) is not None:
+                    bases.add(base)
+    done: list[Path] = []
+    for base in sorted(bases):
+        done += clean_stale(folder / base)
     return done
 
 

@@ -10,17 +10,20 @@
 ``job.yaml``        the job as it ran (after ``--set`` and ``--out``)
 =================== ==========================================================================
 
-Each file appears complete or not at all (temporary name, then rename). Under a distributed
-cluster the labels are written by the workers: the folder must be on storage they share.
+Each file appears complete or not at all (:mod:`daskcluster.atomic`: temporary name, fsync,
+rename, fsync of the folder; mode 0644). ``job.log`` is appended to, one run after another,
+each run opened by a separator line. Under a distributed cluster the labels are written by the
+workers: the folder must be on storage they share.
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import math
 import os
-import uuid
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,7 +32,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .. import io, persistence
+from .. import atomic, io, persistence
 
 __all__ = ["job_log", "write_json", "write_labels", "write_model", "write_plots", "write_text"]
 
@@ -37,15 +40,7 @@ logger = logging.getLogger(__name__)
 
 
 def _atomic_bytes(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.tmp-{uuid.uuid4().hex}"
-    try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic.write_bytes(path, data)
 
 
 def _jsonable(value: Any) -> Any:
@@ -166,7 +161,12 @@ def job_log(path: Path | None, extra: logging.Handler | None = None) -> Iterator
     handlers: list[logging.Handler] = []
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(path, mode="w", encoding="utf-8")
+        fh = logging.FileHandler(path, mode="a", encoding="utf-8")  # earlier runs are kept
+        if fh.stream.tell() > 0:
+            fh.stream.write("\n")
+        fh.stream.write(f"===== run started {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')} "
+                        f"(pid {os.getpid()} on {socket.gethostname()}) =====\n")
+        fh.stream.flush()
         fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         handlers.append(fh)
     if extra is not None:

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..atomic import write_bytes
 from ..errors import DaskClusterError
 from ..progress import IterationReport
 from .runner import JobCancelled, check_job, load_job, run_job
@@ -313,7 +314,7 @@ def remember(job_id: str, scheduler: str, cluster_config: str | None) -> None:
     try:
         folder = _home() / "jobs"
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{job_id}.json").write_text(json.dumps({"scheduler": scheduler, "cluster": cluster_config}))
+        write_bytes(folder / f"{job_id}.json", json.dumps({"scheduler": scheduler, "cluster": cluster_config}).encode())
     except OSError as exc:
         logger.warning("could not record job %s under %s: %s", job_id, _home(), exc)
 

@@ -7,8 +7,11 @@ scheduler (a ``Client`` when given) and writes the outputs.
 
 from __future__ import annotations
 
+import datetime
+import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
@@ -19,6 +22,7 @@ import numpy as np
 
 from ..deploy.files import ConfigError, apply_overrides, load_yaml, validation_problems
 from ..errors import DaskClusterError
+from ..locks import FileLock
 from .registry import ESTIMATORS, ParamError
 from .schema import DATA_KINDS, METRICS, JobDoc, LabelsSpec, MnistData
 
@@ -33,6 +37,13 @@ if TYPE_CHECKING:
 __all__ = ["CheckedJob", "Job", "JobCancelled", "JobResult", "check_job", "fitted_scalars", "load_job", "run_job"]
 
 logger = logging.getLogger("daskcluster.jobs")
+
+#: The lock file a run holds in its output folder: two runs into one folder are refused.
+LOCK_NAME = ".daskcluster.lock"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 class JobCancelled(DaskClusterError, RuntimeError):
@@ -311,12 +322,19 @@ def run_job(
     Returns
     -------
     JobResult
-    """
-    from ..progress import progress_hook
-    from . import outputs as out
-    from .evaluate import evaluate
-    from .sources import load, load_labels, preprocess
 
+    Raises
+    ------
+    LockedError
+        Another run writes into the same output folder (it holds ``.daskcluster.lock``).
+
+    Notes
+    -----
+    ``metrics.json`` says ``"status": "running"`` (with the pid and host) while the job runs,
+    then ``"done"``, ``"failed"`` (with the error) or ``"cancelled"``; a run killed outright
+    leaves ``"running"``, and the next run in the folder says so in the log and removes the
+    temporaries the dead run left. ``job.log`` keeps every run, each opened by a separator.
+    """
     if isinstance(job, CheckedJob) and out_dir is None:
         checked = job  # checked by the caller (the command): not again
         job = checked.job
@@ -326,9 +344,44 @@ def run_job(
             job = job.with_output_dir(out_dir)
         checked = check_job(job)
     job = job.resolved()
-    spec = job.doc
     folder = job.output_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    with FileLock(folder / LOCK_NAME, f"the output folder '{folder}'"):
+        notes = _previous_run(folder)
+        return _run_locked(job, checked, folder, notes, on_progress=on_progress, should_stop=should_stop,
+                           log_handler=log_handler, loaded=loaded, on_cluster_done=on_cluster_done)
+
+
+def _previous_run(folder: Path) -> list[str]:
+    """Clean what a killed run left (temporaries) and say what it left, for the log."""
+    from ..atomic import clean_stale_in, pid_alive
+
+    notes = []
+    cleaned = clean_stale_in(folder)
+    if cleaned:
+        notes.append(f"removed {len(cleaned)} temporaries left by an earlier run that died: "
+                     + ", ".join(p.name for p in cleaned))
+    try:
+        doc = json.loads((folder / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return notes
+    if isinstance(doc, dict) and doc.get("status") == "running":
+        pid = doc.get("pid")
+        if doc.get("host") != socket.gethostname() or not isinstance(pid, int) or not pid_alive(pid):
+            notes.append(f"the previous run of job {doc.get('job')} in this folder (pid {pid} on "
+                         f"{doc.get('host')}, started {doc.get('started')}) died without finishing")
+    return notes
+
+
+def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *, on_progress: Callable[[IterationReport], None] | None,
+                should_stop: Callable[[], bool] | None, log_handler: logging.Handler | None,
+                loaded: LoadedData | None, on_cluster_done: Callable[[], None] | None) -> JobResult:
+    from ..progress import progress_hook
+    from . import outputs as out
+    from .evaluate import evaluate
+    from .sources import load, load_labels, preprocess
+
+    spec = job.doc
     seconds: dict[str, float] = {}
     iterations: list[dict[str, Any]] = []
     files: dict[str, str] = {}
@@ -349,7 +402,12 @@ def run_job(
     base_doc: dict[str, Any] = {"job": job.name, "description": spec.description, "source": job.source,
                                 "estimator": spec.model.name, "params": spec.model.params}
     with out.job_log(folder / "job.log" if spec.outputs.log else None, log_handler):
+        for note in notes:
+            logger.warning("%s", note)
         try:
+            # a run killed outright leaves this record: its status says it never finished
+            out.write_json(folder / "metrics.json", {**base_doc, "status": "running", "pid": os.getpid(),
+                                                     "host": socket.gethostname(), "started": _now()})
             out.write_job(folder / "job.yaml", job.to_dict())
             logger.info("job %s: %s on %s -> %s", job.name, spec.model.name, checked.meta.description, folder)
             stop_point()
