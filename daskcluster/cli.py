@@ -24,7 +24,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TextIO
 
@@ -44,6 +44,32 @@ class UsageError(DaskClusterError, ValueError):
 # ----------------------------------------------------------------------------- parser
 
 
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an int >= ``minimum`` (argparse then exits with status 2 and the message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}; got {value}")
+        return value
+
+    parse.__name__ = f"integer >= {minimum}"
+    return parse
+
+
+def _nonnegative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number >= 0; got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0; got {text}")
+    return value
+
+
 def _cluster_options(p: argparse.ArgumentParser, required: bool = False) -> None:
     g = p.add_mutually_exclusive_group(required=required)
     g.add_argument("--cluster", metavar="CONFIG.yaml", help="a cluster config (see cluster_configs/)")
@@ -58,9 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     q = sub.add_parser("quickstart", help="KMeans on MNIST (or generated data) on a local cluster, with a summary")
-    q.add_argument("--workers", type=int, default=2, help="worker processes (default: 2)")
-    q.add_argument("--threads", type=int, default=1, help="threads per worker (default: 1)")
-    q.add_argument("--n-clusters", type=int, default=None, help="clusters (default: 10)")
+    q.add_argument("--workers", type=_count(1), default=2, help="worker processes (default: 2)")
+    q.add_argument("--threads", type=_count(1), default=1, help="threads per worker (default: 1)")
+    q.add_argument("--n-clusters", type=_count(1), default=None, help="clusters (default: 10)")
     q.add_argument("--random-state", type=int, default=0)
 
     r = sub.add_parser("run", help="run a job file on a cluster and write its outputs",
@@ -100,11 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     dsub = d.add_subparsers(dest="dataset", required=True, metavar="SOURCE")
     b = dsub.add_parser("blobs", help="Gaussian blobs of any size, generated chunk by chunk")
     b.add_argument("out", metavar="OUT.zarr")
-    b.add_argument("--n-samples", type=int, required=True)
-    b.add_argument("--n-features", type=int, required=True)
-    b.add_argument("--centers", type=int, default=8)
-    b.add_argument("--cluster-std", type=float, default=1.0)
-    b.add_argument("--chunk-rows", type=int, default=100_000)
+    b.add_argument("--n-samples", type=_count(1), required=True)
+    b.add_argument("--n-features", type=_count(1), required=True)
+    b.add_argument("--centers", type=_count(1), default=8)
+    b.add_argument("--cluster-std", type=_nonnegative_float, default=1.0)
+    b.add_argument("--chunk-rows", type=_count(1), default=100_000)
     b.add_argument("--random-state", type=int, default=0)
     b.add_argument("--dtype", choices=("float32", "float64"), default="float32")
     m = dsub.add_parser("mnist", help="MNIST from the Keras .npz file, uint8")
@@ -116,10 +142,10 @@ def _parser() -> argparse.ArgumentParser:
     i.add_argument("out", metavar="OUT.zarr")
     i.add_argument("--dtype", help="raw files: the dtype, e.g. uint8")
     i.add_argument("--shape", help="raw files: ROWS,COLUMNS")
-    i.add_argument("--byte-offset", type=int, default=0, help="raw files: header bytes to skip")
+    i.add_argument("--byte-offset", type=_count(0), default=0, help="raw files: header bytes to skip")
     i.add_argument("--component", help="Zarr groups: the array inside")
     for p in (b, m, i):
-        p.add_argument("--chunk-bytes", type=int, default=None, help="bytes per Zarr chunk (default 32 MiB)")
+        p.add_argument("--chunk-bytes", type=_count(1), default=None, help="bytes per Zarr chunk (default 32 MiB)")
         p.add_argument("--overwrite", action="store_true", help="replace an existing store (atomically)")
         _cluster_options(p)
     for p in (b, m):

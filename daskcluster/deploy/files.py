@@ -36,14 +36,44 @@ class ConfigError(DaskClusterError, ValueError):
     """
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping (YAML would keep the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in node.value:
+            try:
+                key = self.construct_object(key_node, deep=True)
+                hash(key)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if key == "<<" and key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            if key in seen:
+                first = seen[key].start_mark
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping", node.start_mark,
+                    f"the key {key!r} is given twice (first on line {first.line + 1}); YAML would silently "
+                    "keep the last value. Keep one", key_node.start_mark,
+                )
+            seen[key] = key_node
+        return super().construct_mapping(node, deep=deep)
+
+
+def safe_load(stream: Any) -> Any:
+    """:func:`yaml.safe_load`, with a key given twice in one mapping an error."""
+    return yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Parse a YAML file with the safe loader; the top level must be a mapping."""
+    """Parse a YAML file with the safe loader; the top level must be a mapping, and a key given
+    twice in one mapping is an error (YAML itself would keep the last value silently)."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such file.")
     try:
         with open(p, encoding="utf-8") as f:
-            doc = yaml.safe_load(f)
+            doc = safe_load(f)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -192,7 +222,7 @@ def apply_overrides(doc: dict[str, Any], overrides: list[str] | tuple[str, ...],
         if not all(parts):
             raise ConfigError(f"--set {item!r}: the key {key!r} has an empty part.")
         try:
-            value = yaml.safe_load(text) if text.strip() else None
+            value = safe_load(text) if text.strip() else None
         except yaml.YAMLError:
             value = text
         node: Any = out

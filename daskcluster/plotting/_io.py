@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 import numbers
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
+from ..atomic import atomic_file
 from ..errors import DataTypeError, InvalidParameterError
 from ._backend import require_matplotlib
 
@@ -18,8 +18,8 @@ logger = logging.getLogger(__name__)
 def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: float = 100) -> Path:
     """Write ``fig`` as a PNG file at ``path``, atomically.
 
-    The image is written under a temporary name in the same folder (created when missing),
-    flushed to disk, then renamed over ``path``: a reader sees the previous file or the new
+    The image is written with :func:`daskcluster.atomic.atomic_file`: under a temporary name in
+    the same folder (created when missing), flushed to disk, then renamed over ``path``: a reader sees the previous file or the new
     one, never a partial file, and no temporary file is left behind on error. The figure is
     left open (nothing is closed).
 
@@ -59,16 +59,7 @@ def save_figure(fig: Any, path: str | os.PathLike[str], *, dpi: float = 100) -> 
     if target.suffix.lower() != ".png":
         raise InvalidParameterError(f"The 'path' parameter of {owner} must end in '.png' (the file is a PNG). "
                                     f"Got {str(path)!r} instead.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex}"
-    try:
-        with open(tmp, "wb") as out:
-            fig.savefig(out, format="png", dpi=float(dpi))
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_file(target) as out:
+        fig.savefig(out, format="png", dpi=float(dpi))
     logger.debug("%s: wrote %s", owner, target)
     return target
