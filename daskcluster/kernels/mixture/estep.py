@@ -30,8 +30,10 @@ from ..blocks import (
 from .buffers import COMPUTE_DTYPE, Scratch
 from .params import GaussianParams
 
-#: Elements (rows x (features + per-row work)) of one compute slice: 4 MiB of float64.
-SLICE_ELEMENTS = 2**19
+#: Elements (rows x (tile columns + per-row work)) of one tile: 512 KiB of float64, so that a
+#: tile and its products stay in cache (measured on MNIST -> 50 dimensions, 10 components, one
+#: thread: a 'diag' pass 1.3-1.7x faster than with 4 MiB tiles, the others unchanged or faster).
+SLICE_ELEMENTS = 2**16
 #: Responsibilities kept per segment for the second moments of ``'full'`` (8 MiB of float64).
 SEGMENT_ELEMENTS = 2**20
 
@@ -134,7 +136,15 @@ def tiles(
     rows = slice_rows(d + (d if squares else 0), width)
     buf = np.empty((min(rows, max(1, block.shape[0])), 2 * d + 1 if squares else d + 1), dtype=COMPUTE_DTYPE)
     buf[:, d] = 1.0
-    for start, stop, x in iter_compute_slices(block, COMPUTE_DTYPE, affine, rows):
+    if block.dtype == COMPUTE_DTYPE and affine.is_identity:
+        # float64 rows as they are: no cast, the tile is the only copy
+        slices: Iterator[tuple[int, int, np.ndarray]] = (
+            (start, min(start + rows, block.shape[0]), block[start : start + rows])
+            for start in range(0, block.shape[0], rows)
+        )
+    else:
+        slices = iter_compute_slices(block, COMPUTE_DTYPE, affine, rows)
+    for start, stop, x in slices:
         a = buf[: stop - start]
         np.subtract(x, ref, out=a[:, :d])
         if squares:
