@@ -272,8 +272,16 @@ def test_fit_from_zarr_equals_the_in_memory_fit(tmp_path: Path, digits: tuple[np
         ooc = OPNMF(5, **kw, cache=False)
         w_ooc = quiet_fit(ooc, scaled(da.from_zarr(str(path)), 1 / 255))  # read by 100-row Zarr chunks
         assert isinstance(w_ooc, da.Array) and len(w_ooc.chunks[0]) == 6
-        np.testing.assert_allclose(ooc.components_, mem.components_, rtol=2e-4, atol=1e-5)
-        np.testing.assert_allclose(np.asarray(w_ooc), w_mem, rtol=2e-4, atol=1e-5)
+        # float32 fits that differ only in rounding (chunked products, the BLAS build's order of
+        # operations, which varies by machine): about sqrt(k) * eps32 <= 7e-6 per iteration, over
+        # 60 iterations <= 4e-4 of the matrices' scale. Entries near zero (1e-16 next to 0.9) have
+        # no bounded relative error, so the check is against the scale, not per entry: within 2e-3
+        # of the largest entry and normwise (measured 7e-6 and 5e-6). As in test_nmf's
+        # out-of-core test, which an elementwise rtol made fail on an AMD machine.
+        for actual, desired in ((ooc.components_, mem.components_), (np.asarray(w_ooc), w_mem)):
+            actual, desired = np.asarray(actual, dtype=np.float64), np.asarray(desired, dtype=np.float64)
+            np.testing.assert_allclose(actual, desired, rtol=0, atol=2e-3 * np.abs(desired).max())
+            assert np.linalg.norm(actual - desired) <= 2e-3 * np.linalg.norm(desired)
         assert ooc.n_iter_ == mem.n_iter_ and ooc.reconstruction_err_ == pytest.approx(mem.reconstruction_err_, rel=1e-5)
 
 
