@@ -13,6 +13,7 @@ from sklearn.datasets import make_blobs
 
 from daskcluster import KMeans, scaled
 from daskcluster.engine import count_passes, rowstate
+from daskcluster.kernels import bounds as B
 from daskcluster.kernels import kmeans as K
 from daskcluster.kernels import sweep as S
 from daskcluster.kernels.blocks import Affine, ChunkInfo
@@ -90,7 +91,9 @@ def test_elkan_relocates_empty_clusters_as_lloyd() -> None:
 
 def elkan_pass(X: np.ndarray, centers: np.ndarray, generation: int, drift: np.ndarray | None,
                state: dict | None, key: int = 0) -> tuple[K.LloydStats, int, dict]:
-    member = S.Member(S.ELKAN, centers, n_far=len(centers), key=key, generation=generation, drift=drift)
+    half_cc, half_sep = B.center_geometry(centers) if drift is not None else (None, None)
+    member = S.Member(S.ELKAN, centers, n_far=len(centers), key=key, generation=generation, drift=drift,
+                      half_cc=half_cc, half_sep=half_sep)
     stats, state = S.sweep_state_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((member,), Affine()), state)
     return stats.parts[0], stats.computed[0], state  # type: ignore[return-value]
 

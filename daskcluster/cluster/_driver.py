@@ -30,6 +30,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from ..data import RowData
 from ..engine import rowstate, tree_reduce
+from ..kernels import bounds as B
 from ..kernels import kmeans as K
 from ..kernels import sweep as S
 from ..progress import IterationReport, report
@@ -132,13 +133,13 @@ class Run:
         assert self.state is not None
         if not self.bounded or self.exact_next:
             return S.Member(S.LLOYD, self.state.centers, n_far=self.k)
-        drift = None
-        if self.previous is not None and not self.dense_next:
-            moved = data.affine.to_storage_space(self.state.centers).astype(np.float64)
-            moved -= data.affine.to_storage_space(self.previous)
-            drift = np.sqrt(np.einsum("ij,ij->i", moved, moved))
+        if self.previous is None or self.dense_next:  # every distance, by GEMM
+            return S.Member(S.ELKAN, self.state.centers, n_far=self.k, key=self.key, generation=self.generation)
+        storage = data.affine.to_storage_space(self.state.centers).astype(np.float64)
+        moved = storage - data.affine.to_storage_space(self.previous)
+        half_cc, half_sep = B.center_geometry(storage)
         return S.Member(S.ELKAN, self.state.centers, n_far=self.k, key=self.key, generation=self.generation,
-                        drift=drift)
+                        drift=np.sqrt(np.einsum("ij,ij->i", moved, moved)), half_cc=half_cc, half_sep=half_sep)
 
     def advance(self, part: K.Candidates | K.LloydStats | K.PlusPlusStats, data: RowData, *, tol_abs: float,
                 max_iter: int, kind: str, computed: float = 1.0) -> None:

@@ -91,40 +91,68 @@ def _distance(x: np.ndarray, i: int, c: np.ndarray, j: int) -> float:  # pragma:
 
 
 @numba.njit(nogil=True, cache=True)
+def _move(x: np.ndarray, i: int, old: int, new: int, w: np.ndarray, weighted: bool, sums: np.ndarray,
+          wic: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Move row ``i`` from cluster ``old`` to ``new`` in the float64 sums and weights."""
+    wi = w[i] if weighted else 1.0
+    wic[old] -= wi
+    wic[new] += wi
+    for f in range(x.shape[1]):
+        v = wi * np.float64(x[i, f])
+        sums[old, f] -= v
+        sums[new, f] += v
+
+
+@numba.njit(nogil=True, cache=True)
+def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarray) -> int:  # pragma: no cover
+    """How many centers the bounds of row ``i`` (upper ``u``, center ``a``) do not rule out."""
+    m = 0
+    for j in range(lower.shape[1]):
+        if j != a and u > lower[i, j] and u > half_cc[a, j]:
+            m += 1
+    return m
+
+
+@numba.njit(nogil=True, cache=True)
 def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.ndarray, drift: np.ndarray,
                labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool,
-               sums: np.ndarray, wic: np.ndarray) -> int:  # pragma: no cover - compiled
+               sums: np.ndarray, wic: np.ndarray, dense: int, deferred: np.ndarray) -> tuple[int, int]:  # pragma: no cover
     """One Elkan step over the rows of ``x`` (storage dtype) against centers ``c`` (float64).
 
-    Moves every bound by the centers' drift, then for each row whose upper bound exceeds half
-    the distance from its center to the nearest other one, visits the centers its bounds do
-    not rule out (``u > lower[j]`` and ``u > ½‖c_a - c_j‖``): the first such visit makes the
-    upper bound exact, each later one computes ``‖x - c_j‖``. A row that changes cluster
-    moves its weight and values between the clusters' float64 sums. Returns the number of
-    distances computed.
+    Moves every bound by the centers' drift. A row whose upper bound is at most half the
+    distance from its center to the nearest other one keeps its label. Otherwise, if some
+    centers are not ruled out (``u > lower[j]`` and ``u > ½‖c_a - c_j‖``), the upper bound is
+    made exact (one distance); if more than ``dense`` centers are still open, the row is
+    written to ``deferred`` (its distances to all centers are cheaper by GEMM, see
+    :func:`refresh_rows`), else each open center's distance is computed and the row takes the
+    nearest. A row that changes cluster moves its weight and values between the clusters'
+    float64 sums. Returns the distances computed and the number of rows deferred.
     """
     n, k = lower.shape
-    d = x.shape[1]
     computed = 0
+    n_deferred = 0
     for i in range(n):
         a = labels[i]
         u = upper[i] + drift[a]
         for j in range(k):
             lo = np.float64(lower[i, j]) - drift[j]
             lower[i, j] = np.float32(lo * _DOWN) if lo > 0.0 else np.float32(0.0)
-        if u <= half_sep[a]:
-            upper[i] = u
+        upper[i] = u
+        if u <= half_sep[a] or _open_centers(u, a, lower, i, half_cc) == 0:
             continue
-        tight = False
+        u = _distance(x, i, c, a)
+        computed += 1
+        upper[i] = u
+        m = _open_centers(u, a, lower, i, half_cc)
+        if m == 0:
+            continue
+        if m > dense:
+            deferred[n_deferred] = i
+            n_deferred += 1
+            continue
         for j in range(k):
             if j == a or u <= lower[i, j] or u <= half_cc[a, j]:
                 continue
-            if not tight:
-                u = _distance(x, i, c, a)
-                computed += 1
-                tight = True
-                if u <= lower[i, j] or u <= half_cc[a, j]:
-                    continue
             dj = _distance(x, i, c, j)
             computed += 1
             lower[i, j] = np.float32(dj * _DOWN)
@@ -133,17 +161,49 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
                 a = j
                 u = dj
         upper[i] = u
-        old = labels[i]
-        if a != old:
+        if a != labels[i]:
+            _move(x, i, labels[i], a, w, weighted, sums, wic)
             labels[i] = a
+    return computed, n_deferred
+
+
+@numba.njit(nogil=True, cache=True)
+def refresh_rows(x: np.ndarray, rows: np.ndarray, g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, slack: float,
+                 labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool,
+                 sums: np.ndarray, wic: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Rows ``rows`` of the block, whose tile (``x``, cast) was multiplied by ``-2Cᵀ`` into
+    ``g``: new labels (as a Lloyd step takes them) and bounds from every distance, the rows that
+    change cluster moved in the sums. ``w``, ``labels``, ``upper``, ``lower`` are the block's."""
+    t, k = g.shape
+    for r in range(t):
+        i = rows[r]
+        best = 0
+        b1 = np.inf
+        for j in range(k):
+            v = np.float64(g[r, j]) + c_sq[j] + x_sq[r]
+            if v < b1:
+                b1 = v
+                best = j
+            lo = v - slack
+            lower[i, j] = np.float32(np.sqrt(lo) * _DOWN) if lo > 0.0 else np.float32(0.0)
+        upper[i] = np.sqrt(max(b1, 0.0) + slack)
+        if best != labels[i]:
             wi = w[i] if weighted else 1.0
+            old = labels[i]
             wic[old] -= wi
-            wic[a] += wi
-            for f in range(d):
-                v = wi * np.float64(x[i, f])
+            wic[best] += wi
+            for f in range(x.shape[1]):
+                v = wi * np.float64(x[r, f])
                 sums[old, f] -= v
-                sums[a, f] += v
-    return computed
+                sums[best, f] += v
+            labels[i] = best
+
+
+def dense_threshold(k: int) -> int:
+    """Open centers above which a row's distances are computed by GEMM with all ``k`` centers
+    rather than one by one: a distance alone costs about ``k / 8`` times its share of a tile's
+    GEMM at k = 100 on MNIST (and never fewer than 2)."""
+    return max(2, k // 8)
 
 
 # --------------------------------------------------------------------------- the kernel
@@ -158,14 +218,18 @@ def slack(n_features: int, dtype: np.dtype, xsq_max: float, csq_max: float) -> f
 
 def center_geometry(centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Half the distance between every two centers (k, k) and from each to its nearest other
-    one (k,), float64, storage space, rounded down."""
-    k = centers.shape[0]
-    diff = centers[:, None, :] - centers[None, :, :]
-    half_cc = 0.5 * np.sqrt(np.einsum("ijf,ijf->ij", diff, diff)) * (1 - 1e-12)
+    one (k,), float64, storage space, rounded down: from one (k, k) product, less its
+    float64 rounding error."""
+    c = centers.astype(np.float64)
+    k, d = c.shape
+    sq = np.einsum("ij,ij->i", c, c)
+    between = sq[:, None] + sq[None, :] - 2 * (c @ c.T)
+    between -= 2 * d * np.finfo(np.float64).eps * (sq[:, None] + sq[None, :])
+    half_cc = 0.5 * np.sqrt(np.maximum(between, 0.0))
+    np.fill_diagonal(half_cc, 0.0)
     if k == 1:
         return half_cc, np.full(1, np.inf)
-    masked = half_cc + np.diag(np.full(k, np.inf))
-    return half_cc, masked.min(axis=1)
+    return half_cc, (half_cc + np.diag(np.full(k, np.inf))).min(axis=1)
 
 
 def lloyd_stats(sums: np.ndarray, wic: np.ndarray, inertia: float, far: FarPoints, affine: Affine) -> LloydStats:

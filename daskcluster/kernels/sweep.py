@@ -57,9 +57,11 @@ class Member:
         :class:`~daskcluster.kernels.kmeans.ParallelRoundParams` (``round`` is the k-means++ step).
     n_far : Lloyd only, the farthest points to keep for relocating empty clusters.
     trials, n_draws : k-means++ only, as :class:`~daskcluster.kernels.kmeans.PlusPlusParams`.
-    key, generation, drift : Elkan only: the member's key in the chunk's state, the number of
-        the pass in its run, and the (k,) storage-space distance each center moved since the
-        previous one (None on the first), as :class:`~daskcluster.kernels.bounds.BoundsParams`.
+    key, generation, drift, half_cc, half_sep : Elkan only: the member's key in the chunk's
+        state, the number of the pass in its run, the (k,) storage-space distance each center
+        moved since the previous pass (None: compute every distance), and half the distances
+        between the centers, (k, k) and to each one's nearest other, (k,)
+        (:func:`~daskcluster.kernels.bounds.center_geometry`, computed once on the client).
     """
 
     kind: str
@@ -73,6 +75,8 @@ class Member:
     key: int = 0
     generation: int = 0
     drift: np.ndarray | None = None
+    half_cc: np.ndarray | None = None
+    half_sep: np.ndarray | None = None
 
     @property
     def stacked(self) -> np.ndarray:
@@ -144,11 +148,16 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     for j in incremental:
         m = members[j]
         st = state[m.key]
-        centers = affine.to_storage_space(m.centers).astype(np.float64)
-        half_cc, half_sep = B.center_geometry(centers)
-        assert m.drift is not None
-        computed[j] = B.elkan_rows(np.asarray(block), centers, half_cc, half_sep, np.asarray(m.drift) * (1 + 1e-12),
-                                   st.labels, st.upper, st.lower, w, weighted, st.sums, st.wic)
+        storage = affine.to_storage_space(m.centers)
+        assert m.drift is not None and m.half_cc is not None and m.half_sep is not None
+        deferred = np.empty(n, dtype=np.int64)
+        rows = np.asarray(block)
+        done, n_deferred = B.elkan_rows(rows, storage.astype(np.float64), m.half_cc, m.half_sep,
+                                        np.asarray(m.drift) * (1 + 1e-12), st.labels, st.upper, st.lower, w, weighted,
+                                        st.sums, st.wic, B.dense_threshold(len(m.centers)), deferred)
+        computed[j] = done + n_deferred * len(m.centers)
+        if n_deferred:
+            _refresh(rows, deferred[:n_deferred], storage, st, chunk, w, weighted)
         st.generation = m.generation
         parts[j] = B.lloyd_stats(st.sums, st.wic, float("nan"), K.FarPoints.empty(d, m.centers.dtype), affine)
     if stacked:
@@ -158,9 +167,26 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     return SweepStats([parts[j] for j in range(len(members))], moments, computed), state
 
 
+def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.BoundsState, chunk: ChunkInfo,
+             w: np.ndarray, weighted: bool) -> None:
+    """The rows ``rows`` of the block, gathered into tiles: every distance by GEMM, new labels
+    and bounds (see :func:`~daskcluster.kernels.bounds.refresh_rows`)."""
+    table = CenterTable.of(centers)
+    d = block.shape[1]
+    csq_max = float(table.sq_norms.max(initial=0.0))
+    size = A.tile_rows(d + table.n_centers, table.dtype.itemsize)
+    for t in range(0, len(rows), size):
+        idx = rows[t : t + size]
+        for _, _, x, x_sq, g in A.iter_products(block[idx], table.minus2_t, chunk, size):
+            slack = B.slack(d, table.dtype, float(x_sq.max()), csq_max)
+            B.refresh_rows(x, idx, g, table.sq_norms, x_sq, slack, st.labels, st.upper, st.lower, w, weighted,
+                           st.sums, st.wic)
+
+
 def _usable(st: B.BoundsState | None, m: Member, n: int, d: int, moments: bool) -> bool:
     """Whether an Elkan member's kept bounds were made by its previous pass over this chunk."""
-    return (st is not None and not moments and m.drift is not None and st.generation == m.generation - 1
+    return (st is not None and not moments and m.drift is not None and m.half_cc is not None
+            and st.generation == m.generation - 1
             and st.labels.shape[0] == n and st.sums.shape == (len(m.centers), d))
 
 
