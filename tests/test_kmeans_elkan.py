@@ -98,9 +98,12 @@ def elkan_pass(X: np.ndarray, centers: np.ndarray, generation: int, drift: np.nd
     return stats.parts[0], stats.computed[0], state  # type: ignore[return-value]
 
 
-def test_elkan_member_gives_the_same_statistics_with_or_without_its_state() -> None:
+@pytest.mark.parametrize("dense", [0, 2, 10**9])  # rows deferred to a GEMM: all, those with many open centers, none
+def test_elkan_member_gives_the_same_statistics_with_or_without_its_state(dense: int,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """The state only saves work: each step's labels and sums equal a fresh full step's, and a
     Lloyd member's."""
+    monkeypatch.setattr(B, "dense_threshold", lambda k: dense)
     X = blobs(np.float32, n=900, d=5, k=6, seed=4)
     rng = np.random.default_rng(0)
     centers = X[:6].copy()
