@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from contextlib import nullcontext
 from functools import partial
+from typing import Any
 
 import dask
 import dask.array as da
+import dask.threaded
 import numpy as np
 import pytest
+from dask.base import tokenize
+from dask.highlevelgraph import HighLevelGraph
+from distributed import futures_of
 
+from daskcluster.blas import blas_for_tasks
 from daskcluster.data import as_row_data, cached, scaled
 from daskcluster.engine import count_passes, map_rows, take_rows, tree_reduce
+from daskcluster.engine.passes import _Broadcast
+from daskcluster.engine.schedule import unique_name
+from daskcluster.engine.tree import combine_complete, evaluate, tree_widths
 from daskcluster.kernels.blocks import ChunkInfo
 
 
@@ -108,3 +120,127 @@ def test_tree_reduce_on_process_cluster_equals_threads(process_client: object) -
     with dask.config.set(scheduler="threads"):
         on_threads = tree_reduce(data, _sum_rows, None, combine)
     np.testing.assert_array_equal(on_cluster, on_threads)
+
+
+def _index(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, params: object) -> int:
+    return chunk.index
+
+
+def _nest(parts: list) -> tuple:
+    """Records the shape of the reduction: which parts were combined together, in which order."""
+    return tuple(parts)
+
+
+def _reference_tree(n: int, split_every: int) -> object:
+    """The fixed tree, built the plain way: levels of ``split_every`` consecutive nodes."""
+    level: list = list(range(n))
+    while len(level) > 1:
+        level = [tuple(level[j : j + split_every]) for j in range(0, len(level), split_every)]
+    return level[0]
+
+
+@pytest.mark.parametrize("n, split_every", [(1, 8), (5, 8), (8, 8), (9, 8), (64, 4), (65, 4), (100, 3)])
+def test_subtrees_combined_anywhere_give_the_fixed_tree(n: int, split_every: int) -> None:
+    owner = np.random.default_rng(n).integers(0, 4, n)
+    assert tree_widths(n, split_every)[-1] == 1
+    # chunks split among workers contiguously, at random, or all on one: same tree every time
+    partitions = [
+        np.array_split(np.arange(n), 3),
+        [np.flatnonzero(owner == w) for w in range(4)],
+        [np.arange(n)],
+    ]
+    for groups in partitions:
+        values: dict = {}
+        for g in groups:
+            part = combine_complete({int(i): int(i) for i in g}, n, split_every, _nest)
+            assert not values.keys() & part.keys()
+            values.update(part)
+        assert evaluate(values, n, split_every, _nest) == _reference_tree(n, split_every)
+        assert not values  # every node used once
+
+
+def test_one_worker_holding_everything_combines_the_whole_tree() -> None:
+    got = combine_complete({i: i for i in range(20)}, 20, 4, _nest)
+    assert list(got) == [(3, 0)] and got[(3, 0)] == _reference_tree(20, 4)
+    # a worker missing one chunk of a subtree leaves that subtree's other leaves to the client
+    got = combine_complete({i: i for i in range(20) if i != 5}, 20, 4, _nest)
+    assert sorted(got) == [(0, 4), (0, 6), (0, 7), (1, 0), (1, 2), (1, 3), (2, 1)]  # (2, 1) is chunks 16-19
+
+
+def test_each_pass_has_its_own_keys_and_params_are_not_hashed() -> None:
+    assert len({unique_name("lloyd") for _ in range(100)}) == 100
+    assert unique_name("lloyd").startswith("lloyd-")
+    # Dask names the wrapped parameters by the pass's name, without pickling megabytes of centers
+    big, other = np.zeros((1000, 784), np.float32), np.ones(3)
+    assert tokenize(_Broadcast(big, "pass-1")) == tokenize(_Broadcast(other, "pass-1"))
+    assert tokenize(_Broadcast(big, "pass-1")) != tokenize(_Broadcast(big, "pass-2"))
+    # so two passes with the same parameters both compute
+    X = da.ones((20, 2), chunks=(5, 2))
+    data = as_row_data(X, owner="test")
+    assert tree_reduce(data, _rows_seen, 1, _concat) == tree_reduce(data, _rows_seen, 1, _concat)
+
+
+@pytest.mark.parametrize("scheduler", ["synchronous", "threads"])
+def test_same_tree_on_local_schedulers(scheduler: str) -> None:
+    X = da.zeros((70, 2), chunks=(1, 2))
+    data = as_row_data(X, owner="test")
+    with dask.config.set(scheduler=scheduler):
+        got = tree_reduce(data, _index, None, _nest, split_every=4)
+    assert got == _reference_tree(70, 4)
+
+
+def test_blas_limited_only_under_the_threaded_scheduler() -> None:
+    assert isinstance(blas_for_tasks(8, dask.get), nullcontext)
+    assert isinstance(blas_for_tasks(1, dask.threaded.get), nullcontext)
+    assert not isinstance(blas_for_tasks(8, dask.threaded.get), nullcontext)
+    with dask.config.set(scheduler="threads"):
+        assert not isinstance(blas_for_tasks(8), nullcontext)
+
+
+def _placed(client: Any, X: np.ndarray, rows: int, worker_of: Callable[[int], int]) -> da.Array:
+    """``X`` as a Dask array whose chunk ``i`` sits on worker ``worker_of(i)``."""
+    workers = sorted(client.scheduler_info()["workers"])
+    name = f"placed-{tokenize(X, rows, [worker_of(i) for i in range(-(-len(X) // rows))])}"
+    graph = {}
+    for i, start in enumerate(range(0, len(X), rows)):
+        [future] = client.scatter([X[start : start + rows]], workers=[workers[worker_of(i) % len(workers)]])
+        graph[(name, i, 0)] = future
+    chunks = (tuple(len(X[s : s + rows]) for s in range(0, len(X), rows)), (X.shape[1],))
+    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=X.dtype)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("placement", ["contiguous", "alternating", "streamed"])
+def test_same_tree_and_bits_on_a_process_cluster(process_client: Any, placement: str,
+                                                 caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(700, 3)) * 10.0 ** rng.integers(-8, 8, size=(700, 1))  # order-sensitive sums
+    if placement == "streamed":
+        array = da.from_array(X, chunks=(10, 3))
+    else:
+        array = _placed(process_client, X, 10, (lambda i: i // 35) if placement == "contiguous" else (lambda i: i))
+    data = as_row_data(array, owner="test")
+    with caplog.at_level(logging.DEBUG, logger="daskcluster.engine.passes"):
+        tree = tree_reduce(data, _index, None, _nest, split_every=4)
+        sums = tree_reduce(data, _sum_rows, None, partial(np.sum, axis=0), split_every=4)
+    # contiguous chunks: one task per worker; alternating ones would send 70 parts to the client
+    grouped = "one task per worker" in caplog.text
+    assert grouped == (placement == "contiguous")
+    assert tree == _reference_tree(70, 4)
+    local = as_row_data(da.from_array(X, chunks=(10, 3)), owner="test")
+    with dask.config.set(scheduler="synchronous"):
+        expected = tree_reduce(local, _sum_rows, None, partial(np.sum, axis=0), split_every=4)
+    np.testing.assert_array_equal(sums, expected)
+
+
+@pytest.mark.slow
+def test_pass_recomputes_chunks_of_a_restarted_worker(process_client: Any) -> None:
+    X = np.random.default_rng(4).normal(size=(400, 3))
+    array = da.from_array(X, chunks=(50, 3)).persist()
+    data = as_row_data(array, owner="test")
+    before = tree_reduce(data, _sum_rows, None, partial(np.sum, axis=0))
+    holders = process_client.who_has(futures_of(array))  # type: ignore[attr-defined]
+    victim = next(iter(holders.values()))[0]
+    process_client.restart_workers([victim])  # type: ignore[attr-defined]
+    after = tree_reduce(data, _sum_rows, None, partial(np.sum, axis=0))
+    np.testing.assert_array_equal(before, after)

@@ -5,12 +5,22 @@
                                        ▼
                  combine(groups of ``split_every``, in chunk order) ──▶ result
 
-The parameters are one key of the graph (shipped once to each worker that needs them, not
-once per task); every task function is a module-level function and every argument plain
-NumPy data, so graphs pickle cleanly on any cluster. The reduction tree has depth
-``ceil(log_split_every(n_chunks))`` and always combines the same chunks in the same order,
-so a pass gives the same result on the threaded scheduler, on one worker or on many, and
-after a worker was lost and its tasks recomputed.
+Every task function is a module-level function and every argument plain NumPy data (or an
+opaque :class:`_Broadcast`), so graphs pickle cleanly on any cluster. The reduction tree
+(:mod:`.tree`) has depth ``ceil(log_split_every(n_chunks))`` and always combines the same
+chunks in the same order, so a pass gives the same result on the synchronous and threaded
+schedulers, on one worker or on many, and after a worker was lost and its tasks recomputed;
+only where each node is combined changes:
+
+* the root is combined on the client, from at most ``split_every`` parts;
+* under a distributed Client, when the data are persisted (the usual case of a fit), one task
+  per worker runs the kernel over the chunks that worker holds and combines the subtrees it
+  holds entirely, so a pass costs one task per worker instead of one per chunk plus a tree;
+* otherwise (streamed data, local schedulers) one task per chunk and combine tasks below the
+  root; the parameters are then one key of the graph, shipped once to each worker.
+
+Nothing is kept on the workers between passes: a pass's tasks depend only on the data's
+chunks, which Dask recomputes if a worker is lost.
 """
 
 from __future__ import annotations
@@ -26,12 +36,21 @@ import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..blas import blas_for_tasks
 from ..data import RowData
+from ..errors import InvalidDataError
 from ..kernels.blocks import ChunkInfo
+from .schedule import (
+    chunk_futures,
+    client_of,
+    current_get,
+    low_level_graph,
+    placement,
+    unique_name,
+)
+from .tree import Node, children, combine_complete, evaluate, tree_widths
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +59,25 @@ S = TypeVar("S")
 #: Statistics of this many parts are combined by one task.
 SPLIT_EVERY = 8
 
-
 class _Broadcast:
-    """Parameters stored once in a graph; an opaque object, so Dask never looks inside it."""
+    """Parameters stored in a graph; an opaque object, so Dask never looks inside it.
 
-    __slots__ = ("value",)
+    ``token`` names the value for Dask's ``tokenize`` (which the distributed Client applies
+    to every graph it submits): the graph's own unique name, so megabytes of centers are
+    never pickled and hashed just to name the graph.
+    """
 
-    def __init__(self, value: Any) -> None:
+    __slots__ = ("token", "value")
+
+    def __init__(self, value: Any, token: str) -> None:
         self.value = value
+        self.token = token
 
-    def __reduce__(self) -> tuple[type, tuple[Any]]:
-        return (_Broadcast, (self.value,))
+    def __reduce__(self) -> tuple[type, tuple[Any, str]]:
+        return (_Broadcast, (self.value, self.token))
+
+    def __dask_tokenize__(self) -> str:
+        return self.token
 
 
 def _run_kernel(
@@ -61,6 +88,23 @@ def _run_kernel(
 
 def _run_combine(combine: Callable[[list[Any]], Any], parts: list[Any]) -> Any:
     return combine(list(parts))
+
+
+def _run_group(
+    kernel: Callable[..., Any],
+    combine: Callable[[list[Any]], Any],
+    blocks: list[np.ndarray],
+    weights: list[np.ndarray] | None,
+    layout: _Broadcast,
+    params: _Broadcast,
+) -> dict[Node, Any]:
+    """The kernel over some chunks held by one worker, and the subtrees of the reduction they
+    cover entirely, combined."""
+    chunks, n_parts, split_every = layout.value
+    parts = {}
+    for j, (block, chunk) in enumerate(zip(blocks, chunks)):
+        parts[chunk.index] = kernel(block, None if weights is None else weights[j], chunk, params.value)
+    return combine_complete(parts, n_parts, split_every, combine)
 
 
 def _run_map(kernel: Callable[..., np.ndarray], block: np.ndarray, params: _Broadcast, chunk: ChunkInfo) -> np.ndarray:
@@ -90,24 +134,70 @@ def count_passes() -> Iterator[PassCounter]:
         _counters.remove(counter)
 
 
-def _params_key(name: str) -> tuple[str]:
-    return (f"params-{name}",)
+def _count(data: RowData) -> None:
+    for c in _counters:
+        c.passes += 1
+        c.rows += data.n_samples
 
 
-def _reduction_tree(dsk: dict[Any, Any], name: str, keys: list[Any], combine: Callable[[list[Any]], Any],
-                    split_every: int) -> tuple[Any, int]:
-    """Add to ``dsk`` the fixed-order tree combining ``keys`` (in chunk order) ``split_every`` at a
-    time; returns the root's key and the tree's depth."""
-    level = 0
-    while len(keys) > 1:
-        level += 1
-        keys_next = []
-        for j in range(0, len(keys), split_every):
-            key = (name, level, j // split_every)
-            dsk[key] = (_run_combine, combine, list(keys[j : j + split_every]))
-            keys_next.append(key)
-        keys = keys_next
-    return keys[0], level
+def _chunk_infos(data: RowData) -> list[ChunkInfo]:
+    return [ChunkInfo(i, start) for i, start in enumerate(data.starts)]
+
+
+def _tree_below_root(tasks: dict[Any, Any], name: str, n_parts: int, combine: Callable[[list[Any]], Any],
+                     split_every: int) -> list[Any]:
+    """Add to ``tasks`` the combine tasks of every level of the tree but the root's; the leaves are
+    ``(name, 0, i)``. Returns the keys of the root's children (the leaves' keys for a tree of
+    depth 1), which the client combines; node ``(level, j)`` is the key ``(name, level, j)``."""
+    widths = tree_widths(n_parts, split_every)
+    for level in range(1, len(widths) - 1):
+        for j in range(widths[level]):
+            parts = [(name, lv, c) for lv, c in children((level, j), widths, split_every)]
+            tasks[(name, level, j)] = (_run_combine, combine, parts)
+    top = max(len(widths) - 2, 0)
+    return [(name, top, j) for j in range(widths[top])]
+
+
+def _combine_top(keys: list[Any], values: Sequence[Any], n_parts: int, split_every: int,
+                 combine: Callable[[list[Any]], Any]) -> Any:
+    """The root, from the values of its children computed on the workers."""
+    return evaluate({(k[1], k[2]): v for k, v in zip(keys, values)}, n_parts, split_every, combine)
+
+
+def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Callable[..., Any], params: Any,
+                      combine: Callable[[list[Any]], Any], weights: da.Array | None, split_every: int,
+                      name: str) -> tuple[bool, Any]:
+    """The pass as one task per worker over the chunks it holds; ``(False, None)`` when the
+    placement does not suit (a chunk not in memory, or too many parts for the client)."""
+    groups = placement(client, data.array.name, futures)
+    n = data.n_chunks
+    if groups is None:
+        return False, None
+    # what reaches the client: the subtrees each worker holds entirely, and the leaves left over.
+    # Chunks placed in runs (as ``persist`` places them) leave a few per level and worker;
+    # scattered ones would send every chunk's statistics to the client: use the tree then.
+    n_client_parts = sum(len(combine_complete(dict.fromkeys(g), n, split_every, _no_combine)) for g in groups)
+    depth = len(tree_widths(n, split_every)) - 1
+    if n_client_parts > split_every * depth * len(groups):
+        return False, None
+    infos = _chunk_infos(data)
+    wrapped = _Broadcast(params, name)
+    tasks: dict[Any, Any] = {}
+    for g, idx in enumerate(groups):
+        blocks = [futures[i].key for i in idx]
+        wkeys = None if weights is None else [(weights.name, i) for i in idx]
+        layout = _Broadcast(([infos[i] for i in idx], n, split_every), f"{name}-{g}")
+        tasks[(name, "group", g)] = (_run_group, kernel, combine, blocks, wkeys, layout, wrapped)
+    dsk = low_level_graph(tasks, [] if weights is None else [weights])
+    dsk.update((f.key, f) for f in futures)
+    values: dict[Node, Any] = {}
+    for part in client.get(dsk, list(tasks)):
+        values.update(part)
+    return True, evaluate(values, n, split_every, combine)
+
+
+def _no_combine(parts: list[Any]) -> None:
+    return None
 
 
 def tree_reduce(
@@ -130,9 +220,11 @@ def tree_reduce(
         ``kernel(block, weights_block_or_None, ChunkInfo, params) -> statistics``; a
         module-level function (it is pickled by reference).
     params : object
-        Broadcast to every task through one graph key.
+        Broadcast to every task: one graph key, or a copy in each worker's task.
     combine : callable
-        ``combine(list_of_statistics) -> statistics``, associative, given parts in chunk order.
+        ``combine(list_of_statistics) -> statistics``, associative, given parts in chunk order;
+        a module-level function (or a ``functools.partial`` of one). It runs on the workers and
+        on the client.
     weights : dask.array.Array of shape (n_samples,), optional
         Chunked like ``data.array``'s rows.
     split_every : int, default=8
@@ -143,29 +235,41 @@ def tree_reduce(
     Returns
     -------
     The combined statistics, on the client. Data passes: 1.
+
+    Notes
+    -----
+    Under a distributed Client and with ``data.array`` persisted, the pass is one task per
+    worker (over the chunks that worker holds) and the client combines what the workers
+    return; otherwise one task per chunk and combine tasks, the client combining the root.
+    The tree, and so the result, is the same either way.
     """
     array = data.array
-    label = label or getattr(kernel, "__name__", "pass")
-    token = tokenize(label, array.name, None if weights is None else weights.name, params, split_every)
-    name = f"{label}-{token}"
-    pkey = _params_key(name)
-    dsk: dict[Any, Any] = {pkey: _Broadcast(params)}
-    keys: list[Any] = []
-    for i, start in enumerate(data.starts):
-        wkey = None if weights is None else (weights.name, i)
-        key = (name, 0, i)
-        dsk[key] = (_run_kernel, kernel, (array.name, i, 0), wkey, ChunkInfo(i, start), pkey)
-        keys.append(key)
-    root, level = _reduction_tree(dsk, name, keys, combine, split_every)
-    deps = [array] if weights is None else [array, weights]
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
+    label = label or str(getattr(kernel, "__name__", "pass"))
+    name = unique_name(label)
+    n = data.n_chunks
+    get = current_get()
+    client = client_of(get)
     t0 = time.perf_counter()
-    with blas_for_tasks(data.n_chunks):
-        (result,) = dask.compute(Delayed(root, graph, layer=name))
-    for c in _counters:
-        c.passes += 1
-        c.rows += data.n_samples
-    logger.debug("%s: %d chunks, depth %d, %.3fs", label, data.n_chunks, level, time.perf_counter() - t0)
+    grouped = False
+    if client is not None and n > 1:
+        futures = chunk_futures(array, client)
+        if futures is not None:
+            grouped, result = _reduce_by_worker(client, futures, data, kernel, params, combine, weights,
+                                                split_every, name)
+    if not grouped:
+        pkey = (name, "params")
+        tasks: dict[Any, Any] = {pkey: _Broadcast(params, name)}
+        for i, chunk in enumerate(_chunk_infos(data)):
+            wkey = None if weights is None else (weights.name, i)
+            tasks[(name, 0, i)] = (_run_kernel, kernel, (array.name, i, 0), wkey, chunk, pkey)
+        keys = _tree_below_root(tasks, name, n, combine, split_every)
+        dsk = low_level_graph(tasks, [array] if weights is None else [array, weights])
+        with blas_for_tasks(n, get):
+            values = get(dsk, keys)
+        result = _combine_top(keys, values, n, split_every, combine)
+    _count(data)
+    logger.debug("%s: %d chunks, %s, %.3fs", label, n, "one task per worker" if grouped else "one task per chunk",
+                 time.perf_counter() - t0)
     return result  # type: ignore[no-any-return]
 
 
@@ -181,7 +285,7 @@ def _run_rows_kernel(
     rows, stats = kernel(block, tuple(aligned), chunk, params.value)
     rows = np.asarray(rows, dtype=dtype)
     if rows.shape != (block.shape[0], n_columns):
-        raise ValueError(
+        raise InvalidDataError(
             f"The kernel {getattr(kernel, '__name__', kernel)!r} returned rows of shape {rows.shape} for chunk "
             f"{chunk.index}; expected ({block.shape[0]}, {n_columns})."
         )
@@ -195,7 +299,7 @@ def _part(pair: tuple[Any, Any], which: int) -> Any:
 def _aligned_like(data: RowData, a: da.Array) -> da.Array:
     """``a`` chunked like ``data``'s rows, with its other axis in one chunk."""
     if a.shape[0] != data.n_samples:
-        raise ValueError(f"An aligned array has {a.shape[0]} rows; the data have {data.n_samples}.")
+        raise InvalidDataError(f"An aligned array has {a.shape[0]} rows; the data have {data.n_samples}.")
     target = (data.array.chunks[0],) + tuple((n,) for n in a.shape[1:])
     return a if a.chunks == target else a.rechunk(target)
 
@@ -215,10 +319,10 @@ def tree_reduce_rows(
 
     Every chunk runs ``kernel(block, aligned_blocks, ChunkInfo, params)`` and returns its new
     rows and its statistics; the statistics are combined as in :func:`tree_reduce` (fixed tree
-    of fan-in :data:`SPLIT_EVERY`, chunk order) and the new rows are kept where they were made:
-    persisted in cluster memory under a distributed Client, in this process's memory on the
-    local schedulers. Used by iterative factorizations whose per-row factor (e.g. NMF's ``W``)
-    lives beside the data and is updated by each pass.
+    of fan-in :data:`SPLIT_EVERY`, chunk order, the root on the client) and the new rows are
+    kept where they were made: in cluster memory under a distributed Client, in this process's
+    memory on the local schedulers. Used by iterative factorizations whose per-row factor
+    (e.g. NMF's ``W``) lives beside the data and is updated by each pass.
 
     Parameters
     ----------
@@ -253,56 +357,49 @@ def tree_reduce_rows(
         The combined statistics, on the client.
 
     Data passes: 1 (the kernel runs once per chunk; rows and statistics come from the same
-    tasks).
+    tasks, submitted together).
     """
     array = data.array
     dtype = np.dtype(dtype)
     aligned = [_aligned_like(data, a) for a in aligned]
-    label = label or getattr(kernel, "__name__", "rows")
-    token = tokenize(label, array.name, [a.name for a in aligned], params, n_columns, str(dtype))
-    name = f"{label}-{token}"
-    rows_name = f"{label}-rows-{token}"
-    pkey = _params_key(name)
-    dsk: dict[Any, Any] = {pkey: _Broadcast(params)}
-    rows_dsk: dict[Any, Any] = {}
-    keys: list[Any] = []
-    for i, start in enumerate(data.starts):
+    label = label or str(getattr(kernel, "__name__", "rows"))
+    name = unique_name(label)
+    rows_name = f"{name}-rows"
+    n = data.n_chunks
+    pkey = (name, "params")
+    tasks: dict[Any, Any] = {pkey: _Broadcast(params, name)}
+    rows_keys = []
+    for i, chunk in enumerate(_chunk_infos(data)):
         blocks = [(a.name, i) if a.ndim == 1 else (a.name, i, 0) for a in aligned]
         part = (name, "part", i)
-        dsk[part] = (_run_rows_kernel, kernel, (array.name, i, 0), blocks, ChunkInfo(i, start), pkey, n_columns, dtype)
-        dsk[(name, 0, i)] = (_part, part, 1)
-        rows_dsk[(rows_name, i, 0)] = (_part, part, 0)
-        keys.append((name, 0, i))
-    root, level = _reduction_tree(dsk, name, keys, combine, SPLIT_EVERY)
-    stats_graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array, *aligned])
-    layers = {**stats_graph.layers, rows_name: rows_dsk}
-    dependencies = {**stats_graph.dependencies, rows_name: {name}}
-    graph = HighLevelGraph(layers, dependencies)
-    rows = da.Array(graph, rows_name, (array.chunks[0], (n_columns,)), dtype=dtype)
-    stats = Delayed(root, graph, layer=name)
+        tasks[part] = (_run_rows_kernel, kernel, (array.name, i, 0), blocks, chunk, pkey, n_columns, dtype)
+        tasks[(name, 0, i)] = (_part, part, 1)
+        tasks[(rows_name, i, 0)] = (_part, part, 0)
+        rows_keys.append((rows_name, i, 0))
+    keys = _tree_below_root(tasks, name, n, combine, SPLIT_EVERY)
+    dsk = low_level_graph(tasks, [array, *aligned])
+    get = current_get()
+    client = client_of(get)
     t0 = time.perf_counter()
-    with blas_for_tasks(data.n_chunks):
-        # no graph optimisation: fusing the rows getter into the kernel task would run the kernel twice
-        rows, stats = dask.persist(rows, stats, optimize_graph=False)
-        # persisting on a Client returns at once: wait for the rows, then fetch the statistics
-        _wait_persisted(rows)
-        (result,) = dask.compute(stats)
-    for c in _counters:
-        c.passes += 1
-        c.rows += data.n_samples
-    logger.debug("%s: %d chunks, depth %d, rows kept, %.3fs", label, data.n_chunks, level, time.perf_counter() - t0)
-    return rows, result  # type: ignore[return-value]
+    if client is not None:
+        # one submission: the rows stay in cluster memory as futures, the statistics come back
+        futures = client.get(dsk, rows_keys + keys, sync=False)
+        values = client.gather(futures[n:])
+        from distributed import wait
 
-
-def _wait_persisted(array: da.Array) -> None:
-    """Block until a persisted array's chunks are in cluster memory (no-op without a Client)."""
-    try:
-        from distributed import futures_of, wait
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return
-    futures = futures_of(array)
-    if futures:
-        wait(futures)
+        wait(futures[:n])  # type: ignore[no-untyped-call]
+        held: dict[Any, Any] = dict(zip(rows_keys, futures[:n]))
+    else:
+        with blas_for_tasks(n, get):
+            out = get(dsk, rows_keys + keys)
+        values = out[n:]
+        held = dict(zip(rows_keys, out[:n]))
+    result = _combine_top(keys, values, n, SPLIT_EVERY, combine)
+    rows = da.Array(HighLevelGraph.from_collections(rows_name, held, dependencies=()), rows_name,
+                    (array.chunks[0], (n_columns,)), dtype=dtype)
+    _count(data)
+    logger.debug("%s: %d chunks, rows kept, %.3fs", label, n, time.perf_counter() - t0)
+    return rows, result
 
 
 def map_rows(
@@ -323,8 +420,8 @@ def map_rows(
     array = data.array
     label = label or getattr(kernel, "__name__", "map")
     name = f"{label}-{tokenize(label, array.name, params, n_columns)}"
-    pkey = _params_key(name)
-    dsk: dict[Any, Any] = {pkey: _Broadcast(tuple(params))}
+    pkey = (f"params-{name}",)
+    dsk: dict[Any, Any] = {pkey: _Broadcast(tuple(params), name)}
     for i, start in enumerate(data.starts):
         key = (name, i) if n_columns is None else (name, i, 0)
         dsk[key] = (_run_map, kernel, (array.name, i, 0), pkey, ChunkInfo(i, start))

@@ -1,0 +1,93 @@
+"""The fixed reduction tree of a pass, whichever process computes its nodes.
+
+The statistics of ``n_parts`` chunks are combined ``split_every`` at a time, in chunk order:
+node ``(level, j)`` combines the nodes ``(level - 1, j * split_every)`` up to
+``(level - 1, (j + 1) * split_every - 1)`` (fewer at the end of a level), and the leaves
+``(0, i)`` are the chunks' statistics. The tree depends only on ``n_parts`` and
+``split_every``; a node may be combined by a task on a worker, inside the task that computed
+all of its leaves, or on the client, and gives the same value in every case.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+#: A node of the tree: ``(level, index)``; the leaves are ``(0, chunk_index)``.
+Node = tuple[int, int]
+
+
+def tree_widths(n_parts: int, split_every: int) -> list[int]:
+    """Number of nodes at each level, leaves first; the last level holds the root alone.
+
+    Examples
+    --------
+    >>> tree_widths(9, 8)
+    [9, 2, 1]
+    >>> tree_widths(1, 8)
+    [1]
+    """
+    widths = [n_parts]
+    while widths[-1] > 1:
+        widths.append(-(-widths[-1] // split_every))
+    return widths
+
+
+def children(node: Node, widths: list[int], split_every: int) -> list[Node]:
+    """The nodes that ``node`` (of level >= 1) combines, in chunk order."""
+    level, j = node
+    stop = min((j + 1) * split_every, widths[level - 1])
+    return [(level - 1, c) for c in range(j * split_every, stop)]
+
+
+def combine_complete(parts: Mapping[int, Any], n_parts: int, split_every: int,
+                     combine: Callable[[list[Any]], Any]) -> dict[Node, Any]:
+    """Combine every node of the tree whose leaves are all in ``parts``.
+
+    Parameters
+    ----------
+    parts : mapping of int to statistics
+        Some of the chunks' statistics, by chunk index.
+    n_parts : int
+        Number of chunks of the whole pass.
+    split_every : int
+        Fan-in of the tree.
+    combine : callable
+        ``combine(list_of_statistics) -> statistics``.
+
+    Returns
+    -------
+    dict
+        The highest nodes that ``parts`` cover entirely, each combined, with the leaves that
+        no such node covers: together they cover ``parts`` exactly once.
+    """
+    widths = tree_widths(n_parts, split_every)
+    values: dict[Node, Any] = {(0, i): p for i, p in parts.items()}
+    current = sorted(parts)
+    for level in range(1, len(widths)):
+        done = []
+        for j in sorted({i // split_every for i in current}):
+            kids = children((level, j), widths, split_every)
+            if all(k in values for k in kids):
+                values[(level, j)] = combine([values.pop(k) for k in kids])
+                done.append(j)
+        if not done:
+            break
+        current = done
+    return values
+
+
+def evaluate(values: dict[Node, Any], n_parts: int, split_every: int, combine: Callable[[list[Any]], Any]) -> Any:
+    """The root of the tree, combining on the spot every node that ``values`` lacks.
+
+    ``values`` must cover every leaf once (e.g. the union of :func:`combine_complete`'s
+    results over a partition of the chunks); it is emptied as nodes are used.
+    """
+    widths = tree_widths(n_parts, split_every)
+
+    def node_value(node: Node) -> Any:
+        if node in values:
+            return values.pop(node)
+        return combine([node_value(k) for k in children(node, widths, split_every)])
+
+    return node_value((len(widths) - 1, 0))
