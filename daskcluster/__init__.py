@@ -17,6 +17,7 @@ _LAZY = {
     "KMeans": "daskcluster.cluster",
     "MiniBatchKMeans": "daskcluster.cluster",
     "GaussianMixture": "daskcluster.mixture",
+    "BayesianGaussianMixture": "daskcluster.mixture",
     "NMF": "daskcluster.decomposition",
     "OPNMF": "daskcluster.decomposition",
     "Scaled": "daskcluster.data",

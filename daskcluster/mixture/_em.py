@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -93,9 +94,13 @@ def m_step(stats: K.MixtureStats, center: np.ndarray, covariance_type: str, reg_
 
 @dataclass
 class EMRun:
-    """State of one EM run (one initialization of one mixture)."""
+    """State of one EM run (one initialization of one mixture).
 
-    model: GaussianModel
+    ``model`` is a :class:`GaussianModel` (a :class:`~._variational.VariationalModel` for a
+    :class:`~._variational.VariationalRun`).
+    """
+
+    model: Any
     reg_covar: float
     tol: float
     max_iter: int
@@ -113,7 +118,8 @@ class EMRun:
 
     def kernel_params(self, n_samples: int) -> K.GaussianParams:
         """The E-step's parameters of the next pass."""
-        return self.model.kernel_params(n_samples)
+        params: K.GaussianParams = self.model.kernel_params(n_samples)
+        return params
 
     def step(self, stats: K.MixtureStats, center: np.ndarray, n_samples: int) -> float:
         """The M-step from the statistics of a pass; returns the iteration's lower bound (the

@@ -88,6 +88,14 @@ def _moments_pass(data: RowData, kind: str) -> K.MixtureStats:
     return tree_reduce(data, K.hard_init_kernel, params, K.combine_stats, label="gmm-init-moments")[0]
 
 
+def data_moments(data: RowData, kind: str) -> DataMoments:
+    """Mean and covariance (``ddof=1``) of all the rows, of statistics kind ``kind``. One pass."""
+    d = data.n_features
+    total = _moments_pass(data, kind)
+    shape = (d, d) if kind in ("full", "tied") else (d,)
+    return DataMoments(float(total.nk[0]), total.means[0].copy(), np.asarray(total.m2).reshape(shape) / (total.nk[0] - 1))
+
+
 def _tied_at_rows(total: K.MixtureStats, rows: np.ndarray, reg_covar: float) -> np.ndarray:
     """scikit-learn's tied covariance when only ``rows`` have responsibilities: its formula
     ``(X^T X - sum nk means means^T) / sum nk`` takes ``X^T X`` over *all* rows (``total``:
@@ -171,9 +179,9 @@ def estimates_and_moments(
         # 'full' and 'tied' statistics of one component are the same (d, d) moments
         total = totals.get("tied") if moments in ("full", "tied") else None
         if total is None:
-            total = _moments_pass(data, moments)
-        found = DataMoments(float(total.nk[0]), total.means[0].copy(), np.asarray(total.m2).reshape(
-            (d, d) if moments in ("full", "tied") else (d,)) / (total.nk[0] - 1))
+            found = data_moments(data, moments)
+        else:
+            found = DataMoments(float(total.nk[0]), total.means[0].copy(), total.m2 / (total.nk[0] - 1))
     return out, found
 
 

@@ -1,0 +1,192 @@
+"""What :class:`GaussianMixture` and :class:`BayesianGaussianMixture` share: the data they
+accept, the per-row outputs as lazy passes, the score and sampling."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, DensityMixin
+
+from ..data import RowData, Scaled, as_row_data, check_n_features
+from ..engine import map_rows, tree_reduce
+from ..errors import NotFittedError
+from ..io import DEFAULT_CHUNK_BYTES
+from ..kernels import mixture as K
+from ..params import check_float, check_int, check_options, check_random_state
+from ._covariance import covariance_of
+from ._em import EMRun
+from ._init import INIT_PARAMS
+
+logger = logging.getLogger(__name__)
+
+#: In-memory input above this size is cut into at least two chunks per core.
+SPLIT_BYTES = 4 * 2**20
+
+
+
+def as_mixture_data(X: Any, *, owner: str, min_samples: int = 1) -> RowData:
+    """``X`` as :class:`~daskcluster.data.RowData` computed in float64. In-memory (NumPy) input
+    gets at least two row chunks per core, so that the threaded scheduler keeps every core busy
+    (each kernel runs on one BLAS thread). Reads no data."""
+    source = X.source if isinstance(X, Scaled) else X
+    chunk_bytes = None
+    n_split = 2 * (os.cpu_count() or 1)
+    if isinstance(source, np.ndarray) and source.ndim == 2:
+        if SPLIT_BYTES < source.nbytes < n_split * DEFAULT_CHUNK_BYTES:
+            chunk_bytes = -(-source.nbytes // n_split)
+    data = as_row_data(X, owner=owner, min_samples=min_samples, chunk_bytes=chunk_bytes)
+    return replace(data, dtype=K.COMPUTE_DTYPE)
+
+
+
+class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
+    """Fitted-mixture methods shared by the estimators (not an estimator itself).
+
+    Subclasses set the fitted attributes ``weights_``, ``means_``, ``covariances_``,
+    ``n_features_in_`` and define :meth:`_params` (the E-step's parameters).
+    """
+
+    n_components: int
+    covariance_type: str
+    random_state: Any
+    verbose: int
+    verbose_interval: int
+    tol: float
+    reg_covar: float
+    max_iter: int
+    n_init: int
+    init_params: str
+    warm_start: bool
+    cache: Any
+
+    def _check_common_params(self) -> None:
+        """The parameters both estimators have, checked at ``fit``."""
+        name = type(self).__name__
+        check_int(name, "n_components", self.n_components, 1)
+        check_options(name, "covariance_type", self.covariance_type, K.COVARIANCE_TYPES)
+        check_float(name, "tol", self.tol, 0)
+        check_float(name, "reg_covar", self.reg_covar, 0)
+        check_int(name, "max_iter", self.max_iter, 0)
+        check_int(name, "n_init", self.n_init, 1)
+        check_options(name, "init_params", self.init_params, INIT_PARAMS)
+        check_options(name, "warm_start", self.warm_start, (True, False))
+        check_int(name, "verbose", self.verbose, 0)
+        check_int(name, "verbose_interval", self.verbose_interval, 1)
+        check_options(name, "cache", self.cache, ("auto", True, False))
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "means_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator."
+            )
+
+    # ------------------------------------------------------------------ fitting
+
+    def _printer(self) -> Callable[[int, EMRun, float, float], None]:
+        def show(index: int, run: EMRun, change: float, seconds: float) -> None:
+            if run.n_iter % self.verbose_interval == 0:
+                if self.verbose == 1:
+                    print(f"  Initialization {index} iteration {run.n_iter}")
+                else:
+                    print(f"  Initialization {index} iteration {run.n_iter}\t time lapse {seconds:.5f}s\t "
+                          f"ll change {change:.5f}")
+            if run.converged or run.n_iter == run.max_iter:
+                state = "converged" if run.converged else "did not converge"
+                print(f"Initialization {index} {state}. lower bound {run.lower_bound:.5f}.")
+
+        return show
+
+    def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
+        """Fit, then return the most probable component of each sample (lazy for lazy input).
+
+        As scikit-learn's, the labels come from a final E-step with the fitted parameters, so
+        they equal ``fit(X).predict(X)``. Data passes: those of ``fit``, + 1 when computed.
+        """
+        return self.fit(X).predict(X)  # type: ignore[no-any-return]
+
+    # ------------------------------------------------------------------ prediction
+
+    def _data(self, X: Any) -> RowData:
+        self._check_fitted()
+        data = as_mixture_data(X, owner=type(self).__name__)
+        check_n_features(data, self.n_features_in_, type(self).__name__)
+        return data
+
+    def _params(self) -> K.GaussianParams:
+        """The E-step's parameters of the fitted model."""
+        raise NotImplementedError
+
+    def _map(self, X: Any, kernel: Callable[..., np.ndarray], dtype: Any, n_columns: int | None, label: str) -> Any:
+        data = self._data(X)
+        out = map_rows(data, kernel, (data.affine, self._params()), dtype=dtype, n_columns=n_columns, label=label)
+        return out if data.lazy else out.compute()  # type: ignore[no-untyped-call]
+
+    def score_samples(self, X: Any) -> np.ndarray | da.Array:
+        """Log-likelihood ``log p(x)`` of each sample.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples,)
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._map(X, K.score_samples_block, np.float64, None, "gmm-score-samples")  # type: ignore[no-any-return]
+
+    def predict_proba(self, X: Any) -> np.ndarray | da.Array:
+        """Posterior probability of each component for each sample.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples, n_components)
+            Rows sum to 1. Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._map(X, K.predict_proba_block, np.float64, self.n_components, "gmm-predict-proba")  # type: ignore[no-any-return]
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """Most probable component of each sample.
+
+        Returns
+        -------
+        ndarray or dask array of shape (n_samples,), int64
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        return self._map(X, K.predict_block, np.int64, None, "gmm-predict")  # type: ignore[no-any-return]
+
+    def _score(self, data: RowData) -> float:
+        params = K.EMParams((self._params(),), data.affine)
+        total = tree_reduce(data, K.loglik_kernel, params, K.combine_loglik, label="gmm-score")
+        return float(total.sums[0] / total.n_rows)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood of the samples. Data passes: 1."""
+        return self._score(self._data(X))
+
+    def sample(self, n_samples: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Draw samples from the fitted mixture (on the client; reads no data).
+
+        Draws as scikit-learn does with the same ``random_state``: the number of samples of
+        each component from a multinomial of the weights, then each component's samples.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            Grouped by component.
+        y : ndarray of shape (n_samples,), int64
+            Component of each sample.
+        """
+        self._check_fitted()
+        name = type(self).__name__
+        check_int(f"{name}.sample", "n_samples", n_samples, 1)
+        rng = check_random_state(name, self.random_state)
+        counts = rng.multinomial(n_samples, self.weights_)
+        parts = covariance_of(self.covariance_type).sample(rng, self.means_, self.covariances_, counts)
+        X = np.vstack(parts).astype(np.float64)
+        y = np.repeat(np.arange(self.n_components, dtype=np.int64), counts)
+        return X, y
+
