@@ -220,3 +220,37 @@ def test_lock_of_other_host_is_not_taken(tmp_path: Path) -> None:
     lock.write_text(json.dumps({"pid": 1, "host": "elsewhere", "started": "then"}))
     with pytest.raises(LockedError, match=r"process 1 on host elsewhere .*delete '.*x.lock'"):
         FileLock(lock, "the checkpoint").acquire()
+
+
+def test_two_processes_saving_a_model_without_overwrite_one_wins(tmp_path: Path) -> None:
+    """``persistence.save(overwrite=False)`` checked, then wrote: both processes could "win"."""
+    target = tmp_path / "model.zip"
+    go = tmp_path / "go"
+    code = textwrap.dedent(f"""
+        import os, time
+        import numpy as np
+        from daskcluster import KMeans, persistence
+        from daskcluster.errors import SourceError
+        km = KMeans(2, n_init=1, random_state=os.getpid() % 100).fit(np.random.default_rng(0).normal(size=(50, 2)))
+        open({str(tmp_path)!r} + f"/ready-{{os.getpid()}}", "w").close()
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.01)
+        try:
+            persistence.save(km, {str(target)!r}, overwrite=False, metadata={{"pid": os.getpid()}})
+        except SourceError as exc:
+            print("REFUSED", exc)
+            raise SystemExit(3)
+    """)
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready-*"))) < 2:
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.05)
+    go.touch()
+    outs = [(p.wait(timeout=120), p.communicate()[0]) for p in procs]
+    assert sorted(code for code, _ in outs) == [0, 3], outs
+    assert "model.zip' already exists" in next(out for code, out in outs if code == 3)
+    from daskcluster import persistence
+
+    winner = next(p.pid for p, (code, _) in zip(procs, outs) if code == 0)
+    assert persistence.read_header(target)["metadata"]["pid"] == winner
