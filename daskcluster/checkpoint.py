@@ -115,7 +115,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
 def _block_digest(block: np.ndarray) -> str:
     block = np.ascontiguousarray(block)
     h = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
-    h.update(memoryview(block).cast("B"))
+    h.update(block.data)
     return h.hexdigest()
 
 
@@ -136,7 +136,7 @@ def _sample_ranges(chunks: tuple[int, ...], seed: int, n_blocks: int) -> list[tu
     picked = {nonempty[0], nonempty[-1]}
     rest = [i for i in nonempty if i not in picked]
     rng = np.random.default_rng(seed)
-    extra = rng.choice(len(rest), size=min(max(n_blocks - len(picked), 0), len(rest)), replace=False) if rest else []
+    extra: Any = rng.choice(len(rest), size=min(max(n_blocks - len(picked), 0), len(rest)), replace=False) if rest else []
     picked.update(rest[int(j)] for j in extra)
     return [(int(bounds[i]), int(bounds[i + 1])) for i in sorted(picked)]
 
@@ -213,7 +213,8 @@ def _read_meta(path: Path) -> dict[str, Any] | None:
     """The metadata of the checkpoint at ``path`` (only its JSON member is read), or None."""
     try:
         with np.load(path, allow_pickle=False) as f:
-            return json.loads(str(f[_META][()]))
+            doc: dict[str, Any] = json.loads(str(f[_META][()]))
+            return doc
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError, AttributeError):
         return None
 

@@ -576,24 +576,24 @@ MANIFEST_KEY = "daskcluster"
 MANIFEST_FORMAT = "daskcluster-zarr"
 
 
-def _manifest(z: zarr.Array) -> dict[str, Any] | None:
+def _manifest(z: zarr.Array[Any]) -> dict[str, Any] | None:
     doc = z.attrs.get(MANIFEST_KEY)
     return doc if isinstance(doc, dict) and doc.get("format") == MANIFEST_FORMAT else None
 
 
-def manifest(z: zarr.Array, chunk_sha256: list[str] | None = None) -> dict[str, Any]:
+def manifest(z: zarr.Array[Any], chunk_sha256: list[str] | None = None) -> dict[str, Any]:
     """The manifest to record in ``z.attrs["daskcluster"]`` once every chunk of ``z`` is written."""
     return {"format": MANIFEST_FORMAT, "version": 1, "shape": [int(s) for s in z.shape],
             "chunks": [int(c) for c in z.chunks], "dtype": np.dtype(z.dtype).str, "chunk_sha256": chunk_sha256}
 
 
-def writable(z: zarr.Array) -> zarr.Array:
+def writable(z: zarr.Array[Any]) -> zarr.Array[Any]:
     """``z`` set to store every chunk written, all-zero ones too (so that a chunk absent from
     the store is known to be missing, not empty)."""
     return z.with_config({"write_empty_chunks": True})
 
 
-def check_store(z: zarr.Array, where: str) -> None:
+def check_store(z: zarr.Array[Any], where: str) -> None:
     """Check a Zarr array written by :func:`write_zarr` against its manifest. Data passes: 0.
 
     The manifest (``z.attrs["daskcluster"]``) records the shape, the chunk grid and a SHA-256
@@ -636,7 +636,7 @@ def check_store(z: zarr.Array, where: str) -> None:
     )
 
 
-def _missing_chunks(z: zarr.Array) -> list[int]:
+def _missing_chunks(z: zarr.Array[Any]) -> list[int]:
     """Row-chunk indices whose chunk key is absent (local stores; [] where unknown)."""
     root = getattr(z.store, "root", None)
     if root is None:
@@ -657,7 +657,7 @@ class CheckedReads:
     What ``dask.array.from_array`` reads from: ``shape``, ``dtype``, ``ndim`` and slicing.
     """
 
-    def __init__(self, z: zarr.Array, where: str) -> None:
+    def __init__(self, z: zarr.Array[Any], where: str) -> None:
         self.z = z
         self.where = where
         self.shape = tuple(z.shape)
@@ -1166,7 +1166,7 @@ def chunk_digest(block: np.ndarray[Any, Any]) -> str:
     """SHA-256 of a chunk's values: its dtype, shape and C-order bytes (as in the manifest)."""
     block = np.ascontiguousarray(block)
     h = hashlib.sha256(f"{block.dtype.str}{block.shape}".encode())
-    h.update(memoryview(block).cast("B"))
+    h.update(block.data)
     return h.hexdigest()
 
 
