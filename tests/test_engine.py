@@ -19,7 +19,7 @@ from distributed import futures_of
 
 from daskcluster.blas import blas_for_tasks
 from daskcluster.data import as_row_data, cached, scaled
-from daskcluster.engine import count_passes, map_rows, take_rows, tree_reduce
+from daskcluster.engine import count_passes, map_rows, schedule, take_rows, tree_reduce
 from daskcluster.engine.passes import _Broadcast
 from daskcluster.engine.schedule import unique_name
 from daskcluster.engine.tree import combine_complete, evaluate, tree_widths
@@ -244,3 +244,39 @@ def test_pass_recomputes_chunks_of_a_restarted_worker(process_client: Any) -> No
     process_client.restart_workers([victim])  # type: ignore[attr-defined]
     after = tree_reduce(data, _sum_rows, None, partial(np.sum, axis=0))
     np.testing.assert_array_equal(before, after)
+
+
+class _FakeClient:
+    """Answers ``who_has`` from a fixed table and counts the questions."""
+
+    def __init__(self, holders: dict) -> None:
+        self.id = f"fake-{id(self)}"
+        self.holders = holders
+        self.asked = 0
+
+    def who_has(self, futures: list) -> dict:
+        self.asked += 1
+        return self.holders
+
+
+class _FakeFuture:
+    def __init__(self, key: tuple) -> None:
+        self.key = key
+
+
+def test_chunks_grouped_by_holder_in_runs_and_placement_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    futures = [_FakeFuture(("x", i, 0)) for i in range(6)]
+    # chunk 2 has two holders: it stays with its predecessor's worker; chunk 3 goes where it is
+    holders = {("x", 0, 0): ("a",), ("x", 1, 0): ("a",), ("x", 2, 0): ("b", "a"), ("x", 3, 0): ("b",),
+               ("x", 4, 0): ("b",), ("x", 5, 0): ("a",)}
+    client = _FakeClient(holders)
+    assert schedule.chunks_by_worker(client, futures) == [[0, 1, 2, 5], [3, 4]]
+    assert schedule.placement(client, "x", futures) == [[0, 1, 2, 5], [3, 4]]
+    assert schedule.placement(client, "x", futures) == [[0, 1, 2, 5], [3, 4]]
+    assert client.asked == 2  # the second placement came from the cache
+    monkeypatch.setattr(schedule, "PLACEMENT_TTL", 0.0)
+    schedule.placement(client, "x", futures)
+    assert client.asked == 3
+    # a chunk in no worker's memory (still computing, or lost): no grouping, and nothing cached
+    client.holders = {**holders, ("x", 4, 0): ()}
+    assert schedule.placement(client, "y", futures) is None
