@@ -118,3 +118,15 @@ def test_every_damage_is_a_package_error(store: Path) -> None:
         open_array(store)
     with pytest.raises(OSError):
         open_array(store)
+
+
+def test_verify_names_a_chunk_whose_values_changed(store: Path) -> None:
+    """A chunk rewritten with valid but other values decodes fine; its checksum does not."""
+    from daskcluster.io import verify_zarr
+
+    assert verify_zarr(store) == 4
+    import zarr
+
+    zarr.open_array(str(store), mode="r+")[25, 1] = 7.0
+    with pytest.raises(StoreIntegrityError, match=r"x.zarr': Zarr chunk 2 \(rows 20:30\) does not match its SHA-256"):
+        verify_zarr(store)
