@@ -114,6 +114,7 @@ MODEL_CLASSES: dict[tuple[str, str], str] = {
     ("daskcluster", "KMeans"): "daskcluster.cluster:KMeans",
     ("daskcluster", "MiniBatchKMeans"): "daskcluster.cluster:MiniBatchKMeans",
     ("daskcluster", "GaussianMixture"): "daskcluster.mixture:GaussianMixture",
+    ("daskcluster", "BayesianGaussianMixture"): "daskcluster.mixture:BayesianGaussianMixture",
     ("daskcluster", "NMF"): "daskcluster.decomposition:NMF",
     ("daskcluster", "OPNMF"): "daskcluster.decomposition:OPNMF",
     ("sklearn", "KMeans"): "sklearn.cluster:KMeans",
