@@ -16,7 +16,12 @@ from sklearn.mixture import BayesianGaussianMixture as SkBayesianGaussianMixture
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from daskcluster.engine import count_passes
-from daskcluster.errors import InvalidDataError, InvalidParameterError, NonFiniteDataError, NotFittedError
+from daskcluster.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    NonFiniteDataError,
+    NotFittedError,
+)
 from daskcluster.mixture import BayesianGaussianMixture, CollapsedComponentError
 
 TYPES = ("full", "tied", "diag", "spherical")
@@ -285,8 +290,8 @@ def test_sklearn_compatible(estimator: object, check: object) -> None:
 @pytest.mark.parametrize(
     "params, match",
     [
-        ({"covariance_type": "bogus"}, r"'covariance_type' parameter of BayesianGaussianMixture must be one of .*"
-                                       r"Got 'bogus' instead"),
+        ({"covariance_type": "bogus"}, (r"'covariance_type' parameter of BayesianGaussianMixture must be one of .*"
+                                       r"Got 'bogus' instead")),
         ({"n_components": 0}, r"'n_components' parameter .* range \[1, inf\)\. Got 0 instead"),
         ({"tol": -1.0}, r"'tol' parameter .* Got -1\.0 instead"),
         ({"init_params": "k-means||"}, r"'init_params' .*'kmeans'.* Got 'k-means\|\|' instead"),
@@ -294,8 +299,8 @@ def test_sklearn_compatible(estimator: object, check: object) -> None:
          r"'weight_concentration_prior_type' .*'dirichlet_process'.* Got 'dp' instead"),
         ({"weight_concentration_prior": 0.0}, r"'weight_concentration_prior' .* range \(0, inf\) or None\. Got 0\.0"),
         ({"mean_precision_prior": -1}, r"'mean_precision_prior' .* range \(0, inf\) or None\. Got -1 instead"),
-        ({"degrees_of_freedom_prior": 1.5}, r"'degrees_of_freedom_prior' .* greater than n_features - 1 = 2\. "
-                                            r"Got 1\.5 instead"),
+        ({"degrees_of_freedom_prior": 1.5}, (r"'degrees_of_freedom_prior' .* greater than n_features - 1 = 2\. "
+                                            r"Got 1\.5 instead")),
         ({"mean_prior": [0.0, 1.0]}, r"'mean_prior' .* shape \(3,\) \(n_features\) or None\. Got \[0\.0, 1\.0\]"),
         ({"covariance_prior": np.eye(2)}, r"'covariance_prior' .* shape \(3, 3\) for covariance_type='full'"),
         ({"covariance_prior": -np.eye(3)}, r"'covariance_prior' .* symmetric, positive-definite"),
