@@ -254,3 +254,26 @@ def test_two_processes_saving_a_model_without_overwrite_one_wins(tmp_path: Path)
 
     winner = next(p.pid for p, (code, _) in zip(procs, outs) if code == 0)
     assert persistence.read_header(target)["metadata"]["pid"] == winner
+
+
+def test_directory_overwrite_is_one_atomic_swap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The old store is never moved aside first (a crash between two renames left nothing at the
+    path): on Linux the new one is swapped in by one renameat2(RENAME_EXCHANGE)."""
+    import daskcluster.atomic as atomic_module
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("renameat2 is Linux-only; elsewhere the old copy is restored by clean_stale")
+    target = tmp_path / "s.zarr"
+    with atomic_dir(target) as tmp:
+        tmp.mkdir()
+        (tmp / "v").write_text("old")
+
+    def no_two_step(*args: object) -> None:
+        raise AssertionError("os.replace used: the path would be empty between two renames")
+
+    monkeypatch.setattr(atomic_module.os, "replace", no_two_step)
+    with atomic_dir(target, overwrite=True) as tmp:
+        tmp.mkdir()
+        (tmp / "v").write_text("new")
+    assert (target / "v").read_text() == "new"
+    assert _hidden(tmp_path) == []
