@@ -195,3 +195,24 @@ def test_elkan_on_process_cluster_with_a_killed_worker() -> None:
         assert km.n_iter_ == ref.n_iter_
         np.testing.assert_allclose(km.cluster_centers_, ref.cluster_centers_, rtol=1e-7, atol=1e-9)
         np.testing.assert_array_equal(km.labels_.compute(scheduler="sync"), ref.labels_)
+
+
+@pytest.mark.slow
+def test_elkan_streamed_from_zarr_keeps_its_bounds_on_the_workers(process_client: object, tmp_path: object) -> None:
+    """Streamed data (cache=False): each chunk's task, its read included, runs on the same worker
+    pass after pass, so the bounds are found again and late passes compute few distances."""
+    from daskcluster.io import open_array, write_zarr
+
+    X = blobs(np.float32, n=12_000, d=16, k=6, seed=7)
+    path = str(tmp_path) + "/x.zarr"  # type: ignore[operator]
+    write_zarr(X, path, chunk_bytes=100_000)
+    data = open_array(path, chunk_bytes=100_000)
+    assert data.numblocks[0] >= 4
+    init = X[:6].copy()
+    computed: list[float] = []
+    with progress_hook(lambda rep: computed.append(rep.metrics["computed"]) if rep.stage == "fit" else None):
+        elkan = KMeans(6, init=init, n_init=1, algorithm="elkan", tol=0, cache=False).fit(data)
+    lloyd = KMeans(6, init=init, n_init=1, algorithm="lloyd", tol=0, cache=False).fit(data)
+    assert elkan.n_iter_ == lloyd.n_iter_ > 4
+    np.testing.assert_allclose(elkan.cluster_centers_, lloyd.cluster_centers_, rtol=1e-6, atol=1e-6)
+    assert computed[-1] < 0.1, computed

@@ -107,6 +107,40 @@ def _run_group(
     return combine_complete(parts, n_parts, split_every, combine)
 
 
+def _run_pinned(kernel: Callable[..., Any], graph: _Broadcast, keys: list[Any], chunk: ChunkInfo,
+                params: _Broadcast) -> Any:
+    """Read a chunk (and its weights) from its own small graph, in this worker, then run the kernel."""
+    values = dask.get(graph.value, keys)
+    return kernel(values[0], values[1] if len(values) > 1 else None, chunk, params.value)
+
+
+def _reduce_pinned(client: Any, data: RowData, kernel: Callable[..., Any], params: Any,
+                   combine: Callable[[list[Any]], Any], weights: da.Array | None, split_every: int,
+                   name: str) -> Any:
+    """The pass with chunk ``i``'s task (its read included) placed on the same worker pass after
+    pass: the ``i * W // n``-th of the ``W`` workers in address order (another if that one is
+    gone), so that state a kernel keeps beside its chunk (:mod:`daskcluster.engine.rowstate`)
+    is found again when the data are streamed from their source."""
+    from dask.optimization import cull
+
+    workers = sorted(client.scheduler_info()["workers"])
+    arrays = [data.array] if weights is None else [data.array, weights]
+    dsk = low_level_graph({}, arrays)
+    wrapped = _Broadcast(params, name)
+    n = data.n_chunks
+    futures = []
+    for i, chunk in enumerate(_chunk_infos(data)):
+        keys = [(data.array.name, i, 0)] + ([] if weights is None else [(weights.name, i)])
+        sub, _ = cull(dsk, keys)
+        where = [workers[i * len(workers) // n]] if workers else None
+        futures.append(client.submit(_run_pinned, kernel, _Broadcast(sub, f"{name}-read-{i}"), keys, chunk, wrapped,
+                                     key=(name, 0, i), workers=where, allow_other_workers=True, pure=False))
+    tasks: dict[Any, Any] = {}
+    keys = _tree_below_root(tasks, name, n, combine, split_every)
+    tasks.update((f.key, f) for f in futures)
+    return _combine_top(keys, client.get(tasks, keys), n, split_every, combine)
+
+
 def _run_map(kernel: Callable[..., np.ndarray], block: np.ndarray, params: _Broadcast, chunk: ChunkInfo) -> np.ndarray:
     return kernel(block, *params.value, chunk)
 
@@ -209,6 +243,7 @@ def tree_reduce(
     weights: da.Array | None = None,
     split_every: int = SPLIT_EVERY,
     label: str | None = None,
+    pin_chunks: bool = False,
 ) -> S:
     """One pass over ``data``: ``kernel`` on every chunk, ``combine`` in a fixed tree.
 
@@ -231,6 +266,9 @@ def tree_reduce(
         Fan-in of the reduction tree.
     label : str, optional
         Name used in the graph keys and the log.
+    pin_chunks : bool, default=False
+        Under a distributed Client, run each chunk's task on the same worker pass after pass,
+        also when the data are streamed (for kernels that keep state beside their chunk).
 
     Returns
     -------
@@ -240,8 +278,9 @@ def tree_reduce(
     -----
     Under a distributed Client and with ``data.array`` persisted, the pass is one task per
     worker (over the chunks that worker holds) and the client combines what the workers
-    return; otherwise one task per chunk and combine tasks, the client combining the root.
-    The tree, and so the result, is the same either way.
+    return; otherwise one task per chunk (with ``pin_chunks``, its read included, on a fixed
+    worker) and combine tasks, the client combining the root. The tree, and so the result, is
+    the same either way.
     """
     array = data.array
     label = label or str(getattr(kernel, "__name__", "pass"))
@@ -256,6 +295,8 @@ def tree_reduce(
         if futures is not None:
             grouped, result = _reduce_by_worker(client, futures, data, kernel, params, combine, weights,
                                                 split_every, name)
+    if not grouped and client is not None and pin_chunks:
+        grouped, result = True, _reduce_pinned(client, data, kernel, params, combine, weights, split_every, name)
     if not grouped:
         pkey = (name, "params")
         tasks: dict[Any, Any] = {pkey: _Broadcast(params, name)}

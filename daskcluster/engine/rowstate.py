@@ -66,10 +66,12 @@ def tree_reduce_with_state(
 
     ``kernel(block, weights_block, ChunkInfo, params, state_or_None) -> (statistics, new_state)``.
     The state must only save work: the statistics may not depend on whether it was found.
-    Data passes: 1.
+    Each chunk's task runs where its chunk is held (persisted data) or on a fixed worker
+    (streamed data), so the state is found again pass after pass. Data passes: 1.
     """
     name = label or getattr(kernel, "__name__", "pass")
-    return tree_reduce(data, partial(_run_with_state, kernel, token), params, combine, weights=weights, label=name)
+    return tree_reduce(data, partial(_run_with_state, kernel, token), params, combine, weights=weights, label=name,
+                       pin_chunks=True)
 
 
 def drop(token: str) -> int:
