@@ -22,16 +22,15 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .assign import CenterTable, add_rows, nearest, weights_arg
 from .blocks import (
     Affine,
     ChunkInfo,
     check_finite_rows,
-    iter_compute_slices,
     row_sq_norms,
-    slice_rows,
 )
 from .distances import nearest_center
-from .kmeans import AssignParams, chunk_rng, cluster_sums
+from .kmeans import AssignParams, chunk_rng
 
 #: ``SeedSequence`` spawn-key tags, so that each use of randomness has its own stream.
 TAG_EPOCH, TAG_ROWS, TAG_REASSIGN, TAG_PARTIAL = 101, 102, 103, 104
@@ -235,7 +234,9 @@ def minibatch_step(
         inertia = float(min_sq @ w)
         weight = float(w.sum())
         w_in = np.bincount(labels, weights=w, minlength=k)
-    sums = cluster_sums(x, labels, w, k)
+    sums = np.zeros((k, x.shape[1]))
+    weights, weighted = weights_arg(w)
+    add_rows(x, labels, weights, weighted, sums, np.zeros(k))
     hit = w_in > 0
     old = centers.copy()
     counts = state.counts
@@ -441,19 +442,11 @@ def labels_inertia_kernel(
     For eager (in-memory) input only, where an (n_samples,) result on the client is fine:
     ``labels_`` and ``inertia_`` then cost one pass instead of two.
     """
-    centers = params.centers
-    k, d = centers.shape
-    c_sq = row_sq_norms(centers)
-    labels = np.empty(block.shape[0], dtype=np.int32)
-    inertia = 0.0
-    for start, stop, x in iter_compute_slices(block, centers.dtype, params.affine, slice_rows(d, k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        lab, min_sq = nearest_center(x, x_sq, centers, c_sq)
-        labels[start:stop] = lab
-        w = None if sample_weight is None else np.asarray(sample_weight[start:stop], dtype=np.float64)
-        inertia += float(min_sq.sum() if w is None else min_sq @ w)
-    return LabelsInertia(labels, inertia)
+    table = CenterTable.of(params.affine.to_storage_space(params.centers))
+    labels, min_sq = nearest(block, table, chunk)
+    min_sq *= params.affine.sq_scale
+    inertia = float(min_sq.sum() if sample_weight is None else min_sq @ np.asarray(sample_weight, dtype=np.float64))
+    return LabelsInertia(labels.astype(np.int32), inertia)
 
 
 def combine_labels_inertia(parts: list[LabelsInertia]) -> LabelsInertia:

@@ -21,13 +21,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import InvalidDataError, NonFiniteDataError
+from .assign import CenterTable, iter_products, tile_rows
 from .blocks import (
     Affine,
     ChunkInfo,
-    check_finite_rows,
-    iter_compute_slices,
-    row_sq_norms,
-    slice_rows,
 )
 
 # --------------------------------------------------------------------------- nearest rows
@@ -76,8 +73,9 @@ def nearest_rows_kernel(
 ) -> NearestRows:
     """For each center, the row of ``block`` nearest to it. One pass over the block.
 
-    A slice at a time, the candidate of each center is the arg-min over the slice's rows of
-    ``||x||^2 - 2 x.c`` (one GEMM in the compute dtype; the first row among equals); the
+    A tile at a time (:mod:`daskcluster.kernels.assign`), the candidate of each center is the
+    arg-min over the tile's rows of ``||x||^2 - 2 x.c`` (one GEMM in the compute dtype; the
+    first row among equals); the
     candidate's distance is then recomputed exactly, in float64, from the row itself, so that
     candidates of different slices and chunks compare without rounding of the expansion.
     ``sample_weight`` is not used (a row's weight does not move it).
@@ -87,12 +85,9 @@ def nearest_rows_kernel(
     centers = affine.to_storage_space(centers64).astype(params.dtype)
     k, d = centers.shape
     best = NearestRows.empty(k)
-    minus_two_c = (-2 * centers).T
-    for start, stop, x in iter_compute_slices(block, centers.dtype, Affine(), slice_rows(d, k)):
-        x_sq = row_sq_norms(x)
-        check_finite_rows(x, x_sq, chunk, start)
-        part = x @ minus_two_c
-        part += x_sq[:, None]
+    table = CenterTable.of(centers)
+    for start, _stop, _x, x_sq, g in iter_products(block, table.minus2_t, chunk, tile_rows(d + k, centers.dtype.itemsize)):
+        part = g + x_sq.astype(g.dtype)[:, None]
         rows = np.argmin(part, axis=0)
         chosen = affine.apply(np.asarray(block[start + rows], dtype=np.float64))
         diff = chosen - centers64
