@@ -92,7 +92,7 @@ def log_norm_resp_entropy(wlp: np.ndarray, ws: Scratch) -> tuple[np.ndarray, np.
     top = wlp.max(axis=1)
     top[~np.isfinite(top)] = 0.0
     wlp -= top[:, None]
-    resp = np.exp(wlp, out=ws.get("resp", *wlp.shape))
+    resp = np.exp(wlp, out=ws.get("resp_t", wlp.shape[1], wlp.shape[0]).T)
     with np.errstate(divide="ignore", invalid="ignore"):
         log_total = np.log(resp.sum(axis=1))
         wlp -= log_total[:, None]  # log r

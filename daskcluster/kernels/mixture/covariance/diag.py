@@ -51,8 +51,10 @@ class DiagCovariance(CovarianceType):
         return expanded_distances(gp.means, gp.prec_chol**2, ref)
 
     def mahalanobis(self, a: np.ndarray, d: int, prep: Any, gp: GaussianParams, ws: Scratch) -> np.ndarray:
-        maha = np.matmul(a[:, : 2 * d + 1], prep, out=ws.get("maha", a.shape[0], gp.n_components))
-        return np.maximum(maha, 0.0, out=maha)
+        # computed as (K, rows): the log-sum-exp over components then runs along contiguous rows
+        maha_t = np.matmul(prep.T, a[:, : 2 * d + 1].T, out=ws.get("maha_t", gp.n_components, a.shape[0]))
+        np.maximum(maha_t, 0.0, out=maha_t)
+        return maha_t.T
 
     def work_width(self, n_components: int, n_features: int) -> int:
         return n_components

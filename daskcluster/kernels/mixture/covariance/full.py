@@ -55,7 +55,8 @@ class FullCovariance(CovarianceType):
         n = a.shape[0]
         k = gp.n_components
         y = np.matmul(a[:, : d + 1], prep, out=ws.get("y", n, k * d)).reshape(n, k, d)
-        return np.einsum("nkd,nkd->nk", y, y, out=ws.get("maha", n, k))
+        # written as (K, rows): the log-sum-exp over components then runs along contiguous rows
+        return np.einsum("nkd,nkd->nk", y, y, out=ws.get("maha_t", k, n).T)
 
     def work_width(self, n_components: int, n_features: int) -> int:
         return n_components * n_features

@@ -47,10 +47,12 @@ class TiedCovariance(CovarianceType):
     def mahalanobis(self, a: np.ndarray, d: int, prep: Any, gp: GaussianParams, ws: Scratch) -> np.ndarray:
         n = a.shape[0]
         z = np.matmul(a[:, :d], gp.prec_chol, out=ws.get("z", n, d))
-        maha = np.matmul(z, prep[0], out=ws.get("maha", n, gp.n_components))
-        maha += row_sq_norms(z)[:, None]
-        maha += prep[1]
-        return np.maximum(maha, 0.0, out=maha)
+        # computed as (K, rows): the log-sum-exp over components then runs along contiguous rows
+        maha_t = np.matmul(prep[0].T, z.T, out=ws.get("maha_t", gp.n_components, n))
+        maha_t += row_sq_norms(z)
+        maha_t += prep[1][:, None]
+        np.maximum(maha_t, 0.0, out=maha_t)
+        return maha_t.T
 
     # ------------------------------------------------------------------ statistics
 
