@@ -15,13 +15,14 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
-from scipy import sparse
 
 from .assign import (
     CenterTable,
+    add_rows,
     distances_from_product,
     iter_products,
     nearest,
+    weights_arg,
 )
 from .blocks import Affine, ChunkInfo
 
@@ -36,21 +37,12 @@ def slice_weights(sample_weight: np.ndarray | None, start: int, stop: int) -> np
 
 
 def cluster_sums(x: np.ndarray, labels: np.ndarray, w: np.ndarray | None, n_clusters: int) -> np.ndarray:
-    """Per-cluster (weighted) sums of the rows of ``x``: shape (n_clusters, n_features), float64.
-
-    A sparse (n_clusters, n_rows) membership matrix times ``x``: O(n_rows * n_features) work
-    whatever the number of clusters, where a one-hot GEMM would cost ``n_clusters`` times more.
-    """
-    n = x.shape[0]
-    order = np.argsort(labels, kind="stable")
-    indptr = np.zeros(n_clusters + 1, dtype=np.int64)
-    np.cumsum(np.bincount(labels, minlength=n_clusters), out=indptr[1:])
-    values = np.ones(n, dtype=x.dtype) if w is None else w[order].astype(x.dtype)
-    membership = sparse.csr_matrix((values, order, indptr), shape=(n_clusters, n))
-    return np.asarray(membership @ x, dtype=np.float64)
-
-
-# --------------------------------------------------------------------------- Lloyd
+    """Per-cluster (weighted) sums of the rows of ``x``: shape (n_clusters, n_features), float64,
+    added in row order by a compiled loop (:func:`~daskcluster.kernels.assign.add_rows`)."""
+    sums = np.zeros((n_clusters, x.shape[1]))
+    weights, weighted = weights_arg(w)
+    add_rows(x, np.asarray(labels, dtype=np.int64), weights, weighted, sums, np.zeros(n_clusters))
+    return sums
 
 
 @dataclass

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .assign import CenterTable, add_rows, nearest, weights_arg
+from .assign import CenterTable, nearest
 from .blocks import (
     Affine,
     ChunkInfo,
@@ -30,7 +30,7 @@ from .blocks import (
     row_sq_norms,
 )
 from .distances import nearest_center
-from .kmeans import AssignParams, chunk_rng
+from .kmeans import AssignParams, chunk_rng, cluster_sums
 
 #: ``SeedSequence`` spawn-key tags, so that each use of randomness has its own stream.
 TAG_EPOCH, TAG_ROWS, TAG_REASSIGN, TAG_PARTIAL = 101, 102, 103, 104
@@ -234,9 +234,7 @@ def minibatch_step(
         inertia = float(min_sq @ w)
         weight = float(w.sum())
         w_in = np.bincount(labels, weights=w, minlength=k)
-    sums = np.zeros((k, x.shape[1]))
-    weights, weighted = weights_arg(w)
-    add_rows(x, labels, weights, weighted, sums, np.zeros(k))
+    sums = cluster_sums(x, labels, w, k)
     hit = w_in > 0
     old = centers.copy()
     counts = state.counts
