@@ -1,5 +1,6 @@
 """KMeans(algorithm="elkan"): the same clustering as Lloyd from the same init, with most
-distances skipped; bounds kept beside the chunks only save work."""
+distances skipped; bounds kept beside the chunks only save work. (Equality with
+scikit-learn's Lloyd for every chunking and dtype: tests/test_kmeans_sklearn.py.)"""
 
 from __future__ import annotations
 
@@ -19,35 +20,10 @@ from daskcluster.kernels import sweep as S
 from daskcluster.kernels.blocks import Affine, ChunkInfo
 from daskcluster.progress import progress_hook
 
-CHUNKINGS = {
-    "one": lambda n: (n,),
-    "many": lambda n: (n // 7,) * 7 + ((n % 7,) if n % 7 else ()),
-    "uneven": lambda n: (13, 500, 1, n - 514),
-    "zero-length": lambda n: (300, 0, n - 600, 0, 300),
-}
-
 
 def blobs(dtype: type, n: int = 1500, d: int = 6, k: int = 5, seed: int = 0) -> np.ndarray:
     X, _ = make_blobs(n, d, centers=k, cluster_std=2.5, random_state=seed)
     return X.astype(dtype)
-
-
-@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-7), (np.float32, 1e-4)])
-@pytest.mark.parametrize("chunking", sorted(CHUNKINGS))
-def test_elkan_equals_lloyd_and_sklearn(dtype: type, rtol: float, chunking: str) -> None:
-    X = blobs(dtype)
-    init = X[[3, 100, 200, 700, 1200]].copy()
-    ref = SkKMeans(5, init=init, n_init=1, algorithm="lloyd").fit(X)
-    Xd = da.from_array(X, chunks=(CHUNKINGS[chunking](len(X)), X.shape[1]))
-    lloyd = KMeans(5, init=init, n_init=1, algorithm="lloyd").fit(Xd)
-    elkan = KMeans(5, init=init, n_init=1, algorithm="elkan").fit(Xd)
-    assert elkan.n_iter_ == lloyd.n_iter_ == ref.n_iter_
-    # the same labels in every iteration: the float64 sums differ only by the order of additions
-    np.testing.assert_allclose(elkan.cluster_centers_, lloyd.cluster_centers_, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(elkan.cluster_centers_, ref.cluster_centers_, rtol=rtol, atol=rtol)
-    np.testing.assert_allclose(elkan.inertia_, ref.inertia_, rtol=rtol)
-    np.testing.assert_array_equal(elkan.labels_.compute(), ref.labels_)
-    assert elkan.cluster_centers_.dtype == ref.cluster_centers_.dtype
 
 
 def test_elkan_with_sample_weight_scaled_uint8_and_many_clusters() -> None:

@@ -59,22 +59,31 @@ _DOWN = 1.0 - 2.5e-7
 
 
 @numba.njit(nogil=True, cache=True)
+def _bounds_from_product(g: np.ndarray, r: int, c_sq: np.ndarray, x_sq: float, slack: float, lower: np.ndarray,
+                         i: int) -> tuple[int, float]:  # pragma: no cover - compiled
+    """Row ``r`` of ``g = x·(-2Cᵀ)`` (squared norm ``x_sq``): its lower bounds, written to
+    ``lower[i]``, its nearest center (first of equals, as ``numpy.argmin``) and the squared
+    distance to it."""
+    best = 0
+    b1 = np.inf
+    for j in range(g.shape[1]):
+        v = np.float64(g[r, j]) + c_sq[j] + x_sq
+        if v < b1:
+            b1 = v
+            best = j
+        lo = v - slack
+        lower[i, j] = np.float32(np.sqrt(lo) * _DOWN) if lo > 0.0 else np.float32(0.0)
+    return best, b1
+
+
+@numba.njit(nogil=True, cache=True)
 def init_bounds(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, slack: float, labels: np.ndarray,
                 d1: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:  # pragma: no cover - compiled
     """From ``g = x·(-2Cᵀ)``: each row's nearest center (first of equals, as ``numpy.argmin``),
     its squared distance ``d1``, and bounds that hold whatever the product's rounding (within
     ``slack`` on a squared distance): ``upper ≥ ‖x - c_label‖``, ``lower[:, j] ≤ ‖x - c_j‖``."""
-    n, k = g.shape
-    for i in range(n):
-        best = 0
-        b1 = np.inf
-        for j in range(k):
-            v = np.float64(g[i, j]) + c_sq[j] + x_sq[i]
-            if v < b1:
-                b1 = v
-                best = j
-            lo = v - slack
-            lower[i, j] = np.float32(np.sqrt(lo) * _DOWN) if lo > 0.0 else np.float32(0.0)
+    for i in range(g.shape[0]):
+        best, b1 = _bounds_from_product(g, i, c_sq, x_sq[i], slack, lower, i)
         labels[i] = best
         d1[i] = b1 if np.isfinite(b1) else np.nan
         upper[i] = np.sqrt(max(b1, 0.0) + slack)
@@ -91,14 +100,14 @@ def _distance(x: np.ndarray, i: int, c: np.ndarray, j: int) -> float:  # pragma:
 
 
 @numba.njit(nogil=True, cache=True)
-def _move(x: np.ndarray, i: int, old: int, new: int, w: np.ndarray, weighted: bool, sums: np.ndarray,
+def _move(x: np.ndarray, r: int, old: int, new: int, wi: float, sums: np.ndarray,
           wic: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Move row ``i`` from cluster ``old`` to ``new`` in the float64 sums and weights."""
-    wi = w[i] if weighted else 1.0
+    """Move row ``r`` of ``x`` (weight ``wi``) from cluster ``old`` to ``new`` in the float64
+    sums and weights."""
     wic[old] -= wi
     wic[new] += wi
     for f in range(x.shape[1]):
-        v = wi * np.float64(x[i, f])
+        v = wi * np.float64(x[r, f])
         sums[old, f] -= v
         sums[new, f] += v
 
@@ -162,7 +171,7 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
                 u = dj
         upper[i] = u
         if a != labels[i]:
-            _move(x, i, labels[i], a, w, weighted, sums, wic)
+            _move(x, i, labels[i], a, w[i] if weighted else 1.0, sums, wic)
             labels[i] = a
     return computed, n_deferred
 
@@ -174,28 +183,12 @@ def refresh_rows(x: np.ndarray, rows: np.ndarray, g: np.ndarray, c_sq: np.ndarra
     """Rows ``rows`` of the block, whose tile (``x``, cast) was multiplied by ``-2Cᵀ`` into
     ``g``: new labels (as a Lloyd step takes them) and bounds from every distance, the rows that
     change cluster moved in the sums. ``w``, ``labels``, ``upper``, ``lower`` are the block's."""
-    t, k = g.shape
-    for r in range(t):
+    for r in range(g.shape[0]):
         i = rows[r]
-        best = 0
-        b1 = np.inf
-        for j in range(k):
-            v = np.float64(g[r, j]) + c_sq[j] + x_sq[r]
-            if v < b1:
-                b1 = v
-                best = j
-            lo = v - slack
-            lower[i, j] = np.float32(np.sqrt(lo) * _DOWN) if lo > 0.0 else np.float32(0.0)
+        best, b1 = _bounds_from_product(g, r, c_sq, x_sq[r], slack, lower, i)
         upper[i] = np.sqrt(max(b1, 0.0) + slack)
         if best != labels[i]:
-            wi = w[i] if weighted else 1.0
-            old = labels[i]
-            wic[old] -= wi
-            wic[best] += wi
-            for f in range(x.shape[1]):
-                v = wi * np.float64(x[r, f])
-                sums[old, f] -= v
-                sums[best, f] += v
+            _move(x, r, labels[i], best, w[i] if weighted else 1.0, sums, wic)
             labels[i] = best
 
 
