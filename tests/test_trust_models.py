@@ -140,3 +140,18 @@ def test_oversized_declared_array_is_refused_before_allocation(saved: Path) -> N
 def test_legit_file_still_loads(saved: Path) -> None:
     model = P.load(saved)
     assert type(model) is KMeans and model.cluster_centers_.shape == (2, 2)
+
+
+def test_every_public_estimator_is_in_the_registry() -> None:
+    """A new estimator needs one line in MODEL_CLASSES to be loadable; this test says which."""
+    import daskcluster
+    from sklearn.base import BaseEstimator
+
+    public = {name for name in dir(daskcluster)
+              if isinstance(getattr(daskcluster, name), type) and issubclass(getattr(daskcluster, name), BaseEstimator)}
+    for sub in ("cluster", "mixture", "decomposition"):
+        module = __import__(f"daskcluster.{sub}", fromlist=["_"])
+        public |= {name for name in getattr(module, "__all__", dir(module))
+                   if isinstance(getattr(module, name, None), type) and issubclass(getattr(module, name), BaseEstimator)}
+    missing = sorted(name for name in public if ("daskcluster", name) not in P.MODEL_CLASSES)
+    assert not missing, f"add to persistence.MODEL_CLASSES: {missing}"
