@@ -19,7 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from daskcluster.atomic import atomic_dir, atomic_file, clean_stale, temp_name, write_bytes
+from daskcluster.atomic import (
+    atomic_dir,
+    atomic_file,
+    clean_stale,
+    temp_name,
+    write_bytes,
+)
 from daskcluster.errors import LockedError, SourceError
 from daskcluster.locks import FileLock
 

@@ -55,14 +55,14 @@ def test_file_naming_the_cli_module_is_refused_and_the_host_continues(saved: Pat
     code = (f"from daskcluster import persistence as P\n"
             f"try:\n    P.load({str(saved)!r})\nexcept P.ModelFileError as exc:\n    print('refused:', exc)\n"
             f"import sys\nprint('host continues', 'daskcluster.__main__' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", code, "--help"], capture_output=True, text=True, timeout=120, check=False)
     assert "refused:" in out.stdout and "'daskcluster.__main__'.'main', which is not one load() creates" in out.stdout
     assert "host continues False" in out.stdout, out.stdout + out.stderr
 
 
 def test_importing_main_module_runs_nothing() -> None:
     out = subprocess.run([sys.executable, "-c", "import daskcluster.__main__; print('still here')", "--version"],
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, check=False)
     assert out.returncode == 0 and out.stdout.strip() == "still here", out.stdout + out.stderr
 
 
@@ -144,8 +144,9 @@ def test_legit_file_still_loads(saved: Path) -> None:
 
 def test_every_public_estimator_is_in_the_registry() -> None:
     """A new estimator needs one line in MODEL_CLASSES to be loadable; this test says which."""
-    import daskcluster
     from sklearn.base import BaseEstimator
+
+    import daskcluster
 
     public = {name for name in dir(daskcluster)
               if isinstance(getattr(daskcluster, name), type) and issubclass(getattr(daskcluster, name), BaseEstimator)}

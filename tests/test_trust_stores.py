@@ -104,7 +104,7 @@ def test_unreadable_store_is_a_permission_error(store: Path) -> None:
                 print(type(exc).__name__, exc)
         """)
         out = subprocess.run([setpriv, "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code],
-                             capture_output=True, text=True, timeout=120)
+                             capture_output=True, text=True, timeout=120, check=False)
         assert f"SourceError Cannot read '{store}': permission denied" in out.stdout, out.stdout + out.stderr
         assert "read access" in out.stdout
     finally:
