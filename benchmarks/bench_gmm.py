@@ -1,4 +1,4 @@
-"""GaussianMixture on real MNIST (PCA to 50 dimensions): daskcluster vs scikit-learn, one run.
+"""Gaussian mixtures on real MNIST (PCA to 50 dimensions): daskcluster vs scikit-learn, one run.
 
 Run from the project root::
 
@@ -35,6 +35,10 @@ What is measured (all in one process, one run, so that ratios compare like with 
    (each component labelled with its most frequent digit).
 4. Where the time of our full-covariance iteration goes: one kernel pass over ``Z`` in four
    chunks on one thread, under ``cProfile``.
+5. ``BayesianGaussianMixture`` (skipped with ``--no-bayesian``): time per iteration of each
+   covariance type against scikit-learn's, both from the same initial responsibilities (one-hot
+   at the rows ``init_params='random_from_data'`` draws for ``random_state=0``) and the default
+   priors given explicitly, ``tol=0``; threaded and on the same ``LocalCluster``; cases as in 1.
 
 The Markdown goes to ``benchmarks/RESULTS-gmm.md`` (the whole file is rewritten).
 """
@@ -105,19 +109,47 @@ def accuracy(y: np.ndarray, labels: np.ndarray) -> float:
 # --------------------------------------------------------------------------- per-iteration
 
 
+def bayesian_initial_parameters(Z: np.ndarray, covariance_type: str) -> dict[str, Any]:
+    """The same initial responsibilities for both libraries (one-hot at the rows scikit-learn's
+    ``'random_from_data'`` draws for ``random_state=0``) and the default priors given
+    explicitly, so that neither library reads the data for them during the timed fit."""
+    cov = np.cov(Z.T)
+    prior = {"full": cov, "tied": cov, "diag": np.diagonal(cov).copy(),
+             "spherical": float(np.diagonal(cov).mean())}[covariance_type]
+    return {"init_params": "random_from_data", "random_state": 0, "mean_prior": Z.mean(axis=0),
+            "covariance_prior": prior}
+
+
 def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: Any = None,
-                  with_sklearn: bool = True, floors: list[dict[str, float]] | None = None
-                  ) -> dict[tuple[str, str], dict[str, Any]]:
-    """Median seconds per iteration of each (library, type) from the same initial parameters."""
+                  with_sklearn: bool = True, floors: list[dict[str, float]] | None = None,
+                  estimator: str = "gmm") -> dict[tuple[str, str], dict[str, Any]]:
+    """Median seconds per iteration of each (library, type) from the same initial parameters
+    (``estimator='gmm'``: ``GaussianMixture``; ``'bgmm'``: ``BayesianGaussianMixture`` from the
+    same initial responsibilities)."""
     import dask
     import dask.array as da
-    from sklearn.mixture import GaussianMixture as Sk
     from threadpoolctl import threadpool_limits
 
-    from daskcluster.mixture import GaussianMixture
     from daskcluster.progress import progress_hook
 
-    inits = {ct: initial_parameters(Z, ct) for ct in TYPES}
+    if estimator == "gmm":
+        from sklearn.mixture import GaussianMixture as Sk
+
+        from daskcluster.mixture import GaussianMixture as Ours
+
+        inits = {ct: initial_parameters(Z, ct) for ct in TYPES}
+    else:
+        from sklearn.mixture import BayesianGaussianMixture as Sk  # type: ignore[assignment]
+
+        from daskcluster.mixture import BayesianGaussianMixture as Ours  # type: ignore[assignment]
+
+        inits = {ct: bayesian_initial_parameters(Z, ct) for ct in TYPES}
+
+    def GaussianMixture(k: int, **kwargs: Any) -> Any:  # both estimators, by keyword
+        return Ours(n_components=k, **kwargs)
+
+    def Sk_(k: int, **kwargs: Any) -> Any:
+        return Sk(n_components=k, **kwargs)
     data: Any = Z
     scheduler: dict[str, Any] = {}
     if client is not None:
@@ -132,9 +164,9 @@ def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: An
         warnings.simplefilter("ignore")
         for ct in TYPES:
             if with_sklearn:
-                Sk(K, covariance_type=ct, max_iter=1, **inits[ct]).fit(Z)
+                Sk_(K, covariance_type=ct, max_iter=1, **inits[ct]).fit(Z)
                 with threadpool_limits(1):
-                    Sk(K, covariance_type=ct, max_iter=1, **inits[ct]).fit(Z)
+                    Sk_(K, covariance_type=ct, max_iter=1, **inits[ct]).fit(Z)
             GaussianMixture(K, covariance_type=ct, max_iter=1, cache=False, **inits[ct]).fit(data)
     for rep in range(repeats):
         if floors is not None:
@@ -147,10 +179,10 @@ def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: An
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     if lib == "sklearn":
-                        seconds, model = timed(lambda: Sk(K, **kwargs).fit(Z))
+                        seconds, model = timed(lambda: Sk_(K, **kwargs).fit(Z))
                     elif lib == "sklearn-1-blas-thread":
                         with threadpool_limits(1):
-                            seconds, model = timed(lambda: Sk(K, **kwargs).fit(Z))
+                            seconds, model = timed(lambda: Sk_(K, **kwargs).fit(Z))
                     else:
                         with dask.config.set(**scheduler), progress_hook(lambda r: hook.append(r.seconds)):
                             seconds, model = timed(lambda: GaussianMixture(K, cache=False, **kwargs).fit(data))
@@ -158,7 +190,7 @@ def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: An
                 entry = results.setdefault((lib, ct), {"per_iter": [], "hook": [], "lower_bounds": None})
                 entry["per_iter"].append(seconds / iters[ct])
                 entry["hook"].extend(hook)
-                entry["lower_bounds"] = np.asarray(model.lower_bounds_)
+                entry["lower_bounds"] = np.ravel(np.asarray(model.lower_bounds_, dtype=float))
                 print(f"  [{rep + 1}/{repeats}] {lib:11s} {ct:9s} {seconds / iters[ct]:.4f} s/iter", flush=True)
     for entry in results.values():
         entry["median"] = statistics.median(entry["per_iter"])
@@ -277,7 +309,7 @@ def profile_full(Z: np.ndarray) -> list[tuple[str, float]]:
         prof = cProfile.Profile()
         total, _ = timed(lambda: prof.runcall(one_pass))
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
-    wanted = {"_maha_full": "E-step: whitening GEMM + squared norms",
+    wanted = {"mahalanobis": "E-step: whitening GEMM + squared norms",
               "log_norm_and_resp": "log-sum-exp, responsibilities",
               "end_segment": "M-step: gather rows + weighted outer-product GEMMs", "add": "n_k and weighted sums"}
     rows = []
@@ -297,9 +329,36 @@ def _cell(entry: dict[str, Any] | None) -> str:
     return f"{entry['min']:.4f} / {entry['median']:.4f}"
 
 
+def bayesian_section(threaded: dict[Any, Any], dist: dict[Any, Any], iters: dict[str, int]) -> list[str]:
+    """The BayesianGaussianMixture table and its targets."""
+    lines = ["## BayesianGaussianMixture: time per iteration (same initial responsibilities, `tol=0`)", "",
+             "Both start one-hot at the rows scikit-learn's `init_params='random_from_data'` draws for "
+             "`random_state=0`, with the default priors (the data's mean and covariance) given explicitly; "
+             f"iterations per fit: {', '.join(f'{ct} {iters[ct]}' for ct in TYPES)}. Seconds per iteration "
+             "(fit time / iterations; `'tied'` includes both libraries' pass over all rows for its initial "
+             "covariance), least / median.", "",
+             "| covariance | scikit-learn (default BLAS) | scikit-learn (1 BLAS thread) | daskcluster threaded "
+             "| daskcluster LocalCluster 2×1 | ratio threaded (least / median) | ratio LocalCluster (least / median) "
+             "| max rel Δ lower bound |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    nan = {"min": float("nan"), "median": float("nan")}
+    for ct in TYPES:
+        sk, ours = threaded[("sklearn-best", ct)], threaded[("daskcluster", ct)]
+        lc = dist.get(("daskcluster", ct), nan)
+        lbs = threaded[("sklearn", ct)]["lower_bounds"], ours["lower_bounds"]
+        diff = float(np.max(np.abs(lbs[0] - lbs[1]) / np.abs(lbs[0])))
+        lines.append(f"| {ct} | {_cell(threaded[('sklearn', ct)])} | {_cell(threaded[('sklearn-1-blas-thread', ct)])} "
+                     f"| {_cell(ours)} | {_cell(dist.get(('daskcluster', ct)))} "
+                     f"| {ours['min'] / sk['min']:.2f}× / {ours['median'] / sk['median']:.2f}× "
+                     f"| {lc['min'] / sk['min']:.2f}× / {lc['median'] / sk['median']:.2f}× | {diff:.1e} |")
+    lines += ["", "Targets (issue 16): every covariance type ≤ 0.5× scikit-learn's time per iteration on threads "
+              "(full ≤ 0.1×), ≤ 1.0× on the 2-worker LocalCluster.", ""]
+    return lines
+
+
 def write_report(path: str, meta: dict[str, Any], threaded: dict[Any, Any], dist: dict[Any, Any],
                  floor: dict[str, float], defaults: dict[Any, Any], prof: list[tuple[str, float]],
-                 iters: dict[str, int]) -> str:
+                 iters: dict[str, int], extra: list[str] | None = None) -> str:
     nan = {"min": float("nan"), "median": float("nan")}
     lines = ["# GaussianMixture on MNIST (issue: mixture)", ""]
     lines += [f"Command: `{meta['command']}` — {meta['date']}", "",
@@ -380,6 +439,7 @@ def write_report(path: str, meta: dict[str, Any], threaded: dict[Any, Any], dist
               "- daskcluster per-iteration medians from the progress hook (pass time only): "
               + ", ".join(f"{ct} {threaded[('daskcluster', ct)]['hook_median']:.4f} s" for ct in TYPES) + ".",
               ""]
+    lines += extra or []
     text = "\n".join(lines)
     with open(path, "w") as fh:
         fh.write(text)
@@ -391,6 +451,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10,000 rows, 1 repeat, no report")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster runs")
+    parser.add_argument("--no-bayesian", action="store_true", help="skip BayesianGaussianMixture")
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     iters = {"full": 8, "tied": 20, "diag": 20, "spherical": 20}
@@ -412,6 +473,19 @@ def main() -> None:
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                 Client(cluster) as client:
             dist = per_iteration(Z, iters, repeats, client=client, with_sklearn=False)
+    extra: list[str] = []
+    if not args.no_bayesian:
+        print("BayesianGaussianMixture per-iteration, threaded scheduler...", flush=True)
+        b_threaded = per_iteration(Z, iters, repeats, estimator="bgmm")
+        b_dist: dict[Any, Any] = {}
+        if not args.no_cluster:
+            from distributed import Client, LocalCluster
+
+            print("BayesianGaussianMixture per-iteration, LocalCluster...", flush=True)
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
+                    Client(cluster) as client:
+                b_dist = per_iteration(Z, iters, repeats, client=client, with_sklearn=False, estimator="bgmm")
+        extra = bayesian_section(b_threaded, b_dist, iters)
     print("default fits...", flush=True)
     defaults = default_fits(Z, y, {ct: threaded[("sklearn-best", ct)]["one_thread"] for ct in TYPES})
     print("profile...", flush=True)
@@ -432,7 +506,8 @@ def main() -> None:
         "repeats": repeats,
     }
     out = os.path.join(HERE, "RESULTS-gmm.md")
-    text = write_report(out if not args.quick else os.devnull, meta, threaded, dist, floor, defaults, prof, iters)
+    text = write_report(out if not args.quick else os.devnull, meta, threaded, dist, floor, defaults, prof, iters,
+                        extra)
     print(text)
 
 

@@ -346,3 +346,30 @@ def test_collapse_is_actionable(covariance_type: str) -> None:
                                                       "scale the input data"):
         BayesianGaussianMixture(n_components=3, covariance_type=covariance_type, reg_covar=0,
                                 random_state=0).fit(X)
+
+
+# --------------------------------------------------------------------------- the workflow
+
+
+def test_workflow_keeps_three_components_of_the_blobs(tmp_path: Any) -> None:
+    """workflows/bayesian_mixture.py at small size (2-D part): 3 of 10 components kept on the
+    texts' blobs with weights about 0.40 / 0.40 / 0.21; a small concentration keeps fewer."""
+    import importlib.util
+    import json
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "workflows" / "bayesian_mixture.py"
+    spec = importlib.util.spec_from_file_location("workflows_bayesian_mixture", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    assert module.main([str(tmp_path), "--small", "--data", "2d"]) == 0
+    report = json.loads((tmp_path / "bayesian_mixture.json").read_text())
+    assert report["blobs"]["n_kept"] == 3
+    assert_allclose(report["blobs"]["kept_weights"], [0.40, 0.40, 0.21], atol=0.02)
+    low, high = report["concentration"]["prior_0.01"], report["concentration"]["prior_10000"]
+    assert low["n_kept"] < high["n_kept"]
+    for name in ("bgmm_blobs.png", "bgmm_concentration.png", "bgmm_moons.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
