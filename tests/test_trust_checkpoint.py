@@ -170,8 +170,6 @@ def test_checkpoint_of_a_running_fit_is_refused(tmp_path: Path) -> None:
     assert FitCheckpoint(path, {"estimator": "KMeans"}).load() == ({}, {})  # its writer died: resumable
 
 
-@pytest.mark.xfail(strict=True, reason="needs the KMeans call site to pass data= and weights= to FitCheckpoint "
-                                       "(daskcluster/cluster/_kmeans.py); remove this mark with that change")
 def test_kmeans_refuses_checkpoint_of_other_data(tmp_path: Path) -> None:
     """The audit's case: data B fitted with data A's checkpoint returned A's centers."""
     ckpt = str(tmp_path / "fit.npz")

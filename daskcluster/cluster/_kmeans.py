@@ -233,7 +233,8 @@ of shape (n_samples, n_features)
         weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
         rs = check_random_state(type(self).__name__, self.random_state)
         entropies = rs.randint(np.iinfo(np.int32).max, size=n_init)
-        ckpt = None if self.checkpoint is None else FitCheckpoint(self.checkpoint, self._fingerprint(data, weights, init_array))
+        ckpt = None if self.checkpoint is None else FitCheckpoint(
+            self.checkpoint, self._fingerprint(data, weights, init_array), data=data, weights=weights)
         saved = None if ckpt is None else ckpt.load()
         t0 = time.perf_counter()
         best: LloydResult | None = None
