@@ -348,3 +348,23 @@ def test_sklearn_compatible(estimator: object, check: object) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         check(estimator)  # type: ignore[operator]
+
+
+def test_temporary_w_store_of_a_dead_fit_is_removed_by_the_next(tmp_path: Path) -> None:
+    """A fit killed while W is streamed leaves its temporary store; the next fit removes it."""
+    import subprocess
+    import sys
+
+    from daskcluster.data import as_row_data
+    from daskcluster.decomposition._nmf_store import RowStore
+
+    code = ("import os, sys; import numpy as np; from daskcluster.data import as_row_data; "
+            "from daskcluster.decomposition._nmf_store import RowStore; "
+            "RowStore(as_row_data(np.ones((10, 3)), owner='NMF'), 2, np.float64, folder=sys.argv[1]); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, timeout=120)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".daskcluster-nmf-W.tmp-")
+    store = RowStore(as_row_data(np.ones((10, 3)), owner="NMF"), 2, np.float64, folder=str(tmp_path))
+    assert [p.name for p in tmp_path.iterdir()] == [Path(store.path).name]
+    store.close()
+    assert list(tmp_path.iterdir()) == []

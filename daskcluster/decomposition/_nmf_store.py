@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -28,6 +29,7 @@ import zarr
 from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
+from .. import atomic
 from ..data import RowData
 from ..kernels.blocks import ChunkInfo
 from ..kernels.nmf import StepParams, StepStats, mu_step_kernel
@@ -88,9 +90,12 @@ class RowStore:
     """
 
     def __init__(self, data: RowData, n_columns: int, dtype: np.dtype, folder: str | os.PathLike[str] | None = None) -> None:
-        parent = folder or dask.config.get("temporary-directory", None) or tempfile.gettempdir()
+        parent = Path(folder or dask.config.get("temporary-directory", None) or tempfile.gettempdir())
         os.makedirs(parent, exist_ok=True)
-        self.path = tempfile.mkdtemp(prefix="daskcluster-nmf-W-", dir=parent)
+        base = parent / "daskcluster-nmf-W"
+        atomic.clean_stale(base)  # the stores of fits whose process died
+        self.path = str(atomic.temp_name(base))
+        os.mkdir(self.path)
         self.chunks = data.array.chunks[0]
         self.n_columns = n_columns
         self.dtype = np.dtype(dtype)
