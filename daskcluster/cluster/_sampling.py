@@ -37,6 +37,7 @@ import numpy as np
 
 from ..blas import single_threaded_blas
 from ..data import RowData, active_client
+from ..engine import row_block
 from ..kernels import minibatch as M
 from ..kernels.blocks import ChunkInfo
 
@@ -124,7 +125,7 @@ class _EpochClock:
 
 
 def _load_block(array: da.Array, weights: da.Array | None, index: int) -> tuple[np.ndarray, np.ndarray | None]:
-    parts = [array.blocks[index]] + ([] if weights is None else [weights.blocks[index]])
+    parts = [row_block(array, index)] + ([] if weights is None else [row_block(weights, index)])
     out = dask.compute(*parts)
     return np.asarray(out[0]), (None if weights is None else np.asarray(out[1]))
 
@@ -243,8 +244,8 @@ class _DistributedRunner:
                     return
 
         def read(position: int, chunk: int) -> None:
-            block = client.compute(data.array.blocks[chunk])
-            wblock = None if weights is None else client.compute(weights.blocks[chunk])
+            block = client.compute(row_block(data.array, chunk))
+            wblock = None if weights is None else client.compute(row_block(weights, chunk))
             reads[position] = (block, wblock)
 
         def fill(upto: int) -> None:

@@ -13,12 +13,14 @@ from .passes import (
     tree_reduce,
     tree_reduce_rows,
 )
+from .schedule import row_block
 
 __all__ = [
     "SPLIT_EVERY",
     "PassCounter",
     "count_passes",
     "map_rows",
+    "row_block",
     "take_rows",
     "tree_reduce",
     "tree_reduce_rows",

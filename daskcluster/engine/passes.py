@@ -36,18 +36,19 @@ import dask
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from ..blas import blas_for_tasks
 from ..data import RowData
 from ..errors import InvalidDataError
 from ..kernels.blocks import ChunkInfo
 from .schedule import (
+    block_keys,
     chunk_futures,
     client_of,
     current_get,
     low_level_graph,
     placement,
+    row_block,
     unique_name,
 )
 from .tree import Node, children, combine_complete, evaluate, tree_widths
@@ -124,13 +125,14 @@ def _reduce_pinned(client: Any, data: RowData, kernel: Callable[..., Any], param
     from dask.optimization import cull
 
     workers = sorted(client.scheduler_info()["workers"])
+    data_keys, weights_keys = block_keys(data.array), None if weights is None else block_keys(weights)
     arrays = [data.array] if weights is None else [data.array, weights]
     dsk = low_level_graph({}, arrays)
     wrapped = _Broadcast(params, name)
     n = data.n_chunks
     futures = []
     for i, chunk in enumerate(_chunk_infos(data)):
-        keys = [(data.array.name, i, 0)] + ([] if weights is None else [(weights.name, i)])
+        keys = [data_keys[i]] + ([] if weights_keys is None else [weights_keys[i]])
         sub, _ = cull(dsk, keys)
         where = [workers[i * len(workers) // n]] if workers else None
         futures.append(client.submit(_run_pinned, kernel, _Broadcast(sub, f"{name}-read-{i}"), keys, chunk, wrapped,
@@ -139,10 +141,6 @@ def _reduce_pinned(client: Any, data: RowData, kernel: Callable[..., Any], param
     keys = _tree_below_root(tasks, name, n, combine, split_every)
     tasks.update((f.key, f) for f in futures)
     return _combine_top(keys, client.get(tasks, keys), n, split_every, combine)
-
-
-def _run_map(kernel: Callable[..., np.ndarray], block: np.ndarray, params: _Broadcast, chunk: ChunkInfo) -> np.ndarray:
-    return kernel(block, *params.value, chunk)
 
 
 @dataclass
@@ -219,7 +217,7 @@ def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Ca
     tasks: dict[Any, Any] = {}
     for g, idx in enumerate(groups):
         blocks = [futures[i].key for i in idx]
-        wkeys = None if weights is None else [(weights.name, i) for i in idx]
+        wkeys = None if weights is None else [block_keys(weights)[i] for i in idx]
         layout = _Broadcast(([infos[i] for i in idx], n, split_every), f"{name}-{g}")
         tasks[(name, "group", g)] = (_run_group, kernel, combine, blocks, wkeys, layout, wrapped)
     dsk = low_level_graph(tasks, [] if weights is None else [weights])
@@ -300,9 +298,10 @@ def tree_reduce(
     if not grouped:
         pkey = (name, "params")
         tasks: dict[Any, Any] = {pkey: _Broadcast(params, name)}
+        data_keys, weights_keys = block_keys(array), None if weights is None else block_keys(weights)
         for i, chunk in enumerate(_chunk_infos(data)):
-            wkey = None if weights is None else (weights.name, i)
-            tasks[(name, 0, i)] = (_run_kernel, kernel, (array.name, i, 0), wkey, chunk, pkey)
+            wkey = None if weights_keys is None else weights_keys[i]
+            tasks[(name, 0, i)] = (_run_kernel, kernel, data_keys[i], wkey, chunk, pkey)
         keys = _tree_below_root(tasks, name, n, combine, split_every)
         dsk = low_level_graph(tasks, [array] if weights is None else [array, weights])
         with blas_for_tasks(n, get):
@@ -410,10 +409,11 @@ def tree_reduce_rows(
     pkey = (name, "params")
     tasks: dict[Any, Any] = {pkey: _Broadcast(params, name)}
     rows_keys = []
+    data_keys, aligned_keys = block_keys(array), [block_keys(a) for a in aligned]
     for i, chunk in enumerate(_chunk_infos(data)):
-        blocks = [(a.name, i) if a.ndim == 1 else (a.name, i, 0) for a in aligned]
+        blocks = [keys[i] for keys in aligned_keys]
         part = (name, "part", i)
-        tasks[part] = (_run_rows_kernel, kernel, (array.name, i, 0), blocks, chunk, pkey, n_columns, dtype)
+        tasks[part] = (_run_rows_kernel, kernel, data_keys[i], blocks, chunk, pkey, n_columns, dtype)
         tasks[(name, 0, i)] = (_part, part, 1)
         tasks[(rows_name, i, 0)] = (_part, part, 0)
         rows_keys.append((rows_name, i, 0))
@@ -436,11 +436,31 @@ def tree_reduce_rows(
         values = out[n:]
         held = dict(zip(rows_keys, out[:n]))
     result = _combine_top(keys, values, n, SPLIT_EVERY, combine)
-    rows = da.Array(HighLevelGraph.from_collections(rows_name, held, dependencies=()), rows_name,
-                    (array.chunks[0], (n_columns,)), dtype=dtype)
+    rows = _held_rows(rows_name, [held[key] for key in rows_keys], array.chunks[0], n_columns, dtype)
     _count(data)
     logger.debug("%s: %d chunks, rows kept, %.3fs", label, n, time.perf_counter() - t0)
     return rows, result
+
+
+def _held_rows(name: str, parts: list[Any], lengths: tuple[int, ...], n_columns: int, dtype: np.dtype) -> da.Array:
+    """A Dask array of the row blocks ``parts`` (NumPy arrays, or futures holding them), by public
+    API only (it works with Dask's array query planning too)."""
+    blocks = []
+    for i, (part, length) in enumerate(zip(parts, lengths)):
+        if isinstance(part, np.ndarray):
+            blocks.append(da.from_array(part, chunks=part.shape, name=f"{name}-{i}"))
+        else:
+            blocks.append(da.from_delayed(dask.delayed(part), (length, n_columns), dtype=dtype, name=f"{name}-{i}"))
+    rows = da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
+    # concatenate drops zero-length blocks: put them back, so the rows align with the data
+    return rows if rows.chunks[0] == tuple(lengths) else rows.rechunk((tuple(lengths), (n_columns,)))
+
+
+def _run_map_block(block: np.ndarray, kernel: Callable[..., np.ndarray], params: _Broadcast,
+                   block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    assert block_info is not None
+    where = block_info[0]
+    return kernel(block, *params.value, ChunkInfo(where["chunk-location"][0], where["array-location"][0][0]))
 
 
 def map_rows(
@@ -461,14 +481,16 @@ def map_rows(
     array = data.array
     label = label or getattr(kernel, "__name__", "map")
     name = f"{label}-{tokenize(label, array.name, params, n_columns)}"
-    pkey = (f"params-{name}",)
-    dsk: dict[Any, Any] = {pkey: _Broadcast(tuple(params), name)}
-    for i, start in enumerate(data.starts):
-        key = (name, i) if n_columns is None else (name, i, 0)
-        dsk[key] = (_run_map, kernel, (array.name, i, 0), pkey, ChunkInfo(i, start))
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[array])
-    chunks: tuple[tuple[int, ...], ...] = (array.chunks[0],) if n_columns is None else (array.chunks[0], (n_columns,))
-    return da.Array(graph, name, chunks, dtype=dtype)
+    wrapped = _Broadcast(tuple(params), name)
+    if n_columns is None:
+        return da.map_blocks(_run_map_block, array, kernel, wrapped, dtype=dtype, drop_axis=1,
+                             chunks=(array.chunks[0],), name=name, meta=np.empty((0,), dtype=dtype))
+    return da.map_blocks(_run_map_block, array, kernel, wrapped, dtype=dtype, chunks=(array.chunks[0], (n_columns,)),
+                         name=name, meta=np.empty((0, 0), dtype=dtype))
+
+
+def _pick_rows(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    return np.asarray(block[rows])
 
 
 def take_rows(data: RowData, index: np.ndarray) -> np.ndarray:
@@ -485,8 +507,10 @@ def take_rows(data: RowData, index: np.ndarray) -> np.ndarray:
     order = []
     for c in np.unique(which):
         sel = np.flatnonzero(which == c)
-        block = data.array.blocks[int(c)]
-        parts.append(block[index[sel] - starts[c]])
+        block = row_block(data.array, int(c))
+        local = index[sel] - starts[c]
+        parts.append(block.map_blocks(_pick_rows, local, chunks=((len(local),), (data.n_features,)),
+                                      dtype=block.dtype))
         order.append(sel)
     if not parts:
         return np.zeros((0, data.n_features), dtype=data.dtype)

@@ -20,6 +20,7 @@ from typing import Any
 import dask
 import dask.array as da
 import dask.threaded
+import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
@@ -63,6 +64,23 @@ def client_of(get: Callable[..., Any]) -> Any | None:
     except ImportError:  # pragma: no cover - distributed is a dependency
         return None
     return owner if isinstance(owner, Client) else None
+
+
+def block_keys(array: da.Array) -> list[Any]:
+    """The graph keys of ``array``'s row blocks, in order: ``(name, i)`` or ``(name, i, 0)``.
+
+    Taken from the array itself (with Dask's array query planning, the keys are those of the
+    optimized expression, not ``array.name``). Features must be one chunk.
+    """
+    keys = array.__dask_keys__()
+    return [k if array.ndim == 1 else k[0] for k in keys]
+
+
+def row_block(array: da.Array, index: int) -> da.Array:
+    """Row block ``index`` of ``array`` as a one-chunk Dask array: a slice along the chunk's
+    bounds (public API on both of Dask's array backends, where ``.blocks`` is not)."""
+    stop = int(np.sum(array.chunks[0][: index + 1]))
+    return array[stop - array.chunks[0][index] : stop]
 
 
 def low_level_graph(tasks: Mapping[Any, Any], inputs: Sequence[da.Array]) -> dict[Any, Any]:
