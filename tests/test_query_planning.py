@@ -23,6 +23,6 @@ def test_core_suite_passes_with_query_planning() -> None:
                            env=env, capture_output=True, text=True, timeout=120, check=True)
     assert check.stdout.strip() == "True"
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "not process_cluster",
-                           *CORE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+                           *CORE], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     assert " passed" in proc.stdout and " failed" not in proc.stdout
