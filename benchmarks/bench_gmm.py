@@ -4,6 +4,8 @@ Run from the project root::
 
     python benchmarks/bench_gmm.py            # full run: 70,000 x 50, writes benchmarks/RESULTS-gmm.md
     python benchmarks/bench_gmm.py --quick    # smoke test: 10,000 rows, 1 repeat, writes nothing
+    python benchmarks/bench_gmm.py --iterations-only --types diag --no-cluster --repeats 3
+                                              # times per iteration only (e.g. two checkouts compared)
 
 What is measured (all in one process, one run, so that ratios compare like with like):
 
@@ -122,7 +124,7 @@ def bayesian_initial_parameters(Z: np.ndarray, covariance_type: str) -> dict[str
 
 def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: Any = None,
                   with_sklearn: bool = True, floors: list[dict[str, float]] | None = None,
-                  estimator: str = "gmm") -> dict[tuple[str, str], dict[str, Any]]:
+                  estimator: str = "gmm", types: tuple[str, ...] = TYPES) -> dict[tuple[str, str], dict[str, Any]]:
     """Median seconds per iteration of each (library, type) from the same initial parameters
     (``estimator='gmm'``: ``GaussianMixture``; ``'bgmm'``: ``BayesianGaussianMixture`` from the
     same initial responsibilities)."""
@@ -137,13 +139,13 @@ def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: An
 
         from daskcluster.mixture import GaussianMixture as Ours
 
-        inits = {ct: initial_parameters(Z, ct) for ct in TYPES}
+        inits = {ct: initial_parameters(Z, ct) for ct in types}
     else:
         from sklearn.mixture import BayesianGaussianMixture as Sk  # type: ignore[assignment]
 
         from daskcluster.mixture import BayesianGaussianMixture as Ours  # type: ignore[assignment]
 
-        inits = {ct: bayesian_initial_parameters(Z, ct) for ct in TYPES}
+        inits = {ct: bayesian_initial_parameters(Z, ct) for ct in types}
 
     def GaussianMixture(k: int, **kwargs: Any) -> Any:  # both estimators, by keyword
         return Ours(n_components=k, **kwargs)
@@ -162,7 +164,7 @@ def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: An
     libs = (["sklearn", "sklearn-1-blas-thread"] if with_sklearn else []) + ["daskcluster"]
     with warnings.catch_warnings(), dask.config.set(**scheduler):  # warm-up, not timed
         warnings.simplefilter("ignore")
-        for ct in TYPES:
+        for ct in types:
             if with_sklearn:
                 Sk_(K, covariance_type=ct, max_iter=1, **inits[ct]).fit(Z)
                 with threadpool_limits(1):
@@ -172,7 +174,7 @@ def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: An
         if floors is not None:
             floors.append(gemm_floor(Z))
             print(f"  [{rep + 1}/{repeats}] floor {floors[-1]['floor']:.4f} s", flush=True)
-        for ct in TYPES:
+        for ct in types:
             for lib in libs:
                 kwargs = dict(covariance_type=ct, max_iter=iters[ct], tol=0.0, **inits[ct])
                 hook: list[float] = []
@@ -197,7 +199,7 @@ def per_iteration(Z: np.ndarray, iters: dict[str, int], repeats: int, client: An
         entry["min"] = min(entry["per_iter"])
         entry["hook_median"] = statistics.median(entry["hook"]) if entry["hook"] else float("nan")
     if with_sklearn:
-        for ct in TYPES:
+        for ct in types:
             a, b = results[("sklearn", ct)], results[("sklearn-1-blas-thread", ct)]
             one = b["min"] < a["min"]
             results[("sklearn-best", ct)] = {
@@ -446,12 +448,40 @@ def write_report(path: str, meta: dict[str, Any], threaded: dict[Any, Any], dist
     return text
 
 
+def iterations_only(Z: np.ndarray, iters: dict[str, int], repeats: int, types: tuple[str, ...], cluster: bool,
+                    bayesian: bool) -> None:
+    """Times per iteration of the chosen types, printed as one line per (estimator, type)."""
+    for estimator in ("gmm", "bgmm") if bayesian else ("gmm",):
+        threaded = per_iteration(Z, iters, repeats, estimator=estimator, types=types)
+        dist: dict[Any, Any] = {}
+        if cluster:
+            from distributed import Client, LocalCluster
+
+            with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as lc, \
+                    Client(lc) as client:
+                dist = per_iteration(Z, iters, repeats, client=client, with_sklearn=False, estimator=estimator,
+                                     types=types)
+        for ct in types:
+            sk, ours = threaded[("sklearn-best", ct)], threaded[("daskcluster", ct)]
+            line = (f"{estimator:4s} {ct:9s} scikit-learn {sk['min']:.4f} s/iter, daskcluster threaded "
+                    f"{ours['min']:.4f} ({ours['min'] / sk['min']:.2f}x)")
+            if ("daskcluster", ct) in dist:
+                lc_min = dist[("daskcluster", ct)]["min"]
+                line += f", LocalCluster {lc_min:.4f} ({lc_min / sk['min']:.2f}x)"
+            print(line + " (least over the repeats)", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="10,000 rows, 1 repeat, no report")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster runs")
     parser.add_argument("--no-bayesian", action="store_true", help="skip BayesianGaussianMixture")
+    parser.add_argument("--iterations-only", action="store_true",
+                        help="only the times per iteration against scikit-learn (threaded, and the LocalCluster "
+                        "unless --no-cluster), printed, no report: e.g. to compare two checkouts")
+    parser.add_argument("--types", default=",".join(TYPES), help="covariance types, comma-separated "
+                        "(with --iterations-only)")
     args = parser.parse_args()
     repeats = 1 if args.quick else args.repeats
     iters = {"full": 8, "tied": 20, "diag": 20, "spherical": 20}
@@ -461,6 +491,9 @@ def main() -> None:
     print("loading MNIST and PCA...", flush=True)
     Z, y, pca_seconds = load(10_000 if args.quick else None)
     print(f"  Z {Z.shape}, PCA {pca_seconds:.1f}s", flush=True)
+    if args.iterations_only:
+        iterations_only(Z, iters, repeats, tuple(args.types.split(",")), not args.no_cluster, not args.no_bayesian)
+        return
     print("per-iteration (and the floor), threaded scheduler...", flush=True)
     floors: list[dict[str, float]] = []
     threaded = per_iteration(Z, iters, repeats, floors=floors)
