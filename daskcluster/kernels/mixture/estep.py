@@ -89,16 +89,19 @@ def log_norm_and_resp(wlp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def log_norm_resp_entropy(wlp: np.ndarray, ws: Scratch) -> tuple[np.ndarray, np.ndarray, float]:
     """As :func:`log_norm_and_resp`, and ``sum r log r`` over the rows and components, with
-    ``log r = wlp - log p(x)`` (as scikit-learn's ``sum(exp(log_resp) * log_resp)``)."""
+    ``log r = wlp - log p(x)`` (scikit-learn's ``sum(exp(log_resp) * log_resp)``), from one
+    exponential: with ``s = wlp - max`` and ``t = sum exp(s)`` per row,
+    ``sum_k r_k log r_k = sum_k exp(s_k) s_k / t - log t``."""
     top = wlp.max(axis=1)
     top[~np.isfinite(top)] = 0.0
     wlp -= top[:, None]
     resp = np.exp(wlp, out=ws.get("resp_t", wlp.shape[1], wlp.shape[0]).T)
+    total = resp.sum(axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_total = np.log(resp.sum(axis=1))
-        wlp -= log_total[:, None]  # log r
-        np.exp(wlp, out=resp)
-        entropy = float(np.einsum("nk,nk->", resp, wlp))
+        log_total = np.log(total)
+        weighted = np.einsum("nk,nk->n", resp, wlp)
+        entropy = float(np.sum(weighted / total - log_total))
+        resp /= total[:, None]
     return top + log_total, resp, entropy
 
 
