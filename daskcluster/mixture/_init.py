@@ -90,10 +90,7 @@ def _moments_pass(data: RowData, kind: str) -> K.MixtureStats:
 
 def data_moments(data: RowData, kind: str) -> DataMoments:
     """Mean and covariance (``ddof=1``) of all the rows, of statistics kind ``kind``. One pass."""
-    d = data.n_features
-    total = _moments_pass(data, kind)
-    shape = (d, d) if kind in ("full", "tied") else (d,)
-    return DataMoments(float(total.nk[0]), total.means[0].copy(), np.asarray(total.m2).reshape(shape) / (total.nk[0] - 1))
+    return DataMoments.of(_moments_pass(data, kind), np.zeros(data.n_features))
 
 
 def _tied_at_rows(total: K.MixtureStats, rows: np.ndarray, reg_covar: float) -> np.ndarray:
@@ -177,11 +174,10 @@ def estimates_and_moments(
     found = None
     if moments:
         # 'full' and 'tied' statistics of one component are the same (d, d) moments
-        total = totals.get("tied") if moments in ("full", "tied") else None
-        if total is None:
-            found = data_moments(data, moments)
+        if "tied" in totals and covariance_of(moments).full_prior_covariance():
+            found = DataMoments.of(totals["tied"], np.zeros(d))  # the (d, d) moments of all rows: reused
         else:
-            found = DataMoments(float(total.nk[0]), total.means[0].copy(), total.m2 / (total.nk[0] - 1))
+            found = data_moments(data, moments)
     return out, found
 
 

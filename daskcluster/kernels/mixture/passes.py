@@ -62,7 +62,7 @@ def em_kernel(
     """E-step of each mixture on one block, and the statistics of its M-step. One read of the block."""
     d = block.shape[1]
     models = params.models
-    accs = [Accumulator(m.kind, m.n_components, d, m.min_resp, m.means if m.kind == "full" else None)
+    accs = [Accumulator(m.kind, m.n_components, d, m.min_resp, m.means if m.covariance.keeps_responsibilities else None)
             for m in models]
     if block.shape[0] == 0:
         return [acc.finish(np.zeros(d), np.zeros(d)) for acc in accs]
