@@ -192,3 +192,21 @@ def test_elkan_streamed_from_zarr_keeps_its_bounds_on_the_workers(process_client
     assert elkan.n_iter_ == lloyd.n_iter_ > 4
     np.testing.assert_allclose(elkan.cluster_centers_, lloyd.cluster_centers_, rtol=1e-6, atol=1e-6)
     assert computed[-1] < 0.1, computed
+
+
+@pytest.mark.slow
+def test_elkan_on_persisted_chunks_in_one_task_each(process_client: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Persisted data whose chunks are not grouped by worker (scattered placement): each chunk's
+    task runs where the chunk is held, and the bounds are found there."""
+    from daskcluster.engine import passes
+
+    monkeypatch.setattr(passes, "_reduce_by_worker", lambda *args, **kwargs: (False, None))
+    X = blobs(np.float64, n=6000, d=8, k=6, seed=8)
+    init = X[:6].copy()
+    computed: list[float] = []
+    with progress_hook(lambda rep: computed.append(rep.metrics["computed"]) if rep.stage == "fit" else None):
+        elkan = KMeans(6, init=init, n_init=1, algorithm="elkan", tol=0).fit(X)
+    ref = SkKMeans(6, init=init, n_init=1, algorithm="lloyd", tol=0).fit(X)
+    assert elkan.n_iter_ == ref.n_iter_
+    np.testing.assert_allclose(elkan.cluster_centers_, ref.cluster_centers_, rtol=1e-7, atol=1e-9)
+    assert computed[-1] < 0.2, computed

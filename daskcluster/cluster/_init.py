@@ -120,18 +120,3 @@ def recluster_candidates(candidates: np.ndarray, weight: np.ndarray, n_clusters:
         warnings.simplefilter("ignore", ConvergenceWarning)
         km = _SkKMeans(n_clusters, init=init, n_init=1, random_state=seed).fit(centers, sample_weight=w)
     return km.cluster_centers_.astype(dtype)
-
-
-def kmeans_plusplus_distributed(data: RowData, weights: da.Array | None, n_clusters: int, *, entropy: int,
-                                n_local_trials: int | None = None, owner: str = "KMeans") -> np.ndarray:
-    """Greedy k-means++ (Arthur & Vassilvitskii, 2007, as scikit-learn runs it), one pass per
-    center: the seeding of :func:`daskcluster.cluster._driver.seed` with ``init='k-means++'``.
-
-    Returns centers of shape (n_clusters, n_features), compute dtype. Data passes:
-    ``n_clusters`` (+1 with weights, for the first center).
-    """
-    from ._driver import seed
-
-    if n_local_trials is not None:
-        raise ValueError(f"n_local_trials must be None (scikit-learn's 2 + log(n_clusters)); got {n_local_trials!r}.")
-    return seed(data, weights, n_clusters, "k-means++", entropy=entropy)

@@ -288,12 +288,12 @@ def tree_reduce(
     client = client_of(get)
     t0 = time.perf_counter()
     grouped = False
-    if client is not None and n > 1:
-        futures = chunk_futures(array, client)
-        if futures is not None:
-            grouped, result = _reduce_by_worker(client, futures, data, kernel, params, combine, weights,
-                                                split_every, name)
-    if not grouped and client is not None and pin_chunks:
+    futures = None if client is None else chunk_futures(array, client)
+    if futures is not None and n > 1:
+        grouped, result = _reduce_by_worker(client, futures, data, kernel, params, combine, weights,
+                                            split_every, name)
+    # persisted chunks are where their tasks run anyway; streamed ones are pinned to a worker
+    if not grouped and client is not None and pin_chunks and futures is None:
         grouped, result = True, _reduce_pinned(client, data, kernel, params, combine, weights, split_every, name)
     if not grouped:
         pkey = (name, "params")

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from ..cluster import KMeans
-from ..cluster._init import kmeans_plusplus_distributed
+from ..cluster._driver import seed
 from ..data import RowData, Scaled
 from ..engine import take_rows, tree_reduce
 from ..kernels import mixture as K
@@ -161,8 +161,7 @@ def estimates_and_moments(
         index = rs.choice(data.n_samples, size=n_components, replace=False)
         rows = take_rows(data, index)
     else:
-        rows = kmeans_plusplus_distributed(data, None, n_components, entropy=_seed(rs), n_local_trials=None,
-                                           owner=owner)
+        rows = seed(data, None, n_components, "k-means++", entropy=_seed(rs), owner=owner)
     rows = np.asarray(rows, dtype=np.float64)
     stats = _one_hot_rows(rows, kinds)
     out = {t: estimate_parameters(stats[covariance_of(t).stats_kind], np.zeros(d), t, reg_covar)
