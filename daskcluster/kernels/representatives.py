@@ -86,7 +86,7 @@ def nearest_rows_kernel(
     k, d = centers.shape
     best = NearestRows.empty(k)
     table = CenterTable.of(centers)
-    for start, _stop, _x, x_sq, g in iter_products(block, table.minus2_t, chunk, tile_rows(d + k, centers.dtype.itemsize)):
+    for start, _stop, _x, x_sq, g in iter_products(block, table.minus2_t, chunk, tile_rows(d, centers.dtype.itemsize)):
         part = g + x_sq.astype(g.dtype)[:, None]
         rows = np.argmin(part, axis=0)
         chosen = affine.apply(np.asarray(block[start + rows], dtype=np.float64))

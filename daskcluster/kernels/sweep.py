@@ -174,7 +174,7 @@ def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.Bou
     table = CenterTable.of(centers)
     d = block.shape[1]
     csq_max = float(table.sq_norms.max(initial=0.0))
-    size = A.tile_rows(d + table.n_centers, table.dtype.itemsize)
+    size = A.tile_rows(d, table.dtype.itemsize)
     for t in range(0, len(rows), size):
         idx = rows[t : t + size]
         for _, _, x, x_sq, g in A.iter_products(block[idx], table.minus2_t, chunk, size):
@@ -211,7 +211,7 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
     elkan = {j: (np.empty(n), np.empty((n, len(m.centers)), dtype=np.float32)) for j, m in enumerate(members)
              if m.kind == ELKAN}
     w, weighted = A.weights_arg(sample_weight)
-    rows = A.tile_rows(d + table.n_centers, dtype.itemsize)
+    rows = A.tile_rows(d, dtype.itemsize)
     for start, stop, x, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
         xsq_max = float(x_sq.max())
         for j, seg in enumerate(segments):
@@ -333,7 +333,7 @@ def _label_rows(block: np.ndarray, chunk: ChunkInfo, params: Labelings) -> list[
     out = [np.empty(n, dtype=np.int64) for _ in params.centers]
     if params.centers:
         table, segments = _stack(tuple(Member(LLOYD, c.astype(params.dtype)) for c in params.centers), params.affine)
-        rows = A.tile_rows(d + table.n_centers, table.dtype.itemsize)
+        rows = A.tile_rows(d, table.dtype.itemsize)
         scratch = np.empty(min(n, rows))
         for start, stop, _, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
             for j, seg in enumerate(segments):
