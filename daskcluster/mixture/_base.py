@@ -4,23 +4,28 @@ accept, the per-row outputs as lazy passes, the score and sampling."""
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
+import warnings
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import replace
 from typing import Any
 
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
+from sklearn.exceptions import ConvergenceWarning
 
-from ..data import RowData, Scaled, as_row_data, check_n_features
+from ..data import RowData, Scaled, as_row_data, cached, check_n_features
 from ..engine import map_rows, tree_reduce
-from ..errors import NotFittedError
+from ..errors import InvalidDataError, NotFittedError
 from ..io import DEFAULT_CHUNK_BYTES
 from ..kernels import mixture as K
 from ..params import check_float, check_int, check_options, check_random_state
 from ._covariance import covariance_of
-from ._em import EMRun
+from ._em import EMRun, run_em
 from ._init import INIT_PARAMS
 
 logger = logging.getLogger(__name__)
@@ -102,6 +107,44 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
                 print(f"Initialization {index} {state}. lower bound {run.lower_bound:.5f}.")
 
         return show
+
+    def _fit(self, X: Any) -> Any:
+        """What both mixtures' ``fit`` do: validate, start the ``n_init`` runs
+        (``_initial_runs``), run EM on all of them in lockstep, keep the first run of largest
+        lower bound (the last one when ``max_iter=0``, as scikit-learn) and set the fitted
+        attributes (``_store``)."""
+        name = type(self).__name__
+        self._check_params()
+        data = as_mixture_data(X, owner=name, min_samples=2)
+        if data.n_samples < self.n_components:
+            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_components={self.n_components}.")
+        checked = self._check_fit(data)
+        warm = bool(self.warm_start and hasattr(self, "converged_"))
+        if warm:
+            check_n_features(data, self.n_features_in_, name)
+        rs = check_random_state(name, self.random_state)
+        t0 = time.perf_counter()
+        with ExitStack() as stack:
+            work = stack.enter_context(cached(data, self.cache))
+            runs = self._initial_runs(work, checked, warm, rs)
+            if self.max_iter > 0:
+                run_em(work, list(runs), owner=name, printer=self._printer() if self.verbose else None)
+        best, max_lower_bound = runs[-1], -math.inf
+        if self.max_iter > 0:
+            for run in runs:
+                if run.lower_bound > max_lower_bound or max_lower_bound == -math.inf:
+                    best, max_lower_bound = run, run.lower_bound
+        self._store(best, max_lower_bound, data.n_features)
+        if not self.converged_ and self.max_iter > 0:
+            warnings.warn(
+                "Best performing initialization did not converge. Try different init parameters, or increase "
+                "max_iter, tol, or check for degenerate data.",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        logger.info("%s fit in %.2fs: lower_bound=%.6g n_iter=%d converged=%s", name, time.perf_counter() - t0,
+                    self.lower_bound_, self.n_iter_, self.converged_)
+        return self
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
         """Fit, then return the most probable component of each sample (lazy for lazy input).

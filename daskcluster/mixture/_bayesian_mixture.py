@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import logging
-import math
-import time
-import warnings
-from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
-from ..data import CachePolicy, RowData, cached, check_n_features
-from ..errors import InvalidDataError, InvalidParameterError
+from ..data import CachePolicy, RowData
+from ..errors import InvalidParameterError
 from ..kernels import mixture as K
 from ..kernels.mixture.covariance import WishartPrior
-from ..params import check_float, check_options, check_random_state
-from ._base import MixtureBase, as_mixture_data
+from ..params import check_float, check_options
+from ._base import MixtureBase
 from ._covariance import covariance_of
-from ._em import run_em
 from ._init import DataMoments, data_moments, estimates_and_moments
 from ._variational import (
     PRIOR_TYPES,
@@ -250,10 +244,14 @@ default='dirichlet_process'
                                 self.mean_precision_, self.means_, self.degrees_of_freedom_, self.covariances_,
                                 self.precisions_cholesky_)
 
+    def _check_fit(self, data: RowData) -> dict[str, Any]:
+        return self._check_priors(data)
+
     def _initial_runs(self, work: RowData, given: dict[str, Any], warm: bool,
-                      rs: np.random.RandomState) -> tuple[list[VariationalRun], VariationalPriors]:
-        """The runs of ``n_init`` from their initial responsibilities, and the priors (the data's
-        mean and covariance taken from the first initialization's pass when they are needed)."""
+                      rs: np.random.RandomState) -> list[VariationalRun]:
+        """The runs of ``n_init`` from their initial responsibilities, each with the priors (the
+        data's mean and covariance taken from the first initialization's pass when they are
+        needed)."""
         ct = self.covariance_type
         kind = covariance_of(ct).stats_kind
         need = given["mean_prior"] is None or given["covariance_prior"] is None
@@ -262,7 +260,7 @@ default='dirichlet_process'
             warm_priors = self._priors(given, moments, work.n_features)
             run = VariationalRun(self._model(), self.reg_covar, self.tol, self.max_iter,
                                  lower_bound=self.lower_bound_, priors=warm_priors)
-            return [run], warm_priors
+            return [run]
         runs: list[VariationalRun] = []
         priors: VariationalPriors | None = None
         for i in range(self.n_init):
@@ -275,12 +273,13 @@ default='dirichlet_process'
                 priors = self._priors(given, moments, work.n_features)
             model = variational_update(estimates[ct], ct, priors)
             runs.append(VariationalRun(model, self.reg_covar, self.tol, self.max_iter, priors=priors))
-        assert priors is not None
-        return runs, priors
+        return runs
 
-    def _store(self, run: VariationalRun, priors: VariationalPriors, lower_bound: float, n_features: int) -> None:
+    def _store(self, run: VariationalRun, lower_bound: float, n_features: int) -> None:
         """Set the fitted attributes from a finished run."""
         model: VariationalModel = run.model
+        priors = run.priors
+        assert priors is not None
         self.weight_concentration_prior_ = priors.weight_concentration
         self.mean_precision_prior_ = priors.wishart.mean_precision
         self.mean_prior_ = priors.wishart.mean
@@ -314,39 +313,7 @@ of shape (n_samples, n_features)
         self
             Data passes: see the class Notes.
         """
-        name = type(self).__name__
-        self._check_params()
-        data = as_mixture_data(X, owner=name, min_samples=2)
-        if data.n_samples < self.n_components:
-            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_components={self.n_components}.")
-        given = self._check_priors(data)
-        warm = bool(self.warm_start and hasattr(self, "converged_"))
-        if warm:
-            check_n_features(data, self.n_features_in_, name)
-        rs = check_random_state(name, self.random_state)
-        t0 = time.perf_counter()
-        with ExitStack() as stack:
-            work = stack.enter_context(cached(data, self.cache))
-            runs, priors = self._initial_runs(work, given, warm, rs)
-            if self.max_iter > 0:
-                run_em(work, list(runs), owner=name, printer=self._printer() if self.verbose else None)
-        # as scikit-learn: the first run of largest lower bound (the last one when max_iter=0)
-        best, max_lower_bound = runs[-1], -math.inf
-        if self.max_iter > 0:
-            for run in runs:
-                if run.lower_bound > max_lower_bound or max_lower_bound == -math.inf:
-                    best, max_lower_bound = run, run.lower_bound
-        self._store(best, priors, max_lower_bound, data.n_features)
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, or increase "
-                "max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        logger.info("%s fit in %.2fs: lower_bound=%.6g n_iter=%d converged=%s", name, time.perf_counter() - t0,
-                    self.lower_bound_, self.n_iter_, self.converged_)
-        return self
+        return self._fit(X)  # type: ignore[no-any-return]
 
     def _params(self) -> K.GaussianParams:
         return self._model().kernel_params()

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import logging
 import math
-import time
-import warnings
-from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
-from sklearn.exceptions import ConvergenceWarning
 
-from ..data import CachePolicy, RowData, cached, check_n_features
-from ..errors import InvalidDataError, InvalidParameterError
+from ..data import CachePolicy, RowData
+from ..errors import InvalidParameterError
 from ..kernels import mixture as K
-from ..params import check_random_state
 from ._base import SPLIT_BYTES, MixtureBase, as_mixture_data
 from ._covariance import covariance_of
-from ._em import EMRun, GaussianModel, run_em
+from ._em import EMRun, GaussianModel
 from ._init import initial_model, responsibility_estimates
 
 logger = logging.getLogger(__name__)
@@ -216,6 +211,9 @@ class GaussianMixture(MixtureBase):
         return GaussianModel(self.covariance_type, self.weights_, self.means_, self.covariances_,
                              self.precisions_cholesky_)
 
+    def _check_fit(self, data: RowData) -> dict[str, np.ndarray | None]:
+        return self._check_inits(data)
+
     def _initial_runs(self, work: RowData, inits: dict[str, np.ndarray | None], warm: bool,
                       rs: np.random.RandomState) -> list[EMRun]:
         if warm:
@@ -264,39 +262,7 @@ of shape (n_samples, n_features)
         self
             Data passes: see the class Notes.
         """
-        name = type(self).__name__
-        self._check_params()
-        data = as_mixture_data(X, owner=name, min_samples=2)
-        if data.n_samples < self.n_components:
-            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_components={self.n_components}.")
-        inits = self._check_inits(data)
-        warm = bool(self.warm_start and hasattr(self, "converged_"))
-        if warm:
-            check_n_features(data, self.n_features_in_, name)
-        rs = check_random_state(name, self.random_state)
-        t0 = time.perf_counter()
-        with ExitStack() as stack:
-            work = stack.enter_context(cached(data, self.cache))
-            runs = self._initial_runs(work, inits, warm, rs)
-            if self.max_iter > 0:
-                run_em(work, runs, owner=name, printer=self._printer() if self.verbose else None)
-        # as scikit-learn: the first run of largest lower bound (the last one when max_iter=0)
-        best, max_lower_bound = runs[-1], -math.inf
-        if self.max_iter > 0:
-            for run in runs:
-                if run.lower_bound > max_lower_bound or max_lower_bound == -math.inf:
-                    best, max_lower_bound = run, run.lower_bound
-        self._store(best, max_lower_bound, data.n_features)
-        if not self.converged_ and self.max_iter > 0:
-            warnings.warn(
-                "Best performing initialization did not converge. Try different init parameters, or increase "
-                "max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        logger.info("%s fit in %.2fs: lower_bound=%.6g n_iter=%d converged=%s", name, time.perf_counter() - t0,
-                    self.lower_bound_, self.n_iter_, self.converged_)
-        return self
+        return self._fit(X)  # type: ignore[no-any-return]
 
     def _params(self) -> K.GaussianParams:
         return self._model().kernel_params()
