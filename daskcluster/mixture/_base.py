@@ -112,7 +112,7 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
         """What both mixtures' ``fit`` do: validate, start the ``n_init`` runs
         (``_initial_runs``), run EM on all of them in lockstep, keep the first run of largest
         lower bound (the last one when ``max_iter=0``, as scikit-learn) and set the fitted
-        attributes (``_store``)."""
+        attributes (``_set_fitted``)."""
         name = type(self).__name__
         self._check_params()
         data = as_mixture_data(X, owner=name, min_samples=2)
@@ -134,7 +134,7 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
             for run in runs:
                 if run.lower_bound > max_lower_bound or max_lower_bound == -math.inf:
                     best, max_lower_bound = run, run.lower_bound
-        self._store(best, max_lower_bound, data.n_features)
+        self._set_fitted(best, max_lower_bound, data.n_features)
         if not self.converged_ and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init parameters, or increase "
@@ -145,6 +145,19 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
         logger.info("%s fit in %.2fs: lower_bound=%.6g n_iter=%d converged=%s", name, time.perf_counter() - t0,
                     self.lower_bound_, self.n_iter_, self.converged_)
         return self
+
+    def _store(self, run: Any) -> None:
+        """Set the fitted model's attributes from a finished run (each estimator's own)."""
+        raise NotImplementedError
+
+    def _set_fitted(self, run: Any, lower_bound: float, n_features: int) -> None:
+        """The fitted attributes from a finished run: the model's (``_store``) and the run's."""
+        self._store(run)
+        self.converged_ = bool(run.converged) if self.max_iter > 0 else False
+        self.n_iter_ = int(run.n_iter)
+        self.lower_bound_ = float(lower_bound)
+        self.lower_bounds_ = list(run.lower_bounds)
+        self.n_features_in_ = int(n_features)
 
     def fit_predict(self, X: Any, y: Any = None) -> np.ndarray | da.Array:
         """Fit, then return the most probable component of each sample (lazy for lazy input).
@@ -162,9 +175,13 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
         check_n_features(data, self.n_features_in_, type(self).__name__)
         return data
 
+    def _model(self) -> Any:
+        """The fitted model (its parameters as one object)."""
+        raise NotImplementedError
+
     def _params(self) -> K.GaussianParams:
         """The E-step's parameters of the fitted model."""
-        raise NotImplementedError
+        return self._model().kernel_params()  # type: ignore[no-any-return]
 
     def _map(self, X: Any, kernel: Callable[..., np.ndarray], dtype: Any, n_columns: int | None, label: str) -> Any:
         data = self._data(X)

@@ -9,7 +9,6 @@ import numpy as np
 
 from ..data import CachePolicy, RowData
 from ..errors import InvalidParameterError
-from ..kernels import mixture as K
 from ..kernels.mixture.covariance import WishartPrior
 from ..params import check_float, check_options
 from ._base import MixtureBase
@@ -275,7 +274,7 @@ default='dirichlet_process'
             runs.append(VariationalRun(model, self.reg_covar, self.tol, self.max_iter, priors=priors))
         return runs
 
-    def _store(self, run: VariationalRun, lower_bound: float, n_features: int) -> None:
+    def _store(self, run: VariationalRun) -> None:
         """Set the fitted attributes from a finished run."""
         model: VariationalModel = run.model
         priors = run.priors
@@ -293,11 +292,6 @@ default='dirichlet_process'
         self.precisions_cholesky_ = model.precisions_cholesky
         self.precisions_ = model.precisions
         self.weights_ = model.weights()
-        self.converged_ = bool(run.converged) if self.max_iter > 0 else False
-        self.n_iter_ = int(run.n_iter)
-        self.lower_bound_ = float(lower_bound)
-        self.lower_bounds_ = list(run.lower_bounds)
-        self.n_features_in_ = int(n_features)
 
     def fit(self, X: Any, y: Any = None) -> BayesianGaussianMixture:
         """Estimate the variational posterior (the best of ``n_init`` runs).
@@ -314,6 +308,3 @@ of shape (n_samples, n_features)
             Data passes: see the class Notes.
         """
         return self._fit(X)  # type: ignore[no-any-return]
-
-    def _params(self) -> K.GaussianParams:
-        return self._model().kernel_params()

@@ -10,7 +10,6 @@ import numpy as np
 
 from ..data import CachePolicy, RowData
 from ..errors import InvalidParameterError
-from ..kernels import mixture as K
 from ._base import SPLIT_BYTES, MixtureBase, as_mixture_data
 from ._covariance import covariance_of
 from ._em import EMRun, GaussianModel
@@ -231,7 +230,7 @@ class GaussianMixture(MixtureBase):
             runs.append(EMRun(initial_model(work, ct, est, **inits), self.reg_covar, self.tol, self.max_iter))
         return runs
 
-    def _store(self, run: EMRun, lower_bound: float, n_features: int) -> None:
+    def _store(self, run: EMRun) -> None:
         """Set the fitted attributes from a finished run."""
         model = run.model
         self.weights_ = model.weights
@@ -242,11 +241,6 @@ class GaussianMixture(MixtureBase):
             model.covariances if model.covariances is not None
             else covariance_of(self.covariance_type).covariances_from_precisions(self.precisions_)
         )
-        self.converged_ = bool(run.converged) if self.max_iter > 0 else False
-        self.n_iter_ = int(run.n_iter)
-        self.lower_bound_ = float(lower_bound)
-        self.lower_bounds_ = list(run.lower_bounds)
-        self.n_features_in_ = int(n_features)
 
     def fit(self, X: Any, y: Any = None) -> GaussianMixture:
         """Estimate the parameters by EM (the best of ``n_init`` runs).
@@ -264,9 +258,6 @@ of shape (n_samples, n_features)
         """
         return self._fit(X)  # type: ignore[no-any-return]
 
-    def _params(self) -> K.GaussianParams:
-        return self._model().kernel_params()
-
     def _n_parameters(self) -> int:
         return covariance_of(self.covariance_type).n_parameters(self.n_components, self.means_.shape[1])
 
@@ -279,4 +270,3 @@ of shape (n_samples, n_features)
         """Akaike information criterion ``-2 log L + 2 p`` (lower is better). Data passes: 1."""
         data = self._data(X)
         return -2 * self._score(data) * data.n_samples + 2 * self._n_parameters()
-

@@ -158,7 +158,7 @@ def grid_table(
             ll = scores[(k, t)]
             gm = GaussianMixture(k, covariance_type=t, tol=tol, reg_covar=reg_covar, max_iter=max_iter,
                                  init_params=init_params, random_state=random_state, cache=cache)
-            gm._store(run, run.lower_bound if max_iter > 0 else -math.inf, data.n_features)
+            gm._set_fitted(run, run.lower_bound if max_iter > 0 else -math.inf, data.n_features)
             row.update(bic=-2 * ll * n + p * math.log(n), aic=-2 * ll * n + 2 * p, log_likelihood=ll,
                        lower_bound=gm.lower_bound_, n_iter=run.n_iter, converged=gm.converged_, model=gm,
                        fit_time=(run.finished_at if max_iter > 0 else time.perf_counter()) - t_start)
