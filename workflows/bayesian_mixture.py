@@ -42,16 +42,6 @@ logger = logging.getLogger("workflows.bayesian_mixture")
 SMALL_MNIST_ROWS = 2000
 
 
-def texts_blobs(seed: int = 42) -> np.ndarray:
-    """The texts' data: two blobs stretched by a linear map and a round one, shape (1250, 2)."""
-    from sklearn.datasets import make_blobs
-
-    X1, _ = make_blobs(n_samples=1000, centers=((4, -4), (0, 0)), random_state=seed)
-    X1 = X1 @ np.array([[0.374, 0.95], [0.732, 0.598]])
-    X2, _ = make_blobs(n_samples=250, centers=1, random_state=seed)
-    return np.concatenate([X1, X2 + [6, -8]])
-
-
 def _weights_axis(fig: Any, weights: np.ndarray, rect: tuple[float, float, float, float]) -> None:
     ax = fig.add_axes(rect)
     ax.bar(np.arange(len(weights)), weights, color="tab:blue")
@@ -63,9 +53,10 @@ def _weights_axis(fig: Any, weights: np.ndarray, rect: tuple[float, float, float
 def blobs_workflow(seed: int, n_init: int, out: Path) -> dict[str, Any]:
     """Ten components on the blobs: the weights of the unneeded ones go to zero."""
     from daskcluster import BayesianGaussianMixture
+    from daskcluster.datasets import make_mixture_blobs
     from daskcluster.plotting import plot_mixture_2d, save_figure
 
-    X = texts_blobs(seed)
+    X = make_mixture_blobs(random_state=seed)
     t0 = time.perf_counter()
     bgm = BayesianGaussianMixture(n_components=10, n_init=n_init, random_state=seed).fit(X)
     seconds = time.perf_counter() - t0
@@ -86,9 +77,10 @@ def concentration_workflow(seed: int, out: Path, n_rows: int = 73) -> dict[str, 
     from matplotlib.figure import Figure
 
     from daskcluster import BayesianGaussianMixture
+    from daskcluster.datasets import make_mixture_blobs
     from daskcluster.plotting import plot_mixture_2d, save_figure
 
-    X = texts_blobs(seed)[:n_rows]
+    X = make_mixture_blobs(random_state=seed)[:n_rows]
     fig = Figure(figsize=(11, 4.5))
     report: dict[str, Any] = {"n_samples": n_rows}
     for i, prior in enumerate((0.01, 10000.0)):

@@ -50,20 +50,12 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 SMALL_MNIST_ROWS = 2000
 
 
-def texts_blobs(seed: int = 42) -> np.ndarray:
-    """The texts' data: two blobs stretched by a linear map and a round one, shape (1250, 2)."""
-    from sklearn.datasets import make_blobs
-
-    X1, _ = make_blobs(n_samples=1000, centers=((4, -4), (0, 0)), random_state=seed)
-    X1 = X1 @ np.array([[0.374, 0.95], [0.732, 0.598]])
-    X2, _ = make_blobs(n_samples=250, centers=1, random_state=seed)
-    return np.concatenate([X1, X2 + [6, -8]])
-
-
 def two_d_data(name: str, seed: int) -> np.ndarray:
     """``blobs`` (the texts') or ``moons`` (``make_moons(1000, noise=0.05)``)."""
     if name == "blobs":
-        return texts_blobs(seed)
+        from daskcluster.datasets import make_mixture_blobs
+
+        return make_mixture_blobs(random_state=seed)
     from sklearn.datasets import make_moons
 
     return make_moons(n_samples=1000, noise=0.05, random_state=seed)[0]

@@ -1,6 +1,6 @@
 """Datasets: MNIST readers (Keras .npz, IDX, OpenML), labelled Zarr stores and scalable generators."""
 
-from .blobs import make_blobs
+from .blobs import make_blobs, make_mixture_blobs
 from .deform import Deformation, deform_images, warp_images
 from .fallback import mnist_or_generated
 from .idx import load_mnist_idx, read_idx, write_idx
@@ -16,6 +16,7 @@ from .store import open_labeled_zarr, verify_labeled_zarr, write_mnist_zarr
 
 __all__ = [
     "make_blobs",
+    "make_mixture_blobs",
     "find_mnist",
     "load_mnist_npz",
     "MNIST_ENV",
