@@ -31,9 +31,20 @@ class DaskClusterError(Exception):
 class InvalidParameterError(DaskClusterError, ValueError):
     """An estimator or function parameter has a value outside what it accepts.
 
-    The message follows one shape: ``The 'tol' parameter of KMeans must be a float
-    in the range [0, inf). Got -1 instead.``
+    The message follows scikit-learn's: ``The 'tol' parameter of KMeans must be a float
+    in the range [0.0, inf). Got -1 instead.``
+
+    Parameters
+    ----------
+    message : str
+    param : str or None, default=None
+        The parameter at fault (``exc.param``), e.g. ``'tol'``; None when no single
+        parameter is.
     """
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class InvalidDataError(DaskClusterError, ValueError):
