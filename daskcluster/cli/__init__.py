@@ -1,0 +1,113 @@
+"""The ``daskcluster`` command.
+
+=========== =====================================================================================
+quickstart  KMeans on MNIST (or generated data) on a local cluster, with a summary
+run         run a job file on a cluster (the local default, ``--cluster FILE`` or ``--scheduler``)
+submit      send a job to run *on* a cluster; prints its id and returns at once
+status      a submitted job's state (no id: every job the scheduler knows)
+logs        a submitted job's log lines
+cancel      stop a submitted job at its next iteration
+validate    check cluster configs and job files (nothing starts, no data is read)
+datasets    write a dataset (generated blobs, MNIST, a .npy/raw/Zarr source) into Zarr
+info        versions, optional backends, the cluster that would be used and its dashboard
+=========== =====================================================================================
+
+Exit status: 0 success, 1 failed job (or cluster that cannot start), 2 usage or validation
+error (one line per problem, no traceback), 130 interrupted (Ctrl-C; what was started is
+shut down).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+
+from .. import __version__
+from ..errors import DaskClusterError
+from . import datasets, info, jobs, quickstart, validate
+from .console import error_lines, say, setup_logging
+from .jobs import JobFailed
+from .options import FAILED, INTERRUPTED, OK, USAGE, UsageError
+
+__all__ = ["FAILED", "INTERRUPTED", "OK", "USAGE", "UsageError", "main", "say"]
+
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="daskcluster", description="Distributed, out-of-core clustering on Dask.",
+                                     epilog="Exit status: 0 success, 1 failed job, 2 usage or validation error.")
+    parser.add_argument("--version", action="version", version=f"daskcluster {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every iteration; tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    quickstart.add_parser(sub)
+    jobs.add_parsers(sub)
+    validate.add_parser(sub)
+    datasets.add_parser(sub)
+    info.add_parser(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit status (0 success, 1 failed job, 2 usage or validation error).
+
+    Called without ``argv`` (the ``daskcluster`` command, ``python -m daskcluster``), the process
+    ends as soon as the command is done: see :func:`_end_process`.
+    """
+    status = _main(argv)
+    if argv is None:
+        _end_process(status)
+    return status
+
+
+def _end_process(status: int) -> None:
+    """Flush and end the process without the interpreter's teardown.
+
+    By now everything the command started is shut down and every file it wrote is closed;
+    tearing down the modules of the scientific stack (NumPy, SciPy, scikit-learn, Dask,
+    distributed, zarr) would only add a few tenths of a second to every command.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(status)
+
+
+def _main(argv: list[str] | None) -> int:
+    t_start = time.perf_counter()
+    args = _parser().parse_args(argv)
+    args.started = t_start
+    setup_logging(args.verbose)
+    import warnings
+
+    # the dashboard moves to a free port when 8787 is taken; the summary prints its link
+    warnings.filterwarnings("ignore", message="Port .* is already in use")
+    try:
+        return int(args.handler(args))
+    except KeyboardInterrupt:
+        print("daskcluster: interrupted; what was started has been shut down", file=sys.stderr)
+        return INTERRUPTED
+    except JobFailed as exc:
+        if args.verbose:
+            logger.exception("job failed")
+        print(f"daskcluster: {exc}", file=sys.stderr)
+        return FAILED
+    except DaskClusterError as exc:
+        if args.verbose:
+            logger.exception("error")
+        print(error_lines(exc), file=sys.stderr)
+        from ..deploy import MissingExtraError
+
+        usage = isinstance(exc, (ValueError, LookupError, MissingExtraError))
+        return USAGE if usage else FAILED
+    except Exception as exc:
+        if args.verbose:
+            logger.exception("error")
+        print(f"daskcluster: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return FAILED

@@ -1,0 +1,60 @@
+"""``daskcluster info``: versions, optional backends, the cluster that would be used and its dashboard."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from .. import __version__
+from .console import say
+from .options import OK, cluster, cluster_options
+
+
+def add_parser(sub: Any) -> None:
+    """The ``info`` command."""
+    n = sub.add_parser("info", help="versions, backends, the cluster that would be used and its dashboard")
+    cluster_options(n)
+    n.add_argument("--start", action="store_true", help="start (or connect to) the cluster to show its dashboard")
+    n.set_defaults(handler=cmd_info)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    import importlib.metadata as md
+    import platform
+
+    from ..deploy import EXTRAS, default_config, describe, load_config
+
+    say(f"daskcluster {__version__} (Python {platform.python_version()}, {platform.platform()})")
+    for package in ("dask", "distributed", "numpy", "scikit-learn", "zarr", "dask-ml", "pydantic", "PyYAML",
+                    "tqdm", "matplotlib"):
+        try:
+            say(f"  {package:<14} {md.version(package)}")
+        except md.PackageNotFoundError:
+            say(f"  {package:<14} (not installed)")
+    say("backends:")
+    for kind, (_, extra, package) in EXTRAS.items():
+        try:
+            state = md.version(package)
+        except md.PackageNotFoundError:
+            state = f"not installed: pip install 'daskcluster[{extra}]'"
+        say(f"  {kind:<11} {package} {state}")
+    cfg: Any = load_config(args.cluster) if args.cluster else None
+    if args.scheduler:
+        where = f"existing scheduler at {args.scheduler}"
+    else:
+        where = describe(cfg or default_config()) + (f" ({args.cluster})" if args.cluster else " (the default)")
+    say(f"cluster: {where}")
+    connect = args.start or args.scheduler or (cfg is not None and cfg.kind == "address")
+    if not connect:
+        port = (cfg or default_config()).dashboard_address if hasattr(cfg or default_config(), "dashboard_address") \
+            else None
+        say(f"dashboard: http://127.0.0.1{port}/status once started (--start starts it to check)"
+            if port else "dashboard: none configured")
+        return OK
+    with cluster(args, wait=False) as d:
+        info = d.client.scheduler_info()
+        workers = info.get("workers", {})
+        threads = sum(w.get("nthreads", 0) for w in workers.values())
+        say(f"scheduler: {d.scheduler_address}: {len(workers)} worker(s), {threads} thread(s)")
+        say(f"dashboard: {d.dashboard_link}")
+    return OK
