@@ -76,3 +76,39 @@ def test_same_key_in_different_mappings_is_fine(tmp_path: Path) -> None:
     path = tmp_path / "job.yaml"
     path.write_text(JOB.replace("    n_clusters: 30\n", "    random_state: 0\n"))
     assert load_job(path).doc.model.params["n_clusters"] == 3
+
+
+def test_yaml_aliases_that_expand_too_far_are_refused(tmp_path: Path) -> None:
+    # eight levels of ten aliases: 10**8 values once expanded, from a 400-byte file
+    lines = ['a0: &a0 ["x", "x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 8)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("kind: local\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match=r"aliases \(\*name\) expand to more than 100,000 values"):
+        load_config(path)
+    job = tmp_path / "job.yaml"
+    job.write_text("name: x\n" + "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError, match="expand to more than"):
+        load_job(job)
+    # a few aliases, as people write them, are fine
+    path.write_text("kind: local\nn_workers: &n 2\nwait_for_workers: *n\n")
+    assert load_config(path).wait_for_workers == 2
+
+
+def test_local_dashboard_listens_on_this_machine_only() -> None:
+    from daskcluster.deploy import default_config
+
+    assert default_config().dashboard_address == "127.0.0.1:8787"
+    assert load_config(Path(__file__).parents[1] / "cluster_configs" / "local.yaml").dashboard_address == \
+        "127.0.0.1:8787"
+
+
+def test_tls_shown_only_for_a_tls_address_with_tls_set(tmp_path: Path) -> None:
+    from daskcluster.deploy.schema import describe
+
+    tls = {"ca_file": "ca.pem", "cert_file": "c.pem", "key_file": "k.pem"}
+    assert describe(load_config({"kind": "address", "address": "tls://10.0.0.5:8786", "tls": tls})).endswith("(TLS)")
+    assert "TLS" not in describe(load_config({"kind": "address", "address": "tcp://10.0.0.5:8786"}))
+    assert "TLS" not in describe(load_config({"kind": "address", "address_env": "SOME_ADDRESS", "tls": tls}))
+    with pytest.raises(ConfigError, match=r"'tls://10.0.0.5:8786' is a TLS address, and there is no 'tls' block"):
+        load_config({"kind": "address", "address": "tls://10.0.0.5:8786"})

@@ -48,7 +48,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     if not connect:
         port = (cfg or default_config()).dashboard_address if hasattr(cfg or default_config(), "dashboard_address") \
             else None
-        say(f"dashboard: http://127.0.0.1{port}/status once started (--start starts it to check)"
+        host = f"127.0.0.1{port}" if port and port.startswith(":") else port
+        say(f"dashboard: http://{host}/status once started (--start starts it to check)"
             if port else "dashboard: none configured")
         return OK
     with cluster(args, wait=False) as d:

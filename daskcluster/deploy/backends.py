@@ -127,6 +127,9 @@ def start_address(config: AddressConfig, source: str) -> Started:
         client = Client(scheduler_file=config.scheduler_file, **kwargs)
     else:
         address = config.address or read_env(str(config.address_env), "address_env", source)
+        if address.startswith("tls://") and sec is None:
+            raise ConfigError(f"{source}: key 'address_env': ${config.address_env} is the TLS address {address!r}, "
+                              "and there is no 'tls' block. Add tls: {ca_file: ..., cert_file: ..., key_file: ...}.")
         client = Client(address, **kwargs)
     return Started(client, None, [client.close])
 
@@ -285,7 +288,41 @@ def start_gateway(config: GatewayConfig, source: str) -> Started:
     gateway = gateway_connection(config, source)
     stop: list[Callable[[], Any]] = [_closer(gateway)]
     try:
-        options = gateway.cluster_options()
+        if config.cluster_name is not None:
+            cluster = _connect_gateway_cluster(gateway, config, source)
+        else:
+            cluster = _new_gateway_cluster(gateway, config, source)
+
+        def close_cluster() -> None:
+            try:
+                cluster.close(shutdown=config.shutdown_on_close)
+            finally:
+                _closer(cluster.gateway)()
+
+        stop.insert(0, close_cluster)
+        client = cluster.get_client()
+    except BaseException:
+        for fn in stop:
+            _quietly(fn)
+        raise
+    return Started(client, cluster, [client.close, *stop])
+
+
+def _connect_gateway_cluster(gateway: Any, config: GatewayConfig, source: str) -> Any:
+    """The running cluster ``cluster_name`` of the gateway, as it is (not rescaled)."""
+    running = {c.name for c in gateway.list_clusters()}
+    if config.cluster_name not in running:
+        raise ConfigError(
+            f"{source}: key 'cluster_name': the gateway at {gateway.address} has no running cluster "
+            f"{config.cluster_name!r} (it was stopped, or it shut down when idle). Running: "
+            f"{', '.join(sorted(running)) or '(none)'}. Drop 'cluster_name' to create a new one."
+        )
+    return gateway.connect(config.cluster_name, shutdown_on_close=config.shutdown_on_close)
+
+
+def _new_gateway_cluster(gateway: Any, config: GatewayConfig, source: str) -> Any:
+    """A new cluster with the config's options and size."""
+    options = gateway.cluster_options()
         for key, value in config.cluster_options.items():
             if key not in options:
                 raise ConfigError(

@@ -60,9 +60,52 @@ class _UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+#: The most nodes a YAML document may hold once its aliases are expanded: a job or a config is
+#: a few hundred; aliases nested to expand past this ("billion laughs") are refused before
+#: anything is built from them.
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_nodes(root: yaml.Node) -> int:
+    """Nodes of the document with every alias expanded, counted without expanding anything
+    (an alias is the same node object as its anchor: each node's count is computed once)."""
+    counts: dict[int, int] = {}
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in counts:
+            continue
+        if isinstance(node, yaml.MappingNode):
+            children = [n for pair in node.value for n in pair]
+        elif isinstance(node, yaml.SequenceNode):
+            children = list(node.value)
+        else:
+            children = []
+        if children_done:
+            counts[id(node)] = min(1 + sum(counts.get(id(c), 0) for c in children), MAX_YAML_NODES + 1)
+            continue
+        stack.append((node, True))
+        stack.extend((c, False) for c in children if id(c) not in counts)
+    return counts[id(root)]
+
+
 def safe_load(stream: Any) -> Any:
-    """:func:`yaml.safe_load`, with a key given twice in one mapping an error."""
-    return yaml.load(stream, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    """:func:`yaml.safe_load`, with a key given twice in one mapping an error, and a document whose
+    aliases expand past :data:`MAX_YAML_NODES` nodes refused before it is built."""
+    loader = _UniqueKeyLoader(stream)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        n = _expanded_nodes(node)
+        if n > MAX_YAML_NODES:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"its aliases (*name) expand to more than {MAX_YAML_NODES:,} values; a job or a "
+                "cluster config needs a few hundred. Write the values out, or use fewer nested aliases",
+                node.start_mark)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def load_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:

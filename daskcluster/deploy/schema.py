@@ -95,7 +95,8 @@ class LocalConfig(_Base):
     threads_per_worker: int | None = Field(None, ge=1, description="Threads per worker.")
     memory_limit: Size | None = Field("auto", description="Per worker: 'auto', bytes or '4GiB'.")
     processes: bool = True
-    dashboard_address: str | None = ":8787"
+    dashboard_address: str | None = Field("127.0.0.1:8787", description="Where the dashboard listens; this "
+                                          "machine only by default (':8787' listens on every interface).")
 
 
 class TLSConfig(Strict):
@@ -124,6 +125,11 @@ class AddressConfig(_Base):
             raise ValueError(
                 "give exactly one of 'address', 'address_env' or 'scheduler_file'"
                 + (f" (got {', '.join(given)})" if given else "")
+            )
+        if self.address is not None and self.address.startswith("tls://") and self.tls is None:
+            raise ValueError(
+                f"the address {self.address!r} is a TLS address, and there is no 'tls' block. Add "
+                "tls: {ca_file: ..., cert_file: ..., key_file: ...} (the files distributed.Security needs)"
             )
         return self
 
@@ -307,6 +313,10 @@ class GatewayConfig(_Base):
     scale: int | None = Field(None, ge=0)
     adapt: Adapt | None = None
     shutdown_on_close: bool = True
+    cluster_name: str | None = Field(
+        None, min_length=1,
+        description="Connect to this running cluster of the gateway (its name, e.g. 'dask-gateway.1a2b...') "
+                    "instead of creating one; 'scale'/'adapt' then apply only to a cluster created here.")
 
     @model_validator(mode="after")
     def _choices(self) -> GatewayConfig:
@@ -345,7 +355,8 @@ def describe(config: Any) -> str:
                 f"thread(s), memory_limit={config.memory_limit}, processes={config.processes}")
     if kind == "address":
         where = config.address or (f"${config.address_env}" if config.address_env else config.scheduler_file)
-        return f"existing scheduler at {where}" + (" (TLS)" if config.tls else "")
+        tls = config.tls is not None and (config.address or "").startswith("tls://")
+        return f"existing scheduler at {where}" + (" (TLS)" if tls else "")
     if kind in ("slurm", "pbs"):
         size = f"{config.scale.jobs} job(s)" if config.scale else \
             f"adaptive {config.adapt.minimum_jobs}..{config.adapt.maximum_jobs} job(s)"
