@@ -4,19 +4,25 @@ from __future__ import annotations
 
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
+
+from ..engine import generated_rows
+from ..kernels.blocks import ChunkInfo
 
 
-def _blob_chunk(entropy: int, index: int, n: int, centers: np.ndarray, std: float, dtype: str) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(index,)))
+def _blob_rng(entropy: int, chunk: ChunkInfo) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(entropy, spawn_key=(chunk.index,)))
+
+
+def _blob_labels(n: int, entropy: int, n_centers: int, chunk: ChunkInfo) -> np.ndarray:
+    """The blob of each row of a chunk: the first draws of the chunk's generator."""
+    return _blob_rng(entropy, chunk).integers(0, n_centers, size=n).astype(np.int32)
+
+
+def _blob_rows(n: int, entropy: int, centers: np.ndarray, std: float, dtype: str, chunk: ChunkInfo) -> np.ndarray:
+    """A chunk's rows: its labels drawn as :func:`_blob_labels` draws them, then the noise."""
+    rng = _blob_rng(entropy, chunk)
     y = rng.integers(0, len(centers), size=n)
-    X = centers[y] + rng.standard_normal((n, centers.shape[1])) * std
-    return X.astype(dtype), y.astype(np.int32)
-
-
-def _pick(pair: tuple[np.ndarray, np.ndarray], i: int) -> np.ndarray:
-    return pair[i]
+    return (centers[y] + rng.standard_normal((n, centers.shape[1])) * std).astype(dtype)
 
 
 def make_blobs(
@@ -31,7 +37,8 @@ def make_blobs(
     dtype: str = "float64",
 ) -> tuple[da.Array, da.Array, np.ndarray]:
     """Isotropic Gaussian blobs as lazy Dask arrays; the same seed gives the same bytes on
-    any scheduler and number of workers (each chunk has its own seed).
+    any scheduler and number of workers (each chunk has its own seed, from ``random_state`` and
+    its index).
 
     Returns
     -------
@@ -44,20 +51,10 @@ def make_blobs(
         centers = rng.uniform(center_box[0], center_box[1], size=(int(centers), n_features))
     centers = np.asarray(centers, dtype=np.float64)
     sizes = [chunk_rows] * (n_samples // chunk_rows) + ([n_samples % chunk_rows] if n_samples % chunk_rows else [])
-    name = "blobs-" + tokenize(n_samples, centers, cluster_std, chunk_rows, random_state, dtype)
-    pairs: dict = {}
-    xs: dict = {}
-    ys: dict = {}
-    for i, n in enumerate(sizes):
-        pairs[(name, i)] = (_blob_chunk, random_state, i, n, centers, cluster_std, dtype)
-        xs[(name + "-X", i, 0)] = (_pick, (name, i), 0)
-        ys[(name + "-y", i)] = (_pick, (name, i), 1)
-    graph = HighLevelGraph(
-        {name: pairs, name + "-X": xs, name + "-y": ys},
-        {name: set(), name + "-X": {name}, name + "-y": {name}},
-    )
-    X = da.Array(graph.cull_layers([name, name + "-X"]), name + "-X", (tuple(sizes), (centers.shape[1],)), dtype=dtype)
-    y = da.Array(graph.cull_layers([name, name + "-y"]), name + "-y", (tuple(sizes),), dtype=np.int32)
+    # X and y of a chunk come from one generator; y alone costs only its integer draws
+    X = generated_rows(sizes, _blob_rows, (random_state, centers, float(cluster_std), dtype), dtype=dtype,
+                       n_columns=centers.shape[1], label="blobs-X")
+    y = generated_rows(sizes, _blob_labels, (random_state, len(centers)), dtype=np.int32, label="blobs-y")
     return X, y, centers
 
 

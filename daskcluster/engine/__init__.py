@@ -1,9 +1,11 @@
 """The engine: everything that runs on the workers.
 
 One pass over row-chunked data is a map of a kernel over the chunks and a fixed-order tree
-reduction of its small statistics (:mod:`.passes`).
+reduction of its small statistics (:mod:`.passes`); arrays of rows generated chunk by chunk or
+held after a pass are built by :mod:`.arrays`.
 """
 
+from .arrays import generated_rows, held_rows
 from .passes import (
     SPLIT_EVERY,
     PassCounter,
@@ -19,6 +21,8 @@ __all__ = [
     "SPLIT_EVERY",
     "PassCounter",
     "count_passes",
+    "generated_rows",
+    "held_rows",
     "map_rows",
     "row_block",
     "take_rows",

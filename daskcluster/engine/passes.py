@@ -41,6 +41,7 @@ from ..blas import blas_for_tasks
 from ..data import RowData
 from ..errors import InvalidDataError
 from ..kernels.blocks import ChunkInfo
+from .arrays import held_rows
 from .schedule import (
     block_keys,
     chunk_futures,
@@ -436,24 +437,10 @@ def tree_reduce_rows(
         values = out[n:]
         held = dict(zip(rows_keys, out[:n]))
     result = _combine_top(keys, values, n, SPLIT_EVERY, combine)
-    rows = _held_rows(rows_name, [held[key] for key in rows_keys], array.chunks[0], n_columns, dtype)
+    rows = held_rows([held[key] for key in rows_keys], array.chunks[0], n_columns, dtype, rows_name)
     _count(data)
     logger.debug("%s: %d chunks, rows kept, %.3fs", label, n, time.perf_counter() - t0)
     return rows, result
-
-
-def _held_rows(name: str, parts: list[Any], lengths: tuple[int, ...], n_columns: int, dtype: np.dtype) -> da.Array:
-    """A Dask array of the row blocks ``parts`` (NumPy arrays, or futures holding them), by public
-    API only (it works with Dask's array query planning too)."""
-    blocks = []
-    for i, (part, length) in enumerate(zip(parts, lengths)):
-        if isinstance(part, np.ndarray):
-            blocks.append(da.from_array(part, chunks=part.shape, name=f"{name}-{i}"))
-        else:
-            blocks.append(da.from_delayed(dask.delayed(part), (length, n_columns), dtype=dtype, name=f"{name}-{i}"))
-    rows = da.concatenate(blocks) if len(blocks) > 1 else blocks[0]
-    # concatenate drops zero-length blocks: put them back, so the rows align with the data
-    return rows if rows.chunks[0] == tuple(lengths) else rows.rechunk((tuple(lengths), (n_columns,)))
 
 
 def _run_map_block(block: np.ndarray, kernel: Callable[..., np.ndarray], params: _Broadcast,

@@ -1,0 +1,99 @@
+"""Dask arrays of rows made without an input array, or from row blocks already computed.
+
+Both are built with public Dask API only (``map_blocks`` and the collection protocol's
+``__dask_postpersist__``), so that they work on both of Dask's array backends, the classic
+graph one and the query-planning (expression) one, where ``da.Array(graph, ...)`` and
+``from_delayed`` are not available.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import dask.array as da
+import numpy as np
+from dask.base import tokenize
+from dask.core import flatten
+
+from ..kernels.blocks import ChunkInfo
+
+__all__ = ["generated_rows", "held_rows"]
+
+
+def _run_generator(func: Callable[..., np.ndarray], params: tuple[Any, ...], n_columns: int | None,
+                   dtype: np.dtype, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    assert block_info is not None
+    where = block_info[None]
+    start, stop = where["array-location"][0]
+    chunk = ChunkInfo(where["chunk-location"][0], start)
+    out = np.asarray(func(stop - start, *params, chunk), dtype=dtype)
+    expected = (stop - start,) if n_columns is None else (stop - start, n_columns)
+    if out.shape != expected:
+        raise ValueError(f"{getattr(func, '__name__', func)!r} made a block of shape {out.shape} for chunk "
+                         f"{chunk.index}; expected {expected}.")
+    return out
+
+
+def generated_rows(
+    lengths: Sequence[int],
+    func: Callable[..., np.ndarray],
+    params: Sequence[Any],
+    *,
+    dtype: np.dtype | type | str,
+    n_columns: int | None = None,
+    label: str = "rows",
+) -> da.Array:
+    """A lazy array whose row block ``i`` is ``func(n_rows_i, *params, ChunkInfo(i, start_i))``.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Rows of each block (zero-length blocks are kept).
+    func : callable
+        A module-level function (it is pickled by reference) returning the block, of shape
+        (n_rows,) when ``n_columns`` is None, else (n_rows, n_columns). It reads no Dask array:
+        random draws from per-chunk seeds, a block read from a file.
+    params : sequence
+        Passed to every call; part of the array's name (tokenized), so equal arguments give
+        equal keys.
+    dtype : numpy dtype
+    n_columns : int, optional
+    label : str
+        Prefix of the graph keys.
+
+    Returns
+    -------
+    dask.array.Array of shape (sum(lengths),) or (sum(lengths), n_columns)
+        Costs nothing until computed; then one task per block, each independent.
+    """
+    lengths = tuple(int(n) for n in lengths)
+    dtype = np.dtype(dtype)
+    params = tuple(params)
+    chunks: tuple[tuple[int, ...], ...] = (lengths,) if n_columns is None else (lengths, (int(n_columns),))
+    name = f"{label}-{tokenize(func, params, chunks, dtype)}"
+    meta = np.empty((0,) * len(chunks), dtype=dtype)
+    return da.map_blocks(_run_generator, func, params, n_columns, dtype, chunks=chunks, dtype=dtype, meta=meta,
+                         name=name)
+
+
+def _never(block_info: dict[Any, Any] | None = None) -> np.ndarray:  # pragma: no cover - never computed
+    raise RuntimeError("a held_rows template was computed")
+
+
+def held_rows(parts: Sequence[Any], lengths: Sequence[int], n_columns: int, dtype: np.dtype, name: str) -> da.Array:
+    """A Dask array of row blocks already computed: NumPy arrays, or futures of a distributed
+    Client holding them (then the array's chunks stay in cluster memory, as after ``persist``).
+
+    ``parts[i]`` has shape (lengths[i], n_columns); ``name`` must be unique to these parts (on
+    Dask's classic backend it names the array's keys). Built by Dask's collection protocol
+    (``__dask_postpersist__`` of a template with these chunks), as ``persist`` builds its
+    result, so no graph is made by hand.
+    """
+    chunks = (tuple(int(n) for n in lengths), (int(n_columns),))
+    template = da.map_blocks(_never, chunks=chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype), name=name)
+    keys = list(flatten(template.__dask_keys__()))  # type: ignore[no-untyped-call]
+    if len(keys) != len(parts):
+        raise ValueError(f"held_rows: {len(parts)} parts for {len(keys)} blocks")
+    rebuild, args = template.__dask_postpersist__()
+    return rebuild(dict(zip(keys, parts)), *args)  # type: ignore[no-any-return]
