@@ -41,6 +41,7 @@ from ..blas import blas_for_tasks
 from ..data import RowData
 from ..errors import InvalidDataError
 from ..kernels.blocks import ChunkInfo
+from ..kernels.sparse import dense_rows
 from .arrays import held_rows
 from .schedule import (
     block_keys,
@@ -476,8 +477,8 @@ def map_rows(
                          name=name, meta=np.empty((0, 0), dtype=dtype))
 
 
-def _pick_rows(block: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    return np.asarray(block[rows])
+def _pick_rows(block: Any, rows: np.ndarray) -> np.ndarray:
+    return dense_rows(block, rows)
 
 
 def take_rows(data: RowData, index: np.ndarray) -> np.ndarray:
@@ -497,7 +498,7 @@ def take_rows(data: RowData, index: np.ndarray) -> np.ndarray:
         block = row_block(data.array, int(c))
         local = index[sel] - starts[c]
         parts.append(block.map_blocks(_pick_rows, local, chunks=((len(local),), (data.n_features,)),
-                                      dtype=block.dtype))
+                                      dtype=block.dtype, meta=np.empty((0, 0), dtype=block.dtype)))
         order.append(sel)
     if not parts:
         return np.zeros((0, data.n_features), dtype=data.dtype)
