@@ -1,7 +1,11 @@
-"""Clustering estimators: :class:`KMeans` and :class:`MiniBatchKMeans`."""
+"""Clustering estimators: :class:`KMeans`, :class:`MiniBatchKMeans`, and the two-phase
+:class:`AgglomerativeClustering` and :class:`SpectralClustering`."""
 
+from ._agglomerative import AgglomerativeClustering
 from ._kmeans import KMeans
 from ._minibatch import MiniBatchKMeans
 from ._representatives import propagate_labels, representatives
+from ._spectral import SpectralClustering
 
-__all__ = ["KMeans", "MiniBatchKMeans", "propagate_labels", "representatives"]
+__all__ = ["AgglomerativeClustering", "KMeans", "MiniBatchKMeans", "SpectralClustering", "propagate_labels",
+           "representatives"]
