@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "KMeans": "daskcluster.cluster",
     "MiniBatchKMeans": "daskcluster.cluster",
+    "DBSCAN": "daskcluster.cluster",
     "AgglomerativeClustering": "daskcluster.cluster",
     "SpectralClustering": "daskcluster.cluster",
     "GaussianMixture": "daskcluster.mixture",

@@ -1,0 +1,360 @@
+"""``DBSCAN``: scikit-learn's estimator, exact, on spatial partitions of row-chunked data."""
+
+from __future__ import annotations
+
+import logging
+import numbers
+import time
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+from sklearn.base import BaseEstimator, ClusterMixin
+
+from ... import errors
+from ...data import RowData, as_row_data, check_n_features
+from ...engine import generated_rows, map_rows, tree_reduce
+from ...errors import InvalidDataError, InvalidParameterError
+from ...io import worker_threads
+from ...kernels.dbscan import ScanParams, combine_scans, scan_kernel
+from ...params import check_float, check_int
+from ._merge import merge
+from ._plan import n_partitions_for, plan_partitions
+from ._store import (
+    Outputs,
+    PartitionParams,
+    PredictParams,
+    StageParams,
+    Store,
+    components_block,
+    concat_lists,
+    core_block,
+    label_block,
+    predict_block,
+    read_cores,
+    release,
+    run_partitions,
+    stage_kernel,
+)
+
+logger = logging.getLogger(__name__)
+
+#: Rows sampled (over all chunks) to place the partitions' boxes.
+SAMPLE_ROWS = 100_000
+
+#: Above this many features the grid of cells stops paying: most cells hold one row and the
+#: search of the cells around each cell approaches comparing every pair of rows.
+GRID_MAX_FEATURES = 10
+
+#: Largest number of rows accepted with more than :data:`GRID_MAX_FEATURES` features.
+HIGH_DIM_MAX_ROWS = 100_000
+
+METRICS = ("euclidean", "minkowski")
+
+
+class DBSCAN(ClusterMixin, BaseEstimator):  # type: ignore[misc]
+    """Density-based clustering (DBSCAN), exact, on spatial partitions of the data.
+
+    The same clusters as scikit-learn's ``DBSCAN``: the same core samples, the same noise, the
+    same labels (clusters numbered in the order of their first core sample, each border
+    sample in the first cluster that reaches it in scikit-learn's search, i.e. the smallest
+    label among the core samples within ``eps``), on data of any size.
+
+    How it runs (Data passes: 2):
+
+    1. One pass checks every row (NaN and infinity are refused with the row) and draws a
+       sample with per-chunk seeds; the client cuts space into boxes by a k-d tree on the
+       sample.
+    2. One pass routes each row to the box that owns it and to every box within ``2 eps`` of
+       it (the halo), written to a temporary folder as one file per chunk.
+    3. One task per box (on the workers, a few in flight at a time) reads its rows, finds
+       neighbours within ``eps`` in a grid of cells of side ``eps`` (compiled loops), flags the
+       core samples of the box and of the ``eps`` ring around it (their neighbourhoods lie in
+       the halo), joins the core samples into components (union-find) and gives each border
+       sample the components within ``eps``.
+    4. The client merges components that share a core sample of a ring (a small graph) and
+       numbers the clusters; ``labels_`` and ``core_sample_indices_`` are made per input chunk
+       from the boxes' results.
+
+    Memory: the partitions in flight on the workers (about 100 bytes a row of a partition,
+    halo included), never the whole data; the client holds the sample and the border graph.
+    The temporary folder (Dask's ``temporary-directory``, else the system's; shared by the
+    workers) takes about the data's size in float64 while a fit runs, then 24 bytes a row.
+
+    Up to about 10 features the grid is efficient (a row is compared with the rows of the
+    ``3**d`` cells around it). With more features most cells hold one row and finding the
+    cells around each cell approaches comparing every pair of rows (O(n_samples²)): above
+    ``n_features=10`` fits of more than 100,000 rows are refused.
+
+    Parameters
+    ----------
+    eps : float, default=0.5
+        The maximum distance between two samples for one to be considered as in the
+        neighborhood of the other. Must be > 0.
+    min_samples : int, default=5
+        The number of samples (or total weight) in a neighborhood for a point to be a core
+        point, the point itself included.
+    metric : {'euclidean', 'minkowski'}, default='euclidean'
+        Only the Euclidean distance: ``'minkowski'`` with ``p=2`` (or ``None``) is the same.
+    metric_params : None
+        Must be None (no metric takes parameters here).
+    algorithm : 'auto', default='auto'
+        Neighbours are found in a grid of cells, exactly; scikit-learn's tree options do not
+        apply and are refused.
+    leaf_size : int, default=30
+        Must stay 30: there is no tree whose leaves it would size.
+    p : float or None, default=None
+        With ``metric='minkowski'``, must be 2 (or None).
+    n_jobs : None
+        Must be None: the work runs on the Dask scheduler's threads or workers.
+
+    Attributes
+    ----------
+    core_sample_indices_ : ndarray or dask.array.Array of shape (n_core_samples,)
+        Indices of core samples, ascending. Lazy (a Dask array, one chunk per input chunk)
+        when the input was lazy.
+    components_ : ndarray or dask.array.Array of shape (n_core_samples, n_features)
+        Copy of each core sample found by training (lazy for lazy input: reading it costs one
+        pass).
+    labels_ : ndarray or dask.array.Array of shape (n_samples,), int64
+        Cluster labels; noisy samples are -1. Lazy for lazy input (read from the fit's folder).
+    n_features_in_ : int
+    n_clusters_ : int
+        Number of clusters found (not in scikit-learn).
+
+    Notes
+    -----
+    Distances are compared as ``sum((x - y)**2) <= eps**2`` in float64, as scikit-learn's
+    k-d and ball trees compare them; scikit-learn's ``algorithm='brute'`` rounds differently,
+    which matters only for pairs at distance ``eps`` to the last bits. Weighted neighbour
+    counts are summed in another order than scikit-learn's, which matters only for weights
+    that are not integers and counts equal to ``min_samples`` to the last bits.
+
+    ``predict`` gives new samples the cluster of their nearest core sample within ``eps``,
+    else -1 (not in scikit-learn's DBSCAN: the recipe of a ``KNeighborsClassifier`` trained
+    on the core samples, with the distance check, as one pass).
+
+    References
+    ----------
+    M. Ester, H.-P. Kriegel, J. Sander, X. Xu. A Density-Based Algorithm for Discovering
+    Clusters in Large Spatial Databases with Noise. KDD 1996.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from daskcluster import DBSCAN
+    >>> X = np.array([[1, 2], [2, 2], [2, 3], [8, 7], [8, 8], [25, 80]], dtype=float)
+    >>> DBSCAN(eps=3, min_samples=2).fit(X).labels_.tolist()
+    [0, 0, 0, 1, 1, -1]
+    """
+
+    def __init__(
+        self,
+        eps: float = 0.5,
+        *,
+        min_samples: int = 5,
+        metric: str = "euclidean",
+        metric_params: dict[str, Any] | None = None,
+        algorithm: str = "auto",
+        leaf_size: int = 30,
+        p: float | None = None,
+        n_jobs: int | None = None,
+    ) -> None:
+        self.eps = eps
+        self.min_samples = min_samples
+        self.metric = metric
+        self.metric_params = metric_params
+        self.algorithm = algorithm
+        self.leaf_size = leaf_size
+        self.p = p
+        self.n_jobs = n_jobs
+
+    # ------------------------------------------------------------------ validation
+
+    def _check_params(self) -> None:
+        name = type(self).__name__
+        check_float(name, "eps", self.eps, 0, closed="neither")
+        check_int(name, "min_samples", self.min_samples, 1)
+        if self.metric not in METRICS:
+            raise InvalidParameterError(
+                f"The 'metric' parameter of {name} must be 'euclidean' (or 'minkowski' with p=2): the grid of "
+                f"cells finds Euclidean neighbours only. Got {self.metric!r} instead. For another metric, "
+                "transform the data so that the Euclidean distance is the one wanted, or use "
+                "sklearn.cluster.DBSCAN on data that fit in memory.")
+        if self.metric == "minkowski" and self.p not in (None, 2, 2.0):
+            raise InvalidParameterError(
+                f"The 'p' parameter of {name} must be 2 or None (the Euclidean distance). Got {self.p!r} instead.")
+        if self.metric == "euclidean":
+            check_float(name, "p", 2.0 if self.p is None else self.p, 0)
+        if self.metric_params is not None:
+            raise InvalidParameterError(
+                f"The 'metric_params' parameter of {name} must be None (the Euclidean metric takes none). "
+                f"Got {self.metric_params!r} instead.")
+        if self.algorithm != "auto":
+            raise InvalidParameterError(
+                f"The 'algorithm' parameter of {name} must be 'auto': neighbours are found exactly in a grid "
+                f"of cells of side eps, not by scikit-learn's trees. Got {self.algorithm!r} instead.")
+        if self.leaf_size != 30:
+            raise InvalidParameterError(
+                f"The 'leaf_size' parameter of {name} must be 30 (the default): there is no tree whose "
+                f"leaves it would size. Got {self.leaf_size!r} instead.")
+        if self.n_jobs is not None:
+            raise InvalidParameterError(
+                f"The 'n_jobs' parameter of {name} must be None: the work runs on the threads or workers of "
+                f"the Dask scheduler in use. Got {self.n_jobs!r} instead.")
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "labels_"):
+            raise errors.NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
+                "before using this estimator.")
+
+    @staticmethod
+    def _weights(sample_weight: Any, data: RowData) -> da.Array | None:
+        """Weights chunked like the rows (negative weights allowed, as scikit-learn); their
+        finiteness is checked in the first pass."""
+        if sample_weight is None:
+            return None
+        n = data.n_samples
+        if isinstance(sample_weight, numbers.Real):
+            return da.full(n, float(sample_weight), chunks=(data.array.chunks[0],))
+        if isinstance(sample_weight, da.Array):
+            w = sample_weight.astype(np.float64)
+        else:
+            try:
+                w = np.asarray(sample_weight, dtype=np.float64)
+            except (TypeError, ValueError) as exc:
+                raise InvalidDataError(f"sample_weight must be numbers: {exc}") from exc
+        if w.ndim != 1 or w.shape[0] != n:
+            raise InvalidDataError(f"sample_weight.shape == {tuple(w.shape)}, expected ({n},)!")
+        if isinstance(w, np.ndarray):
+            return da.from_array(w, chunks=(data.array.chunks[0],))
+        return w.rechunk((data.array.chunks[0],))
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> DBSCAN:
+        """Perform DBSCAN clustering.
+
+        Parameters
+        ----------
+        X : array-like, memmap, dask array, zarr array, path, or :class:`~daskcluster.Scaled` \
+of shape (n_samples, n_features)
+        y : ignored
+        sample_weight : array-like or dask array of shape (n_samples,), default=None
+            Weight of each sample: a sample of weight at least ``min_samples`` is a core
+            sample by itself; a negative weight may keep its neighbours from being core.
+
+        Returns
+        -------
+        self
+            Data passes: 2 (see the class docstring).
+        """
+        owner = type(self).__name__
+        self._check_params()
+        data = as_row_data(X, owner=owner)
+        weights = self._weights(sample_weight, data)
+        n, d = data.n_samples, data.n_features
+        if d > GRID_MAX_FEATURES and n > HIGH_DIM_MAX_ROWS:
+            raise InvalidDataError(
+                f"{owner} finds neighbours in a grid of cells, efficient up to about {GRID_MAX_FEATURES} features; "
+                f"with n_features={d} it degenerates to comparing every pair of rows (O(n_samples²)) and is "
+                f"refused above {HIGH_DIM_MAX_ROWS:,} rows (got n_samples={n:,}). Reduce the dimension first "
+                "(e.g. PCA), or fit on a sample.")
+        t0 = time.perf_counter()
+        eps = float(self.eps)
+        scan = tree_reduce(data, scan_kernel, ScanParams(data.affine, n, SAMPLE_ROWS), combine_scans,
+                           weights=weights, label="dbscan-scan")
+        span = float(np.max(scan.hi - scan.lo))
+        if span / eps > 2.0**50:
+            raise InvalidParameterError(
+                f"The 'eps' parameter of {owner} is too small for the data: eps={eps!r} against a span of "
+                f"{span!r}, more than 2**50 cells of side eps. Scale the data or choose a larger eps.")
+        plan = plan_partitions(scan.sample, eps, n_partitions_for(n, worker_threads()))
+        scale = float(np.max(np.abs(np.concatenate([scan.lo, scan.hi])))) if n else 0.0
+        margin = 1e-6 * eps + 16 * float(np.spacing(scale))
+        old = getattr(self, "_store_path", None)
+        store = Store()
+        try:
+            staged = tree_reduce(data, stage_kernel, StageParams(plan, 2 * eps + margin, data.affine, store.path),
+                                 concat_lists, weights=weights, label="dbscan-stage")
+            offsets = np.stack([o for _, o in sorted(staged, key=lambda item: item[0])])
+            bounds = np.concatenate([data.starts, [n]]).astype(np.int64)
+            t1 = time.perf_counter()
+            summaries = run_partitions(PartitionParams(plan, offsets, bounds, eps, float(self.min_samples), margin,
+                                                       store.path))
+            store.remove_staged()
+            merged = merge(summaries)
+            outputs = Outputs(store.path, np.stack([s.chunk_offsets for s in summaries]), merged.node_start,
+                              merged.node_label, merged.extra)
+            n_core = np.sum([s.n_core for s in summaries], axis=0).astype(np.int64)
+            self._set_results(data, outputs, n_core, plan, eps, store)
+        except BaseException:
+            store.close()
+            raise
+        release(old)
+        self.n_features_in_ = d
+        self.n_clusters_ = merged.n_clusters
+        logger.info(
+            "%s fit in %.2fs (partitions %.2fs): %d rows, %d partitions, %d rows staged (halo included), "
+            "%d border edges, %d clusters", owner, time.perf_counter() - t0, time.perf_counter() - t1, n,
+            plan.n_partitions, int(offsets[:, -1].sum()), merged.n_edges, merged.n_clusters)
+        return self
+
+    def _set_results(self, data: RowData, outputs: Outputs, n_core: np.ndarray, plan: Any, eps: float,
+                     store: Store) -> None:
+        """``labels_``, ``core_sample_indices_``, ``components_`` and what ``predict`` needs:
+        NumPy arrays for in-memory input (the folder is removed), lazy arrays reading the
+        folder for lazy input (kept while the estimator lives)."""
+        lengths = data.array.chunks[0]
+        labels = generated_rows(lengths, label_block, (outputs,), dtype=np.int64, label="dbscan-labels")
+        cores = generated_rows(tuple(int(c) for c in n_core), core_block, (outputs,), dtype=np.int64,
+                               label="dbscan-core-indices")
+        d = data.n_features
+        components = da.map_blocks(components_block, data.array, outputs, data.affine, data.dtype, dtype=data.dtype,
+                                   chunks=(tuple(int(c) for c in n_core), (d,)), meta=np.empty((0, 0), data.dtype))
+        self._plan, self._eps_fit = plan, eps
+        self._node_start, self._node_label = outputs.node_start, outputs.node_label
+        if data.lazy:
+            self.labels_, self.core_sample_indices_, self.components_ = labels, cores, components
+            self._cores: list[np.ndarray] | str = store.path
+            self._store_path = store.path
+            store.keep_with(self)
+            return
+        self.labels_, self.core_sample_indices_, self.components_ = dask.compute(labels, cores, components)
+        self._cores = read_cores(store.path, plan, outputs.node_start, outputs.node_label)
+        self._store_path = None
+        store.close()
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
+        """Fit, then return ``labels_`` (Data passes: 2)."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    # ------------------------------------------------------------------ prediction
+
+    def predict(self, X: Any) -> np.ndarray | da.Array:
+        """The cluster of each sample's nearest core sample if within ``eps``, else -1.
+
+        The recipe of a ``KNeighborsClassifier`` trained on ``components_`` with the labels of
+        the core samples, where samples farther than ``eps`` from every core sample are
+        anomalies (-1), as one pass: each row is looked up only among the core samples of its
+        box and the ``eps`` ring around it.
+
+        Parameters
+        ----------
+        X : array-like, dask array, zarr array or path of shape (n_samples, n_features)
+
+        Returns
+        -------
+        labels : ndarray or dask array of shape (n_samples,), int64
+            Lazy for lazy input. Data passes: 1 (when computed).
+        """
+        self._check_fitted()
+        data = as_row_data(X, owner=type(self).__name__)
+        check_n_features(data, self.n_features_in_, type(self).__name__)
+        params = PredictParams(self._plan, self._cores, self._node_start, self._node_label, self._eps_fit,
+                               data.affine)
+        labels = map_rows(data, predict_block, (params,), dtype=np.int64, label="dbscan-predict")
+        return labels if data.lazy else labels.compute()
+

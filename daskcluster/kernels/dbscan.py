@@ -1,0 +1,465 @@
+"""DBSCAN on one spatial partition, and the routing of rows to partitions.
+
+The space is cut by a k-d tree into boxes (:class:`KdPlan`). Partition ``p`` holds the rows of
+its box (*owned*) and every row within ``2 eps`` of it (per coordinate): the *halo*. For the
+owned rows and the rows within ``eps`` of the box (the *ring*), every neighbour within ``eps``
+is then present, so their neighbour counts and core flags are exact; the core rows of box and
+ring are joined into local components (union-find), and each owned non-core row learns the
+components of the core rows within ``eps`` of it. The client merges the components of
+different partitions through the ring's core rows (each is owned by exactly one partition).
+
+Neighbours are found in a grid of cells of side ``eps`` (a hair more, so that rounding never
+puts two neighbours two cells apart): a row's neighbours lie in the ``3**d`` cells around its
+own. The cells around each cell are found by binary search on their linear keys for
+``d <= 3``, otherwise by :meth:`scipy.spatial.cKDTree.query_pairs` on the cell coordinates
+(Chebyshev radius 1). Distances are ``sum((x_k - y_k)**2) <= eps**2`` in float64, feature by
+feature, as scikit-learn's trees compute them. The loops are compiled (Numba, ``nogil``,
+cached on disk). Functions of NumPy arrays only: no Dask here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from ..errors import InvalidDataError
+from .blocks import Affine, ChunkInfo, check_finite_rows
+
+#: Cells are this much wider than ``eps`` (relative), so rounding never separates neighbours
+#: by two cells: a coordinate difference of at most ``eps`` stays under one cell side with
+#: room for the relative error of ``(x - origin) / side`` (about 1e-16 times |x| / eps).
+CELL_SLACK = 1e-6
+
+#: Up to this many features, the cells around a cell are found by probing the ``3**d``
+#: offsets; beyond, by a k-d tree over the cells.
+PROBE_MAX_FEATURES = 3
+
+
+@dataclass(frozen=True)
+class KdPlan:
+    """A k-d tree cutting the space into ``n_partitions`` boxes.
+
+    Node ``0`` is the root. An inner node ``i`` splits on ``dim[i]`` at ``value[i]``: rows with
+    ``x[dim] < value`` go to ``left[i]``, the others to ``right[i]``. A leaf has ``dim == -1``
+    and ``left`` = its partition. ``lo``/``hi`` (n_partitions, n_features) are the boxes
+    (``-inf``/``inf`` on the outside); partition ``p`` owns ``lo[p] <= x < hi[p]``.
+    """
+
+    dim: np.ndarray
+    value: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @property
+    def n_partitions(self) -> int:
+        return int(self.lo.shape[0])
+
+
+@numba.njit(nogil=True, cache=True)
+def _route(x: np.ndarray, dim: np.ndarray, value: np.ndarray, left: np.ndarray, right: np.ndarray,
+           halo: float, rows: np.ndarray, parts: np.ndarray, owned: np.ndarray,
+           fill: bool) -> int:  # pragma: no cover - compiled
+    """Every (row, partition) pair with the row within ``halo`` of the partition's box, and
+    whether the partition owns the row; returns the number of pairs (written when ``fill``)."""
+    n = x.shape[0]
+    stack = np.empty(2 * dim.shape[0] + 2, dtype=np.int64)
+    flags = np.empty(2 * dim.shape[0] + 2, dtype=np.bool_)
+    count = 0
+    for i in range(n):
+        top = 0
+        stack[0] = 0
+        flags[0] = True
+        top = 1
+        while top > 0:
+            top -= 1
+            node = stack[top]
+            own = flags[top]
+            k = dim[node]
+            if k < 0:
+                if fill:
+                    rows[count] = i
+                    parts[count] = left[node]
+                    owned[count] = own
+                count += 1
+                continue
+            v = x[i, k]
+            s = value[node]
+            if v >= s - halo:
+                stack[top] = right[node]
+                flags[top] = own and v >= s
+                top += 1
+            if v <= s + halo:
+                stack[top] = left[node]
+                flags[top] = own and v < s
+                top += 1
+    return count
+
+
+def route_rows(x: np.ndarray, plan: KdPlan, halo: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (row, partition, owned) triples of ``x`` (n, d): each row goes to every partition
+    whose box is within ``halo`` of it (per coordinate) and is owned by exactly one; sorted by
+    partition, rows ascending within one."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    empty = np.empty(0, dtype=np.int64)
+    n_pairs = _route(x, plan.dim, plan.value, plan.left, plan.right, halo, empty, empty,
+                     np.empty(0, dtype=np.bool_), False)
+    rows = np.empty(n_pairs, dtype=np.int64)
+    parts = np.empty(n_pairs, dtype=np.int64)
+    owned = np.empty(n_pairs, dtype=np.bool_)
+    _route(x, plan.dim, plan.value, plan.left, plan.right, halo, rows, parts, owned, True)
+    order = np.lexsort((rows, parts))
+    return rows[order], parts[order], owned[order]
+
+
+def owner_of(x: np.ndarray, plan: KdPlan) -> np.ndarray:
+    """The partition owning each row of ``x`` (n,), int64."""
+    rows, parts, owned = route_rows(x, plan, 0.0)
+    out = np.empty(x.shape[0], dtype=np.int64)
+    out[rows[owned]] = parts[owned]
+    return out
+
+
+# --------------------------------------------------------------------------- cells
+
+
+@dataclass(frozen=True)
+class Cells:
+    """Rows sorted by grid cell: ``order`` (m,) sorts them, ``start`` (n_cells + 1,) bounds
+    each cell's rows in sorted order, and ``adj_ptr``/``adj`` list the cells around each
+    cell (itself included), CSR."""
+
+    order: np.ndarray
+    start: np.ndarray
+    adj_ptr: np.ndarray
+    adj: np.ndarray
+
+
+@numba.njit(nogil=True, cache=True)
+def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray,
+                     strides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+    n_cells, d = coords.shape
+    n_off = 3**d
+    adj = np.empty(n_cells * n_off, dtype=np.int64)
+    ptr = np.zeros(n_cells + 1, dtype=np.int64)
+    count = 0
+    for a in range(n_cells):
+        for o in range(n_off):
+            rest = o
+            key = 0
+            inside = True
+            for k in range(d):
+                c = coords[a, k] + rest % 3 - 1
+                rest //= 3
+                if c < 0 or c >= extent[k]:
+                    inside = False
+                    break
+                key += c * strides[k]
+            if not inside:
+                continue
+            b = np.searchsorted(keys, key)
+            if b < n_cells and keys[b] == key:
+                adj[count] = b
+                count += 1
+        ptr[a + 1] = count
+    return ptr, adj[:count]
+
+
+def grid_cells(y: np.ndarray, eps: float) -> Cells:
+    """Sort the rows of ``y`` (m, d), float64, into cells of side ``eps (1 + CELL_SLACK)``
+    and list the cells around each cell."""
+    m, d = y.shape
+    if m == 0:
+        z = np.zeros(1, dtype=np.int64)
+        return Cells(np.empty(0, dtype=np.int64), z, z, np.empty(0, dtype=np.int64))
+    side = eps * (1 + CELL_SLACK)
+    origin = y.min(axis=0)
+    scaled = np.floor((y - origin) / side)
+    extent = scaled.max(axis=0) + 1
+    coords = scaled.astype(np.int64)
+    if d <= PROBE_MAX_FEATURES and float(np.prod(extent)) < 2.0**62:
+        ext = extent.astype(np.int64)
+        strides = np.ones(d, dtype=np.int64)
+        for k in range(d - 2, -1, -1):
+            strides[k] = strides[k + 1] * ext[k + 1]
+        keys = coords @ strides
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        first = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        cell_keys = sorted_keys[first]
+        ptr, adj = _probe_adjacency(cell_keys, coords[order[first]], ext, strides)
+    else:
+        from scipy.spatial import cKDTree
+
+        order = np.lexsort(coords.T[::-1])
+        sc = coords[order]
+        first = np.flatnonzero(np.r_[True, (sc[1:] != sc[:-1]).any(axis=1)])
+        cell_coords = sc[first].astype(np.float64)
+        pairs = cKDTree(cell_coords).query_pairs(1.0, p=np.inf, output_type="ndarray")
+        n_cells = len(first)
+        own = np.arange(n_cells)
+        src = np.concatenate([own, pairs[:, 0], pairs[:, 1]])
+        dst = np.concatenate([own, pairs[:, 1], pairs[:, 0]])
+        by = np.argsort(src, kind="stable")
+        adj = dst[by].astype(np.int64)
+        ptr = np.zeros(n_cells + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=n_cells), out=ptr[1:])
+    start = np.append(first, m).astype(np.int64)
+    return Cells(order.astype(np.int64), start, ptr.astype(np.int64), adj)
+
+
+# --------------------------------------------------------------------------- DBSCAN in a partition
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _within(y: np.ndarray, i: int, j: int, eps2: float) -> bool:  # pragma: no cover - compiled
+    s = 0.0
+    for k in range(y.shape[1]):
+        t = y[i, k] - y[j, k]
+        s += t * t
+    return s <= eps2
+
+
+@numba.njit(nogil=True, cache=True)
+def _core_flags(y: np.ndarray, w: np.ndarray, need: np.ndarray, start: np.ndarray, adj_ptr: np.ndarray,
+                adj: np.ndarray, eps2: float, min_samples: float, core: np.ndarray) -> None:  # pragma: no cover
+    """``core[i]``: the weights of the rows within ``eps`` of row ``i`` (itself included) sum
+    to at least ``min_samples``; for the rows with ``need[i]`` only (others False)."""
+    for a in range(start.shape[0] - 1):
+        for i in range(start[a], start[a + 1]):
+            core[i] = False
+            if not need[i]:
+                continue
+            s = 0.0
+            for t in range(adj_ptr[a], adj_ptr[a + 1]):
+                b = adj[t]
+                for j in range(start[b], start[b + 1]):
+                    if _within(y, i, j, eps2):
+                        s += w[j]
+            core[i] = s >= min_samples
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _find(parent: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
+@numba.njit(nogil=True, cache=True)
+def _components(y: np.ndarray, core: np.ndarray, start: np.ndarray, adj_ptr: np.ndarray, adj: np.ndarray,
+                eps2: float, comp: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Union-find of the core rows joined by distances within ``eps``; ``comp[i]`` the
+    component (numbered from 0 in row order) of each core row, -1 elsewhere. Returns the
+    number of components."""
+    m = y.shape[0]
+    parent = np.arange(m)
+    for a in range(start.shape[0] - 1):
+        for i in range(start[a], start[a + 1]):
+            if not core[i]:
+                continue
+            for t in range(adj_ptr[a], adj_ptr[a + 1]):
+                b = adj[t]
+                if b < a:
+                    continue
+                for j in range(max(start[b], i + 1), start[b + 1]):
+                    if not core[j]:
+                        continue
+                    ri = _find(parent, i)
+                    rj = _find(parent, j)
+                    if ri == rj or not _within(y, i, j, eps2):
+                        continue
+                    if ri < rj:
+                        parent[rj] = ri
+                    else:
+                        parent[ri] = rj
+    n_comps = 0
+    ids = np.full(m, -1, dtype=np.int64)
+    for i in range(m):
+        comp[i] = -1
+        if core[i]:
+            r = _find(parent, i)
+            if ids[r] < 0:
+                ids[r] = n_comps
+                n_comps += 1
+            comp[i] = ids[r]
+    return n_comps
+
+
+@numba.njit(nogil=True, cache=True)
+def _border(y: np.ndarray, core: np.ndarray, owned: np.ndarray, start: np.ndarray, adj_ptr: np.ndarray,
+            adj: np.ndarray, eps2: float, comp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """For each owned non-core row: ``comp[i]`` = the component of a core row within ``eps``
+    (-1 if none); the other components within ``eps`` come back as (row, component) pairs
+    (possibly repeated)."""
+    cap = 64
+    extra_rows = np.empty(cap, dtype=np.int64)
+    extra_comps = np.empty(cap, dtype=np.int64)
+    n_extra = 0
+    for a in range(start.shape[0] - 1):
+        for i in range(start[a], start[a + 1]):
+            if core[i] or not owned[i]:
+                continue
+            first = -1
+            for t in range(adj_ptr[a], adj_ptr[a + 1]):
+                b = adj[t]
+                for j in range(start[b], start[b + 1]):
+                    if not core[j]:
+                        continue
+                    c = comp[j]
+                    if c == first or not _within(y, i, j, eps2):
+                        continue
+                    if first < 0:
+                        first = c
+                        continue
+                    if n_extra == cap:
+                        cap *= 2
+                        grown_rows = np.empty(cap, dtype=np.int64)
+                        grown_comps = np.empty(cap, dtype=np.int64)
+                        grown_rows[:n_extra] = extra_rows[:n_extra]
+                        grown_comps[:n_extra] = extra_comps[:n_extra]
+                        extra_rows, extra_comps = grown_rows, grown_comps
+                    extra_rows[n_extra] = i
+                    extra_comps[n_extra] = c
+                    n_extra += 1
+            comp[i] = first
+    return extra_rows[:n_extra], extra_comps[:n_extra]
+
+
+@numba.njit(nogil=True, cache=True)
+def _comp_min(gidx: np.ndarray, comp: np.ndarray, core: np.ndarray, n_comps: int) -> np.ndarray:  # pragma: no cover
+    out = np.full(n_comps, np.iinfo(np.int64).max, dtype=np.int64)
+    for i in range(gidx.shape[0]):
+        if core[i] and gidx[i] < out[comp[i]]:
+            out[comp[i]] = gidx[i]
+    return out
+
+
+@dataclass(frozen=True)
+class PartitionResult:
+    """DBSCAN of one partition, in terms of its local components ``0 .. n_comps - 1``.
+
+    owned : (m_owned, 3) int64, sorted by global row: global row, component (-1: none; for a
+        non-core row, the component of one core row within ``eps``), core flag.
+    ring : (r, 2) int64: global row and component of each core row of the ring (owned elsewhere).
+    inner : (q, 2) int64: the same for the owned core rows within ``eps`` (and a margin) of the
+        box's faces, which other partitions may see in their rings.
+    comp_min : (n_comps,) int64, the smallest global row of each component's core rows.
+    extra : (e, 2) int64, distinct (global row, component) pairs of owned non-core rows near
+        more than one component (the components other than the one in ``owned``).
+    cores : (c, d + 1) float64: coordinates and component of the core rows of box and ring
+        (what a new point within ``eps`` of the box may be nearest to).
+    """
+
+    owned: np.ndarray
+    ring: np.ndarray
+    inner: np.ndarray
+    comp_min: np.ndarray
+    extra: np.ndarray
+    cores: np.ndarray
+
+
+def cluster_partition(y: np.ndarray, w: np.ndarray, gidx: np.ndarray, owned: np.ndarray, lo: np.ndarray,
+                      hi: np.ndarray, eps: float, min_samples: float, margin: float) -> PartitionResult:
+    """DBSCAN of one partition.
+
+    Parameters
+    ----------
+    y : ndarray of shape (m, n_features), float64
+        The partition's rows: its box and the rows within ``2 eps + margin`` of it.
+    w : ndarray of shape (m,), float64
+        Sample weights (ones when unweighted).
+    gidx : ndarray of shape (m,), int64
+        Global row of each row.
+    owned : ndarray of shape (m,), bool
+        Whether the row lies in the box (the partition owns it).
+    lo, hi : ndarray of shape (n_features,)
+        The box.
+    eps, min_samples, margin : float
+        DBSCAN's parameters; ``margin`` covers rounding at the box's faces.
+    """
+    m = y.shape[0]
+    y = np.ascontiguousarray(y, dtype=np.float64)
+    cells = grid_cells(y, eps)
+    order = cells.order
+    ys = np.ascontiguousarray(y[order])
+    ws = np.ascontiguousarray(w[order], dtype=np.float64)
+    gs = gidx[order]
+    own = owned[order]
+    # the ring: rows within eps of the box, whose neighbourhoods are all here
+    need = np.all((ys >= lo - eps) & (ys <= hi + eps), axis=1) | own
+    eps2 = eps * eps
+    core = np.empty(m, dtype=np.bool_)
+    _core_flags(ys, ws, need, cells.start, cells.adj_ptr, cells.adj, eps2, float(min_samples), core)
+    comp = np.empty(m, dtype=np.int64)
+    n_comps = _components(ys, core, cells.start, cells.adj_ptr, cells.adj, eps2, comp)
+    comp_min = _comp_min(gs, comp, core, n_comps)
+    extra_rows, extra_comps = _border(ys, core, own, cells.start, cells.adj_ptr, cells.adj, eps2, comp)
+    extra = np.unique(np.column_stack([gs[extra_rows], extra_comps]).reshape(-1, 2), axis=0)
+    ring_rows = core & ~own
+    finite_lo, finite_hi = np.isfinite(lo), np.isfinite(hi)
+    near_face = np.any(finite_lo & (ys - lo <= eps + margin), axis=1) | np.any(finite_hi & (hi - ys <= eps + margin),
+                                                                              axis=1)
+    inner_rows = core & own & near_face
+    owned_out = np.column_stack([gs[own], comp[own], core[own]]).astype(np.int64).reshape(-1, 3)
+    owned_out = owned_out[np.argsort(owned_out[:, 0], kind="stable")]
+    return PartitionResult(
+        owned=owned_out,
+        ring=np.column_stack([gs[ring_rows], comp[ring_rows]]).reshape(-1, 2),
+        inner=np.column_stack([gs[inner_rows], comp[inner_rows]]).reshape(-1, 2),
+        comp_min=comp_min,
+        extra=extra.astype(np.int64),
+        cores=np.column_stack([ys[core], comp[core].astype(np.float64)]).reshape(-1, y.shape[1] + 1),
+    )
+
+
+# --------------------------------------------------------------------------- the first pass
+
+
+@dataclass(frozen=True)
+class ScanParams:
+    """``affine``: the scaling of the data; ``n_samples`` and ``sample_rows``: about
+    ``sample_rows`` rows are drawn over all chunks, in proportion to their lengths."""
+
+    affine: Affine
+    n_samples: int
+    sample_rows: int
+
+
+@dataclass(frozen=True)
+class Scan:
+    """Bounds (d,) of the rows and a sample (s, d) of them, float64."""
+
+    lo: np.ndarray
+    hi: np.ndarray
+    sample: np.ndarray
+
+
+def scan_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, params: ScanParams) -> Scan:
+    """Check that the chunk's rows and weights are finite (naming the first bad row), and
+    return their bounds and a sample drawn with the chunk's own seed."""
+    x = params.affine.apply(np.array(block, dtype=np.float64))
+    sq = np.einsum("ij,ij->i", x, x)
+    check_finite_rows(x, sq, chunk, 0)
+    if weights is not None and not np.isfinite(weights).all():
+        row = int(np.flatnonzero(~np.isfinite(weights))[0])
+        raise InvalidDataError(
+            f"sample_weight contains a non-finite value ({weights[row]!r}) at row {chunk.start + row}; "
+            "give finite weights.")
+    n = x.shape[0]
+    if n == 0:
+        d = x.shape[1]
+        return Scan(np.full(d, np.inf), np.full(d, -np.inf), np.zeros((0, d)))
+    rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(chunk.index,)))
+    take = min(n, -(-params.sample_rows * n // max(params.n_samples, 1)))
+    sample = x[np.sort(rng.choice(n, size=take, replace=False))]
+    return Scan(x.min(axis=0), x.max(axis=0), sample)
+
+
+def combine_scans(parts: list[Scan]) -> Scan:
+    return Scan(np.min([p.lo for p in parts], axis=0), np.max([p.hi for p in parts], axis=0),
+                np.concatenate([p.sample for p in parts]))
