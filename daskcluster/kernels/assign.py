@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numba
 import numpy as np
 
+from . import sparse as S
 from .blocks import ChunkInfo, check_finite_rows
 
 #: Bytes of one cast tile of rows (compute dtype): tiles of about this size stay in L2. Only the
@@ -36,6 +38,15 @@ def tile_rows(n_features: int, itemsize: int) -> int:
     """Rows per tile: ``TILE_BYTES`` of rows in the compute dtype, a multiple of 32 in [64, 4096]."""
     rows = TILE_BYTES // max(1, n_features * itemsize)
     return int(min(4096, max(64, rows - rows % 32)))
+
+
+def block_tile_rows(block: Any, n_columns: int, itemsize: int) -> int:
+    """Rows per tile of ``block``: :func:`tile_rows` of its features for a dense block, rows
+    sized by their stored values and ``n_columns`` products for a sparse one
+    (:func:`daskcluster.kernels.sparse.tile_rows`)."""
+    if S.is_sparse(block):
+        return S.tile_rows(block, n_columns, itemsize)
+    return tile_rows(block.shape[1], itemsize)
 
 
 @dataclass(frozen=True)
@@ -139,6 +150,24 @@ def distances_from_product(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray,
 _NO_WEIGHTS = np.zeros(0)
 
 
+def add_tile_rows(x: Any, labels: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
+                  wic: np.ndarray) -> None:
+    """:func:`add_rows` for a tile of either kind: dense rows, or a
+    :class:`~daskcluster.kernels.sparse.CsrTile`."""
+    if isinstance(x, S.CsrTile):
+        S.add_rows(x, labels, w, weighted, sums, wic)
+    else:
+        add_rows(x, labels, w, weighted, sums, wic)
+
+
+def check_finite(x: Any, x_sq: np.ndarray, chunk: ChunkInfo, start: int) -> None:
+    """:func:`~daskcluster.kernels.blocks.check_finite_rows` for a tile of either kind."""
+    if isinstance(x, S.CsrTile):
+        S.check_finite_tile(x, x_sq, chunk, start)
+    else:
+        check_finite_rows(x, x_sq, chunk, start)
+
+
 def weights_arg(w: np.ndarray | None) -> tuple[np.ndarray, bool]:
     """The ``(w, weighted)`` pair the compiled loops take."""
     return (_NO_WEIGHTS, False) if w is None else (np.ascontiguousarray(w, dtype=np.float64), True)
@@ -148,19 +177,27 @@ def weights_arg(w: np.ndarray | None) -> tuple[np.ndarray, bool]:
 
 
 def iter_products(
-    block: np.ndarray, minus2_t: np.ndarray, chunk: ChunkInfo, rows: int | None = None
-) -> Iterator[tuple[int, int, np.ndarray, np.ndarray, np.ndarray]]:
+    block: Any, minus2_t: np.ndarray, chunk: ChunkInfo, rows: int | None = None
+) -> Iterator[tuple[int, int, Any, np.ndarray, np.ndarray]]:
     """Yield ``(start, stop, x, x_sq, g)`` per tile of ``block``.
 
     ``x`` (tile, d) is the tile cast to ``minus2_t``'s dtype, ``x_sq`` (tile,) its rows'
     float64 squared norms, ``g = x @ minus2_t`` (tile, k). All three are views of buffers
     reused by the next tile. Rows holding NaN or infinity raise
     :class:`~daskcluster.errors.NonFiniteDataError` naming the chunk, row and feature.
+
+    A sparse block (CSR) yields :class:`~daskcluster.kernels.sparse.CsrTile` tiles and one
+    sparse × dense product per tile (:func:`daskcluster.kernels.sparse.iter_products`); ``rows``
+    defaults to :func:`block_tile_rows`.
     """
     n, d = block.shape
     if n == 0:
         return
     dtype = minus2_t.dtype
+    if S.is_sparse(block):
+        yield from S.iter_products(block, minus2_t, chunk, rows or block_tile_rows(block, minus2_t.shape[1],
+                                                                                   dtype.itemsize))
+        return
     rows = max(1, min(rows or tile_rows(d, dtype.itemsize), n))
     buf = np.empty((rows, d), dtype=dtype)
     gbuf = np.empty((rows, minus2_t.shape[1]), dtype=dtype)
@@ -177,7 +214,7 @@ def iter_products(
 
 
 def iter_nearest(
-    block: np.ndarray, table: CenterTable, chunk: ChunkInfo, labels: np.ndarray, min_sq: np.ndarray,
+    block: Any, table: CenterTable, chunk: ChunkInfo, labels: np.ndarray, min_sq: np.ndarray,
     rows: int | None = None,
 ) -> Iterator[tuple[int, int, np.ndarray]]:
     """Fill ``labels`` (n_rows,) and ``min_sq`` (n_rows,) with each row's nearest center and
@@ -188,11 +225,11 @@ def iter_nearest(
         lab, sq = labels[start:stop], min_sq[start:stop]
         nearest_in_product(g, table.sq_norms, x_sq, lab, sq)
         if not np.isfinite(sq).all():
-            check_finite_rows(x, sq, chunk, start)
+            check_finite(x, sq, chunk, start)
         yield start, stop, x
 
 
-def nearest(block: np.ndarray, table: CenterTable, chunk: ChunkInfo) -> tuple[np.ndarray, np.ndarray]:
+def nearest(block: Any, table: CenterTable, chunk: ChunkInfo) -> tuple[np.ndarray, np.ndarray]:
     """Each row's nearest center (int64) and squared distance to it (float64, storage space):
     shapes (n_rows,). One read of the block."""
     n = block.shape[0]

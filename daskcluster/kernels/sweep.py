@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
 import numpy as np
 
@@ -26,11 +27,11 @@ from . import assign as A
 from . import bounds as B
 from . import kmeans as K
 from . import mixture as M
+from . import sparse as S
 from .assign import CenterTable
 from .blocks import (
     Affine,
     ChunkInfo,
-    check_finite_rows,
     iter_compute_slices,
     row_sq_norms,
     slice_rows,
@@ -140,7 +141,10 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     n, d = block.shape
     state = {} if state is None else dict(state)
     bounded = {j: state.get(m.key) for j, m in enumerate(members) if m.kind == ELKAN}
-    incremental = [j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments)]
+    # a sparse block's Elkan members compute every distance by the sparse product (their bounds
+    # are made but not used): the same labels and statistics as a Lloyd step
+    incremental = [] if S.is_sparse(block) else [
+        j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments)]
     stacked = [j for j in range(len(members)) if j not in incremental]
     w, weighted = A.weights_arg(sample_weight)
     parts: dict[int, K.Candidates | K.LloydStats | K.PlusPlusStats] = {}
@@ -163,8 +167,15 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     if stacked:
         fresh = _stacked_members(block, sample_weight, chunk, params, stacked, parts)
         state.update({members[j].key: st for j, st in fresh.items()})
-    moments = K.block_moments(block, members[0].centers.dtype, affine) if params.moments else None
+    moments = _moments(block, members[0].centers.dtype, affine) if params.moments else None
     return SweepStats([parts[j] for j in range(len(members))], moments, computed), state
+
+
+def _moments(block: Any, dtype: np.dtype, affine: Affine) -> K.Moments:
+    """The block's per-feature moments (dense or sparse), for scikit-learn's relative ``tol``."""
+    if S.is_sparse(block):
+        return K.Moments(*S.block_moments(block, affine))
+    return K.block_moments(block, dtype, affine)
 
 
 def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.BoundsState, chunk: ChunkInfo,
@@ -211,7 +222,7 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
     elkan = {j: (np.empty(n), np.empty((n, len(m.centers)), dtype=np.float32)) for j, m in enumerate(members)
              if m.kind == ELKAN}
     w, weighted = A.weights_arg(sample_weight)
-    rows = A.tile_rows(d, dtype.itemsize)
+    rows = A.block_tile_rows(block, table.n_centers, dtype.itemsize)
     for start, stop, x, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
         xsq_max = float(x_sq.max())
         for j, seg in enumerate(segments):
@@ -228,10 +239,10 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
             else:
                 A.nearest_in_product(part, c_sq[seg], x_sq, lab, sq)
             if not np.isfinite(sq).all():
-                check_finite_rows(x, sq, chunk, start)
+                A.check_finite(x, sq, chunk, start)
             np.maximum(sq, 0.0, out=sq)
             if j in sums:
-                A.add_rows(x, lab, w[start:stop] if weighted else w, weighted, sums[j], wic[j])
+                A.add_tile_rows(x, lab, w[start:stop] if weighted else w, weighted, sums[j], wic[j])
     fresh: dict[int, B.BoundsState] = {}
     for j, m in enumerate(members):
         if m.kind == PLUSPLUS:
@@ -333,7 +344,7 @@ def _label_rows(block: np.ndarray, chunk: ChunkInfo, params: Labelings) -> list[
     out = [np.empty(n, dtype=np.int64) for _ in params.centers]
     if params.centers:
         table, segments = _stack(tuple(Member(LLOYD, c.astype(params.dtype)) for c in params.centers), params.affine)
-        rows = A.tile_rows(d, table.dtype.itemsize)
+        rows = A.block_tile_rows(block, table.n_centers, table.dtype.itemsize)
         scratch = np.empty(min(n, rows))
         for start, stop, _, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
             for j, seg in enumerate(segments):
