@@ -25,6 +25,7 @@ from .assign import (
     weights_arg,
 )
 from .blocks import Affine, ChunkInfo
+from .sparse import dense_rows
 
 
 def chunk_rng(entropy: int, *spawn_key: int) -> np.random.Generator:
@@ -150,7 +151,7 @@ def far_points(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chunk
         chunk.start + top,
         labels[top],
         np.ones(m) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[top],
-        affine.apply(np.asarray(block[top]).astype(dtype)),
+        affine.apply(dense_rows(block, top).astype(dtype)),
     )
     return FarPoints.concat([far], n_far)
 
@@ -260,7 +261,7 @@ def draw_candidates(block: np.ndarray, sample_weight: np.ndarray | None, chunk: 
         key = np.where(wd2 > 0, u / wd2, np.inf)
     cost = float(wd2.sum())
     sel = np.flatnonzero(key < ell / cost) if cost > 0 else np.zeros(0, dtype=np.int64)
-    rows = np.asarray(block[sel]).astype(dtype)
+    rows = dense_rows(block, sel).astype(dtype)
     affine.apply(rows)
     return Candidates(cost, key[sel], sel.astype(np.int64) + chunk.start, rows)
 
@@ -313,7 +314,7 @@ def plusplus_part(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Ch
                 best = np.argmin(keys, axis=0)
                 key[j] = keys[best, np.arange(m)]
                 index[j] = best
-        picked = np.asarray(block[index.ravel()]).astype(dtype)
+        picked = dense_rows(block, index.ravel()).astype(dtype)
         affine.apply(picked)
         rows = picked.reshape(h, m, d)
         index = index + chunk.start
@@ -374,7 +375,7 @@ def sample_kernel(
     m = min(params.n, n)
     top = np.argpartition(e, m - 1)[:m] if 0 < m < n else np.arange(m)
     top = top[np.isfinite(e[top])]
-    rows = np.asarray(block[np.sort(top)]).astype(params.dtype)
+    rows = dense_rows(block, np.sort(top)).astype(params.dtype)
     top = np.sort(top)
     params.affine.apply(rows)
     return SampleStats(e[top], top.astype(np.int64) + chunk.start, rows).smallest(params.n)
