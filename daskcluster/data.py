@@ -24,7 +24,7 @@ import numpy as np
 import psutil
 from scipy import sparse
 
-from . import io
+from . import io, io_frames, io_sparse
 from .io import MinChunks, active_client
 from .errors import DataTypeError, InvalidDataError, InvalidParameterError
 from .kernels.blocks import Affine, compute_dtype_for
@@ -92,13 +92,17 @@ class RowData:
     dtype : numpy.dtype
         Compute dtype (float64 for float64 storage, float32 otherwise).
     lazy : bool
-        Whether the caller passed lazy data (Dask, Zarr, a path): outputs are then lazy.
+        Whether the caller passed lazy data (Dask, Zarr, a path, a dask DataFrame or a
+        dask-backed DataArray): outputs are then lazy.
+    stored_bytes : int or None
+        Bytes a sparse array holds (values, indices, row pointers) when known; None otherwise.
     """
 
     array: da.Array
     affine: Affine
     dtype: np.dtype
     lazy: bool
+    stored_bytes: int | None = None
 
     @property
     def n_samples(self) -> int:
@@ -111,8 +115,16 @@ class RowData:
     @property
     def nbytes(self) -> int:
         """Bytes of the array in its storage dtype (from the metadata: no ``Array.nbytes``, which
-        dask's query-planning backend lacks)."""
+        dask's query-planning backend lacks); for sparse data the stored bytes when known, else
+        the dense size (an upper bound)."""
+        if self.stored_bytes is not None:
+            return self.stored_bytes
         return math.prod(self.array.shape) * self.array.dtype.itemsize
+
+    @property
+    def is_sparse(self) -> bool:
+        """Whether the chunks are SciPy CSR matrices."""
+        return io_sparse.is_sparse_array(self.array)
 
     @property
     def n_chunks(self) -> int:
@@ -135,13 +147,17 @@ def as_row_data(
     min_samples: int = 1,
     chunk_bytes: int | None = None,
     min_chunks: MinChunks = None,
+    accept_sparse: bool = False,
 ) -> RowData:
-    """Validate ``X`` and return it as :class:`RowData`. Reads no data, only metadata.
+    """Validate ``X`` and return it as :class:`RowData`. Reads no data, only metadata (a dask
+    DataFrame's partition lengths are computed once, if unknown).
 
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features), numpy.memmap, dask array, zarr array,
-        path or URL of a Zarr store or ``.npy`` file, or :class:`Scaled`.
+        path or URL of a Zarr store, Parquet dataset or ``.npy`` file, pandas or dask
+        DataFrame (numeric columns), xarray DataArray (a dask-backed one stays lazy), SciPy
+        sparse matrix or array, Dask array of sparse chunks, or :class:`Scaled`.
     owner : str
         Name of the estimator, for messages.
     min_samples : int, default=1
@@ -152,6 +168,9 @@ def as_row_data(
         Row chunks wanted for parallelism when daskcluster chooses the chunking; None reads the
         Dask configuration key ``"daskcluster.min-chunks"`` (default 16). See
         :func:`daskcluster.io.open_array`.
+    accept_sparse : bool, default=False
+        Whether the caller's kernels take sparse (CSR) chunks; otherwise sparse input raises
+        scikit-learn's error.
 
     Notes
     -----
@@ -163,13 +182,16 @@ def as_row_data(
     if isinstance(X, Scaled):
         affine = Affine(X.scale, X.offset)
         X = X.source
+    if io_frames.is_frame(X):
+        X = io_frames.frame_values(X)
     lazy = isinstance(X, (da.Array, str, os.PathLike)) or type(X).__module__.startswith("zarr")
-    if sparse.issparse(X):
-        raise DataTypeError(
-            f"{owner} does not support sparse input (got {type(X).__name__}); convert it with X.toarray() "
-            "if it fits in memory, or store it densely (e.g. with daskcluster.io.write_zarr)."
-        )
-    if not lazy and not isinstance(X, np.ndarray):
+    stored_bytes = None
+    if sparse.issparse(X) or io_sparse.is_sparse_array(X):
+        _check_sparse(owner, accept_sparse, affine)
+        if sparse.issparse(X):
+            X = io_sparse.csr_input(X)
+            stored_bytes = io_sparse.stored_nbytes(X)
+    elif not lazy and not isinstance(X, np.ndarray):
         if hasattr(X, "__array__") or isinstance(X, (list, tuple)):
             try:
                 X = np.asarray(X)
@@ -192,6 +214,8 @@ def as_row_data(
     if chunk_bytes is not None:
         kwargs["chunk_bytes"] = chunk_bytes
     array = io.open_array(X, **kwargs)
+    if io_sparse.is_sparse_array(array):  # also a path to a store of sparse row blocks
+        _check_sparse(owner, accept_sparse, affine)
     n_samples, n_features = array.shape
     if n_samples < min_samples:
         raise InvalidDataError(
@@ -204,7 +228,36 @@ def as_row_data(
         )
     if array.dtype.kind == "b":
         array = array.astype(np.uint8)
-    return RowData(array, affine, compute_dtype_for(array.dtype), lazy)
+    return RowData(array, affine, compute_dtype_for(array.dtype), lazy, stored_bytes)
+
+
+def _check_sparse(owner: str, accept_sparse: bool, affine: Affine) -> None:
+    """Refuse sparse input where it cannot work, with scikit-learn's message."""
+    if not accept_sparse:
+        raise DataTypeError(
+            f"Sparse data was passed for {owner}, but dense data is required. Use '.toarray()' to "
+            "convert to a dense numpy array."
+        )
+    if affine.offset != 0:
+        raise InvalidParameterError(
+            f"scaled(X, scale, offset) with sparse X needs offset=0 (an offset makes every value "
+            f"non-zero); got offset={affine.offset!r}. Scale only, or center the data densely."
+        )
+
+
+def feature_names(X: Any) -> np.ndarray | None:
+    """The column names of ``X`` as scikit-learn's ``feature_names_in_`` takes them: an object
+    array of str for a pandas or dask DataFrame whose column names are all str (or a
+    :class:`Scaled` wrapping one), None for any other input.
+
+    Raises
+    ------
+    DataTypeError
+        The column names mix str and other types (scikit-learn's error).
+    """
+    if isinstance(X, Scaled):
+        X = X.source
+    return io_frames.column_names(X)
 
 
 def as_sample_weight(sample_weight: Any, data: RowData, *, owner: str) -> da.Array | None:

@@ -44,9 +44,10 @@ import numpy as np
 import numpy.typing as npt
 import zarr
 import zarr.codecs
+from scipy import sparse
 from dask.base import tokenize
 
-from daskcluster import atomic
+from daskcluster import atomic, io_frames
 from daskcluster.errors import (
     DaskClusterError,
     DataTypeError,
@@ -113,7 +114,7 @@ Source: TypeAlias = "str | os.PathLike[str] | np.ndarray[Any, Any] | da.Array | 
 _NPY_MAGIC = b"\x93NUMPY"
 _ZARR_METADATA = ("zarr.json", ".zarray", ".zgroup")
 _RAW_ONLY = ("dtype", "shape", "offset")
-_OPEN_KWARGS = frozenset({"dtype", "shape", "offset", "component"})
+_OPEN_KWARGS = frozenset({"dtype", "shape", "offset", "component", "columns"})
 _ACCEPTED_KINDS = "bool, int, uint or float"
 
 
@@ -563,6 +564,23 @@ def _open_zarr_store(store: str, component: str | None, storage_options: dict[st
     return node
 
 
+def _open_store(store: str, component: str | None, storage_options: dict[str, Any] | None,
+                sizing: _Sizing) -> da.Array:
+    """A Zarr store as rows: a store of sparse row blocks (:mod:`daskcluster.io_sparse`) or a
+    Zarr array."""
+    if component is None:
+        from . import io_sparse
+
+        try:
+            doc = io_sparse.sparse_manifest(zarr.open_group(store, mode="r", storage_options=storage_options or None))
+        except Exception:  # not a group, or unreadable: the array path below says what is wrong
+            doc = None
+        if doc is not None:
+            return io_sparse.open_sparse_store(store, doc, storage_options or None)
+    z = _open_zarr_store(store, component, storage_options)
+    return _from_zarr(z, sizing, f"The Zarr array in '{store}'")
+
+
 def _permission_error(path: str, exc: OSError) -> SourceError:
     return SourceError(
         f"Cannot read '{path}': permission denied ({exc.filename or path}). Give this user read "
@@ -820,6 +838,7 @@ def _open_local_path(
     shape: object,
     offset: int,
     sizing: _Sizing,
+    columns: list[str] | None = None,
 ) -> da.Array:
     try:
         os.stat(path)
@@ -831,20 +850,28 @@ def _open_local_path(
         if not os.access(path, os.R_OK | os.X_OK):
             raise _permission_error(path, PermissionError(13, "Permission denied", path))
         if not any(os.path.exists(os.path.join(path, name)) for name in _ZARR_METADATA):
+            if io_frames.is_parquet_path(fsspec.filesystem("file"), path):
+                _reject_raw_options(f"the Parquet dataset '{path}'", dtype, shape, offset)
+                return _open_parquet(path, columns, None, sizing)
             raise SourceError(
                 f"'{path}' is a directory but not a Zarr store (it has no zarr.json, .zarray or "
                 ".zgroup). Pass the path of the Zarr store itself, or of a .npy or raw binary file."
             )
         _reject_raw_options(f"the Zarr store '{path}'", dtype, shape, offset)
-        z = _open_zarr_store(path, component, None)
-        return _from_zarr(z, sizing, f"The Zarr array in '{path}'")
+        _reject_columns(f"the Zarr store '{path}'", columns)
+        return _open_store(path, component, None, sizing)
     if component is not None:
         raise InvalidParameterError(
             f"component= selects an array inside a Zarr group; got component={component!r} for "
             f"the file '{path}', which is not a Zarr store. Drop component=."
         )
     with open(path, "rb") as handle:
-        is_npy = handle.read(len(_NPY_MAGIC)) == _NPY_MAGIC
+        magic = handle.read(len(_NPY_MAGIC))
+    is_npy = magic == _NPY_MAGIC
+    if magic[:4] == _PARQUET_MAGIC or io_frames.is_parquet_path(fsspec.filesystem("file"), path):
+        _reject_raw_options(f"the Parquet file '{path}'", dtype, shape, offset)
+        return _open_parquet(path, columns, None, sizing)
+    _reject_columns(f"the file '{path}'", columns)
     if dtype is None and shape is None and not offset:
         if is_npy or path.endswith(".npy"):
             return _open_npy(path, sizing)
@@ -870,6 +897,7 @@ def _open_path(
     offset: int,
     sizing: _Sizing,
     storage_options: dict[str, Any] | None,
+    columns: list[str] | None = None,
 ) -> da.Array:
     text = os.fspath(source)
     if "://" not in text:
@@ -879,24 +907,46 @@ def _open_path(
                 f"storage_options={storage_options!r} for the local path '{text}'. Drop it."
             )
         return _open_local_path(
-            text, component=component, dtype=dtype, shape=shape, offset=offset, sizing=sizing
+            text, component=component, dtype=dtype, shape=shape, offset=offset, sizing=sizing, columns=columns
         )
     fs, fs_path = _url_to_fs(text, storage_options)
     if _is_local(fs):
         return _open_local_path(
-            fs_path, component=component, dtype=dtype, shape=shape, offset=offset, sizing=sizing
+            fs_path, component=component, dtype=dtype, shape=shape, offset=offset, sizing=sizing, columns=columns
         )
     if _has_zarr_metadata(fs, fs_path):
         _reject_raw_options(f"the Zarr store '{text}'", dtype, shape, offset)
-        z = _open_zarr_store(text, component, storage_options)
-        return _from_zarr(z, sizing, f"The Zarr array in '{text}'")
+        _reject_columns(f"the Zarr store '{text}'", columns)
+        return _open_store(text, component, storage_options, sizing)
+    if io_frames.is_parquet_path(fs, fs_path):
+        _reject_raw_options(f"the Parquet data '{text}'", dtype, shape, offset)
+        return _open_parquet(text, columns, storage_options, sizing)
     if fs.exists(fs_path):
         raise SourceError(
-            f"'{text}' is not a Zarr store. Only Zarr can be read from a remote filesystem; "
+            f"'{text}' is not a Zarr store, nor Parquet. Only Zarr can be read from a remote filesystem; "
             ".npy and raw binary files are memory-mapped and must be on a local disk. Copy the "
             "file locally first, or convert it to Zarr with write_zarr on a machine that has it."
         )
     raise SourceNotFoundError(f"No such file or Zarr store: '{text}'. Check the URL and storage_options.")
+
+
+_PARQUET_MAGIC = b"PAR1"
+
+
+def _reject_columns(label: str, columns: list[str] | None) -> None:
+    if columns is not None:
+        raise InvalidParameterError(
+            f"columns= selects the columns of a Parquet file or dataset; got columns={columns!r} for "
+            f"{label}. Drop columns=."
+        )
+
+
+def _open_parquet(path: str, columns: list[str] | None, storage_options: dict[str, Any] | None,
+                  sizing: _Sizing) -> da.Array:
+    array = io_frames.open_parquet(path, columns=columns, storage_options=storage_options,
+                                   chunk_bytes=sizing.chunk_bytes, min_chunks=sizing.min_chunks)
+    _check_metadata(tuple(int(s) for s in array.shape), np.dtype(array.dtype), f"The Parquet data '{path}'")
+    return array
 
 
 def _open_dask(x: da.Array) -> da.Array:
@@ -926,6 +976,7 @@ def open_array(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     min_chunks: MinChunks = None,
     storage_options: dict[str, Any] | None = None,
+    columns: list[str] | None = None,
 ) -> da.Array:
     """Open a data source as a row-chunked 2-D Dask array in its storage dtype.
 
@@ -1039,7 +1090,11 @@ def open_array(
             offset=offset,
             sizing=sizing,
             storage_options=storage_options,
+            columns=columns,
         )
+    _reject_columns(f"a {type(source).__qualname__} source", columns)
+    if io_frames.is_frame(source):
+        source = io_frames.frame_values(source)
 
     kind = f"a {type(source).__module__}.{type(source).__qualname__} source"
     _reject_raw_options(kind, dtype, shape, offset)
@@ -1065,7 +1120,15 @@ def open_array(
         check_store(source, repr(source))
         return _from_zarr(source, sizing, "The Zarr array")
     if isinstance(source, da.Array):
+        from . import io_sparse
+
+        if io_sparse.is_sparse_array(source):
+            return io_sparse.open_sparse(source)
         return _open_dask(source)
+    if sparse.issparse(source):
+        from . import io_sparse
+
+        return io_sparse.open_sparse(source, chunk_bytes=chunk_bytes, min_chunks=sizing.min_chunks)
     if isinstance(source, np.memmap):
         _check_metadata(source.shape, source.dtype, "X")
         return _open_memmap(source, sizing)
