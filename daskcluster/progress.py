@@ -82,11 +82,41 @@ def report(rep: IterationReport) -> None:
         hook(rep)
 
 
-class ProgressBar:
-    """A progress bar for fits, for terminals and notebooks (``tqdm.auto``).
+def _bar_class() -> Any:
+    """tqdm's notebook widget in a Jupyter kernel that has ipywidgets; its text bar everywhere else.
 
-    One bar per stage and estimator (seeding, then iterations); each reported iteration
-    advances it by one and shows the iteration's metrics. Use it as a context manager::
+    ``tqdm.auto`` picks the widget in any kernel and, without ipywidgets, warns
+    (``TqdmWarning: IProgress not found``) before falling back: this picks the text bar
+    without the warning.
+    """
+    import importlib.util
+    import sys
+
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
+    if shell is not None and "IPKernelApp" in getattr(shell, "config", {}) \
+            and importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.notebook import tqdm as notebook_tqdm
+
+        return notebook_tqdm
+    from tqdm.std import tqdm
+
+    return tqdm
+
+
+class ProgressBar:
+    """Progress bars for fits, for terminals and notebooks.
+
+    One bar per stage of each fit, and only as definite as the fit's length is known:
+
+    * ``init`` (seeding: k-means|| rounds, k-means++ centers): a bar to the stage's number of
+      passes, which is fixed in advance;
+    * ``fit`` (iterations until convergence, or passes of a sweep): indeterminate, with the
+      current iteration, the rate and the last metrics (inertia/shift, lower bound...);
+      ``max_iter`` is only the upper bound, so no percentage or ETA is made up from it.
+
+    A new bar starts when a stage starts again (the next run of ``n_init``, the next model).
+    Use it as a context manager::
 
         with ProgressBar():
             KMeans(10).fit(X)
@@ -97,27 +127,34 @@ class ProgressBar:
         Keep finished bars on screen.
     file : file-like, optional
         Where to draw (default: standard error).
+    disable : bool or None, default=False
+        None: draw only on a terminal (tqdm's rule).
     """
 
-    def __init__(self, leave: bool = True, file: Any = None) -> None:
+    #: Stages whose number of passes is fixed before they start.
+    KNOWN_LENGTH = ("init",)
+
+    def __init__(self, leave: bool = True, file: Any = None, disable: bool | None = False) -> None:
         self.leave = leave
         self.file = file
+        self.disable = disable
         self._bars: dict[tuple[str, str], Any] = {}
         self._ctx: Any = None
 
     def __call__(self, rep: IterationReport) -> None:
-        from tqdm.auto import tqdm
-
         key = (rep.estimator, rep.stage)
         bar = self._bars.get(key)
         if bar is None or rep.iteration <= bar.n:
             if bar is not None:
                 bar.close()
-            bar = tqdm(total=rep.max_iter, desc=f"{rep.estimator} {rep.stage}", leave=self.leave, file=self.file,
-                       unit="it")
+            known = rep.stage in self.KNOWN_LENGTH
+            bar = _bar_class()(total=rep.max_iter if known else None,
+                               desc=f"{rep.estimator} {rep.stage}" + ("" if known else f" (max {rep.max_iter})"),
+                               leave=self.leave, file=self.file, unit="pass", disable=self.disable)
             self._bars[key] = bar
+        if rep.metrics:
+            bar.set_postfix({k: f"{v:.5g}" for k, v in rep.metrics.items()}, refresh=False)
         bar.update(rep.iteration - bar.n)
-        bar.set_postfix({k: f"{v:.4g}" for k, v in rep.metrics.items()}, refresh=False)
 
     def close(self) -> None:
         """Close every bar."""

@@ -146,7 +146,8 @@ def test_exit_status_2_for_usage_and_validation_errors(tmp_path: Path, capsys: p
     assert main(["run", str(tmp_path / "absent.yaml")]) == 2
     assert "absent.yaml: no such file" in capsys.readouterr().err
     assert main(["submit", str(job), "--cluster", str(ROOT / "cluster_configs" / "local.yaml")]) == 2
-    assert "submit needs a scheduler that outlives this command" in capsys.readouterr().err
+    assert "submit needs a cluster that outlives this command, and a local cluster's scheduler and workers are " \
+           "processes of the daskcluster command" in capsys.readouterr().err
     assert main(["status", "some-id"]) == 2
     assert "give --scheduler ADDRESS or --cluster" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
@@ -217,7 +218,7 @@ def test_run_on_an_existing_scheduler_gives_the_in_process_model(scheduler: str,
     reference = KMeans(4, random_state=0).fit(str(tmp_path / "x.zarr"))  # in process, synchronous scheduler
     np.testing.assert_array_equal(model.cluster_centers_, reference.cluster_centers_)
     assert model.n_iter_ == reference.n_iter_ and model.inertia_ == pytest.approx(reference.inertia_, rel=1e-12)
-    labels = zarr.open_array(str(tmp_path / "out" / "labels.zarr"), mode="r")[:, 0]
+    labels = zarr.open_array(str(tmp_path / "out" / "labels.zarr"), mode="r")[...].reshape(-1)
     np.testing.assert_array_equal(labels, reference.labels_.compute())
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert doc["cluster"]["n_workers"] == 2 and doc["cluster"]["scheduler"] == scheduler
@@ -297,8 +298,9 @@ def test_failed_job_exits_1_with_one_line(scheduler: str, tmp_path: Path, capsys
     (tmp_path / "job.yaml").write_text(yaml.safe_dump(job))
     assert main(["run", str(tmp_path / "job.yaml"), "--scheduler", scheduler, "--no-progress"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("daskcluster: job nan-job failed: NonFiniteDataError")
-    assert "row 150" in err[0] and err[0].endswith(f"(log: {tmp_path / 'out'}/job.log)")
+    assert len(err) == 2 and err[0].startswith("cluster: existing scheduler") and "dashboard: http://" in err[0]
+    assert err[1].startswith("daskcluster: job nan-job failed: NonFiniteDataError")
+    assert "row 150" in err[1] and err[1].endswith(f"(log: {tmp_path / 'out'}/job.log)")
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "failed"
 
 

@@ -3,10 +3,12 @@
 =========== =====================================================================================
 quickstart  KMeans on MNIST (or generated data) on a local cluster, with a summary
 run         run a job file on a cluster (the local default, ``--cluster FILE`` or ``--scheduler``)
-submit      send a job to run *on* a cluster; prints its id and returns at once
-status      a submitted job's state (no id: every job the scheduler knows)
+submit      send a job to run *on* a cluster that outlives the command (an address, a dask-gateway
+            cluster kept up); prints its id and returns at once
+status      a submitted job's state and dashboard (no id: as ``list``)
 logs        a submitted job's log lines
 cancel      stop a submitted job at its next iteration
+list        the submitted jobs of a cluster (default: of every cluster this machine submitted to)
 validate    check cluster configs and job files (nothing starts, no data is read)
 datasets    write a dataset (generated blobs, MNIST, a .npy/raw/Zarr source) into Zarr
 info        versions, optional backends, the cluster that would be used and its dashboard

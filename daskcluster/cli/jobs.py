@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .console import say
@@ -34,12 +35,16 @@ def add_parsers(sub: Any) -> None:
     s.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     s.set_defaults(handler=cmd_submit)
 
-    handlers = {"status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel}
-    for name, text in (("status", "a submitted job's state (no id: all jobs)"),
-                       ("logs", "a submitted job's log lines"), ("cancel", "stop a submitted job")):
-        c = sub.add_parser(name, help=text, description=text + ". Without --scheduler/--cluster, the scheduler "
-                                                               "the job was submitted to from this machine.")
-        c.add_argument("id", metavar="ID", nargs="?" if name == "status" else None)
+    handlers = {"status": cmd_status, "logs": cmd_logs, "cancel": cmd_cancel, "list": cmd_list}
+    for name, text in (("status", "a submitted job's state (no id: as 'list')"),
+                       ("logs", "a submitted job's log lines"), ("cancel", "stop a submitted job"),
+                       ("list", "the submitted jobs of a cluster (default: of every cluster this machine "
+                                "submitted to)")):
+        c = sub.add_parser(name, help=text, description=text + ". Without --scheduler/--cluster, the cluster "
+                                                               "the job was submitted to from this machine (a "
+                                                               "dask-gateway cluster is found by its name).")
+        if name != "list":
+            c.add_argument("id", metavar="ID", nargs="?" if name == "status" else None)
         cluster_options(c)
         if name in ("status", "cancel"):
             c.add_argument("--wait", action="store_true", help="wait until the job is done, failed or cancelled")
@@ -53,35 +58,6 @@ class JobFailed(Exception):
 
     def __init__(self, name: str, exc: BaseException, folder: Any) -> None:
         super().__init__(f"job {name} failed: {type(exc).__name__}: {exc} (log: {folder}/job.log)")
-
-
-class _ProgressBar:
-    """One tqdm bar per stage (seeding, then the iterations), fed by progress reports."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar: Any = None
-        self.key: tuple[str, str] | None = None
-
-    def __call__(self, rep: Any) -> None:
-        if not self.enabled:
-            return
-        from tqdm.auto import tqdm
-
-        key = (rep.estimator, rep.stage)
-        if key != self.key or self.bar is None:
-            self.close()
-            self.bar = tqdm(total=rep.max_iter, desc=f"{rep.estimator} {rep.stage}", unit="pass",
-                            file=sys.stderr, leave=False, disable=None)
-            self.key = key
-        self.bar.update(max(rep.iteration - self.bar.n, 0))
-        if rep.metrics:
-            self.bar.set_postfix({k: f"{v:.5g}" for k, v in rep.metrics.items()}, refresh=False)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
 
 
 def _summary(result: Any, wall: float, where: str) -> str:
@@ -110,38 +86,25 @@ def _short(path: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    import threading
-    from concurrent.futures import ThreadPoolExecutor
-    from contextlib import ExitStack
-
-    from ..deploy import deploy, load_config
+    from ..deploy import load_config
     from ..deploy.files import ConfigError
+    from ..deploy.lifetime import ClusterLifetime
     from ..jobs import check_job, load_job, run_job
+    from ..progress import ProgressBar
 
     job = load_job(args.job, overrides=args.overrides, out_dir=args.out)
     if args.cluster:
         load_config(args.cluster)
     checked = check_job(job)  # the whole job and the cluster config are valid before anything starts
-    bar = _ProgressBar(not args.no_progress)
-    stack = ExitStack()
-    closing: list[threading.Thread] = []
-
-    def release() -> None:
-        """Shut the cluster down in the background while the local outputs are written."""
-        t = threading.Thread(target=stack.close, name="daskcluster-shutdown")
-        t.start()
-        closing.append(t)
-
-    try:
+    bar = ProgressBar(leave=False, file=sys.stderr, disable=True if args.no_progress else None)
+    with ClusterLifetime(args.cluster, scheduler=args.scheduler, on_up=announce) as lifetime:
         # the cluster starts here (so that Ctrl-C reaches it) while a thread opens the job's
         # data (reads MNIST) and imports what the outputs need
-        with ThreadPoolExecutor(1, thread_name_prefix="daskcluster-prepare") as pool:
-            preparing = pool.submit(_prepare, job)
-            d = stack.enter_context(deploy(args.cluster, scheduler=args.scheduler))
-            loaded = preparing.result()
+        d, loaded = lifetime.start(lambda: _prepare(job))
         where = f"{d.describe()} ({d.workers_text()}); dashboard {d.dashboard_link}"
         try:
-            result = run_job(checked, on_progress=bar, loaded=loaded, on_cluster_done=release)
+            result = run_job(checked, on_progress=bar, loaded=loaded, on_cluster_done=lifetime.release,
+                             dashboard=d.dashboard_link)
         except ConfigError:
             raise  # found while checking, before the job started
         except Exception as exc:
@@ -149,12 +112,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         finally:
             bar.close()
         say(_summary(result, time.perf_counter() - args.started, where))
-    finally:
-        if closing:
-            closing[0].join()
-        else:
-            stack.close()
     return OK
+
+
+def announce(d: Any) -> None:
+    """The cluster is up: say where, and its dashboard, at once (on stderr, before any iteration)."""
+    link = d.dashboard_link
+    say(f"cluster: {d.describe()}; dashboard: {link or 'none (the scheduler serves no dashboard)'}",
+        file=sys.stderr)
 
 
 def _prepare(job: Any) -> Any:
@@ -171,66 +136,107 @@ def _prepare(job: Any) -> Any:
     return loaded
 
 
-def _connect_args(args: argparse.Namespace) -> argparse.Namespace:
-    """--scheduler/--cluster, or where this machine submitted the job."""
+@contextmanager
+def _job_cluster(args: argparse.Namespace) -> Iterator[Any]:
+    """The cluster of ``--scheduler``/``--cluster``, or the one this machine submitted job ``args.id`` to."""
     if args.cluster or args.scheduler:
-        return args
+        with cluster(args, wait=False) as d:
+            yield d
+        return
+    from ..deploy.lifetime import reconnect
     from ..jobs.remote import recall
 
-    record = recall(args.id) if getattr(args, "id", None) else None
+    record = recall(args.id)
     if record is None:
-        what = f"job {args.id!r} was not submitted from this machine" if getattr(args, "id", None) else "no job id"
-        raise UsageError(f"{what}: give --scheduler ADDRESS or --cluster CONFIG.yaml.")
-    args.cluster, args.scheduler = record.get("cluster"), None if record.get("cluster") else record["scheduler"]
-    return args
+        raise UsageError(f"job {args.id!r} was not submitted from this machine: give --scheduler ADDRESS or "
+                         "--cluster CONFIG.yaml.")
+    with reconnect(record) as d:
+        yield d
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
     from ..deploy import load_config
+    from ..deploy.lifetime import outlives_command, reconnection
     from ..jobs import check_job, load_job
     from ..jobs.remote import remember, submit
 
     job = load_job(args.job, overrides=args.overrides, out_dir=args.out)
     check_job(job)
     if args.cluster:
-        cfg = load_config(args.cluster)
-        if cfg.kind != "address":
-            raise UsageError(
-                f"{args.cluster}: submit needs a scheduler that outlives this command, and a cluster of kind "
-                f"'{cfg.kind}' is shut down when daskcluster exits. Use a config of kind 'address' or "
-                "--scheduler ADDRESS (or 'daskcluster run' to wait for the job)."
-            )
+        why = outlives_command(load_config(args.cluster))
+        if why is not None:
+            raise UsageError(f"{args.cluster}: submit needs a cluster that outlives this command, and {why} "
+                             "(Or use 'daskcluster run' to wait for the job.)")
     with cluster(args, wait=False) as d:
-        job_id = submit(job, d.client)
-        remember(job_id, d.scheduler_address, os.path.abspath(args.cluster) if args.cluster else None)
+        announce(d)
+        job_id = submit(job, d.client, dashboard=d.dashboard_link)
+        where = reconnection(d)
+        remember(job_id, where)
         say(job_id)
-        say(f"submitted to {d.scheduler_address}; outputs: {job.output_dir()}", file=sys.stderr)
+        gateway = where["config"].get("cluster_name")
+        say(f"submitted to {d.scheduler_address}" + (f" (gateway cluster {gateway})" if gateway else "")
+            + f"; outputs: {job.output_dir()}", file=sys.stderr)
         say(f"follow it with: daskcluster status {job_id}   |   daskcluster logs {job_id}", file=sys.stderr)
     return OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from ..jobs import list_jobs, status, wait
+    from ..jobs import status, wait
 
-    if args.id is None and not (args.cluster or args.scheduler):
-        raise UsageError("give a job id, or --scheduler/--cluster to list the jobs of a scheduler.")
-    with cluster(_connect_args(args), wait=False) as d:
-        if args.id is None:
-            jobs = list_jobs(d.client)
-            for st in jobs:
-                say(st.format())
-            if not jobs:
-                say(f"no jobs on {d.scheduler_address}")
-            return OK
+    if args.id is None:
+        return cmd_list(args)
+    with _job_cluster(args) as d:
         st = wait(args.id, d.client) if args.wait else status(args.id, d.client)
         say(st.format())
         return FAILED if args.wait and st.state in ("failed", "lost") else OK
 
 
+def cmd_list(args: argparse.Namespace) -> int:
+    """The jobs of ``--scheduler``/``--cluster``; without either, of every cluster this machine submitted to."""
+    from ..deploy import ClusterStartError, ConfigError
+    from ..deploy.lifetime import reconnect
+    from ..jobs import list_jobs
+
+    if args.cluster or args.scheduler:
+        targets: list[tuple[str, Any]] = [(args.scheduler or args.cluster, None)]
+    else:
+        targets = _recorded_clusters()
+        if not targets:
+            raise UsageError("no job was submitted from this machine: give --scheduler ADDRESS or --cluster "
+                             "CONFIG.yaml to list the jobs of a cluster.")
+    unreachable = 0
+    for label, record in targets:
+        try:
+            with (cluster(args, wait=False) if record is None else reconnect(record)) as d:
+                jobs = list_jobs(d.client)
+                for st in jobs:
+                    say(st.format())
+                if not jobs:
+                    say(f"no jobs on {d.scheduler_address}")
+        except (ClusterStartError, ConfigError) as exc:
+            if record is None:
+                raise
+            unreachable += 1
+            say(f"{label}: not reachable (the cluster is gone?): {str(exc).splitlines()[0]}", file=sys.stderr)
+    return FAILED if unreachable == len(targets) else OK
+
+
+def _recorded_clusters() -> list[tuple[str, Any]]:
+    """One record per cluster this machine submitted jobs to (a gateway cluster by its name)."""
+    from ..jobs.remote import recorded
+
+    seen: dict[str, Any] = {}
+    for record in recorded().values():
+        config = record.get("config") or {}
+        label = str(config.get("cluster_name") or record["scheduler"])
+        seen.setdefault(label, record)
+    return list(seen.items())
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from ..jobs import logs, status
 
-    with cluster(_connect_args(args), wait=False) as d:
+    with _job_cluster(args) as d:
         shown = 0
         while True:
             lines = logs(args.id, d.client)
@@ -245,7 +251,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..jobs import cancel, wait
 
-    with cluster(_connect_args(args), wait=False) as d:
+    with _job_cluster(args) as d:
         st = cancel(args.id, d.client)
         if st.finished:
             say(f"{args.id} already {st.state}")

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -200,6 +200,7 @@ def deploy(
     *,
     scheduler: str | None = None,
     wait_for_workers: bool = True,
+    on_up: Callable[[Deployment], None] | None = None,
 ) -> Iterator[Deployment]:
     """Start (or connect to) the cluster a config describes; yield a :class:`Deployment`.
 
@@ -212,6 +213,9 @@ def deploy(
         ``kind: address``. Give ``config`` or ``scheduler``, not both.
     wait_for_workers : bool, default=True
         Wait for the config's ``wait_for_workers`` workers (False: return once connected).
+    on_up : callable, optional
+        Called with the :class:`Deployment` as soon as the scheduler answers, before the
+        workers are waited for (the command prints the dashboard link then).
 
     Raises
     ------
@@ -242,6 +246,9 @@ def deploy(
     except (OSError, TimeoutError) as exc:
         raise ClusterStartError(f"{source}: cannot start or reach the cluster ({describe(cfg)}): {exc}") from exc
     try:
+        deployment = Deployment(cfg, started.client, started.cluster, source)
+        if on_up is not None:
+            on_up(deployment)
         n = _workers_to_wait_for(cfg) if wait_for_workers else 0
         if n > 0:
             timeout = parse_timedelta(cfg.wait_timeout)
@@ -252,7 +259,7 @@ def deploy(
                     f"{source}: fewer than {n} worker(s) joined the scheduler within {timeout:g}s. Check that "
                     "workers can start and reach it, or raise 'wait_timeout' (0 workers: 'wait_for_workers: 0')."
                 ) from None
-        yield Deployment(cfg, started.client, started.cluster, source)
+        yield deployment
     finally:
         for stop in started.stop:
             try:

@@ -321,37 +321,28 @@ def _connect_gateway_cluster(gateway: Any, config: GatewayConfig, source: str) -
 
 
 def _new_gateway_cluster(gateway: Any, config: GatewayConfig, source: str) -> Any:
-    """A new cluster with the config's options and size."""
+    """A new cluster with the config's options and size (shut down again if it cannot be sized)."""
     options = gateway.cluster_options()
-        for key, value in config.cluster_options.items():
-            if key not in options:
-                raise ConfigError(
-                    f"{source}: key 'cluster_options.{key}': the gateway at {gateway.address} offers no such "
-                    f"option. It offers: {', '.join(sorted(options)) or '(none)'}."
-                )
-            try:
-                options[key] = value
-            except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{source}: key 'cluster_options.{key}': the gateway refused {value!r}: {exc}") from None
-        cluster = gateway.new_cluster(options, shutdown_on_close=config.shutdown_on_close)
-
-        def close_cluster() -> None:
-            try:
-                cluster.close(shutdown=config.shutdown_on_close)
-            finally:
-                _closer(cluster.gateway)()
-
-        stop.insert(0, close_cluster)
+    for key, value in config.cluster_options.items():
+        if key not in options:
+            raise ConfigError(
+                f"{source}: key 'cluster_options.{key}': the gateway at {gateway.address} offers no such "
+                f"option. It offers: {', '.join(sorted(options)) or '(none)'}."
+            )
+        try:
+            options[key] = value
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{source}: key 'cluster_options.{key}': the gateway refused {value!r}: {exc}") from None
+    cluster = gateway.new_cluster(options, shutdown_on_close=config.shutdown_on_close)
+    try:
         if config.scale is not None:
             cluster.scale(config.scale)
         elif config.adapt is not None:
             cluster.adapt(minimum=config.adapt.minimum, maximum=config.adapt.maximum)
-        client = cluster.get_client()
     except BaseException:
-        for fn in stop:
-            _quietly(fn)
+        _quietly(lambda: cluster.close(shutdown=True))
         raise
-    return Started(client, cluster, [client.close, *stop])
+    return cluster
 
 
 def _quietly(fn: Callable[[], Any]) -> None:

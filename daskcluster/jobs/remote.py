@@ -39,7 +39,8 @@ from ..errors import DaskClusterError
 from ..progress import IterationReport
 from .runner import JobCancelled, check_job, load_job, run_job
 
-__all__ = ["JobStatus", "UnknownJobError", "cancel", "list_jobs", "logs", "recall", "status", "submit", "wait"]
+__all__ = ["JobStatus", "UnknownJobError", "cancel", "list_jobs", "logs", "recall", "recorded", "remember", "status",
+           "submit", "wait"]
 
 logger = logging.getLogger(__name__)
 
@@ -108,12 +109,12 @@ class _LogHandler(logging.Handler):
             pass
 
 
-def _drive(job: dict[str, Any], job_id: str, out_dir: str) -> str:
+def _drive(job: dict[str, Any], job_id: str, out_dir: str, dashboard: str | None = None) -> str:
     """The driver task: runs a job on the worker that executes it. Module-level (picklable)."""
     from distributed import Event, worker_client
 
     with worker_client() as client:
-        pub = _Publisher(client, job_id, {"name": job.get("name"), "out": out_dir})
+        pub = _Publisher(client, job_id, {"name": job.get("name"), "out": out_dir, "dashboard": dashboard})
         cancel_event = Event(_cancel_name(job_id), client=client)
         cancelled = threading.Event()
         finished = threading.Event()
@@ -139,7 +140,7 @@ def _drive(job: dict[str, Any], job_id: str, out_dir: str) -> str:
         try:
             with client.as_current():
                 result = run_job(job, out_dir=out_dir, on_progress=pub.progress, should_stop=cancelled.is_set,
-                                 log_handler=handler)
+                                 log_handler=handler, dashboard=dashboard)
         except JobCancelled:
             pub.state("cancelled", error="cancelled by request")
             return "cancelled"
@@ -153,6 +154,13 @@ def _drive(job: dict[str, Any], job_id: str, out_dir: str) -> str:
         return "done"
 
 
+def _dashboard_link(client: Any) -> str | None:
+    try:
+        return str(client.dashboard_link)
+    except Exception:  # no dashboard
+        return None
+
+
 def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in metrics.items() if isinstance(v, (int, float, str))}
 
@@ -161,11 +169,12 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 
 
 def submit(job: Any, client: Any, *, out_dir: str | os.PathLike[str] | None = None,
-           overrides: list[str] | tuple[str, ...] = ()) -> str:
+           overrides: list[str] | tuple[str, ...] = (), dashboard: str | None = None) -> str:
     """Validate a job here, send it to run on the cluster of ``client``; return its id at once.
 
     The job goes on when this process exits. Paths are made absolute: the workers must see
-    the same files (a shared file system, or URLs).
+    the same files (a shared file system, or URLs). ``dashboard`` (default: the client's
+    link) is kept with the job's state, so that ``status`` shows it from anywhere.
     """
     from distributed import fire_and_forget
 
@@ -174,13 +183,15 @@ def submit(job: Any, client: Any, *, out_dir: str | os.PathLike[str] | None = No
     resolved = loaded.resolved()
     folder = str(resolved.output_dir())
     job_id = f"{resolved.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    if dashboard is None:
+        dashboard = _dashboard_link(client)
     info = {"id": job_id, "name": resolved.name, "out": folder, "submitted": time.time(),
-            "source": loaded.source}
+            "source": loaded.source, "dashboard": dashboard}
     client.log_event(INDEX_TOPIC, info)
     client.log_event(_status_topic(job_id), {"name": resolved.name, "out": folder, "state": "queued",
-                                             "time": time.time()})
-    future = client.submit(_drive, resolved.to_dict(), job_id, folder, key=_task_key(job_id), pure=False,
-                           retries=0)
+                                             "time": time.time(), "dashboard": dashboard})
+    future = client.submit(_drive, resolved.to_dict(), job_id, folder, dashboard, key=_task_key(job_id),
+                           pure=False, retries=0)
     fire_and_forget(future)
     # the scheduler has the task once it answers a request sent after it (same connection order)
     client.sync(client.scheduler.identity)
@@ -219,6 +230,8 @@ class JobStatus:
             parts.append(f"- {i['error']}")
         if self.out:
             parts.append(f"outputs: {self.out}")
+        if i.get("dashboard") and not self.finished:
+            parts.append(f"dashboard: {i['dashboard']}")
         return " ".join(parts)
 
 
@@ -249,8 +262,8 @@ def status(job_id: str, client: Any) -> JobStatus:
             f"no job {job_id!r} on the scheduler at {client.scheduler.address} (it restarted, or the id is "
             "for another scheduler). 'daskcluster status' with no id lists the jobs it knows."
         )
-    last = dict(events[-1][1])
     first = dict(events[0][1])
+    last = {"dashboard": first.get("dashboard"), **dict(events[-1][1])}
     state = last.get("state", "unknown")
     if state not in TERMINAL:
         task_state, error = _driver_task_state(client, job_id)
@@ -309,12 +322,13 @@ def _home() -> Path:
     return Path(os.environ.get(HOME_ENV) or Path.home() / ".daskcluster")
 
 
-def remember(job_id: str, scheduler: str, cluster_config: str | None) -> None:
-    """Note where a job was submitted, so that ``status ID`` finds its scheduler (best effort)."""
+def remember(job_id: str, where: dict[str, Any]) -> None:
+    """Note where a job was submitted (a :func:`daskcluster.deploy.lifetime.reconnection` record),
+    so that ``status``/``logs``/``cancel``/``list`` find its cluster again (best effort)."""
     try:
         folder = _home() / "jobs"
         folder.mkdir(parents=True, exist_ok=True)
-        write_bytes(folder / f"{job_id}.json", json.dumps({"scheduler": scheduler, "cluster": cluster_config}).encode())
+        write_bytes(folder / f"{job_id}.json", json.dumps({**where, "submitted": time.time()}).encode())
     except OSError as exc:
         logger.warning("could not record job %s under %s: %s", job_id, _home(), exc)
 
@@ -325,3 +339,16 @@ def recall(job_id: str) -> dict[str, Any] | None:
         return json.loads((_home() / "jobs" / f"{job_id}.json").read_text())  # type: ignore[no-any-return]
     except (OSError, ValueError):
         return None
+
+
+def recorded() -> dict[str, dict[str, Any]]:
+    """Every job submitted from this machine: id -> where (oldest first)."""
+    out = []
+    for path in (_home() / "jobs").glob("*.json"):
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and "scheduler" in record:
+            out.append((float(record.get("submitted", 0.0)), path.stem, record))
+    return {job_id: record for _, job_id, record in sorted(out, key=lambda t: (t[0], t[1]))}

@@ -262,7 +262,8 @@ def fitted_scalars(estimator: Any) -> dict[str, Any]:
     return out
 
 
-def _cluster_info() -> dict[str, Any]:
+def _cluster_info(dashboard: str | None = None) -> dict[str, Any]:
+    """Where the job runs: the scheduler, its workers and threads, and the dashboard link."""
     import dask
 
     try:
@@ -275,7 +276,7 @@ def _cluster_info() -> dict[str, Any]:
     workers = info.get("workers", {})
     return {"scheduler": info.get("address"), "n_workers": len(workers),
             "threads": int(sum(w.get("nthreads", 0) for w in workers.values())),
-            "dashboard": client.dashboard_link}
+            "dashboard": dashboard or client.dashboard_link}
 
 
 def _done_with_cluster(labels_pred: Any, labels_true: Any, metrics: Collection[str]) -> bool:
@@ -294,6 +295,7 @@ def run_job(
     log_handler: logging.Handler | None = None,
     loaded: LoadedData | None = None,
     on_cluster_done: Callable[[], None] | None = None,
+    dashboard: str | None = None,
 ) -> JobResult:
     """Run a job on the current Dask scheduler (the default ``Client`` if there is one).
 
@@ -318,6 +320,9 @@ def run_job(
         are in memory here and no metric reads the data; else after the evaluation and the
         labels), before the rest is computed and written here: the command shuts the cluster
         down meanwhile.
+    dashboard : str, optional
+        The dashboard link to record (default: the client's); ``job.log`` and the running
+        ``metrics.json`` have it before any data are read.
 
     Returns
     -------
@@ -349,7 +354,8 @@ def run_job(
     with FileLock(folder / LOCK_NAME, f"the output folder '{folder}'"):
         notes = _previous_run(folder)
         return _run_locked(job, checked, folder, notes, on_progress=on_progress, should_stop=should_stop,
-                           log_handler=log_handler, loaded=loaded, on_cluster_done=on_cluster_done)
+                           log_handler=log_handler, loaded=loaded, on_cluster_done=on_cluster_done,
+                           dashboard=dashboard)
 
 
 def _previous_run(folder: Path) -> list[str]:
@@ -375,7 +381,8 @@ def _previous_run(folder: Path) -> list[str]:
 
 def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *, on_progress: Callable[[IterationReport], None] | None,
                 should_stop: Callable[[], bool] | None, log_handler: logging.Handler | None,
-                loaded: LoadedData | None, on_cluster_done: Callable[[], None] | None) -> JobResult:
+                loaded: LoadedData | None, on_cluster_done: Callable[[], None] | None,
+                dashboard: str | None) -> JobResult:
     from ..progress import progress_hook
     from . import outputs as out
     from .evaluate import evaluate
@@ -405,15 +412,18 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
         for note in notes:
             logger.warning("%s", note)
         try:
+            cluster = _cluster_info(dashboard)
             # a run killed outright leaves this record: its status says it never finished
             out.write_json(folder / "metrics.json", {**base_doc, "status": "running", "pid": os.getpid(),
-                                                     "host": socket.gethostname(), "started": _now()})
+                                                     "host": socket.gethostname(), "started": _now(),
+                                                     "cluster": cluster})
             out.write_job(folder / "job.yaml", job.to_dict())
             logger.info("job %s: %s on %s -> %s", job.name, spec.model.name, checked.meta.description, folder)
+            if cluster.get("dashboard"):
+                logger.info("dashboard: %s", cluster["dashboard"])
             stop_point()
             t0 = time.perf_counter()
             data = loaded if loaded is not None else load(job.data)
-            cluster = _cluster_info()
             X = preprocess(data.X, spec.preprocess)
             seconds["load"] = time.perf_counter() - t0
             logger.info("data: %s, %d x %d", data.description, data.n_samples, data.n_features)
@@ -468,8 +478,10 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
             logger.info("job %s done in %.2fs; outputs in %s", job.name, seconds["total"], folder)
         except BaseException as exc:
             state = "cancelled" if isinstance(exc, (JobCancelled, KeyboardInterrupt)) else "failed"
-            logger.error("job %s %s: %s", job.name, state, exc or type(exc).__name__,
-                         exc_info=state == "failed")
+            if state == "cancelled":  # asked for: not an error
+                logger.warning("job %s cancelled: %s", job.name, exc or "interrupted (Ctrl-C)")
+            else:
+                logger.error("job %s failed: %s", job.name, exc or type(exc).__name__, exc_info=True)
             try:
                 out.write_json(folder / "metrics.json", {**base_doc, "status": state,
                                                          "error": f"{type(exc).__name__}: {exc}",
