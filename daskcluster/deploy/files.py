@@ -25,8 +25,12 @@ __all__ = ["ConfigError", "load_yaml", "parse_model", "SECRET_WORDS"]
 
 M = TypeVar("M", bound=BaseModel)
 
-#: Key names that hold secrets; a file names an environment variable instead (``<key>_env``).
-SECRET_WORDS = re.compile(r"(password|passwd|secret|token|api_key|apikey|access_key|private_key|credential)", re.I)
+#: Key names that hold secrets; a file names an environment variable instead (``<key>_env``). The one
+#: list: cluster configs, jobs' ``storage_options`` and the redaction of what jobs write all use it
+#: (fsspec's ``key``/``secret``/``token``, Azure's ``account_key``/``connection_string``/``sas_token``).
+SECRET_WORDS = re.compile(
+    r"(password|passwd|secret|token|api_?key|access_key|private_key|account_key|credential|connection_string"
+    r"|(^|_)key$)", re.I)
 
 
 class ConfigError(DaskClusterError, ValueError):

@@ -1,9 +1,11 @@
-"""A job's ``evaluate`` block: metrics of the fitted model, as passes over (lazy) labels.
+"""A job's ``evaluate`` block: metrics of the fitted model, from :mod:`daskcluster.metrics`.
 
-Every label metric comes from one contingency table (rows per true label x cluster),
-summed chunk by chunk by :func:`daskcluster.metrics.contingency_matrix`: nothing N-sized
-reaches the client. The adjusted Rand index and the normalized mutual information are
-computed from that table with scikit-learn's definitions.
+The label metrics (sizes, majority accuracy, adjusted Rand index, normalized mutual
+information, the contingency table) are those of :mod:`daskcluster.metrics`, each a pass over
+the labels summed chunk by chunk: nothing N-sized reaches the client. Lazy predicted labels
+(a map over the data) are computed once, into cluster memory, before those passes, so the
+data are not read again for each metric. The metrics of ``X`` (``score``, ``bic``, ``aic``,
+``silhouette``, ``calinski_harabasz``, ``davies_bouldin``) read the data.
 """
 
 from __future__ import annotations
@@ -13,87 +15,86 @@ from contextlib import nullcontext
 from typing import Any
 
 import dask
+import dask.array as da
 import numpy as np
-from sklearn.metrics import mutual_info_score
 
-from ..metrics import contingency_matrix
+from .. import metrics as M
 
-__all__ = ["adjusted_rand_from_table", "evaluate", "nmi_from_table"]
+__all__ = ["cluster_majority", "evaluate"]
 
-
-def _comb2(x: np.ndarray | float) -> Any:
-    return x * (x - 1) / 2.0
-
-
-def adjusted_rand_from_table(table: np.ndarray) -> float:
-    """Adjusted Rand index (Hubert and Arabie) from a contingency table."""
-    table = np.asarray(table, dtype=np.float64)
-    n = table.sum()
-    sum_comb = _comb2(table).sum()
-    a = _comb2(table.sum(axis=1)).sum()
-    b = _comb2(table.sum(axis=0)).sum()
-    total = _comb2(n)
-    if total == 0:
-        return 1.0
-    expected = a * b / total
-    maximum = (a + b) / 2.0
-    if maximum == expected:  # a single cluster and a single class, or every row its own
-        return 1.0
-    return float((sum_comb - expected) / (maximum - expected))
-
-
-def _entropy(counts: np.ndarray) -> float:
-    p = counts[counts > 0] / counts.sum()
-    return float(-(p * np.log(p)).sum())
-
-
-def nmi_from_table(table: np.ndarray) -> float:
-    """Normalized mutual information, arithmetic mean of the entropies (scikit-learn's default)."""
-    table = np.asarray(table)
-    h_true, h_pred = _entropy(table.sum(axis=1)), _entropy(table.sum(axis=0))
-    if h_true == 0 and h_pred == 0 or table.shape[0] == 1 and table.shape[1] == 1:
-        return 1.0
-    mi = float(mutual_info_score(None, None, contingency=table))
-    denominator = (h_true + h_pred) / 2.0
-    return float(mi / denominator) if denominator > 0 else 1.0
+#: Rows of the seeded sample the silhouette is exact on (its error: ``metrics.silhouette_error_bound``).
+SILHOUETTE_SAMPLE = 10_000
 
 
 def _as_int_labels(y: Any) -> Any:
     return y.astype(np.int64) if hasattr(y, "astype") else np.asarray(y, dtype=np.int64)
 
 
+def _values(y: Any, n: int) -> list[Any]:
+    """What the ``n`` rows (or columns) of a contingency table stand for: the label values, in
+    the order :func:`daskcluster.metrics.contingency_matrix` gives them (small non-negative
+    integers index the table directly; other labels are sorted)."""
+    lo = int(y.min().compute() if isinstance(y, da.Array) else np.min(y))
+    if lo >= 0:
+        return list(range(n))
+    values = da.unique(y).compute() if isinstance(y, da.Array) else np.unique(y)
+    return [v.item() for v in np.asarray(values)]
+
+
+def cluster_majority(table: np.ndarray, true_values: list[Any]) -> list[Any]:
+    """The most frequent true label of each cluster (each column of the table)."""
+    return [true_values[int(i)] for i in np.asarray(table).argmax(axis=0)]
+
+
 def evaluate(estimator: Any, X: Any, labels_pred: Any, labels_true: Any, metrics: list[str]) -> dict[str, Any]:
     """The requested metrics as JSON-able values.
 
-    Data passes: ``score``, ``bic``, ``aic`` one over ``X`` each; ``sizes`` and the label
-    metrics two over the labels together (their maxima, then the counts).
+    With true labels, ``cluster_majority`` (the most frequent true label of each cluster) is
+    added: the plots title the centers with it.
+
+    Data passes: ``score``, ``bic``, ``aic`` one over ``X`` each, ``calinski_harabasz`` and
+    ``davies_bouldin`` two each, ``silhouette`` a read of its sampled rows; lazy labels one
+    (computed once, kept in cluster memory); each label metric two over the labels.
     """
     out: dict[str, Any] = {}
-    label_metrics = {"majority_accuracy", "adjusted_rand", "normalized_mutual_info", "contingency"}
-    if labels_pred is not None and (set(metrics) & label_metrics or "sizes" in metrics):
+    wanted = set(metrics)
+    truth_metrics = {"majority_accuracy", "adjusted_rand", "normalized_mutual_info", "contingency"}
+    needs_labels = wanted & (truth_metrics | {"sizes", "silhouette", "calinski_harabasz", "davies_bouldin"})
+    pred = None
+    if labels_pred is not None and needs_labels:
+        if isinstance(labels_pred, da.Array):
+            labels_pred = labels_pred.persist()  # one pass over X; every metric below reads these
         pred = _as_int_labels(labels_pred)
-        in_memory = isinstance(pred, np.ndarray) and (labels_true is None or isinstance(labels_true, np.ndarray))
-        # labels already here are counted here, not shipped to the cluster and back
-        with dask.config.set(scheduler="sync") if in_memory else nullcontext():
-            if labels_true is not None and set(metrics) & label_metrics:
-                table = contingency_matrix(_as_int_labels(labels_true), pred)
-                sizes = table.sum(axis=0)
-            else:
-                table = None
-                sizes = contingency_matrix(pred * 0, pred)[0]  # one row: every label is 0
-        if "sizes" in metrics:
-            out["sizes"] = [int(s) for s in sizes]
-        if table is not None:
-            if "majority_accuracy" in metrics:
-                out["majority_accuracy"] = float(table.max(axis=0).sum() / max(table.sum(), 1))
-            if "adjusted_rand" in metrics:
-                out["adjusted_rand"] = adjusted_rand_from_table(table)
-            if "normalized_mutual_info" in metrics:
-                out["normalized_mutual_info"] = nmi_from_table(table)
-            if "contingency" in metrics:
-                out["contingency"] = table.astype(int).tolist()
+    truth = _as_int_labels(labels_true) if labels_true is not None else None
+    in_memory = isinstance(pred, np.ndarray) and (truth is None or isinstance(truth, np.ndarray))
+    # labels already here are counted here, not shipped to the cluster and back
+    with dask.config.set(scheduler="sync") if in_memory else nullcontext():
+        if pred is not None and truth is not None and wanted & (truth_metrics | {"sizes"}):
+            table = M.contingency_matrix(truth, pred)
+            true_values = _values(truth, table.shape[0])
+            out["cluster_majority"] = cluster_majority(table, true_values)
+            if "sizes" in wanted:
+                out["sizes"] = [int(s) for s in table.sum(axis=0)]
+            if "majority_accuracy" in wanted:
+                out["majority_accuracy"] = M.majority_label_accuracy(truth, pred)
+            if "adjusted_rand" in wanted:
+                out["adjusted_rand"] = M.adjusted_rand_score(truth, pred)
+            if "normalized_mutual_info" in wanted:
+                out["normalized_mutual_info"] = M.normalized_mutual_info_score(truth, pred)
+            if "contingency" in wanted:
+                out["contingency"] = {"rows": "true label", "columns": "cluster", "true_labels": true_values,
+                                      "clusters": _values(pred, table.shape[1]), "counts": table.astype(int).tolist()}
+        elif pred is not None and "sizes" in wanted:
+            out["sizes"] = [int(s) for s in M.contingency_matrix(pred * 0, pred)[0]]  # one row: every label is 0
+    if pred is not None:
+        if "silhouette" in wanted:
+            out["silhouette"] = M.silhouette_score(X, pred, sample_size=SILHOUETTE_SAMPLE, random_state=0)
+        if "calinski_harabasz" in wanted:
+            out["calinski_harabasz"] = M.calinski_harabasz_score(X, pred)
+        if "davies_bouldin" in wanted:
+            out["davies_bouldin"] = M.davies_bouldin_score(X, pred)
     for name in ("score", "bic", "aic"):
-        if name in metrics:
+        if name in wanted:
             value = float(getattr(estimator, name)(X))
             out[name] = value if math.isfinite(value) else repr(value)
     return out

@@ -2,10 +2,11 @@
 
 =================== ==========================================================================
 ``model.zip``       the fitted estimator (:mod:`daskcluster.persistence`; lazy ``labels_`` not saved)
-``labels.zarr``     predicted labels, int32, shape (n_samples, 1), written chunk by chunk
+``labels.zarr``     predicted labels, int32, shape (n_samples,), written chunk by chunk by the workers
 ``metrics.json``    job, data, parameters, fitted scalars, metrics, timings, every iteration
-``*.png``           ``convergence.png``, ``sizes.png``, ``centers.png`` (square images only),
-                    when matplotlib is installed
+``*.png``           ``convergence.png``, ``sizes.png``, ``centers.png`` or ``components.png`` (square
+                    images only), when matplotlib is installed
+``sweep.csv``       the table of a sweep (``kmeans_sweep``, ``gmm_sweep``), one row per model
 ``job.log``         the log of the run: one line per stage and per iteration
 ``job.yaml``        the job as it ran (after ``--set`` and ``--out``)
 =================== ==========================================================================
@@ -13,7 +14,8 @@
 Each file appears complete or not at all (:mod:`daskcluster.atomic`: temporary name, fsync,
 rename, fsync of the folder; mode 0644). ``job.log`` is appended to, one run after another,
 each run opened by a separator line. Under a distributed cluster the labels are written by the
-workers: the folder must be on storage they share.
+workers: the folder must be on storage they share. Everything written and logged goes through
+:mod:`daskcluster.jobs.secrets` (secret values scrubbed, secret-named keys blanked).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import math
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +35,9 @@ import numpy as np
 import yaml
 
 from .. import atomic, io, persistence
+from .secrets import RedactingFilter, redact, scrub
 
-__all__ = ["job_log", "write_json", "write_labels", "write_model", "write_plots", "write_text"]
+__all__ = ["job_log", "write_json", "write_labels", "write_model", "write_plots", "write_table", "write_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,16 +63,22 @@ def _jsonable(value: Any) -> Any:
 
 
 def write_json(path: Path, doc: dict[str, Any]) -> Path:
-    """Write JSON atomically (NaN and infinities as strings)."""
-    return _atomic_bytes(path, (json.dumps(_jsonable(doc), indent=2) + "\n").encode())
+    """Write JSON atomically (NaN and infinities as strings; secrets redacted)."""
+    return write_text(path, json.dumps(redact(_jsonable(doc)), indent=2) + "\n")
 
 
 def write_text(path: Path, text: str) -> Path:
-    return _atomic_bytes(path, text.encode())
+    """Write text atomically, secret values scrubbed."""
+    return _atomic_bytes(path, scrub(text).encode())
 
 
 def write_job(path: Path, doc: dict[str, Any]) -> Path:
-    return write_text(path, yaml.safe_dump(doc, sort_keys=False))
+    return write_text(path, yaml.safe_dump(redact(doc), sort_keys=False))
+
+
+def write_table(path: Path, table: Any) -> Path:
+    """A pandas DataFrame as CSV, atomically."""
+    return write_text(path, table.to_csv(index=False))
 
 
 def write_model(path: Path, estimator: Any, metadata: dict[str, Any]) -> Path:
@@ -77,24 +86,47 @@ def write_model(path: Path, estimator: Any, metadata: dict[str, Any]) -> Path:
 
 
 def write_labels(path: Path, labels: Any) -> Path:
-    """Labels as an int32 Zarr array of shape (n_samples, 1). Data passes: 1 (computes lazy labels).
+    """Labels as an int32 Zarr array of shape (n_samples,), atomically (:func:`daskcluster.atomic.atomic_dir`).
+    Data passes: 1 (computes lazy labels).
 
-    Lazy labels are computed and written by the workers; labels already in memory here are
-    written from here (threads), not shipped to the cluster and back.
+    Lazy labels are computed and written by the workers, one Zarr chunk per task (the folder
+    must be on storage they share); labels already in memory here are written from here
+    (threads), not shipped to the cluster and back.
+
+    Raises
+    ------
+    SourceError
+        ``path`` is a URL: labels are written to a folder path.
     """
     import dask
     import dask.array as da
+    import zarr
 
-    if isinstance(labels, da.Array):
-        io.write_zarr(labels.astype(np.int32)[:, None], path, overwrite=True)
-    else:
-        with dask.config.set(scheduler="threads"):
-            io.write_zarr(np.asarray(labels, dtype=np.int32)[:, None], path, overwrite=True)
-    return path
+    if "://" in str(path):
+        from ..errors import SourceError
+
+        raise SourceError(f"labels are written to a folder path; got the URL {str(path)!r}. Give a local or shared "
+                          "folder path.")
+    local = not isinstance(labels, da.Array)
+    arr = da.from_array(np.asarray(labels, dtype=np.int32)) if local else labels.astype(np.int32)
+    if arr.ndim != 1:
+        raise ValueError(f"labels must have shape (n_samples,); got {arr.shape}.")
+    rows = io.chunk_rows(int(arr.shape[0]), 1, 4, io.DEFAULT_CHUNK_BYTES, min_chunks=1)
+    arr = arr.rechunk(max(rows, 1))
+    with atomic.atomic_dir(path, overwrite=True) as tmp:
+        z = zarr.create_array(str(tmp), shape=arr.shape, chunks=(max(rows, 1),), dtype=np.int32, zarr_format=3)
+        with dask.config.set(scheduler="threads") if local else nullcontext():
+            da.store(arr, z, lock=False)
+    return Path(path)
 
 
-def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], sizes: list[int] | None) -> list[Path]:
+def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], sizes: list[int] | None,
+                majority: list[Any] | None = None) -> list[Path]:
     """PNG figures when matplotlib is installed; [] otherwise.
+
+    ``majority``: the most frequent true label of each cluster, when the job has true labels;
+    the centers are then titled by it and ordered by it (as the quick start draws them), and
+    the sizes' ticks show it under each cluster's number.
 
     Uses matplotlib's object API (``Figure`` and the Agg canvas), never ``pyplot``: the
     caller's backend and figures are left alone.
@@ -125,22 +157,42 @@ def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], 
         ax.set_ylabel(key)
         ax.set_title(f"{type(estimator).__name__}: {key} per iteration")
         written.append(save_figure(fig, folder / "convergence.png"))
+    labelled = majority is not None and sizes is not None and len(majority) == len(sizes)
     if sizes:
-        fig = figure(5, 3.2)
-        ax = fig.add_axes((0.17, 0.15, 0.78, 0.75))
-        ax.bar(range(len(sizes)), sizes)
-        ax.set_xlabel("cluster")
+        k = len(sizes)
+        fig = figure(max(5.0, 0.32 * k) if k <= MAX_TICKS else 5.0, 3.4)
+        ax = fig.add_axes((0.17, 0.2, 0.78, 0.7))
+        ax.bar(range(k), sizes)
+        if k <= MAX_TICKS:  # every cluster's tick; beyond, matplotlib's spacing
+            ax.set_xticks(range(k))
+            ax.set_xticklabels([f"{j}\n{majority[j]}" for j in range(k)] if labelled else [str(j) for j in range(k)],
+                               fontsize=8 if k > 20 else 10)
+        ax.set_xlabel("cluster (most frequent true label below)" if labelled and k <= MAX_TICKS else "cluster")
         ax.set_ylabel("rows")
         ax.set_title("cluster sizes")
         written.append(save_figure(fig, folder / "sizes.png"))
-    centers = getattr(estimator, "cluster_centers_", getattr(estimator, "means_", None))
-    if isinstance(centers, np.ndarray) and centers.ndim == 2:
-        side = int(round(math.sqrt(centers.shape[1])))
-        if side >= 4 and side * side == centers.shape[1]:
-            grid = plot_image_grid(centers, (side, side), titles=[str(j) for j in range(len(centers))],
-                                   suptitle=f"{type(estimator).__name__}: centers")
-            written.append(save_figure(grid, folder / "centers.png"))
+    for attribute, name, what in (("cluster_centers_", "centers.png", "centers"), ("means_", "centers.png", "means"),
+                                  ("components_", "components.png", "components")):
+        images = getattr(estimator, attribute, None)
+        if not isinstance(images, np.ndarray) or images.ndim != 2 or (folder / name) in written:
+            continue
+        side = int(round(math.sqrt(images.shape[1])))
+        if side < 4 or side * side != images.shape[1]:
+            continue
+        order = list(range(len(images)))
+        titles = [str(j) for j in order]
+        suptitle = f"{type(estimator).__name__}: {what}"
+        if what != "components" and majority is not None and len(majority) == len(images):
+            order = sorted(order, key=lambda j: (majority[j], j))  # by majority label, as the quick start
+            titles = [str(majority[j]) for j in order]
+            suptitle += ", titled by the most frequent true label of their cluster"
+        grid = plot_image_grid(images[order], (side, side), titles=titles, suptitle=suptitle)
+        written.append(save_figure(grid, folder / name))
     return written
+
+
+#: Up to this many clusters, sizes.png labels every one.
+MAX_TICKS = 60
 
 
 class _Forward(logging.Handler):
@@ -175,6 +227,7 @@ def job_log(path: Path | None, extra: logging.Handler | None = None) -> Iterator
     effective = log.getEffectiveLevel()
     for h in handlers:
         h.setLevel(logging.INFO)
+        h.addFilter(RedactingFilter())
         log.addHandler(h)
     if handlers and effective > logging.INFO:
         log.setLevel(logging.INFO)

@@ -1,12 +1,21 @@
-"""Estimators a job can name, and how to check their parameters before any data is read.
+"""What a job's ``model`` can name, and how its parameters are checked before any data is read.
 
-An entry says where the class lives (imported only when used) and which of its own
-validation methods to call. Checks run against a :class:`~daskcluster.data.RowData` built
-from the data's metadata (a lazy array of the right shape and dtype that is never
-computed), so ``n_samples >= n_clusters`` or the shape of an ``init`` array are checked
-with the estimator's own messages, before a byte of data is read.
+Three kinds of entries:
 
-Adding an estimator is one :func:`register` call (or one line in :data:`ESTIMATORS`)::
+- :class:`EstimatorEntry`: an estimator class (imported only when used) and which of its own
+  validation methods to call. Checks run against a :class:`~daskcluster.data.RowData` built
+  from the data's metadata (a lazy array of the right shape and dtype that is never
+  computed), so ``n_samples >= n_clusters`` or the shape of an ``init`` array are checked
+  with the estimator's own messages, before a byte of data is read.
+- :class:`SweepEntry`: a model-selection function (``kmeans_sweep``, ``gmm_sweep``); its
+  parameters are checked by the estimator it sweeps, value by value; the job's model is the
+  sweep's best, and its table is written as ``sweep.csv``.
+- :class:`ApplyEntry`: ``apply``, a saved model (``model.zip``) applied to the job's data:
+  its labels, scores and metrics, without fitting.
+
+Every parameter is checked on its own (the estimator built with that one parameter), so a
+job with several wrong parameters has all of them reported at once, each at its key; then
+the parameters are checked together. Adding an estimator is one :func:`register` call::
 
     register(EstimatorEntry("GaussianMixture", "daskcluster.mixture:GaussianMixture",
                             checks=("_check_params", "_check_inits")))
@@ -17,9 +26,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import inspect
+import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import DaskClusterError
@@ -27,7 +37,7 @@ from ..errors import DaskClusterError
 if TYPE_CHECKING:
     from ..data import RowData
 
-__all__ = ["ESTIMATORS", "EstimatorEntry", "ParamError", "register"]
+__all__ = ["ApplyEntry", "ESTIMATORS", "EstimatorEntry", "Fitted", "ParamError", "SweepEntry", "register"]
 
 
 class ParamError(DaskClusterError, ValueError):
@@ -36,6 +46,44 @@ class ParamError(DaskClusterError, ValueError):
     def __init__(self, key: str, message: str) -> None:
         super().__init__(f"key '{key}': {message}")
         self.key = key
+        self.message = message
+
+
+@dataclass
+class Fitted:
+    """What a job's model step produced: the model the rest of the job uses, and tables to
+    write beside it (name -> pandas DataFrame, written as ``<name>.csv``)."""
+
+    model: Any
+    tables: dict[str, Any] = field(default_factory=dict)
+
+
+def _as_param(value: Any) -> Any:
+    """YAML lists of numbers (e.g. an ``init`` array) become NumPy arrays."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        import numpy as np
+
+        return np.asarray(value, dtype=np.float64)
+    return value
+
+
+def _param_of(exc: BaseException) -> str | None:
+    """The parameter an error is about: ``exc.param`` when the estimator says, else read from
+    messages of the shapes "The 'tol' parameter of ...", "n_samples=5 should be >= n_clusters=8"."""
+    param = getattr(exc, "param", None)
+    if isinstance(param, str):
+        return param
+    message = str(exc)
+    m = re.search(r"The '(\w+)' parameter", message) or re.search(r"n_samples=\d+ should be >= (\w+)=", message)
+    if m:
+        return m.group(1)
+    if "initial centers" in message:
+        return "init"
+    return None
+
+
+def _key(param: str | None) -> str:
+    return f"model.params.{param}" if param else "model.params"
 
 
 @dataclass(frozen=True)
@@ -49,8 +97,9 @@ class EstimatorEntry:
     target : str
         ``"module:Class"``.
     checks : tuple of str
-        Validation methods of the estimator to call, in order. Each takes no argument or a
-        ``RowData`` (the data's metadata); they must read no data.
+        Validation methods of the estimator to call, in order. Each takes no argument, or the
+        data's metadata as a ``RowData`` (and None for any further argument, such as an
+        optional initial array); they must read no data.
     min_samples : int
         The fewest rows the estimator accepts.
     """
@@ -60,63 +109,228 @@ class EstimatorEntry:
     checks: tuple[str, ...] = ("_check_params",)
     min_samples: int = 1
 
-    def load_class(self) -> type:
+    def load_class(self) -> Any:
         module, _, attr = self.target.partition(":")
         try:
-            return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+            return getattr(importlib.import_module(module), attr)
         except (ImportError, AttributeError) as exc:
             raise ParamError("model.name", f"the estimator {self.name!r} is not available in this installation "
                                            f"({exc}).") from None
 
-    def build(self, params: dict[str, Any]) -> Any:
-        """The estimator with ``params``; unknown parameter names are errors naming the key."""
+    def accepted(self) -> list[str]:
+        """The parameter names ``model.params`` may hold."""
+        return list(inspect.signature(self.load_class()).parameters)
+
+    def gives_labels(self) -> bool:
+        """Whether the fitted model labels rows (``labels_`` or ``predict``)."""
         cls = self.load_class()
-        accepted = list(inspect.signature(cls).parameters)
+        return hasattr(cls, "predict") or hasattr(cls, "fit_predict")
+
+    def build(self, params: dict[str, Any]) -> Any:
+        """The estimator with ``params``; an unknown parameter name is an error naming the key."""
+        unknown = self._unknown(params)
+        if unknown:
+            raise ParamError(*unknown[0])
+        return self.load_class()(**{k: _as_param(v) for k, v in params.items()})
+
+    def _unknown(self, params: dict[str, Any]) -> list[tuple[str, str]]:
+        accepted = self.accepted()
+        out = []
         for key in params:
             if key not in accepted:
                 close = difflib.get_close_matches(key, accepted, n=1)
                 fix = f"Did you mean '{close[0]}'?" if close else f"{self.name} takes: {', '.join(accepted)}."
-                raise ParamError(f"model.params.{key}", f"{self.name} has no parameter '{key}'. {fix}")
-        return cls(**{k: _as_param(v) for k, v in params.items()})
+                out.append((f"model.params.{key}", f"{self.name} has no parameter '{key}'. {fix}"))
+        return out
 
-    def check(self, estimator: Any, data: RowData) -> None:
-        """Run the estimator's own parameter checks against the data's metadata."""
+    def _run_checks(self, estimator: Any, data: RowData) -> None:
         for method_name in self.checks:
             method = getattr(estimator, method_name, None)
             if method is None:
                 continue
-            takes_data = len(inspect.signature(method).parameters) > 0
+            n_args = len(inspect.signature(method).parameters)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                method(*([data] + [None] * (n_args - 1) if n_args else []))
+
+    def _problem(self, estimator: Any, data: RowData) -> BaseException | None:
+        try:
+            self._run_checks(estimator, data)
+        except DaskClusterError as exc:
+            if not isinstance(exc, ValueError):
+                raise
+            return exc
+        return None
+
+    def check(self, estimator: Any, data: RowData) -> None:
+        """Run the estimator's own parameter checks against the data's metadata; the first
+        problem raises :class:`ParamError` naming its key."""
+        exc = self._problem(estimator, data)
+        if exc is not None:
+            raise ParamError(_key(_param_of(exc)), str(exc)) from None
+
+    def problems(self, params: dict[str, Any], data: RowData) -> list[tuple[str, str]]:
+        """Every problem of ``params`` against the data's metadata, as (key, message) pairs.
+
+        Unknown names first; then each parameter on its own (the estimator with only that
+        parameter set: a problem about that parameter is reported at its key); then, if each
+        was fine alone, all of them together (e.g. an ``init`` array against ``n_clusters``).
+        """
+        out = self._unknown(params)
+        known = {k: _as_param(v) for k, v in params.items() if f"model.params.{k}" not in dict(out)}
+        cls = self.load_class()
+        for key, value in known.items():
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    method(data) if takes_data else method()
-            except DaskClusterError as exc:
-                if not isinstance(exc, ValueError):
-                    raise
-                raise ParamError(_key_of(str(exc)), str(exc)) from None
+                exc = self._problem(cls(**{key: value}), data)
+            except (TypeError, ValueError) as error:  # the constructor itself refused it
+                exc = error
+            if exc is not None and _param_of(exc) in (key, None):
+                out.append((f"model.params.{key}", str(exc)))
+        if out:
+            return out
+        exc = self._problem(cls(**known), data)
+        return [(_key(_param_of(exc)), str(exc))] if exc is not None else []
+
+    def fit(self, estimator: Any, X: Any) -> Fitted:
+        """Fit ``estimator`` on ``X``. Data passes: those of its ``fit``."""
+        estimator.fit(X)
+        return Fitted(estimator)
 
 
-def _as_param(value: Any) -> Any:
-    """YAML lists of numbers (e.g. an ``init`` array) become NumPy arrays."""
-    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-        import numpy as np
+@dataclass(frozen=True)
+class SweepEntry(EstimatorEntry):
+    """A model-selection function whose result is a table of fitted models.
 
-        return np.asarray(value, dtype=np.float64)
-    return value
+    Attributes
+    ----------
+    estimator : str
+        The registry name of the estimator the sweep fits (its checks serve the sweep's).
+    grids : tuple of str
+        Parameters that take a list of values (each value is checked as that estimator's).
+    """
+
+    estimator: str = "KMeans"
+    grids: tuple[str, ...] = ()
+
+    def accepted(self) -> list[str]:
+        fn = self.load_class()
+        return [p for p in inspect.signature(fn).parameters if p != "X"]
+
+    def gives_labels(self) -> bool:
+        return True
+
+    def build(self, params: dict[str, Any]) -> Any:
+        unknown = self._unknown(params)
+        if unknown:
+            raise ParamError(*unknown[0])
+        return {k: _as_param(v) for k, v in params.items()}
+
+    def problems(self, params: dict[str, Any], data: RowData) -> list[tuple[str, str]]:
+        from ..errors import InvalidParameterError
+        from ..params import check_int, check_int_grid, check_value_list
+
+        out = self._unknown(params)
+        template = ESTIMATORS[self.estimator]
+        shared = set(template.accepted())
+        singles: list[dict[str, Any]] = []
+        for key, value in params.items():
+            if f"model.params.{key}" in dict(out):
+                continue
+            try:
+                if key in self.grids:
+                    values = (check_int_grid(self.name, key, value) if key in ("n_clusters", "n_components")
+                              else check_value_list(self.name, key, value))
+                    singles += [{key: v} for v in values]
+                elif key == "silhouette_sample_size":
+                    check_int(self.name, key, value, 2, allow_none=True)
+                elif key == "scores" and not isinstance(value, bool):
+                    raise InvalidParameterError(f"The 'scores' parameter of {self.name} must be a bool. "
+                                                f"Got {value!r} instead.", param="scores")
+                elif key in shared:
+                    singles.append({key: value})
+            except InvalidParameterError as exc:
+                out.append((f"model.params.{key}", str(exc)))
+        for one in singles:
+            (key,) = one
+            found = [m for _, m in template.problems(one, data)]
+            out += [(f"model.params.{key}", m.replace(f"of {self.estimator}", f"of {self.name}")) for m in found[:1]]
+        return list(dict.fromkeys(out))
+
+    def check(self, estimator: Any, data: RowData) -> None:
+        found = self.problems(estimator, data)
+        if found:
+            raise ParamError(*found[0])
+
+    def fit(self, estimator: Any, X: Any) -> Fitted:
+        """Run the sweep; the model is its best (``table.attrs['best_model']``). Data passes:
+        those of the sweep (about its longest fit, plus the scores)."""
+        table = self.load_class()(X, **estimator)
+        return Fitted(table.attrs["best_model"], {"sweep": table.drop(columns=["model"])})
 
 
-def _key_of(message: str) -> str:
-    """``model.params.<name>`` from a message "The 'tol' parameter of KMeans ..."."""
-    m = re.search(r"The '(\w+)' parameter", message)
-    if m:
-        return f"model.params.{m.group(1)}"
-    m = re.search(r"n_samples=\d+ should be >= (\w+)=", message)
-    if m:
-        return f"model.params.{m.group(1)}"
-    if "initial centers" in message:
-        return "model.params.init"
-    return "model.params"
+@dataclass(frozen=True)
+class ApplyEntry(EstimatorEntry):
+    """``apply``: the model saved in ``model.params.model`` (a ``model.zip``), applied to the
+    job's data without fitting: its labels (``predict``), and the metrics of ``evaluate``."""
 
+    def accepted(self) -> list[str]:
+        return ["model"]
+
+    def gives_labels(self) -> bool:
+        return True
+
+    def build(self, params: dict[str, Any]) -> Any:
+        found = self._load(params)
+        if isinstance(found, tuple):
+            raise ParamError(*found)
+        return found
+
+    def _load(self, params: dict[str, Any]) -> Any:
+        from .. import persistence
+
+        unknown = self._unknown(params)
+        if unknown:
+            return unknown[0]
+        path = params.get("model")
+        if not isinstance(path, str):
+            return ("model.params.model", f"the model file to apply (a model.zip written by a job or by "
+                                          f"daskcluster.persistence.save); got {path!r}.")
+        if not os.path.isfile(path):
+            return ("model.params.model", f"no model file at {path!r}.")
+        try:
+            model = persistence.load(path)
+        except DaskClusterError as exc:
+            return ("model.params.model", str(exc))
+        if not hasattr(model, "predict"):
+            return ("model.params.model", f"{type(model).__name__} has no predict(): it cannot label new rows.")
+        return model
+
+    def problems(self, params: dict[str, Any], data: RowData) -> list[tuple[str, str]]:
+        found = self._load(params)
+        if isinstance(found, tuple):
+            return [found]
+        expected = getattr(found, "n_features_in_", None)
+        if expected is not None and data.n_features not in (expected, None) and data.n_features != _UNKNOWN_FEATURES:
+            return [("data", f"the data have {data.n_features} features after preprocessing; the model in "
+                             f"{params['model']} was fitted on {expected}.")]
+        return []
+
+    def check(self, estimator: Any, data: RowData) -> None:
+        expected = getattr(estimator, "n_features_in_", None)
+        if expected is not None and data.n_features not in (expected, _UNKNOWN_FEATURES):
+            raise ParamError("data", f"the data have {data.n_features} features after preprocessing; the model "
+                                     f"was fitted on {expected}.")
+
+    def fit(self, estimator: Any, X: Any) -> Fitted:
+        """No fit: the saved model, whose labels are then its ``predict`` on ``X`` (the training
+        labels it may carry are dropped). Data passes: none here."""
+        if hasattr(estimator, "labels_"):
+            del estimator.labels_
+        return Fitted(estimator)
+
+
+#: The number of features a placeholder takes when the data's cannot be known here.
+_UNKNOWN_FEATURES = 2**16
 
 #: name -> entry; each class is imported from its module when a job uses it.
 ESTIMATORS: dict[str, EstimatorEntry] = {}
@@ -132,3 +346,12 @@ register(EstimatorEntry("KMeans", "daskcluster.cluster._kmeans:KMeans"))
 register(EstimatorEntry("MiniBatchKMeans", "daskcluster.cluster._minibatch:MiniBatchKMeans"))
 register(EstimatorEntry("GaussianMixture", "daskcluster.mixture._gaussian_mixture:GaussianMixture",
                         checks=("_check_params", "_check_inits"), min_samples=2))
+register(EstimatorEntry("BayesianGaussianMixture", "daskcluster.mixture._bayesian_mixture:BayesianGaussianMixture",
+                        checks=("_check_params", "_check_inits", "_check_priors"), min_samples=2))
+register(EstimatorEntry("NMF", "daskcluster.decomposition:NMF"))
+register(EstimatorEntry("OPNMF", "daskcluster.decomposition:OPNMF"))
+register(SweepEntry("kmeans_sweep", "daskcluster.selection:kmeans_sweep", min_samples=2, estimator="KMeans",
+                    grids=("n_clusters",)))
+register(SweepEntry("gmm_sweep", "daskcluster.selection:gmm_sweep", min_samples=2, estimator="GaussianMixture",
+                    grids=("n_components", "covariance_type")))
+register(ApplyEntry("apply", "daskcluster.persistence:load", checks=()))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from fractions import Fraction
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import (
     AfterValidator,
@@ -30,6 +30,7 @@ __all__ = [
     "JobDoc",
     "LabelsSpec",
     "METRICS",
+    "Metric",
     "MnistData",
     "ModelSpec",
     "NpyData",
@@ -39,6 +40,7 @@ __all__ = [
     "RawData",
     "StandardScaleStep",
     "ZarrData",
+    "check_plain_name",
 ]
 
 
@@ -65,7 +67,19 @@ def _finite_nonzero(value: float) -> float:
 Scale = Annotated[float, BeforeValidator(_number), AfterValidator(_finite_nonzero)]
 Offset = Annotated[float, BeforeValidator(_number)]
 
-_SECRETISH = re.compile(r"(secret|token|password|key)", re.I)
+#: A plain name: what a job's name and a job id must be (no '/', no '..', nothing a path could use).
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def check_plain_name(value: str, what: str = "a job id") -> str:
+    """``value`` if it is a plain name (letters, digits, '_', '.', '-'; no '/' or '..'); else
+    :class:`~daskcluster.deploy.files.ConfigError`."""
+    if not isinstance(value, str) or not PLAIN_NAME.fullmatch(value) or ".." in value:
+        from ..deploy.files import ConfigError
+
+        raise ConfigError(f"{what} must be a plain name: 1-128 letters, digits, '_', '.' or '-', starting with a "
+                          f"letter or digit, without '..'; got {value!r}.")
+    return value
 
 
 class LabelsSpec(Strict):
@@ -98,12 +112,20 @@ class ZarrData(_FileSource):
     @field_validator("storage_options")
     @classmethod
     def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:
-        for key in value:
-            if _SECRETISH.search(key):
+        from ..deploy.schema import check_env_name
+        from .secrets import is_secret_key
+
+        for key, item in value.items():
+            if is_secret_key(key):
                 raise ValueError(
-                    f"'{key}' looks like a credential: secrets never sit in job files. Use the storage's own "
-                    "environment variables (e.g. AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY) or a profile"
+                    f"'{key}' looks like a credential: secrets never sit in job files. Name the environment "
+                    f"variable that holds it instead ('{key}_env: MY_VARIABLE'), or use the storage's own "
+                    "environment variables or profile"
                 )
+            if key.endswith("_env"):
+                if not isinstance(item, str):
+                    raise ValueError(f"'{key}' must name an environment variable")
+                check_env_name(item)
         return value
 
 
@@ -229,20 +251,38 @@ class ModelSpec(Strict):
     params: dict[str, Any] = Field(default_factory=dict)
 
 
-#: Metric -> (needs true labels, what it is).
-METRICS: dict[str, tuple[bool, str]] = {
-    "sizes": (False, "rows per cluster (one pass over the labels)"),
-    "score": (False, "estimator.score(X): minus the inertia for k-means, mean log-likelihood for mixtures (one pass)"),
-    "bic": (False, "Bayesian information criterion, for estimators with bic() (one pass)"),
-    "aic": (False, "Akaike information criterion, for estimators with aic() (one pass)"),
-    "majority_accuracy": (True, "fraction of rows whose cluster's most frequent true label is their own"),
-    "adjusted_rand": (True, "adjusted Rand index against the true labels"),
-    "normalized_mutual_info": (True, "normalized mutual information (arithmetic mean) against the true labels"),
-    "contingency": (True, "the table of rows per (true label, cluster)"),
+class Metric(NamedTuple):
+    """What a metric of ``evaluate.metrics`` needs, and what it is."""
+
+    needs_truth: bool
+    text: str
+    needs_labels: bool = True
+    reads_data: bool = False
+    method: str | None = None
+
+
+#: Metric -> what it needs and what it is. Label metrics come from :mod:`daskcluster.metrics`.
+METRICS: dict[str, Metric] = {
+    "sizes": Metric(False, "rows per cluster (one pass over the labels)"),
+    "score": Metric(False, "estimator.score(X): minus the inertia for k-means, mean log-likelihood for mixtures "
+                           "(one pass)", needs_labels=False, reads_data=True, method="score"),
+    "bic": Metric(False, "Bayesian information criterion, for estimators with bic() (one pass)",
+                  needs_labels=False, reads_data=True, method="bic"),
+    "aic": Metric(False, "Akaike information criterion, for estimators with aic() (one pass)",
+                  needs_labels=False, reads_data=True, method="aic"),
+    "majority_accuracy": Metric(True, "fraction of rows whose cluster's most frequent true label is their own"),
+    "adjusted_rand": Metric(True, "adjusted Rand index against the true labels"),
+    "normalized_mutual_info": Metric(True, "normalized mutual information (arithmetic mean) against the true labels"),
+    "contingency": Metric(True, "rows per (true label, cluster): rows are the true labels, columns the clusters"),
+    "silhouette": Metric(False, "mean silhouette, exact on a seeded sample of 10,000 rows (daskcluster.metrics."
+                                "silhouette_score; reads the sampled rows)", reads_data=True),
+    "calinski_harabasz": Metric(False, "Calinski-Harabasz index (two passes)", reads_data=True),
+    "davies_bouldin": Metric(False, "Davies-Bouldin index (two passes)", reads_data=True),
 }
 
 MetricName = Literal[
-    "sizes", "score", "bic", "aic", "majority_accuracy", "adjusted_rand", "normalized_mutual_info", "contingency"
+    "sizes", "score", "bic", "aic", "majority_accuracy", "adjusted_rand", "normalized_mutual_info", "contingency",
+    "silhouette", "calinski_harabasz", "davies_bouldin",
 ]
 
 
@@ -282,6 +322,7 @@ class JobDoc(Strict):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", value):
-            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
+        if len(value) > 64 or not PLAIN_NAME.fullmatch(value) or ".." in value:
+            raise ValueError("must be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit, "
+                             "without '..'")
         return value

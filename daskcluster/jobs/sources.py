@@ -147,7 +147,9 @@ def _open(spec: ZarrData | NpyData | RawData) -> da.Array:
         if spec.component is not None:
             kwargs["component"] = spec.component
         if spec.storage_options:
-            kwargs["storage_options"] = dict(spec.storage_options)
+            from .secrets import resolve_storage_options
+
+            kwargs["storage_options"] = resolve_storage_options(spec.storage_options)
     if isinstance(spec, RawData):
         kwargs.update(dtype=spec.dtype, shape=spec.shape, offset=spec.byte_offset)
     return io.open_array(spec.path, **kwargs)
