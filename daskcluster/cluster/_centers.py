@@ -1,69 +1,104 @@
-"""What every center-based estimator does once fitted: labels, distances, score."""
+"""What the k-means estimators share: their common parameters and checks, and what they do
+once fitted (labels, distances, score, output names)."""
 
 from __future__ import annotations
 
 import warnings
+from numbers import Integral, Real
 from typing import Any
 
 import dask.array as da
 import numpy as np
 
+from sklearn.base import ClassNamePrefixFeaturesOutMixin
+
+from .._estimator import EstimatorMixin
+from .._features import Labeled, OutputMixin
 from ..blas import blas_for_tasks
 from ..data import RowData, as_row_data, as_sample_weight, check_n_features
 from ..engine import map_rows, tree_reduce
-from ..errors import InvalidParameterError, NotFittedError
+from ..errors import InvalidDataError, InvalidParameterError
 from ..kernels import kmeans as K
-from ..params import check_int
+from ..params import CACHE, DataCheck, DataShape, Interval, StrOptions
+from ._init import INITS
 
 
-def check_init(
-    owner: str, init: Any, n_init: Any, inits: tuple[str, ...], shape: tuple[int, int], random_n_init: int
-) -> tuple[int, np.ndarray | None]:
-    """Validate ``init`` and ``n_init`` as scikit-learn's k-means estimators do.
+#: What ``KMeans`` and ``MiniBatchKMeans`` both take (scikit-learn's ``_BaseKMeans``).
+BASE_CONSTRAINTS: dict[str, list[Any]] = {
+    "n_clusters": [Interval(Integral, 1, None, closed="left")],
+    "init": [StrOptions(INITS), callable, "array-like"],
+    "n_init": [StrOptions(["auto"]), Interval(Integral, 1, None, closed="left")],
+    "max_iter": [Interval(Integral, 1, None, closed="left")],
+    "tol": [Interval(Real, 0, None, closed="left")],
+    "verbose": ["verbose"],
+    "random_state": ["random_state"],
+    "cache": CACHE,
+}
 
-    Returns the number of runs and the initial centers when ``init`` is an array of shape
-    ``shape`` = (n_clusters, n_features). ``n_init='auto'`` is ``random_n_init`` for ``'random'``
-    and 1 otherwise; an explicit array forces one run (with scikit-learn's warning), without
-    changing the parameter.
-    """
-    init_array = None
-    if isinstance(init, str):
-        if init not in inits:
-            raise InvalidParameterError(
-                f"The 'init' parameter of {owner} must be one of {{{', '.join(map(repr, inits))}}} or an "
-                f"array-like of shape (n_clusters, n_features). Got {init!r} instead."
-            )
-    elif hasattr(init, "__array__") or isinstance(init, (list, tuple)):
-        init_array = np.asarray(init, dtype=np.float64)
-        if init_array.shape != shape:
-            raise InvalidParameterError(
-                f"The shape of the initial centers {init_array.shape} does not match the number of "
-                f"clusters and features {shape}."
-            )
-        if not np.isfinite(init_array).all():
-            raise InvalidParameterError("The initial centers given as init contain NaN or infinity.")
-    else:
+
+def init_array(init: Any) -> np.ndarray | None:
+    """``init`` as float64 centers when it is an array-like, else None."""
+    if isinstance(init, str) or callable(init):
+        return None
+    return np.asarray(init, dtype=np.float64)
+
+
+def check_centers(centers: np.ndarray, n_clusters: int, n_features: int) -> None:
+    """Initial centers (given or returned by a callable ``init``) against the problem, with
+    scikit-learn's messages."""
+    if centers.ndim != 2 or centers.shape[0] != n_clusters:
         raise InvalidParameterError(
-            f"The 'init' parameter of {owner} must be a str among {{{', '.join(map(repr, inits))}}} or an "
-            f"array-like of shape (n_clusters, n_features). Got {init!r} instead."
-        )
-    if n_init == "auto":
-        runs = random_n_init if isinstance(init, str) and init == "random" else 1
+            f"The shape of the initial centers {centers.shape} does not match the number of clusters "
+            f"{n_clusters}.", param="init")
+    if centers.shape[1] != n_features:
+        raise InvalidParameterError(
+            f"The shape of the initial centers {centers.shape} does not match the number of features of the "
+            f"data {n_features}.", param="init")
+    if not np.isfinite(centers).all():
+        raise InvalidParameterError("The initial centers given as init contain NaN or infinity.", param="init")
+
+
+def _check_init(estimator: Any, data: DataShape) -> None:
+    centers = init_array(estimator.init)
+    if centers is not None:
+        check_centers(centers, estimator.n_clusters, data.n_features)
+
+
+def _check_n_samples(estimator: Any, data: DataShape) -> None:
+    if data.n_samples < estimator.n_clusters:
+        raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={estimator.n_clusters}.")
+
+
+#: The checks of ``KMeans`` and ``MiniBatchKMeans`` against the data's shape.
+BASE_DATA_CHECKS = (
+    DataCheck("n_clusters", _check_n_samples),
+    DataCheck("init", _check_init, needs=("n_clusters",)),
+)
+
+
+def n_runs(estimator: Any, random_n_init: int) -> int:
+    """The number of initializations: ``n_init``, or for ``'auto'`` ``random_n_init`` with
+    ``init='random'`` or a callable and 1 otherwise (scikit-learn 1.4+); an explicit array forces one run,
+    with scikit-learn's warning, without changing the parameter."""
+    init, n_init = estimator.init, estimator.n_init
+    if n_init != "auto":
+        runs = int(n_init)
     else:
-        runs = int(check_int(owner, "n_init", n_init, 1))  # type: ignore[arg-type]
-    if init_array is not None and runs != 1:
+        runs = random_n_init if callable(init) or (isinstance(init, str) and init == "random") else 1
+    if init_array(init) is not None and runs != 1:
         warnings.warn(
-            f"Explicit initial center position passed: performing only one init in {owner} instead of "
-            f"n_init={runs}.",
+            f"Explicit initial center position passed: performing only one init in {type(estimator).__name__} "
+            f"instead of n_init={runs}.",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=3,
         )
         runs = 1
-    return runs, init_array
+    return runs
 
 
-class CentersMixin:
-    """``predict``, ``transform``, ``score`` and ``fit_transform`` from ``cluster_centers_``.
+class CentersMixin(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin):
+    """``predict``, ``transform``, ``score``, ``fit_transform`` and the output names from
+    ``cluster_centers_``.
 
     For estimators with ``n_clusters`` and, once fitted, ``cluster_centers_`` of shape
     (n_clusters, n_features) and ``n_features_in_``.
@@ -72,13 +107,32 @@ class CentersMixin:
     n_clusters: int
     cluster_centers_: np.ndarray
     n_features_in_: int
+    _fitted_attribute = "cluster_centers_"
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "cluster_centers_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                "before using this estimator."
-            )
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform``'s output (one per center)."""
+        return int(self.cluster_centers_.shape[0])
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of ``transform``'s columns: ``['kmeans0', 'kmeans1', ...]`` (the class name
+        in lower case, then the center's index).
+
+        Parameters
+        ----------
+        input_features : array-like of str or None, default=None
+            Only checked against ``feature_names_in_`` (or ``n_features_in_``).
+
+        Returns
+        -------
+        ndarray of str objects, shape (n_clusters,)
+        """
+        self._check_fitted()
+        return ClassNamePrefixFeaturesOutMixin.get_feature_names_out(self, input_features)  # type: ignore[no-any-return]
+
+    def _fit_data(self, X: Any, **kwargs: Any) -> RowData:
+        """``X`` of a fit as row data (``feature_names_in_`` recorded; reads no data)."""
+        return as_row_data(self._labeled(X, reset=True).values, owner=type(self).__name__, **kwargs)
 
     def _labels(self, data: RowData) -> np.ndarray | da.Array:
         centers = self.cluster_centers_.astype(data.dtype)
@@ -90,7 +144,11 @@ class CentersMixin:
 
     def _data(self, X: Any) -> RowData:
         self._check_fitted()
-        data = as_row_data(X, owner=type(self).__name__)
+        return self._checked(self._labeled(X, reset=False))
+
+    def _checked(self, labeled: Labeled) -> RowData:
+        self._check_fitted()
+        data = as_row_data(labeled.values, owner=type(self).__name__)
         check_n_features(data, self.n_features_in_, type(self).__name__)
         return data
 
@@ -104,21 +162,24 @@ class CentersMixin:
         """
         return self._labels(self._data(X))
 
-    def transform(self, X: Any) -> np.ndarray | da.Array:
+    def transform(self, X: Any) -> Any:
         """Euclidean distance of each sample to each center.
 
         Returns
         -------
         ndarray or dask array of shape (n_samples, n_clusters)
-            Lazy for lazy input. Data passes: 1 (when computed).
+            Lazy for lazy input; a DataFrame after ``set_output(transform="pandas")``
+            (columns ``get_feature_names_out()``). Data passes: 1 (when computed).
         """
-        data = self._data(X)
+        self._check_fitted()
+        labeled = self._labeled(X, reset=False)
+        data = self._checked(labeled)
         out = map_rows(data, K.transform_kernel, (self.cluster_centers_.astype(data.dtype), data.affine),
-                       dtype=data.dtype, n_columns=self.n_clusters, label="transform")
-        if data.lazy:
-            return out
-        with blas_for_tasks(data.n_chunks):
-            return out.compute()
+                       dtype=data.dtype, n_columns=self._n_features_out, label="transform")
+        if not data.lazy:
+            with blas_for_tasks(data.n_chunks):
+                out = out.compute()
+        return self._output(out, labeled)
 
     def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
         """Opposite of the inertia of ``X`` against the centers. Data passes: 1."""

@@ -36,6 +36,7 @@ from ..kernels import sweep as S
 from ..progress import IterationReport, report
 from ._init import (
     DEFAULT_ROUNDS,
+    INITS,
     first_center,
     local_trials,
     more_rounds,
@@ -48,8 +49,7 @@ from ._lloyd import LloydState, lloyd_update, shift_of
 
 logger = logging.getLogger(__name__)
 
-#: scikit-learn's values of ``init`` given as a string, and of ``algorithm``.
-INITS = ("k-means||", "k-means++", "random")
+#: scikit-learn's values of ``algorithm``.
 ALGORITHMS = ("lloyd", "elkan")
 
 SEEDING = ("round", "weigh", "plusplus")

@@ -25,6 +25,9 @@ from ..kernels import kmeans as K
 
 logger = logging.getLogger(__name__)
 
+#: The seedings named by a string ``init``.
+INITS = ("k-means||", "k-means++", "random")
+
 #: k-means|| rounds of oversampling by default (``init_max_iter=None``).
 DEFAULT_ROUNDS = 5
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import logging
 import time
 import warnings
@@ -10,7 +11,8 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from functools import partial
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import dask.array as da
 import numpy as np
@@ -21,21 +23,27 @@ from ..checkpoint import FitCheckpoint
 from ..data import (
     CachePolicy,
     RowData,
-    as_row_data,
     as_sample_weight,
     cached,
 )
 from ..engine import tree_reduce
-from ..errors import InvalidDataError
+from ..errors import InvalidParameterError
 from ..kernels import kmeans as K
-from ..params import check_float, check_int, check_options, check_random_state
+from ..params import DataCheck, DataShape, Interval, StrOptions, check_random_state
 from ..progress import progress_hook
-from ._centers import CentersMixin, check_init
-from ._driver import ALGORITHMS, INITS, Run, lockstep, report_pass
+from ._centers import BASE_CONSTRAINTS, BASE_DATA_CHECKS, CentersMixin, check_centers, n_runs
+from ._centers import init_array as init_array_of
+from ._driver import ALGORITHMS, Run, lockstep, report_pass
 from ._lloyd import LloydResult, LloydState
 
 logger = logging.getLogger(__name__)
 
+
+def _check_callable_init(estimator: KMeans, data: DataShape) -> None:
+    if callable(estimator.init) and getattr(data, "lazy", False):
+        raise InvalidParameterError(
+            f"A callable init needs X in memory (it is called with all of X); {type(estimator).__name__} got lazy "
+            "input. Compute the initial centers and pass them as an array, or use a string init.", param="init")
 
 
 class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
@@ -51,13 +59,15 @@ class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         Number of clusters.
     init : {'k-means||', 'k-means++', 'random'} or ndarray of shape (n_clusters, n_features), \
 default='k-means||'
-        Seeding. ``'k-means||'``: scalable k-means++ of Bahmani et al. (``init_max_iter``
+        Seeding. A callable ``init(X, n_clusters, random_state)`` returns the initial centers
+        (as scikit-learn; in-memory ``X`` only, since it needs all of ``X`` in memory).
+        ``'k-means||'``: scalable k-means++ of Bahmani et al. (``init_max_iter``
         rounds of oversampling, ``oversampling_factor * n_clusters`` expected candidates each,
         then weighted k-means++ on the candidates). ``'k-means++'``: greedy k-means++ as in
         scikit-learn, one pass per center. ``'random'``: ``n_clusters`` rows drawn at random.
         An array gives the initial centers.
     n_init : 'auto' or int, default='auto'
-        Number of seedings; the run with the least inertia is kept. ``'auto'``: 10 for
+        Number of seedings; the run with the least inertia is kept. ``'auto'``: 10 for a callable or
         ``'random'``, 1 otherwise (as scikit-learn).
     max_iter : int, default=300
         Maximum number of Lloyd iterations of a run.
@@ -69,6 +79,10 @@ default='k-means||'
     random_state : int, RandomState instance or None, default=None
         Seeds the initialization; the same value gives the same model on any scheduler and
         any number of workers.
+    copy_x : bool, default=True
+        As scikit-learn: whether ``X`` may be modified during the fit. ``X`` is never modified
+        here (chunks are read, centered copies are never written back), so both values give
+        the same result.
     oversampling_factor : float, default=2.0
         k-means|| only: expected candidates per round, as a multiple of ``n_clusters``.
     init_max_iter : int or None, default=None
@@ -137,6 +151,7 @@ default='k-means||'
         verbose: int = 0,
         random_state: Any = None,
         oversampling_factor: float = 2.0,
+        copy_x: bool = True,
         init_max_iter: int | None = None,
         algorithm: str = "lloyd",
         cache: CachePolicy = "auto",
@@ -150,27 +165,21 @@ default='k-means||'
         self.verbose = verbose
         self.random_state = random_state
         self.oversampling_factor = oversampling_factor
+        self.copy_x = copy_x
         self.init_max_iter = init_max_iter
         self.algorithm = algorithm
         self.cache = cache
         self.checkpoint = checkpoint
 
-    # ------------------------------------------------------------------ validation
-
-    def _check_params(self, data: RowData) -> tuple[int, np.ndarray | None]:
-        name = type(self).__name__
-        check_int(name, "n_clusters", self.n_clusters, 1)
-        check_int(name, "max_iter", self.max_iter, 1)
-        check_float(name, "tol", self.tol, 0)
-        check_int(name, "verbose", self.verbose, 0)
-        check_float(name, "oversampling_factor", self.oversampling_factor, 0, closed="neither")
-        check_int(name, "init_max_iter", self.init_max_iter, 1, allow_none=True)
-        check_options(name, "algorithm", self.algorithm, ALGORITHMS)
-        check_options(name, "cache", self.cache, ("auto", True, False))
-        n_init, init_array = check_init(name, self.init, self.n_init, INITS, (self.n_clusters, data.n_features), 10)
-        if data.n_samples < self.n_clusters:
-            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
-        return int(n_init), init_array
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BASE_CONSTRAINTS,
+        "copy_x": ["boolean"],
+        "algorithm": [StrOptions(ALGORITHMS)],
+        "oversampling_factor": [Interval(Real, 0, None, closed="neither")],
+        "init_max_iter": [Interval(Integral, 1, None, closed="left"), None],
+        "checkpoint": [str, os.PathLike, None],
+    }
+    _data_checks = (*BASE_DATA_CHECKS, DataCheck("init", _check_callable_init))
 
     # ------------------------------------------------------------------ fitting
 
@@ -179,7 +188,9 @@ default='k-means||'
         params = {k: v for k, v in self.get_params().items() if k not in ("cache", "verbose", "checkpoint", "init")}
         if not isinstance(params["random_state"], (int, np.integer, type(None))):
             params["random_state"] = "instance"
-        init = self.init if init_array is None else hashlib.sha256(init_array.tobytes()).hexdigest()
+        init: Any = hashlib.sha256(init_array.tobytes()).hexdigest() if init_array is not None else self.init
+        if callable(init):
+            init = f"{getattr(init, '__module__', '')}.{getattr(init, '__qualname__', type(init).__name__)}"
         weights_id = None if weights is None else weights.name
         return {"estimator": type(self).__name__, **params, "init": init, "n_samples": data.n_samples,
                 "n_features": data.n_features, "dtype": str(data.array.dtype), "scale": data.affine.scale,
@@ -189,6 +200,12 @@ default='k-means||'
                    entropy: int) -> Run:
         """A run seeded from ``init`` (its first draws made: at most one pass)."""
         bounded = self.algorithm == "elkan"
+        if callable(self.init):
+            x = data.to_compute(np.asarray(data.array))
+            centers = np.asarray(self.init(x, self.n_clusters, random_state=np.random.RandomState(entropy)),
+                                 dtype=np.float64)
+            check_centers(centers, self.n_clusters, data.n_features)
+            return Run.from_centers(centers.astype(data.dtype), bounded=bounded)
         if init_array is not None:
             return Run.from_centers(init_array.astype(data.dtype), bounded=bounded)
         run = Run(self.n_clusters, entropy, "", bounded=bounded)
@@ -228,8 +245,9 @@ of shape (n_samples, n_features)
         self
             Data passes: see the class Notes.
         """
-        data = as_row_data(X, owner=type(self).__name__)
-        n_init, init_array = self._check_params(data)
+        data = self._fit_data(X)
+        self._check_params(data)
+        n_init, init_array = n_runs(self, 10), init_array_of(self.init)
         weights = as_sample_weight(sample_weight, data, owner=type(self).__name__)
         rs = check_random_state(type(self).__name__, self.random_state)
         entropies = rs.randint(np.iinfo(np.int32).max, size=n_init)

@@ -6,7 +6,8 @@ import logging
 import time
 import warnings
 from contextlib import ExitStack
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import dask
 import dask.array as da
@@ -18,26 +19,22 @@ from ..blas import single_threaded_blas
 from ..data import (
     CachePolicy,
     RowData,
-    as_row_data,
     as_sample_weight,
     cached,
-    check_n_features,
 )
 from ..engine import take_rows, tree_reduce
-from ..errors import InvalidDataError
 from ..kernels import kmeans as K
 from ..kernels import minibatch as M
 from ..kernels.blocks import row_sq_norms
 from ..kernels.distances import nearest_center
-from ..params import check_float, check_int, check_options, check_random_state
+from ..params import Interval, check_random_state
 from ..progress import IterationReport, progress_hook, report
-from ._centers import CentersMixin, check_init
+from ._centers import BASE_CONSTRAINTS, BASE_DATA_CHECKS, CentersMixin, check_centers, n_runs
+from ._centers import init_array as init_array_of
 from ._driver import seed
 from ._sampling import EpochReport, run_schedule
 
 logger = logging.getLogger(__name__)
-
-_INITS = ("k-means++", "k-means||", "random")
 
 #: ``SeedSequence`` spawn-key tag of the rows sampled for the initialization.
 _TAG_INIT = 105
@@ -55,9 +52,10 @@ class MiniBatchKMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimato
     ----------
     n_clusters : int, default=8
         Number of clusters.
-    init : {'k-means++', 'k-means||', 'random'} or ndarray of shape (n_clusters, n_features), \
+    init : {'k-means++', 'k-means||', 'random'}, callable or ndarray of shape (n_clusters, n_features), \
 default='k-means++'
-        ``'k-means++'``: greedy k-means++ on ``init_size`` rows drawn at random (as
+        A callable ``init(sample, n_clusters, random_state)`` returns the initial centers
+        from the ``init_size`` sample (as scikit-learn). ``'k-means++'``: greedy k-means++ on ``init_size`` rows drawn at random (as
         scikit-learn). ``'random'``: ``n_clusters`` of those rows. ``'k-means||'``: scalable
         k-means++ on all the data (6 passes). An array gives the initial centers.
     max_iter : int, default=100
@@ -180,27 +178,21 @@ default='k-means++'
         self.prefetch = prefetch
         self.parallel_chunks = parallel_chunks
 
-    # ------------------------------------------------------------------ validation
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **BASE_CONSTRAINTS,
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "compute_labels": ["boolean"],
+        "max_no_improvement": [Interval(Integral, 0, None, closed="left"), None],
+        "init_size": [Interval(Integral, 1, None, closed="left"), None],
+        "reassignment_ratio": [Interval(Real, 0, None, closed="left")],
+        "prefetch": [Interval(Integral, 0, None, closed="left")],
+        "parallel_chunks": [Interval(Integral, 1, None, closed="left")],
+    }
+    _data_checks = BASE_DATA_CHECKS
 
-    def _check_params(self, data: RowData) -> tuple[int, np.ndarray | None, int, int]:
-        """Validate the parameters against ``data``; returns n_init, the init array, the
-        effective batch size and init size."""
-        name = type(self).__name__
-        check_int(name, "n_clusters", self.n_clusters, 1)
-        check_int(name, "max_iter", self.max_iter, 1)
-        check_int(name, "batch_size", self.batch_size, 1)
-        check_int(name, "verbose", self.verbose, 0)
-        check_options(name, "compute_labels", self.compute_labels, (True, False))
-        check_float(name, "tol", self.tol, 0)
-        check_int(name, "max_no_improvement", self.max_no_improvement, 0, allow_none=True)
-        check_int(name, "init_size", self.init_size, 1, allow_none=True)
-        check_float(name, "reassignment_ratio", self.reassignment_ratio, 0)
-        check_options(name, "cache", self.cache, ("auto", True, False))
-        check_int(name, "prefetch", self.prefetch, 0)
-        check_int(name, "parallel_chunks", self.parallel_chunks, 1)
-        n_init, init_array = check_init(name, self.init, self.n_init, _INITS, (self.n_clusters, data.n_features), 3)
-        if data.n_samples < self.n_clusters:
-            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_clusters={self.n_clusters}.")
+    def _sizes(self, data: RowData) -> tuple[int, int]:
+        """The batch size and the init size used on ``data`` (as scikit-learn, with its warning
+        when ``init_size < n_clusters``)."""
         batch_size = min(self.batch_size, data.n_samples)
         init_size = self.init_size
         if init_size is None:
@@ -213,12 +205,18 @@ default='k-means++'
                 stacklevel=3,
             )
             init_size = 3 * self.n_clusters
-        return n_init, init_array, batch_size, min(init_size, data.n_samples)
+        return batch_size, min(init_size, data.n_samples)
 
     # ------------------------------------------------------------------ initialization
 
     def _seed_one(self, sample: np.ndarray, weight: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
-        """Initial centers from an in-memory sample, by k-means++ or random rows."""
+        """Initial centers from an in-memory sample: by k-means++, random rows or the callable
+        ``init(sample, n_clusters, random_state)``."""
+        if callable(self.init):
+            state = np.random.RandomState(int(rng.integers(2**31 - 1)))
+            centers = np.asarray(self.init(sample, self.n_clusters, random_state=state), dtype=np.float64)
+            check_centers(centers, self.n_clusters, sample.shape[1])
+            return centers.astype(sample.dtype)
         if self.init == "k-means++":
             seed = int(rng.integers(2**31 - 1))
             with single_threaded_blas():  # a small in-memory problem: threads only add contention
@@ -294,8 +292,10 @@ of shape (n_samples, n_features)
             Data passes: see the class Notes.
         """
         name = type(self).__name__
-        data = as_row_data(X, owner=name)
-        n_init, init_array, batch_size, init_size = self._check_params(data)
+        data = self._fit_data(X)
+        self._check_params(data)
+        n_init, init_array = n_runs(self, 3), init_array_of(self.init)
+        batch_size, init_size = self._sizes(data)
         weights = as_sample_weight(sample_weight, data, owner=name)
         entropy = int(check_random_state(name, self.random_state).randint(np.iinfo(np.int32).max))
         t0 = time.perf_counter()
@@ -372,11 +372,12 @@ of shape (n_samples, n_features)
             computed.
         """
         name = type(self).__name__
-        data = as_row_data(X, owner=name)
-        weights = as_sample_weight(sample_weight, data, owner=name)
         first = not hasattr(self, "cluster_centers_")
+        data = self._fit_data(X) if first else self._data(X)
+        weights = as_sample_weight(sample_weight, data, owner=name)
         if first:
-            _, init_array, _, init_size = self._check_params(data)
+            self._check_params(data)
+            init_array, (_, init_size) = init_array_of(self.init), self._sizes(data)
             self._entropy = int(check_random_state(name, self.random_state).randint(np.iinfo(np.int32).max))
             centers, _ = self._initialize(data, weights, init_array, 1, init_size, self._entropy)
             self._dtype = data.dtype
@@ -386,9 +387,7 @@ of shape (n_samples, n_features)
             self.n_steps_ = 0
             self.n_features_in_ = data.n_features
         else:
-            check_n_features(data, self.n_features_in_, name)
-            check_float(name, "reassignment_ratio", self.reassignment_ratio, 0)
-            check_options(name, "compute_labels", self.compute_labels, (True, False))
+            self._check_params()
         state = M.MiniBatchState(self.cluster_centers_.astype(self._dtype), self._counts.copy(),
                                  self._n_since_last_reassign, int(getattr(self, "n_steps_", 0)))
         args = (state, data.affine, float(self.reassignment_ratio), (self._entropy, state.n_steps), self.compute_labels)
