@@ -126,6 +126,32 @@ class EstimatorEntry:
         cls = self.load_class()
         return hasattr(cls, "predict") or hasattr(cls, "fit_predict")
 
+    def metric_problems(self, evaluate: Any) -> list[str]:
+        """Problems of ``evaluate.metrics`` with this model: a method it lacks (``bic``...), cluster
+        labels it does not give (left out silently only when the metrics are the default)."""
+        from .schema import METRICS
+
+        try:
+            cls = self.model_class()
+        except ParamError:
+            return []
+        out = []
+        for m in evaluate.metrics:
+            method = METRICS[m].method
+            if cls is not None and method is not None and not hasattr(cls, method):
+                out.append(f"key 'evaluate.metrics': '{m}' needs an estimator with a {method}() method; "
+                           f"{self.name} has none.")
+        if "metrics" in evaluate.model_fields_set and not self.gives_labels():
+            needs = [m for m in evaluate.metrics if METRICS[m].needs_labels]
+            if needs:
+                out.append(f"key 'evaluate.metrics': {', '.join(needs)} need cluster labels, and {self.name} gives "
+                           "none (it has no predict()). Drop those metrics.")
+        return out
+
+    def model_class(self) -> Any:
+        """The class of the model the job ends with (None when known only from a file)."""
+        return self.load_class()
+
     def build(self, params: dict[str, Any]) -> Any:
         """The estimator with ``params``; an unknown parameter name is an error naming the key."""
         unknown = self._unknown(params)
@@ -216,6 +242,9 @@ class SweepEntry(EstimatorEntry):
         fn = self.load_class()
         return [p for p in inspect.signature(fn).parameters if p != "X"]
 
+    def model_class(self) -> Any:
+        return ESTIMATORS[self.estimator].load_class()
+
     def gives_labels(self) -> bool:
         return True
 
@@ -275,6 +304,9 @@ class ApplyEntry(EstimatorEntry):
 
     def accepted(self) -> list[str]:
         return ["model"]
+
+    def model_class(self) -> Any:
+        return None
 
     def gives_labels(self) -> bool:
         return True

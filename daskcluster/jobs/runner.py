@@ -23,7 +23,7 @@ import numpy as np
 from ..deploy.files import ConfigError, apply_overrides, load_yaml, validation_problems
 from ..errors import DaskClusterError
 from ..locks import FileLock
-from .registry import ESTIMATORS, ParamError
+from .registry import ESTIMATORS
 from .schema import DATA_KINDS, METRICS, JobDoc, LabelsSpec, MnistData
 
 if TYPE_CHECKING:
@@ -170,15 +170,7 @@ def _evaluate_problems(doc: JobDoc, data: Any) -> list[str]:
                             "Add data.labels (or evaluate.labels: {path: ...}), or drop those metrics.")
     entry = ESTIMATORS.get(doc.model.name)
     if entry is not None:
-        for m in ("score", "bic", "aic"):
-            if m in doc.evaluate.metrics:
-                try:
-                    cls = entry.load_class()
-                except ParamError:
-                    break
-                if not hasattr(cls, m):
-                    problems.append(f"key 'evaluate.metrics': '{m}' needs an estimator with a {m}() method; "
-                                    f"{doc.model.name} has none.")
+        problems += entry.metric_problems(doc.evaluate)
     return problems
 
 
@@ -283,7 +275,7 @@ def _done_with_cluster(labels_pred: Any, labels_true: Any, metrics: Collection[s
     """Whether the rest of a job needs no cluster: labels in memory here, no metric that reads X."""
     in_memory = (labels_pred is None or isinstance(labels_pred, np.ndarray)) and (
         labels_true is None or isinstance(labels_true, np.ndarray))
-    return in_memory and not {"score", "bic", "aic"} & set(metrics)
+    return in_memory and not any(METRICS[m].reads_data for m in metrics)
 
 
 def run_job(
@@ -428,10 +420,10 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
             seconds["load"] = time.perf_counter() - t0
             logger.info("data: %s, %d x %d", data.description, data.n_samples, data.n_features)
             stop_point()
-            estimator = checked.estimator
             t0 = time.perf_counter()
             with progress_hook(hook):
-                estimator.fit(X)
+                fitted = ESTIMATORS[spec.model.name].fit(checked.estimator, X)
+            estimator = fitted.model
             seconds["fit"] = time.perf_counter() - t0
             logger.info("fit: %.2fs, %s", seconds["fit"], fitted_scalars(estimator))
             stop_point()
@@ -462,8 +454,11 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
             if spec.outputs.model:
                 files["model"] = str(out.write_model(folder / "model.zip", estimator, meta))
             if spec.outputs.plots is not False:
-                for p in out.write_plots(folder, estimator, iterations, metrics.get("sizes")):
+                for p in out.write_plots(folder, estimator, iterations, metrics.get("sizes"),
+                                         metrics.get("cluster_majority")):
                     files[p.stem] = str(p)
+            for name, table in fitted.tables.items():
+                files[name] = str(out.write_table(folder / f"{name}.csv", table))
             seconds["outputs"] = time.perf_counter() - t0
             seconds["total"] = time.perf_counter() - t_start
             files["metrics"] = str(folder / "metrics.json")
@@ -479,7 +474,7 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
         except BaseException as exc:
             state = "cancelled" if isinstance(exc, (JobCancelled, KeyboardInterrupt)) else "failed"
             if state == "cancelled":  # asked for: not an error
-                logger.warning("job %s cancelled: %s", job.name, exc or "interrupted (Ctrl-C)")
+                logger.warning("job %s cancelled: %s", job.name, str(exc) or "interrupted (Ctrl-C)")
             else:
                 logger.error("job %s failed: %s", job.name, exc or type(exc).__name__, exc_info=True)
             try:
