@@ -12,6 +12,7 @@ list        the submitted jobs of a cluster (default: of every cluster this mach
 validate    check cluster configs and job files (nothing starts, no data is read)
 datasets    write a dataset (generated blobs, MNIST, a .npy/raw/Zarr source) into Zarr
 info        versions, optional backends, the cluster that would be used and its dashboard
+predict     a saved model's labels of data, written by the workers (``transform``, ``score`` alike)
 =========== =====================================================================================
 
 Exit status: 0 success, 1 failed job (or cluster that cannot start), 2 usage or validation
@@ -29,7 +30,7 @@ import time
 
 from .. import __version__
 from ..errors import DaskClusterError
-from . import datasets, info, jobs, quickstart, validate
+from . import apply, datasets, info, jobs, quickstart, validate
 from .console import error_lines, say, setup_logging
 from .jobs import JobFailed
 from .options import FAILED, INTERRUPTED, OK, USAGE, UsageError
@@ -47,6 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     quickstart.add_parser(sub)
     jobs.add_parsers(sub)
+    apply.add_parsers(sub)
     validate.add_parser(sub)
     datasets.add_parser(sub)
     info.add_parser(sub)
