@@ -80,11 +80,21 @@ Duration = Annotated[str | int | float, AfterValidator(check_duration)]
 """Seconds, or a string such as '30s'."""
 
 
+class AllowedPaths(Strict):
+    """The folders jobs run on this cluster may read under and write under (see
+    :mod:`daskcluster.jobs.policy`); relative roots are taken from the working directory."""
+
+    read: list[str] = Field(default_factory=lambda: ["."], description="Roots of data, labels and models.")
+    write: list[str] = Field(default_factory=lambda: ["."], description="Roots of output folders.")
+
+
 class _Base(Strict):
     """Keys common to every kind."""
 
     wait_for_workers: int = Field(1, ge=0, description="Workers to wait for before running (0: do not wait).")
     wait_timeout: Duration = Field("600s", description="How long to wait for them.")
+    allowed_paths: AllowedPaths | None = Field(None, description="Where jobs may read and write (default: the "
+                                                                 "working directory).")
 
 
 class LocalConfig(_Base):
