@@ -28,8 +28,8 @@ class AgglomerativeClustering(TwoPhaseMixin, ClusterMixin, BaseEstimator):  # ty
       clustered by scikit-learn's ``AgglomerativeClustering`` with the same parameters; every
       fitted attribute is scikit-learn's. Memory: O(n_samples²) on the client.
     * **Two-phase route** (``n_samples > max_samples``): phase 1, on the cluster, summarises the
-      rows by ``n_micro_clusters`` k-means centers (:class:`~daskcluster.KMeans`, k-means||, at
-      most 20 Lloyd iterations), then one pass takes the count and mean of the rows nearest each
+      rows by ``n_micro_clusters`` k-means centers (:class:`~daskcluster.KMeans`, k-means||, 2
+      rounds, at most 10 Lloyd iterations), then one pass takes the count and mean of the rows nearest each
       center. Phase 2, on the client, builds the hierarchical tree of the micro-clusters' means
       weighted by their counts, with the linkage's Lance–Williams update on cluster sizes in
       rows. What it approximates: the tree equals scikit-learn's tree of the data with every row
@@ -98,7 +98,7 @@ default='euclidean'
     Notes
     -----
     Data passes of ``fit``: exact route, 1 (the rows to the client); two-phase route, those of
-    phase 1's KMeans (6 for the seeding, at most 20 iterations, 1 for its inertia) plus 1 for
+    phase 1's KMeans (3 for the seeding, at most 10 iterations, 1 for its inertia) plus 1 for
     the summary; ``labels_`` is a lazy map (1 pass when computed; computed in ``fit`` for NumPy
     input).
 

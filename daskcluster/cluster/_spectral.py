@@ -73,8 +73,8 @@ class SpectralClustering(TwoPhaseMixin, ClusterMixin, BaseEstimator):  # type: i
       ``labels_`` and ``affinity_matrix_`` as scikit-learn from the same ``random_state``.
       Memory: the (n_samples, n_samples) affinity matrix on the client.
     * **Two-phase route** (``n_samples > max_samples``): phase 1, on the cluster, summarises the
-      rows by ``n_micro_clusters`` k-means centers (:class:`~daskcluster.KMeans`, k-means||, at
-      most 20 Lloyd iterations) and one pass takes the count and mean of the rows nearest each
+      rows by ``n_micro_clusters`` k-means centers (:class:`~daskcluster.KMeans`, k-means||, 2
+      rounds, at most 10 Lloyd iterations) and one pass takes the count and mean of the rows nearest each
       center. Phase 2, on the client: the affinities between the micro-clusters' means, and the
       spectral embedding of the rows with every row moved to its micro-cluster's mean — computed
       exactly from the weighted micro-clusters (see :func:`weighted_embedding`), not from an
@@ -141,8 +141,8 @@ class SpectralClustering(TwoPhaseMixin, ClusterMixin, BaseEstimator):  # type: i
 
     Notes
     -----
-    Data passes of ``fit``: exact route, 1; two-phase route, those of phase 1's KMeans (6 for the
-    seeding, at most 20 iterations, 1 for its inertia) plus 1 for the summary; ``labels_`` is a
+    Data passes of ``fit``: exact route, 1; two-phase route, those of phase 1's KMeans (3 for the
+    seeding, at most 10 iterations, 1 for its inertia) plus 1 for the summary; ``labels_`` is a
     lazy map (1 pass when computed; computed in ``fit`` for NumPy input).
 
     Examples

@@ -28,9 +28,10 @@ from ._kmeans import KMeans
 
 logger = logging.getLogger(__name__)
 
-#: Lloyd iterations of phase 1 at most: the micro-clusters only need to be small and compact,
-#: not a converged k-means model.
-SUMMARY_MAX_ITER = 20
+#: Lloyd iterations of phase 1 at most, and its k-means|| rounds: the micro-clusters only need
+#: to be small and compact, not a converged k-means model (each iteration or round is a pass).
+SUMMARY_MAX_ITER = 10
+SUMMARY_SEEDING_ROUNDS = 2
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def check_finite(X: np.ndarray) -> None:
         return
     row, col = np.argwhere(~finite)[0]
     raise NonFiniteDataError(
-        f"Input X contains NaN or infinity: {X[row, col]!r} at row {int(row)}, feature {int(col)}. "
+        f"Input X contains NaN or infinity: {float(X[row, col])!r} at row {int(row)}, feature {int(col)}. "
         "Remove or impute NaN and infinity before fitting."
     )
 
@@ -65,7 +66,7 @@ def summarize(X: Any, data: RowData, n_micro: int, random_state: Any, owner: str
 
     ``X`` is the estimator's input and ``data`` the same input as :class:`RowData`.
 
-    Data passes: those of :class:`~daskcluster.KMeans` with ``init='k-means||'`` (6 for the
+    Data passes: those of :class:`~daskcluster.KMeans` with ``init='k-means||'`` (3 for the
     seeding, at most :data:`SUMMARY_MAX_ITER` Lloyd iterations and 1 for the inertia), plus 1
     for the summary; the labels are a lazy map (1 more pass when computed).
     """
@@ -75,7 +76,8 @@ def summarize(X: Any, data: RowData, n_micro: int, random_state: Any, owner: str
             f"or raise max_samples to {data.n_samples} to cluster these rows exactly."
         )
     seed = int(check_random_state(owner, random_state).randint(np.iinfo(np.int32).max))
-    km = KMeans(n_clusters=n_micro, max_iter=SUMMARY_MAX_ITER, random_state=seed)
+    km = KMeans(n_clusters=n_micro, max_iter=SUMMARY_MAX_ITER, init_max_iter=SUMMARY_SEEDING_ROUNDS,
+                random_state=seed)
     with warnings.catch_warnings(record=True) as caught:
         # fewer distinct rows than micro-clusters only leaves some parts empty: they are dropped
         warnings.simplefilter("always", ConvergenceWarning)
