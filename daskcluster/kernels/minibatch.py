@@ -19,9 +19,11 @@ Nothing here knows about Dask; every function is deterministic given its argumen
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
+from . import sparse as S
 from .assign import CenterTable, nearest
 from .blocks import (
     Affine,
@@ -224,8 +226,8 @@ def minibatch_step(
     centers = state.centers
     k = centers.shape[0]
     if x_sq is None:
-        x_sq = row_sq_norms(x)
-    labels, min_sq = nearest_center(x, x_sq, centers, row_sq_norms(centers))
+        x_sq = _sq_norms(x)
+    labels, min_sq = _nearest(x, x_sq, centers)
     if w is None:
         inertia = float(min_sq.sum())
         weight = float(x.shape[0])
@@ -234,7 +236,7 @@ def minibatch_step(
         inertia = float(min_sq @ w)
         weight = float(w.sum())
         w_in = np.bincount(labels, weights=w, minlength=k)
-    sums = cluster_sums(x, labels, w, k)
+    sums = S.cluster_sums(x, labels, w, k) if S.is_sparse(x) else cluster_sums(x, labels, w, k)
     hit = w_in > 0
     old = centers.copy()
     counts = state.counts
@@ -251,7 +253,7 @@ def minibatch_step(
         if len(which):
             rows = _pick_rows(rng, w, x.shape[0], len(which))
             which = which[: len(rows)]
-            centers[which] = x[rows]
+            centers[which] = S.dense_rows(x, rows)
             starved[:] = False
             starved[which] = True
             if (~starved).any():
@@ -290,8 +292,27 @@ def track_convergence(state: MiniBatchState, rules: StepRules, mean_inertia: flo
         state.stopped = STOP_NO_IMPROVEMENT
 
 
-def gather_rows(block: np.ndarray, index: np.ndarray, dtype: np.dtype, affine: Affine) -> np.ndarray:
-    """Rows ``index`` of ``block`` in the compute dtype, scaled: a new array."""
+def _sq_norms(x: Any) -> np.ndarray:
+    """Squared norms of the rows of dense or CSR rows ``x``: (n_rows,), float64 for CSR."""
+    return S.sq_norms(x) if S.is_sparse(x) else row_sq_norms(x)
+
+
+def _nearest(x: Any, x_sq: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's nearest center and squared distance, for dense rows or CSR rows (one compiled
+    sparse x dense product)."""
+    if S.is_sparse(x):
+        return S.nearest_center(x, x_sq, centers)
+    return nearest_center(x, x_sq, centers, row_sq_norms(centers))
+
+
+def gather_rows(block: Any, index: Any, dtype: np.dtype, affine: Affine) -> Any:
+    """Rows ``index`` of ``block`` in the compute dtype, scaled: a new array (a new CSR matrix
+    for a sparse block; its scaling has no offset)."""
+    if S.is_sparse(block):
+        x = S.as_csr(block)[index].astype(dtype)
+        if affine.scale != 1.0:
+            x.data *= x.dtype.type(affine.scale)
+        return x
     x = np.asarray(block[index], dtype=dtype)
     if np.may_share_memory(x, block):
         x = x.copy()
@@ -301,10 +322,15 @@ def gather_rows(block: np.ndarray, index: np.ndarray, dtype: np.dtype, affine: A
 def _checked_sq_norms(x: np.ndarray, index: np.ndarray, chunk: ChunkInfo) -> np.ndarray:
     """Squared norms of the rows of ``x``; raises, naming the row, if one is not finite.
     ``index`` gives the rows' positions in the chunk."""
-    x_sq = row_sq_norms(x)
+    x_sq = _sq_norms(x)
     if not np.isfinite(x_sq).all():
         r = int(np.flatnonzero(~np.isfinite(x_sq))[0])
-        check_finite_rows(x[r : r + 1], x_sq[r : r + 1], chunk, int(index[r]))
+        if S.is_sparse(x):
+            row = x[r]
+            S.check_finite_tile(S.CsrTile(row.data, row.indices, row.indptr, row.shape[1]), x_sq[r : r + 1], chunk,
+                                int(index[r]))
+        else:
+            check_finite_rows(x[r : r + 1], x_sq[r : r + 1], chunk, int(index[r]))
     return x_sq
 
 
@@ -416,7 +442,7 @@ def partial_fit_kernel(
     state.n_steps += 1
     inertia = None
     if with_inertia:
-        _, min_sq = nearest_center(x, x_sq, state.centers, row_sq_norms(state.centers))
+        _, min_sq = _nearest(x, x_sq, state.centers)
         inertia = float(min_sq.sum() if w is None else min_sq @ w)
     return state, inertia
 

@@ -227,6 +227,22 @@ def cluster_sums(x: Any, labels: np.ndarray, w: np.ndarray | None, n_clusters: i
     return sums
 
 
+def nearest_center(x: Any, x_sq: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each CSR row's nearest center (int64) and squared distance to it (float64, clipped at 0):
+    one sparse x dense product and the compiled arg-min of
+    :func:`daskcluster.kernels.assign.nearest_in_product`."""
+    from .assign import CenterTable, nearest_in_product
+
+    csr = as_csr(x)
+    table = CenterTable.of(centers)
+    g = np.empty((csr.shape[0], table.n_centers), dtype=table.dtype)
+    csr_times_dense(csr.data, csr.indices, csr.indptr, table.minus2_t, g)
+    labels = np.empty(csr.shape[0], dtype=np.int64)
+    min_sq = np.empty(csr.shape[0])
+    nearest_in_product(g, table.sq_norms, np.asarray(x_sq, dtype=np.float64), labels, min_sq)
+    return labels, min_sq
+
+
 def block_moments(block: Any, affine: Affine) -> tuple[int, np.ndarray, np.ndarray]:
     """Per-feature count, mean and centred sum of squares of a CSR block's rows (implicit zeros
     included), mapped through ``affine``: what
