@@ -40,6 +40,7 @@ from ..data import RowData, active_client
 from ..engine import row_block
 from ..kernels import minibatch as M
 from ..kernels.blocks import ChunkInfo
+from ..kernels.sparse import as_block
 
 logger = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ class _EpochClock:
 def _load_block(array: da.Array, weights: da.Array | None, index: int) -> tuple[np.ndarray, np.ndarray | None]:
     parts = [row_block(array, index)] + ([] if weights is None else [row_block(weights, index)])
     out = dask.compute(*parts)
-    return np.asarray(out[0]), (None if weights is None else np.asarray(out[1]))
+    return as_block(out[0]), (None if weights is None else np.asarray(out[1]))
 
 
 class _LocalRunner:
