@@ -47,11 +47,11 @@ __all__ = [
     "StrOptions",
     "check_float",
     "check_int",
+    "check_int_grid",
     "check_options",
     "check_parameters",
     "check_random_state",
     "check_value_list",
-    "check_int_grid",
     "parameter_errors",
     "validate_params",
 ]
@@ -294,14 +294,18 @@ class DataCheck:
     param: str
     check: Callable[[Any, DataShape], None]
     needs: tuple[str, ...] = ()
+    #: False for a check of what is supported whatever the data (run without ``data`` too;
+    #: ``check`` then gets ``data=None``).
+    needs_data: bool = True
 
 
 def parameter_errors(estimator: Any, data: DataShape | None = None) -> list[InvalidParameterError | InvalidDataError]:
     """Every problem of an estimator's parameters, found at once, without reading data.
 
-    First each parameter against the estimator's declared ``_parameter_constraints``; then,
-    when ``data`` is given, each of the estimator's ``_data_checks`` (e.g. the shape of an
-    ``init`` array, ``n_samples >= n_clusters``) whose parameters passed.
+    First each parameter against the estimator's declared ``_parameter_constraints``; then
+    each of the estimator's ``_data_checks`` whose parameters passed: what the estimator
+    supports (e.g. ``NMF(solver='cd')``) always, the checks against the data's shape (the shape
+    of an ``init`` array, ``n_samples >= n_clusters``) when ``data`` is given.
 
     Parameters
     ----------
@@ -333,11 +337,9 @@ def parameter_errors(estimator: Any, data: DataShape | None = None) -> list[Inva
     owner = type(estimator).__name__
     errors = validate_params(type(estimator)._parameter_constraints, estimator.get_params(deep=False), owner,
                              collect=True)
-    if data is None:
-        return errors
     bad = {e.param for e in errors}
     for check in getattr(type(estimator), "_data_checks", ()):
-        if check.param in bad or bad.intersection(check.needs):
+        if check.param in bad or bad.intersection(check.needs) or (data is None and check.needs_data):
             continue
         try:
             check.check(estimator, data)

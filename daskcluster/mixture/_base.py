@@ -18,15 +18,14 @@ import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 
+from .._estimator import EstimatorMixin
 from ..data import RowData, Scaled, as_row_data, cached, check_n_features
 from ..engine import map_rows, tree_reduce
-from ..errors import InvalidDataError, NotFittedError
 from ..io import DEFAULT_CHUNK_BYTES
 from ..kernels import mixture as K
-from ..params import check_float, check_int, check_options, check_random_state
+from ..params import check_int, check_random_state
 from ._covariance import covariance_of
 from ._em import EMRun, run_em
-from ._init import INIT_PARAMS
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +49,15 @@ def as_mixture_data(X: Any, *, owner: str, min_samples: int = 1) -> RowData:
 
 
 
-class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
+class MixtureBase(EstimatorMixin, DensityMixin, BaseEstimator):  # type: ignore[misc]
     """Fitted-mixture methods shared by the estimators (not an estimator itself).
 
-    Subclasses set the fitted attributes ``weights_``, ``means_``, ``covariances_``,
-    ``n_features_in_`` and define :meth:`_params` (the E-step's parameters).
+    Subclasses declare their parameters (``_parameter_constraints``, ``_data_checks``), set
+    the fitted attributes ``weights_``, ``means_``, ``covariances_``, ``n_features_in_`` and
+    define :meth:`_params` (the E-step's parameters).
     """
+
+    _fitted_attribute = "means_"
 
     n_components: int
     covariance_type: str
@@ -69,28 +71,6 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
     init_params: str
     warm_start: bool
     cache: Any
-
-    def _check_common_params(self) -> None:
-        """The parameters both estimators have, checked at ``fit``."""
-        name = type(self).__name__
-        check_int(name, "n_components", self.n_components, 1)
-        check_options(name, "covariance_type", self.covariance_type, K.COVARIANCE_TYPES)
-        check_float(name, "tol", self.tol, 0)
-        check_float(name, "reg_covar", self.reg_covar, 0)
-        check_int(name, "max_iter", self.max_iter, 0)
-        check_int(name, "n_init", self.n_init, 1)
-        check_options(name, "init_params", self.init_params, INIT_PARAMS)
-        check_options(name, "warm_start", self.warm_start, (True, False))
-        check_int(name, "verbose", self.verbose, 0)
-        check_int(name, "verbose_interval", self.verbose_interval, 1)
-        check_options(name, "cache", self.cache, ("auto", True, False))
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "means_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                "before using this estimator."
-            )
 
     # ------------------------------------------------------------------ fitting
 
@@ -115,9 +95,8 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
         attributes (``_set_fitted``)."""
         name = type(self).__name__
         self._check_params()
-        data = as_mixture_data(X, owner=name, min_samples=2)
-        if data.n_samples < self.n_components:
-            raise InvalidDataError(f"n_samples={data.n_samples} should be >= n_components={self.n_components}.")
+        data = as_mixture_data(self._labeled(X, reset=True).values, owner=name, min_samples=2)
+        self._check_params(data)
         checked = self._check_fit(data)
         warm = bool(self.warm_start and hasattr(self, "converged_"))
         if warm:
@@ -171,7 +150,7 @@ class MixtureBase(DensityMixin, BaseEstimator):  # type: ignore[misc]
 
     def _data(self, X: Any) -> RowData:
         self._check_fitted()
-        data = as_mixture_data(X, owner=type(self).__name__)
+        data = as_mixture_data(self._labeled(X, reset=False).values, owner=type(self).__name__)
         check_n_features(data, self.n_features_in_, type(self).__name__)
         return data
 

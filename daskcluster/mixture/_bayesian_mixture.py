@@ -8,14 +8,12 @@ from typing import Any
 import numpy as np
 
 from ..data import CachePolicy, RowData
-from ..errors import InvalidParameterError
 from ..kernels.mixture.covariance import WishartPrior
-from ..params import check_float, check_options
 from ._base import MixtureBase
+from ._checks import BAYESIAN_CONSTRAINTS, BAYESIAN_DATA_CHECKS
 from ._covariance import covariance_of
 from ._init import DataMoments, data_moments, estimates_and_moments
 from ._variational import (
-    PRIOR_TYPES,
     VariationalModel,
     VariationalPriors,
     VariationalRun,
@@ -175,49 +173,17 @@ default='dirichlet_process'
 
     # ------------------------------------------------------------------ validation
 
-    def _check_params(self) -> None:
-        name = type(self).__name__
-        self._check_common_params()
-        check_options(name, "weight_concentration_prior_type", self.weight_concentration_prior_type, PRIOR_TYPES)
-        for param in ("weight_concentration_prior", "mean_precision_prior", "degrees_of_freedom_prior"):
-            value = getattr(self, param)
-            if value is not None:
-                try:
-                    check_float(name, param, value, 0, None, closed="neither")
-                except InvalidParameterError:
-                    raise InvalidParameterError(
-                        f"The '{param}' parameter of {name} must be a float in the range (0, inf) or None. "
-                        f"Got {value!r} instead."
-                    ) from None
+    _parameter_constraints = BAYESIAN_CONSTRAINTS
+    _data_checks = BAYESIAN_DATA_CHECKS
 
-    def _check_priors(self, data: RowData) -> dict[str, Any]:
-        """The priors given, checked against the data's shape (reads no data)."""
-        name = type(self).__name__
-        d = data.n_features
-        out: dict[str, Any] = {"mean_prior": None, "covariance_prior": None}
-        if self.mean_prior is not None:
-            try:
-                mean = np.asarray(self.mean_prior, dtype=np.float64)
-            except (TypeError, ValueError):
-                mean = np.zeros(0)
-            if mean.shape != (d,):
-                raise InvalidParameterError(
-                    f"The 'mean_prior' parameter of {name} must be an array-like of shape ({d},) (n_features) or "
-                    f"None. Got {self.mean_prior!r} instead."
-                )
-            if not np.isfinite(mean).all():
-                raise InvalidParameterError(f"The 'mean_prior' parameter of {name} contains NaN or infinity.")
-            out["mean_prior"] = mean
-        dof = self.degrees_of_freedom_prior
-        if dof is not None and not dof > d - 1.0:
-            raise InvalidParameterError(
-                f"The 'degrees_of_freedom_prior' parameter of {name} must be greater than n_features - 1 = {d - 1}. "
-                f"Got {dof!r} instead."
-            )
-        if self.covariance_prior is not None:
-            out["covariance_prior"] = covariance_of(self.covariance_type).check_covariance_prior(
-                self.covariance_prior, d, name)
-        return out
+    def _check_fit(self, data: RowData) -> dict[str, Any]:
+        """The priors given, as arrays (checked by ``_data_checks``; reads no data)."""
+        cov = covariance_of(self.covariance_type)
+        return {
+            "mean_prior": None if self.mean_prior is None else np.asarray(self.mean_prior, dtype=np.float64),
+            "covariance_prior": None if self.covariance_prior is None else cov.check_covariance_prior(
+                self.covariance_prior, data.n_features, type(self).__name__),
+        }
 
     # ------------------------------------------------------------------ fitting
 
@@ -242,9 +208,6 @@ default='dirichlet_process'
         return VariationalModel(self.covariance_type, self.weight_concentration_prior_type, self.weight_concentration_,
                                 self.mean_precision_, self.means_, self.degrees_of_freedom_, self.covariances_,
                                 self.precisions_cholesky_)
-
-    def _check_fit(self, data: RowData) -> dict[str, Any]:
-        return self._check_priors(data)
 
     def _initial_runs(self, work: RowData, given: dict[str, Any], warm: bool,
                       rs: np.random.RandomState) -> list[VariationalRun]:

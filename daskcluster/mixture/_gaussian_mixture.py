@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from ..data import CachePolicy, RowData
-from ..errors import InvalidParameterError
 from ._base import SPLIT_BYTES, MixtureBase, as_mixture_data
+from ._checks import GAUSSIAN_CONSTRAINTS, GAUSSIAN_DATA_CHECKS
 from ._covariance import covariance_of
 from ._em import EMRun, GaussianModel
 from ._init import initial_model, responsibility_estimates
@@ -164,54 +164,20 @@ class GaussianMixture(MixtureBase):
 
     # ------------------------------------------------------------------ validation
 
-    def _check_params(self) -> None:
-        self._check_common_params()
+    _parameter_constraints = GAUSSIAN_CONSTRAINTS
+    _data_checks = GAUSSIAN_DATA_CHECKS
 
-    def _array_param(self, param: str, value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
-        name = type(self).__name__
-        try:
-            arr = np.asarray(value, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise InvalidParameterError(
-                f"The '{param}' parameter of {name} must be an array-like of shape {what} or None. "
-                f"Got {value!r} instead."
-            ) from None
-        if arr.shape != shape:
-            raise InvalidParameterError(
-                f"The '{param}' parameter of {name} must have shape {shape} {what}. Got shape {arr.shape} instead."
-            )
-        if not np.isfinite(arr).all():
-            raise InvalidParameterError(f"The '{param}' parameter of {name} contains NaN or infinity.")
-        return arr
+    def _check_fit(self, data: RowData) -> dict[str, np.ndarray | None]:
+        """The initial parameters given, as float64 arrays (checked by ``_data_checks``)."""
+        def given(value: Any) -> np.ndarray | None:
+            return None if value is None else np.asarray(value, dtype=np.float64)
 
-    def _check_inits(self, data: RowData) -> dict[str, np.ndarray | None]:
-        name = type(self).__name__
-        k, d = self.n_components, data.n_features
-        weights = means = precisions = None
-        if self.weights_init is not None:
-            weights = self._array_param("weights_init", self.weights_init, (k,), "(n_components,)")
-            if (weights < 0).any() or (weights > 1).any():
-                raise InvalidParameterError(
-                    f"The 'weights_init' parameter of {name} must be in the range [0, 1]. Got values from "
-                    f"{float(weights.min())!r} to {float(weights.max())!r} instead."
-                )
-            if abs(1.0 - weights.sum()) > 1e-8:
-                raise InvalidParameterError(
-                    f"The 'weights_init' parameter of {name} must sum to 1. "
-                    f"Got sum(weights_init)={float(weights.sum())!r} instead."
-                )
-        if self.means_init is not None:
-            means = self._array_param("means_init", self.means_init, (k, d), "(n_components, n_features)")
-        if self.precisions_init is not None:
-            precisions = covariance_of(self.covariance_type).check_precisions(self.precisions_init, k, d, name)
-        return {"weights_init": weights, "means_init": means, "precisions_init": precisions}
+        return {"weights_init": given(self.weights_init), "means_init": given(self.means_init),
+                "precisions_init": given(self.precisions_init)}
 
     def _model(self) -> GaussianModel:
         return GaussianModel(self.covariance_type, self.weights_, self.means_, self.covariances_,
                              self.precisions_cholesky_)
-
-    def _check_fit(self, data: RowData) -> dict[str, np.ndarray | None]:
-        return self._check_inits(data)
 
     def _initial_runs(self, work: RowData, inits: dict[str, np.ndarray | None], warm: bool,
                       rs: np.random.RandomState) -> list[EMRun]:
