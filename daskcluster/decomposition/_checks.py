@@ -5,6 +5,9 @@ from __future__ import annotations
 from ..errors import InvalidDataError
 from ..kernels.nonnegative import MinEntry
 
+#: The initializations of the non-negative factorizations named by a string (scikit-learn's).
+NMF_INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
+
 
 def raise_if_negative(entry: MinEntry, owner: str) -> None:
     """Raise :class:`~daskcluster.errors.InvalidDataError` if the data's smallest entry

@@ -8,7 +8,8 @@ import os
 import time
 import warnings
 from contextlib import ExitStack
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import dask
 import dask.array as da
@@ -19,6 +20,8 @@ from sklearn.base import (
     TransformerMixin,
 )
 
+from .._estimator import EstimatorMixin
+from .._features import OutputMixin, split_labels
 from ..data import (
     CachePolicy,
     RowData,
@@ -27,9 +30,10 @@ from ..data import (
     cached,
     check_n_features,
 )
-from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
-from ..params import check_float, check_int, check_options, check_random_state
+from ..errors import InvalidDataError, InvalidParameterError
+from ..params import CACHE, DataCheck, Interval, StrOptions, check_random_state
 from ..progress import progress_hook
+from ._checks import NMF_INITS
 from ._nmf_init import custom_init, data_statistics, nndsvd_init, random_init
 from ._nmf_mu import Regularization, fit_multiplicative_update
 from ._nmf_store import RowStore
@@ -37,7 +41,21 @@ from ._nmf_transform import solve_w
 
 logger = logging.getLogger(__name__)
 
-_INITS = ("random", "nndsvd", "nndsvda", "nndsvdar", "custom")
+
+
+def _check_solver(estimator: NMF, data: Any) -> None:
+    if estimator.solver != "mu":
+        raise InvalidParameterError(
+            f"solver={estimator.solver!r} (coordinate descent) is not available out of core: it updates W and H "
+            "one column at a time, a pass over the data each. Use solver='mu'.", param="solver")
+
+
+def _check_beta_loss(estimator: NMF, data: Any) -> None:
+    beta = estimator.beta_loss
+    if not (beta == "frobenius" or (isinstance(beta, numbers.Real) and not isinstance(beta, bool) and beta == 2)):
+        raise InvalidParameterError(
+            f"beta_loss={beta!r} is not available: only the Frobenius loss ('frobenius' or 2) is implemented.",
+            param="beta_loss")
 
 
 def _persist_now(array: da.Array) -> da.Array:
@@ -55,7 +73,8 @@ def _persist_now(array: da.Array) -> da.Array:
     return persisted
 
 
-class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # type: ignore[misc]
+class NMF(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin, TransformerMixin,  # type: ignore[misc]
+          BaseEstimator):
     """Non-negative matrix factorization ``X ≈ W H`` by multiplicative updates, one pass per iteration.
 
     scikit-learn's ``NMF(solver="mu")`` with the Frobenius loss, on data that stay where they
@@ -77,11 +96,13 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # 
         out-of-core randomized SVD (``svd_compressed``, 2 QR power iterations), zeros kept
         ('nndsvd'), filled with the mean ('nndsvda') or with small random values ('nndsvdar').
         'custom': ``W`` and ``H`` given to ``fit`` / ``fit_transform``.
-    solver : {'mu'}, default='mu'
-        Multiplicative update (the only solver: coordinate descent updates ``W`` column by
-        column across all rows and does not fit one pass per iteration).
-    beta_loss : {'frobenius'} or 2, default='frobenius'
-        The loss minimized: ``0.5 ‖X − WH‖²_Fro`` (other beta divergences are not implemented).
+    solver : {'mu', 'cd'}, default='mu'
+        Multiplicative update. ``'cd'`` (scikit-learn's coordinate descent) raises an error:
+        it updates ``W`` column by column across all rows and does not fit one pass per
+        iteration.
+    beta_loss : {'frobenius', 'kullback-leibler', 'itakura-saito'} or float, default='frobenius'
+        The loss minimized: ``0.5 ‖X − WH‖²_Fro`` (``'frobenius'`` or 2); the other beta
+        divergences raise an error (not implemented).
     tol : float, default=1e-4
         Stop when the error decreased by less than ``tol`` times the initial error over the
         last 10 iterations (checked every 10 iterations, as scikit-learn).
@@ -98,6 +119,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # 
         L1 share of the regularization (the rest is L2).
     verbose : int, default=0
         Print one line per iteration (the lines are always logged at INFO level).
+    shuffle : bool, default=False
+        As scikit-learn: randomize the order of coordinates of the 'cd' solver; the 'mu'
+        solver has none, so it does not change the result (as in scikit-learn).
     cache : 'auto' or bool, default='auto'
         Persist the data (storage dtype) in cluster memory for the fit (True), read them from
         their source on every pass (False), or persist when they take at most half the memory
@@ -160,6 +184,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # 
         alpha_H: float | str = "same",
         l1_ratio: float = 0.0,
         verbose: int = 0,
+        shuffle: bool = False,
         cache: CachePolicy = "auto",
         temp_folder: str | os.PathLike[str] | None = None,
     ) -> None:
@@ -174,38 +199,31 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # 
         self.alpha_H = alpha_H
         self.l1_ratio = l1_ratio
         self.verbose = verbose
+        self.shuffle = shuffle
         self.cache = cache
         self.temp_folder = temp_folder
 
     # ------------------------------------------------------------------ validation
 
-    def _check_params(self) -> None:
-        name = type(self).__name__
-        if not (self.n_components is None or self.n_components == "auto"):
-            check_int(name, "n_components", self.n_components, 1)
-        if self.init is not None:
-            check_options(name, "init", self.init, _INITS)
-        check_options(name, "solver", self.solver, ("mu",))
-        if not (self.beta_loss == "frobenius" or (isinstance(self.beta_loss, numbers.Real)
-                                                   and not isinstance(self.beta_loss, bool) and self.beta_loss == 2)):
-            raise InvalidParameterError(
-                f"The 'beta_loss' parameter of {name} must be 'frobenius' (or 2). Got {self.beta_loss!r} instead: "
-                "only the Frobenius loss is implemented."
-            )
-        check_float(name, "tol", self.tol, 0)
-        check_int(name, "max_iter", self.max_iter, 1)
-        check_float(name, "alpha_W", self.alpha_W, 0)
-        if self.alpha_H != "same":
-            if isinstance(self.alpha_H, str):
-                raise InvalidParameterError(
-                    f"The 'alpha_H' parameter of {name} must be a float in the range [0, inf) or 'same'. "
-                    f"Got {self.alpha_H!r} instead."
-                )
-            check_float(name, "alpha_H", self.alpha_H, 0)
-        check_float(name, "l1_ratio", self.l1_ratio, 0, 1)
-        check_int(name, "verbose", self.verbose, 0)
-        check_options(name, "cache", self.cache, ("auto", True, False))
-        check_random_state(name, self.random_state)
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), None, StrOptions(["auto"])],
+        "init": [StrOptions(NMF_INITS), None],
+        "beta_loss": [StrOptions(["frobenius", "kullback-leibler", "itakura-saito"]), Real],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+        "alpha_W": [Interval(Real, 0, None, closed="left")],
+        "alpha_H": [Interval(Real, 0, None, closed="left"), StrOptions(["same"])],
+        "l1_ratio": [Interval(Real, 0, 1, closed="both")],
+        "verbose": ["verbose"],
+        "solver": [StrOptions(["mu", "cd"])],
+        "shuffle": ["boolean"],
+        "cache": CACHE,
+        "temp_folder": [str, os.PathLike, None],
+    }
+    _data_checks = (DataCheck("solver", _check_solver, needs_data=False),
+                    DataCheck("beta_loss", _check_beta_loss, needs_data=False))
+    _fitted_attribute = "components_"
 
     def _resolve(self, data: RowData, H: Any) -> tuple[int, str]:
         """The number of components and the initialization actually used (as scikit-learn)."""
@@ -222,7 +240,7 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # 
         if init not in ("random", "custom") and k > min(n_samples, n_features):
             raise InvalidParameterError(
                 f"init = '{init}' can only be used when n_components <= min(n_samples, n_features); got "
-                f"n_components={k} for X of shape {(n_samples, n_features)}."
+                f"n_components={k} for X of shape {(n_samples, n_features)}.", param="init"
             )
         if init == "nndsvd":
             warnings.warn(
@@ -239,7 +257,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, TransformerMixin, BaseEstimator):  # 
     def _fit(self, X: Any, W: Any, H: Any, keep_w: bool) -> np.ndarray | da.Array | None:
         owner = type(self).__name__
         self._check_params()
-        data = as_row_data(X, owner=owner)
+        labeled = self._labeled(X, reset=True)
+        data = as_row_data(labeled.values, owner=owner)
         k, init = self._resolve(data, H)
         if init != "custom" and (W is not None or H is not None):
             warnings.warn(
@@ -333,16 +352,9 @@ of shape (n_samples, n_features)
         """
         W_out = self._fit(X, W, H, keep_w=True)
         assert W_out is not None
-        return W_out
+        return self._output(W_out, split_labels(X))
 
     # ------------------------------------------------------------------ transforming
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "components_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                "before using this estimator."
-            )
 
     def transform(self, X: Any) -> np.ndarray | da.Array:
         """``W`` of new data with ``H = components_`` fixed, as scikit-learn's ``transform``.
@@ -363,12 +375,13 @@ of shape (n_samples, n_features)
         """
         self._check_fitted()
         owner = type(self).__name__
-        data = as_row_data(X, owner=owner)
+        labeled = self._labeled(X, reset=False)
+        data = as_row_data(labeled.values, owner=owner)
         check_n_features(data, self.n_features_in_, owner)
         reg = Regularization.of(float(self.alpha_W), self.alpha_H, float(self.l1_ratio), data.n_samples,
                                 data.n_features)
         W = solve_w(data, self.components_, max_iter=self.max_iter, tol=self.tol, reg=reg, owner=owner)
-        return W if data.lazy else W.compute()
+        return self._output(W if data.lazy else W.compute(), labeled)
 
     def inverse_transform(self, X: Any) -> np.ndarray | da.Array:
         """Map ``W`` back to the data space: ``W @ components_``.

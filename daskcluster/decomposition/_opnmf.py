@@ -4,29 +4,44 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import dask
 import dask.array as da
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassNamePrefixFeaturesOutMixin,
+    TransformerMixin,
+)
 
+from .._estimator import EstimatorMixin
+from .._features import OutputMixin, split_labels
 from ..data import CachePolicy, RowData, as_row_data, cached, check_n_features
 from ..engine import map_rows
-from ..errors import InvalidDataError, InvalidParameterError, NotFittedError
+from ..errors import InvalidDataError, InvalidParameterError
 from ..kernels import opnmf as K
-from ..params import check_float, check_int, check_options, check_random_state
+from ..params import CACHE, DataCheck, Interval, StrOptions, check_random_state
+from ._checks import NMF_INITS
 from ._opnmf_fit import FitResult, Prepared, fit_features, fit_samples, prepare
 from ._opnmf_init import NNDSVD_INITS
 from ._opnmf_selection import RankSelection, permuted, select_rank
 
 logger = logging.getLogger(__name__)
 
-_INITS = (None, "random", "nndsvd", "nndsvda", "nndsvdar", "custom")
-_ORIENTATIONS = ("samples", "features")
 
 
-class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
+def _check_rank_range(estimator: OPNMF, data: Any) -> None:
+    nc = estimator.n_components
+    if isinstance(nc, range) and (len(nc) < 2 or nc.step < 0 or nc[0] < 1):
+        raise InvalidParameterError(
+            f"The 'n_components' parameter of {type(estimator).__name__} must be an int >= 1, 'auto', or a range of "
+            f"at least 2 increasing ranks >= 1. Got {nc!r} instead.", param="n_components")
+
+
+class OPNMF(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin, TransformerMixin,  # type: ignore[misc]
+            BaseEstimator):
     """Orthonormal projective non-negative matrix factorization, by passes over row chunks.
 
     The ``opnmf`` package's model (Yang & Oja 2010), parameters and results, for data that
@@ -169,6 +184,23 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
         self.random_state = random_state
         self.cache = cache
 
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_components": [Interval(Integral, 1, None, closed="left"), StrOptions(["auto"]), range],
+        "orientation": [StrOptions(["samples", "features"])],
+        "init": [StrOptions(NMF_INITS), None],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "cache": CACHE,
+    }
+    _data_checks = (DataCheck("n_components", _check_rank_range, needs_data=False),)
+    _fitted_attribute = "components_"
+
+    @property
+    def _n_features_out(self) -> int:
+        """Columns of ``transform``'s output (for ``get_feature_names_out``)."""
+        return int(self.n_components_)
+
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
@@ -178,7 +210,6 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
 
     def _ranks(self, n_samples: int, n_features: int) -> list[int] | None:
         """The ranks to select from, or None for a fixed ``n_components``."""
-        name = type(self).__name__
         nc = self.n_components
         if isinstance(nc, str) and nc == "auto":
             top = min(n_samples, n_features)
@@ -189,25 +220,14 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
                 )
             return list(range(1, top + 1))
         if isinstance(nc, range):
-            ranks = list(nc)
-            if len(ranks) < 2 or nc.step < 0 or ranks[0] < 1:
-                raise InvalidParameterError(
-                    f"The 'n_components' parameter of {name} must be an int >= 1, 'auto', or a range of at least 2 "
-                    f"increasing ranks >= 1. Got {nc!r} instead."
-                )
-            return ranks
-        check_int(name, "n_components", nc, 1)
+            return list(nc)
         return None
 
-    def _check_params(self, data: RowData, init_W: Any) -> tuple[list[int] | None, int, str]:
+    def _resolve(self, data: RowData, init_W: Any) -> tuple[list[int] | None, int, str]:
+        """The ranks to select from (None: a fixed rank), the largest rank and the initialization
+        used, checked against the data's shape and ``init_W``. Reads no data."""
         name = type(self).__name__
         ranks = self._ranks(data.n_samples, data.n_features)
-        check_options(name, "orientation", self.orientation, _ORIENTATIONS)
-        check_options(name, "init", self.init, _INITS)
-        check_int(name, "max_iter", self.max_iter, 1)
-        check_float(name, "tol", self.tol, 0)
-        check_options(name, "cache", self.cache, ("auto", True, False))
-        check_random_state(name, self.random_state)
         top = max(ranks) if ranks is not None else int(self.n_components)  # type: ignore[arg-type]
         init = self.init
         if init is None:
@@ -216,20 +236,21 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
             raise InvalidParameterError(
                 f"init = '{init}' can only be used when n_components <= min(n_samples, n_features) = "
                 f"{min(data.n_samples, data.n_features)}; got n_components={top}. Use init='random' or fewer "
-                "components."
+                "components.", param="init"
             )
         if init == "custom":
             if ranks is not None:
                 raise InvalidParameterError(
                     f"init='custom' needs an int n_components (init_W has a fixed number of columns); got "
-                    f"n_components={self.n_components!r}."
+                    f"n_components={self.n_components!r}.", param="init"
                 )
             if init_W is None:
-                raise InvalidParameterError(f"init='custom' needs init_W: call {name}.fit(X, init_W=W0).")
+                raise InvalidParameterError(f"init='custom' needs init_W: call {name}.fit(X, init_W=W0).",
+                                            param="init")
         elif init_W is not None:
             raise InvalidParameterError(
-                f"init_W is used only with init='custom' (got init={self.init!r}); set init='custom' or drop init_W."
-            )
+                f"init_W is used only with init='custom' (got init={self.init!r}); set init='custom' or drop init_W.",
+                param="init")
         return ranks, top, init
 
     def _check_init_W(self, init_W: Any, data: RowData, k: int) -> np.ndarray | da.Array:
@@ -263,8 +284,9 @@ class OPNMF(TransformerMixin, BaseEstimator):  # type: ignore[misc]
     def _fit(self, X: Any, init_W: Any, weights: bool) -> np.ndarray | da.Array | None:
         """Fit; with ``weights``, also return ``fit_transform``'s result."""
         name = type(self).__name__
-        data = as_row_data(X, owner=name)
-        ranks, top, init = self._check_params(data, init_W)
+        self._check_params()
+        data = as_row_data(self._labeled(X, reset=True).values, owner=name)
+        ranks, top, init = self._resolve(data, init_W)
         if init_W is not None:
             init_W = self._check_init_W(init_W, data, top)
             if self.orientation == "samples" and isinstance(init_W, np.ndarray):
@@ -343,16 +365,9 @@ of shape (n_samples, n_features)
         """
         out = self._fit(X, init_W, weights=True)
         assert out is not None
-        return out
+        return self._output(out, split_labels(X))
 
     # ------------------------------------------------------------------ after fitting
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "components_"):
-            raise NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                "before using this estimator."
-            )
 
     def _project(self, data: RowData) -> np.ndarray | da.Array:
         out = map_rows(data, K.project_rows, (np.asarray(self.coef_), data.affine), dtype=np.float64,
@@ -373,9 +388,10 @@ of shape (n_samples, n_features)
                 f"{name}.transform needs orientation='features': with orientation='samples', W (coef_) has one row "
                 "per fitted sample and none for new samples. Use fit_transform(X) for the fitted samples' weights."
             )
-        data = as_row_data(X, owner=name)
+        labeled = self._labeled(X, reset=False)
+        data = as_row_data(labeled.values, owner=name)
         check_n_features(data, self.n_features_in_, name)
-        return self._project(data)
+        return self._output(self._project(data), labeled)
 
     def inverse_transform(self, X: Any) -> np.ndarray | da.Array:
         """The reconstruction ``X @ components_`` (n_samples, n_features) from weights ``X``
