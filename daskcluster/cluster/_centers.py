@@ -9,7 +9,6 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
-
 from sklearn.base import ClassNamePrefixFeaturesOutMixin
 
 from .._estimator import EstimatorMixin
@@ -21,7 +20,6 @@ from ..errors import InvalidDataError, InvalidParameterError
 from ..kernels import kmeans as K
 from ..params import CACHE, DataCheck, DataShape, Interval, StrOptions
 from ._init import INITS
-
 
 #: What ``KMeans`` and ``MiniBatchKMeans`` both take (scikit-learn's ``_BaseKMeans``).
 BASE_CONSTRAINTS: dict[str, list[Any]] = {

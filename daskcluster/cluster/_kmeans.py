@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-import os
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable
@@ -31,7 +31,13 @@ from ..errors import InvalidParameterError
 from ..kernels import kmeans as K
 from ..params import DataCheck, DataShape, Interval, StrOptions, check_random_state
 from ..progress import progress_hook
-from ._centers import BASE_CONSTRAINTS, BASE_DATA_CHECKS, CentersMixin, check_centers, n_runs
+from ._centers import (
+    BASE_CONSTRAINTS,
+    BASE_DATA_CHECKS,
+    CentersMixin,
+    check_centers,
+    n_runs,
+)
 from ._centers import init_array as init_array_of
 from ._driver import ALGORITHMS, Run, lockstep, report_pass
 from ._lloyd import LloydResult, LloydState

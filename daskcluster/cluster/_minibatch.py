@@ -29,7 +29,13 @@ from ..kernels.blocks import row_sq_norms
 from ..kernels.distances import nearest_center
 from ..params import Interval, check_random_state
 from ..progress import IterationReport, progress_hook, report
-from ._centers import BASE_CONSTRAINTS, BASE_DATA_CHECKS, CentersMixin, check_centers, n_runs
+from ._centers import (
+    BASE_CONSTRAINTS,
+    BASE_DATA_CHECKS,
+    CentersMixin,
+    check_centers,
+    n_runs,
+)
 from ._centers import init_array as init_array_of
 from ._driver import seed
 from ._sampling import EpochReport, run_schedule
