@@ -339,4 +339,4 @@ def test_info_on_a_scheduler(scheduler: str, capsys: pytest.CaptureFixture[str])
     assert main(["info", "--scheduler", scheduler]) == 0
     out = capsys.readouterr().out
     assert f"scheduler: {scheduler}: 2 worker(s), 2 thread(s)" in out
-    assert "dashboard: http://127.0.0.1:" in out
+    assert "dashboard: http://127.0.0.1:" in out and "(answers HTTP 200)" in out  # bokeh is installed

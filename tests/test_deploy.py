@@ -5,6 +5,7 @@ scripts and Kubernetes resources as generated, and a real dask-gateway server on
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import socket
@@ -339,3 +340,108 @@ def test_gateway_unknown_cluster_option_names_the_key(gateway_server: dict[str, 
                                           r"It offers: worker_cores, worker_memory"):
         with deploy(doc):
             pass
+
+
+# ----------------------------------------------------------------------------- jobs that outlive the command
+
+
+def _cli(*args: str, env: dict[str, str], timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    """The ``daskcluster`` command in a process of its own (it ends before the next one starts), run
+    in the folder of the jobs' outputs (DASKCLUSTER_HOME's parent)."""
+    return subprocess.run([sys.executable, "-m", "daskcluster", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **env}, cwd=Path(env["DASKCLUSTER_HOME"]).parent)
+
+
+def _blobs_job(folder: Path, name: str, slow: bool = False) -> Path:
+    """KMeans on 3,000 generated rows; ``slow``: 600,000 rows generated again by every pass (seconds
+    each) and k-means++ for 60 centers (a pass per center), which a test stops long before its end."""
+    data = {"n_samples": 600_000, "n_features": 20, "chunk_rows": 50_000} if slow else {}
+    params = {"n_clusters": 60, "init": "k-means++", "tol": 0.0, "cache": False} if slow else {}
+    doc = {"name": name,
+           "data": {"kind": "blobs", "n_samples": 3000, "n_features": 4, "centers": 3, "chunk_rows": 1000,
+                    "random_state": 1, **data},
+           "model": {"name": "KMeans", "params": {"n_clusters": 3, "random_state": 0, **params}},
+           "evaluate": {"metrics": ["sizes"]},
+           "outputs": {"dir": str(folder / name), "plots": False}}
+    path = folder / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+@pytest.mark.slow
+def test_a_job_submitted_through_the_gateway_outlives_the_command(gateway_server: dict[str, str],
+                                                                  tmp_path: Path) -> None:
+    """submit creates a gateway cluster that stays up and exits; status, logs, list and cancel,
+    each from a new process, find the cluster again through the gateway by its name."""
+    from dask_gateway import BasicAuth, Gateway
+
+    env = {"DASKCLUSTER_HOME": str(tmp_path / "home"), "DASK_GATEWAY_PASSWORD": gateway_server["password"]}
+    config = tmp_path / "gateway.yaml"
+    doc = _config("gateway.yaml", address=gateway_server["address"], address_env=None,
+                  proxy_address=gateway_server["proxy"], scale=1, wait_for_workers=1, wait_timeout="90s")
+    doc.update(cluster_options={"worker_cores": 1, "worker_memory": 1})
+    doc = {k: v for k, v in doc.items() if v is not None}
+    refused = _cli("submit", str(_blobs_job(tmp_path, "quick")), "--cluster", str(_write(config, doc)), env=env)
+    assert refused.returncode == 2 and "'shutdown_on_close: true', so the gateway shuts the cluster down" \
+        in refused.stderr
+    doc["shutdown_on_close"] = False
+    _write(config, doc)
+    gateway = Gateway(gateway_server["address"], proxy_address=gateway_server["proxy"],
+                      auth=BasicAuth("daskcluster", gateway_server["password"]))
+    names: set[str] = set()
+    try:
+        out = _cli("submit", str(_blobs_job(tmp_path, "quick")), "--cluster", str(config), env=env)
+        assert out.returncode == 0, out.stderr
+        job_id = out.stdout.strip()
+        names = {c.name for c in gateway.list_clusters()}
+        assert len(names) == 1  # created by submit, still up after it exited
+        (name,) = names
+        assert f"(gateway cluster {name})" in out.stderr and f"/clusters/{name}/status" in out.stderr
+
+        done = _cli("status", job_id, "--wait", env=env)
+        assert done.returncode == 0 and done.stdout.startswith(f"{job_id}: done"), done.stdout + done.stderr
+        assert json.loads((tmp_path / "quick" / "metrics.json").read_text())["status"] == "done"
+        logs = _cli("logs", job_id, env=env)
+        assert logs.returncode == 0 and "job quick done" in logs.stdout
+
+        # a second job on the same cluster: named in the config this time, cancelled from a new process
+        doc["cluster_name"] = name
+        _write(config, doc)
+        slow = _blobs_job(tmp_path, "slow", slow=True)
+        out = _cli("submit", str(slow), "--cluster", str(config), env=env)
+        assert out.returncode == 0, out.stderr
+        slow_id = out.stdout.strip()
+        assert {c.name for c in gateway.list_clusters()} == {name}  # connected to, not created
+        _wait_for_line(tmp_path / "slow" / "job.log", "KMeans init 1/")
+        cancelled = _cli("cancel", slow_id, "--wait", env=env)
+        assert cancelled.returncode == 0 and f"{slow_id}: cancelled" in cancelled.stdout, cancelled.stderr
+
+        listed = _cli("list", env=env)
+        assert listed.returncode == 0, listed.stderr
+        assert f"{job_id}: done" in listed.stdout and f"{slow_id}: cancelled" in listed.stdout
+        no_id = _cli("status", env=env)  # no id: the clusters this machine's job records name
+        assert no_id.returncode == 0 and no_id.stdout == listed.stdout
+    finally:
+        for cluster_name in names:
+            gateway.stop_cluster(cluster_name)
+        gateway.close()
+        gateway.close = lambda: None  # its __del__ would close it again, after its loop stopped
+    deadline = time.monotonic() + 60
+    while True:  # the gateway stops the cluster in the background
+        gone = _cli("status", job_id, env=env)
+        if gone.returncode != 0 or time.monotonic() > deadline:
+            break
+        time.sleep(1.0)
+    assert gone.returncode == 2 and f"no running cluster '{name}'" in gone.stderr
+
+
+def _wait_for_line(log: Path, text: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not (log.exists() and text in log.read_text()):
+        assert time.monotonic() < deadline, f"{text!r} never appeared in {log}"
+        time.sleep(0.2)
+
+
+def _write(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc))
+    return path

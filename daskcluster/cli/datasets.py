@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ..errors import SourceNotFoundError
 from .console import say
 from .options import OK, UsageError, cluster, cluster_options, count, nonnegative_float
 
@@ -52,6 +53,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     for target in (args.out, getattr(args, "labels", None)):
         if target and "://" not in target and os.path.exists(target) and not args.overwrite:
             raise UsageError(f"{target} already exists; pass --overwrite to replace it (atomically).")
+    _check_inputs(args)
     kwargs: dict[str, Any] = {"overwrite": args.overwrite}
     if args.chunk_bytes is not None:
         kwargs["chunk_bytes"] = args.chunk_bytes
@@ -69,7 +71,10 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             from ..jobs.schema import MnistData
             from ..jobs.sources import resolve_mnist
 
-            path = resolve_mnist(MnistData(kind="mnist", path=args.path))
+            try:
+                path = resolve_mnist(MnistData(kind="mnist", path=args.path))
+            except SourceNotFoundError as exc:  # no --path, and no file where MNIST is looked for
+                raise UsageError(f"{exc} Give the Keras mnist.npz file with --path.") from None
             source, y = load_mnist_npz(path, split=args.split)
         else:
             source = args.source
@@ -98,6 +103,15 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             say(f"use in a job: data: {{kind: zarr, path: {os.path.abspath(args.out)}, "
                 f"labels: {{path: {os.path.abspath(labels_path)}}}}}")
     return OK
+
+
+def _check_inputs(args: argparse.Namespace) -> None:
+    """A local input named on the command line exists (exit status 2 before anything starts)."""
+    given = {"mnist": ("--path", getattr(args, "path", None)), "ingest": ("SOURCE", getattr(args, "source", None))}
+    option, path = given.get(args.dataset, ("", None))
+    if path and "://" not in path and not os.path.exists(path):
+        what = "the Keras mnist.npz file" if args.dataset == "mnist" else "a .npy, raw or Zarr source"
+        raise UsageError(f"{option} {path}: no such file or directory. Give {what}.")
 
 
 @contextmanager

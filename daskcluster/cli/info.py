@@ -26,7 +26,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
     say(f"daskcluster {__version__} (Python {platform.python_version()}, {platform.platform()})")
     for package in ("dask", "distributed", "numpy", "scikit-learn", "zarr", "dask-ml", "pydantic", "PyYAML",
-                    "tqdm", "matplotlib"):
+                    "tqdm", "bokeh", "matplotlib"):
         try:
             say(f"  {package:<14} {md.version(package)}")
         except md.PackageNotFoundError:
@@ -38,6 +38,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         except md.PackageNotFoundError:
             state = f"not installed: pip install 'daskcluster[{extra}]'"
         say(f"  {kind:<11} {package} {state}")
+    problem = dashboard_problem()
+    if problem:
+        say(f"dashboard: {problem}")
     cfg: Any = load_config(args.cluster) if args.cluster else None
     if args.scheduler:
         where = f"existing scheduler at {args.scheduler}"
@@ -57,5 +60,38 @@ def cmd_info(args: argparse.Namespace) -> int:
         workers = info.get("workers", {})
         threads = sum(w.get("nthreads", 0) for w in workers.values())
         say(f"scheduler: {d.scheduler_address}: {len(workers)} worker(s), {threads} thread(s)")
-        say(f"dashboard: {d.dashboard_link}")
+        link = d.dashboard_link
+        say(f"dashboard: {link} ({_answer(link)})" if link else "dashboard: the scheduler serves none")
     return OK
+
+
+#: What Dask's dashboard needs (``distributed.dashboard``'s own requirement).
+BOKEH_MINIMUM = (3, 1)
+
+
+def dashboard_problem() -> str | None:
+    """None when this Python can serve Dask's dashboard; else what is missing and the fix."""
+    import importlib.metadata as md
+
+    try:
+        version = md.version("bokeh")
+    except md.PackageNotFoundError:
+        return "bokeh is not installed, so a cluster started here serves no dashboard: pip install 'bokeh>=3.1'"
+    parts = tuple(int(p) for p in version.split(".")[:2] if p.isdigit())
+    if parts < BOKEH_MINIMUM:
+        return f"bokeh {version} is older than the 3.1 Dask's dashboard needs: pip install 'bokeh>=3.1'"
+    return None
+
+
+def _answer(link: str) -> str:
+    """``HTTP 200`` (or what went wrong) for a GET of the dashboard's page."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(link, timeout=10) as response:
+            return f"answers HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        return f"answers HTTP {exc.code}: {exc.reason}"
+    except OSError as exc:
+        return f"does not answer from here: {exc}"

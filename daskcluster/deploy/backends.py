@@ -86,6 +86,7 @@ def start_local(config: LocalConfig, source: str) -> Started:
         memory_limit=config.memory_limit,
         dashboard_address=config.dashboard_address,
         silence_logs=logging.ERROR,
+        preload=["daskcluster.deploy.interrupts"],  # Ctrl-C stops the command, which stops the workers
     )
     try:
         client = Client(cluster)

@@ -105,6 +105,10 @@ class ClusterLifetime:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
+        if kind is not None and issubclass(kind, KeyboardInterrupt):
+            from .interrupts import quiet_teardown
+
+            quiet_teardown()
         with self._lock:
             closing = self._closing
         if closing is not None:
