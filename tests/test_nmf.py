@@ -19,6 +19,7 @@ from daskcluster import NMF, scaled
 from daskcluster.data import as_row_data
 from daskcluster.decomposition import NMF as NMFFromPackage
 from daskcluster.decomposition._nmf_init import random_init
+from daskcluster.decomposition._randomized_svd import left_vector_parts, randomized_svd
 from daskcluster.engine import count_passes
 from daskcluster.errors import InvalidDataError, InvalidParameterError, NotFittedError
 from daskcluster.io import open_array, write_zarr
@@ -51,7 +52,7 @@ def _ours(X: object, W0: np.ndarray, H0: np.ndarray, **kw: object) -> tuple[np.n
         warnings.simplefilter("ignore", ConvergenceWarning)
         est = NMF(K_, init="custom", **kw)  # type: ignore[arg-type]
         W = est.fit_transform(X, W=W0, H=H0)
-    return np.asarray(W), est
+    return np.asarray(dask.compute(W)[0]), est  # NumPy or Dask (computed: no __array__ on every backend)
 
 
 def _assert_same_fit(W: np.ndarray, est: NMF, W_ref: np.ndarray, ref: SklearnNMF, rtol: float = 1e-8) -> None:
@@ -204,6 +205,35 @@ def test_kernels_obey_the_map_reduce_law() -> None:
     np.testing.assert_allclose(summed, trace, rtol=1e-12)
     W30 = K.solve_rows_kernel(X, solve, ChunkInfo(0, 0))
     np.testing.assert_allclose(trace[-1], ((Xs - W30 @ H) ** 2).sum(), rtol=1e-9)
+
+
+def test_randomized_svd_equals_the_exact_svd_and_costs_its_passes() -> None:
+    rng = np.random.default_rng(13)
+    # rank 6 with singular values 1..32 (scaled by 1/4: the affine map is applied) plus noise 1e-6:
+    # the 14-column sketch holds the rank-6 space after one pass; the noise's share of the
+    # subspace decays as (1e-6 / s_j)^(2 * 4). What is left is rounding of the eigenvalues of
+    # ZᵀXᵀXZ: about l * eps64 * s_0² absolutely, i.e. l * eps64 * (s_0 / s_j)² / 2 <= 14 * 2.2e-16
+    # * 1024 / 2 = 1.6e-12 relative on s_j (rtol 1e-10), and on the vectors (gaps >= 2x) the same.
+    basis_u = np.linalg.qr(rng.standard_normal((900, 6)))[0]
+    basis_v = np.linalg.qr(rng.standard_normal((40, 6)))[0]
+    X = 4 * (basis_u * 2.0 ** np.arange(5, -1, -1)) @ basis_v.T + 1e-6 * rng.random((900, 40))
+    s_ref, U_ref, V_ref = (lambda u, s, vt: (s, u, vt.T))(*np.linalg.svd(X / 4, full_matrices=False))
+    for chunks in (900, 77):
+        data = as_row_data(scaled(da.from_array(X, chunks=(chunks, 40)), 0.25), owner="test")
+        with count_passes() as counter:
+            values, vectors = randomized_svd(data, 4, seed=5)
+            pos, neg = left_vector_parts(data, values, vectors)
+        assert counter.passes == 4 + 1 + 1
+        np.testing.assert_allclose(values, s_ref[:4], rtol=1e-10)
+        np.testing.assert_allclose(np.abs(np.sum(vectors * V_ref[:, :4], axis=0)), 1.0, rtol=1e-10)
+        # the parts of U = X V / s, whichever sign each vector came with
+        sign = np.sign(np.sum(vectors * V_ref[:, :4], axis=0))
+        U = U_ref[:, :4] * sign
+        np.testing.assert_allclose(pos, np.linalg.norm(np.maximum(U, 0), axis=0), rtol=1e-9)
+        np.testing.assert_allclose(neg, np.linalg.norm(np.minimum(U, 0), axis=0), rtol=1e-9)
+    # rank below k: the missing singular values are 0, never rounding noise
+    values, _ = randomized_svd(as_row_data(X[:, :1] @ np.ones((1, 5)), owner="test"), 3, seed=0)
+    assert values[0] > 0 and values[1] == values[2] == 0
 
 
 def test_random_rows_do_not_depend_on_the_split() -> None:

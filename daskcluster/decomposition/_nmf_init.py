@@ -10,25 +10,25 @@ same ``random_state`` gives the same ``W`` whatever the chunking and the schedul
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from ..data import RowData
-from ..engine import tree_reduce
+from ..engine import generated_rows, map_rows, tree_reduce
 from ..errors import InvalidDataError, InvalidParameterError
 from ..kernels import nmf as K
+from ..kernels.blocks import Affine, ChunkInfo, iter_compute_slices, slice_rows
 from ._checks import raise_if_negative
+from ._randomized_svd import left_vector_parts, randomized_svd
 
 logger = logging.getLogger(__name__)
 
-#: Power iterations (with QR normalisation) of the randomized SVD behind NNDSVD.
-SVD_POWER_ITER = 2
+#: Subspace iterations (passes, with QR normalisation) of the randomized SVD behind NNDSVD, as
+#: scikit-learn's ``randomized_svd`` makes for ``n_iter='auto'`` and many samples.
+SVD_POWER_ITER = 4
 #: Extra columns of the randomized SVD's sketch.
 SVD_OVERSAMPLES = 10
 #: Entries of the NNDSVD factors below this become zero (scikit-learn's ``eps``).
@@ -43,27 +43,20 @@ def data_statistics(data: RowData, owner: str) -> K.DataStats:
     return stats
 
 
-def generated_rows(
-    data: RowData, label: str, func: Callable[..., np.ndarray], args: tuple[Any, ...], n_columns: int,
-    dtype: np.dtype, source: da.Array | None = None,
-) -> da.Array:
-    """A lazy (n_samples, n_columns) array chunked like ``data``'s rows, without reading the data.
+def _random_rows(n: int, n_components: int, entropy: int, scale: float, dtype: np.dtype,
+                 chunk: ChunkInfo) -> np.ndarray:
+    return K.random_rows(chunk.start, chunk.start + n, n_components, entropy, scale, dtype)
 
-    Chunk ``i`` is ``func(start_i, stop_i, *args)``, or ``func(source_block_i, start_i, *args)``
-    when ``source`` (an array with the data's row chunks) is given.
-    """
-    chunks = data.array.chunks[0]
-    if source is not None and source.chunks[0] != chunks:
-        source = source.rechunk({0: chunks, 1: -1})
-    name = f"{label}-{tokenize(label, chunks, args, None if source is None else source.name)}"
-    dsk: dict[Any, Any] = {}
-    for i, (start, n) in enumerate(zip(data.starts, chunks)):
-        if source is None:
-            dsk[(name, i, 0)] = (func, start, start + n, *args)
-        else:
-            dsk[(name, i, 0)] = (func, (source.name, i, 0), start, *args)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[] if source is None else [source])
-    return da.Array(graph, name, (chunks, (n_columns,)), dtype=dtype)
+
+def _nndsvd_rows(block: np.ndarray, affine: Affine, projection: np.ndarray, rows: K.NNDSVDRows, dtype: np.dtype,
+                 chunk: ChunkInfo) -> np.ndarray:
+    """A chunk's rows of the NNDSVD ``W``, from its rows of ``U = X V / s`` (computed here, in
+    float64, a slice at a time)."""
+    out = np.empty((block.shape[0], projection.shape[1]), dtype=dtype)
+    for start, stop, x in iter_compute_slices(block, np.dtype(np.float64), affine,
+                                              slice_rows(block.shape[1], projection.shape[1])):
+        out[start:stop] = K.nndsvd_rows(x @ projection, chunk.start + start, rows, dtype)
+    return out
 
 
 def random_init(
@@ -79,51 +72,36 @@ def random_init(
     avg = np.sqrt(mean / n_components)
     H = np.abs(avg * rs.standard_normal(size=(n_components, data.n_features)).astype(dtype, copy=False))
     entropy = int(rs.randint(np.iinfo(np.int32).max))
-    W = generated_rows(data, "nmf-random-W", K.random_rows, (n_components, entropy, float(avg), dtype),
-                       n_components, dtype)
+    W = generated_rows(data.array.chunks[0], _random_rows, (n_components, entropy, float(avg), dtype), dtype=dtype,
+                       n_columns=n_components, label="nmf-random-W")
     return W, H.astype(dtype)
-
-
-def scaled_array(data: RowData) -> da.Array:
-    """The data as the estimator sees them: compute dtype, affine scaling applied (lazy)."""
-    x = data.array.astype(data.dtype)
-    if not data.affine.is_identity:
-        x = x * data.dtype.type(data.affine.scale) + data.dtype.type(data.affine.offset)
-    return x
 
 
 def nndsvd_init(
     data: RowData, n_components: int, variant: str, mean: float, rs: np.random.RandomState
 ) -> tuple[da.Array, np.ndarray]:
-    """NNDSVD (Boutsidis & Gallopoulos 2008) from Dask's randomized SVD of the data.
+    """NNDSVD (Boutsidis & Gallopoulos 2008) from an out-of-core randomized SVD of the data.
 
-    ``dask.array.linalg.svd_compressed`` (QR power iterations, seeded from ``rs``) gives ``U``
-    (n_samples x k, its basis persisted in (cluster) memory, n_samples x (k + 10)), ``s`` and
-    ``V``; the NNDSVD construction follows scikit-learn's, with ``W`` built lazily chunk by
-    chunk from ``U``. ``variant``: ``'nndsvd'`` keeps the zeros, ``'nndsvda'`` fills them with
-    the data's mean, ``'nndsvdar'`` with ``|mean · N(0, 1) / 100|``.
+    :func:`~daskcluster.decomposition._randomized_svd.randomized_svd` (its sketch seeded from
+    ``rs``) gives ``s`` and ``V``; one more pass measures the positive and negative parts of the
+    left vectors ``U = X V / s``. The NNDSVD construction follows scikit-learn's; ``W`` is built
+    lazily chunk by chunk from the chunk's rows of ``U``, when the first iteration's pass reads
+    the chunk. ``variant``: ``'nndsvd'`` keeps the zeros, ``'nndsvda'`` fills them with the
+    data's mean, ``'nndsvdar'`` with ``|mean · N(0, 1) / 100|``.
 
-    Data passes: ``2 + 2 * SVD_POWER_ITER`` (6), all inside the SVD.
+    Data passes: ``SVD_POWER_ITER + 2`` (6).
     """
     k = n_components
     dtype = data.dtype
     seed = int(rs.randint(np.iinfo(np.int32).max))
-    x = scaled_array(data)
-    with dask.config.set({"array.slicing.split_large_chunks": False}):
-        U, S, V = da.linalg.svd_compressed(
-            x, k, iterator="QR", n_power_iter=SVD_POWER_ITER, n_oversamples=SVD_OVERSAMPLES, seed=seed,
-            compute=True,
-        )
-        U = U.rechunk({0: data.array.chunks[0], 1: -1})
-        S, V, pos_sq, neg_sq = dask.compute(S, V, (da.maximum(U, 0) ** 2).sum(axis=0),
-                                            (da.minimum(U, 0) ** 2).sum(axis=0))
-    S = np.asarray(S, dtype=np.float64)
-    V = np.asarray(V, dtype=np.float64)
+    S, V = randomized_svd(data, k, n_oversamples=SVD_OVERSAMPLES, n_iter=SVD_POWER_ITER, seed=seed)
     if not np.all(np.isfinite(S)) or S[0] <= 0:
         raise InvalidDataError(
             "The randomized SVD behind NNDSVD found no positive singular value: X is all zeros "
             "(or nearly so). Use init='random' or check the data."
         )
+    x_pos, x_neg = left_vector_parts(data, S, V)
+    V = V.T  # (k, n_features): the rows are the right singular vectors, as scikit-learn's V
     H = np.zeros((k, data.n_features))
     H[0] = np.sqrt(S[0]) * np.abs(V[0])
     signs = np.ones(k)
@@ -131,9 +109,11 @@ def nndsvd_init(
     for j in range(1, k):
         y = V[j]
         y_p, y_n = np.maximum(y, 0), np.abs(np.minimum(y, 0))
-        x_p_nrm, x_n_nrm = np.sqrt(pos_sq[j]), np.sqrt(neg_sq[j])
+        x_p_nrm, x_n_nrm = x_pos[j], x_neg[j]
         y_p_nrm, y_n_nrm = np.linalg.norm(y_p), np.linalg.norm(y_n)
         m_p, m_n = x_p_nrm * y_p_nrm, x_n_nrm * y_n_nrm
+        if max(m_p, m_n) == 0:  # s_j = 0 (rank below k): no column, as scikit-learn's tiny ones
+            continue
         if m_p > m_n:
             sign, x_nrm, v, sigma = 1.0, x_p_nrm, y_p / y_p_nrm, m_p
         else:
@@ -151,7 +131,10 @@ def nndsvd_init(
         H[zero] = np.abs(mean * rs.standard_normal(size=int(zero.sum())) / 100)
     entropy = int(rs.randint(np.iinfo(np.int32).max))
     rows = K.NNDSVDRows(float(np.sqrt(S[0])), signs, scales, NNDSVD_EPS, fill, float(mean), entropy)
-    W = generated_rows(data, f"nmf-{variant}-W", K.nndsvd_rows, (rows, dtype), k, dtype, source=U)
+    inv = np.zeros_like(S)
+    np.divide(1.0, S, out=inv, where=S > 0)
+    W = map_rows(data, _nndsvd_rows, (data.affine, V.T * inv, rows, dtype), dtype=dtype, n_columns=k,
+                 label=f"nmf-{variant}-W")
     logger.info("%s: singular values %s", variant, np.array2string(S, precision=4))
     return W, H.astype(dtype)
 

@@ -20,17 +20,15 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import dask
 import dask.array as da
 import numpy as np
 import zarr
-from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from .. import atomic
 from ..data import RowData
+from ..engine import generated_rows
 from ..kernels.blocks import ChunkInfo
 from ..kernels.nmf import StepParams, StepStats, mu_step_kernel
 
@@ -55,6 +53,10 @@ def write_block(path: str, index: int, rows: np.ndarray) -> None:
 def read_block(path: str, index: int) -> np.ndarray:
     """The rows written by :func:`write_block` for chunk ``index``."""
     return np.asarray(zarr.open_array(os.path.join(path, str(index)), mode="r")[...])
+
+
+def _read_rows(n: int, path: str, chunk: ChunkInfo) -> np.ndarray:
+    return read_block(path, chunk.index)
 
 
 @dataclass(frozen=True)
@@ -108,12 +110,11 @@ class RowStore:
         return path
 
     def array(self, t: int) -> da.Array:
-        """Generation ``t`` as a Dask array (n_samples, n_columns) chunked like the data."""
+        """Generation ``t`` as a Dask array (n_samples, n_columns) chunked like the data; each
+        chunk is read by its own task."""
         path = os.path.join(self.path, f"W{t}.zarr")
-        name = f"nmf-stored-W-{tokenize(path, self.chunks, t)}"
-        dsk: dict[Any, Any] = {(name, i, 0): (read_block, path, i) for i in range(len(self.chunks))}
-        graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
-        return da.Array(graph, name, (self.chunks, (self.n_columns,)), dtype=self.dtype)
+        return generated_rows(self.chunks, _read_rows, (path,), dtype=self.dtype, n_columns=self.n_columns,
+                              label="nmf-stored-W")
 
     def remove(self, t: int) -> None:
         """Delete generation ``t`` (no error if it does not exist)."""
