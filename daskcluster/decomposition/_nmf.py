@@ -92,8 +92,8 @@ class NMF(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin, Transfor
     init : {'random', 'nndsvd', 'nndsvda', 'nndsvdar', 'custom'} or None, default=None
         Initialization. None: 'nndsvda' when ``n_components <= min(n_samples, n_features)``,
         else 'random'. 'random': ``|sqrt(mean(X) / k) · N(0, 1)|`` (``H`` drawn as
-        scikit-learn draws it; ``W`` per seed block of rows). 'nndsvd*': NNDSVD from Dask's
-        out-of-core randomized SVD (``svd_compressed``, 2 QR power iterations), zeros kept
+        scikit-learn draws it; ``W`` per seed block of rows). 'nndsvd*': NNDSVD from an
+        out-of-core randomized SVD (4 subspace iterations, as passes), zeros kept
         ('nndsvd'), filled with the mean ('nndsvda') or with small random values ('nndsvdar').
         'custom': ``W`` and ``H`` given to ``fit`` / ``fit_transform``.
     solver : {'mu', 'cd'}, default='mu'
