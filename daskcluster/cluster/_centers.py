@@ -130,7 +130,8 @@ class CentersMixin(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin)
 
     def _fit_data(self, X: Any, **kwargs: Any) -> RowData:
         """``X`` of a fit as row data (``feature_names_in_`` recorded; reads no data)."""
-        return as_row_data(self._labeled(X, reset=True).values, owner=type(self).__name__, **kwargs)
+        return as_row_data(self._labeled(X, reset=True).values, owner=type(self).__name__, accept_sparse=True,
+                           **kwargs)
 
     def _labels(self, data: RowData) -> np.ndarray | da.Array:
         centers = self.cluster_centers_.astype(data.dtype)
@@ -146,7 +147,7 @@ class CentersMixin(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin)
 
     def _checked(self, labeled: Labeled) -> RowData:
         self._check_fitted()
-        data = as_row_data(labeled.values, owner=type(self).__name__)
+        data = as_row_data(labeled.values, owner=type(self).__name__, accept_sparse=True)
         check_n_features(data, self.n_features_in_, type(self).__name__)
         return data
 
