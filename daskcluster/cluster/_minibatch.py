@@ -25,6 +25,7 @@ from ..data import (
 from ..engine import take_rows, tree_reduce
 from ..kernels import kmeans as K
 from ..kernels import minibatch as M
+from ..kernels.sparse import as_block
 from ..kernels.blocks import row_sq_norms
 from ..kernels.distances import nearest_center
 from ..params import Interval, check_random_state
@@ -428,4 +429,4 @@ def _partial_fit_task(
     seed: tuple[int, int], with_inertia: bool,
 ) -> tuple[M.MiniBatchState, float | None]:
     with single_threaded_blas():
-        return M.partial_fit_kernel(np.asarray(block), weights, state, affine, reassignment_ratio, seed, with_inertia)
+        return M.partial_fit_kernel(as_block(block), weights, state, affine, reassignment_ratio, seed, with_inertia)
