@@ -1396,6 +1396,11 @@ def write_zarr(
 
     wanted = resolve_min_chunks(min_chunks)
     X = open_array(source, chunk_bytes=chunk_bytes, min_chunks=wanted, **open_kwargs)
+    if sparse.issparse(X._meta):
+        raise DataTypeError(
+            "write_zarr writes dense arrays; the source is sparse. Write it as a store of CSR row "
+            "blocks with daskcluster.io_sparse.write_sparse_zarr (open_array reads both)."
+        )
     n_samples, n_features = X.shape
     rows = chunk_rows(n_samples, n_features, X.dtype.itemsize, chunk_bytes, min_chunks=wanted)
     codecs = _resolve_compressors(compressors, X.dtype.itemsize)
