@@ -1,7 +1,8 @@
 """Feature names in, named outputs out, as scikit-learn's estimators keep them.
 
 A pandas or Dask DataFrame gives ``feature_names_in_`` (its column names, when all are
-strings); an ``xarray.DataArray`` gives them from the coordinate of its second dimension.
+strings); an ``xarray.DataArray`` gives them from the coordinate of its second dimension. The
+values themselves are read by :func:`~daskcluster.data.as_row_data`.
 ``predict``/``transform`` check that the names match the fit's (scikit-learn's messages and
 warnings), and ``set_output(transform="pandas")`` makes ``transform`` return a pandas
 DataFrame, or a Dask DataFrame for lazy input.
@@ -16,7 +17,8 @@ from typing import Any
 import numpy as np
 import sklearn
 
-from .errors import DataTypeError, InvalidDataError, InvalidParameterError
+from .data import Scaled, feature_names
+from .errors import InvalidDataError, InvalidParameterError
 
 __all__ = ["FeatureNamesMixin", "Labeled", "OutputMixin", "split_labels"]
 
@@ -25,14 +27,15 @@ _OUTPUTS = ("default", "pandas", "polars")
 
 @dataclass(frozen=True)
 class Labeled:
-    """An input's values (what :func:`~daskcluster.data.as_row_data` takes) and its labels.
+    """An input and its labels.
 
     Attributes
     ----------
     values : object
-        NumPy array, Dask array or the input itself when it has no labels.
+        The input, for :func:`~daskcluster.data.as_row_data` (which takes DataFrames and
+        DataArrays' values).
     names : ndarray of str objects or None
-        The feature names, when every column name is a string.
+        The feature names, when every one is a string.
     index : object or None
         The row index of a pandas or Dask DataFrame (kept on DataFrame outputs).
     """
@@ -46,56 +49,24 @@ def _module(X: Any) -> str:
     return type(X).__module__.split(".")[0]
 
 
-def _string_names(columns: Any) -> np.ndarray | None:
-    """The names as an object array when all are strings; None when none are (as scikit-learn)."""
-    names = np.asarray(list(columns), dtype=object)
-    kinds = sorted({type(n).__name__ for n in names})
-    if len(kinds) > 1 and "str" in kinds:
-        raise DataTypeError(
-            "Feature names are only supported if all input features have string names, but your input has "
-            f"{kinds} as feature name / column name types. If you want feature names to be stored and validated, "
-            "you must convert them all to strings, by using X.columns = X.columns.astype(str) for example. "
-            "Otherwise you can remove feature / column names from your input data, or convert them all to a "
-            "non-string data type."
-        )
-    return names if kinds == ["str"] else None
-
-
 def split_labels(X: Any) -> Labeled:
-    """``X``'s values and labels; reads no data.
+    """``X`` with its feature names and row index; reads no data.
 
-    A pandas DataFrame becomes a NumPy array (``to_numpy``); a Dask DataFrame a row-chunked
-    Dask array with one chunk per partition (partition lengths computed once, one cheap pass
-    over the index); an ``xarray.DataArray`` its ``.data`` (a Dask array stays lazy), its
-    names from the coordinate of its second dimension. Anything else is returned as it is.
+    The names of a pandas or Dask DataFrame's columns (:func:`daskcluster.data.feature_names`),
+    or of an ``xarray.DataArray``'s second dimension's coordinate, when all are strings.
     """
-    kind = _module(X)
-    if kind == "pandas" and hasattr(X, "columns"):
-        bad = [c for c, t in X.dtypes.items() if t.kind not in "biuf"]
-        if bad:
-            raise DataTypeError(
-                f"X has non-numeric columns {bad[:5]}: only numeric columns can be clustered. Select the numeric "
-                "ones (X.select_dtypes('number')) or encode the others first."
-            )
-        return Labeled(X.to_numpy(), _string_names(X.columns), X.index)
-    if kind == "dask" and hasattr(X, "columns") and hasattr(X, "to_dask_array"):
-        bad = [c for c, t in X.dtypes.items() if t.kind not in "biuf"]
-        if bad:
-            raise DataTypeError(
-                f"X has non-numeric columns {bad[:5]}: only numeric columns can be clustered. Select the numeric "
-                "ones (X.select_dtypes('number')) or encode the others first."
-            )
-        return Labeled(X.to_dask_array(lengths=True), _string_names(X.columns), X.index)
-    if kind == "xarray" and hasattr(X, "dims") and hasattr(X, "coords"):
-        if len(X.dims) != 2:
-            raise InvalidDataError(
-                f"Expected a 2-D DataArray (samples, features), got dims {X.dims}. Stack the sample dimensions "
-                "first (e.g. X.stack(sample=[...]).transpose('sample', ...))."
-            )
-        dim = X.dims[1]
-        names = _string_names(X.coords[dim].values.tolist()) if dim in X.coords else None
-        return Labeled(X.data, names)
-    return Labeled(X, None)
+    names = feature_names(X)
+    source = X.source if isinstance(X, Scaled) else X
+    index = None
+    if _module(source) in ("pandas", "dask") and hasattr(source, "columns"):
+        index = source.index
+    elif names is None and _module(source) == "xarray" and getattr(source, "ndim", 0) == 2:
+        dim = source.dims[1]
+        if dim in source.coords:
+            coordinate = source.coords[dim].values.tolist()
+            if coordinate and all(isinstance(n, str) for n in coordinate):
+                names = np.asarray(coordinate, dtype=object)
+    return Labeled(X, names, index)
 
 
 class FeatureNamesMixin:
