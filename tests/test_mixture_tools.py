@@ -100,6 +100,31 @@ def test_em_kernel_against_naive_reference(covariance_type: str, dtype: type, sp
     assert_allclose(K.predict_proba_block(X, Affine(), gp, ChunkInfo(0, 0)), resp, atol=1e-12)
 
 
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_compiled_rows_equal_the_tiled_pass(covariance_type: str) -> None:
+    """The diagonal types' compiled pass (alone in a pass) against the tiled GEMM pass (taken
+    when a 'full' mixture shares the pass), on uint8 rows read through an affine map, with
+    ``sum r log r``. Both sum the same terms in another order: with 3 dimensions and 300 rows
+    the relative rounding of each sum is a few hundred eps at most, hence rtol=1e-11."""
+    raw = (blobs(300) * 20 + 128).clip(0, 255).astype(np.uint8)
+    affine = Affine(1 / 20, -6.4)
+    gp = K.gaussian_params(*mixture(covariance_type), covariance_type, with_entropy=True)
+    other = K.gaussian_params(*mixture("full"), "full")
+    (alone,) = K.em_kernel(raw, None, ChunkInfo(0, 0), K.EMParams((gp,), affine))
+    shared = K.em_kernel(raw, None, ChunkInfo(0, 0), K.EMParams((gp, other), affine))[0]
+    assert alone.n_rows == shared.n_rows == 300
+    assert alone.log_lik == pytest.approx(shared.log_lik, rel=1e-12)
+    assert alone.entropy == pytest.approx(shared.entropy, rel=1e-11) and alone.entropy < 0
+    assert_allclose(alone.nk, shared.nk, rtol=1e-12)
+    assert_allclose(alone.means, shared.means, rtol=1e-11, atol=1e-12)
+    assert_allclose(alone.m2, shared.m2, rtol=1e-11)
+    weights, means, prec_chol = mixture(covariance_type)
+    tight = K.gaussian_params(weights, means, prec_chol * 1e10, covariance_type)
+    huge = blobs(40) * 1e145  # finite rows (and norms) whose distances overflow under every component
+    with pytest.raises(InvalidDataError, match=r"log-likelihood of row 0 \(chunk 3\) .* -inf.* too large"):
+        K.em_kernel(huge, None, ChunkInfo(3, 0), K.EMParams((tight,), Affine()))
+
+
 @pytest.mark.parametrize("covariance_type", TYPES)
 def test_map_reduce_law(covariance_type: str) -> None:
     """The statistics of the whole equal the combined statistics of any split of its rows."""

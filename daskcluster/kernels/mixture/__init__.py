@@ -12,6 +12,7 @@ cast a tile at a time. The modules:
 :mod:`.estep`             tiles ``[x - ref, 1, (x - ref)^2]``, log-densities, log-sum-exp
 :mod:`.stats`             :class:`MixtureStats`, accumulated per block, merged by Chan's update
 :mod:`.passes`            the EM, log-likelihood and initialization kernels of a pass
+:mod:`.diag_rows`         the EM pass of the diagonal types as one compiled loop over the rows
 :mod:`.predict`           ``log p(x)``, responsibilities, labels of each row
 :mod:`.quantiles`         the quantile summary of ``log p(x)`` and its exact bracket
 :mod:`.threads`           one BLAS thread per running kernel

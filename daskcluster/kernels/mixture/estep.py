@@ -110,11 +110,18 @@ def check_log_norm(log_norm: np.ndarray, x: np.ndarray, chunk: ChunkInfo, start:
     the densities overflow. Costs one O(rows) test when all is well."""
     if np.isfinite(log_norm).all():
         return
-    check_finite_rows(x, row_sq_norms(x), chunk, start)
     row = int(np.flatnonzero(~np.isfinite(log_norm))[0])
+    raise_non_finite(row, float(log_norm[row]), x, chunk, start)
+
+
+def raise_non_finite(row: int, value: float, x: np.ndarray, chunk: ChunkInfo, start: int) -> None:
+    """Raise for row ``row`` of ``x`` (rows ``start:`` of the block), whose log-likelihood is
+    ``value`` (not finite): name a non-finite value of ``x`` if there is one, else say that
+    the values are too large for the model."""
+    check_finite_rows(x, row_sq_norms(x), chunk, start)
     raise InvalidDataError(
         f"The log-likelihood of row {chunk.start + start + row} (chunk {chunk.index}) under the mixture is "
-        f"{float(log_norm[row])!r}: its values are too large for the model's precisions. Scale the input data."
+        f"{value!r}: its values are too large for the model's precisions. Scale the input data."
     )
 
 

@@ -13,12 +13,14 @@ from ..distances import nearest_center
 from ..kmeans import chunk_rng
 from .buffers import Scratch
 from .covariance import covariance_of
+from .diag_rows import DiagRows, float_slices
 from .estep import (
     Estep,
     check_log_norm,
     log_norm_and_resp,
     log_norm_resp_entropy,
     needs_squares,
+    raise_non_finite,
     reference,
     segments,
     tiles,
@@ -67,6 +69,8 @@ def em_kernel(
     if block.shape[0] == 0:
         return [acc.finish(np.zeros(d), np.zeros(d)) for acc in accs]
     ref = reference(block, params.affine)
+    if all(m.covariance.compiled_rows for m in models):
+        return _diag_em(block, ref, params.affine, chunk, models, accs)
     esteps = [Estep(gp, ref) for gp in models]
 
     def resp_of(start: int, x: np.ndarray, a: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
@@ -82,6 +86,19 @@ def em_kernel(
         return out
 
     accumulate(block, ref, params.affine, accs, width_of(models), resp_of, needs_squares(models))
+    return [acc.finish(ref, gp.center) for acc, gp in zip(accs, models)]
+
+
+def _diag_em(block: np.ndarray, ref: np.ndarray, affine: Affine, chunk: ChunkInfo, models: tuple[GaussianParams, ...],
+             accs: list[Accumulator]) -> list[MixtureStats]:
+    """:func:`em_kernel` when every mixture has a diagonal type: one compiled loop over the rows
+    (:mod:`.diag_rows`), the block read once (cast slice by slice if it must be)."""
+    passes = [DiagRows(gp, ref) for gp in models]
+    for start, x in float_slices(block, affine):
+        for acc, rows in zip(accs, passes):
+            bad, value = rows.add(acc, x)
+            if bad >= 0:
+                raise_non_finite(bad, value, x, chunk, start)
     return [acc.finish(ref, gp.center) for acc, gp in zip(accs, models)]
 
 

@@ -155,6 +155,9 @@ class CovarianceType:
     uses_squares: ClassVar[bool] = False
     #: Whether the statistics keep a segment's responsibilities (``'full'``'s second moments).
     keeps_responsibilities: ClassVar[bool] = False
+    #: Whether an EM pass runs as one compiled loop over the rows (:mod:`..diag_rows`: the
+    #: diagonal types, whose statistics are ``'diag'``'s).
+    compiled_rows: ClassVar[bool] = False
     #: How ``precisions_init`` must be, for the error message.
     precisions_requirement: ClassVar[str] = "symmetric, positive-definite"
 

@@ -42,13 +42,18 @@ class DiagCovariance(CovarianceType):
     name = "diag"
     stats_kind = "diag"
     uses_squares = True
+    compiled_rows = True
     precisions_requirement = "positive"
 
     def log_det_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         return np.asarray(np.log(prec_chol).sum(axis=1))
 
+    def feature_precisions(self, gp: GaussianParams) -> np.ndarray:
+        """Each component's precision of each feature, (K, d)."""
+        return np.asarray(gp.prec_chol**2)
+
     def prepare(self, gp: GaussianParams, ref: np.ndarray) -> np.ndarray:
-        return expanded_distances(gp.means, gp.prec_chol**2, ref)
+        return expanded_distances(gp.means, self.feature_precisions(gp), ref)
 
     def mahalanobis(self, a: np.ndarray, d: int, prep: Any, gp: GaussianParams, ws: Scratch) -> np.ndarray:
         # computed as (K, rows): the log-sum-exp over components then runs along contiguous rows

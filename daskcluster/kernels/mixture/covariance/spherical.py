@@ -14,7 +14,7 @@ import numpy as np
 
 from ....errors import InvalidParameterError
 from .base import WishartPrior
-from .diag import DiagCovariance, expanded_distances
+from .diag import DiagCovariance
 
 if TYPE_CHECKING:
     from ..params import GaussianParams
@@ -28,9 +28,8 @@ class SphericalCovariance(DiagCovariance):
     def log_det_cholesky(self, prec_chol: np.ndarray, n_features: int) -> np.ndarray:
         return np.asarray(n_features * np.log(prec_chol))
 
-    def prepare(self, gp: GaussianParams, ref: np.ndarray) -> np.ndarray:
-        prec = np.repeat((gp.prec_chol**2)[:, None], gp.means.shape[1], axis=1)
-        return expanded_distances(gp.means, prec, ref)
+    def feature_precisions(self, gp: GaussianParams) -> np.ndarray:
+        return np.repeat((gp.prec_chol**2)[:, None], gp.means.shape[1], axis=1)
 
     def estimate(self, n: np.ndarray, nk: np.ndarray, mean: np.ndarray, means: np.ndarray, m2: np.ndarray,
                  reg_covar: float) -> np.ndarray:
