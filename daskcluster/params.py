@@ -19,7 +19,7 @@ at once; :func:`check_parameters` raises the first. Each problem is an
     The 'tol' parameter of KMeans must be a float in the range [0.0, inf). Got -1 instead.
 
 Constraints are the objects below or these shorthands, as in scikit-learn: ``"boolean"``,
-``"verbose"``, ``"random_state"``, ``"array-like"``, ``callable``, ``None``, or a type (any
+``"verbose"``, ``"random_state"``, ``"array-like"``, ``"sparse matrix"``, ``callable``, ``None``, or a type (any
 instance of it). Checking reads no data.
 """
 
@@ -41,6 +41,7 @@ __all__ = [
     "CACHE",
     "Constraint",
     "DataCheck",
+    "HasMethods",
     "Hidden",
     "Interval",
     "Options",
@@ -118,6 +119,31 @@ class _ArrayLikes(Constraint):
 
     def __str__(self) -> str:
         return "an array-like"
+
+
+class HasMethods(Constraint):
+    """Objects with all of ``methods`` (a protocol, e.g. ``cache`` of a joblib ``Memory``)."""
+
+    def __init__(self, methods: str | list[str]) -> None:
+        self.methods = [methods] if isinstance(methods, str) else list(methods)
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return all(callable(getattr(value, m, None)) for m in self.methods)
+
+    def __str__(self) -> str:
+        shown = [repr(m) for m in self.methods]
+        names = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} and {shown[-1]}"
+        return f"an object implementing {names}"
+
+
+class _SparseMatrices(Constraint):
+    def is_satisfied_by(self, value: Any) -> bool:
+        from scipy import sparse
+
+        return bool(sparse.issparse(value))
+
+    def __str__(self) -> str:
+        return "a sparse array or matrix"
 
 
 class Interval(Constraint):
@@ -217,6 +243,8 @@ def _expand(shorthand: Any) -> list[Constraint]:
                 Hidden(np.random.Generator), _NoneConstraint()]
     if shorthand == "array-like":
         return [_ArrayLikes()]
+    if shorthand == "sparse matrix":
+        return [_SparseMatrices()]
     raise ValueError(f"Unknown constraint {shorthand!r}.")
 
 

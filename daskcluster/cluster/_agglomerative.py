@@ -4,24 +4,50 @@ two phases (micro-clusters on the cluster, a weighted tree on the client) above 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import AgglomerativeClustering as _SklearnAgglomerative
 from sklearn.utils.validation import check_memory
 
-from ..params import check_float, check_int, check_options
+from .._estimator import EstimatorMixin
 from ..errors import InvalidParameterError
+from ..params import DataCheck, HasMethods, Interval, StrOptions
 from ._linkage import LINKAGES, weighted_tree
-from ._two_phase import TwoPhaseMixin, summarize
+from ._two_phase import (
+    TWO_PHASE_CHECKS,
+    TWO_PHASE_CONSTRAINTS,
+    TwoPhaseMixin,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("euclidean", "l1", "l2", "manhattan", "cosine", "precomputed")
 
 
-class AgglomerativeClustering(TwoPhaseMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
+def _check_one_of(est: AgglomerativeClustering, data: Any) -> None:
+    if (est.n_clusters is None) == (est.distance_threshold is None):
+        raise InvalidParameterError(
+            "Exactly one of n_clusters and distance_threshold has to be set, and the other needs to be None.",
+            param="distance_threshold")
+
+
+def _check_full_tree(est: AgglomerativeClustering, data: Any) -> None:
+    if est.distance_threshold is not None and est.compute_full_tree is False:
+        raise InvalidParameterError("compute_full_tree must be True if distance_threshold is set.",
+                                    param="compute_full_tree")
+
+
+def _check_ward(est: AgglomerativeClustering, data: Any) -> None:
+    if est.linkage == "ward" and est.metric != "euclidean":
+        raise InvalidParameterError(f"{est.metric} was provided as metric. Ward can only work with euclidean distances.",
+                                    param="metric")
+
+
+class AgglomerativeClustering(TwoPhaseMixin, EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
     """Agglomerative (hierarchical) clustering, exact up to ``max_samples`` rows, two-phase above.
 
     * **Exact route** (``n_samples <= max_samples``): the rows are brought to the client and
@@ -138,28 +164,23 @@ default='euclidean'
         self.n_micro_clusters = n_micro_clusters
         self.random_state = random_state
 
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        check_int(owner, "n_clusters", self.n_clusters, 1, allow_none=True)
-        if not callable(self.metric):
-            check_options(owner, "metric", self.metric, METRICS)
-        check_options(owner, "linkage", self.linkage, LINKAGES)
-        check_options(owner, "compute_full_tree", self.compute_full_tree, ("auto", True, False))
-        check_options(owner, "compute_distances", self.compute_distances, (True, False))
-        if self.distance_threshold is not None:
-            check_float(owner, "distance_threshold", self.distance_threshold, 0)
-        if (self.n_clusters is None) == (self.distance_threshold is None):
-            raise InvalidParameterError(
-                "Exactly one of n_clusters and distance_threshold has to be set, and the other needs to be None."
-            )
-        if self.distance_threshold is not None and self.compute_full_tree is False:
-            raise InvalidParameterError("compute_full_tree must be True if distance_threshold is set.")
-        if self.linkage == "ward" and self.metric != "euclidean":
-            raise InvalidParameterError(
-                f"{self.metric} was provided as metric. Ward can only work with euclidean distances."
-            )
-        check_memory(self.memory)
-        self._check_two_phase_params(self.n_clusters)
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left"), None],
+        "metric": [StrOptions(METRICS), callable],
+        "memory": [str, HasMethods("cache"), None],
+        "connectivity": ["array-like", "sparse matrix", callable, None],
+        "compute_full_tree": [StrOptions(["auto"]), "boolean"],
+        "linkage": [StrOptions(LINKAGES)],
+        "distance_threshold": [Interval(Real, 0, None, closed="left"), None],
+        "compute_distances": ["boolean"],
+        **TWO_PHASE_CONSTRAINTS,
+    }
+    _data_checks = (
+        DataCheck("distance_threshold", _check_one_of, needs=("n_clusters",), needs_data=False),
+        DataCheck("compute_full_tree", _check_full_tree, needs=("distance_threshold",), needs_data=False),
+        DataCheck("metric", _check_ward, needs=("linkage",), needs_data=False),
+        *TWO_PHASE_CHECKS,
+    )
 
     def _sklearn_params(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in ("n_clusters", "metric", "memory", "connectivity", "compute_full_tree",

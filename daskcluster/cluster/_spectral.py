@@ -5,8 +5,8 @@ client) above ``max_samples``."""
 from __future__ import annotations
 
 import logging
-import numbers
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.linalg import eigh, qr, svd
@@ -15,9 +15,15 @@ from sklearn.cluster import KMeans as _SklearnKMeans
 from sklearn.cluster import SpectralClustering as _SklearnSpectral
 from sklearn.metrics.pairwise import PAIRWISE_KERNEL_FUNCTIONS, pairwise_kernels
 
+from .._estimator import EstimatorMixin
 from ..errors import InvalidParameterError
-from ..params import check_float, check_int, check_options, check_random_state
-from ._two_phase import TwoPhaseMixin, summarize
+from ..params import Interval, StrOptions, check_random_state
+from ._two_phase import (
+    TWO_PHASE_CHECKS,
+    TWO_PHASE_CONSTRAINTS,
+    TwoPhaseMixin,
+    summarize,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +71,7 @@ def cluster_qr(V: np.ndarray) -> np.ndarray:
     return np.abs(V @ (u @ vt)).argmax(axis=1)
 
 
-class SpectralClustering(TwoPhaseMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
+class SpectralClustering(TwoPhaseMixin, EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
     """Spectral clustering, exact up to ``max_samples`` rows, two-phase above.
 
     * **Exact route** (``n_samples <= max_samples``): the rows are brought to the client and
@@ -197,31 +203,24 @@ class SpectralClustering(TwoPhaseMixin, ClusterMixin, BaseEstimator):  # type: i
     _SKLEARN = ("n_clusters", "eigen_solver", "n_components", "random_state", "n_init", "gamma", "affinity",
                 "n_neighbors", "eigen_tol", "assign_labels", "degree", "coef0", "kernel_params", "n_jobs", "verbose")
 
-    def _check_params(self) -> None:
-        owner = type(self).__name__
-        check_int(owner, "n_clusters", self.n_clusters, 1)
-        check_options(owner, "eigen_solver", self.eigen_solver, ("arpack", "lobpcg", "amg", None))
-        check_int(owner, "n_components", self.n_components, 1, allow_none=True)
-        check_int(owner, "n_init", self.n_init, 1)
-        check_float(owner, "gamma", self.gamma, 0)
-        if not callable(self.affinity):
-            check_options(owner, "affinity", self.affinity, AFFINITIES)
-        check_int(owner, "n_neighbors", self.n_neighbors, 1)
-        if self.eigen_tol != "auto":
-            check_float(owner, "eigen_tol", self.eigen_tol, 0)
-        check_options(owner, "assign_labels", self.assign_labels, ASSIGN_LABELS)
-        check_float(owner, "degree", self.degree, 0)
-        check_float(owner, "coef0", self.coef0)
-        if self.kernel_params is not None and not isinstance(self.kernel_params, dict):
-            raise InvalidParameterError(
-                f"The 'kernel_params' parameter of {owner} must be an instance of 'dict' or None. "
-                f"Got {self.kernel_params!r} instead."
-            )
-        if self.n_jobs is not None and not isinstance(self.n_jobs, numbers.Integral):
-            raise InvalidParameterError(
-                f"The 'n_jobs' parameter of {owner} must be an int or None. Got {self.n_jobs!r} instead."
-            )
-        self._check_two_phase_params(self.n_clusters)
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "n_clusters": [Interval(Integral, 1, None, closed="left")],
+        "eigen_solver": [StrOptions(["arpack", "lobpcg", "amg"]), None],
+        "n_components": [Interval(Integral, 1, None, closed="left"), None],
+        "n_init": [Interval(Integral, 1, None, closed="left")],
+        "gamma": [Interval(Real, 0, None, closed="left")],
+        "affinity": [callable, StrOptions(AFFINITIES)],
+        "n_neighbors": [Interval(Integral, 1, None, closed="left")],
+        "eigen_tol": [Interval(Real, 0.0, None, closed="left"), StrOptions(["auto"])],
+        "assign_labels": [StrOptions(ASSIGN_LABELS)],
+        "degree": [Interval(Real, 0, None, closed="left")],
+        "coef0": [Interval(Real, None, None, closed="neither")],
+        "kernel_params": [dict, None],
+        "n_jobs": [Integral, None],
+        "verbose": ["verbose"],
+        **TWO_PHASE_CONSTRAINTS,
+    }
+    _data_checks = TWO_PHASE_CHECKS
 
     def fit(self, X: Any, y: Any = None) -> SpectralClustering:
         """Fit the spectral clustering.

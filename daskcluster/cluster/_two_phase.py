@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import dask.array as da
@@ -23,7 +24,7 @@ from ..data import RowData, as_row_data
 from ..engine import tree_reduce
 from ..errors import InvalidDataError, InvalidParameterError, NonFiniteDataError
 from ..kernels import microclusters as M
-from ..params import check_int, check_random_state
+from ..params import DataCheck, Interval, check_random_state
 from ._kmeans import KMeans
 
 logger = logging.getLogger(__name__)
@@ -100,6 +101,26 @@ def summarize(X: Any, data: RowData, n_micro: int, random_state: Any, owner: str
     return MicroClusters(summary.means(data.affine), summary.counts[keep], parts)
 
 
+def _check_micro_clusters(estimator: Any, data: Any) -> None:
+    n_clusters = estimator.n_clusters
+    if n_clusters is not None and estimator.n_micro_clusters < n_clusters:
+        raise InvalidParameterError(
+            f"n_micro_clusters={estimator.n_micro_clusters} should be >= n_clusters={n_clusters}: the clusters "
+            "are made of micro-clusters.", param="n_micro_clusters"
+        )
+
+
+#: The parameters of the two-phase route (see :class:`TwoPhaseMixin`).
+TWO_PHASE_CONSTRAINTS: dict[str, list[Any]] = {
+    "max_samples": [Interval(Integral, 2, None, closed="left")],
+    "n_micro_clusters": [Interval(Integral, 2, None, closed="left")],
+    "random_state": ["random_state"],
+}
+
+#: The check of ``n_micro_clusters`` against ``n_clusters``.
+TWO_PHASE_CHECKS = (DataCheck("n_micro_clusters", _check_micro_clusters, needs=("n_clusters",), needs_data=False),)
+
+
 def _map_labels(parts: np.ndarray | da.Array, table: np.ndarray) -> np.ndarray | da.Array:
     if isinstance(parts, da.Array):
         return parts.map_blocks(M.lookup_labels, table, dtype=table.dtype)
@@ -116,17 +137,6 @@ class TwoPhaseMixin:
 
     def _row_data(self, X: Any) -> RowData:
         return as_row_data(X, owner=type(self).__name__, min_samples=2)
-
-    def _check_two_phase_params(self, n_clusters: int | None) -> None:
-        owner = type(self).__name__
-        check_int(owner, "max_samples", self.max_samples, 2)
-        check_int(owner, "n_micro_clusters", self.n_micro_clusters, 2)
-        check_random_state(owner, self.random_state)
-        if n_clusters is not None and self.n_micro_clusters < n_clusters:
-            raise InvalidParameterError(
-                f"n_micro_clusters={self.n_micro_clusters} should be >= n_clusters={n_clusters}: the clusters "
-                "are made of micro-clusters."
-            )
 
     def _exact(self, data: RowData) -> bool:
         """Whether the data are small enough for the exact route (``n_samples <= max_samples``)."""

@@ -5,20 +5,21 @@ from __future__ import annotations
 import logging
 import numbers
 import time
-from typing import Any
+from numbers import Integral, Real
+from typing import Any, ClassVar
 
 import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin
 
-from ... import errors
+from ..._estimator import EstimatorMixin
 from ...data import RowData, as_row_data, check_n_features
 from ...engine import generated_rows, map_rows, tree_reduce
 from ...errors import InvalidDataError, InvalidParameterError
 from ...io import worker_threads
 from ...kernels.dbscan import ScanParams, combine_scans, scan_kernel
-from ...params import check_float, check_int
+from ...params import DataCheck, Interval, StrOptions
 from ._merge import merge
 from ._plan import n_partitions_for, plan_partitions
 from ._store import (
@@ -53,7 +54,52 @@ HIGH_DIM_MAX_ROWS = 100_000
 METRICS = ("euclidean", "minkowski")
 
 
-class DBSCAN(ClusterMixin, BaseEstimator):  # type: ignore[misc]
+def _check_metric(est: DBSCAN, data: Any) -> None:
+    if est.metric not in METRICS:
+        raise InvalidParameterError(
+            f"The 'metric' parameter of {type(est).__name__} must be 'euclidean' (or 'minkowski' with p=2): the grid "
+            f"of cells finds Euclidean neighbours only. Got {est.metric!r} instead. For another metric, transform "
+            "the data so that the Euclidean distance is the one wanted, or use sklearn.cluster.DBSCAN on data that "
+            "fit in memory.", param="metric")
+
+
+def _check_p(est: DBSCAN, data: Any) -> None:
+    if est.metric == "minkowski" and est.p not in (None, 2, 2.0):
+        raise InvalidParameterError(
+            f"The 'p' parameter of {type(est).__name__} must be 2 or None (the Euclidean distance). Got {est.p!r} "
+            "instead.", param="p")
+
+
+def _check_metric_params(est: DBSCAN, data: Any) -> None:
+    if est.metric_params is not None:
+        raise InvalidParameterError(
+            f"The 'metric_params' parameter of {type(est).__name__} must be None (the Euclidean metric takes none). "
+            f"Got {est.metric_params!r} instead.", param="metric_params")
+
+
+def _check_algorithm(est: DBSCAN, data: Any) -> None:
+    if est.algorithm != "auto":
+        raise InvalidParameterError(
+            f"The 'algorithm' parameter of {type(est).__name__} must be 'auto': neighbours are found exactly in a "
+            f"grid of cells of side eps, not by scikit-learn's trees. Got {est.algorithm!r} instead.",
+            param="algorithm")
+
+
+def _check_leaf_size(est: DBSCAN, data: Any) -> None:
+    if est.leaf_size != 30:
+        raise InvalidParameterError(
+            f"The 'leaf_size' parameter of {type(est).__name__} must be 30 (the default): there is no tree whose "
+            f"leaves it would size. Got {est.leaf_size!r} instead.", param="leaf_size")
+
+
+def _check_n_jobs(est: DBSCAN, data: Any) -> None:
+    if est.n_jobs is not None:
+        raise InvalidParameterError(
+            f"The 'n_jobs' parameter of {type(est).__name__} must be None: the work runs on the threads or workers "
+            f"of the Dask scheduler in use. Got {est.n_jobs!r} instead.", param="n_jobs")
+
+
+class DBSCAN(EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
     """Density-based clustering (DBSCAN), exact, on spatial partitions of the data.
 
     The same clusters as scikit-learn's ``DBSCAN``: the same core samples, the same noise, the
@@ -172,43 +218,26 @@ class DBSCAN(ClusterMixin, BaseEstimator):  # type: ignore[misc]
 
     # ------------------------------------------------------------------ validation
 
-    def _check_params(self) -> None:
-        name = type(self).__name__
-        check_float(name, "eps", self.eps, 0, closed="neither")
-        check_int(name, "min_samples", self.min_samples, 1)
-        if self.metric not in METRICS:
-            raise InvalidParameterError(
-                f"The 'metric' parameter of {name} must be 'euclidean' (or 'minkowski' with p=2): the grid of "
-                f"cells finds Euclidean neighbours only. Got {self.metric!r} instead. For another metric, "
-                "transform the data so that the Euclidean distance is the one wanted, or use "
-                "sklearn.cluster.DBSCAN on data that fit in memory.")
-        if self.metric == "minkowski" and self.p not in (None, 2, 2.0):
-            raise InvalidParameterError(
-                f"The 'p' parameter of {name} must be 2 or None (the Euclidean distance). Got {self.p!r} instead.")
-        if self.metric == "euclidean":
-            check_float(name, "p", 2.0 if self.p is None else self.p, 0)
-        if self.metric_params is not None:
-            raise InvalidParameterError(
-                f"The 'metric_params' parameter of {name} must be None (the Euclidean metric takes none). "
-                f"Got {self.metric_params!r} instead.")
-        if self.algorithm != "auto":
-            raise InvalidParameterError(
-                f"The 'algorithm' parameter of {name} must be 'auto': neighbours are found exactly in a grid "
-                f"of cells of side eps, not by scikit-learn's trees. Got {self.algorithm!r} instead.")
-        if self.leaf_size != 30:
-            raise InvalidParameterError(
-                f"The 'leaf_size' parameter of {name} must be 30 (the default): there is no tree whose "
-                f"leaves it would size. Got {self.leaf_size!r} instead.")
-        if self.n_jobs is not None:
-            raise InvalidParameterError(
-                f"The 'n_jobs' parameter of {name} must be None: the work runs on the threads or workers of "
-                f"the Dask scheduler in use. Got {self.n_jobs!r} instead.")
-
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "labels_"):
-            raise errors.NotFittedError(
-                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with appropriate arguments "
-                "before using this estimator.")
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "eps": [Interval(Real, 0.0, None, closed="neither")],
+        "min_samples": [Interval(Integral, 1, None, closed="left")],
+        "metric": [str, callable],
+        "metric_params": [dict, None],
+        "algorithm": [StrOptions(["auto", "ball_tree", "kd_tree", "brute"])],
+        "leaf_size": [Interval(Integral, 1, None, closed="left")],
+        "p": [Interval(Real, 0.0, None, closed="left"), None],
+        "n_jobs": [Integral, None],
+    }
+    # scikit-learn's values that the grid of cells cannot honour, each refused with the reason
+    _data_checks = (
+        DataCheck("metric", _check_metric, needs_data=False),
+        DataCheck("p", _check_p, needs=("metric",), needs_data=False),
+        DataCheck("metric_params", _check_metric_params, needs_data=False),
+        DataCheck("algorithm", _check_algorithm, needs_data=False),
+        DataCheck("leaf_size", _check_leaf_size, needs_data=False),
+        DataCheck("n_jobs", _check_n_jobs, needs_data=False),
+    )
+    _fitted_attribute = "labels_"
 
     @staticmethod
     def _weights(sample_weight: Any, data: RowData) -> da.Array | None:
