@@ -56,9 +56,17 @@ def is_frame(x: Any) -> bool:
     return _is_pandas(x) or _is_dask_frame(x) or _is_data_array(x)
 
 
+def _kind(dt: Any) -> str:
+    """The NumPy kind of a pandas or NumPy dtype ('O' for strings, categories, objects)."""
+    try:
+        return str(np.dtype(getattr(dt, "numpy_dtype", dt)).kind)
+    except TypeError:
+        return str(getattr(dt, "kind", "O"))
+
+
 def _check_numeric(dtypes: Any, label: str) -> None:
     """Raise if a column is not numeric or boolean, naming it."""
-    bad = [(name, dt) for name, dt in dtypes.items() if np.dtype(getattr(dt, "numpy_dtype", dt)).kind not in "biuf"]
+    bad = [(name, dt) for name, dt in dtypes.items() if _kind(dt) not in "biuf"]
     if bad:
         listing = ", ".join(f"{name!r} ({dt})" for name, dt in bad[:5])
         raise DataTypeError(
