@@ -103,10 +103,15 @@ def chunk_futures(array: da.Array, client: Any) -> list[Any] | None:
     from distributed import Future
 
     graph = array.__dask_graph__()
-    if not isinstance(graph, HighLevelGraph) or len(graph.layers) != 1:
-        return None
     keys = list(dask.core.flatten(array.__dask_keys__()))  # type: ignore[no-untyped-call]
-    layer = next(iter(graph.layers.values()))
+    if isinstance(graph, HighLevelGraph):  # Dask's classic array backend: one layer of futures
+        if len(graph.layers) != 1:
+            return None
+        layer = next(iter(graph.layers.values()))
+    else:  # the query-planning backend: a plain dict of futures (under the expression's keys)
+        layer = graph
+        if len(layer) != len(keys):
+            return None
     futures = []
     for key in keys:
         value = layer.get(key)
