@@ -14,12 +14,18 @@ import dask.threaded
 import numpy as np
 import pytest
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 from distributed import futures_of
 
 from daskcluster.blas import blas_for_tasks
 from daskcluster.data import as_row_data, cached, scaled
-from daskcluster.engine import count_passes, map_rows, schedule, take_rows, tree_reduce
+from daskcluster.engine import (
+    count_passes,
+    held_rows,
+    map_rows,
+    schedule,
+    take_rows,
+    tree_reduce,
+)
 from daskcluster.engine.passes import _Broadcast
 from daskcluster.engine.schedule import unique_name
 from daskcluster.engine.tree import combine_complete, evaluate, tree_widths
@@ -201,12 +207,12 @@ def _placed(client: Any, X: np.ndarray, rows: int, worker_of: Callable[[int], in
     """``X`` as a Dask array whose chunk ``i`` sits on worker ``worker_of(i)``."""
     workers = sorted(client.scheduler_info()["workers"])
     name = f"placed-{tokenize(X, rows, [worker_of(i) for i in range(-(-len(X) // rows))])}"
-    graph = {}
+    futures = []
     for i, start in enumerate(range(0, len(X), rows)):
         [future] = client.scatter([X[start : start + rows]], workers=[workers[worker_of(i) % len(workers)]])
-        graph[(name, i, 0)] = future
-    chunks = (tuple(len(X[s : s + rows]) for s in range(0, len(X), rows)), (X.shape[1],))
-    return da.Array(HighLevelGraph.from_collections(name, graph, dependencies=()), name, chunks, dtype=X.dtype)
+        futures.append(future)
+    lengths = tuple(len(X[s : s + rows]) for s in range(0, len(X), rows))
+    return held_rows(futures, lengths, X.shape[1], X.dtype, name)
 
 
 @pytest.mark.slow
