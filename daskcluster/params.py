@@ -223,37 +223,47 @@ class Hidden(Constraint):
         return str(self.constraint)
 
 
-def _expand(shorthand: Any) -> list[Constraint]:
-    """A constraint or a shorthand as the list of constraints it stands for."""
-    if isinstance(shorthand, Constraint):
-        return [shorthand]
-    if shorthand is None:
-        return [_NoneConstraint()]
-    if shorthand is callable:
-        return [_Callables()]
-    if isinstance(shorthand, type):
-        return [_InstancesOf(shorthand)]
-    if shorthand == "boolean":
-        return [_InstancesOf(bool), _InstancesOf(np.bool_)]
-    if shorthand == "verbose":
-        return [Interval(Integral, 0, None, closed="left"), *_expand("boolean")]
-    if shorthand == "random_state":
-        # a Generator is also taken (a RandomState is seeded from it); messages name scikit-learn's kinds
-        return [Interval(Integral, 0, 2**32 - 1, closed="both"), _InstancesOf(np.random.RandomState),
-                Hidden(np.random.Generator), _NoneConstraint()]
-    if shorthand == "array-like":
-        return [_ArrayLikes()]
-    if shorthand == "sparse matrix":
-        return [_SparseMatrices()]
-    raise ValueError(f"Unknown constraint {shorthand!r}.")
+class _AnyOf(Constraint):
+    """One of several constraints, shown as one (scikit-learn's ``"boolean"``, ``"verbose"``,
+    ``"random_state"``): ``"a, b or c"``."""
+
+    def __init__(self, *constraints: Any) -> None:
+        self.constraints = [make_constraint(c) for c in constraints]
+
+    def is_satisfied_by(self, value: Any) -> bool:
+        return any(c.is_satisfied_by(value) for c in self.constraints)
+
+    def __str__(self) -> str:
+        return _joined([str(c) for c in self.constraints if not c.hidden])
+
+
+def _joined(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} or {parts[-1]}"
 
 
 def make_constraint(shorthand: Any) -> Constraint:
-    """One constraint object for a constraint or a shorthand that stands for one."""
-    out = _expand(shorthand)
-    if len(out) != 1:
-        raise ValueError(f"{shorthand!r} stands for several constraints; list them with _expand.")
-    return out[0]
+    """The constraint object of a constraint or a shorthand."""
+    if isinstance(shorthand, Constraint):
+        return shorthand
+    if shorthand is None:
+        return _NoneConstraint()
+    if shorthand is callable:
+        return _Callables()
+    if isinstance(shorthand, type):
+        return _InstancesOf(shorthand)
+    if shorthand == "boolean":
+        return _AnyOf(bool, np.bool_)
+    if shorthand == "verbose":
+        return _AnyOf(Interval(Integral, 0, None, closed="left"), bool, np.bool_)
+    if shorthand == "random_state":
+        # a Generator is also taken (a RandomState is seeded from it); messages name scikit-learn's kinds
+        return _AnyOf(Interval(Integral, 0, 2**32 - 1, closed="both"), np.random.RandomState,
+                      Hidden(np.random.Generator), None)
+    if shorthand == "array-like":
+        return _ArrayLikes()
+    if shorthand == "sparse matrix":
+        return _SparseMatrices()
+    raise ValueError(f"Unknown constraint {shorthand!r}.")
 
 
 #: The ``cache`` parameter of every estimator that streams its data: ``'auto'``, True or False.
@@ -262,11 +272,10 @@ CACHE: list[Any] = [StrOptions({"auto"}), "boolean"]
 
 def _error(param: str, owner: str, constraints: list[Any], value: Any) -> InvalidParameterError | None:
     """The problem of one value, or None when it meets one of ``constraints``."""
-    expanded = [c for shorthand in constraints for c in _expand(shorthand)]
-    if any(c.is_satisfied_by(value) for c in expanded):
+    made = [make_constraint(c) for c in constraints]
+    if any(c.is_satisfied_by(value) for c in made):
         return None
-    shown = [str(c) for c in expanded if not c.hidden]
-    text = shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
+    text = _joined([str(c) for c in made if not c.hidden])
     return InvalidParameterError(f"The {param!r} parameter of {owner} must be {text}. Got {value!r} instead.",
                                  param=param)
 

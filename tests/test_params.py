@@ -17,7 +17,10 @@ import sklearn.decomposition as skd
 import sklearn.mixture as skm
 
 from daskcluster import (
+    DBSCAN,
     NMF,
+    AgglomerativeClustering,
+    SpectralClustering,
     OPNMF,
     BayesianGaussianMixture,
     GaussianMixture,
@@ -44,6 +47,9 @@ PAIRS = [
     (GaussianMixture, skm.GaussianMixture),
     (BayesianGaussianMixture, skm.BayesianGaussianMixture),
     (NMF, skd.NMF),
+    (DBSCAN, skc.DBSCAN),
+    (AgglomerativeClustering, skc.AgglomerativeClustering),
+    (SpectralClustering, skc.SpectralClustering),
 ]
 
 #: Defaults that differ from scikit-learn's on purpose (docs/sklearn-parity.md says why).
@@ -78,7 +84,8 @@ def test_every_sklearn_parameter_with_its_default(ours: type, theirs: type) -> N
         assert mine[name].default == expected, (ours.__name__, name)
 
 
-@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans, GaussianMixture, BayesianGaussianMixture, NMF, OPNMF])
+@pytest.mark.parametrize("cls", [KMeans, MiniBatchKMeans, GaussianMixture, BayesianGaussianMixture, NMF, OPNMF, DBSCAN,
+                                 AgglomerativeClustering, SpectralClustering])
 def test_constraints_declared_for_every_parameter(cls: type) -> None:
     est = cls()
     assert set(cls._parameter_constraints) == set(est.get_params())  # type: ignore[attr-defined]
@@ -126,6 +133,13 @@ SAME_MESSAGE = [
     ("NMF", {"n_components": 0}), ("NMF", {"init": "svd"}), ("NMF", {"tol": -1}), ("NMF", {"alpha_W": -1}),
     ("NMF", {"alpha_H": "other"}), ("NMF", {"l1_ratio": 2}), ("NMF", {"shuffle": "no"}),
     ("NMF", {"beta_loss": "other"}),
+    ("DBSCAN", {"eps": 0}), ("DBSCAN", {"min_samples": 0}), ("DBSCAN", {"p": -1.0}),
+    ("AgglomerativeClustering", {"linkage": "centroid"}), ("AgglomerativeClustering", {"compute_full_tree": 1}),
+    ("AgglomerativeClustering", {"n_clusters": None}),
+    ("AgglomerativeClustering", {"n_clusters": None, "distance_threshold": 1.0, "compute_full_tree": False}),
+    ("AgglomerativeClustering", {"linkage": "ward", "metric": "l1"}),
+    ("SpectralClustering", {"n_init": 0}), ("SpectralClustering", {"eigen_tol": "high"}),
+    ("SpectralClustering", {"kernel_params": 1}),
 ]
 
 OURS = {cls.__name__: (cls, sk) for cls, sk in PAIRS}
@@ -147,7 +161,7 @@ def test_sklearn_message_and_param(name: str, params: dict[str, Any]) -> None:
 OWN_MESSAGE = [
     (KMeans(init="kmeans"), "init", ("The 'init' parameter of KMeans must be a str among {'k-means||', 'k-means++', "
                                     "'random'}, a callable or an array-like. Got 'kmeans' instead.")),
-    (KMeans(cache="yes"), "cache", ("The 'cache' parameter of KMeans must be a str among {'auto'}, an instance of "
+    (KMeans(cache="yes"), "cache", ("The 'cache' parameter of KMeans must be a str among {'auto'} or an instance of "
                                    "'bool' or an instance of 'numpy.bool'. Got 'yes' instead.")),
     (KMeans(oversampling_factor=0), "oversampling_factor",
      "The 'oversampling_factor' parameter of KMeans must be a float in the range (0.0, inf). Got 0 instead."),

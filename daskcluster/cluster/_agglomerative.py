@@ -32,7 +32,7 @@ def _check_one_of(est: AgglomerativeClustering, data: Any) -> None:
     if (est.n_clusters is None) == (est.distance_threshold is None):
         raise InvalidParameterError(
             "Exactly one of n_clusters and distance_threshold has to be set, and the other needs to be None.",
-            param="distance_threshold")
+            param="n_clusters" if est.n_clusters is None else "distance_threshold")
 
 
 def _check_full_tree(est: AgglomerativeClustering, data: Any) -> None:
@@ -42,9 +42,10 @@ def _check_full_tree(est: AgglomerativeClustering, data: Any) -> None:
 
 
 def _check_ward(est: AgglomerativeClustering, data: Any) -> None:
-    if est.linkage == "ward" and est.metric != "euclidean":
-        raise InvalidParameterError(f"{est.metric} was provided as metric. Ward can only work with euclidean distances.",
-                                    param="metric")
+    if est.linkage == "ward" and est.metric not in ("euclidean", "l2"):
+        raise InvalidParameterError(
+            f"{est.metric} was provided as metric. Ward can only work with euclidean distances (i.e. 'euclidean' and "
+            "'l2').", param="metric")
 
 
 class AgglomerativeClustering(TwoPhaseMixin, EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
