@@ -8,17 +8,21 @@ ring are joined into local components (union-find), and each owned non-core row 
 components of the core rows within ``eps`` of it. The client merges the components of
 different partitions through the ring's core rows (each is owned by exactly one partition).
 
-Neighbours are found in a grid of cells of side ``eps`` (a hair more, so that rounding never
-puts two neighbours two cells apart): a row's neighbours lie in the ``3**d`` cells around its
-own. The cells around each cell are found by binary search on their linear keys for
-``d <= 3``, otherwise by :meth:`scipy.spatial.cKDTree.query_pairs` on the cell coordinates
-(Chebyshev radius 1). Distances are ``sum((x_k - y_k)**2) <= eps**2`` in float64, feature by
+Neighbours are found in a grid of cells whose diagonal is ``eps`` (a hair less): the rows of
+one cell are all within ``eps`` of each other, so a cell of total weight ``min_samples`` is
+all core rows without a distance computed, the core rows of a cell are one component, and two
+cells are joined by the first pair of their core rows found within ``eps``. A row's
+neighbours lie in the cells at most ``floor(sqrt(d)) + 1`` cells away
+(25 in 2-D), nearest first; a count stops at ``min_samples``. Those cells are found by binary search on their
+linear keys for ``d <= 3``, otherwise by :meth:`scipy.spatial.cKDTree.query_pairs` on the
+cell coordinates (Chebyshev radius). Distances are ``sum((x_k - y_k)**2) <= eps**2`` in float64, feature by
 feature, as scikit-learn's trees compute them. The loops are compiled (Numba, ``nogil``,
 cached on disk). Functions of NumPy arrays only: no Dask here.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -27,13 +31,12 @@ import numpy as np
 from ..errors import InvalidDataError
 from .blocks import Affine, ChunkInfo, check_finite_rows
 
-#: Cells are this much wider than ``eps`` (relative), so rounding never separates neighbours
-#: by two cells: a coordinate difference of at most ``eps`` stays under one cell side with
-#: room for the relative error of ``(x - origin) / side`` (about 1e-16 times |x| / eps).
+#: The cells' diagonal is ``eps`` less this (relative), so two rows of a cell are surely within
+#: ``eps`` despite the rounding of ``(x - origin) / side`` (about 1e-16 |x| / side cells).
 CELL_SLACK = 1e-6
 
-#: Up to this many features, the cells around a cell are found by probing the ``3**d``
-#: offsets; beyond, by a k-d tree over the cells.
+#: Up to this many features, the cells around a cell are found by probing every offset;
+#: beyond, by a k-d tree over the cells.
 PROBE_MAX_FEATURES = 3
 
 
@@ -129,31 +132,50 @@ def owner_of(x: np.ndarray, plan: KdPlan) -> np.ndarray:
 @dataclass(frozen=True)
 class Cells:
     """Rows sorted by grid cell: ``order`` (m,) sorts them, ``start`` (n_cells + 1,) bounds
-    each cell's rows in sorted order, and ``adj_ptr``/``adj`` list the cells around each
-    cell (itself included), CSR."""
+    each cell's rows in sorted order, and ``adj_ptr``/``adj`` list the cells that may hold a
+    row within ``eps`` of a row of each cell (itself first), CSR. ``exact_cells``: whether two
+    rows of one cell are surely within ``eps`` (False when the coordinates are too large
+    against ``eps`` for the cells' rounding to be trusted)."""
 
     order: np.ndarray
     start: np.ndarray
     adj_ptr: np.ndarray
     adj: np.ndarray
+    exact_cells: bool
+
+
+def cell_side(eps: float, n_features: int) -> float:
+    """Side of a cell: its diagonal is ``eps`` less a relative :data:`CELL_SLACK`."""
+    return eps / math.sqrt(n_features) * (1 - CELL_SLACK)
+
+
+def cell_offsets(eps: float, side: float, n_features: int, exact_cells: bool = True) -> np.ndarray:
+    """The offsets (n_off, d) from a cell to the cells that may hold a row within ``eps`` of
+    one of its rows, nearest first (the cell itself first). Without ``exact_cells`` (rounding
+    may put a row in the cell next to its own), one cell more each way and no pruning."""
+    reach = int(math.floor(eps / side + CELL_SLACK)) + 1 + (0 if exact_cells else 1)
+    grid = np.stack(np.meshgrid(*[np.arange(-reach, reach + 1)] * n_features, indexing="ij"), -1)
+    grid = grid.reshape(-1, n_features)
+    if exact_cells:
+        gap = np.maximum(np.abs(grid) - 1, 0) * side
+        grid = grid[(gap**2).sum(axis=1) <= eps * eps * (1 + CELL_SLACK)]
+    return grid[np.argsort((grid**2).sum(axis=1), kind="stable")].astype(np.int64)
 
 
 @numba.njit(nogil=True, cache=True)
-def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray,
-                     strides: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray, strides: np.ndarray,
+                     offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
     n_cells, d = coords.shape
-    n_off = 3**d
+    n_off = offsets.shape[0]
     adj = np.empty(n_cells * n_off, dtype=np.int64)
     ptr = np.zeros(n_cells + 1, dtype=np.int64)
     count = 0
     for a in range(n_cells):
         for o in range(n_off):
-            rest = o
             key = 0
             inside = True
             for k in range(d):
-                c = coords[a, k] + rest % 3 - 1
-                rest //= 3
+                c = coords[a, k] + offsets[o, k]
                 if c < 0 or c >= extent[k]:
                     inside = False
                     break
@@ -169,17 +191,21 @@ def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray,
 
 
 def grid_cells(y: np.ndarray, eps: float) -> Cells:
-    """Sort the rows of ``y`` (m, d), float64, into cells of side ``eps (1 + CELL_SLACK)``
-    and list the cells around each cell."""
+    """Sort the rows of ``y`` (m, d), float64, into cells of diagonal ``eps`` (a hair less) and
+    list the cells around each cell."""
     m, d = y.shape
     if m == 0:
         z = np.zeros(1, dtype=np.int64)
-        return Cells(np.empty(0, dtype=np.int64), z, z, np.empty(0, dtype=np.int64))
-    side = eps * (1 + CELL_SLACK)
+        return Cells(np.empty(0, dtype=np.int64), z, z, np.empty(0, dtype=np.int64), True)
+    side = cell_side(eps, d)
     origin = y.min(axis=0)
     scaled = np.floor((y - origin) / side)
     extent = scaled.max(axis=0) + 1
     coords = scaled.astype(np.int64)
+    # (x - origin) / side is off by about 1e-16 |x| / side cells: far below the slack unless
+    # the coordinates dwarf the cells
+    exact_cells = float(np.max(np.abs(y))) / side < 0.01 * CELL_SLACK / np.finfo(np.float64).eps
+    offsets = cell_offsets(eps, side, d, bool(exact_cells))
     if d <= PROBE_MAX_FEATURES and float(np.prod(extent)) < 2.0**62:
         ext = extent.astype(np.int64)
         strides = np.ones(d, dtype=np.int64)
@@ -189,26 +215,25 @@ def grid_cells(y: np.ndarray, eps: float) -> Cells:
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         first = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        cell_keys = sorted_keys[first]
-        ptr, adj = _probe_adjacency(cell_keys, coords[order[first]], ext, strides)
+        ptr, adj = _probe_adjacency(sorted_keys[first], coords[order[first]], ext, strides, offsets)
     else:
         from scipy.spatial import cKDTree
 
         order = np.lexsort(coords.T[::-1])
         sc = coords[order]
         first = np.flatnonzero(np.r_[True, (sc[1:] != sc[:-1]).any(axis=1)])
-        cell_coords = sc[first].astype(np.float64)
-        pairs = cKDTree(cell_coords).query_pairs(1.0, p=np.inf, output_type="ndarray")
+        reach = float(np.abs(offsets).max())
+        pairs = cKDTree(sc[first].astype(np.float64)).query_pairs(reach, p=np.inf, output_type="ndarray")
         n_cells = len(first)
         own = np.arange(n_cells)
         src = np.concatenate([own, pairs[:, 0], pairs[:, 1]])
         dst = np.concatenate([own, pairs[:, 1], pairs[:, 0]])
-        by = np.argsort(src, kind="stable")
+        by = np.argsort(src, kind="stable")  # each cell's own entry first
         adj = dst[by].astype(np.int64)
         ptr = np.zeros(n_cells + 1, dtype=np.int64)
         np.cumsum(np.bincount(src, minlength=n_cells), out=ptr[1:])
     start = np.append(first, m).astype(np.int64)
-    return Cells(order.astype(np.int64), start, ptr.astype(np.int64), adj)
+    return Cells(order.astype(np.int64), start, ptr.astype(np.int64), adj, bool(exact_cells))
 
 
 # --------------------------------------------------------------------------- DBSCAN in a partition
@@ -225,13 +250,27 @@ def _within(y: np.ndarray, i: int, j: int, eps2: float) -> bool:  # pragma: no c
 
 @numba.njit(nogil=True, cache=True)
 def _core_flags(y: np.ndarray, w: np.ndarray, need: np.ndarray, start: np.ndarray, adj_ptr: np.ndarray,
-                adj: np.ndarray, eps2: float, min_samples: float, core: np.ndarray) -> None:  # pragma: no cover
+                adj: np.ndarray, eps2: float, min_samples: float, monotone: bool, exact_cells: bool,
+                core: np.ndarray) -> None:  # pragma: no cover - compiled
     """``core[i]``: the weights of the rows within ``eps`` of row ``i`` (itself included) sum
-    to at least ``min_samples``; for the rows with ``need[i]`` only (others False)."""
+    to at least ``min_samples``; for the rows with ``need[i]`` only (others False).
+
+    With non-negative weights (``monotone``) a count stops once it reaches ``min_samples``,
+    and a cell whose own weight reaches it makes all its rows core (they are within ``eps``
+    of each other) without a distance."""
     for a in range(start.shape[0] - 1):
+        dense = False
+        if monotone and exact_cells:
+            cell_weight = 0.0
+            for i in range(start[a], start[a + 1]):
+                cell_weight += w[i]
+            dense = cell_weight >= min_samples
         for i in range(start[a], start[a + 1]):
             core[i] = False
             if not need[i]:
+                continue
+            if dense:
+                core[i] = True
                 continue
             s = 0.0
             for t in range(adj_ptr[a], adj_ptr[a + 1]):
@@ -239,6 +278,8 @@ def _core_flags(y: np.ndarray, w: np.ndarray, need: np.ndarray, start: np.ndarra
                 for j in range(start[b], start[b + 1]):
                     if _within(y, i, j, eps2):
                         s += w[j]
+                if monotone and s >= min_samples:
+                    break
             core[i] = s >= min_samples
 
 
@@ -251,38 +292,74 @@ def _find(parent: np.ndarray, i: int) -> int:  # pragma: no cover - compiled
 
 
 @numba.njit(nogil=True, cache=True)
+def _link(y: np.ndarray, core: np.ndarray, start: np.ndarray, a: int, b: int, eps2: float) -> bool:  # pragma: no cover
+    """Whether a core row of cell ``a`` is within ``eps`` of a core row of cell ``b``."""
+    for i in range(start[a], start[a + 1]):
+        if not core[i]:
+            continue
+        for j in range(start[b], start[b + 1]):
+            if core[j] and _within(y, i, j, eps2):
+                return True
+    return False
+
+
+@numba.njit(nogil=True, cache=True)
 def _components(y: np.ndarray, core: np.ndarray, start: np.ndarray, adj_ptr: np.ndarray, adj: np.ndarray,
-                eps2: float, comp: np.ndarray) -> int:  # pragma: no cover - compiled
+                eps2: float, exact_cells: bool, comp: np.ndarray) -> int:  # pragma: no cover - compiled
     """Union-find of the core rows joined by distances within ``eps``; ``comp[i]`` the
     component (numbered from 0 in row order) of each core row, -1 elsewhere. Returns the
-    number of components."""
+    number of components.
+
+    The core rows of one cell are within ``eps`` of each other: one node per cell, and two
+    cells are joined as soon as one pair of their core rows is within ``eps``."""
     m = y.shape[0]
-    parent = np.arange(m)
-    for a in range(start.shape[0] - 1):
-        for i in range(start[a], start[a + 1]):
-            if not core[i]:
+    n_cells = start.shape[0] - 1
+    if not exact_cells:  # one node per row, every pair of core rows tried
+        parent = np.arange(m)
+        for a in range(n_cells):
+            for i in range(start[a], start[a + 1]):
+                if not core[i]:
+                    continue
+                for t in range(adj_ptr[a], adj_ptr[a + 1]):
+                    b = adj[t]
+                    if b < a:
+                        continue
+                    for j in range(max(start[b], i + 1), start[b + 1]):
+                        if core[j] and _within(y, i, j, eps2):
+                            ri = _find(parent, i)
+                            rj = _find(parent, j)
+                            if ri != rj:
+                                parent[max(ri, rj)] = min(ri, rj)
+        node = np.arange(m)
+    else:
+        has_core = np.zeros(n_cells, dtype=np.bool_)
+        for a in range(n_cells):
+            for i in range(start[a], start[a + 1]):
+                if core[i]:
+                    has_core[a] = True
+                    break
+        parent = np.arange(n_cells)
+        for a in range(n_cells):
+            if not has_core[a]:
                 continue
             for t in range(adj_ptr[a], adj_ptr[a + 1]):
                 b = adj[t]
-                if b < a:
+                if b <= a or not has_core[b]:
                     continue
-                for j in range(max(start[b], i + 1), start[b + 1]):
-                    if not core[j]:
-                        continue
-                    ri = _find(parent, i)
-                    rj = _find(parent, j)
-                    if ri == rj or not _within(y, i, j, eps2):
-                        continue
-                    if ri < rj:
-                        parent[rj] = ri
-                    else:
-                        parent[ri] = rj
+                ra = _find(parent, a)
+                rb = _find(parent, b)
+                if ra != rb and _link(y, core, start, a, b, eps2):
+                    parent[max(ra, rb)] = min(ra, rb)
+        node = np.empty(m, dtype=np.int64)
+        for a in range(n_cells):
+            for i in range(start[a], start[a + 1]):
+                node[i] = a
     n_comps = 0
-    ids = np.full(m, -1, dtype=np.int64)
+    ids = np.full(parent.shape[0], -1, dtype=np.int64)
     for i in range(m):
         comp[i] = -1
         if core[i]:
-            r = _find(parent, i)
+            r = _find(parent, node[i])
             if ids[r] < 0:
                 ids[r] = n_comps
                 n_comps += 1
@@ -307,12 +384,14 @@ def _border(y: np.ndarray, core: np.ndarray, owned: np.ndarray, start: np.ndarra
             first = -1
             for t in range(adj_ptr[a], adj_ptr[a + 1]):
                 b = adj[t]
+                last = -1
                 for j in range(start[b], start[b + 1]):
                     if not core[j]:
                         continue
                     c = comp[j]
-                    if c == first or not _within(y, i, j, eps2):
+                    if c == first or c == last or not _within(y, i, j, eps2):
                         continue
+                    last = c
                     if first < 0:
                         first = c
                         continue
@@ -394,9 +473,11 @@ def cluster_partition(y: np.ndarray, w: np.ndarray, gidx: np.ndarray, owned: np.
     need = np.all((ys >= lo - eps) & (ys <= hi + eps), axis=1) | own
     eps2 = eps * eps
     core = np.empty(m, dtype=np.bool_)
-    _core_flags(ys, ws, need, cells.start, cells.adj_ptr, cells.adj, eps2, float(min_samples), core)
+    monotone = bool(m == 0 or ws.min() >= 0)
+    _core_flags(ys, ws, need, cells.start, cells.adj_ptr, cells.adj, eps2, float(min_samples), monotone,
+                cells.exact_cells, core)
     comp = np.empty(m, dtype=np.int64)
-    n_comps = _components(ys, core, cells.start, cells.adj_ptr, cells.adj, eps2, comp)
+    n_comps = _components(ys, core, cells.start, cells.adj_ptr, cells.adj, eps2, cells.exact_cells, comp)
     comp_min = _comp_min(gs, comp, core, n_comps)
     extra_rows, extra_comps = _border(ys, core, own, cells.start, cells.adj_ptr, cells.adj, eps2, comp)
     extra = np.unique(np.column_stack([gs[extra_rows], extra_comps]).reshape(-1, 2), axis=0)
@@ -448,7 +529,7 @@ def scan_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo,
     if weights is not None and not np.isfinite(weights).all():
         row = int(np.flatnonzero(~np.isfinite(weights))[0])
         raise InvalidDataError(
-            f"sample_weight contains a non-finite value ({weights[row]!r}) at row {chunk.start + row}; "
+            f"sample_weight contains a non-finite value ({float(weights[row])!r}) at row {chunk.start + row}; "
             "give finite weights.")
     n = x.shape[0]
     if n == 0:

@@ -202,8 +202,8 @@ def label_block(n_rows: int, out: Outputs, chunk: ChunkInfo) -> np.ndarray:
     scikit-learn's breadth-first search reaches first); -1 for noise."""
     labels = np.full(n_rows, -1, dtype=np.int64)
     for p, rows in _owned_rows(out, chunk):
-        comp = rows[:, 1]
-        labels[rows[:, 0] - chunk.start] = np.where(comp >= 0, out.node_label[out.node_start[p] + comp], -1)
+        has = rows[:, 1] >= 0
+        labels[rows[has, 0] - chunk.start] = out.node_label[out.node_start[p] + rows[has, 1]]
     a, b = np.searchsorted(out.extra[:, 0], [chunk.start, chunk.start + n_rows])
     if b > a:
         np.minimum.at(labels, out.extra[a:b, 0] - chunk.start, out.extra[a:b, 1])
