@@ -66,7 +66,7 @@ def test_transform_and_score_and_their_errors(blobs_store: Path, tmp_path: Path)
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "t.zarr"), mode="r")[:],
                                   np.asarray(model.transform(scaled(open_array(blobs_store), 0.5))))
     assert apply_model(path, data, "score").score == model.score(scaled(open_array(blobs_store), 0.5))
-    gm_model, gm_path = _saved("GaussianMixture", blobs_store, tmp_path)
+    _, gm_path = _saved("GaussianMixture", blobs_store, tmp_path)
     with pytest.raises(InvalidParameterError, match=r"GaussianMixture .* has no transform\(\); it has: predict, score"):
         apply_model(gm_path, data, "transform", out=tmp_path / "t2.zarr")
     write_zarr(np.zeros((10, 3)), tmp_path / "narrow.zarr")

@@ -27,11 +27,11 @@ from daskcluster.jobs import (
     load_job,
     logs,
     run_job,
+    sources,
     status,
     submit,
     wait,
 )
-from daskcluster.jobs import sources
 from daskcluster.jobs.validation import validate_job
 from daskcluster.metrics import contingency_matrix
 

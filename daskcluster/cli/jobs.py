@@ -86,16 +86,15 @@ def _short(path: str) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from ..deploy import load_config
     from ..deploy.files import ConfigError
     from ..deploy.lifetime import ClusterLifetime
-    from ..jobs import check_job, load_job, run_job
+    from ..jobs import run_job
+    from ..jobs.validation import validate_command
     from ..progress import ProgressBar
 
-    job = load_job(args.job, overrides=args.overrides, out_dir=args.out)
-    if args.cluster:
-        load_config(args.cluster)
-    checked = check_job(job)  # the whole job and the cluster config are valid before anything starts
+    # the whole job and the cluster config are valid, in one report, before anything starts
+    checked, _ = validate_command(args.job, overrides=args.overrides, out_dir=args.out, cluster=args.cluster)
+    job = checked.job
     bar = ProgressBar(leave=False, file=sys.stderr, disable=True if args.no_progress else None)
     with ClusterLifetime(args.cluster, scheduler=args.scheduler, on_up=announce) as lifetime:
         # the cluster starts here (so that Ctrl-C reaches it) while a thread opens the job's
@@ -155,15 +154,16 @@ def _job_cluster(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from ..deploy import load_config
     from ..deploy.lifetime import outlives_command, reconnection
-    from ..jobs import check_job, load_job
     from ..jobs.remote import remember, submit
+    from ..jobs.validation import validate_command
 
-    job = load_job(args.job, overrides=args.overrides, out_dir=args.out)
-    check_job(job)
-    if args.cluster:
-        why = outlives_command(load_config(args.cluster))
+    # paths may exist only on the workers: the driver checks them there
+    checked, config = validate_command(args.job, overrides=args.overrides, out_dir=args.out, cluster=args.cluster,
+                                       inputs_here=False)
+    job = checked.job
+    if config is not None:
+        why = outlives_command(config)
         if why is not None:
             raise UsageError(f"{args.cluster}: submit needs a cluster that outlives this command, and {why} "
                              "(Or use 'daskcluster run' to wait for the job.)")

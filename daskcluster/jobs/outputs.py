@@ -176,7 +176,7 @@ def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], 
         images = getattr(estimator, attribute, None)
         if not isinstance(images, np.ndarray) or images.ndim != 2 or (folder / name) in written:
             continue
-        side = int(round(math.sqrt(images.shape[1])))
+        side = round(math.sqrt(images.shape[1]))
         if side < 4 or side * side != images.shape[1]:
             continue
         order = list(range(len(images)))

@@ -10,9 +10,9 @@ else)::
       read: [/data/shared, .]      # data, labels and models
       write: [/scratch/results]    # output folders
 
-Without the block the roots are the working directory, for reading and writing. Paths given
-on the command line (``--out``, the data and model of ``predict``) are the operator's own and
-are allowed as given. URLs (``s3://...``) are not paths of this machine and are left to the
+Without the block the roots are the working directory and the folder of the job file, for
+reading and writing. Paths given on the command line (``--out``, the data and model of
+``predict``) are the operator's own and are allowed as given. URLs (``s3://...``) are not paths of this machine and are left to the
 storage's own permissions.
 """
 
@@ -51,14 +51,16 @@ class PathPolicy:
         return cls(tuple(_real(p) for p in read), tuple(_real(p) for p in write))
 
     @classmethod
-    def for_command(cls, config: Any = None, *, also_read: Iterable[str | os.PathLike[str]] = (),
+    def for_command(cls, config: Any = None, *, job_file: str | os.PathLike[str] | None = None,
                     also_write: Iterable[str | os.PathLike[str]] = ()) -> PathPolicy:
         """The policy of a command: the cluster config's ``allowed_paths`` (default: the working
-        directory) plus the paths the operator gave on the command line."""
+        directory and the folder of ``job_file``) plus the output folder the operator gave
+        (``also_write``: ``--out``)."""
         block = getattr(config, "allowed_paths", None)
-        read = list(block.read) if block is not None else ["."]
-        write = list(block.write) if block is not None else ["."]
-        return cls.from_roots([*read, *also_read], [*write, *also_write])
+        default = ["."] + ([os.path.dirname(os.path.abspath(job_file))] if job_file is not None else [])
+        read = list(block.read) if block is not None else default
+        write = list(block.write) if block is not None else default
+        return cls.from_roots(read, [*write, *also_write])
 
     @staticmethod
     def _under(path: Path, roots: tuple[Path, ...]) -> bool:

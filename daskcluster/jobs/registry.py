@@ -37,7 +37,7 @@ from ..errors import DaskClusterError
 if TYPE_CHECKING:
     from ..data import RowData
 
-__all__ = ["ApplyEntry", "ESTIMATORS", "EstimatorEntry", "Fitted", "ParamError", "SweepEntry", "register"]
+__all__ = ["ESTIMATORS", "ApplyEntry", "EstimatorEntry", "Fitted", "ParamError", "SweepEntry", "register"]
 
 
 class ParamError(DaskClusterError, ValueError):

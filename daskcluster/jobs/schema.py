@@ -23,13 +23,13 @@ from pydantic import (
 )
 
 __all__ = [
-    "BlobsData",
     "DATA_KINDS",
+    "METRICS",
+    "BlobsData",
     "DataSpec",
     "EvaluateSpec",
     "JobDoc",
     "LabelsSpec",
-    "METRICS",
     "Metric",
     "MnistData",
     "ModelSpec",

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from .registry import _UNKNOWN_FEATURES, ESTIMATORS, ParamError
 from .runner import CheckedJob, Job, load_job
 from .schema import DATA_KINDS, MnistData, PreprocessStep
 
-__all__ = ["input_problems", "validate_job"]
+__all__ = ["input_problems", "validate_command", "validate_job"]
 
 
 def _read(source: str | os.PathLike[str] | Mapping[str, Any], overrides: tuple[str, ...] | list[str],
@@ -197,5 +198,36 @@ def validate_job(source: str | os.PathLike[str] | Mapping[str, Any], *, override
     if problems or job is None or meta is None or estimator is None:
         problems = list(dict.fromkeys(problems))
         raise ConfigError("\n".join(f"{name}: {p}" for p in problems) or f"{name}: not valid.")
-    return CheckedJob(job, meta, estimator, notes)
+    return CheckedJob(replace(job, source=name), meta, estimator, notes)
+
+
+def validate_command(job: str | os.PathLike[str], *, overrides: tuple[str, ...] | list[str] = (),
+                     out_dir: str | os.PathLike[str] | None = None, cluster: str | os.PathLike[str] | None = None,
+                     inputs_here: bool = True) -> tuple[CheckedJob, Any]:
+    """A job and the cluster config it runs on, checked together before anything starts: the
+    config's problems and the job's in one :class:`ConfigError`. The job may use the paths the
+    config's ``allowed_paths`` allow (default: the working directory), and writes to ``out_dir``.
+    ``overrides`` apply to the job only.
+
+    Returns
+    -------
+    (CheckedJob, config or None)
+    """
+    from ..deploy import load_config
+
+    problems: list[str] = []
+    config = None
+    if cluster is not None:
+        try:
+            config = load_config(cluster)
+        except ConfigError as exc:
+            problems.append(str(exc))
+    policy = PathPolicy.for_command(config, job_file=job, also_write=[out_dir] if out_dir is not None else [])
+    try:
+        checked = validate_job(job, overrides=overrides, out_dir=out_dir, policy=policy, inputs_here=inputs_here)
+    except ConfigError as exc:
+        problems.append(str(exc))
+    if problems:
+        raise ConfigError("\n".join(problems))
+    return checked, config
 
