@@ -1,4 +1,5 @@
-"""scikit-learn's own API checks, run on daskcluster's estimators."""
+"""scikit-learn's own API checks, run on daskcluster's estimators (MiniBatchKMeans, NMF and
+BayesianGaussianMixture run them in their own test modules)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import warnings
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from daskcluster import AgglomerativeClustering, KMeans, SpectralClustering
+from daskcluster import DBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
 
 # Like scikit-learn's own KMeans: weighted seeding draws differ from seeding on repeated rows.
 EXPECTED_FAILED = {
@@ -16,7 +17,7 @@ EXPECTED_FAILED = {
 
 
 @parametrize_with_checks([KMeans(n_clusters=3, random_state=0), KMeans(n_clusters=3, random_state=0, algorithm="elkan"),
-                          AgglomerativeClustering(), SpectralClustering(n_clusters=3, random_state=0)],
+                          AgglomerativeClustering(), SpectralClustering(n_clusters=3, random_state=0), DBSCAN()],
                          expected_failed_checks=lambda est: EXPECTED_FAILED if isinstance(est, KMeans) else {})
 def test_sklearn_compatible(estimator: object, check: object) -> None:
     with warnings.catch_warnings():
