@@ -13,9 +13,11 @@ one cell are all within ``eps`` of each other, so a cell of total weight ``min_s
 all core rows without a distance computed, the core rows of a cell are one component, and two
 cells are joined by the first pair of their core rows found within ``eps``. A row's
 neighbours lie in the cells at most ``floor(sqrt(d)) + 1`` cells away
-(25 in 2-D), nearest first; a count stops at ``min_samples``. Those cells are found by binary search on their
-linear keys for ``d <= 3``, otherwise by :meth:`scipy.spatial.cKDTree.query_pairs` on the
-cell coordinates (Chebyshev radius). Distances are ``sum((x_k - y_k)**2) <= eps**2`` in float64, feature by
+(25 in 2-D), nearest first; a count stops at ``min_samples``. Those cells are found by binary search on
+their linear keys. With more than 3 features (or coordinates too large for the cells'
+rounding) each row is its own cell and the pairs of rows within ``eps`` (a hair more) come from
+:meth:`scipy.spatial.cKDTree.query_pairs`: memory then grows with the number of such pairs, as
+scikit-learn's neighbourhoods do. Distances are ``sum((x_k - y_k)**2) <= eps**2`` in float64, feature by
 feature, as scikit-learn's trees compute them. The loops are compiled (Numba, ``nogil``,
 cached on disk). Functions of NumPy arrays only: no Dask here.
 """
@@ -35,8 +37,8 @@ from .blocks import Affine, ChunkInfo, check_finite_rows
 #: ``eps`` despite the rounding of ``(x - origin) / side`` (about 1e-16 |x| / side cells).
 CELL_SLACK = 1e-6
 
-#: Up to this many features, the cells around a cell are found by probing every offset;
-#: beyond, by a k-d tree over the cells.
+#: Up to this many features, rows are put in cells of diagonal eps; beyond, each row is its own
+#: cell and its neighbours come from a k-d tree.
 PROBE_MAX_FEATURES = 3
 
 
@@ -205,8 +207,8 @@ def grid_cells(y: np.ndarray, eps: float) -> Cells:
     # (x - origin) / side is off by about 1e-16 |x| / side cells: far below the slack unless
     # the coordinates dwarf the cells
     exact_cells = float(np.max(np.abs(y))) / side < 0.01 * CELL_SLACK / np.finfo(np.float64).eps
-    offsets = cell_offsets(eps, side, d, bool(exact_cells))
     if d <= PROBE_MAX_FEATURES and float(np.prod(extent)) < 2.0**62:
+        offsets = cell_offsets(eps, side, d, bool(exact_cells))
         ext = extent.astype(np.int64)
         strides = np.ones(d, dtype=np.int64)
         for k in range(d - 2, -1, -1):
@@ -217,21 +219,21 @@ def grid_cells(y: np.ndarray, eps: float) -> Cells:
         first = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
         ptr, adj = _probe_adjacency(sorted_keys[first], coords[order[first]], ext, strides, offsets)
     else:
+        # one cell per row (sorted along the first feature), its neighbours from a k-d tree
+        # with a radius a hair over eps: a superset, which the compiled loops check exactly
         from scipy.spatial import cKDTree
 
-        order = np.lexsort(coords.T[::-1])
-        sc = coords[order]
-        first = np.flatnonzero(np.r_[True, (sc[1:] != sc[:-1]).any(axis=1)])
-        reach = float(np.abs(offsets).max())
-        pairs = cKDTree(sc[first].astype(np.float64)).query_pairs(reach, p=np.inf, output_type="ndarray")
-        n_cells = len(first)
-        own = np.arange(n_cells)
+        order = np.argsort(y[:, 0], kind="stable")
+        first = np.arange(m)
+        pairs = cKDTree(y[order]).query_pairs(eps * (1 + CELL_SLACK), output_type="ndarray")
+        own = np.arange(m)
         src = np.concatenate([own, pairs[:, 0], pairs[:, 1]])
         dst = np.concatenate([own, pairs[:, 1], pairs[:, 0]])
         by = np.argsort(src, kind="stable")  # each cell's own entry first
         adj = dst[by].astype(np.int64)
-        ptr = np.zeros(n_cells + 1, dtype=np.int64)
-        np.cumsum(np.bincount(src, minlength=n_cells), out=ptr[1:])
+        ptr = np.zeros(m + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=m), out=ptr[1:])
+        exact_cells = True
     start = np.append(first, m).astype(np.int64)
     return Cells(order.astype(np.int64), start, ptr.astype(np.int64), adj, bool(exact_cells))
 
@@ -513,11 +515,12 @@ class ScanParams:
 
 @dataclass(frozen=True)
 class Scan:
-    """Bounds (d,) of the rows and a sample (s, d) of them, float64."""
+    """Bounds (d,) of the rows, a sample (s, d) of them, float64, and whether a weight is not 0."""
 
     lo: np.ndarray
     hi: np.ndarray
     sample: np.ndarray
+    nonzero_weight: bool
 
 
 def scan_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, params: ScanParams) -> Scan:
@@ -534,13 +537,13 @@ def scan_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo,
     n = x.shape[0]
     if n == 0:
         d = x.shape[1]
-        return Scan(np.full(d, np.inf), np.full(d, -np.inf), np.zeros((0, d)))
+        return Scan(np.full(d, np.inf), np.full(d, -np.inf), np.zeros((0, d)), False)
     rng = np.random.default_rng(np.random.SeedSequence(0, spawn_key=(chunk.index,)))
     take = min(n, -(-params.sample_rows * n // max(params.n_samples, 1)))
     sample = x[np.sort(rng.choice(n, size=take, replace=False))]
-    return Scan(x.min(axis=0), x.max(axis=0), sample)
+    return Scan(x.min(axis=0), x.max(axis=0), sample, weights is None or bool(np.any(weights != 0)))
 
 
 def combine_scans(parts: list[Scan]) -> Scan:
     return Scan(np.min([p.lo for p in parts], axis=0), np.max([p.hi for p in parts], axis=0),
-                np.concatenate([p.sample for p in parts]))
+                np.concatenate([p.sample for p in parts]), any(p.nonzero_weight for p in parts))

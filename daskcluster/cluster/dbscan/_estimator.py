@@ -44,11 +44,11 @@ logger = logging.getLogger(__name__)
 #: Rows sampled (over all chunks) to place the partitions' boxes.
 SAMPLE_ROWS = 100_000
 
-#: Above this many features the grid of cells stops paying: most cells hold one row and the
-#: search of the cells around each cell approaches comparing every pair of rows.
-GRID_MAX_FEATURES = 10
+#: Above this many features a k-d tree's search for neighbours approaches comparing every
+#: pair of rows.
+TREE_MAX_FEATURES = 10
 
-#: Largest number of rows accepted with more than :data:`GRID_MAX_FEATURES` features.
+#: Largest number of rows accepted with more than :data:`TREE_MAX_FEATURES` features.
 HIGH_DIM_MAX_ROWS = 100_000
 
 METRICS = ("euclidean", "minkowski")
@@ -57,8 +57,8 @@ METRICS = ("euclidean", "minkowski")
 def _check_metric(est: DBSCAN, data: Any) -> None:
     if est.metric not in METRICS:
         raise InvalidParameterError(
-            f"The 'metric' parameter of {type(est).__name__} must be 'euclidean' (or 'minkowski' with p=2): the grid "
-            f"of cells finds Euclidean neighbours only. Got {est.metric!r} instead. For another metric, transform "
+            f"The 'metric' parameter of {type(est).__name__} must be 'euclidean' (or 'minkowski' with p=2): the "
+            f"neighbour search is Euclidean only. Got {est.metric!r} instead. For another metric, transform "
             "the data so that the Euclidean distance is the one wanted, or use sklearn.cluster.DBSCAN on data that "
             "fit in memory.", param="metric")
 
@@ -80,8 +80,8 @@ def _check_metric_params(est: DBSCAN, data: Any) -> None:
 def _check_algorithm(est: DBSCAN, data: Any) -> None:
     if est.algorithm != "auto":
         raise InvalidParameterError(
-            f"The 'algorithm' parameter of {type(est).__name__} must be 'auto': neighbours are found exactly in a "
-            f"grid of cells of side eps, not by scikit-learn's trees. Got {est.algorithm!r} instead.",
+            f"The 'algorithm' parameter of {type(est).__name__} must be 'auto': neighbours are found exactly by "
+            f"a grid of cells (a k-d tree per partition beyond 3 features), not by scikit-learn's options. Got {est.algorithm!r} instead.",
             param="algorithm")
 
 
@@ -115,10 +115,10 @@ class DBSCAN(EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
     2. One pass routes each row to the box that owns it and to every box within ``2 eps`` of
        it (the halo), written to a temporary folder as one file per chunk.
     3. One task per box (on the workers, a few in flight at a time) reads its rows, finds
-       neighbours within ``eps`` in a grid of cells of side ``eps`` (compiled loops), flags the
+       neighbours within ``eps`` in a grid of cells of diagonal ``eps`` (compiled loops), flags the
        core samples of the box and of the ``eps`` ring around it (their neighbourhoods lie in
        the halo), joins the core samples into components (union-find) and gives each border
-       sample the components within ``eps``.
+       sample the components within ``eps`` (see below for more than 3 features).
     4. The client merges components that share a core sample of a ring (a small graph) and
        numbers the clusters; ``labels_`` and ``core_sample_indices_`` are made per input chunk
        from the boxes' results.
@@ -128,10 +128,14 @@ class DBSCAN(EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
     The temporary folder (Dask's ``temporary-directory``, else the system's; shared by the
     workers) takes about the data's size in float64 while a fit runs, then 24 bytes a row.
 
-    Up to about 10 features the grid is efficient (a row is compared with the rows of the
-    ``3**d`` cells around it). With more features most cells hold one row and finding the
-    cells around each cell approaches comparing every pair of rows (O(n_samples²)): above
-    ``n_features=10`` fits of more than 100,000 rows are refused.
+    Up to 3 features the rows are put in cells whose diagonal is ``eps``: a cell holding
+    ``min_samples`` rows is all core samples without a distance computed, and a row is compared
+    only with the rows of the 25 cells around it (in 2-D), until its count reaches
+    ``min_samples``. With 4 to 10 features each partition finds its pairs of rows within
+    ``eps`` with a k-d tree (:class:`scipy.spatial.cKDTree`): memory then grows with the number
+    of such pairs, as scikit-learn's neighbourhoods do. Beyond 10 features a k-d tree
+    approaches comparing every pair of rows (O(n_samples²)): fits of more than 100,000 rows
+    are refused.
 
     Parameters
     ----------
@@ -285,16 +289,18 @@ of shape (n_samples, n_features)
         data = as_row_data(X, owner=owner)
         weights = self._weights(sample_weight, data)
         n, d = data.n_samples, data.n_features
-        if d > GRID_MAX_FEATURES and n > HIGH_DIM_MAX_ROWS:
+        if d > TREE_MAX_FEATURES and n > HIGH_DIM_MAX_ROWS:
             raise InvalidDataError(
-                f"{owner} finds neighbours in a grid of cells, efficient up to about {GRID_MAX_FEATURES} features; "
-                f"with n_features={d} it degenerates to comparing every pair of rows (O(n_samples²)) and is "
-                f"refused above {HIGH_DIM_MAX_ROWS:,} rows (got n_samples={n:,}). Reduce the dimension first "
+                f"{owner} finds neighbours with a k-d tree beyond 3 features, efficient up to about "
+                f"{TREE_MAX_FEATURES} features; with n_features={d} it degenerates to comparing every pair of rows "
+                f"(O(n_samples²)) and is refused above {HIGH_DIM_MAX_ROWS:,} rows (got n_samples={n:,}). Reduce the dimension first "
                 "(e.g. PCA), or fit on a sample.")
         t0 = time.perf_counter()
         eps = float(self.eps)
         scan = tree_reduce(data, scan_kernel, ScanParams(data.affine, n, SAMPLE_ROWS), combine_scans,
                            weights=weights, label="dbscan-scan")
+        if not scan.nonzero_weight:
+            raise InvalidDataError("Sample weights must contain at least one non-zero number.")
         span = float(np.max(scan.hi - scan.lo))
         if span / eps > 2.0**50:
             raise InvalidParameterError(
