@@ -11,12 +11,14 @@ from .infinite import (
     make_infinite_mnist,
 )
 from .mnist import MNIST_ENV, find_mnist, load_mnist, load_mnist_npz, mnist_to_zarr
+from .moons import make_moons
 from .openml import fetch_mnist_openml
 from .store import open_labeled_zarr, verify_labeled_zarr, write_mnist_zarr
 
 __all__ = [
     "make_blobs",
     "make_mixture_blobs",
+    "make_moons",
     "find_mnist",
     "load_mnist_npz",
     "MNIST_ENV",
