@@ -32,6 +32,7 @@ import dask
 import dask.array as da
 import numpy as np
 import zarr
+from dask.base import tokenize
 from scipy import sparse
 
 from .errors import DataTypeError, InvalidDataError, SourceError, StoreIntegrityError
@@ -130,8 +131,19 @@ def open_sparse(source: Any, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, min_chun
     dtype = csr.dtype
     chunks = _row_chunks(csr.shape[0], stored_nbytes(csr), chunk_bytes, resolve_min_chunks(min_chunks))
     logger.debug("sparse X %s (%d stored values) in %d row chunks", csr.shape, csr.nnz, len(chunks))
-    return da.from_array(csr, chunks=(chunks, (csr.shape[1],)), asarray=False,
-                         meta=sparse.csr_matrix((0, 0), dtype=dtype))
+    return _from_blocks(csr, chunks)
+
+
+def _from_blocks(csr: sparse.csr_matrix, chunks: tuple[int, ...]) -> da.Array:
+    """A CSR matrix cut once into row blocks, each a key of the graph: a pass reads a block as
+    it is, where slicing the matrix in every task would copy its rows on every pass."""
+    name = f"csr-{tokenize(csr, chunks)}"
+    meta = sparse.csr_matrix((0, 0), dtype=csr.dtype)
+    starts = np.concatenate(([0], np.cumsum(chunks)))
+    blocks = [da.from_delayed(dask.delayed(csr[a:b], name=f"{name}-{i}", pure=True), shape=(b - a, csr.shape[1]),
+                              dtype=csr.dtype, meta=meta, name=f"{name}-array-{i}")
+              for i, (a, b) in enumerate(zip(starts[:-1], starts[1:]))]
+    return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
 # --------------------------------------------------------------------------- the store

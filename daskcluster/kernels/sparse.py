@@ -152,14 +152,15 @@ def tile_rows(block: Any, n_columns: int, itemsize: int) -> int:
 
 def iter_tiles(block: Any, dtype: np.dtype, rows: int) -> Iterator[tuple[int, int, CsrTile]]:
     """Yield ``(start, stop, tile)`` for each tile of ``rows`` rows of a CSR block, the values
-    cast to ``dtype`` (a new array per tile; indices are views)."""
+    cast to ``dtype`` (a new array per tile, or a view when the block already has ``dtype``;
+    indices are views)."""
     csr = as_csr(block)
     n, d = csr.shape
     for start in range(0, n, rows):
         stop = min(n, start + rows)
         p0, p1 = int(csr.indptr[start]), int(csr.indptr[stop])
         indptr = csr.indptr[start : stop + 1] - csr.indptr[start]
-        yield start, stop, CsrTile(csr.data[p0:p1].astype(dtype), csr.indices[p0:p1], indptr, d)
+        yield start, stop, CsrTile(csr.data[p0:p1].astype(dtype, copy=False), csr.indices[p0:p1], indptr, d)
 
 
 def iter_products(block: Any, minus2_t: np.ndarray, chunk: ChunkInfo,
