@@ -171,3 +171,22 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         load_workflow("digits_kmeans").main([str(tmp_path), "--n-init", "0"])
     assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_nonconvex_clustering(tmp_path: Path) -> None:
+    report = run("nonconvex_clustering", tmp_path, "--small")
+    for gamma in ("gamma_100", "gamma_1"):
+        moons = report["spectral_moons"][gamma]
+        assert moons["fit_path"] == "exact" and moons["labels_equal_sklearn"] and moons["affinity_equal_sklearn"]
+    assert report["spectral_moons"]["gamma_100"]["cluster_sizes"] == [500, 500]  # the two moons
+    agg = report["agglomerative"]
+    assert agg["children"] == [[0, 1], [2, 3], [4, 5]]  # the texts' tree of [0, 2, 5, 8.5]
+    assert agg["moons_cluster_sizes"]["single"] == [500, 500]
+    blobs = report["two_phase_blobs"]
+    assert blobs["n_samples"] == 20_000
+    for name in ("spectral", "agglomerative_ward"):
+        assert blobs[name]["fit_path"] == "two-phase" and blobs[name]["labels_lazy"]
+        assert blobs[name]["ari"] >= 0.95
+    for name in ("spectral_moons", "agglomerative_moons", "two_phase_blobs"):
+        assert_png(tmp_path / f"{name}.png", (800, 300))
+    assert_png(tmp_path / "agglomerative_dendrogram.png", (400, 300))
