@@ -3,8 +3,10 @@
 The source layer of daskcluster (see ``docs/architecture.md``). :func:`open_array`
 turns a Zarr store (local path or fsspec URL such as ``s3://`` or ``memory://``), a
 ``zarr.Array``, a ``.npy`` file (memory-mapped), a raw binary file (``dtype`` +
-``shape``), a NumPy array or memmap, or a Dask array into a ``dask.array.Array`` of
-shape ``(n_samples, n_features)`` that is
+``shape``), a NumPy array or memmap, or a Dask array — and, through
+:mod:`daskcluster.io_frames` and :mod:`daskcluster.io_sparse`, Parquet, DataFrames, xarray
+DataArrays and sparse matrices — into a ``dask.array.Array`` of shape
+``(n_samples, n_features)`` that is
 
 * chunked along rows only: the features axis is one chunk;
 * sized by bytes and for parallelism: at most ``chunk_bytes`` bytes per chunk in the storage
@@ -996,7 +998,14 @@ def open_array(
         * a NumPy array or ``numpy.memmap`` (a list or other array-like is converted
           with ``numpy.asarray``);
         * a Dask array, returned as is when its features axis is one chunk, else
-          rechunked with ``X.rechunk({1: -1})`` (its row chunks are kept).
+          rechunked with ``X.rechunk({1: -1})`` (its row chunks are kept);
+        * a Parquet file or dataset (local path, directory or fsspec URL), read through
+          ``dask.dataframe`` (its numeric columns, or ``columns``); a pandas or dask
+          DataFrame; an xarray DataArray (its ``.data``: a Dask array stays lazy)
+          (:mod:`daskcluster.io_frames`);
+        * a SciPy sparse matrix or array, a Dask array of sparse chunks, or a store of CSR row
+          blocks written by :func:`daskcluster.io_sparse.write_sparse_zarr`: chunks are
+          ``scipy.sparse.csr_matrix`` row blocks (:mod:`daskcluster.io_sparse`).
     component : str, optional
         Path of the array inside a Zarr group, e.g. ``"train/images"``.
     dtype : data-type, optional
@@ -1018,6 +1027,9 @@ def open_array(
         per-chunk random draws of a fit. Ignored for Dask arrays, whose row chunks are kept.
     storage_options : dict, optional
         Options for the fsspec filesystem of a URL (credentials, endpoint...).
+    columns : list of str, optional
+        The columns of a Parquet source, in this order (default: all; each must be numeric).
+        Parquet only.
 
     Returns
     -------
