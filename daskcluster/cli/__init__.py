@@ -113,5 +113,7 @@ def _main(argv: list[str] | None) -> int:
     except Exception as exc:
         if args.verbose:
             logger.exception("error")
-        print(f"daskcluster: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        from ..jobs.secrets import scrub
+
+        print(scrub(f"daskcluster: error: {type(exc).__name__}: {exc}"), file=sys.stderr)
         return FAILED

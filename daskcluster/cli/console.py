@@ -13,8 +13,10 @@ def say(text: str = "", file: TextIO | None = None) -> None:
 
 
 def error_lines(exc: BaseException) -> str:
-    """``daskcluster: error: ...``, one line per line of the message."""
-    return "\n".join(f"daskcluster: error: {line}" for line in str(exc).splitlines() or [type(exc).__name__])
+    """``daskcluster: error: ...``, one line per line of the message (secret values scrubbed)."""
+    from ..jobs.secrets import scrub
+
+    return "\n".join(f"daskcluster: error: {line}" for line in scrub(str(exc)).splitlines() or [type(exc).__name__])
 
 
 def setup_logging(verbose: bool) -> None:
@@ -28,6 +30,9 @@ def setup_logging(verbose: bool) -> None:
     handler.setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:  # a job's own log goes to its job.log; the command prints one line per error
         handler.addFilter(lambda record: not record.name.startswith("daskcluster.jobs"))
+    from ..jobs.secrets import RedactingFilter
+
+    handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
     for name in ("distributed", "tornado", "bokeh", "dask_gateway", "dask_jobqueue", "kr8s"):

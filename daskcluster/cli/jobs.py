@@ -57,7 +57,9 @@ class JobFailed(Exception):
     """A job that started and failed (exit status 1, one line, the job's log named)."""
 
     def __init__(self, name: str, exc: BaseException, folder: Any) -> None:
-        super().__init__(f"job {name} failed: {type(exc).__name__}: {exc} (log: {folder}/job.log)")
+        from ..jobs.secrets import scrub
+
+        super().__init__(scrub(f"job {name} failed: {type(exc).__name__}: {exc} (log: {folder}/job.log)"))
 
 
 def _summary(result: Any, wall: float, where: str) -> str:

@@ -12,8 +12,9 @@ else)::
 
 Without the block the roots are the working directory and the folder of the job file, for
 reading and writing. Paths given on the command line (``--out``, the data and model of
-``predict``) are the operator's own and are allowed as given. URLs (``s3://...``) are not paths of this machine and are left to the
-storage's own permissions.
+``predict``) are the operator's own and are allowed as given. ``file://`` URLs are paths of
+this machine and are checked as such; other URLs (``s3://...``) are left to the storage's own
+permissions.
 """
 
 from __future__ import annotations
@@ -25,6 +26,14 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["PathPolicy"]
+
+
+def _local_path(path: str) -> str | None:
+    """The path of this machine that ``path`` names (``file://`` URLs too); None for other URLs."""
+    for scheme in ("file://", "local://"):
+        if path.startswith(scheme):
+            return path[len(scheme):]
+    return None if "://" in path else path
 
 
 def _real(path: str | os.PathLike[str]) -> Path:
@@ -68,10 +77,11 @@ class PathPolicy:
 
     def problem(self, key: str, path: str, *, write: bool = False) -> str | None:
         """None if ``path`` (the value of ``key`` in the job) is allowed; else the message."""
-        if "://" in path:
+        local = _local_path(path)
+        if local is None:
             return None
         roots = self.write if write else self.read
-        if self._under(_real(path), roots):
+        if self._under(_real(local), roots):
             return None
         what = "write" if write else "read"
         return (f"key '{key}': {path!r} is outside the folders jobs may {what} "

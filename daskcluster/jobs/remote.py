@@ -38,6 +38,8 @@ from ..atomic import write_bytes
 from ..errors import DaskClusterError
 from ..progress import IterationReport
 from .runner import JobCancelled, check_job, load_job, run_job
+from .schema import check_plain_name
+from .secrets import redact
 
 __all__ = ["JobStatus", "UnknownJobError", "cancel", "list_jobs", "logs", "recall", "recorded", "remember", "status",
            "submit", "wait"]
@@ -82,7 +84,8 @@ class _Publisher:
         self._last = 0.0
 
     def state(self, state: str, **info: Any) -> None:
-        self.client.log_event(_status_topic(self.job_id), {**self.base, "state": state, "time": time.time(), **info})
+        self.client.log_event(_status_topic(self.job_id),
+                              redact({**self.base, "state": state, "time": time.time(), **info}))
 
     def progress(self, rep: IterationReport) -> None:
         self.state("running", estimator=rep.estimator, stage=rep.stage, iteration=rep.iteration,
@@ -256,6 +259,7 @@ def _driver_task_state(client: Any, job_id: str) -> tuple[str | None, str | None
 
 def status(job_id: str, client: Any) -> JobStatus:
     """The job's last published state (raises :class:`UnknownJobError` if the scheduler never saw it)."""
+    check_plain_name(job_id)
     events = client.get_events(_status_topic(job_id))
     if not events:
         raise UnknownJobError(
@@ -325,6 +329,7 @@ def _home() -> Path:
 def remember(job_id: str, where: dict[str, Any]) -> None:
     """Note where a job was submitted (a :func:`daskcluster.deploy.lifetime.reconnection` record),
     so that ``status``/``logs``/``cancel``/``list`` find its cluster again (best effort)."""
+    check_plain_name(job_id)
     try:
         folder = _home() / "jobs"
         folder.mkdir(parents=True, exist_ok=True)
@@ -335,6 +340,7 @@ def remember(job_id: str, where: dict[str, Any]) -> None:
 
 def recall(job_id: str) -> dict[str, Any] | None:
     """Where a job was submitted from this machine, or None."""
+    check_plain_name(job_id)
     try:
         return json.loads((_home() / "jobs" / f"{job_id}.json").read_text())  # type: ignore[no-any-return]
     except (OSError, ValueError):

@@ -109,6 +109,13 @@ class ZarrData(_FileSource):
     component: str | None = None
     storage_options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
+    @model_validator(mode="after")
+    def _options_for_urls(self) -> ZarrData:
+        if self.storage_options and "://" not in self.path:
+            raise ValueError(f"storage_options apply to fsspec URLs (s3://, gs://, file://...), and data.path "
+                             f"{self.path!r} is a local path. Drop storage_options, or write the path as a URL")
+        return self
+
     @field_validator("storage_options")
     @classmethod
     def _no_secrets(cls, value: dict[str, Any]) -> dict[str, Any]:

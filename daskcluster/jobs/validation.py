@@ -80,11 +80,9 @@ def input_problems(data: Any, doc: Mapping[str, Any], policy: PathPolicy | None,
         if isinstance(path, str):
             reads.append(("model.params.model", path))
     for key, path in reads:
-        if "://" in path:
-            continue
         if policy is not None and (problem := policy.problem(key, path)) is not None:
             problems.append(problem)
-        elif not os.path.exists(path):
+        elif "://" not in path and not os.path.exists(path):
             if inputs_here or key == "model.params.model":
                 problems.append(_missing(key, path))
             else:
