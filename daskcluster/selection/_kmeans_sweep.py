@@ -7,19 +7,27 @@ import time
 import warnings
 from collections.abc import Iterable
 from contextlib import ExitStack
+from numbers import Integral
 from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
 from ..cluster import KMeans
-from ..cluster._driver import INITS, Run, final_stats, lockstep
-from ..cluster._init import DEFAULT_ROUNDS, EXTRA_ROUNDS
+from ..cluster._centers import n_runs
+from ..cluster._driver import Run, final_stats, lockstep
+from ..cluster._init import DEFAULT_ROUNDS, EXTRA_ROUNDS, INITS
 from ..data import CachePolicy, RowData, as_row_data, cached
 from ..engine import count_passes, map_rows
 from ..errors import InvalidParameterError
 from ..kernels import kmeans as K
-from ..params import check_int, check_int_grid, check_random_state
+from ..params import (
+    Interval,
+    StrOptions,
+    check_int_grid,
+    check_random_state,
+    validate_params,
+)
 from ..progress import IterationReport, progress_hook, report
 from ._elbow import find_elbow
 from ._scores import (
@@ -32,6 +40,13 @@ from ._scores import (
 logger = logging.getLogger(__name__)
 
 OWNER = "kmeans_sweep"
+
+#: The parameters of :func:`kmeans_sweep` that KMeans does not check for it (an array ``init``
+#: would need one per number of clusters).
+_CONSTRAINTS: dict[str, list[Any]] = {
+    "init": [StrOptions(INITS)],
+    "silhouette_sample_size": [Interval(Integral, 2, None, closed="left"), None],
+}
 
 
 def kmeans_sweep(
@@ -108,19 +123,23 @@ def kmeans_sweep(
     import pandas as pd
 
     ks = check_int_grid(OWNER, "n_clusters", n_clusters, 1)
-    if init not in INITS:
+    try:
+        validate_params(_CONSTRAINTS, {"init": init, "silhouette_sample_size": silhouette_sample_size}, OWNER)
+    except InvalidParameterError as exc:
+        if exc.param != "init":
+            raise
         raise InvalidParameterError(
-            f"The 'init' parameter of {OWNER} must be one of {list(INITS)}. Got {init!r} instead. "
-            "(Explicit initial centers differ for each number of clusters: fit KMeans(init=array) per k.)"
-        )
-    check_int(OWNER, "silhouette_sample_size", silhouette_sample_size, 2, allow_none=True)
+            f"{exc} (Explicit initial centers differ for each number of clusters: fit KMeans(init=array) per k.)",
+            param="init") from None
     data = as_row_data(X, owner=OWNER, min_samples=2)
     check_grid("n_clusters", ks, data.n_samples, OWNER)
     templates = {k: KMeans(k, init=init, n_init=n_init, max_iter=max_iter, tol=tol, random_state=random_state,
                            oversampling_factor=oversampling_factor, init_max_iter=init_max_iter, algorithm=algorithm,
                            cache=cache)
                  for k in ks}
-    n_inits = {k: tm._check_params(data)[0] for k, tm in templates.items()}
+    for template in templates.values():
+        template._check_params(data)
+    n_inits = {k: n_runs(tm, 10) for k, tm in templates.items()}
     runs: list[Run] = []
     rs = check_random_state(OWNER, random_state)
     for k in ks:
