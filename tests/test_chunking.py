@@ -16,6 +16,7 @@ import zarr
 
 from daskcluster import KMeans
 from daskcluster.data import as_row_data
+from daskcluster.engine import row_block
 from daskcluster.errors import InvalidParameterError
 from daskcluster.io import (
     DEFAULT_CHUNK_BYTES,
@@ -102,7 +103,7 @@ def test_memmap_and_npy_follow_the_rule(tmp_path: Path) -> None:
     for source in (tmp_path / "x.npy", np.load(tmp_path / "x.npy", mmap_mode="r")):
         A = open_array(source)
         assert A.chunks[0][0] == expected and n_chunks(A) == 5
-        np.testing.assert_array_equal(A.blocks[2].compute(), X[2 * expected : 3 * expected])
+        np.testing.assert_array_equal(row_block(A, 2).compute(), X[2 * expected : 3 * expected])
 
 
 # ---------------------------------------------------------------- cluster size and pinning
@@ -194,7 +195,7 @@ def test_a_big_zarr_chunk_is_read_by_several_tasks(one_big_zarr_chunk: tuple[Pat
     assert n_chunks(A) == 4
     assert max(A.chunks[0]) - min(A.chunks[0]) <= 1
     np.testing.assert_array_equal(A.compute(), X)
-    np.testing.assert_array_equal(A.blocks[3].compute(), X[-A.chunks[0][3] :])
+    np.testing.assert_array_equal(row_block(A, 3).compute(), X[-A.chunks[0][3] :])
     assert n_chunks(open_array(path, min_chunks=1)) == 1
     with dask.config.set({"daskcluster.min-chunks": 3}):
         B = open_array(path)
