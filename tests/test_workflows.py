@@ -190,3 +190,16 @@ def test_nonconvex_clustering(tmp_path: Path) -> None:
     for name in ("spectral_moons", "agglomerative_moons", "two_phase_blobs"):
         assert_png(tmp_path / f"{name}.png", (800, 300))
     assert_png(tmp_path / "agglomerative_dendrogram.png", (400, 300))
+
+
+def test_dbscan_moons(tmp_path: Path) -> None:
+    report = run("dbscan_moons", tmp_path, "--small")
+    narrow, wide = report["moons"]["eps=0.05"], report["moons"]["eps=0.2"]
+    assert (narrow["n_core_samples"], narrow["n_clusters"]) == (808, 7) and narrow["n_anomalies"] > 0  # the texts
+    assert wide["n_clusters"] == 2 and narrow["same_as_scikit_learn"] and wide["same_as_scikit_learn"]
+    assert report["moons"]["new_points"]["predict"] == [-1, 0, 1, -1]  # the texts' recipe with anomalies
+    large = report["large"]
+    assert large["n_samples"] == 200_000 and large["n_partitions"] >= 2
+    assert min(large["largest_clusters"][:2]) > 0.45 * 200_000  # the two moons hold most rows
+    for name in ("dbscan_moons", "dbscan_predict", "dbscan_large"):
+        assert_png(tmp_path / f"{name}.png", (500, 300))
