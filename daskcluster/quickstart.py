@@ -1,13 +1,17 @@
-"""The embedded default job: KMeans on MNIST (or a generated dataset) on a local cluster.
+"""The embedded default job: KMeans on MNIST (or generated digits) on a local cluster.
 
 It starts a :class:`distributed.LocalCluster`, finds real MNIST (``$DASKCLUSTER_MNIST`` or
-``shared/data/mnist.npz`` above the working directory), generates Gaussian blobs otherwise,
-fits :class:`~daskcluster.KMeans` and prints what it found.
+``shared/data/mnist.npz`` above the working directory, by
+:func:`~daskcluster.datasets.find_mnist`), generates handwritten-looking digits otherwise
+(:func:`~daskcluster.datasets.mnist_or_generated`: deformed copies of scikit-learn's digits,
+28 x 28), fits :class:`~daskcluster.KMeans` and prints what it found, with the centers drawn.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -16,12 +20,15 @@ import numpy as np
 
 from .cluster import KMeans
 from .data import scaled
-from .datasets import find_mnist, load_mnist_npz, make_blobs
+from .datasets import find_mnist, mnist_or_generated
 from .metrics import contingency_matrix, majority_label_accuracy
 
 logger = logging.getLogger(__name__)
 
 _SHADES = " .:-=+*#%@"
+
+#: Digits generated when MNIST is not found (a few seconds to make).
+N_GENERATED = 20_000
 
 
 @dataclass
@@ -41,15 +48,16 @@ class QuickstartResult:
     centers: np.ndarray
 
 
-def load_default_data(n_generated: int = 200_000) -> tuple[str, Any, np.ndarray, int]:
-    """Real MNIST scaled to [0, 1] when present; else 10 Gaussian blobs in 784 dimensions."""
+def load_default_data(n_generated: int = N_GENERATED, work_dir: str | os.PathLike[str] = ".") -> tuple[str, Any,
+                                                                                                      np.ndarray, int]:
+    """Real MNIST when present, else ``n_generated`` generated digits (stored in ``work_dir``);
+    either way 28 x 28 images scaled to [0, 1], their labels, and 10 clusters."""
     path = find_mnist()
-    if path is not None:
-        X, y = load_mnist_npz(path)
-        return f"MNIST ({path})", scaled(X, 1 / 255), y, 10
-    X, y, _ = make_blobs(n_generated, 784, centers=10, cluster_std=4.0, chunk_rows=25_000, random_state=0,
-                         dtype="float32")
-    return "generated blobs (MNIST not found)", X, np.asarray(y), 10
+    X, y, description = mnist_or_generated(path if path is not None else "generated",
+                                           None if path is not None else n_generated, work_dir)
+    if path is None:
+        description += ", MNIST not found"
+    return description, scaled(X, 1 / 255), y, 10
 
 
 def run(n_workers: int = 2, threads_per_worker: int = 1, n_clusters: int | None = None,
@@ -57,12 +65,13 @@ def run(n_workers: int = 2, threads_per_worker: int = 1, n_clusters: int | None 
     """Start a LocalCluster, fit KMeans on the default data and print a summary to ``out``."""
     from distributed import Client, LocalCluster
 
-    name, X, y, k = load_default_data()
-    k = n_clusters or k
     say = (lambda s: print(s, file=out)) if out is not None else (lambda s: None)
-    with LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                      silence_logs=logging.ERROR) as cluster, \
+    with tempfile.TemporaryDirectory(prefix="daskcluster-quickstart-") as work_dir, \
+            LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                         silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
+        name, X, y, k = load_default_data(work_dir=work_dir)
+        k = n_clusters or k
         say(f"Local cluster: {n_workers} workers x {threads_per_worker} thread(s); dashboard {client.dashboard_link}")
         shape = X.source.shape if hasattr(X, "source") else X.shape
         say(f"Data: {name}, {shape[0]:,} x {shape[1]}")

@@ -51,3 +51,22 @@ def test_contingency_and_majority_accuracy_lazy_and_eager() -> None:
                                   sk_contingency(t, p))
     table = sk_contingency(t, p)
     assert majority_label_accuracy(t, p) == pytest.approx(table.max(0).sum() / 500)
+
+
+def test_without_mnist_the_quickstart_clusters_generated_digits(tmp_path: object,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not Gaussian blobs: handwritten-looking digits whose clusters follow the digits, so the
+    centers a newcomer sees are digits."""
+    from daskcluster import KMeans
+    from daskcluster.quickstart import load_default_data
+
+    monkeypatch.setenv("DASKCLUSTER_MNIST", os.path.join(str(tmp_path), "absent.npz"))  # found nowhere
+    name, X, y, k = load_default_data(n_generated=2000, work_dir=str(tmp_path))
+    assert "generated" in name and "MNIST not found" in name and k == 10
+    assert X.source.shape == (2000, 784) and X.source.dtype == np.uint8 and X.scale == pytest.approx(1 / 255)
+    assert sorted(np.unique(y)) == list(range(10))
+    km = KMeans(10, random_state=0).fit(X)
+    labels = np.asarray(km.labels_.compute())
+    # blobs would give 1.000; noise ~0.1; generated digits are in between, as MNIST (about 0.6)
+    assert 0.4 < majority_label_accuracy(y, labels) < 0.98
+    assert km.n_iter_ > 3
