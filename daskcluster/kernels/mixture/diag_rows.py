@@ -9,7 +9,7 @@ loop (``nogil``, cached on disk; Dask's threads run it in parallel), while it is
 1. ``v = x - ref`` and, per component, ``sum_j P_kj (v_j - (mu_kj - ref_j))^2`` (the distance
    written as a difference, so no cancellation at the data's scale);
 2. the log-sum-exp over components (``log p(x)``), the responsibilities and ``sum_k r_k log r_k``
-   from one exponential per component (none below ``exp``'s underflow, whose value is 0);
+   (:func:`.estep.row_responsibilities`, as for every type);
 3. ``sum r``, ``sum r v`` and ``sum r v^2`` of each component holding a non-zero
    responsibility, into the block's accumulators (:class:`~.stats.Accumulator`, around ``ref``).
 
@@ -27,13 +27,12 @@ import numpy as np
 
 from ..blocks import Affine, iter_compute_slices
 from .buffers import COMPUTE_DTYPE
+from .estep import row_responsibilities
 from .params import GaussianParams
 from .stats import Accumulator
 
 #: Rows cast at once when the block is not float64 or carries an affine map (a few hundred KiB).
 CAST_ROWS = 2048
-#: Below this, ``exp`` underflows to 0 in float64: the term is skipped (its value is 0 anyway).
-EXP_UNDERFLOW = -746.0
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -54,38 +53,20 @@ def _diag_em_rows(x: np.ndarray, ref: np.ndarray, mb: np.ndarray, prec: np.ndarr
             t = x[i, j] - ref[j]
             v[j] = t
             v2[j] = t * t
-        top = -np.inf
         for k in range(k_n):
             acc = 0.0
             for j in range(d):
                 t = v[j] - mb[k, j]
                 acc += prec[k, j] * (t * t)
             w[k] = log_const[k] - 0.5 * acc
-            if w[k] > top:
-                top = w[k]
-        if not math.isfinite(top):
-            top = 0.0
-        total = 0.0
-        weighted = 0.0
-        for k in range(k_n):
-            s = w[k] - top
-            if s > EXP_UNDERFLOW:
-                e = math.exp(s)
-                total += e
-                weighted += e * s
-                w[k] = e
-            else:
-                w[k] = 0.0
-        log_total = math.log(total) if total > 0.0 else -np.inf
-        log_norm = top + log_total
+        log_norm, ent, _ = row_responsibilities(w)
         if not math.isfinite(log_norm):
             return log_lik, entropy, i, log_norm
         log_lik += log_norm
-        entropy += weighted / total - log_total
-        inv = 1.0 / total
+        entropy += ent
         for k in range(k_n):
-            if w[k] != 0.0:
-                r = w[k] * inv
+            r = w[k]
+            if r != 0.0:
                 nk[k] += r
                 for j in range(d):
                     s1[k, j] += r * v[j]

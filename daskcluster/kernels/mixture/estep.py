@@ -15,7 +15,9 @@ gives ``log p(x)`` and the responsibilities.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Sequence
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -55,6 +57,88 @@ def needs_squares(models: Sequence[GaussianParams]) -> bool:
     return any(m.covariance.uses_squares for m in models)
 
 
+#: Below this, ``exp`` underflows to 0 in float64: the term is skipped (its value is 0 anyway).
+EXP_UNDERFLOW = -746.0
+
+
+@numba.njit(nogil=True, cache=True)
+def row_responsibilities(w: np.ndarray) -> tuple[float, float, int]:  # pragma: no cover (compiled)
+    """One row's E-step from ``w = log w_k + log N(x | k)`` (K,), overwritten in place by the
+    responsibilities. Returns ``(log p(x), sum_k r_k log r_k, argmax_k w_k)``; ``log p(x)`` is
+    not finite when the row is not (the responsibilities are then undefined).
+
+    The log-sum-exp from one exponential per component: with ``s = w - max`` and
+    ``t = sum exp(s)``, ``log p(x) = max + log t`` and ``sum r log r = sum exp(s) s / t - log t``
+    (scikit-learn's ``sum(exp(log_resp) * log_resp)``); terms below ``exp``'s underflow are 0.
+    """
+    k_n = w.shape[0]
+    top = -np.inf
+    best = 0
+    for k in range(k_n):
+        if w[k] > top:
+            top = w[k]
+            best = k
+    if not math.isfinite(top):
+        top = 0.0
+    total = 0.0
+    weighted = 0.0
+    for k in range(k_n):
+        s = w[k] - top
+        if s > EXP_UNDERFLOW:
+            e = math.exp(s)
+            total += e
+            weighted += e * s
+            w[k] = e
+        else:
+            w[k] = 0.0
+    if not total > 0.0:
+        return -np.inf, 0.0, best
+    log_total = math.log(total)
+    inv = 1.0 / total
+    for k in range(k_n):
+        w[k] *= inv
+    return top + log_total, weighted / total - log_total, best
+
+
+@numba.njit(nogil=True, cache=True)
+def _estep_rows(maha: np.ndarray, log_const: np.ndarray, log_norm: np.ndarray, resp: np.ndarray,
+                labels: np.ndarray) -> tuple[float, float, int]:  # pragma: no cover (compiled)
+    """:func:`row_responsibilities` of each row of ``log_const - maha / 2`` into ``log_norm``,
+    ``resp`` and ``labels``; returns ``(sum log p(x), sum r log r, first row whose log p(x) is
+    not finite or -1)`` (rows after it are not done)."""
+    n, k_n = maha.shape
+    log_lik = 0.0
+    entropy = 0.0
+    for i in range(n):
+        w = resp[i]
+        for k in range(k_n):
+            w[k] = log_const[k] - 0.5 * maha[i, k]
+        value, ent, best = row_responsibilities(w)
+        log_norm[i] = value
+        labels[i] = best
+        if not math.isfinite(value):
+            return log_lik, entropy, i
+        log_lik += value
+        entropy += ent
+    return log_lik, entropy, -1
+
+
+class TileEstep(NamedTuple):
+    """The E-step of a tile (arrays in scratch buffers, overwritten by the next tile)."""
+
+    #: ``log p(x)`` of each row, (rows,).
+    log_norm: np.ndarray
+    #: Responsibilities, (rows, n_components).
+    resp: np.ndarray
+    #: Most probable component of each row, (rows,), int64.
+    labels: np.ndarray
+    #: Sums over the rows of ``log p(x)`` and of ``sum_k r_k log r_k``.
+    log_lik: float
+    entropy: float
+    #: First row whose ``log p(x)`` is not finite, or -1 (rows after it are not done).
+    bad: int
+
+
 class Estep:
     """The E-step of one mixture on the tiles of one block (constants prepared once)."""
 
@@ -63,55 +147,25 @@ class Estep:
         self.cov = gp.covariance
         self.d = gp.means.shape[1]
         self.prep = self.cov.prepare(gp, ref)
+        self.log_const = np.ascontiguousarray(gp.log_const, dtype=COMPUTE_DTYPE)
         self.scratch = Scratch()
 
-    def weighted_log_prob(self, a: np.ndarray) -> np.ndarray:
-        """``log_const_k - ||(x - mu_k) L_k||^2 / 2`` of each row, shape (rows, n_components);
-        a scratch buffer, overwritten by the next call."""
+    def run(self, a: np.ndarray) -> TileEstep:
+        """Log-densities ``log_const_k - ||(x - mu_k) L_k||^2 / 2`` of the tile's rows, their
+        log-sum-exp and responsibilities, in one compiled loop after the type's distances."""
+        n, k = a.shape[0], self.gp.n_components
         maha = self.cov.mahalanobis(a, self.d, self.prep, self.gp, self.scratch)
-        maha *= -0.5
-        maha += self.gp.log_const
-        return maha
+        log_norm = self.scratch.get("log_norm", n, 1)[:, 0]
+        resp = self.scratch.get("resp", n, k)
+        labels = self.scratch.get("labels", n, 1, np.int64)[:, 0]
+        log_lik, entropy, bad = _estep_rows(maha, self.log_const, log_norm, resp, labels)
+        return TileEstep(log_norm, resp, labels, log_lik, entropy, bad)
 
-
-def log_norm_and_resp(wlp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Log-sum-exp over components (``log p(x)``) and the responsibilities, from
-    ``wlp = log w_k + log N(x | k)``; ``wlp`` is overwritten."""
-    top = wlp.max(axis=1)
-    top[~np.isfinite(top)] = 0.0
-    wlp -= top[:, None]
-    np.exp(wlp, out=wlp)
-    total = wlp.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        wlp /= total[:, None]
-        return top + np.log(total), wlp
-
-
-def log_norm_resp_entropy(wlp: np.ndarray, ws: Scratch) -> tuple[np.ndarray, np.ndarray, float]:
-    """As :func:`log_norm_and_resp`, and ``sum r log r`` over the rows and components, with
-    ``log r = wlp - log p(x)`` (scikit-learn's ``sum(exp(log_resp) * log_resp)``), from one
-    exponential: with ``s = wlp - max`` and ``t = sum exp(s)`` per row,
-    ``sum_k r_k log r_k = sum_k exp(s_k) s_k / t - log t``."""
-    top = wlp.max(axis=1)
-    top[~np.isfinite(top)] = 0.0
-    wlp -= top[:, None]
-    resp = np.exp(wlp, out=ws.get("resp_t", wlp.shape[1], wlp.shape[0]).T)
-    total = resp.sum(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        log_total = np.log(total)
-        weighted = np.einsum("nk,nk->n", resp, wlp)
-        entropy = float(np.sum(weighted / total - log_total))
-        resp /= total[:, None]
-    return top + log_total, resp, entropy
-
-
-def check_log_norm(log_norm: np.ndarray, x: np.ndarray, chunk: ChunkInfo, start: int) -> None:
-    """Raise if a row's log-likelihood is not finite: non-finite data, or values so large that
-    the densities overflow. Costs one O(rows) test when all is well."""
-    if np.isfinite(log_norm).all():
-        return
-    row = int(np.flatnonzero(~np.isfinite(log_norm))[0])
-    raise_non_finite(row, float(log_norm[row]), x, chunk, start)
+    def check(self, t: TileEstep, x: np.ndarray, chunk: ChunkInfo, start: int) -> None:
+        """Raise if a row's log-likelihood is not finite: non-finite data, or values so large
+        that the densities overflow (see :func:`raise_non_finite`)."""
+        if t.bad >= 0:
+            raise_non_finite(t.bad, float(t.log_norm[t.bad]), x, chunk, start)
 
 
 def raise_non_finite(row: int, value: float, x: np.ndarray, chunk: ChunkInfo, start: int) -> None:

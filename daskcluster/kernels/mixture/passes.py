@@ -16,9 +16,6 @@ from .covariance import covariance_of
 from .diag_rows import DiagRows, float_slices
 from .estep import (
     Estep,
-    check_log_norm,
-    log_norm_and_resp,
-    log_norm_resp_entropy,
     needs_squares,
     raise_non_finite,
     reference,
@@ -76,13 +73,9 @@ def em_kernel(
     def resp_of(start: int, x: np.ndarray, a: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
         out = []
         for est in esteps:
-            entropy = 0.0
-            if est.gp.with_entropy:
-                log_norm, resp, entropy = log_norm_resp_entropy(est.weighted_log_prob(a), est.scratch)
-            else:
-                log_norm, resp = log_norm_and_resp(est.weighted_log_prob(a))
-            check_log_norm(log_norm, x, chunk, start)
-            out.append((resp, float(log_norm.sum()), entropy))
+            t = est.run(a)
+            est.check(t, x, chunk, start)
+            out.append((t.resp, t.log_lik, t.entropy if est.gp.with_entropy else 0.0))
         return out
 
     accumulate(block, ref, params.affine, accs, width_of(models), resp_of, needs_squares(models))
@@ -122,9 +115,9 @@ def loglik_kernel(
     with single_threaded_blas():
         for start, x, a in tiles(block, params.affine, ref, width_of(params.models), needs_squares(params.models)):
             for j, est in enumerate(esteps):
-                log_norm, _ = log_norm_and_resp(est.weighted_log_prob(a))
-                check_log_norm(log_norm, x, chunk, start)
-                sums[j] += log_norm.sum()
+                t = est.run(a)
+                est.check(t, x, chunk, start)
+                sums[j] += t.log_lik
     return LogLikSums(block.shape[0], sums)
 
 

@@ -9,8 +9,6 @@ import numpy as np
 from ..blocks import Affine, ChunkInfo
 from .estep import (
     Estep,
-    check_log_norm,
-    log_norm_and_resp,
     needs_squares,
     reference,
     tiles,
@@ -29,11 +27,9 @@ def _map_tiles(block: np.ndarray, affine: Affine, gp: GaussianParams, chunk: Chu
     est = Estep(gp, ref)
     with single_threaded_blas():
         for start, x, a in tiles(block, affine, ref, width_of([gp]), needs_squares([gp])):
-            wlp = est.weighted_log_prob(a)
-            labels = wlp.argmax(axis=1)
-            log_norm, resp = log_norm_and_resp(wlp)
-            check_log_norm(log_norm, x, chunk, start)
-            fill(log_norm, resp if out.ndim == 2 else labels, out, slice(start, start + x.shape[0]))
+            t = est.run(a)
+            est.check(t, x, chunk, start)
+            fill(t.log_norm, t.resp if out.ndim == 2 else t.labels, out, slice(start, start + x.shape[0]))
     return out
 
 

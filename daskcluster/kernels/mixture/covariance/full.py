@@ -2,7 +2,7 @@
 
 **E-step.** All components come out of one GEMM
 ``[x - ref, 1] @ [[L_1 ... L_K], [-(mu_1 - ref) L_1 ...]]`` (the whitened residuals), then a
-row-wise squared norm per component.
+compiled loop takes each row's squared norm per component.
 
 **Statistics.** The responsibilities of a segment of the block (a few thousand rows) are kept,
 and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is one SYRK (``z^T z`` with
@@ -15,8 +15,10 @@ and on clustered data it skips most of the work).
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
+import numba
 import numpy as np
 
 from ...blocks import Affine
@@ -29,6 +31,32 @@ if TYPE_CHECKING:
 
 #: Rows gathered at once for one component's second moment.
 GATHER_ROWS = 4096
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _group_sq_norms(y: np.ndarray, k_n: int, out: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``out[i, k] = ||y[i, k d : (k + 1) d]||^2``: each row's whitened residuals, per component."""
+    n = y.shape[0]
+    d = y.shape[1] // k_n
+    for i in range(n):
+        for k in range(k_n):
+            acc = 0.0
+            for j in range(k * d, (k + 1) * d):
+                acc += y[i, j] * y[i, j]
+            out[i, k] = acc
+
+
+@numba.njit(nogil=True, cache=True)
+def _weighted_residuals(x: np.ndarray, idx: np.ndarray, point: np.ndarray, r: np.ndarray,
+                        out: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``out[m] = sqrt(r[idx[m]]) (x[idx[m]] - point)``: the rows a component holds, gathered,
+    centred and weighted in one sweep (``out`` may be ``x`` when ``idx[m] == m``)."""
+    d = x.shape[1]
+    for m in range(idx.shape[0]):
+        i = idx[m]
+        w = math.sqrt(r[i])
+        for j in range(d):
+            out[m, j] = w * (x[i, j] - point[j])
 
 
 class FullCovariance(CovarianceType):
@@ -54,9 +82,10 @@ class FullCovariance(CovarianceType):
     def mahalanobis(self, a: np.ndarray, d: int, prep: Any, gp: GaussianParams, ws: Scratch) -> np.ndarray:
         n = a.shape[0]
         k = gp.n_components
-        y = np.matmul(a[:, : d + 1], prep, out=ws.get("y", n, k * d)).reshape(n, k, d)
-        # written as (K, rows): the log-sum-exp over components then runs along contiguous rows
-        return np.einsum("nkd,nkd->nk", y, y, out=ws.get("maha_t", k, n).T)
+        y = np.matmul(a[:, : d + 1], prep, out=ws.get("y", n, k * d))
+        out = ws.get("maha", n, k)
+        _group_sq_norms(y, k, out)
+        return out
 
     def work_width(self, n_components: int, n_features: int) -> int:
         return n_components * n_features
@@ -85,14 +114,13 @@ class FullCovariance(CovarianceType):
                 idx = rows[b : b + GATHER_ROWS]
                 xk = xbuf[: idx.shape[0]]
                 if stored is None:
-                    np.take(segment, idx, axis=0, out=xk, mode="clip")
+                    _weighted_residuals(segment, idx, point, r, xk)
                 else:
                     raw = np.take(segment, idx, axis=0, out=stored[: idx.shape[0]], mode="clip")
                     np.copyto(xk, raw, casting="unsafe")
                     affine.apply(xk)
-                xk -= point
-                xk *= np.sqrt(r[idx])[:, None]
-                acc.s2[k] += xk.T @ xk
+                    _weighted_residuals(xk, np.arange(idx.shape[0]), point, r[idx], xk)
+                acc.s2[k] += xk.T @ xk  # SYRK
 
     def centre(self, s2: np.ndarray, s1: np.ndarray, n: np.ndarray, m: np.ndarray,
                offset: np.ndarray) -> np.ndarray:
