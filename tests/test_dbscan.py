@@ -144,21 +144,25 @@ def test_predict_matches_the_book(eps: float, small_partitions: None) -> None:
                                   model.labels_[model.core_sample_indices_])
 
 
-def test_lazy_results_keep_their_folder_until_the_model_goes(small_partitions: None) -> None:
+def test_lazy_results_keep_their_folder_while_read(small_partitions: None) -> None:
     X, eps = moons()
     model = fitted(da.from_array(X, chunks=(300, 2)), eps)
-    folder = model._store_path
+    folder = model._cores.path
     assert os.path.isdir(folder) and not [f for f in os.listdir(folder) if f.startswith("stage-")]
-    labels = model.labels_.compute()
-    model.fit(da.from_array(X, chunks=(300, 2)))  # a new fit replaces the old folder
-    assert not os.path.exists(folder)
-    np.testing.assert_array_equal(model.labels_.compute(), labels)
-    folder = model._store_path
-    del model
+    expected = model.labels_.compute()
+    labels, predicted = model.labels_, model.predict(da.from_array(X, chunks=(500, 2)))
+    model.fit(da.from_array(X, chunks=(300, 2)))  # a new fit: the old arrays still read the old folder
+    gc.collect()
+    np.testing.assert_array_equal(labels.compute(), expected)
+    np.testing.assert_array_equal(predicted.compute(), expected)
+    del labels, predicted
     gc.collect()
     assert not os.path.exists(folder)
-    eager = fitted(X, eps)
-    assert eager._store_path is None
+    # an estimator gone, its labels still readable
+    labels = DBSCAN(eps=eps).fit(da.from_array(X, chunks=(300, 2))).labels_
+    gc.collect()
+    np.testing.assert_array_equal(labels.compute(), expected)
+    assert isinstance(fitted(X, eps)._cores, list)  # in-memory input: no folder kept
 
 
 @pytest.mark.slow

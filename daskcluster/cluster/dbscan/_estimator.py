@@ -34,7 +34,6 @@ from ._store import (
     label_block,
     predict_block,
     read_cores,
-    release,
     run_partitions,
     stage_kernel,
 )
@@ -309,7 +308,6 @@ of shape (n_samples, n_features)
         plan = plan_partitions(scan.sample, eps, n_partitions_for(n, worker_threads()))
         scale = float(np.max(np.abs(np.concatenate([scan.lo, scan.hi])))) if n else 0.0
         margin = 1e-6 * eps + 16 * float(np.spacing(scale))
-        old = getattr(self, "_store_path", None)
         store = Store()
         try:
             staged = tree_reduce(data, stage_kernel, StageParams(plan, 2 * eps + margin, data.affine, store.path),
@@ -328,7 +326,6 @@ of shape (n_samples, n_features)
         except BaseException:
             store.close()
             raise
-        release(old)
         self.n_features_in_ = d
         self.n_clusters_ = merged.n_clusters
         logger.info(
@@ -350,16 +347,14 @@ of shape (n_samples, n_features)
         components = da.map_blocks(components_block, data.array, outputs, data.affine, data.dtype, dtype=data.dtype,
                                    chunks=(tuple(int(c) for c in n_core), (d,)), meta=np.empty((0, 0), data.dtype))
         self._plan, self._eps_fit = plan, eps
-        self._node_start, self._node_label = outputs.node_start, outputs.node_label
         if data.lazy:
             self.labels_, self.core_sample_indices_, self.components_ = labels, cores, components
-            self._cores: list[np.ndarray] | str = store.path
-            self._store_path = store.path
-            store.keep_with(self)
+            # the folder lives as long as something reads it: these arrays, or this model
+            self._cores: list[np.ndarray] | Outputs = outputs
+            store.keep_with(outputs)
             return
         self.labels_, self.core_sample_indices_, self.components_ = dask.compute(labels, cores, components)
         self._cores = read_cores(store.path, plan, outputs.node_start, outputs.node_label)
-        self._store_path = None
         store.close()
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
@@ -388,7 +383,7 @@ of shape (n_samples, n_features)
         self._check_fitted()
         data = as_row_data(X, owner=type(self).__name__)
         check_n_features(data, self.n_features_in_, type(self).__name__)
-        params = PredictParams(self._plan, self._cores, self._node_start, self._node_label, self._eps_fit,
+        params = PredictParams(self._plan, self._cores, self._eps_fit,
                                data.affine)
         labels = map_rows(data, predict_block, (params,), dtype=np.int64, label="dbscan-predict")
         return labels if data.lazy else labels.compute()

@@ -11,9 +11,10 @@ from those files. Files are written atomically (:mod:`daskcluster.atomic`) and r
 
 The folder must be reachable by every worker (a shared file system on a multi-machine
 cluster); it defaults to Dask's ``temporary-directory`` setting, else the system's temporary
-folder. A fit on in-memory data removes it at the end; a fit on lazy data keeps it while the
-estimator lives (its lazy ``labels_`` read it) and removes it when the estimator is deleted or
-fitted again.
+folder. A fit on in-memory data removes it at the end; a fit on lazy data keeps it as long as
+something reads it -- the lazy ``labels_``, ``core_sample_indices_``, ``components_``, a lazy
+``predict``, or the estimator -- and removes it when the last of them is garbage-collected (or
+the process exits).
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ from ...kernels.blocks import Affine, ChunkInfo
 from ...kernels.dbscan import KdPlan, PartitionResult, cluster_partition, owner_of, route_rows
 
 logger = logging.getLogger(__name__)
-
-_finalizers: dict[str, weakref.finalize] = {}
-
 
 def save(path: str, array: np.ndarray) -> None:
     """Write ``array`` as ``.npy`` at ``path``, atomically."""
@@ -76,14 +74,7 @@ class Store:
 
     def keep_with(self, owner: object) -> None:
         """Delete the folder when ``owner`` is garbage-collected (or the process exits)."""
-        _finalizers[self.path] = weakref.finalize(owner, shutil.rmtree, self.path, True)
-
-
-def release(path: str | None) -> None:
-    """Delete a folder kept by :meth:`Store.keep_with` now (a new fit replaces it)."""
-    finalizer = _finalizers.pop(path, None) if path else None
-    if finalizer is not None:
-        finalizer()
+        weakref.finalize(owner, shutil.rmtree, self.path, True)
 
 
 # --------------------------------------------------------------------------- staging (one pass)
@@ -248,12 +239,10 @@ def read_cores(path: str, plan: KdPlan, node_start: np.ndarray, node_label: np.n
 
 @dataclass(frozen=True)
 class PredictParams:
-    """``cores`` is the list of :func:`read_cores`, or the folder to read it from."""
+    """``cores`` is the list of :func:`read_cores`, or the fit's :class:`Outputs` to read it from."""
 
     plan: KdPlan
-    cores: list[np.ndarray] | str
-    node_start: np.ndarray
-    node_label: np.ndarray
+    cores: list[np.ndarray] | Outputs
     eps: float
     affine: Affine
 
@@ -268,9 +257,10 @@ def predict_block(block: np.ndarray, params: PredictParams, chunk: ChunkInfo) ->
         return labels
     owner = owner_of(x, params.plan)
     for p in np.unique(owner):
-        if isinstance(params.cores, str):
-            cores = load(os.path.join(params.cores, f"cores-{p}.npy"))
-            cores[:, -1] = params.node_label[params.node_start[p] + cores[:, -1].astype(np.int64)]
+        if isinstance(params.cores, Outputs):
+            out = params.cores
+            cores = load(os.path.join(out.path, f"cores-{p}.npy"))
+            cores[:, -1] = out.node_label[out.node_start[p] + cores[:, -1].astype(np.int64)]
         else:
             cores = params.cores[p]
         if not len(cores):
