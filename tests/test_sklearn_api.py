@@ -8,7 +8,7 @@ import warnings
 import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from daskcluster import DBSCAN, AgglomerativeClustering, KMeans, SpectralClustering
+from daskcluster import DBSCAN, OPNMF, AgglomerativeClustering, GaussianMixture, KMeans, SpectralClustering
 
 # Like scikit-learn's own KMeans: weighted seeding draws differ from seeding on repeated rows.
 EXPECTED_FAILED = {
@@ -17,7 +17,9 @@ EXPECTED_FAILED = {
 
 
 @parametrize_with_checks([KMeans(n_clusters=3, random_state=0), KMeans(n_clusters=3, random_state=0, algorithm="elkan"),
-                          AgglomerativeClustering(), SpectralClustering(n_clusters=3, random_state=0), DBSCAN()],
+                          AgglomerativeClustering(), SpectralClustering(n_clusters=3, random_state=0), DBSCAN(),
+                          GaussianMixture(n_components=2, random_state=0),
+                          OPNMF(n_components=2, orientation="features", max_iter=200, random_state=0)],
                          expected_failed_checks=lambda est: EXPECTED_FAILED if isinstance(est, KMeans) else {})
 def test_sklearn_compatible(estimator: object, check: object) -> None:
     with warnings.catch_warnings():

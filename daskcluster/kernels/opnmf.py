@@ -399,4 +399,6 @@ def project_rows(block: np.ndarray, components: np.ndarray, affine: Affine, chun
     out = np.empty((block.shape[0], k), dtype=np.float64)
     for start, stop, x in iter_compute_slices(block, dtype, affine, slice_rows(d, k)):
         out[start:stop] = x @ W
+        # a NaN or infinity in a row makes its projections non-finite (0 * inf is NaN): one O(rows) test
+        check_finite_rows(x, out[start:stop].sum(axis=1), chunk, start)
     return out
