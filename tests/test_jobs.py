@@ -368,3 +368,45 @@ def test_lazy_labels_are_computed_when_written(tmp_path: Path) -> None:
     km = KMeans(2, random_state=0).fit(X)
     write_labels(tmp_path / "l.zarr", km.labels_)
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "l.zarr"), mode="r")[:], km.labels_.compute())
+
+
+# ----------------------------------------------------------------------------- output defects (issue 17, item 8)
+
+
+def test_sizes_have_every_tick_and_centers_are_titled_by_their_majority_label() -> None:
+    from daskcluster.jobs.outputs import image_figures, sizes_figure
+
+    sizes = [5, 9, 2, 7, 3, 8, 1, 6, 4, 10]
+    majority = [7, 1, 0, 3, 9, 2, 4, 8, 6, 5]
+    ax = sizes_figure(sizes, majority).axes[0]
+    assert list(ax.get_xticks()) == list(range(10))
+    assert [t.get_text() for t in ax.get_xticklabels()] == [f"{j}\n{m}" for j, m in enumerate(majority)]
+    ax = sizes_figure(list(range(1, 41))).axes[0]  # 40 clusters: still every tick
+    assert list(ax.get_xticks()) == list(range(40))
+
+    class Model:  # a fitted k-means' attributes: ten 28 x 28 centers
+        cluster_centers_ = np.random.default_rng(0).random((10, 784))
+
+    fig = image_figures(Model(), majority)["centers.png"]
+    titles = [a.get_title() for a in fig.axes if a.get_title()]
+    assert titles == [str(m) for m in sorted(majority)]  # ordered by digit, as the quick start draws them
+    assert "most frequent true label" in fig._suptitle.get_text()
+    assert [a.get_title() for a in image_figures(Model())["centers.png"].axes if a.get_title()] == \
+        [str(j) for j in range(10)]  # without true labels: the cluster numbers
+
+
+def test_mnist_job_outputs_labels_of_shape_n_and_a_labelled_contingency(tiny_mnist: Path, tmp_path: Path) -> None:
+    job = load_job(ROOT / "workflows" / "mnist_kmeans.yaml", overrides=[
+        "model.params.n_clusters=10", "evaluate.metrics=[sizes, contingency, majority_accuracy]"],
+        out_dir=tmp_path / "out")
+    result = run_job(job)
+    labels = zarr.open_array(str(tmp_path / "out" / "labels.zarr"), mode="r")
+    assert labels.shape == (700,) and labels.dtype == np.int32
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    table = doc["metrics"]["contingency"]
+    assert table["rows"] == "true label" and table["columns"] == "cluster"
+    assert table["true_labels"] == list(range(10)) and table["clusters"] == list(range(10))
+    assert np.asarray(table["counts"]).shape == (10, 10) and np.asarray(table["counts"]).sum() == 700
+    assert doc["metrics"]["cluster_majority"] == np.asarray(table["counts"]).argmax(axis=0).tolist()
+    assert result.metrics["sizes"] == np.asarray(table["counts"]).sum(axis=0).tolist()
+    assert {"centers.png", "sizes.png"} <= {p.name for p in (tmp_path / "out").iterdir()}

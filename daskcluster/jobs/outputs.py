@@ -37,7 +37,8 @@ import yaml
 from .. import atomic, io, persistence
 from .secrets import RedactingFilter, redact, scrub
 
-__all__ = ["job_log", "write_json", "write_labels", "write_model", "write_plots", "write_table", "write_text"]
+__all__ = ["convergence_figure", "image_figures", "job_log", "sizes_figure", "write_json", "write_labels", "write_model",
+           "write_plots", "write_table", "write_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,61 +121,65 @@ def write_labels(path: Path, labels: Any) -> Path:
     return Path(path)
 
 
-def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], sizes: list[int] | None,
-                majority: list[Any] | None = None) -> list[Path]:
-    """PNG figures when matplotlib is installed; [] otherwise.
+#: Up to this many clusters, sizes.png labels every one.
+MAX_TICKS = 60
 
-    ``majority``: the most frequent true label of each cluster, when the job has true labels;
-    the centers are then titled by it and ordered by it (as the quick start draws them), and
-    the sizes' ticks show it under each cluster's number.
 
-    Uses matplotlib's object API (``Figure`` and the Agg canvas), never ``pyplot``: the
-    caller's backend and figures are left alone.
-    """
-    try:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-    except ImportError:
-        logger.info("matplotlib is not installed: no plots")
-        return []
-    from ..plotting import plot_image_grid, save_figure
+def _figure(width: float, height: float) -> Any:
+    """A Figure on the Agg canvas, never ``pyplot``: the caller's backend and figures are left alone."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    def figure(width: float, height: float) -> Any:
-        fig = Figure(figsize=(width, height))
-        FigureCanvasAgg(fig)
-        return fig
+    fig = Figure(figsize=(width, height))
+    FigureCanvasAgg(fig)
+    return fig
 
-    written: list[Path] = []
-    # the model's own iterations (a GaussianMixture's KMeans initialisation reports too)
-    own = type(estimator).__name__
+
+def convergence_figure(estimator: Any, iterations: list[dict[str, Any]]) -> Any | None:
+    """The first metric of the model's own fit iterations against the iteration, or None."""
+    own = type(estimator).__name__  # a GaussianMixture's KMeans initialisation reports too
     fit = [it for it in iterations if it["stage"] == "fit" and it["metrics"] and it.get("estimator", own) == own]
-    if fit:
-        key = next(iter(fit[0]["metrics"]))
-        fig = figure(5, 3.2)
-        ax = fig.add_axes((0.17, 0.15, 0.78, 0.75))
-        ax.plot([it["iteration"] for it in fit], [it["metrics"][key] for it in fit], marker=".")
-        ax.set_xlabel("iteration")
-        ax.set_ylabel(key)
-        ax.set_title(f"{type(estimator).__name__}: {key} per iteration")
-        written.append(save_figure(fig, folder / "convergence.png"))
-    labelled = majority is not None and sizes is not None and len(majority) == len(sizes)
-    if sizes:
-        k = len(sizes)
-        fig = figure(max(5.0, 0.32 * k) if k <= MAX_TICKS else 5.0, 3.4)
-        ax = fig.add_axes((0.17, 0.2, 0.78, 0.7))
-        ax.bar(range(k), sizes)
-        if k <= MAX_TICKS:  # every cluster's tick; beyond, matplotlib's spacing
-            ax.set_xticks(range(k))
-            ax.set_xticklabels([f"{j}\n{majority[j]}" for j in range(k)] if labelled else [str(j) for j in range(k)],
-                               fontsize=8 if k > 20 else 10)
-        ax.set_xlabel("cluster (most frequent true label below)" if labelled and k <= MAX_TICKS else "cluster")
-        ax.set_ylabel("rows")
-        ax.set_title("cluster sizes")
-        written.append(save_figure(fig, folder / "sizes.png"))
+    if not fit:
+        return None
+    key = next(iter(fit[0]["metrics"]))
+    fig = _figure(5, 3.2)
+    ax = fig.add_axes((0.17, 0.15, 0.78, 0.75))
+    ax.plot([it["iteration"] for it in fit], [it["metrics"][key] for it in fit], marker=".")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(key)
+    ax.set_title(f"{own}: {key} per iteration")
+    return fig
+
+
+def sizes_figure(sizes: list[int], majority: list[Any] | None = None) -> Any:
+    """Rows per cluster, a tick for every cluster up to :data:`MAX_TICKS` (its majority true
+    label under its number when given)."""
+    k = len(sizes)
+    labelled = majority is not None and len(majority) == k and k <= MAX_TICKS
+    fig = _figure(max(5.0, 0.32 * k) if k <= MAX_TICKS else 5.0, 3.4)
+    ax = fig.add_axes((0.17, 0.2, 0.78, 0.7))
+    ax.bar(range(k), sizes)
+    if k <= MAX_TICKS:  # every cluster's tick; beyond, matplotlib's spacing
+        ax.set_xticks(range(k))
+        ax.set_xticklabels([f"{j}\n{majority[j]}" for j in range(k)] if labelled else [str(j) for j in range(k)],
+                           fontsize=8 if k > 20 else 10)
+    ax.set_xlabel("cluster (most frequent true label below)" if labelled else "cluster")
+    ax.set_ylabel("rows")
+    ax.set_title("cluster sizes")
+    return fig
+
+
+def image_figures(estimator: Any, majority: list[Any] | None = None) -> dict[str, Any]:
+    """``centers.png`` (cluster centers or means) and ``components.png`` as image grids, when the
+    features make a square image. With ``majority`` the centers are titled by the most frequent
+    true label of their cluster and ordered by it, as the quick start draws them."""
+    from ..plotting import plot_image_grid
+
+    out: dict[str, Any] = {}
     for attribute, name, what in (("cluster_centers_", "centers.png", "centers"), ("means_", "centers.png", "means"),
                                   ("components_", "components.png", "components")):
         images = getattr(estimator, attribute, None)
-        if not isinstance(images, np.ndarray) or images.ndim != 2 or (folder / name) in written:
+        if not isinstance(images, np.ndarray) or images.ndim != 2 or name in out:
             continue
         side = round(math.sqrt(images.shape[1]))
         if side < 4 or side * side != images.shape[1]:
@@ -183,16 +188,34 @@ def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], 
         titles = [str(j) for j in order]
         suptitle = f"{type(estimator).__name__}: {what}"
         if what != "components" and majority is not None and len(majority) == len(images):
-            order = sorted(order, key=lambda j: (majority[j], j))  # by majority label, as the quick start
+            order = sorted(order, key=lambda j: (majority[j], j))
             titles = [str(majority[j]) for j in order]
             suptitle += ", titled by the most frequent true label of their cluster"
-        grid = plot_image_grid(images[order], (side, side), titles=titles, suptitle=suptitle)
-        written.append(save_figure(grid, folder / name))
-    return written
+        out[name] = plot_image_grid(images[order], (side, side), titles=titles, suptitle=suptitle)
+    return out
 
 
-#: Up to this many clusters, sizes.png labels every one.
-MAX_TICKS = 60
+def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], sizes: list[int] | None,
+                majority: list[Any] | None = None) -> list[Path]:
+    """PNG figures when matplotlib is installed; [] otherwise: ``convergence.png``, ``sizes.png``,
+    ``centers.png``/``components.png`` (see :func:`image_figures`).
+
+    ``majority``: the most frequent true label of each cluster, when the job has true labels.
+    """
+    try:
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        logger.info("matplotlib is not installed: no plots")
+        return []
+    from ..plotting import save_figure
+
+    figures: dict[str, Any] = {}
+    if (fig := convergence_figure(estimator, iterations)) is not None:
+        figures["convergence.png"] = fig
+    if sizes:
+        figures["sizes.png"] = sizes_figure(sizes, majority)
+    figures.update(image_figures(estimator, majority))
+    return [save_figure(fig, folder / name) for name, fig in figures.items()]
 
 
 class _Forward(logging.Handler):
