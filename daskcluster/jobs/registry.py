@@ -2,23 +2,21 @@
 
 Three kinds of entries:
 
-- :class:`EstimatorEntry`: an estimator class (imported only when used) and which of its own
-  validation methods to call. Checks run against a :class:`~daskcluster.data.RowData` built
-  from the data's metadata (a lazy array of the right shape and dtype that is never
-  computed), so ``n_samples >= n_clusters`` or the shape of an ``init`` array are checked
-  with the estimator's own messages, before a byte of data is read.
+- :class:`EstimatorEntry`: an estimator class (imported only when used). Its parameters are
+  checked by the estimator's own declarations (:func:`daskcluster.params.parameter_errors`)
+  against a :class:`~daskcluster.data.RowData` built from the data's metadata (a lazy array
+  of the right shape and dtype that is never computed), so ``n_samples >= n_clusters`` or the
+  shape of an ``init`` array are checked with the estimator's own messages, before a byte of
+  data is read; every problem at once, each at its key (``exc.param``).
 - :class:`SweepEntry`: a model-selection function (``kmeans_sweep``, ``gmm_sweep``); its
   parameters are checked by the estimator it sweeps, value by value; the job's model is the
   sweep's best, and its table is written as ``sweep.csv``.
 - :class:`ApplyEntry`: ``apply``, a saved model (``model.zip``) applied to the job's data:
   its labels, scores and metrics, without fitting.
 
-Every parameter is checked on its own (the estimator built with that one parameter), so a
-job with several wrong parameters has all of them reported at once, each at its key; then
-the parameters are checked together. Adding an estimator is one :func:`register` call::
+Adding an estimator is one :func:`register` call::
 
-    register(EstimatorEntry("GaussianMixture", "daskcluster.mixture:GaussianMixture",
-                            checks=("_check_params", "_check_inits")))
+    register(EstimatorEntry("GaussianMixture", "daskcluster.mixture:GaussianMixture", min_samples=2))
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import difflib
 import importlib
 import inspect
 import os
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -67,21 +64,6 @@ def _as_param(value: Any) -> Any:
     return value
 
 
-def _param_of(exc: BaseException) -> str | None:
-    """The parameter an error is about: ``exc.param`` when the estimator says, else read from
-    messages of the shapes "The 'tol' parameter of ...", "n_samples=5 should be >= n_clusters=8"."""
-    param = getattr(exc, "param", None)
-    if isinstance(param, str):
-        return param
-    message = str(exc)
-    m = re.search(r"The '(\w+)' parameter", message) or re.search(r"n_samples=\d+ should be >= (\w+)=", message)
-    if m:
-        return m.group(1)
-    if "initial centers" in message:
-        return "init"
-    return None
-
-
 def _key(param: str | None) -> str:
     return f"model.params.{param}" if param else "model.params"
 
@@ -95,18 +77,14 @@ class EstimatorEntry:
     name : str
         The name jobs give as ``model.name``.
     target : str
-        ``"module:Class"``.
-    checks : tuple of str
-        Validation methods of the estimator to call, in order. Each takes no argument, or the
-        data's metadata as a ``RowData`` (and None for any further argument, such as an
-        optional initial array); they must read no data.
+        ``"module:Class"``; a daskcluster estimator declares its parameters (an estimator that
+        does not is only checked for unknown parameter names).
     min_samples : int
         The fewest rows the estimator accepts.
     """
 
     name: str
     target: str
-    checks: tuple[str, ...] = ("_check_params",)
     min_samples: int = 1
 
     def load_class(self) -> Any:
@@ -169,53 +147,33 @@ class EstimatorEntry:
                 out.append((f"model.params.{key}", f"{self.name} has no parameter '{key}'. {fix}"))
         return out
 
-    def _run_checks(self, estimator: Any, data: RowData) -> None:
-        for method_name in self.checks:
-            method = getattr(estimator, method_name, None)
-            if method is None:
-                continue
-            n_args = len(inspect.signature(method).parameters)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                method(*([data] + [None] * (n_args - 1) if n_args else []))
+    @staticmethod
+    def _errors(estimator: Any, data: RowData) -> list[BaseException]:
+        if not hasattr(type(estimator), "_parameter_constraints"):
+            return []
+        from ..params import parameter_errors
 
-    def _problem(self, estimator: Any, data: RowData) -> BaseException | None:
-        try:
-            self._run_checks(estimator, data)
-        except DaskClusterError as exc:
-            if not isinstance(exc, ValueError):
-                raise
-            return exc
-        return None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return list(parameter_errors(estimator, data))
 
     def check(self, estimator: Any, data: RowData) -> None:
-        """Run the estimator's own parameter checks against the data's metadata; the first
-        problem raises :class:`ParamError` naming its key."""
-        exc = self._problem(estimator, data)
-        if exc is not None:
-            raise ParamError(_key(_param_of(exc)), str(exc)) from None
+        """The estimator's own parameter checks against the data's metadata; the first problem
+        raises :class:`ParamError` naming its key."""
+        errors = self._errors(estimator, data)
+        if errors:
+            raise ParamError(_key(getattr(errors[0], "param", None)), str(errors[0])) from None
 
     def problems(self, params: dict[str, Any], data: RowData) -> list[tuple[str, str]]:
-        """Every problem of ``params`` against the data's metadata, as (key, message) pairs.
-
-        Unknown names first; then each parameter on its own (the estimator with only that
-        parameter set: a problem about that parameter is reported at its key); then, if each
-        was fine alone, all of them together (e.g. an ``init`` array against ``n_clusters``).
-        """
+        """Every problem of ``params`` against the data's metadata, as (key, message) pairs:
+        unknown names, then what :func:`daskcluster.params.parameter_errors` finds."""
         out = self._unknown(params)
         known = {k: _as_param(v) for k, v in params.items() if f"model.params.{k}" not in dict(out)}
-        cls = self.load_class()
-        for key, value in known.items():
-            try:
-                exc = self._problem(cls(**{key: value}), data)
-            except (TypeError, ValueError) as error:  # the constructor itself refused it
-                exc = error
-            if exc is not None and _param_of(exc) in (key, None):
-                out.append((f"model.params.{key}", str(exc)))
-        if out:
-            return out
-        exc = self._problem(cls(**known), data)
-        return [(_key(_param_of(exc)), str(exc))] if exc is not None else []
+        try:
+            estimator = self.load_class()(**known)
+        except (TypeError, ValueError) as exc:  # the constructor itself refused them
+            return [*out, ("model.params", str(exc))]
+        return out + [(_key(getattr(e, "param", None)), str(e)) for e in self._errors(estimator, data)]
 
     def fit(self, estimator: Any, X: Any) -> Fitted:
         """Fit ``estimator`` on ``X``. Data passes: those of its ``fit``."""
@@ -325,8 +283,8 @@ class ApplyEntry(EstimatorEntry):
             return unknown[0]
         path = params.get("model")
         if not isinstance(path, str):
-            return ("model.params.model", f"the model file to apply (a model.zip written by a job or by "
-                                          f"daskcluster.persistence.save); got {path!r}.")
+            return ("model.params.model", ("the model file to apply (a model.zip written by a job or by "
+                                           f"daskcluster.persistence.save); got {path!r}."))
         if not os.path.isfile(path):
             return ("model.params.model", f"no model file at {path!r}.")
         try:
@@ -343,8 +301,8 @@ class ApplyEntry(EstimatorEntry):
             return [found]
         expected = getattr(found, "n_features_in_", None)
         if expected is not None and data.n_features not in (expected, None) and data.n_features != _UNKNOWN_FEATURES:
-            return [("data", f"the data have {data.n_features} features after preprocessing; the model in "
-                             f"{params['model']} was fitted on {expected}.")]
+            return [("data", (f"the data have {data.n_features} features after preprocessing; the model in "
+                              f"{params['model']} was fitted on {expected}."))]
         return []
 
     def check(self, estimator: Any, data: RowData) -> None:
@@ -376,14 +334,16 @@ def register(entry: EstimatorEntry) -> EstimatorEntry:
 
 register(EstimatorEntry("KMeans", "daskcluster.cluster._kmeans:KMeans"))
 register(EstimatorEntry("MiniBatchKMeans", "daskcluster.cluster._minibatch:MiniBatchKMeans"))
-register(EstimatorEntry("GaussianMixture", "daskcluster.mixture._gaussian_mixture:GaussianMixture",
-                        checks=("_check_params", "_check_inits"), min_samples=2))
+register(EstimatorEntry("GaussianMixture", "daskcluster.mixture._gaussian_mixture:GaussianMixture", min_samples=2))
 register(EstimatorEntry("BayesianGaussianMixture", "daskcluster.mixture._bayesian_mixture:BayesianGaussianMixture",
-                        checks=("_check_params", "_check_inits", "_check_priors"), min_samples=2))
+                        min_samples=2))
+register(EstimatorEntry("DBSCAN", "daskcluster.cluster:DBSCAN"))
+register(EstimatorEntry("AgglomerativeClustering", "daskcluster.cluster:AgglomerativeClustering", min_samples=2))
+register(EstimatorEntry("SpectralClustering", "daskcluster.cluster:SpectralClustering", min_samples=2))
 register(EstimatorEntry("NMF", "daskcluster.decomposition:NMF"))
 register(EstimatorEntry("OPNMF", "daskcluster.decomposition:OPNMF"))
 register(SweepEntry("kmeans_sweep", "daskcluster.selection:kmeans_sweep", min_samples=2, estimator="KMeans",
                     grids=("n_clusters",)))
 register(SweepEntry("gmm_sweep", "daskcluster.selection:gmm_sweep", min_samples=2, estimator="GaussianMixture",
                     grids=("n_components", "covariance_type")))
-register(ApplyEntry("apply", "daskcluster.persistence:load", checks=()))
+register(ApplyEntry("apply", "daskcluster.persistence:load"))
