@@ -89,19 +89,26 @@ def _bar_class() -> Any:
     (``TqdmWarning: IProgress not found``) before falling back: this picks the text bar
     without the warning.
     """
-    import importlib.util
     import sys
 
     ipython = sys.modules.get("IPython")
     shell = ipython.get_ipython() if ipython is not None and hasattr(ipython, "get_ipython") else None
-    if shell is not None and "IPKernelApp" in getattr(shell, "config", {}) \
-            and importlib.util.find_spec("ipywidgets") is not None:
+    if shell is not None and "IPKernelApp" in getattr(shell, "config", {}) and _importable("ipywidgets"):
         from tqdm.notebook import tqdm as notebook_tqdm
 
         return notebook_tqdm
     from tqdm.std import tqdm
 
     return tqdm
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):  # a module blocked in sys.modules has no spec
+        return False
 
 
 class ProgressBar:
