@@ -324,7 +324,7 @@ def test_negative_input_named_after_the_first_pass() -> None:
 def test_parameter_and_initialization_errors() -> None:
     X = _data()
     W0, H0 = _start()
-    with pytest.raises(InvalidParameterError, match="'solver' parameter of NMF must be one of {'mu'}"):
+    with pytest.raises(InvalidParameterError, match=r"solver='cd' \(coordinate descent\) is not available out of core"):
         NMF(2, solver="cd").fit(X)
     with pytest.raises(InvalidParameterError, match="only the Frobenius loss"):
         NMF(2, beta_loss="kullback-leibler").fit(X)
