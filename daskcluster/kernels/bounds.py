@@ -35,6 +35,8 @@ from dataclasses import dataclass
 
 import numba
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from .blocks import Affine
 from .kmeans import FarPoints, LloydStats
@@ -112,6 +114,52 @@ def _move(x: np.ndarray, r: int, old: int, new: int, wi: float, sums: np.ndarray
         sums[new, f] += v
 
 
+def row_distance(x: object, i: int, c: np.ndarray, j: int) -> float:  # pragma: no cover - compiled only
+    """``‖x_i - c_j‖`` in float64 for rows ``x`` that are a dense array (from the differences)
+    or a CSR tuple ``(data, indices, indptr, c_sq)`` (``c_sq`` the centers' float64 squared
+    norms: ``‖c_j‖² + Σ_stored v (v - 2 c_jf)``). Compiled code only (see the overload)."""
+    raise NotImplementedError
+
+
+@overload(row_distance)
+def _row_distance(x, i, c, j):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    if isinstance(x, types.Array):
+        return lambda x, i, c, j: _distance(x, i, c, j)
+
+    def sparse_row(x, i, c, j):  # type: ignore[no-untyped-def]
+        data, indices, indptr, c_sq = x
+        s = c_sq[j]
+        for p in range(indptr[i], indptr[i + 1]):
+            v = np.float64(data[p])
+            s += v * (v - 2.0 * c[j, indices[p]])
+        return np.sqrt(max(s, 0.0))
+
+    return sparse_row
+
+
+def move_row(x: object, r: int, old: int, new: int, wi: float, sums: np.ndarray,
+             wic: np.ndarray) -> None:  # pragma: no cover - compiled only
+    """:func:`_move` for rows that are a dense array or a CSR tuple (as :func:`row_distance`)."""
+    raise NotImplementedError
+
+
+@overload(move_row)
+def _move_row(x, r, old, new, wi, sums, wic):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    if isinstance(x, types.Array):
+        return lambda x, r, old, new, wi, sums, wic: _move(x, r, old, new, wi, sums, wic)
+
+    def sparse_row(x, r, old, new, wi, sums, wic):  # type: ignore[no-untyped-def]
+        data, indices, indptr, _ = x
+        wic[old] -= wi
+        wic[new] += wi
+        for p in range(indptr[r], indptr[r + 1]):
+            v = wi * np.float64(data[p])
+            sums[old, indices[p]] -= v
+            sums[new, indices[p]] += v
+
+    return sparse_row
+
+
 @numba.njit(nogil=True, cache=True)
 def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarray) -> int:  # pragma: no cover
     """How many centers the bounds of row ``i`` (upper ``u``, center ``a``) do not rule out."""
@@ -126,7 +174,8 @@ def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarr
 def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.ndarray, drift: np.ndarray,
                labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool,
                sums: np.ndarray, wic: np.ndarray, dense: int, deferred: np.ndarray) -> tuple[int, int]:  # pragma: no cover
-    """One Elkan step over the rows of ``x`` (storage dtype) against centers ``c`` (float64).
+    """One Elkan step over the rows of ``x`` (storage dtype; a dense array or a CSR tuple, see
+    :func:`row_distance`) against centers ``c`` (float64).
 
     Moves every bound by the centers' drift. A row whose upper bound is at most half the
     distance from its center to the nearest other one keeps its label. Otherwise, if some
@@ -149,7 +198,7 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
         upper[i] = u
         if u <= half_sep[a] or _open_centers(u, a, lower, i, half_cc) == 0:
             continue
-        u = _distance(x, i, c, a)
+        u = row_distance(x, i, c, a)
         computed += 1
         upper[i] = u
         m = _open_centers(u, a, lower, i, half_cc)
@@ -162,7 +211,7 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
         for j in range(k):
             if j == a or u <= lower[i, j] or u <= half_cc[a, j]:
                 continue
-            dj = _distance(x, i, c, j)
+            dj = row_distance(x, i, c, j)
             computed += 1
             lower[i, j] = np.float32(dj * _DOWN)
             if dj < u or (dj == u and j < a):
@@ -171,7 +220,7 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
                 u = dj
         upper[i] = u
         if a != labels[i]:
-            _move(x, i, labels[i], a, w[i] if weighted else 1.0, sums, wic)
+            move_row(x, i, labels[i], a, w[i] if weighted else 1.0, sums, wic)
             labels[i] = a
     return computed, n_deferred
 
@@ -188,7 +237,7 @@ def refresh_rows(x: np.ndarray, rows: np.ndarray, g: np.ndarray, c_sq: np.ndarra
         best, b1 = _bounds_from_product(g, r, c_sq, x_sq[r], slack, lower, i)
         upper[i] = np.sqrt(max(b1, 0.0) + slack)
         if best != labels[i]:
-            _move(x, r, labels[i], best, w[i] if weighted else 1.0, sums, wic)
+            move_row(x, r, labels[i], best, w[i] if weighted else 1.0, sums, wic)
             labels[i] = best
 
 

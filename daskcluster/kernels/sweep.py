@@ -141,10 +141,7 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     n, d = block.shape
     state = {} if state is None else dict(state)
     bounded = {j: state.get(m.key) for j, m in enumerate(members) if m.kind == ELKAN}
-    # a sparse block's Elkan members compute every distance by the sparse product (their bounds
-    # are made but not used): the same labels and statistics as a Lloyd step
-    incremental = [] if S.is_sparse(block) else [
-        j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments)]
+    incremental = [j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments)]
     stacked = [j for j in range(len(members)) if j not in incremental]
     w, weighted = A.weights_arg(sample_weight)
     parts: dict[int, K.Candidates | K.LloydStats | K.PlusPlusStats] = {}
@@ -155,8 +152,8 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
         storage = affine.to_storage_space(m.centers)
         assert m.drift is not None and m.half_cc is not None and m.half_sep is not None
         deferred = np.empty(n, dtype=np.int64)
-        rows = np.asarray(block)
-        done, n_deferred = B.elkan_rows(rows, storage.astype(np.float64), m.half_cc, m.half_sep,
+        rows = block if S.is_sparse(block) else np.asarray(block)
+        done, n_deferred = B.elkan_rows(_rows_arg(rows, storage), storage.astype(np.float64), m.half_cc, m.half_sep,
                                         np.asarray(m.drift) * (1 + 1e-12), st.labels, st.upper, st.lower, w, weighted,
                                         st.sums, st.wic, B.dense_threshold(len(m.centers)), deferred)
         computed[j] = done + n_deferred * len(m.centers)
@@ -169,6 +166,17 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
         state.update({members[j].key: st for j, st in fresh.items()})
     moments = _moments(block, members[0].centers.dtype, affine) if params.moments else None
     return SweepStats([parts[j] for j in range(len(members))], moments, computed), state
+
+
+def _rows_arg(x: Any, centers: np.ndarray | None = None) -> Any:
+    """Rows as the bounds' compiled loops take them: a dense array as is, CSR rows (a block or a
+    tile) as ``(data, indices, indptr, ‖c‖²)`` (see :func:`~daskcluster.kernels.bounds.row_distance`;
+    the norms only where distances are computed)."""
+    if isinstance(x, S.CsrTile) or S.is_sparse(x):
+        csr = x if isinstance(x, S.CsrTile) else S.as_csr(x)
+        c64 = np.zeros((0, 0)) if centers is None else centers.astype(np.float64)
+        return csr.data, csr.indices, csr.indptr, np.einsum("ij,ij->i", c64, c64)
+    return x
 
 
 def _moments(block: Any, dtype: np.dtype, affine: Affine) -> K.Moments:
@@ -185,12 +193,12 @@ def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.Bou
     table = CenterTable.of(centers)
     d = block.shape[1]
     csq_max = float(table.sq_norms.max(initial=0.0))
-    size = A.tile_rows(d, table.dtype.itemsize)
+    size = A.block_tile_rows(block, table.n_centers, table.dtype.itemsize)
     for t in range(0, len(rows), size):
         idx = rows[t : t + size]
         for _, _, x, x_sq, g in A.iter_products(block[idx], table.minus2_t, chunk, size):
             slack = B.slack(d, table.dtype, float(x_sq.max()), csq_max)
-            B.refresh_rows(x, idx, g, table.sq_norms, x_sq, slack, st.labels, st.upper, st.lower, w, weighted,
+            B.refresh_rows(_rows_arg(x), idx, g, table.sq_norms, x_sq, slack, st.labels, st.upper, st.lower, w, weighted,
                            st.sums, st.wic)
 
 
