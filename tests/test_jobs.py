@@ -212,6 +212,25 @@ def test_the_registry_reaches_every_estimator(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"key 'model.params.batch_size': The 'batch_size' parameter of "
                                           r"MiniBatchKMeans"):
         check_job(load_job(blobs_job(tmp_path, model={"name": "MiniBatchKMeans", "params": {"batch_size": 0}})))
+    for name, key in (("DBSCAN", "eps"), ("AgglomerativeClustering", "n_clusters"), ("SpectralClustering", "n_clusters"),
+                      ("BayesianGaussianMixture", "n_components"), ("NMF", "n_components"), ("OPNMF", "max_iter"),
+                      ("kmeans_sweep", "n_clusters"), ("gmm_sweep", "n_components")):
+        with pytest.raises(ConfigError, match=rf"key 'model.params.{key}': The '{key}' parameter of {name}"):
+            validate_job(blobs_job(tmp_path, model={"name": name, "params": {key: -1}}))
+
+
+def test_agglomerative_job_and_noise_counted_apart(tmp_path: Path) -> None:
+    from daskcluster.jobs.evaluate import evaluate
+
+    job = blobs_job(tmp_path, model={"name": "AgglomerativeClustering", "params": {"n_clusters": 4}})
+    result = run_job(job)
+    assert result.metrics["adjusted_rand"] > 0.9 and sum(result.metrics["sizes"]) == 3000
+    # DBSCAN's noise (label -1) is not a cluster: its rows are counted as 'noise'
+    pred = np.array([-1, 0, 0, 1, 1, 1, -1, 2])
+    got = evaluate(None, None, pred, np.array([0, 0, 0, 1, 1, 1, 1, 2]), ["sizes", "contingency"])
+    assert got["sizes"] == [2, 3, 1] and got["noise"] == 2 and got["cluster_majority"] == [0, 1, 2]
+    assert got["contingency"]["clusters"] == [-1, 0, 1, 2]
+    assert evaluate(None, None, pred, None, ["sizes"]) == {"sizes": [2, 3, 1], "noise": 2}
 
 
 # ----------------------------------------------------------------------------- metrics

@@ -22,6 +22,9 @@ from .. import metrics as M
 
 __all__ = ["cluster_majority", "evaluate"]
 
+#: The label of noise rows (DBSCAN's), counted apart from the clusters.
+NOISE = -1
+
 #: Rows of the seeded sample the silhouette is exact on (its error: ``metrics.silhouette_error_bound``).
 SILHOUETTE_SAMPLE = 10_000
 
@@ -39,6 +42,14 @@ def _values(y: Any, n: int) -> list[Any]:
         return list(range(n))
     values = da.unique(y).compute() if isinstance(y, da.Array) else np.unique(y)
     return [v.item() for v in np.asarray(values)]
+
+
+def _sizes(counts: np.ndarray, noise: bool) -> dict[str, Any]:
+    """``sizes``: rows per cluster 0, 1, ...; with noise (label -1, as DBSCAN's), its rows as ``noise``."""
+    out: dict[str, Any] = {"sizes": [int(c) for c in counts[int(noise):]]}
+    if noise:
+        out["noise"] = int(counts[0])
+    return out
 
 
 def cluster_majority(table: np.ndarray, true_values: list[Any]) -> list[Any]:
@@ -72,9 +83,11 @@ def evaluate(estimator: Any, X: Any, labels_pred: Any, labels_true: Any, metrics
         if pred is not None and truth is not None and wanted & (truth_metrics | {"sizes"}):
             table = M.contingency_matrix(truth, pred)
             true_values = _values(truth, table.shape[0])
-            out["cluster_majority"] = cluster_majority(table, true_values)
+            clusters = _values(pred, table.shape[1])
+            noise = clusters[:1] == [NOISE]
+            out["cluster_majority"] = cluster_majority(table[:, int(noise):], true_values)
             if "sizes" in wanted:
-                out["sizes"] = [int(s) for s in table.sum(axis=0)]
+                out.update(_sizes(table.sum(axis=0), noise))
             if "majority_accuracy" in wanted:
                 out["majority_accuracy"] = M.majority_label_accuracy(truth, pred)
             if "adjusted_rand" in wanted:
@@ -83,9 +96,10 @@ def evaluate(estimator: Any, X: Any, labels_pred: Any, labels_true: Any, metrics
                 out["normalized_mutual_info"] = M.normalized_mutual_info_score(truth, pred)
             if "contingency" in wanted:
                 out["contingency"] = {"rows": "true label", "columns": "cluster", "true_labels": true_values,
-                                      "clusters": _values(pred, table.shape[1]), "counts": table.astype(int).tolist()}
+                                      "clusters": clusters, "counts": table.astype(int).tolist()}
         elif pred is not None and "sizes" in wanted:
-            out["sizes"] = [int(s) for s in M.contingency_matrix(pred * 0, pred)[0]]  # one row: every label is 0
+            counts = M.contingency_matrix(pred * 0, pred)[0]  # one row: every label is 0
+            out.update(_sizes(counts, _values(pred, len(counts))[:1] == [NOISE]))
     if pred is not None:
         if "silhouette" in wanted:
             out["silhouette"] = M.silhouette_score(X, pred, sample_size=SILHOUETTE_SAMPLE, random_state=0)
