@@ -16,7 +16,7 @@ import numpy as np
 
 from ..data import RowData, check_n_features
 from ..engine import map_rows, tree_reduce
-from ..errors import InvalidParameterError, NotFittedError
+from ..errors import InvalidParameterError
 from ..kernels import mixture as K
 from ..params import check_float
 from ._gaussian_mixture import GaussianMixture, as_mixture_data
@@ -28,8 +28,7 @@ def _data(gmm: GaussianMixture, X: Any, owner: str) -> RowData:
     if not isinstance(gmm, GaussianMixture):
         raise InvalidParameterError(f"The 'gmm' parameter of {owner} must be a fitted daskcluster GaussianMixture. "
                                     f"Got {type(gmm).__name__} instead.")
-    if not hasattr(gmm, "means_"):
-        raise NotFittedError(f"This GaussianMixture instance is not fitted yet; fit it before calling {owner}.")
+    gmm._check_fitted()
     data = as_mixture_data(X, owner=owner)
     check_n_features(data, gmm.n_features_in_, owner)
     return data
