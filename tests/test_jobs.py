@@ -20,6 +20,7 @@ from daskcluster.deploy.files import ConfigError
 from daskcluster.io import write_zarr
 from daskcluster.jobs import (
     ESTIMATORS,
+    EstimatorEntry,
     JobCancelled,
     cancel,
     check_job,
@@ -76,24 +77,29 @@ def test_the_shipped_workflows_are_there() -> None:
     assert {p.stem for p in WORKFLOWS} >= {"mnist_kmeans", "blobs_out_of_core", "mnist_minibatch", "mnist_pca_gmm"}
 
 
-@pytest.mark.parametrize("name", ["mnist_kmeans", "mnist_minibatch", "mnist_pca_gmm"])
+@pytest.mark.parametrize("name", ["mnist_kmeans", "mnist_minibatch", "mnist_pca_gmm", "mnist_kmeans_sweep"])
 def test_shipped_mnist_workflows_run(name: str, tiny_mnist: Path, tmp_path: Path) -> None:
     job = yaml.safe_load((ROOT / "workflows" / f"{name}.yaml").read_text())
     job["outputs"]["dir"] = str(tmp_path / "out")
-    if job["preprocess"]:
+    if name == "mnist_kmeans_sweep":
+        job["model"]["params"].update(n_clusters=[8, 10], silhouette_sample_size=300)
+    if job.get("preprocess"):
         job["preprocess"][0]["pca"]["n_components"] = 10
     result = run_job(job)
     doc = json.loads((result.out_dir / "metrics.json").read_text())
     assert doc["status"] == "done" and doc["estimator"] == job["model"]["name"]
     assert sum(doc["metrics"]["sizes"]) == 700 and doc["metrics"]["majority_accuracy"] > 0.3
-    assert (result.out_dir / "convergence.png").stat().st_size > 1000
+    assert (result.out_dir / "sizes.png").stat().st_size > 1000
+    assert (result.out_dir / ("sweep.csv" if name == "mnist_kmeans_sweep" else "convergence.png")).exists()
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
 def test_every_shipped_workflow_validates(path: Path, tiny_mnist: Path) -> None:
     checked = check_job(load_job(path))
     assert checked.meta.n_samples is not None and checked.meta.n_features is not None
-    assert type(checked.estimator).__name__ == checked.job.doc.model.name
+    if type(ESTIMATORS[checked.job.doc.model.name]) is EstimatorEntry:  # not a sweep
+        assert type(checked.estimator).__name__ == checked.job.doc.model.name
+    assert validate_job(path).job.doc == checked.job.doc
 
 
 def test_blobs_workflow_streams_out_of_core() -> None:
