@@ -32,6 +32,7 @@ def test_there_are_notebooks() -> None:
         "04_semi_supervised.ipynb",
         "05_gaussian_mixtures.ipynb",
         "06_nmf_opnmf_faces.ipynb",
+        "07_dbscan_spectral_agglomerative.ipynb",
     ]
 
 
