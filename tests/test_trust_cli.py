@@ -112,3 +112,28 @@ def test_tls_shown_only_for_a_tls_address_with_tls_set(tmp_path: Path) -> None:
     assert "TLS" not in describe(load_config({"kind": "address", "address_env": "SOME_ADDRESS", "tls": tls}))
     with pytest.raises(ConfigError, match=r"'tls://10.0.0.5:8786' is a TLS address, and there is no 'tls' block"):
         load_config({"kind": "address", "address": "tls://10.0.0.5:8786"})
+
+
+def test_validate_names_six_mistakes_in_one_run_and_set_changes_jobs_only(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from daskcluster.cli import main
+
+    job = tmp_path / "job.yaml"
+    job.write_text(
+        "name: six\n"
+        "data: {kind: npy, path: missing.npy}\n"
+        "model: {name: KMeans, params: {n_clusters: 0, tol: -1, max_iters: 5}}\n"
+        "evaluate: {labels: none, metrics: [sizes, purity]}\n"
+        "outputs: {plots: maybe}\n"
+    )
+    config = tmp_path / "local.yaml"
+    config.write_text("kind: local\nn_workers: 1\n")
+    assert main(["validate", str(config), str(job), "--set", "model.params.random_state=0"]) == 2
+    out = capsys.readouterr()
+    assert f"ok {config}: cluster config" in out.out  # --set did not reach the cluster config
+    lines = out.err.strip().splitlines()
+    for key in ("data.path", "model.params.n_clusters", "model.params.tol", "model.params.max_iters",
+                "evaluate.metrics[1]", "outputs.plots"):
+        assert sum(f"key '{key}'" in line for line in lines) == 1, (key, lines)
+    assert len(lines) == 6 and all(line.startswith(f"{job}: ") for line in lines)
+    assert "missing.npy' on this machine" in out.err  # a missing local input is not 'ok'
