@@ -18,12 +18,15 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from daskcluster import (
+    DBSCAN,
     NMF,
     OPNMF,
+    AgglomerativeClustering,
     BayesianGaussianMixture,
     GaussianMixture,
     KMeans,
     MiniBatchKMeans,
+    SpectralClustering,
 )
 from daskcluster.errors import DataTypeError, InvalidDataError, InvalidParameterError
 
@@ -46,7 +49,9 @@ def _quiet(fn: Any) -> Any:
 
 
 @pytest.mark.parametrize("est", [t[0] for t in TRANSFORMERS] + [GaussianMixture(2, random_state=0),
-                                                             BayesianGaussianMixture(n_components=2, random_state=0)],
+                                                             BayesianGaussianMixture(n_components=2, random_state=0),
+                                                             DBSCAN(), AgglomerativeClustering(3),
+                                                             SpectralClustering(3, random_state=0)],
                          ids=lambda e: type(e).__name__)
 def test_pandas_in_gives_feature_names(est: Any) -> None:
     _quiet(lambda: est.fit(FRAME))

@@ -285,7 +285,7 @@ of shape (n_samples, n_features)
         """
         owner = type(self).__name__
         self._check_params()
-        data = as_row_data(X, owner=owner)
+        data = as_row_data(self._labeled(X, reset=True).values, owner=owner)
         weights = self._weights(sample_weight, data)
         n, d = data.n_samples, data.n_features
         if d > TREE_MAX_FEATURES and n > HIGH_DIM_MAX_ROWS:
@@ -381,7 +381,7 @@ of shape (n_samples, n_features)
             Lazy for lazy input. Data passes: 1 (when computed).
         """
         self._check_fitted()
-        data = as_row_data(X, owner=type(self).__name__)
+        data = as_row_data(self._labeled(X, reset=False).values, owner=type(self).__name__)
         check_n_features(data, self.n_features_in_, type(self).__name__)
         params = PredictParams(self._plan, self._cores, self._eps_fit,
                                data.affine)
