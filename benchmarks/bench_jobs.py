@@ -1,17 +1,18 @@
-"""Overhead of the ``daskcluster`` command: ``daskcluster run`` of the MNIST workflow on the
-local default cluster, whole command vs the fit inside it.
+"""Overhead of the ``daskcluster`` command: ``daskcluster run`` of the MNIST workflow, whole
+command vs the fit inside it, on the local default cluster and on an existing scheduler, beside
+a bare script doing the same fit (the peer: what a user writes without the command).
 
 Run from the project root::
 
-    python benchmarks/bench_jobs.py                 # 3 runs, writes benchmarks/RESULTS-jobs.md
+    python benchmarks/bench_jobs.py                 # 3 rounds, writes benchmarks/RESULTS-jobs.md
     python benchmarks/bench_jobs.py --repeats 5
-    python benchmarks/bench_jobs.py --quick         # 1 run on 10,000 rows, writes nothing
+    python benchmarks/bench_jobs.py --quick         # 1 round on 10,000 rows, writes nothing
 
 Each run is a fresh process, exactly what a user types::
 
-    python -m daskcluster run workflows/mnist_kmeans.yaml --out <tmp> --no-progress
+    python -m daskcluster run workflows/mnist_kmeans.yaml --out <tmp> --no-progress [--scheduler ADDRESS]
 
-and is timed from before the process starts to after it exits (``time.perf_counter`` around
+timed from before the process starts to after it exits (``time.perf_counter`` around
 ``subprocess.run``). The fit time and the job's own phases come from the ``metrics.json``
 the run writes (``seconds``: load, fit, evaluate, outputs, total). The rest splits into
 
@@ -20,39 +21,50 @@ the run writes (``seconds``: load, fit, evaluate, outputs, total). The rest spli
 * after the job: the summary, shutting the cluster down and the interpreter's exit (wall clock
   from ``metrics.json`` being written to the process's end).
 
-Overhead = whole command - fit. Target: < 3 s. The machine's load average is recorded with
-each run, since other processes on a shared machine inflate every phase.
+Overhead = whole command - fit. Targets: < 3 s with a local cluster started, < 2 s on an
+existing scheduler (``dask scheduler`` and two ``dask worker --nthreads 1`` processes started
+by this script before the rounds). The settings run round-robin (local, scheduler, bare
+local, bare scheduler, then again), the least and the median are reported, and the machine's
+load average is recorded with each run, since other processes on a shared machine inflate
+every phase.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUTPUT = HERE / "RESULTS-jobs.md"
 WORKFLOW = "workflows/mnist_kmeans.yaml"
-TARGET_OVERHEAD = 3.0
+TARGETS = {"local": 3.0, "scheduler": 2.0}
+SETTINGS = {"local": "the local default cluster (started by the command)",
+            "scheduler": "an existing scheduler (`--scheduler`)"}
 
 
 def _log_start(log: Path) -> float:
-    """Epoch seconds of the first line of job.log ("2026-11-23 22:21:06,239 ...")."""
-    first = log.read_text().splitlines()[0]
-    stamp = _dt.datetime.strptime(first[:23], "%Y-%m-%d %H:%M:%S,%f")
-    return stamp.timestamp()
+    """Epoch seconds of the first timed line of job.log ("2026-11-23 22:21:06,239 ...")."""
+    for line in log.read_text().splitlines():
+        if line[:4].isdigit():
+            return _dt.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    raise ValueError(f"{log}: no timed line")
 
 
-def one_run(extra: list[str]) -> dict[str, float]:
+def run_command(extra: list[str]) -> dict[str, float]:
+    """One ``daskcluster run`` in a fresh process."""
     with tempfile.TemporaryDirectory(prefix="bench-jobs-") as tmp:
         out = Path(tmp) / "out"
         cmd = [sys.executable, "-m", "daskcluster", "run", WORKFLOW, "--out", str(out), "--no-progress", *extra]
@@ -66,18 +78,91 @@ def one_run(extra: list[str]) -> dict[str, float]:
             raise SystemExit(f"run failed ({proc.returncode}):\n{proc.stderr}")
         doc = json.loads((out / "metrics.json").read_text())
         s = doc["seconds"]
-        startup = _log_start(out / "job.log") - t_launch
-        after = t_exit - (out / "metrics.json").stat().st_mtime
         return {
-            "wall": wall, "fit": s["fit"], "overhead": wall - s["fit"], "startup": startup, "load": s["load"],
-            "evaluate": s["evaluate"], "outputs": s["outputs"], "after": after, "n_iter": doc["model"]["n_iter_"],
+            "wall": wall, "fit": s["fit"], "overhead": wall - s["fit"], "startup": _log_start(out / "job.log") - t_launch,
+            "load": s["load"], "evaluate": s["evaluate"], "outputs": s["outputs"],
+            "after": t_exit - (out / "metrics.json").stat().st_mtime, "n_iter": doc["model"]["n_iter_"],
             "n_samples": doc["data"]["n_samples"], "loadavg": load, "workers": doc["cluster"].get("n_workers", 0),
         }
+
+
+#: The peer: the same fit as a bare script (no job file, no outputs but the fit), on a
+#: LocalCluster it starts or on the scheduler it is given.
+_BARE_SCRIPT = """
+import json, sys, time
+import numpy as np
+from distributed import Client, LocalCluster
+from daskcluster import KMeans
+max_rows = int(sys.argv[2]) if len(sys.argv) > 2 else None
+with np.load("/work/shared/data/mnist.npz") as f:
+    X = np.concatenate([f["x_train"], f["x_test"]]).reshape(-1, 784)[:max_rows] / 255.0
+if sys.argv[1] == "local":
+    cluster = LocalCluster(dashboard_address="127.0.0.1:0")
+    client = Client(cluster)
+else:
+    cluster, client = None, Client(sys.argv[1])
+t0 = time.perf_counter()
+km = KMeans(n_clusters=10, random_state=0).fit(X)
+fit = time.perf_counter() - t0
+client.close()
+if cluster is not None:
+    cluster.close()
+print(json.dumps({"fit": fit, "n_iter": int(km.n_iter_)}))
+"""
+
+
+def run_bare(target: str, max_rows: int | None) -> dict[str, float]:
+    """The peer, in a fresh process: whole process vs its fit."""
+    load = os.getloadavg()[0]
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _BARE_SCRIPT, target, *([str(max_rows)] if max_rows else [])],
+                          cwd=ROOT, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"bare script failed ({proc.returncode}):\n{proc.stderr}")
+    r = json.loads(proc.stdout.strip().splitlines()[-1])
+    return {"wall": wall, "fit": r["fit"], "overhead": wall - r["fit"], "n_iter": r["n_iter"], "loadavg": load}
+
+
+@contextlib.contextmanager
+def existing_scheduler() -> Iterator[str]:
+    """``dask scheduler`` and two ``dask worker --nthreads 1`` processes on 127.0.0.1."""
+    dask = shutil.which("dask") or os.path.join(os.path.dirname(sys.executable), "dask")
+    with tempfile.TemporaryDirectory(prefix="bench-jobs-scheduler-") as tmp:
+        file = Path(tmp) / "scheduler.json"
+        procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", "0", "--scheduler-file",
+                                   str(file), "--dashboard-address", "127.0.0.1:0"], cwd=ROOT,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        try:
+            deadline = time.monotonic() + 60
+            while not file.exists():
+                if time.monotonic() > deadline:
+                    raise SystemExit("the scheduler did not start")
+                time.sleep(0.1)
+            for _ in range(2):
+                procs.append(subprocess.Popen([dask, "worker", "--scheduler-file", str(file), "--nthreads", "1",
+                                               "--no-dashboard"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                                              stderr=subprocess.DEVNULL))
+            address = json.loads(file.read_text())["address"]
+            from distributed import Client
+
+            with Client(address, timeout=30) as client:
+                client.wait_for_workers(2, timeout=120)
+            yield address
+        finally:
+            for p in reversed(procs):
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    p.kill()
 
 
 _PARTS_SCRIPT = """
 import json, sys, time
 t = [time.perf_counter()]
+import daskcluster.cli; t.append(time.perf_counter())
 from daskcluster.jobs import check_job, load_job
 job = load_job("workflows/mnist_kmeans.yaml"); check_job(job); t.append(time.perf_counter())
 from daskcluster.jobs.sources import load
@@ -87,10 +172,12 @@ from daskcluster.deploy import deploy
 if __name__ == "__main__":
     with deploy() as d:
         t.append(time.perf_counter())
+        d.client.scheduler_info()
     t.append(time.perf_counter())
     print(json.dumps([b - a for a, b in zip(t, t[1:])]))
 """
 _PARTS = (
+    "import the command (daskcluster.cli)",
     "validate the job (imports of pydantic, scikit-learn, Dask; schema; KMeans' checks)",
     "read MNIST",
     "import matplotlib (for the plots)",
@@ -100,30 +187,71 @@ _PARTS = (
 
 
 def parts() -> dict[str, float]:
-    """The pieces of the overhead one after the other in one fresh process (median of 3 processes)."""
+    """The pieces of the overhead one after the other in one fresh process (median of 3 processes),
+    and the interpreter's start (``python -c pass``)."""
     runs = []
     for _ in range(3):
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "pass"], check=True)
+        start = time.perf_counter() - t0
         out = subprocess.run([sys.executable, "-c", _PARTS_SCRIPT], cwd=ROOT, check=True, capture_output=True,
                              text=True)
-        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
-    return {name: statistics.median(r[i] for r in runs) for i, name in enumerate(_PARTS)}
+        runs.append([start, *json.loads(out.stdout.strip().splitlines()[-1])])
+    names = ("start the Python interpreter", *_PARTS)
+    return {name: statistics.median(r[i] for r in runs) for i, name in enumerate(names)}
 
 
-def markdown(runs: list[dict[str, float]], command: str, pieces: dict[str, float]) -> str:
-    def med(key: str) -> float:
-        return statistics.median(r[key] for r in runs)
+def machine() -> str:
+    """CPU model, BLAS kernel (threadpoolctl) and the Python/platform, for the record."""
+    import numpy as np  # noqa: F401  (loads the BLAS threadpoolctl reports)
+    from threadpoolctl import threadpool_info
 
-    rows = "\n".join(
-        f"| {i + 1} | {r['wall']:.2f} | {r['fit']:.2f} | {r['overhead']:.2f} | {r['startup']:.2f} | {r['load']:.2f} | "
-        f"{r['evaluate']:.2f} | {r['outputs']:.2f} | {r['after']:.2f} | {int(r['n_iter'])} | {r['loadavg']:.1f} |"
-        for i, r in enumerate(runs)
-    )
-    verdict = "meets" if med("overhead") < TARGET_OVERHEAD else "misses"
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')}, "
+                     f"{i.get('num_threads')} threads)" for i in threadpool_info() if i.get("user_api") == "blas")
+    return (f"{cpu}, {os.cpu_count()} CPUs; BLAS: {blas or 'none found'}; Python {platform.python_version()}, "
+            f"{platform.platform()}")
+
+
+def _stats(rows: list[dict[str, float]], key: str) -> tuple[float, float]:
+    values = [r[key] for r in rows]
+    return min(values), statistics.median(values)
+
+
+def markdown(runs: dict[str, list[dict[str, float]]], command: str, pieces: dict[str, float]) -> str:
+    first = runs["local"][0]
+    lines = []
+    for setting, label in SETTINGS.items():
+        rows = runs[setting]
+        lines.append(f"### On {label}\n")
+        lines.append("| round | whole command (s) | fit (s) | overhead (s) | startup (s) | load data (s) | "
+                     "evaluate (s) | outputs (s) | after the job (s) | n_iter | load avg |")
+        lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+        for i, r in enumerate(rows):
+            lines.append(f"| {i + 1} | {r['wall']:.2f} | {r['fit']:.2f} | {r['overhead']:.2f} | {r['startup']:.2f} | "
+                         f"{r['load']:.2f} | {r['evaluate']:.2f} | {r['outputs']:.2f} | {r['after']:.2f} | "
+                         f"{int(r['n_iter'])} | {r['loadavg']:.1f} |")
+        lines.append("")
+    summary = ["| setting | overhead, least (s) | overhead, median (s) | target | bare script overhead, least / "
+               "median (s) | command / bare (median) |", "| --- | --- | --- | --- | --- | --- |"]
+    for setting, label in SETTINGS.items():
+        least, median = _stats(runs[setting], "overhead")
+        b_least, b_median = _stats(runs[f"bare-{setting}"], "overhead")
+        verdict = "met" if median < TARGETS[setting] else "missed"
+        summary.append(f"| {label} | {least:.2f} | **{median:.2f}** | < {TARGETS[setting]:.0f} s: {verdict} | "
+                       f"{b_least:.2f} / {b_median:.2f} | {median / b_median:.2f} |")
     table = "\n".join(f"| {k} | {v:.2f} |" for k, v in pieces.items())
-    return f"""# `daskcluster run`: whole command vs fit (issue: jobs)
+    loads = [r["loadavg"] for rows in runs.values() for r in rows]
+    return f"""# `daskcluster run`: whole command vs fit (issue 17)
 
-Measured {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} on {platform.node()} ({os.cpu_count()} CPUs,
-Python {platform.python_version()}, {platform.platform()}), {len(runs)} run(s), each a fresh process.
+Measured {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}.
+{len(runs['local'])} round(s); each round runs the four settings one after the other (round-robin),
+each a fresh process. Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f}.
 
 Command (from the project root):
 
@@ -131,38 +259,41 @@ Command (from the project root):
 {command}
 ```
 
-which runs, for every repeat:
+which runs, in every round:
 
 ```bash
-python -m daskcluster run {WORKFLOW} --out <temporary folder> --no-progress
+python -m daskcluster run {WORKFLOW} --out <temporary folder> --no-progress                       # local
+python -m daskcluster run {WORKFLOW} --out <temporary folder> --no-progress --scheduler ADDRESS   # scheduler
+python -c <bare script> local        # the peer: LocalCluster + Client + KMeans(10).fit, nothing else
+python -c <bare script> ADDRESS      # the peer on the existing scheduler
 ```
 
-MNIST ({int(runs[0]['n_samples']):,} x 784 uint8, read as x/255), `KMeans(n_clusters=10, random_state=0)`,
-on the local default cluster (a `LocalCluster` of {int(runs[0]['workers'])} worker processes).
+MNIST ({int(first['n_samples']):,} x 784 uint8, read as x/255), `KMeans(n_clusters=10, random_state=0)`; the
+local default cluster is a `LocalCluster` of {int(first['workers'])} worker processes; the existing scheduler is
+`dask scheduler` with two `dask worker --nthreads 1` processes on 127.0.0.1, started before the rounds.
 
-| run | whole command (s) | fit (s) | overhead (s) | startup (s) | load data (s) | evaluate (s) | outputs (s) | after the job (s) | n_iter | load avg |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
-{rows}
+## Overhead (whole command - fit)
 
-**Median overhead (whole command - fit): {med('overhead'):.2f} s** — {verdict} the target of < {TARGET_OVERHEAD:.0f} s
-(least: {min(r['overhead'] for r in runs):.2f} s). Median whole command {med('wall'):.2f} s, fit {med('fit'):.2f} s.
+{chr(10).join(summary)}
 
-- *startup*: process start, imports, validation of the job (no data read), the cluster's start, until the
-  first line of `job.log`. While the cluster starts, a thread of the command reads MNIST and imports
-  matplotlib, so reading the data is part of it;
+The bare script is the floor: a process that imports Dask and daskcluster, reads MNIST, starts
+(or connects to) the cluster and fits. What the command adds to it is validating the job, the
+outputs (labels, model file, three plots, `metrics.json`, `job.log`) and the summary.
+
+{chr(10).join(lines)}
+- *startup*: process start, imports, validation of the job (no data read), the cluster's start (or the
+  connection), until the first line of `job.log`. While the cluster starts, a thread of the command reads
+  MNIST and imports matplotlib, so reading the data is part of it;
 - *load data*, *evaluate*, *outputs*: the job's phases from `metrics.json` (*load data* is ~0 when the
   command read the data during the start; outputs: `labels.zarr`, `model.zip`, three PNG plots,
-  `metrics.json`, written while the cluster shuts down in the background);
-- *after the job*: the summary, the rest of the cluster's shutdown and the end of the process (which
-  skips the interpreter's teardown of the scientific stack once everything is closed).
+  `metrics.json`, written while a local cluster shuts down in the background);
+- *after the job*: the summary, the rest of the cluster's shutdown and the end of the process.
 
-"load avg" is the 1-minute load average when the run started; on a shared machine other processes
-inflate every phase (fit included).
+## Where the overhead goes
 
-Where the overhead goes: the pieces one after the other in one fresh process (median of 3
-processes). The command does them in this order, except that it starts the cluster while a thread
-reads MNIST and imports matplotlib; the plots themselves, the labels and the model file are
-*outputs* above.
+The pieces one after the other in one fresh process (median of 3 processes). The command does them
+in this order, except that it starts the cluster while a thread reads MNIST and imports matplotlib;
+the plots themselves, the labels and the model file are *outputs* above.
 
 | piece | seconds |
 | --- | --- |
@@ -172,17 +303,22 @@ reads MNIST and imports matplotlib; the plots themselves, the labels and the mod
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--quick", action="store_true", help="1 run on 10,000 rows; writes nothing")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (default: 3)")
+    parser.add_argument("--quick", action="store_true", help="1 round on 10,000 rows; writes nothing")
     args = parser.parse_args()
-    extra = ["--set", "data.max_rows=10000"] if args.quick else []
-    runs = []
-    for i in range(1 if args.quick else args.repeats):
-        r = one_run(extra)
-        print(f"run {i + 1}: whole {r['wall']:.2f}s fit {r['fit']:.2f}s overhead {r['overhead']:.2f}s "
-              f"(startup {r['startup']:.2f}, load {r['load']:.2f}, evaluate {r['evaluate']:.2f}, "
-              f"outputs {r['outputs']:.2f}, after {r['after']:.2f}; load avg {r['loadavg']:.1f})", flush=True)
-        runs.append(r)
+    max_rows = 10_000 if args.quick else None
+    extra = ["--set", f"data.max_rows={max_rows}"] if max_rows else []
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("local", "scheduler", "bare-local", "bare-scheduler")}
+    with existing_scheduler() as address:
+        for i in range(1 if args.quick else args.repeats):
+            for setting, run in (("local", lambda: run_command(extra)),
+                                 ("scheduler", lambda: run_command([*extra, "--scheduler", address])),
+                                 ("bare-local", lambda: run_bare("local", max_rows)),
+                                 ("bare-scheduler", lambda: run_bare(address, max_rows))):
+                r = run()
+                runs[setting].append(r)
+                print(f"round {i + 1} {setting:<14}: whole {r['wall']:.2f}s fit {r['fit']:.2f}s overhead "
+                      f"{r['overhead']:.2f}s (load avg {r['loadavg']:.1f})", flush=True)
     if args.quick:
         return
     command = "python benchmarks/bench_jobs.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")

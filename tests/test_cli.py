@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -129,8 +130,10 @@ def test_validate_through_the_entry_point(tmp_path: Path) -> None:
     assert out.returncode == 2
     assert out.stdout.count("\nok ") + out.stdout.startswith("ok ") == len(files) - 1
     assert "Traceback" not in out.stderr
-    assert out.stderr.strip() == (f"{broken}: key 'model.params.tool': KMeans has no parameter 'tool'. "
-                                  "Did you mean 'tol'?")
+    assert out.stderr.strip().splitlines() == [  # every problem, in one run
+        f"{broken}: key 'model.params.tool': KMeans has no parameter 'tool'. Did you mean 'tol'?",
+        f"{broken}: key 'model.params.n_clusters': The 'n_clusters' parameter of KMeans must be an int in the "
+        "range [1, inf). Got 0 instead."]
 
 
 def test_exit_status_2_for_usage_and_validation_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -148,6 +151,9 @@ def test_exit_status_2_for_usage_and_validation_errors(tmp_path: Path, capsys: p
     assert main(["submit", str(job), "--cluster", str(ROOT / "cluster_configs" / "local.yaml")]) == 2
     assert "submit needs a cluster that outlives this command, and a local cluster's scheduler and workers are " \
            "processes of the daskcluster command" in capsys.readouterr().err
+    assert main(["datasets", "mnist", str(tmp_path / "m.zarr"), "--path", "/nope/mnist.npz"]) == 2
+    assert capsys.readouterr().err == "daskcluster: error: --path /nope/mnist.npz: no such file or directory. " \
+                                     "Give the Keras mnist.npz file.\n"
     assert main(["status", "some-id"]) == 2
     assert "give --scheduler ADDRESS or --cluster" in capsys.readouterr().err
     with pytest.raises(SystemExit) as info:
@@ -210,8 +216,18 @@ def test_run_on_an_existing_scheduler_gives_the_in_process_model(scheduler: str,
            "evaluate": {"metrics": ["sizes", "majority_accuracy"]}, "outputs": {"plots": False}}
     path = tmp_path / "job.yaml"
     path.write_text(yaml.safe_dump(job))
-    out = run_cli("run", str(path), "--scheduler", scheduler, "--out", str(tmp_path / "out"))
+    out = run_cli("-v", "run", str(path), "--scheduler", scheduler, "--out", str(tmp_path / "out"))
     assert out.returncode == 0, out.stderr
+    # the dashboard is announced once the scheduler answers: before the fit's first iteration
+    err = out.stderr.splitlines()
+    announced = next(i for i, line in enumerate(err) if line.startswith("cluster: existing scheduler"))
+    first_iteration = next(i for i, line in enumerate(err) if "KMeans fit 1/" in line)
+    assert announced < first_iteration
+    link = err[announced].split("dashboard: ", 1)[1]
+    with urllib.request.urlopen(link, timeout=30) as page:  # bokeh is installed: the page is served
+        assert page.status == 200 and b"Dask" in page.read()
+    log = (tmp_path / "out" / "job.log").read_text()
+    assert f"dashboard: {link}" in log and log.index(f"dashboard: {link}") < log.index("data: ")
     assert "zarr-job: KMeans on zarr" in out.stdout and "6,000 x 6" in out.stdout
     assert f"existing scheduler at {scheduler}" in out.stdout and "metrics: majority_accuracy=1.0000" in out.stdout
     model = persistence.load(tmp_path / "out" / "model.zip")
@@ -222,6 +238,7 @@ def test_run_on_an_existing_scheduler_gives_the_in_process_model(scheduler: str,
     np.testing.assert_array_equal(labels, reference.labels_.compute())
     doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert doc["cluster"]["n_workers"] == 2 and doc["cluster"]["scheduler"] == scheduler
+    assert doc["cluster"]["dashboard"] == link
 
 
 @pytest.mark.slow
@@ -251,10 +268,13 @@ def test_submit_returns_at_once_and_the_job_finishes_after_it_exits(
         assert main(["status", job_id]) == 0  # the scheduler is found from this machine's record
         line = capsys.readouterr().out.strip()
         seen.append(line.split(": ", 1)[1].split()[0])
+        if seen[-1] == "running":
+            running_line = line
         if seen[-1] == "done":
             break
         time.sleep(0.3)
     assert "running" in seen and seen[-1] == "done", seen
+    assert "dashboard: http://127.0.0.1:" in running_line  # status shows it while the job runs
     assert line.startswith(f"{job_id}: done in") and f"outputs: {tmp_path / 'out'}" in line
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "done"
     assert (tmp_path / "out" / "model.zip").exists() and (tmp_path / "out" / "labels.zarr").exists()
@@ -263,6 +283,10 @@ def test_submit_returns_at_once_and_the_job_finishes_after_it_exits(
     assert "KMeans fit 1/6" in lines and "done in" in lines
     assert main(["status", "--scheduler", scheduler]) == 0
     assert f"{job_id}: done" in capsys.readouterr().out
+    home = {"DASKCLUSTER_HOME": str(tmp_path / "home")}
+    listed = run_cli("list", env=home)  # no --scheduler: the schedulers of this machine's job records
+    assert listed.returncode == 0 and listed.stdout.startswith(f"{job_id}: done"), listed.stderr
+    assert run_cli("status", env=home).stdout == listed.stdout  # no id: the same list
     assert main(["status", "no-such-job", "--scheduler", scheduler]) == 2
     assert "no job 'no-such-job' on the scheduler" in capsys.readouterr().err
     assert submit_seconds < 30
@@ -305,33 +329,42 @@ def test_failed_job_exits_1_with_one_line(scheduler: str, tmp_path: Path, capsys
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_cleanly(scheduler: str, tmp_path: Path) -> None:
+def test_ctrl_c_stops_cleanly(tmp_path: Path) -> None:
+    """Ctrl-C in a terminal reaches the whole process group: the command and its local cluster's
+    worker processes. One line, exit status 130, the cancel a warning in job.log."""
+    local = tmp_path / "local.yaml"
+    local.write_text(yaml.safe_dump({"kind": "local", "n_workers": 2, "threads_per_worker": 1, "processes": True,
+                                     "dashboard_address": "127.0.0.1:0"}))
     job = write_job(tmp_path, "interrupted", max_iter=300, tol=0.0, cache=False, n_clusters=60, init="k-means++")
     job_doc = yaml.safe_load(job.read_text())
-    # every pass regenerates 600,000 x 100 numbers (seconds per pass) and k-means++ makes one pass
-    # per center: Ctrl-C comes during the 60 seeding passes, long before the fit could end
-    job_doc["data"].update(n_samples=600_000, n_features=100, chunk_rows=20_000)
+    # every pass regenerates 600,000 x 20 numbers and k-means++ makes one pass per center: Ctrl-C
+    # comes during the 60 seeding passes, long before the fit could end
+    job_doc["data"].update(n_samples=600_000, n_features=20, chunk_rows=50_000)
     job.write_text(yaml.safe_dump(job_doc))
     # Ctrl-C as in a terminal: the command gets the default SIGINT disposition even when this
     # test runs in the background (where shells start commands with SIGINT ignored)
-    proc = subprocess.Popen([*command(), "run", str(job), "--scheduler", scheduler], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True,
+    proc = subprocess.Popen([*command(), "run", str(job), "--cluster", str(local)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         log = tmp_path / "out" / "job.log"
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 240
         while time.monotonic() < deadline and not (log.exists() and "KMeans init 1/" in log.read_text()):
             time.sleep(0.05)
         assert proc.poll() is None, "the job ended before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
+        os.killpg(proc.pid, signal.SIGINT)  # as a terminal does: the command and its workers
+        _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     assert proc.returncode == 130, err
-    assert "daskcluster: interrupted" in err and "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and lines[0].startswith("cluster: LocalCluster") and \
+        lines[1] == "daskcluster: interrupted; what was started has been shut down", err
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "cancelled"
+    log = log.read_text()
+    assert "WARNING daskcluster.jobs: job interrupted cancelled: interrupted (Ctrl-C)" in log and " ERROR " not in log
 
 
 @pytest.mark.slow
