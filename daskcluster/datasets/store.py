@@ -219,7 +219,7 @@ def _as_images(X: Any) -> tuple[Any, tuple[int, ...] | None]:
 
 
 def _as_labels(y: Any, n_samples: int) -> np.ndarray:
-    y = np.asarray(y)
+    y = y.compute() if isinstance(y, da.Array) else np.asarray(y)
     if y.ndim != 1 or len(y) != n_samples:
         raise InvalidDataError(f"y must have shape ({n_samples},), one label per row of X; got {y.shape}.")
     if y.dtype.kind not in "ui":
@@ -285,7 +285,8 @@ def write_mnist_zarr(
         x_chunks, y_chunks = [], []
         for start in range(0, n_samples, rows):
             stop = min(start + rows, n_samples)
-            block = np.ascontiguousarray(X[start:stop])  # computes one chunk of a dask array
+            block = X[start:stop]
+            block = np.ascontiguousarray(block.compute() if isinstance(block, da.Array) else block)
             lab = labels[start:stop]
             writable(group["X"])[start:stop] = block
             writable(group["y"])[start:stop] = lab
