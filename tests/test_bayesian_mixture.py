@@ -113,7 +113,7 @@ def test_kmeans_init_and_given_priors_match_sklearn(covariance_type: str, prior_
     X = blobs(seed=1)
     Xd = da.from_array(X, chunks=(90, -1))
     km = KMeans(4, n_init=1, random_state=np.random.RandomState(7)).fit(Xd)
-    resp = np.eye(4)[np.asarray(km.labels_)]
+    resp = np.eye(4)[km.labels_.compute()]
     d = X.shape[1]
     given = {"full": np.eye(d) * 0.5, "tied": np.eye(d) * 2.0, "diag": np.full(d, 0.7), "spherical": 0.9}
     for priors in ({}, {"weight_concentration_prior": 0.05, "mean_precision_prior": 0.3,
