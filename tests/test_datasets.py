@@ -347,7 +347,8 @@ def test_write_mnist_zarr_failure_leaves_nothing(digits: tuple[np.ndarray, np.nd
             raise RuntimeError("disk on fire")
         return block
 
-    X = da.from_array(images.reshape(-1, 784), chunks=(600, 784)).map_blocks(fail_on_second, dtype=np.uint8)
+    X = da.from_array(images.reshape(-1, 784), chunks=(600, 784)).map_blocks(fail_on_second,
+                                                                              meta=np.empty((0, 0), np.uint8))
     path = tmp_path / "fail.zarr"
     with pytest.raises(RuntimeError, match="disk on fire"):
         write_mnist_zarr(X, labels, path, source="test", chunk_bytes=600 * 784)
