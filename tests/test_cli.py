@@ -177,7 +177,7 @@ def test_datasets_blobs_and_mnist_to_zarr(tmp_path: Path, capsys: pytest.Capture
                  "--chunk-rows", "1000", "--chunk-bytes", "40000"]) == 0
     x = zarr.open_array(str(out), mode="r")
     y = zarr.open_array(str(tmp_path / "blobs-labels.zarr"), mode="r")
-    assert x.shape == (5000, 4) and x.chunks == (2500, 4) and y.shape == (5000, 1)
+    assert x.shape == (5000, 4) and x.chunks == (2500, 4) and y.shape == (5000,)
     assert main(["datasets", "blobs", str(out), "--n-samples", "10", "--n-features", "2"]) == 2
     assert "blobs.zarr already exists; pass --overwrite to replace it" in capsys.readouterr().err
 

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from ..errors import SourceNotFoundError
@@ -98,8 +99,14 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             import dask.array as da
 
             ya = y if isinstance(y, da.Array) else da.from_array(y, chunks=1_000_000)
-            io.write_zarr(ya.astype("int32")[:, None], labels_path, overwrite=args.overwrite)
-            say(f"wrote {labels_path}: labels, int32 (n_samples, 1)")
+            if "://" in labels_path:  # an object store: write_zarr's copy-then-move, as for the data
+                io.write_zarr(ya.astype("int32")[:, None], labels_path, overwrite=args.overwrite)
+                say(f"wrote {labels_path}: labels, int32 (n_samples, 1)")
+            else:
+                from ..jobs.outputs import write_labels
+
+                write_labels(Path(labels_path), ya)
+                say(f"wrote {labels_path}: labels, int32 (n_samples,)")
             say(f"use in a job: data: {{kind: zarr, path: {os.path.abspath(args.out)}, "
                 f"labels: {{path: {os.path.abspath(labels_path)}}}}}")
     return OK
