@@ -84,13 +84,13 @@ class FeatureNamesMixin:
             elif hasattr(self, "feature_names_in_"):
                 del self.feature_names_in_
             return labeled
-        fitted = getattr(self, "feature_names_in_", None)
+        fitted: np.ndarray | None = getattr(self, "feature_names_in_", None)
         if fitted is None and names is None:
             return labeled
         if names is not None and fitted is None:
             warnings.warn(f"X has feature names, but {owner} was fitted without feature names", UserWarning,
                           stacklevel=3)
-        elif names is None:
+        elif names is None or fitted is None:
             warnings.warn(f"X does not have valid feature names, but {owner} was fitted with feature names",
                           UserWarning, stacklevel=3)
         elif len(fitted) != len(names) or np.any(fitted != names):

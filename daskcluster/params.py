@@ -6,21 +6,22 @@ Each estimator declares, once, what each of its parameters accepts (scikit-learn
     _parameter_constraints = {
         "n_clusters": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
-        "init": [StrOptions({"k-means||", "k-means++", "random"}), "array-like"],
+        "init": [StrOptions(["k-means||", "k-means++", "random"]), callable, "array-like"],
         "cache": CACHE,
     }
 
 and, for the parameters whose validity depends on the data's shape (an ``init`` array, the
-number of clusters against the number of samples), :class:`DataCheck` entries in
-``_data_checks``. :func:`parameter_errors` collects every problem of an estimator's parameters
+number of clusters against the number of samples) or on what the estimator supports,
+:class:`DataCheck` entries in ``_data_checks``. :func:`parameter_errors` collects every problem of an estimator's parameters
 at once; :func:`check_parameters` raises the first. Each problem is an
 :class:`~daskcluster.errors.InvalidParameterError` whose ``param`` names the parameter::
 
     The 'tol' parameter of KMeans must be a float in the range [0.0, inf). Got -1 instead.
 
 Constraints are the objects below or these shorthands, as in scikit-learn: ``"boolean"``,
-``"verbose"``, ``"random_state"``, ``"array-like"``, ``"sparse matrix"``, ``callable``, ``None``, or a type (any
-instance of it). Checking reads no data.
+``"verbose"``, ``"random_state"``, ``"array-like"``, ``"sparse matrix"``, ``callable``,
+``None``, or a type (any instance of it). Checking reads no data. Options are shown in the
+order declared (scikit-learn keeps them in a set, whose order varies).
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class Interval(Constraint):
     def is_satisfied_by(self, value: Any) -> bool:
         if isinstance(value, (bool, np.bool_)) or not isinstance(value, self.type):
             return False
-        return value in self
+        return float(value) in self
 
     def __str__(self) -> str:
         type_str = "an int" if self.type is Integral else "a float"
@@ -314,8 +315,11 @@ def validate_params(constraints: Mapping[str, list[Any]], values: Mapping[str, A
 class DataShape(Protocol):
     """What checks against the data read: the data's shape (e.g. a :class:`~daskcluster.data.RowData`)."""
 
-    n_samples: int
-    n_features: int
+    @property
+    def n_samples(self) -> int: ...
+
+    @property
+    def n_features(self) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -372,9 +376,9 @@ def parameter_errors(estimator: Any, data: DataShape | None = None) -> list[Inva
     tol: The 'tol' parameter of KMeans must be a float in the range [0.0, inf). Got -1 instead.
     """
     owner = type(estimator).__name__
-    errors = validate_params(type(estimator)._parameter_constraints, estimator.get_params(deep=False), owner,
-                             collect=True)
-    bad = {e.param for e in errors}
+    errors: list[InvalidParameterError | InvalidDataError] = list(validate_params(
+        type(estimator)._parameter_constraints, estimator.get_params(deep=False), owner, collect=True))
+    bad = {getattr(e, "param", None) for e in errors}
     for check in getattr(type(estimator), "_data_checks", ()):
         if check.param in bad or bad.intersection(check.needs) or (data is None and check.needs_data):
             continue

@@ -94,7 +94,7 @@ def n_runs(estimator: Any, random_n_init: int) -> int:
     return runs
 
 
-class CentersMixin(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin):
+class CentersMixin(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin):  # type: ignore[misc]
     """``predict``, ``transform``, ``score``, ``fit_transform`` and the output names from
     ``cluster_centers_``.
 
@@ -189,4 +189,4 @@ class CentersMixin(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin)
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
         """Fit, then return distances to the centers (one more pass)."""
-        return self.fit(X, sample_weight=sample_weight).transform(X)  # type: ignore[attr-defined,no-any-return]
+        return self.fit(X, sample_weight=sample_weight).transform(X)  # type: ignore[no-any-return]
