@@ -41,6 +41,10 @@ What is measured (all in one process, one run, so that ratios compare like with 
    covariance type against scikit-learn's, both from the same initial responsibilities (one-hot
    at the rows ``init_params='random_from_data'`` draws for ``random_state=0``) and the default
    priors given explicitly, ``tol=0``; threaded and on the same ``LocalCluster``; cases as in 1.
+6. Where the time of one iteration goes, each type, both estimators, both libraries: one
+   thread's CPU time under ``cProfile`` (skipped with ``--no-bayesian``).
+
+Default fits are skipped with ``--no-default-fits``.
 
 The Markdown goes to ``benchmarks/RESULTS-gmm.md`` (the whole file is rewritten).
 """
@@ -65,8 +69,19 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+from bench_kmeans import cpu_model, git_commit, versions  # noqa: E402
 TYPES = ("full", "tied", "diag", "spherical")
 K = 10
+
+
+def blas_info() -> str:
+    """The BLAS and OpenMP libraries of this process (``threadpoolctl``): kernel, version, threads."""
+    import sklearn.cluster  # noqa: F401  (loads scikit-learn's OpenMP runtime, so that it is listed)
+    from threadpoolctl import threadpool_info
+
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture') or ''} "
+                     f"({i.get('num_threads')} threads)".replace("  ", " ") for i in threadpool_info())
 
 
 def timed(f: Callable[[], Any]) -> tuple[float, Any]:
@@ -311,15 +326,109 @@ def profile_full(Z: np.ndarray) -> list[tuple[str, float]]:
         prof = cProfile.Profile()
         total, _ = timed(lambda: prof.runcall(one_pass))
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
-    wanted = {"mahalanobis": "E-step: whitening GEMM + squared norms",
-              "log_norm_and_resp": "log-sum-exp, responsibilities",
-              "end_segment": "M-step: gather rows + weighted outer-product GEMMs", "add": "n_k and weighted sums"}
+    wanted = {("full.py", "mahalanobis"): "E-step: whitening GEMM + squared norms",
+              ("estep.py", "_estep_rows"): "log-sum-exp, responsibilities",
+              ("full.py", "end_segment"): "M-step: gather rows + weighted outer-product GEMMs",
+              ("stats.py", "add"): "n_k and weighted sums"}
     rows = []
-    for (_, _, name), (_, _, tottime, cumtime, _) in stats.items():
-        if name in wanted:
-            rows.append((wanted[name], cumtime))
+    for (path, _, name), (_, _, tottime, cumtime, _) in stats.items():
+        if (os.path.basename(path), name) in wanted:
+            rows.append((wanted[(os.path.basename(path), name)], cumtime))
     rows.append(("total (one pass, one thread)", total))
     return rows
+
+
+#: Parts of one iteration: (file, function) -> part, for ours and for scikit-learn's estimators.
+OUR_PARTS = {
+    ("passes.py", "tree_reduce"): "pass (Dask graph and scheduling, kernels, merges)",
+    ("passes.py", "em_kernel"): "kernels (all chunks)",
+    ("diag_rows.py", "add"): "compiled loop: log-density, log-sum-exp, r log r, statistics",
+    ("passes.py", "accumulate"): "tiles: E-step, log-sum-exp and statistics",
+    ("estep.py", "run"): "E-step: log-density, log-sum-exp, responsibilities, r log r",
+    ("full.py", "mahalanobis"): "E-step distances (whitening GEMM, squared norms)",
+    ("tied.py", "mahalanobis"): "E-step distances (whitening GEMM, expanded distances)",
+    ("estep.py", "_estep_rows"): "log-sum-exp, responsibilities, r log r (compiled)",
+    ("stats.py", "add"): "statistics: n_k, weighted sums (and tied's second moments)",
+    ("stats.py", "end_segment"): "statistics: full's second moments (SYRK over the rows held)",
+    ("_em.py", "step"): "client: M-step",
+    ("_variational.py", "step"): "client: variational update and lower bound",
+    ("_variational.py", "kernel_params"): "client: E-step constants (digamma terms, expected log-weights)",
+    ("_em.py", "kernel_params"): "client: E-step constants",
+}
+SK_PARTS = {
+    ("_base.py", "_estimate_log_prob_resp"): "E-step (log-density, weights, log-sum-exp)",
+    ("_gaussian_mixture.py", "_estimate_log_gaussian_prob"): "E-step log-density",
+    ("_bayesian_mixture.py", "_estimate_log_prob"): "E-step log-density and variational terms",
+    ("_bayesian_mixture.py", "_estimate_log_weights"): "expected log-weights (digamma)",
+    ("_logsumexp.py", "logsumexp"): "log-sum-exp",
+    ("_base.py", "_m_step"): "M-step",
+    ("_gaussian_mixture.py", "_m_step"): "M-step",
+    ("_bayesian_mixture.py", "_m_step"): "M-step (statistics and variational update)",
+    ("_bayesian_mixture.py", "_compute_lower_bound"): "lower bound",
+}
+
+
+def profile_iterations(Z: np.ndarray, iters: dict[str, int]) -> dict[tuple[str, str, str], dict[str, float]]:
+    """Seconds per iteration of each part (cProfile cumulative times / iterations), one thread:
+    our two estimators on Dask's synchronous scheduler and scikit-learn's, from the same initial
+    parameters as the per-iteration timings. Keys ``(library, estimator, type)``."""
+    import dask
+    from sklearn.mixture import BayesianGaussianMixture as SkB
+    from sklearn.mixture import GaussianMixture as SkG
+    from threadpoolctl import threadpool_limits
+
+    from daskcluster.mixture import BayesianGaussianMixture, GaussianMixture
+
+    out: dict[tuple[str, str, str], dict[str, float]] = {}
+    for ct in TYPES:
+        n = iters[ct]
+        for est, inits in (("gmm", initial_parameters(Z, ct)), ("bgmm", bayesian_initial_parameters(Z, ct))):
+            cases = (("daskcluster", GaussianMixture if est == "gmm" else BayesianGaussianMixture, OUR_PARTS),
+                     ("sklearn", SkG if est == "gmm" else SkB, SK_PARTS))
+            for lib, cls, parts in cases:
+                def fit() -> Any:
+                    extra = {"cache": False} if lib == "daskcluster" else {}
+                    return cls(n_components=K, covariance_type=ct, max_iter=n, tol=0.0, **inits, **extra).fit(Z)
+
+                with warnings.catch_warnings(), threadpool_limits(1), dask.config.set(scheduler="synchronous"):
+                    warnings.simplefilter("ignore")
+                    fit()
+                    prof = cProfile.Profile(timer=time.thread_time)  # CPU time: not inflated by other jobs
+                    t0 = time.thread_time()
+                    prof.runcall(fit)
+                    total = time.thread_time() - t0
+                row: dict[str, float] = {}
+                for (path, _, name), (_, _, _, cumtime, _) in pstats.Stats(prof).stats.items():  # type: ignore[attr-defined]
+                    part = parts.get((os.path.basename(path), name))
+                    if part is not None:
+                        row[part] = row.get(part, 0.0) + cumtime / n
+                row["whole fit / iterations"] = total / n
+                out[(lib, est, ct)] = row
+                print(f"  profile {lib:11s} {est:4s} {ct:9s} {total / n:.4f} CPU s/iter (one thread, profiled)", flush=True)
+    return out
+
+
+def profile_section(prof: dict[tuple[str, str, str], dict[str, float]]) -> list[str]:
+    """One table per covariance type: the parts of an iteration of each estimator."""
+    lines = ["## Where the time of one iteration goes, each type (one thread, cProfile, CPU s per iteration)", "",
+             "One BLAS thread, Dask's synchronous scheduler, the data in the chunks the estimators make; the "
+             "thread's CPU time (`time.thread_time`, so that other jobs on the shared machine do not inflate it); "
+             "cumulative times of the functions named, divided by the iterations (nested parts are included in "
+             "the parts above them: the kernels in the pass, the E-step in the tiles). scikit-learn's fit also "
+             "makes a final E-step (its `fit` is `fit_predict`).", ""]
+    for ct in TYPES:
+        cols = [("daskcluster", "gmm"), ("daskcluster", "bgmm"), ("sklearn", "gmm"), ("sklearn", "bgmm")]
+        lines += [f"**{ct}**", "", "| part | " + " | ".join(f"{lib} {'GMM' if e == 'gmm' else 'BGMM'}"
+                                                         for lib, e in cols) + " |",
+                  "| --- |" + " ---: |" * len(cols)]
+        order = [*OUR_PARTS.values(), *SK_PARTS.values(), "whole fit / iterations"]
+        parts = [p for i, p in enumerate(order)
+                 if p not in order[:i] and any(p in prof[(lib, e, ct)] for lib, e in cols)]
+        for part in parts:
+            cells = [prof[(lib, e, ct)].get(part) for lib, e in cols]
+            lines.append(f"| {part} | " + " | ".join("–" if c is None else f"{c:.4f}" for c in cells) + " |")
+        lines.append("")
+    return lines
 
 
 # --------------------------------------------------------------------------- report
@@ -331,7 +440,8 @@ def _cell(entry: dict[str, Any] | None) -> str:
     return f"{entry['min']:.4f} / {entry['median']:.4f}"
 
 
-def bayesian_section(threaded: dict[Any, Any], dist: dict[Any, Any], iters: dict[str, int]) -> list[str]:
+def bayesian_section(threaded: dict[Any, Any], dist: dict[Any, Any], iters: dict[str, int],
+                     floor: dict[str, float] | None = None) -> list[str]:
     """The BayesianGaussianMixture table and its targets."""
     lines = ["## BayesianGaussianMixture: time per iteration (same initial responsibilities, `tol=0`)", "",
              "Both start one-hot at the rows scikit-learn's `init_params='random_from_data'` draws for "
@@ -355,6 +465,14 @@ def bayesian_section(threaded: dict[Any, Any], dist: dict[Any, Any], iters: dict
                      f"| {lc['min'] / sk['min']:.2f}× / {lc['median'] / sk['median']:.2f}× | {diff:.1e} |")
     lines += ["", "Targets (issue 16): every covariance type ≤ 0.5× scikit-learn's time per iteration on threads "
               "(full ≤ 0.1×), ≤ 1.0× on the 2-worker LocalCluster.", ""]
+    if floor is not None:
+        sk_full = threaded[("sklearn-best", "full")]
+        lines += [f"Full ≤ 0.1× means ≤ {0.1 * sk_full['min']:.4f} s per iteration (least) here. The GEMM-only "
+                  f"floor of a full iteration measured in the same run (dense whitening and outer products, "
+                  f"above) is {floor['floor_min']:.4f} s least / {floor['floor']:.4f} s median, "
+                  f"{floor['floor_min'] / sk_full['min']:.2f}× / {floor['floor'] / sk_full['median']:.2f}× "
+                  f"scikit-learn's iteration; its whitening GEMM alone is {floor['e_split']:.4f} s "
+                  "(two threads × half the rows).", ""]
     return lines
 
 
@@ -419,18 +537,21 @@ def write_report(path: str, meta: dict[str, Any], threaded: dict[Any, Any], dist
     for name, (lo, med), req, ok in targets:
         lines.append(f"| {name} | {lo:.2f} / {med:.2f} | {req} | {'yes' if ok(lo) else 'NO'} / "
                      f"{'yes' if ok(med) else 'NO'} |")
-    lines += ["", "## Default fits (`init_params='kmeans'`, `tol=1e-3`, `random_state=0`, threaded scheduler)", "",
-              "| covariance | library | total fit (s) | n_iter | converged | lower bound | majority-label accuracy |",
-              "| --- | --- | ---: | ---: | --- | ---: | ---: |"]
-    for ct in TYPES:
-        for lib in ("sklearn", "daskcluster"):
-            r = defaults[(lib, ct)]
-            lines.append(f"| {ct} | {lib} | {r['seconds']:.2f} | {r['n_iter']} | {r['converged']} | "
-                         f"{r['lower_bound']:.4f} | {r['accuracy']:.3f} |")
-    lines += ["", "One run each (scikit-learn with its faster BLAS setting from above). The two libraries start "
-              "from different k-means (scikit-learn's k-means++ and Lloyd; ours k-means|| and Lloyd, as passes), "
-              "so they reach different local optima with different numbers of iterations.", "",
-              "## Where the time of one full-covariance iteration goes (one thread, cProfile)", "",
+    lines += ["", "## Default fits (`init_params='kmeans'`, `tol=1e-3`, `random_state=0`, threaded scheduler)", ""]
+    if defaults:
+        lines += ["| covariance | library | total fit (s) | n_iter | converged | lower bound | majority-label accuracy |",
+                  "| --- | --- | ---: | ---: | --- | ---: | ---: |"]
+        for ct in TYPES:
+            for lib in ("sklearn", "daskcluster"):
+                r = defaults[(lib, ct)]
+                lines.append(f"| {ct} | {lib} | {r['seconds']:.2f} | {r['n_iter']} | {r['converged']} | "
+                             f"{r['lower_bound']:.4f} | {r['accuracy']:.3f} |")
+        lines += ["", "One run each (scikit-learn with its faster BLAS setting from above). The two libraries start "
+                  "from different k-means (scikit-learn's k-means++ and Lloyd; ours k-means|| and Lloyd, as passes), "
+                  "so they reach different local optima with different numbers of iterations."]
+    else:
+        lines += ["Not run this time (`--no-default-fits`)."]
+    lines += ["", "## Where the time of one full-covariance iteration goes (one thread, cProfile)", "",
               "| part | seconds |", "| --- | ---: |"]
     lines += [f"| {name} | {sec:.4f} |" for name, sec in prof]
     lines += ["", "Notes:", "",
@@ -477,6 +598,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--no-cluster", action="store_true", help="skip the LocalCluster runs")
     parser.add_argument("--no-bayesian", action="store_true", help="skip BayesianGaussianMixture")
+    parser.add_argument("--no-default-fits", action="store_true",
+                        help="skip the default fits (scikit-learn's take minutes on a loaded machine)")
     parser.add_argument("--iterations-only", action="store_true",
                         help="only the times per iteration against scikit-learn (threaded, and the LocalCluster "
                         "unless --no-cluster), printed, no report: e.g. to compare two checkouts")
@@ -518,20 +641,21 @@ def main() -> None:
             with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster, \
                     Client(cluster) as client:
                 b_dist = per_iteration(Z, iters, repeats, client=client, with_sklearn=False, estimator="bgmm")
-        extra = bayesian_section(b_threaded, b_dist, iters)
-    print("default fits...", flush=True)
-    defaults = default_fits(Z, y, {ct: threaded[("sklearn-best", ct)]["one_thread"] for ct in TYPES})
+        extra = bayesian_section(b_threaded, b_dist, iters, floor)
+    defaults: dict[Any, Any] = {}
+    if not args.no_default_fits:
+        print("default fits...", flush=True)
+        defaults = default_fits(Z, y, {ct: threaded[("sklearn-best", ct)]["one_thread"] for ct in TYPES})
     print("profile...", flush=True)
     prof = profile_full(Z)
-    import dask
-    import sklearn
-
+    if not args.no_bayesian:
+        print("profile of one iteration per type...", flush=True)
+        extra += profile_section(profile_iterations(Z, iters))
     meta = {
-        "command": "python benchmarks/bench_gmm.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/bench_gmm.py " + " ".join(sys.argv[1:]),
         "date": _dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
-                   f"{platform.python_version()}, NumPy {np.__version__}, scikit-learn {sklearn.__version__}, "
-                   f"dask {dask.__version__}",
+        "machine": f"{cpu_model()}, {os.cpu_count()} CPUs ({platform.machine()}); BLAS {blas_info()}; {versions()}; "
+                   f"commit {git_commit()}",
         "load_start": load_start,
         "load_end": ", ".join(f"{x:.1f}" for x in os.getloadavg()),
         "shape": Z.shape,
