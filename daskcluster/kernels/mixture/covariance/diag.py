@@ -56,7 +56,7 @@ class DiagCovariance(CovarianceType):
         return expanded_distances(gp.means, self.feature_precisions(gp), ref)
 
     def mahalanobis(self, a: np.ndarray, d: int, prep: Any, gp: GaussianParams, ws: Scratch) -> np.ndarray:
-        # computed as (K, rows): the log-sum-exp over components then runs along contiguous rows
+        # one GEMM writes (K, rows); the E-step reads it through the transposed view, row by row
         maha_t = np.matmul(prep.T, a[:, : 2 * d + 1].T, out=ws.get("maha_t", gp.n_components, a.shape[0]))
         np.maximum(maha_t, 0.0, out=maha_t)
         return maha_t.T

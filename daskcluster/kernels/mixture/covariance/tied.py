@@ -47,7 +47,7 @@ class TiedCovariance(CovarianceType):
     def mahalanobis(self, a: np.ndarray, d: int, prep: Any, gp: GaussianParams, ws: Scratch) -> np.ndarray:
         n = a.shape[0]
         z = np.matmul(a[:, :d], gp.prec_chol, out=ws.get("z", n, d))
-        # computed as (K, rows): the log-sum-exp over components then runs along contiguous rows
+        # one GEMM writes (K, rows); the E-step reads it through the transposed view, row by row
         maha_t = np.matmul(prep[0].T, z.T, out=ws.get("maha_t", gp.n_components, n))
         maha_t += row_sq_norms(z)
         maha_t += prep[1][:, None]
