@@ -25,8 +25,8 @@ import psutil
 from scipy import sparse
 
 from . import io, io_frames, io_sparse
-from .io import MinChunks, active_client
 from .errors import DataTypeError, InvalidDataError, InvalidParameterError
+from .io import MinChunks, active_client
 from .kernels.blocks import Affine, compute_dtype_for
 
 logger = logging.getLogger(__name__)

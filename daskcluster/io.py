@@ -46,8 +46,8 @@ import numpy as np
 import numpy.typing as npt
 import zarr
 import zarr.codecs
-from scipy import sparse
 from dask.base import tokenize
+from scipy import sparse
 
 from daskcluster import atomic, io_frames
 from daskcluster.errors import (
@@ -575,7 +575,7 @@ def _open_store(store: str, component: str | None, storage_options: dict[str, An
 
         try:
             doc = io_sparse.sparse_manifest(zarr.open_group(store, mode="r", storage_options=storage_options or None))
-        except Exception:  # not a group, or unreadable: the array path below says what is wrong
+        except (OSError, ValueError, KeyError, TypeError):  # not a group: the array path below says what is wrong
             doc = None
         if doc is not None:
             return io_sparse.open_sparse_store(store, doc, storage_options or None)
@@ -1267,6 +1267,26 @@ def _make_target(
     return _RemoteTarget(text, fs, fs_path), storage_options or None
 
 
+def writable_target(
+    path: str | os.PathLike[str], storage_options: dict[str, Any] | None, overwrite: bool, writer: str
+) -> tuple[_LocalTarget | _RemoteTarget, dict[str, Any] | None]:
+    """The target of a store written atomically at ``path``: refuses an existing path unless
+    ``overwrite``, and never replaces anything but a Zarr store."""
+    target, target_options = _make_target(path, storage_options)
+    if target.exists():
+        if not overwrite:
+            raise SourceError(
+                f"'{target.final}' already exists. Pass overwrite=True to replace it "
+                "(the old store is deleted only after the new one is complete), or choose another path."
+            )
+        if not target.holds_zarr():
+            raise SourceError(
+                f"'{target.final}' exists and is not a Zarr store; {writer} refuses to replace it "
+                "even with overwrite=True. Remove it yourself or choose another path."
+            )
+    return target, target_options
+
+
 def _resolve_compressors(compressors: Any, itemsize: int) -> Any:
     if isinstance(compressors, str) and compressors == "default":
         # byte data (uint8 pixels) compress better and faster unshuffled
@@ -1417,18 +1437,7 @@ def write_zarr(
     rows = chunk_rows(n_samples, n_features, X.dtype.itemsize, chunk_bytes, min_chunks=wanted)
     codecs = _resolve_compressors(compressors, X.dtype.itemsize)
 
-    target, target_options = _make_target(path, storage_options)
-    if target.exists():
-        if not overwrite:
-            raise SourceError(
-                f"'{target.final}' already exists. Pass overwrite=True to replace it "
-                "(the old store is deleted only after the new one is complete), or choose another path."
-            )
-        if not target.holds_zarr():
-            raise SourceError(
-                f"'{target.final}' exists and is not a Zarr store; write_zarr refuses to replace it "
-                "even with overwrite=True. Remove it yourself or choose another path."
-            )
+    target, target_options = writable_target(path, storage_options, overwrite, "write_zarr")
 
     X = X.rechunk({0: rows, 1: -1})  # one Dask block == one Zarr chunk: no lock needed
     logger.info(

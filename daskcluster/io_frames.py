@@ -146,8 +146,8 @@ def open_parquet(path: str, *, columns: list[str] | None, storage_options: dict[
     ``columns`` in that order). Data passes: 1 light one for the partition lengths (none when
     the files' metadata give them)."""
     try:
-        import pyarrow  # noqa: F401
         import dask.dataframe as dd
+        import pyarrow  # noqa: F401
     except ImportError as exc:
         raise ImportError(
             f"Reading Parquet needs pyarrow and dask.dataframe ({exc}). Install the extra: "

@@ -26,6 +26,7 @@ import hashlib
 import logging
 import math
 import os
+from itertools import pairwise
 from typing import Any
 
 import dask
@@ -35,8 +36,15 @@ import zarr
 from dask.base import tokenize
 from scipy import sparse
 
-from .errors import DataTypeError, InvalidDataError, SourceError, StoreIntegrityError
-from .io import DEFAULT_CHUNK_BYTES, MANIFEST_KEY, MinChunks, _make_target, chunk_rows, resolve_min_chunks
+from .errors import DataTypeError, InvalidDataError, StoreIntegrityError
+from .io import (
+    DEFAULT_CHUNK_BYTES,
+    MANIFEST_KEY,
+    MinChunks,
+    chunk_rows,
+    resolve_min_chunks,
+    writable_target,
+)
 
 __all__ = ["SPARSE_FORMAT", "is_sparse_array", "open_sparse", "open_sparse_store", "write_sparse_zarr"]
 
@@ -142,7 +150,7 @@ def _from_blocks(csr: sparse.csr_matrix, chunks: tuple[int, ...]) -> da.Array:
     starts = np.concatenate(([0], np.cumsum(chunks)))
     blocks = [da.from_delayed(dask.delayed(csr[a:b], name=f"{name}-{i}", pure=True), shape=(b - a, csr.shape[1]),
                               dtype=csr.dtype, meta=meta, name=f"{name}-array-{i}")
-              for i, (a, b) in enumerate(zip(starts[:-1], starts[1:]))]
+              for i, (a, b) in enumerate(pairwise(starts))]
     return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
 
 
@@ -213,15 +221,7 @@ def write_sparse_zarr(
     ((100, 20), 'csr_matrix')
     """
     X = open_sparse(source, chunk_bytes=chunk_bytes, min_chunks=min_chunks)
-    target, options = _make_target(path, storage_options)
-    if target.exists():
-        if not overwrite:
-            raise SourceError(
-                f"'{target.final}' already exists. Pass overwrite=True to replace it "
-                "(the old store is deleted only after the new one is complete), or choose another path."
-            )
-        if not target.holds_zarr():
-            raise SourceError(f"'{target.final}' exists and is not a Zarr store; it is never replaced.")
+    target, options = writable_target(path, storage_options, overwrite, "write_sparse_zarr")
     target.prepare()
     try:
         zarr.open_group(target.store, mode="w-", storage_options=options, zarr_format=3)

@@ -21,9 +21,14 @@ import pytest
 from scipy import sparse
 from sklearn.cluster import KMeans as SkKMeans
 
-from daskcluster import GaussianMixture, KMeans, MiniBatchKMeans, NMF
-from daskcluster.errors import DataTypeError, InvalidParameterError, NonFiniteDataError, SourceError, \
-    StoreIntegrityError
+from daskcluster import NMF, GaussianMixture, KMeans, MiniBatchKMeans
+from daskcluster.errors import (
+    DataTypeError,
+    InvalidParameterError,
+    NonFiniteDataError,
+    SourceError,
+    StoreIntegrityError,
+)
 from daskcluster.io import open_array, write_zarr
 from daskcluster.io_sparse import write_sparse_zarr
 from daskcluster.kernels import sparse as S
@@ -151,7 +156,7 @@ def test_kmeans_on_sparse_chunks_on_a_local_cluster_equals_sklearn(X_sparse: spa
 
 def test_minibatch_on_csr_equals_minibatch_on_the_same_dense_rows(X_sparse: sparse.csr_matrix) -> None:
     init = _init(X_sparse)
-    kw = dict(n_clusters=6, init=init, n_init=1, batch_size=256, max_iter=3, random_state=0)
+    kw = {"n_clusters": 6, "init": init, "n_init": 1, "batch_size": 256, "max_iter": 3, "random_state": 0}
     sp = MiniBatchKMeans(**kw).fit(da.from_array(X_sparse, chunks=(1000, -1), asarray=False))
     de = MiniBatchKMeans(**kw).fit(da.from_array(X_sparse.toarray(), chunks=(1000, -1)))
     np.testing.assert_allclose(sp.cluster_centers_, de.cluster_centers_, rtol=1e-9, atol=1e-12)

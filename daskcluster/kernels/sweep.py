@@ -358,7 +358,7 @@ class LabelStats:
 def _label_rows(block: np.ndarray, chunk: ChunkInfo, params: Labelings) -> list[np.ndarray]:
     """Each model's label of every row of the block: one stacked GEMM for the k-means models,
     one E-step per mixture."""
-    n, d = block.shape
+    n = block.shape[0]
     out = [np.empty(n, dtype=np.int64) for _ in params.centers]
     if params.centers:
         table, segments = _stack(tuple(Member(LLOYD, c.astype(params.dtype)) for c in params.centers), params.affine)
