@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_kmeans import cpu_model, git_commit, load_avg, versions  # noqa: E402
+from bench_kmeans import cpu_model, git_commit, load_avg, versions
 
 CENTERS = np.array([[0, 0], [8, 0], [0, 8], [8, 8], [4, 4]], dtype=float)
 GAMMA = 0.1
@@ -151,10 +151,10 @@ def report(args: Any, argv: list[str] | None, t_start: str, load_start: str, tim
         "",
         "    python " + " ".join(["benchmarks/bench_two_phase.py", *(argv if argv is not None else sys.argv[1:])]),
         "",
-        f"Run {t_start}; machine: {cpu_model()}, {os.cpu_count()} CPUs; BLAS: {blas}; {versions()}; "
+        (f"Run {t_start}; machine: {cpu_model()}, {os.cpu_count()} CPUs; BLAS: {blas}; {versions()}; "
         f"commit {git_commit()}. Load average at start {load_start}, at end {load_avg()}. Distributed cases on "
         "`LocalCluster(n_workers=2, threads_per_worker=1)`, rows persisted in 8 chunks before timing; time = "
-        f"`fit` + every row's label; {rounds} rounds, cases alternated; least / median.",
+        f"`fit` + every row's label; {rounds} rounds, cases alternated; least / median."),
         "",
         "| case | time s (least / median) | ARI against the blobs |",
         "| --- | ---: | ---: |",

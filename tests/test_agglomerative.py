@@ -91,7 +91,7 @@ def test_two_phase_finds_blobs(blobs: tuple[np.ndarray, np.ndarray], chunks: obj
 
 
 def test_two_phase_distance_threshold(blobs: tuple[np.ndarray, np.ndarray]) -> None:
-    X, y = blobs
+    X, _y = blobs
     full = two_phase(compute_distances=True).fit(X)
     cut = AgglomerativeClustering(n_clusters=None, distance_threshold=float(full.distances_[-5]) + 1e-9,
                                   max_samples=500, n_micro_clusters=60, random_state=0).fit(X)
@@ -121,8 +121,8 @@ def test_nan_named_with_its_row() -> None:
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"linkage": "centroid"}, r"'linkage' parameter of AgglomerativeClustering must be .*'ward'.*"
-                                  r"Got 'centroid'"),
+        ({"linkage": "centroid"}, (r"'linkage' parameter of AgglomerativeClustering must be .*'ward'.*"
+                                  r"Got 'centroid'")),
         ({"linkage": "ward", "metric": "cosine"}, "cosine was provided as metric. Ward can only work with euclidean"),
         ({"n_clusters": 2, "distance_threshold": 1.0}, "Exactly one of n_clusters and distance_threshold"),
         ({"n_clusters": None, "distance_threshold": 1.0, "compute_full_tree": False}, "compute_full_tree must be True"),

@@ -136,10 +136,10 @@ def test_bad_parameters(params: dict[str, object], match: str) -> None:
 @pytest.mark.parametrize(
     ("params", "match"),
     [
-        ({"affinity": "nearest_neighbors"}, r"affinity='nearest_neighbors' needs the exact route.*supports a kernel "
-                                            r"of \[.*'rbf'.*max_samples >= 3000"),
-        ({"assign_labels": "discretize"}, r"assign_labels='discretize' needs the exact route.*\['kmeans', "
-                                          r"'cluster_qr'\]"),
+        ({"affinity": "nearest_neighbors"}, (r"affinity='nearest_neighbors' needs the exact route.*supports a kernel "
+                                            r"of \[.*'rbf'.*max_samples >= 3000")),
+        ({"assign_labels": "discretize"}, (r"assign_labels='discretize' needs the exact route.*\['kmeans', "
+                                          r"'cluster_qr'\]")),
     ],
 )
 def test_options_of_the_exact_route_refused_above_max_samples(blobs: tuple[np.ndarray, np.ndarray],

@@ -202,11 +202,7 @@ of shape (n_samples, n_features)
         self
             Data passes: see the class Notes.
         """
-        self._check_params()
-        data = self._row_data(X)
-        exact = self._exact(data)
-        self.n_features_in_ = data.n_features
-        self._labeled(X, reset=True)  # feature_names_in_ (after _exact cleared a previous fit's)
+        data, exact = self._begin_fit(X)
         if not exact:
             if self.metric == "precomputed":
                 self._refuse_above(data, "metric", self.metric, "X would be an n_samples × n_samples matrix")

@@ -56,21 +56,22 @@ class WeightedTree:
         _, labels = np.unique(root[:n], return_inverse=True)
         first = np.full(n_clusters, n)
         np.minimum.at(first, labels, np.arange(n))
-        return np.argsort(np.argsort(first))[labels]
+        rank: np.ndarray = np.argsort(np.argsort(first))
+        return rank[labels]
 
 
 def _lance_williams(linkage: str) -> Callable[..., np.ndarray]:
     def single(da: np.ndarray, db: np.ndarray, dab: float, na: float, nb: float, nc: np.ndarray) -> np.ndarray:
-        return np.minimum(da, db)
+        return np.asarray(np.minimum(da, db))
 
     def complete(da: np.ndarray, db: np.ndarray, dab: float, na: float, nb: float, nc: np.ndarray) -> np.ndarray:
-        return np.maximum(da, db)
+        return np.asarray(np.maximum(da, db))
 
     def average(da: np.ndarray, db: np.ndarray, dab: float, na: float, nb: float, nc: np.ndarray) -> np.ndarray:
-        return (na * da + nb * db) / (na + nb)
+        return np.asarray((na * da + nb * db) / (na + nb))
 
     def ward(da: np.ndarray, db: np.ndarray, dab: float, na: float, nb: float, nc: np.ndarray) -> np.ndarray:
-        return ((na + nc) * da + (nb + nc) * db - nc * dab) / (na + nb + nc)
+        return np.asarray(((na + nc) * da + (nb + nc) * db - nc * dab) / (na + nb + nc))
 
     return {"single": single, "complete": complete, "average": average, "ward": ward}[linkage]
 
@@ -79,7 +80,7 @@ def initial_distances(points: np.ndarray, counts: np.ndarray, linkage: str, metr
     """The (n_points, n_points) matrix the chain starts from (Ward: ``D`` above; others: ``metric``)."""
     if linkage == "ward":
         n = counts.astype(np.float64)
-        return 2 * np.outer(n, n) / np.add.outer(n, n) * cdist(points, points, "sqeuclidean")
+        return np.asarray(2 * np.outer(n, n) / np.add.outer(n, n) * cdist(points, points, "sqeuclidean"))
     return np.asarray(pairwise_distances(points, metric=metric), dtype=np.float64)
 
 

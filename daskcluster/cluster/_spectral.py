@@ -237,11 +237,7 @@ of shape (n_samples, n_features)
         self
             Data passes: see the class Notes.
         """
-        self._check_params()
-        data = self._row_data(X)
-        exact = self._exact(data)
-        self.n_features_in_ = data.n_features
-        self._labeled(X, reset=True)  # feature_names_in_ (after _exact cleared a previous fit's)
+        data, exact = self._begin_fit(X)
         if not exact:
             if not callable(self.affinity) and self.affinity in GRAPH_AFFINITIES:
                 self._refuse_above(data, "affinity", self.affinity,

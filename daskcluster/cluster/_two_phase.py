@@ -132,11 +132,22 @@ class TwoPhaseMixin:
     ``max_samples``, ``n_micro_clusters`` and ``random_state``."""
 
     max_samples: int
+    n_features_in_: int
     n_micro_clusters: int
     random_state: Any
 
     def _row_data(self, X: Any) -> RowData:
         return as_row_data(X, owner=type(self).__name__, min_samples=2)
+
+    def _begin_fit(self, X: Any) -> tuple[RowData, bool]:
+        """Check the parameters and X's metadata (no data read), clear a previous fit's attributes
+        and pick the route: returns the data and whether the exact route runs."""
+        self._check_params()  # type: ignore[attr-defined]
+        data = self._row_data(X)
+        exact = self._exact(data)
+        self.n_features_in_ = data.n_features
+        self._labeled(X, reset=True)  # type: ignore[attr-defined]  # feature_names_in_, after _exact
+        return data, exact
 
     def _exact(self, data: RowData) -> bool:
         """Whether the data are small enough for the exact route (``n_samples <= max_samples``)."""

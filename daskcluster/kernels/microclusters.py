@@ -35,7 +35,8 @@ class MicroSummary:
     def means(self, affine: Affine) -> np.ndarray:
         """Mean of each non-empty part in the compute space; shape (n_nonempty, n_features)."""
         keep = self.counts > 0
-        return self.sums[keep] / self.counts[keep, None] * affine.scale + affine.offset
+        means: np.ndarray = self.sums[keep] / self.counts[keep, None] * affine.scale + affine.offset
+        return means
 
 
 def summary_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
