@@ -40,9 +40,9 @@ def add_parsers(sub: Any) -> None:
                        ("logs", "a submitted job's log lines"), ("cancel", "stop a submitted job"),
                        ("list", "the submitted jobs of a cluster (default: of every cluster this machine "
                                 "submitted to)")):
-        c = sub.add_parser(name, help=text, description=text + ". Without --scheduler/--cluster, the cluster "
-                                                               "the job was submitted to from this machine (a "
-                                                               "dask-gateway cluster is found by its name).")
+        where = "" if name == "list" else (". Without --scheduler/--cluster, the cluster the job was submitted to "
+                                           "from this machine (a dask-gateway cluster is found by its name)")
+        c = sub.add_parser(name, help=text, description=text + where + ".")
         if name != "list":
             c.add_argument("id", metavar="ID", nargs="?" if name == "status" else None)
         cluster_options(c)
