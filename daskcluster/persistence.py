@@ -180,6 +180,10 @@ class _Encoder:
             return {"$scalar": item, "dtype": value.dtype.str}
         if isinstance(value, np.dtype):
             return {"$dtype": value.str}
+        if isinstance(value, np.ndarray) and value.dtype == object and value.ndim == 1 and all(
+            isinstance(v, str) for v in value
+        ):  # names (feature_names_in_): strings in an object array, as scikit-learn keeps them
+            return {"$strings": list(value)}
         if isinstance(value, np.ndarray):
             if value.dtype.kind not in "biufcSUmM" or value.dtype.hasobject:
                 raise UnsupportedValueError(
@@ -220,6 +224,11 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray], where: str) -> Any:
         return arrays[name]
     if len(value) == 1 and "$float" in value:
         return float(value["$float"])
+    if len(value) == 1 and "$strings" in value:
+        names = value["$strings"]
+        if not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+            raise ModelFileError(f"{where}: the names {names!r} in {_JSON} are not a list of strings.")
+        return np.asarray(names, dtype=object)
     if len(value) == 1 and "$tuple" in value:
         return tuple(_decode(v, arrays, where) for v in value["$tuple"])
     if len(value) == 1 and "$dict" in value:

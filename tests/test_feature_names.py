@@ -152,3 +152,16 @@ def test_bad_frames() -> None:
         KMeans(3).fit(text)
     numbered = FRAME.set_axis([0, 1, 2], axis=1)  # names that are not strings are not kept, as scikit-learn
     assert not hasattr(KMeans(3, random_state=0).fit(numbered), "feature_names_in_")
+
+
+def test_model_file_keeps_names_and_output(tmp_path: Any) -> None:
+    from daskcluster.persistence import load, save
+
+    est = KMeans(3, random_state=0).set_output(transform="pandas").fit(FRAME)
+    save(est, tmp_path / "model.zip")
+    back = load(tmp_path / "model.zip")
+    np.testing.assert_array_equal(back.feature_names_in_, est.feature_names_in_)
+    assert back.feature_names_in_.dtype == object
+    pd.testing.assert_frame_equal(back.transform(FRAME), est.transform(FRAME))
+    with pytest.raises(InvalidDataError, match="The feature names should match"):
+        back.predict(FRAME[["beta", "alpha", "gamma"]])
