@@ -124,6 +124,9 @@ default='k-means||'
     n_iter_ : int
         Lloyd iterations of the kept run.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame (or the feature coordinate of a DataArray) given to
+        ``fit``, when all are strings.
 
     Notes
     -----

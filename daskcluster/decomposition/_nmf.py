@@ -141,6 +141,9 @@ class NMF(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin, Transfor
         ``‖X − WH‖_Fro`` of the fitted ``W`` and ``H``.
     n_iter_ : int
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame (or the feature coordinate of a DataArray) given to
+        ``fit``, when all are strings.
 
     Notes
     -----

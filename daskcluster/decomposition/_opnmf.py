@@ -120,6 +120,9 @@ class OPNMF(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin, Transf
     n_iter_ : int
         Iterations (updates of ``W``) made.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame (or the feature coordinate of a DataArray) given to
+        ``fit``, when all are strings.
     ranks_, errors_, random_errors_, good_ranks_ : ndarray
         With rank selection only: the ranks tested, the normalised errors on the data and on
         the permuted data, and the good ranks (the first is ``n_components_``).

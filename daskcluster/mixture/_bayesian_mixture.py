@@ -102,6 +102,9 @@ default='dirichlet_process'
         Variational lower bound (up to a constant) at the last iteration of the best run.
     lower_bounds_ : list of float
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame (or the feature coordinate of a DataArray) given to
+        ``fit``, when all are strings.
 
     Notes
     -----

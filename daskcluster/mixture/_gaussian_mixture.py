@@ -95,6 +95,9 @@ class GaussianMixture(MixtureBase):
     lower_bounds_ : list of float
         Lower bound after each iteration of the best run.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame (or the feature coordinate of a DataArray) given to
+        ``fit``, when all are strings.
 
     Notes
     -----
