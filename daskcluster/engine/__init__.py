@@ -5,12 +5,13 @@ reduction of its small statistics (:mod:`.passes`); arrays of rows generated chu
 held after a pass are built by :mod:`.arrays`.
 """
 
-from .arrays import generated_rows, held_rows
+from .arrays import generated_rows, held_rows, unique_values
 from .passes import (
     SPLIT_EVERY,
     PassCounter,
     count_passes,
     map_rows,
+    take,
     take_rows,
     tree_reduce,
     tree_reduce_rows,
@@ -25,7 +26,9 @@ __all__ = [
     "held_rows",
     "map_rows",
     "row_block",
+    "take",
     "take_rows",
     "tree_reduce",
     "tree_reduce_rows",
+    "unique_values",
 ]

@@ -1,4 +1,5 @@
-"""Dask arrays of rows made without an input array, or from row blocks already computed.
+"""Dask arrays of rows made without an input array, or from row blocks already computed; the
+distinct values of an array.
 
 Both are built with public Dask API only (``map_blocks`` and the collection protocol's
 ``__dask_postpersist__``), so that they work on both of Dask's array backends, the classic
@@ -18,7 +19,7 @@ from dask.core import flatten
 
 from ..kernels.blocks import ChunkInfo
 
-__all__ = ["generated_rows", "held_rows"]
+__all__ = ["generated_rows", "held_rows", "unique_values"]
 
 
 def _run_generator(func: Callable[..., np.ndarray], params: tuple[Any, ...], n_columns: int | None,
@@ -97,3 +98,22 @@ def held_rows(parts: Sequence[Any], lengths: Sequence[int], n_columns: int, dtyp
         raise ValueError(f"held_rows: {len(parts)} parts for {len(keys)} blocks")
     rebuild, args = template.__dask_postpersist__()
     return rebuild(dict(zip(keys, parts)), *args)  # type: ignore[no-any-return]
+
+
+def _block_unique(block: np.ndarray) -> np.ndarray:
+    out = np.empty(1, dtype=object)
+    out[0] = np.unique(block)
+    return out
+
+
+def unique_values(array: da.Array) -> np.ndarray:
+    """The sorted distinct values of a 1-D Dask array (``numpy.unique`` of it), from the
+    distinct values of each block: one task per block, only those come to the client (``da.unique``
+    is not on every Dask array backend). Passes over ``array``: 1."""
+    if array.ndim != 1:
+        raise ValueError(f"unique_values takes a 1-D array; got shape {array.shape}")
+    if array.numblocks[0] == 0 or array.shape[0] == 0:
+        return np.empty(0, dtype=array.dtype)
+    parts = da.map_blocks(_block_unique, array, dtype=object, chunks=((1,) * array.numblocks[0],),
+                          meta=np.empty((0,), dtype=object)).compute()
+    return np.unique(np.concatenate(list(parts)))

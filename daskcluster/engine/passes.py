@@ -481,28 +481,37 @@ def _pick_rows(block: Any, rows: np.ndarray) -> np.ndarray:
     return dense_rows(block, rows)
 
 
+def take(array: da.Array, index: np.ndarray) -> np.ndarray:
+    """The rows of a row-chunked Dask array (1-D or 2-D, features in one chunk) at the global
+    ``index`` positions, in the order given, as NumPy: ``array[index]`` reading only the chunks
+    that hold those rows, one small task per chunk (integer indexing of a Dask array is not on
+    every Dask array backend). Sparse row blocks give dense rows."""
+    index = np.asarray(index, dtype=np.int64)
+    lengths = array.chunks[0]
+    bounds = np.cumsum(lengths)
+    which = np.searchsorted(bounds, index, side="right")
+    starts = bounds - np.asarray(lengths)
+    parts = []
+    order = []
+    for c in np.unique(which):
+        sel = np.flatnonzero(which == c)
+        block = row_block(array, int(c))
+        local = index[sel] - starts[c]
+        parts.append(block.map_blocks(_pick_rows, local, chunks=((len(local),), *block.chunks[1:]), dtype=block.dtype,
+                                      meta=np.empty((0,) * block.ndim, dtype=block.dtype)))
+        order.append(sel)
+    if not parts:
+        return np.zeros((0, *array.shape[1:]), dtype=array.dtype)
+    rows = np.concatenate(dask.compute(*parts))
+    out = np.empty_like(rows)
+    out[np.concatenate(order)] = rows
+    return out
+
+
 def take_rows(data: RowData, index: np.ndarray) -> np.ndarray:
     """The rows at the (global) ``index`` positions, in compute dtype with scaling applied.
 
     Reads only the chunks that hold those rows, one small task per chunk; shape
     (len(index), n_features), in the order given.
     """
-    index = np.asarray(index, dtype=np.int64)
-    bounds = np.cumsum(data.array.chunks[0])
-    which = np.searchsorted(bounds, index, side="right")
-    starts = np.asarray(data.starts)
-    parts = []
-    order = []
-    for c in np.unique(which):
-        sel = np.flatnonzero(which == c)
-        block = row_block(data.array, int(c))
-        local = index[sel] - starts[c]
-        parts.append(block.map_blocks(_pick_rows, local, chunks=((len(local),), (data.n_features,)),
-                                      dtype=block.dtype, meta=np.empty((0, 0), dtype=block.dtype)))
-        order.append(sel)
-    if not parts:
-        return np.zeros((0, data.n_features), dtype=data.dtype)
-    rows = np.concatenate(dask.compute(*parts))
-    out = np.empty_like(rows)
-    out[np.concatenate(order)] = rows
-    return data.to_compute(out)
+    return data.to_compute(take(data.array, index))
