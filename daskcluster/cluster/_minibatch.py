@@ -22,7 +22,7 @@ from ..data import (
     as_sample_weight,
     cached,
 )
-from ..engine import take_rows, tree_reduce
+from ..engine import take, take_rows, tree_reduce
 from ..kernels import kmeans as K
 from ..kernels import minibatch as M
 from ..kernels.sparse import as_block
@@ -254,7 +254,7 @@ default='k-means++'
                 index = np.tile(np.arange(data.n_samples), n_samples_needed)
             sample = take_rows(data, index)
             if weights is not None:
-                weight = np.asarray(weights[index].compute(), dtype=np.float64)
+                weight = np.asarray(take(weights, index), dtype=np.float64)
         variance = None if sample is None or self.tol == 0 else np.var(sample.astype(np.float64), axis=0)
         candidates = []
         for i in range(n_init):
