@@ -14,6 +14,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.special import comb
 
+from ..engine import unique_values
 from ..errors import InvalidDataError
 
 
@@ -30,7 +31,7 @@ def _codes(labels: da.Array) -> tuple[np.ndarray | None, int]:
         lo, hi = dask.compute(labels.min(), labels.max())
         if lo >= 0 and hi < 4 * labels.shape[0] + 1024:
             return None, int(hi) + 1
-    values = np.asarray(da.unique(labels).compute())
+    values = unique_values(labels)
     return values, len(values)
 
 
