@@ -12,7 +12,7 @@ import dask.array as da
 import numpy as np
 
 from ..data import RowData, as_row_data, as_sample_weight
-from ..engine import take_rows, tree_reduce
+from ..engine import take, take_rows, tree_reduce
 from ..errors import InvalidDataError
 from ..kernels import kmeans as KK
 from ..kernels import metrics as KM
@@ -158,7 +158,7 @@ def silhouette_score(X: Any, labels: Any, *, sample_size: int | None = 10_000, r
         raise InvalidDataError(f"labels must have shape ({data.n_samples},) like X's rows; got {lab.shape}.")
     index = sample_index(data.n_samples, sample_size, random_state)
     rows = take_rows(data, index)
-    sample_labels = np.asarray(lab[index].compute()) if isinstance(lab, da.Array) else np.asarray(lab)[index]
+    sample_labels = take(lab, index)
     n_labels = len(np.unique(sample_labels))
     _check_n_labels(n_labels, len(index))
     return float(exact(rows.astype(np.float64), sample_labels))
