@@ -19,6 +19,7 @@ import dask.array as da
 import numpy as np
 
 from .. import metrics as M
+from ..engine import unique_values
 
 __all__ = ["cluster_majority", "evaluate"]
 
@@ -40,7 +41,7 @@ def _values(y: Any, n: int) -> list[Any]:
     lo = int(y.min().compute() if isinstance(y, da.Array) else np.min(y))
     if lo >= 0:
         return list(range(n))
-    values = da.unique(y).compute() if isinstance(y, da.Array) else np.unique(y)
+    values = unique_values(y) if isinstance(y, da.Array) else np.unique(y)
     return [v.item() for v in np.asarray(values)]
 
 
