@@ -117,8 +117,17 @@ def write_labels(path: Path, labels: Any) -> Path:
     with atomic.atomic_dir(path, overwrite=True) as tmp:
         z = zarr.create_array(str(tmp), shape=arr.shape, chunks=(max(rows, 1),), dtype=np.int32, zarr_format=3)
         with dask.config.set(scheduler="threads") if local else nullcontext():
-            da.store(arr, z, lock=False)
+            # each block into its rows, one task per block (dask.array.store is not on Dask's
+            # query-planning backend)
+            da.map_blocks(_write_labels, arr, z, chunks=((1,) * arr.numblocks[0],), dtype=bool,
+                          meta=np.empty((0,), dtype=bool)).compute()
     return Path(path)
+
+
+def _write_labels(block: np.ndarray, z: Any, block_info: Any = None) -> np.ndarray:
+    (start, stop), = block_info[0]["array-location"]
+    z[start:stop] = block
+    return np.ones(1, dtype=bool)
 
 
 #: Up to this many clusters, sizes.png labels every one.
