@@ -164,7 +164,10 @@ def load_labels(spec: LabelsSpec, n_samples: int | None = None) -> da.Array:
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         y = da.from_array(arr, chunks=1_000_000)
     else:
-        y = da.from_zarr(path, component=spec.component)
+        import zarr
+
+        z = zarr.open_array(path, path=spec.component or "", mode="r")
+        y = da.from_array(z, chunks=z.chunks)  # as da.from_zarr, which not every Dask array backend has
     if y.ndim == 2 and y.shape[1] == 1:
         y = y[:, 0]
     if y.ndim != 1:
