@@ -220,7 +220,7 @@ def test_kmeans_init_is_one_m_step_on_kmeans_labels(covariance_type: str) -> Non
     Xd = da.from_array(X, chunks=(90, -1))
     gm = GaussianMixture(3, covariance_type=covariance_type, max_iter=0, random_state=7).fit(Xd)
     km = KMeans(3, n_init=1, random_state=np.random.RandomState(7)).fit(Xd)
-    resp = np.eye(3)[np.asarray(km.labels_)]
+    resp = np.eye(3)[dask.compute(km.labels_)[0]]
     weights, means, cov = _reference_parameters(X, resp, covariance_type, 1e-6)
     assert_allclose(gm.weights_, weights, rtol=1e-12)
     assert_allclose(gm.means_, means, rtol=1e-10, atol=1e-12)
