@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -58,7 +59,7 @@ def test_kmeans_sweep_equals_separate_fits_in_fewer_passes(blobs: np.ndarray, ch
         np.testing.assert_allclose(model.cluster_centers_, ref.cluster_centers_, rtol=1e-9, atol=1e-9)
         assert model.n_iter_ == ref.n_iter_ == got["n_iter"]
         assert got["inertia"] == pytest.approx(ref.inertia_, rel=1e-9)
-        np.testing.assert_array_equal(np.asarray(model.labels_), np.asarray(ref.labels_))
+        np.testing.assert_array_equal(*dask.compute(model.labels_, ref.labels_))
     assert sweep_passes.passes == table.attrs["passes"]
     assert sweep_passes.passes <= 1.5 * longest, (sweep_passes.passes, longest)
     # about the longest fit plus the two scoring passes, not the sum of the fits
@@ -105,7 +106,7 @@ def test_kmeans_sweep_scores_equal_the_metrics(blobs: np.ndarray) -> None:
     X = _chunked(blobs)
     table = kmeans_sweep(X, n_clusters=[2, 4, 5, 7], random_state=0, silhouette_sample_size=800)
     for _, row in table.iterrows():
-        labels = np.asarray(row["model"].labels_)
+        labels = np.asarray(dask.compute(row["model"].labels_)[0])
         assert row["calinski_harabasz"] == pytest.approx(skm.calinski_harabasz_score(blobs, labels), rel=1e-9)
         assert row["davies_bouldin"] == pytest.approx(skm.davies_bouldin_score(blobs, labels), rel=1e-9)
         assert row["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(X, row["model"].labels_), rel=1e-9)
