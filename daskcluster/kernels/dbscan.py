@@ -13,7 +13,7 @@ one cell are all within ``eps`` of each other, so a cell of total weight ``min_s
 all core rows without a distance computed, the core rows of a cell are one component, and two
 cells are joined by the first pair of their core rows found within ``eps``. A row's
 neighbours lie in the cells at most ``floor(sqrt(d)) + 1`` cells away
-(25 in 2-D), nearest first; a count stops at ``min_samples``. Those cells are found by binary search on
+(25 in 2-D; a count stops at ``min_samples``). Those cells are found by binary search on
 their linear keys. With more than 3 features (or coordinates too large for the cells'
 rounding) each row is its own cell and the pairs of rows within ``eps`` (a hair more) come from
 :meth:`scipy.spatial.cKDTree.query_pairs`: memory then grows with the number of such pairs, as
@@ -153,7 +153,7 @@ def cell_side(eps: float, n_features: int) -> float:
 
 def cell_offsets(eps: float, side: float, n_features: int, exact_cells: bool = True) -> np.ndarray:
     """The offsets (n_off, d) from a cell to the cells that may hold a row within ``eps`` of
-    one of its rows, nearest first (the cell itself first). Without ``exact_cells`` (rounding
+    one of its rows. Without ``exact_cells`` (rounding
     may put a row in the cell next to its own), one cell more each way and no pruning."""
     reach = int(math.floor(eps / side + CELL_SLACK)) + 1 + (0 if exact_cells else 1)
     grid = np.stack(np.meshgrid(*[np.arange(-reach, reach + 1)] * n_features, indexing="ij"), -1)
@@ -161,33 +161,67 @@ def cell_offsets(eps: float, side: float, n_features: int, exact_cells: bool = T
     if exact_cells:
         gap = np.maximum(np.abs(grid) - 1, 0) * side
         grid = grid[(gap**2).sum(axis=1) <= eps * eps * (1 + CELL_SLACK)]
-    return grid[np.argsort((grid**2).sum(axis=1), kind="stable")].astype(np.int64)
+    return grid.astype(np.int64)
+
+
+def offset_rows(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``offsets`` (n_off, d) as rows along the last feature: the distinct offsets of the other
+    features (n_rows, d - 1) and, for each, the reach along the last one (n_rows,)."""
+    prefix, inverse = np.unique(offsets[:, :-1], axis=0, return_inverse=True)
+    reach = np.zeros(len(prefix), dtype=np.int64)
+    np.maximum.at(reach, inverse.ravel(), np.abs(offsets[:, -1]))
+    return prefix.astype(np.int64).reshape(len(prefix), offsets.shape[1] - 1), reach
 
 
 @numba.njit(nogil=True, cache=True)
 def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray, strides: np.ndarray,
-                     offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover - compiled
+                     prefix: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
+    """The cells around each cell (itself first), CSR. Keys are row-major with the last
+    feature's stride 1, so the cells of one row of offsets are one range of keys, whose start
+    never decreases from one cell to the next: one pointer per row walks forward."""
     n_cells, d = coords.shape
-    n_off = offsets.shape[0]
-    adj = np.empty(n_cells * n_off, dtype=np.int64)
+    n_rows = prefix.shape[0]
+    cap = n_cells * 4 + 16
+    adj = np.empty(cap, dtype=np.int64)
     ptr = np.zeros(n_cells + 1, dtype=np.int64)
     count = 0
+    last = d - 1
+    pos = np.zeros(n_rows, dtype=np.int64)
     for a in range(n_cells):
-        for o in range(n_off):
-            key = 0
+        if count + 1 > cap:
+            cap *= 2
+            grown = np.empty(cap, dtype=np.int64)
+            grown[:count] = adj[:count]
+            adj = grown
+        adj[count] = a
+        count += 1
+        for r in range(n_rows):
+            base = 0
             inside = True
-            for k in range(d):
-                c = coords[a, k] + offsets[o, k]
+            for k in range(last):
+                c = coords[a, k] + prefix[r, k]
                 if c < 0 or c >= extent[k]:
                     inside = False
                     break
-                key += c * strides[k]
+                base += c * strides[k]
             if not inside:
                 continue
-            b = np.searchsorted(keys, key)
-            if b < n_cells and keys[b] == key:
-                adj[count] = b
-                count += 1
+            low = max(coords[a, last] - reach[r], 0)
+            high = min(coords[a, last] + reach[r], extent[last] - 1)
+            b = pos[r]
+            while b < n_cells and keys[b] < base + low:
+                b += 1
+            pos[r] = b
+            while b < n_cells and keys[b] <= base + high:
+                if b != a:
+                    if count == cap:
+                        cap *= 2
+                        grown = np.empty(cap, dtype=np.int64)
+                        grown[:count] = adj[:count]
+                        adj = grown
+                    adj[count] = b
+                    count += 1
+                b += 1
         ptr[a + 1] = count
     return ptr, adj[:count]
 
@@ -217,7 +251,8 @@ def grid_cells(y: np.ndarray, eps: float) -> Cells:
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         first = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
-        ptr, adj = _probe_adjacency(sorted_keys[first], coords[order[first]], ext, strides, offsets)
+        prefix, reach = offset_rows(offsets)
+        ptr, adj = _probe_adjacency(sorted_keys[first], coords[order[first]], ext, strides, prefix, reach)
     else:
         # one cell per row (sorted along the first feature), its neighbours from a k-d tree
         # with a radius a hair over eps: a superset, which the compiled loops check exactly
