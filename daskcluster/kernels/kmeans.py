@@ -91,12 +91,19 @@ class FarPoints:
         sq = np.concatenate([p.sq_dist for p in parts])
         idx = np.concatenate([p.index for p in parts])
         order = np.lexsort((idx, -sq))[:keep]
+        # gather the kept rows only: the parts' rows are (n_far, d) each, megabytes for wide data
+        ends = np.cumsum([len(p.sq_dist) for p in parts])
+        part = np.searchsorted(ends, order, side="right")
+        starts = ends - [len(p.sq_dist) for p in parts]
+        rows = np.empty((len(order),) + parts[0].rows.shape[1:], dtype=parts[0].rows.dtype)
+        for r, (j, i) in enumerate(zip(part, order - starts[part])):
+            rows[r] = parts[j].rows[i]
         return FarPoints(
             sq[order],
             idx[order],
             np.concatenate([p.label for p in parts])[order],
             np.concatenate([p.weight for p in parts])[order],
-            np.concatenate([p.rows for p in parts])[order],
+            rows,
         )
 
 
@@ -156,6 +163,16 @@ def far_points(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chunk
     return FarPoints.concat([far], n_far)
 
 
+def _add_in_order(arrays: list[np.ndarray]) -> np.ndarray:
+    """``arrays[0] + arrays[1] + ...`` added in that order into one new array: the value of
+    ``np.sum(arrays, axis=0)`` without stacking the arrays first (for (k, d) sums of wide data
+    the stacked copy cost more than the additions)."""
+    out = np.array(arrays[0], dtype=np.result_type(*arrays), copy=True)
+    for a in arrays[1:]:
+        out += a
+    return out
+
+
 def combine_lloyd(parts: list[LloydStats], n_far: int) -> LloydStats:
     """Merge Lloyd statistics in the given (chunk) order, keeping the ``n_far`` farthest points."""
     first = parts[0]
@@ -164,8 +181,8 @@ def combine_lloyd(parts: list[LloydStats], n_far: int) -> LloydStats:
         if moments is not None and p.moments is not None:
             moments = moments.merge(p.moments)
     return LloydStats(
-        np.sum([p.weight_in_clusters for p in parts], axis=0),
-        np.sum([p.sums for p in parts], axis=0),
+        _add_in_order([p.weight_in_clusters for p in parts]),
+        _add_in_order([p.sums for p in parts]),
         float(sum(p.inertia for p in parts)),
         FarPoints.concat([p.far for p in parts], n_far),
         moments,
