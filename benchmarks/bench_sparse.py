@@ -296,8 +296,8 @@ def write_report(args: argparse.Namespace, X: Any, results: dict[str, list[dict[
     for name, ts in floors.items():
         lo, med = summary(ts)
         nbytes = table_bytes if name != "CSR store" else X.data.nbytes + X.indices.nbytes + X.indptr.nbytes
-        lines.append(f"| {name} | {sizes[name] / 1e6:.0f} | {lo:.2f} | {med:.2f} | {nbytes / 1e6 / lo:.0f} | "
-                     f"{med / zarr_med if name != 'CSR store' else float('nan'):.2f}× |")
+        ratio = f"{med / zarr_med:.2f}×" if name != "CSR store" else "-"
+        lines.append(f"| {name} | {sizes[name] / 1e6:.0f} | {lo:.2f} | {med:.2f} | {nbytes / 1e6 / lo:.0f} | {ratio} |")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
