@@ -122,10 +122,11 @@ class DBSCAN(EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
        numbers the clusters; ``labels_`` and ``core_sample_indices_`` are made per input chunk
        from the boxes' results.
 
-    Memory: the partitions in flight on the workers (about 100 bytes a row of a partition,
+    Memory: the partitions in flight on the workers (a few hundred bytes a row of a partition,
     halo included), never the whole data; the client holds the sample and the border graph.
     The temporary folder (Dask's ``temporary-directory``, else the system's; shared by the
-    workers) takes about the data's size in float64 while a fit runs, then 24 bytes a row.
+    workers) holds ``8 (n_features + 3)`` bytes a row (and a halo copy) while a fit runs, then
+    24 bytes a row and ``8 (n_features + 1)`` bytes a core sample.
 
     Up to 3 features the rows are put in cells whose diagonal is ``eps``: a cell holding
     ``min_samples`` rows is all core samples without a distance computed, and a row is compared

@@ -17,7 +17,8 @@ from ...kernels.dbscan import KdPlan
 #: A box is split only along a side (of its sampled rows) at least this many ``eps`` wide.
 MIN_SIDE_EPS = 8.0
 
-#: Rows of a partition, box and halo, aimed at: memory per task is about 100 bytes a row.
+#: Rows of a partition, box and halo, aimed at: a task holds a few hundred bytes a row (2-D moons,
+#: 20 M rows in partitions of about a million: the largest worker peaked at 716 MiB).
 PARTITION_ROWS = 1_000_000
 
 #: Partitions per thread of the cluster when the data allow (for balance), each of at least
