@@ -37,8 +37,8 @@ import yaml
 from .. import atomic, io, persistence
 from .secrets import RedactingFilter, redact, scrub
 
-__all__ = ["convergence_figure", "image_figures", "job_log", "sizes_figure", "write_json", "write_labels", "write_model",
-           "write_plots", "write_table", "write_text"]
+__all__ = ["convergence_figure", "image_figures", "job_log", "read_labels", "sizes_figure", "write_json", "write_labels",
+           "write_model", "write_plots", "write_table", "write_text"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +202,13 @@ def image_figures(estimator: Any, majority: list[Any] | None = None) -> dict[str
             suptitle += ", titled by the most frequent true label of their cluster"
         out[name] = plot_image_grid(images[order], (side, side), titles=titles, suptitle=suptitle)
     return out
+
+
+def read_labels(path: Path) -> Any:
+    """The labels :func:`write_labels` wrote, as a lazy Dask array (one task per Zarr chunk)."""
+    import dask.array as da
+
+    return da.from_zarr(str(path))
 
 
 def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], sizes: list[int] | None,

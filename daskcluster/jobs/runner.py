@@ -437,6 +437,10 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
                 labels_true = None
             elif isinstance(spec.evaluate.labels, LabelsSpec):
                 labels_true = load_labels(spec.evaluate.labels, data.n_samples)
+            if spec.outputs.labels and labels_pred is not None and not isinstance(labels_pred, np.ndarray):
+                # lazy labels: one pass over the data writes them, and the metrics read the store
+                files["labels"] = str(out.write_labels(folder / "labels.zarr", labels_pred))
+                labels_pred = out.read_labels(folder / "labels.zarr")
             released = False
             if on_cluster_done is not None and _done_with_cluster(labels_pred, labels_true, spec.evaluate.metrics):
                 on_cluster_done()  # everything left is computed and written here
@@ -446,7 +450,7 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
             logger.info("metrics: %s", {k: v for k, v in metrics.items() if k != "contingency"})
             stop_point()
             t0 = time.perf_counter()
-            if spec.outputs.labels and labels_pred is not None:
+            if spec.outputs.labels and labels_pred is not None and "labels" not in files:
                 files["labels"] = str(out.write_labels(folder / "labels.zarr", labels_pred))
             if on_cluster_done is not None and not released:
                 on_cluster_done()  # what follows is written from here, without the cluster
