@@ -12,12 +12,16 @@ A job is ``data`` -> ``preprocess`` -> ``model`` -> ``evaluate`` -> ``outputs``:
 
 :func:`load_job` validates everything before any data is read (the schema in
 :mod:`~daskcluster.jobs.schema`; the estimator's own parameter checks against the data's
-metadata in :func:`check_job`). :func:`submit` sends a job to run *on* a cluster, as a
-long-running task, and returns its id at once; :func:`status`, :func:`logs` and
+metadata in :func:`check_job`); :func:`validate_job` gives every problem of a job in one report,
+the paths it reads and writes checked against a :class:`PathPolicy`. :func:`apply_model`
+applies a saved model to data (``daskcluster predict``). :func:`submit` sends a job to run
+*on* a cluster, as a long-running task, and returns its id at once; :func:`status`, :func:`logs` and
 :func:`cancel` follow and stop it from any process connected to the same scheduler.
 See ``docs/jobs.md``.
 """
 
+from .apply import apply_model
+from .policy import PathPolicy
 from .registry import ESTIMATORS, EstimatorEntry, register
 from .remote import (
     JobStatus,
@@ -38,6 +42,7 @@ from .runner import (
     load_job,
     run_job,
 )
+from .validation import validate_job
 
 __all__ = [
     "ESTIMATORS",
@@ -47,7 +52,9 @@ __all__ = [
     "JobCancelled",
     "JobResult",
     "JobStatus",
+    "PathPolicy",
     "UnknownJobError",
+    "apply_model",
     "cancel",
     "check_job",
     "list_jobs",
@@ -57,5 +64,6 @@ __all__ = [
     "run_job",
     "status",
     "submit",
+    "validate_job",
     "wait",
 ]

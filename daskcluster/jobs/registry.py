@@ -300,14 +300,14 @@ class ApplyEntry(EstimatorEntry):
         if isinstance(found, tuple):
             return [found]
         expected = getattr(found, "n_features_in_", None)
-        if expected is not None and data.n_features not in (expected, None) and data.n_features != _UNKNOWN_FEATURES:
+        if expected is not None and data.n_features not in (expected, None) and data.n_features != UNKNOWN_FEATURES:
             return [("data", (f"the data have {data.n_features} features after preprocessing; the model in "
                               f"{params['model']} was fitted on {expected}."))]
         return []
 
     def check(self, estimator: Any, data: RowData) -> None:
         expected = getattr(estimator, "n_features_in_", None)
-        if expected is not None and data.n_features not in (expected, _UNKNOWN_FEATURES):
+        if expected is not None and data.n_features not in (expected, UNKNOWN_FEATURES):
             raise ParamError("data", f"the data have {data.n_features} features after preprocessing; the model "
                                      f"was fitted on {expected}.")
 
@@ -320,7 +320,7 @@ class ApplyEntry(EstimatorEntry):
 
 
 #: The number of features a placeholder takes when the data's cannot be known here.
-_UNKNOWN_FEATURES = 2**16
+UNKNOWN_FEATURES = 2**16
 
 #: name -> entry; each class is imported from its module when a job uses it.
 ESTIMATORS: dict[str, EstimatorEntry] = {}

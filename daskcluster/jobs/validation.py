@@ -28,7 +28,7 @@ import numpy as np
 from ..deploy.files import ConfigError, apply_overrides, load_yaml, validation_problems
 from ..errors import DaskClusterError
 from .policy import PathPolicy
-from .registry import _UNKNOWN_FEATURES, ESTIMATORS, ParamError
+from .registry import ESTIMATORS, UNKNOWN_FEATURES, ParamError
 from .runner import CheckedJob, Job, load_job
 from .schema import DATA_KINDS, MnistData, PreprocessStep
 
@@ -103,7 +103,7 @@ def _placeholder(n_samples: int | None, n_features: int | None, dtype: Any, para
     d = n_features
     if d is None:  # unknown here: from an array parameter if there is one
         arrays = [np.asarray(v) for v in params.values() if isinstance(v, list) and v and isinstance(v[0], list)]
-        d = int(arrays[0].shape[1]) if arrays else _UNKNOWN_FEATURES
+        d = int(arrays[0].shape[1]) if arrays else UNKNOWN_FEATURES
     return as_row_data(da.empty((n, d), dtype=dtype, chunks=(n, d)), owner="job")
 
 
