@@ -27,7 +27,7 @@ from daskcluster.errors import (
     InvalidParameterError,
     NonFiniteDataError,
 )
-from daskcluster.io import write_zarr
+from daskcluster.io import open_array, write_zarr
 from daskcluster.kernels import opnmf as K
 from daskcluster.kernels.blocks import Affine, ChunkInfo
 
@@ -271,7 +271,7 @@ def test_fit_from_zarr_equals_the_in_memory_fit(tmp_path: Path, digits: tuple[np
         mem = OPNMF(5, **kw)
         w_mem = quiet_fit(mem, X8.astype(np.float32) / np.float32(255))
         ooc = OPNMF(5, **kw, cache=False)
-        w_ooc = quiet_fit(ooc, scaled(da.from_zarr(str(path)), 1 / 255))  # read by 100-row Zarr chunks
+        w_ooc = quiet_fit(ooc, scaled(open_array(str(path), chunk_bytes=64 * 100), 1 / 255))  # 100-row chunks
         assert isinstance(w_ooc, da.Array) and len(w_ooc.chunks[0]) == 6
         # float32 fits that differ only in rounding (chunked products, the BLAS build's order of
         # operations, which varies by machine): about sqrt(k) * eps32 <= 7e-6 per iteration, over
