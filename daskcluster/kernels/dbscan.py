@@ -174,6 +174,17 @@ def offset_rows(offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 @numba.njit(nogil=True, cache=True)
+def _push(buf: np.ndarray, count: int, value: int) -> np.ndarray:  # pragma: no cover - compiled
+    """``buf`` with ``value`` at ``count``: the same array, or one twice as long when full."""
+    if count == buf.shape[0]:
+        grown = np.empty(2 * buf.shape[0] + 1, dtype=buf.dtype)
+        grown[:count] = buf[:count]
+        buf = grown
+    buf[count] = value
+    return buf
+
+
+@numba.njit(nogil=True, cache=True)
 def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray, strides: np.ndarray,
                      prefix: np.ndarray, reach: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
     """The cells around each cell (itself first), CSR. Keys are row-major with the last
@@ -181,19 +192,13 @@ def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray, s
     never decreases from one cell to the next: one pointer per row walks forward."""
     n_cells, d = coords.shape
     n_rows = prefix.shape[0]
-    cap = n_cells * 4 + 16
-    adj = np.empty(cap, dtype=np.int64)
+    adj = np.empty(n_cells * 4 + 16, dtype=np.int64)
     ptr = np.zeros(n_cells + 1, dtype=np.int64)
     count = 0
     last = d - 1
     pos = np.zeros(n_rows, dtype=np.int64)
     for a in range(n_cells):
-        if count + 1 > cap:
-            cap *= 2
-            grown = np.empty(cap, dtype=np.int64)
-            grown[:count] = adj[:count]
-            adj = grown
-        adj[count] = a
+        adj = _push(adj, count, a)
         count += 1
         for r in range(n_rows):
             base = 0
@@ -214,12 +219,7 @@ def _probe_adjacency(keys: np.ndarray, coords: np.ndarray, extent: np.ndarray, s
             pos[r] = b
             while b < n_cells and keys[b] <= base + high:
                 if b != a:
-                    if count == cap:
-                        cap *= 2
-                        grown = np.empty(cap, dtype=np.int64)
-                        grown[:count] = adj[:count]
-                        adj = grown
-                    adj[count] = b
+                    adj = _push(adj, count, b)
                     count += 1
                 b += 1
         ptr[a + 1] = count
@@ -410,9 +410,8 @@ def _border(y: np.ndarray, core: np.ndarray, owned: np.ndarray, start: np.ndarra
     """For each owned non-core row: ``comp[i]`` = the component of a core row within ``eps``
     (-1 if none); the other components within ``eps`` come back as (row, component) pairs
     (possibly repeated)."""
-    cap = 64
-    extra_rows = np.empty(cap, dtype=np.int64)
-    extra_comps = np.empty(cap, dtype=np.int64)
+    extra_rows = np.empty(64, dtype=np.int64)
+    extra_comps = np.empty(64, dtype=np.int64)
     n_extra = 0
     for a in range(start.shape[0] - 1):
         for i in range(start[a], start[a + 1]):
@@ -432,15 +431,8 @@ def _border(y: np.ndarray, core: np.ndarray, owned: np.ndarray, start: np.ndarra
                     if first < 0:
                         first = c
                         continue
-                    if n_extra == cap:
-                        cap *= 2
-                        grown_rows = np.empty(cap, dtype=np.int64)
-                        grown_comps = np.empty(cap, dtype=np.int64)
-                        grown_rows[:n_extra] = extra_rows[:n_extra]
-                        grown_comps[:n_extra] = extra_comps[:n_extra]
-                        extra_rows, extra_comps = grown_rows, grown_comps
-                    extra_rows[n_extra] = i
-                    extra_comps[n_extra] = c
+                    extra_rows = _push(extra_rows, n_extra, i)
+                    extra_comps = _push(extra_comps, n_extra, c)
                     n_extra += 1
             comp[i] = first
     return extra_rows[:n_extra], extra_comps[:n_extra]
