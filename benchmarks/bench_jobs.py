@@ -6,6 +6,7 @@ Run from the project root::
 
     python benchmarks/bench_jobs.py                 # 3 rounds, writes benchmarks/RESULTS-jobs.md
     python benchmarks/bench_jobs.py --repeats 5
+    python benchmarks/bench_jobs.py --max-rows 10000   # the first 10,000 rows: a short fit, same overhead
     python benchmarks/bench_jobs.py --quick         # 1 round on 10,000 rows, writes nothing
 
 Each run is a fresh process, exactly what a user types::
@@ -223,8 +224,11 @@ def _stats(rows: list[dict[str, float]], key: str) -> tuple[float, float]:
     return min(values), statistics.median(values)
 
 
-def markdown(runs: dict[str, list[dict[str, float]]], command: str, pieces: dict[str, float]) -> str:
+def markdown(runs: dict[str, list[dict[str, float]]], command: str, pieces: dict[str, float],
+             max_rows: int | None) -> str:
     first = runs["local"][0]
+    rows_set = f" --set data.max_rows={max_rows}" if max_rows else ""
+    rows_arg = f" {max_rows}" if max_rows else ""
     lines = []
     for setting, label in SETTINGS.items():
         rows = runs[setting]
@@ -247,12 +251,17 @@ def markdown(runs: dict[str, list[dict[str, float]]], command: str, pieces: dict
                        f"{b_least:.2f} / {b_median:.2f} | {median / b_median:.2f} |")
     table = "\n".join(f"| {k} | {v:.2f} |" for k, v in pieces.items())
     loads = [r["loadavg"] for rows in runs.values() for r in rows]
+    crowded = max(loads) > 2 * (os.cpu_count() or 1)
+    warning = (f"\n**The machine was crowded** (load average up to {max(loads):.0f} on {os.cpu_count()} CPUs): "
+               "every phase is inflated many times and the figures are no verdict on the targets; compare the "
+               "command with the bare script of the same round instead, and rerun on a quiet machine.\n"
+               if crowded else "")
     return f"""# `daskcluster run`: whole command vs fit (issue 17)
 
 Measured {_dt.datetime.now().strftime('%Y-%m-%d %H:%M')} on {machine()}.
 {len(runs['local'])} round(s); each round runs the four settings one after the other (round-robin),
 each a fresh process. Load average (1 min) during the runs: {min(loads):.1f} to {max(loads):.1f}.
-
+{warning}
 Command (from the project root):
 
 ```bash
@@ -262,13 +271,13 @@ Command (from the project root):
 which runs, in every round:
 
 ```bash
-python -m daskcluster run {WORKFLOW} --out <temporary folder> --no-progress                       # local
-python -m daskcluster run {WORKFLOW} --out <temporary folder> --no-progress --scheduler ADDRESS   # scheduler
-python -c <bare script> local        # the peer: LocalCluster + Client + KMeans(10).fit, nothing else
-python -c <bare script> ADDRESS      # the peer on the existing scheduler
+python -m daskcluster run {WORKFLOW} --out <temporary folder> --no-progress{rows_set}                       # local
+python -m daskcluster run {WORKFLOW} --out <temporary folder> --no-progress{rows_set} --scheduler ADDRESS   # scheduler
+python -c <bare script> local{rows_arg}        # the peer: LocalCluster + Client + KMeans(10).fit, nothing else
+python -c <bare script> ADDRESS{rows_arg}      # the peer on the existing scheduler
 ```
 
-MNIST ({int(first['n_samples']):,} x 784 uint8, read as x/255), `KMeans(n_clusters=10, random_state=0)`; the
+MNIST ({int(first['n_samples']):,} x 784 uint8{" (the first rows)" if max_rows else ""}, read as x/255), `KMeans(n_clusters=10, random_state=0)`; the
 local default cluster is a `LocalCluster` of {int(first['workers'])} worker processes; the existing scheduler is
 `dask scheduler` with two `dask worker --nthreads 1` processes on 127.0.0.1, started before the rounds.
 
@@ -304,9 +313,12 @@ the plots themselves, the labels and the model file are *outputs* above.
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="rounds (default: 3)")
+    parser.add_argument("--max-rows", type=int, default=None,
+                        help="fit the first N rows of MNIST only (the overhead is what is measured; a loaded "
+                             "machine makes the full fit slow)")
     parser.add_argument("--quick", action="store_true", help="1 round on 10,000 rows; writes nothing")
     args = parser.parse_args()
-    max_rows = 10_000 if args.quick else None
+    max_rows = 10_000 if args.quick else args.max_rows
     extra = ["--set", f"data.max_rows={max_rows}"] if max_rows else []
     runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("local", "scheduler", "bare-local", "bare-scheduler")}
     with existing_scheduler() as address:
@@ -321,11 +333,12 @@ def main() -> None:
                       f"{r['overhead']:.2f}s (load avg {r['loadavg']:.1f})", flush=True)
     if args.quick:
         return
-    command = "python benchmarks/bench_jobs.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "")
+    command = "python benchmarks/bench_jobs.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "") + (
+        f" --max-rows {max_rows}" if max_rows else "")
     pieces = parts()
     for k, v in pieces.items():
         print(f"  {k}: {v:.2f}s")
-    OUTPUT.write_text(markdown(runs, command, pieces))
+    OUTPUT.write_text(markdown(runs, command, pieces, max_rows))
     print(f"wrote {OUTPUT}")
 
 
