@@ -58,4 +58,5 @@ def mnist_or_generated(
     logger.info("no MNIST file: generating %d deformed digits", n)
     X, y, _ = make_infinite_mnist(Path(work_dir) / "generated-mnist.zarr", n, base="digits", chunk_rows=chunk_rows,
                                   random_state=random_state, overwrite=True)
+    y = y.compute() if hasattr(y, "compute") else y  # numpy.asarray does not compute a Dask array everywhere
     return X, np.asarray(y), "generated (make_infinite_mnist of scikit-learn's digits)"
