@@ -39,6 +39,11 @@ ESTIMATORS = {
 }
 
 
+def _here(labels: Any) -> np.ndarray:
+    """Lazy or eager labels as a NumPy array."""
+    return np.asarray(labels.compute() if hasattr(labels, "compute") else labels)
+
+
 def _saved(name: str, store: Path, folder: Path) -> tuple[Any, Path]:
     model = ESTIMATORS[name]().fit(scaled(open_array(store), 0.5))
     path = folder / f"{name}.zip"
@@ -53,7 +58,7 @@ def test_predict_writes_the_labels_of_model_predict(name: str, blobs_store: Path
     result = apply_model(path, data, "predict", out=tmp_path / "labels.zarr")
     labels = zarr.open_array(str(tmp_path / "labels.zarr"), mode="r")
     assert labels.shape == (1500,) and labels.dtype == np.int32 and result.n_samples == 1500
-    expected = np.asarray(model.predict(scaled(open_array(blobs_store)[:1500], 0.5)))
+    expected = _here(model.predict(scaled(open_array(blobs_store)[:1500], 0.5)))
     np.testing.assert_array_equal(labels[:], expected)
     with pytest.raises(Exception, match="already exists; pass overwrite=True"):
         apply_model(path, data, "predict", out=tmp_path / "labels.zarr")
@@ -64,7 +69,7 @@ def test_transform_and_score_and_their_errors(blobs_store: Path, tmp_path: Path)
     data = ZarrData(kind="zarr", path=str(blobs_store), scale=0.5)
     apply_model(path, data, "transform", out=tmp_path / "t.zarr")
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "t.zarr"), mode="r")[:],
-                                  np.asarray(model.transform(scaled(open_array(blobs_store), 0.5))))
+                                  _here(model.transform(scaled(open_array(blobs_store), 0.5))))
     assert apply_model(path, data, "score").score == model.score(scaled(open_array(blobs_store), 0.5))
     _, gm_path = _saved("GaussianMixture", blobs_store, tmp_path)
     with pytest.raises(InvalidParameterError, match=r"GaussianMixture .* has no transform\(\); it has: predict, score"):
@@ -87,7 +92,7 @@ def test_predict_and_score_from_the_command_on_a_process_cluster(blobs_store: Pa
     assert "wrote" in capsys.readouterr().out
     labels = zarr.open_array(str(out), mode="r")
     assert labels.shape == (2000,)
-    np.testing.assert_array_equal(labels[:], np.asarray(model.predict(scaled(open_array(blobs_store), 0.5))))
+    np.testing.assert_array_equal(labels[:], _here(model.predict(scaled(open_array(blobs_store), 0.5))))
     assert main(["score", str(path), str(blobs_store), "--scale", "0.5", "--scheduler", address]) == 0
     assert float(capsys.readouterr().out.strip()) == pytest.approx(model.score(scaled(open_array(blobs_store), 0.5)),
                                                                   rel=1e-9)
@@ -103,7 +108,7 @@ def test_apply_as_a_job_kind(blobs_store: Path, tmp_path: Path) -> None:
            "outputs": {"dir": str(tmp_path / "out"), "plots": False}}
     result = run_job(job)
     X = scaled(open_array(blobs_store), 0.5)
-    expected = np.asarray(model.predict(X))
+    expected = _here(model.predict(X))
     np.testing.assert_array_equal(zarr.open_array(str(tmp_path / "out" / "labels.zarr"), mode="r")[:], expected)
     assert result.metrics["sizes"] == np.bincount(expected, minlength=4).tolist()
     assert result.metrics["score"] == pytest.approx(model.score(X), rel=1e-12)

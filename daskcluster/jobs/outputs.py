@@ -207,8 +207,10 @@ def image_figures(estimator: Any, majority: list[Any] | None = None) -> dict[str
 def read_labels(path: Path) -> Any:
     """The labels :func:`write_labels` wrote, as a lazy Dask array (one task per Zarr chunk)."""
     import dask.array as da
+    import zarr
 
-    return da.from_zarr(str(path))
+    z = zarr.open_array(str(path), mode="r")
+    return da.from_array(z, chunks=z.chunks)
 
 
 def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], sizes: list[int] | None,
