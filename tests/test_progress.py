@@ -80,3 +80,17 @@ def test_a_notebook_without_ipywidgets_gets_the_text_bar_without_a_warning() -> 
     stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
     assert stdout.strip() == "tqdm.std"
     assert "Warning" not in stderr and "KMeans fit" in stderr
+
+
+def test_a_sweep_has_one_bar_counting_its_passes() -> None:
+    from daskcluster.progress import progress_hook
+    from daskcluster.selection import kmeans_sweep
+
+    X = np.random.default_rng(0).normal(size=(2000, 3))
+    reports: list[IterationReport] = []
+    with ProgressBar(file=io.StringIO()) as bar, progress_hook(reports.append):
+        kmeans_sweep(X, [2, 3, 4], random_state=0)
+        assert list(bar._bars) == [("kmeans_sweep", "fit")]
+        sweep = bar._bars[("kmeans_sweep", "fit")]
+        # the passes it made, not a fraction of its upper bound (the sweep ends when every run has converged)
+        assert sweep.total is None and sweep.n == len(reports) == reports[-1].iteration < reports[-1].max_iter
