@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Self
 
 import numpy as np
 
@@ -55,14 +55,16 @@ class Peak:
         self._stop = threading.Event()
 
     def _sample(self) -> None:
+        import psutil
+
         while not self._stop.is_set():
             try:
                 self.peak = max(self.peak, max(p.memory_info().rss for p in self.procs))
-            except Exception:  # a process gone
-                pass
+            except psutil.NoSuchProcess:  # a worker restarted: its successor is not followed
+                break
             self._stop.wait(0.05)
 
-    def __enter__(self) -> Peak:
+    def __enter__(self) -> Self:
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
         return self
@@ -176,7 +178,7 @@ def main() -> None:
                 print(n, r, {k[1]: v[-1] for k, v in times.items() if k[0] == n}, flush=True)
     load_after = os.getloadavg()
 
-    print(f"\n## DBSCAN on 2-D moons (`benchmarks/bench_dbscan.py`)\n")
+    print("\n## DBSCAN on 2-D moons (`benchmarks/bench_dbscan.py`)\n")
     print(f"Command: `python benchmarks/bench_dbscan.py --sizes {args.sizes} --rounds {args.rounds} "
           f"--sklearn-max {args.sklearn_max} --memory-limit {args.memory_limit}`  ")
     print(f"Run started {start}; load average before/after: {' '.join(f'{x:.2f}' for x in load_before)} / "

@@ -18,7 +18,12 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from daskcluster import DBSCAN
 from daskcluster.cluster.dbscan import _plan
-from daskcluster.errors import InvalidDataError, InvalidParameterError, NonFiniteDataError, NotFittedError
+from daskcluster.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    NonFiniteDataError,
+    NotFittedError,
+)
 
 # Exact equality is the right check: both sides decide "within eps" by the same float64 sum of
 # squared differences, feature by feature, compared with eps**2 (scikit-learn's k-d tree), and

@@ -155,7 +155,7 @@ def cell_offsets(eps: float, side: float, n_features: int, exact_cells: bool = T
     """The offsets (n_off, d) from a cell to the cells that may hold a row within ``eps`` of
     one of its rows. Without ``exact_cells`` (rounding
     may put a row in the cell next to its own), one cell more each way and no pruning."""
-    reach = int(math.floor(eps / side + CELL_SLACK)) + 1 + (0 if exact_cells else 1)
+    reach = math.floor(eps / side + CELL_SLACK) + 1 + (0 if exact_cells else 1)
     grid = np.stack(np.meshgrid(*[np.arange(-reach, reach + 1)] * n_features, indexing="ij"), -1)
     grid = grid.reshape(-1, n_features)
     if exact_cells:
@@ -240,9 +240,9 @@ def grid_cells(y: np.ndarray, eps: float) -> Cells:
     coords = scaled.astype(np.int64)
     # (x - origin) / side is off by about 1e-16 |x| / side cells: far below the slack unless
     # the coordinates dwarf the cells
-    exact_cells = float(np.max(np.abs(y))) / side < 0.01 * CELL_SLACK / np.finfo(np.float64).eps
+    exact_cells = bool(float(np.max(np.abs(y))) / side < 0.01 * CELL_SLACK / float(np.finfo(np.float64).eps))
     if d <= PROBE_MAX_FEATURES and float(np.prod(extent)) < 2.0**62:
-        offsets = cell_offsets(eps, side, d, bool(exact_cells))
+        offsets = cell_offsets(eps, side, d, exact_cells)
         ext = extent.astype(np.int64)
         strides = np.ones(d, dtype=np.int64)
         for k in range(d - 2, -1, -1):
@@ -270,7 +270,7 @@ def grid_cells(y: np.ndarray, eps: float) -> Cells:
         np.cumsum(np.bincount(src, minlength=m), out=ptr[1:])
         exact_cells = True
     start = np.append(first, m).astype(np.int64)
-    return Cells(order.astype(np.int64), start, ptr.astype(np.int64), adj, bool(exact_cells))
+    return Cells(order.astype(np.int64), start, ptr.astype(np.int64), adj, exact_cells)
 
 
 # --------------------------------------------------------------------------- DBSCAN in a partition

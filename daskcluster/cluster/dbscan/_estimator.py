@@ -293,8 +293,8 @@ of shape (n_samples, n_features)
             raise InvalidDataError(
                 f"{owner} finds neighbours with a k-d tree beyond 3 features, efficient up to about "
                 f"{TREE_MAX_FEATURES} features; with n_features={d} it degenerates to comparing every pair of rows "
-                f"(O(n_samples²)) and is refused above {HIGH_DIM_MAX_ROWS:,} rows (got n_samples={n:,}). Reduce the dimension first "
-                "(e.g. PCA), or fit on a sample.")
+                f"(O(n_samples²)) and is refused above {HIGH_DIM_MAX_ROWS:,} rows (got n_samples={n:,}). "
+                "Reduce the dimension first (e.g. PCA), or fit on a sample.")
         t0 = time.perf_counter()
         eps = float(self.eps)
         scan = tree_reduce(data, scan_kernel, ScanParams(data.affine, n, SAMPLE_ROWS), combine_scans,
@@ -330,7 +330,7 @@ of shape (n_samples, n_features)
         self.n_features_in_ = d
         self.n_clusters_ = merged.n_clusters
         logger.info(
-            "%s fit in %.2fs (partitions %.2fs): %d rows, %d partitions, %d rows staged (halo included), "
+            "%s fit in %.2fs (%.2fs after the two passes): %d rows, %d partitions, %d rows staged (halo included), "
             "%d border edges, %d clusters", owner, time.perf_counter() - t0, time.perf_counter() - t1, n,
             plan.n_partitions, int(offsets[:, -1].sum()), merged.n_edges, merged.n_clusters)
         return self
@@ -339,7 +339,7 @@ of shape (n_samples, n_features)
                      store: Store) -> None:
         """``labels_``, ``core_sample_indices_``, ``components_`` and what ``predict`` needs:
         NumPy arrays for in-memory input (the folder is removed), lazy arrays reading the
-        folder for lazy input (kept while the estimator lives)."""
+        folder for lazy input (kept as long as they, or the model, are referenced)."""
         lengths = data.array.chunks[0]
         labels = generated_rows(lengths, label_block, (outputs,), dtype=np.int64, label="dbscan-labels")
         cores = generated_rows(tuple(int(c) for c in n_core), core_block, (outputs,), dtype=np.int64,

@@ -33,7 +33,13 @@ import numpy as np
 
 from ... import atomic
 from ...kernels.blocks import Affine, ChunkInfo
-from ...kernels.dbscan import KdPlan, PartitionResult, cluster_partition, owner_of, route_rows
+from ...kernels.dbscan import (
+    KdPlan,
+    PartitionResult,
+    cluster_partition,
+    owner_of,
+    route_rows,
+)
 
 logger = logging.getLogger(__name__)
 
