@@ -366,7 +366,8 @@ def test_inits(blobs: np.ndarray, init: str, n_init: Any, slack: float, capsys: 
 @parametrize_with_checks(
     [MiniBatchKMeans(n_clusters=3, random_state=0)],
     # batches hold rows, not weights: a row of weight 2 and two copies of it land in different batches
-    expected_failed_checks=lambda est: {"check_sample_weight_equivalence_on_dense_data": "mini-batches see rows"},
+    expected_failed_checks=lambda est: {"check_sample_weight_equivalence_on_dense_data": "mini-batches see rows",
+                                        "check_sample_weight_equivalence_on_sparse_data": "mini-batches see rows"},
 )
 def test_sklearn_api_checks(estimator: object, check: Any) -> None:
     with warnings.catch_warnings():

@@ -107,6 +107,11 @@ class CentersMixin(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin)
     n_features_in_: int
     _fitted_attribute = "cluster_centers_"
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()  # type: ignore[misc]
+        tags.input_tags.sparse = True  # SciPy sparse input and Dask arrays of sparse chunks, as scikit-learn
+        return tags
+
     @property
     def _n_features_out(self) -> int:
         """Columns of ``transform``'s output (one per center)."""
