@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import warnings
 
-import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from daskcluster import DBSCAN, OPNMF, AgglomerativeClustering, GaussianMixture, KMeans, SpectralClustering
+from daskcluster import (
+    DBSCAN,
+    OPNMF,
+    AgglomerativeClustering,
+    GaussianMixture,
+    KMeans,
+    SpectralClustering,
+)
 
 # Like scikit-learn's own KMeans: weighted seeding draws differ from seeding on repeated rows.
 EXPECTED_FAILED = {
