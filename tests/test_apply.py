@@ -114,7 +114,7 @@ def test_apply_as_a_job_kind(blobs_store: Path, tmp_path: Path) -> None:
     assert result.metrics["score"] == pytest.approx(model.score(X), rel=1e-12)
     from sklearn.metrics import calinski_harabasz_score
 
-    assert result.metrics["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(np.asarray(X.source) * 0.5,
+    assert result.metrics["calinski_harabasz"] == pytest.approx(calinski_harabasz_score(_here(X.source) * 0.5,
                                                                                         expected), rel=1e-9)
     np.testing.assert_array_equal(persistence.load(tmp_path / "out" / "model.zip").means_, model.means_)
     bad = {**job, "model": {"name": "apply", "params": {"model": str(tmp_path / "none.zip")}}}
