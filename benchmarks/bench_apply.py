@@ -47,7 +47,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 OUTPUT = HERE / "RESULTS-apply.md"
 
-from bench_kmeans import cpu_model, load_avg, versions  # noqa: E402
+from bench_kmeans import cpu_model, load_avg, versions
 
 
 def blas() -> str:
