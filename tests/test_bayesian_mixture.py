@@ -373,3 +373,29 @@ def test_workflow_keeps_three_components_of_the_blobs(tmp_path: Any) -> None:
     assert 4 <= report["moons"]["n_kept"] < 10  # several Gaussians tile the two moons
     for name in ("bgmm_blobs.png", "bgmm_concentration.png", "bgmm_moons.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+def test_workflow_mnist_bgmm_chooses_its_components(tmp_path: Any) -> None:
+    """workflows/bayesian_mixture.py's MNIST part at small size: 2,000 real digits, dask-ml's PCA
+    to 10 dimensions, 30 components offered; the posterior empties some of them and its labels
+    find the digits far better than chance."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    from daskcluster.datasets import find_mnist
+
+    mnist = find_mnist(Path(__file__).resolve().parents[1])
+    if mnist is None:
+        pytest.skip("MNIST (shared/data/mnist.npz) is not on this machine")
+    path = Path(__file__).resolve().parents[1] / "workflows" / "bayesian_mixture.py"
+    spec = importlib.util.spec_from_file_location("workflows_bayesian_mixture_mnist", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    report = module.mnist_workflow(str(mnist), True, 10, 30, 42, tmp_path)
+    assert report["n_samples"] == 2000 and report["data"].startswith("MNIST")
+    assert 10 <= report["n_kept"] < 30
+    assert report["converged"] and report["majority_label_accuracy"] > 0.6
+    assert (tmp_path / "mnist_bgmm_weights.png").stat().st_size > 10_000
