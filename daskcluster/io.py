@@ -59,6 +59,7 @@ from daskcluster.errors import (
     SourceNotFoundError,
     StoreIntegrityError,
 )
+from daskcluster.locations import is_url
 
 __all__ = [
     "DEFAULT_CHUNK_BYTES",
@@ -902,7 +903,7 @@ def _open_path(
     columns: list[str] | None = None,
 ) -> da.Array:
     text = os.fspath(source)
-    if "://" not in text:
+    if not is_url(text):
         if storage_options:
             raise InvalidParameterError(
                 f"storage_options= apply to fsspec URLs (s3://, gs://, memory://...); got "
@@ -1254,7 +1255,7 @@ def _make_target(
     path: str | os.PathLike[str], storage_options: dict[str, Any] | None
 ) -> tuple[_LocalTarget | _RemoteTarget, dict[str, Any] | None]:
     text = os.fspath(path)
-    if "://" not in text:
+    if not is_url(text):
         if storage_options:
             raise InvalidParameterError(
                 f"storage_options= apply to fsspec URLs; got storage_options={storage_options!r} "

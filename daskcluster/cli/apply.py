@@ -13,6 +13,7 @@ import os
 import sys
 from typing import Any
 
+from ..locations import is_url
 from .console import say
 from .options import OK, UsageError, cluster, cluster_options, count
 
@@ -86,12 +87,12 @@ def cmd_apply(args: argparse.Namespace) -> int:
     except KeyError:
         raise UsageError(f"--kind {block['kind']!r}: use one of {', '.join(DATA_KINDS)}.") from None
     path = getattr(data, "path", None)
-    if path is not None and "://" not in path and not os.path.exists(path):
+    if path is not None and not is_url(path) and not os.path.exists(path):
         raise UsageError(f"DATA: no such file or folder {path!r}.")
     model = load_model(args.model, args.method)  # before the cluster starts: a wrong file costs nothing
     with cluster(args):
         result = apply_model(model, data.model_copy(update={"path": os.path.abspath(path)}) if path and
-                             "://" not in path else data, args.method, out=getattr(args, "out", None),
+                             not is_url(path) else data, args.method, out=getattr(args, "out", None),
                              overwrite=getattr(args, "overwrite", False))
     what = f"{type(result.model).__name__}.{args.method} of {result.description}, {result.n_samples:,} x " \
            f"{result.n_features}"

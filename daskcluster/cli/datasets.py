@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import SourceNotFoundError
+from ..locations import is_url
 from .console import say
 from .options import OK, UsageError, cluster, cluster_options, count, nonnegative_float
 
@@ -52,7 +53,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     from .. import io
 
     for target in (args.out, getattr(args, "labels", None)):
-        if target and "://" not in target and os.path.exists(target) and not args.overwrite:
+        if target and not is_url(target) and os.path.exists(target) and not args.overwrite:
             raise UsageError(f"{target} already exists; pass --overwrite to replace it (atomically).")
     _check_inputs(args)
     kwargs: dict[str, Any] = {"overwrite": args.overwrite}
@@ -99,7 +100,7 @@ def cmd_datasets(args: argparse.Namespace) -> int:
             import dask.array as da
 
             ya = y if isinstance(y, da.Array) else da.from_array(y, chunks=1_000_000)
-            if "://" in labels_path:  # an object store: write_zarr's copy-then-move, as for the data
+            if is_url(labels_path):  # an object store: write_zarr's copy-then-move, as for the data
                 io.write_zarr(ya.astype("int32")[:, None], labels_path, overwrite=args.overwrite)
                 say(f"wrote {labels_path}: labels, int32 (n_samples, 1)")
             else:
@@ -116,7 +117,7 @@ def _check_inputs(args: argparse.Namespace) -> None:
     """A local input named on the command line exists (exit status 2 before anything starts)."""
     given = {"mnist": ("--path", getattr(args, "path", None)), "ingest": ("SOURCE", getattr(args, "source", None))}
     option, path = given.get(args.dataset, ("", None))
-    if path and "://" not in path and not os.path.exists(path):
+    if path and not is_url(path) and not os.path.exists(path):
         what = "the Keras mnist.npz file" if args.dataset == "mnist" else "a .npy, raw or Zarr source"
         raise UsageError(f"{option} {path}: no such file or directory. Give {what}.")
 

@@ -57,6 +57,7 @@ from ..io import (
     resolve_min_chunks,
     writable,
 )
+from ..locations import local_path
 
 __all__ = ["open_labeled_zarr", "verify_labeled_zarr", "write_mnist_zarr", "LABELED_FORMAT"]
 
@@ -88,12 +89,10 @@ def _version() -> str:
 
 
 def _local_path(path: str | os.PathLike[str], func: str) -> str:
-    text = os.fspath(path)
-    if text.startswith("file://"):
-        text = text[len("file://") :]
-    if "://" in text:
+    text = local_path(path)
+    if text is None:
         raise InvalidParameterError(
-            f"{func} writes to a local path; got '{text}'. Object stores have no atomic rename: "
+            f"{func} writes to a local path; got '{os.fspath(path)}'. Object stores have no atomic rename: "
             "write locally, then copy the store (e.g. with daskcluster.io.write_zarr or fsspec)."
         )
     return os.path.abspath(text)

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..errors import InvalidDataError, InvalidParameterError, SourceError
+from ..locations import is_url
 
 __all__ = ["METHODS", "ApplyResult", "apply_model", "load_model"]
 
@@ -116,7 +117,7 @@ def apply_model(model: str | os.PathLike[str] | Any, data: Any, method: Method =
     if method != "score":
         if out is None:
             raise InvalidParameterError(f"{method} writes a Zarr store: give out=PATH (--out).", param="out")
-        if "://" not in os.fspath(out) and os.path.exists(out) and not overwrite:
+        if not is_url(out) and os.path.exists(out) and not overwrite:
             raise SourceError(f"{os.fspath(out)} already exists; pass overwrite=True (--overwrite) to replace it "
                               "(atomically).")
     loaded = load(data)

@@ -35,6 +35,7 @@ import numpy as np
 import yaml
 
 from .. import atomic, io, persistence
+from ..locations import is_url
 from .secrets import RedactingFilter, redact, scrub
 
 __all__ = ["convergence_figure", "image_figures", "job_log", "read_labels", "sizes_figure", "write_json", "write_labels",
@@ -103,7 +104,7 @@ def write_labels(path: Path, labels: Any) -> Path:
     import dask.array as da
     import zarr
 
-    if "://" in str(path):
+    if is_url(path):
         from ..errors import SourceError
 
         raise SourceError(f"labels are written to a folder path; got the URL {str(path)!r}. Give a local or shared "

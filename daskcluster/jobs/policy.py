@@ -25,15 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..locations import local_path
+
 __all__ = ["PathPolicy"]
-
-
-def _local_path(path: str) -> str | None:
-    """The path of this machine that ``path`` names (``file://`` URLs too); None for other URLs."""
-    for scheme in ("file://", "local://"):
-        if path.startswith(scheme):
-            return path[len(scheme):]
-    return None if "://" in path else path
 
 
 def _real(path: str | os.PathLike[str]) -> Path:
@@ -77,7 +71,7 @@ class PathPolicy:
 
     def problem(self, key: str, path: str, *, write: bool = False) -> str | None:
         """None if ``path`` (the value of ``key`` in the job) is allowed; else the message."""
-        local = _local_path(path)
+        local = local_path(path)
         if local is None:
             return None
         roots = self.write if write else self.read

@@ -22,6 +22,7 @@ import numpy as np
 
 from ..deploy.files import ConfigError, apply_overrides, load_yaml, validation_problems
 from ..errors import DaskClusterError
+from ..locations import is_url
 from ..locks import FileLock
 from .registry import ESTIMATORS
 from .schema import DATA_KINDS, METRICS, JobDoc, LabelsSpec, MnistData
@@ -85,13 +86,13 @@ class Job:
             from .sources import resolve_mnist
 
             updates["path"] = resolve_mnist(data)
-        elif getattr(data, "path", None) is not None and "://" not in data.path:
+        elif getattr(data, "path", None) is not None and not is_url(data.path):
             updates["path"] = os.path.abspath(data.path)
         labels = getattr(data, "labels", None)
-        if labels is not None and "://" not in labels.path:
+        if labels is not None and not is_url(labels.path):
             updates["labels"] = labels.model_copy(update={"path": os.path.abspath(labels.path)})
         doc = self.doc
-        if isinstance(doc.evaluate.labels, LabelsSpec) and "://" not in doc.evaluate.labels.path:
+        if isinstance(doc.evaluate.labels, LabelsSpec) and not is_url(doc.evaluate.labels.path):
             ev = doc.evaluate.model_copy(update={"labels": doc.evaluate.labels.model_copy(
                 update={"path": os.path.abspath(doc.evaluate.labels.path)})})
             doc = doc.model_copy(update={"evaluate": ev})

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from ..locations import is_url
+
 __all__ = [
     "DATA_KINDS",
     "METRICS",
@@ -111,7 +113,7 @@ class ZarrData(_FileSource):
 
     @model_validator(mode="after")
     def _options_for_urls(self) -> ZarrData:
-        if self.storage_options and "://" not in self.path:
+        if self.storage_options and not is_url(self.path):
             raise ValueError(f"storage_options apply to fsspec URLs (s3://, gs://, file://...), and data.path "
                              f"{self.path!r} is a local path. Drop storage_options, or write the path as a URL")
         return self

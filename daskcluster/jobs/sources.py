@@ -23,6 +23,7 @@ from ..data import Scaled, scaled
 from ..datasets import MNIST_ENV, find_mnist, load_mnist_npz, make_blobs
 from ..deploy.files import ConfigError
 from ..errors import SourceError, SourceNotFoundError
+from ..locations import is_url
 from .schema import (
     BlobsData,
     LabelsSpec,
@@ -116,7 +117,7 @@ def peek(spec: Any, steps: list[PreprocessStep] = ()) -> DataMeta:  # type: igno
     else:
         assert isinstance(spec, (ZarrData, NpyData))
         labels, what = spec.labels is not None, f"{spec.kind} {spec.path}"
-        reachable = "://" in spec.path or os.path.exists(spec.path)
+        reachable = is_url(spec.path) or os.path.exists(spec.path)
         if not reachable:
             n = d = None
             dtype = np.dtype(np.float64)
@@ -158,7 +159,7 @@ def _open(spec: ZarrData | NpyData | RawData) -> da.Array:
 def load_labels(spec: LabelsSpec, n_samples: int | None = None) -> da.Array:
     """True labels from a 1-D ``.npy`` or a Zarr array of shape (n,) or (n, 1), lazily."""
     path = spec.path
-    if not ("://" in path or os.path.exists(path)):
+    if not (is_url(path) or os.path.exists(path)):
         raise SourceNotFoundError(f"no labels at {path!r}.")
     if path.endswith(".npy"):
         arr = np.load(path, mmap_mode="r", allow_pickle=False)

@@ -27,6 +27,7 @@ import numpy as np
 
 from ..deploy.files import ConfigError, apply_overrides, load_yaml, validation_problems
 from ..errors import DaskClusterError
+from ..locations import is_url
 from .policy import PathPolicy
 from .registry import ESTIMATORS, UNKNOWN_FEATURES, ParamError
 from .runner import CheckedJob, Job, load_job
@@ -82,7 +83,7 @@ def input_problems(data: Any, doc: Mapping[str, Any], policy: PathPolicy | None,
     for key, path in reads:
         if policy is not None and (problem := policy.problem(key, path)) is not None:
             problems.append(problem)
-        elif "://" not in path and not os.path.exists(path):
+        elif not is_url(path) and not os.path.exists(path):
             if inputs_here or key == "model.params.model":
                 problems.append(_missing(key, path))
             else:
