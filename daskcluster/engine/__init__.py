@@ -5,7 +5,7 @@ reduction of its small statistics (:mod:`.passes`); arrays of rows generated chu
 held after a pass are built by :mod:`.arrays`.
 """
 
-from .arrays import generated_rows, held_rows, unique_values
+from .arrays import generated_rows, held_rows, nonzero_index, unique_values
 from .passes import (
     SPLIT_EVERY,
     PassCounter,
@@ -25,6 +25,7 @@ __all__ = [
     "generated_rows",
     "held_rows",
     "map_rows",
+    "nonzero_index",
     "row_block",
     "take",
     "take_rows",

@@ -1,5 +1,5 @@
 """Dask arrays of rows made without an input array, or from row blocks already computed; the
-distinct values of an array.
+distinct values and non-zero positions of a 1-D array.
 
 Both are built with public Dask API only (``map_blocks`` and the collection protocol's
 ``__dask_postpersist__``), so that they work on both of Dask's array backends, the classic
@@ -19,7 +19,7 @@ from dask.core import flatten
 
 from ..kernels.blocks import ChunkInfo
 
-__all__ = ["generated_rows", "held_rows", "unique_values"]
+__all__ = ["generated_rows", "held_rows", "nonzero_index", "unique_values"]
 
 
 def _run_generator(func: Callable[..., np.ndarray], params: tuple[Any, ...], n_columns: int | None,
@@ -100,20 +100,43 @@ def held_rows(parts: Sequence[Any], lengths: Sequence[int], n_columns: int, dtyp
     return rebuild(dict(zip(keys, parts)), *args)  # type: ignore[no-any-return]
 
 
-def _block_unique(block: np.ndarray) -> np.ndarray:
+def _per_block(block: np.ndarray, func: Callable[[np.ndarray, int], np.ndarray],
+               block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    assert block_info is not None
     out = np.empty(1, dtype=object)
-    out[0] = np.unique(block)
+    out[0] = func(block, block_info[0]["array-location"][0][0])
     return out
+
+
+def _gather_per_block(array: da.Array, func: Callable[[np.ndarray, int], np.ndarray], dtype: np.dtype) -> np.ndarray:
+    """``func(block, start)`` of every block of the 1-D ``array``, concatenated in order on the
+    client: one task per block (what comes back is only what ``func`` keeps)."""
+    if array.ndim != 1:
+        raise ValueError(f"expected a 1-D array; got shape {array.shape}")
+    if array.shape[0] == 0:
+        return np.empty(0, dtype=dtype)
+    parts = da.map_blocks(_per_block, array, func, dtype=object, chunks=((1,) * array.numblocks[0],),
+                          meta=np.empty((0,), dtype=object)).compute()
+    return np.concatenate(list(parts)).astype(dtype, copy=False)
+
+
+def _unique(block: np.ndarray, start: int) -> np.ndarray:
+    return np.unique(block)
+
+
+def _nonzero(block: np.ndarray, start: int) -> np.ndarray:
+    return np.flatnonzero(block) + start
 
 
 def unique_values(array: da.Array) -> np.ndarray:
     """The sorted distinct values of a 1-D Dask array (``numpy.unique`` of it), from the
-    distinct values of each block: one task per block, only those come to the client (``da.unique``
-    is not on every Dask array backend). Passes over ``array``: 1."""
-    if array.ndim != 1:
-        raise ValueError(f"unique_values takes a 1-D array; got shape {array.shape}")
-    if array.numblocks[0] == 0 or array.shape[0] == 0:
-        return np.empty(0, dtype=array.dtype)
-    parts = da.map_blocks(_block_unique, array, dtype=object, chunks=((1,) * array.numblocks[0],),
-                          meta=np.empty((0,), dtype=object)).compute()
-    return np.unique(np.concatenate(list(parts)))
+    distinct values of each block merged on the client (``da.unique`` is not on every Dask
+    array backend). Passes over ``array``: 1."""
+    return np.unique(_gather_per_block(array, _unique, array.dtype))
+
+
+def nonzero_index(array: da.Array) -> np.ndarray:
+    """The global positions of the non-zero (True) entries of a 1-D Dask array, ascending
+    (``numpy.flatnonzero`` of it; ``da.flatnonzero`` and boolean indexing are not on every Dask
+    array backend). Passes over ``array``: 1."""
+    return _gather_per_block(array, _nonzero, np.dtype(np.int64))
