@@ -9,7 +9,7 @@ import dask.array as da
 import numpy as np
 
 from ..data import RowData, as_row_data
-from ..engine import take_rows
+from ..engine import nonzero_index, take_rows
 from ..errors import DataTypeError, InvalidDataError, InvalidParameterError
 from ..params import check_int
 from ._backend import figure_and_axes, new_figure, require_matplotlib
@@ -98,7 +98,7 @@ def _anomaly_rows(anomalies: Any, data: RowData, limit: int, rng: np.random.Gene
             if anomalies.shape[0] != n:
                 raise InvalidDataError(f"{owner}: the anomalies mask has shape {anomalies.shape}; it must have "
                                        f"shape ({n},), one value per row of X.")
-            values = np.asarray(da.flatnonzero(anomalies).compute())
+            values = nonzero_index(anomalies)
             kind = "index"
         else:
             values = np.asarray(anomalies.compute())  # type: ignore[no-untyped-call]
