@@ -187,7 +187,7 @@ def test_silhouette_diagram_reads_only_sampled_chunks(blobs: tuple[np.ndarray, n
         read.append(block_info[0]["chunk-location"][0])
         return block
 
-    lazy = da.from_array(X, chunks=(10, 2)).map_blocks(record, dtype=X.dtype)
+    lazy = da.from_array(X, chunks=(10, 2)).map_blocks(record, meta=np.empty((0, 0), dtype=X.dtype))
     fig = P.plot_silhouette_diagram(lazy, labels, sample_size=6, random_state=0)
     index = np.sort(np.random.default_rng(0).choice(len(X), size=6, replace=False))
     assert sorted(set(read)) == sorted(set((index // 10).tolist()))
