@@ -21,7 +21,8 @@ Values in the JSON are plain JSON, or tagged objects for what JSON lacks: ``{"$a
 ``{"$float": "nan" | "inf" | "-inf"}``, ``{"$tuple": [...]}``, ``{"$dict": {...}}``,
 ``{"$dtype": "float32"}``.
 
-Nothing is special-cased per estimator: any attribute made of arrays, numbers, strings,
+Nothing is special-cased per estimator: the attributes are those ``__getstate__`` gives (as
+for pickle), and any attribute made of arrays, numbers, strings,
 booleans, None, lists, tuples and dicts of those is saved, so KMeans, MiniBatchKMeans and
 GaussianMixture need no code here. Lazy values are **not** saved: ``labels_`` of a fit on
 lazy input is a Dask array over the training data, and is listed under ``not_saved``;
@@ -117,6 +118,9 @@ MODEL_CLASSES: dict[tuple[str, str], str] = {
     ("daskcluster", "BayesianGaussianMixture"): "daskcluster.mixture:BayesianGaussianMixture",
     ("daskcluster", "NMF"): "daskcluster.decomposition:NMF",
     ("daskcluster", "OPNMF"): "daskcluster.decomposition:OPNMF",
+    ("daskcluster", "DBSCAN"): "daskcluster.cluster:DBSCAN",
+    ("daskcluster", "AgglomerativeClustering"): "daskcluster.cluster:AgglomerativeClustering",
+    ("daskcluster", "SpectralClustering"): "daskcluster.cluster:SpectralClustering",
     ("sklearn", "KMeans"): "sklearn.cluster:KMeans",
     ("sklearn", "MiniBatchKMeans"): "sklearn.cluster:MiniBatchKMeans",
     ("sklearn", "GaussianMixture"): "sklearn.mixture:GaussianMixture",
@@ -285,12 +289,22 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _fitted_attributes(model: Any) -> dict[str, Any]:
-    return {k: v for k, v in vars(model).items() if k.endswith("_") and not k.startswith("_")}
+def _attributes(model: Any) -> dict[str, Any]:
+    """The model's attributes as Python's protocol gives them (``__getstate__``, which an
+    estimator overrides to make its state self-contained, e.g. to read in what a fit on lazy
+    data keeps in a temporary folder); scikit-learn's version stamp is left out (the file
+    records the versions)."""
+    state = model.__getstate__()
+    values = state if isinstance(state, dict) else vars(model)
+    return {k: v for k, v in values.items() if k != "_sklearn_version"}
 
 
-def _state_attributes(model: Any) -> dict[str, Any]:
-    return {k: v for k, v in vars(model).items() if k.startswith("_") and not k.startswith("__")}
+def _fitted_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k.endswith("_") and not k.startswith("_")}
+
+
+def _state_attributes(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if k.startswith("_") and not k.startswith("__")}
 
 
 # ----------------------------------------------------------------------------- save
@@ -331,7 +345,8 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
 
     if not isinstance(model, BaseEstimator):
         raise UnsupportedValueError(f"save() takes a scikit-learn-style estimator; got {type(model).__name__}.")
-    fitted = _fitted_attributes(model)
+    values = _attributes(model)
+    fitted = _fitted_attributes(values)
     if not fitted:
         raise NotFittedError(f"This {type(model).__name__} instance is not fitted yet; fit it before saving.")
     enc = _Encoder()
@@ -345,7 +360,7 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
             continue
         attributes[name] = enc.encode(value, f"fitted attribute '{name}'")
     state: dict[str, Any] = {}
-    for name, value in _state_attributes(model).items():
+    for name, value in _state_attributes(values).items():
         try:
             state[name] = enc.encode(value, f"state '{name}'")
         except UnsupportedValueError as exc:
