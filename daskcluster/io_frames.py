@@ -20,6 +20,7 @@ before anything is read. Parquet needs the ``parquet`` extra (``pip install
 from __future__ import annotations
 
 import logging
+import math
 import os
 from typing import Any
 
@@ -100,8 +101,14 @@ def frame_values(x: Any) -> Any:
 
 
 def _dask_frame_values(x: Any, dtype: np.dtype) -> da.Array:
-    """A dask DataFrame's values as a Dask array, partition lengths computed once when unknown."""
-    array = x.to_dask_array(lengths=True)
+    """A dask DataFrame's values as a Dask array, partition lengths computed once when unknown.
+
+    The lengths are those of the array's own blocks: the DataFrame's optimiser may merge
+    partitions (e.g. the small files of a Parquet dataset read for few columns), so lengths
+    counted on the DataFrame can disagree with the blocks of the array it becomes."""
+    array = x.to_dask_array()
+    if any(math.isnan(c) for c in array.chunks[0]):
+        array = array.compute_chunk_sizes()
     return array if array.dtype == dtype else array.astype(dtype)
 
 
@@ -140,11 +147,13 @@ def is_parquet_path(fs: Any, path: str) -> bool:
     return "_metadata" in names or any(n.endswith(_PARQUET_SUFFIXES) for n in names)
 
 
-def open_parquet(path: str, *, columns: list[str] | None, storage_options: dict[str, Any] | None,
-                 chunk_bytes: int, min_chunks: int) -> da.Array:
-    """A Parquet file or dataset as a row-chunked Dask array of its numeric columns (all, or
-    ``columns`` in that order). Data passes: 1 light one for the partition lengths (none when
-    the files' metadata give them)."""
+def parquet_columns(path: str, *, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """The column names of a Parquet file or dataset, from its metadata (no rows are read)."""
+    dd = _dask_dataframe()
+    return [str(c) for c in dd.read_parquet(path, storage_options=storage_options or None).columns]
+
+
+def _dask_dataframe() -> Any:
     try:
         import dask.dataframe as dd
         import pyarrow  # noqa: F401
@@ -153,6 +162,15 @@ def open_parquet(path: str, *, columns: list[str] | None, storage_options: dict[
             f"Reading Parquet needs pyarrow and dask.dataframe ({exc}). Install the extra: "
             'pip install "daskcluster[parquet]".'
         ) from exc
+    return dd
+
+
+def open_parquet(path: str, *, columns: list[str] | None, storage_options: dict[str, Any] | None,
+                 chunk_bytes: int, min_chunks: int) -> da.Array:
+    """A Parquet file or dataset as a row-chunked Dask array of its numeric columns (all, or
+    ``columns`` in that order). Data passes: 1 light one for the partition lengths (none when
+    the files' metadata give them)."""
+    dd = _dask_dataframe()
     from .io import chunk_rows
 
     if columns is not None and (isinstance(columns, str) or not all(isinstance(c, str) for c in columns)):

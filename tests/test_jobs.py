@@ -112,7 +112,7 @@ def test_blobs_workflow_streams_out_of_core() -> None:
 BROKEN_JOBS = [
     ({"nmae": "x"}, r"unknown key 'nmae'. Did you mean 'name'\?"),
     ({"name": "has space"}, r"key 'name': must be 1-64 letters"),
-    ({"data.kind": "parquet"}, r"key 'data.kind': unknown kind 'parquet'; use one of: zarr, npy, raw, mnist, blobs"),
+    ({"data.kind": "orc"}, r"key 'data.kind': unknown kind 'orc'; use one of: zarr, parquet, npy, raw, mnist, blobs"),
     ({"data.n_sampels": 10}, r"unknown key 'data.n_sampels'. Did you mean 'n_samples'\?"),
     ({"data.n_samples": "many"}, r"key 'data.n_samples': Input should be a valid integer; got 'many'"),
     ({"data.scale": 0}, r"key 'data.scale': must be a finite, non-zero number"),
@@ -314,6 +314,33 @@ def test_run_zarr_with_labels_scaling_and_preprocessing(tmp_path: Path) -> None:
     assert result.metrics["majority_accuracy"] > 0.99
     assert np.asarray(result.metrics["contingency"]["counts"]).sum() == 1500
     assert not (tmp_path / "out" / "job.log").exists() and not (tmp_path / "out" / "sizes.png").exists()
+
+
+def test_run_parquet_with_a_label_column(tmp_path: Path) -> None:
+    """A table in Parquet: the features are every column but the labels', which the metrics read."""
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow", reason="the parquet extra")
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 3, 1200)
+    frame = pd.DataFrame(rng.normal(size=(1200, 4)) + y[:, None] * 8, columns=list("abcd"))
+    frame.insert(2, "species", y)
+    (tmp_path / "table").mkdir()
+    frame.iloc[:500].to_parquet(tmp_path / "table" / "part-0.parquet")
+    frame.iloc[500:].to_parquet(tmp_path / "table" / "part-1.parquet")
+    job = blobs_job(tmp_path, data={"kind": "parquet", "path": str(tmp_path / "table"), "label_column": "species",
+                                    "max_rows": 1000},
+                    **{"model.params.n_clusters": 3, "evaluate.metrics": ["majority_accuracy", "adjusted_rand"]})
+    result = run_job(job)
+    assert result.n_samples == 1000 and result.estimator.n_features_in_ == 4
+    expected = KMeans(3, random_state=0).fit(frame[list("abcd")].to_numpy()[:1000])
+    assert adjusted_rand_score(expected.labels_, y[:1000]) == pytest.approx(result.metrics["adjusted_rand"])
+    assert result.metrics["majority_accuracy"] > 0.99
+
+    with pytest.raises(ConfigError, match="label_column 'a' is also one of the feature columns"):
+        run_job(blobs_job(tmp_path, data={"kind": "parquet", "path": str(tmp_path / "table"),
+                                          "columns": ["a", "b"], "label_column": "a"}))
+    with pytest.raises(ConfigError, match="has no column 'kind'; its columns are"):
+        run_job(blobs_job(tmp_path, data={"kind": "parquet", "path": str(tmp_path / "table"), "label_column": "kind"}))
 
 
 def test_gaussian_mixture_job(tmp_path: Path) -> None:

@@ -162,8 +162,7 @@ def _evaluate_problems(doc: JobDoc, data: Any) -> list[str]:
     needs = [m for m in doc.evaluate.metrics if METRICS[m][0]]
     if needs:
         has = doc.evaluate.labels != "none" and (
-            isinstance(doc.evaluate.labels, LabelsSpec) or data is None
-            or data.kind in ("mnist", "blobs") or getattr(data, "labels", None) is not None)
+            isinstance(doc.evaluate.labels, LabelsSpec) or data is None or data.has_labels)
         if not has:
             why = "evaluate.labels is 'none'" if doc.evaluate.labels == "none" else \
                 f"data of kind '{data.kind}' comes without labels"

@@ -37,6 +37,7 @@ __all__ = [
     "ModelSpec",
     "NpyData",
     "OutputsSpec",
+    "ParquetData",
     "PCAStep",
     "PreprocessStep",
     "RawData",
@@ -98,21 +99,29 @@ class _Source(Strict):
     max_rows: int | None = Field(None, ge=1, description="Use only the first rows.")
     chunk_bytes: int | None = Field(None, ge=1, description="Target bytes of a row chunk (default 32 MiB).")
 
+    @property
+    def has_labels(self) -> bool:
+        """Whether the data come with true labels (for the label metrics)."""
+        return False
+
 
 class _FileSource(_Source):
     path: str
     labels: LabelsSpec | None = None
 
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None
 
-class ZarrData(_FileSource):
-    """A Zarr array: local path or fsspec URL (``s3://...``), optionally inside a group."""
 
-    kind: Literal["zarr"]
-    component: str | None = None
+class _UrlSource(_FileSource):
+    """A source that may live in an object store: a local path or an fsspec URL (``s3://...``),
+    with the store's ``storage_options`` (secrets only by environment variable)."""
+
     storage_options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _options_for_urls(self) -> ZarrData:
+    def _options_for_urls(self) -> _UrlSource:
         if self.storage_options and not is_url(self.path):
             raise ValueError(f"storage_options apply to fsspec URLs (s3://, gs://, file://...), and data.path "
                              f"{self.path!r} is a local path. Drop storage_options, or write the path as a URL")
@@ -136,6 +145,37 @@ class ZarrData(_FileSource):
                     raise ValueError(f"'{key}' must name an environment variable")
                 check_env_name(item)
         return value
+
+
+class ZarrData(_UrlSource):
+    """A Zarr array: local path or fsspec URL (``s3://...``), optionally inside a group."""
+
+    kind: Literal["zarr"]
+    component: str | None = None
+
+
+class ParquetData(_UrlSource):
+    """A Parquet file or dataset (a folder of files): local path or fsspec URL. The rows are the
+    table's rows; the features its numeric ``columns`` (default: every numeric column but
+    ``label_column``). Needs the ``parquet`` extra (``pip install 'daskcluster[parquet]'``)."""
+
+    kind: Literal["parquet"]
+    columns: list[str] | None = Field(None, min_length=1, description="The feature columns (default: all numeric).")
+    label_column: str | None = Field(None, description="A column of true labels, for the label metrics.")
+
+    @property
+    def has_labels(self) -> bool:
+        return self.labels is not None or self.label_column is not None
+
+    @model_validator(mode="after")
+    def _labels_once(self) -> ParquetData:
+        if self.label_column is not None and self.labels is not None:
+            raise ValueError("give the true labels once: 'label_column' (a column of the table) or 'labels' "
+                             "(a file beside it), not both")
+        if self.label_column is not None and self.columns is not None and self.label_column in self.columns:
+            raise ValueError(f"label_column {self.label_column!r} is also one of the feature columns; "
+                             "drop it from 'columns'")
+        return self
 
 
 class NpyData(_FileSource):
@@ -179,6 +219,10 @@ class MnistData(_Source):
     path: str | None = None
     split: Literal["all", "train", "test"] = "all"
 
+    @property
+    def has_labels(self) -> bool:
+        return True
+
 
 class BlobsData(_Source):
     """Isotropic Gaussian blobs generated chunk by chunk on the workers (never all in memory)."""
@@ -193,17 +237,22 @@ class BlobsData(_Source):
     random_state: int = Field(0, ge=0)
     dtype: Literal["float32", "float64"] = "float64"
 
+    @property
+    def has_labels(self) -> bool:
+        return True
+
     @field_validator("center_box", mode="before")
     @classmethod
     def _box(cls, value: Any) -> Any:
         return tuple(value) if isinstance(value, list) else value
 
 
-DataSpec = ZarrData | NpyData | RawData | MnistData | BlobsData
+DataSpec = ZarrData | ParquetData | NpyData | RawData | MnistData | BlobsData
 
 #: ``data.kind`` -> model.
 DATA_KINDS: dict[str, type[_Source]] = {
     "zarr": ZarrData,
+    "parquet": ParquetData,
     "npy": NpyData,
     "raw": RawData,
     "mnist": MnistData,

@@ -18,7 +18,7 @@ from typing import Any
 import dask.array as da
 import numpy as np
 
-from .. import io
+from .. import io, io_frames
 from ..data import Scaled, scaled
 from ..datasets import MNIST_ENV, find_mnist, load_mnist_npz, make_blobs
 from ..deploy.files import ConfigError
@@ -29,6 +29,7 @@ from .schema import (
     LabelsSpec,
     MnistData,
     NpyData,
+    ParquetData,
     PreprocessStep,
     RawData,
     ZarrData,
@@ -115,8 +116,8 @@ def peek(spec: Any, steps: list[PreprocessStep] = ()) -> DataMeta:  # type: igno
         if os.path.exists(spec.path):
             io.open_array(spec.path, dtype=spec.dtype, shape=spec.shape, offset=spec.byte_offset)  # checks the size
     else:
-        assert isinstance(spec, (ZarrData, NpyData))
-        labels, what = spec.labels is not None, f"{spec.kind} {spec.path}"
+        assert isinstance(spec, (ZarrData, ParquetData, NpyData))
+        labels, what = spec.has_labels, f"{spec.kind} {spec.path}"
         reachable = is_url(spec.path) or os.path.exists(spec.path)
         if not reachable:
             n = d = None
@@ -140,20 +141,44 @@ def peek(spec: Any, steps: list[PreprocessStep] = ()) -> DataMeta:  # type: igno
     return DataMeta(n, d, dtype, labels, what)
 
 
-def _open(spec: ZarrData | NpyData | RawData) -> da.Array:
+def _storage_options(spec: ZarrData | ParquetData) -> dict[str, Any] | None:
+    if not spec.storage_options:
+        return None
+    from .secrets import resolve_storage_options
+
+    return resolve_storage_options(spec.storage_options)
+
+
+def _feature_columns(spec: ParquetData) -> list[str] | None:
+    """The table's feature columns: as given, or every column but the labels' when they are in it."""
+    if spec.columns is not None or spec.label_column is None:
+        return spec.columns
+    names = io_frames.parquet_columns(spec.path, storage_options=_storage_options(spec))
+    if spec.label_column not in names:
+        raise SourceError(f"key 'data.label_column': the Parquet data {spec.path!r} has no column "
+                          f"{spec.label_column!r}; its columns are {names}.")
+    return [c for c in names if c != spec.label_column]
+
+
+def _open(spec: ZarrData | ParquetData | NpyData | RawData) -> da.Array:
     kwargs: dict[str, Any] = {}
     if spec.chunk_bytes is not None:
         kwargs["chunk_bytes"] = spec.chunk_bytes
-    if isinstance(spec, ZarrData):
-        if spec.component is not None:
-            kwargs["component"] = spec.component
-        if spec.storage_options:
-            from .secrets import resolve_storage_options
-
-            kwargs["storage_options"] = resolve_storage_options(spec.storage_options)
+    if isinstance(spec, (ZarrData, ParquetData)) and spec.storage_options:
+        kwargs["storage_options"] = _storage_options(spec)
+    if isinstance(spec, ZarrData) and spec.component is not None:
+        kwargs["component"] = spec.component
+    if isinstance(spec, ParquetData):
+        kwargs["columns"] = _feature_columns(spec)
     if isinstance(spec, RawData):
         kwargs.update(dtype=spec.dtype, shape=spec.shape, offset=spec.byte_offset)
     return io.open_array(spec.path, **kwargs)
+
+
+def _label_column(spec: ParquetData, n_samples: int) -> da.Array:
+    """The true labels held in a column of the table, lazily: shape (n_samples,)."""
+    column = io.open_array(spec.path, columns=[spec.label_column], storage_options=_storage_options(spec))
+    return column[:n_samples, 0]
 
 
 def load_labels(spec: LabelsSpec, n_samples: int | None = None) -> da.Array:
@@ -203,6 +228,8 @@ def load(spec: Any) -> LoadedData:
     n, d = int(X.shape[0]), int(X.shape[1])
     if y is None and getattr(spec, "labels", None) is not None:
         y = load_labels(spec.labels, n)
+    elif y is None and isinstance(spec, ParquetData) and spec.label_column is not None:
+        y = _label_column(spec, n)
     if spec.scale is not None or spec.offset:
         X = scaled(X, spec.scale if spec.scale is not None else 1.0, spec.offset)
     return LoadedData(X, y, what, n, d)
