@@ -16,7 +16,7 @@ from sklearn.cluster import DBSCAN as SkDBSCAN
 from sklearn.datasets import make_blobs, make_moons
 from sklearn.neighbors import KNeighborsClassifier
 
-from daskcluster import DBSCAN
+from daskcluster import DBSCAN, persistence
 from daskcluster.cluster.dbscan import _plan
 from daskcluster.errors import (
     InvalidDataError,
@@ -168,6 +168,50 @@ def test_lazy_results_keep_their_folder_while_read(small_partitions: None) -> No
     gc.collect()
     np.testing.assert_array_equal(labels.compute(), expected)
     assert isinstance(fitted(X, eps)._cores, list)  # in-memory input: no folder kept
+
+
+@pytest.mark.parametrize("lazy", [False, True], ids=["numpy", "dask"])
+def test_saved_model_predicts_the_same(lazy: bool, small_partitions: None, tmp_path: object) -> None:
+    X, eps = moons()
+    model = fitted(da.from_array(X, chunks=(300, 2)) if lazy else X, eps)
+    X_new = np.random.default_rng(5).uniform([-1.5, -1], [2.5, 1.5], (400, 2))
+    expected = model.predict(X_new)
+    labels, cores, components = dask.compute(model.labels_, model.core_sample_indices_, model.components_)
+    path = persistence.save(model, tmp_path / "dbscan.zip")  # type: ignore[operator]
+    not_saved = persistence.read_header(path)["not_saved"]
+    n_partitions = model._plan.n_partitions
+    assert n_partitions >= 4
+    if lazy:  # the core samples were read from the fit's folder into the file: it may go
+        assert set(not_saved) == {"labels_", "core_sample_indices_", "components_"}
+        folder = model._cores.path
+        del model
+        gc.collect()
+        assert not os.path.exists(folder)
+    else:
+        assert not_saved == {}
+    loaded = persistence.load(path)
+    assert loaded._plan.n_partitions == n_partitions and loaded.n_clusters_ == labels.max() + 1
+    np.testing.assert_array_equal(loaded.predict(X_new), expected)
+    lazy_labels = loaded.predict(da.from_array(X_new, chunks=(100, 2)))
+    assert isinstance(lazy_labels, da.Array)
+    np.testing.assert_array_equal(lazy_labels.compute(), expected)
+    np.testing.assert_array_equal(loaded.predict(X[cores]), labels[cores])
+    if not lazy:
+        np.testing.assert_array_equal(loaded.labels_, labels)
+        np.testing.assert_array_equal(loaded.core_sample_indices_, cores)
+        np.testing.assert_array_equal(loaded.components_, components)
+
+
+def test_damaged_predict_state_is_refused() -> None:
+    X, eps = moons()
+    model = fitted(X, eps)
+    model._kd_plan = {**model._kd_plan, "left": model._kd_plan["left"] + 100}
+    with pytest.raises(InvalidDataError, match=r"partition plan is not a valid k-d tree .* Fit the model again"):
+        model.predict(X)
+    model = fitted(X, eps)
+    model._cores = [c[:, :-1] for c in model._cores]
+    with pytest.raises(InvalidDataError, match=r"core samples do not match its 1 partitions of 2 features"):
+        model.predict(X)
 
 
 @pytest.mark.slow

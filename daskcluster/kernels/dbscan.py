@@ -25,7 +25,7 @@ cached on disk). Functions of NumPy arrays only: no Dask here.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numba
 import numpy as np
@@ -59,9 +59,36 @@ class KdPlan:
     lo: np.ndarray
     hi: np.ndarray
 
+    def __post_init__(self) -> None:
+        """Refuse a tree the compiled routing could not walk safely (it does not check
+        indices): a plan read back from a damaged or crafted model file."""
+        n_nodes = self.dim.shape[0]
+        n_parts, d = self.lo.shape if self.lo.ndim == 2 else (-1, -1)
+        inner = self.dim >= 0
+        nodes = np.arange(n_nodes)
+        ok = (
+            n_parts >= 1 and self.hi.shape == self.lo.shape
+            and all(a.shape == (n_nodes,) for a in (self.value, self.left, self.right))
+            and all(a.dtype == np.int64 for a in (self.dim, self.left, self.right))
+            and all(a.dtype == np.float64 for a in (self.value, self.lo, self.hi))
+            and bool(np.all((self.dim >= -1) & (self.dim < d)))
+            # children come after their parent: no cycle, and the walk's stack is bounded
+            and bool(np.all(~inner | ((self.left > nodes) & (self.right > nodes)
+                                      & (self.left < n_nodes) & (self.right < n_nodes))))
+            and bool(np.all(inner | ((self.left >= 0) & (self.left < n_parts))))
+        )
+        if not ok:
+            raise InvalidDataError(
+                f"A DBSCAN partition plan is not a valid k-d tree ({n_nodes} nodes, boxes of shape "
+                f"{self.lo.shape}): the model was damaged or crafted. Fit the model again.")
+
     @property
     def n_partitions(self) -> int:
         return int(self.lo.shape[0])
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The tree as a dict of its arrays (what a model file holds); ``KdPlan(**arrays)`` rebuilds it."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 @numba.njit(nogil=True, cache=True)

@@ -18,7 +18,7 @@ from ...data import RowData, as_row_data, check_n_features
 from ...engine import generated_rows, map_rows, tree_reduce
 from ...errors import InvalidDataError, InvalidParameterError
 from ...io import worker_threads
-from ...kernels.dbscan import ScanParams, combine_scans, scan_kernel
+from ...kernels.dbscan import KdPlan, ScanParams, combine_scans, scan_kernel
 from ...params import DataCheck, Interval, StrOptions
 from ._merge import merge
 from ._plan import n_partitions_for, plan_partitions
@@ -185,6 +185,13 @@ class DBSCAN(EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
     else -1 (not in scikit-learn's DBSCAN: the recipe of a ``KNeighborsClassifier`` trained
     on the core samples, with the distance check, as one pass).
 
+    A fitted model is saved by :func:`daskcluster.persistence.save` (loaded by ``load``)
+    with what ``predict`` needs: the partitions' boxes and the core samples of each box and of
+    the ``eps`` ring around it, with their clusters. For a fit on lazy input those core samples
+    are read from the fit's folder when saving (``8 (n_features + 1)`` bytes a core sample,
+    small next to the data); the lazy ``labels_``, ``core_sample_indices_`` and
+    ``components_`` are not saved (``predict(X)`` recomputes the labels).
+
     References
     ----------
     M. Ester, H.-P. Kriegel, J. Sander, X. Xu. A Density-Based Algorithm for Discovering
@@ -241,7 +248,8 @@ class DBSCAN(EstimatorMixin, ClusterMixin, BaseEstimator):  # type: ignore[misc]
         DataCheck("leaf_size", _check_leaf_size, needs_data=False),
         DataCheck("n_jobs", _check_n_jobs, needs_data=False),
     )
-    _fitted_attribute = "labels_"
+    # set last by fit and saved in model files (the lazy labels_ of a fit on lazy input are not)
+    _fitted_attribute = "n_clusters_"
 
     @staticmethod
     def _weights(sample_weight: Any, data: RowData) -> da.Array | None:
@@ -335,7 +343,7 @@ of shape (n_samples, n_features)
             plan.n_partitions, int(offsets[:, -1].sum()), merged.n_edges, merged.n_clusters)
         return self
 
-    def _set_results(self, data: RowData, outputs: Outputs, n_core: np.ndarray, plan: Any, eps: float,
+    def _set_results(self, data: RowData, outputs: Outputs, n_core: np.ndarray, plan: KdPlan, eps: float,
                      store: Store) -> None:
         """``labels_``, ``core_sample_indices_``, ``components_`` and what ``predict`` needs:
         NumPy arrays for in-memory input (the folder is removed), lazy arrays reading the
@@ -347,7 +355,7 @@ of shape (n_samples, n_features)
         d = data.n_features
         components = da.map_blocks(components_block, data.array, outputs, data.affine, data.dtype, dtype=data.dtype,
                                    chunks=(tuple(int(c) for c in n_core), (d,)), meta=np.empty((0, 0), data.dtype))
-        self._plan, self._eps_fit = plan, eps
+        self._kd_plan, self._eps_fit = plan.to_arrays(), eps
         if data.lazy:
             self.labels_, self.core_sample_indices_, self.components_ = labels, cores, components
             # the folder lives as long as something reads it: these arrays, or this model
@@ -357,6 +365,22 @@ of shape (n_samples, n_features)
         self.labels_, self.core_sample_indices_, self.components_ = dask.compute(labels, cores, components)
         self._cores = read_cores(store.path, plan, outputs.node_start, outputs.node_label)
         store.close()
+
+    @property
+    def _plan(self) -> KdPlan:
+        """The fit's partitions (kept as plain arrays, ``_kd_plan``, which a model file holds)."""
+        return KdPlan(**self._kd_plan)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The model's state, self-contained (what :func:`daskcluster.persistence.save` and pickle
+        keep): for a fit on lazy input, the core samples that ``predict`` reads from the fit's
+        folder are read into it (one file per partition; ``8 (n_features + 1)`` bytes a core
+        sample, and a copy of those within ``eps`` of another partition's box)."""
+        state: dict[str, Any] = dict(super().__getstate__())  # a copy: object's is the model's own dict
+        cores = state.get("_cores")
+        if isinstance(cores, Outputs):
+            state["_cores"] = read_cores(cores.path, self._plan, cores.node_start, cores.node_label)
+        return state
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
         """Fit, then return ``labels_`` (Data passes: 2)."""
@@ -384,8 +408,7 @@ of shape (n_samples, n_features)
         self._check_fitted()
         data = as_row_data(self._labeled(X, reset=False).values, owner=type(self).__name__)
         check_n_features(data, self.n_features_in_, type(self).__name__)
-        params = PredictParams(self._plan, self._cores, self._eps_fit,
-                               data.affine)
+        params = PredictParams(self._plan, self._cores, self._eps_fit, data.affine)
         labels = map_rows(data, predict_block, (params,), dtype=np.int64, label="dbscan-predict")
         return labels if data.lazy else labels.compute()
 

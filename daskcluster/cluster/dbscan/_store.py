@@ -32,6 +32,7 @@ import dask
 import numpy as np
 
 from ... import atomic
+from ...errors import InvalidDataError
 from ...kernels.blocks import Affine, ChunkInfo
 from ...kernels.dbscan import (
     KdPlan,
@@ -251,6 +252,18 @@ class PredictParams:
     cores: list[np.ndarray] | Outputs
     eps: float
     affine: Affine
+
+    def __post_init__(self) -> None:
+        """Refuse core samples that do not match the plan (read back from a damaged model file)."""
+        if isinstance(self.cores, Outputs):
+            return
+        width = self.plan.lo.shape[1] + 1
+        if len(self.cores) != self.plan.n_partitions or not all(
+                isinstance(c, np.ndarray) and c.dtype == np.float64 and c.ndim == 2 and c.shape[1] == width
+                for c in self.cores):
+            raise InvalidDataError(
+                f"DBSCAN's core samples do not match its {self.plan.n_partitions} partitions of "
+                f"{width - 1} features: the model was damaged or crafted. Fit the model again.")
 
 
 def predict_block(block: np.ndarray, params: PredictParams, chunk: ChunkInfo) -> np.ndarray:
