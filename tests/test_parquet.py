@@ -62,6 +62,19 @@ def test_columns_select_and_order_the_features(table: tuple[np.ndarray, str]) ->
         open_array(X, columns=["f0"])
 
 
+def test_one_column_of_a_dataset_of_small_files(tmp_path: object) -> None:
+    """Reading few columns of small files lets the frame's optimiser merge partitions: the
+    array's blocks must follow what is read, not the files."""
+    X = np.random.default_rng(1).normal(size=(1200, 3))
+    path = os.path.join(tmp_path, "small")  # type: ignore[arg-type]
+    os.makedirs(path)
+    _frame(X[:500]).to_parquet(os.path.join(path, "part.0.parquet"))
+    _frame(X[500:]).to_parquet(os.path.join(path, "part.1.parquet"))
+    A = open_array(path, columns=["f1"])
+    assert A.shape == (1200, 1) and sum(A.chunks[0]) == 1200
+    np.testing.assert_array_equal(A.compute(), X[:, [1]])
+
+
 def test_fsspec_url_and_ingest_to_zarr(table: tuple[np.ndarray, str], tmp_path: object) -> None:
     import fsspec
 
