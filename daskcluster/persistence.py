@@ -19,7 +19,10 @@ A model file is a zip archive (conventionally ``*.zip``) holding two members:
 Values in the JSON are plain JSON, or tagged objects for what JSON lacks: ``{"$array": name}``,
 ``{"$scalar": value, "dtype": "float32"}`` (NumPy scalars keep their type),
 ``{"$float": "nan" | "inf" | "-inf"}``, ``{"$tuple": [...]}``, ``{"$dict": {...}}``,
-``{"$dtype": "float32"}``.
+``{"$dtype": "float32"}``, ``{"$sparse": {"format": "csr" | "csc", "array": bool, "shape": [n, m],
+"data": ..., "indices": ..., "indptr": ...}}`` (a SciPy sparse matrix, or sparse array when
+``array``, e.g. ``affinity_matrix_`` of a spectral clustering on a neighbours graph; its index
+arrays are checked in full when read).
 
 Nothing is special-cased per estimator: the attributes are those ``__getstate__`` gives (as
 for pickle), and any attribute made of arrays, numbers, strings,
@@ -206,10 +209,24 @@ class _Encoder:
             return {"$dict": {k: self.encode(v, f"{where}[{k!r}]") for k, v in value.items()}}
         if _is_lazy(value):
             raise UnsupportedValueError(f"{where} is a lazy {type(value).__name__}; compute it first.")
+        if type(value).__module__.startswith("scipy.sparse"):
+            return self._sparse(value, where)
         raise UnsupportedValueError(
             f"{where} is a {type(value).__module__}.{type(value).__qualname__}, which cannot be saved "
             "without pickle."
         )
+
+
+    def _sparse(self, value: Any, where: str) -> Any:
+        from scipy import sparse
+
+        if value.format not in ("csr", "csc"):
+            raise UnsupportedValueError(
+                f"{where} is a SciPy sparse {value.format} matrix; only csr and csc are saved (convert it "
+                "with .tocsr()).")
+        return {"$sparse": {
+            "format": value.format, "array": isinstance(value, sparse.sparray), "shape": list(value.shape),
+            **{k: self.encode(getattr(value, k), f"{where}.{k}") for k in ("data", "indices", "indptr")}}}
 
 
 def _is_lazy(value: Any) -> bool:
@@ -237,6 +254,8 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray], where: str) -> Any:
         return tuple(_decode(v, arrays, where) for v in value["$tuple"])
     if len(value) == 1 and "$dict" in value:
         return {k: _decode(v, arrays, where) for k, v in value["$dict"].items()}
+    if len(value) == 1 and "$sparse" in value:
+        return _decode_sparse(value["$sparse"], arrays, where)
     if len(value) == 1 and "$dtype" in value:
         return _plain_dtype(value["$dtype"], where, "biufcSUmM")
     if set(value) == {"$scalar", "dtype"}:
@@ -249,6 +268,28 @@ def _decode(value: Any, arrays: Mapping[str, np.ndarray], where: str) -> Any:
         except (OverflowError, ValueError) as exc:
             raise ModelFileError(f"{where}: the scalar {item!r} does not fit its dtype ({exc}).") from None
     raise ModelFileError(f"{where}: unknown value {value!r} in {_JSON}.")
+
+
+def _decode_sparse(spec: Any, arrays: Mapping[str, np.ndarray], where: str) -> Any:
+    """A SciPy csr/csc matrix (or array) from its parts, its indices checked in full."""
+    from scipy import sparse
+
+    kinds = {("csr", False): sparse.csr_matrix, ("csc", False): sparse.csc_matrix,
+             ("csr", True): sparse.csr_array, ("csc", True): sparse.csc_array}
+    spec = spec if isinstance(spec, dict) else {}
+    cls = kinds.get((spec.get("format"), spec.get("array")))  # type: ignore[arg-type]
+    shape = spec.get("shape")
+    parts = [_decode(spec.get(k), arrays, where) for k in ("data", "indices", "indptr")]
+    if (cls is None or not isinstance(shape, list) or len(shape) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape)
+            or not all(isinstance(a, np.ndarray) and a.ndim == 1 for a in parts)):
+        raise ModelFileError(f"{where}: the sparse matrix in {_JSON} is malformed.")
+    try:
+        matrix = cls(tuple(parts), shape=tuple(shape))
+        matrix.check_format(full_check=True)
+    except (ValueError, TypeError, IndexError) as exc:
+        raise ModelFileError(f"{where}: the sparse matrix in {_JSON} is invalid ({exc}).") from None
+    return matrix
 
 
 def _plain_dtype(spec: Any, where: str, kinds: str) -> np.dtype:
