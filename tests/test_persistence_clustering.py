@@ -1,18 +1,24 @@
 """Model files of the two-phase estimators (AgglomerativeClustering, SpectralClustering): every
-fitted attribute round-trips exactly, on both routes; the lazy labels of a fit on lazy input are
-listed as not saved. (DBSCAN's model files are tested in test_dbscan.py.)"""
+fitted attribute round-trips exactly, on both routes, a sparse affinity matrix included; the lazy
+labels of a fit on lazy input are listed as not saved. (DBSCAN's model files are tested in
+test_dbscan.py.)"""
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 
 import dask.array as da
 import numpy as np
 import pytest
+from scipy import sparse
 from sklearn.base import BaseEstimator
 from sklearn.datasets import make_blobs
 
 from daskcluster import AgglomerativeClustering, SpectralClustering
+from daskcluster import persistence as P
 from daskcluster.persistence import load, read_header, save
 
 
@@ -34,7 +40,12 @@ def assert_round_trip(model: BaseEstimator, X: np.ndarray, lazy: bool, path: Pat
             assert isinstance(value, da.Array) and not hasattr(loaded, name)
             continue
         restored = getattr(loaded, name)
-        if isinstance(value, np.ndarray):
+        if sparse.issparse(value):
+            assert type(restored) is type(value) and restored.format == value.format
+            for part in ("data", "indices", "indptr"):
+                assert getattr(restored, part).dtype == getattr(value, part).dtype
+                np.testing.assert_array_equal(getattr(restored, part), getattr(value, part), err_msg=name)
+        elif isinstance(value, np.ndarray):
             assert restored.dtype == value.dtype
             np.testing.assert_array_equal(restored, value, err_msg=name)  # bits as written: exact
         else:
@@ -60,3 +71,41 @@ def test_spectral_round_trip(blobs: np.ndarray, max_samples: int, lazy: bool, tm
     model = SpectralClustering(n_clusters=4, gamma=0.5, max_samples=max_samples, n_micro_clusters=40, random_state=0)
     assert_round_trip(model, blobs, lazy, tmp_path / "spectral.zip")
     assert model.fit_path_ == ("exact" if max_samples > len(blobs) else "two-phase")
+
+
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # four separate blobs
+def test_spectral_nearest_neighbors_sparse_affinity_round_trip(blobs: np.ndarray, tmp_path: Path) -> None:
+    model = SpectralClustering(n_clusters=4, affinity="nearest_neighbors", random_state=0)
+    assert_round_trip(model, blobs, False, tmp_path / "spectral.zip")
+    assert sparse.issparse(model.affinity_matrix_) and model.affinity_matrix_.nnz > len(blobs)
+    as_array = sparse.csc_array(model.affinity_matrix_)
+    model.affinity_matrix_ = as_array
+    restored = load(save(model, tmp_path / "array.zip")).affinity_matrix_
+    assert isinstance(restored, sparse.csc_array) and (restored != as_array).nnz == 0
+    model.affinity_matrix_ = as_array.tocoo()
+    with pytest.raises(P.UnsupportedValueError, match=r"'affinity_matrix_' is a SciPy sparse coo .* \.tocsr\(\)"):
+        save(model, tmp_path / "coo.zip")
+
+
+@pytest.mark.filterwarnings("ignore:Graph is not fully connected")  # four separate blobs
+def test_crafted_sparse_indices_are_refused(blobs: np.ndarray, tmp_path: Path) -> None:
+    """Indices beyond the shape (consistent checksums: anyone can recompute them) are refused
+    before the matrix is used."""
+    path = save(SpectralClustering(n_clusters=4, affinity="nearest_neighbors", random_state=0).fit(blobs),
+                tmp_path / "spectral.zip")
+    with zipfile.ZipFile(path) as zf:
+        doc = json.loads(zf.read("model.json"))
+        with np.load(io.BytesIO(zf.read("arrays.npz"))) as f:
+            arrays = {k: f[k] for k in f.files}
+    name = doc["attributes"]["affinity_matrix_"]["$sparse"]["indices"]["$array"]
+    arrays[name] = arrays[name].copy()
+    arrays[name][3] = 10**6
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    doc["checksums"] = {"arrays.npz": P._sha256(buf.getvalue())}
+    doc["checksums"]["model.json"] = P._sha256(P._canonical(doc))
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("model.json", json.dumps(doc))
+        zf.writestr("arrays.npz", buf.getvalue())
+    with pytest.raises(P.ModelFileError, match=r"affinity_matrix_.*sparse matrix .* is invalid"):
+        load(path)
