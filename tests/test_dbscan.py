@@ -208,6 +208,12 @@ def test_damaged_predict_state_is_refused() -> None:
     model._kd_plan = {**model._kd_plan, "left": model._kd_plan["left"] + 100}
     with pytest.raises(InvalidDataError, match=r"partition plan is not a valid k-d tree .* Fit the model again"):
         model.predict(X)
+    model._kd_plan = {k: v for k, v in model._kd_plan.items() if k != "lo"}
+    with pytest.raises(InvalidDataError, match=r"partition plan must hold the arrays \['dim', .*got \['dim'"):
+        model.predict(X)
+    model._kd_plan = {**model._kd_plan, "lo": 1.0}
+    with pytest.raises(InvalidDataError, match=r"partition plan holds something other than its arrays"):
+        model.predict(X)
     model = fitted(X, eps)
     model._cores = [c[:, :-1] for c in model._cores]
     with pytest.raises(InvalidDataError, match=r"core samples do not match its 1 partitions of 2 features"):

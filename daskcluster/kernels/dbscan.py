@@ -62,8 +62,12 @@ class KdPlan:
     def __post_init__(self) -> None:
         """Refuse a tree the compiled routing could not walk safely (it does not check
         indices): a plan read back from a damaged or crafted model file."""
+        arrays = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not all(isinstance(a, np.ndarray) and a.ndim == (2 if k in ("lo", "hi") else 1) for k, a in arrays.items()):
+            raise InvalidDataError("A DBSCAN partition plan holds something other than its arrays: the model was "
+                                   "damaged or crafted. Fit the model again.")
         n_nodes = self.dim.shape[0]
-        n_parts, d = self.lo.shape if self.lo.ndim == 2 else (-1, -1)
+        n_parts, d = self.lo.shape
         inner = self.dim >= 0
         nodes = np.arange(n_nodes)
         ok = (
@@ -87,8 +91,18 @@ class KdPlan:
         return int(self.lo.shape[0])
 
     def to_arrays(self) -> dict[str, np.ndarray]:
-        """The tree as a dict of its arrays (what a model file holds); ``KdPlan(**arrays)`` rebuilds it."""
+        """The tree as a dict of its arrays (what a model file holds); :meth:`from_arrays` rebuilds it."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> KdPlan:
+        """The tree from :meth:`to_arrays`'s dict, checked (it may come from a model file)."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(arrays, dict) or sorted(arrays) != sorted(names):
+            keys = sorted(arrays) if isinstance(arrays, dict) else type(arrays).__name__
+            raise InvalidDataError(f"A DBSCAN partition plan must hold the arrays {names}; got {keys}: the model "
+                                   "was damaged or crafted. Fit the model again.")
+        return cls(**arrays)
 
 
 @numba.njit(nogil=True, cache=True)

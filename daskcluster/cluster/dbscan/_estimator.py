@@ -369,7 +369,7 @@ of shape (n_samples, n_features)
     @property
     def _plan(self) -> KdPlan:
         """The fit's partitions (kept as plain arrays, ``_kd_plan``, which a model file holds)."""
-        return KdPlan(**self._kd_plan)
+        return KdPlan.from_arrays(self._kd_plan)
 
     def __getstate__(self) -> dict[str, Any]:
         """The model's state, self-contained (what :func:`daskcluster.persistence.save` and pickle
