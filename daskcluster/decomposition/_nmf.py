@@ -406,6 +406,12 @@ of shape (n_samples, n_features)
                 f"X has shape {tuple(W.shape)}; {type(self).__name__}.inverse_transform expects "
                 f"(n_samples, {self.n_components_}) (the output of transform)."
             )
+        if isinstance(W, da.Array):  # block by block: no matmul on Dask's query-planning backend
+            H = self.components_
+            dtype = np.result_type(W.dtype, H.dtype)
+            W = W.rechunk({1: -1})
+            return W.map_blocks(np.matmul, H, chunks=(W.chunks[0], (H.shape[1],)), dtype=dtype,
+                                meta=np.empty((0, 0), dtype=dtype))
         return W @ self.components_
 
     @property
