@@ -210,7 +210,7 @@ default='k-means||'
         """A run seeded from ``init`` (its first draws made: at most one pass)."""
         bounded = self.algorithm == "elkan"
         if callable(self.init):
-            x = data.to_compute(np.asarray(data.array))
+            x = data.to_compute(np.asarray(data.array.compute()))
             centers = np.asarray(self.init(x, self.n_clusters, random_state=np.random.RandomState(entropy)),
                                  dtype=np.float64)
             check_centers(centers, self.n_clusters, data.n_features)
