@@ -28,8 +28,8 @@ Nothing is special-cased per estimator: the attributes are those ``__getstate__`
 for pickle), and any attribute made of arrays, numbers, strings,
 booleans, None, lists, tuples and dicts of those is saved, so KMeans, MiniBatchKMeans and
 GaussianMixture need no code here. Lazy values are **not** saved: ``labels_`` of a fit on
-lazy input is a Dask array over the training data, and is listed under ``not_saved``;
-recompute it with ``model.predict(X)``. Object arrays and other Python objects are refused
+lazy input is a Dask array over the training data, and is listed under ``not_saved``
+(recompute it with ``model.predict(X)`` where the estimator has one). Object arrays and other Python objects are refused
 (public attributes, parameters) or left out and listed (private state).
 
 The file is written with :func:`daskcluster.atomic.atomic_file` (a hidden temporary in the
@@ -229,6 +229,15 @@ class _Encoder:
             **{k: self.encode(getattr(value, k), f"{where}.{k}") for k in ("data", "indices", "indptr")}}}
 
 
+def _not_saved_note(model: Any, name: str, value: Any) -> str:
+    """What the file says of a lazy attribute it leaves out, and how to get it back."""
+    note = f"lazy {type(value).__name__}"
+    if name != "labels_":
+        return note
+    again = "model.predict(X)" if hasattr(model, "predict") else "a new fit on the training data"
+    return f"{note} over the training data; recompute it with {again}"
+
+
 def _is_lazy(value: Any) -> bool:
     return type(value).__module__.split(".")[0] in ("dask", "zarr")
 
@@ -396,8 +405,7 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: Mapping[str, Any
     not_saved: dict[str, str] = {}
     for name, value in fitted.items():
         if _is_lazy(value):
-            not_saved[name] = (f"lazy {type(value).__name__} over the training data; recompute it with "
-                               "model.predict(X)" if name == "labels_" else f"lazy {type(value).__name__}")
+            not_saved[name] = _not_saved_note(model, name, value)
             continue
         attributes[name] = enc.encode(value, f"fitted attribute '{name}'")
     state: dict[str, Any] = {}
