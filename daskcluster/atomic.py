@@ -159,6 +159,23 @@ def clean_stale_in(folder: str | os.PathLike[str]) -> list[Path]:
     return done
 
 
+def scratch_dir(name: str, folder: str | os.PathLike[str] | None = None) -> str:
+    """A new, private folder for one run's temporary files: ``<parent>/.<name>.tmp-<host>.<pid>.<random>``
+    under ``folder`` (default: Dask's ``temporary-directory``, else the system's). The folders
+    that runs of this name left behind when their process died are removed first."""
+    import tempfile
+
+    import dask
+
+    parent = Path(folder or dask.config.get("temporary-directory", None) or tempfile.gettempdir())
+    os.makedirs(parent, exist_ok=True)
+    base = parent / name
+    clean_stale(base)
+    path = temp_name(base)
+    os.mkdir(path)
+    return str(path)
+
+
 def fsync_dir(folder: str | os.PathLike[str]) -> None:
     """Flush a directory's entries (renames, new files) to disk; a no-op where unsupported."""
     try:

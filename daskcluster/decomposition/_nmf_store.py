@@ -17,11 +17,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
-import dask
 import dask.array as da
 import numpy as np
 import zarr
@@ -92,12 +89,7 @@ class RowStore:
     """
 
     def __init__(self, data: RowData, n_columns: int, dtype: np.dtype, folder: str | os.PathLike[str] | None = None) -> None:
-        parent = Path(folder or dask.config.get("temporary-directory", None) or tempfile.gettempdir())
-        os.makedirs(parent, exist_ok=True)
-        base = parent / "daskcluster-nmf-W"
-        atomic.clean_stale(base)  # the stores of fits whose process died
-        self.path = str(atomic.temp_name(base))
-        os.mkdir(self.path)
+        self.path = atomic.scratch_dir("daskcluster-nmf-W", folder)
         self.chunks = data.array.chunks[0]
         self.n_columns = n_columns
         self.dtype = np.dtype(dtype)

@@ -22,10 +22,8 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dask
@@ -61,12 +59,7 @@ class Store:
     else the system's)."""
 
     def __init__(self, folder: str | os.PathLike[str] | None = None) -> None:
-        parent = Path(folder or dask.config.get("temporary-directory", None) or tempfile.gettempdir())
-        os.makedirs(parent, exist_ok=True)
-        base = parent / "daskcluster-dbscan"
-        atomic.clean_stale(base)  # the folders of fits whose process died
-        self.path = str(atomic.temp_name(base))
-        os.mkdir(self.path)
+        self.path = atomic.scratch_dir("daskcluster-dbscan", folder)
         logger.info("DBSCAN works in the temporary folder %s", self.path)
 
     def remove_staged(self) -> None:
