@@ -28,7 +28,7 @@ def test_streamed_fit_with_small_workers_equals_in_memory_fit(tmp_path: object) 
     write_zarr(X8, path, chunk_bytes=4 * 2**20)
     stored = open_array(path)
     assert stored.size * stored.dtype.itemsize == n * d  # (no Array.nbytes on the query-planning backend)
-    init = np.asarray(stored[:: n // 10][:10]).astype(np.float32) / 255
+    init = stored[:: n // 10][:10].compute().astype(np.float32) / 255
 
     limit = 300 * 2**20
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
