@@ -53,6 +53,9 @@ DESELECTED = {
                                                                                        "not yet investigated",
     "tests/test_workflows.py::test_color_quantization_image_and_collection": "fails with the backend on: not yet "
                                                                              "investigated",
+    "tests/test_streaming.py::test_streamed_fit_with_small_workers_equals_in_memory_fit": "times out with the "
+                                                                                            "backend on: not yet "
+                                                                                            "investigated",
     "tests/test_workflows.py::test_gmm_anomalies": "fails with the backend on: not yet investigated",
     "tests/test_workflows.py::test_semi_supervised": "fails with the backend on: not yet investigated",
     "tests/test_mixture_tools.py::test_anomalies_lazy_and_eager": "the anomalous rows of lazy data are a boolean "
