@@ -30,52 +30,16 @@ import os
 import platform
 import statistics
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Self
 
 import numpy as np
+from peak_rss import PeakRSS
 
 
 def eps_for(n: int) -> float:
     """About 20 neighbours per row on the moons at any size."""
     return float(0.0028 * np.sqrt(1e6 / n))
-
-
-class Peak:
-    """Peak RSS of some processes (pids) while inside the block, sampled every 50 ms."""
-
-    def __init__(self, pids: list[int], baseline: bool = False) -> None:
-        import psutil
-
-        self.procs = [psutil.Process(p) for p in pids]
-        self.base = sum(p.memory_info().rss for p in self.procs) if baseline else 0
-        self.peak = 0
-        self._stop = threading.Event()
-
-    def _sample(self) -> None:
-        import psutil
-
-        while not self._stop.is_set():
-            try:
-                self.peak = max(self.peak, max(p.memory_info().rss for p in self.procs))
-            except psutil.NoSuchProcess:  # a worker restarted: its successor is not followed
-                break
-            self._stop.wait(0.05)
-
-    def __enter__(self) -> Self:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def mib(self) -> float:
-        return (self.peak - self.base) / 2**20
 
 
 def machine() -> str:
@@ -144,7 +108,7 @@ def main() -> None:
             X = np.asarray(zarr.open_array(stores[n], mode="r")[...]) if n <= max(args.sklearn_max, args.threads_max) else None
             reference = None
             for r in range(args.rounds):
-                with Client(cluster) as client, Peak(pids) as peak:
+                with Client(cluster) as client, PeakRSS(pids) as peak:
                     t0 = time.perf_counter()
                     model = DBSCAN(eps=eps, min_samples=5).fit(stores[n])
                     t1 = time.perf_counter()
@@ -152,22 +116,22 @@ def main() -> None:
                     t2 = time.perf_counter()
                 times.setdefault((n, "daskcluster, LocalCluster"), []).append(t2 - t0)
                 times.setdefault((n, "  of which fit"), []).append(t1 - t0)
-                mem[(n, "daskcluster, LocalCluster")] = max(mem.get((n, "daskcluster, LocalCluster"), 0), peak.mib)
+                mem[(n, "daskcluster, LocalCluster")] = max(mem.get((n, "daskcluster, LocalCluster"), 0), peak.largest_mib)
                 n_clusters = model.n_clusters_
                 if X is not None and n <= args.threads_max:
-                    with dask.config.set(scheduler="threads"), Peak([os.getpid()], baseline=True) as peak:
+                    with dask.config.set(scheduler="threads"), PeakRSS() as peak:
                         t0 = time.perf_counter()
                         DBSCAN(eps=eps, min_samples=5).fit(X)
                         times.setdefault((n, "daskcluster, threads"), []).append(time.perf_counter() - t0)
-                    mem[(n, "daskcluster, threads")] = max(mem.get((n, "daskcluster, threads"), 0), peak.mib)
+                    mem[(n, "daskcluster, threads")] = max(mem.get((n, "daskcluster, threads"), 0), peak.growth_mib)
                 if X is not None and n <= args.sklearn_max:
                     for algorithm in ("kd_tree", "ball_tree"):
                         key = (n, f"scikit-learn {algorithm}")
-                        with Peak([os.getpid()], baseline=True) as peak:
+                        with PeakRSS() as peak:
                             t0 = time.perf_counter()
                             ref = SkDBSCAN(eps=eps, min_samples=5, algorithm=algorithm, n_jobs=-1).fit(X)
                             times.setdefault(key, []).append(time.perf_counter() - t0)
-                        mem[key] = max(mem.get(key, 0), peak.mib)
+                        mem[key] = max(mem.get(key, 0), peak.growth_mib)
                         reference = ref
                     if r == 0:
                         same = (np.array_equal(labels, reference.labels_)

@@ -30,14 +30,14 @@ import argparse
 import os
 import platform
 import statistics
-import threading
 import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
+from peak_rss import MIB, PeakRSS
 from threadpoolctl import threadpool_limits
 
 
@@ -47,32 +47,6 @@ def _sum_block(block, weights, chunk, params):  # type: ignore[no-untyped-def]
 
 def _add(parts):  # type: ignore[no-untyped-def]
     return np.sum(parts, axis=0)
-
-
-class PeakRSS:
-    """Peak resident memory of this process while inside the block (sampled every 20 ms)."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self.proc = psutil.Process(os.getpid())
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-            time.sleep(0.02)
-
-    def __enter__(self) -> Self:
-        self.base = self.proc.memory_info().rss
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 def lsm(values: list[float]) -> str:
@@ -120,7 +94,7 @@ def compare(name: str, X8: np.ndarray, k: int, max_iter: int, rounds: int) -> li
                         t0 = time.perf_counter()
                         Wp, Hp, err_p = opnmf(Xt, k, max_iter=max_iter, tol=0, init="custom", init_W=W0.copy())
                         times[who].append(time.perf_counter() - t0)
-                    peaks.append((rss.peak - rss.base) / 1e9)
+                    peaks.append(rss.growth_mib * MIB / 1e9)
                     result["package"] = (Wp, Hp, err_p)
                 elif who == "ours":
                     model = OPNMF(k, orientation="features", init="custom", max_iter=max_iter, tol=0)

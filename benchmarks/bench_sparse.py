@@ -36,12 +36,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from peak_rss import MIB, PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,32 +76,6 @@ def initial_centers(X: Any, k: int) -> np.ndarray:
 # --------------------------------------------------------------------------- one case, own process
 
 
-class PeakRSS:
-    """Peak resident memory of this process above its value at the start, sampled every 5 ms."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self.proc = psutil.Process()
-        self.base = self.proc.memory_info().rss
-        self.peak = self.base
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self.proc.memory_info().rss)
-
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, self.proc.memory_info().rss)
-
-
 def run_case(case: str, data: str, k: int, max_iter: int) -> dict[str, Any]:
     from scipy import sparse
 
@@ -129,7 +103,7 @@ def run_case(case: str, data: str, k: int, max_iter: int) -> dict[str, Any]:
         est.fit(X)
         seconds = time.perf_counter() - t0
     return {"case": case, "seconds": seconds, "n_iter": int(est.n_iter_), "inertia": float(est.inertia_),
-            "peak_mb": (mem.peak - mem.base) / 1e6}
+            "peak_mb": mem.growth_mib * MIB / 1e6}
 
 
 # --------------------------------------------------------------------------- read floors
