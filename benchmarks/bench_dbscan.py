@@ -12,7 +12,7 @@ neighbours at every size (``eps = 0.0028 * sqrt(1e6 / n)``: about 20), ``min_sam
   store on ``LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
   memory_limit=--memory-limit)``, then ``labels_.compute()`` (the fit leaves the labels lazy);
   time = fit + labels. Peak worker memory: the largest RSS of a worker process, sampled every
-  50 ms from the client (``psutil`` on the workers' pids).
+  10 ms from the client (``psutil`` on the workers' pids).
 * **daskcluster, threads**: the same on the NumPy array in this process, threaded scheduler.
 * **scikit-learn**: ``sklearn.cluster.DBSCAN(eps, min_samples, algorithm=A, n_jobs=-1)`` on the
   NumPy array, for ``A`` in ``kd_tree`` and ``ball_tree`` (the ratio uses the faster), up to
