@@ -29,7 +29,6 @@ import os
 from itertools import pairwise
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 import zarr
@@ -45,6 +44,7 @@ from .io import (
     resolve_min_chunks,
     writable_target,
 )
+from .kernels.blocks import ChunkInfo
 
 __all__ = ["SPARSE_FORMAT", "is_sparse_array", "open_sparse", "open_sparse_store", "write_sparse_zarr"]
 
@@ -145,13 +145,13 @@ def open_sparse(source: Any, *, chunk_bytes: int = DEFAULT_CHUNK_BYTES, min_chun
 def _from_blocks(csr: sparse.csr_matrix, chunks: tuple[int, ...]) -> da.Array:
     """A CSR matrix cut once into row blocks, each a key of the graph: a pass reads a block as
     it is, where slicing the matrix in every task would copy its rows on every pass."""
-    name = f"csr-{tokenize(csr, chunks)}"
-    meta = sparse.csr_matrix((0, 0), dtype=csr.dtype)
+    # imported on use: the engine reads its data through this layer
+    from .engine.arrays import held_rows
+
     starts = np.concatenate(([0], np.cumsum(chunks)))
-    blocks = [da.from_delayed(dask.delayed(csr[a:b], name=f"{name}-{i}", pure=True), shape=(b - a, csr.shape[1]),
-                              dtype=csr.dtype, meta=meta, name=f"{name}-array-{i}")
-              for i, (a, b) in enumerate(pairwise(starts))]
-    return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+    parts = [csr[a:b] for a, b in pairwise(starts)]
+    return held_rows(parts, chunks, csr.shape[1], csr.dtype, f"csr-{tokenize(csr, chunks)}",
+                     meta=sparse.csr_matrix((0, 0), dtype=csr.dtype))
 
 
 # --------------------------------------------------------------------------- the store
@@ -164,10 +164,12 @@ def _digest(block: sparse.csr_matrix) -> str:
     return h.hexdigest()
 
 
-def _write_block(store: str, storage_options: dict[str, Any] | None, index: int, block: Any,
-                 dtype: np.dtype) -> tuple[int, int, str]:
-    """Write row block ``index`` as three arrays of the group; return its rows, stored values
-    and digest."""
+def _write_block(block: Any, store: str, storage_options: dict[str, Any] | None, dtype: np.dtype,
+                 block_info: dict[Any, Any] | None = None) -> np.ndarray:
+    """Write row block ``i`` (from ``block_info``) as three arrays of the group; return, as a
+    one-element object array, its rows, stored values and digest."""
+    assert block_info is not None
+    index = block_info[0]["chunk-location"][0]
     csr = _to_csr_block(block, dtype)
     group = zarr.open_group(store, mode="r+", storage_options=storage_options)
     for name, values in (("data", csr.data), ("indices", csr.indices.astype(np.int32)),
@@ -176,7 +178,9 @@ def _write_block(store: str, storage_options: dict[str, Any] | None, index: int,
                                chunks=(max(1, len(values)),))
         if len(values):
             a[:] = values
-    return csr.shape[0], int(csr.nnz), _digest(csr)
+    out = np.empty(1, dtype=object)
+    out[0] = (csr.shape[0], int(csr.nnz), _digest(csr))
+    return out
 
 
 def write_sparse_zarr(
@@ -225,9 +229,8 @@ def write_sparse_zarr(
     target.prepare()
     try:
         zarr.open_group(target.store, mode="w-", storage_options=options, zarr_format=3)
-        tasks = [dask.delayed(_write_block)(target.store, options, i, X.blocks[i], X.dtype)
-                 for i in range(X.numblocks[0])]
-        written = dask.compute(*tasks)
+        written = da.map_blocks(_write_block, X, target.store, options, X.dtype, dtype=object, drop_axis=1,
+                                chunks=((1,) * X.numblocks[0],), meta=np.empty((0,), dtype=object)).compute()
         group = zarr.open_group(target.store, mode="r+", storage_options=options)
         group.attrs[MANIFEST_KEY] = {
             "format": SPARSE_FORMAT,
@@ -251,17 +254,20 @@ def sparse_manifest(group: Any) -> dict[str, Any] | None:
     return doc if isinstance(doc, dict) and doc.get("format") == SPARSE_FORMAT else None
 
 
-def _read_block(store: str, storage_options: dict[str, Any] | None, index: int, n_rows: int, nnz: int,
-                n_features: int, dtype: str) -> sparse.csr_matrix:
+def _read_block(n_rows: int, store: str, storage_options: dict[str, Any] | None, nnz: tuple[int, ...],
+                n_features: int, dtype: str, chunk: ChunkInfo) -> sparse.csr_matrix:
+    """Row block ``chunk.index`` of a sparse store, of ``n_rows`` rows and ``nnz[chunk.index]``
+    stored values, checked against the manifest."""
+    index, nnz_i = chunk.index, nnz[chunk.index]
     group = zarr.open_group(store, mode="r", storage_options=storage_options)
     try:
         data, indices, indptr = (group[f"{name}_{index}"][:] for name in ("data", "indices", "indptr"))
     except KeyError as exc:
         raise StoreIntegrityError(f"The sparse store '{store}' lacks row block {index} ({exc}); rewrite it.") from exc
-    if len(data) != nnz or len(indices) != nnz or len(indptr) != n_rows + 1 or (n_rows and indptr[-1] != nnz):
+    if len(data) != nnz_i or len(indices) != nnz_i or len(indptr) != n_rows + 1 or (n_rows and indptr[-1] != nnz_i):
         raise StoreIntegrityError(
             f"Row block {index} of the sparse store '{store}' does not match its manifest "
-            f"({n_rows} rows, {nnz} values; found {len(indptr) - 1} rows, {len(data)} values); rewrite it."
+            f"({n_rows} rows, {nnz_i} values; found {len(indptr) - 1} rows, {len(data)} values); rewrite it."
         )
     return sparse.csr_matrix((data.astype(dtype, copy=False), indices, indptr), shape=(n_rows, n_features))
 
@@ -270,12 +276,12 @@ def open_sparse_store(store: str, doc: dict[str, Any], storage_options: dict[str
     """The sparse store at ``store`` (its manifest ``doc``) as a Dask array of CSR row blocks,
     one task per block. Data passes: 0."""
     n_samples, n_features = (int(s) for s in doc["shape"])
-    rows, nnz = [int(r) for r in doc["rows"]], [int(v) for v in doc["nnz"]]
+    rows, nnz = [int(r) for r in doc["rows"]], tuple(int(v) for v in doc["nnz"])
     if sum(rows) != n_samples or len(rows) != len(nnz):
         raise StoreIntegrityError(f"The manifest of the sparse store '{store}' is inconsistent; rewrite the store.")
     dtype = np.dtype(doc["dtype"])
-    meta = sparse.csr_matrix((0, 0), dtype=dtype)
-    blocks = [da.from_delayed(dask.delayed(_read_block)(store, storage_options, i, r, v, n_features, str(dtype)),
-                              shape=(r, n_features), dtype=dtype, meta=meta)
-              for i, (r, v) in enumerate(zip(rows, nnz))]
-    return da.concatenate(blocks, axis=0) if len(blocks) > 1 else blocks[0]
+    # imported on use: the engine reads its data through this layer
+    from .engine.arrays import generated_rows
+
+    return generated_rows(rows, _read_block, (store, storage_options, nnz, n_features, str(dtype)), dtype=dtype,
+                          n_columns=n_features, label="sparse-store", meta=sparse.csr_matrix((0, 0), dtype=dtype))

@@ -22,13 +22,15 @@ from ..kernels.blocks import ChunkInfo
 __all__ = ["generated_rows", "held_rows", "nonzero_index", "unique_values"]
 
 
-def _run_generator(func: Callable[..., np.ndarray], params: tuple[Any, ...], n_columns: int | None,
-                   dtype: np.dtype, block_info: dict[Any, Any] | None = None) -> np.ndarray:
+def _run_generator(func: Callable[..., Any], params: tuple[Any, ...], n_columns: int | None,
+                   dtype: np.dtype, dense: bool = True, block_info: dict[Any, Any] | None = None) -> Any:
     assert block_info is not None
     where = block_info[None]
     start, stop = where["array-location"][0]
     chunk = ChunkInfo(where["chunk-location"][0], start)
-    out = np.asarray(func(stop - start, *params, chunk), dtype=dtype)
+    out = func(stop - start, *params, chunk)
+    if dense:
+        out = np.asarray(out, dtype=dtype)
     expected = (stop - start,) if n_columns is None else (stop - start, n_columns)
     if out.shape != expected:
         raise ValueError(f"{getattr(func, '__name__', func)!r} made a block of shape {out.shape} for chunk "
@@ -44,6 +46,7 @@ def generated_rows(
     dtype: np.dtype | type | str,
     n_columns: int | None = None,
     label: str = "rows",
+    meta: Any = None,
 ) -> da.Array:
     """A lazy array whose row block ``i`` is ``func(n_rows_i, *params, ChunkInfo(i, start_i))``.
 
@@ -62,6 +65,10 @@ def generated_rows(
     n_columns : int, optional
     label : str
         Prefix of the graph keys.
+    meta : array-like, optional
+        An empty block of the type ``func`` returns when it is not a NumPy array (e.g. a
+        ``scipy.sparse.csr_matrix``): blocks are then kept as returned (their shape checked);
+        by default they are converted to NumPy arrays of ``dtype``.
 
     Returns
     -------
@@ -73,18 +80,22 @@ def generated_rows(
     params = tuple(params)
     chunks: tuple[tuple[int, ...], ...] = (lengths,) if n_columns is None else (lengths, (int(n_columns),))
     name = f"{label}-{tokenize(func, params, chunks, dtype)}"
-    meta = np.empty((0,) * len(chunks), dtype=dtype)
-    return da.map_blocks(_run_generator, func, params, n_columns, dtype, chunks=chunks, dtype=dtype, meta=meta,
-                         name=name)
+    dense = meta is None
+    if dense:
+        meta = np.empty((0,) * len(chunks), dtype=dtype)
+    return da.map_blocks(_run_generator, func, params, n_columns, dtype, dense, chunks=chunks, dtype=dtype,
+                         meta=meta, name=name)
 
 
 def _never(block_info: dict[Any, Any] | None = None) -> np.ndarray:  # pragma: no cover - never computed
     raise RuntimeError("a held_rows template was computed")
 
 
-def held_rows(parts: Sequence[Any], lengths: Sequence[int], n_columns: int, dtype: np.dtype, name: str) -> da.Array:
-    """A Dask array of row blocks already computed: NumPy arrays, or futures of a distributed
-    Client holding them (then the array's chunks stay in cluster memory, as after ``persist``).
+def held_rows(parts: Sequence[Any], lengths: Sequence[int], n_columns: int, dtype: np.dtype, name: str,
+              meta: Any = None) -> da.Array:
+    """A Dask array of row blocks already computed: NumPy arrays (or blocks of the type of
+    ``meta``, e.g. ``scipy.sparse.csr_matrix``), or futures of a distributed Client holding
+    them (then the array's chunks stay in cluster memory, as after ``persist``).
 
     ``parts[i]`` has shape (lengths[i], n_columns); ``name`` must be unique to these parts (on
     Dask's classic backend it names the array's keys). Built by Dask's collection protocol
@@ -92,7 +103,8 @@ def held_rows(parts: Sequence[Any], lengths: Sequence[int], n_columns: int, dtyp
     result, so no graph is made by hand.
     """
     chunks = (tuple(int(n) for n in lengths), (int(n_columns),))
-    template = da.map_blocks(_never, chunks=chunks, dtype=dtype, meta=np.empty((0, 0), dtype=dtype), name=name)
+    meta = np.empty((0, 0), dtype=dtype) if meta is None else meta
+    template = da.map_blocks(_never, chunks=chunks, dtype=dtype, meta=meta, name=name)
     keys = list(flatten(template.__dask_keys__()))  # type: ignore[no-untyped-call]
     if len(keys) != len(parts):
         raise ValueError(f"held_rows: {len(parts)} parts for {len(keys)} blocks")
