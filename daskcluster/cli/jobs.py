@@ -97,6 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     # the whole job and the cluster config are valid, in one report, before anything starts
     checked, _ = validate_command(args.job, overrides=args.overrides, out_dir=args.out, cluster=args.cluster)
     job = checked.job
+    _stop_on_sigterm()
     bar = ProgressBar(leave=False, file=sys.stderr, disable=True if args.no_progress else None)
     with ClusterLifetime(args.cluster, scheduler=args.scheduler, on_up=announce) as lifetime:
         # the cluster starts here (so that Ctrl-C reaches it) while a thread opens the job's
@@ -114,6 +115,19 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.close()
         say(_summary(result, time.perf_counter() - args.started, where))
     return OK
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM (``kill``, a batch system's ``scancel``/``qdel``) stops ``run`` as Ctrl-C does: the job
+    records 'cancelled' and the cluster it started (dask-jobqueue's worker jobs too) is shut down."""
+    import signal
+    import threading
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, interrupt)
 
 
 def announce(d: Any) -> None:
@@ -156,6 +170,7 @@ def _job_cluster(args: argparse.Namespace) -> Iterator[Any]:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
+    from ..deploy.batch import BATCH_KINDS
     from ..deploy.lifetime import outlives_command, reconnection
     from ..jobs.remote import remember, submit
     from ..jobs.validation import validate_command
@@ -169,6 +184,8 @@ def cmd_submit(args: argparse.Namespace) -> int:
         if why is not None:
             raise UsageError(f"{args.cluster}: submit needs a cluster that outlives this command, and {why} "
                              "(Or use 'daskcluster run' to wait for the job.)")
+        if config.kind in BATCH_KINDS:
+            return _submit_batch(job, config)
     with cluster(args, wait=False) as d:
         announce(d)
         job_id = submit(job, d.client, dashboard=d.dashboard_link)
@@ -182,11 +199,55 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return OK
 
 
+def _submit_batch(job: Any, config: Any) -> int:
+    """The driver as a batch job: script written, submitted, recorded (:mod:`daskcluster.jobs.batch`)."""
+    from ..jobs.batch import submit_batch
+
+    job_id, record = submit_batch(job, config)
+    b = record["batch"]
+    say(job_id)
+    say(f"submitted as {b['kind'].upper()} batch job {b['id']} (script: {b['script']}); outputs: {record['out']}",
+        file=sys.stderr)
+    say(f"follow it with: daskcluster status {job_id}   |   daskcluster logs {job_id}   (the dashboard link "
+        "appears in status once the job runs)", file=sys.stderr)
+    return OK
+
+
+def _batch_record(args: argparse.Namespace) -> dict[str, Any] | None:
+    """The record of job ``args.id`` if it was submitted as a batch job from this machine."""
+    if args.scheduler or args.id is None:
+        return None
+    from ..deploy.batch import BATCH_KINDS
+    from ..jobs.remote import recall
+
+    record = recall(args.id)
+    if record is not None and "batch" in record:
+        return record
+    if args.cluster and _config_kind(args.cluster) in BATCH_KINDS:
+        raise UsageError(f"job {args.id!r} was not submitted from this machine (no record under "
+                         f"~/.daskcluster/jobs or $DASKCLUSTER_HOME/jobs): the batch job's state is in its "
+                         "output folder's metrics.json and job.log.")
+    return None
+
+
+def _config_kind(path: str) -> str | None:
+    from ..deploy import load_config
+
+    return str(load_config(path).kind)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     from ..jobs import status, wait
 
     if args.id is None:
         return cmd_list(args)
+    record = _batch_record(args)
+    if record is not None:
+        from ..jobs.batch import batch_status, batch_wait
+
+        st = batch_wait(args.id, record) if args.wait else batch_status(args.id, record)
+        say(st.format())
+        return FAILED if args.wait and st.state in ("failed", "lost") else OK
     with _job_cluster(args) as d:
         st = wait(args.id, d.client) if args.wait else status(args.id, d.client)
         say(st.format())
@@ -196,14 +257,21 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """The jobs of ``--scheduler``/``--cluster``; without either, of every cluster this machine submitted to."""
     from ..deploy import ClusterStartError, ConfigError
+    from ..deploy.batch import BATCH_KINDS
     from ..deploy.lifetime import reconnect
     from ..jobs import list_jobs
 
+    kind = _config_kind(args.cluster) if args.cluster else None
+    if kind in BATCH_KINDS:
+        if not _list_batch_jobs(kind):
+            say(f"no {str(kind).upper()} batch jobs were submitted from this machine")
+        return OK
     if args.cluster or args.scheduler:
         targets: list[tuple[str, Any]] = [(args.scheduler or args.cluster, None)]
     else:
         targets = _recorded_clusters()
-        if not targets:
+        batch_jobs = _list_batch_jobs(None)
+        if not targets and not batch_jobs:
             raise UsageError("no job was submitted from this machine: give --scheduler ADDRESS or --cluster "
                              "CONFIG.yaml to list the jobs of a cluster.")
     unreachable = 0
@@ -220,7 +288,20 @@ def cmd_list(args: argparse.Namespace) -> int:
                 raise
             unreachable += 1
             say(f"{label}: not reachable (the cluster is gone?): {str(exc).splitlines()[0]}", file=sys.stderr)
-    return FAILED if unreachable == len(targets) else OK
+    return FAILED if targets and unreachable == len(targets) else OK
+
+
+def _list_batch_jobs(kind: str | None) -> int:
+    """Print the state of every batch job submitted from this machine (of ``kind``, or all); their number."""
+    from ..jobs.batch import batch_status
+    from ..jobs.remote import recorded
+
+    shown = 0
+    for job_id, record in recorded().items():
+        if "batch" in record and kind in (None, record["batch"]["kind"]):
+            say(batch_status(job_id, record).format())
+            shown += 1
+    return shown
 
 
 def _recorded_clusters() -> list[tuple[str, Any]]:
@@ -229,6 +310,8 @@ def _recorded_clusters() -> list[tuple[str, Any]]:
 
     seen: dict[str, Any] = {}
     for record in recorded().values():
+        if "batch" in record:
+            continue
         config = record.get("config") or {}
         label = str(config.get("cluster_name") or record["scheduler"])
         seen.setdefault(label, record)
@@ -238,6 +321,9 @@ def _recorded_clusters() -> list[tuple[str, Any]]:
 def cmd_logs(args: argparse.Namespace) -> int:
     from ..jobs import logs, status
 
+    record = _batch_record(args)
+    if record is not None:
+        return _batch_logs(args, record)
     with _job_cluster(args) as d:
         shown = 0
         while True:
@@ -250,9 +336,37 @@ def cmd_logs(args: argparse.Namespace) -> int:
             time.sleep(1.0)
 
 
+def _batch_logs(args: argparse.Namespace, record: dict[str, Any]) -> int:
+    from ..jobs.batch import batch_logs, batch_status
+
+    shown = 0
+    while True:
+        lines = batch_logs(args.id, record)
+        for line in lines[shown:]:
+            say(line)
+        shown = len(lines)
+        st = batch_status(args.id, record)
+        if not args.follow or st.finished or st.state == "lost":
+            return OK
+        time.sleep(2.0)
+
+
 def cmd_cancel(args: argparse.Namespace) -> int:
     from ..jobs import cancel, wait
 
+    record = _batch_record(args)
+    if record is not None:
+        from ..jobs.batch import batch_cancel, batch_wait
+
+        st = batch_cancel(args.id, record)
+        if st.finished or st.state == "lost":
+            say(f"{args.id} already {st.state}")
+            return OK
+        say(f"{args.id}: {record['batch']['kind'].upper()} batch job {record['batch']['id']} cancelled; the job "
+            "shuts its cluster down and records 'cancelled'")
+        if args.wait:
+            say(batch_wait(args.id, record).format())
+        return OK
     with _job_cluster(args) as d:
         st = cancel(args.id, d.client)
         if st.finished:

@@ -25,7 +25,6 @@ from .schema import (
     KubernetesConfig,
     LocalConfig,
     PBSConfig,
-    SLURMConfig,
     _JobqueueConfig,
 )
 
@@ -135,12 +134,10 @@ def start_address(config: AddressConfig, source: str) -> Started:
     return Started(client, None, [client.close])
 
 
-def jobqueue_cluster(config: _JobqueueConfig) -> Any:
-    """The dask-jobqueue cluster object (its scheduler runs here); no job is submitted yet.
-
-    ``cluster.job_script()`` shows the batch script each job will run.
-    """
-    jq = require(config.kind)
+def jobqueue_job_options(config: _JobqueueConfig) -> dict[str, Any]:
+    """The keyword arguments of the config's dask-jobqueue job: one batch job's resources,
+    header directives, prologue and worker options (the same for a cluster's workers and for a
+    driver run as a batch job, :mod:`daskcluster.deploy.batch`)."""
     kwargs: dict[str, Any] = dict(
         cores=config.cores,
         memory=config.memory,
@@ -155,10 +152,27 @@ def jobqueue_cluster(config: _JobqueueConfig) -> Any:
         job_extra_directives=list(config.job_extra_directives),
         job_script_prologue=list(config.job_script_prologue),
         worker_extra_args=list(config.worker_extra_args),
-        silence_logs="error",
     )
     if config.python is not None:
         kwargs["python"] = config.python
+    if isinstance(config, PBSConfig):
+        kwargs["resource_spec"] = config.resource_spec
+    return kwargs
+
+
+def jobqueue_cluster_class(kind: str) -> Any:
+    """``dask_jobqueue.SLURMCluster`` (kind 'slurm') or ``PBSCluster`` ('pbs'), imported here
+    (or the extra that installs it is named)."""
+    jq = require(kind)
+    return jq.PBSCluster if kind == "pbs" else jq.SLURMCluster
+
+
+def jobqueue_cluster(config: _JobqueueConfig) -> Any:
+    """The dask-jobqueue cluster object (its scheduler runs here); no job is submitted yet.
+
+    ``cluster.job_script()`` shows the batch script each job will run.
+    """
+    kwargs = jobqueue_job_options(config)
     scheduler_options: dict[str, Any] = {}
     if config.scheduler_host is not None:
         scheduler_options["host"] = config.scheduler_host
@@ -166,11 +180,7 @@ def jobqueue_cluster(config: _JobqueueConfig) -> Any:
         scheduler_options["dashboard_address"] = config.dashboard_address
     if scheduler_options:
         kwargs["scheduler_options"] = scheduler_options
-    if isinstance(config, PBSConfig):
-        kwargs["resource_spec"] = config.resource_spec
-        return jq.PBSCluster(**kwargs)
-    assert isinstance(config, SLURMConfig)
-    return jq.SLURMCluster(**kwargs)
+    return jobqueue_cluster_class(config.kind)(silence_logs="error", **kwargs)
 
 
 def start_jobqueue(config: _JobqueueConfig, source: str) -> Started:

@@ -25,7 +25,9 @@ address    the scheduler runs on (daskcluster never started it)
 gateway    with ``shutdown_on_close: false`` the gateway keeps the cluster; it is
            found again by its name (``cluster_name``)
 local      stops: the scheduler and workers are processes of the command
-slurm, pbs stops: dask-jobqueue runs the scheduler inside the command
+slurm, pbs the driver is submitted as a batch job (:mod:`daskcluster.deploy.batch`) whose
+           ``daskcluster run`` starts the dask-jobqueue cluster on the compute node; the
+           job records the batch system and job id
 kubernetes not offered for submission
 ========== ======================================================================
 
@@ -133,9 +135,7 @@ def outlives_command(config: Any) -> str | None:
                 "with it. Start a scheduler that stays up ('dask scheduler' and 'dask worker') and use "
                 "--scheduler ADDRESS or a config of kind 'address'.")
     if kind in ("slurm", "pbs"):
-        return ("dask-jobqueue runs the scheduler inside the daskcluster command, so the batch jobs' workers "
-                "stop with it. Run the command itself as a batch job ('daskcluster run JOB.yaml --cluster "
-                "CONFIG.yaml' in the job script), or start a scheduler that stays up and use kind 'address'.")
+        return None  # the driver itself is submitted as a batch job
     return (f"submitting to a cluster of kind '{kind}' is not offered: daskcluster cannot find it again "
             "after it exits. Use a config of kind 'address' or 'gateway'.")
 

@@ -30,6 +30,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +42,8 @@ from .runner import JobCancelled, check_job, load_job, run_job
 from .schema import check_plain_name
 from .secrets import redact
 
-__all__ = ["JobStatus", "UnknownJobError", "cancel", "list_jobs", "logs", "recall", "recorded", "remember", "status",
-           "submit", "wait"]
+__all__ = ["JobStatus", "UnknownJobError", "cancel", "list_jobs", "logs", "new_job_id", "recall", "recorded", "remember",
+           "status", "submit", "wait", "wait_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,11 @@ def _scalars(metrics: dict[str, Any]) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- the client side
 
 
+def new_job_id(name: str) -> str:
+    """A new job's id: its name, the time and a random suffix (a plain name, unique)."""
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
 def submit(job: Any, client: Any, *, out_dir: str | os.PathLike[str] | None = None,
            overrides: list[str] | tuple[str, ...] = (), dashboard: str | None = None) -> str:
     """Validate a job here, send it to run on the cluster of ``client``; return its id at once.
@@ -185,7 +191,7 @@ def submit(job: Any, client: Any, *, out_dir: str | os.PathLike[str] | None = No
     check_job(loaded)
     resolved = loaded.resolved()
     folder = str(resolved.output_dir())
-    job_id = f"{resolved.name}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+    job_id = new_job_id(resolved.name)
     if dashboard is None:
         dashboard = _dashboard_link(client)
     info = {"id": job_id, "name": resolved.name, "out": folder, "submitted": time.time(),
@@ -235,6 +241,8 @@ class JobStatus:
             parts.append(f"outputs: {self.out}")
         if i.get("dashboard") and not self.finished:
             parts.append(f"dashboard: {i['dashboard']}")
+        if i.get("batch"):
+            parts.append(f"[{i['batch']}]")
         return " ".join(parts)
 
 
@@ -298,9 +306,15 @@ def cancel(job_id: str, client: Any) -> JobStatus:
 
 def wait(job_id: str, client: Any, timeout: float | None = None, poll: float = 0.5) -> JobStatus:
     """Poll until the job is done, failed or cancelled (or ``timeout`` seconds)."""
+    return wait_for(lambda: status(job_id, client), job_id, timeout, poll)
+
+
+def wait_for(fetch: Callable[[], JobStatus], job_id: str, timeout: float | None, poll: float) -> JobStatus:
+    """Call ``fetch`` every ``poll`` seconds until the job is done, failed, cancelled or lost;
+    :class:`TimeoutError` after ``timeout`` seconds."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        st = status(job_id, client)
+        st = fetch()
         if st.finished or st.state == "lost":
             return st
         if deadline is not None and time.monotonic() > deadline:
@@ -327,8 +341,9 @@ def _home() -> Path:
 
 
 def remember(job_id: str, where: dict[str, Any]) -> None:
-    """Note where a job was submitted (a :func:`daskcluster.deploy.lifetime.reconnection` record),
-    so that ``status``/``logs``/``cancel``/``list`` find its cluster again (best effort)."""
+    """Note where a job was submitted (a :func:`daskcluster.deploy.lifetime.reconnection` record,
+    or a batch job's, :func:`daskcluster.jobs.batch.submit_batch`), so that ``status``/``logs``/
+    ``cancel``/``list`` find its cluster again (best effort)."""
     check_plain_name(job_id)
     try:
         folder = _home() / "jobs"
@@ -355,6 +370,6 @@ def recorded() -> dict[str, dict[str, Any]]:
             record = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        if isinstance(record, dict) and "scheduler" in record:
+        if isinstance(record, dict) and ("scheduler" in record or "batch" in record):
             out.append((float(record.get("submitted", 0.0)), path.stem, record))
     return {job_id: record for _, job_id, record in sorted(out, key=lambda t: (t[0], t[1]))}
