@@ -16,11 +16,18 @@ only where each node is combined changes:
 * under a distributed Client, when the data are persisted (the usual case of a fit), one task
   per worker runs the kernel over the chunks that worker holds and combines the subtrees it
   holds entirely, so a pass costs one task per worker instead of one per chunk plus a tree;
-* otherwise (streamed data, local schedulers) one task per chunk and combine tasks below the
-  root; the parameters are then one key of the graph, shipped once to each worker.
+* under a distributed Client, when the data are streamed from their source, one task per
+  chunk, its read included, on a fixed worker (chunk ``i`` on the ``i * W // n``-th of ``W``
+  workers): each worker reads its next chunk in the background while it computes this one
+  (:mod:`.readahead`), and kernels that keep state beside their chunk find it again
+  (:mod:`.rowstate`);
+* otherwise (local schedulers, data partly in cluster memory) one task per chunk and combine
+  tasks below the root; the parameters are then one key of the graph, shipped once to each
+  worker.
 
-Nothing is kept on the workers between passes: a pass's tasks depend only on the data's
-chunks, which Dask recomputes if a worker is lost.
+Nothing is kept on the workers between passes (but state a kernel asks to keep, see
+:mod:`.rowstate`): a pass's tasks depend only on the data's chunks, which Dask recomputes if a
+worker is lost; chunks read ahead and not used are dropped when the pass ends.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from ..data import RowData
 from ..errors import InvalidDataError
 from ..kernels.blocks import ChunkInfo
 from ..kernels.sparse import dense_rows
+from . import readahead
 from .arrays import held_rows
 from .schedule import (
     block_keys,
@@ -110,39 +118,64 @@ def _run_group(
     return combine_complete(parts, n_parts, split_every, combine)
 
 
-def _run_pinned(kernel: Callable[..., Any], graph: _Broadcast, keys: list[Any], chunk: ChunkInfo,
-                params: _Broadcast) -> Any:
-    """Read a chunk (and its weights) from its own small graph, in this worker, then run the kernel."""
-    values = dask.get(graph.value, keys)
+def _run_pinned(kernel: Callable[..., Any], name: str, own: readahead.ChunkRead, ahead: list[readahead.ChunkRead],
+                where: str | None, chunk: ChunkInfo, params: _Broadcast) -> Any:
+    """Read a chunk (and its weights) in this worker, from an earlier task's read-ahead or from
+    its own small graph, starting the reads of this worker's next chunks; then run the kernel."""
+    values = readahead.fetch(name, own, ahead, where)
     return kernel(values[0], values[1] if len(values) > 1 else None, chunk, params.value)
 
 
-def _reduce_pinned(client: Any, data: RowData, kernel: Callable[..., Any], params: Any,
+def _has_futures(graph: dict[Any, Any]) -> bool:
+    """Whether some of the graph's values are data already in cluster memory (futures)."""
+    from distributed import Future
+
+    return any(isinstance(v, Future) for v in graph.values())
+
+
+def _pinned_graph(data: RowData, weights: da.Array | None) -> dict[Any, Any] | None:
+    """The graph that makes ``data``'s (and ``weights``') chunks from their source, or None when
+    part of it is already in cluster memory (its chunks are then read by Dask's own tasks)."""
+    arrays = [data.array] if weights is None else [data.array, weights]
+    dsk = low_level_graph({}, arrays)
+    return None if _has_futures(dsk) else dsk
+
+
+def _reduce_pinned(client: Any, data: RowData, dsk: dict[Any, Any], kernel: Callable[..., Any], params: Any,
                    combine: Callable[[list[Any]], Any], weights: da.Array | None, split_every: int,
-                   name: str) -> Any:
+                   name: str, ahead: int) -> Any:
     """The pass with chunk ``i``'s task (its read included) placed on the same worker pass after
     pass: the ``i * W // n``-th of the ``W`` workers in address order (another if that one is
     gone), so that state a kernel keeps beside its chunk (:mod:`daskcluster.engine.rowstate`)
-    is found again when the data are streamed from their source."""
+    is found again when the data are streamed from their source, and so that each worker knows
+    which chunks it reads next (:mod:`daskcluster.engine.readahead`)."""
     from dask.optimization import cull
 
     workers = sorted(client.scheduler_info()["workers"])
     data_keys, weights_keys = block_keys(data.array), None if weights is None else block_keys(weights)
-    arrays = [data.array] if weights is None else [data.array, weights]
-    dsk = low_level_graph({}, arrays)
-    wrapped = _Broadcast(params, name)
     n = data.n_chunks
-    futures = []
-    for i, chunk in enumerate(_chunk_infos(data)):
+    where = [workers[i * len(workers) // n] if workers else None for i in range(n)]
+    reads = []
+    for i in range(n):
         keys = [data_keys[i]] + ([] if weights_keys is None else [weights_keys[i]])
-        sub, _ = cull(dsk, keys)
-        where = [workers[i * len(workers) // n]] if workers else None
-        futures.append(client.submit(_run_pinned, kernel, _Broadcast(sub, f"{name}-read-{i}"), keys, chunk, wrapped,
-                                     key=(name, 0, i), workers=where, allow_other_workers=True, pure=False))
-    tasks: dict[Any, Any] = {}
-    keys = _tree_below_root(tasks, name, n, combine, split_every)
-    tasks.update((f.key, f) for f in futures)
-    return _combine_top(keys, client.get(tasks, keys), n, split_every, combine)
+        reads.append(readahead.ChunkRead(i, cull(dsk, keys)[0], keys))
+    wrapped = _Broadcast(params, name)
+    try:
+        futures = []
+        for i, chunk in enumerate(_chunk_infos(data)):
+            # chunks placed on one worker are a run of neighbours: its next ones follow chunk i
+            following = [reads[j] for j in range(i + 1, min(i + 1 + ahead, n)) if where[j] == where[i]]
+            # priorities run each worker's chunks in chunk order, as its read-ahead expects
+            futures.append(client.submit(_run_pinned, kernel, name, reads[i], following, where[i], chunk, wrapped,
+                                         key=(name, 0, i), workers=None if where[i] is None else [where[i]],
+                                         allow_other_workers=True, pure=False, priority=n - i))
+        tasks: dict[Any, Any] = {}
+        keys = _tree_below_root(tasks, name, n, combine, split_every)
+        tasks.update((f.key, f) for f in futures)
+        return _combine_top(keys, client.get(tasks, keys), n, split_every, combine)
+    finally:
+        if ahead and n > 1:
+            readahead.close_on_workers(client, name)
 
 
 @dataclass
@@ -268,7 +301,8 @@ def tree_reduce(
         Name used in the graph keys and the log.
     pin_chunks : bool, default=False
         Under a distributed Client, run each chunk's task on the same worker pass after pass,
-        also when the data are streamed (for kernels that keep state beside their chunk).
+        also when the data are streamed and read-ahead is off (for kernels that keep state
+        beside their chunk).
 
     Returns
     -------
@@ -278,9 +312,11 @@ def tree_reduce(
     -----
     Under a distributed Client and with ``data.array`` persisted, the pass is one task per
     worker (over the chunks that worker holds) and the client combines what the workers
-    return; otherwise one task per chunk (with ``pin_chunks``, its read included, on a fixed
-    worker) and combine tasks, the client combining the root. The tree, and so the result, is
-    the same either way.
+    return. With streamed data, one task per chunk, its read included, on a fixed worker,
+    which reads its next chunks ahead (Dask configuration ``daskcluster.read-ahead``, chunks
+    per worker thread, default 1; 0 turns it off, and ``pin_chunks`` then still fixes the
+    workers); otherwise one task per chunk. Combine tasks below the root, the client
+    combining the root. The tree, and so the result, is the same either way.
     """
     array = data.array
     label = label or str(getattr(kernel, "__name__", "pass"))
@@ -289,15 +325,21 @@ def tree_reduce(
     get = current_get()
     client = client_of(get)
     t0 = time.perf_counter()
-    grouped = False
+    how = ""
     futures = None if client is None else chunk_futures(array, client)
     if futures is not None and n > 1:
         grouped, result = _reduce_by_worker(client, futures, data, kernel, params, combine, weights,
                                             split_every, name)
-    # persisted chunks are where their tasks run anyway; streamed ones are pinned to a worker
-    if not grouped and client is not None and pin_chunks and futures is None:
-        grouped, result = True, _reduce_pinned(client, data, kernel, params, combine, weights, split_every, name)
-    if not grouped:
+        how = "one task per worker" if grouped else ""
+    # persisted chunks are where their tasks run anyway; streamed ones are pinned to a worker,
+    # which reads its next chunks ahead while it computes
+    ahead = readahead.depth()
+    if not how and client is not None and futures is None and (pin_chunks or ahead > 0):
+        source = _pinned_graph(data, weights)
+        if source is not None:
+            result = _reduce_pinned(client, data, source, kernel, params, combine, weights, split_every, name, ahead)
+            how = f"one task per chunk on a fixed worker, {ahead} read ahead"
+    if not how:
         pkey = (name, "params")
         tasks: dict[Any, Any] = {pkey: _Broadcast(params, name)}
         data_keys, weights_keys = block_keys(array), None if weights is None else block_keys(weights)
@@ -309,9 +351,9 @@ def tree_reduce(
         with blas_for_tasks(n, get):
             values = get(dsk, keys)
         result = _combine_top(keys, values, n, split_every, combine)
+        how = "one task per chunk"
     _count(data)
-    logger.debug("%s: %d chunks, %s, %.3fs", label, n, "one task per worker" if grouped else "one task per chunk",
-                 time.perf_counter() - t0)
+    logger.debug("%s: %d chunks, %s, %.3fs", label, n, how, time.perf_counter() - t0)
     return result  # type: ignore[no-any-return]
 
 

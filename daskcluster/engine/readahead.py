@@ -1,0 +1,197 @@
+"""Read-ahead: a worker reads its next chunk of a streamed pass while it computes this one.
+
+A streamed pass under a distributed Client places chunk ``i``'s task, its read included, on a
+fixed worker (:func:`daskcluster.engine.passes.tree_reduce`), so each worker knows the chunks
+it will read next, in order. Each task first hands the reads of its worker's next
+:func:`depth` chunks to one background reader thread of the worker process, then takes its own
+chunk from that thread if a previous task asked for it (waiting for the read to finish if
+needed), else reads it itself, and runs the kernel. Blosc decompression, file reads and the
+compiled kernels release the GIL, so the reader and the task's thread run at the same time.
+
+What is read ahead is keyed by ``(pass name, chunk index)``; pass names are unique
+(:func:`~daskcluster.engine.schedule.unique_name`). A task that finds nothing (the first task
+on a worker; a task moved to another worker, stolen, or rerun after a worker was lost) reads
+its chunk itself: the same bytes through the same graph, so the result is the same either
+way. Only a task running on the worker it was placed on reads ahead, so a moved task never
+reads for chunks that run elsewhere. Memory: at most ``depth × threads`` chunks per worker
+wait beside the ones being computed (older entries are dropped first when a stolen task left
+one behind); when the pass ends, fails or is interrupted, the client drops what is left on
+every worker (:func:`close` through ``client.run``) and marks the pass closed, so a task of a
+cancelled pass still running reads nothing more ahead.
+
+Where read-ahead is not used, and why nothing is needed there:
+
+* the local threaded scheduler runs the tasks of one pass in threads of this process, each
+  task reading its own chunk: while one thread computes, the others read, so reads and
+  compute already overlap (and the synchronous scheduler is for debugging, on one thread);
+* persisted data (``cache=True``) are in cluster memory: a pass reads nothing;
+* data whose graph holds futures (e.g. a slice of a persisted array) are already computed
+  in part and go through Dask's own scheduling.
+
+Zarr 3's own settings (``async.concurrency``: concurrent chunk reads within one array read;
+``threading.max_workers``: its codec thread pool) parallelise the Zarr chunks *inside* one
+read; when a Dask chunk is one Zarr chunk (the stores daskcluster writes) they change nothing
+for a pass, and on workers that already use every core they only add threads. They do not
+overlap one task's read with another task's compute: that is what this module does.
+
+The depth is Dask's configuration key ``daskcluster.read-ahead`` (chunks per worker thread,
+default 1; 0 turns read-ahead off), read on the client when a pass starts.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+
+from ..errors import InvalidParameterError
+
+logger = logging.getLogger(__name__)
+
+#: Dask configuration key: chunks each worker thread reads ahead of the one it computes.
+READ_AHEAD_CONFIG = "daskcluster.read-ahead"
+#: One chunk ahead: enough to hide a read shorter than a compute, and memory stays two chunks a thread.
+DEFAULT_DEPTH = 1
+#: How many closed pass names a process remembers (to refuse late reads for them).
+_CLOSED_MEMORY = 256
+
+_lock = threading.Lock()
+_pending: dict[tuple[str, int], Future[list[Any]]] = {}
+_closed: deque[str] = deque(maxlen=_CLOSED_MEMORY)
+_reader: ThreadPoolExecutor | None = None
+#: Chunks this process took from a read-ahead (``"ahead"``) and read in their own task (``"own"``).
+_counts = {"ahead": 0, "own": 0}
+
+
+def depth() -> int:
+    """The read-ahead depth set in Dask's configuration (``daskcluster.read-ahead``), checked."""
+    value = dask.config.get(READ_AHEAD_CONFIG, DEFAULT_DEPTH)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidParameterError(
+            f"The Dask configuration key {READ_AHEAD_CONFIG!r} must be a non-negative integer (chunks read "
+            f"ahead by each worker thread; 0 turns read-ahead off); got {value!r}."
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class ChunkRead:
+    """How to read one chunk in a worker: its own small graph and the keys of its arrays
+    (the data's block, then the weights' block if any)."""
+
+    index: int
+    graph: dict[Any, Any]
+    keys: list[Any]
+
+    def __dask_tokenize__(self) -> tuple[str, int]:
+        # named by the pass's task key that carries it; never hashed by content
+        return ("daskcluster-chunk-read", self.index)
+
+
+def read(chunk: ChunkRead) -> list[Any]:
+    """The chunk's arrays, computed in this thread by Dask's synchronous scheduler."""
+    return list(dask.get(chunk.graph, chunk.keys))
+
+
+def _this_worker() -> str | None:
+    try:
+        from distributed import get_worker
+
+        return str(get_worker().address)
+    except (ImportError, ValueError):
+        return None
+
+
+def _threads() -> int:
+    try:
+        from distributed import get_worker
+
+        return max(int(get_worker().state.nthreads), 1)
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def _start(name: str, ahead: Sequence[ChunkRead], limit: int) -> None:
+    global _reader
+    with _lock:
+        if name in _closed:
+            return
+        if _reader is None:
+            _reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daskcluster-read-ahead")
+        for chunk in ahead:
+            key = (name, chunk.index)
+            if key not in _pending:
+                _pending[key] = _reader.submit(read, chunk)
+        mine = sorted(k for k in _pending if k[0] == name)
+        for key in mine[: max(len(mine) - limit, 0)]:  # left by tasks that ran elsewhere: oldest first
+            _pending.pop(key).cancel()
+
+
+def fetch(name: str, chunk: ChunkRead, ahead: Sequence[ChunkRead], where: str | None) -> list[Any]:
+    """Chunk ``chunk``'s arrays for pass ``name``, in a task of that pass.
+
+    Starts reading ``ahead`` (the next chunks placed on worker ``where``) in the background
+    when this task runs on ``where``; takes ``chunk`` from an earlier task's read-ahead if
+    there is one, else reads it now. An error of a read ahead is not trusted: the chunk is
+    read again here, so an error is raised by the task it belongs to, as without read-ahead.
+    """
+    with _lock:
+        ready = _pending.pop((name, chunk.index), None)
+    if ahead and where is not None and _this_worker() == where:
+        _start(name, ahead, len(ahead) * _threads())
+    if ready is not None and not ready.cancelled():
+        try:
+            values = ready.result()
+        except Exception as exc:  # noqa: BLE001 - read again below, in the task that owns the chunk
+            logger.debug("read-ahead of chunk %d of %s failed (%s); reading it again", chunk.index, name, exc)
+        else:
+            _count("ahead")
+            return values
+    _count("own")
+    return read(chunk)
+
+
+def _count(how: str) -> None:
+    with _lock:
+        _counts[how] += 1
+
+
+def close(name: str) -> int:
+    """Drop what pass ``name`` read ahead in this process and refuse further reads for it;
+    returns the number of chunks dropped."""
+    with _lock:
+        _closed.append(name)
+        keys = [k for k in _pending if k[0] == name]
+        for key in keys:
+            _pending.pop(key).cancel()
+    return len(keys)
+
+
+def held() -> dict[str, int]:
+    """The passes whose chunks this process holds read ahead, with their number of chunks."""
+    with _lock:
+        counts: dict[str, int] = {}
+        for name, _ in _pending:
+            counts[name] = counts.get(name, 0) + 1
+        return counts
+
+
+def counts() -> dict[str, int]:
+    """How many chunks this process's tasks took from a read-ahead (``"ahead"``) and read
+    themselves (``"own"``), since the process started."""
+    with _lock:
+        return dict(_counts)
+
+
+def close_on_workers(client: Any, name: str) -> None:
+    """:func:`close` pass ``name`` on every worker of ``client`` (workers that are gone hold nothing)."""
+    try:
+        client.run(close, name)
+    except Exception as exc:  # noqa: BLE001 - a worker lost meanwhile held nothing of this pass any more
+        logger.debug("could not close the read-ahead of %s on every worker: %s", name, exc)
