@@ -200,7 +200,7 @@ def test_anomalies_lazy_and_eager(fitted: Any) -> None:
     assert isinstance(mask, da.Array) and mask.dtype == bool
     np.testing.assert_array_equal(mask.compute(), expected)
     rows = anomalies(gm, Xd, threshold=t)
-    assert isinstance(rows, da.Array)
+    assert isinstance(rows, da.Array) and rows.shape == (expected.sum(), 3)  # known chunk sizes
     assert_allclose(rows.compute(), X[expected])
     eager = anomalies(gm, X, 4.0, exact=True)
     assert isinstance(eager, np.ndarray) and eager.shape == (expected.sum(), 3)

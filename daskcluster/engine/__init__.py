@@ -5,7 +5,7 @@ reduction of its small statistics (:mod:`.passes`); arrays of rows generated chu
 held after a pass are built by :mod:`.arrays`.
 """
 
-from .arrays import generated_rows, held_rows, nonzero_index, unique_values
+from .arrays import generated_rows, held_rows, nonzero_index, rows_at, unique_values
 from .passes import (
     SPLIT_EVERY,
     PassCounter,
@@ -27,6 +27,7 @@ __all__ = [
     "map_rows",
     "nonzero_index",
     "row_block",
+    "rows_at",
     "take",
     "take_rows",
     "tree_reduce",

@@ -10,6 +10,7 @@ graph one and the query-planning (expression) one, where ``da.Array(graph, ...)`
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import pairwise
 from typing import Any
 
 import dask.array as da
@@ -18,8 +19,9 @@ from dask.base import tokenize
 from dask.core import flatten
 
 from ..kernels.blocks import ChunkInfo
+from .schedule import row_block
 
-__all__ = ["generated_rows", "held_rows", "nonzero_index", "unique_values"]
+__all__ = ["generated_rows", "held_rows", "nonzero_index", "rows_at", "unique_values"]
 
 
 def _run_generator(func: Callable[..., Any], params: tuple[Any, ...], n_columns: int | None,
@@ -152,3 +154,41 @@ def nonzero_index(array: da.Array) -> np.ndarray:
     (``numpy.flatnonzero`` of it; ``da.flatnonzero`` and boolean indexing are not on every Dask
     array backend). Passes over ``array``: 1."""
     return _gather_per_block(array, _nonzero, np.dtype(np.int64))
+
+
+
+def _rows_of_block(block: Any, rows: np.ndarray) -> Any:
+    return block[rows]
+
+
+def rows_at(array: da.Array, index: np.ndarray) -> da.Array:
+    """The rows of a row-chunked Dask array (features in one chunk) at the ascending global
+    positions ``index``, lazy and of known chunk sizes (``array[index]``; integer and boolean
+    indexing are not on every Dask array backend, and an array of unknown chunk sizes cannot be
+    computed on the query-planning one): one block for each block of ``array`` holding selected
+    rows, each reading only its block and carrying only its own positions. Passes: none until
+    computed; then the blocks holding selected rows are read once.
+
+    Parameters
+    ----------
+    array : dask.array.Array of shape (n_samples,) or (n_samples, n_features)
+    index : ndarray of int of shape (n_selected,)
+        Ascending, in [0, n_samples), e.g. from :func:`nonzero_index`.
+
+    Returns
+    -------
+    dask.array.Array of shape (n_selected,) or (n_selected, n_features)
+    """
+    index = np.asarray(index, dtype=np.int64)
+    if index.size and (np.any(np.diff(index) <= 0) or index[0] < 0 or index[-1] >= array.shape[0]):
+        raise ValueError(f"rows_at: the positions must be ascending and in [0, {array.shape[0]})")
+    lengths = np.asarray(array.chunks[0], dtype=np.int64)
+    bounds = np.cumsum(lengths)
+    cuts = np.concatenate(([0], np.searchsorted(index, bounds, side="left")))
+    meta = np.empty((0,) * array.ndim, dtype=array.dtype)
+    parts = [row_block(array, c).map_blocks(_rows_of_block, index[a:b] - (bounds[c] - lengths[c]),
+                                            chunks=((int(b - a),), *array.chunks[1:]), dtype=array.dtype, meta=meta)
+             for c, (a, b) in enumerate(pairwise(cuts)) if b > a]
+    if not parts:
+        return da.zeros((0, *array.shape[1:]), dtype=array.dtype, chunks=((0,), *array.chunks[1:]))
+    return da.concatenate(parts, axis=0) if len(parts) > 1 else parts[0]

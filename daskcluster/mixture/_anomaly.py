@@ -15,7 +15,7 @@ import dask.array as da
 import numpy as np
 
 from ..data import RowData, check_n_features
-from ..engine import map_rows, tree_reduce
+from ..engine import map_rows, nonzero_index, rows_at, tree_reduce
 from ..errors import InvalidParameterError
 from ..kernels import mixture as K
 from ..params import check_float
@@ -139,10 +139,12 @@ def anomalies(
     -------
     rows : ndarray or dask array of shape (n_anomalies, n_features)
         The rows as stored in ``X`` (before any scaling of a :class:`~daskcluster.Scaled`);
-        lazy (unknown chunk sizes) for lazy input. With ``return_mask=True``, instead a
-        boolean array of shape (n_samples,), lazy for lazy input.
-        Data passes: those of :func:`density_threshold` (none with ``threshold``), + 1 when
-        the result is computed.
+        for lazy input a lazy array of known chunk sizes (the rows' positions are found by
+        a pass in this call; only the chunks holding anomalies are read when it is
+        computed). With ``return_mask=True``, instead a boolean array of shape (n_samples,),
+        lazy for lazy input.
+        Data passes: those of :func:`density_threshold` (none with ``threshold``), + 1 for
+        the rows of lazy input, + 1 when the result is computed.
     """
     owner = "anomalies"
     data = _data(gmm, X, owner)
@@ -153,5 +155,8 @@ def anomalies(
     mask = map_rows(data, K.below_block, (data.affine, gmm._params(), float(threshold)), dtype=bool, label="gmm-below")
     if return_mask:
         return mask if data.lazy else np.asarray(mask.compute())  # type: ignore[no-untyped-call]
-    rows = data.array[mask]
-    return rows if data.lazy else np.asarray(rows.compute())
+    # the rows' positions found now (one pass), then the rows as a lazy array of known chunk
+    # sizes: a boolean row index (rows of unknown chunk sizes) is not on Dask's query-planning
+    # backend
+    rows = rows_at(data.array, nonzero_index(mask))
+    return rows if data.lazy else np.asarray(rows.compute())  # type: ignore[no-untyped-call]
