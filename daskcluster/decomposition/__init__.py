@@ -1,4 +1,4 @@
-"""Non-negative factorizations as passes over row-chunked data: NMF and OPNMF.
+"""Factorizations as passes over row-chunked data: NMF, OPNMF and an exact PCA.
 
 The estimators are imported on first use, so that workers running the kernels never import
 scikit-learn.
@@ -12,6 +12,7 @@ from typing import Any
 _LAZY = {
     "NMF": "daskcluster.decomposition._nmf",
     "OPNMF": "daskcluster.decomposition._opnmf",
+    "PCA": "daskcluster.decomposition._pca",
 }
 
 __all__ = list(_LAZY)

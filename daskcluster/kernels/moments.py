@@ -1,0 +1,70 @@
+"""Kernels of the mean and scatter matrix of the rows, for an exact PCA by one pass.
+
+Each block gives its row count, mean and centred scatter ``Σ (x - x̄)(x - x̄)ᵀ`` (n_features,
+n_features), summed slice by slice in float64 through the data's affine map; two parts merge by
+Chan, Golub & LeVeque's pairwise update (``M = M_a + M_b + n_a n_b / n · δ δᵀ``, ``δ`` the
+difference of the means), in chunk order. Centring each slice before its product keeps the
+rounding relative to the spread of the data, not to its mean (the raw moments ``Σ x xᵀ - n x̄ x̄ᵀ``
+lose every digit the mean has over the spread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .blocks import Affine, ChunkInfo, iter_compute_slices, slice_rows
+
+__all__ = ["Moments", "combine_moments", "moments_kernel", "project_rows"]
+
+
+@dataclass(frozen=True)
+class Moments:
+    """Rows counted, their mean (n_features,) and centred scatter (n_features, n_features), float64."""
+
+    n_rows: int
+    mean: np.ndarray
+    scatter: np.ndarray
+
+
+def _merge(a: Moments, b: Moments) -> Moments:
+    if b.n_rows == 0:
+        return a
+    if a.n_rows == 0:
+        return b
+    n = a.n_rows + b.n_rows
+    delta = b.mean - a.mean
+    mean = a.mean + delta * (b.n_rows / n)
+    scatter = a.scatter + b.scatter + np.outer(delta, delta) * (a.n_rows * b.n_rows / n)
+    return Moments(n, mean, scatter)
+
+
+def moments_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, affine: Affine) -> Moments:
+    """The rows' count, mean and centred scatter of one block. ``weights`` is unused (None)."""
+    d = block.shape[1]
+    out = Moments(0, np.zeros(d), np.zeros((d, d)))
+    for start, stop, x in iter_compute_slices(block, np.dtype(np.float64), affine, slice_rows(d, d)):
+        mean = x.mean(axis=0)
+        centred = x - mean
+        out = _merge(out, Moments(stop - start, mean, centred.T @ centred))
+    return out
+
+
+def combine_moments(parts: list[Moments]) -> Moments:
+    """The moments of the union of the parts' rows, merged in the order given (chunk order)."""
+    out = parts[0]
+    for p in parts[1:]:
+        out = _merge(out, p)
+    return out
+
+
+def project_rows(block: np.ndarray, affine: Affine, mean: np.ndarray, projection: np.ndarray, dtype: np.dtype,
+                 chunk: ChunkInfo) -> np.ndarray:
+    """``(x - mean) @ projection`` of each row, shape (n_rows, n_columns), in ``dtype``
+    (computed in float64)."""
+    out = np.empty((block.shape[0], projection.shape[1]), dtype=dtype)
+    for start, stop, x in iter_compute_slices(block, np.dtype(np.float64), affine,
+                                              slice_rows(block.shape[1], projection.shape[1])):
+        out[start:stop] = (x - mean) @ projection
+    return out
