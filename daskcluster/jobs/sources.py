@@ -4,7 +4,8 @@
 the ``.npz`` member headers of MNIST, the parameters of generated blobs) so that a job is
 validated before any data is read. :func:`load` opens the source lazily (Zarr, ``.npy``,
 raw files, blobs) or reads it (MNIST ``.npz``, 55 MB), and :func:`preprocess` applies
-standard scaling and PCA through dask-ml.
+standard scaling and PCA through dask-ml (PCA by :class:`daskcluster.decomposition.PCA` on
+Dask's query-planning array backend, where dask-ml's cannot run).
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import logging
 import os
 import zipfile
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -30,8 +33,10 @@ from .schema import (
     MnistData,
     NpyData,
     ParquetData,
+    PCAStep,
     PreprocessStep,
     RawData,
+    StandardScaleStep,
     ZarrData,
 )
 
@@ -235,11 +240,61 @@ def load(spec: Any) -> LoadedData:
     return LoadedData(X, y, what, n, d)
 
 
-def preprocess(X: Any, steps: list[PreprocessStep]) -> Any:
-    """Apply standard scaling and PCA (dask-ml) in order; returns a lazy float array.
+def _dask_ml_runs() -> bool:
+    """Whether dask-ml's PCA and StandardScaler can run on Dask's array backend.
 
-    Data passes: standard scaling 1 to fit; PCA ('tsqr') 2 to fit. The transformed array is
-    lazy: when the model streams (``cache=False``), every pass recomputes the steps.
+    They call ``dask.array.linalg`` (``tsqr``, ``svd``, ``svd_compressed``) and
+    ``dask.array.nanvar``, which Dask's query-planning array backend does not have (there
+    ``dask.array.linalg`` and ``nanvar`` are stubs raising ``NotImplementedError``): the classic
+    backend is told by ``dask.array.linalg`` being a module.
+    """
+    return isinstance(getattr(da, "linalg", None), ModuleType)
+
+
+def _pca(step: PCAStep) -> Any:
+    """The PCA of a ``pca`` step: dask-ml's, with the step's solver, where it runs.
+
+    Elsewhere (Dask's query-planning backend, see :func:`_dask_ml_runs`) the step is
+    :class:`daskcluster.decomposition.PCA`: exact, as 'tsqr' and 'full' are (and 'auto' on data
+    it would not sketch), from the covariance in one pass; ``random_state`` then has nothing to
+    seed. dask-ml stays the PCA of jobs where it runs, so that a job's results do not change with
+    this package's version.
+    """
+    if _dask_ml_runs():
+        from dask_ml.decomposition import PCA
+
+        return PCA(n_components=step.n_components, svd_solver=step.svd_solver, whiten=step.whiten,
+                   random_state=step.random_state)
+    from ..decomposition import PCA as ExactPCA
+
+    logger.info("preprocess: dask-ml cannot run on Dask's query-planning backend: exact PCA from the covariance "
+                "in place of its '%s' solver", step.svd_solver)
+    return ExactPCA(n_components=step.n_components, whiten=step.whiten)
+
+
+def _standardized(arr: da.Array, step: StandardScaleStep) -> da.Array:
+    """``arr`` standard-scaled by dask-ml's StandardScaler where it runs (see
+    :func:`_dask_ml_runs`); elsewhere by the same arithmetic: the columns' means and population
+    variances in one pass (float64), a zero deviation taken as 1 (scikit-learn's rule)."""
+    if _dask_ml_runs():
+        from dask_ml.preprocessing import StandardScaler
+
+        return StandardScaler(with_mean=step.with_mean, with_std=step.with_std).fit(arr).transform(arr)
+    mean, var = dask.compute(arr.mean(axis=0, dtype=np.float64), arr.var(axis=0, dtype=np.float64))
+    scale = np.sqrt(var)
+    scale[scale == 0.0] = 1.0
+    shift = mean if step.with_mean else np.zeros_like(mean)
+    divide = scale if step.with_std else np.ones_like(scale)
+    return (arr - shift.astype(arr.dtype)) / divide.astype(arr.dtype)
+
+
+def preprocess(X: Any, steps: list[PreprocessStep]) -> Any:
+    """Apply standard scaling and PCA (dask-ml's where it runs: see :func:`_dask_ml_runs`) in
+    order; returns a lazy float array.
+
+    Data passes: standard scaling 1 to fit; PCA ('tsqr') 2 to fit (1 from the covariance). The
+    transformed array is lazy: when the model streams (``cache=False``), every pass recomputes
+    the steps.
     """
     if not steps:
         return X
@@ -254,18 +309,13 @@ def preprocess(X: Any, steps: list[PreprocessStep]) -> Any:
         arr = arr * dtype(affine[0]) + dtype(affine[1])
     for step in steps:
         if step.standard_scale is not None:
-            from dask_ml.preprocessing import StandardScaler
-
             s = step.standard_scale
             logger.info("preprocess: standard scaling (with_mean=%s, with_std=%s)", s.with_mean, s.with_std)
-            arr = StandardScaler(with_mean=s.with_mean, with_std=s.with_std).fit(arr).transform(arr)
+            arr = _standardized(arr, s)
         else:
-            from dask_ml.decomposition import PCA
-
             p = step.pca
             assert p is not None
             logger.info("preprocess: PCA to %d components (%s)", p.n_components, p.svd_solver)
-            arr = PCA(n_components=p.n_components, svd_solver=p.svd_solver, whiten=p.whiten,
-                      random_state=p.random_state).fit(arr).transform(arr)
+            arr = _pca(p).fit(arr).transform(arr)
         arr = arr.astype(dtype)
     return arr
