@@ -316,15 +316,16 @@ def test_wrong_data() -> None:
 
 def test_pca_then_mixture_pipeline_on_digits() -> None:
     """The documented high-dimensional pipeline at small size: 8x8 digits (64 features) ->
-    dask-ml PCA out of core -> GaussianMixture on the lazy projection."""
-    from dask_ml.decomposition import PCA
+    PCA out of core (one pass, on both Dask array backends) -> GaussianMixture on the lazy
+    projection."""
     from sklearn.datasets import load_digits
 
+    from daskcluster.decomposition import PCA
     from daskcluster.metrics import majority_label_accuracy
 
     digits = load_digits()
     X = da.from_array(digits.data / 16.0, chunks=(300, -1))
-    Z = PCA(n_components=20, svd_solver="tsqr", random_state=0).fit(X).transform(X)
+    Z = PCA(n_components=20).fit(X).transform(X)
     assert isinstance(Z, da.Array) and Z.shape == (1797, 20)
     gm = GaussianMixture(10, covariance_type="full", random_state=0, max_iter=50).fit(Z)
     labels = gm.predict(Z)
