@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -126,39 +127,56 @@ def _run_pinned(kernel: Callable[..., Any], name: str, own: readahead.ChunkRead,
     return kernel(values[0], values[1] if len(values) > 1 else None, chunk, params.value)
 
 
-def _has_futures(graph: dict[Any, Any]) -> bool:
-    """Whether some of the graph's values are data already in cluster memory (futures)."""
+#: A value of the source graph that several chunks' reads share and that holds more bytes than
+#: this (an in-memory array the chunks are sliced from) is not shipped with every chunk's task.
+SHARED_BYTES_LIMIT = 2**20
+
+
+def _held_bytes(value: Any) -> int:
+    """Bytes of an in-memory array a graph value is or wraps (0 for anything else)."""
+    for v in (value, getattr(value, "value", None)):
+        if isinstance(v, np.ndarray):
+            return int(v.nbytes)
+    return 0
+
+
+def _chunk_reads(data: RowData, weights: da.Array | None) -> list[readahead.ChunkRead] | None:
+    """Each chunk's read as its own small graph (the data's block, then the weights' one), or
+    None when the chunks are not read from a source: part of the graph is already in cluster
+    memory (futures), or the chunks are sliced from an array held in the graph, which every
+    chunk's task would carry."""
+    from dask.optimization import cull
     from distributed import Future
 
-    return any(isinstance(v, Future) for v in graph.values())
-
-
-def _pinned_graph(data: RowData, weights: da.Array | None) -> dict[Any, Any] | None:
-    """The graph that makes ``data``'s (and ``weights``') chunks from their source, or None when
-    part of it is already in cluster memory (its chunks are then read by Dask's own tasks)."""
     arrays = [data.array] if weights is None else [data.array, weights]
     dsk = low_level_graph({}, arrays)
-    return None if _has_futures(dsk) else dsk
+    if any(isinstance(v, Future) for v in dsk.values()):
+        return None
+    data_keys, weights_keys = block_keys(data.array), None if weights is None else block_keys(weights)
+    reads: list[readahead.ChunkRead] = []
+    users: Counter[Any] = Counter()
+    for i in range(data.n_chunks):
+        keys = [data_keys[i]] + ([] if weights_keys is None else [weights_keys[i]])
+        sub = cull(dsk, keys)[0]
+        users.update(sub.keys())
+        reads.append(readahead.ChunkRead(i, sub, keys))
+    if any(_held_bytes(dsk[k]) > SHARED_BYTES_LIMIT for k, c in users.items() if c > 1):
+        return None
+    return reads
 
 
-def _reduce_pinned(client: Any, data: RowData, dsk: dict[Any, Any], kernel: Callable[..., Any], params: Any,
-                   combine: Callable[[list[Any]], Any], weights: da.Array | None, split_every: int,
-                   name: str, ahead: int) -> Any:
+def _reduce_pinned(client: Any, data: RowData, reads: list[readahead.ChunkRead], kernel: Callable[..., Any],
+                   params: Any, combine: Callable[[list[Any]], Any], split_every: int, name: str,
+                   ahead: int) -> Any:
     """The pass with chunk ``i``'s task (its read included) placed on the same worker pass after
     pass: the ``i * W // n``-th of the ``W`` workers in address order (another if that one is
     gone), so that state a kernel keeps beside its chunk (:mod:`daskcluster.engine.rowstate`)
     is found again when the data are streamed from their source, and so that each worker knows
-    which chunks it reads next (:mod:`daskcluster.engine.readahead`)."""
-    from dask.optimization import cull
-
+    which chunks it reads next (:mod:`daskcluster.engine.readahead`): the next ``ahead`` of
+    them go with each task."""
     workers = sorted(client.scheduler_info()["workers"])
-    data_keys, weights_keys = block_keys(data.array), None if weights is None else block_keys(weights)
     n = data.n_chunks
     where = [workers[i * len(workers) // n] if workers else None for i in range(n)]
-    reads = []
-    for i in range(n):
-        keys = [data_keys[i]] + ([] if weights_keys is None else [weights_keys[i]])
-        reads.append(readahead.ChunkRead(i, cull(dsk, keys)[0], keys))
     wrapped = _Broadcast(params, name)
     try:
         futures = []
@@ -335,9 +353,9 @@ def tree_reduce(
     # which reads its next chunks ahead while it computes
     ahead = readahead.depth()
     if not how and client is not None and futures is None and (pin_chunks or ahead > 0):
-        source = _pinned_graph(data, weights)
-        if source is not None:
-            result = _reduce_pinned(client, data, source, kernel, params, combine, weights, split_every, name, ahead)
+        reads = _chunk_reads(data, weights)
+        if reads is not None:
+            result = _reduce_pinned(client, data, reads, kernel, params, combine, split_every, name, ahead)
             how = f"one task per chunk on a fixed worker, {ahead} read ahead"
     if not how:
         pkey = (name, "params")

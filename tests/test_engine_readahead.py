@@ -1,0 +1,140 @@
+"""Read-ahead of streamed passes: same results with it and without, nothing left behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+import psutil
+import pytest
+
+from daskcluster import GaussianMixture, KMeans, scaled
+from daskcluster.data import as_row_data
+from daskcluster.engine import readahead, tree_reduce
+from daskcluster.errors import InvalidParameterError
+from daskcluster.io import open_array, write_zarr
+from daskcluster.kernels.blocks import ChunkInfo
+
+N, D, ROWS = 24_000, 32, 2_000
+
+
+def _store(tmp_path: Path) -> tuple[np.ndarray, str]:
+    """A uint8 Zarr store of 12 chunks of ``ROWS`` rows, and its content."""
+    rng = np.random.default_rng(0)
+    centers = rng.integers(30, 220, size=(6, D))
+    X = np.clip(centers[rng.integers(0, 6, N)] + rng.normal(0, 12, (N, D)), 0, 255).astype(np.uint8)
+    path = str(tmp_path / "x.zarr")
+    write_zarr(da.from_array(X, chunks=(ROWS, D)), path, chunk_bytes=ROWS * D)
+    return X, path
+
+
+def _opened(path: str) -> da.Array:
+    stored = open_array(path, chunk_bytes=ROWS * D)
+    assert stored.numblocks[0] == N // ROWS
+    return stored
+
+
+def _taken(client: Any) -> dict[str, int]:
+    totals = {"ahead": 0, "own": 0}
+    for counts in client.run(readahead.counts).values():
+        for how, c in counts.items():
+            totals[how] += c
+    return totals
+
+
+def _nothing_held(client: Any) -> bool:
+    return not any(client.run(readahead.held).values())
+
+
+def _slow_sums(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, params: float) -> np.ndarray:
+    time.sleep(params)
+    x = block.astype(np.float64) * 10.0 ** (np.arange(block.shape[0]) % 13 - 6)[:, None]  # order-sensitive sums
+    return x.sum(axis=0)
+
+
+def _failing(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, params: int) -> np.ndarray:
+    time.sleep(0.02)
+    if chunk.index == params:
+        raise ValueError(f"chunk {chunk.index} refused")
+    return block.sum(axis=0)
+
+
+def test_read_ahead_depth_is_checked() -> None:
+    data = as_row_data(np.ones((10, 2)), owner="test")
+    for bad in (-1, "2", 1.5, True):
+        with dask.config.set({readahead.READ_AHEAD_CONFIG: bad}), \
+                pytest.raises(InvalidParameterError, match="daskcluster.read-ahead.*non-negative integer"):
+            tree_reduce(data, _failing, -1, partial(np.sum, axis=0))
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Best performing initialization did not converge")
+def test_streamed_fits_with_read_ahead_equal_in_memory_fits(process_client: Any, tmp_path: Path) -> None:
+    X, path = _store(tmp_path)
+    init = X[:: N // 6][:6].astype(np.float32) / 255
+    fits = {
+        "lloyd": partial(KMeans, 6, init=init, max_iter=3, tol=0, cache=False),
+        "elkan": partial(KMeans, 6, init=init, max_iter=3, tol=0, cache=False, algorithm="elkan"),
+        "gmm": partial(GaussianMixture, 3, covariance_type="diag", max_iter=2, tol=0, random_state=0,
+                       init_params="random_from_data", cache=False),
+    }
+    before = _taken(process_client)
+    results = {}
+    for label, make in fits.items():
+        streamed = make().fit(scaled(_opened(path), 1 / 255))
+        with dask.config.set({readahead.READ_AHEAD_CONFIG: 0}):
+            without = make().fit(scaled(_opened(path), 1 / 255))
+        with dask.config.set(scheduler="synchronous"):
+            in_memory = make().fit(scaled(da.from_array(X, chunks=(ROWS, D)), 1 / 255))
+        results[label] = streamed, without, in_memory
+    after = _taken(process_client)
+    # every chunk but each worker's first is taken from a read-ahead in the fits with read-ahead
+    assert after["ahead"] - before["ahead"] > after["own"] - before["own"] > 0
+    assert _nothing_held(process_client)
+    # the same bytes through the same kernels and the same tree: equal to the last bit
+    for label, (streamed, without, in_memory) in results.items():
+        for other in (without, in_memory):
+            attribute = "means_" if label == "gmm" else "cluster_centers_"
+            np.testing.assert_array_equal(getattr(streamed, attribute), getattr(other, attribute), err_msg=label)
+            assert streamed.n_iter_ == other.n_iter_
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_pass_changes_no_result(process_client: Any, tmp_path: Path) -> None:
+    _, path = _store(tmp_path)
+    data = as_row_data(_opened(path), owner="test")
+    with dask.config.set(scheduler="synchronous"):
+        expected = tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0))
+    pids = list(process_client.run(os.getpid).values())
+    out: dict[str, Any] = {}
+    run = threading.Thread(target=lambda: out.setdefault("sums", tree_reduce(data, _slow_sums, 0.1,
+                                                                             partial(np.sum, axis=0))))
+    run.start()
+    time.sleep(0.4)  # each worker is in its run of 6 chunks, its next one read ahead
+    assert run.is_alive()
+    os.kill(pids[0], signal.SIGKILL)
+    run.join(timeout=120)
+    assert not run.is_alive()
+    np.testing.assert_array_equal(out["sums"], expected)
+    process_client.wait_for_workers(2, timeout=60)
+    assert _nothing_held(process_client)
+    assert pids[0] not in process_client.run(os.getpid).values() and not psutil.pid_exists(pids[0])
+
+
+@pytest.mark.slow
+def test_a_failed_pass_leaves_nothing_read_ahead(process_client: Any, tmp_path: Path) -> None:
+    _, path = _store(tmp_path)
+    data = as_row_data(_opened(path), owner="test")
+    with pytest.raises(ValueError, match="chunk 3 refused"):
+        tree_reduce(data, _failing, 3, partial(np.sum, axis=0))
+    assert _nothing_held(process_client)
+    time.sleep(0.3)  # the other worker's task of the failed pass, still running, reads nothing more ahead
+    assert _nothing_held(process_client)
