@@ -48,6 +48,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -143,14 +144,16 @@ def semi_supervised(
     labels = km.labels_
     if isinstance(labels, da.Array):
         labels = labels.persist()  # one pass over X_train, then reused below
-    propagated = np.asarray(propagate_labels(labels, y_reps))
+    # dask.compute, not np.asarray: a Dask array has no __array__ on Dask's query-planning backend
+    propagated = np.asarray(dask.compute(propagate_labels(labels, y_reps))[0])
     figures["propagated_label_accuracy"] = float(np.mean(propagated == y_train))
     t0 = time.perf_counter()
     figures["propagated"] = classifier_accuracy(features, propagated, X_test, y_test, seed)
     figures["propagated_fit_seconds"] = round(time.perf_counter() - t0, 2)
 
     distances = km.transform(X_train).min(axis=1)  # each row's distance to its center; lazy for lazy X
-    partial = np.asarray(propagate_labels(labels, y_reps, distances=distances, percentile=percentile))
+    partial = np.asarray(dask.compute(propagate_labels(labels, y_reps, distances=distances,
+                                                       percentile=percentile))[0])
     keep = partial >= 0
     figures["percentile"] = percentile
     figures["partial_rows"] = int(keep.sum())
