@@ -6,7 +6,7 @@
 2. The effect of ``weight_concentration_prior`` on the first 73 rows: 0.01 (few components)
    against 10,000 (many), ``max_iter=1000``.
 3. Moons (``make_moons(1000, noise=0.05)``): the Gaussian components tile each moon.
-4. MNIST (70,000 digits, ``uint8`` read as x / 255) projected by dask-ml's ``PCA`` to ``--pca``
+4. MNIST (70,000 digits, ``uint8`` read as x / 255) projected by ``daskcluster.decomposition.PCA`` to ``--pca``
    components, then ``BayesianGaussianMixture(n_components=--mnist-components)``: how many
    components the posterior keeps (weight above 1/(2 K)), and the majority-label accuracy of
    its labels. Every fit is one pass over the chunks per iteration.
@@ -117,7 +117,7 @@ def moons_workflow(seed: int, n_init: int, out: Path) -> dict[str, Any]:
 def mnist_workflow(source: str, small: bool, n_pca: int, n_components: int, seed: int, out: Path) -> dict[str, Any]:
     """PCA, then a Bayesian mixture that chooses its number of components."""
     import dask.array as da
-    from dask_ml.decomposition import PCA
+    from daskcluster.decomposition import PCA
     from matplotlib.figure import Figure
 
     from daskcluster import BayesianGaussianMixture
@@ -129,7 +129,7 @@ def mnist_workflow(source: str, small: bool, n_pca: int, n_components: int, seed
         X, y, where = mnist_or_generated(source, SMALL_MNIST_ROWS if small else None, Path(work))
         pixels = X.astype(np.float32) / np.float32(255)
         t0 = time.perf_counter()
-        Z = PCA(n_components=n_pca, svd_solver="tsqr").fit(pixels).transform(pixels).astype(np.float64).persist()
+        Z = PCA(n_components=n_pca).fit(pixels).transform(pixels).astype(np.float64).persist()
         pca_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         bgm = BayesianGaussianMixture(n_components=n_components, covariance_type="full", max_iter=200,

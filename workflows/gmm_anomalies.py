@@ -8,8 +8,8 @@ anomalies, new points drawn -- on 2-D data, then on MNIST after PCA.
    kept. The density threshold is the 4th percentile of ``score_samples`` over all the rows
    (``density_threshold(..., exact=True)``: a quantile summary, then one pass for the exact
    value); the rows below it are the anomalies. ``GaussianMixture.sample`` draws new points.
-2. MNIST (70,000 digits, ``uint8`` read as x / 255) projected by dask-ml's ``PCA`` (tall-and-
-   skinny QR, 2 passes) to ``--pca`` components, then the same: BIC/AIC over the numbers of
+2. MNIST (70,000 digits, ``uint8`` read as x / 255) projected by ``daskcluster.decomposition.PCA``
+   (exact, from the covariance: 1 pass) to ``--pca`` components, then the same: BIC/AIC over the numbers of
    components (full and diagonal covariances), anomalies at the 4th percentile, and digits
    drawn from the mixture and mapped back to pixels by the inverse PCA
    (``z @ components_ + mean_``). The projected rows stay a Dask array (persisted: 70,000 x 30
@@ -129,7 +129,7 @@ def two_d_workflow(name: str, components: list[int], percentile: float, n_new: i
 def mnist_workflow(source: str, small: bool, n_pca: int, components: list[int], percentile: float, n_new: int,
                    seed: int, out: Path) -> dict[str, Any]:
     """PCA, then select, flag and sample on MNIST; draws the criteria, sampled and anomalous digits."""
-    from dask_ml.decomposition import PCA
+    from daskcluster.decomposition import PCA
 
     from daskcluster.datasets import mnist_or_generated
     from daskcluster.plotting import (
@@ -142,7 +142,7 @@ def mnist_workflow(source: str, small: bool, n_pca: int, components: list[int], 
         X, y, where = mnist_or_generated(source, SMALL_MNIST_ROWS if small else None, Path(work))
         pixels = X.astype(np.float32) / np.float32(255)
         t0 = time.perf_counter()
-        pca = PCA(n_components=n_pca, svd_solver="tsqr").fit(pixels)
+        pca = PCA(n_components=n_pca).fit(pixels)
         Z = pca.transform(pixels).astype(np.float32).persist()
         pca_seconds = time.perf_counter() - t0
         table, model, mask, figures = select_and_flag(Z, components, ("full", "diag"), percentile, seed)
