@@ -117,11 +117,11 @@ def moons_workflow(seed: int, n_init: int, out: Path) -> dict[str, Any]:
 def mnist_workflow(source: str, small: bool, n_pca: int, n_components: int, seed: int, out: Path) -> dict[str, Any]:
     """PCA, then a Bayesian mixture that chooses its number of components."""
     import dask.array as da
-    from daskcluster.decomposition import PCA
     from matplotlib.figure import Figure
 
     from daskcluster import BayesianGaussianMixture
     from daskcluster.datasets import mnist_or_generated
+    from daskcluster.decomposition import PCA
     from daskcluster.metrics import majority_label_accuracy
     from daskcluster.plotting import save_figure
 
