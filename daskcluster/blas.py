@@ -1,35 +1,65 @@
-"""How many BLAS threads the kernels get.
+"""How many BLAS threads the kernels get: the one policy of the package.
 
-Every hot loop here is a GEMM. Under Dask's threaded scheduler, several tasks run at once in
-one process and each would start a full team of BLAS threads, oversubscribing the cores;
-distributed workers already start with one BLAS thread each, and the synchronous scheduler
-runs one task at a time, so BLAS is left alone there.
+Every hot loop here is a GEMM, and most are small (a tile of a few hundred rows against the
+centers, a component's covariance): a team of BLAS threads only costs there. Under Dask's
+threaded scheduler several tasks run at once in one process and each would start a full team,
+oversubscribing the cores. So:
+
+* kernels that run on small products enter :func:`single_threaded_blas` around them, whatever
+  the scheduler;
+* a pass run by the threaded scheduler holds :func:`blas_for_tasks` while its tasks run (one
+  BLAS thread per task); distributed workers already start with one BLAS thread each, and the
+  synchronous scheduler runs one task at a time, so BLAS is left alone there.
+
+BLAS's thread count belongs to the process, not to a thread, so the limit is reference
+counted: concurrent and nested uses in one process share one limit, set by the first to enter
+and restored by the last to leave. (Two independent limits would restore each other's values
+out of order: the first kernel to finish would give the others back the full team while they
+run, and the last would leave the process at one thread for good.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import dask
 import dask.threaded
 from threadpoolctl import ThreadpoolController
 
+_lock = threading.Lock()
+_users = 0
+_limiter: Any = None
 _controller: ThreadpoolController | None = None
 
 
-def single_threaded_blas() -> AbstractContextManager[Any]:
-    """A context in which BLAS uses one thread (in this process; cheap to enter).
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """A context in which BLAS uses one thread, in this process.
 
+    Nested and concurrent uses (kernels running in several threads of one process) share one
+    limit: the first to enter sets it, the last to leave restores the thread counts found then.
     The libraries are looked up once, on the first call (a scan of the loaded shared
     libraries), and the same controller is reused afterwards: entering and leaving then costs
     a few microseconds per library.
     """
-    global _controller
-    if _controller is None:
-        _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")  # type: ignore[no-any-return]
+    global _users, _limiter, _controller
+    with _lock:
+        if _users == 0:
+            if _controller is None:
+                _controller = ThreadpoolController()
+            _limiter = _controller.limit(limits=1, user_api="blas")
+        _users += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _users -= 1
+            if _users == 0:
+                _limiter.restore_original_limits()
+                _limiter = None
 
 
 def blas_for_tasks(n_tasks: int, scheduler: Callable[..., Any] | None = None) -> AbstractContextManager[Any]:

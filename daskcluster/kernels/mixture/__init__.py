@@ -65,7 +65,7 @@ from .quantiles import (
     score_sketch_kernel,
 )
 from .stats import Accumulator, MixtureStats, combine_stats
-from .threads import single_threaded_blas
+from ...blas import single_threaded_blas
 
 #: The statistics kind of each covariance type (``'spherical'`` accumulates ``'diag'``'s).
 STATS_KIND = {name: cov.stats_kind for name, cov in COVARIANCES.items()}

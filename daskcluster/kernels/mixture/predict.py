@@ -15,7 +15,7 @@ from .estep import (
     width_of,
 )
 from .params import GaussianParams
-from .threads import single_threaded_blas
+from ...blas import single_threaded_blas
 
 
 def _map_tiles(block: np.ndarray, affine: Affine, gp: GaussianParams, chunk: ChunkInfo, out: np.ndarray,
