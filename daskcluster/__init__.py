@@ -1,42 +1,39 @@
 """daskcluster: distributed, out-of-core clustering with scikit-learn's API on Dask.
 
-The estimators are imported on first use, so that Dask workers which only run daskcluster's
-NumPy kernels never import scikit-learn.
+The estimators are imported on first use (:mod:`daskcluster._lazy`), so that Dask workers,
+which only run daskcluster's kernels, engine tasks and data readers, never import
+scikit-learn.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
+from ._lazy import attach
 from .errors import DaskClusterError
 
 __version__ = "0.1.0"
 
-_LAZY = {
-    "KMeans": "daskcluster.cluster",
-    "MiniBatchKMeans": "daskcluster.cluster",
-    "DBSCAN": "daskcluster.cluster",
-    "AgglomerativeClustering": "daskcluster.cluster",
-    "SpectralClustering": "daskcluster.cluster",
-    "GaussianMixture": "daskcluster.mixture",
-    "BayesianGaussianMixture": "daskcluster.mixture",
-    "NMF": "daskcluster.decomposition",
-    "OPNMF": "daskcluster.decomposition",
-    "Scaled": "daskcluster.data",
-    "scaled": "daskcluster.data",
-}
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "KMeans": ".cluster",
+        "MiniBatchKMeans": ".cluster",
+        "DBSCAN": ".cluster",
+        "AgglomerativeClustering": ".cluster",
+        "SpectralClustering": ".cluster",
+        "GaussianMixture": ".mixture",
+        "BayesianGaussianMixture": ".mixture",
+        "NMF": ".decomposition",
+        "OPNMF": ".decomposition",
+        "Scaled": ".data",
+        "scaled": ".data",
+    },
+    eager=["DaskClusterError", "__version__"],
+)
 
-__all__ = ["DaskClusterError", "__version__", *_LAZY]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'daskcluster' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+if TYPE_CHECKING:
+    from .cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans, SpectralClustering
+    from .data import Scaled, scaled
+    from .decomposition import NMF, OPNMF
+    from .mixture import BayesianGaussianMixture, GaussianMixture

@@ -1,30 +1,18 @@
 """Factorizations as passes over row-chunked data: NMF, OPNMF and an exact PCA.
 
-The estimators are imported on first use, so that workers running the kernels never import
-scikit-learn.
+The estimators are imported on first use (:mod:`daskcluster._lazy`), so that workers running
+the kernels never import scikit-learn.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from typing import TYPE_CHECKING
 
-_LAZY = {
-    "NMF": "daskcluster.decomposition._nmf",
-    "OPNMF": "daskcluster.decomposition._opnmf",
-    "PCA": "daskcluster.decomposition._pca",
-}
+from .._lazy import attach
 
-__all__ = list(_LAZY)
+__getattr__, __dir__, __all__ = attach(__name__, {"NMF": "._nmf", "OPNMF": "._opnmf", "PCA": "._pca"})
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'daskcluster.decomposition' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+if TYPE_CHECKING:
+    from ._nmf import NMF
+    from ._opnmf import OPNMF
+    from ._pca import PCA

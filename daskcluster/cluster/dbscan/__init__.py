@@ -1,5 +1,16 @@
-"""DBSCAN, exact, on spatial partitions of row-chunked data (see :class:`DBSCAN`)."""
+"""DBSCAN, exact, on spatial partitions of row-chunked data (see :class:`DBSCAN`).
 
-from ._estimator import DBSCAN
+The estimator is imported on first use (:mod:`daskcluster._lazy`): the workers that run the
+partitions' tasks (``_store.py``) never import it, nor scikit-learn.
+"""
 
-__all__ = ["DBSCAN"]
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..._lazy import attach
+
+__getattr__, __dir__, __all__ = attach(__name__, {"DBSCAN": "._estimator"})
+
+if TYPE_CHECKING:
+    from ._estimator import DBSCAN
