@@ -11,9 +11,9 @@ import numpy as np
 from ..blocks import Affine, ChunkInfo, check_finite_rows, row_sq_norms
 from ..distances import nearest_center
 from ..kmeans import chunk_rng
-from .buffers import Scratch
+from .buffers import COMPUTE_DTYPE, Scratch
 from .covariance import covariance_of
-from .diag_rows import DiagRows, float_slices
+from .diag_rows import DiagRows
 from .estep import (
     Estep,
     needs_squares,
@@ -85,13 +85,12 @@ def em_kernel(
 def _diag_em(block: np.ndarray, ref: np.ndarray, affine: Affine, chunk: ChunkInfo, models: tuple[GaussianParams, ...],
              accs: list[Accumulator]) -> list[MixtureStats]:
     """:func:`em_kernel` when every mixture has a diagonal type: one compiled loop over the rows
-    (:mod:`.diag_rows`), the block read once (cast slice by slice if it must be)."""
-    passes = [DiagRows(gp, ref) for gp in models]
-    for start, x in float_slices(block, affine):
-        for acc, rows in zip(accs, passes):
-            bad, value = rows.add(acc, x)
-            if bad >= 0:
-                raise_non_finite(bad, value, x, chunk, start)
+    as stored (:mod:`.diag_rows`), the block read once per mixture."""
+    for acc, gp in zip(accs, models):
+        bad, value = DiagRows(gp, ref, affine).add(acc, block)
+        if bad >= 0:
+            row = affine.apply(block[bad : bad + 1].astype(COMPUTE_DTYPE))
+            raise_non_finite(0, value, row, chunk, bad)
     return [acc.finish(ref, gp.center) for acc, gp in zip(accs, models)]
 
 
