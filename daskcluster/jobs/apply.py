@@ -135,8 +135,12 @@ def apply_model(model: str | os.PathLike[str] | Any, data: Any, method: Method =
         written = outputs.write_labels(Path(out), estimator.predict(loaded.X))  # type: ignore[arg-type]
     else:
         from .. import io
+        from ..blas import blas_for_tasks
 
-        io.write_zarr(estimator.transform(loaded.X), out, overwrite=overwrite)  # type: ignore[arg-type]
+        result = estimator.transform(loaded.X)
+        # as for labels: one BLAS thread per kernel under the threaded scheduler
+        with blas_for_tasks(result.numblocks[0] if hasattr(result, "numblocks") else 1):
+            io.write_zarr(result, out, overwrite=overwrite)  # type: ignore[arg-type]
         written = Path(out)  # type: ignore[arg-type]
     return ApplyResult(estimator, method, loaded.n_samples, loaded.n_features, loaded.description, written, score,
                        time.perf_counter() - t0)

@@ -27,7 +27,7 @@ import math
 import os
 import socket
 from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +93,8 @@ def write_labels(path: Path, labels: Any) -> Path:
 
     Lazy labels are computed and written by the workers, one Zarr chunk per task (the folder
     must be on storage they share); labels already in memory here are written from here
-    (threads), not shipped to the cluster and back.
+    (threads), not shipped to the cluster and back. Under the threaded scheduler the label
+    kernels get one BLAS thread each (:func:`daskcluster.blas.blas_for_tasks`), as a fit's passes.
 
     Raises
     ------
@@ -103,6 +104,8 @@ def write_labels(path: Path, labels: Any) -> Path:
     import dask
     import dask.array as da
     import zarr
+
+    from ..blas import blas_for_tasks
 
     if is_url(path):
         from ..errors import SourceError
@@ -115,9 +118,10 @@ def write_labels(path: Path, labels: Any) -> Path:
         raise ValueError(f"labels must have shape (n_samples,); got {arr.shape}.")
     rows = io.chunk_rows(int(arr.shape[0]), 1, 4, io.DEFAULT_CHUNK_BYTES, min_chunks=1)
     arr = arr.rechunk(max(rows, 1))
+    n_tasks = 1 if local else labels.numblocks[0]  # the label kernels that may run at once
     with atomic.atomic_dir(path, overwrite=True) as tmp:
         z = zarr.create_array(str(tmp), shape=arr.shape, chunks=(max(rows, 1),), dtype=np.int32, zarr_format=3)
-        with dask.config.set(scheduler="threads") if local else nullcontext():
+        with dask.config.set(scheduler="threads") if local else blas_for_tasks(n_tasks):
             # each block into its rows, one task per block (dask.array.store is not on Dask's
             # query-planning backend)
             da.map_blocks(_write_labels, arr, z, chunks=((1,) * arr.numblocks[0],), dtype=bool,
