@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -89,20 +90,22 @@ def _short(path: str) -> str:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from ..deploy.files import ConfigError
-    from ..deploy.lifetime import ClusterLifetime
+    from ..deploy.lifetime import ClusterLifetime, starts_before_validation
     from ..jobs import run_job
-    from ..jobs.validation import validate_command
     from ..progress import ProgressBar
 
-    # the whole job and the cluster config are valid, in one report, before anything starts
-    checked, _ = validate_command(args.job, overrides=args.overrides, out_dir=args.out, cluster=args.cluster)
-    job = checked.job
+    # The whole job and the cluster config are valid, in one report, before the job starts.
+    # A cluster that only this command's processes make up (the local default, an existing
+    # scheduler) starts meanwhile; any other is started only once everything is valid.
+    checked = None if starts_before_validation(args.cluster, args.scheduler) else _validate(args)
     _stop_on_sigterm()
     bar = ProgressBar(leave=False, file=sys.stderr, disable=True if args.no_progress else None)
-    with ClusterLifetime(args.cluster, scheduler=args.scheduler, on_up=announce) as lifetime:
-        # the cluster starts here (so that Ctrl-C reaches it) while a thread opens the job's
-        # data (reads MNIST) and imports what the outputs need
-        d, loaded = lifetime.start(lambda: _prepare(job))
+    announcement = _Announcement(job_valid=checked is not None)
+    with ClusterLifetime(args.cluster, scheduler=args.scheduler, on_up=announcement.cluster_up) as lifetime:
+        # the cluster starts here (so that Ctrl-C reaches it) while a thread validates the job
+        # (if not yet done), opens its data (reads MNIST) and imports what the outputs need
+        d, (checked, loaded) = lifetime.start(lambda: _prepare(args, checked, announcement))
+        job = checked.job
         where = f"{d.describe()} ({d.workers_text()}); dashboard {d.dashboard_link}"
         try:
             result = run_job(checked, on_progress=bar, loaded=loaded, on_cluster_done=lifetime.release,
@@ -115,6 +118,14 @@ def cmd_run(args: argparse.Namespace) -> int:
             bar.close()
         say(_summary(result, time.perf_counter() - args.started, where))
     return OK
+
+
+def _validate(args: argparse.Namespace) -> Any:
+    """The job of ``run`` and its cluster config checked together (:func:`validate_command`)."""
+    from ..jobs.validation import validate_command
+
+    checked, _ = validate_command(args.job, overrides=args.overrides, out_dir=args.out, cluster=args.cluster)
+    return checked
 
 
 def _stop_on_sigterm() -> None:
@@ -130,6 +141,29 @@ def _stop_on_sigterm() -> None:
         signal.signal(signal.SIGTERM, interrupt)
 
 
+class _Announcement:
+    """Says where the cluster is once it is up *and* the job is valid (whichever comes last), so
+    that an invalid job's report stays the only output, and a valid job's dashboard link comes
+    before any data are read."""
+
+    def __init__(self, job_valid: bool) -> None:
+        self._lock = threading.Lock()
+        self._valid = job_valid
+        self._deployment: Any = None
+
+    def cluster_up(self, d: Any) -> None:
+        with self._lock:
+            self._deployment = d
+            if self._valid:
+                announce(d)
+
+    def job_is_valid(self) -> None:
+        with self._lock:
+            self._valid = True
+            if self._deployment is not None:
+                announce(self._deployment)
+
+
 def announce(d: Any) -> None:
     """The cluster is up: say where, and its dashboard, at once (on stderr, before any iteration)."""
     link = d.dashboard_link
@@ -137,10 +171,15 @@ def announce(d: Any) -> None:
         file=sys.stderr)
 
 
-def _prepare(job: Any) -> Any:
-    """Open the job's data and import the plotting library (while the cluster starts)."""
+def _prepare(args: argparse.Namespace, checked: Any, announcement: _Announcement) -> tuple[Any, Any]:
+    """The checked job (validated here if not yet), its data opened (MNIST read) and the plotting
+    library imported: the work of ``run`` that needs no cluster, done while the cluster starts."""
     from ..jobs.sources import load
 
+    if checked is None:
+        checked = _validate(args)
+        announcement.job_is_valid()
+    job = checked.job
     loaded = load(job.resolved().data)
     if job.doc.outputs.plots is not False:
         try:
@@ -148,7 +187,7 @@ def _prepare(job: Any) -> Any:
             import matplotlib.figure  # noqa: F401
         except ImportError:
             pass
-    return loaded
+    return checked, loaded
 
 
 @contextmanager

@@ -5,7 +5,8 @@ Every command that needs a cluster for a while (``daskcluster run``) goes throug
 
 1. :meth:`ClusterLifetime.start` starts (or connects to) the cluster in the calling thread
    (so that Ctrl-C reaches it) while another thread does the work that needs no cluster
-   (opening the job's data, importing the outputs' libraries);
+   (validating the job when :func:`starts_before_validation` allows, opening the job's data,
+   importing the outputs' libraries);
 2. the cluster is *announced* the moment its scheduler is up, before the command waits for
    workers and before any job runs: the ``on_up`` callback gets the :class:`Deployment`
    (the command prints the dashboard link);
@@ -49,7 +50,7 @@ from typing import Any, TypeVar
 
 from . import Deployment, deploy
 
-__all__ = ["ClusterLifetime", "outlives_command", "reconnect", "reconnection"]
+__all__ = ["ClusterLifetime", "outlives_command", "reconnect", "reconnection", "starts_before_validation"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,6 +118,27 @@ class ClusterLifetime:
             closing.join()
         else:
             self._stack.close()
+
+
+def starts_before_validation(config: str | os.PathLike[str] | None, scheduler: str | None) -> bool:
+    """Whether a command may start (or connect to) this cluster while it still validates its job.
+
+    True for the clusters that nothing outside the command's own processes makes up: the local
+    default or a valid config of kind ``local``, and an existing scheduler (only connected to).
+    If the job then proves invalid, the command stops them again having read no data and written
+    nothing. Every other kind (batch jobs, a gateway or Kubernetes cluster) costs or shows
+    somewhere else, and starts only once everything is valid; so does a config that is itself
+    invalid (its problems join the job's in one report).
+    """
+    if scheduler is not None or config is None:
+        return True
+    from . import load_config
+    from .files import ConfigError
+
+    try:
+        return load_config(config).kind in ("local", "address")
+    except ConfigError:
+        return False
 
 
 def outlives_command(config: Any) -> str | None:
