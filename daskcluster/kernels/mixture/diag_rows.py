@@ -2,9 +2,9 @@
 
 With a diagonal precision, a row's distance to a component is ``d`` multiply-adds, and its
 responsibilities feed ``2 d`` more per component that holds it: products so thin that BLAS
-gains little over a loop (measured at 784 features, 10 components, one thread: the tile GEMMs
-``[x, 1, x^2] @ B`` and ``resp^T [x, 1, x^2]`` plus the tile's squares cost 2.7 us a row, this
-loop 1.9 us), while the NumPy steps between them (cast, log-sum-exp, entropy, the tile's
+gains little over a loop (measured at 784 features, 10 components, uint8 rows, one thread: the
+tile GEMMs ``[x, 1, x^2] @ B`` and ``resp^T [x, 1, x^2]`` plus the tile's cast and squares cost
+2.7 us a row, this loop 1.6 us), while the NumPy steps between them (cast, log-sum-exp, entropy, the tile's
 squares) cost a Python call each per tile and hold the GIL. So the block is read as it is
 stored (``uint8`` too) and each row is taken once, in one Numba loop (``nogil``, cached on
 disk; Dask's threads run it in parallel), four rows at a time:
