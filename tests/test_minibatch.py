@@ -19,7 +19,7 @@ from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
 from sklearn.datasets import make_blobs
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import daskcluster.cluster._sampling as sampling
+import daskcluster.engine.sequential as sequential
 from daskcluster import KMeans, scaled
 from daskcluster.cluster._minibatch import MiniBatchKMeans
 from daskcluster.errors import InvalidDataError, InvalidParameterError, NonFiniteDataError, NotFittedError
@@ -194,7 +194,7 @@ def test_epoch_order_and_batches_are_seeded_permutations() -> None:
 
 def test_fit_visits_chunks_in_the_seeded_order(blobs: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:
     X = da.from_array(blobs, chunks=600)
-    with caplog.at_level(logging.DEBUG, logger="daskcluster.cluster._sampling"):
+    with caplog.at_level(logging.DEBUG, logger="daskcluster.engine.sequential"):
         km = MiniBatchKMeans(5, random_state=11, max_iter=3, max_no_improvement=None).fit(X)
     orders = [m.group(1) for m in (re.search(r"chunk order (\[.*\])", r.message) for r in caplog.records) if m]
     assert orders == [str(M.epoch_order(10, km._entropy, e).tolist()) for e in range(3)]
@@ -202,7 +202,7 @@ def test_fit_visits_chunks_in_the_seeded_order(blobs: np.ndarray, caplog: pytest
 
 def test_read_ahead_is_bounded(blobs: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     events: list[int] = []
-    load, run = sampling._load_block, M.chunk_steps_kernel
+    load, run = sequential._load_block, M.chunk_steps_kernel
 
     def counting_load(*args: Any) -> Any:
         events.append(+1)
@@ -212,7 +212,7 @@ def test_read_ahead_is_bounded(blobs: np.ndarray, monkeypatch: pytest.MonkeyPatc
         events.append(-1)
         return run(*args)
 
-    monkeypatch.setattr(sampling, "_load_block", counting_load)
+    monkeypatch.setattr(sequential, "_load_block", counting_load)
     monkeypatch.setattr(M, "chunk_steps_kernel", counting_run)
     X = da.from_array(blobs, chunks=300)  # 20 chunks
     for parallel_chunks, prefetch in ((1, 0), (1, 2), (3, 1)):

@@ -9,7 +9,6 @@ from contextlib import ExitStack
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
-import dask
 import dask.array as da
 import numpy as np
 from sklearn.base import BaseEstimator, ClusterMixin, TransformerMixin
@@ -23,9 +22,9 @@ from ..data import (
     cached,
 )
 from ..engine import take, take_rows, tree_reduce
+from ..engine.sequential import run_on_whole
 from ..kernels import kmeans as K
 from ..kernels import minibatch as M
-from ..kernels.sparse import as_block
 from ..kernels.blocks import row_sq_norms
 from ..kernels.distances import nearest_center
 from ..params import Interval, check_random_state
@@ -398,14 +397,7 @@ of shape (n_samples, n_features)
         state = M.MiniBatchState(self.cluster_centers_.astype(self._dtype), self._counts.copy(),
                                  self._n_since_last_reassign, int(getattr(self, "n_steps_", 0)))
         args = (state, data.affine, float(self.reassignment_ratio), (self._entropy, state.n_steps), self.compute_labels)
-        if data.lazy:
-            w = None if weights is None else weights
-            task = dask.delayed(_partial_fit_task)(data.array, w, *args)
-            state, inertia = task.compute()
-        else:
-            block = data.array.compute()
-            w = None if weights is None else np.asarray(weights.compute())
-            state, inertia = _partial_fit_task(block, w, *args)
+        state, inertia = run_on_whole(data, weights, M.partial_fit_kernel, *args)
         self.cluster_centers_ = state.centers
         self._counts = state.counts
         self._n_since_last_reassign = state.n_since_reassign
@@ -421,12 +413,3 @@ of shape (n_samples, n_features)
         """Fit, then return ``labels_`` (computed even when ``compute_labels=False``)."""
         self.fit(X, sample_weight=sample_weight)
         return self.labels_ if self.compute_labels else self.predict(X)
-
-
-
-def _partial_fit_task(
-    block: np.ndarray, weights: np.ndarray | None, state: M.MiniBatchState, affine: Any, reassignment_ratio: float,
-    seed: tuple[int, int], with_inertia: bool,
-) -> tuple[M.MiniBatchState, float | None]:
-    with single_threaded_blas():
-        return M.partial_fit_kernel(as_block(block), weights, state, affine, reassignment_ratio, seed, with_inertia)
