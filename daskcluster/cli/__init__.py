@@ -4,7 +4,7 @@
 quickstart  KMeans on MNIST (or generated data) on a local cluster, with a summary
 run         run a job file on a cluster (the local default, ``--cluster FILE`` or ``--scheduler``)
 submit      send a job to run *on* a cluster that outlives the command (an address, a dask-gateway
-            cluster kept up); prints its id and returns at once
+            cluster kept up, or on SLURM/PBS as a batch job of its own); prints its id and returns
 status      a submitted job's state and dashboard (no id: as ``list``)
 logs        a submitted job's log lines
 cancel      stop a submitted job at its next iteration
