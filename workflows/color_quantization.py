@@ -30,6 +30,7 @@ mosaic) and ``collection_palette.png`` for the collection; and ``color_quantizat
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import tempfile
@@ -37,7 +38,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dask
 import dask.array as da
 import numpy as np
 
@@ -103,23 +103,30 @@ def augmented_images(photos: tuple[np.ndarray, ...], n: int, size: int, rng: np.
     return out
 
 
-def _collection_chunk(photos: tuple[np.ndarray, ...], seed: int, chunk: int, n: int, size: int) -> np.ndarray:
-    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk,)))
-    return augmented_images(photos, n, size, rng).reshape(n * size * size, 3)
+@functools.cache
+def _photos() -> tuple[np.ndarray, ...]:
+    """scikit-learn's sample photos, read once per process."""
+    from sklearn.datasets import load_sample_image
+
+    return tuple(load_sample_image(name) for name in PHOTOS)
+
+
+def _collection_chunk(n_rows: int, seed: int, size: int, chunk: Any) -> np.ndarray:
+    """The ``n_rows // size**2`` images of chunk ``chunk.index``, seeded by that index."""
+    n = n_rows // (size * size)
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(chunk.index,)))
+    return augmented_images(_photos(), n, size, rng).reshape(n * size * size, 3)
 
 
 def collection_array(n_images: int, size: int, seed: int) -> da.Array:
     """The collection as a lazy Dask array of pixel rows, shape (n_images * size**2, 3), uint8:
-    one task per ``IMAGES_PER_CHUNK`` images, seeded by the chunk's index."""
-    from sklearn.datasets import load_sample_image
+    one task per ``IMAGES_PER_CHUNK`` images, seeded by the chunk's index (``generated_rows``:
+    public API of both Dask array backends)."""
+    from daskcluster.engine import generated_rows
 
-    photos = dask.delayed(tuple(load_sample_image(name) for name in PHOTOS), pure=True)
-    parts = []
-    for chunk, start in enumerate(range(0, n_images, IMAGES_PER_CHUNK)):
-        n = min(IMAGES_PER_CHUNK, n_images - start)
-        block = dask.delayed(_collection_chunk, pure=True)(photos, seed, chunk, n, size)
-        parts.append(da.from_delayed(block, shape=(n * size * size, 3), dtype=np.uint8))
-    return da.concatenate(parts)
+    lengths = [min(IMAGES_PER_CHUNK, n_images - start) * size * size for start in range(0, n_images, IMAGES_PER_CHUNK)]
+    return generated_rows(lengths, _collection_chunk, (seed, size), dtype=np.uint8, n_columns=3,
+                          label="image-collection")
 
 
 def open_or_write_collection(store: Path, n_images: int, size: int, seed: int) -> da.Array:
