@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 
@@ -129,9 +130,9 @@ def two_d_workflow(name: str, components: list[int], percentile: float, n_new: i
 def mnist_workflow(source: str, small: bool, n_pca: int, components: list[int], percentile: float, n_new: int,
                    seed: int, out: Path) -> dict[str, Any]:
     """PCA, then select, flag and sample on MNIST; draws the criteria, sampled and anomalous digits."""
-    from daskcluster.decomposition import PCA
-
     from daskcluster.datasets import mnist_or_generated
+    from daskcluster.decomposition import PCA
+    from daskcluster.engine import take
     from daskcluster.plotting import (
         plot_image_grid,
         plot_information_criteria,
@@ -147,8 +148,11 @@ def mnist_workflow(source: str, small: bool, n_pca: int, components: list[int], 
         pca_seconds = time.perf_counter() - t0
         table, model, mask, figures = select_and_flag(Z, components, ("full", "diag"), percentile, seed)
         scores = model.score_samples(Z)
-        least = np.sort(np.asarray(da.argtopk(-scores, 20).compute()))  # the 20 least likely digits
-        odd_images = np.asarray(X[least].compute())
+        # the 20 least likely digits: their scores (one float a row) and rows read by public API of both
+        # Dask array backends (argtopk and integer indexing are not on the query-planning one)
+        scores = np.asarray(dask.compute(scores)[0])
+        least = np.sort(np.argpartition(scores, 20)[:20])
+        odd_images = take(X, least) if isinstance(X, da.Array) else X[least]
         mask_np = np.asarray(mask.compute() if isinstance(mask, da.Array) else mask)
     figures["data"] = where
     figures["pca"] = {"n_components": n_pca, "explained_variance": float(np.sum(pca.explained_variance_ratio_)),
