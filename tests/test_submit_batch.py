@@ -26,6 +26,8 @@ import yaml
 
 pytest.importorskip("dask_jobqueue", reason="the slurm extra is part of the test extra")
 
+from test_deploy import _blobs_job, _write  # noqa: E402  (the same small and slow jobs)
+
 from daskcluster.deploy import load_config  # noqa: E402
 from daskcluster.deploy.batch import BatchError, batch_script  # noqa: E402
 from daskcluster.jobs import load_job  # noqa: E402
@@ -45,25 +47,6 @@ def _slurm_config(tmp: Path, **changes: Any) -> dict[str, Any]:
     }
     doc.update(changes)
     return doc
-
-
-def _blobs_job(folder: Path, name: str, *, slow: bool = False) -> Path:
-    data = {"n_samples": 400_000, "n_features": 20, "chunk_rows": 20_000} if slow else {}
-    params = {"max_iter": 300, "tol": 0.0, "n_init": 5} if slow else {}
-    doc = {"name": name,
-           "data": {"kind": "blobs", "n_samples": 3000, "n_features": 4, "centers": 3, "chunk_rows": 1000,
-                    "random_state": 1, **data},
-           "model": {"name": "KMeans", "params": {"n_clusters": 3, "random_state": 0, **params}},
-           "evaluate": {"metrics": ["sizes"]},
-           "outputs": {"dir": str(folder / name), "plots": False}}
-    path = folder / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(doc))
-    return path
-
-
-def _write(path: Path, doc: dict[str, Any]) -> Path:
-    path.write_text(yaml.safe_dump(doc))
-    return path
 
 
 # ----------------------------------------------------------------------------- everywhere
