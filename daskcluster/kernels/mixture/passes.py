@@ -25,7 +25,7 @@ from .estep import (
 )
 from .params import GaussianParams
 from .stats import Accumulator, MixtureStats
-from .threads import single_threaded_blas
+from ...blas import single_threaded_blas
 
 #: ``resp_of(start, x, a)``: one ``(resp, log_lik, entropy)`` per accumulator for the tile ``a``
 #: whose float64 rows ``x`` start at row ``start`` of the block.
