@@ -125,8 +125,10 @@ def test_all_noise_and_float32() -> None:
 
 
 def book_recipe(model: DBSCAN, X_new: np.ndarray, eps: float) -> np.ndarray:
-    """Hands-On ML's recipe: a classifier on the core samples, anomalies beyond eps."""
-    knn = KNeighborsClassifier(n_neighbors=1).fit(model.components_, model.labels_[model.core_sample_indices_])
+    """Hands-On ML's recipe: a classifier on the core samples, anomalies beyond eps (a lazy
+    fit's arrays computed first: Dask's query-planning backend has no integer indexing)."""
+    labels, cores, components = dask.compute(model.labels_, model.core_sample_indices_, model.components_)
+    knn = KNeighborsClassifier(n_neighbors=1).fit(components, labels[cores])
     dist, _ = knn.kneighbors(X_new, n_neighbors=1)
     pred = knn.predict(X_new)
     pred[dist.ravel() > eps] = -1
