@@ -198,8 +198,9 @@ class CovarianceType:
 
     def accumulate(self, acc: Accumulator, a: np.ndarray, d: int, resp: np.ndarray) -> None:
         """Add a tile's ``sum r``, ``sum r (x - ref)`` and raw second moments to ``acc``."""
-        acc.nk += resp.sum(axis=0)
-        acc.s1 += resp.T @ a[:, :d]
+        g = resp.T @ a[:, : d + 1]  # [sum r (x - ref), sum r] in one product
+        acc.s1 += g[:, :d]
+        acc.nk += g[:, d]
 
     def end_segment(self, acc: Accumulator, segment: np.ndarray, affine: Affine, ref: np.ndarray) -> None:
         """After the tiles of a segment of the block (``'full'``: the second moments)."""
