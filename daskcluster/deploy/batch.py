@@ -162,8 +162,8 @@ def _slurm_state(batch_id: str) -> BatchState | None:
     done = _run(["scontrol", "-o", "show", "job", batch_id])
     found = re.search(r"\bJobState=(\S+)", done.stdout) if done.returncode == 0 else None
     if found is not None:
-        code = re.search(r"\bExitCode=(\d+):", done.stdout)
-        return _slurm(found.group(1), int(code.group(1)) if code else None)
+        exit_code = re.search(r"\bExitCode=(\d+):", done.stdout)
+        return _slurm(found.group(1), int(exit_code.group(1)) if exit_code else None)
     done = _run(["sacct", "-n", "-X", "-P", "-j", batch_id, "-o", "State,ExitCode"])
     rows = [line.split("|") for line in done.stdout.splitlines() if "|" in line] if done.returncode == 0 else []
     if rows:

@@ -105,11 +105,14 @@ def batch_status(job_id: str, record: dict[str, Any]) -> JobStatus:
         state = "lost"
         info["error"] = (f"the batch system no longer knows job {b['id']} and the job left no final state in "
                          f"{record['out']}/metrics.json; see 'daskcluster logs {job_id}'")
+    elif found.state == "cancelled":
+        state = "cancelled"
+        info["error"] = f"cancelled in the batch system ({found.raw}) before the job recorded an end"
     else:
-        state = "cancelled" if found.state == "cancelled" else "failed"
-        info["error"] = (f"the batch job ended ({found.raw}" + (f", exit code {found.exit_code}"
-                                                              if found.exit_code is not None else "")
-                         + f") before the job did; see 'daskcluster logs {job_id}'")
+        state = "failed"
+        code = f", exit code {found.exit_code}" if found.exit_code is not None else ""
+        info["error"] = (f"the batch job ended ({found.raw}{code}) before the job recorded an end; see "
+                         f"'daskcluster logs {job_id}'")
     return JobStatus(job_id, state, record.get("name"), record.get("out"), info)
 
 
