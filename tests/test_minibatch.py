@@ -22,6 +22,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import daskcluster.engine.sequential as sequential
 from daskcluster import KMeans, scaled
 from daskcluster.cluster._minibatch import MiniBatchKMeans
+from daskcluster.engine import count_passes
 from daskcluster.errors import InvalidDataError, InvalidParameterError, NonFiniteDataError, NotFittedError
 from daskcluster.io import open_array, write_zarr
 from daskcluster.kernels import minibatch as M
@@ -225,6 +226,27 @@ def test_read_ahead_is_bounded(blobs: np.ndarray, monkeypatch: pytest.MonkeyPatc
 
 
 # --------------------------------------------------------------------------- stopping
+
+
+def test_count_passes_counts_each_epoch_as_one_pass(blobs: np.ndarray) -> None:
+    """An epoch reads every chunk once: one pass, even when early stopping cuts it short;
+    partial_fit reads its batch once; labels_ of in-memory data cost one more pass."""
+    X = da.from_array(blobs, chunks=1000)
+    with count_passes() as full:
+        km = MiniBatchKMeans(5, random_state=0, batch_size=250, max_iter=3, max_no_improvement=None,
+                             compute_labels=False).fit(X)
+    assert (full.passes, full.rows) == (km.n_iter_, 3 * len(blobs)) == (3, 18000)
+    with count_passes() as stopped:
+        km = MiniBatchKMeans(5, random_state=0, batch_size=250, max_iter=50, max_no_improvement=3,
+                             compute_labels=False).fit(X)
+    assert km.n_steps_ % 24 != 0 and stopped.passes == km.n_iter_ == -(-km.n_steps_ // 24)
+    with count_passes() as labelled:
+        km = MiniBatchKMeans(5, random_state=0, batch_size=250, max_iter=2, max_no_improvement=None,
+                             parallel_chunks=2).fit(blobs)
+    assert labelled.passes == km.n_iter_ + 1 == 3
+    with count_passes() as partial:
+        MiniBatchKMeans(5, random_state=0).partial_fit(X[:1000]).partial_fit(X[1000:1500])
+    assert (partial.passes, partial.rows) == (2, 1500)
 
 
 def test_early_stopping_rules(blobs: np.ndarray) -> None:

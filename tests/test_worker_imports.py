@@ -1,0 +1,125 @@
+"""Workers run the engine, the kernels and the data readers only: no fit makes a worker import
+scikit-learn (nor the estimators), and ``import daskcluster`` is light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import dask.array as da
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+#: Modules a worker must never load.
+HEAVY = ("sklearn", "daskcluster.cluster._kmeans", "daskcluster.mixture._base", "daskcluster.decomposition._nmf")
+
+
+def _heavy_loaded() -> list[str]:
+    """On a worker: the heavy modules it has loaded."""
+    import sys
+
+    return [m for m in HEAVY if m in sys.modules]
+
+
+def _fresh_import(statement: str) -> set[str]:
+    """The modules a fresh interpreter has loaded after ``statement``."""
+    code = f"import sys; {statement}; print('\\n'.join(sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT,
+                         timeout=120).stdout
+    return set(out.split())
+
+
+def test_import_daskcluster_is_light() -> None:
+    loaded = _fresh_import("import daskcluster")
+    assert not {m for m in loaded if m.split(".")[0] in ("sklearn", "dask", "numpy", "zarr", "numba", "scipy")}
+    assert {m for m in loaded if m.startswith("daskcluster")} == {"daskcluster", "daskcluster._lazy",
+                                                                   "daskcluster.errors"}
+
+
+#: Modules whose functions run on workers.
+WORKER_SIDE = ("daskcluster.engine", "daskcluster.engine.sequential", "daskcluster.engine.rowstore", "daskcluster.io",
+               "daskcluster.kernels.mixture", "daskcluster.kernels.minibatch", "daskcluster.kernels.nmf",
+               "daskcluster.datasets.blobs", "daskcluster.datasets.infinite", "daskcluster.cluster.dbscan._store",
+               "daskcluster.decomposition._nmf_init")
+
+
+def test_worker_side_modules_do_not_import_sklearn() -> None:
+    loaded = _fresh_import("; ".join(f"import {m}" for m in WORKER_SIDE))
+    assert set(WORKER_SIDE) <= loaded and not loaded & set(HEAVY)
+
+
+def test_lazy_names_behave_as_eager_ones() -> None:
+    import daskcluster
+    import daskcluster.cluster
+    import daskcluster.datasets
+
+    from daskcluster import KMeans  # noqa: F401  (the import statement itself is the test)
+
+    assert daskcluster.KMeans is daskcluster.cluster.KMeans
+    assert {"KMeans", "GaussianMixture", "NMF", "DBSCAN", "scaled"} <= set(dir(daskcluster))
+    assert set(daskcluster.__all__) <= set(dir(daskcluster))
+    assert set(daskcluster.datasets.__all__) <= set(dir(daskcluster.datasets))
+    assert all(getattr(daskcluster.datasets, name) is not None for name in daskcluster.datasets.__all__)
+    namespace: dict[str, Any] = {}
+    exec("from daskcluster.mixture import *", namespace)  # noqa: S102
+    assert namespace["GaussianMixture"].__name__ == "GaussianMixture"
+    with pytest.raises(AttributeError, match="has no attribute 'KMean'"):
+        daskcluster.KMean  # noqa: B018
+
+
+@pytest.fixture(scope="module")
+def fresh_client() -> Iterator[Any]:
+    """Workers that have run nothing yet (not the shared test cluster)."""
+    from distributed import Client, LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
+                      memory_limit="1GiB") as cluster, Client(cluster) as client:
+        yield client
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Maximum number of iterations")
+def test_no_fit_makes_a_worker_import_sklearn(fresh_client: Any, tmp_path: Path) -> None:
+    import daskcluster as dc
+    from daskcluster.io import write_zarr
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((3000, 6)) + rng.integers(0, 3, 3000)[:, None] * 4).astype(np.float32)
+    Xp = np.abs(X)
+    path = str(tmp_path / "x.zarr")
+    write_zarr(X, path, chunk_bytes=16 * 1024)
+    lazy = da.from_array(X, chunks=500)
+    fits: dict[str, Callable[[], Any]] = {
+        "KMeans lloyd, streamed": lambda: dc.KMeans(3, algorithm="lloyd", n_init=1, random_state=0, cache=False,
+                                                    max_iter=5).fit(path),
+        "KMeans elkan, streamed": lambda: dc.KMeans(3, algorithm="elkan", n_init=1, random_state=0, cache=False,
+                                                    max_iter=5).fit(path),
+        "KMeans predict and score": lambda: (dc.KMeans(3, n_init=1, random_state=0, max_iter=3).fit(lazy)
+                                             .predict(lazy).compute(),
+                                             dc.KMeans(3, n_init=1, random_state=0, max_iter=3).fit(lazy).score(lazy)),
+        "MiniBatchKMeans fit": lambda: dc.MiniBatchKMeans(3, random_state=0, batch_size=200, max_iter=2).fit(lazy),
+        "MiniBatchKMeans partial_fit": lambda: dc.MiniBatchKMeans(3, random_state=0).partial_fit(lazy[:500])
+        .partial_fit(lazy[500:1000]),
+        "GaussianMixture": lambda: dc.GaussianMixture(3, random_state=0, max_iter=5).fit(lazy).score(lazy),
+        "BayesianGaussianMixture": lambda: dc.BayesianGaussianMixture(n_components=3, random_state=0, max_iter=5)
+        .fit(lazy).predict(lazy).compute(),
+        "NMF": lambda: dc.NMF(3, random_state=0, max_iter=5, init="random").fit(da.from_array(Xp, chunks=500)),
+        "NMF streamed": lambda: dc.NMF(3, random_state=0, max_iter=3, init="nndsvda", cache=False,
+                                       temp_folder=str(tmp_path / "w")).fit(da.from_array(Xp, chunks=500)),
+        "DBSCAN": lambda: dc.DBSCAN(eps=0.5, min_samples=5).fit(da.from_array(X[:, :2].copy(), chunks=500)),
+    }
+    assert not any(fresh_client.run(_heavy_loaded).values())
+    culprits = {}
+    for name, fit in fits.items():
+        fit()
+        loaded = {m for mods in fresh_client.run(_heavy_loaded).values() for m in mods}
+        if loaded:
+            culprits[name] = sorted(loaded)
+            fresh_client.restart()
+    assert culprits == {}
+    assert not any(fresh_client.run(lambda: "sklearn" in sys.modules).values())
