@@ -49,7 +49,7 @@ import zarr.codecs
 from dask.base import tokenize
 from scipy import sparse
 
-from daskcluster import atomic, io_frames
+from daskcluster import atomic, io_frames, storage
 from daskcluster.errors import (
     DaskClusterError,
     DataTypeError,
@@ -641,14 +641,18 @@ def check_store(z: zarr.Array[Any], where: str) -> None:
             f"{tuple(doc.get('chunks') or ())}: its zarr.json was altered. Write the store again."
         )
     try:
-        present = int(z.nchunks_initialized)
+        initialized = int(z.nchunks_initialized)
     except PermissionError as exc:
         raise _permission_error(where, exc) from exc
     expected = int(z.nchunks)
-    if present >= expected:
-        return
     rows = int(z.chunks[0])
+    per_file = _rows_per_file(z) // rows
+    # zarr counts the chunks of every stored shard (the last one's padding included): compare files
+    files = -(-int(shape[0]) // _rows_per_file(z)) if shape[0] else 0
+    if initialized // per_file >= files:
+        return
     missing = _missing_chunks(z)
+    present = expected - len(missing) if missing else min(initialized, expected)
     shown = ", ".join(f"{i} (rows {i * rows}:{min((i + 1) * rows, shape[0])})" for i in missing[:5])
     raise StoreIntegrityError(
         f"The Zarr array {where} was written with {expected} chunks but holds {present}: "
@@ -695,18 +699,24 @@ def verify_zarr(path: str | os.PathLike[str], *, component: str | None = None,
     return len(digests)
 
 
+def _rows_per_file(z: zarr.Array[Any]) -> int:
+    """Rows per stored file: a shard's (Zarr v3 sharding), else a chunk's."""
+    shards = getattr(z, "shards", None)
+    return int(shards[0]) if shards else int(z.chunks[0])
+
+
 def _missing_chunks(z: zarr.Array[Any]) -> list[int]:
-    """Row-chunk indices whose chunk key is absent (local stores; [] where unknown)."""
+    """Row-chunk indices whose chunk or shard file is absent (local stores; [] where unknown)."""
     root = getattr(z.store, "root", None)
-    if root is None:
+    if root is None or z.metadata.zarr_format != 3:
         return []
     base = os.path.join(os.fspath(root), z.path) if z.path else os.fspath(root)
-    n_row_chunks = -(-int(z.shape[0]) // int(z.chunks[0])) if z.shape[0] else 0
+    n_rows, rows, per_file = int(z.shape[0]), int(z.chunks[0]), _rows_per_file(z)
     out = []
-    for i in range(n_row_chunks):
-        key = z.metadata.encode_chunk_key((i,) + (0,) * (z.ndim - 1)) if z.metadata.zarr_format == 3 else None
-        if key is not None and not os.path.exists(os.path.join(base, key)):
-            out.append(i)
+    for f in range(-(-n_rows // per_file) if n_rows else 0):
+        key = z.metadata.encode_chunk_key((f,) + (0,) * (z.ndim - 1))  # a shard's key when sharded
+        if not os.path.exists(os.path.join(base, key)):
+            out.extend(range(f * per_file // rows, min(-(-(f + 1) * per_file // rows), -(-n_rows // rows))))
     return out
 
 
@@ -1288,14 +1298,6 @@ def writable_target(
     return target, target_options
 
 
-def _resolve_compressors(compressors: Any, itemsize: int) -> Any:
-    if isinstance(compressors, str) and compressors == "default":
-        # byte data (uint8 pixels) compress better and faster unshuffled
-        shuffle = "noshuffle" if itemsize == 1 else "bitshuffle"
-        return (zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle=shuffle),)
-    return compressors
-
-
 def chunk_digest(block: np.ndarray[Any, Any]) -> str:
     """SHA-256 of a chunk's values: its dtype, shape and C-order bytes (as in the manifest)."""
     block = np.ascontiguousarray(block)
@@ -1304,17 +1306,20 @@ def chunk_digest(block: np.ndarray[Any, Any]) -> str:
     return h.hexdigest()
 
 
-def _write_block(block: np.ndarray[Any, Any], z: zarr.Array, block_info: Any = None) -> np.ndarray[Any, Any]:
-    """Write one row block into its rows of ``z`` (all-zero blocks too); return its SHA-256."""
+def _write_block(block: np.ndarray[Any, Any], z: zarr.Array, rows: int, block_info: Any = None) -> np.ndarray[Any, Any]:
+    """Write one row block (one shard, or one chunk) into its rows of ``z`` (all-zero blocks
+    too); return the SHA-256 of each Zarr chunk of ``rows`` rows in it, concatenated."""
     (start, stop), _ = block_info[0]["array-location"]
     writable(z)[start:stop] = block
-    return np.frombuffer(bytes.fromhex(chunk_digest(block)), dtype=np.uint8)
+    return np.frombuffer(b"".join(bytes.fromhex(chunk_digest(block[i:i + rows]))
+                                  for i in range(0, stop - start, rows)), dtype=np.uint8)
 
 
-def _store_rows(X: da.Array, z: zarr.Array) -> list[str]:
-    """Write each row block of ``X`` into the same rows of ``z``, one task per block, no lock.
+def _store_rows(X: da.Array, z: zarr.Array, rows: int) -> list[str]:
+    """Write each row block of ``X`` (whole shards, or whole chunks of ``rows`` rows) into the
+    same rows of ``z``, one task per block, no lock.
 
-    Returns the SHA-256 of each block. Built on ``map_blocks`` rather than
+    Returns the SHA-256 of each Zarr chunk. Built on ``map_blocks`` rather than
     ``dask.array.store``, which dask's query-planning backend (``array.query-planning``) does
     not implement.
     """
@@ -1322,9 +1327,10 @@ def _store_rows(X: da.Array, z: zarr.Array) -> list[str]:
         _write_block,
         X,
         z,
+        rows,
         dtype=np.dtype(np.uint8),
         drop_axis=1,
-        chunks=((32,) * X.numblocks[0],),
+        chunks=(tuple(32 * -(-n // rows) for n in X.chunks[0]),),
         meta=np.empty((0,), dtype=np.uint8),
     ).compute()
     return [bytes(digests[i:i + 32]).hex() for i in range(0, len(digests), 32)]
@@ -1338,6 +1344,7 @@ def write_zarr(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     min_chunks: MinChunks = None,
     compressors: Any = "default",
+    shards: int | None = None,
     overwrite: bool = False,
     storage_options: dict[str, Any] | None = None,
     **open_kwargs: Any,
@@ -1363,11 +1370,18 @@ def write_zarr(
     min_chunks : int, "auto" or None, default=None
         As in :func:`open_array`: chunks wanted for parallelism, each at least
         :data:`MIN_CHUNK_BYTES`. None reads the configuration (default 16).
-    compressors : "default", None, codec or sequence of codecs, default="default"
-        Passed as ``compressors=`` to :func:`zarr.create_array`. ``"default"`` is
-        ``BloscCodec(cname="zstd", clevel=3)``, bit-shuffled for items wider than a byte and
-        unshuffled for bytes (``uint8`` images compress better so); ``None`` stores the chunks
-        uncompressed.
+    compressors : "default", str, None, codec or sequence of codecs, default="default"
+        The chunks' codecs (see :mod:`daskcluster.storage`). ``"default"`` is the measured
+        fastest to stream: Blosc ``lz4hc`` level 5 unshuffled for 1-byte items (``uint8``
+        images: 3-4x faster to decode than ``zstd`` level 3, 10% larger), Blosc ``lz4`` level
+        5 with byte shuffle for wider items. A name ``"CNAME[:LEVEL[:SHUFFLE]]"`` such as
+        ``"zstd:3"`` picks another Blosc codec (smaller files for data read once or from slow
+        storage); ``None`` or ``"none"`` stores raw chunks; Zarr codec objects are used as
+        given.
+    shards : int or None, default=None
+        Rows per shard file, a whole number of chunks (Zarr v3 sharding): few large files for
+        object stores and file systems with file-count limits; tasks still read one chunk.
+        None writes one file per chunk. Each writing task then writes one whole shard.
     overwrite : bool, default=False
         Replace an existing Zarr store at ``path``. The old store is removed only once
         the new one is complete. A path that is not a Zarr store is never replaced.
@@ -1392,10 +1406,16 @@ def write_zarr(
 
     Notes
     -----
-    The Dask array is rechunked so that each Dask block is exactly one Zarr chunk of
+    The Dask array is rechunked so that each Dask block is exactly one Zarr chunk (or shard) of
     rows, and one task per block writes it with no lock: memory holds a
     few chunks per worker thread, never the whole array. It runs on the current Dask
     scheduler.
+
+    Chunk size: a Zarr chunk is what one task of a pass reads and decodes. On a local disk the
+    default 32 MiB (or smaller chunks for 16 tasks on small data) costs a few ms of scheduling
+    per chunk and keeps a worker's memory at a few chunks; on object storage prefer 32-128 MiB
+    chunks (one request each), or shards; with workers under 1 GiB keep chunks at 8-16 MiB.
+    Measurements: ``benchmarks/RESULTS-codecs.md`` and ``docs/storage.md``.
 
     Everything is written under a hidden sibling ``.{basename}.tmp-{uuid}`` and moved
     to ``path`` only on success; on any error (or KeyboardInterrupt) the temporary is
@@ -1436,22 +1456,23 @@ def write_zarr(
         )
     n_samples, n_features = X.shape
     rows = chunk_rows(n_samples, n_features, X.dtype.itemsize, chunk_bytes, min_chunks=wanted)
-    codecs = _resolve_compressors(compressors, X.dtype.itemsize)
+    layout = storage.Layout.plan(n_samples, X.dtype, rows, compressors=compressors, shards=shards)
 
     target, target_options = writable_target(path, storage_options, overwrite, "write_zarr")
 
-    X = X.rechunk({0: rows, 1: -1})  # one Dask block == one Zarr chunk: no lock needed
+    X = X.rechunk({0: layout.write_rows, 1: -1})  # one Dask block == one Zarr chunk or shard: no lock
     logger.info(
-        "Writing %s %s to '%s'%s in chunks of %d rows",
+        "Writing %s %s to '%s'%s in chunks of %d rows%s, codecs %s",
         X.shape, X.dtype, target.final, f" (array {name!r})" if name else "", rows,
+        f" in shards of {layout.shard_rows} rows" if layout.shard_rows else "",
+        storage.describe_compressors(layout.compressors),
     )
     target.prepare()
     try:
         spec: dict[str, Any] = dict(
             shape=(n_samples, n_features),
             dtype=X.dtype,
-            chunks=(rows, max(n_features, 1)),
-            compressors=codecs,
+            **layout.array_spec((n_samples, n_features)),
             zarr_format=3,
         )
         if name is None:
@@ -1459,7 +1480,7 @@ def write_zarr(
         else:
             group = zarr.open_group(target.store, mode="w-", storage_options=target_options, zarr_format=3)
             z = group.create_array(name, **{k: v for k, v in spec.items() if k != "zarr_format"})
-        digests = _store_rows(X, z) if X.size else []
+        digests = _store_rows(X, z, rows) if X.size else []
         z.attrs[MANIFEST_KEY] = manifest(z, digests)
         target.commit(overwrite)
     except BaseException:

@@ -534,13 +534,13 @@ def test_errors_are_caught_as_builtin_exceptions(tmp_path: Path) -> None:
 # ----------------------------------------------------------------- write_zarr
 
 
-@pytest.mark.parametrize("dtype, shuffle", [("uint8", "noshuffle"), ("float32", "bitshuffle")])
-def test_write_zarr_uses_blosc_zstd_by_default(tmp_path: Path, dtype: str, shuffle: str) -> None:
+@pytest.mark.parametrize("dtype, cname, shuffle", [("uint8", "lz4hc", "noshuffle"), ("float32", "lz4", "shuffle")])
+def test_write_zarr_uses_the_measured_default_codec(tmp_path: Path, dtype: str, cname: str, shuffle: str) -> None:
     z = write_zarr(make_data(dtype), tmp_path / "x.zarr", chunk_bytes=CHUNK_BYTES)
     (codec,) = z.compressors
     assert isinstance(codec, zarr.codecs.BloscCodec)
-    assert codec.cname.value == "zstd" and codec.clevel == 3 and codec.shuffle.value == shuffle
-    assert z.metadata.zarr_format == 3
+    assert codec.cname.value == cname and codec.clevel == 5 and codec.shuffle.value == shuffle
+    assert z.metadata.zarr_format == 3 and z.shards is None
 
 
 def test_write_zarr_without_compression(tmp_path: Path) -> None:

@@ -5,12 +5,13 @@ training digits), without its code: each sample is a base digit seen through a r
 affine map (rotation, zoom, shear, translation) plus a smooth elastic displacement field (see
 :mod:`daskcluster.datasets.deform`), and keeps its base digit's label.
 
-Generation is one Dask task per Zarr chunk of rows: the task draws its rows from its own seed,
-``numpy.random.SeedSequence(random_state, spawn_key=(chunk_index,))``, warps them, writes its
-chunk of ``X``, ``y`` and ``base_index`` and returns their SHA-256. Memory is bounded by a few
+Generation is one Dask task per Zarr chunk of rows (per shard when the store is sharded): each
+chunk's rows are drawn from the chunk's own seed,
+``numpy.random.SeedSequence(random_state, spawn_key=(chunk_index,))``, warped, written to ``X``,
+``y`` and ``base_index``, and their SHA-256 returned. Memory is bounded by a few
 chunks per worker thread, no two tasks write the same Zarr chunk, and the bytes depend only on
 ``random_state``, ``chunk_rows``, the deformation amplitudes and the base digits: not on the
-scheduler, the number of workers or ``n_samples`` (a smaller set is a prefix of a larger one).
+codec, the sharding, the scheduler, the number of workers or ``n_samples`` (a smaller set is a prefix of a larger one).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from ..errors import (
 from ..io import DEFAULT_CHUNK_BYTES, writable
 from .deform import Deformation, warp_images
 from .mnist import MNIST_ENV, find_mnist, load_mnist, load_mnist_npz
+from ..storage import GENERATED_CHUNK_ROWS, Layout
 from .store import (
     atomic_store,
     base_attrs,
@@ -49,9 +51,10 @@ __all__ = ["make_infinite_mnist", "load_base_digits", "generate_block", "DEFAULT
 
 logger = logging.getLogger(__name__)
 
-#: Rows per generated chunk: 32,768 rows of 784 bytes = 25.7 MB. A fixed default (not derived
-#: from ``n_samples``) so that every size made with it is a prefix of every larger size.
-DEFAULT_CHUNK_ROWS = 32_768
+#: Rows per generated chunk (:data:`daskcluster.storage.GENERATED_CHUNK_ROWS`): 32,768 rows of
+#: 784 bytes = 25.7 MB. A fixed default (not derived from ``n_samples``) so that every size made
+#: with it is a prefix of every larger size.
+DEFAULT_CHUNK_ROWS = GENERATED_CHUNK_ROWS
 
 _SEEDING = "numpy.random.SeedSequence(random_state, spawn_key=(chunk_index,)); u = rng.random((rows, 1 + n_uniforms))"
 
@@ -187,22 +190,24 @@ def generate_block(
     return X, labels[index], index.astype(np.int32)
 
 
-def _generate_chunk(
+def _generate_chunks(
     store: str,
-    chunk_index: int,
     start: int,
     stop: int,
+    rows: int,
     base: _BaseDigits,
     random_state: int,
     deformation: dict[str, Any],
-) -> tuple[str, str]:
-    """Generate and write rows ``start:stop`` (exactly one Zarr chunk); return their SHA-256."""
-    X, y, index = generate_block(base.images, base.labels, chunk_index, stop - start, random_state, Deformation(**deformation))
+) -> list[tuple[str, str]]:
+    """Generate and write rows ``start:stop`` (exactly one Zarr chunk, or one shard of chunks of
+    ``rows`` rows, each from its own seed); return the SHA-256 of each chunk's X and y."""
+    warp = Deformation(**deformation)
+    blocks = [generate_block(base.images, base.labels, first // rows, min(rows, stop - first), random_state, warp)
+              for first in range(start, stop, rows)]
     group = zarr.open_group(store, mode="r+")
-    writable(group["X"])[start:stop] = X  # every chunk stored, all-zero ones too
-    writable(group["y"])[start:stop] = y
-    writable(group["base_index"])[start:stop] = index
-    return chunk_digests(X, y)
+    for name, part in zip(("X", "y", "base_index"), zip(*blocks)):
+        writable(group[name])[start:stop] = np.concatenate(part)  # every chunk stored, all-zero ones too
+    return [chunk_digests(X, y) for X, y, _ in blocks]
 
 
 # -------------------------------------------------------------------------- scheduling
@@ -240,12 +245,13 @@ def make_infinite_mnist(
     elastic: float = 1.0,
     elastic_grid: int = 4,
     compressors: Any = "default",
+    shards: int | None = None,
     overwrite: bool = False,
 ) -> tuple[Any, Any, dict[str, Any]]:
     """Generate ``n_samples`` deformed digits straight into a labelled Zarr store at ``path``.
 
     Runs on the current Dask scheduler (threaded by default, or a distributed ``Client``), one
-    task per Zarr chunk. Data passes: 1 to generate (in parallel) and 1 sequential read on the
+    task per Zarr chunk (per shard when sharded). Data passes: 1 to generate (in parallel) and 1 sequential read on the
     client for the SHA-256 of the whole arrays (which also checks what was written).
 
     Parameters
@@ -267,8 +273,13 @@ def make_infinite_mnist(
         Root of the per-chunk seeds. None draws fresh entropy, recorded in the attributes.
     rotation, scale, shear, translation, elastic, elastic_grid
         Deformation amplitudes; see :class:`~daskcluster.datasets.deform.Deformation`.
-    compressors : "default", None, codec or sequence of codecs, default="default"
-        Blosc zstd (level 3, no shuffle) by default.
+    compressors : "default", str, None, codec or sequence of codecs, default="default"
+        See :func:`daskcluster.storage.resolve_compressors`: by default Blosc lz4hc level 5
+        for the images (the fastest to stream, ``benchmarks/RESULTS-codecs.md``). The codec
+        changes the files, never the values.
+    shards : int or None, default=None
+        Rows per shard file (a multiple of ``chunk_rows``), or one file per chunk. Changes the
+        files, never the values.
     overwrite : bool, default=False
         Replace an existing Zarr store at ``path`` once the new one is complete.
 
@@ -295,14 +306,15 @@ def make_infinite_mnist(
     else:
         random_state = _check_int("random_state", random_state, 0)
     deformation = Deformation(rotation, scale, shear, translation, elastic, elastic_grid)
+    rows = min(chunk_rows, n_samples)
+    layout = Layout.plan(n_samples, np.uint8, rows, compressors=compressors, shards=shards)
 
     t0 = time.perf_counter()
     with atomic_store(path, overwrite=overwrite, func="make_infinite_mnist") as tmp:
         images, labels, description = load_base_digits(base)
         base_sha = hashlib.sha256(images.data).hexdigest()
         n_features = images.shape[1] * images.shape[2]
-        rows = min(chunk_rows, n_samples)
-        group = create_labeled_group(tmp, n_samples, n_features, rows, compressors=compressors, base_index=True)
+        group = create_labeled_group(tmp, n_samples, n_features, layout, compressors=compressors, base_index=True)
 
         name = f"infinite-mnist-{dask.base.tokenize(tmp, random_state, chunk_rows, deformation.to_dict(), base_sha)}"
         base_value: Any = _BaseDigits(images, labels)
@@ -312,10 +324,10 @@ def make_infinite_mnist(
         else:
             base_value = dask.delayed(base_value, name=f"{name}-base", traverse=False)
         params = deformation.to_dict()
-        starts = list(range(0, n_samples, rows))
+        starts = list(range(0, n_samples, layout.write_rows))
         tasks = [
-            dask.delayed(_generate_chunk, pure=True)(
-                tmp, i, start, min(start + rows, n_samples), base_value, random_state, params,
+            dask.delayed(_generate_chunks, pure=True)(
+                tmp, start, min(start + layout.write_rows, n_samples), rows, base_value, random_state, params,
                 dask_key_name=(name, i),
             )
             for i, start in enumerate(starts)
@@ -325,7 +337,7 @@ def make_infinite_mnist(
             n_samples, len(tasks), rows, len(images), description, path,
         )
         with nullcontext() if client is not None else single_threaded_blas():
-            digests = dask.compute(*tasks)
+            digests = [d for part in dask.compute(*tasks) for d in part]
         t_gen = time.perf_counter() - t0
 
         checksum = _read_back_checksum(group, rows, digests, tmp)

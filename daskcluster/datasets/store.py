@@ -3,9 +3,12 @@
 Layout (``<path>/zarr.json`` holds the attributes)::
 
     <path>/            group
-        X              uint8 (n, n_features), chunks (chunk_rows, n_features), Blosc zstd
+        X              uint8 (n, n_features), chunks (chunk_rows, n_features)
         y              uint8 (n,),            chunks (chunk_rows,)
         base_index     int32 (n,)             (generated stores only: the base digit of each row)
+
+    codecs and optional shards: :mod:`daskcluster.storage` (by default Blosc lz4hc for the
+    uint8 arrays, Blosc lz4 with byte shuffle for base_index; one file per chunk)
 
     attrs: format, format_version, source, n, shape, dtype, image_shape, chunk_rows,
            checksum = {algorithm: "sha256", X, y, X_chunks, y_chunks}, created,
@@ -35,7 +38,6 @@ from typing import Any
 import dask.array as da
 import numpy as np
 import zarr
-import zarr.codecs
 
 from ..atomic import atomic_dir
 from ..errors import (
@@ -58,6 +60,7 @@ from ..io import (
     writable,
 )
 from ..locations import local_path
+from ..storage import Layout, resolve_compressors
 
 __all__ = ["open_labeled_zarr", "verify_labeled_zarr", "write_mnist_zarr", "LABELED_FORMAT"]
 
@@ -66,17 +69,6 @@ logger = logging.getLogger(__name__)
 #: Value of the ``format`` attribute of every labelled store.
 LABELED_FORMAT = "daskcluster-labeled-zarr"
 _FORMAT_VERSION = 1
-
-
-def default_compressors() -> tuple[zarr.codecs.BloscCodec]:
-    """Blosc zstd level 3 without shuffle.
-
-    On MNIST-like uint8 images (one byte per item, so byte shuffle is a no-op) bit-shuffle
-    costs compression (ratio 2.3 instead of 3.3 on deformed digits) and speed; zstd level 3
-    encodes about 160 MB/s per core (level 5: 70 MB/s, slower than the generator) and decodes
-    about 1 GB/s.
-    """
-    return (zarr.codecs.BloscCodec(cname="zstd", clevel=3, shuffle="noshuffle"),)
 
 
 def _version() -> str:
@@ -154,18 +146,22 @@ def create_labeled_group(
     store: str,
     n_samples: int,
     n_features: int,
-    rows: int,
+    layout: Layout,
     *,
     compressors: Any = "default",
     base_index: bool = False,
 ) -> zarr.Group:
-    """Create the empty group and arrays of a labelled store (chunks of ``rows`` rows)."""
-    codecs = default_compressors() if isinstance(compressors, str) and compressors == "default" else compressors
+    """Create the empty group and arrays of a labelled store, laid out by ``layout`` (chunks,
+    shards, codecs of ``X``). ``y`` and ``base_index`` get the same chunks and shards; a codec
+    given by name (``"default"``, ``"zstd:3"``) is resolved for each array's dtype, codec objects
+    are used for all three."""
     group = zarr.open_group(store, mode="w-", zarr_format=3)
-    group.create_array("X", shape=(n_samples, n_features), dtype=np.uint8, chunks=(rows, n_features), compressors=codecs)
-    group.create_array("y", shape=(n_samples,), dtype=np.uint8, chunks=(rows,), compressors=codecs)
+    arrays = [("X", (n_samples, n_features), np.uint8), ("y", (n_samples,), np.uint8)]
     if base_index:
-        group.create_array("base_index", shape=(n_samples,), dtype=np.int32, chunks=(rows,), compressors=codecs)
+        arrays.append(("base_index", (n_samples,), np.int32))
+    for name, shape, dtype in arrays:
+        codecs = resolve_compressors(compressors, dtype) if isinstance(compressors, str) else layout.compressors
+        group.create_array(name, shape=shape, dtype=dtype, **layout.array_spec(shape, compressors=codecs))
     return group
 
 
@@ -236,6 +232,7 @@ def write_mnist_zarr(
     source: str,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     compressors: Any = "default",
+    shards: int | None = None,
     overwrite: bool = False,
 ) -> tuple[da.Array, da.Array, dict[str, Any]]:
     """Write images and labels to a labelled Zarr store, chunk by chunk, atomically.
@@ -253,8 +250,13 @@ def write_mnist_zarr(
     chunk_bytes : int, default=DEFAULT_CHUNK_BYTES
         Target bytes per chunk of ``X``; rows per chunk from :func:`daskcluster.io.chunk_rows`, with
         the configured ``min_chunks`` (so that reading the store needs no chunk split across tasks).
-    compressors : "default", None, codec or sequence of codecs, default="default"
-        For both arrays; ``"default"`` is :func:`default_compressors` (Blosc zstd).
+    compressors : "default", str, None, codec or sequence of codecs, default="default"
+        See :func:`daskcluster.storage.resolve_compressors`; ``"default"`` is Blosc lz4hc level
+        5 for the uint8 arrays (the fastest to stream, measured in
+        ``benchmarks/RESULTS-codecs.md``).
+    shards : int or None, default=None
+        Rows per shard file (a whole number of chunks), or one file per chunk (see
+        :mod:`daskcluster.storage`).
     overwrite : bool, default=False
         Replace an existing Zarr store at ``path`` (only once the new one is complete).
 
@@ -278,22 +280,24 @@ def write_mnist_zarr(
         raise InvalidDataError(f"X must hold at least one row and one feature; got shape {X.shape}.")
     labels = _as_labels(y, n_samples)
     rows = chunk_rows(n_samples, n_features, 1, chunk_bytes, min_chunks=resolve_min_chunks())
+    layout = Layout.plan(n_samples, np.uint8, rows, compressors=compressors, shards=shards)
     with atomic_store(path, overwrite=overwrite, func="write_mnist_zarr") as tmp:
-        group = create_labeled_group(tmp, n_samples, n_features, rows, compressors=compressors)
+        group = create_labeled_group(tmp, n_samples, n_features, layout, compressors=compressors)
         hx, hy = hashlib.sha256(), hashlib.sha256()
         x_chunks, y_chunks = [], []
-        for start in range(0, n_samples, rows):
-            stop = min(start + rows, n_samples)
-            block = X[start:stop]
-            block = np.ascontiguousarray(block.compute() if isinstance(block, da.Array) else block)
-            lab = labels[start:stop]
-            writable(group["X"])[start:stop] = block
-            writable(group["y"])[start:stop] = lab
-            hx.update(block.data)
-            hy.update(lab.data)
-            dx, dy = chunk_digests(block, lab)
-            x_chunks.append(dx)
-            y_chunks.append(dy)
+        for first in range(0, n_samples, layout.write_rows):  # whole shards (or chunks) per write
+            last = min(first + layout.write_rows, n_samples)
+            part = X[first:last]
+            part = np.ascontiguousarray(part.compute() if isinstance(part, da.Array) else part)
+            writable(group["X"])[first:last] = part
+            writable(group["y"])[first:last] = labels[first:last]
+            for start in layout.chunk_starts(first, last):
+                block, lab = part[start - first:start - first + rows], labels[start:min(start + rows, n_samples)]
+                hx.update(block.data)
+                hy.update(lab.data)
+                dx, dy = chunk_digests(block, lab)
+                x_chunks.append(dx)
+                y_chunks.append(dy)
         checksum = {"algorithm": "sha256", "X": hx.hexdigest(), "y": hy.hexdigest(), "X_chunks": x_chunks, "y_chunks": y_chunks}
         group.attrs.update(
             base_attrs(
