@@ -62,7 +62,7 @@ from .schedule import (
     row_block,
     unique_name,
 )
-from .tree import Node, children, combine_complete, evaluate, tree_widths
+from .tree import Node, above_groups, children, combine_complete, combine_sources, evaluate, pick, tree_widths
 
 logger = logging.getLogger(__name__)
 
@@ -261,7 +261,8 @@ def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Ca
     # what reaches the client: the subtrees each worker holds entirely, and the leaves left over.
     # Chunks placed in runs (as ``persist`` places them) leave a few per level and worker;
     # scattered ones would send every chunk's statistics to the client: use the tree then.
-    n_client_parts = sum(len(combine_complete(dict.fromkeys(g), n, split_every, _no_combine)) for g in groups)
+    held = [combine_complete(dict.fromkeys(g), n, split_every, _no_combine) for g in groups]
+    n_client_parts = sum(len(h) for h in held)
     depth = len(tree_widths(n, split_every)) - 1
     if n_client_parts > split_every * depth * len(groups):
         return False, None
@@ -273,12 +274,31 @@ def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Ca
         wkeys = None if weights is None else [block_keys(weights)[i] for i in idx]
         layout = _Broadcast(([infos[i] for i in idx], n, split_every), f"{name}-{g}")
         tasks[(name, "group", g)] = (_run_group, kernel, combine, blocks, wkeys, layout, wrapped)
+    # more than ``split_every`` parts for the client (many workers): the nodes above the
+    # workers' subtrees are combined by tasks too, and the client gets the root's children only
+    keys = list(tasks) if n_client_parts <= split_every else _tree_above_groups(tasks, name, held, n, split_every,
+                                                                                 combine)
     dsk = low_level_graph(tasks, [] if weights is None else [weights])
     dsk.update((f.key, f) for f in futures)
     values: dict[Node, Any] = {}
-    for part in client.get(dsk, list(tasks)):
-        values.update(part)
+    for key, part in zip(keys, client.get(dsk, keys)):
+        values.update(part if key[1] == "group" else {key[1:]: part})
     return True, evaluate(values, n, split_every, combine)
+
+
+def _tree_above_groups(tasks: dict[Any, Any], name: str, held: list[dict[Node, Any]], n_parts: int,
+                       split_every: int, combine: Callable[[list[Any]], Any]) -> list[Any]:
+    """Add to ``tasks`` the combine tasks of the nodes between the group tasks ``(name, "group",
+    g)`` (which hold the nodes ``held[g]``) and the root (:func:`.tree.above_groups`); node
+    ``(level, j)`` is the key ``(name, level, j)``. Returns the keys of the root's children."""
+    combined, top = above_groups(held, n_parts, split_every)
+    for node, kids in combined.items():
+        sources = [(name, *k) if g is None else (name, "group", g) for g, k in kids]
+        tasks[(name, *node)] = (combine_sources, combine, [None if g is None else k for g, k in kids], sources)
+    for node, g in top.items():
+        if g is not None:
+            tasks[(name, *node)] = (pick, (name, "group", g), node)
+    return [(name, *node) for node in top]
 
 
 def _no_combine(parts: list[Any]) -> None:

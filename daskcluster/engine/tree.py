@@ -10,7 +10,7 @@ all of its leaves, or on the client, and gives the same value in every case.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 #: A node of the tree: ``(level, index)``; the leaves are ``(0, chunk_index)``.
@@ -91,3 +91,55 @@ def evaluate(values: dict[Node, Any], n_parts: int, split_every: int, combine: C
         return combine([node_value(k) for k in children(node, widths, split_every)])
 
     return node_value((len(widths) - 1, 0))
+
+
+def above_groups(held: Sequence[Collection[Node]], n_parts: int, split_every: int
+                 ) -> tuple[dict[Node, list[tuple[int | None, Node]]], dict[Node, int | None]]:
+    """How the nodes that groups of chunks hold reach the root through the nodes above them.
+
+    Parameters
+    ----------
+    held : sequence of collections of nodes
+        For each group (the chunks of one worker), the nodes :func:`combine_complete` gives for
+        its chunks: together they cover every leaf once.
+    n_parts, split_every : int
+        The tree, as in :func:`tree_widths`.
+
+    Returns
+    -------
+    combined : dict
+        The nodes below the root that no group holds, each with its children as ``(group,
+        child)`` (the child is among that group's nodes) or ``(None, child)`` (the child is
+        itself in ``combined``); lower levels first, so a node comes after its children.
+    top : dict
+        What the root is combined from, each node with the group holding it or None (a node
+        of ``combined``): the root's children, or the root alone when one group holds it.
+        ``len(top) <= split_every``.
+    """
+    widths = tree_widths(n_parts, split_every)
+    where = {node: g for g, nodes in enumerate(held) for node in nodes}
+    combined: dict[Node, list[tuple[int | None, Node]]] = {}
+
+    def source(node: Node) -> tuple[int | None, Node]:
+        if node in where:
+            return where[node], node
+        combined[node] = [source(k) for k in children(node, widths, split_every)]
+        return None, node
+
+    root = (len(widths) - 1, 0)
+    if root in where:
+        return {}, {root: where[root]}
+    top = dict(source(k)[::-1] for k in children(root, widths, split_every))
+    return dict(sorted(combined.items())), top
+
+
+def pick(values: Mapping[Node, Any], node: Node) -> Any:
+    """One node of what a group's task returned (a task of its own, so that only that node
+    travels on)."""
+    return values[node]
+
+
+def combine_sources(combine: Callable[[list[Any]], Any], wanted: list[Node | None], sources: list[Any]) -> Any:
+    """A node from its children, in order: each one is ``sources[i][wanted[i]]`` (a node that a
+    group's task returned among others) or ``sources[i]`` itself (``wanted[i]`` None)."""
+    return combine([s if w is None else s[w] for w, s in zip(wanted, sources)])
