@@ -332,10 +332,12 @@ class _DistributedRunner:
                 fill(rnd.first_position + len(rnd.chunks) + prefetch)
             settle(2**62)
         finally:
-            leftovers = [f for pair in reads.values() for f in pair if f is not None]
-            leftovers += [f for _, f in submitted]
-            if leftovers:
-                client.cancel(leftovers)
+            # what is left is released, not cancelled: the scheduler drops the tasks no one wants. On Dask's
+            # query-planning backend a read's key is its expression's, shared by every read of that chunk:
+            # cancelling cancels the key for all of them (the scheduler then fails an assertion on a
+            # cancelled key no client wants, and the client loses its connection and its persisted data)
+            reads.clear()
+            submitted.clear()
         return last
 
 
