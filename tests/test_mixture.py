@@ -134,6 +134,48 @@ def test_scaled_uint8_storage_equals_float64() -> None:
     assert_same_model(a, b, rtol=1e-9)
 
 
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_diagonal_types_on_scaled_uint8_with_tiny_means_equal_sklearn(covariance_type: str) -> None:
+    # the compiled diagonal pass reads the uint8 rows as stored, four at a time (chunks of 70
+    # rows end with a partial group), and flushes means whose square underflows to 0: the
+    # distances then differ by less than 2 * 1.5e-154 * precision, far below the tolerance
+    rng = np.random.default_rng(2)
+    raw = np.concatenate([rng.integers(0, 100, (150, 6)), rng.integers(120, 256, (151, 6))]).astype(np.uint8)
+    raw[:, 0] = 0  # a feature that is 0 in every row, as an image's border
+    X = raw / 255.0
+    means = X[[0, 200]].copy()
+    means[:, 0] = [1e-320, -1e-200]
+    precisions = np.full((2, 6), 20.0) if covariance_type == "diag" else np.array([20.0, 20.0])
+    init = {"weights_init": [0.5, 0.5], "means_init": means, "precisions_init": precisions,
+            "covariance_type": covariance_type, "reg_covar": 1e-3, "max_iter": 4, "tol": 0}
+    ours = GaussianMixture(2, **init).fit(scaled(da.from_array(raw, chunks=(70, -1)), 1 / 255))
+    sk = SkGaussianMixture(2, **init).fit(X)
+    assert_same_model(ours, sk, rtol=1e-9)
+
+
+def test_full_distances_with_a_factor_that_is_not_triangular() -> None:
+    # 'full' whitens in column blocks that skip the zeros under an upper-triangular factor; a
+    # factor set by hand that is not triangular is taken whole, and gives the same distances
+    from daskcluster.kernels import mixture as K
+    from daskcluster.kernels.mixture.buffers import Scratch
+
+    rng = np.random.default_rng(3)
+    d = 20
+    X = rng.normal(size=(50, d))
+    means = rng.normal(size=(2, d))
+    chol = np.stack([np.triu(rng.normal(size=(d, d))) + 5 * np.eye(d) for _ in range(2)])
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    expected = np.stack([(((X - m) @ c) ** 2).sum(axis=1) for m, c in zip(means, chol)], axis=1)
+    cov = K.covariance_of("full")
+    ref = X[:10].mean(axis=0)
+    a = np.hstack([X - ref, np.ones((50, 1))])
+    for factor in (chol, chol @ q):
+        gp = K.gaussian_params(np.array([0.5, 0.5]), means, factor, "full")
+        got = cov.mahalanobis(a, d, cov.prepare(gp, ref), gp, Scratch())
+        # ||(x - mu) L||^2 is the same for L and L Q (Q orthogonal); rounding of d-term sums
+        assert_allclose(got, expected, rtol=1e-12)
+
+
 def test_npy_and_zarr_sources(tmp_path: Any) -> None:
     import zarr
 
