@@ -170,7 +170,7 @@ def test_full_distances_with_a_factor_that_is_not_triangular() -> None:
     ref = X[:10].mean(axis=0)
     a = np.hstack([X - ref, np.ones((50, 1))])
     for factor in (chol, chol @ q):
-        gp = K.gaussian_params(np.array([0.5, 0.5]), means, factor, "full")
+        gp = K.gaussian_params(np.array([0.5, 0.5]), means, factor, "full", log_const=np.zeros(2))
         got = cov.mahalanobis(a, d, cov.prepare(gp, ref), gp, Scratch())
         # ||(x - mu) L||^2 is the same for L and L Q (Q orthogonal); rounding of d-term sums
         assert_allclose(got, expected, rtol=1e-12)
