@@ -304,6 +304,18 @@ outputs (labels, model file, three plots, `metrics.json`, `job.log`) and the sum
   `metrics.json`, written while a local cluster shuts down in the background);
 - *after the job*: the summary, the rest of the cluster's shutdown and the end of the process.
 
+## What the command does to stay short
+
+- `import daskcluster.cli` imports no library (argparse only); each command imports what it needs
+  when it runs (`daskcluster/cli/*.py`, `daskcluster/jobs/*.py`: imports inside the functions);
+- the local default cluster (or the connection to an existing scheduler) starts in the command's
+  thread while a second thread validates the job, reads MNIST and imports matplotlib
+  (`daskcluster.deploy.lifetime.starts_before_validation`: only for clusters made of the command's
+  own processes; batch, gateway and Kubernetes clusters start only once the job is valid);
+- the outputs that need no cluster (model file, plots, `metrics.json`) are written while the local
+  cluster shuts down in the background (`ClusterLifetime.release`);
+- the process ends without the interpreter's module teardown (`daskcluster.cli._end_process`).
+
 ## Where the overhead goes
 
 The pieces one after the other in one fresh process (median of 3 processes). The command runs
