@@ -14,11 +14,17 @@ from sklearn.cluster import KMeans as SkKMeans
 from sklearn.datasets import make_blobs
 
 from daskcluster import KMeans, MiniBatchKMeans, scaled
-from daskcluster.cluster._warm import BATCH_SIZE, MAX_EPOCHS, MIN_EPOCHS, N_INIT, warm_start_epochs
+from daskcluster.cluster._warm import (
+    BATCH_SIZE,
+    MAX_EPOCHS,
+    MIN_EPOCHS,
+    N_INIT,
+    warm_start_epochs,
+)
 from daskcluster.engine import count_passes
 from daskcluster.errors import InvalidParameterError
 from daskcluster.io import write_zarr
-from daskcluster.progress import progress_hook
+from daskcluster.progress import IterationReport, progress_hook
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +124,8 @@ def test_checkpoint_and_verbose(X_blobs: np.ndarray, tmp_path: Path) -> None:
     class Stop(Exception):
         pass
 
-    def stop_at_second_iteration(rep: object) -> None:
-        if getattr(rep, "estimator") == "KMeans" and getattr(rep, "iteration") == 2:
+    def stop_at_second_iteration(rep: IterationReport) -> None:
+        if rep.estimator == "KMeans" and rep.iteration == 2:
             raise Stop
 
     ckpt = str(tmp_path / "warm.ckpt.npz")
@@ -155,8 +161,8 @@ def test_same_model_on_one_and_two_workers(X_blobs: np.ndarray, process_client: 
     from distributed import Client, LocalCluster
 
     Xd = da.from_array(X_blobs, chunks=700)
-    two = KMeans(10, init="mini-batch", random_state=7, algorithm="elkan").fit(Xd)
+    two = KMeans(10, init="mini-batch", random_state=7, algorithm="elkan", max_iter=5).fit(Xd)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl):
-        one = KMeans(10, init="mini-batch", random_state=7, algorithm="elkan").fit(Xd)
+        one = KMeans(10, init="mini-batch", random_state=7, algorithm="elkan", max_iter=5).fit(Xd)
     np.testing.assert_array_equal(one.cluster_centers_, two.cluster_centers_)
     assert one.inertia_ == two.inertia_ and one.n_iter_ == two.n_iter_
