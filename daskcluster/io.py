@@ -1379,7 +1379,7 @@ def write_zarr(
         storage); ``None`` or ``"none"`` stores raw chunks; Zarr codec objects are used as
         given.
     shards : int or None, default=None
-        Rows per shard file, a whole number of chunks (Zarr v3 sharding): few large files for
+        Rows per shard file, rounded down to whole chunks (Zarr v3 sharding): few large files for
         object stores and file systems with file-count limits; tasks still read one chunk.
         None writes one file per chunk. Each writing task then writes one whole shard.
     overwrite : bool, default=False

@@ -173,8 +173,9 @@ def resolve_shards(shards: int | None, rows: int, n_samples: int) -> int | None:
     Parameters
     ----------
     shards : int or None
-        Rows per shard: a multiple of ``rows``. Shards longer than the array are cut to the
-        whole chunks that hold it.
+        Rows per shard, rounded down to a whole number of chunks (at least one: the chunk rows
+        are set by ``chunk_bytes`` and balanced, so callers rarely know them exactly). Shards
+        longer than the array are cut to the whole chunks that hold it.
     rows : int
         Rows per Zarr chunk.
     n_samples : int
@@ -183,8 +184,7 @@ def resolve_shards(shards: int | None, rows: int, n_samples: int) -> int | None:
     Raises
     ------
     InvalidParameterError
-        ``shards`` is not an int >= ``rows`` and a multiple of it; the message gives the
-        nearest multiples.
+        ``shards`` is not None or an int >= 1.
     """
     if shards is None:
         return None
@@ -193,15 +193,12 @@ def resolve_shards(shards: int | None, rows: int, n_samples: int) -> int | None:
             f"The 'shards' parameter must be None or an int in the range [1, inf) (rows per shard). "
             f"Got {shards!r} instead."
         )
-    shards = int(shards)
-    if shards % rows:
-        lower, upper = max(shards // rows, 1) * rows, -(-shards // rows) * rows
-        raise InvalidParameterError(
-            f"The 'shards' parameter ({shards} rows) must be a whole number of chunks of {rows} rows, "
-            f"e.g. {lower} or {upper}."
-        )
     whole = max(-(-n_samples // rows), 1) * rows
-    return min(shards, whole)
+    shard_rows = min(max(int(shards) // rows, 1) * rows, whole)
+    if shard_rows != shards:
+        logger.info("shards=%d rows: %d rows per shard (%d whole chunks of %d rows)", shards, shard_rows,
+                    shard_rows // rows, rows)
+    return shard_rows
 
 
 def describe_compressors(compressors: Sequence[Any] | None) -> str:

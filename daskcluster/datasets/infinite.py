@@ -278,7 +278,7 @@ def make_infinite_mnist(
         for the images (the fastest to stream, ``benchmarks/RESULTS-codecs.md``). The codec
         changes the files, never the values.
     shards : int or None, default=None
-        Rows per shard file (a multiple of ``chunk_rows``), or one file per chunk. Changes the
+        Rows per shard file (rounded down to a multiple of ``chunk_rows``), or one file per chunk. Changes the
         files, never the values.
     overwrite : bool, default=False
         Replace an existing Zarr store at ``path`` once the new one is complete.

@@ -255,7 +255,7 @@ def write_mnist_zarr(
         5 for the uint8 arrays (the fastest to stream, measured in
         ``benchmarks/RESULTS-codecs.md``).
     shards : int or None, default=None
-        Rows per shard file (a whole number of chunks), or one file per chunk (see
+        Rows per shard file (rounded down to whole chunks), or one file per chunk (see
         :mod:`daskcluster.storage`).
     overwrite : bool, default=False
         Replace an existing Zarr store at ``path`` (only once the new one is complete).
