@@ -195,3 +195,19 @@ def test_shards_are_whole_chunks() -> None:
     assert layout.write_rows == 240 and list(layout.chunk_starts(240, 480)) == [240, 300, 360, 420]
     assert layout.array_spec((600, 12))["shards"] == (240, 12)
     assert layout.array_spec((600,))["chunks"] == (60,)
+
+
+def test_datasets_command_takes_a_codec_and_shards(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from daskcluster.cli import main
+
+    np.save(tmp_path / "x.npy", data("uint8"))
+    assert main(["datasets", "ingest", str(tmp_path / "x.npy"), str(tmp_path / "x.zarr"), "--chunk-bytes",
+                 str(ROWS * 12), "--compressors", "zstd:3", "--shards", str(4 * ROWS)]) == 0
+    assert "shards (240, 12), blosc zstd 3 noshuffle" in capsys.readouterr().out
+    z = zarr.open_array(str(tmp_path / "x.zarr"), mode="r")
+    assert z.shards == (240, 12) and z.compressors[0].cname.value == "zstd"
+    np.testing.assert_array_equal(z[...], data("uint8"))
+    assert main(["datasets", "ingest", str(tmp_path / "x.npy"), str(tmp_path / "y.zarr"),
+                 "--compressors", "snappy"]) == 2
+    assert "--compressors snappy: Unknown codec 'snappy'" in capsys.readouterr().err
+    assert not (tmp_path / "y.zarr").exists()

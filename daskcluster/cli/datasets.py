@@ -42,6 +42,11 @@ def add_parser(sub: Any) -> None:
     i.add_argument("--component", help="Zarr groups: the array inside")
     for p in (b, m, i):
         p.add_argument("--chunk-bytes", type=count(1), default=None, help="bytes per Zarr chunk (default 32 MiB)")
+        p.add_argument("--compressors", metavar="CODEC", default="default",
+                       help="'default' (Blosc lz4hc for uint8, lz4 + byte shuffle for wider items), 'none', or "
+                            "CNAME[:LEVEL[:SHUFFLE]] such as zstd:3 (see docs/storage.md)")
+        p.add_argument("--shards", type=count(1), default=None, metavar="ROWS",
+                       help="rows per shard file (Zarr v3 sharding, whole chunks); default one file per chunk")
         p.add_argument("--overwrite", action="store_true", help="replace an existing store (atomically)")
         cluster_options(p)
         p.set_defaults(handler=cmd_datasets)
@@ -56,7 +61,13 @@ def cmd_datasets(args: argparse.Namespace) -> int:
         if target and not is_url(target) and os.path.exists(target) and not args.overwrite:
             raise UsageError(f"{target} already exists; pass --overwrite to replace it (atomically).")
     _check_inputs(args)
-    kwargs: dict[str, Any] = {"overwrite": args.overwrite}
+    from ..storage import describe_compressors, resolve_compressors
+
+    try:  # a bad codec name stops here, before any data is made or read
+        resolve_compressors(args.compressors, "uint8")
+    except ValueError as exc:
+        raise UsageError(f"--compressors {args.compressors}: {exc}") from None
+    kwargs: dict[str, Any] = {"overwrite": args.overwrite, "compressors": args.compressors, "shards": args.shards}
     if args.chunk_bytes is not None:
         kwargs["chunk_bytes"] = args.chunk_bytes
     labels_path = None
@@ -92,7 +103,8 @@ def cmd_datasets(args: argparse.Namespace) -> int:
                 kwargs["component"] = args.component
         t0 = time.perf_counter()
         z = io.write_zarr(source, args.out, **kwargs)
-        say(f"wrote {args.out}: {z.shape[0]:,} x {z.shape[1]} {z.dtype}, chunks {z.chunks} "
+        say(f"wrote {args.out}: {z.shape[0]:,} x {z.shape[1]} {z.dtype}, chunks {z.chunks}"
+            f"{f', shards {z.shards}' if z.shards else ''}, {describe_compressors(z.compressors)} "
             f"in {time.perf_counter() - t0:.1f}s")
         if y is not None:
             base = args.out.rstrip("/")
