@@ -6,9 +6,11 @@ Each becomes what :func:`daskcluster.io.open_array` chunks by rows:
 * a **dask DataFrame** a Dask array of its partitions (``to_dask_array``); unknown partition
   lengths are computed once (a cheap pass: one length per partition), never the values;
 * a **Parquet** file or dataset (local path, directory or fsspec URL, optional ``columns``)
-  is read by ``dask.dataframe.read_parquet`` and then as a dask DataFrame, re-chunked by rows
-  with the byte rule of :func:`daskcluster.io.chunk_rows`, so the chunks, and the per-chunk
-  seeds of a fit, depend on the data alone, not on the files' row groups;
+  is read with pyarrow: the files' metadata give the rows of every row group (no pass), the
+  rows are chunked with the byte rule of :func:`daskcluster.io.chunk_rows`, so the chunks, and
+  the per-chunk seeds of a fit, depend on the data alone, not on the files' row groups, and each
+  block reads the row groups holding its rows (a dataset's files in the natural order of their
+  paths, as ``dask.dataframe.read_parquet``; hive partition keys are not columns here);
 * an **xarray DataArray** its ``.data``: a dask-backed one stays lazy (never pulled to the
   client); a NumPy-backed one is used in place.
 
@@ -22,12 +24,16 @@ from __future__ import annotations
 import logging
 import math
 import os
+from dataclasses import dataclass
 from typing import Any
 
 import dask.array as da
 import numpy as np
+from dask.utils import natural_sort_key
+from fsspec.core import url_to_fs
 
 from .errors import DataTypeError, InvalidDataError, InvalidParameterError
+from .kernels.blocks import ChunkInfo
 
 __all__ = ["column_names", "frame_values", "is_frame", "is_parquet_path", "open_parquet"]
 
@@ -147,45 +153,162 @@ def is_parquet_path(fs: Any, path: str) -> bool:
     return "_metadata" in names or any(n.endswith(_PARQUET_SUFFIXES) for n in names)
 
 
-def parquet_columns(path: str, *, storage_options: dict[str, Any] | None = None) -> list[str]:
-    """The column names of a Parquet file or dataset, from its metadata (no rows are read)."""
-    dd = _dask_dataframe()
-    return [str(c) for c in dd.read_parquet(path, storage_options=storage_options or None).columns]
-
-
-def _dask_dataframe() -> Any:
+def _pyarrow_parquet() -> Any:
     try:
-        import dask.dataframe as dd
-        import pyarrow  # noqa: F401
+        import pyarrow.parquet as pq
     except ImportError as exc:
         raise ImportError(
-            f"Reading Parquet needs pyarrow and dask.dataframe ({exc}). Install the extra: "
-            'pip install "daskcluster[parquet]".'
+            f"Reading Parquet needs pyarrow ({exc}). Install the extra: pip install \"daskcluster[parquet]\"."
         ) from exc
-    return dd
+    return pq
+
+
+def _parquet_files(path: str, storage_options: dict[str, Any] | None) -> tuple[Any, list[str]]:
+    """The filesystem and the data files of a Parquet file or dataset, in reading order: a
+    directory's files (those whose names start with '_' or '.' are metadata, skipped, as Arrow's
+    dataset discovery does) in natural order of their paths, as ``dask.dataframe.read_parquet``."""
+    fs, root = url_to_fs(path, **(storage_options or {}))
+    if not fs.isdir(root):
+        return fs, [root]
+    files = [f for f in fs.find(root) if not any(part[:1] in "_." for part in f[len(root):].strip("/").split("/"))]
+    if not files:
+        raise InvalidDataError(f"The Parquet dataset '{path}' holds no data files.")
+    return fs, sorted(files, key=natural_sort_key)
+
+
+def _index_columns(schema: Any) -> set[str]:
+    """The columns pandas wrote for its index (not data)."""
+    meta = schema.pandas_metadata or {}
+    return {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+
+
+def parquet_columns(path: str, *, storage_options: dict[str, Any] | None = None) -> list[str]:
+    """The column names of a Parquet file or dataset, from its first file's metadata (no rows
+    are read; pandas' index columns left out)."""
+    pq = _pyarrow_parquet()
+    fs, files = _parquet_files(path, storage_options)
+    schema = pq.read_schema(files[0], filesystem=fs)
+    index = _index_columns(schema)
+    return [str(c) for c in schema.names if c not in index]
+
+
+@dataclass(frozen=True)
+class _RowGroups:
+    """Where the rows of a Parquet source are: file and row group of each group, in reading
+    order, and the global index of each group's first row (one more entry: the row count)."""
+
+    url: str
+    storage_options: dict[str, Any]
+    files: tuple[str, ...]
+    file_of: tuple[int, ...]
+    group_of: tuple[int, ...]
+    starts: tuple[int, ...]
+
+
+def _read_rows(n_rows: int, groups: _RowGroups, columns: tuple[str, ...], dtype: np.dtype,
+               chunk: ChunkInfo) -> np.ndarray:
+    """Rows ``chunk.start`` to ``chunk.start + n_rows`` of the source: the row groups holding
+    them read (those columns only), then cut."""
+    pq = _pyarrow_parquet()
+    fs, _ = url_to_fs(groups.url, **groups.storage_options)
+    starts = np.asarray(groups.starts)
+    first = int(np.searchsorted(starts, chunk.start, side="right")) - 1
+    last = int(np.searchsorted(starts, chunk.start + n_rows, side="left"))
+    parts = []
+    for f in sorted({groups.file_of[g] for g in range(first, last)}):
+        wanted = [groups.group_of[g] for g in range(first, last) if groups.file_of[g] == f]
+        table = pq.ParquetFile(groups.files[f], filesystem=fs).read_row_groups(wanted, columns=list(columns))
+        parts.append(np.column_stack([table.column(c).to_numpy() for c in columns]).astype(dtype, copy=False))
+    rows = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    offset = chunk.start - int(starts[first])
+    return rows[offset:offset + n_rows]
+
+
+def _column_dtypes(schema: Any, columns: list[str], label: str) -> dict[str, Any]:
+    try:
+        return {c: schema.field(c).type.to_pandas_dtype() for c in columns}
+    except NotImplementedError:  # types without a NumPy equivalent (lists, structs, ...)
+        bad = [c for c in columns if not _numpy_type(schema.field(c).type)]
+        raise DataTypeError(f"{label} has columns that are not numbers: {bad[:5]}. Select the numeric columns "
+                            "or encode the others first.") from None
+
+
+def _numpy_type(arrow_type: Any) -> bool:
+    try:
+        arrow_type.to_pandas_dtype()
+    except NotImplementedError:
+        return False
+    return True
 
 
 def open_parquet(path: str, *, columns: list[str] | None, storage_options: dict[str, Any] | None,
                  chunk_bytes: int, min_chunks: int) -> da.Array:
     """A Parquet file or dataset as a row-chunked Dask array of its numeric columns (all, or
-    ``columns`` in that order). Data passes: 1 light one for the partition lengths (none when
-    the files' metadata give them)."""
-    dd = _dask_dataframe()
+    ``columns`` in that order). Data passes: 0 (the files' metadata give the row counts).
+
+    Each block reads, with pyarrow, the row groups that hold its rows (those columns only), so
+    the blocks follow :func:`daskcluster.io.chunk_rows`'s byte rule, not the files' row groups,
+    and are made by :func:`daskcluster.engine.generated_rows` (the same on both of Dask's array
+    backends: Dask DataFrame's conversion to an array does not work on the query-planning one).
+    A column holding missing values must be a float column (they are read as NaN).
+    """
+    pq = _pyarrow_parquet()
+    # imported on use: the engine reads its data through this layer
+    from .engine.arrays import generated_rows
     from .io import chunk_rows
 
     if columns is not None and (isinstance(columns, str) or not all(isinstance(c, str) for c in columns)):
         raise InvalidParameterError(
             f"The 'columns' parameter must be a list of column names (str). Got {columns!r} instead."
         )
-    try:
-        frame = dd.read_parquet(path, columns=list(columns) if columns is not None else None,
-                                storage_options=storage_options or None)
-    except (KeyError, ValueError) as exc:
-        raise InvalidParameterError(f"Cannot read the columns {columns!r} of the Parquet data '{path}': {exc}") from exc
     label = f"The Parquet data '{path}'"
-    _check_numeric(frame.dtypes, label)
-    array = _dask_frame_values(frame, _common_dtype(frame.dtypes))
-    n_samples, n_features = (int(s) for s in array.shape)
-    rows = chunk_rows(n_samples, n_features, array.dtype.itemsize, chunk_bytes, min_chunks=min_chunks)
-    logger.debug("%s: %d x %d in chunks of %d rows", label, n_samples, n_features, rows)
-    return array.rechunk({0: rows, 1: -1})
+    fs, files = _parquet_files(path, storage_options)
+    schema = pq.read_schema(files[0], filesystem=fs)
+    index = _index_columns(schema)
+    names = [c for c in schema.names if c not in index]
+    if columns is not None:
+        missing = [c for c in columns if c not in names]
+        if missing:
+            raise InvalidParameterError(f"Cannot read the columns {columns!r} of the Parquet data '{path}': "
+                                        f"no column {missing}; its columns are {names}.")
+        names = list(columns)
+    dtypes = _column_dtypes(schema, names, label)
+    _check_numeric(dtypes, label)
+    dtype = _common_dtype(dtypes.values())
+    file_of: list[int] = []
+    group_of: list[int] = []
+    counts: list[int] = []
+    for f, name in enumerate(files):
+        meta = pq.ParquetFile(name, filesystem=fs).metadata
+        file_schema = meta.schema.to_arrow_schema()
+        for c in names:
+            if file_schema.get_field_index(c) < 0 or file_schema.field(c).type != schema.field(c).type:
+                raise InvalidDataError(f"{label}: the file '{name}' has no column {c!r} of type "
+                                       f"{schema.field(c).type}, as its first file has; rewrite it.")
+        positions = {c: file_schema.get_field_index(c) for c in names}
+        for g in range(meta.num_row_groups):
+            group = meta.row_group(g)
+            if np.dtype(dtype).kind != "f":
+                _check_no_nulls(group, positions, label, name)
+            file_of.append(f)
+            group_of.append(g)
+            counts.append(group.num_rows)
+    n_samples, n_features = int(sum(counts)), len(names)
+    rows = chunk_rows(n_samples, n_features, np.dtype(dtype).itemsize, chunk_bytes, min_chunks=min_chunks)
+    lengths = [min(rows, n_samples - s) for s in range(0, n_samples, rows)] or [0]
+    groups = _RowGroups(path, dict(storage_options or {}), tuple(files), tuple(file_of), tuple(group_of),
+                        tuple(int(v) for v in np.concatenate(([0], np.cumsum(counts, dtype=np.int64)))))
+    logger.debug("%s: %d x %d in %d row groups, chunks of %d rows", label, n_samples, n_features, len(counts), rows)
+    return generated_rows(lengths, _read_rows, (groups, tuple(names), dtype), dtype=dtype, n_columns=n_features,
+                          label="parquet")
+
+
+def _check_no_nulls(group: Any, positions: dict[str, int], label: str, file: str) -> None:
+    """Raise if a column of a row group holds missing values (from the file's statistics)."""
+    for c, j in positions.items():
+        stats = group.column(j).statistics
+        if stats is None or not stats.has_null_count or stats.null_count:
+            raise InvalidDataError(
+                f"{label}: the column {c!r} of '{file}' holds missing values (or does not record that it has "
+                "none); impute or drop them, or store the column as floats (missing values read as NaN)."
+            )

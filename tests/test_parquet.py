@@ -109,3 +109,23 @@ def test_missing_pyarrow_names_the_extra(table: tuple[np.ndarray, str], monkeypa
     monkeypatch.setitem(sys.modules, "pyarrow", None)
     with pytest.raises(ImportError, match=r'daskcluster\[parquet\]'):
         open_array(path, columns=["f0"])
+
+
+def test_missing_values_and_files_that_disagree(tmp_path: object) -> None:
+    """Missing values: integer data holding some are refused when opened (nothing read); in
+    float data they are read as NaN (as pandas does). A dataset whose files disagree on a
+    column is refused."""
+    from daskcluster.errors import InvalidDataError
+
+    frame = pd.DataFrame({"i": pd.array([1, None, 3], dtype="Int64"), "f": [1.0, None, 3.0]})
+    path = os.path.join(tmp_path, "nulls.parquet")  # type: ignore[arg-type]
+    frame.to_parquet(path)
+    with pytest.raises(InvalidDataError, match=r"column 'i' .* holds missing values"):
+        open_array(path, columns=["i"])
+    np.testing.assert_array_equal(open_array(path).compute(), [[1.0, 1.0], [np.nan, np.nan], [3.0, 3.0]])
+    folder = os.path.join(tmp_path, "mixed")  # type: ignore[arg-type]
+    os.makedirs(folder)
+    pd.DataFrame({"a": [1.0, 2.0]}).to_parquet(os.path.join(folder, "part.0.parquet"))
+    pd.DataFrame({"a": [1, 2]}).to_parquet(os.path.join(folder, "part.1.parquet"))
+    with pytest.raises(InvalidDataError, match=r"part.1.parquet' has no column 'a' of type double"):
+        open_array(folder)
