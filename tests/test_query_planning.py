@@ -18,6 +18,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Why Dask DataFrame sources are not rerun: outside this package.
+_FRAMES = ("Dask DataFrame to array: dask 2026.8's DataFrame.to_dask_array sets the classic array's private "
+           "'_chunks' on the query-planning Array (AttributeError) and DataFrame.values builds an array "
+           "expression over a DataFrame expression that has no chunks (AttributeError: 'MapPartitions' object "
+           "has no attribute 'chunks'); no public conversion works there")
+
 #: Test modules not rerun with query planning, and why.
 LEFT_OUT = {
     "test_query_planning.py": "this module",
@@ -26,47 +32,16 @@ LEFT_OUT = {
                    "datasets and jobs, rerun here",
     "test_deploy.py": "starts schedulers, workers and a gateway server: no Dask array is involved",
     "test_trust_cli.py": "command-line processes and YAML checks: no Dask array is involved",
-    "test_sparse.py": "sparse row blocks are built with dask.array.from_delayed, which the query-planning "
-                      "backend does not implement",
-    "test_parquet.py": "Parquet sources go through Dask DataFrame's to_dask_array, a separate backend switch",
 }
 
 #: Single tests not rerun with query planning, and why.
 DESELECTED = {
-    "tests/test_jobs.py::test_shipped_mnist_workflows_run": "its PCA step is dask-ml's, which calls "
-                                                            "dask.array.linalg (absent from the backend)",
-    "tests/test_jobs.py::test_run_zarr_with_labels_scaling_and_preprocessing": "dask-ml's PCA, as above",
-    "tests/test_mixture_tools.py::test_pca_then_mixture_pipeline_on_digits": "dask-ml's PCA, as above",
-    "tests/test_feature_names.py::test_dask_dataframe_stays_lazy": "Dask DataFrame sources go through "
-                                                                   "to_dask_array, a separate backend switch",
-    "tests/test_jobs.py::test_run_parquet_with_a_label_column": "Parquet through Dask DataFrame, as above",
-    # fail with the backend on; not yet investigated (see docs/trust.md, item 8)
-    "tests/test_dbscan.py::test_process_cluster": "fails with the backend on: not yet investigated",
-    "tests/test_minibatch.py::test_color_quantization_workflow": "fails with the backend on: not yet investigated",
-    "tests/test_minibatch.py::test_deterministic_on_a_process_cluster": "fails with the backend on: not yet "
-                                                                       "investigated",
-    "tests/test_minibatch.py::test_one_and_two_workers_give_the_same_model": "fails with the backend on: not yet "
-                                                                            "investigated",
-    "tests/test_bayesian_mixture.py::test_workflow_mnist_bgmm_chooses_its_components": "fails with the backend on: "
-                                                                                       "not yet investigated",
-    "tests/test_workflows.py::test_collection_is_deterministic_and_chunked_by_images": "fails with the backend on: "
-                                                                                       "not yet investigated",
-    "tests/test_workflows.py::test_color_quantization_image_and_collection": "fails with the backend on: not yet "
-                                                                             "investigated",
-    "tests/test_streaming.py::test_streamed_fit_with_small_workers_equals_in_memory_fit": "times out with the "
-                                                                                            "backend on: not yet "
-                                                                                            "investigated",
-    "tests/test_workflows.py::test_gmm_anomalies": "fails with the backend on: not yet investigated",
-    "tests/test_workflows.py::test_semi_supervised": "fails with the backend on: not yet investigated",
-    "tests/test_mixture_tools.py::test_anomalies_lazy_and_eager": "the anomalous rows of lazy data are a boolean "
-                                                                  "row index, which the backend does not implement",
+    "tests/test_feature_names.py::test_dask_dataframe_stays_lazy": _FRAMES,
+    "tests/test_parquet.py::test_dask_dataframe_lengths_computed_once_and_model_equal": _FRAMES,
 }
 
 #: Tests whose names hold a keyword below are not rerun with query planning (``-k``), and why.
-KEYWORDS_LEFT_OUT = {
-    "sparse": "sparse inputs (scikit-learn's sparse checks included) are cut into row blocks by "
-              "dask.array.from_delayed, which the query-planning backend does not implement",
-}
+KEYWORDS_LEFT_OUT: dict[str, str] = {}
 
 #: Processes the modules are spread over (sorted names dealt round-robin).
 N_GROUPS = 4
@@ -95,8 +70,8 @@ def test_the_backend_is_switched_on_in_the_child_processes() -> None:
 def test_suite_passes_with_query_planning(group: int) -> None:
     modules = [f"tests/{m}" for m in _modules()[group::N_GROUPS]]
     deselect = [arg for test in DESELECTED for arg in ("--deselect", test) if test.split("::")[0] in modules]
-    keywords = " and ".join(f"not {k}" for k in KEYWORDS_LEFT_OUT)
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", keywords, *deselect,
+    keywords = ["-k", " and ".join(f"not {k}" for k in KEYWORDS_LEFT_OUT)] if KEYWORDS_LEFT_OUT else []
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *keywords, *deselect,
                            *modules],
                           cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=1700, check=False)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
