@@ -9,6 +9,8 @@
    is then not measured again).
 2. On a ``LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB")``:
    - the read floor: one pass that only reads, decompresses and sums the array;
+   - with ``--codec-floors ROWS``, the read floor of each codec of ``CODECS`` on the first ROWS rows
+     (copied once into ``DIR/floors/``, chunks of the store's rows), projected to all rows;
    - ``KMeans(n_clusters=10, cache=False)`` on ``scaled(X, 1/255)``: per-iteration time (median of
      the fit's iterations), the whole fit (seeding included), iterations, peak RSS of each worker
      (sampled every 50 ms from this process), majority-label accuracy;
@@ -66,6 +68,42 @@ class PeakRSS:
         self._thread.join()
 
 
+CODECS = ("lz4hc:5", "lz4:5", "zstd:1", "zstd:3", "none")
+"""Codecs whose read floors ``--codec-floors`` compares (see ``daskcluster.storage``)."""
+
+
+def codec_floors(X, root: Path, n_rows: int, n_total: int, rounds: int = 2) -> list[str]:  # type: ignore[no-untyped-def]
+    """Read floor of each codec of :data:`CODECS` on the first ``n_rows`` rows of ``X``, on the
+    current cluster: the prefix is written once per codec, then each store is read round-robin."""
+    from daskcluster.data import as_row_data
+    from daskcluster.engine import tree_reduce
+    from daskcluster.io import open_array, write_zarr
+
+    rows_per_chunk = X.chunks[0][0]
+    stores = {}
+    for codec in CODECS:
+        path = root / f"{codec.replace(':', '-')}-{n_rows}.zarr"
+        if not path.exists():
+            write_zarr(X[:n_rows], path, chunk_bytes=rows_per_chunk * X.shape[1], min_chunks=1,
+                       compressors=None if codec == "none" else codec)
+        stores[codec] = path
+    times: dict[str, list[float]] = {codec: [] for codec in CODECS}
+    for attempt in range(rounds):
+        for codec, path in stores.items():
+            data = as_row_data(open_array(path, chunk_bytes=rows_per_chunk * X.shape[1], min_chunks=1), owner="bench")
+            t0 = time.perf_counter()
+            tree_reduce(data, _sum_block, 100 + attempt, _add)
+            times[codec].append(time.perf_counter() - t0)
+    out = []
+    for codec, path in stores.items():
+        disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+        least = min(times[codec])
+        out.append(f"| read floor, {codec}, first {n_rows:,} rows (ratio {X[:n_rows].nbytes / disk:.2f}) | "
+                   f"{least:.2f} s; {least * n_total / n_rows:.1f} s projected to {n_total:,} rows | | | | |")
+        print(f"read floor {codec}: {times[codec]}", flush=True)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", default="/tmp/daskcluster-mnist8m")
@@ -74,6 +112,8 @@ def main() -> None:
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--skip-dask-ml", action="store_true")
     parser.add_argument("--generate-only", action="store_true", help="write the store (if absent), then stop")
+    parser.add_argument("--codec-floors", type=int, default=0, metavar="ROWS",
+                        help="also the read floor of each codec on the first ROWS rows (e.g. 1000000)")
     parser.add_argument("--minibatch", action="store_true",
                         help="only MiniBatchKMeans(10) on the store: time, inertia on all rows, accuracy")
     args = parser.parse_args()
@@ -138,6 +178,8 @@ def main() -> None:
             floors.append(time.perf_counter() - t0)
         floor = min(floors)
         print(f"read floor (read + decompress + sum): {floors} -> {floor:.2f} s")
+        if args.codec_floors:
+            rows += codec_floors(X, out / "floors", args.codec_floors, args.n)
 
         iters: list[float] = []
 

@@ -36,6 +36,11 @@ Shards (``shards=``)
     read single chunks. Use it where files are costly (object stores charge per request and
     list slowly; HPC file systems limit file counts); on a local disk it changes no pass time.
     A shard is the unit of writing, so writers give one task whole shards.
+
+Scratch stores written and read back within one fit (NMF's ``W`` rows in
+:mod:`daskcluster.engine.rowstore`, DBSCAN's partitions as ``.npy``) are not laid out here: they
+are stored raw, since they are read once or twice and their float rows barely compress (ratio
+1.0-1.1 on noisy float32 at any Blosc setting, ``benchmarks/RESULTS-codecs.md``).
 """
 
 from __future__ import annotations
@@ -54,7 +59,6 @@ from daskcluster.errors import InvalidParameterError
 
 __all__ = [
     "GENERATED_CHUNK_ROWS",
-    "SCRATCH_COMPRESSORS",
     "BYTE_CODEC",
     "WIDE_CODEC",
     "Layout",
@@ -72,13 +76,6 @@ BYTE_CODEC: dict[str, Any] = {"cname": "lz4hc", "clevel": 5, "shuffle": "noshuff
 
 WIDE_CODEC: dict[str, Any] = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
 """Blosc settings of the default codec for items wider than a byte."""
-
-SCRATCH_COMPRESSORS: None = None
-"""Codecs of scratch stores written and read back within one fit (NMF's ``W`` rows): none.
-
-They live on local disk for one iteration, so write speed counts as much as read speed, and
-their float rows barely compress (ratio 1.0-1.1 on noisy float32 at any Blosc setting).
-"""
 
 GENERATED_CHUNK_ROWS: int = 32_768
 """Rows per generated chunk of images (:func:`daskcluster.datasets.make_infinite_mnist`):
