@@ -221,3 +221,26 @@ def test_a_job_submitted_to_slurm_runs_as_a_batch_job(slurm: dict[str, str], tmp
     assert listed.returncode == 0, listed.stderr
     assert f"{job_id}: done" in listed.stdout and f"{slow_id}: cancelled" in listed.stdout
     assert _cli("list", "--cluster", str(config), env=env, cwd=tmp_path).stdout == listed.stdout
+
+
+@pytest.mark.slow
+def test_a_job_submitted_as_a_pbs_batch_job_runs(slurm: dict[str, str], tmp_path: Path) -> None:
+    """The PBS path (qsub, qstat -f, PBS's output file names, dask-jobqueue's PBSCluster for the
+    workers) against the same SLURM through its PBS/Torque commands (slurm-wlm-torque)."""
+    if shutil.which("qsub", path=slurm["PATH"]) is None:
+        pytest.skip("SLURM's PBS commands are not installed (Debian: apt-get install slurm-wlm-torque)")
+    env = {**slurm, "DASKCLUSTER_HOME": str(tmp_path / "home")}
+    config = _write(tmp_path / "pbs.yaml", _slurm_config(tmp_path, kind="pbs"))
+
+    out = _cli("submit", str(_blobs_job(tmp_path, "quick")), "--cluster", str(config), env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    job_id = out.stdout.strip()
+    assert "#PBS -l select=1:ncpus=1:mem=" in (tmp_path / "quick" / "batch" / "driver.sh").read_text()
+    done = _cli("status", job_id, "--wait", env=env, cwd=tmp_path)
+    assert done.returncode == 0 and done.stdout.startswith(f"{job_id}: done"), done.stdout + done.stderr
+    assert "[PBS job " in done.stdout
+    assert json.loads((tmp_path / "quick" / "metrics.json").read_text())["status"] == "done"
+    logs = _cli("logs", job_id, env=env, cwd=tmp_path)
+    assert logs.returncode == 0 and "job quick done" in logs.stdout
+    listed = _cli("list", "--cluster", str(config), env=env, cwd=tmp_path)
+    assert listed.stdout.startswith(f"{job_id}: done"), listed.stdout + listed.stderr

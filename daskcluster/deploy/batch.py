@@ -32,12 +32,14 @@ import shlex
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..errors import DaskClusterError
 from .backends import jobqueue_cluster_class, jobqueue_job_options
 
-__all__ = ["BATCH_KINDS", "BatchError", "BatchState", "batch_script", "batch_state", "cancel_batch", "submit_script"]
+__all__ = ["BATCH_KINDS", "BatchError", "BatchState", "batch_script", "batch_state", "cancel_batch", "output_files",
+           "submit_script"]
 
 logger = logging.getLogger(__name__)
 
@@ -109,9 +111,9 @@ def batch_script(config: Any, command: Sequence[str], *, job_name: str, workdir:
     return "\n".join(line for line in lines if line is not None) + "\n"
 
 
-def _run(words: list[str]) -> subprocess.CompletedProcess[str]:
+def _run(words: list[str], cwd: str | None = None) -> subprocess.CompletedProcess[str]:
     try:
-        return subprocess.run(words, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False)
+        return subprocess.run(words, capture_output=True, text=True, timeout=COMMAND_TIMEOUT, check=False, cwd=cwd)
     except FileNotFoundError:
         raise BatchError(f"'{words[0]}' is not installed here: submitting through the batch system needs its "
                          "commands on this machine (run daskcluster on a login node).") from None
@@ -123,7 +125,8 @@ def submit_script(config: Any, path: str | os.PathLike[str]) -> str:
     """Submit a batch script (``sbatch``/``qsub``); return the batch job id."""
     cls = jobqueue_cluster_class(config.kind).job_cls
     words = [*shlex.split(cls.submit_command), os.fspath(path)]
-    done = _run(words)
+    # submitted from the script's folder: where a batch system puts output files it names itself
+    done = _run(words, cwd=os.path.dirname(os.path.abspath(path)))
     if done.returncode != 0:
         raise BatchError(f"'{shlex.join(words)}' failed (exit {done.returncode}): "
                          f"{(done.stderr or done.stdout).strip()}")
@@ -131,6 +134,16 @@ def submit_script(config: Any, path: str | os.PathLike[str]) -> str:
     if match is None or not match.groupdict().get("job_id"):
         raise BatchError(f"'{shlex.join(words)}' printed no job id: {done.stdout.strip()!r}")
     return str(match.group("job_id"))
+
+
+def output_files(folder: str | os.PathLike[str], batch_id: str) -> list[Path]:
+    """The files in ``folder`` a batch system wrote the job's stdout and stderr to: SLURM's
+    ``<name>-<id>.out``/``.err`` (dask-jobqueue's header), PBS's ``<name>.o<id>``/``.e<id>``."""
+    number = re.match(r"\d+", batch_id)
+    if number is None:
+        return []
+    pattern = re.compile(rf"(-{number.group()}\.(out|err)|\.[oe]{number.group()})$")
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and pattern.search(p.name))
 
 
 def cancel_batch(kind: str, batch_id: str) -> None:

@@ -9,7 +9,7 @@ job. :func:`submit_batch` writes, in the job's output folder::
     batch/driver.sh      the batch script: the config's header and prologue (dask-jobqueue),
                          then  python -m daskcluster run batch/job.yaml --cluster
                          batch/cluster.yaml --out FOLDER --no-progress
-    batch/<id>-<batch id>.out, .err   what the batch system captures (SLURM; PBS names its own)
+    batch/<id>-<batch id>.out, .err   what the batch system captures (SLURM; PBS: <id>.o<batch id>)
 
 and submits the script (``sbatch``/``qsub``). On the compute node ``daskcluster run`` starts
 the config's dask-jobqueue cluster (its workers are more batch jobs, submitted from there),
@@ -29,7 +29,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..deploy.batch import BatchState, batch_script, batch_state, cancel_batch, submit_script
+from ..deploy.batch import (
+    BatchState,
+    batch_script,
+    batch_state,
+    cancel_batch,
+    output_files,
+    submit_script,
+)
 from .remote import TERMINAL, JobStatus, new_job_id, remember, wait_for
 
 __all__ = ["batch_cancel", "batch_logs", "batch_status", "batch_wait", "submit_batch"]
@@ -127,8 +134,8 @@ def batch_logs(job_id: str, record: dict[str, Any]) -> list[str]:
     job_log = Path(record["out"]) / "job.log"
     if job_log.is_file() and job_log.stat().st_mtime >= float(record.get("submitted", 0.0)) - 1.0:
         lines += job_log.read_text(errors="replace").splitlines()
-    for path in sorted(Path(b["folder"]).glob(f"*{b['id']}*")):
-        text = path.read_text(errors="replace").strip() if path.is_file() else ""
+    for path in output_files(b["folder"], b["id"]):
+        text = path.read_text(errors="replace").strip()
         if text:
             lines += [f"--- {path} ---", *text.splitlines()]
     return lines
