@@ -161,6 +161,21 @@ def test_exit_status_2_for_usage_and_validation_errors(tmp_path: Path, capsys: p
     assert info.value.code == 2
 
 
+def test_an_invalid_job_is_reported_before_a_cluster_that_cannot_start(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """The scheduler is reached for while the job is validated; when both fail, the job's report is
+    what the command says (it is the first thing to fix), and nothing is written."""
+    job = write_job(tmp_path, n_clusters=0)
+    nowhere = tmp_path / "nowhere.yaml"  # nothing listens on port 1: refused at once, given up after 2 s
+    nowhere.write_text(yaml.safe_dump({"kind": "address", "address": "tcp://127.0.0.1:1", "timeout": "2s"}))
+    assert main(["run", str(job), "--cluster", str(nowhere)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [
+        f"daskcluster: error: {job}: key 'model.params.n_clusters': The 'n_clusters' parameter of KMeans must be "
+        "an int in the range [1, inf). Got 0 instead."]
+    assert not (tmp_path / "out").exists()
+
+
 def test_info_without_a_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["info"]) == 0
     out = capsys.readouterr().out

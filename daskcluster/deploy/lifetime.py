@@ -49,6 +49,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from . import Deployment, deploy
+from .files import ConfigError
 
 __all__ = ["ClusterLifetime", "outlives_command", "reconnect", "reconnection", "starts_before_validation"]
 
@@ -84,15 +85,22 @@ class ClusterLifetime:
     def start(self, prepare: Callable[[], T]) -> tuple[Deployment, T]:
         """Start the cluster here while ``prepare()`` runs in a thread; return both results.
 
-        Raises what :func:`~daskcluster.deploy.deploy` raises, or what ``prepare`` raised.
+        Raises what :func:`~daskcluster.deploy.deploy` raises, or what ``prepare`` raised; a
+        :class:`ConfigError` of ``prepare`` (an invalid job) wins over a cluster that failed too.
         """
         with ThreadPoolExecutor(1, thread_name_prefix="daskcluster-prepare") as pool:
             preparing = pool.submit(prepare)
             try:
                 self.deployment = self._stack.enter_context(
                     deploy(self.config, scheduler=self.scheduler, on_up=self.on_up))
-            except BaseException:
+            except KeyboardInterrupt:
                 preparing.cancel()
+                raise
+            except Exception:
+                # a job found invalid meanwhile is the first thing to fix: its report comes first
+                problem = None if preparing.cancel() else preparing.exception()
+                if isinstance(problem, ConfigError):
+                    raise problem from None
                 raise
             return self.deployment, preparing.result()
 
