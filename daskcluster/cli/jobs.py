@@ -132,7 +132,6 @@ def _stop_on_sigterm() -> None:
     """SIGTERM (``kill``, a batch system's ``scancel``/``qdel``) stops ``run`` as Ctrl-C does: the job
     records 'cancelled' and the cluster it started (dask-jobqueue's worker jobs too) is shut down."""
     import signal
-    import threading
 
     def interrupt(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
