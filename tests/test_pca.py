@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 from sklearn.decomposition import PCA as SkPCA
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from daskcluster import Scaled
 from daskcluster.decomposition import PCA
 from daskcluster.engine import count_passes
-from daskcluster.errors import InvalidParameterError, NotFittedError
+from daskcluster.errors import InvalidParameterError, NonFiniteDataError, NotFittedError
 
 # Error analysis of the comparison. Both sides form the covariance C in float64: scikit-learn
 # from raw moments (XᵀX - n μμᵀ) / (n - 1), this package from chunk-centred scatters merged
@@ -77,3 +78,14 @@ def test_errors() -> None:
         PCA(2).transform(X)
     with pytest.raises(ValueError, match="features"):
         PCA(2).fit(X).transform(X[:, :5])
+    bad = X.copy()
+    bad[17, 3] = np.nan
+    with pytest.raises(NonFiniteDataError, match=r"row 17, feature 3"):
+        PCA(2).fit(da.from_array(bad, chunks=(10, -1)))
+    with pytest.raises(NonFiniteDataError, match=r"row 17, feature 3"):
+        PCA(2).fit(X).transform(bad)
+
+
+@parametrize_with_checks([PCA(n_components=2)])
+def test_sklearn_compatible(estimator: object, check: object) -> None:
+    check(estimator)  # type: ignore[operator]

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .blocks import Affine, ChunkInfo, iter_compute_slices, slice_rows
+from .blocks import (
+    Affine,
+    ChunkInfo,
+    check_finite_rows,
+    iter_compute_slices,
+    row_sq_norms,
+    slice_rows,
+)
 
 __all__ = ["Moments", "combine_moments", "moments_kernel", "project_rows"]
 
@@ -41,11 +48,14 @@ def _merge(a: Moments, b: Moments) -> Moments:
 
 
 def moments_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, affine: Affine) -> Moments:
-    """The rows' count, mean and centred scatter of one block. ``weights`` is unused (None)."""
+    """The rows' count, mean and centred scatter of one block. ``weights`` is unused (None).
+    Raises on NaN or infinity (a slice's mean is then not finite), naming the row."""
     d = block.shape[1]
     out = Moments(0, np.zeros(d), np.zeros((d, d)))
     for start, stop, x in iter_compute_slices(block, np.dtype(np.float64), affine, slice_rows(d, d)):
         mean = x.mean(axis=0)
+        if not np.isfinite(mean).all():
+            check_finite_rows(x, row_sq_norms(x), chunk, start)
         centred = x - mean
         out = _merge(out, Moments(stop - start, mean, centred.T @ centred))
     return out
@@ -62,9 +72,11 @@ def combine_moments(parts: list[Moments]) -> Moments:
 def project_rows(block: np.ndarray, affine: Affine, mean: np.ndarray, projection: np.ndarray, dtype: np.dtype,
                  chunk: ChunkInfo) -> np.ndarray:
     """``(x - mean) @ projection`` of each row, shape (n_rows, n_columns), in ``dtype``
-    (computed in float64)."""
+    (computed in float64). Raises on NaN or infinity, naming the row."""
     out = np.empty((block.shape[0], projection.shape[1]), dtype=dtype)
     for start, stop, x in iter_compute_slices(block, np.dtype(np.float64), affine,
                                               slice_rows(block.shape[1], projection.shape[1])):
         out[start:stop] = (x - mean) @ projection
+        if not np.isfinite(out[start:stop]).all():
+            check_finite_rows(x, row_sq_norms(x), chunk, start)
     return out
