@@ -45,7 +45,8 @@ import dask.array as da
 import numpy as np
 
 from ..blas import single_threaded_blas
-from ..data import RowData, active_client
+from ..data import RowData
+from ..io import active_client
 from ..kernels.blocks import ChunkInfo
 from ..kernels.sparse import as_block
 from .passes import _count
@@ -196,7 +197,7 @@ def run_sequential(
 
 def _load_block(array: da.Array, weights: da.Array | None, index: int) -> tuple[Any, np.ndarray | None]:
     parts = [row_block(array, index)] + ([] if weights is None else [row_block(weights, index)])
-    out = dask.compute(*parts)
+    out = dask.compute(*parts)  # type: ignore[attr-defined, no-untyped-call]
     return as_block(out[0]), (None if weights is None else np.asarray(out[1]))
 
 
@@ -355,6 +356,7 @@ def run_on_whole(data: RowData, weights: da.Array | None, kernel: Callable[..., 
     """
     _count(data)
     if data.lazy:
-        return dask.delayed(_whole_task)(kernel, data.array, weights, *args).compute()
-    w = None if weights is None else np.asarray(weights.compute())
-    return _whole_task(kernel, data.array.compute(), w, *args)
+        task = dask.delayed(_whole_task)(kernel, data.array, weights, *args)  # type: ignore[attr-defined]
+        return task.compute()
+    w = None if weights is None else np.asarray(weights.compute())  # type: ignore[no-untyped-call]
+    return _whole_task(kernel, data.array.compute(), w, *args)  # type: ignore[no-untyped-call]
