@@ -37,8 +37,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_gmm import blas_info  # noqa: E402
-from bench_kmeans import cpu_model, git_commit, versions  # noqa: E402
+from bench_gmm import blas_info
+from bench_kmeans import cpu_model, git_commit, versions
 
 
 def _sum_block(block: np.ndarray, weights: np.ndarray | None, chunk: object, params: object) -> np.ndarray:
@@ -87,7 +87,7 @@ def streamed(X: object, rounds: int, iters: int) -> tuple[list[float], list[floa
             tree_reduce(data, _sum_block, None, _add)
             floors.append(time.perf_counter() - t0)
             its: list[float] = []
-            with progress_hook(lambda rep: its.append(rep.seconds)
+            with progress_hook(lambda rep, its=its: its.append(rep.seconds)
                                if rep.estimator == "GaussianMixture" and rep.stage == "fit" else None):
                 gm = GaussianMixture(10, covariance_type="diag", init_params="random_from_data", max_iter=iters,
                                      tol=0, random_state=0, reg_covar=1e-3, cache=False).fit(scaled(X, 1 / 255))

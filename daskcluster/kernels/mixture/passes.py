@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...blas import single_threaded_blas
 from ..blocks import Affine, ChunkInfo, check_finite_rows, row_sq_norms
 from ..distances import nearest_center
 from ..kmeans import chunk_rng
@@ -25,7 +26,6 @@ from .estep import (
 )
 from .params import GaussianParams
 from .stats import Accumulator, MixtureStats
-from ...blas import single_threaded_blas
 
 #: ``resp_of(start, x, a)``: one ``(resp, log_lik, entropy)`` per accumulator for the tile ``a``
 #: whose float64 rows ``x`` start at row ``start`` of the block.

@@ -22,6 +22,7 @@ arithmetic for these sums (``d (d + 1) / 2`` multiply-adds per row and component
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -99,13 +100,13 @@ class FullCovariance(CovarianceType):
 
     def prepare(self, gp: GaussianParams, ref: np.ndarray) -> Whitening:
         """The column blocks of ``[L_1 ... L_K]`` and the offsets ``-(mu_k - ref) L_k``."""
-        k, d = gp.means.shape
+        d = gp.means.shape[1]
         chol = gp.prec_chol
         upper = not np.tril(chol, -1).any()
         n_blocks = max(1, -(-d // BLOCK_COLUMNS)) if upper else 1
         cuts = np.linspace(0, d, n_blocks + 1).round().astype(np.int64).tolist()
         blocks = []
-        for c0, c1 in zip(cuts[:-1], cuts[1:]):
+        for c0, c1 in itertools.pairwise(cuts):
             rows = c1 if upper else d
             blocks.append((c0, rows, np.ascontiguousarray(chol[:, :rows, c0:c1].transpose(1, 2, 0).reshape(rows, -1))))
         offset = -np.einsum("kd,kde->ek", gp.means - ref, chol).reshape(-1)
