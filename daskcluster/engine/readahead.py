@@ -74,8 +74,8 @@ def depth() -> int:
     value = dask.config.get(READ_AHEAD_CONFIG, DEFAULT_DEPTH)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidParameterError(
-            f"The Dask configuration key {READ_AHEAD_CONFIG!r} must be a non-negative integer (chunks read "
-            f"ahead by each worker thread; 0 turns read-ahead off); got {value!r}."
+            f"The Dask configuration key {READ_AHEAD_CONFIG!r} must be an int in the range [0, inf) (chunks "
+            f"read ahead by each worker thread; 0 turns read-ahead off). Got {value!r} instead."
         )
     return value
 
