@@ -3,6 +3,7 @@ scikit-learn (nor the estimators), and ``import daskcluster`` is light."""
 
 from __future__ import annotations
 
+import pydoc
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -68,6 +69,7 @@ def test_lazy_names_behave_as_eager_ones() -> None:
     namespace: dict[str, Any] = {}
     exec("from daskcluster.mixture import *", namespace)  # noqa: S102
     assert namespace["GaussianMixture"].__name__ == "GaussianMixture"
+    assert "class KMeans" in pydoc.render_doc(daskcluster.cluster, renderer=pydoc.plaintext)  # help() sees them
     with pytest.raises(AttributeError, match="has no attribute 'KMean'"):
         daskcluster.KMean  # noqa: B018
 
