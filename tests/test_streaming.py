@@ -13,7 +13,13 @@ import pytest
 
 from daskcluster import KMeans, scaled
 from daskcluster.datasets import make_blobs
+from daskcluster.engine import readahead
 from daskcluster.io import open_array, write_zarr
+
+
+def _taken_ahead(client: object) -> int:
+    """Chunks the workers' tasks took from a read-ahead so far."""
+    return sum(c["ahead"] for c in client.run(readahead.counts).values())  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
@@ -58,14 +64,20 @@ def test_streamed_fit_with_small_workers_equals_in_memory_fit(tmp_path: object) 
         t.start()
         try:
             source = open_array(path, chunk_bytes=4 * 2**20)
-            streamed = KMeans(10, init=init, max_iter=6, tol=0).fit(scaled(source, 1 / 255))
+            taken = _taken_ahead(client)
+            # cache=False: streamed from the store on every pass ("auto" would hold the 410 MB in
+            # the workers' 2 x 450 MiB, whose budget is half of that)
+            streamed = KMeans(10, init=init, max_iter=3, tol=0, cache=False).fit(scaled(source, 1 / 255))
         finally:
             stop.set()
             t.join()
+        # the peak above was measured with reads and compute overlapped, and nothing stays behind
+        assert _taken_ahead(client) > taken
+        assert not any(client.run(readahead.held).values())
     assert max(peak.values()) < limit, {p: v / 2**20 for p, v in peak.items()}
     growth = {p: (peak[p] - start[p]) / 2**20 for p in peak}
     assert max(growth.values()) < growth_bound / 2**20 < n * d / 2**20, growth
-    in_memory = KMeans(10, init=init, max_iter=6, tol=0).fit(scaled(stored.compute(), 1 / 255))
+    in_memory = KMeans(10, init=init, max_iter=3, tol=0).fit(scaled(stored.compute(), 1 / 255))
     np.testing.assert_allclose(streamed.cluster_centers_, in_memory.cluster_centers_, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(streamed.inertia_, in_memory.inertia_, rtol=1e-5)
-    assert streamed.n_iter_ == in_memory.n_iter_ == 6
+    assert streamed.n_iter_ == in_memory.n_iter_ == 3
