@@ -4,7 +4,10 @@ Elkan) iterations then finish.
 
 A mini-batch epoch reads the data once, like a Lloyd pass, but moves the centers by thousands of
 small steps instead of one: from its own k-means++ seeding on a sample, one or two epochs get
-close to a good optimum, so the exact iterations that follow start near their fixed point.
+close to a good optimum in inertia, for fewer reads than k-means|| (2-3 against
+``init_max_iter + 1``). The exact iterations then make the centers a Lloyd fixed point; how many
+they take depends on the data and the seed, as after any seeding (see
+``benchmarks/RESULTS-seeding.md``).
 """
 
 from __future__ import annotations
