@@ -62,7 +62,16 @@ from .schedule import (
     row_block,
     unique_name,
 )
-from .tree import Node, above_groups, children, combine_complete, combine_sources, evaluate, pick, tree_widths
+from .tree import (
+    Node,
+    above_groups,
+    children,
+    combine_complete,
+    combine_sources,
+    evaluate,
+    pick,
+    tree_widths,
+)
 
 logger = logging.getLogger(__name__)
 
