@@ -33,7 +33,13 @@ __getattr__, __dir__, __all__ = attach(
 )
 
 if TYPE_CHECKING:
-    from .cluster import DBSCAN, AgglomerativeClustering, KMeans, MiniBatchKMeans, SpectralClustering
+    from .cluster import (
+        DBSCAN,
+        AgglomerativeClustering,
+        KMeans,
+        MiniBatchKMeans,
+        SpectralClustering,
+    )
     from .data import Scaled, scaled
     from .decomposition import NMF, OPNMF
     from .mixture import BayesianGaussianMixture, GaussianMixture

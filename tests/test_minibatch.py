@@ -19,11 +19,15 @@ from sklearn.cluster import MiniBatchKMeans as SkMiniBatchKMeans
 from sklearn.datasets import make_blobs
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import daskcluster.engine.sequential as sequential
 from daskcluster import KMeans, scaled
 from daskcluster.cluster._minibatch import MiniBatchKMeans
-from daskcluster.engine import count_passes
-from daskcluster.errors import InvalidDataError, InvalidParameterError, NonFiniteDataError, NotFittedError
+from daskcluster.engine import count_passes, sequential
+from daskcluster.errors import (
+    InvalidDataError,
+    InvalidParameterError,
+    NonFiniteDataError,
+    NotFittedError,
+)
 from daskcluster.io import open_array, write_zarr
 from daskcluster.kernels import minibatch as M
 

@@ -44,7 +44,12 @@ if TYPE_CHECKING:
     from .deform import Deformation, deform_images, warp_images
     from .fallback import mnist_or_generated
     from .idx import load_mnist_idx, read_idx, write_idx
-    from .infinite import DEFAULT_CHUNK_ROWS, digits_28x28, load_base_digits, make_infinite_mnist
+    from .infinite import (
+        DEFAULT_CHUNK_ROWS,
+        digits_28x28,
+        load_base_digits,
+        make_infinite_mnist,
+    )
     from .mnist import MNIST_ENV, find_mnist, load_mnist, load_mnist_npz, mnist_to_zarr
     from .moons import make_moons
     from .openml import fetch_mnist_openml

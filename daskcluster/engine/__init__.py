@@ -20,7 +20,13 @@ from .passes import (
 )
 from .rowstore import RowStore, StoredRows, store_rows
 from .schedule import row_block
-from .sequential import Round, SequentialSteps, epoch_rounds, run_on_whole, run_sequential
+from .sequential import (
+    Round,
+    SequentialSteps,
+    epoch_rounds,
+    run_on_whole,
+    run_sequential,
+)
 
 __all__ = [
     "SPLIT_EVERY",
