@@ -26,7 +26,13 @@ Where read-ahead is not used, and why nothing is needed there:
   compute already overlap (and the synchronous scheduler is for debugging, on one thread);
 * persisted data (``cache=True``) are in cluster memory: a pass reads nothing;
 * data whose graph holds futures (e.g. a slice of a persisted array) are already computed
-  in part and go through Dask's own scheduling.
+  in part and go through Dask's own scheduling; chunks sliced from an array held in the graph
+  are in memory already.
+
+Every pass made by ``tree_reduce`` reads ahead: k-means' Lloyd and Elkan iterations, seeding,
+Gaussian mixtures' EM, sweeps, the score and inertia passes. Not yet: passes that keep new
+rows (``tree_reduce_rows``: NMF's ``W``) and lazy row maps (``map_rows``: labels and
+predictions computed later by the caller's own Dask graph), whose chunks Dask schedules.
 
 Zarr 3's own settings (``async.concurrency``: concurrent chunk reads within one array read;
 ``threading.max_workers``: its codec thread pool) parallelise the Zarr chunks *inside* one
