@@ -5,6 +5,7 @@ rows, the chunks and the workers."""
 from __future__ import annotations
 
 from functools import partial
+from itertools import pairwise
 from typing import Any
 
 import dask
@@ -120,24 +121,26 @@ def test_client_receives_the_same_bytes_whatever_the_rows() -> None:
     assert received[0][1] <= SPLIT_EVERY * (k * D * 8 * 2 + k * 64)
 
 
+def _leaves(node: tuple[int, int], group: int | None, combined: dict[Any, Any], n: int) -> list[int]:
+    """The chunks under ``node``: all of its leaves when a group holds it, else its children's."""
+    level, j = node
+    if group is not None or level == 0:
+        return list(range(j * SPLIT_EVERY**level, min((j + 1) * SPLIT_EVERY**level, n)))
+    return [i for g, kid in combined[node] for i in _leaves(kid, g, combined, n)]
+
+
 def test_above_groups_covers_the_tree_once() -> None:
     """Workers holding runs of chunks: every leaf reaches the root through exactly one path and
     the root is combined from at most ``split_every`` nodes."""
     for n, cuts in [(100, [50]), (248, [124]), (1000, [130, 260, 400, 401, 777]), (13, [])]:
         bounds = [0, *cuts, n]
         held = [combine_complete(dict.fromkeys(range(a, b)), n, SPLIT_EVERY, lambda p: None)
-                for a, b in zip(bounds[:-1], bounds[1:])]
+                for a, b in pairwise(bounds)]
         combined, top = above_groups(held, n, SPLIT_EVERY)
         assert len(top) <= SPLIT_EVERY
         widths = tree_widths(n, SPLIT_EVERY)
 
-        def leaves(node: tuple[int, int], via: int | None) -> list[int]:
-            level, j = node
-            if via is not None or level == 0:
-                return list(range(j * SPLIT_EVERY**level, min((j + 1) * SPLIT_EVERY**level, n)))
-            return [i for g, kid in combined[node] for i in leaves(kid, g)]
-
-        covered = sorted(i for node, g in top.items() for i in leaves(node, g))
+        covered = sorted(i for node, g in top.items() for i in _leaves(node, g, combined, n))
         assert covered == list(range(n))
         assert all(node[0] < len(widths) - 1 for node in combined)  # the root stays with the client
 
