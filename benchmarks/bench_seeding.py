@@ -16,9 +16,10 @@ fit to convergence (scikit-learn's ``tol=1e-4``, ``max_iter=300``):
 * ``init="mini-batch"``: a short ``MiniBatchKMeans`` fit, then the same Lloyd iterations.
 
 Recorded per fit: the seeding's full reads of the data (passes counted by
-``daskcluster.engine.count_passes`` before the first Lloyd pass, plus the mini-batch epochs and
-its sample read when that counter does not count them), the seeding's seconds (from the start
-of ``fit`` to the start of the first Lloyd pass), the Lloyd iterations, the total reads and
+``daskcluster.engine.count_passes`` before the first Lloyd pass: k-means|| rounds and weighting,
+mini-batch epochs; not the warm start's read of its seeding sample, which reads only the chunks
+holding the sampled rows), the seeding's seconds (from the start of ``fit`` to the start of the
+first Lloyd pass, so with ``cache`` persisting the data it includes that), the Lloyd iterations, the total reads and
 seconds, and the final inertia. ``algorithm='elkan'`` (the default here) makes the same
 iterations, centers and inertia as ``'lloyd'`` in less time; passes are what an out-of-core fit
 pays for, whatever the algorithm.
@@ -94,13 +95,9 @@ def timed_fit(X: Any, kwargs: dict[str, Any], seed: int, algorithm: str, cache: 
     from daskcluster.progress import progress_hook
 
     first: dict[str, float] = {}
-    epochs = 0
 
     def hook(rep: Any) -> None:
-        nonlocal epochs
-        if rep.estimator == "MiniBatchKMeans":
-            epochs += 1
-        elif rep.stage == "fit" and "at" not in first:
+        if rep.estimator == "KMeans" and rep.stage == "fit" and "at" not in first:
             first.update(at=time.perf_counter() - rep.seconds, passes=counter.passes - 1)
 
     with count_passes() as counter, progress_hook(hook), warnings.catch_warnings():
@@ -108,11 +105,7 @@ def timed_fit(X: Any, kwargs: dict[str, Any], seed: int, algorithm: str, cache: 
         t0 = time.perf_counter()
         km = KMeans(N_CLUSTERS, random_state=seed, algorithm=algorithm, cache=cache, **kwargs).fit(X)
         seconds = time.perf_counter() - t0
-    counted = int(first["passes"])
-    # the mini-batch epochs and the read of its seeding sample, when the counter does not see them
-    uncounted = epochs + 1 if epochs and counted < epochs else 0
-    return Fit(counted + uncounted, first["at"] - t0, int(km.n_iter_), counter.passes + uncounted, seconds,
-               float(km.inertia_))
+    return Fit(int(first["passes"]), first["at"] - t0, int(km.n_iter_), counter.passes, seconds, float(km.inertia_))
 
 
 def warm_up(X: Any, algorithm: str, cache: Any) -> None:
