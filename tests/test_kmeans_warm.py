@@ -162,7 +162,7 @@ def test_same_model_on_one_and_two_workers(X_blobs: np.ndarray, process_client: 
 
     Xd = da.from_array(X_blobs, chunks=700)
     two = KMeans(10, init="mini-batch", random_state=7, algorithm="elkan", max_iter=5).fit(Xd)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl):
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, Client(cl):
         one = KMeans(10, init="mini-batch", random_state=7, algorithm="elkan", max_iter=5).fit(Xd)
     np.testing.assert_array_equal(one.cluster_centers_, two.cluster_centers_)
     assert one.inertia_ == two.inertia_ and one.n_iter_ == two.n_iter_
