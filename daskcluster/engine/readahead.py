@@ -55,8 +55,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask
+from dask.local import get_sync
 
-from ..errors import InvalidParameterError
+from ..params import check_int
 
 logger = logging.getLogger(__name__)
 
@@ -77,12 +78,8 @@ _counts = {"ahead": 0, "own": 0}
 
 def depth() -> int:
     """The read-ahead depth set in Dask's configuration (``daskcluster.read-ahead``), checked."""
-    value = dask.config.get(READ_AHEAD_CONFIG, DEFAULT_DEPTH)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidParameterError(
-            f"The Dask configuration key {READ_AHEAD_CONFIG!r} must be an int in the range [0, inf) (chunks "
-            f"read ahead by each worker thread; 0 turns read-ahead off). Got {value!r} instead."
-        )
+    value = check_int("Dask's configuration", READ_AHEAD_CONFIG, dask.config.get(READ_AHEAD_CONFIG, DEFAULT_DEPTH), 0)
+    assert value is not None
     return value
 
 
@@ -102,7 +99,7 @@ class ChunkRead:
 
 def read(chunk: ChunkRead) -> list[Any]:
     """The chunk's arrays, computed in this thread by Dask's synchronous scheduler."""
-    return list(dask.get(chunk.graph, chunk.keys))
+    return list(get_sync(chunk.graph, chunk.keys))
 
 
 def _this_worker() -> str | None:
