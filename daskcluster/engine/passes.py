@@ -166,7 +166,7 @@ def _chunk_reads(data: RowData, weights: da.Array | None) -> list[readahead.Chun
     users: Counter[Any] = Counter()
     for i in range(data.n_chunks):
         keys = [data_keys[i]] + ([] if weights_keys is None else [weights_keys[i]])
-        sub = cull(dsk, keys)[0]
+        sub = cull(dsk, keys)[0]  # type: ignore[no-untyped-call]
         users.update(sub.keys())
         reads.append(readahead.ChunkRead(i, sub, keys))
     if any(_held_bytes(dsk[k]) > SHARED_BYTES_LIMIT for k, c in users.items() if c > 1):
