@@ -1373,7 +1373,7 @@ def write_zarr(
     compressors : "default", str, None, codec or sequence of codecs, default="default"
         The chunks' codecs (see :mod:`daskcluster.storage`). ``"default"`` is the measured
         fastest to stream: Blosc ``lz4hc`` level 5 unshuffled for 1-byte items (``uint8``
-        images: 3-4x faster to decode than ``zstd`` level 3, 10% larger), Blosc ``lz4`` level
+        images: 2-3x faster to decode than ``zstd`` level 3, 8% larger), Blosc ``lz4`` level
         5 with byte shuffle for wider items. A name ``"CNAME[:LEVEL[:SHUFFLE]]"`` such as
         ``"zstd:3"`` picks another Blosc codec (smaller files for data read once or from slow
         storage); ``None`` or ``"none"`` stores raw chunks; Zarr codec objects are used as

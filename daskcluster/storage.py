@@ -13,8 +13,8 @@ Codecs (``compressors=``)
     codec that decodes fast pays back its larger files many times over:
 
     * 1-byte items (``uint8`` pixels): Blosc ``lz4hc`` level 5, unshuffled. On deformed MNIST
-      digits it decodes 3-4x faster than ``zstd`` level 3 (the former default) at a ratio of
-      3.0 instead of 3.3; byte shuffle is a no-op for 1-byte items and bit shuffle costs ratio
+      digits it decodes 2x faster through zarr (3x in Blosc alone) than ``zstd`` level 3 (the
+      former default) at a ratio of 3.0 instead of 3.3; byte shuffle is a no-op for 1-byte items and bit shuffle costs ratio
       and speed.
     * wider items (``float32``, ``float64``, integers): Blosc ``lz4`` level 5 with byte
       shuffle, which decodes at 1-1.5 GB/s per core and compresses at 250-400 MB/s (``lz4hc``
@@ -103,8 +103,10 @@ def parse_compressors(text: str, dtype: npt.DTypeLike) -> tuple[zarr.codecs.Blos
 
     Examples
     --------
-    >>> parse_compressors("zstd:3", "uint8")
-    (BloscCodec(typesize=None, cname=<BloscCname.zstd: 'zstd'>, clevel=3, shuffle=<BloscShuffle.noshuffle: 'noshuffle'>, blocksize=0),)
+    >>> describe_compressors(parse_compressors("zstd:3", "uint8"))
+    'blosc zstd 3 noshuffle'
+    >>> describe_compressors(parse_compressors("lz4", "float32"))
+    'blosc lz4 5 shuffle'
     """
     name = text.strip().lower()
     if name == "default":
