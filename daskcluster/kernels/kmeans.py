@@ -25,6 +25,7 @@ from .assign import (
     weights_arg,
 )
 from .blocks import Affine, ChunkInfo
+from .moments import pairwise_update
 from .sparse import dense_rows
 
 
@@ -55,15 +56,7 @@ class Moments:
     m2: np.ndarray
 
     def merge(self, other: Moments) -> Moments:
-        if other.n == 0:
-            return self
-        if self.n == 0:
-            return other
-        n = self.n + other.n
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.n / n)
-        m2 = self.m2 + other.m2 + delta**2 * (self.n * other.n / n)
-        return Moments(n, mean, m2)
+        return Moments(*pairwise_update(self.n, self.mean, self.m2, other.n, other.mean, other.m2))
 
     @property
     def var(self) -> np.ndarray:

@@ -23,7 +23,7 @@ from .blocks import (
     slice_rows,
 )
 
-__all__ = ["Moments", "combine_moments", "moments_kernel", "project_rows"]
+__all__ = ["Moments", "combine_moments", "moments_kernel", "pairwise_update", "project_rows"]
 
 
 @dataclass(frozen=True)
@@ -35,16 +35,22 @@ class Moments:
     scatter: np.ndarray
 
 
+def pairwise_update(n_a: int, mean_a: np.ndarray, m_a: np.ndarray, n_b: int, mean_b: np.ndarray,
+                    m_b: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """Chan, Golub & LeVeque's merge of two parts' counts, means (n_features,) and centred sums
+    of squares: per feature (n_features,) or the scatter matrix (n_features, n_features)."""
+    if n_b == 0:
+        return n_a, mean_a, m_a
+    if n_a == 0:
+        return n_b, mean_b, m_b
+    n = n_a + n_b
+    delta = mean_b - mean_a
+    spread = np.outer(delta, delta) if m_a.ndim == 2 else delta**2
+    return n, mean_a + delta * (n_b / n), m_a + m_b + spread * (n_a * n_b / n)
+
+
 def _merge(a: Moments, b: Moments) -> Moments:
-    if b.n_rows == 0:
-        return a
-    if a.n_rows == 0:
-        return b
-    n = a.n_rows + b.n_rows
-    delta = b.mean - a.mean
-    mean = a.mean + delta * (b.n_rows / n)
-    scatter = a.scatter + b.scatter + np.outer(delta, delta) * (a.n_rows * b.n_rows / n)
-    return Moments(n, mean, scatter)
+    return Moments(*pairwise_update(a.n_rows, a.mean, a.scatter, b.n_rows, b.mean, b.scatter))
 
 
 def moments_kernel(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, affine: Affine) -> Moments:
