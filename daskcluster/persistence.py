@@ -121,6 +121,7 @@ MODEL_CLASSES: dict[tuple[str, str], str] = {
     ("daskcluster", "BayesianGaussianMixture"): "daskcluster.mixture:BayesianGaussianMixture",
     ("daskcluster", "NMF"): "daskcluster.decomposition:NMF",
     ("daskcluster", "OPNMF"): "daskcluster.decomposition:OPNMF",
+    ("daskcluster", "PCA"): "daskcluster.decomposition:PCA",
     ("daskcluster", "DBSCAN"): "daskcluster.cluster:DBSCAN",
     ("daskcluster", "AgglomerativeClustering"): "daskcluster.cluster:AgglomerativeClustering",
     ("daskcluster", "SpectralClustering"): "daskcluster.cluster:SpectralClustering",
