@@ -160,7 +160,7 @@ def test_sklearn_message_and_param(name: str, params: dict[str, Any]) -> None:
 # Where our accepted values differ from scikit-learn's, the message keeps scikit-learn's form.
 OWN_MESSAGE = [
     (KMeans(init="kmeans"), "init", ("The 'init' parameter of KMeans must be a str among {'k-means||', 'k-means++', "
-                                    "'random'}, a callable or an array-like. Got 'kmeans' instead.")),
+                                    "'random', 'mini-batch'}, a callable or an array-like. Got 'kmeans' instead.")),
     (KMeans(cache="yes"), "cache", ("The 'cache' parameter of KMeans must be a str among {'auto'} or an instance of "
                                    "'bool' or an instance of 'numpy.bool'. Got 'yes' instead.")),
     (KMeans(oversampling_factor=0), "oversampling_factor",
