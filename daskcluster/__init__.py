@@ -26,6 +26,7 @@ __getattr__, __dir__, __all__ = attach(
         "BayesianGaussianMixture": ".mixture",
         "NMF": ".decomposition",
         "OPNMF": ".decomposition",
+        "PCA": ".decomposition",
         "Scaled": ".data",
         "scaled": ".data",
     },
@@ -41,5 +42,5 @@ if TYPE_CHECKING:
         SpectralClustering,
     )
     from .data import Scaled, scaled
-    from .decomposition import NMF, OPNMF
+    from .decomposition import NMF, OPNMF, PCA
     from .mixture import BayesianGaussianMixture, GaussianMixture
