@@ -97,7 +97,7 @@ def load_mnist_split(source: str, small: bool, work_dir: Path) -> tuple[Any, np.
         X_test, y_test = load_mnist_npz(path, split="test")
         return X[:n_train], y[:n_train], X_test[:n_test], y_test[:n_test], f"MNIST ({path})"
     X, y, where = mnist_or_generated("generated", n_train + n_test, work_dir)
-    X = np.asarray(X)
+    X = X.compute()  # into memory (np.asarray of a Dask array reads element by element on Dask's query-planning backend)
     return X[:n_train], y[:n_train], X[n_train:], y[n_train:], f"{where}, split {n_train:,} / {n_test:,}"
 
 
