@@ -32,6 +32,11 @@ LEFT_OUT = {
                    "datasets and jobs, rerun here",
     "test_deploy.py": "starts schedulers, workers and a gateway server: no Dask array is involved",
     "test_trust_cli.py": "command-line processes and YAML checks: no Dask array is involved",
+    "test_submit_batch.py": "batch-system processes (SLURM daemons, driver scripts): the job they run is "
+                            "tested by test_jobs.py, rerun here",
+    "test_worker_imports.py": "which modules fresh interpreters and workers import: the same on both backends",
+    "test_streaming.py": "one fit on memory-limited worker processes (minutes); streamed fits from Zarr with "
+                         "read-ahead on a process cluster are rerun here by test_engine_readahead.py",
 }
 
 #: Single tests not rerun with query planning, and why.
