@@ -9,6 +9,7 @@ from pathlib import Path
 import dask
 import numpy as np
 import pytest
+from sklearn.datasets import make_blobs
 
 from daskcluster.datasets import find_mnist, load_mnist_npz
 
@@ -51,3 +52,10 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
     if path is None:
         pytest.skip("real MNIST not found (../shared/data/mnist.npz or $DASKCLUSTER_MNIST)")
     return load_mnist_npz(path)
+
+
+@pytest.fixture(scope="module")
+def X_blobs() -> np.ndarray:
+    """6,000 rows of 10 Gaussian blobs in 8 dimensions (the k-means tests' small data)."""
+    X, _ = make_blobs(6000, 8, centers=10, cluster_std=2.0, random_state=3)
+    return X

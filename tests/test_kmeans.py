@@ -29,13 +29,6 @@ from daskcluster.errors import (
 )
 from daskcluster.io import write_zarr
 
-
-@pytest.fixture(scope="module")
-def X_blobs() -> np.ndarray:
-    X, _ = make_blobs(6000, 8, centers=10, cluster_std=2.0, random_state=3)
-    return X
-
-
 # ------------------------------------------------------------------ seeding quality
 
 

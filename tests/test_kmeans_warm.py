@@ -11,7 +11,6 @@ import dask.array as da
 import numpy as np
 import pytest
 from sklearn.cluster import KMeans as SkKMeans
-from sklearn.datasets import make_blobs
 
 from daskcluster import KMeans, MiniBatchKMeans, scaled
 from daskcluster.cluster._warm import (
@@ -25,12 +24,6 @@ from daskcluster.engine import count_passes
 from daskcluster.errors import InvalidParameterError
 from daskcluster.io import open_array, write_zarr
 from daskcluster.progress import IterationReport, progress_hook
-
-
-@pytest.fixture(scope="module")
-def X_blobs() -> np.ndarray:
-    X, _ = make_blobs(6000, 8, centers=10, cluster_std=2.0, random_state=3)
-    return X
 
 
 def _mini_batch(X: object, n_samples: int, entropy: int) -> MiniBatchKMeans:
