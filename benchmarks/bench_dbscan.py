@@ -34,6 +34,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from machine import cpu_model
 from peak_rss import PeakRSS
 
 
@@ -45,12 +46,7 @@ def eps_for(n: int) -> float:
 def machine() -> str:
     from threadpoolctl import threadpool_info
 
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')}, {i.get('num_threads')} threads)"
                      for i in threadpool_info())
     import dask

@@ -48,6 +48,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from machine import cpu_model
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 OUTPUT = HERE / "RESULTS-jobs.md"
@@ -226,12 +228,7 @@ def machine() -> str:
     import numpy as np  # noqa: F401  (loads the BLAS threadpoolctl reports)
     from threadpoolctl import threadpool_info
 
-    cpu = "unknown CPU"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture', '?')}, "
                      f"{i.get('num_threads')} threads)" for i in threadpool_info() if i.get("user_api") == "blas")
     return (f"{cpu}, {os.cpu_count()} CPUs; BLAS: {blas or 'none found'}; Python {platform.python_version()}, "

@@ -66,6 +66,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from machine import cpu_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -144,24 +145,6 @@ def kmeanspp(Xf: np.ndarray, k: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- environment
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.lower().startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or platform.machine()
 
 
 def versions() -> str:
@@ -440,7 +423,7 @@ def run_overhead(data: Data, scheduler: str, rounds: int) -> Overhead:
 # --------------------------------------------------------------------------- report
 
 
-def _f(v: float | int | None, spec: str) -> str:
+def _f(v: float | None, spec: str) -> str:
     return "-" if v is None else format(v, spec)
 
 
@@ -537,7 +520,7 @@ def report(run: Run, env: dict[str, Any]) -> str:
     L.append(f"Data: real MNIST train+test (`{os.path.relpath(a.data, ROOT)}`), {run.n_rows:,} × 784 uint8"
              + (f"; k ≥ {SUBSET_FROM_K:,} on the first {min(SUBSET_ROWS, run.n_rows):,} rows" if any(
                  k >= SUBSET_FROM_K for k in run.by_k) else "") + ". scikit-learn and dask-ml get float32 `X/255`; "
-             f"daskcluster gets `scaled(X_uint8, 1/255)` (uint8 storage) and float32 `X/255`.")
+             "daskcluster gets `scaled(X_uint8, 1/255)` (uint8 storage) and float32 `X/255`.")
     L.append("")
     L.append("How it was measured:")
     L.append("")

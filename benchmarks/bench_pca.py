@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 from collections.abc import Callable
@@ -27,17 +26,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import cpu_model
 
 
 def machine() -> str:
     from threadpoolctl import threadpool_info
 
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     blas = ", ".join(f"{i['internal_api']} {i.get('architecture', '')} ({i['num_threads']} threads)"
                      for i in threadpool_info())
     return f"{cpu}, {os.cpu_count()} CPUs; BLAS: {blas}"

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import cpu_model
 from peak_rss import MIB, PeakRSS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,12 +133,7 @@ def read_floor(make: Any, rounds: int) -> list[float]:
 def machine() -> dict[str, str]:
     from threadpoolctl import threadpool_info
 
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     blas = "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture', '')} ({i.get('num_threads')} "
                      "threads)" for i in threadpool_info())
     import dask

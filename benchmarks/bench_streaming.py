@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import threading
@@ -37,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from machine import cpu_model
 
 
 def _sum_block(block, weights, chunk, params):  # type: ignore[no-untyped-def]
@@ -45,16 +45,6 @@ def _sum_block(block, weights, chunk, params):  # type: ignore[no-untyped-def]
 
 def _add(parts):  # type: ignore[no-untyped-def]
     return np.sum(parts, axis=0)
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def _blas() -> str:
@@ -145,7 +135,7 @@ def main() -> None:
     base = min(times[cases[0][0]])
     print()
     print("Command: `python " + " ".join(sys.argv) + "`  ")
-    print(f"CPU: {_cpu_model()}, {os.cpu_count()} logical cores; BLAS: {_blas()}  ")
+    print(f"CPU: {cpu_model()}, {os.cpu_count()} logical cores; BLAS: {_blas()}  ")
     print(f"Load average (1 min) before and after each round: {', '.join(f'{v:.2f}' for v in load)}  ")
     print(f"Chunks taken from a read-ahead / read by their own task, per worker: {took}")
     print()
