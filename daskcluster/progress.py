@@ -8,6 +8,7 @@ bar or a notebook widget follows a fit without the estimator knowing about it.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -36,7 +37,10 @@ class IterationReport:
     n_samples : int
         Rows read by the iteration's pass.
     metrics : dict of str to float
-        E.g. ``{"inertia": ..., "shift": ...}``.
+        E.g. ``{"inertia": ..., "shift": ...}``: what the iteration measured. A metric given as
+        NaN, i.e. not computed by this iteration (the inertia of an Elkan pass that skipped
+        distances, a moving average before its first batch), is left out, so that log lines,
+        bars and job records show only what is known.
     """
 
     estimator: str
@@ -46,6 +50,10 @@ class IterationReport:
     seconds: float
     n_samples: int
     metrics: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        known = {k: v for k, v in self.metrics.items() if not _is_nan(v)}
+        object.__setattr__(self, "metrics", known)
 
     @property
     def rows_per_second(self) -> float:
@@ -59,6 +67,13 @@ class IterationReport:
             f"{self.estimator} {self.stage} {self.iteration}/{self.max_iter} {parts} "
             f"{self.seconds:.3f}s {self.rows_per_second:.3g} rows/s"
         )
+
+
+def _is_nan(value: float) -> bool:
+    try:
+        return math.isnan(value)
+    except TypeError:  # not a number: kept, the hooks decide
+        return False
 
 
 Hook = Callable[[IterationReport], None]

@@ -94,3 +94,34 @@ def test_a_sweep_has_one_bar_counting_its_passes() -> None:
         sweep = bar._bars[("kmeans_sweep", "fit")]
         # the passes it made, not a fraction of its upper bound (the sweep ends when every run has converged)
         assert sweep.total is None and sweep.n == len(reports) == reports[-1].iteration < reports[-1].max_iter
+
+
+def test_elkan_iterations_report_what_they_measured_and_no_nan(caplog: pytest.LogCaptureFixture) -> None:
+    """An Elkan pass that skips distances does not compute the inertia: its reports (log line,
+    bar, hooks) carry the centers' shift and the share of distances computed, and no NaN."""
+    from daskcluster import KMeans
+    from daskcluster.progress import progress_hook
+
+    X = np.random.default_rng(0).normal(size=(3000, 2))
+    reports: list[IterationReport] = []
+    out = io.StringIO()
+    with caplog.at_level("INFO", logger="daskcluster.progress"), ProgressBar(file=out) as bar, \
+            progress_hook(reports.append):
+        KMeans(8, algorithm="elkan", init="random", n_init=1, random_state=0, tol=0.0).fit(X)
+        bar.close()
+    fits = [rep for rep in reports if rep.stage == "fit"]
+    bounded = [rep for rep in fits if rep.metrics["computed"] < 1]
+    assert bounded, "no iteration skipped distances: the case does not test the bounded pass"
+    assert all("inertia" not in rep.metrics and rep.metrics["shift"] >= 0 for rep in bounded)
+    assert all(np.isfinite(v) for rep in reports for v in rep.metrics.values())
+    assert "inertia" in fits[0].metrics  # the first pass computes every distance, so it knows the inertia
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("KMeans fit")]
+    assert len(lines) == len(fits) and not any("nan" in line.lower() for line in lines)
+    assert "nan" not in out.getvalue().lower()
+
+
+def test_a_metric_given_as_nan_is_left_out() -> None:
+    rep = IterationReport("MiniBatchKMeans", "fit", 1, 100, 0.5, 1000,
+                          {"ewa_inertia": float("nan"), "steps": 3.0, "lower_bound": float("-inf")})
+    assert rep.metrics == {"steps": 3.0, "lower_bound": float("-inf")}
+    assert "nan" not in rep.format() and "steps=3" in rep.format()
