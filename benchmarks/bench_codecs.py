@@ -20,7 +20,8 @@ For each store layout (codec x shuffle, chunk rows, shards), written with
 * the read floor per core: one thread of this process reads and decodes every chunk through
   zarr (Blosc single-threaded), GB/s of raw data;
 * the read floor on 2 worker processes (``LocalCluster(2 workers x 1 thread)``): one pass that
-  reads, decodes and sums the store (as ``bench_mnist8m.py``), seconds;
+  reads, decodes and touches every byte of the store (a column-wise max, ~1 ms per 25 MB chunk,
+  as ``bench_mnist8m.py``), seconds;
 * a streamed ``KMeans(10)`` Lloyd pass on the same cluster (``init`` fixed, ``max_iter=3``,
   ``tol=0``, ``cache=False``; uint8 data through ``scaled(X, 1/255)``): the median iteration.
 
@@ -49,7 +50,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_kmeans import cpu_model, git_commit, load_avg, versions  # noqa: E402
-from bench_mnist8m import _add, _sum_block  # noqa: E402
+from bench_mnist8m import _max, _touch_block  # noqa: E402
 
 MB = 1e6
 
@@ -81,17 +82,18 @@ class Case:
         return root / f"{self.data.replace('/', '-')}-{self.codec.replace(':', '-')}-{self.rows}-{self.shards}.zarr"
 
 
-def make_sources(root: Path, n: int, n_float: int) -> dict[str, Any]:
+def make_sources(root: Path, n: int, n_float: int, source: str | None = None) -> dict[str, Any]:
     import dask
+    import zarr
 
     from daskcluster.datasets import make_blobs, make_infinite_mnist
 
+    if source is not None:  # the first n rows of an existing store of digits (e.g. the 8.1 M-row one)
+        return {"digits": zarr.open_array(source, path="X", mode="r")[:n]}
     raw = root / f"digits-raw-{n}.zarr"
     if not raw.exists():
         with dask.config.set(scheduler="threads", num_workers=2):
             make_infinite_mnist(raw, n, random_state=0, compressors=None)
-    import zarr
-
     digits = zarr.open_group(raw, mode="r")["X"][...]
     floats = (digits[:n_float] / np.float32(255)).astype(np.float32)
     blobs, _, _ = make_blobs(2_000_000, 16, centers=10, random_state=0, chunk_rows=500_000, dtype="float32")
@@ -100,6 +102,10 @@ def make_sources(root: Path, n: int, n_float: int) -> dict[str, Any]:
 
 def cases(args: argparse.Namespace, sources: dict[str, Any]) -> list[Case]:
     out: list[Case] = []
+    if args.codecs or args.chunk_rows:  # the digits only: every codec at every chunk rows
+        codecs = args.codecs.split(",") if args.codecs else ["lz4hc:5", "lz4:5", "none"]
+        rows_list = [int(r) for r in args.chunk_rows.split(",")] if args.chunk_rows else [args.rows]
+        return [Case("digits", c, r) for r in rows_list for c in codecs]
     byte_codecs = ["lz4hc:5", "lz4:5", "zstd:1", "zstd:3", "lz4hc:5:bitshuffle", "lz4:5:bitshuffle",
                    "zstd:1:bitshuffle", "none"]
     wide_codecs = ["lz4:5:shuffle", "lz4:5:noshuffle", "lz4:5:bitshuffle", "lz4hc:5:shuffle", "zstd:3:shuffle",
@@ -197,7 +203,7 @@ def floor_2_workers(case: Case, root: Path, salt: int) -> float:
 
     data = as_row_data(open_store(case, root), owner="bench")
     t0 = time.perf_counter()
-    tree_reduce(data, _sum_block, salt, _add)  # another salt each time: other keys, no reuse
+    tree_reduce(data, _touch_block, salt, _max)  # another salt each time: other keys, no reuse
     return time.perf_counter() - t0
 
 
@@ -248,7 +254,7 @@ def report(args: argparse.Namespace, done: list[Case], env: dict[str, Any], sour
     L.append("")
     L.append(f"Each cell: least / median of {args.rounds} round(s) (round-robin). *decode, 1 core*: GB/s of raw "
              "data read and decoded through zarr (Blosc single-threaded, one chunk at a time), per CPU second of this "
-             "process. *floor, 2 workers*: one pass that reads, decodes and sums, on `LocalCluster(2 workers x 1 "
+             "process. *floor, 2 workers*: one pass that reads, decodes and takes a column-wise max, on `LocalCluster(2 workers x 1 "
              "thread)`: wall seconds, and CPU seconds of both workers. *Lloyd pass*: the median iteration of a "
              "streamed `KMeans(10)` on the same cluster, one task per Zarr chunk, data in the page cache: wall "
              "seconds, and the workers' CPU seconds of the whole fit divided by its 3 iterations (seeding from "
@@ -286,6 +292,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--reuse", action="store_true", help="keep the stores of an earlier run (and its write times)")
     parser.add_argument("--output", default=None)
+    parser.add_argument("--source", default=None, metavar="STORE",
+                        help="take the digits from the first --n rows of this store's array X (e.g. "
+                             "/tmp/m8/mnist8100000.zarr) instead of generating them; no float data")
+    parser.add_argument("--codecs", default=None,
+                        help="digits only: these codecs (comma-separated, e.g. 'lz4hc:5,lz4:5,none')")
+    parser.add_argument("--chunk-rows", default=None,
+                        help="digits only: these rows per chunk (comma-separated, e.g. '16384,32768,65536')")
     args = parser.parse_args()
     if args.quick:
         args.n, args.n_float, args.rows, args.rounds = 40_000, 10_000, 8192, 1
@@ -304,7 +317,7 @@ def main() -> None:
                            "commit": git_commit()}
     env["blas"] = ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, "
                             f"{p.get('num_threads')} threads)" for p in threadpool_info() if p.get("user_api") == "blas")
-    sources = make_sources(root, args.n, args.n_float)
+    sources = make_sources(root, args.n, args.n_float, args.source)
     todo = cases(args, sources)
     for case in todo:
         write(case, sources[case.data], root, args.reuse)

@@ -1,37 +1,76 @@
-"""KMeans out of core at MNIST8M size: generation, read floor, streamed fit, dask-ml alongside.
+"""Clustering MNIST8M out of core: read floor, streamed passes, fits to convergence, dask-ml alongside.
 
-    python benchmarks/bench_mnist8m.py --dir /tmp/mnist8m [--n 8100000] [--subset 2000000]
-    python benchmarks/bench_mnist8m.py --dir /tmp/m8 --generate-only   (the store only)
+Run from the project root::
 
-1. Generates ``n`` deformed digits into ``DIR/mnist{n}.zarr`` (``/tmp/m8/mnist8100000.zarr``) with
-   the infinite-MNIST generator (real MNIST base, ``random_state=0``, the default codec of
-   :mod:`daskcluster.storage`) on a 2-worker LocalCluster (skipped when the store exists; its time
-   is then not measured again).
-2. On a ``LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB")``:
-   - the read floor: one pass that only reads, decompresses and sums the array;
-   - with ``--codec-floors ROWS``, the read floor of each codec of ``CODECS`` on the first ROWS rows
-     (copied once into ``DIR/floors/``, chunks of the store's rows), projected to all rows;
-   - ``KMeans(n_clusters=10, cache=False)`` on ``scaled(X, 1/255)``: per-iteration time (median of
-     the fit's iterations), the whole fit (seeding included), iterations, peak RSS of each worker
-     (sampled every 50 ms from this process), majority-label accuracy;
-   - on the first ``subset`` rows, ours and dask-ml's ``KMeans`` (``max_iter=10``, its default
-     k-means|| init), whole fit times.
-Results go to stdout as Markdown (paste into RESULTS.md).
+    python benchmarks/bench_mnist8m.py --dir /tmp/m8                      # everything, 8.1 M rows
+    python benchmarks/bench_mnist8m.py --dir /tmp/m8 --generate-only      # the store only (~10+ min)
+    python benchmarks/bench_mnist8m.py --dir /tmp/m8 --n 300000 --sections floor,passes,dask-ml   # a smoke run
+
+The store ``DIR/mnist8100000.zarr`` holds 8.1 M deformed digits (``make_infinite_mnist``, real MNIST
+base, ``random_state=0``, the default layout of :mod:`daskcluster.storage`); it is generated when
+absent (on a 2-worker LocalCluster; its time is printed). ``--n`` below 8.1 M takes the first
+``--n`` rows of it (every smaller size made by the generator is a prefix of a larger one).
+
+Every section runs on ``LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB")``
+(``--memory-limit``), streamed (``cache=False``, uint8 rows through ``scaled(X, 1/255)``), and
+records wall seconds and the workers' CPU seconds (``psutil``, user + system), so that a run on
+a shared machine can still be read. ``--sections`` picks (comma-separated, default all):
+
+``floor``
+    The read floor: one pass that reads, decodes and touches every byte (a column-wise max,
+    ~1 ms per 25 MB chunk), least of ``--rounds`` passes; and the earlier floor definition
+    (a column sum in uint64, ~9 ms per chunk, as large as the decoding itself) for comparison
+    with older results.
+``passes``
+    Seconds per streamed iteration of ``KMeans(10, algorithm="lloyd")`` and ``"elkan"`` from
+    given centers (every 800th row; ``max_iter=--iters``, ``tol=0``): the median iteration and
+    its ratio to the floor (Elkan's iterations skip distance work once bounds exist; its first
+    pass computes them all).
+``fit``
+    A default ``KMeans(10, random_state=0)`` fitted to convergence end to end (k-means|| seeding
+    included), its iterations, inertia, the peak RSS of each worker (sampled from this process
+    every 10 ms) and the majority-label accuracy against the digits' labels.
+``warm``
+    ``KMeans(10, init="mini-batch", random_state=0)`` end to end: time, iterations, inertia and
+    its relative difference to the default fit's (when ``fit`` ran).
+``gmm``
+    ``GaussianMixture(10, covariance_type="diag", init_params="random_from_data",
+    reg_covar=1e-3, tol=0, max_iter=--iters)``: the median EM iteration and its ratio to the floor.
+``dask-ml``
+    ``dask_ml.cluster.KMeans(10, init=given centers)`` on the first ``--dask-ml-rows`` rows,
+    persisted in the workers' memory as float32 ``X / 255`` (dask-ml converts its input to
+    float and holds it), against ours on the same persisted prefix (``cache=True``): seconds
+    per iteration as ``(fit(max_iter=6) - fit(max_iter=1)) / 5`` for both, so that setup work
+    cancels. ``--dask-ml-rows`` is the largest prefix that dask-ml held on 2 workers x 2 GiB here.
+
+Prints Markdown (paste into ``benchmarks/RESULTS-mnist8m.md``), with the command, the machine,
+the BLAS and the load average at the start and end of each section.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import statistics
-import threading
+import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_model  # noqa: E402
+from peak_rss import PeakRSS, worker_pids  # noqa: E402
+
+SECTIONS = ("floor", "passes", "fit", "warm", "gmm", "dask-ml")
+FULL_ROWS = 8_100_000
+
 
 def _sum_block(block, weights, chunk, params):  # type: ignore[no-untyped-def]
+    """The earlier floor's work on a chunk: a column sum in uint64 (~9 ms per 25 MB chunk)."""
     return block.sum(axis=0, dtype=np.uint64)
 
 
@@ -39,192 +78,253 @@ def _add(parts):  # type: ignore[no-untyped-def]
     return np.sum(parts, axis=0)
 
 
-class PeakRSS:
-    """Samples the RSS of the workers' processes from the client side."""
+def _touch_block(block, weights, chunk, params):  # type: ignore[no-untyped-def]
+    """The read floor's work on a chunk: a column-wise max, which reads every byte once (~1 ms
+    per 25 MB chunk of uint8, against ~9 ms for a sum in uint64)."""
+    return block.max(axis=0)
 
-    def __init__(self, client) -> None:  # type: ignore[no-untyped-def]
+
+def _max(parts):  # type: ignore[no-untyped-def]
+    return np.max(parts, axis=0)
+
+
+def load_avg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+class WorkerCPU:
+    """CPU seconds (user + system) that the given processes spend inside a block."""
+
+    def __init__(self, pids: list[int]) -> None:
         import psutil
 
-        self.procs = [psutil.Process(p) for p in client.run(os.getpid).values()]
-        self.peak = {p.pid: 0 for p in self.procs}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.procs = [psutil.Process(pid) for pid in pids]
+        self.seconds = 0.0
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            for p in self.procs:
-                try:
-                    self.peak[p.pid] = max(self.peak[p.pid], p.memory_info().rss)
-                except Exception:  # noqa: BLE001 - a worker restarted
-                    pass
-            time.sleep(0.05)
+    def _total(self) -> float:
+        return sum(sum(p.cpu_times()[:2]) for p in self.procs)
 
-    def __enter__(self) -> PeakRSS:
-        self._thread.start()
+    def __enter__(self) -> WorkerCPU:
+        self._start = self._total()
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.seconds = self._total() - self._start
 
 
-CODECS = ("lz4hc:5", "lz4:5", "zstd:1", "zstd:3", "none")
-"""Codecs whose read floors ``--codec-floors`` compares (see ``daskcluster.storage``)."""
+class Iterations:
+    """Seconds of each ``fit`` iteration of one estimator, from the progress hook."""
+
+    def __init__(self, estimator: str, echo: bool = False) -> None:
+        self.estimator = estimator
+        self.seconds: list[float] = []
+        self.echo = echo
+
+    def __call__(self, rep: Any) -> None:
+        if rep.estimator == self.estimator and rep.stage == "fit":
+            self.seconds.append(rep.seconds)
+        if self.echo:
+            print("   ", rep.format(), flush=True)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.seconds) if self.seconds else float("nan")
 
 
-def codec_floors(X, root: Path, n_rows: int, n_total: int, rounds: int = 2) -> list[str]:  # type: ignore[no-untyped-def]
-    """Read floor of each codec of :data:`CODECS` on the first ``n_rows`` rows of ``X``, on the
-    current cluster: the prefix is written once per codec, then each store is read round-robin."""
-    from daskcluster.data import as_row_data
-    from daskcluster.engine import tree_reduce
-    from daskcluster.io import open_array, write_zarr
+def open_store(root: Path, n: int) -> tuple[Any, Any, Path]:
+    """The first ``n`` rows of ``root/mnist8100000.zarr`` (generated when absent) and their labels."""
+    from daskcluster.datasets import make_infinite_mnist, open_labeled_zarr
 
-    rows_per_chunk = X.chunks[0][0]
-    stores = {}
-    for codec in CODECS:
-        path = root / f"{codec.replace(':', '-')}-{n_rows}.zarr"
-        if not path.exists():
-            write_zarr(X[:n_rows], path, chunk_bytes=rows_per_chunk * X.shape[1], min_chunks=1,
-                       compressors=None if codec == "none" else codec)
-        stores[codec] = path
-    times: dict[str, list[float]] = {codec: [] for codec in CODECS}
-    for attempt in range(rounds):
-        for codec, path in stores.items():
-            data = as_row_data(open_array(path, chunk_bytes=rows_per_chunk * X.shape[1], min_chunks=1), owner="bench")
+    path = root / f"mnist{FULL_ROWS}.zarr"
+    if not path.exists():
+        from distributed import Client, LocalCluster
+
+        root.mkdir(parents=True, exist_ok=True)
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl):
             t0 = time.perf_counter()
-            tree_reduce(data, _sum_block, 100 + attempt, _add)
-            times[codec].append(time.perf_counter() - t0)
-    out = []
-    for codec, path in stores.items():
-        disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        least = min(times[codec])
-        out.append(f"| read floor, {codec}, first {n_rows:,} rows (ratio {X[:n_rows].nbytes / disk:.2f}) | "
-                   f"{least:.2f} s; {least * n_total / n_rows:.1f} s projected to {n_total:,} rows | | | | |")
-        print(f"read floor {codec}: {times[codec]}", flush=True)
-    return out
+            make_infinite_mnist(path, FULL_ROWS, random_state=0)
+            seconds = time.perf_counter() - t0
+        print(f"generation: {seconds:.1f} s ({FULL_ROWS / seconds:,.0f} images/s), load average {load_avg()}")
+    X, y, _ = open_labeled_zarr(path)
+    if n < X.shape[0]:
+        X, y = X[:n], y[:n]
+    return X, y, path
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--dir", default="/tmp/daskcluster-mnist8m")
-    parser.add_argument("--n", type=int, default=8_100_000)
-    parser.add_argument("--subset", type=int, default=2_000_000)
-    parser.add_argument("--max-iter", type=int, default=100)
-    parser.add_argument("--skip-dask-ml", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dir", default="/tmp/m8")
+    parser.add_argument("--n", type=int, default=FULL_ROWS, help="rows: a prefix of the 8.1 M-row store")
+    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated, of {', '.join(SECTIONS)}")
+    parser.add_argument("--rounds", type=int, default=2, help="read-floor passes (the least is kept)")
+    parser.add_argument("--iters", type=int, default=5, help="iterations of the per-iteration sections")
+    parser.add_argument("--memory-limit", default="2GiB")
+    parser.add_argument("--dask-ml-rows", type=int, default=1_000_000)
     parser.add_argument("--generate-only", action="store_true", help="write the store (if absent), then stop")
-    parser.add_argument("--codec-floors", type=int, default=0, metavar="ROWS",
-                        help="also the read floor of each codec on the first ROWS rows (e.g. 1000000)")
-    parser.add_argument("--minibatch", action="store_true",
-                        help="only MiniBatchKMeans(10) on the store: time, inertia on all rows, accuracy")
+    parser.add_argument("--verbose", action="store_true", help="print every progress report")
     args = parser.parse_args()
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
 
-    import dask.array as da
+    import threadpoolctl
     import zarr
     from distributed import Client, LocalCluster
 
-    from daskcluster import KMeans, scaled
+    from daskcluster import GaussianMixture, KMeans, scaled
     from daskcluster.data import as_row_data
-    from daskcluster.datasets import make_infinite_mnist, open_labeled_zarr
     from daskcluster.engine import tree_reduce
     from daskcluster.metrics import majority_label_accuracy
     from daskcluster.progress import progress_hook
     from daskcluster.storage import describe_compressors
 
-    out = Path(args.dir)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"mnist{args.n}.zarr"
-    rows: list[str] = []
-    gen_seconds = None
-    if not path.exists():
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl):
-            t0 = time.perf_counter()
-            make_infinite_mnist(path, args.n, random_state=0)
-            gen_seconds = time.perf_counter() - t0
-    X, y, attrs = open_labeled_zarr(path)
-    disk = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    codecs = describe_compressors(zarr.open_group(path, mode="r")["X"].compressors)
-    print(f"data: {X.shape} {X.dtype}, {X.nbytes / 1e9:.2f} GB raw, {disk / 1e9:.2f} GB on disk "
-          f"({codecs}), {X.numblocks[0]} chunks")
-    if gen_seconds is not None:
-        print(f"generation: {gen_seconds:.1f} s ({args.n / gen_seconds:,.0f} images/s), load average "
-              f"{os.getloadavg()[0]:.1f}")
+    root = Path(args.dir)
+    X, y, path = open_store(root, args.n)
     if args.generate_only:
         return
+    z = zarr.open_group(path, mode="r")["X"]
+    disk = sum(f.stat().st_size for f in (path / "X").rglob("*") if f.is_file())
+    blas = ", ".join(f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')}, {p.get('num_threads')} "
+                     "threads)" for p in threadpoolctl.threadpool_info() if p.get("user_api") == "blas")
+    lines = [
+        f"Command: `python benchmarks/bench_mnist8m.py {' '.join(sys.argv[1:])}`  ",
+        f"Run {dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC; CPU {cpu_model()}, {os.cpu_count()} cores; "
+        f"BLAS {blas}.  ",
+        f"Data: {X.shape[0]:,} x {X.shape[1]} {X.dtype} ({X.shape[0] * X.shape[1] / 1e9:.2f} GB raw) of "
+        f"{path} ({z.shape[0]:,} rows, {disk / 1e9:.2f} GB on disk, {describe_compressors(z.compressors)}, "
+        f"chunks of {z.chunks[0]:,} rows), {X.numblocks[0]} tasks per pass; "
+        f"LocalCluster(2 workers x 1 thread, {args.memory_limit}), streamed.",
+        "",
+        "| section | what | wall | workers' CPU | vs read floor | notes | load average (start; end) |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    print("\n".join(lines[:3]), flush=True)
 
-    if args.minibatch:
-        from daskcluster import MiniBatchKMeans
-        from daskcluster.metrics import inertia
+    def row(section: str, what: str, wall: str, cpu: str, ratio: str, notes: str, load0: str) -> None:
+        text = f"| {section} | {what} | {wall} | {cpu} | {ratio} | {notes} | {load0}; {load_avg()} |"
+        lines.append(text)
+        print(text, flush=True)
 
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GiB",
-                          dashboard_address=None) as cluster, Client(cluster) as client:
-            with PeakRSS(client) as rss:
-                t0 = time.perf_counter()
-                mb = MiniBatchKMeans(10, random_state=0, cache=False, compute_labels=False).fit(scaled(X, 1 / 255))
-                seconds = time.perf_counter() - t0
-            total = inertia(scaled(X, 1 / 255), mb.cluster_centers_)
-            acc = majority_label_accuracy(y, mb.predict(scaled(X, 1 / 255)))
-        print(f"| daskcluster MiniBatchKMeans(10), {args.n:,} rows, streamed | {seconds:.0f} s "
-              f"({mb.n_iter_} epochs, {mb.n_steps_} steps) | inertia {total:.6g} | "
-              f"{max(rss.peak.values()) / 2**30:.2f} GiB | {acc:.3f} |")
-        return
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GiB",
+    Xs = scaled(X, 1 / 255)
+    init = np.asarray(X[:: 800][:10], dtype=np.float32) / np.float32(255)
+    floor = float("nan")
+    default_inertia = None
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.memory_limit,
                       dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = worker_pids(client)
         data = as_row_data(X, owner="bench")
-        floors = []
-        for attempt in range(2):
+        tree_reduce(data, _touch_block, "warm-up", _max)  # imports and compiled loops on the workers, page cache
+
+        def ratio(seconds: float) -> str:
+            return f"{seconds / floor:.2f}x" if floor == floor else ""
+
+        if "floor" in sections or "passes" in sections or "gmm" in sections:
+            load0 = load_avg()
+            walls, cpus = [], []
+            for r in range(max(args.rounds, 1)):
+                with WorkerCPU(pids) as cpu:
+                    t0 = time.perf_counter()
+                    tree_reduce(data, _touch_block, ("floor", r), _max)  # other params: other keys, no reuse
+                    walls.append(time.perf_counter() - t0)
+                cpus.append(cpu.seconds)
+            floor = min(walls)
+            row("floor", "read floor: read + decode + touch (column max)", f"{floor:.2f} s",
+                f"{min(cpus):.2f} CPU-s", "1.00x", f"passes {', '.join(f'{w:.2f}' for w in walls)} s", load0)
+            load0 = load_avg()
+            with WorkerCPU(pids) as cpu:
+                t0 = time.perf_counter()
+                tree_reduce(data, _sum_block, "floor-sum", _add)
+                wall = time.perf_counter() - t0
+            row("floor", "earlier floor: read + decode + column sum in uint64", f"{wall:.2f} s",
+                f"{cpu.seconds:.2f} CPU-s", ratio(wall), "the definition of the older results", load0)
+
+        if "passes" in sections:
+            for algorithm in ("lloyd", "elkan"):
+                load0 = load_avg()
+                its = Iterations("KMeans", args.verbose)
+                with WorkerCPU(pids) as cpu, progress_hook(its):
+                    t0 = time.perf_counter()
+                    KMeans(10, init=init, n_init=1, algorithm=algorithm, max_iter=args.iters, tol=0,
+                           cache=False).fit(Xs)
+                    wall = time.perf_counter() - t0
+                row("passes", f"KMeans(10, algorithm={algorithm!r}), one streamed iteration (median)",
+                    f"{its.median:.2f} s", f"{cpu.seconds / max(len(its.seconds), 1):.2f} CPU-s (fit's / iterations)",
+                    ratio(its.median), "iterations " + ", ".join(f"{s:.2f}" for s in its.seconds)
+                    + f" s; whole fit {wall:.1f} s", load0)
+
+        if "fit" in sections:
+            load0 = load_avg()
+            its = Iterations("KMeans", args.verbose)
+            with PeakRSS(pids) as rss, WorkerCPU(pids) as cpu, progress_hook(its):
+                t0 = time.perf_counter()
+                km = KMeans(10, random_state=0, cache=False).fit(Xs)
+                wall = time.perf_counter() - t0
+            default_inertia = km.inertia_
+            acc = majority_label_accuracy(y, km.labels_)
+            row("fit", "default KMeans(10) to convergence, end to end", f"{wall:.0f} s ({wall / 60:.1f} min)",
+                f"{cpu.seconds:.0f} CPU-s", "", f"{km.n_iter_} iterations (median {its.median:.2f} s = "
+                f"{ratio(its.median)} floor); inertia {km.inertia_:.6g}; accuracy {acc:.3f}; "
+                f"peak worker RSS {rss.largest_mib / 1024:.2f} GiB", load0)
+
+        if "warm" in sections:
+            load0 = load_avg()
+            with PeakRSS(pids) as rss, WorkerCPU(pids) as cpu, progress_hook(Iterations("KMeans", args.verbose)):
+                t0 = time.perf_counter()
+                km = KMeans(10, init="mini-batch", random_state=0, cache=False).fit(Xs)
+                wall = time.perf_counter() - t0
+            vs = "" if default_inertia is None else f" ({km.inertia_ / default_inertia - 1:+.3%} vs the default fit)"
+            row("warm", 'KMeans(10, init="mini-batch"), end to end', f"{wall:.0f} s ({wall / 60:.1f} min)",
+                f"{cpu.seconds:.0f} CPU-s", "", f"{km.n_iter_} iterations; inertia {km.inertia_:.6g}{vs}; "
+                f"peak worker RSS {rss.largest_mib / 1024:.2f} GiB", load0)
+
+        if "gmm" in sections:
+            load0 = load_avg()
+            its = Iterations("GaussianMixture", args.verbose)
+            with PeakRSS(pids) as rss, WorkerCPU(pids) as cpu, progress_hook(its):
+                GaussianMixture(10, covariance_type="diag", init_params="random_from_data", reg_covar=1e-3,
+                                max_iter=args.iters, tol=0, random_state=0, cache=False).fit(Xs)
+            row("gmm", 'GaussianMixture(10, "diag"), one streamed EM iteration (median)', f"{its.median:.2f} s",
+                f"{cpu.seconds / max(len(its.seconds), 1):.2f} CPU-s (fit's / iterations)", ratio(its.median),
+                "iterations " + ", ".join(f"{s:.2f}" for s in its.seconds)
+                + f" s; peak worker RSS {rss.largest_mib / 1024:.2f} GiB", load0)
+
+        if "dask-ml" in sections:
+            lines.extend(dask_ml_section(client, X, init, args, row, KMeans))
+
+    print("\n" + "\n".join(lines))
+
+
+def dask_ml_section(client: Any, X: Any, init: np.ndarray, args: argparse.Namespace, row: Any,
+                    KMeans: Any) -> list[str]:
+    """dask-ml's KMeans and ours per iteration on the same persisted prefix (rows printed by ``row``)."""
+    import warnings
+
+    from dask_ml.cluster import KMeans as DaskMLKMeans
+    from distributed import wait
+
+    n = min(args.dask_ml_rows, X.shape[0])
+    load0 = load_avg()
+    sub = (X[:n] / np.float32(255)).astype(np.float32).persist()
+    wait(sub)
+    timings: dict[str, dict[int, float]] = {"dask-ml": {}, "daskcluster": {}}
+    for max_iter in (1, 6):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             t0 = time.perf_counter()
-            tree_reduce(data, _sum_block, attempt, _add)  # other params each time: other keys, no reuse
-            floors.append(time.perf_counter() - t0)
-        floor = min(floors)
-        print(f"read floor (read + decompress + sum): {floors} -> {floor:.2f} s")
-        if args.codec_floors:
-            rows += codec_floors(X, out / "floors", args.codec_floors, args.n)
-
-        iters: list[float] = []
-
-        def hook(rep):  # type: ignore[no-untyped-def]
-            if rep.stage == "fit":
-                iters.append(rep.seconds)
-            print("  ", rep.format(), flush=True)
-
-        with PeakRSS(client) as rss, progress_hook(hook):
-            t0 = time.perf_counter()
-            km = KMeans(10, cache=False, random_state=0, max_iter=args.max_iter).fit(scaled(X, 1 / 255))
-            fit_seconds = time.perf_counter() - t0
-        acc = majority_label_accuracy(y, km.labels_)
-        per_iter = statistics.median(iters)
-        peak = max(rss.peak.values())
-        rows.append(f"| daskcluster KMeans(10), {args.n:,} rows, streamed | {per_iter:.2f} s | "
-                    f"{per_iter / floor:.2f}x floor | {fit_seconds:.0f} s ({km.n_iter_} it) | "
-                    f"{peak / 2**30:.2f} GiB | {acc:.3f} |")
-
-        sub = X[: args.subset]
-        ys = y[: args.subset]
+            DaskMLKMeans(n_clusters=10, init=init, max_iter=max_iter, tol=0, random_state=0).fit(sub)
+            timings["dask-ml"][max_iter] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        ours = KMeans(10, cache=False, random_state=0, max_iter=10, tol=0).fit(scaled(sub, 1 / 255))
-        ours_sub = time.perf_counter() - t0
-        rows.append(f"| daskcluster, {args.subset:,} rows, 10 iterations | {ours_sub / 10:.2f} s | | {ours_sub:.0f} s | | "
-                    f"{majority_label_accuracy(ys, ours.labels_):.3f} |")
-    if not args.skip_dask_ml:
-        # dask-ml holds its float input in memory: its own cluster, without the 2 GiB limit
-        from dask_ml.cluster import KMeans as DaskMLKMeans
-
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl2, \
-                Client(cl2):
-            subf = (X[: args.subset] / 255).astype(np.float32)
-            t0 = time.perf_counter()
-            ref = DaskMLKMeans(n_clusters=10, random_state=0, max_iter=10, tol=0).fit(subf)
-            dml = time.perf_counter() - t0
-            acc_dml = majority_label_accuracy(y[: args.subset], da.asarray(ref.labels_))
-        rows.append(f"| dask-ml, {args.subset:,} rows, 10 iterations | {dml / 10:.2f} s | | {dml:.0f} s | | "
-                    f"{acc_dml:.3f} |")
-        rows.append(f"| ratio dask-ml / daskcluster at {args.subset:,} rows | | | {dml / ours_sub:.1f}x | | |")
-
-    print("\n| what | per iteration | vs read floor | whole fit | peak worker RSS | accuracy |")
-    print("| --- | --- | --- | --- | --- | --- |")
-    print(f"| read floor, {args.n:,} rows | {floor:.2f} s | 1.00x | | | |")
-    print("\n".join(rows))
+        KMeans(10, init=init, n_init=1, max_iter=max_iter, tol=0, cache=True).fit(sub)
+        timings["daskcluster"][max_iter] = time.perf_counter() - t0
+    per = {name: (t[6] - t[1]) / 5 for name, t in timings.items()}
+    for name, t in timings.items():
+        row("dask-ml", f"{name} KMeans(10), {n:,} rows persisted as float32, one iteration", f"{per[name]:.3f} s", "",
+            "", f"fit(max_iter=1) {t[1]:.2f} s, fit(max_iter=6) {t[6]:.2f} s", load0)
+    row("dask-ml", f"dask-ml / daskcluster per iteration at {n:,} rows", f"{per['dask-ml'] / per['daskcluster']:.1f}x",
+        "", "", "", load0)
+    del sub
+    return []
 
 
 if __name__ == "__main__":

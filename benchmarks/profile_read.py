@@ -1,0 +1,136 @@
+"""Where the CPU time of one streamed pass goes, stage by stage, chunk by chunk.
+
+Run from the project root::
+
+    python benchmarks/profile_read.py --store /tmp/m8/mnist8100000.zarr --chunks 61
+
+One thread of this process walks the first ``--chunks`` Zarr chunks of the store's array ``X``
+and times, for each chunk, in CPU seconds of the process (``time.process_time``: zarr decodes
+in its own threads; BLAS is limited to one thread, as on a worker; the data are in the page
+cache, read once before timing):
+
+* ``file read``: the chunk file's bytes read into memory (``open().read()``);
+* ``blosc decode``: those bytes decoded by numcodecs' Blosc into a new buffer, and into a
+  preallocated one (``out=``);
+* ``zarr read``: ``z[start:stop]`` through zarr's public API (file read, decode and zarr's own
+  work: its event loop, codec pipeline and copies), and the same through
+  :class:`daskcluster.io.CheckedReads` (what a pass's reading task calls);
+* ``floor sum``: the read floor's reduction of the benchmarks (``block.sum(axis=0, dtype=uint64)``);
+* ``float32 copy``: a whole-chunk ``block.astype(float32) * (1/255)`` (what a kernel that did
+  not convert tile by tile would pay);
+* ``Lloyd kernel``: a Lloyd step of ``k`` given centers on the uint8 block (tile-wise cast,
+  GEMM, arg-min, float64 sums: :func:`daskcluster.kernels.assign.iter_nearest` and
+  :func:`~daskcluster.kernels.assign.add_rows`).
+
+Prints one Markdown table: milliseconds per chunk (least and median over the chunks) and the
+projection to the whole array's chunks, per core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_model  # noqa: E402
+
+
+def _cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
+    t0 = time.process_time()
+    out = fn()
+    return time.process_time() - t0, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store", default="/tmp/m8/mnist8100000.zarr")
+    parser.add_argument("--component", default="X")
+    parser.add_argument("--chunks", type=int, default=61, help="Zarr chunks to walk (from the first)")
+    parser.add_argument("--k", type=int, default=10)
+    args = parser.parse_args()
+
+    import numcodecs
+    import threadpoolctl
+    import zarr
+
+    from daskcluster.io import CheckedReads
+    from daskcluster.kernels.assign import CenterTable, add_rows, iter_nearest, weights_arg
+    from daskcluster.kernels.blocks import ChunkInfo
+
+    z = zarr.open_array(args.store, path=args.component, mode="r")
+    rows, d = int(z.chunks[0]), int(z.shape[1])
+    n_chunks = min(args.chunks, -(-int(z.shape[0]) // rows))
+    base = Path(args.store) / args.component
+    blosc = None
+    codecs = z.compressors
+    if codecs:
+        c = codecs[0]
+        blosc = numcodecs.Blosc(cname=c.cname.value, clevel=c.clevel, shuffle=numcodecs.Blosc.NOSHUFFLE)
+    reader = CheckedReads(z, "profile")
+    rng = np.random.default_rng(0)
+    centers = rng.uniform(0, 255, size=(args.k, d)).astype(np.float32)
+    table = CenterTable.of(centers)
+    w, weighted = weights_arg(None)
+    out_buf = np.empty(rows * d, dtype=np.uint8)
+
+    stages: dict[str, list[float]] = {}
+
+    def add(name: str, seconds: float) -> None:
+        stages.setdefault(name, []).append(seconds)
+
+    threadpoolctl.threadpool_limits(1)
+    for i in range(n_chunks):  # warm the page cache and the compiled loops
+        z[i * rows:(i + 1) * rows]
+    for i in range(n_chunks):
+        start, stop = i * rows, min((i + 1) * rows, int(z.shape[0]))
+        key = base / "c" / str(i) / "0"
+        if blosc is not None and key.exists():
+            t, raw = _cpu(lambda: key.read_bytes())
+            add("file read", t)
+            t, _ = _cpu(lambda: blosc.decode(raw))
+            add("blosc decode, new buffer", t)
+            t, _ = _cpu(lambda: blosc.decode(raw, out=out_buf))
+            add("blosc decode, into a preallocated buffer", t)
+        t, _ = _cpu(lambda: z[start:stop])
+        add("zarr read z[start:stop]", t)
+        t, block = _cpu(lambda: reader[start:stop])
+        add("CheckedReads[start:stop] (a reading task)", t)
+        t, _ = _cpu(lambda: block.sum(axis=0, dtype=np.uint64))
+        add("floor sum: block.sum(axis=0, dtype=uint64)", t)
+        t, _ = _cpu(lambda: block.astype(np.float32) * np.float32(1 / 255))
+        add("whole-chunk float32 copy, scaled", t)
+
+        def lloyd() -> None:
+            n = block.shape[0]
+            labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
+            sums, wic = np.zeros((args.k, d)), np.zeros(args.k)
+            for s, e, x in iter_nearest(block, table, ChunkInfo(i, start), labels, min_sq):
+                add_rows(x, labels[s:e], w, weighted, sums, wic)
+
+        t, _ = _cpu(lloyd)
+        add(f"Lloyd kernel, k={args.k} (tile cast, GEMM, arg-min, sums)", t)
+
+    total_chunks = -(-int(z.shape[0]) // rows)
+    print(f"Store {args.store}/{args.component}: {z.shape} {z.dtype}, chunks of {rows:,} rows "
+          f"({rows * d / 1e6:.1f} MB raw), codecs {[str(c) for c in codecs]}")
+    print(f"{n_chunks} chunks walked by one thread; CPU {cpu_model()}; BLAS "
+          f"{[(i['internal_api'], i.get('architecture'), i['num_threads']) for i in threadpoolctl.threadpool_info()]}; "
+          f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\n| stage | ms per chunk, least | median | GB/s per core (median) | CPU-s for all {total_chunks} chunks |")
+    print("| --- | --- | --- | --- | --- |")
+    for name, times in stages.items():
+        med = statistics.median(times)
+        print(f"| {name} | {1e3 * min(times):.1f} | {1e3 * med:.1f} | {rows * d / med / 1e9:.2f} | "
+              f"{med * total_chunks:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
