@@ -1,7 +1,8 @@
 """The engine's per-pass costs that do not depend on cores: the scheduler's, the client's, the tree's.
 
     python benchmarks/bench_scaling.py [--chunks 100,1000,10000] [--workers 2,8,32] [--ks 10,100,1000]
-        [--passes 3] [--rounds 2] [--output benchmarks/RESULTS-scaling.md]
+        [--passes 3] [--rounds 2] [--modes persisted,streamed,streamed-per-chunk]
+        [--per-chunk-chunks 100,1000] [--passes-only] [--output benchmarks/RESULTS-scaling.md]
 
 A Lloyd pass of k-means (``tree_reduce`` of the sweep kernel, k centers, d = 784, uint8 rows) over
 tiny chunks (8 rows each), so that the kernel's compute is negligible and what is left is the
@@ -19,9 +20,19 @@ process's CPU time is read on its own (``psutil``):
 * **wall** — seconds per pass.
 
 Data: ``C`` chunks of 8 × 784 ``uint8`` rows (a) **persisted** in the workers' memory (the pass
-is one task per worker) and (b) **streamed** from a Zarr store on local disk (one task per chunk
-and its read, and the combine tasks of the tree). Cases of one ``W`` alternate round by round;
-tables give the least and the median over every timed pass (after one untimed pass per case).
+is one task per worker) and (b) **streamed** from a Zarr store on local disk: one graph of a
+task per worker thread over a run of consecutive chunks, their reads inside (and the combine
+tasks above the runs when they would give the client more than 8 parts); (c)
+**streamed-per-chunk**: the same store streamed the way passes ran before runs, one
+``Client.submit`` per chunk on a fixed worker handing its worker's next read to the next task
+(the engine's private ``_STREAMED_TASK_PER_CHUNK``, set here in the client for these cases
+only), at the chunk counts of ``--per-chunk-chunks``. Cases of one ``W`` alternate round by
+round; tables give the least and the median over every timed pass (after one untimed pass per
+case).
+
+**Read-ahead share**: at the first ``W``, a streamed ``KMeans(8, max_iter=5, tol=0,
+cache=False)`` fit of a store of 48 chunks of 2,000 rows, with runs and per chunk: the chunks
+the workers' tasks took from a read-ahead against those they read themselves.
 
 Then, at the middle ``W``:
 
@@ -186,7 +197,20 @@ def open_data(path: str, persisted: bool, client: Any) -> Any:
     return as_row_data(X, owner="bench")
 
 
-def lloyd_pass(data: Any, centers: np.ndarray) -> Any:
+@contextlib.contextmanager
+def per_chunk(on: bool) -> Any:
+    """Streamed passes as one task per chunk (how they ran before runs) inside the block, if ``on``."""
+    from daskcluster.engine import passes
+
+    before = passes._STREAMED_TASK_PER_CHUNK
+    passes._STREAMED_TASK_PER_CHUNK = on
+    try:
+        yield
+    finally:
+        passes._STREAMED_TASK_PER_CHUNK = before
+
+
+def lloyd_pass(data: Any, centers: np.ndarray, mode: str = "streamed") -> Any:
     """One Lloyd pass of the k-means driver (counts, sums, inertia, the k farthest rows)."""
     from daskcluster.engine import tree_reduce
     from daskcluster.kernels import sweep as S
@@ -194,7 +218,30 @@ def lloyd_pass(data: Any, centers: np.ndarray) -> Any:
     k = len(centers)
     members = (S.Member(S.LLOYD, centers, n_far=k),)
     combine = partial(counting_combine, members=((S.LLOYD, 0.0, k),))
-    return tree_reduce(data, S.sweep_kernel, S.SweepParams(members, data.affine), combine, label="lloyd")
+    with per_chunk(mode == "streamed-per-chunk"):
+        return tree_reduce(data, S.sweep_kernel, S.SweepParams(members, data.affine), combine, label="lloyd")
+
+
+def read_ahead_share(cluster: Cluster, folder: str) -> dict[str, tuple[int, int, int]]:
+    """Chunks taken from a read-ahead and read by their own task in a streamed KMeans fit, with
+    runs and per chunk: ``{mode: (ahead, own, passes)}``."""
+    import dask.array as da
+
+    from daskcluster import KMeans
+    from daskcluster.engine import count_passes, readahead
+
+    path = make_store(folder, 48, 2000)
+    X = da.from_zarr(path)
+    init = np.asarray(X[:8]).astype(np.float64)
+    out = {}
+    for mode in ("streamed", "streamed-per-chunk"):
+        before = cluster.client.run(readahead.counts)
+        with per_chunk(mode == "streamed-per-chunk"), count_passes() as counter:
+            KMeans(8, init=init, n_init=1, max_iter=5, tol=0.0, cache=False).fit(X)
+        after = cluster.client.run(readahead.counts)
+        out[mode] = (sum(after[w]["ahead"] - before[w]["ahead"] for w in after),
+                     sum(after[w]["own"] - before[w]["own"] for w in after), counter.passes)
+    return out
 
 
 def chunk_stats_nbytes(k: int, rows: int) -> int:
@@ -325,8 +372,15 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument("--ks", default="10,100,1000")
     p.add_argument("--passes", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--modes", default="persisted,streamed,streamed-per-chunk")
+    p.add_argument("--per-chunk-chunks", default="100,1000",
+                   help="chunk counts of the streamed-per-chunk cases (slow at 10,000)")
+    p.add_argument("--passes-only", action="store_true",
+                   help="only the per-pass table and the read-ahead share (no k, rows or client sections)")
     p.add_argument("--output", default=None)
     args = p.parse_args(argv)
+    modes = args.modes.split(",")
+    per_chunk_counts = [int(c) for c in args.per_chunk_chunks.split(",")]
     chunk_counts = [int(c) for c in args.chunks.split(",")]
     streamed_counts = chunk_counts if args.streamed_chunks is None else [int(c) for c in args.streamed_chunks.split(",")]
     worker_counts = [int(w) for w in args.workers.split(",")]
@@ -337,6 +391,7 @@ def run(argv: list[str] | None = None) -> int:
     ktable: list[tuple[int, str, Samples, int, int]] = []
     rtable: list[tuple[int, str, Samples]] = []
     profiles: dict[int, dict[str, float]] = {}
+    shares: dict[str, tuple[int, int, int]] = {}
     loads = [load_start]
     text = ""
     cluster = Cluster(folder)
@@ -354,10 +409,16 @@ def run(argv: list[str] | None = None) -> int:
             print(f"{W} workers: scheduler idle {idle * 1e3:.1f} ms CPU/s, load {load_avg()}", file=sys.stderr,
                   flush=True)
             cases = {}
+            if not shares:
+                shares.update(read_ahead_share(cluster, folder))
+                print(f"read-ahead share: {shares}", file=sys.stderr, flush=True)
             for c in chunk_counts:
-                for mode in ("persisted", "streamed") if c in streamed_counts else ("persisted",):
+                for mode in modes:
+                    if (mode == "streamed" and c not in streamed_counts) or (
+                            mode == "streamed-per-chunk" and c not in per_chunk_counts):
+                        continue
                     data = open_data(paths[c], mode == "persisted", cluster.client)
-                    cases[(W, c, mode)] = (data, partial(lloyd_pass, data, centers))
+                    cases[(W, c, mode)] = (data, partial(lloyd_pass, data, centers, mode))
                     results[(W, c, mode)] = Samples()
                     cases[(W, c, mode)][1]()  # untimed
                     count_tasks(cluster, cases[(W, c, mode)][1], results[(W, c, mode)])
@@ -369,7 +430,7 @@ def run(argv: list[str] | None = None) -> int:
                           f"{s.scheduler[-1]:.3f} s, client {s.client[-1]:.3f} s, load {load_avg()}",
                           file=sys.stderr, flush=True)
             loads.append(load_avg())
-            if W == worker_counts[len(worker_counts) // 2]:
+            if W == worker_counts[len(worker_counts) // 2] and not args.passes_only:
                 mid = chunk_counts[len(chunk_counts) // 2]
                 for k in ks:
                     for mode in ("persisted", "streamed"):
@@ -397,7 +458,8 @@ def run(argv: list[str] | None = None) -> int:
                     profiles[k] = profile_fit(data, k, 5)
             del cases
             # the report so far, after each worker count (a long run stopped early keeps its tables)
-            text = report(args, argv, t_start, loads, results, ktable, rtable, profiles, chunk_counts, worker_counts)
+            text = report(args, argv, t_start, loads, results, ktable, rtable, profiles, chunk_counts, worker_counts,
+                          shares)
             if args.output:
                 from daskcluster.atomic import write_bytes
 
@@ -415,7 +477,8 @@ def ms(values: list[float], scale: float = 1.0) -> str:
 
 def report(args: Any, argv: list[str] | None, t_start: str, loads: list[str], results: dict[tuple[int, int, str], Samples],
            ktable: list[tuple[int, str, Samples, int, int]], rtable: list[tuple[int, str, Samples]],
-           profiles: dict[int, dict[str, float]], chunk_counts: list[int], worker_counts: list[int]) -> str:
+           profiles: dict[int, dict[str, float]], chunk_counts: list[int], worker_counts: list[int],
+           shares: dict[str, tuple[int, int, int]]) -> str:
     from threadpoolctl import threadpool_info
 
     from daskcluster.engine.tree import tree_widths
@@ -447,7 +510,7 @@ def report(args: Any, argv: list[str] | None, t_start: str, loads: list[str], re
                    f"{min(s.scheduler) * 1e6 / c:.0f} / {statistics.median(s.scheduler) * 1e6 / c:.0f} | {ms(s.client)} | "
                    f"{ms(s.workers)} | {s.task_seconds * 1e3:.1f} |")
     out += ["", "Least-squares fits on the medians (seconds per pass):", ""]
-    for mode in ("persisted", "streamed"):
+    for mode in ("persisted", "streamed", "streamed-per-chunk"):
         keys = [key for key in results if key[2] == mode]
         med = {key: {f: statistics.median(getattr(results[key], f)) for f in ("wall", "scheduler", "client")}
                for key in keys}
@@ -457,6 +520,13 @@ def report(args: Any, argv: list[str] | None, t_start: str, loads: list[str], re
             a, b, c = lstsq([[float(key[1]) for key in keys], [float(key[0]) for key in keys]],
                             [med[key][what] for key in keys])
             out.append(f"- {mode}: {what} = {a * 1e3:.2f} ms + {b * 1e6:.0f} µs × chunks + {c * 1e3:.2f} ms × W")
+    if shares:
+        out += ["", f"Read-ahead share (streamed KMeans fit, 48 chunks of 2,000 rows, {worker_counts[0]} workers):", ""]
+        for mode, (ahead, own, passes) in shares.items():
+            out.append(f"- {mode}: {ahead} chunks from a read-ahead, {own} read by their own task, {passes} passes "
+                       f"({ahead / max(ahead + own, 1):.1%} read ahead)")
+    if args.passes_only:
+        return "\n".join(out)
     out += [
         "",
         "## The tree and what reaches the client, by k (d = 784)",

@@ -17,17 +17,20 @@ only where each node is combined changes:
   per worker runs the kernel over the chunks that worker holds and combines the subtrees it
   holds entirely, so a pass costs one task per worker instead of one per chunk plus a tree;
 * under a distributed Client, when the data are streamed from their source, one task per
-  chunk, its read included, on a fixed worker (chunk ``i`` on the ``i * W // n``-th of ``W``
-  workers): each worker reads its next chunk in the background while it computes this one
-  (:mod:`.readahead`), and kernels that keep state beside their chunk find it again
-  (:mod:`.rowstate`);
+  worker thread over a run of consecutive chunks (their reads included), the same run on the
+  same worker thread pass after pass: the task reads its next chunk in the background while it
+  computes this one (:mod:`.readahead`), combines the subtrees its run covers as soon as they
+  are complete, and kernels that keep state beside their chunk find it again
+  (:mod:`.rowstate`); the whole pass is one graph, submitted at once;
 * otherwise (local schedulers, data partly in cluster memory) one task per chunk and combine
   tasks below the root; the parameters are then one key of the graph, shipped once to each
   worker.
 
 Nothing is kept on the workers between passes (but state a kernel asks to keep, see
 :mod:`.rowstate`): a pass's tasks depend only on the data's chunks, which Dask recomputes if a
-worker is lost; chunks read ahead and not used are dropped when the pass ends.
+worker is lost (a streamed run lost with its worker is run again from its first chunk on
+another); chunks read ahead and not used are dropped when their run ends, and a pass that
+fails or is interrupted stops its runs still going.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ from .schedule import (
 )
 from .tree import (
     Node,
+    PartialTree,
     above_groups,
     children,
     combine_complete,
@@ -136,6 +140,22 @@ def _run_pinned(kernel: Callable[..., Any], name: str, own: readahead.ChunkRead,
     return kernel(values[0], values[1] if len(values) > 1 else None, chunk, params.value)
 
 
+def _run_streamed(kernel: Callable[..., Any], combine: Callable[[list[Any]], Any], name: str, run: _Broadcast,
+                  params: _Broadcast) -> dict[Node, Any]:
+    """The kernel over a run of consecutive chunks read from their source in this task (the
+    next ones read ahead in the background), and the subtrees of the reduction the run covers
+    entirely, combined as soon as they are complete."""
+    reads, chunks, n_parts, split_every, ahead = run.value
+    tree = PartialTree(n_parts, split_every, combine)
+    with readahead.RunReader(name, reads, ahead) as reader:
+        for chunk in chunks:
+            values = reader.next()
+            part = kernel(values[0], values[1] if len(values) > 1 else None, chunk, params.value)
+            del values  # the chunk is let go before the next one is waited for
+            tree.add(chunk.index, part)
+    return tree.values
+
+
 #: A value of the source graph that several chunks' reads share and that holds more bytes than
 #: this (an in-memory array the chunks are sliced from) is not shipped with every chunk's task.
 SHARED_BYTES_LIMIT = 2**20
@@ -174,6 +194,13 @@ def _chunk_reads(data: RowData, weights: da.Array | None) -> list[readahead.Chun
     return reads
 
 
+#: Streamed passes as one ``Client.submit`` per chunk, each on a fixed worker, handing its
+#: worker's next chunk's read to the next task (:func:`.readahead.fetch`): how streamed passes ran
+#: before they ran as runs, kept only so that ``benchmarks/bench_scaling.py`` measures both in
+#: one run. Not an option: nothing else sets it.
+_STREAMED_TASK_PER_CHUNK = False
+
+
 def _same(value: Any) -> Any:
     return value
 
@@ -210,6 +237,81 @@ def _reduce_pinned(client: Any, data: RowData, reads: list[readahead.ChunkRead],
     finally:
         if ahead and n > 1:
             readahead.close_on_workers(client, name)
+
+
+def _thread_slots(client: Any) -> list[str]:
+    """One entry per worker thread of ``client``'s cluster: each worker's address as many times
+    as it has threads, workers in address order."""
+    return [w for w, threads in sorted(client.nthreads().items()) for _ in range(max(int(threads), 1))]
+
+
+def runs_of(n_chunks: int, n_slots: int) -> list[tuple[int, int]]:
+    """The runs of a streamed pass: ``min(n_chunks, n_slots)`` ranges of consecutive chunks,
+    ``[start, stop)``, of sizes differing by at most one, in chunk order.
+
+    Examples
+    --------
+    >>> runs_of(10, 4)
+    [(0, 2), (2, 5), (5, 7), (7, 10)]
+    >>> runs_of(2, 4)
+    [(0, 1), (1, 2)]
+    """
+    r = max(min(n_chunks, n_slots), 1)
+    return [(j * n_chunks // r, (j + 1) * n_chunks // r) for j in range(r)]
+
+
+def _reduce_streamed(client: Any, data: RowData, reads: list[readahead.ChunkRead], kernel: Callable[..., Any],
+                     params: Any, combine: Callable[[list[Any]], Any], split_every: int, name: str,
+                     ahead: int) -> Any:
+    """The pass as one graph: a task per worker thread over a run of consecutive chunks, their
+    reads included (each run's next chunks read ahead inside its task), placed on the same
+    worker thread pass after pass while the workers stay the same (another worker if that one
+    is gone), so that state a kernel keeps beside its chunk (:mod:`daskcluster.engine.rowstate`)
+    is found again; the parameters as one key; the nodes above the runs' subtrees as combine
+    tasks when they would give the client more than ``split_every`` parts. Submitted at once,
+    with the runs' worker restrictions as annotations of the graph's layers."""
+    from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
+
+    slots = _thread_slots(client)
+    n = data.n_chunks
+    runs = runs_of(n, len(slots))
+    infos = _chunk_infos(data)
+    pkey = (name, "params")
+    by_worker: dict[str | None, dict[Any, Any]] = {}
+    for r, (a, b) in enumerate(runs):
+        where = slots[r * len(slots) // len(runs)] if slots else None
+        layout = _Broadcast((reads[a:b], infos[a:b], n, split_every, ahead), f"{name}-run-{r}")
+        by_worker.setdefault(where, {})[(name, "group", r)] = (_run_streamed, kernel, combine, name, layout, pkey)
+    held = [combine_complete(dict.fromkeys(range(a, b)), n, split_every, _no_combine) for a, b in runs]
+    tasks: dict[Any, Any] = {}
+    keys = ([(name, "group", r) for r in range(len(runs))] if sum(len(h) for h in held) <= split_every
+            else _tree_above_groups(tasks, name, held, n, split_every, combine))
+    layers: dict[str, Any] = {f"{name}-params": MaterializedLayer({pkey: _Broadcast(params, name)})}
+    dependencies: dict[str, set[str]] = {f"{name}-params": set()}
+    for w, (where, runs_there) in enumerate(by_worker.items()):
+        annotations = None if where is None else {"workers": [where], "allow_other_workers": True}
+        layers[f"{name}-runs-{w}"] = MaterializedLayer(runs_there, annotations=annotations)
+        dependencies[f"{name}-runs-{w}"] = {f"{name}-params"}
+    if tasks:
+        layers[f"{name}-tree"] = MaterializedLayer(tasks)
+        dependencies[f"{name}-tree"] = set(layers) - {f"{name}-tree"}
+    try:
+        values = client.get(HighLevelGraph(layers, dependencies), keys)
+    except BaseException:
+        # stop the runs still going (an error elsewhere, an interrupt) and drop what they read ahead
+        readahead.close_on_workers(client, name)
+        raise
+    return _evaluate_groups(keys, values, n, split_every, combine)
+
+
+def _evaluate_groups(keys: list[Any], values: Sequence[Any], n_parts: int, split_every: int,
+                     combine: Callable[[list[Any]], Any]) -> Any:
+    """The root, from what the group tasks (``(name, "group", g)``: a dict of nodes) and the
+    combine tasks above them (``(name, level, j)``: one node) returned."""
+    nodes: dict[Node, Any] = {}
+    for key, part in zip(keys, values):
+        nodes.update(part if key[1] == "group" else {key[1:]: part})
+    return evaluate(nodes, n_parts, split_every, combine)
 
 
 @dataclass
@@ -296,10 +398,7 @@ def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Ca
                                                                                  combine)
     dsk = low_level_graph(tasks, [] if weights is None else [weights])
     dsk.update((f.key, f) for f in futures)
-    values: dict[Node, Any] = {}
-    for key, part in zip(keys, client.get(dsk, keys)):
-        values.update(part if key[1] == "group" else {key[1:]: part})
-    return True, evaluate(values, n, split_every, combine)
+    return True, _evaluate_groups(keys, client.get(dsk, keys), n, split_every, combine)
 
 
 def _tree_above_groups(tasks: dict[Any, Any], name: str, held: list[dict[Node, Any]], n_parts: int,
@@ -354,9 +453,10 @@ def tree_reduce(
     label : str, optional
         Name used in the graph keys and the log.
     pin_chunks : bool, default=False
-        Under a distributed Client, run each chunk's task on the same worker pass after pass,
-        also when the data are streamed and read-ahead is off (for kernels that keep state
-        beside their chunk).
+        Under a distributed Client, run each chunk's kernel on the same worker pass after pass
+        (for kernels that keep state beside their chunk). Persisted chunks are where their
+        tasks run, and streamed passes place each chunk on a fixed worker thread anyway, so
+        this asks for nothing more today; it states what such a kernel relies on.
 
     Returns
     -------
@@ -366,11 +466,12 @@ def tree_reduce(
     -----
     Under a distributed Client and with ``data.array`` persisted, the pass is one task per
     worker (over the chunks that worker holds) and the client combines what the workers
-    return. With streamed data, one task per chunk, its read included, on a fixed worker,
-    which reads its next chunks ahead (Dask configuration ``daskcluster.read-ahead``, chunks
-    per worker thread, default 1; 0 turns it off, and ``pin_chunks`` then still fixes the
-    workers); otherwise one task per chunk. Combine tasks below the root, the client
-    combining the root. The tree, and so the result, is the same either way.
+    return. With streamed data, one graph of one task per worker thread, each over a run of
+    consecutive chunks (their reads included) on a fixed worker thread, reading its next
+    chunks ahead in the background (Dask configuration ``daskcluster.read-ahead``, chunks per
+    worker thread, default 1; 0 turns it off). Otherwise one task per chunk and combine tasks
+    below the root. The client always combines the root; the tree, and so the result, is the
+    same either way.
     """
     array = data.array
     label = label or str(getattr(kernel, "__name__", "pass"))
@@ -388,11 +489,15 @@ def tree_reduce(
     # persisted chunks are where their tasks run anyway; streamed ones are pinned to a worker,
     # which reads its next chunks ahead while it computes
     ahead = readahead.depth()
-    if not how and client is not None and futures is None and (pin_chunks or ahead > 0):
+    if not how and client is not None and futures is None:
         reads = _chunk_reads(data, weights)
-        if reads is not None:
-            result = _reduce_pinned(client, data, reads, kernel, params, combine, split_every, name, ahead)
-            how = f"one task per chunk on a fixed worker, {ahead} read ahead"
+        if reads is not None and _STREAMED_TASK_PER_CHUNK:
+            if pin_chunks or ahead > 0:
+                result = _reduce_pinned(client, data, reads, kernel, params, combine, split_every, name, ahead)
+                how = f"one task per chunk on a fixed worker, {ahead} read ahead"
+        elif reads is not None:
+            result = _reduce_streamed(client, data, reads, kernel, params, combine, split_every, name, ahead)
+            how = f"runs of consecutive chunks (a task each per worker thread), {ahead} read ahead"
     if not how:
         pkey = (name, "params")
         tasks: dict[Any, Any] = {pkey: _Broadcast(params, name)}

@@ -1,23 +1,24 @@
-"""Read-ahead: a worker reads its next chunk of a streamed pass while it computes this one.
+"""Read-ahead: a task of a streamed pass reads its next chunk while it computes this one.
 
-A streamed pass under a distributed Client places chunk ``i``'s task, its read included, on a
-fixed worker (:func:`daskcluster.engine.passes.tree_reduce`), so each worker knows the chunks
-it will read next, in order. Each task first hands the reads of its worker's next
-:func:`depth` chunks to one background reader thread of the worker process, then takes its own
-chunk from that thread if a previous task asked for it (waiting for the read to finish if
-needed), else reads it itself, and runs the kernel. Blosc decompression, file reads and the
-compiled kernels release the GIL, so the reader and the task's thread run at the same time.
+A streamed pass under a distributed Client (:func:`daskcluster.engine.passes.tree_reduce`) is
+one graph of a few tasks, each over a *run* of consecutive chunks placed on one worker thread
+(the run's reads inside it): :class:`RunReader` gives such a task its chunks in order, reading
+the next :func:`depth` of them in a background thread of its own while the task computes the
+current one. Blosc decompression, file reads and the compiled kernels release the GIL, so the
+reader and the task's thread run at the same time. The hand-off never leaves the task: a task
+moved to another worker (work stealing, a worker lost and its task rerun) takes its read-ahead
+with it, so every chunk of a run but its first comes from a read-ahead whatever the scheduler
+does, and the result is the same bytes through the same graph either way.
 
-What is read ahead is keyed by ``(pass name, chunk index)``; pass names are unique
-(:func:`~daskcluster.engine.schedule.unique_name`). A task that finds nothing (the first task
-on a worker; a task moved to another worker, stolen, or rerun after a worker was lost) reads
-its chunk itself: the same bytes through the same graph, so the result is the same either
-way. Only a task running on the worker it was placed on reads ahead, so a moved task never
-reads for chunks that run elsewhere. Memory: at most ``depth × threads`` chunks per worker
-wait beside the ones being computed (older entries are dropped first when a stolen task left
-one behind); when the pass ends, fails or is interrupted, the client drops what is left on
-every worker (:func:`close` through ``client.run``) and marks the pass closed, so a task of a
-cancelled pass still running reads nothing more ahead.
+Memory: a run's task holds the chunk it computes and at most ``depth`` chunks read ahead, so
+``depth + 1`` chunks per worker thread. A read ahead that failed is not trusted: the chunk is
+read again in the task, which raises the error as it would without read-ahead. What a run read
+ahead is registered under ``(pass name, chunk index)`` (pass names are unique,
+:func:`~daskcluster.engine.schedule.unique_name`) and dropped when the run ends, succeeds or
+fails. When a pass fails or is interrupted on the client (an error in another run, Ctrl-C, a
+cancel), the client closes it on every worker (:func:`close` through ``client.run``): what is
+read ahead is dropped, and the runs still going stop at their next chunk
+(:class:`PassClosedError`) instead of computing a result nobody waits for.
 
 Where read-ahead is not used, and why nothing is needed there:
 
@@ -38,10 +39,14 @@ Zarr 3's own settings (``async.concurrency``: concurrent chunk reads within one 
 ``threading.max_workers``: its codec thread pool) parallelise the Zarr chunks *inside* one
 read; when a Dask chunk is one Zarr chunk (the stores daskcluster writes) they change nothing
 for a pass, and on workers that already use every core they only add threads. They do not
-overlap one task's read with another task's compute: that is what this module does.
+overlap one chunk's read with another chunk's compute: that is what this module does.
 
 The depth is Dask's configuration key ``daskcluster.read-ahead`` (chunks per worker thread,
 default 1; 0 turns read-ahead off), read on the client when a pass starts.
+
+:func:`fetch` is the hand-off between tasks of one chunk each that streamed passes used before
+they ran as runs; it is kept for ``benchmarks/bench_scaling.py``'s before/after comparison
+only.
 """
 
 from __future__ import annotations
@@ -50,6 +55,7 @@ import logging
 import threading
 from collections import deque
 from collections.abc import Sequence
+from types import TracebackType
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -57,6 +63,7 @@ from typing import Any
 import dask
 from dask.local import get_sync
 
+from ..errors import DaskClusterError
 from ..params import check_int
 
 logger = logging.getLogger(__name__)
@@ -100,6 +107,86 @@ class ChunkRead:
 def read(chunk: ChunkRead) -> list[Any]:
     """The chunk's arrays, computed in this thread by Dask's synchronous scheduler."""
     return list(get_sync(chunk.graph, chunk.keys))
+
+
+class PassClosedError(DaskClusterError, RuntimeError):
+    """A run of a pass that the client closed (failed, interrupted or cancelled) stops here."""
+
+
+class RunReader:
+    """The chunks of one run, in order, each next ``depth`` read ahead in a background thread.
+
+    Use as a context manager in the run's task: ``next()`` returns the next chunk's arrays (the
+    data's block, then the weights' one), waiting for its read if it is not done. The first
+    chunk is read in the calling thread while the reader starts on the following ones; leaving
+    the ``with`` block (at the end or on an error) cancels and drops what is left.
+
+    Parameters
+    ----------
+    name : str
+        The pass's unique name.
+    reads : sequence of ChunkRead
+        The run's chunks, in the order they are computed.
+    depth : int
+        Chunks read ahead of the one being computed (0: each is read when it is asked for).
+    """
+
+    def __init__(self, name: str, reads: Sequence[ChunkRead], depth: int) -> None:
+        self.name = name
+        self.reads = list(reads)
+        self.depth = depth if len(self.reads) > 1 else 0
+        self.position = 0
+        self.submitted = 1  # chunks handed to the reader (or read here, for the first)
+        self.executor: ThreadPoolExecutor | None = None
+
+    def __enter__(self) -> RunReader:
+        if self.depth:
+            self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daskcluster-read-ahead")
+            self._top_up(self.depth)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        with _lock:
+            for chunk in self.reads[self.position:]:
+                pending = _pending.pop((self.name, chunk.index), None)
+                if pending is not None:
+                    pending.cancel()
+        if self.executor is not None:
+            self.executor.shutdown(wait=False, cancel_futures=True)
+
+    def _top_up(self, last: int) -> None:
+        """Hand the reads up to chunk ``last`` of the run to the reader (none once the pass is closed)."""
+        assert self.executor is not None
+        with _lock:
+            if self.name in _closed:
+                raise PassClosedError(f"pass {self.name} was closed")
+            while self.submitted <= min(last, len(self.reads) - 1):
+                chunk = self.reads[self.submitted]
+                _pending[(self.name, chunk.index)] = self.executor.submit(read, chunk)
+                self.submitted += 1
+
+    def next(self) -> list[Any]:
+        """The next chunk's arrays."""
+        i = self.position
+        chunk = self.reads[i]
+        self.position += 1
+        with _lock:
+            if self.name in _closed:
+                raise PassClosedError(f"pass {self.name} was closed")
+            ready = _pending.pop((self.name, chunk.index), None)
+        if self.depth and i > 0:
+            self._top_up(i + self.depth)
+        if ready is not None:
+            try:
+                values = ready.result()
+            except Exception as exc:  # noqa: BLE001 - read again below, in the task that owns the chunk
+                logger.debug("read-ahead of chunk %d of %s failed (%s); reading it again", chunk.index, self.name, exc)
+            else:
+                _count("ahead")
+                return values
+        _count("own")
+        return read(chunk)
 
 
 def _this_worker() -> str | None:

@@ -77,6 +77,43 @@ def combine_complete(parts: Mapping[int, Any], n_parts: int, split_every: int,
     return values
 
 
+class PartialTree:
+    """The nodes of the tree over some chunks, combined as soon as all their children are in.
+
+    Parts are added one chunk at a time (in any order); a node is combined the moment its last
+    child arrives, so at most ``split_every - 1`` values wait per level, whatever the number of
+    chunks. :attr:`values` then holds exactly what :func:`combine_complete` gives for the same
+    chunks, each node combined from the same children in the same order: the same values, to
+    the bit.
+
+    Examples
+    --------
+    >>> t = PartialTree(10, 4, sum)
+    >>> for i in range(2, 10):
+    ...     t.add(i, i)
+    >>> t.values
+    {(0, 2): 2, (0, 3): 3, (1, 1): 22, (1, 2): 17}
+    """
+
+    def __init__(self, n_parts: int, split_every: int, combine: Callable[[list[Any]], Any]) -> None:
+        self.widths = tree_widths(n_parts, split_every)
+        self.split_every = split_every
+        self.combine = combine
+        self.values: dict[Node, Any] = {}
+
+    def add(self, index: int, part: Any) -> None:
+        """Chunk ``index``'s statistics; combines every node they complete."""
+        node: Node = (0, index)
+        self.values[node] = part
+        while node[0] < len(self.widths) - 1:
+            parent = (node[0] + 1, node[1] // self.split_every)
+            kids = children(parent, self.widths, self.split_every)
+            if not all(k in self.values for k in kids):
+                return
+            self.values[parent] = self.combine([self.values.pop(k) for k in kids])
+            node = parent
+
+
 def evaluate(values: dict[Node, Any], n_parts: int, split_every: int, combine: Callable[[list[Any]], Any]) -> Any:
     """The root of the tree, combining on the spot every node that ``values`` lacks.
 
