@@ -78,7 +78,18 @@ class Started:
 def start_local(config: LocalConfig, source: str) -> Started:
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(
+    cluster = LocalCluster(**local_cluster_options(config))
+    try:
+        client = Client(cluster)
+    except BaseException:
+        cluster.close()
+        raise
+    return Started(client, cluster, [client.close, cluster.close])
+
+
+def local_cluster_options(config: LocalConfig) -> dict[str, Any]:
+    """The keyword arguments of the config's ``LocalCluster`` (JSON-able)."""
+    return dict(
         n_workers=config.n_workers,
         threads_per_worker=config.threads_per_worker,
         processes=config.processes,
@@ -87,12 +98,23 @@ def start_local(config: LocalConfig, source: str) -> Started:
         silence_logs=logging.ERROR,
         preload=["daskcluster.deploy.interrupts"],  # Ctrl-C stops the command, which stops the workers
     )
+
+
+def start_local_process(config: LocalConfig, source: str) -> Started:
+    """The config's ``LocalCluster`` in a child process (:mod:`.local_process`); the cluster object
+    of the :class:`Started` is the :class:`~.local_process.LocalProcess`."""
+    from .local_process import LocalProcess
+
+    host = LocalProcess(local_cluster_options(config)).start()
     try:
-        client = Client(cluster)
+        address = host.wait(timeout=parse_timedelta(config.wait_timeout))
+        from distributed import Client
+
+        client = Client(address)
     except BaseException:
-        cluster.close()
+        host.close()
         raise
-    return Started(client, cluster, [client.close, cluster.close])
+    return Started(client, host, [client.close, host.close])
 
 
 def security(config: AddressConfig) -> Any:

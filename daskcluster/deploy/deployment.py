@@ -1,4 +1,4 @@
-"""Deployment: a file of ``cluster_configs/`` (or a dict) -> a running cluster and a ``Client``.
+"""A file of ``cluster_configs/`` (or a dict) -> a running cluster and a ``Client`` (:func:`deploy`).
 
 >>> from daskcluster.deploy import deploy
 >>> with deploy("cluster_configs/local.yaml") as d:          # doctest: +SKIP
@@ -46,6 +46,7 @@ from .backends import (
     jobqueue_cluster,
     kubernetes_spec,
     require,
+    start_local_process,
 )
 from .files import ConfigError, apply_overrides, load_yaml, parse_model
 from .schema import (
@@ -201,6 +202,7 @@ def deploy(
     scheduler: str | None = None,
     wait_for_workers: bool = True,
     on_up: Callable[[Deployment], None] | None = None,
+    local_process: bool = False,
 ) -> Iterator[Deployment]:
     """Start (or connect to) the cluster a config describes; yield a :class:`Deployment`.
 
@@ -216,6 +218,10 @@ def deploy(
     on_up : callable, optional
         Called with the :class:`Deployment` as soon as the scheduler answers, before the
         workers are waited for (the command prints the dashboard link then).
+    local_process : bool, default=False
+        Host a cluster of kind ``local`` in a child process (:mod:`.local_process`; the
+        ``Deployment``'s ``cluster`` is then that process) rather than in this one: what the
+        command does, so that the cluster starts on another core while it imports.
 
     Raises
     ------
@@ -240,7 +246,8 @@ def deploy(
         require(cfg.kind)
     logger.info("Starting %s (%s)", describe(cfg), source)
     try:
-        started = STARTERS[cfg.kind](cfg, source)
+        starter = start_local_process if local_process and cfg.kind == "local" else STARTERS[cfg.kind]
+        started = starter(cfg, source)
     except (DaskClusterError, KeyboardInterrupt):
         raise
     except (OSError, TimeoutError) as exc:

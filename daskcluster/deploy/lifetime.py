@@ -5,8 +5,9 @@ Every command that needs a cluster for a while (``daskcluster run``) goes throug
 
 1. :meth:`ClusterLifetime.start` starts (or connects to) the cluster in the calling thread
    (so that Ctrl-C reaches it) while another thread does the work that needs no cluster
-   (validating the job when :func:`starts_before_validation` allows, opening the job's data,
-   importing the outputs' libraries);
+   (validating the job when :func:`starts_before_validation` allows, opening the job's data);
+   a local cluster is hosted in a child process (:mod:`.local_process`), so that its
+   scheduler, dashboard and workers start on another core while this process imports;
 2. the cluster is *announced* the moment its scheduler is up, before the command waits for
    workers and before any job runs: the ``on_up`` callback gets the :class:`Deployment`
    (the command prints the dashboard link);
@@ -92,7 +93,7 @@ class ClusterLifetime:
             preparing = pool.submit(prepare)
             try:
                 self.deployment = self._stack.enter_context(
-                    deploy(self.config, scheduler=self.scheduler, on_up=self.on_up))
+                    deploy(self.config, scheduler=self.scheduler, on_up=self.on_up, local_process=True))
             except KeyboardInterrupt:
                 preparing.cancel()
                 raise
