@@ -28,7 +28,8 @@ from daskcluster.engine import (
 )
 from daskcluster.engine.passes import _Broadcast
 from daskcluster.engine.schedule import unique_name
-from daskcluster.engine.tree import combine_complete, evaluate, tree_widths
+from daskcluster.engine.passes import runs_of
+from daskcluster.engine.tree import PartialTree, combine_complete, evaluate, tree_widths
 from daskcluster.kernels.blocks import ChunkInfo
 
 
@@ -163,6 +164,34 @@ def test_subtrees_combined_anywhere_give_the_fixed_tree(n: int, split_every: int
             values.update(part)
         assert evaluate(values, n, split_every, _nest) == _reference_tree(n, split_every)
         assert not values  # every node used once
+
+
+@pytest.mark.parametrize("n, split_every", [(1, 8), (9, 8), (64, 4), (65, 4), (100, 3), (1000, 8)])
+def test_runs_combined_as_they_complete_give_the_fixed_tree(n: int, split_every: int) -> None:
+    """A streamed run's task combines its chunks' subtrees as soon as they are complete: the same
+    nodes as ``combine_complete``, in any arrival order, never more than ``split_every - 1``
+    values waiting per level, and the runs together give the fixed tree."""
+    depth = len(tree_widths(n, split_every)) - 1
+    values: dict = {}
+    for r, (a, b) in enumerate(runs_of(n, 3)):
+        tree = PartialTree(n, split_every, _nest)
+        order = np.random.default_rng(r).permutation(np.arange(a, b)) if r == 1 else range(a, b)
+        for i in order:
+            tree.add(int(i), int(i))
+            if r != 1:  # in chunk order, what waits is a few values per level
+                assert len(tree.values) <= (split_every - 1) * (depth + 1)
+        assert tree.values == combine_complete({i: i for i in range(a, b)}, n, split_every, _nest)
+        values.update(tree.values)
+    assert evaluate(values, n, split_every, _nest) == _reference_tree(n, split_every)
+
+
+def test_runs_are_consecutive_chunks_one_per_worker_thread() -> None:
+    for n, slots in [(1, 4), (3, 4), (4, 4), (10, 4), (10_000, 32), (7, 1)]:
+        runs = runs_of(n, slots)
+        assert len(runs) == min(n, slots)
+        assert [a for a, _ in runs] == [0] + [b for _, b in runs[:-1]] and runs[-1][1] == n
+        sizes = [b - a for a, b in runs]
+        assert max(sizes) - min(sizes) <= 1
 
 
 def test_one_worker_holding_everything_combines_the_whole_tree() -> None:

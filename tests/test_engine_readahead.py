@@ -146,3 +146,81 @@ def test_a_failed_pass_leaves_nothing_read_ahead(process_client: Any, tmp_path: 
     assert _nothing_held(process_client)
     time.sleep(0.3)  # the other worker's task of the failed pass, still running, reads nothing more ahead
     assert _nothing_held(process_client)
+
+
+def _chunk_reads(n: int) -> list[readahead.ChunkRead]:
+    return [readahead.ChunkRead(i, {("x", i): np.full(3, i)}, [("x", i)]) for i in range(n)]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_a_run_reads_at_most_depth_chunks_ahead(depth: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While chunk i is computed, no read past chunk i + depth has started: depth + 1 chunks of a
+    run in memory at most; nothing registered once the run ends."""
+    started: list[int] = []
+    plain = readahead.read
+
+    def recording(chunk: readahead.ChunkRead) -> list:
+        started.append(chunk.index)
+        time.sleep(0.002)
+        return plain(chunk)
+
+    monkeypatch.setattr(readahead, "read", recording)
+    name = f"bounded-{depth}"
+    before = readahead.counts()
+    with readahead.RunReader(name, _chunk_reads(12), depth) as reader:
+        for i in range(12):
+            (block,) = reader.next()
+            assert block[0] == i
+            assert max(started) <= i + depth
+            time.sleep(0.005)  # the kernel; reads ahead finish meanwhile
+    after = readahead.counts()
+    assert sorted(started) == list(range(12))  # each chunk read once
+    assert after["ahead"] - before["ahead"] == (11 if depth else 0)
+    assert after["own"] - before["own"] == (1 if depth else 12)
+    assert name not in readahead.held()
+
+
+def test_a_failed_read_ahead_is_read_again_in_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = readahead.read
+
+    def flaky(chunk: readahead.ChunkRead) -> list:
+        if chunk.index == 2 and threading.current_thread().name.startswith("daskcluster-read-ahead"):
+            raise OSError("transient")
+        return plain(chunk)
+
+    monkeypatch.setattr(readahead, "read", flaky)
+    with readahead.RunReader("flaky", _chunk_reads(4), 1) as reader:
+        assert [int(reader.next()[0][0]) for _ in range(4)] == [0, 1, 2, 3]
+
+
+def test_a_closed_pass_stops_its_runs_and_drops_their_reads() -> None:
+    reader = readahead.RunReader("to-close", _chunk_reads(6), 2)
+    with pytest.raises(readahead.PassClosedError, match="to-close was closed"), reader:
+        reader.next()
+        assert readahead.held().get("to-close") == 2  # chunks 1 and 2 read ahead
+        assert readahead.close("to-close") == 2
+        reader.next()
+    assert "to-close" not in readahead.held()
+
+
+@pytest.mark.slow
+def test_every_chunk_but_each_runs_first_is_read_ahead(process_client: Any, tmp_path: Path) -> None:
+    """A streamed pass is one task per worker thread over its run of chunks: whatever the scheduler
+    does with those tasks, each run reads its first chunk itself and takes every other one from
+    its read-ahead."""
+    from distributed import get_task_stream
+
+    _, path = _store(tmp_path)
+    data = as_row_data(_opened(path), owner="test")
+    with dask.config.set(scheduler="synchronous"):
+        expected = tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0))
+    runs = sum(process_client.nthreads().values())
+    before = _taken(process_client)
+    with get_task_stream(client=process_client) as ts:
+        for _ in range(3):
+            np.testing.assert_array_equal(tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0)), expected)
+    after = _taken(process_client)
+    assert sum("'group'" in str(t["key"]) for t in ts.data) == 3 * runs  # no task per chunk
+    assert after["own"] - before["own"] == 3 * runs
+    assert after["ahead"] - before["ahead"] == 3 * (N // ROWS - runs)
+    assert _nothing_held(process_client)

@@ -486,8 +486,8 @@ def tree_reduce(
         grouped, result = _reduce_by_worker(client, futures, data, kernel, params, combine, weights,
                                             split_every, name)
         how = "one task per worker" if grouped else ""
-    # persisted chunks are where their tasks run anyway; streamed ones are pinned to a worker,
-    # which reads its next chunks ahead while it computes
+    # persisted chunks are where their tasks run anyway; streamed ones go in runs of neighbours, a task
+    # per worker thread, which reads its next chunks ahead while it computes
     ahead = readahead.depth()
     if not how and client is not None and futures is None:
         reads = _chunk_reads(data, weights)
