@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+from scipy.linalg import solve_triangular
 from scipy.special import gammaln
 
 from ....errors import ConvergenceError, InvalidDataError, InvalidParameterError
@@ -99,8 +100,12 @@ def chol_inv_t(cov: np.ndarray, what: Callable[[int], str]) -> np.ndarray:
         stack = cov.reshape(-1, *cov.shape[-2:])
         bad = next(j for j in range(stack.shape[0]) if not is_pd(stack[j]))
         raise collapsed(f"{what(bad)}: the covariance is not positive definite") from None
-    eye = np.broadcast_to(np.eye(cov.shape[-1]), cov.shape)
-    return np.swapaxes(np.linalg.solve(chol, eye), -1, -2)
+    # triangular solves, as scikit-learn's: the factors are exactly upper triangular (a general
+    # solve leaves rounding below the diagonal, and the E-step of 'full' multiplies triangles)
+    eye = np.eye(cov.shape[-1])
+    stack = chol.reshape(-1, *cov.shape[-2:])
+    inv = np.stack([solve_triangular(c, eye, lower=True) for c in stack]).reshape(cov.shape)
+    return np.swapaxes(inv, -1, -2)
 
 
 def is_pd(cov: np.ndarray) -> bool:
