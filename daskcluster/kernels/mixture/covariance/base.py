@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-from scipy.linalg import solve_triangular
+from scipy.linalg.lapack import dtrtri
 from scipy.special import gammaln
 
 from ....errors import ConvergenceError, InvalidDataError, InvalidParameterError
@@ -100,11 +100,12 @@ def chol_inv_t(cov: np.ndarray, what: Callable[[int], str]) -> np.ndarray:
         stack = cov.reshape(-1, *cov.shape[-2:])
         bad = next(j for j in range(stack.shape[0]) if not is_pd(stack[j]))
         raise collapsed(f"{what(bad)}: the covariance is not positive definite") from None
-    # triangular solves, as scikit-learn's: the factors are exactly upper triangular (a general
-    # solve leaves rounding below the diagonal, and the E-step of 'full' multiplies triangles)
-    eye = np.eye(cov.shape[-1])
+    # triangular inverses (LAPACK dtrtri): the factors are exactly upper triangular, as
+    # scikit-learn's triangular solves give them (a general solve leaves rounding below the
+    # diagonal, and the E-step of 'full' multiplies triangles). Not scipy's solve_triangular:
+    # its dtrsm wakes OpenBLAS's threads, milliseconds per call on a loaded machine.
     stack = chol.reshape(-1, *cov.shape[-2:])
-    inv = np.stack([solve_triangular(c, eye, lower=True) for c in stack]).reshape(cov.shape)
+    inv = np.stack([dtrtri(c, lower=1)[0] for c in stack]).reshape(cov.shape)
     return np.swapaxes(inv, -1, -2)
 
 
