@@ -4,12 +4,14 @@ Run from the project root::
 
     python benchmarks/bench_gmm_mnist8m.py --n 1000000            # ~2 minutes: 1 M rows
     python benchmarks/bench_gmm_mnist8m.py                        # the 8.1 M-row store
+    python benchmarks/bench_gmm_mnist8m.py --n 1000000 --kernel-only   # 2 and 3 below, no cluster
 
 What is measured (one process, one run, so that ratios compare like with like):
 
 1. **Streamed, on** ``LocalCluster(n_workers=2, threads_per_worker=1, memory_limit="2GiB")``,
    ``--rounds`` rounds, round-robin: the **read floor** (one pass that only reads, decompresses
-   and sums the ``uint8`` rows: ``tree_reduce`` of a column sum) and
+   and touches every byte: ``tree_reduce`` of a column max, as in ``bench_mnist8m.py``; a
+   column sum in ``uint64``, the floor before, costs a third of the decoding) and
    ``GaussianMixture(10, covariance_type="diag", init_params="random_from_data", reg_covar=1e-3,
    max_iter=--iters, tol=0, cache=False)`` on ``scaled(X, 1/255)``, its seconds per EM
    iteration from the progress hook (the pass of each iteration, client work included).
@@ -17,8 +19,15 @@ What is measured (one process, one run, so that ratios compare like with like):
    One untimed floor pass and a one-iteration fit on one chunk warm the workers up first.
 2. **Per row and core, in this process on one thread**: the EM kernel of the fitted model over
    the first ``--kernel-rows`` rows held in memory as ``uint8`` (CPU time of the thread), and
-   the read floor of the same rows from the store (decompression and sum, CPU time of the
-   process, so that codec threads are counted).
+   the read floor of the same rows from the store (decompression and column max, CPU time of
+   the process, so that codec threads are counted).
+3. **Where the kernel's time goes** (same rows, same thread): the compiled loop of
+   ``kernels/mixture/diag_rows.py`` cut after each of its stages (cast and centring; distances;
+   log-sum-exp and responsibilities; statistics), and how sparse the rows are (non-zero bytes,
+   non-zero 8-byte words, the span from a row's first to its last non-zero, and the span of a
+   group of four rows, the rows the distances take together).
+
+``--kernel-only`` skips 1 and fits the model of 2 and 3 on the rows in memory instead.
 
 The store (``--store``, default ``/tmp/m8/mnist8100000.zarr``, made by ``bench_mnist8m.py``)
 is generated with ``make_infinite_mnist`` when it does not exist (``--n`` rows); ``--n`` below
@@ -33,20 +42,18 @@ import statistics
 import sys
 import time
 
+import numba
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from bench_gmm import blas_info
-from bench_kmeans import cpu_model, git_commit, versions
+from bench_kmeans import git_commit, versions
+from bench_mnist8m import _max, _touch_block
+from machine import cpu_model
 
-
-def _sum_block(block: np.ndarray, weights: np.ndarray | None, chunk: object, params: object) -> np.ndarray:
-    return block.sum(axis=0, dtype=np.uint64)
-
-
-def _add(parts: list[np.ndarray]) -> np.ndarray:
-    return np.sum(parts, axis=0)
+from daskcluster.kernels.mixture.diag_rows import ROW_GROUP, _log_densities4
+from daskcluster.kernels.mixture.estep import row_responsibilities
 
 
 def open_store(path: str, n: int | None) -> object:
@@ -79,12 +86,12 @@ def streamed(X: object, rounds: int, iters: int) -> tuple[list[float], list[floa
                       dashboard_address=":0") as cluster, Client(cluster):
         data = as_row_data(X, owner="bench")
         # warm-up, untimed: the workers import the kernels and load them compiled from disk
-        tree_reduce(data, _sum_block, None, _add)
+        tree_reduce(data, _touch_block, None, _max)
         GaussianMixture(10, covariance_type="diag", init_params="random_from_data", max_iter=1, random_state=0,
                         reg_covar=1e-3, cache=False).fit(scaled(X[: X.chunks[0][0]], 1 / 255))
         for r in range(rounds):
             t0 = time.perf_counter()
-            tree_reduce(data, _sum_block, None, _add)
+            tree_reduce(data, _touch_block, None, _max)
             floors.append(time.perf_counter() - t0)
             its: list[float] = []
             with progress_hook(lambda rep, its=its: its.append(rep.seconds)
@@ -97,31 +104,132 @@ def streamed(X: object, rounds: int, iters: int) -> tuple[list[float], list[floa
     return floors, per_iter, gm
 
 
-def per_row(X: object, gm: object, rows: int) -> tuple[float, float]:
-    """Microseconds per row on one core: the EM kernel on in-memory uint8 rows, and reading them."""
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _diag_stages(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, mb: np.ndarray, prec: np.ndarray,
+                 log_const: np.ndarray, min_resp: np.ndarray, nk: np.ndarray, s1: np.ndarray, s2: np.ndarray,
+                 stages: int) -> float:  # pragma: no cover (compiled)
+    """The loop of ``diag_rows._diag_em_rows`` (its own helpers), cut after ``stages`` of its four
+    stages: 1 cast and centring, 2 distances, 3 log-sum-exp and responsibilities, 4 statistics."""
+    n, d = x.shape
+    k_n = mb.shape[0]
+    v = np.empty((ROW_GROUP, d))
+    w = np.zeros((ROW_GROUP, k_n))
+    log_lik = 0.0
+    for i0 in range(0, n, ROW_GROUP):
+        rows = min(ROW_GROUP, n - i0)
+        for b in range(ROW_GROUP):
+            i = i0 + min(b, rows - 1)
+            for j in range(d):
+                v[b, j] = (x[i, j] * scale + offset) - ref[j]
+        if stages < 2:
+            log_lik += v[0, 0]
+            continue
+        _log_densities4(v, mb, prec, log_const, w)
+        if stages < 3:
+            log_lik += w[0, 0]
+            continue
+        for b in range(rows):
+            log_norm, ent, _ = row_responsibilities(w[b])
+            log_lik += log_norm
+            if stages < 4:
+                continue
+            for k in range(k_n):
+                r = w[b, k]
+                if r != 0.0 and r >= min_resp[k]:
+                    nk[k] += r
+                    for j in range(d):
+                        t = v[b, j]
+                        s1[k, j] += r * t
+                        s2[k, j] += r * (t * t)
+    return log_lik
+
+
+def sparsity(block: np.ndarray) -> dict[str, float]:
+    """How much of each row the zeros leave: fractions of the 784 columns per row."""
+    nz = block != 0
+    d = block.shape[1]
+    words = nz[:, : d - d % 8].reshape(block.shape[0], -1, 8).any(axis=2)
+    first, last = nz.argmax(axis=1), d - 1 - nz[:, ::-1].argmax(axis=1)
+    g = nz[: block.shape[0] // 4 * 4].reshape(-1, 4, d).any(axis=1)
+    g_first, g_last = g.argmax(axis=1), d - 1 - g[:, ::-1].argmax(axis=1)
+    return {"non-zero bytes": float(nz.mean()), "non-zero 8-byte words": float(words.mean()),
+            "row span (first to last non-zero)": float((last - first + 1).mean() / d),
+            "span of 4 rows": float((g_last - g_first + 1).mean() / d)}
+
+
+def kernel_stages(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 3) -> dict[str, float]:
+    """Microseconds per row of each stage of the diagonal kernel, one thread (least of ``repeats``),
+    and of the kernel itself (``em_kernel``), on the rows of ``block`` in chunks of ``chunk_rows``."""
+    from daskcluster.kernels import mixture as K
+    from daskcluster.kernels.blocks import Affine, ChunkInfo
+    from daskcluster.kernels.mixture.diag_rows import DiagRows
+
+    affine = Affine(scale=1 / 255)
+    n = block.shape[0]
+    chunks = [block[s : s + chunk_rows] for s in range(0, n, chunk_rows)]
+    loops = [DiagRows(gp, K.reference(c, affine), affine) for c in chunks]  # type: ignore[arg-type]
+    params = K.EMParams((gp,), affine)  # type: ignore[arg-type]
+
+    def staged(stages: int) -> None:
+        for c, dr in zip(chunks, loops):
+            k, d = dr.mb.shape
+            _diag_stages(c, dr.scale, dr.offset, dr.ref, dr.mb, dr.prec, dr.log_const, dr.min_resp, np.zeros(k),
+                         np.zeros((k, d)), np.zeros((k, d)), stages)
+
+    def whole() -> None:
+        for start, c in zip(range(0, n, chunk_rows), chunks):
+            K.em_kernel(c, None, ChunkInfo(0, start), params)
+
+    cases = {f"stages 1-{s}": (lambda s=s: staged(s)) for s in (1, 2, 3, 4)}
+    cases["em_kernel"] = whole
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for f in cases.values():
+        f()  # compile / warm
+    for _ in range(repeats):
+        for name, f in cases.items():
+            t0 = time.thread_time()
+            f()
+            times[name].append(time.thread_time() - t0)
+    return {name: min(t) / n * 1e6 for name, t in times.items()}
+
+
+def fit_in_memory(block: np.ndarray, iters: int) -> object:
+    """The benchmark's model fitted on rows in memory (threaded scheduler), for ``--kernel-only``."""
+    import dask
+    import dask.array as da
+
+    from daskcluster import GaussianMixture, scaled
+
+    with dask.config.set(scheduler="threads"):
+        return GaussianMixture(10, covariance_type="diag", init_params="random_from_data", max_iter=iters, tol=0,
+                               random_state=0, reg_covar=1e-3, cache=False).fit(
+            scaled(da.from_array(block, chunks=(32768, -1)), 1 / 255))
+
+
+def per_row(X: object, gm: object, rows: int, kernel_only: bool) -> dict[str, object]:
+    """Per row on one core: the EM kernel on in-memory uint8 rows and each of its stages, reading
+    the rows from the store (µs), and how sparse the rows are. ``gm`` is fitted on the rows in
+    memory first when ``kernel_only``."""
     from threadpoolctl import threadpool_limits
 
     from daskcluster.kernels import mixture as K
-    from daskcluster.kernels.blocks import Affine, ChunkInfo
 
-    head = X[:rows]
+    head = X[:rows]  # type: ignore[index]
     chunk_rows = head.chunks[0][0]
     block = head.compute()
-    n = block.shape[0]
-    gp = K.gaussian_params(gm.weights_, gm.means_, gm.precisions_cholesky_, "diag", n)  # type: ignore[attr-defined]
-    params = K.EMParams((gp,), Affine(scale=1 / 255))
-    kernel, read = [], []
+    if kernel_only:
+        gm = fit_in_memory(block, 3)
+    gp = K.gaussian_params(gm.weights_, gm.means_, gm.precisions_cholesky_, "diag", block.shape[0])  # type: ignore[attr-defined]
+    read = []
     with threadpool_limits(1, "blas"):
+        stages = kernel_stages(block, gp, chunk_rows)
         for _ in range(3):
-            t0 = time.thread_time()
-            for start in range(0, n, chunk_rows):
-                K.em_kernel(block[start : start + chunk_rows], None, ChunkInfo(0, start), params)
-            kernel.append(time.thread_time() - t0)
             t0 = time.process_time()
             for part in head.to_delayed().ravel():
-                part.compute(scheduler="sync").sum(axis=0, dtype=np.uint64)
+                part.compute(scheduler="sync").max(axis=0)
             read.append(time.process_time() - t0)
-    return min(kernel) / n * 1e6, min(read) / n * 1e6
+    return {"kernel": stages["em_kernel"], "read": min(read) / block.shape[0] * 1e6, "stages": stages,
+            "sparsity": sparsity(block), "rows": block.shape[0]}
 
 
 def main() -> None:
@@ -131,15 +239,18 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--iters", type=int, default=3, help="EM iterations per fit")
     parser.add_argument("--kernel-rows", type=int, default=200_000)
+    parser.add_argument("--kernel-only", action="store_true", help="no cluster: the per-row figures only")
     args = parser.parse_args()
     load_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     X = open_store(args.store, args.n)
     print(f"X {X.shape} {X.dtype}, chunks {X.chunks[0][0]} rows", flush=True)  # type: ignore[attr-defined]
-    floors, per_iter, gm = streamed(X, args.rounds, args.iters)
-    kernel_us, read_us = per_row(X, gm, args.kernel_rows)
+    floors: list[float] = []
+    per_iter: list[float] = []
+    gm = None
+    if not args.kernel_only:
+        floors, per_iter, gm = streamed(X, args.rounds, args.iters)
+    r = per_row(X, gm, args.kernel_rows, args.kernel_only)
     load_end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    f_min, f_med = min(floors), statistics.median(floors)
-    e_min, e_med = min(per_iter), statistics.median(per_iter)
     print(f"""
 ### Diagonal GaussianMixture streamed from Zarr, against the read floor
 
@@ -148,18 +259,35 @@ Command: `python benchmarks/bench_gmm_mnist8m.py {" ".join(sys.argv[1:])}` — {
 Machine: {cpu_model()}, {os.cpu_count()} CPUs; BLAS {blas_info()}; {versions()}; commit {git_commit()}.
 Load average at start {load_start}, at end {load_end}.
 
-Data: {X.shape[0]:,} rows × {X.shape[1]} uint8 from `{args.store}` (chunks of {X.chunks[0][0]:,} rows), `scaled(X, 1/255)`.
-`LocalCluster(2 workers × 1 thread, 2 GiB)`, {args.rounds} rounds round-robin, {args.iters} EM iterations per fit.
+Data: {X.shape[0]:,} rows × {X.shape[1]} uint8 from `{args.store}` (chunks of {X.chunks[0][0]:,} rows), `scaled(X, 1/255)`.""")
+    if floors:
+        f_min, f_med = min(floors), statistics.median(floors)
+        e_min, e_med = min(per_iter), statistics.median(per_iter)
+        print(f"""`LocalCluster(2 workers × 1 thread, 2 GiB)`, {args.rounds} rounds round-robin, {args.iters} EM iterations per fit.
 
 | | least (s) | median (s) |
 | --- | ---: | ---: |
-| read floor (read, decompress, sum) | {f_min:.2f} | {f_med:.2f} |
+| read floor (read, decompress, column max) | {f_min:.2f} | {f_med:.2f} |
 | EM iteration, diag, 10 components | {e_min:.2f} | {e_med:.2f} |
-| ratio EM / floor (target ≤ 1.5) | {e_min / f_min:.2f} | {e_med / f_med:.2f} |
+| ratio EM / floor (target ≤ 1.5) | {e_min / f_min:.2f} | {e_med / f_med:.2f} |""")
+    st = r["stages"]
+    assert isinstance(st, dict)
+    parts = [("cast and centring", st["stages 1-1"]), ("distances", st["stages 1-2"] - st["stages 1-1"]),
+             ("log-sum-exp, responsibilities", st["stages 1-3"] - st["stages 1-2"]),
+             ("statistics", st["stages 1-4"] - st["stages 1-3"]), ("the four stages", st["stages 1-4"]),
+             ("`em_kernel` (the kernel of a pass)", st["em_kernel"])]
+    sp = r["sparsity"]
+    assert isinstance(sp, dict)
+    print(f"""
+Per row and core, one thread, the first {r["rows"]:,} rows (CPU time, least of 3): EM kernel on the rows in memory
+{r["kernel"]:.2f} µs; reading them from the store (decode, column max) {r["read"]:.2f} µs (CPU time of the process).
 
-Per row and core, one thread, the first {min(args.kernel_rows, X.shape[0]):,} rows: EM kernel on the rows in memory
-{kernel_us:.2f} µs; reading and summing them from the store {read_us:.2f} µs (CPU time of the process).
-""", flush=True)
+| stage of the diagonal kernel | µs / row |
+| --- | ---: |
+""" + "\n".join(f"| {name} | {us:.3f} |" for name, us in parts) + """
+
+Sparsity of the rows (fraction of the columns): """ + "; ".join(f"{k} {v:.2f}" for k, v in sp.items()) + ".\n",
+          flush=True)
 
 
 if __name__ == "__main__":
