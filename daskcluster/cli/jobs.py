@@ -120,8 +120,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     return OK
 
 
+#: Packages that Dask's arrays import when installed, only to recognise their types (xarray's
+#: DataArray, pydata sparse chunks), which no job has: ``run`` imports Dask without them.
+NOT_FOR_JOBS = ("xarray", "sparse")
+
+
 def _validate(args: argparse.Namespace) -> Any:
     """The job of ``run`` and its cluster config checked together (:func:`validate_command`)."""
+    from .._lazy import import_without
+
+    import_without("dask.array", NOT_FOR_JOBS)  # before the job package, which imports it
     from ..jobs.validation import validate_command
 
     checked, _ = validate_command(args.job, overrides=args.overrides, out_dir=args.out, cluster=args.cluster)
@@ -171,21 +179,16 @@ def announce(d: Any) -> None:
 
 
 def _prepare(args: argparse.Namespace, checked: Any, announcement: _Announcement) -> tuple[Any, Any]:
-    """The checked job (validated here if not yet), its data opened (MNIST read) and the plotting
-    library imported: the work of ``run`` that needs no cluster, done while the cluster starts."""
-    from ..jobs.sources import load
-
+    """The checked job (validated here if not yet) and its data opened (MNIST read): the work of
+    ``run`` that needs no cluster, done while the cluster starts. (The plotting library is imported
+    while the fit runs: :func:`daskcluster.jobs.runner.run_job`.)"""
     if checked is None:
         checked = _validate(args)
         announcement.job_is_valid()
+    from ..jobs.sources import load
+
     job = checked.job
     loaded = load(job.resolved().data)
-    if job.doc.outputs.plots is not False:
-        try:
-            import matplotlib.backends.backend_agg
-            import matplotlib.figure  # noqa: F401
-        except ImportError:
-            pass
     return checked, loaded
 
 

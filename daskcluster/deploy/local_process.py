@@ -29,6 +29,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from .interrupts import quiet_teardown
+
 __all__ = ["LocalProcess"]
 
 logger = logging.getLogger(__name__)
@@ -129,7 +131,8 @@ def _host(options: dict[str, Any]) -> int:
     try:
         from distributed import LocalCluster
 
-        cluster = LocalCluster(**options)
+        # reachable from the command's process (threads alone would talk ``inproc://``)
+        cluster = LocalCluster(**{"protocol": "tcp://", **options})
     except BaseException as exc:  # said to the command, which raises it
         say.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
         say.close()
@@ -140,6 +143,7 @@ def _host(options: dict[str, Any]) -> int:
         while os.read(0, 65536):  # until the command closes the pipe, or dies
             pass
     finally:
+        quiet_teardown()  # stopped on purpose: what distributed logs about it is noise
         cluster.close()
     return 0
 

@@ -218,6 +218,10 @@ def read_labels(path: Path) -> Any:
     return da.from_array(z, chunks=z.chunks)
 
 
+#: What :func:`write_plots` imports: the command imports them while the fit runs.
+PLOT_MODULES = ("matplotlib.figure", "matplotlib.backends.backend_agg")
+
+
 def write_plots(folder: Path, estimator: Any, iterations: list[dict[str, Any]], sizes: list[int] | None,
                 majority: list[Any] | None = None) -> list[Path]:
     """PNG figures when matplotlib is installed; [] otherwise: ``convergence.png``, ``sizes.png``,

@@ -375,6 +375,7 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
                 should_stop: Callable[[], bool] | None, log_handler: logging.Handler | None,
                 loaded: LoadedData | None, on_cluster_done: Callable[[], None] | None,
                 dashboard: str | None) -> JobResult:
+    from .._lazy import import_in_background
     from ..progress import progress_hook
     from . import outputs as out
     from .evaluate import evaluate
@@ -421,6 +422,8 @@ def _run_locked(job: Job, checked: CheckedJob, folder: Path, notes: list[str], *
             logger.info("data: %s, %d x %d", data.description, data.n_samples, data.n_features)
             stop_point()
             t0 = time.perf_counter()
+            if spec.outputs.plots is not False:
+                import_in_background(out.PLOT_MODULES)  # while the passes run on the cluster
             with progress_hook(hook):
                 fitted = ESTIMATORS[spec.model.name].fit(checked.estimator, X)
             estimator = fitted.model
