@@ -129,7 +129,7 @@ def _diag_stages(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, mb
             log_lik += w[0, 0]
             continue
         for b in range(rows):
-            log_norm, ent, _ = row_responsibilities(w[b])
+            log_norm, _, _ = row_responsibilities(w[b])
             log_lik += log_norm
             if stages < 4:
                 continue
