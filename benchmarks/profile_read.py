@@ -15,12 +15,13 @@ cache, read once before timing):
 * ``zarr read``: ``z[start:stop]`` through zarr's public API (file read, decode and zarr's own
   work: its event loop, codec pipeline and copies), and the same through
   :class:`daskcluster.io.CheckedReads` (what a pass's reading task calls);
-* ``floor sum``: the read floor's reduction of the benchmarks (``block.sum(axis=0, dtype=uint64)``);
+* ``floor``: the read floor's reduction of the benchmarks, a column-wise max that reads every
+  byte, and the earlier one, a column sum in uint64;
 * ``float32 copy``: a whole-chunk ``block.astype(float32) * (1/255)`` (what a kernel that did
   not convert tile by tile would pay);
 * ``Lloyd kernel``: a Lloyd step of ``k`` given centers on the uint8 block (tile-wise cast,
   GEMM, arg-min, float64 sums: :func:`daskcluster.kernels.assign.iter_nearest` and
-  :func:`~daskcluster.kernels.assign.add_rows`).
+  :func:`~daskcluster.kernels.assign.add_rows`), and each of its steps timed alone.
 
 Prints one Markdown table: milliseconds per chunk (least and median over the chunks) and the
 projection to the whole array's chunks, per core.
@@ -47,6 +48,32 @@ def _cpu(fn: Callable[[], Any]) -> tuple[float, Any]:
     t0 = time.process_time()
     out = fn()
     return time.process_time() - t0, out
+
+
+def kernel_stages(block: np.ndarray, table: Any, w: np.ndarray, weighted: bool) -> dict[str, float]:
+    """CPU seconds of each step of the Lloyd kernel over ``block``, tile by tile (the steps of
+    :func:`daskcluster.kernels.assign.iter_products`, then the arg-min and the sums)."""
+    from daskcluster.kernels.assign import add_rows, nearest_in_product, row_sq_norms64, tile_rows
+
+    n, d = block.shape
+    k = table.n_centers
+    rows = tile_rows(d, table.dtype.itemsize)
+    buf, g, x_sq = np.empty((rows, d), table.dtype), np.empty((rows, k), table.dtype), np.empty(rows)
+    labels, min_sq = np.empty(rows, dtype=np.int64), np.empty(rows)
+    sums, wic = np.zeros((k, d)), np.zeros(k)
+    spent = dict.fromkeys(("tile cast (uint8 -> float32)", "row norms (float64)", "GEMM", "arg-min", "sums"), 0.0)
+    names = list(spent)
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        x = buf[:m]
+        steps = (lambda: np.copyto(x, block[start:start + m], casting="unsafe"),
+                 lambda: row_sq_norms64(x, x_sq[:m]),
+                 lambda: np.matmul(x, table.minus2_t, out=g[:m]),
+                 lambda: nearest_in_product(g[:m], table.sq_norms, x_sq[:m], labels[:m], min_sq[:m]),
+                 lambda: add_rows(x, labels[:m], w, weighted, sums, wic))
+        for name, step in zip(names, steps):
+            spent[name] += _cpu(step)[0]
+    return spent
 
 
 def main() -> None:
@@ -104,7 +131,9 @@ def main() -> None:
         t, block = _cpu(lambda: reader[start:stop])
         add("CheckedReads[start:stop] (a reading task)", t)
         t, _ = _cpu(lambda: block.sum(axis=0, dtype=np.uint64))
-        add("floor sum: block.sum(axis=0, dtype=uint64)", t)
+        add("earlier floor's sum: block.sum(axis=0, dtype=uint64)", t)
+        t, _ = _cpu(lambda: block.max(axis=0))
+        add("floor's touch: block.max(axis=0)", t)
         t, _ = _cpu(lambda: block.astype(np.float32) * np.float32(1 / 255))
         add("whole-chunk float32 copy, scaled", t)
 
@@ -117,6 +146,8 @@ def main() -> None:
 
         t, _ = _cpu(lloyd)
         add(f"Lloyd kernel, k={args.k} (tile cast, GEMM, arg-min, sums)", t)
+        for name, seconds in kernel_stages(block, table, w, weighted).items():
+            add(f"  of which {name}", seconds)
 
     total_chunks = -(-int(z.shape[0]) // rows)
     print(f"Store {args.store}/{args.component}: {z.shape} {z.dtype}, chunks of {rows:,} rows "
