@@ -1,26 +1,29 @@
 """``'full'``: each component has its own covariance matrix.
 
 **E-step.** Per component ``k``, the tile's rows are centred at the component's mean into one
-buffer, ``(x - mu_k)``, and whitened in place by the triangular product with ``L_k``
+buffer, ``(x - mu_k)``, whitened there in place by the triangular product with ``L_k``
 (scikit-learn's ``precisions_cholesky_``, upper triangular: BLAS ``dtrmm``, ``d (d + 1) / 2``
-multiply-adds per row, half the dense product's); a compiled loop then takes each row's
-squared norm, contiguous. Centring before the product leaves no cancellation between
-``x L_k`` and ``mu_k L_k``. One product per component and tile of a few hundred rows (tiles of
-``d + 2 K`` floats of work per row, :meth:`FullCovariance.work_width`) costs fewer and larger
-BLAS calls than column blocks of all components over thin tiles (measured at 50 features, 10
-components, one thread: 0.060 against 0.083 CPU-s per pass over 70,000 rows). A factor that
-is not upper triangular (set by hand) is multiplied whole (GEMM).
+multiply-adds per row, half the dense product's), and each row's squared norm taken — one
+compiled call per tile, without the GIL (:mod:`daskcluster.kernels.blas_nogil`: SciPy's
+Python BLAS wrappers hold it, so the threads of a pass would take turns). Centring before the
+product leaves no cancellation between ``x L_k`` and ``mu_k L_k``. One product per component
+and tile of a few hundred rows (``d + 2 K`` floats of work per row,
+:meth:`FullCovariance.work_width`) costs fewer and larger BLAS calls than column blocks of all
+components over thin tiles (measured at 50 features, 10 components, one thread: 0.060 against
+0.083 CPU-s per pass over 70,000 rows). A factor that is not upper triangular (set by hand) is
+multiplied whole (GEMM).
 
 **Statistics.** The responsibilities of a segment of the block (a few thousand rows) are kept,
-and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is one SYRK (``z^T z`` with
-``z = sqrt(r) (x - mu_k)``) over the rows it holds, centred at the component's current mean
-``mu_k`` (so only the mean's move in this iteration cancels), over the rows whose
-responsibility is at least the component's ``min_resp`` (``1e-30`` for components holding at
-least one row's worth of mass: leaving out smaller terms changes nothing at float64 precision,
-and on clustered data it skips most of the work). SYRK over the rows held is the least
-arithmetic for these sums (``d (d + 1) / 2`` multiply-adds per row and component held); BLAS
-``dsyrk`` adds into one triangle of the block's sums in place (no product matrix per call),
-and the block's sums are made symmetric once, when they are centred.
+and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is added by SYRK (``z^T z`` with
+``z = sqrt(r) (x - mu_k)``, rows gathered a few thousand at a time) over the rows it holds,
+centred at the component's current mean ``mu_k`` (so only the mean's move in this iteration
+cancels), over the rows whose responsibility is at least the component's ``min_resp``
+(``1e-30`` for components holding at least one row's worth of mass: leaving out smaller terms
+changes nothing at float64 precision, and on clustered data it skips most of the work). SYRK
+over the rows held is the least arithmetic for these sums (``d (d + 1) / 2`` multiply-adds per
+row and component held); it adds into the lower triangle of the block's sums in place, and
+they are made symmetric once, when they are centred. Gathering and SYRK are one compiled call
+per segment, without the GIL.
 """
 
 from __future__ import annotations
@@ -30,8 +33,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numba
 import numpy as np
-from scipy.linalg.blas import dsyrk, dtrmm
 
+from ...blas_nogil import DSYRK, DTRMM, syrk_lower_add, trmm_upper
 from ...blocks import Affine
 from ..buffers import COMPUTE_DTYPE, Scratch
 from .base import CovarianceType, WishartPrior, add_reg, chol_inv_t, is_spd, upper_chol
@@ -46,47 +49,58 @@ GATHER_ROWS = 4096
 
 class Whitening(NamedTuple):
     """The E-step constants of a block: each component's mean relative to the block's
-    reference point, and its factor as the product takes it."""
+    reference point, and the factors."""
 
     #: ``mu_k - ref``, (K, d).
     delta: np.ndarray
-    #: ``L_k`` in Fortran order (``dtrmm``) when every factor is upper triangular, else as given.
-    factors: list[np.ndarray]
-    #: Whether every factor is upper triangular.
+    #: ``L_k``, (K, d, d), C-contiguous.
+    factors: np.ndarray
+    #: Whether every factor is upper triangular (else the product is a dense GEMM).
     upper: bool
 
 
-@numba.njit(nogil=True, cache=True)
-def _centred(a: np.ndarray, delta: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """``out = a[:, :d] - delta``: the tile's rows relative to one component's mean."""
-    n, d = out.shape
-    for i in range(n):
-        for j in range(d):
-            out[i, j] = a[i, j] - delta[j]
-
-
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _sq_norms(y: np.ndarray, out: np.ndarray, k: int) -> None:  # pragma: no cover (compiled)
-    """``out[i, k] = ||y[i]||^2``: each row's squared whitened residual for component ``k``."""
-    n, d = y.shape
-    for i in range(n):
-        s = 0.0
-        for j in range(d):
-            s += y[i, j] * y[i, j]
-        out[i, k] = s
+def _whitened_sq_norms(trmm, a: np.ndarray, delta: np.ndarray, factors: np.ndarray, resid: np.ndarray,  # type: ignore[no-untyped-def]
+                       out: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``out[i, k] = ||(a[i, :d] - delta[k]) L_k||^2`` for every component ``k``: the rows
+    centred at the component's mean into ``resid`` (n, d), whitened there in place by the
+    triangular product, and their squared norms taken, without the GIL."""
+    n, d = resid.shape
+    for k in range(delta.shape[0]):
+        for i in range(n):
+            for j in range(d):
+                resid[i, j] = a[i, j] - delta[k, j]
+        trmm_upper(trmm, resid, factors[k])
+        for i in range(n):
+            s = 0.0
+            for j in range(d):
+                s += resid[i, j] * resid[i, j]
+            out[i, k] = s
 
 
 @numba.njit(nogil=True, cache=True)
-def _weighted_residuals(x: np.ndarray, idx: np.ndarray, point: np.ndarray, r: np.ndarray,
-                        out: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """``out[m] = sqrt(r[idx[m]]) (x[idx[m]] - point)``: the rows a component holds, gathered,
-    centred and weighted in one sweep (``out`` may be ``x`` when ``idx[m] == m``)."""
-    d = x.shape[1]
-    for m in range(idx.shape[0]):
-        i = idx[m]
-        w = math.sqrt(r[i])
-        for j in range(d):
-            out[m, j] = w * (x[i, j] - point[j])
+def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, points: np.ndarray, min_resp: np.ndarray,  # type: ignore[no-untyped-def]
+                    buf: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``s2[k] += sum_i r_ik (x_i - p_k)(x_i - p_k)^T`` (lower triangles) over the rows with
+    ``r_ik >= min_resp[k]`` (``r_ik > 0`` where ``min_resp[k]`` is 0): the rows
+    ``sqrt(r_ik) (x_i - p_k)`` gathered into ``buf`` and added by SYRK each time it fills,
+    without the GIL."""
+    n, d = x.shape
+    cap = buf.shape[0]
+    for k in range(resp.shape[1]):
+        threshold = min_resp[k]
+        m = 0
+        for i in range(n):
+            r = resp[i, k]
+            if (r >= threshold) if threshold > 0.0 else (r > 0.0):
+                w = math.sqrt(r)
+                for j in range(d):
+                    buf[m, j] = w * (x[i, j] - points[k, j])
+                m += 1
+                if m == cap:
+                    syrk_lower_add(syrk, buf, s2[k])
+                    m = 0
+        syrk_lower_add(syrk, buf[:m], s2[k])
 
 
 class FullCovariance(CovarianceType):
@@ -102,24 +116,22 @@ class FullCovariance(CovarianceType):
         return np.asarray(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1))
 
     def prepare(self, gp: GaussianParams, ref: np.ndarray) -> Whitening:
-        """Each component's mean relative to ``ref``, and its factor for the product."""
-        chol = gp.prec_chol
+        """Each component's mean relative to ``ref``, and the factors."""
+        chol = np.ascontiguousarray(gp.prec_chol)
         upper = not np.tril(chol, -1).any()
-        factors = [np.asfortranarray(c) if upper else np.ascontiguousarray(c) for c in chol]
-        return Whitening(np.ascontiguousarray(gp.means - ref), factors, upper)
+        return Whitening(np.ascontiguousarray(gp.means - ref), chol, upper)
 
     def mahalanobis(self, a: np.ndarray, d: int, prep: Whitening, gp: GaussianParams, ws: Scratch) -> np.ndarray:
         n = a.shape[0]
         out = ws.get("maha", n, gp.n_components)
         resid = ws.get("resid", n, d)
-        for k, factor in enumerate(prep.factors):
-            _centred(a, prep.delta[k], resid)
-            if prep.upper:
-                # resid (C order) is resid^T in Fortran order: resid^T := L_k^T resid^T, in place
-                y = dtrmm(1.0, factor, resid.T, side=0, lower=0, trans_a=1, overwrite_b=1).T
-            else:
-                y = np.matmul(resid, factor, out=ws.get("y", n, d))
-            _sq_norms(y, out, k)
+        if prep.upper:
+            _whitened_sq_norms(DTRMM, a, prep.delta, prep.factors, resid, out)
+            return out
+        for k, factor in enumerate(prep.factors):  # a factor set by hand: dense products
+            np.subtract(a[:, :d], prep.delta[k], out=resid)
+            y = np.matmul(resid, factor, out=ws.get("y", n, d))
+            np.einsum("ij,ij->i", y, y, out=out[:, k])
         return out
 
     def work_width(self, n_components: int, n_features: int) -> int:
@@ -137,31 +149,23 @@ class FullCovariance(CovarianceType):
     def end_segment(self, acc: Accumulator, segment: np.ndarray, affine: Affine, ref: np.ndarray) -> None:
         """Each component's ``sum r (x - point)(x - point)^T`` over the segment, by SYRK."""
         resp = acc.segment_responsibilities(segment.shape[0])
-        m, d = min(GATHER_ROWS, segment.shape[0]), segment.shape[1]
-        xbuf = acc.scratch.get("x", m, d)
-        direct = segment.dtype == COMPUTE_DTYPE and affine.is_identity
-        stored = None if direct else acc.scratch.get("stored", m, d, segment.dtype)
-        for k in range(resp.shape[1]):
-            point = ref if acc.centers is None else acc.centers[k]
-            r = resp[:, k]
-            rows = np.flatnonzero(r >= acc.min_resp[k] if acc.min_resp[k] > 0 else r > 0)
-            for b in range(0, rows.shape[0], GATHER_ROWS):
-                idx = rows[b : b + GATHER_ROWS]
-                xk = xbuf[: idx.shape[0]]
-                if stored is None:
-                    _weighted_residuals(segment, idx, point, r, xk)
-                else:
-                    raw = np.take(segment, idx, axis=0, out=stored[: idx.shape[0]], mode="clip")
-                    np.copyto(xk, raw, casting="unsafe")
-                    affine.apply(xk)
-                    _weighted_residuals(xk, np.arange(idx.shape[0]), point, r[idx], xk)
-                # SYRK into the lower triangle of s2[k] (its upper one in Fortran order), in place
-                acc.s2[k] = dsyrk(1.0, xk.T, beta=1.0, c=acc.s2[k].T, trans=0, lower=0, overwrite_c=1).T
+        k, d = resp.shape[1], segment.shape[1]
+        points = np.ascontiguousarray(np.broadcast_to(ref, (k, d)) if acc.centers is None else acc.centers)
+        buf = acc.scratch.get("x", min(GATHER_ROWS, max(1, segment.shape[0])), d)
+        if segment.dtype == COMPUTE_DTYPE and affine.is_identity:
+            _second_moments(DSYRK, segment, resp, points, acc.min_resp, buf, acc.s2)
+            return
+        rows = buf.shape[0]
+        for start in range(0, segment.shape[0], rows):  # rows cast and mapped a slice at a time
+            x = acc.scratch.get("cast", min(rows, segment.shape[0] - start), d)
+            np.copyto(x, segment[start : start + rows], casting="unsafe")
+            affine.apply(x)
+            _second_moments(DSYRK, x, resp[start : start + rows], points, acc.min_resp, buf, acc.s2)
 
     def centre(self, s2: np.ndarray, s1: np.ndarray, n: np.ndarray, m: np.ndarray,
                offset: np.ndarray) -> np.ndarray:
         mo = m - offset
-        s2 = np.tril(s2) + np.tril(s2, -1).transpose(0, 2, 1)  # the SYRKs filled the lower triangles
+        s2 = np.tril(s2) + np.tril(s2, -1).transpose(0, 2, 1)  # the SYRKs fill the lower triangles
         return np.asarray(s2 - n[:, None, None] * mo[:, :, None] * mo[:, None, :])
 
     def merge_m2(self, a: np.ndarray, b: np.ndarray, delta: np.ndarray, c: np.ndarray) -> np.ndarray:
