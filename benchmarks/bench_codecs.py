@@ -20,7 +20,7 @@ For each store layout (codec x shuffle, chunk rows, shards), written with
 * the read floor per core: one thread of this process reads and decodes every chunk through
   zarr (Blosc single-threaded), GB/s of raw data;
 * the read floor on 2 worker processes (``LocalCluster(2 workers x 1 thread)``): one pass that
-  reads, decodes and touches every byte of the store (a column-wise max, ~1 ms per 25 MB chunk,
+  reads, decodes and touches every byte of the store (a column-wise max, 1-4 ms per 25 MB chunk,
   as ``bench_mnist8m.py``), seconds;
 * a streamed ``KMeans(10)`` Lloyd pass on the same cluster (``init`` fixed, ``max_iter=3``,
   ``tol=0``, ``cache=False``; uint8 data through ``scaled(X, 1/255)``): the median iteration.

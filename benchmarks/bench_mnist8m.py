@@ -18,7 +18,7 @@ a shared machine can still be read. ``--sections`` picks (comma-separated, defau
 
 ``floor``
     The read floor: one pass that reads, decodes and touches every byte (a column-wise max,
-    ~1 ms per 25 MB chunk), least of ``--rounds`` passes; and the earlier floor definition
+    1-4 ms per 25 MB chunk), least of ``--rounds`` passes; and the earlier floor definition
     (a column sum in uint64, ~9 ms per chunk, as large as the decoding itself) for comparison
     with older results.
 ``passes``
@@ -79,7 +79,7 @@ def _add(parts):  # type: ignore[no-untyped-def]
 
 
 def _touch_block(block, weights, chunk, params):  # type: ignore[no-untyped-def]
-    """The read floor's work on a chunk: a column-wise max, which reads every byte once (~1 ms
+    """The read floor's work on a chunk: a column-wise max, which reads every byte once (1-4 ms
     per 25 MB chunk of uint8, against ~9 ms for a sum in uint64)."""
     return block.max(axis=0)
 

@@ -25,6 +25,14 @@ cache, read once before timing):
 
 Prints one Markdown table: milliseconds per chunk (least and median over the chunks) and the
 projection to the whole array's chunks, per core.
+
+``--worker`` instead samples one worker of ``LocalCluster(2 workers x 1 thread, 2 GiB)`` with
+``py-spy`` (``pip install py-spy``; 200 Hz, native frames) during ``--passes`` read-floor passes
+over the first ``--chunks`` chunks, and prints the shares of the worker's busy samples (idle
+threads left out) by where they fall: decoding, zarr's copy into the returned array, event
+loops and comms, freeing buffers, the file read, the floor's touch::
+
+    python benchmarks/profile_read.py --worker --chunks 61 --passes 6
 """
 
 from __future__ import annotations
@@ -32,6 +40,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
+import tempfile
+from collections import Counter
 import sys
 import time
 from pathlib import Path
@@ -76,13 +87,74 @@ def kernel_stages(block: np.ndarray, table: Any, w: np.ndarray, weighted: bool) 
     return spent
 
 
+#: Where a sampled stack falls: the first rule whose frame name occurs in it (else "other").
+WORKER_RULES = (
+    ("Blosc / LZ4 decoding", "blosc_decompress_ctx"),
+    ("zarr copying each decoded chunk into the array it returns", "NDBuffer.__setitem__"),
+    ("file read", "read_bytes"),
+    ("freeing chunk buffers (munmap)", "munmap"),
+    ("the floor's touch (column max)", "UBYTE_maximum"),
+    ("event loops (zarr's and the worker's), comms, task bookkeeping", "BaseEventLoop._run_once"),
+)
+_IDLE = ("acquire_lock", "epoll_wait", "SimpleQueue_get", "sem_wait", "select (selectors", "pthread_cond_timedwait",
+         "pthread_cond_wait", "monitor_parent", "watch_stop_q")
+
+
+def worker_profile(store: str, component: str, n_chunks: int, passes: int) -> None:
+    """Shares of one worker's busy samples during ``passes`` read-floor passes (see the module)."""
+    from distributed import Client, LocalCluster
+
+    from bench_mnist8m import WorkerCPU, _max, _touch_block
+    from daskcluster.data import as_row_data
+    from daskcluster.engine import tree_reduce
+    from daskcluster.io import open_array
+
+    z_rows = int(__import__("zarr").open_array(store, path=component, mode="r").chunks[0])
+    X = open_array(store, component=component)
+    X = X[: min(n_chunks * z_rows, X.shape[0])]
+    out = Path(tempfile.mkdtemp()) / "worker.txt"
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GiB",
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        pids = list(client.run(os.getpid).values())
+        data = as_row_data(X, owner="profile")
+        tree_reduce(data, _touch_block, "warm-up", _max)
+        spy = subprocess.Popen(["py-spy", "record", "-r", "200", "--native", "-t", "-f", "raw", "-o", str(out),
+                                "--pid", str(pids[0])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(2)
+        for p in range(passes):
+            with WorkerCPU(pids) as cpu:
+                t0 = time.perf_counter()
+                tree_reduce(data, _touch_block, p, _max)
+                wall = time.perf_counter() - t0
+            print(f"floor pass {p}: {wall:.2f} s, workers {cpu.seconds:.2f} CPU-s "
+                  f"({1e3 * cpu.seconds / data.n_chunks:.1f} ms per chunk)", flush=True)
+        spy.send_signal(2)
+        spy.wait()
+    shares: Counter[str] = Counter()
+    for line in out.read_text().splitlines():
+        stack, count = line.rsplit(" ", 1)
+        if any(word in stack for word in _IDLE):
+            continue
+        shares[next((name for name, frame in WORKER_RULES if frame in stack), "other")] += int(count)
+    total = sum(shares.values())
+    print(f"\n{total} busy samples of worker {pids[0]}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("\n| where | share of the worker's busy time |\n| --- | --- |")
+    for name, count in shares.most_common():
+        print(f"| {name} | {100 * count / total:.1f} % |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store", default="/tmp/m8/mnist8100000.zarr")
     parser.add_argument("--component", default="X")
     parser.add_argument("--chunks", type=int, default=61, help="Zarr chunks to walk (from the first)")
     parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--worker", action="store_true", help="sample a worker with py-spy during floor passes")
+    parser.add_argument("--passes", type=int, default=6, help="floor passes of --worker")
     args = parser.parse_args()
+    if args.worker:
+        worker_profile(args.store, args.component, args.chunks, args.passes)
+        return
 
     import numcodecs
     import threadpoolctl
