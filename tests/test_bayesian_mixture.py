@@ -4,6 +4,7 @@ responsibilities, predictions, sampling, passes, bad input and scikit-learn's AP
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import dask
@@ -25,6 +26,7 @@ from daskcluster.errors import (
 from daskcluster.mixture import BayesianGaussianMixture, CollapsedComponentError
 
 TYPES = ("full", "tied", "diag", "spherical")
+ROOT = Path(__file__).resolve().parents[1]
 PRIORS = ("dirichlet_process", "dirichlet_distribution")
 
 
@@ -350,21 +352,26 @@ def test_collapse_is_actionable(covariance_type: str) -> None:
 # --------------------------------------------------------------------------- the workflow
 
 
-def test_workflow_keeps_three_components_of_the_blobs(tmp_path: Any) -> None:
-    """workflows/bayesian_mixture.py at small size (2-D part): 3 of 10 components kept on the
-    texts' blobs with weights about 0.40 / 0.40 / 0.21; a small concentration keeps fewer."""
+@pytest.fixture
+def workflow() -> Any:
+    """The module workflows/bayesian_mixture.py (not a package: loaded from its path)."""
     import importlib.util
-    import json
     import sys
-    from pathlib import Path
 
-    path = Path(__file__).resolve().parents[1] / "workflows" / "bayesian_mixture.py"
-    spec = importlib.util.spec_from_file_location("workflows_bayesian_mixture", path)
+    spec = importlib.util.spec_from_file_location("workflows_bayesian_mixture", ROOT / "workflows" / "bayesian_mixture.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    assert module.main([str(tmp_path), "--small", "--data", "2d"]) == 0
+    return module
+
+
+def test_workflow_keeps_three_components_of_the_blobs(workflow: Any, tmp_path: Any) -> None:
+    """workflows/bayesian_mixture.py at small size (2-D part): 3 of 10 components kept on the
+    texts' blobs with weights about 0.40 / 0.40 / 0.21; a small concentration keeps fewer."""
+    import json
+
+    assert workflow.main([str(tmp_path), "--small", "--data", "2d"]) == 0
     report = json.loads((tmp_path / "bayesian_mixture.json").read_text())
     assert report["blobs"]["n_kept"] == 3
     assert_allclose(report["blobs"]["kept_weights"], [0.40, 0.40, 0.21], atol=0.02)
@@ -375,26 +382,16 @@ def test_workflow_keeps_three_components_of_the_blobs(tmp_path: Any) -> None:
         assert (tmp_path / name).stat().st_size > 10_000
 
 
-def test_workflow_mnist_bgmm_chooses_its_components(tmp_path: Any) -> None:
-    """workflows/bayesian_mixture.py's MNIST part at small size: 2,000 real digits, dask-ml's PCA
-    to 10 dimensions, 30 components offered; the posterior empties some of them and its labels
-    find the digits far better than chance."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
+def test_workflow_mnist_bgmm_chooses_its_components(workflow: Any, tmp_path: Any) -> None:
+    """workflows/bayesian_mixture.py's MNIST part at small size: 2,000 real digits,
+    daskcluster's PCA to 10 dimensions, 30 components offered; the posterior empties some of
+    them and its labels find the digits far better than chance."""
     from daskcluster.datasets import find_mnist
 
-    mnist = find_mnist(Path(__file__).resolve().parents[1])
+    mnist = find_mnist(ROOT)
     if mnist is None:
         pytest.skip("MNIST (shared/data/mnist.npz) is not on this machine")
-    path = Path(__file__).resolve().parents[1] / "workflows" / "bayesian_mixture.py"
-    spec = importlib.util.spec_from_file_location("workflows_bayesian_mixture_mnist", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    report = module.mnist_workflow(str(mnist), True, 10, 30, 42, tmp_path)
+    report = workflow.mnist_workflow(str(mnist), True, 10, 30, 42, tmp_path)
     assert report["n_samples"] == 2000 and report["data"].startswith("MNIST")
     assert 10 <= report["n_kept"] < 30
     assert report["converged"] and report["majority_label_accuracy"] > 0.6
