@@ -154,8 +154,8 @@ def test_diagonal_types_on_scaled_uint8_with_tiny_means_equal_sklearn(covariance
 
 
 def test_full_distances_with_a_factor_that_is_not_triangular() -> None:
-    # 'full' whitens in column blocks that skip the zeros under an upper-triangular factor; a
-    # factor set by hand that is not triangular is taken whole, and gives the same distances
+    # 'full' whitens by a triangular product under an upper-triangular factor; a factor set
+    # by hand that is not triangular is multiplied whole, and gives the same distances
     from daskcluster.kernels import mixture as K
     from daskcluster.kernels.mixture.buffers import Scratch
 
@@ -392,3 +392,22 @@ def test_duplicate_points_never_give_nan() -> None:
             assert np.isfinite(gm.score_samples(X)).all()
     with pytest.raises(CollapsedComponentError, match="component"):
         GaussianMixture(2, reg_covar=0, random_state=0).fit(X)
+
+
+def test_full_precision_factors_are_exactly_upper_triangular() -> None:
+    # the E-step of 'full' takes the triangular product only when the factors hold exact zeros
+    # below the diagonal (as scikit-learn's triangular solves give them): a factor with rounding
+    # there would be multiplied whole, at twice the arithmetic
+    from daskcluster.kernels import mixture as K
+
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=(4, 30, 30))
+    cov = a @ a.transpose(0, 2, 1) + 0.1 * np.eye(30)
+    for covariances in (cov, cov[0]):  # full and tied
+        kind = "full" if covariances.ndim == 3 else "tied"
+        factors = K.covariance_of(kind).precision_cholesky(covariances)
+        assert not np.tril(factors, -1).any()
+        precisions = factors @ np.swapaxes(factors, -1, -2)
+        eye = np.broadcast_to(np.eye(30), covariances.shape)
+        # precisions @ covariances = I up to rounding amplified by the condition number (< 1e6 here)
+        assert_allclose(precisions @ covariances, eye, atol=1e-8)
