@@ -224,3 +224,22 @@ def test_every_chunk_but_each_runs_first_is_read_ahead(process_client: Any, tmp_
     assert after["own"] - before["own"] == 3 * runs
     assert after["ahead"] - before["ahead"] == 3 * (N // ROWS - runs)
     assert _nothing_held(process_client)
+
+
+@pytest.mark.slow
+def test_an_interrupted_pass_stops_its_runs(process_client: Any, tmp_path: Path) -> None:
+    """Ctrl-C while a streamed pass runs: the client closes the pass on the workers, whose runs
+    stop at their next chunk instead of reading and computing the rest, and nothing is left
+    read ahead."""
+    _, path = _store(tmp_path)
+    data = as_row_data(_opened(path), owner="test")
+    tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0))  # workers warmed up
+    before = _taken(process_client)
+    interrupt = threading.Timer(1.0, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    interrupt.start()
+    with pytest.raises(KeyboardInterrupt):
+        tree_reduce(data, _slow_sums, 0.5, partial(np.sum, axis=0))  # 2 runs of 6 chunks: 3 s each
+    time.sleep(4.0)  # long enough for the runs to have finished, had they not stopped
+    taken = _taken(process_client)
+    assert sum(taken.values()) - sum(before.values()) < N // ROWS
+    assert _nothing_held(process_client)
