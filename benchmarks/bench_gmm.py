@@ -70,7 +70,9 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from bench_kmeans import cpu_model, git_commit, versions  # noqa: E402
+from bench_kmeans import git_commit, versions  # noqa: E402
+from machine import cpu_model  # noqa: E402
+
 TYPES = ("full", "tied", "diag", "spherical")
 K = 10
 #: scikit-learn's cases: its default BLAS threads and one BLAS thread (``--sklearn-one-thread``: the latter only).
@@ -588,7 +590,10 @@ def write_report(path: str, meta: dict[str, Any], threaded: dict[Any, Any], dist
 
 def iterations_only(Z: np.ndarray, iters: dict[str, int], repeats: int, types: tuple[str, ...], cluster: bool,
                     bayesian: bool) -> None:
-    """Times per iteration of the chosen types, printed as one line per (estimator, type)."""
+    """Times per iteration of the chosen types, printed as one line per (estimator, type), after
+    the machine, the BLAS and the load average (again at the end)."""
+    print(f"{cpu_model()}, {os.cpu_count()} CPUs; BLAS {blas_info()}; commit {git_commit()}; load average "
+          + ", ".join(f"{x:.1f}" for x in os.getloadavg()), flush=True)
     for estimator in ("gmm", "bgmm") if bayesian else ("gmm",):
         threaded = per_iteration(Z, iters, repeats, estimator=estimator, types=types)
         dist: dict[Any, Any] = {}
@@ -607,6 +612,7 @@ def iterations_only(Z: np.ndarray, iters: dict[str, int], repeats: int, types: t
                 lc_min = dist[("daskcluster", ct)]["min"]
                 line += f", LocalCluster {lc_min:.4f} ({lc_min / sk['min']:.2f}x)"
             print(line + " (least over the repeats)", flush=True)
+    print("load average at the end " + ", ".join(f"{x:.1f}" for x in os.getloadavg()), flush=True)
 
 
 def main() -> None:
