@@ -78,6 +78,7 @@ _CLOSED_MEMORY = 256
 _lock = threading.Lock()
 _pending: dict[tuple[str, int], Future[list[Any]]] = {}
 _closed: deque[str] = deque(maxlen=_CLOSED_MEMORY)
+#: The shared reader thread of :func:`fetch` (the per-chunk hand-off kept for the benchmark).
 _reader: ThreadPoolExecutor | None = None
 #: Chunks this process took from a read-ahead (``"ahead"``) and read in their own task (``"own"``).
 _counts = {"ahead": 0, "own": 0}
@@ -224,7 +225,8 @@ def _start(name: str, ahead: Sequence[ChunkRead], limit: int) -> None:
 
 
 def fetch(name: str, chunk: ChunkRead, ahead: Sequence[ChunkRead], where: str | None) -> list[Any]:
-    """Chunk ``chunk``'s arrays for pass ``name``, in a task of that pass.
+    """Chunk ``chunk``'s arrays for pass ``name``, in a task of one chunk of that pass (streamed
+    passes as they ran before runs; kept for ``benchmarks/bench_scaling.py`` only).
 
     Starts reading ``ahead`` (the next chunks placed on worker ``where``) in the background
     when this task runs on ``where``; takes ``chunk`` from an earlier task's read-ahead if
