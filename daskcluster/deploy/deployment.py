@@ -144,7 +144,8 @@ class Deployment:
     config : ClusterConfig
     client : distributed.Client
     cluster : object or None
-        The cluster object when daskcluster started it; None for an existing scheduler.
+        The cluster object when daskcluster started it (a :class:`~.local_process.LocalProcess`
+        for a local cluster hosted in a child process); None for an existing scheduler.
     source : str
         The file the config came from, or a short description.
     """
