@@ -133,7 +133,7 @@ def _host(options: dict[str, Any]) -> int:
 
         # reachable from the command's process (threads alone would talk ``inproc://``)
         cluster = LocalCluster(**{"protocol": "tcp://", **options})
-    except BaseException as exc:  # said to the command, which raises it
+    except BaseException as exc:  # noqa: BLE001 - said to the command, which raises it
         say.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
         say.close()
         return 1
