@@ -165,7 +165,10 @@ class FullCovariance(CovarianceType):
     def centre(self, s2: np.ndarray, s1: np.ndarray, n: np.ndarray, m: np.ndarray,
                offset: np.ndarray) -> np.ndarray:
         mo = m - offset
-        s2 = np.tril(s2) + np.tril(s2, -1).transpose(0, 2, 1)  # the SYRKs fill the lower triangles
+        # the SYRKs fill the lower triangles and leave the upper ones at 0: mirror them
+        diagonal = np.arange(s2.shape[-1])
+        s2 = s2 + s2.transpose(0, 2, 1)
+        s2[:, diagonal, diagonal] *= 0.5
         return np.asarray(s2 - n[:, None, None] * mo[:, :, None] * mo[:, None, :])
 
     def merge_m2(self, a: np.ndarray, b: np.ndarray, delta: np.ndarray, c: np.ndarray) -> np.ndarray:
