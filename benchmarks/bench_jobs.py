@@ -380,6 +380,20 @@ themselves, the labels and the model file are *outputs* above.
 """
 
 
+#: Everything from this line on in RESULTS-jobs.md (dated notes on earlier rounds) is kept by a rerun.
+NOTES_MARK = "<!-- notes below are kept when bench_jobs.py rewrites this file -->"
+
+
+def kept_notes() -> str:
+    """The dated notes at the end of the current report, to be kept by a rerun."""
+    try:
+        text = OUTPUT.read_text()
+    except OSError:
+        return ""
+    i = text.find(NOTES_MARK)
+    return "" if i < 0 else "\n" + text[i:]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="rounds (default: 3)")
@@ -408,7 +422,7 @@ def main() -> None:
     pieces = parts()
     for k, (w, c) in pieces.items():
         print(f"  {k}: {w:.2f}s wall, {c:.2f}s CPU")
-    OUTPUT.write_text(markdown(runs, command, pieces, max_rows))
+    OUTPUT.write_text(markdown(runs, command, pieces, max_rows) + kept_notes())
     print(f"wrote {OUTPUT}")
 
 
