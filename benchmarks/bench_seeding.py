@@ -4,15 +4,18 @@ Run from the project root::
 
     python benchmarks/bench_seeding.py                 # MNIST + 1M generated digits, writes RESULTS-seeding.md
     python benchmarks/bench_seeding.py --quick --output /tmp/seeding.md   # smoke run (10,000 rows, one seed)
+    python benchmarks/bench_seeding.py --cases r5,r2,r3 --store-cases r5,r2   # the rounds only
 
 After untimed warm-up fits on 5,000 rows (kernels compiled, imports made), for each data set,
-each seed of ``--seeds`` (``--store-seeds`` on the store) and each seeding below (round-robin: every seeding
-of a seed before the next seed), one ``KMeans(10, algorithm=--algorithm, random_state=seed)``
-fit to convergence (scikit-learn's ``tol=1e-4``, ``max_iter=300``):
+each seed of ``--seeds`` (``--store-seeds`` on the store) and each seeding of ``--cases``
+(``--store-cases`` on the store; round-robin: every seeding of a seed before the next seed), one
+``KMeans(--n-clusters, algorithm=--algorithm, random_state=seed)`` fit to convergence
+(scikit-learn's ``tol=1e-4``, ``max_iter=300``):
+
 
 * ``init="k-means||"`` with ``init_max_iter`` = 1..5 rounds at ``oversampling_factor=2`` (the
-  default is 5 rounds at 2), and a few (rounds, factor) pairs with about as many candidates in
-  fewer rounds;
+  default, ``cluster._init.DEFAULT_ROUNDS`` rounds at 2, is marked in the table), and a few
+  (rounds, factor) pairs with about as many candidates in fewer rounds;
 * ``init="mini-batch"``: a short ``MiniBatchKMeans`` fit, then the same Lloyd iterations.
 
 Recorded per fit: the seeding's full reads of the data (passes counted by
@@ -20,7 +23,10 @@ Recorded per fit: the seeding's full reads of the data (passes counted by
 mini-batch epochs; not the warm start's read of its seeding sample, which reads only the chunks
 holding the sampled rows), the seeding's seconds (from the start of ``fit`` to the start of the
 first Lloyd pass, so with ``cache`` persisting the data it includes that), the Lloyd iterations, the total reads and
-seconds, and the final inertia. ``algorithm='elkan'`` (the default here) makes the same
+seconds, the CPU seconds of the fit (this process's ``time.process_time`` plus, under the
+store's cluster, the workers' user + system time from ``psutil``: on a shared machine a steadier
+figure than wall-clock seconds), and the final inertia, as a ratio to the first case's inertia
+for the same seed (the reference: 5 rounds unless ``--cases`` says otherwise). ``algorithm='elkan'`` (the default here) makes the same
 iterations, centers and inertia as ``'lloyd'`` in less time; passes are what an out-of-core fit
 pays for, whatever the algorithm.
 
@@ -56,17 +62,27 @@ N_CLUSTERS = 10
 #: Line of the report after which the analysis is written by hand; a new run keeps it.
 NOTES = "<!-- analysis: kept by bench_seeding.py -->"
 
-#: (label, KMeans keyword arguments) of the seedings compared; the first is the default fit.
-CASES: list[tuple[str, dict[str, Any]]] = [
-    ("k-means|| 5 rounds x 2k (default)", {}),
-    ("k-means|| 1 round x 2k", {"init_max_iter": 1}),
-    ("k-means|| 2 rounds x 2k", {"init_max_iter": 2}),
-    ("k-means|| 3 rounds x 2k", {"init_max_iter": 3}),
-    ("k-means|| 4 rounds x 2k", {"init_max_iter": 4}),
-    ("k-means|| 1 round x 10k", {"init_max_iter": 1, "oversampling_factor": 10.0}),
-    ("k-means|| 2 rounds x 5k", {"init_max_iter": 2, "oversampling_factor": 5.0}),
-    ("mini-batch warm start", {"init": "mini-batch"}),
-]
+#: name -> (label, KMeans keyword arguments) of the seedings that can be compared.
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "r5": ("k-means|| 5 rounds x 2k", {"init_max_iter": 5}),
+    "r1": ("k-means|| 1 round x 2k", {"init_max_iter": 1}),
+    "r2": ("k-means|| 2 rounds x 2k", {"init_max_iter": 2}),
+    "r3": ("k-means|| 3 rounds x 2k", {"init_max_iter": 3}),
+    "r4": ("k-means|| 4 rounds x 2k", {"init_max_iter": 4}),
+    "r1x10": ("k-means|| 1 round x 10k", {"init_max_iter": 1, "oversampling_factor": 10.0}),
+    "r2x5": ("k-means|| 2 rounds x 5k", {"init_max_iter": 2, "oversampling_factor": 5.0}),
+    "warm": ("mini-batch warm start", {"init": "mini-batch"}),
+}
+
+
+def case_label(name: str) -> str:
+    """The case's label, with "(default)" when it is what ``KMeans()`` does."""
+    from daskcluster.cluster._init import DEFAULT_ROUNDS
+
+    label, kwargs = CASES[name]
+    default = kwargs.get("init", "k-means||") == "k-means||" and kwargs.get("oversampling_factor", 2.0) == 2.0 \
+        and kwargs.get("init_max_iter") == DEFAULT_ROUNDS
+    return f"{label} (default)" if default else label
 
 
 @dataclass
@@ -78,6 +94,7 @@ class Fit:
     n_iter: int
     reads: int
     seconds: float
+    cpu_seconds: float
     inertia: float
 
 
@@ -88,7 +105,27 @@ class Case:
     fits: dict[int, Fit] = field(default_factory=dict)
 
 
-def timed_fit(X: Any, kwargs: dict[str, Any], seed: int, algorithm: str, cache: Any) -> Fit:
+def _worker_cpu() -> float:
+    """User + system CPU seconds of this process (run on each worker)."""
+    import psutil
+
+    t = psutil.Process().cpu_times()
+    return t.user + t.system
+
+
+def cpu_now() -> float:
+    """This process's CPU seconds plus, under a distributed Client, its workers'."""
+    total = time.process_time()
+    try:
+        from distributed import get_client
+
+        client = get_client()
+    except (ImportError, ValueError):
+        return total
+    return total + sum(client.run(_worker_cpu).values())
+
+
+def timed_fit(X: Any, kwargs: dict[str, Any], seed: int, algorithm: str, cache: Any, n_clusters: int) -> Fit:
     """One fit to convergence, its seeding measured from its progress reports."""
     from daskcluster import KMeans
     from daskcluster.engine import count_passes
@@ -102,13 +139,16 @@ def timed_fit(X: Any, kwargs: dict[str, Any], seed: int, algorithm: str, cache: 
 
     with count_passes() as counter, progress_hook(hook), warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        c0 = cpu_now()
         t0 = time.perf_counter()
-        km = KMeans(N_CLUSTERS, random_state=seed, algorithm=algorithm, cache=cache, **kwargs).fit(X)
+        km = KMeans(n_clusters, random_state=seed, algorithm=algorithm, cache=cache, **kwargs).fit(X)
         seconds = time.perf_counter() - t0
-    return Fit(int(first["passes"]), first["at"] - t0, int(km.n_iter_), counter.passes, seconds, float(km.inertia_))
+        cpu = cpu_now() - c0
+    return Fit(int(first["passes"]), first["at"] - t0, int(km.n_iter_), counter.passes, seconds, cpu,
+               float(km.inertia_))
 
 
-def warm_up(X: Any, algorithm: str, cache: Any) -> None:
+def warm_up(X: Any, algorithm: str, cache: Any, n_clusters: int) -> None:
     """Untimed fits of each seeding on a few rows: compiles the kernels and imports everything
     where the fits run (here or on the workers)."""
     from daskcluster import KMeans
@@ -116,40 +156,41 @@ def warm_up(X: Any, algorithm: str, cache: Any) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for init in ("k-means||", "mini-batch"):
-            KMeans(N_CLUSTERS, init=init, max_iter=3, random_state=0, algorithm=algorithm, cache=cache).fit(X)
+            KMeans(n_clusters, init=init, max_iter=3, random_state=0, algorithm=algorithm, cache=cache).fit(X)
 
 
-def run_cases(X: Any, small: Any, seeds: list[int], algorithm: str, cache: Any, name: str) -> list[Case]:
-    warm_up(small, algorithm, cache)
-    cases = [Case(label, kwargs) for label, kwargs in CASES]
-    for seed in seeds:
+def run_cases(X: Any, small: Any, args: argparse.Namespace, cache: Any, name: str) -> list[Case]:
+    warm_up(small, args.algorithm, cache, args.n_clusters)
+    cases = [Case(case_label(c), CASES[c][1]) for c in args.cases]
+    for seed in args.seeds:
         for case in cases:
-            case.fits[seed] = fit = timed_fit(X, case.kwargs, seed, algorithm, cache)
+            case.fits[seed] = fit = timed_fit(X, case.kwargs, seed, args.algorithm, cache, args.n_clusters)
             print(f"[{name}] seed {seed} {case.label}: seeding {fit.seed_reads} reads {fit.seed_seconds:.1f} s, "
-                  f"{fit.n_iter} iterations, {fit.reads} reads, {fit.seconds:.1f} s, inertia {fit.inertia:.6g}",
-                  flush=True)
+                  f"{fit.n_iter} iterations, {fit.reads} reads, {fit.seconds:.1f} s ({fit.cpu_seconds:.1f} CPU s), "
+                  f"inertia {fit.inertia:.6g}", flush=True)
     return cases
 
 
 def table(cases: list[Case], seeds: list[int]) -> list[str]:
-    default = cases[0]
+    ref = cases[0]
     lines = [("| seeding | seeding reads | seeding s (median) | Lloyd iterations per seed | total reads (median) "
-              "| fit s (least / median) | inertia / default's, per seed | median |"),
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+              f"| fit s (least / median) | fit CPU s (median) | inertia / {ref.label}'s, per seed | median |"),
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for case in cases:
         fits = [case.fits[s] for s in seeds]
-        ratios = [case.fits[s].inertia / default.fits[s].inertia for s in seeds]
+        ratios = [case.fits[s].inertia / ref.fits[s].inertia for s in seeds]
         secs = [f.seconds for f in fits]
         lo, hi = min(f.seed_reads for f in fits), max(f.seed_reads for f in fits)
         lines.append(
             f"| {case.label} | {lo if lo == hi else f'{lo}-{hi}'} "
             f"| {statistics.median(f.seed_seconds for f in fits):.1f} | {', '.join(str(f.n_iter) for f in fits)} "
             f"| {statistics.median(f.reads for f in fits):.0f} | {min(secs):.1f} / {statistics.median(secs):.1f} "
+            f"| {statistics.median(f.cpu_seconds for f in fits):.1f} "
             f"| {', '.join(f'{r:.4f}' for r in ratios)} | {statistics.median(ratios):.4f} |")
     best = min(f.inertia for c in cases for f in c.fits.values())
     lines.append("")
-    lines.append(f"Least inertia of any fit: {best:.6g}. Default fit's inertia per seed: "
-                 + ", ".join(f"{default.fits[s].inertia:.6g}" for s in seeds) + ".")
+    lines.append(f"Least inertia of any fit: {best:.6g}. {ref.label}'s inertia per seed: "
+                 + ", ".join(f"{ref.fits[s].inertia:.6g}" for s in seeds) + ".")
     return lines
 
 
@@ -175,8 +216,8 @@ def mnist_section(args: argparse.Namespace) -> list[str]:
         X8 = X8[:10_000]
     start = load_avg()
     with dask.config.set(scheduler="threads"):
-        cases = run_cases(scaled(X8, 1 / 255), scaled(X8[:5000], 1 / 255), args.seeds, args.algorithm, "auto", "mnist")
-    return [f"## Real MNIST, {len(X8):,} x 784 uint8 in memory, threaded scheduler", "",
+        cases = run_cases(scaled(X8, 1 / 255), scaled(X8[:5000], 1 / 255), args, "auto", "mnist")
+    return [f"## Real MNIST, {len(X8):,} x 784 uint8 in memory, threaded scheduler, k = {args.n_clusters}", "",
             f"Load average (1, 5, 15 min) at start: {start}; at end: {load_avg()}.", "",
             *table(cases, args.seeds), ""]
 
@@ -198,17 +239,30 @@ def store_section(args: argparse.Namespace) -> list[str]:
         X, _, _ = open_labeled_zarr(path)
         start = load_avg()
         cache = {"auto": "auto", "stream": False, "memory": True}[args.store_cache]
-        cases = run_cases(scaled(X, 1 / 255), scaled(X[:5000], 1 / 255), args.seeds, args.algorithm, cache, "store")
-    return [f"## Generated digits, {X.shape[0]:,} x 784 uint8 Zarr store `{path}`{made}", "",
+        cases = run_cases(scaled(X, 1 / 255), scaled(X[:5000], 1 / 255), args, cache, "store")
+    return [f"## Generated digits, {X.shape[0]:,} x 784 uint8 Zarr store `{path}`{made}, k = {args.n_clusters}", "",
             (f"`LocalCluster(n_workers=2, threads_per_worker=1, memory_limit='2GiB')`, `cache={cache!r}` "
              f"({X.numblocks[0]} chunks). Load average at start: {start}; at end: {load_avg()}."), "",
             *table(cases, args.seeds), ""]
+
+
+def names(text: str) -> list[str]:
+    """A comma-separated list of case names, checked against :data:`CASES`."""
+    chosen = text.split(",")
+    unknown = [c for c in chosen if c not in CASES]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown cases {unknown}; choose among {', '.join(CASES)}")
+    return chosen
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mnist", default=DEFAULT_MNIST)
     parser.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2, 3, 4])
+    parser.add_argument("--n-clusters", type=int, default=N_CLUSTERS)
+    parser.add_argument("--cases", type=names, default=list(CASES),
+                        help=f"seedings compared on MNIST, the first the reference: {','.join(CASES)}")
+    parser.add_argument("--store-cases", type=names, default=None, help="seedings compared on the store (--cases)")
     parser.add_argument("--algorithm", choices=["lloyd", "elkan"], default="elkan")
     parser.add_argument("--store-dir", default="/tmp/daskcluster-digits")
     parser.add_argument("--store-rows", type=int, default=1_000_000)
@@ -240,7 +294,8 @@ def main(argv: list[str] | None = None) -> None:
     if not args.skip_store:
         sections.append(store_section)
     for section in sections:
-        store_args = argparse.Namespace(**{**vars(args), "seeds": args.store_seeds})
+        store_args = argparse.Namespace(**{**vars(args), "seeds": args.store_seeds,
+                                           "cases": args.store_cases or args.cases})
         lines += section(args if section is mnist_section else store_args)
         text = "\n".join(lines) + "\n"
         print(text)
