@@ -28,7 +28,12 @@ Chunk rows
     Rows per Zarr chunk come from :func:`daskcluster.io.chunk_rows` (bytes per chunk capped by
     ``chunk_bytes``, 32 MiB by default) or, for generated data, :data:`GENERATED_CHUNK_ROWS`.
     A Zarr chunk is what one task reads and decodes: chunks of 8-32 MiB keep a pass's
-    scheduling cost small (a few ms per task) and a worker's memory at a few chunks.
+    scheduling cost small (a few ms per task) and a worker's memory at a few chunks. Not more
+    than 32 MiB: glibc serves larger buffers by ``mmap`` and unmaps them on release, so each
+    read of a larger chunk page-faults its buffers again (read in one process, 65,536-row digit
+    chunks, 49 MiB, cost ~3x the CPU of 32,768-row ones; on 2 workers the difference stayed
+    within a loaded machine's noise; 16,384 and 32,768 rows read alike,
+    ``benchmarks/RESULTS-codecs.md``).
 
 Shards (``shards=``)
     ``None`` (the default) stores one file per chunk. An int ``shards`` stores that many rows
@@ -79,7 +84,8 @@ WIDE_CODEC: dict[str, Any] = {"cname": "lz4", "clevel": 5, "shuffle": "shuffle"}
 
 GENERATED_CHUNK_ROWS: int = 32_768
 """Rows per generated chunk of images (:func:`daskcluster.datasets.make_infinite_mnist`):
-32,768 rows of 784 bytes = 25.7 MB. Fixed (not derived from ``n_samples``), since the chunk
+32,768 rows of 784 bytes = 25.7 MB, below the 32 MiB at which chunk buffers start to be
+page-faulted on every read, and as cheap per pass as 16,384 rows. Fixed (not derived from ``n_samples``), since the chunk
 index seeds the chunk's rows: every size made with it is a prefix of every larger size."""
 
 _CNAMES = ("lz4", "lz4hc", "zstd", "zlib", "blosclz")
