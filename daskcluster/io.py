@@ -78,7 +78,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHUNK_BYTES: int = 32 * 2**20
-"""Largest size in bytes of one row chunk, in the storage dtype (32 MiB)."""
+"""Largest size in bytes of one row chunk, in the storage dtype (32 MiB). Not more: glibc
+serves larger buffers by ``mmap`` and unmaps them on release, so reading a larger chunk
+page-faults its buffers on every pass (``docs/storage.md``, "Where a pass's reading time goes")."""
 
 MIN_CHUNK_BYTES: int = 4 * 2**20
 """Smallest chunk (4 MiB) that daskcluster makes to get ``min_chunks`` chunks.
