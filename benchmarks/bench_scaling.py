@@ -430,7 +430,10 @@ def run(argv: list[str] | None = None) -> int:
                           f"{s.scheduler[-1]:.3f} s, client {s.client[-1]:.3f} s, load {load_avg()}",
                           file=sys.stderr, flush=True)
             loads.append(load_avg())
-            if W == worker_counts[len(worker_counts) // 2] and not args.passes_only:
+            # the k, rows and client sections compare persisted and streamed passes at the middle
+            # chunk count: they need both modes among the cases
+            extras = {(W, chunk_counts[len(chunk_counts) // 2], m) for m in ("persisted", "streamed")} <= set(cases)
+            if W == worker_counts[len(worker_counts) // 2] and not args.passes_only and extras:
                 mid = chunk_counts[len(chunk_counts) // 2]
                 for k in ks:
                     for mode in ("persisted", "streamed"):
