@@ -456,7 +456,7 @@ def run(argv: list[str] | None = None) -> int:
                         rtable.append((rows, mode, s))
                         del data
                 data = cases[(W, mid, "persisted")][0]
-                for k in (10, 1000):
+                for k in (k for k in (10, 1000) if k <= data.n_samples):  # a fit needs n_samples >= k
                     profile_fit(data, k, 1)  # untimed: first-call costs
                     profiles[k] = profile_fit(data, k, 5)
             del cases
