@@ -445,3 +445,23 @@ def _wait_for_line(log: Path, text: str, timeout: float = 120) -> None:
 def _write(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc))
     return path
+
+
+def test_importing_dask_jobqueue_keeps_the_ctrl_c_handler() -> None:
+    """dask-jobqueue installs a SIGINT handler calling sys.exit() when imported; loading it
+    through the backend registry keeps the process's own handler, so Ctrl-C stays a
+    KeyboardInterrupt for the job's cancel path."""
+    pytest.importorskip("dask_jobqueue", reason="the 'jobqueue' extra is not installed")
+    import signal
+
+    from daskcluster.deploy.backends import require
+
+    def own(*_: object) -> None:  # pragma: no cover - never called
+        pass
+
+    previous = signal.signal(signal.SIGINT, own)
+    try:
+        require("slurm")
+        assert signal.getsignal(signal.SIGINT) is own
+    finally:
+        signal.signal(signal.SIGINT, previous)

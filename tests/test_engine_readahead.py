@@ -235,10 +235,15 @@ def test_an_interrupted_pass_stops_its_runs(process_client: Any, tmp_path: Path)
     data = as_row_data(_opened(path), owner="test")
     tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0))  # workers warmed up
     before = _taken(process_client)
+    # Python's own Ctrl-C handler, whatever an imported library installed in this process
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     interrupt = threading.Timer(0.6, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
     interrupt.start()
-    with pytest.raises(KeyboardInterrupt):
-        tree_reduce(data, _slow_sums, 0.3, partial(np.sum, axis=0))  # 2 runs of 6 chunks: 1.8 s each
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            tree_reduce(data, _slow_sums, 0.3, partial(np.sum, axis=0))  # 2 runs of 6 chunks: 1.8 s each
+    finally:
+        signal.signal(signal.SIGINT, previous)
     time.sleep(2.5)  # long enough for the runs to have finished, had they not stopped
     taken = _taken(process_client)
     assert sum(taken.values()) - sum(before.values()) < N // ROWS

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -44,8 +46,14 @@ class MissingExtraError(DaskClusterError, ImportError):
 
 
 def require(kind: str) -> ModuleType:
-    """Import the optional package of ``kind`` or say which extra installs it."""
+    """Import the optional package of ``kind`` or say which extra installs it.
+
+    The process's Ctrl-C handler is kept: importing dask-jobqueue replaces it with one that
+    calls ``sys.exit()`` (for its own runner), which would turn Ctrl-C into a ``SystemExit``
+    that bypasses the cancel path of a job and of a pass.
+    """
     module, extra, package = EXTRAS[kind]
+    handler = signal.getsignal(signal.SIGINT)
     try:
         return importlib.import_module(module)
     except ImportError as exc:
@@ -53,6 +61,10 @@ def require(kind: str) -> ModuleType:
             f"kind '{kind}' needs the package {package}, which is not installed here ({exc}). "
             f"Install it with: pip install 'daskcluster[{extra}]'"
         ) from None
+    finally:
+        if handler is not None and threading.current_thread() is threading.main_thread() \
+                and signal.getsignal(signal.SIGINT) is not handler:
+            signal.signal(signal.SIGINT, handler)
 
 
 def read_env(variable: str, key: str, source: str) -> str:
