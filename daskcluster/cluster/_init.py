@@ -28,12 +28,8 @@ logger = logging.getLogger(__name__)
 #: The seedings named by a string ``init``.
 INITS = ("k-means||", "k-means++", "random")
 
-#: k-means|| rounds of oversampling by default (``init_max_iter=None``): 3 passes of seeding.
-#: Measured against 5 rounds (``benchmarks/RESULTS-seeding.md``): the same final inertia within
-#: the seed-to-seed spread on MNIST at k = 10 (10 seeds) and k = 100 (5 seeds), half the
-#: seeding's reads. Spark MLlib's default has been 2 since 2.1; dask-ml's ``init_max_iter=None``
-#: runs ``round(ln(cost))`` rounds (16 on MNIST scaled to [0, 1]).
-DEFAULT_ROUNDS = 2
+#: k-means|| rounds of oversampling by default (``init_max_iter=None``).
+DEFAULT_ROUNDS = 5
 
 #: Extra k-means|| rounds allowed when fewer than ``n_clusters`` candidates were drawn.
 EXTRA_ROUNDS = 10

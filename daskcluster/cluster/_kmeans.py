@@ -99,7 +99,7 @@ class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # ty
     oversampling_factor : float, default=2.0
         k-means|| only: expected candidates per round, as a multiple of ``n_clusters``.
     init_max_iter : int or None, default=None
-        k-means|| only: rounds of oversampling (None: 2, :data:`~daskcluster.cluster._init.DEFAULT_ROUNDS`).
+        k-means|| only: rounds of oversampling (None: 5, :data:`~daskcluster.cluster._init.DEFAULT_ROUNDS`).
     algorithm : {'lloyd', 'elkan'}, default='lloyd'
         ``'lloyd'``: every iteration computes every row's distance to every center (tile by
         tile: one GEMM and a compiled arg-min per tile). ``'elkan'``: the same iterations and

@@ -63,7 +63,7 @@ default='k-means++'
         A callable ``init(sample, n_clusters, random_state)`` returns the initial centers
         from the ``init_size`` sample (as scikit-learn). ``'k-means++'``: greedy k-means++ on ``init_size`` rows drawn at random (as
         scikit-learn). ``'random'``: ``n_clusters`` of those rows. ``'k-means||'``: scalable
-        k-means++ on all the data (3 passes: ``KMeans``'s default 2 rounds, 1 weighting). An array gives the initial centers.
+        k-means++ on all the data (6 passes). An array gives the initial centers.
     max_iter : int, default=100
         Maximum number of epochs (passes over the data).
     batch_size : int, default=1024
@@ -121,7 +121,7 @@ default='k-means++'
     Notes
     -----
     Data passes of ``fit``: at most one to sample the initialization rows (only the chunks
-    holding them are read; ``'k-means||'``: 3 passes instead), one per epoch, and one for
+    holding them are read; ``'k-means||'``: 6 passes instead), one per epoch, and one for
     ``labels_``/``inertia_``. ``partial_fit``: one read of the batch. ``predict``,
     ``transform``, ``score``: one pass each.
 
@@ -374,7 +374,7 @@ of shape (n_samples, n_features)
         -------
         self
             Data passes: one read of the batch; the first call reads it once more to
-            initialize ('k-means||': 3 more); one more when ``labels_`` of a lazy batch is
+            initialize ('k-means||': 6 more); one more when ``labels_`` of a lazy batch is
             computed.
         """
         name = type(self).__name__
