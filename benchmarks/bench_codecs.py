@@ -50,7 +50,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_kmeans import cpu_model, git_commit, load_avg, versions  # noqa: E402
-from bench_mnist8m import _max, _touch_block  # noqa: E402
+from bench_mnist8m import WorkerCPU, _max, _touch_block  # noqa: E402
+from peak_rss import worker_pids  # noqa: E402
 
 MB = 1e6
 
@@ -168,26 +169,6 @@ def read_one_core(case: Case, root: Path) -> float:
     for start in range(0, z.shape[0], case.stored_rows):
         z[start:start + case.stored_rows]
     return time.process_time() - t0
-
-
-class WorkerCPU:
-    """CPU seconds (user + system) that the workers' processes spend inside a block."""
-
-    def __init__(self, client: Any) -> None:
-        import psutil
-
-        self.procs = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
-        self.seconds = 0.0
-
-    def _total(self) -> float:
-        return sum(sum(p.cpu_times()[:2]) for p in self.procs)
-
-    def __enter__(self) -> WorkerCPU:
-        self._start = self._total()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.seconds = self._total() - self._start
 
 
 def open_store(case: Case, root: Path) -> Any:
@@ -335,10 +316,10 @@ def main() -> None:
         for r in range(args.rounds):
             for case in todo:
                 case.core.append(read_one_core(case, root))
-                with WorkerCPU(client) as cpu:
+                with WorkerCPU(worker_pids(client)) as cpu:
                     case.floor.append(floor_2_workers(case, root, r))
                 case.floor_cpu.append(cpu.seconds)
-                with WorkerCPU(client) as cpu:
+                with WorkerCPU(worker_pids(client)) as cpu:
                     case.lloyd.append(lloyd_pass(case, root, inits[case.data]))
                 case.lloyd_cpu.append(cpu.seconds / 3)  # the fit's iterations (max_iter=3), init and final pass included
                 print(f"round {r}: {case.data} {case.name}: core {case.core[-1]:.2f} s CPU, floor {case.floor[-1]:.2f} s "
