@@ -1,8 +1,8 @@
 """The engine's per-pass costs that do not depend on cores: the scheduler's, the client's, the tree's.
 
     python benchmarks/bench_scaling.py [--chunks 100,1000,10000] [--workers 2,8,32] [--ks 10,100,1000]
-        [--passes 3] [--rounds 2] [--modes persisted,streamed,streamed-per-chunk]
-        [--per-chunk-chunks 100,1000] [--passes-only] [--output benchmarks/RESULTS-scaling.md]
+        [--passes 3] [--rounds 2] [--modes persisted,streamed]
+        [--passes-only] [--output benchmarks/RESULTS-scaling.md]
 
 A Lloyd pass of k-means (``tree_reduce`` of the sweep kernel, k centers, d = 784, uint8 rows) over
 tiny chunks (8 rows each), so that the kernel's compute is negligible and what is left is the
@@ -22,11 +22,9 @@ process's CPU time is read on its own (``psutil``):
 Data: ``C`` chunks of 8 × 784 ``uint8`` rows (a) **persisted** in the workers' memory (the pass
 is one task per worker) and (b) **streamed** from a Zarr store on local disk: one graph of a
 task per worker thread over a run of consecutive chunks, their reads inside (and the combine
-tasks above the runs when they would give the client more than 8 parts); (c)
-**streamed-per-chunk**: the same store streamed the way passes ran before runs, one
-``Client.submit`` per chunk on a fixed worker handing its worker's next read to the next task
-(the engine's private ``_STREAMED_TASK_PER_CHUNK``, set here in the client for these cases
-only), at the chunk counts of ``--per-chunk-chunks``. Cases of one ``W`` alternate round by
+tasks above the runs when they would give the client more than 8 parts). (Streamed passes ran
+as one ``Client.submit`` per chunk before they ran as runs: RESULTS-scaling.md keeps that
+path's figures, measured beside the runs in one run.) Cases of one ``W`` alternate round by
 round; tables give the least and the median over every timed pass (after one untimed pass per
 case).
 
@@ -197,20 +195,7 @@ def open_data(path: str, persisted: bool, client: Any) -> Any:
     return as_row_data(X, owner="bench")
 
 
-@contextlib.contextmanager
-def per_chunk(on: bool) -> Any:
-    """Streamed passes as one task per chunk (how they ran before runs) inside the block, if ``on``."""
-    from daskcluster.engine import passes
-
-    before = passes._STREAMED_TASK_PER_CHUNK
-    passes._STREAMED_TASK_PER_CHUNK = on
-    try:
-        yield
-    finally:
-        passes._STREAMED_TASK_PER_CHUNK = before
-
-
-def lloyd_pass(data: Any, centers: np.ndarray, mode: str = "streamed") -> Any:
+def lloyd_pass(data: Any, centers: np.ndarray) -> Any:
     """One Lloyd pass of the k-means driver (counts, sums, inertia, the k farthest rows)."""
     from daskcluster.engine import tree_reduce
     from daskcluster.kernels import sweep as S
@@ -218,13 +203,12 @@ def lloyd_pass(data: Any, centers: np.ndarray, mode: str = "streamed") -> Any:
     k = len(centers)
     members = (S.Member(S.LLOYD, centers, n_far=k),)
     combine = partial(counting_combine, members=((S.LLOYD, 0.0, k),))
-    with per_chunk(mode == "streamed-per-chunk"):
-        return tree_reduce(data, S.sweep_kernel, S.SweepParams(members, data.affine), combine, label="lloyd")
+    return tree_reduce(data, S.sweep_kernel, S.SweepParams(members, data.affine), combine, label="lloyd")
 
 
 def read_ahead_share(cluster: Cluster, folder: str) -> dict[str, tuple[int, int, int]]:
-    """Chunks taken from a read-ahead and read by their own task in a streamed KMeans fit, with
-    runs and per chunk: ``{mode: (ahead, own, passes)}``."""
+    """Chunks taken from a read-ahead and read by their own task in a streamed KMeans fit:
+    ``{"streamed": (ahead, own, passes)}``."""
     import dask.array as da
 
     from daskcluster import KMeans
@@ -234,9 +218,9 @@ def read_ahead_share(cluster: Cluster, folder: str) -> dict[str, tuple[int, int,
     X = da.from_zarr(path)
     init = np.asarray(X[:8]).astype(np.float64)
     out = {}
-    for mode in ("streamed", "streamed-per-chunk"):
+    for mode in ("streamed",):
         before = cluster.client.run(readahead.counts)
-        with per_chunk(mode == "streamed-per-chunk"), count_passes() as counter:
+        with count_passes() as counter:
             KMeans(8, init=init, n_init=1, max_iter=5, tol=0.0, cache=False).fit(X)
         after = cluster.client.run(readahead.counts)
         out[mode] = (sum(after[w]["ahead"] - before[w]["ahead"] for w in after),
@@ -372,15 +356,12 @@ def run(argv: list[str] | None = None) -> int:
     p.add_argument("--ks", default="10,100,1000")
     p.add_argument("--passes", type=int, default=3)
     p.add_argument("--rounds", type=int, default=2)
-    p.add_argument("--modes", default="persisted,streamed,streamed-per-chunk")
-    p.add_argument("--per-chunk-chunks", default="100,1000",
-                   help="chunk counts of the streamed-per-chunk cases (slow at 10,000)")
+    p.add_argument("--modes", default="persisted,streamed")
     p.add_argument("--passes-only", action="store_true",
                    help="only the per-pass table and the read-ahead share (no k, rows or client sections)")
     p.add_argument("--output", default=None)
     args = p.parse_args(argv)
     modes = args.modes.split(",")
-    per_chunk_counts = [int(c) for c in args.per_chunk_chunks.split(",")]
     chunk_counts = [int(c) for c in args.chunks.split(",")]
     streamed_counts = chunk_counts if args.streamed_chunks is None else [int(c) for c in args.streamed_chunks.split(",")]
     worker_counts = [int(w) for w in args.workers.split(",")]
@@ -414,11 +395,10 @@ def run(argv: list[str] | None = None) -> int:
                 print(f"read-ahead share: {shares}", file=sys.stderr, flush=True)
             for c in chunk_counts:
                 for mode in modes:
-                    if (mode == "streamed" and c not in streamed_counts) or (
-                            mode == "streamed-per-chunk" and c not in per_chunk_counts):
+                    if mode == "streamed" and c not in streamed_counts:
                         continue
                     data = open_data(paths[c], mode == "persisted", cluster.client)
-                    cases[(W, c, mode)] = (data, partial(lloyd_pass, data, centers, mode))
+                    cases[(W, c, mode)] = (data, partial(lloyd_pass, data, centers))
                     results[(W, c, mode)] = Samples()
                     cases[(W, c, mode)][1]()  # untimed
                     count_tasks(cluster, cases[(W, c, mode)][1], results[(W, c, mode)])
@@ -513,7 +493,7 @@ def report(args: Any, argv: list[str] | None, t_start: str, loads: list[str], re
                    f"{min(s.scheduler) * 1e6 / c:.0f} / {statistics.median(s.scheduler) * 1e6 / c:.0f} | {ms(s.client)} | "
                    f"{ms(s.workers)} | {s.task_seconds * 1e3:.1f} |")
     out += ["", "Least-squares fits on the medians (seconds per pass):", ""]
-    for mode in ("persisted", "streamed", "streamed-per-chunk"):
+    for mode in ("persisted", "streamed"):
         keys = [key for key in results if key[2] == mode]
         med = {key: {f: statistics.median(getattr(results[key], f)) for f in ("wall", "scheduler", "client")}
                for key in keys}

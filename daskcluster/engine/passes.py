@@ -132,14 +132,6 @@ def _run_group(
     return combine_complete(parts, n_parts, split_every, combine)
 
 
-def _run_pinned(kernel: Callable[..., Any], name: str, own: readahead.ChunkRead, ahead: list[readahead.ChunkRead],
-                where: str | None, chunk: ChunkInfo, params: _Broadcast) -> Any:
-    """Read a chunk (and its weights) in this worker, from an earlier task's read-ahead or from
-    its own small graph, starting the reads of this worker's next chunks; then run the kernel."""
-    values = readahead.fetch(name, own, ahead, where)
-    return kernel(values[0], values[1] if len(values) > 1 else None, chunk, params.value)
-
-
 def _run_streamed(kernel: Callable[..., Any], combine: Callable[[list[Any]], Any], name: str, run: _Broadcast,
                   params: _Broadcast) -> dict[Node, Any]:
     """The kernel over a run of consecutive chunks read from their source in this task (the
@@ -192,51 +184,6 @@ def _chunk_reads(data: RowData, weights: da.Array | None) -> list[readahead.Chun
     if any(_held_bytes(dsk[k]) > SHARED_BYTES_LIMIT for k, c in users.items() if c > 1):
         return None
     return reads
-
-
-#: Streamed passes as one ``Client.submit`` per chunk, each on a fixed worker, handing its
-#: worker's next chunk's read to the next task (:func:`.readahead.fetch`): how streamed passes ran
-#: before they ran as runs, kept only so that ``benchmarks/bench_scaling.py`` measures both in
-#: one run. Not an option: nothing else sets it.
-_STREAMED_TASK_PER_CHUNK = False
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
-def _reduce_pinned(client: Any, data: RowData, reads: list[readahead.ChunkRead], kernel: Callable[..., Any],
-                   params: Any, combine: Callable[[list[Any]], Any], split_every: int, name: str,
-                   ahead: int) -> Any:
-    """The pass with chunk ``i``'s task (its read included) placed on the same worker pass after
-    pass: the ``i * W // n``-th of the ``W`` workers in address order (another if that one is
-    gone), so that state a kernel keeps beside its chunk (:mod:`daskcluster.engine.rowstate`)
-    is found again when the data are streamed from their source, and so that each worker knows
-    which chunks it reads next (:mod:`daskcluster.engine.readahead`): the next ``ahead`` of
-    them go with each task."""
-    workers = sorted(client.scheduler_info()["workers"])
-    n = data.n_chunks
-    where = [workers[i * len(workers) // n] if workers else None for i in range(n)]
-    # one task holds the parameters, which each worker fetches once (and the scheduler recomputes
-    # if its worker is lost): inside every chunk's task they would travel n times (6 MB each for
-    # 1,000 centers of 784 features)
-    wrapped = client.submit(_same, _Broadcast(params, name), key=(name, "params"), pure=False)
-    try:
-        futures = []
-        for i, chunk in enumerate(_chunk_infos(data)):
-            # chunks placed on one worker are a run of neighbours: its next ones follow chunk i
-            following = [reads[j] for j in range(i + 1, min(i + 1 + ahead, n)) if where[j] == where[i]]
-            # priorities run each worker's chunks in chunk order, as its read-ahead expects
-            futures.append(client.submit(_run_pinned, kernel, name, reads[i], following, where[i], chunk, wrapped,
-                                         key=(name, 0, i), workers=None if where[i] is None else [where[i]],
-                                         allow_other_workers=True, pure=False, priority=n - i))
-        tasks: dict[Any, Any] = {}
-        keys = _tree_below_root(tasks, name, n, combine, split_every)
-        tasks.update((f.key, f) for f in futures)
-        return _combine_top(keys, client.get(tasks, keys), n, split_every, combine)
-    finally:
-        if ahead and n > 1:
-            readahead.close_on_workers(client, name)
 
 
 def _thread_slots(client: Any) -> list[str]:
@@ -429,7 +376,6 @@ def tree_reduce(
     weights: da.Array | None = None,
     split_every: int = SPLIT_EVERY,
     label: str | None = None,
-    pin_chunks: bool = False,
 ) -> S:
     """One pass over ``data``: ``kernel`` on every chunk, ``combine`` in a fixed tree.
 
@@ -452,11 +398,6 @@ def tree_reduce(
         Fan-in of the reduction tree.
     label : str, optional
         Name used in the graph keys and the log.
-    pin_chunks : bool, default=False
-        Under a distributed Client, run each chunk's kernel on the same worker pass after pass
-        (for kernels that keep state beside their chunk). Persisted chunks are where their
-        tasks run, and streamed passes place each chunk on a fixed worker thread anyway, so
-        this asks for nothing more today; it states what such a kernel relies on.
 
     Returns
     -------
@@ -491,11 +432,7 @@ def tree_reduce(
     ahead = readahead.depth()
     if not how and client is not None and futures is None:
         reads = _chunk_reads(data, weights)
-        if reads is not None and _STREAMED_TASK_PER_CHUNK:
-            if pin_chunks or ahead > 0:
-                result = _reduce_pinned(client, data, reads, kernel, params, combine, split_every, name, ahead)
-                how = f"one task per chunk on a fixed worker, {ahead} read ahead"
-        elif reads is not None:
+        if reads is not None:
             result = _reduce_streamed(client, data, reads, kernel, params, combine, split_every, name, ahead)
             how = f"runs of consecutive chunks (a task each per worker thread), {ahead} read ahead"
     if not how:

@@ -43,10 +43,6 @@ overlap one chunk's read with another chunk's compute: that is what this module 
 
 The depth is Dask's configuration key ``daskcluster.read-ahead`` (chunks per worker thread,
 default 1; 0 turns read-ahead off), read on the client when a pass starts.
-
-:func:`fetch` is the hand-off between tasks of one chunk each that streamed passes used before
-they ran as runs; it is kept for ``benchmarks/bench_scaling.py``'s before/after comparison
-only.
 """
 
 from __future__ import annotations
@@ -78,8 +74,6 @@ _CLOSED_MEMORY = 256
 _lock = threading.Lock()
 _pending: dict[tuple[str, int], Future[list[Any]]] = {}
 _closed: deque[str] = deque(maxlen=_CLOSED_MEMORY)
-#: The shared reader thread of :func:`fetch` (the per-chunk hand-off kept for the benchmark).
-_reader: ThreadPoolExecutor | None = None
 #: Chunks this process took from a read-ahead (``"ahead"``) and read in their own task (``"own"``).
 _counts = {"ahead": 0, "own": 0}
 
@@ -188,65 +182,6 @@ class RunReader:
                 return values
         _count("own")
         return read(chunk)
-
-
-def _this_worker() -> str | None:
-    try:
-        from distributed import get_worker
-
-        return str(get_worker().address)
-    except (ImportError, ValueError):
-        return None
-
-
-def _threads() -> int:
-    try:
-        from distributed import get_worker
-
-        return max(int(get_worker().state.nthreads), 1)
-    except (ImportError, ValueError, AttributeError):
-        return 1
-
-
-def _start(name: str, ahead: Sequence[ChunkRead], limit: int) -> None:
-    global _reader
-    with _lock:
-        if name in _closed:
-            return
-        if _reader is None:
-            _reader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daskcluster-read-ahead")
-        for chunk in ahead:
-            key = (name, chunk.index)
-            if key not in _pending:
-                _pending[key] = _reader.submit(read, chunk)
-        mine = sorted(k for k in _pending if k[0] == name)
-        for key in mine[: max(len(mine) - limit, 0)]:  # left by tasks that ran elsewhere: oldest first
-            _pending.pop(key).cancel()
-
-
-def fetch(name: str, chunk: ChunkRead, ahead: Sequence[ChunkRead], where: str | None) -> list[Any]:
-    """Chunk ``chunk``'s arrays for pass ``name``, in a task of one chunk of that pass (streamed
-    passes as they ran before runs; kept for ``benchmarks/bench_scaling.py`` only).
-
-    Starts reading ``ahead`` (the next chunks placed on worker ``where``) in the background
-    when this task runs on ``where``; takes ``chunk`` from an earlier task's read-ahead if
-    there is one, else reads it now. An error of a read ahead is not trusted: the chunk is
-    read again here, so an error is raised by the task it belongs to, as without read-ahead.
-    """
-    with _lock:
-        ready = _pending.pop((name, chunk.index), None)
-    if ahead and where is not None and _this_worker() == where:
-        _start(name, ahead, len(ahead) * _threads())
-    if ready is not None and not ready.cancelled():
-        try:
-            values = ready.result()
-        except Exception as exc:  # noqa: BLE001 - read again below, in the task that owns the chunk
-            logger.debug("read-ahead of chunk %d of %s failed (%s); reading it again", chunk.index, name, exc)
-        else:
-            _count("ahead")
-            return values
-    _count("own")
-    return read(chunk)
 
 
 def _count(how: str) -> None:

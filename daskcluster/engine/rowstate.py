@@ -70,8 +70,7 @@ def tree_reduce_with_state(
     (streamed data), so the state is found again pass after pass. Data passes: 1.
     """
     name = label or getattr(kernel, "__name__", "pass")
-    return tree_reduce(data, partial(_run_with_state, kernel, token), params, combine, weights=weights, label=name,
-                       pin_chunks=True)
+    return tree_reduce(data, partial(_run_with_state, kernel, token), params, combine, weights=weights, label=name)
 
 
 def drop(token: str) -> int:
