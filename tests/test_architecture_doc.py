@@ -321,6 +321,16 @@ def test_architecture_short_names_exist() -> None:
     assert missing == []
 
 
+def test_architecture_identifiers_are_in_the_code() -> None:
+    """A bare name the page cites (``tree_reduce_with_state``, ``RunReader``, ``n_micro_clusters``,
+    ``single_threaded_blas``) is a word of the package's source: a renamed function, class,
+    parameter or configuration name shows here."""
+    words = set(re.findall(r"\w+", "\n".join(p.read_text(encoding="utf-8") for p in _python_files())))
+    missing = [span for span in _architecture_spans()
+               if (m := re.fullmatch(rf"({IDENTIFIER})(\(.*\))?", span)) and m.group(1) not in words]
+    assert missing == []
+
+
 def test_architecture_cites_the_engine_and_kernels() -> None:
     """The check above is not vacuous: the page cites the engine's modules and names."""
     spans = set(_architecture_spans())
