@@ -287,6 +287,14 @@ def test_cited_repository_paths_exist(page: Path) -> None:
     assert missing == []
 
 
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_cited_configuration_keys_exist(page: Path) -> None:
+    """``daskcluster.read-ahead``, ``daskcluster.min-chunks``: Dask configuration keys the code reads."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in _python_files())
+    keys = set(re.findall(r"(?<![\w./-])daskcluster\.[a-z]+(?:-[a-z]+)+", page.read_text(encoding="utf-8")))
+    assert [k for k in sorted(keys) if f'"{k}"' not in source] == []
+
+
 def _architecture_spans() -> list[str]:
     return CODE_SPAN.findall(ARCHITECTURE.read_text(encoding="utf-8"))
 
