@@ -329,6 +329,33 @@ def test_architecture_short_names_exist() -> None:
     assert missing == []
 
 
+#: ``passes.py``: ``tree_reduce``, ``map_rows``: a module and the names the page says it holds.
+MODULE_AND_NAMES = re.compile(r"`([\w/]+\.py)`:\s*((?:`\w+(?:\([^`]*\))?`(?:,\s*(?:and\s+)?|\s+and\s+|\s+or\s+)?)+)")
+
+
+def _holds(module: str, name: str) -> bool:
+    """Whether ``module`` defines ``name`` (at its top level) or sets an attribute of that name."""
+    if name in _definitions(module):
+        return True
+    return any(isinstance(n, ast.Attribute) and isinstance(n.ctx, ast.Store) and n.attr == name
+               for n in ast.walk(_tree(MODULES[module])))
+
+
+def test_architecture_names_are_where_it_says() -> None:
+    """``(`deployment.py`: `deploy`, `Deployment`, `load_config`)``: each name is defined in a
+    module of that path, so a function moved to another module shows here."""
+    pairs = [(path, name) for m in MODULE_AND_NAMES.finditer(ARCHITECTURE.read_text(encoding="utf-8"))
+             for path in [m.group(1)] for name in re.findall(r"`(\w+)(?:\([^`]*\))?`", m.group(2))]
+    assert len(pairs) > 20  # the engine's modules and their names, the deployment's, ...
+    misplaced = []
+    for path, name in pairs:
+        modules = [mod for mod, file in MODULES.items()
+                   if fnmatch.fnmatchcase("/" + file.relative_to(ROOT).as_posix(), "*/" + path)]
+        if not any(_holds(mod, name) for mod in modules):
+            misplaced.append((path, name))
+    assert misplaced == []
+
+
 def test_architecture_identifiers_are_in_the_code() -> None:
     """A bare name the page cites (``tree_reduce_with_state``, ``RunReader``, ``n_micro_clusters``,
     ``single_threaded_blas``) is a word of the package's source: a renamed function, class,
