@@ -69,6 +69,12 @@ MODULES = {_module_name(p): p for p in _python_files()}
 
 
 @functools.cache
+def _source() -> str:
+    """The text of every module of the package."""
+    return "\n".join(p.read_text(encoding="utf-8") for p in _python_files())
+
+
+@functools.cache
 def _tree(path: Path) -> ast.Module:
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
@@ -199,22 +205,23 @@ def _class_has(module: str, node: ast.ClassDef, attr: str, depth: int = 0) -> bo
         where = _lookup(module, base_name)
         if where == "external" or where is None:
             return True
-        if isinstance(where, tuple) and isinstance(where[1], ast.ClassDef):
-            if _class_has(where[0], where[1], attr, depth + 1):
-                return True
+        if isinstance(where, tuple) and isinstance(where[1], ast.ClassDef) and _class_has(
+                where[0], where[1], attr, depth + 1):
+            return True
     return False
 
 
 def _name_exists(module: str, attrs: list[str]) -> bool:
     """Whether ``module.attrs[0].attrs[1]...`` exists (modules, their names, class attributes)."""
-    current: tuple[str, ast.AST] | str | None = module
-    for i, attr in enumerate(attrs):
+    current: tuple[str, ast.AST] | str = module
+    for attr in attrs:
         if isinstance(current, str):
             if current == "external" or current not in MODULES:
                 return current == "external"
-            current = _lookup(current, attr)
-            if current is None:
+            found = _lookup(current, attr)
+            if found is None:
                 return False
+            current = found
         else:
             where, node = current
             if isinstance(node, ast.ClassDef):
@@ -280,9 +287,7 @@ def test_cited_repository_paths_exist(page: Path) -> None:
         if not re.fullmatch(r"[\w.*-]+/[\w./*-]*\.(py|md)", span):
             continue
         top = span.split("/")[0]
-        if top in REPO_FOLDERS and not path_exists(span):
-            missing.append(span)
-        elif top in SUBPACKAGES and not suffix_exists(span):
+        if (top in REPO_FOLDERS and not path_exists(span)) or (top in SUBPACKAGES and not suffix_exists(span)):
             missing.append(span)
     assert missing == []
 
@@ -290,7 +295,7 @@ def test_cited_repository_paths_exist(page: Path) -> None:
 @pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
 def test_cited_configuration_keys_exist(page: Path) -> None:
     """``daskcluster.read-ahead``, ``daskcluster.min-chunks``: Dask configuration keys the code reads."""
-    source = "\n".join(p.read_text(encoding="utf-8") for p in _python_files())
+    source = _source()
     keys = set(re.findall(r"(?<![\w./-])daskcluster\.[a-z]+(?:-[a-z]+)+", page.read_text(encoding="utf-8")))
     assert [k for k in sorted(keys) if f'"{k}"' not in source] == []
 
@@ -360,7 +365,7 @@ def test_architecture_identifiers_are_in_the_code() -> None:
     """A bare name the page cites (``tree_reduce_with_state``, ``RunReader``, ``n_micro_clusters``,
     ``single_threaded_blas``) is a word of the package's source: a renamed function, class,
     parameter or configuration name shows here."""
-    words = set(re.findall(r"\w+", "\n".join(p.read_text(encoding="utf-8") for p in _python_files())))
+    words = set(re.findall(r"\w+", _source()))
     missing = [span for span in _architecture_spans()
                if (m := re.fullmatch(rf"({IDENTIFIER})(\(.*\))?", span)) and m.group(1) not in words]
     assert missing == []
@@ -414,9 +419,7 @@ def _violations(layer: tuple[str, ...], allowed: tuple[str, ...] = (),
             continue
         for imported in sorted(_imports(module)):
             own = imported == "daskcluster" or imported.startswith("daskcluster.")
-            if allowed and own and not _in(imported, layer + allowed):
-                bad.append((module, imported))
-            elif _in(imported, forbidden):
+            if (allowed and own and not _in(imported, layer + allowed)) or _in(imported, forbidden):
                 bad.append((module, imported))
     return bad
 
