@@ -259,6 +259,51 @@ def test_corrupt_npz_errors_name_the_file(fake_mnist: dict[str, Any], tmp_path: 
         load_mnist_npz(mismatched)
 
 
+@pytest.mark.parametrize("split", ["all", "train", "test"])
+def test_load_mnist_npz_first_rows(fake_mnist: dict[str, Any], tmp_path: Path, split: str) -> None:
+    X, y = load_mnist_npz(fake_mnist["npz"], split=split)
+    images, labels = fake_mnist["images"], fake_mnist["labels"]
+    stored = tmp_path / "stored.npz"  # not compressed, and the test images in Fortran order
+    np.savez(stored, x_train=images[:N_TRAIN], y_train=labels[:N_TRAIN].astype(np.int64),
+             x_test=np.asfortranarray(images[N_TRAIN:]), y_test=labels[N_TRAIN:])
+    for path in (fake_mnist["npz"], stored):
+        for n in (0, 1, 700, N_TRAIN, N_TRAIN + 5, 10**6):
+            Xn, yn = load_mnist_npz(path, split=split, max_rows=n)
+            np.testing.assert_array_equal(Xn, X[:n])
+            np.testing.assert_array_equal(yn, y[:n])
+            assert Xn.shape == X[:n].shape and Xn.dtype == yn.dtype == np.uint8 and Xn.flags.writeable
+    with pytest.raises(InvalidParameterError, match=r"'max_rows' parameter .* Got -1 instead"):
+        load_mnist_npz(fake_mnist["npz"], max_rows=-1)
+
+
+def test_load_mnist_npz_first_rows_reads_no_further(fake_mnist: dict[str, Any], tmp_path: Path) -> None:
+    """Damage past the rows asked for is never decompressed; the checks still come from the headers."""
+    import zipfile
+
+    good = fake_mnist["npz"].read_bytes()
+    with zipfile.ZipFile(fake_mnist["npz"]) as zf:
+        info = zf.getinfo("x_train.npy")
+    name_and_extra = int.from_bytes(good[info.header_offset + 26 : info.header_offset + 28], "little") + int.from_bytes(
+        good[info.header_offset + 28 : info.header_offset + 30], "little")
+    end = info.header_offset + 30 + name_and_extra + info.compress_size  # end of x_train's compressed bytes
+    damaged = tmp_path / "damaged.npz"
+    damaged.write_bytes(good[: end - 200] + bytes(255 - b for b in good[end - 200 : end - 100]) + good[end - 100 :])
+    with pytest.raises(SourceError, match="truncated or corrupt"):
+        load_mnist_npz(damaged, split="train")
+    X1, y1 = load_mnist_npz(damaged, split="train", max_rows=10)
+    np.testing.assert_array_equal(X1, fake_mnist["images"][:10].reshape(10, -1))
+    np.testing.assert_array_equal(y1, fake_mnist["labels"][:10])
+    mismatched = tmp_path / "mismatched.npz"
+    np.savez(mismatched, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(3, np.uint8),
+             x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
+    with pytest.raises(SourceError, match=r"x_train of shape \(2, 28, 28\) and y_train of shape \(3,\)"):
+        load_mnist_npz(mismatched, max_rows=1)
+    partial = tmp_path / "partial.npz"
+    np.savez(partial, x_train=np.zeros((2, 28, 28), np.uint8), y_train=np.zeros(2, np.uint8))
+    with pytest.raises(SourceError, match=r"missing \['x_test', 'y_test'\]"):
+        load_mnist_npz(partial, max_rows=1)
+
+
 def test_load_mnist_dispatch_errors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(MNIST_ENV, str(tmp_path / "absent.npz"))
     assert find_mnist() is None

@@ -222,7 +222,7 @@ def load(spec: Any) -> LoadedData:
         what = f"generated blobs ({spec.centers} centers, {spec.dtype})"
     elif isinstance(spec, MnistData):
         path = resolve_mnist(spec)
-        X, y = load_mnist_npz(path, split=spec.split)
+        X, y = load_mnist_npz(path, split=spec.split, max_rows=spec.max_rows)  # only the rows it needs
         what = f"MNIST {spec.split} ({path})"
     else:
         X = _open(spec)
