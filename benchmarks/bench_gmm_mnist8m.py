@@ -5,6 +5,7 @@ Run from the project root::
     python benchmarks/bench_gmm_mnist8m.py --n 1000000            # ~2 minutes: 1 M rows
     python benchmarks/bench_gmm_mnist8m.py                        # the 8.1 M-row store
     python benchmarks/bench_gmm_mnist8m.py --n 1000000 --kernel-only   # 2 and 3 below, no cluster
+    python benchmarks/bench_gmm_mnist8m.py --n 1000000 --variants --kernel-rows 131072   # 2 to 4
 
 What is measured (one process, one run, so that ratios compare like with like):
 
@@ -27,7 +28,14 @@ What is measured (one process, one run, so that ratios compare like with like):
    non-zero 8-byte words, the span from a row's first to its last non-zero, and the span of a
    group of four rows, the rows the distances take together).
 
-``--kernel-only`` skips 1 and fits the model of 2 and 3 on the rows in memory instead.
+4. **The kernel before and now, and ways of using the zeros** (``--variants``; same rows, same
+   thread, per chunk of the store, CPU time, alternated): the loop with its statistics row by
+   row (the kernel of commit e825fc4), the kernel now (statistics per 64-row tile), the loop on
+   the columns non-zero in each 128-row tile only, and per-row non-zeros with the parameters
+   laid out (d, K); each with its largest relative difference from the kernel's statistics.
+
+``--kernel-only`` skips 1 and fits the model of 2 and 3 on the rows in memory instead;
+``--variants`` implies it.
 
 The store (``--store``, default ``/tmp/m8/mnist8100000.zarr``, made by ``bench_mnist8m.py``)
 is generated with ``make_infinite_mnist`` when it does not exist (``--n`` rows); ``--n`` below
@@ -108,8 +116,11 @@ def streamed(X: object, rounds: int, iters: int) -> tuple[list[float], list[floa
 def _diag_stages(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, mb: np.ndarray, prec: np.ndarray,
                  log_const: np.ndarray, min_resp: np.ndarray, nk: np.ndarray, s1: np.ndarray, s2: np.ndarray,
                  stages: int) -> float:  # pragma: no cover (compiled)
-    """The loop of ``diag_rows._diag_em_rows`` (its own helpers), cut after ``stages`` of its four
-    stages: 1 cast and centring, 2 distances, 3 log-sum-exp and responsibilities, 4 statistics."""
+    """The loop of ``diag_rows._diag_em_rows`` before its statistics were batched per tile (its
+    own helpers; statistics row by row), cut after ``stages`` of its four stages: 1 cast and
+    centring, 2 distances, 3 log-sum-exp and responsibilities, 4 statistics. With ``stages=4``
+    it is the kernel of commit e825fc4 (without the entropy's sum): the "before" of
+    ``--variants``."""
     n, d = x.shape
     k_n = mb.shape[0]
     v = np.empty((ROW_GROUP, d))
@@ -124,7 +135,7 @@ def _diag_stages(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, mb
         if stages < 2:
             log_lik += v[0, 0]
             continue
-        _log_densities4(v, mb, prec, log_const, w)
+        _log_densities4(v, 0, mb, prec, log_const, w)
         if stages < 3:
             log_lik += w[0, 0]
             continue
@@ -193,6 +204,238 @@ def kernel_stages(block: np.ndarray, gp: object, chunk_rows: int, repeats: int =
     return {name: min(t) / n * 1e6 for name, t in times.items()}
 
 
+# --------------------------------------------------------------------------- variants (--variants)
+# Ways of using the rows' zeros, measured against the kernel and not built (see
+# ``kernels/mixture/diag_rows.py``): each returns the block's sums like ``_diag_em_rows``.
+
+FASTMATH = {"reassoc", "contract"}
+
+
+@numba.njit(nogil=True, cache=True)
+def _tile_columns(x: np.ndarray, start: int, stop: int, seen: np.ndarray,
+                  cols: np.ndarray) -> int:  # pragma: no cover (compiled)
+    """The columns with a non-zero in rows ``start:stop`` of ``x`` into ``cols``; their count."""
+    d = x.shape[1]
+    for j in range(d):
+        seen[j] = False
+    for i in range(start, stop):
+        for j in range(d):
+            seen[j] |= x[i, j] != 0
+    m = 0
+    for j in range(d):
+        cols[m] = j
+        m += seen[j]
+    return m
+
+
+@numba.njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _em_tile_columns(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, mb: np.ndarray,
+                     prec: np.ndarray, log_const: np.ndarray, min_resp: np.ndarray, nk: np.ndarray,
+                     s1: np.ndarray, s2: np.ndarray, tile: int) -> float:  # pragma: no cover (compiled)
+    """The row-by-row loop on the columns non-zero in some row of each ``tile``-row tile only
+    (exact: a dropped column's ``v`` is the constant ``offset - ref_j``, whose distance terms
+    go into the tile's ``log_const`` and whose statistics are ``c sum r``, ``c^2 sum r``)."""
+    n, d = x.shape
+    k_n = mb.shape[0]
+    v = np.empty((ROW_GROUP, d))
+    w = np.empty((ROW_GROUP, k_n))
+    seen = np.empty(d, dtype=np.bool_)
+    cols = np.empty(d, dtype=np.int64)
+    lc = np.empty(k_n)
+    mass = np.empty(k_n)
+    log_lik = 0.0
+    for t0 in range(0, n, tile):
+        t1 = min(n, t0 + tile)
+        dk = _tile_columns(x, t0, t1, seen, cols)
+        mbc = np.empty((k_n, dk))
+        pc = np.empty((k_n, dk))
+        refc = np.empty(dk)
+        s1c = np.zeros((k_n, dk))
+        s2c = np.zeros((k_n, dk))
+        for q in range(dk):
+            refc[q] = ref[cols[q]]
+        for k in range(k_n):
+            a = 0.0
+            for j in range(d):
+                if not seen[j]:
+                    t = (offset - ref[j]) - mb[k, j]
+                    a += prec[k, j] * (t * t)
+            lc[k] = log_const[k] - 0.5 * a
+            mass[k] = 0.0
+            for q in range(dk):
+                mbc[k, q] = mb[k, cols[q]]
+                pc[k, q] = prec[k, cols[q]]
+        for i0 in range(t0, t1, ROW_GROUP):
+            rows = min(ROW_GROUP, t1 - i0)
+            for b in range(ROW_GROUP):
+                i = i0 + min(b, rows - 1)
+                for q in range(dk):
+                    v[b, q] = (x[i, cols[q]] * scale + offset) - refc[q]
+            _log_densities4(v, 0, mbc, pc, lc, w)
+            for b in range(rows):
+                log_norm, _, _ = row_responsibilities(w[b])
+                log_lik += log_norm
+                for k in range(k_n):
+                    r = w[b, k]
+                    if r != 0.0 and r >= min_resp[k]:
+                        nk[k] += r
+                        mass[k] += r
+                        for q in range(dk):
+                            t = v[b, q]
+                            s1c[k, q] += r * t
+                            s2c[k, q] += r * (t * t)
+        for k in range(k_n):
+            for q in range(dk):
+                s1[k, cols[q]] += s1c[k, q]
+                s2[k, cols[q]] += s2c[k, q]
+            for j in range(d):
+                if not seen[j]:
+                    c = offset - ref[j]
+                    s1[k, j] += mass[k] * c
+                    s2[k, j] += mass[k] * (c * c)
+    return log_lik
+
+
+@numba.njit(nogil=True, cache=True, fastmath=FASTMATH)
+def _em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c: np.ndarray,
+                 log_const: np.ndarray, min_resp: np.ndarray, nk: np.ndarray, t1: np.ndarray,
+                 t2: np.ndarray) -> float:  # pragma: no cover (compiled)
+    """Per row, its non-zeros ``y`` (branch-free compaction), the distances
+    ``c_k + sum_nz y (P_jk y + A_jk)`` with the parameters laid out (d, K) (``A = -2 mu P``,
+    ``c_k = sum_j P_kj mu_kj^2``; four non-zeros per K-vector update), and the statistics
+    ``sum r y``, ``sum r y^2`` over the non-zeros, around 0 (the stored zero, ``offset`` 0)."""
+    n, d = x.shape
+    k_n = log_const.shape[0]
+    kp = pt.shape[1]
+    idx = np.empty(d, dtype=np.int64)
+    val = np.empty(d)
+    dist = np.empty(kp)
+    w = np.empty(k_n)
+    log_lik = 0.0
+    for i in range(n):
+        m = 0
+        for j in range(d):
+            xv = x[i, j]
+            idx[m] = j
+            val[m] = xv * scale
+            m += xv != 0
+        for k in range(kp):
+            dist[k] = c[k]
+        q = 0
+        while q + 4 <= m:
+            j0 = idx[q]
+            j1 = idx[q + 1]
+            j2 = idx[q + 2]
+            j3 = idx[q + 3]
+            y0 = val[q]
+            y1 = val[q + 1]
+            y2 = val[q + 2]
+            y3 = val[q + 3]
+            for k in range(kp):
+                dist[k] += (y0 * (pt[j0, k] * y0 + at[j0, k]) + y1 * (pt[j1, k] * y1 + at[j1, k])) + (
+                    y2 * (pt[j2, k] * y2 + at[j2, k]) + y3 * (pt[j3, k] * y3 + at[j3, k]))
+            q += 4
+        while q < m:
+            j0 = idx[q]
+            y0 = val[q]
+            for k in range(kp):
+                dist[k] += y0 * (pt[j0, k] * y0 + at[j0, k])
+            q += 1
+        for k in range(k_n):
+            w[k] = log_const[k] - 0.5 * max(dist[k], 0.0)
+        log_norm, _, _ = row_responsibilities(w)
+        log_lik += log_norm
+        for k in range(k_n):
+            r = w[k]
+            if r != 0.0 and r >= min_resp[k]:
+                nk[k] += r
+                for q in range(m):
+                    y = val[q]
+                    ry = r * y
+                    t1[k, idx[q]] += ry
+                    t2[k, idx[q]] += ry * y
+    return log_lik
+
+
+def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -> list[tuple[str, float, float, float]]:
+    """Per chunk of ``block`` (one thread, CPU time): the kernel before and now and the variants
+    above, alternated ``repeats`` times; per variant ``(name, least ms per chunk, median,
+    largest relative difference of log p(x), n_k, the means and the second moments from now's)``."""
+    from daskcluster.kernels import mixture as K
+    from daskcluster.kernels.blocks import Affine
+    from daskcluster.kernels.mixture.diag_rows import DiagRows
+    from daskcluster.kernels.mixture.stats import Accumulator
+
+    affine = Affine(scale=1 / 255)
+    chunks = [block[s : s + chunk_rows] for s in range(0, block.shape[0], chunk_rows)]
+    loops = [DiagRows(gp, K.reference(c, affine), affine) for c in chunks]  # type: ignore[arg-type]
+    k, d = loops[0].mb.shape
+    kp = -(-k // 4) * 4
+
+    def new_acc() -> Accumulator:
+        return Accumulator("diag", k, d, loops[0].min_resp)
+
+    def now(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
+        acc = new_acc()
+        dr.add(acc, c)
+        return acc.log_lik, acc
+
+    def before(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
+        acc = new_acc()
+        ll = _diag_stages(c, dr.scale, dr.offset, dr.ref, dr.mb, dr.prec, dr.log_const, dr.min_resp, acc.nk,
+                          acc.s1, acc.s2, 4)
+        return ll, acc
+
+    def tile_columns(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
+        acc = new_acc()
+        ll = _em_tile_columns(c, dr.scale, dr.offset, dr.ref, dr.mb, dr.prec, dr.log_const, dr.min_resp, acc.nk,
+                              acc.s1, acc.s2, 128)
+        return ll, acc
+
+    def nonzeros(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
+        mu = dr.mb + dr.ref
+        pt = np.zeros((d, kp))
+        at = np.zeros((d, kp))
+        cc = np.zeros(kp)
+        pt[:, :k] = dr.prec.T
+        at[:, :k] = (-2.0 * mu * dr.prec).T
+        cc[:k] = (dr.prec * mu * mu).sum(axis=1)
+        acc = new_acc()
+        t1, t2 = np.zeros((k, d)), np.zeros((k, d))
+        ll = _em_nonzeros(c, dr.scale, pt, at, cc, dr.log_const, dr.min_resp, acc.nk, t1, t2)
+        acc.s1 = t1 - acc.nk[:, None] * dr.ref  # around ref, as the accumulator keeps them
+        acc.s2 = t2 - 2.0 * dr.ref * t1 + acc.nk[:, None] * dr.ref * dr.ref
+        return ll, acc
+
+    cases = {"before (statistics row by row)": before, "now (statistics per 64-row tile)": now,
+             "columns non-zero in the 128-row tile only": tile_columns,
+             "per-row non-zeros, parameters (d, K)": nonzeros}
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    ref_stats = []
+    for c, dr in zip(chunks, loops):
+        ll, acc = now(c, dr)
+        acc.n_rows = c.shape[0]
+        ref_stats.append((ll, acc.finish(dr.ref, np.zeros(d))))
+    diffs: dict[str, float] = {}
+    for name, f in cases.items():
+        worst = 0.0
+        for (ll0, st0), c, dr in zip(ref_stats, chunks, loops):
+            ll, acc = f(c, dr)  # compiles on first call
+            acc.n_rows = c.shape[0]
+            st = acc.finish(dr.ref, np.zeros(d))
+            worst = max(worst, abs(ll - ll0) / abs(ll0), float(np.max(np.abs(st.nk - st0.nk) / st0.nk.max())),
+                        float(np.max(np.abs(st.means - st0.means))) / float(np.max(np.abs(st0.means))),
+                        float(np.max(np.abs(st.m2 - st0.m2))) / float(np.max(np.abs(st0.m2))))
+        diffs[name] = worst
+    for _ in range(repeats):
+        for name, f in cases.items():
+            for c, dr in zip(chunks, loops):
+                t0 = time.thread_time()
+                f(c, dr)
+                times[name].append(time.thread_time() - t0)
+    return [(name, min(t) * 1e3, statistics.median(t) * 1e3, diffs[name]) for name, t in times.items()]
+
+
 def fit_in_memory(block: np.ndarray, iters: int) -> object:
     """The benchmark's model fitted on rows in memory (threaded scheduler), for ``--kernel-only``."""
     import dask
@@ -229,7 +472,7 @@ def per_row(X: object, gm: object, rows: int, kernel_only: bool) -> dict[str, ob
                 part.compute(scheduler="sync").max(axis=0)
             read.append(time.process_time() - t0)
     return {"kernel": stages["em_kernel"], "read": min(read) / block.shape[0] * 1e6, "stages": stages,
-            "sparsity": sparsity(block), "rows": block.shape[0]}
+            "sparsity": sparsity(block), "rows": block.shape[0], "block": block, "gp": gp, "chunk_rows": chunk_rows}
 
 
 def main() -> None:
@@ -240,7 +483,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3, help="EM iterations per fit")
     parser.add_argument("--kernel-rows", type=int, default=200_000)
     parser.add_argument("--kernel-only", action="store_true", help="no cluster: the per-row figures only")
+    parser.add_argument("--variants", action="store_true",
+                        help="no cluster: the per-row figures and the kernel before/now and its variants per chunk")
     args = parser.parse_args()
+    args.kernel_only = args.kernel_only or args.variants
     load_start = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     X = open_store(args.store, args.n)
     print(f"X {X.shape} {X.dtype}, chunks {X.chunks[0][0]} rows", flush=True)  # type: ignore[attr-defined]
@@ -288,6 +534,16 @@ Per row and core, one thread, the first {r["rows"]:,} rows (CPU time, least of 3
 
 Sparsity of the rows (fraction of the columns): """ + "; ".join(f"{k} {v:.2f}" for k, v in sp.items()) + ".\n",
           flush=True)
+    if args.variants:
+        table = variants(r["block"], r["gp"], r["chunk_rows"])  # type: ignore[arg-type]
+        chunk_rows = r["chunk_rows"]
+        load_end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"""Per chunk of {chunk_rows:,} rows, one thread, CPU time (least and median over the chunks and 5
+alternated repeats); load average at the end {load_end}:
+
+| kernel | ms / chunk (least) | median | largest relative difference from now's statistics |
+| --- | ---: | ---: | ---: |
+""" + "\n".join(f"| {name} | {lo:.1f} | {med:.1f} | {diff:.1e} |" for name, lo, med, diff in table) + "\n", flush=True)
 
 
 if __name__ == "__main__":

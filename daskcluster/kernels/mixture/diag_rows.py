@@ -7,24 +7,36 @@ tile GEMMs ``[x, 1, x^2] @ B`` and ``resp^T [x, 1, x^2]`` plus the tile's cast a
 2.7 us a row, this loop 1.6 us), while the NumPy steps between them (cast, log-sum-exp, entropy, the tile's
 squares) cost a Python call each per tile and hold the GIL. So the block is read as it is
 stored (``uint8`` too) and each row is taken once, in one Numba loop (``nogil``, cached on
-disk; Dask's threads run it in parallel), four rows at a time:
+disk; Dask's threads run it in parallel), :data:`TILE_ROWS` rows at a time:
 
 1. ``v = (x * scale + offset) - ref`` (the block's affine map and centring, in float64, into a
-   buffer of four rows that stays in L1: no float64 copy of the block is written);
-2. per component, ``sum_j P_kj (v_j - (mu_kj - ref_j))^2`` for the four rows at once (each
+   tile buffer of 64 rows, 400 KB at 784 features, that stays in L2: no float64 copy of the
+   block is written), four rows at a time;
+2. per component, ``sum_j P_kj (v_j - (mu_kj - ref_j))^2`` for four rows at once (each
    ``mu_k``, ``P_k`` loaded once for four rows; the distance written as a difference, so no
    cancellation at the data's scale);
 3. per row, the log-sum-exp over components (``log p(x)``), the responsibilities and
-   ``sum_k r_k log r_k`` (:func:`.estep.row_responsibilities`, as for every type);
-4. ``sum r``, ``sum r v`` and ``sum r v^2`` of each component whose responsibility is at least
-   its ``min_resp`` (``1e-30`` for components holding at least one row's worth of mass, as for
-   ``'full'``'s second moments; else every non-zero one), into the block's accumulators
-   (:class:`~.stats.Accumulator`, around ``ref``). At 784 dimensions a row's responsibilities
-   are non-zero for 8 of 10 components but above ``1e-30`` for fewer than 2: the terms left out
-   change ``n_k`` by less than ``1e-30`` a row.
+   ``sum_k r_k log r_k`` (:func:`.estep.row_responsibilities`, as for every type); each
+   component whose responsibility is at least its ``min_resp`` (``1e-30`` for components
+   holding at least one row's worth of mass, as for ``'full'``'s second moments; else every
+   non-zero one) notes the row and its responsibility. At 784 dimensions a row's
+   responsibilities are non-zero for 8 of 10 components but above ``1e-30`` for fewer than 2:
+   the terms left out change ``n_k`` by less than ``1e-30`` a row;
+4. at the end of the tile, per component, ``sum r``, ``sum r v`` and ``sum r v^2`` of the rows
+   it noted, four rows per read-modify-write of the block's accumulators
+   (:class:`~.stats.Accumulator`, around ``ref``): a quarter of the stores of one update per
+   row, which bound this stage (measured on MNIST8M chunks, one thread: the pass 8-12 % faster).
 
-Summation order is row by row, so the sums of a block are exact up to the usual
-``O(rows x eps)`` relative rounding of a running sum, as with the GEMM of the tiled path.
+Summation order is row by row (four rows summed pairwise, then added), so the sums of a block
+are exact up to the usual ``O(rows x eps)`` relative rounding of a running sum, as with the
+GEMM of the tiled path.
+
+**The data's zeros, measured and not used** (``benchmarks/bench_gmm_mnist8m.py --variants``):
+MNIST8M's rows have 25 % non-zero bytes, but a pass that drops the columns that are zero in
+every row of a 128-row tile (13 % of the columns, exact) costs 20-25 % more, the gathered cast
+outweighing the saved work; and the per-row non-zeros with the parameters laid out (d, K) cost
+more than the dense loop (their compaction alone is a quarter of it, and numba vectorizes
+neither the K-vector updates nor the compaction).
 """
 
 from __future__ import annotations
@@ -42,13 +54,19 @@ from .stats import Accumulator
 
 #: Rows whose distances are computed together (each component's parameters loaded once for them).
 ROW_GROUP = 4
+#: Rows of a tile: cast, E-step, then the statistics of all of them (a multiple of :data:`ROW_GROUP`).
+TILE_ROWS = 64
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
-def _log_densities4(v: np.ndarray, mb: np.ndarray, prec: np.ndarray, log_const: np.ndarray,
+def _log_densities4(v: np.ndarray, b0: int, mb: np.ndarray, prec: np.ndarray, log_const: np.ndarray,
                     w: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """``w[b, k] = log_const_k - sum_j prec_kj (v[b, j] - mb_kj)^2 / 2`` for the four rows of ``v``."""
+    """``w[b, k] = log_const_k - sum_j prec_kj (v[b, j] - mb_kj)^2 / 2`` for the four rows
+    ``b0 .. b0 + 3`` of ``v``."""
     d = mb.shape[1]
+    b1 = b0 + 1
+    b2 = b0 + 2
+    b3 = b0 + 3
     for k in range(mb.shape[0]):
         a0 = 0.0
         a1 = 0.0
@@ -57,18 +75,63 @@ def _log_densities4(v: np.ndarray, mb: np.ndarray, prec: np.ndarray, log_const: 
         for j in range(d):
             m = mb[k, j]
             p = prec[k, j]
-            t0 = v[0, j] - m
-            t1 = v[1, j] - m
-            t2 = v[2, j] - m
-            t3 = v[3, j] - m
+            t0 = v[b0, j] - m
+            t1 = v[b1, j] - m
+            t2 = v[b2, j] - m
+            t3 = v[b3, j] - m
             a0 += p * (t0 * t0)
             a1 += p * (t1 * t1)
             a2 += p * (t2 * t2)
             a3 += p * (t3 * t3)
-        w[0, k] = log_const[k] - 0.5 * a0
-        w[1, k] = log_const[k] - 0.5 * a1
-        w[2, k] = log_const[k] - 0.5 * a2
-        w[3, k] = log_const[k] - 0.5 * a3
+        w[b0, k] = log_const[k] - 0.5 * a0
+        w[b1, k] = log_const[k] - 0.5 * a1
+        w[b2, k] = log_const[k] - 0.5 * a2
+        w[b3, k] = log_const[k] - 0.5 * a3
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _add_held(v: np.ndarray, held: np.ndarray, resp: np.ndarray, counts: np.ndarray, nk: np.ndarray,
+              s1: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """Add ``r``, ``r v`` and ``r v^2`` of the rows each component holds (``held[k, :counts[k]]``,
+    rows of the tile ``v``, with responsibilities ``resp[k, :counts[k]]``) to ``nk``, ``s1``,
+    ``s2``, four rows per read-modify-write; ``counts`` is reset to 0."""
+    d = v.shape[1]
+    for k in range(counts.shape[0]):
+        m = counts[k]
+        q = 0
+        while q + 4 <= m:
+            i0 = held[k, q]
+            i1 = held[k, q + 1]
+            i2 = held[k, q + 2]
+            i3 = held[k, q + 3]
+            r0 = resp[k, q]
+            r1 = resp[k, q + 1]
+            r2 = resp[k, q + 2]
+            r3 = resp[k, q + 3]
+            nk[k] += (r0 + r1) + (r2 + r3)
+            for j in range(d):
+                t0 = v[i0, j]
+                t1 = v[i1, j]
+                t2 = v[i2, j]
+                t3 = v[i3, j]
+                u0 = r0 * t0
+                u1 = r1 * t1
+                u2 = r2 * t2
+                u3 = r3 * t3
+                s1[k, j] += (u0 + u1) + (u2 + u3)
+                s2[k, j] += (u0 * t0 + u1 * t1) + (u2 * t2 + u3 * t3)
+            q += 4
+        while q < m:
+            i0 = held[k, q]
+            r0 = resp[k, q]
+            nk[k] += r0
+            for j in range(d):
+                t0 = v[i0, j]
+                u0 = r0 * t0
+                s1[k, j] += u0
+                s2[k, j] += u0 * t0
+            q += 1
+        counts[k] = 0
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -77,35 +140,39 @@ def _diag_em_rows(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, m
                   s2: np.ndarray) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
     """E-step and statistics of the stored rows ``x`` (see the module notes). Returns
     ``(sum log p(x), sum r log r, first row whose log p(x) is not finite or -1, its value)``;
-    rows after a non-finite one are not counted. (No array views inside the loops: each costs
-    about as much as a row's work at 50 features.)"""
+    the statistics are incomplete after a non-finite row. (No array views inside the loops:
+    each costs about as much as a row's work at 50 features.)"""
     n, d = x.shape
     k_n = mb.shape[0]
-    v = np.empty((ROW_GROUP, d))
-    w = np.empty((ROW_GROUP, k_n))
+    v = np.empty((TILE_ROWS, d))
+    w = np.empty((TILE_ROWS, k_n))
+    held = np.empty((k_n, TILE_ROWS), dtype=np.int64)
+    resp = np.empty((k_n, TILE_ROWS))
+    counts = np.zeros(k_n, dtype=np.int64)
     log_lik = 0.0
     entropy = 0.0
-    for i0 in range(0, n, ROW_GROUP):
-        rows = min(ROW_GROUP, n - i0)
-        for b in range(ROW_GROUP):
-            i = i0 + min(b, rows - 1)  # the last group repeats its last row (results unused)
-            for j in range(d):
-                v[b, j] = (x[i, j] * scale + offset) - ref[j]
-        _log_densities4(v, mb, prec, log_const, w)
-        for b in range(rows):
+    for t0 in range(0, n, TILE_ROWS):
+        t_rows = min(TILE_ROWS, n - t0)
+        for g in range(0, t_rows, ROW_GROUP):
+            rows = min(ROW_GROUP, t_rows - g)
+            for b in range(ROW_GROUP):
+                i = t0 + g + min(b, rows - 1)  # the last group repeats its last row (results unused)
+                for j in range(d):
+                    v[g + b, j] = (x[i, j] * scale + offset) - ref[j]
+            _log_densities4(v, g, mb, prec, log_const, w)
+        for b in range(t_rows):
             log_norm, ent, _ = row_responsibilities(w[b])
             if not math.isfinite(log_norm):
-                return log_lik, entropy, i0 + b, log_norm
+                return log_lik, entropy, t0 + b, log_norm
             log_lik += log_norm
             entropy += ent
             for k in range(k_n):
                 r = w[b, k]
                 if r != 0.0 and r >= min_resp[k]:
-                    nk[k] += r
-                    for j in range(d):
-                        t = v[b, j]
-                        s1[k, j] += r * t
-                        s2[k, j] += r * (t * t)
+                    held[k, counts[k]] = b
+                    resp[k, counts[k]] = r
+                    counts[k] += 1
+        _add_held(v, held, resp, counts, nk, s1, s2)
     return log_lik, entropy, -1, 0.0
 
 
