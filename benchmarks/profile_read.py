@@ -19,9 +19,12 @@ cache, read once before timing):
   byte, and the earlier one, a column sum in uint64;
 * ``float32 copy``: a whole-chunk ``block.astype(float32) * (1/255)`` (what a kernel that did
   not convert tile by tile would pay);
-* ``Lloyd kernel``: a Lloyd step of ``k`` given centers on the uint8 block (tile-wise cast,
-  GEMM, arg-min, float64 sums: :func:`daskcluster.kernels.assign.iter_nearest` and
-  :func:`~daskcluster.kernels.assign.add_rows`), and each of its steps timed alone.
+* ``Lloyd kernel``: a Lloyd step of ``k`` given centers on the uint8 block
+  (:func:`daskcluster.kernels.assign.iter_nearest` and
+  :func:`~daskcluster.kernels.assign.add_rows`) as a pass runs it: for few centers the compiled
+  product and norms of :mod:`daskcluster.kernels.rowproducts`, timed alone too; then the same
+  step on the GEMM path (tile-wise cast, GEMM, arg-min, float64 sums), and each of its steps
+  timed alone.
 
 Prints one Markdown table: milliseconds per chunk (least and median over the chunks) and the
 projection to the whole array's chunks, per core.
@@ -85,6 +88,21 @@ def kernel_stages(block: np.ndarray, table: Any, w: np.ndarray, weighted: bool) 
         for name, step in zip(names, steps):
             spent[name] += _cpu(step)[0]
     return spent
+
+
+def compiled_product(block: np.ndarray, table: Any) -> None:
+    """The compiled product and norms of :mod:`daskcluster.kernels.rowproducts` alone, tile by
+    tile, as :func:`daskcluster.kernels.assign.iter_products` calls it."""
+    from daskcluster.kernels.assign import tile_rows
+    from daskcluster.kernels.rowproducts import products
+
+    n, d = block.shape
+    rows = tile_rows(d, table.dtype.itemsize)
+    minus2 = np.ascontiguousarray(table.minus2_t.T)
+    g, x_sq = np.empty((rows, table.n_centers), table.dtype), np.empty(rows)
+    for start in range(0, n, rows):
+        m = min(rows, n - start)
+        products(block[start:start + m], minus2, g[:m], x_sq[:m])
 
 
 #: Where a sampled stack falls: the first rule whose frame name occurs in it (else "other").
@@ -161,6 +179,7 @@ def main() -> None:
     import zarr
 
     from daskcluster.io import CheckedReads
+    from daskcluster.kernels import rowproducts
     from daskcluster.kernels.assign import CenterTable, add_rows, iter_nearest, weights_arg
     from daskcluster.kernels.blocks import ChunkInfo
 
@@ -216,8 +235,19 @@ def main() -> None:
             for s, e, x in iter_nearest(block, table, ChunkInfo(i, start), labels, min_sq):
                 add_rows(x, labels[s:e], w, weighted, sums, wic)
 
+        compiled = rowproducts.applies(block, table.minus2_t)
         t, _ = _cpu(lloyd)
-        add(f"Lloyd kernel, k={args.k} (tile cast, GEMM, arg-min, sums)", t)
+        add(f"Lloyd kernel, k={args.k}: " + ("compiled product and norms (rowproducts), arg-min, sums" if compiled
+                                             else "tile cast, GEMM, arg-min, sums"), t)
+        if compiled:
+            t, _ = _cpu(lambda: compiled_product(block, table))
+            add("  of which compiled product and norms", t)
+        limit, rowproducts.MAX_CENTERS = rowproducts.MAX_CENTERS, 0
+        try:
+            t, _ = _cpu(lloyd)
+        finally:
+            rowproducts.MAX_CENTERS = limit
+        add(f"Lloyd kernel, k={args.k}, GEMM path (tile cast, GEMM, arg-min, sums)", t)
         for name, seconds in kernel_stages(block, table, w, weighted).items():
             add(f"  of which {name}", seconds)
 

@@ -1,0 +1,155 @@
+"""The compiled product of few centers (kernels/rowproducts.py) against exact references and
+against the GEMM path of kernels/assign.py.
+
+Error analysis: a float32 dot product of length ``d`` summed in any order differs from the
+exact one by at most ``γ_d Σ_f |x_f m_f|``, ``γ_d = d u / (1 - d u)``, ``u = 2⁻²⁴`` (Higham,
+Accuracy and Stability of Numerical Algorithms, 3.1); the GEMM's and the compiled loop's
+products both satisfy it, so they differ by at most twice that, and a row's label can differ
+between the two paths only if its two nearest centers' distances are closer than that.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daskcluster.errors import NonFiniteDataError
+from daskcluster.kernels import assign as A
+from daskcluster.kernels import kmeans as K
+from daskcluster.kernels import rowproducts as P
+from daskcluster.kernels import sweep as S
+from daskcluster.kernels.blocks import Affine, ChunkInfo
+
+U32 = 2.0**-24
+
+
+def gamma(d: int) -> float:
+    return d * U32 / (1 - d * U32)
+
+
+def digits_like(n: int, d: int, seed: int, density: float = 0.25) -> np.ndarray:
+    """uint8 rows with ``density`` of non-zero bytes, like MNIST's (a quarter)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, 256, size=(n, d)).astype(np.uint8)
+    x[rng.random((n, d)) >= density] = 0
+    return x
+
+
+def rows_of(dtype: type, n: int, d: int, seed: int) -> np.ndarray:
+    x = digits_like(n, d, seed)
+    return x if dtype == np.uint8 else (x / np.float32(255)).astype(np.float32)
+
+
+def gemm_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(P, "MAX_CENTERS", 0)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("n, d, k", [(1, 5, 1), (3, 9, 3), (7, 16, 4), (13, 33, 5), (301, 784, 10), (64, 100, 32)])
+def test_products_within_the_dot_product_bound(dtype: type, n: int, d: int, k: int) -> None:
+    x = rows_of(dtype, n, d, seed=n + d + k)
+    centers = np.random.default_rng(k).uniform(0, 255 if dtype == np.uint8 else 1, size=(k, d)).astype(np.float32)
+    minus2 = np.ascontiguousarray(-2 * centers)
+    g, x_sq = np.full((n, k), np.nan, dtype=np.float32), np.full(n, np.nan)
+    P.products(x, minus2, g, x_sq)
+    x64, m64 = x.astype(np.float64), minus2.astype(np.float64)
+    exact = x64 @ m64.T
+    bound = gamma(d + 1) * (np.abs(x64) @ np.abs(m64).T)
+    assert (np.abs(g - exact) <= bound).all()
+    if dtype == np.uint8:
+        np.testing.assert_array_equal(x_sq, (x.astype(np.int64) ** 2).sum(1))  # exact
+    else:
+        np.testing.assert_allclose(x_sq, (x64**2).sum(1), rtol=d * 2.0**-53, atol=0)
+
+
+def test_zero_and_saturated_rows() -> None:
+    """All-zero rows give zero products and norms; rows of 255 (dense) the exact products,
+    which are integers here and below 2²⁴, so float32 holds them exactly."""
+    x = np.zeros((9, 784), dtype=np.uint8)
+    x[5:] = 255
+    minus2 = -2 * np.random.default_rng(0).integers(0, 3, size=(10, 784)).astype(np.float32)
+    g, x_sq = np.empty((9, 10), dtype=np.float32), np.empty(9)
+    P.products(x, minus2, g, x_sq)
+    np.testing.assert_array_equal(g[:5], 0)
+    np.testing.assert_array_equal(x_sq[:5], 0)
+    np.testing.assert_array_equal(g[5:], np.broadcast_to(255 * minus2.sum(1), (4, 10)))
+    np.testing.assert_array_equal(x_sq[5:], 784 * 255**2)
+
+
+def test_applies_only_where_it_pays() -> None:
+    x8 = digits_like(10, 8, 0)
+    t = np.zeros((8, 10), dtype=np.float32)
+    assert P.applies(x8, t) and P.applies(x8.astype(np.float32), t)
+    assert not P.applies(x8.astype(np.float64), t.astype(np.float64))  # float64 data: BLAS
+    assert not P.applies(x8, np.zeros((8, P.MAX_CENTERS + 1), dtype=np.float32))  # many centers: BLAS
+    assert not P.applies(np.asfortranarray(x8), t)
+    assert not P.applies(x8.astype(np.uint16), t)
+
+
+def lloyd(block: np.ndarray, w: np.ndarray | None, centers: np.ndarray) -> K.LloydStats:
+    member = S.Member(S.LLOYD, centers, n_far=3)
+    return S.sweep_kernel(block, w, ChunkInfo(0, 0), S.SweepParams((member,), Affine())).parts[0]  # type: ignore
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_lloyd_step_equals_the_gemm_path(dtype: type, weighted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Labels identical wherever the two nearest centers are farther apart than the rounding
+    bound (here: every row but a handful), counts and sums identical, inertia within it."""
+    n, d, k = 2000, 784, 10
+    x = rows_of(dtype, n, d, seed=1)
+    centers = x[:k].astype(np.float32) * np.float32(0.9) + np.float32(0.1)
+    w = np.random.default_rng(2).uniform(0.5, 2.0, n) if weighted else None
+    table = A.CenterTable.of(centers)
+    assert P.applies(x, table.minus2_t)
+    labels, min_sq = A.nearest(x, table, ChunkInfo(0, 0))
+    fast = lloyd(x, w, centers)
+    with monkeypatch.context() as m:
+        gemm_path(m)
+        ref_labels, ref_sq = A.nearest(x, table, ChunkInfo(0, 0))
+        ref = lloyd(x, w, centers)
+    x64, c64 = x.astype(np.float64), centers.astype(np.float64)
+    d2 = (x64**2).sum(1)[:, None] + (c64**2).sum(1)[None] - 2 * x64 @ c64.T
+    two = np.sort(d2, axis=1)[:, :2]
+    rounding = 2 * 2 * gamma(d + 1) * (np.abs(x64) @ np.abs(c64).T).max(1)
+    clear = two[:, 1] - two[:, 0] > rounding
+    assert clear.mean() > 0.99
+    np.testing.assert_array_equal(labels[clear], ref_labels[clear])
+    np.testing.assert_array_equal(labels[clear], d2.argmin(1)[clear])
+    np.testing.assert_allclose(min_sq, ref_sq, rtol=0, atol=rounding.max())
+    if clear.all() or np.array_equal(labels, ref_labels):
+        np.testing.assert_array_equal(fast.weight_in_clusters, ref.weight_in_clusters)
+        np.testing.assert_array_equal(fast.sums, ref.sums)
+    assert fast.inertia == pytest.approx(ref.inertia, rel=0, abs=n * rounding.max() * (2 if weighted else 1))
+
+
+def test_non_finite_row_is_named() -> None:
+    x = rows_of(np.float32, 700, 20, seed=4)
+    x[517, 13] = np.nan
+    centers = x[:3].copy()
+    table = A.CenterTable.of(centers)
+    assert P.applies(x, table.minus2_t)
+    with pytest.raises(NonFiniteDataError, match=r"in chunk 2 at row 1517, feature 13"):
+        A.nearest(x, table, ChunkInfo(2, 1000))
+    x[517, 13] = np.inf
+    with pytest.raises(NonFiniteDataError, match=r"inf\)+ in chunk 0 at row 517, feature 13"):
+        lloyd(x, None, centers)
+
+
+@pytest.mark.parametrize("k", [1, 7, 200])
+def test_byte_sums_are_the_float64_sums(k: int) -> None:
+    """Unweighted uint8 rows summed in int32 (few clusters) or in float64 (many): the same bits
+    as the float64 loop, added onto sums that already hold some rows'."""
+    x = digits_like(500, 30, 5, density=0.9)
+    labels = np.random.default_rng(6).integers(0, k, 500)
+    w, weighted = A.weights_arg(None)
+    sums, wic = np.zeros((k, 30)), np.zeros(k)
+    ref_sums, ref_wic = np.zeros((k, 30)), np.zeros(k)
+    for a, b in ((0, 120), (120, 500)):
+        A.add_rows(x[a:b], labels[a:b], w, weighted, sums, wic)
+        A._add_rows(x[a:b], labels[a:b], w, weighted, ref_sums, ref_wic)
+    np.testing.assert_array_equal(sums, ref_sums)
+    np.testing.assert_array_equal(wic, ref_wic)
+    exact = np.zeros((k, 30), dtype=np.int64)
+    np.add.at(exact, labels, x.astype(np.int64))
+    np.testing.assert_array_equal(sums, exact)
