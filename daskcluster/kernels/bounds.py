@@ -16,8 +16,9 @@ dtype's machine epsilon, a worst-case bound on a dot product of length ``d``); t
 carry that error and a row is skipped only when its nearest center wins by more than it, so
 the rows Lloyd could label differently through rounding are always recomputed.
 
-The state of a chunk (:class:`BoundsState`: labels, bounds, sums: ``20 + 4 k`` bytes a row
-plus one ``(k, d)`` array) lives beside the chunk in the memory of the worker that ran its
+The state of a chunk (:class:`BoundsState`: int64 labels, a float64 upper bound and ``k``
+float32 lower bounds per row, ``16 + 4 k`` bytes a row, plus the float64 ``(k, d)`` sums and
+``(k,)`` weights) lives beside the chunk in the memory of the worker that ran its
 task (:mod:`daskcluster.engine.rowstate`). It only saves work: a chunk without its state
 (first pass, another worker, a lost worker, a resumed checkpoint) computes every distance by
 GEMM and builds it again, and gives the same labels. The pass that uses these loops is

@@ -144,7 +144,7 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
 
     Memory: one tile of rows, its (tile_rows, sum of k) product, per member one float64 and
     one int64 per row of the block (minimum distances and labels), and an Elkan member's
-    bounds (20 + 4 k bytes a row).
+    bounds (16 + 4 k bytes a row: :class:`~daskcluster.kernels.bounds.BoundsState`).
     """
     affine = params.affine
     members = params.members
