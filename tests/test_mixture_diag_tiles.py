@@ -132,13 +132,15 @@ def test_light_components_keep_every_responsibility() -> None:
     assert (resp[:, 3] > 0).all() and (resp[:, 3] < K.MIN_RESP).any()  # and kept in the light one
 
 
-def test_non_finite_row_inside_a_tile_raises() -> None:
-    """The row named is the first non-finite one, wherever it falls in its tile (past the
-    block's first 256 rows, which also set its reference point)."""
+@pytest.mark.parametrize("row", [100, 300])
+def test_non_finite_row_raises_naming_it(row: int) -> None:
+    """The row named is the first non-finite one, wherever it falls in its tile, also among
+    the block's first 256 rows, which set its reference point (every row's ``log p(x)`` is
+    then non-finite)."""
     rng = np.random.default_rng(8)
     block = rng.normal(0, 1, (400, 5)).astype(np.float32)
-    block[300, 2] = np.nan  # row 44 of the fifth tile
+    block[row, 2] = np.nan
     block[390, 0] = np.inf
     gp = K.gaussian_params(*mixture(rng.normal(0, 1, (50, 5)), 3, seed=9), "diag")
-    with pytest.raises(NonFiniteDataError, match=r"non-finite value .*nan.* in chunk 2 at row 1300, feature 2"):
+    with pytest.raises(NonFiniteDataError, match=rf"non-finite value .*nan.* in chunk 2 at row {1000 + row}, feature 2"):
         K.em_kernel(block, None, ChunkInfo(2, 1000), K.EMParams((gp,), Affine()))

@@ -205,7 +205,10 @@ class DiagRows:
     def add(self, acc: Accumulator, block: np.ndarray) -> tuple[int, float]:
         """Add the rows of ``block`` (as stored: any real dtype, the affine map applied here) to
         ``acc``; returns ``(-1, 0.0)``, or the first row whose ``log p(x)`` is not finite and that
-        value (the rows' statistics are then incomplete)."""
+        value (the rows' statistics are then incomplete).
+
+        A non-finite value among the rows that set ``ref`` (the block's first 256) makes every
+        row's ``log p(x)`` non-finite: the row returned is then the first row holding one."""
         if not block.flags.c_contiguous:
             block = np.ascontiguousarray(block)
         log_lik, entropy, bad, value = _diag_em_rows(block, self.scale, self.offset, self.ref, self.mb, self.prec,
@@ -213,4 +216,8 @@ class DiagRows:
         acc.n_rows += block.shape[0]
         acc.log_lik += log_lik
         acc.entropy += entropy
+        if bad >= 0 and not np.isfinite(self.ref).all():
+            finite = np.isfinite(block).all(axis=1)
+            if not finite.all():
+                bad = int(np.argmin(finite))
         return bad, value
