@@ -155,7 +155,8 @@ def _definitions(module: str) -> dict[str, tuple[str, str] | ast.AST]:
     return names
 
 
-def _class_attributes(node: ast.ClassDef) -> set[str]:
+@functools.cache
+def _class_attributes(node: ast.ClassDef) -> frozenset[str]:
     """The names a class body defines, and the ``self.x`` its methods assign."""
     names: set[str] = set()
     for stmt in _top_level(node.body):
@@ -168,7 +169,7 @@ def _class_attributes(node: ast.ClassDef) -> set[str]:
     for sub in ast.walk(node):
         if isinstance(sub, ast.Attribute) and isinstance(sub.ctx, ast.Store) and getattr(sub.value, "id", "") == "self":
             names.add(sub.attr)
-    return names
+    return frozenset(names)
 
 
 def _lookup(module: str, name: str, depth: int = 0) -> tuple[str, ast.AST] | str | None:
