@@ -240,7 +240,7 @@ def main() -> None:
         add(f"Lloyd kernel, k={args.k}: " + ("compiled product and norms (rowproducts), arg-min, sums" if compiled
                                              else "tile cast, GEMM, arg-min, sums"), t)
         if compiled:
-            t, _ = _cpu(lambda: compiled_product(block, table))
+            t, _ = _cpu(lambda b=block: compiled_product(b, table))
             add("  of which compiled product and norms", t)
         limit, rowproducts.MAX_CENTERS = rowproducts.MAX_CENTERS, 0
         try:

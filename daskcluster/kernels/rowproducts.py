@@ -116,9 +116,9 @@ def _bytes_products(x: np.ndarray, mt: np.ndarray, g: np.ndarray, x_sq: np.ndarr
         for t in range(nr):
             for f in range(d):
                 r[t, f] = np.float32(x[i + t, f])
-            q = 0
+            q = np.int64(0)
             for f in range(d):
-                a = np.int32(x[i + t, f])
+                a = np.int64(x[i + t, f])
                 q += a * a
             x_sq[i + t] = q
         for t in range(nr, _ROWS):
