@@ -190,11 +190,10 @@ if __name__ == "__main__":
     from daskcluster.deploy.deployment import default_config
     from daskcluster.deploy.local_process import LocalProcess
     host = LocalProcess(local_cluster_options(default_config())).start(); mark()
-    from daskcluster._lazy import import_without
-    from daskcluster.cli.jobs import NOT_FOR_JOBS
-    import_without("dask.array", NOT_FOR_JOBS); mark()
+    from daskcluster.cli.jobs import import_for_jobs
+    import_for_jobs(); mark()
     from daskcluster.jobs import check_job, load_job; mark()
-    job = load_job("workflows/mnist_kmeans.yaml"); mark()
+    job = load_job("workflows/mnist_kmeans.yaml", overrides=sys.argv[1:]); mark()
     check_job(job); mark()
     from daskcluster.jobs.sources import load
     load(job.resolved().data); mark()
@@ -213,11 +212,11 @@ if __name__ == "__main__":
 _PARTS = (
     "import the command (daskcluster.cli)",
     "start the local cluster's process (returns at once; it starts meanwhile)",
-    "import Dask's arrays (without xarray and pydata sparse)",
+    "import Dask's arrays (without xarray and pydata sparse) and scikit-learn's base (without pandas)",
     "import the job package (pydantic, PyYAML)",
-    "read and validate the job file (imports the estimator: scikit-learn, Numba kernels, Zarr)",
+    "read and validate the job file (imports the estimator: the rest of scikit-learn, Numba kernels, Zarr)",
     "the estimator's checks against the data's metadata",
-    "read MNIST",
+    "read MNIST (the rows the job asks for)",
     "import distributed (the client)",
     "wait for the local cluster's scheduler (what is left of its start)",
     "connect, and wait for a worker",
@@ -226,9 +225,10 @@ _PARTS = (
 )
 
 
-def parts() -> dict[str, tuple[float, float]]:
+def parts(overrides: list[str]) -> dict[str, tuple[float, float]]:
     """The pieces of the command's work one after the other in one fresh process (median of 3
-    processes): wall and CPU seconds of this process, and the interpreter's start (``python -c pass``).
+    processes), on the job with ``overrides`` (``--set``) as the rounds run it: wall and CPU seconds
+    of this process, and the interpreter's start (``python -c pass``).
     The local cluster's process starts in the second piece and runs beside the next ones; its CPU
     seconds (and its workers') until a worker joined are the last row."""
     runs = []
@@ -236,7 +236,7 @@ def parts() -> dict[str, tuple[float, float]]:
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-c", "pass"], check=True)
         start = time.perf_counter() - t0
-        out = subprocess.run([sys.executable, "-c", _PARTS_SCRIPT], cwd=ROOT, check=True, capture_output=True,
+        out = subprocess.run([sys.executable, "-c", _PARTS_SCRIPT, *overrides], cwd=ROOT, check=True, capture_output=True,
                              text=True)
         r = json.loads(out.stdout.strip().splitlines()[-1])
         runs.append([(start, start)] + list(zip(r["wall"], r["cpu"])) + [(float("nan"), r["child_cpu"])])
@@ -358,8 +358,11 @@ with `--max-rows 10000`): overhead 5.31 s (median; least 4.98) on the local defa
   command handles. An existing scheduler is connected to while the job is validated
   (`daskcluster.deploy.lifetime.starts_before_validation`: only for clusters made of the command's
   own processes; batch, gateway and Kubernetes clusters start only once the job is valid);
-- Dask's arrays are imported without xarray and pydata sparse (`daskcluster._lazy.import_without`),
-  which Dask loads only to recognise their types, and which no job has;
+- Dask's arrays are imported without xarray and pydata sparse, and scikit-learn without pandas and
+  pyarrow (`daskcluster.cli.jobs.import_for_jobs`, by `daskcluster._lazy.import_without`): Dask loads
+  them only to recognise their types, which no job has, and scikit-learn's `sklearn.utils.fixes`
+  imports pandas without using it;
+- MNIST with `data.max_rows` is decompressed only as far as those rows (`load_mnist_npz(max_rows=)`);
 - matplotlib is imported while the fit's passes run on the workers
   (`daskcluster._lazy.import_in_background`), not while the cluster starts;
 - the outputs that need no cluster (model file, plots, `metrics.json`) are written while the local
@@ -419,7 +422,7 @@ def main() -> None:
         return
     command = "python benchmarks/bench_jobs.py" + (f" --repeats {args.repeats}" if args.repeats != 3 else "") + (
         f" --max-rows {max_rows}" if max_rows else "")
-    pieces = parts()
+    pieces = parts([a for a in extra if a != "--set"])
     for k, (w, c) in pieces.items():
         print(f"  {k}: {w:.2f}s wall, {c:.2f}s CPU")
     OUTPUT.write_text(markdown(runs, command, pieces, max_rows) + kept_notes())

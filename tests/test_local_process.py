@@ -84,5 +84,45 @@ def test_the_command_process_imports_neither_the_dashboard_nor_what_jobs_never_h
     assert {"sklearn", "dask.array", "distributed"} <= loaded  # the fit ran here
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "done"
     tops = {m.split(".")[0] for m in loaded}
-    assert not tops & {"bokeh", "xarray", "sparse", "matplotlib"}
+    assert not tops & {"bokeh", "xarray", "sparse", "matplotlib", "pandas", "pyarrow"}
     assert "distributed.dashboard" not in loaded
+
+
+@pytest.mark.slow
+def test_the_command_process_on_an_existing_scheduler_reads_only_its_rows_and_imports_no_pandas(
+        tmp_path: Path, process_cluster: object) -> None:
+    """On an existing scheduler the command imports scikit-learn without pandas (and pyarrow), Dask's
+    arrays without xarray and pydata sparse, no progress bar's library with ``--no-progress``, and
+    reads only ``max_rows`` rows of MNIST: the rows past them are damaged here, so a whole read would
+    fail."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    arrays = {"x_train": rng.integers(0, 256, (300, 28, 28), dtype=np.uint8), "y_train": rng.integers(0, 10, 300, dtype=np.uint8),
+              "x_test": rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), "y_test": rng.integers(0, 10, 50, dtype=np.uint8)}
+    npz = tmp_path / "mnist.npz"
+    np.savez(npz, **arrays)  # stored: x_test's pixels are where its bytes are
+    raw = bytearray(npz.read_bytes())
+    at = raw.find(arrays["x_test"].tobytes())
+    assert at > 0
+    raw[at + 100 : at + 200] = bytes(100)  # x_test's CRC no longer matches: reading it raises
+    npz.write_bytes(bytes(raw))
+    job = tmp_path / "job.yaml"
+    job.write_text(textwrap.dedent(f"""
+        name: light-mnist
+        data: {{kind: mnist, path: {npz}, split: all, scale: 1/255, max_rows: 200}}
+        model: {{name: KMeans, params: {{n_clusters: 3, random_state: 0, max_iter: 20}}}}
+        evaluate: {{labels: data, metrics: [sizes, adjusted_rand]}}
+        outputs: {{dir: out, plots: false}}
+        """))
+    address = process_cluster.scheduler_address  # type: ignore[attr-defined]
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, "run", str(job), "--scheduler", address, "--out",
+                           str(tmp_path / "out"), "--no-progress"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert {"sklearn.base", "sklearn.cluster", "dask.array", "distributed"} <= loaded  # the fit ran here
+    doc = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert doc["status"] == "done" and doc["data"]["n_samples"] == 200 and sum(doc["metrics"]["sizes"]) == 200
+    tops = {m.split(".")[0] for m in loaded}
+    assert not tops & {"pandas", "pyarrow", "xarray", "sparse", "bokeh", "tqdm"}  # tqdm: --no-progress draws no bar

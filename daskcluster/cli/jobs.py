@@ -108,7 +108,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         job = checked.job
         where = f"{d.describe()} ({d.workers_text()}); dashboard {d.dashboard_link}"
         try:
-            result = run_job(checked, on_progress=bar, loaded=loaded, on_cluster_done=lifetime.release,
+            # --no-progress: no bar at all (not a disabled one, which would import tqdm for nothing)
+            result = run_job(checked, on_progress=None if args.no_progress else bar, loaded=loaded,
+                             on_cluster_done=lifetime.release,
                              dashboard=d.dashboard_link)
         except ConfigError:
             raise  # found while checking, before the job started
@@ -120,16 +122,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return OK
 
 
-#: Packages that Dask's arrays import when installed, only to recognise their types (xarray's
-#: DataArray, pydata sparse chunks), which no job has: ``run`` imports Dask without them.
-NOT_FOR_JOBS = ("xarray", "sparse")
+#: Packages that libraries import when installed but that no job needs, by library: Dask's arrays
+#: import xarray and pydata sparse (with Numba) only to recognise their types (a DataArray, sparse
+#: chunks), which no job has; scikit-learn imports pandas (with pyarrow) in ``sklearn.utils.fixes``
+#: and never uses it there. ``run`` imports those libraries without them (:func:`import_for_jobs`);
+#: they stay importable, for the jobs that use them (Parquet data, a sweep's table).
+NOT_FOR_JOBS = {"dask.array": ("xarray", "sparse"), "sklearn.base": ("pandas",)}
+
+
+def import_for_jobs() -> None:
+    """Import the libraries of :data:`NOT_FOR_JOBS` without the packages listed for them (before
+    the job package, which imports them). Nothing changes for a library already imported."""
+    from .._lazy import import_without
+
+    for module, optional in NOT_FOR_JOBS.items():
+        import_without(module, optional)
 
 
 def _validate(args: argparse.Namespace) -> Any:
     """The job of ``run`` and its cluster config checked together (:func:`validate_command`)."""
-    from .._lazy import import_without
-
-    import_without("dask.array", NOT_FOR_JOBS)  # before the job package, which imports it
+    import_for_jobs()
     from ..jobs.validation import validate_command
 
     checked, _ = validate_command(args.job, overrides=args.overrides, out_dir=args.out, cluster=args.cluster)
