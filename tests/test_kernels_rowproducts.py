@@ -137,10 +137,12 @@ def test_non_finite_row_is_named() -> None:
 
 
 @pytest.mark.parametrize("k", [1, 7, 200])
-def test_byte_sums_are_the_float64_sums(k: int) -> None:
-    """Unweighted uint8 rows summed in int32 (few clusters) or in float64 (many): the same bits
+@pytest.mark.parametrize("saturated", [False, True])
+def test_byte_sums_are_the_float64_sums(k: int, saturated: bool) -> None:
+    """Unweighted uint8 rows summed in uint16 blocks of 256 rows (few clusters; 380 rows of 255
+    in one cluster cross a block and fill one to 256 * 255) or in float64 (many): the same bits
     as the float64 loop, added onto sums that already hold some rows'."""
-    x = digits_like(500, 30, 5, density=0.9)
+    x = np.full((500, 30), 255, dtype=np.uint8) if saturated else digits_like(500, 30, 5, density=0.9)
     labels = np.random.default_rng(6).integers(0, k, 500)
     w, weighted = A.weights_arg(None)
     sums, wic = np.zeros((k, 30)), np.zeros(k)

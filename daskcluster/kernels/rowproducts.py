@@ -14,8 +14,8 @@ below the crossover it is about half of cast + GEMM + norms (see
 
 Exact where it matters:
 
-* ``uint8`` rows: the squared norms are sums of integer squares in int64, exact (as the float64
-  loop's are for such rows); ``float32`` rows: float64 sums, as
+* ``uint8`` rows: the squared norms are sums of integer squares in int32 (int64 beyond 33,025
+  features), exact (as the float64 loop's are for such rows); ``float32`` rows: float64 sums, as
   :func:`~daskcluster.kernels.assign.row_sq_norms64`.
 * the products are float32 dot products of length ``d`` like the GEMM's, summed in another
   order: each differs from the GEMM's by at most the same worst-case bound ``d ε Σ |x_f c_f|``
@@ -106,6 +106,31 @@ def _dot_group(r: np.ndarray, nr: int, mt: np.ndarray, g: np.ndarray, i: int) ->
                 g[i + t, j0 + 3] = row[3]
 
 
+#: Features up to which a uint8 row's squared norm fits int32 (``255² d < 2³¹``).
+_INT32_FEATURES = (2**31 - 1) // 255**2
+
+
+@numba.njit(nogil=True, cache=True)
+def _byte_sq_norm(xr: np.ndarray) -> int:  # pragma: no cover - compiled
+    """``Σ xr_f²`` of a uint8 row of at most :data:`_INT32_FEATURES` features, in int32 (exact;
+    eight lanes a vector where int64 has four)."""
+    q = np.int32(0)
+    for f in range(xr.shape[0]):
+        a = np.int32(xr[f])
+        q = np.int32(q + np.int32(a * a))
+    return int(q)
+
+
+@numba.njit(nogil=True, cache=True)
+def _byte_sq_norm_wide(xr: np.ndarray) -> int:  # pragma: no cover - compiled
+    """``Σ xr_f²`` of a uint8 row of any length, in int64."""
+    q = np.int64(0)
+    for f in range(xr.shape[0]):
+        a = np.int64(xr[f])
+        q += a * a
+    return int(q)
+
+
 @numba.njit(nogil=True, cache=True)
 def _bytes_products(x: np.ndarray, mt: np.ndarray, g: np.ndarray, x_sq: np.ndarray) -> None:  # pragma: no cover
     """:func:`products` of uint8 rows: exact integer squared norms."""
@@ -116,11 +141,7 @@ def _bytes_products(x: np.ndarray, mt: np.ndarray, g: np.ndarray, x_sq: np.ndarr
         for t in range(nr):
             for f in range(d):
                 r[t, f] = np.float32(x[i + t, f])
-            q = np.int64(0)
-            for f in range(d):
-                a = np.int64(x[i + t, f])
-                q += a * a
-            x_sq[i + t] = q
+            x_sq[i + t] = _byte_sq_norm(x[i + t]) if d <= _INT32_FEATURES else _byte_sq_norm_wide(x[i + t])
         for t in range(nr, _ROWS):
             r[t, :] = 0.0
         _dot_group(r, nr, mt, g, i)
