@@ -155,3 +155,13 @@ def test_byte_sums_are_the_float64_sums(k: int, saturated: bool) -> None:
     exact = np.zeros((k, 30), dtype=np.int64)
     np.add.at(exact, labels, x.astype(np.int64))
     np.testing.assert_array_equal(sums, exact)
+
+
+@pytest.mark.parametrize("d", [P._INT32_FEATURES, P._INT32_FEATURES + 1])
+def test_byte_norms_exact_past_int32(d: int) -> None:
+    """Rows of 255 at the widest int32 norm and one feature past it (int64): exact."""
+    x = np.full((2, d), 255, dtype=np.uint8)
+    g, x_sq = np.empty((2, 1), dtype=np.float32), np.empty(2)
+    P.products(x, np.zeros((1, d), dtype=np.float32), g, x_sq)
+    np.testing.assert_array_equal(x_sq, d * 255**2)
+    assert d * 255**2 >= 2**31 or d == P._INT32_FEATURES

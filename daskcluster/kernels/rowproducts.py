@@ -5,11 +5,12 @@ multiplying it by ``-2 Cᵀ`` with one BLAS GEMM spends most of its time moving 
 multiplying: the cast writes a float copy of the tile, and the GEMM reads it again to pack it
 (on MNIST, 784 uint8 features and 10 centers: cast 4.7 ms, GEMM 10.7 ms, float64 row norms
 2.7 ms per chunk of 32,768 rows, and the GEMM costs as much for 16 centers as for 10). Here one
-compiled loop reads each row once from the block, in its storage dtype, converts a group of
-four rows into a small buffer that stays in L1, accumulates their squared norms on the way, and
-takes the dot products of the four rows with the centers four centers at a time (sixteen
-independent float32 accumulators, vectorized over the features). Its cost grows with ``k``;
-below the crossover it is about half of cast + GEMM + norms (see
+compiled loop reads the rows from the block, in their storage dtype, converts a group of four
+rows into a small buffer that stays in L1, sums each row's squares in a loop of its own (fused
+with the conversion, both loops vectorized half as well), and takes the dot products of the
+four rows with the centers four centers at a time (sixteen independent float32 accumulators,
+vectorized over the features by the compiler: plain Numba, no instruction-set intrinsics). Its
+cost grows with ``k``; below the crossover it is about half of cast + GEMM + norms (see
 ``benchmarks/RESULTS-codecs.md``, "The compiled product of few centers").
 
 Exact where it matters:
@@ -18,10 +19,10 @@ Exact where it matters:
   features), exact (as the float64 loop's are for such rows); ``float32`` rows: float64 sums, as
   :func:`~daskcluster.kernels.assign.row_sq_norms64`.
 * the products are float32 dot products of length ``d`` like the GEMM's, summed in another
-  order: each differs from the GEMM's by at most the same worst-case bound ``d ε Σ |x_f c_f|``
-  that the bounds' ``slack`` (:func:`daskcluster.kernels.bounds.slack`) already carries, so
-  labels can differ from the GEMM path's only between centers whose distances tie within that
-  rounding.
+  order: each is within the same worst-case bound ``γ_d Σ |2 x_f c_f|`` (``γ_d ≈ d ε``) of the
+  exact product as the GEMM's, a bound the Elkan bounds' ``slack``
+  (:func:`daskcluster.kernels.bounds.slack`) already covers, so labels can differ from the
+  GEMM path's only between centers whose distances tie within that rounding.
 
 Rows holding NaN or infinity make their norm non-finite; the caller's check then names them
 (:func:`~daskcluster.kernels.blocks.check_finite_rows`).
