@@ -165,13 +165,14 @@ def _first_rows(zf: zipfile.ZipFile, member: str, n: int) -> np.ndarray:
             with zf.open(member + ".npy") as whole:
                 return np.lib.format.read_array(whole, allow_pickle=False)[:n]
         out = np.empty((n, *shape[1:]), dtype=dtype)
-        view = memoryview(out.reshape(-1).view(np.uint8))
+        view = out.reshape(-1).view(np.uint8).data  # the rows' bytes, filled as they are decompressed
         done = 0
         while done < len(view):
-            got = f.readinto(view[done:])
+            got = f.read(len(view) - done)
             if not got:
                 raise EOFError(f"{member}.npy ends after {done} of the {len(view)} bytes of its first {n} rows")
-            done += got
+            view[done : done + len(got)] = got
+            done += len(got)
         return out
 
 
@@ -188,14 +189,15 @@ def _load_npz_rows(path: Path, split: str, max_rows: int) -> tuple[np.ndarray, n
                     f"arrays {list(_KEYS)}."
                 )
             parts = ("train", "test") if split == "all" else (split,)
-            heads = {}
+            heads: dict[str, tuple[tuple[int, ...], np.dtype]] = {}
             for part in parts:
                 for key in (f"x_{part}", f"y_{part}"):
                     with zf.open(key + ".npy") as f:
                         shape, _, dtype = _npy_header(f)
                     heads[key] = (shape, dtype)
                 _check_part(path, part, heads[f"x_{part}"], heads[f"y_{part}"])
-            Xs, ys = [], []
+            Xs: list[np.ndarray] = []
+            ys: list[np.ndarray] = []
             left = max_rows
             for part in parts:
                 n = min(left, heads[f"x_{part}"][0][0])
