@@ -341,9 +341,10 @@ outputs (labels, model file, three plots, `metrics.json`, `job.log`) and the sum
   `metrics.json`, written while a local cluster shuts down in the background);
 - *after the job*: the summary, the rest of the cluster's shutdown and the end of the process.
 
-Before the changes of this round (2026-12-05 12:43, quiet machine, load 0.5-2.2, the same command
-with `--max-rows 10000`): overhead 5.31 s (median; least 4.98) on the local default cluster and 3.76 s
-(least 3.75) on an existing scheduler, against the bare script's 4.58 / 2.98 s.
+Before the changes of this round (2026-12-05 15:24, load 1.8-2.3, the same command with
+`--max-rows 10000`): overhead 3.32 s (median; least 3.06) on the local default cluster and 2.52 s
+(least 2.29) on an existing scheduler, against the bare script's 4.08 / 2.46 s; at 12:43, before the
+round before (quiet, load 0.5-2.2): 5.31 s and 3.76 s.
 
 ## What the command does to stay short
 
