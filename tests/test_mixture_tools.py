@@ -100,6 +100,37 @@ def test_em_kernel_against_naive_reference(covariance_type: str, dtype: type, sp
     assert_allclose(K.predict_proba_block(X, Affine(), gp, ChunkInfo(0, 0)), resp, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_full_second_moments_leave_out_within_their_bound(dtype: type, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a 'full' second moment leaves out (components holding a row's worth of mass, once
+    ``n_samples`` is known) is positive semi-definite with a trace of at most ``tau`` times the
+    trace of the component's second moment around its mean (:func:`full._second_moments`).
+    Checked with ``tau = 1e-2`` instead of 1e-13, so that many terms are left out and the bound
+    is tight enough to fail if the rule were wrong; float64 rows take the one-call segment
+    path, float32 rows the tiles."""
+    from daskcluster.kernels.mixture.covariance import full
+
+    tau = 1e-2
+    monkeypatch.setattr(full, "LEFT_OUT_TRACE", tau)
+    X = blobs(300).astype(dtype)
+    x = X.astype(np.float64)
+    weights, means, prec_chol = mixture("full")
+    params = [K.EMParams((K.gaussian_params(weights, means, prec_chol, "full", n_samples=n),), Affine())
+              for n in (300, None)]
+    bounded, every = (K.em_kernel(X, None, ChunkInfo(0, 0), p)[0] for p in params)
+    assert_allclose(bounded.nk, every.nk, rtol=1e-13)
+    assert_allclose(bounded.means, every.means, rtol=1e-13, atol=1e-14)
+    cov = covariances("full", prec_chol)
+    wlp = np.column_stack([np.log(w) + multivariate_normal(m, c).logpdf(x) for w, m, c in zip(weights, means, cov)])
+    resp = np.exp(wlp - logsumexp(wlp, axis=1)[:, None])
+    trace_around_mean = np.array([resp[:, k] @ ((x - means[k]) ** 2).sum(axis=1) for k in range(3)])
+    left_out = every.m2 - bounded.m2
+    traces = np.trace(left_out, axis1=1, axis2=2)
+    assert (traces > 1e-6 * trace_around_mean).all()  # terms were left out
+    assert (traces <= tau * trace_around_mean * (1 + 1e-9)).all()
+    assert (np.linalg.eigvalsh(left_out) >= -1e-12 * trace_around_mean[:, None]).all()
+
+
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
 def test_compiled_rows_equal_the_tiled_pass(covariance_type: str) -> None:
     """The diagonal types' compiled pass (alone in a pass) against the tiled GEMM pass (taken

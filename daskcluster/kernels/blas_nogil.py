@@ -3,7 +3,7 @@
 SciPy's Python wrappers of BLAS (``scipy.linalg.blas``) hold the GIL for the whole call, so
 the threads of a pass that call them run one at a time. These are the same routines, taken from
 ``scipy.linalg.cython_blas`` (the BLAS NumPy and SciPy link) and called from Numba code compiled
-with ``nogil=True``: a kernel passes the routine (:data:`DTRMM`, :data:`DSYRK`) to its compiled
+with ``nogil=True``: a kernel passes the routine (:data:`DTRMM`, :data:`DSYRK`, :data:`DGEMM`) to its compiled
 function, which calls the helpers below (the routine is an argument, not a global, so that the
 compiled code can be cached).
 
@@ -27,6 +27,9 @@ DTRMM = ctypes.CFUNCTYPE(None, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P)(
 #: ``dsyrk(uplo, trans, n, k, alpha, a, lda, beta, c, ldc)``, every argument a pointer.
 DSYRK = ctypes.CFUNCTYPE(None, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P)(
     get_cython_function_address("scipy.linalg.cython_blas", "dsyrk"))
+#: ``dgemm(transa, transb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)``, every argument a pointer.
+DGEMM = ctypes.CFUNCTYPE(None, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P, _P)(
+    get_cython_function_address("scipy.linalg.cython_blas", "dgemm"))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -62,3 +65,19 @@ def syrk_lower_add(syrk, x: np.ndarray, out: np.ndarray) -> None:  # type: ignor
     one = np.ones(1)
     syrk(_char("U").ctypes, _char("N").ctypes, n_.ctypes, k_.ctypes, one.ctypes, x.ctypes, n_.ctypes, one.ctypes,
          out.ctypes, n_.ctypes)
+
+
+@numba.njit(nogil=True, cache=True)
+def gemm_tn_add(gemm, w: np.ndarray, x: np.ndarray, out: np.ndarray) -> None:  # type: ignore[no-untyped-def]  # pragma: no cover
+    """``out += w^T x``, ``w`` (m, k), ``x`` (m, d), ``out`` (k, d); all C-contiguous. ``m k d``
+    multiply-adds (BLAS ``dgemm``: in Fortran order ``out^T += x^T (w^T)^T``)."""
+    m, d = x.shape
+    k = w.shape[1]
+    if m == 0 or k == 0 or d == 0:
+        return
+    d_ = np.array([d], dtype=np.int32)
+    k_ = np.array([k], dtype=np.int32)
+    m_ = np.array([m], dtype=np.int32)
+    one = np.ones(1)
+    gemm(_char("N").ctypes, _char("T").ctypes, d_.ctypes, k_.ctypes, m_.ctypes, one.ctypes, x.ctypes, d_.ctypes,
+         w.ctypes, k_.ctypes, one.ctypes, out.ctypes, d_.ctypes)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numba
 import numpy as np
@@ -31,7 +31,9 @@ from ..blocks import (
     row_sq_norms,
 )
 from .buffers import COMPUTE_DTYPE, Scratch
-from .params import GaussianParams
+
+if TYPE_CHECKING:  # the covariance types import this module's row E-step
+    from .params import GaussianParams
 
 #: Elements (rows x (tile columns + per-row work)) of one tile: 512 KiB of float64, so that a
 #: tile and its products stay in cache (measured on MNIST -> 50 dimensions, 10 components, one

@@ -9,7 +9,8 @@ import numpy as np
 from .buffers import COMPUTE_DTYPE, LOG_2PI
 from .covariance import CovarianceType, covariance_of
 
-#: Smallest responsibility counted in a ``'full'`` second moment (see :mod:`.covariance.full`).
+#: Smallest responsibility counted in the diagonal types' statistics (:mod:`.diag_rows`); a
+#: ``'full'`` component given it may leave terms out of its second moment (:mod:`.covariance.full`).
 MIN_RESP = 1e-30
 
 
@@ -31,7 +32,9 @@ class GaussianParams:
     center : ndarray of shape (n_features,)
         The frame of the statistics' means (the mixture mean): they are returned relative to it.
     min_resp : ndarray of shape (n_components,)
-        Smallest responsibility counted in a ``'full'`` second moment, per component.
+        Per component: for the diagonal types the smallest responsibility counted in the
+        statistics; for ``'full'``, where positive, its second moment may leave out terms within
+        the bound of :func:`.covariance.full._second_moments` (else every non-zero one counts).
     with_entropy : bool, default=False
         Also sum ``r log r`` over the rows and components (the variational lower bound needs it).
     """
@@ -71,9 +74,10 @@ def gaussian_params(
 ) -> GaussianParams:
     """Precompute what every block's E-step needs from a mixture's parameters.
 
-    ``n_samples`` (the rows of the whole data set) lets the second moments of components
-    holding at least one row's worth of mass leave out responsibilities below
-    :data:`MIN_RESP`; without it every non-zero responsibility counts. ``log_const`` replaces
+    ``n_samples`` (the rows of the whole data set) lets the statistics of components holding
+    at least one row's worth of mass leave out negligible terms (responsibilities below
+    :data:`MIN_RESP` for the diagonal types, the bounded rule of ``'full'``); without it every
+    non-zero responsibility counts. ``log_const`` replaces
     ``log w_k + log det L_k - d/2 log(2 pi)`` (a variational posterior's own constants);
     ``weights`` still give the frame of the statistics and which components hold mass.
     """

@@ -68,6 +68,9 @@ def em_kernel(
     ref = reference(block, params.affine)
     if all(m.covariance.compiled_rows for m in models):
         return _diag_em(block, ref, params.affine, chunk, models, accs)
+    if block.dtype == COMPUTE_DTYPE and params.affine.is_identity and all(m.covariance.compiled_segment(m)
+                                                                          for m in models):
+        return _segment_em(block, ref, chunk, models, accs)
     esteps = [Estep(gp, ref) for gp in models]
 
     def resp_of(start: int, x: np.ndarray, a: np.ndarray) -> list[tuple[np.ndarray, float, float]]:
@@ -91,6 +94,23 @@ def _diag_em(block: np.ndarray, ref: np.ndarray, affine: Affine, chunk: ChunkInf
         if bad >= 0:
             row = affine.apply(block[bad : bad + 1].astype(COMPUTE_DTYPE))
             raise_non_finite(0, value, row, chunk, bad)
+    return [acc.finish(ref, gp.center) for acc, gp in zip(accs, models)]
+
+
+def _segment_em(block: np.ndarray, ref: np.ndarray, chunk: ChunkInfo, models: tuple[GaussianParams, ...],
+                accs: list[Accumulator]) -> list[MixtureStats]:
+    """:func:`em_kernel` on float64 rows as stored when every mixture's type does a segment in
+    one compiled call (:meth:`~.covariance.CovarianceType.em_segment`: ``'full'``)."""
+    with single_threaded_blas():
+        for acc, gp in zip(accs, models):
+            cov = gp.covariance
+            prep = cov.prepare(gp, ref)
+            scratch = Scratch()
+            for seg_start, segment in segments(block, gp.n_components):
+                acc.start_segment(segment.shape[0])
+                bad, value = cov.em_segment(acc, gp, prep, segment, ref, scratch)
+                if bad >= 0:
+                    raise_non_finite(0, value, segment[bad : bad + 1], chunk, seg_start + bad)
     return [acc.finish(ref, gp.center) for acc, gp in zip(accs, models)]
 
 

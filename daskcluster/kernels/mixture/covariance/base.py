@@ -196,6 +196,17 @@ class CovarianceType:
         """Floats of temporary work per row of a tile."""
         return 2 * n_components
 
+    def compiled_segment(self, gp: GaussianParams) -> bool:
+        """Whether an EM pass over float64 rows as stored runs :meth:`em_segment` (one compiled
+        call per segment of the block: ``'full'``) instead of the tiles."""
+        return False
+
+    def em_segment(self, acc: Accumulator, gp: GaussianParams, prep: Any, segment: np.ndarray,
+                   ref: np.ndarray, scratch: Scratch) -> tuple[int, float]:
+        """E-step and statistics of a segment of float64 rows, added to ``acc``; returns the first
+        row whose ``log p(x)`` is not finite (-1 if none) and that value."""
+        raise NotImplementedError
+
     # ------------------------------------------------------------------ worker: statistics
 
     def m2_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:

@@ -17,13 +17,22 @@ multiplied whole (GEMM).
 and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is added by SYRK (``z^T z`` with
 ``z = sqrt(r) (x - mu_k)``, rows gathered a few thousand at a time) over the rows it holds,
 centred at the component's current mean ``mu_k`` (so only the mean's move in this iteration
-cancels), over the rows whose responsibility is at least the component's ``min_resp``
-(``1e-30`` for components holding at least one row's worth of mass: leaving out smaller terms
-changes nothing at float64 precision, and on clustered data it skips most of the work). SYRK
-over the rows held is the least arithmetic for these sums (``d (d + 1) / 2`` multiply-adds per
-row and component held); it adds into the lower triangle of the block's sums in place, and
-they are made symmetric once, when they are centred. Gathering and SYRK are one compiled call
-per segment, without the GIL.
+cancels). For components holding at least one row's worth of mass (``min_resp > 0``), the
+rows whose ``r ||x - mu_k||^2`` is at most ``1e-13 / n`` of the segment's total are left out,
+which bounds what is left out by ``1e-13`` of the trace of the second moment, below float64's
+own rounding of such sums (:func:`_second_moments`); on clustered data that skips most of the
+work. SYRK over the rows held is the least arithmetic for these sums (``d (d + 1) / 2``
+multiply-adds per row and component held); it adds into the lower triangle of the block's
+sums in place, and they are made symmetric once, when they are centred.
+
+**One compiled call per segment.** On float64 rows as stored (no cast, no affine map) and
+upper-triangular factors, the whole pass over a segment is one compiled call without the GIL
+(:meth:`FullCovariance.em_segment`): the tiles' distances, log-sum-exp and responsibilities,
+``n_k`` and ``sum r (x - ref)`` (``dgemm`` per tile), the terms' weights ``r ||x - mu_k||^2``
+(their squared norms taken while the residuals are formed) and the second moments; no Python
+runs between tiles. Other rows take the tiles of :mod:`..estep` and :meth:`end_segment`.
+Measured on MNIST -> 50 dimensions, 10 components, the benchmark's 8 iterations, one thread:
+0.119 CPU-s per iteration against 0.141-0.155 with a call per tile and the former rule.
 """
 
 from __future__ import annotations
@@ -34,9 +43,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numba
 import numpy as np
 
-from ...blas_nogil import DSYRK, DTRMM, syrk_lower_add, trmm_upper
+from ...blas_nogil import DGEMM, DSYRK, DTRMM, gemm_tn_add, syrk_lower_add, trmm_upper
 from ...blocks import Affine
 from ..buffers import COMPUTE_DTYPE, Scratch
+from ..estep import row_responsibilities, slice_rows
 from .base import CovarianceType, WishartPrior, add_reg, chol_inv_t, is_spd, upper_chol
 
 if TYPE_CHECKING:
@@ -45,6 +55,20 @@ if TYPE_CHECKING:
 
 #: Rows gathered at once for one component's second moment.
 GATHER_ROWS = 4096
+#: Share of a component's second-moment trace that the terms a segment leaves out may reach
+#: (see :func:`_em_segment`).
+LEFT_OUT_TRACE = 1e-13
+
+
+@numba.njit(nogil=True, cache=True)
+def _upper_triangular(factors: np.ndarray) -> bool:  # pragma: no cover (compiled)
+    """Whether every (d, d) matrix of ``factors`` (K, d, d) is zero below its diagonal."""
+    for k in range(factors.shape[0]):
+        for i in range(1, factors.shape[1]):
+            for j in range(i):
+                if factors[k, i, j] != 0.0:
+                    return False
+    return True
 
 
 class Whitening(NamedTuple):
@@ -60,39 +84,93 @@ class Whitening(NamedTuple):
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _residuals(a: np.ndarray, delta: np.ndarray, resid: np.ndarray, sq: np.ndarray, k: int) -> None:  # pragma: no cover
+    """``resid = a - delta`` (rows of ``a``, (m, d)) and ``sq[i, k] = ||resid[i]||^2``."""
+    m, d = resid.shape
+    for i in range(m):
+        e = 0.0
+        for j in range(d):
+            v = a[i, j] - delta[j]
+            resid[i, j] = v
+            e += v * v
+        sq[i, k] = e
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _sq_norms(y: np.ndarray, out: np.ndarray, k: int) -> None:  # pragma: no cover (compiled)
+    """``out[i, k] = ||y[i]||^2`` for the rows of ``y`` (m, d)."""
+    m, d = y.shape
+    for i in range(m):
+        s = 0.0
+        for j in range(d):
+            s += y[i, j] * y[i, j]
+        out[i, k] = s
+
+
+@numba.njit(nogil=True, cache=True)
 def _whitened_sq_norms(trmm, a: np.ndarray, delta: np.ndarray, factors: np.ndarray, resid: np.ndarray,  # type: ignore[no-untyped-def]
                        out: np.ndarray) -> None:  # pragma: no cover (compiled)
     """``out[i, k] = ||(a[i, :d] - delta[k]) L_k||^2`` for every component ``k``: the rows
     centred at the component's mean into ``resid`` (n, d), whitened there in place by the
     triangular product, and their squared norms taken, without the GIL."""
-    n, d = resid.shape
     for k in range(delta.shape[0]):
-        for i in range(n):
-            for j in range(d):
-                resid[i, j] = a[i, j] - delta[k, j]
+        _residuals(a, delta[k], resid, out, k)
         trmm_upper(trmm, resid, factors[k])
-        for i in range(n):
-            s = 0.0
-            for j in range(d):
-                s += resid[i, j] * resid[i, j]
-            out[i, k] = s
+        _sq_norms(resid, out, k)
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _weighted_sq_dists(x: np.ndarray, resp: np.ndarray, points: np.ndarray, out: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """``out[i, k] = r_ik ||x_i - p_k||^2`` (0 where ``r_ik = 0``); returns their sums over the
+    rows, (K,)."""
+    n, d = x.shape
+    k_n = resp.shape[1]
+    trace = np.zeros(k_n)
+    for i in range(n):
+        for k in range(k_n):
+            r = resp[i, k]
+            q = 0.0
+            if r > 0.0:
+                for j in range(d):
+                    v = x[i, j] - points[k, j]
+                    q += v * v
+                q *= r
+            out[i, k] = q
+            trace[k] += q
+    return trace
 
 
 @numba.njit(nogil=True, cache=True)
-def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, points: np.ndarray, min_resp: np.ndarray,  # type: ignore[no-untyped-def]
-                    buf: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """``s2[k] += sum_i r_ik (x_i - p_k)(x_i - p_k)^T`` (lower triangles) over the rows with
-    ``r_ik >= min_resp[k]`` (``r_ik > 0`` where ``min_resp[k]`` is 0): the rows
-    ``sqrt(r_ik) (x_i - p_k)`` gathered into ``buf`` and added by SYRK each time it fills,
-    without the GIL."""
+def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, weighted: np.ndarray, trace: np.ndarray,  # type: ignore[no-untyped-def]
+                    points: np.ndarray, bounded: np.ndarray, tau: float, buf: np.ndarray,
+                    s2: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``s2[k] += sum_i r_ik (x_i - p_k)(x_i - p_k)^T`` (lower triangles) over the rows ``x``
+    (n, d) kept: the rows ``sqrt(r_ik) (x_i - p_k)`` gathered into ``buf`` and added by SYRK
+    each time it fills, without the GIL. ``weighted[i, k] = r_ik e_ik`` with
+    ``e_ik = ||x_i - p_k||^2``, and ``trace[k]`` their sum over the rows.
+
+    **Terms left out.** Where ``bounded[k]``, the rows whose ``r_ik e_ik <= tau T_k / n`` are
+    left out, ``T_k = trace[k]`` the trace of the rows' full second moment ``S_k`` around
+    ``p_k``; elsewhere every non-zero ``r_ik`` counts. The part left out, ``E_k``, is positive
+    semi-definite with ``trace(E_k) = sum_left-out r e <= n (tau T_k / n) = tau trace(S_k)``, so
+    ``||E_k||_2 <= tau trace(S_k)`` and every entry ``|E_k[j, l]| <= sqrt(E_k[j, j] E_k[l, l])
+    <= tau trace(S_k)``; summed over the calls (segments, blocks), the same holds for the whole
+    statistic. In float64, an entry of ``S_k`` summed from ``n`` terms in any order carries a
+    rounding bound of ``~n eps sqrt(S_k[j, j] S_k[l, l])``: with ``tau = 1e-13``
+    (:data:`LEFT_OUT_TRACE`) what is left out stays below the share of the trace that float64
+    already leaves uncertain in sums over 1,000 rows or more, scikit-learn's included. (``e_ik``
+    as computed equals the exact value to a relative ``d eps``.) On MNIST -> 50 dimensions,
+    10 components, the benchmark's 8 iterations: 35 % of the (row, component) pairs kept,
+    against 57 % with the former rule ``r >= 1e-30`` (which had no such bound).
+    """
     n, d = x.shape
     cap = buf.shape[0]
     for k in range(resp.shape[1]):
-        threshold = min_resp[k]
+        threshold = tau * trace[k] / n if bounded[k] else 0.0
         m = 0
         for i in range(n):
             r = resp[i, k]
-            if (r >= threshold) if threshold > 0.0 else (r > 0.0):
+            if r > 0.0 and weighted[i, k] > threshold:
                 w = math.sqrt(r)
                 for j in range(d):
                     buf[m, j] = w * (x[i, j] - points[k, j])
@@ -101,6 +179,63 @@ def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, points: np.ndarray, m
                     syrk_lower_add(syrk, buf, s2[k])
                     m = 0
         syrk_lower_add(syrk, buf[:m], s2[k])
+
+
+@numba.njit(nogil=True, cache=True)
+def _em_segment(trmm, gemm, syrk, x: np.ndarray, ref: np.ndarray, delta: np.ndarray, factors: np.ndarray,  # type: ignore[no-untyped-def]
+                points: np.ndarray, log_const: np.ndarray, bounded: np.ndarray, tau: float, a: np.ndarray, resid: np.ndarray,
+                maha: np.ndarray, resp: np.ndarray, weighted: np.ndarray, buf: np.ndarray, nk: np.ndarray,
+                s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
+    """E-step and statistics of a segment of float64 rows ``x`` (n, d), in one call without the GIL.
+
+    Tiles of ``a.shape[0]`` rows: ``a = x - ref``; per component the residuals
+    ``a - delta[k] = x - mu_k`` into ``resid``, their squared Euclidean norms ``e_ik``, the
+    whitening by ``dtrmm`` and the squared norms ``maha_ik``; per row the log-sum-exp and the
+    responsibilities (:func:`~..estep.row_responsibilities`), written to ``resp`` (n, K), with
+    ``nk += r`` and ``weighted[i, k] = r_ik e_ik``; ``s1 += resp^T a`` by ``dgemm``. At the end,
+    per component, ``s2[k] += sum r_ik (x_i - p_k)(x_i - p_k)^T`` (lower triangle) by SYRK
+    over the rows kept (see below), ``p_k = points[k]`` the component's mean ``mu_k = ref + delta[k]``.
+
+    The terms of the second moments left out, and their bound: :func:`_second_moments`.
+
+    Returns ``(sum log p(x), sum r log r, first row whose log p(x) is not finite or -1, its
+    value)``; after such a row nothing more is added.
+    """
+    n, d = x.shape
+    k_n = delta.shape[0]
+    tile = a.shape[0]
+    log_lik = 0.0
+    entropy = 0.0
+    trace = np.zeros(k_n)
+    for t0 in range(0, n, tile):
+        m = min(tile, n - t0)
+        at = a[:m]
+        rt = resid[:m]
+        for i in range(m):
+            for j in range(d):
+                at[i, j] = x[t0 + i, j] - ref[j]
+        for k in range(k_n):
+            _residuals(at, delta[k], rt, weighted[t0 : t0 + m], k)
+            trmm_upper(trmm, rt, factors[k])
+            _sq_norms(rt, maha, k)
+        for i in range(m):
+            w = resp[t0 + i]
+            for k in range(k_n):
+                w[k] = log_const[k] - 0.5 * maha[i, k]
+            value, ent, _ = row_responsibilities(w)
+            if not math.isfinite(value):
+                return log_lik, entropy, t0 + i, value
+            log_lik += value
+            entropy += ent
+            for k in range(k_n):
+                r = w[k]
+                nk[k] += r
+                q = r * weighted[t0 + i, k] if r > 0.0 else 0.0
+                weighted[t0 + i, k] = q
+                trace[k] += q
+        gemm_tn_add(gemm, resp[t0 : t0 + m], at, s1)
+    _second_moments(syrk, x, resp, weighted, trace, points, bounded, tau, buf, s2)
+    return log_lik, entropy, -1, 0.0
 
 
 class FullCovariance(CovarianceType):
@@ -118,8 +253,7 @@ class FullCovariance(CovarianceType):
     def prepare(self, gp: GaussianParams, ref: np.ndarray) -> Whitening:
         """Each component's mean relative to ``ref``, and the factors."""
         chol = np.ascontiguousarray(gp.prec_chol)
-        upper = not np.tril(chol, -1).any()
-        return Whitening(np.ascontiguousarray(gp.means - ref), chol, upper)
+        return Whitening(np.ascontiguousarray(gp.means - ref), chol, _upper_triangular(chol))
 
     def mahalanobis(self, a: np.ndarray, d: int, prep: Whitening, gp: GaussianParams, ws: Scratch) -> np.ndarray:
         n = a.shape[0]
@@ -137,6 +271,36 @@ class FullCovariance(CovarianceType):
     def work_width(self, n_components: int, n_features: int) -> int:
         return n_features + 2 * n_components
 
+    # ------------------------------------------------------------------ one compiled call per segment
+
+    def compiled_segment(self, gp: GaussianParams) -> bool:
+        """Whether :meth:`em_segment` applies: every factor upper triangular."""
+        return bool(_upper_triangular(np.ascontiguousarray(gp.prec_chol)))
+
+    def em_segment(self, acc: Accumulator, gp: GaussianParams, prep: Whitening, segment: np.ndarray,
+                   ref: np.ndarray, scratch: Scratch) -> tuple[int, float]:
+        """The E-step of a segment's float64 rows (n, d) and all their statistics, added to
+        ``acc`` (after its ``start_segment``), in one compiled call (:func:`_em_segment`):
+        no Python between tiles, and the terms of the second moments left out within a bound.
+
+        Returns the segment's first row whose ``log p(x)`` is not finite (-1 if none) and
+        that value; nothing after it is added.
+        """
+        n, d = segment.shape
+        k = gp.n_components
+        x = np.ascontiguousarray(segment, dtype=COMPUTE_DTYPE)
+        tile = slice_rows(d, self.work_width(k, d))
+        log_lik, entropy, bad, value = _em_segment(
+            DTRMM, DGEMM, DSYRK, x, ref, prep.delta, prep.factors, np.ascontiguousarray(gp.means),
+            np.ascontiguousarray(gp.log_const, dtype=COMPUTE_DTYPE), gp.min_resp > 0, LEFT_OUT_TRACE,
+            scratch.get("a", tile, d), scratch.get("resid", tile, d), scratch.get("maha", tile, k),
+            acc.segment_responsibilities(n), scratch.get("weighted", n, k),
+            scratch.get("x", min(GATHER_ROWS, max(1, n)), d), acc.nk, acc.s1, acc.s2)
+        acc.n_rows += n
+        acc.log_lik += log_lik
+        acc.entropy += entropy if gp.with_entropy else 0.0
+        return bad, value
+
     # ------------------------------------------------------------------ statistics
 
     def m2_shape(self, n_components: int, n_features: int) -> tuple[int, ...]:
@@ -152,15 +316,22 @@ class FullCovariance(CovarianceType):
         k, d = resp.shape[1], segment.shape[1]
         points = np.ascontiguousarray(np.broadcast_to(ref, (k, d)) if acc.centers is None else acc.centers)
         buf = acc.scratch.get("x", min(GATHER_ROWS, max(1, segment.shape[0])), d)
+        bounded = acc.min_resp > 0
+        weighted = acc.scratch.get("weighted", segment.shape[0], k)
         if segment.dtype == COMPUTE_DTYPE and affine.is_identity:
-            _second_moments(DSYRK, segment, resp, points, acc.min_resp, buf, acc.s2)
+            x = np.ascontiguousarray(segment)
+            trace = _weighted_sq_dists(x, resp, points, weighted)
+            _second_moments(DSYRK, x, resp, weighted, trace, points, bounded, LEFT_OUT_TRACE, buf, acc.s2)
             return
         rows = buf.shape[0]
         for start in range(0, segment.shape[0], rows):  # rows cast and mapped a slice at a time
             x = acc.scratch.get("cast", min(rows, segment.shape[0] - start), d)
             np.copyto(x, segment[start : start + rows], casting="unsafe")
             affine.apply(x)
-            _second_moments(DSYRK, x, resp[start : start + rows], points, acc.min_resp, buf, acc.s2)
+            r = resp[start : start + rows]
+            w = weighted[: x.shape[0]]
+            trace = _weighted_sq_dists(x, r, points, w)
+            _second_moments(DSYRK, x, r, w, trace, points, bounded, LEFT_OUT_TRACE, buf, acc.s2)
 
     def centre(self, s2: np.ndarray, s1: np.ndarray, n: np.ndarray, m: np.ndarray,
                offset: np.ndarray) -> np.ndarray:
