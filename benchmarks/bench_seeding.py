@@ -18,11 +18,12 @@ each seed of ``--seeds`` (``--store-seeds`` on the store) and each seeding of ``
   (rounds, factor) pairs with about as many candidates in fewer rounds;
 * ``init="mini-batch"``: a short ``MiniBatchKMeans`` fit, then the same Lloyd iterations.
 
-Recorded per fit: the seeding's full reads of the data (passes counted by
-``daskcluster.engine.count_passes`` before the first Lloyd pass: k-means|| rounds and weighting,
-mini-batch epochs; not the warm start's read of its seeding sample, which reads only the chunks
-holding the sampled rows), the seeding's seconds (from the start of ``fit`` to the start of the
-first Lloyd pass, so with ``cache`` persisting the data it includes that), the Lloyd iterations, the total reads and
+Recorded per fit: the seeding's reads of the data in full passes (rows counted by
+``daskcluster.engine.count_passes`` before the first full-data Lloyd pass, divided by the rows:
+k-means|| rounds and weighting, mini-batch epochs, the read of the sample stages' sample and
+their iterations on it, a fraction of a pass each; not the mini-batch fit's read of its seeding
+sample, which reads only the chunks holding the sampled rows), the seeding's seconds (from the start of ``fit`` to the start of the
+first Lloyd pass, so with ``cache`` persisting the data it includes that), the full-data Lloyd iterations, the total reads (in full passes, the same way) and
 seconds, the CPU seconds of the fit (this process's ``time.process_time`` plus, under the
 store's cluster, the workers' user + system time from ``psutil``: on a shared machine a steadier
 figure than wall-clock seconds), and the final inertia, as a ratio to the first case's inertia
@@ -62,6 +63,9 @@ N_CLUSTERS = 10
 #: Line of the report after which the analysis is written by hand; a new run keeps it.
 NOTES = "<!-- analysis: kept by bench_seeding.py -->"
 
+#: Key of a case's keyword arguments holding overrides of ``daskcluster.cluster._warm``'s constants.
+WARM = "_warm"
+
 #: name -> (label, KMeans keyword arguments) of the seedings that can be compared.
 CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "r5": ("k-means|| 5 rounds x 2k", {"init_max_iter": 5}),
@@ -72,6 +76,18 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
     "r1x10": ("k-means|| 1 round x 10k", {"init_max_iter": 1, "oversampling_factor": 10.0}),
     "r2x5": ("k-means|| 2 rounds x 5k", {"init_max_iter": 2, "oversampling_factor": 5.0}),
     "warm": ("mini-batch warm start", {"init": "mini-batch"}),
+    # the warm start's sample stages (cluster/_warm.py) set by overriding its module constants
+    "warm-nosample": ("mini-batch warm start, no sample stage",
+                      {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": ()}}),
+    "warm-s10": ("mini-batch warm start, Lloyd on a 10 % sample",
+                 {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": (0.1,), "MIN_SAMPLE_ROWS": 1000,
+                                               "MAX_SAMPLE_SHARE": 0.5}}),
+    "warm-s1-10": ("mini-batch warm start, Lloyd on a 1 % then a 10 % sample",
+                   {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": (0.01, 0.1), "MIN_SAMPLE_ROWS": 1000,
+                                                 "MAX_SAMPLE_SHARE": 0.5}}),
+    "warm-s25": ("mini-batch warm start, Lloyd on a 25 % sample",
+                 {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": (0.25,), "MIN_SAMPLE_ROWS": 1000,
+                                               "MAX_SAMPLE_SHARE": 0.5}}),
 }
 
 
@@ -89,10 +105,10 @@ def case_label(name: str) -> str:
 class Fit:
     """One fit's seeding and totals."""
 
-    seed_reads: int
+    seed_reads: float
     seed_seconds: float
     n_iter: int
-    reads: int
+    reads: float
     seconds: float
     cpu_seconds: float
     inertia: float
@@ -131,20 +147,33 @@ def timed_fit(X: Any, kwargs: dict[str, Any], seed: int, algorithm: str, cache: 
     from daskcluster.engine import count_passes
     from daskcluster.progress import progress_hook
 
+    import daskcluster.cluster._warm as warm
+
     first: dict[str, float] = {}
+    n_samples = int(getattr(X, "source", X).shape[0])
 
     def hook(rep: Any) -> None:
-        if rep.estimator == "KMeans" and rep.stage == "fit" and "at" not in first:
-            first.update(at=time.perf_counter() - rep.seconds, passes=counter.passes - 1)
+        # the run's first full-data Lloyd pass (the sample stages' own KMeans fits report on fewer rows)
+        if rep.estimator == "KMeans" and rep.stage == "fit" and "at" not in first and rep.n_samples == n_samples:
+            first.update(at=time.perf_counter() - rep.seconds, reads=(counter.rows - n_samples) / n_samples)
 
+    kwargs = dict(kwargs)
+    overrides = kwargs.pop(WARM, {})
+    saved = {k: getattr(warm, k) for k in overrides}
     with count_passes() as counter, progress_hook(hook), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        c0 = cpu_now()
-        t0 = time.perf_counter()
-        km = KMeans(n_clusters, random_state=seed, algorithm=algorithm, cache=cache, **kwargs).fit(X)
-        seconds = time.perf_counter() - t0
-        cpu = cpu_now() - c0
-    return Fit(int(first["passes"]), first["at"] - t0, int(km.n_iter_), counter.passes, seconds, cpu,
+        for k, v in overrides.items():
+            setattr(warm, k, v)
+        try:
+            c0 = cpu_now()
+            t0 = time.perf_counter()
+            km = KMeans(n_clusters, random_state=seed, algorithm=algorithm, cache=cache, **kwargs).fit(X)
+            seconds = time.perf_counter() - t0
+            cpu = cpu_now() - c0
+        finally:
+            for k, v in saved.items():
+                setattr(warm, k, v)
+    return Fit(first["reads"], first["at"] - t0, int(km.n_iter_), counter.rows / n_samples, seconds, cpu,
                float(km.inertia_))
 
 
@@ -165,8 +194,8 @@ def run_cases(X: Any, small: Any, args: argparse.Namespace, cache: Any, name: st
     for seed in args.seeds:
         for case in cases:
             case.fits[seed] = fit = timed_fit(X, case.kwargs, seed, args.algorithm, cache, args.n_clusters)
-            print(f"[{name}] seed {seed} {case.label}: seeding {fit.seed_reads} reads {fit.seed_seconds:.1f} s, "
-                  f"{fit.n_iter} iterations, {fit.reads} reads, {fit.seconds:.1f} s ({fit.cpu_seconds:.1f} CPU s), "
+            print(f"[{name}] seed {seed} {case.label}: seeding {fit.seed_reads:.2f} reads {fit.seed_seconds:.1f} s, "
+                  f"{fit.n_iter} iterations, {fit.reads:.2f} reads, {fit.seconds:.1f} s ({fit.cpu_seconds:.1f} CPU s), "
                   f"inertia {fit.inertia:.6g}", flush=True)
     return cases
 
@@ -180,11 +209,11 @@ def table(cases: list[Case], seeds: list[int]) -> list[str]:
         fits = [case.fits[s] for s in seeds]
         ratios = [case.fits[s].inertia / ref.fits[s].inertia for s in seeds]
         secs = [f.seconds for f in fits]
-        lo, hi = min(f.seed_reads for f in fits), max(f.seed_reads for f in fits)
+        lo, hi = (f"{v:.3g}" for v in (min(f.seed_reads for f in fits), max(f.seed_reads for f in fits)))
         lines.append(
             f"| {case.label} | {lo if lo == hi else f'{lo}-{hi}'} "
             f"| {statistics.median(f.seed_seconds for f in fits):.1f} | {', '.join(str(f.n_iter) for f in fits)} "
-            f"| {statistics.median(f.reads for f in fits):.0f} | {min(secs):.1f} / {statistics.median(secs):.1f} "
+            f"| {statistics.median(f.reads for f in fits):.1f} | {min(secs):.1f} / {statistics.median(secs):.1f} "
             f"| {statistics.median(f.cpu_seconds for f in fits):.1f} "
             f"| {', '.join(f'{r:.4f}' for r in ratios)} | {statistics.median(ratios):.4f} |")
     best = min(f.inertia for c in cases for f in c.fits.values())
@@ -228,7 +257,7 @@ def store_section(args: argparse.Namespace) -> list[str]:
     from daskcluster import scaled
     from daskcluster.datasets import make_infinite_mnist, open_labeled_zarr
 
-    path = os.path.join(args.store_dir, f"digits{args.store_rows}.zarr")
+    path = args.store_path or os.path.join(args.store_dir, f"digits{args.store_rows}.zarr")
     made = ""
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit="2GiB",
                       dashboard_address=None) as cluster, Client(cluster):
@@ -237,10 +266,13 @@ def store_section(args: argparse.Namespace) -> list[str]:
             make_infinite_mnist(path, args.store_rows, random_state=0)
             made = f" (generated by this run in {time.perf_counter() - t0:.0f} s)"
         X, _, _ = open_labeled_zarr(path)
+        if args.store_path:  # the first --store-rows rows of an existing store
+            X = X[:args.store_rows]
         start = load_avg()
         cache = {"auto": "auto", "stream": False, "memory": True}[args.store_cache]
         cases = run_cases(scaled(X, 1 / 255), scaled(X[:5000], 1 / 255), args, cache, "store")
-    return [f"## Generated digits, {X.shape[0]:,} x 784 uint8 Zarr store `{path}`{made}, k = {args.n_clusters}", "",
+    what = f"The first {X.shape[0]:,} rows" if args.store_path else f"Generated digits, {X.shape[0]:,}"
+    return [f"## {what} x 784 uint8 of the Zarr store `{path}`{made}, k = {args.n_clusters}", "",
             (f"`LocalCluster(n_workers=2, threads_per_worker=1, memory_limit='2GiB')`, `cache={cache!r}` "
              f"({X.numblocks[0]} chunks). Load average at start: {start}; at end: {load_avg()}."), "",
             *table(cases, args.seeds), ""]
@@ -266,6 +298,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--algorithm", choices=["lloyd", "elkan"], default="elkan")
     parser.add_argument("--store-dir", default="/tmp/daskcluster-digits")
     parser.add_argument("--store-rows", type=int, default=1_000_000)
+    parser.add_argument("--store-path", default=None,
+                        help="an existing labelled store (e.g. MNIST8M's) whose first --store-rows rows are fitted")
     parser.add_argument("--store-seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0])
     parser.add_argument("--store-cache", choices=["auto", "stream", "memory"], default="auto")
     parser.add_argument("--skip-mnist", action="store_true")

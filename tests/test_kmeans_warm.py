@@ -13,11 +13,14 @@ import pytest
 from sklearn.cluster import KMeans as SkKMeans
 
 from daskcluster import KMeans, MiniBatchKMeans, scaled
+import daskcluster.cluster._warm as warm_module
 from daskcluster.cluster._warm import (
     BATCH_SIZE,
     MAX_EPOCHS,
     MIN_EPOCHS,
     N_INIT,
+    sample_index,
+    sample_stages,
     warm_start_epochs,
 )
 from daskcluster.engine import count_passes
@@ -59,10 +62,73 @@ def test_warm_start_is_mini_batch_then_lloyd_with_its_passes(X_blobs: np.ndarray
     assert warm_passes.passes - lloyd_passes.passes == mb.n_iter_  # each mini-batch epoch is one pass
 
 
+def test_sample_stages_are_sized_from_the_data() -> None:
+    """1 % then 10 % of the rows, at least 100,000 each, and none on data where a sample would be
+    more than a quarter of the rows."""
+    assert sample_stages(8_100_000) == [100_000, 810_000]
+    assert sample_stages(2_000_000) == [100_000, 200_000]
+    assert sample_stages(1_000_000) == [100_000]
+    assert sample_stages(400_000) == [100_000]
+    assert sample_stages(399_999) == []
+    assert sample_stages(70_000) == []
+
+
+def test_samples_are_nested_distinct_and_seeded() -> None:
+    small, large = sample_index(50_000, [500, 5000], entropy=3)
+    assert len(small) == 500 and len(large) == 5000
+    assert np.all(np.diff(large) > 0) and large[0] >= 0 and large[-1] < 50_000
+    assert np.isin(small, large).all() and np.all(np.diff(small) > 0)
+    again = sample_index(50_000, [500, 5000], entropy=3)
+    np.testing.assert_array_equal(again[1], large)
+    assert not np.array_equal(sample_index(50_000, [500, 5000], entropy=4)[1], large)
+
+
+def _small_stages(monkeypatch: pytest.MonkeyPatch, fractions: tuple[float, ...]) -> None:
+    """Sample stages on small data: samples of ``fractions`` of the rows (at least 100)."""
+    monkeypatch.setattr(warm_module, "SAMPLE_FRACTIONS", fractions)
+    monkeypatch.setattr(warm_module, "MIN_SAMPLE_ROWS", 100)
+    monkeypatch.setattr(warm_module, "MAX_SAMPLE_SHARE", 0.5)
+
+
+def test_sample_stages_are_lloyd_on_the_samples_then_on_all_rows(X_blobs: np.ndarray,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """With sample stages the fit equals: the same mini-batch centers, Lloyd to convergence on the
+    10 % sample, then on the 30 % sample holding it, then on all rows (weights carried along);
+    its passes are those fits' plus one read of all rows for the sample."""
+    _small_stages(monkeypatch, (0.1, 0.3))
+    weights = np.random.default_rng(0).integers(1, 4, size=len(X_blobs)).astype(np.float64)
+    Xd = da.from_array(X_blobs, chunks=700)
+    wd = da.from_array(weights, chunks=700)
+    n = len(X_blobs)
+    with count_passes() as warm_passes:
+        warm = KMeans(10, init="mini-batch", random_state=5).fit(Xd, sample_weight=wd)
+    entropy = _entropies(5, 1)[0]
+    mb = MiniBatchKMeans(10, batch_size=BATCH_SIZE, max_iter=warm_start_epochs(n), compute_labels=False,
+                         random_state=entropy, n_init=N_INIT, cache=False).fit(Xd, sample_weight=wd)
+    centers = mb.cluster_centers_
+    sizes = sample_stages(n)
+    assert sizes == [600, 1800]
+    stage_rows = 0
+    for index in sample_index(n, sizes, entropy):
+        with count_passes() as stage:
+            km = KMeans(10, init=centers, n_init=1).fit(X_blobs[index], sample_weight=weights[index])
+        assert stage.rows == stage.passes * len(index)
+        stage_rows += stage.rows
+        centers = km.cluster_centers_
+    with count_passes() as lloyd_passes:
+        ref = KMeans(10, init=centers, n_init=1).fit(Xd, sample_weight=wd)
+    np.testing.assert_array_equal(warm.cluster_centers_, ref.cluster_centers_)
+    assert warm.inertia_ == ref.inertia_ and warm.n_iter_ == ref.n_iter_
+    assert warm_passes.rows == (mb.n_iter_ + 1) * n + stage_rows + lloyd_passes.rows  # + 1: the sample's read
+
+
 @pytest.mark.parametrize("algorithm", ["lloyd", "elkan"])
-def test_warm_start_ends_at_a_lloyd_fixed_point(mnist: tuple[np.ndarray, np.ndarray], algorithm: str) -> None:
-    """With ``tol=0`` the fit ends at strict convergence: one more Lloyd iteration (scikit-learn's,
-    from our centers, on the same float64 data) moves no center."""
+@pytest.mark.parametrize("stages", [(), (0.1, 0.3)])
+def test_warm_start_ends_at_a_lloyd_fixed_point(mnist: tuple[np.ndarray, np.ndarray], algorithm: str,
+                                                stages: tuple[float, ...], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``tol=0`` the fit ends at strict convergence, with or without sample stages: one more
+    Lloyd iteration (scikit-learn's, from our centers, on the same float64 data) moves no center."""
+    _small_stages(monkeypatch, stages)
     X = mnist[0][:3000].astype(np.float64) / 255
     km = KMeans(10, init="mini-batch", tol=0, random_state=0, algorithm=algorithm).fit(da.from_array(X, chunks=1000))
     assert km.n_iter_ < km.max_iter

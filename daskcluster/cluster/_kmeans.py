@@ -42,7 +42,7 @@ from ._centers import init_array as init_array_of
 from ._driver import ALGORITHMS, Run, lockstep, report_pass
 from ._init import INITS
 from ._lloyd import LloydResult, LloydState
-from ._warm import WARM_START, mini_batch_centers
+from ._warm import WARM_START, warm_centers
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +78,10 @@ class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         k-means++ seedings on samples of 3,072 rows, batches of 1,024 rows, early stopping after 10 steps without
         improvement, at most ``max(2, ceil(100 / batches per epoch))`` epochs, up to 10),
         which the Lloyd (or Elkan) iterations finish; its random state comes from
-        ``random_state`` like the other seedings'. An array gives the initial centers.
+        ``random_state`` like the other seedings'. On 400,000 rows or more, exact Lloyd (or
+        Elkan) iterations first take the mini-batch centers to convergence on random samples
+        of the rows held in memory (1 % then 10 % of the rows, at least 100,000 each; one read
+        of the data draws them), so that the full-data iterations start near their fixed point. An array gives the initial centers.
     n_init : 'auto' or int, default='auto'
         Number of seedings; the run with the least inertia is kept. ``'auto'``: 10 for a callable or
         ``'random'``, 1 otherwise (as scikit-learn).
@@ -138,8 +141,9 @@ class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # ty
     Notes
     -----
     Data passes of ``fit``: per run, the seeding (k-means||: ``init_max_iter + 1``;
-    k-means++: ``n_clusters``; random: at most one; mini-batch: at most one for the sample and
-    one per epoch, usually 1-2 epochs) plus one per iteration and one for the final inertia. ``predict``, ``transform`` and ``score``: one pass each.
+    k-means++: ``n_clusters``; random: at most one; mini-batch: at most one for the mini-batch
+    seeding's sample and one per epoch, usually 1-2 epochs, then, on 400,000 rows or more, one
+    to read the samples and the iterations on them, each a pass over 1 % or 10 % of the rows) plus one per iteration and one for the final inertia. ``predict``, ``transform`` and ``score``: one pass each.
 
     References
     ----------
@@ -227,7 +231,9 @@ class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         if init_array is not None:
             return Run.from_centers(init_array.astype(data.dtype), bounded=bounded)
         if self.init == WARM_START:
-            return Run.from_centers(mini_batch_centers(data, weights, self.n_clusters, entropy), bounded=bounded)
+            centers = warm_centers(data, weights, self.n_clusters, entropy, tol=self.tol, max_iter=self.max_iter,
+                                   algorithm=self.algorithm)
+            return Run.from_centers(centers, bounded=bounded)
         run = Run(self.n_clusters, entropy, "", bounded=bounded)
         run.start(data, weights, self.init, oversampling_factor=self.oversampling_factor, rounds=self.init_max_iter)
         return run

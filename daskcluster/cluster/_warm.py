@@ -8,6 +8,14 @@ close to a good optimum in inertia, for fewer reads than k-means|| (2-3 against
 ``init_max_iter + 1``). The exact iterations then make the centers a Lloyd fixed point; how many
 they take depends on the data and the seed, as after any seeding (see
 ``benchmarks/RESULTS-seeding.md``).
+
+Most of those exact iterations are Lloyd's slow tail, each a full read. On large data the warm
+start therefore finishes the mini-batch centers first on a random sample of the rows held in
+memory (:func:`sample_stages`: 1 % then 10 % of the rows, at least :data:`MIN_SAMPLE_ROWS`
+each), iterated by exact Lloyd (or Elkan) to convergence there: one read of the data draws the
+sample, the iterations on it cost a tenth of a full pass or less each, and the full-data
+iterations then start near their fixed point. The result is still an exact Lloyd fit from the
+centers that the full-data iterations start from.
 """
 
 from __future__ import annotations
@@ -18,7 +26,10 @@ import math
 import dask.array as da
 import numpy as np
 
-from ..data import RowData, scaled
+from ..data import RowData, cached, scaled
+from ..engine import rows_at
+from ..engine.passes import _count as count_read
+from ..kernels.kmeans import chunk_rng
 from ._minibatch import MiniBatchKMeans
 
 logger = logging.getLogger(__name__)
@@ -46,6 +57,20 @@ MAX_NO_IMPROVEMENT = 10
 #: optimum more often on blobs.
 N_INIT = 3
 
+#: Fractions of the rows in the samples on which exact Lloyd finishes the mini-batch centers,
+#: smallest first; each sample is part of the next, all drawn in one read.
+SAMPLE_FRACTIONS = (0.01, 0.1)
+
+#: Rows of a sample at least: fewer would leave the sample's fixed point too far from the data's.
+MIN_SAMPLE_ROWS = 100_000
+
+#: A sample stage is made only when its sample is at most this share of the rows (otherwise
+#: the full-data iterations cost little more).
+MAX_SAMPLE_SHARE = 0.25
+
+#: ``SeedSequence`` spawn-key tag of the rows drawn for the sample stages.
+_TAG_SAMPLE = 119
+
 
 def warm_start_epochs(n_samples: int, batch_size: int = BATCH_SIZE) -> int:
     """The most epochs the warm start runs on ``n_samples`` rows: enough for :data:`MIN_STEPS`
@@ -70,3 +95,71 @@ def mini_batch_centers(data: RowData, weights: da.Array | None, n_clusters: int,
     mb.fit(X, sample_weight=weights)
     logger.info("mini-batch warm start: %d epoch(s) of at most %d, %d steps", mb.n_iter_, epochs, mb.n_steps_)
     return np.asarray(mb.cluster_centers_, dtype=data.dtype)
+
+
+def sample_stages(n_samples: int) -> list[int]:
+    """Rows of the samples of the stages made on ``n_samples`` rows, ascending: one per fraction
+    of :data:`SAMPLE_FRACTIONS`, at least :data:`MIN_SAMPLE_ROWS`, and only while at most
+    :data:`MAX_SAMPLE_SHARE` of the rows (none on small data: there the full-data iterations
+    are as cheap)."""
+    fractions, min_rows, max_share = SAMPLE_FRACTIONS, MIN_SAMPLE_ROWS, MAX_SAMPLE_SHARE
+    sizes = sorted({max(min_rows, math.ceil(f * n_samples)) for f in fractions})
+    return [m for m in sizes if m <= max_share * n_samples]
+
+
+def sample_index(n_samples: int, sizes: list[int], entropy: int) -> list[np.ndarray]:
+    """The ascending global row positions of each stage's sample, each sample part of the next
+    (the first ``sizes[i]`` of one random permutation of ``sizes[-1]`` distinct rows): a pure
+    function of ``entropy``, so the same on any number of workers."""
+    rng = chunk_rng(entropy, _TAG_SAMPLE)
+    drawn = rng.choice(n_samples, size=sizes[-1], replace=False)
+    return [np.sort(drawn[:m]) for m in sizes]
+
+
+def finish_on_samples(data: RowData, weights: da.Array | None, centers: np.ndarray, entropy: int, *,
+                      tol: float, max_iter: int, algorithm: str, sizes: list[int]) -> np.ndarray:
+    """``centers`` moved by exact Lloyd (or Elkan) iterations to convergence (``tol``,
+    ``max_iter``) on each sample of :func:`sample_index` in turn, the largest held in cluster
+    memory; shape (n_clusters, n_features) in the compute dtype.
+
+    Data passes: one read of the chunks holding the sample (every chunk, for samples of 1 % of
+    the rows and more: counted as one pass), then the iterations on the samples, each a pass
+    over ``sizes[i]`` rows in memory (counted by :func:`~daskcluster.engine.count_passes` with
+    those rows).
+    """
+    from ._kmeans import KMeans  # the warm start is a step of KMeans' fit
+
+    index = sample_index(data.n_samples, sizes, entropy)
+    largest = rows_at(data.array, index[-1])
+    sample = RowData(largest, data.affine, data.dtype, lazy=True)
+    w_all = None if weights is None else rows_at(weights, index[-1]).persist()
+    with cached(sample, True) as held:
+        count_read(data)
+        for idx, m in zip(index, sizes):
+            if m == sizes[-1]:
+                part, w = held.array, w_all
+            else:  # positions of this sample inside the largest one
+                local = np.searchsorted(index[-1], idx)
+                part = rows_at(held.array, local)
+                w = None if w_all is None else rows_at(w_all, local)
+            X = part if data.affine.is_identity else scaled(part, data.affine.scale, data.affine.offset)
+            km = KMeans(centers.shape[0], init=centers, n_init=1, tol=tol, max_iter=max_iter, algorithm=algorithm,
+                        cache=True)
+            km.fit(X, sample_weight=w)
+            logger.info("sample stage on %d rows: %d iteration(s), inertia %.6g (per row %.6g)", m, km.n_iter_,
+                        km.inertia_, km.inertia_ / m)
+            centers = np.asarray(km.cluster_centers_, dtype=data.dtype)
+    return centers
+
+
+def warm_centers(data: RowData, weights: da.Array | None, n_clusters: int, entropy: int, *, tol: float,
+                 max_iter: int, algorithm: str) -> np.ndarray:
+    """The initial centers of a warm-started run: :func:`mini_batch_centers`, then, on data
+    large enough for :func:`sample_stages`, :func:`finish_on_samples`; shape (n_clusters,
+    n_features) in the compute dtype. Data passes: those of the two."""
+    centers = mini_batch_centers(data, weights, n_clusters, entropy)
+    sizes = sample_stages(data.n_samples)
+    if sizes:
+        centers = finish_on_samples(data, weights, centers, entropy, tol=tol, max_iter=max_iter,
+                                    algorithm=algorithm, sizes=sizes)
+    return centers
