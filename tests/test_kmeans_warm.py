@@ -122,8 +122,7 @@ def test_sample_stages_are_lloyd_on_the_samples_then_on_all_rows(X_blobs: np.nda
     assert warm_passes.rows == (mb.n_iter_ + 1) * n + stage_rows + lloyd_passes.rows  # + 1: the sample's read
 
 
-@pytest.mark.parametrize("algorithm", ["lloyd", "elkan"])
-@pytest.mark.parametrize("stages", [(), (0.1, 0.3)])
+@pytest.mark.parametrize(("algorithm", "stages"), [("lloyd", ()), ("elkan", ()), ("elkan", (0.1, 0.3))])
 def test_warm_start_ends_at_a_lloyd_fixed_point(mnist: tuple[np.ndarray, np.ndarray], algorithm: str,
                                                 stages: tuple[float, ...], monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``tol=0`` the fit ends at strict convergence, with or without sample stages: one more
