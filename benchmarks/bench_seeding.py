@@ -81,13 +81,13 @@ CASES: dict[str, tuple[str, dict[str, Any]]] = {
                       {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": ()}}),
     "warm-s10": ("mini-batch warm start, Lloyd on a 10 % sample",
                  {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": (0.1,), "MIN_SAMPLE_ROWS": 1000,
-                                               "MAX_SAMPLE_SHARE": 0.5}}),
+                                               "MIN_STAGE_ROWS": 1000, "MAX_SAMPLE_SHARE": 0.5}}),
     "warm-s1-10": ("mini-batch warm start, Lloyd on a 1 % then a 10 % sample",
                    {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": (0.01, 0.1), "MIN_SAMPLE_ROWS": 1000,
-                                                 "MAX_SAMPLE_SHARE": 0.5}}),
+                                                 "MIN_STAGE_ROWS": 1000, "MAX_SAMPLE_SHARE": 0.5}}),
     "warm-s25": ("mini-batch warm start, Lloyd on a 25 % sample",
                  {"init": "mini-batch", WARM: {"SAMPLE_FRACTIONS": (0.25,), "MIN_SAMPLE_ROWS": 1000,
-                                               "MAX_SAMPLE_SHARE": 0.5}}),
+                                               "MIN_STAGE_ROWS": 1000, "MAX_SAMPLE_SHARE": 0.5}}),
 }
 
 
@@ -143,11 +143,10 @@ def cpu_now() -> float:
 
 def timed_fit(X: Any, kwargs: dict[str, Any], seed: int, algorithm: str, cache: Any, n_clusters: int) -> Fit:
     """One fit to convergence, its seeding measured from its progress reports."""
+    import daskcluster.cluster._warm as warm
     from daskcluster import KMeans
     from daskcluster.engine import count_passes
     from daskcluster.progress import progress_hook
-
-    import daskcluster.cluster._warm as warm
 
     first: dict[str, float] = {}
     n_samples = int(getattr(X, "source", X).shape[0])

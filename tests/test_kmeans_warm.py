@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from sklearn.cluster import KMeans as SkKMeans
 
-from daskcluster import KMeans, MiniBatchKMeans, scaled
 import daskcluster.cluster._warm as warm_module
+from daskcluster import KMeans, MiniBatchKMeans, scaled
 from daskcluster.cluster._warm import (
     BATCH_SIZE,
     MAX_EPOCHS,
@@ -63,12 +63,11 @@ def test_warm_start_is_mini_batch_then_lloyd_with_its_passes(X_blobs: np.ndarray
 
 
 def test_sample_stages_are_sized_from_the_data() -> None:
-    """1 % then 10 % of the rows, at least 100,000 each, and none on data where a sample would be
-    more than a quarter of the rows."""
-    assert sample_stages(8_100_000) == [100_000, 810_000]
-    assert sample_stages(2_000_000) == [100_000, 200_000]
-    assert sample_stages(1_000_000) == [100_000]
-    assert sample_stages(400_000) == [100_000]
+    """1 % then 10 % of the rows, the larger at least 100,000, the smaller at least 10,000, and none
+    on data where the larger would be more than a quarter of the rows."""
+    assert sample_stages(8_100_000) == [81_000, 810_000]
+    assert sample_stages(1_000_000) == [10_000, 100_000]
+    assert sample_stages(400_000) == [10_000, 100_000]
     assert sample_stages(399_999) == []
     assert sample_stages(70_000) == []
 
@@ -87,6 +86,7 @@ def _small_stages(monkeypatch: pytest.MonkeyPatch, fractions: tuple[float, ...])
     """Sample stages on small data: samples of ``fractions`` of the rows (at least 100)."""
     monkeypatch.setattr(warm_module, "SAMPLE_FRACTIONS", fractions)
     monkeypatch.setattr(warm_module, "MIN_SAMPLE_ROWS", 100)
+    monkeypatch.setattr(warm_module, "MIN_STAGE_ROWS", 100)
     monkeypatch.setattr(warm_module, "MAX_SAMPLE_SHARE", 0.5)
 
 

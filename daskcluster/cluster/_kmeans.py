@@ -80,8 +80,8 @@ class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         which the Lloyd (or Elkan) iterations finish; its random state comes from
         ``random_state`` like the other seedings'. On 400,000 rows or more, exact Lloyd (or
         Elkan) iterations first take the mini-batch centers to convergence on random samples
-        of the rows held in memory (1 % then 10 % of the rows, at least 100,000 each; one read
-        of the data draws them), so that the full-data iterations start near their fixed point. An array gives the initial centers.
+        of the rows held in memory (1 % then 10 % of the rows, at least 10,000 and 100,000;
+        one read of the data draws them), so that the full-data iterations start near their fixed point. An array gives the initial centers.
     n_init : 'auto' or int, default='auto'
         Number of seedings; the run with the least inertia is kept. ``'auto'``: 10 for a callable or
         ``'random'``, 1 otherwise (as scikit-learn).

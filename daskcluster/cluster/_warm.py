@@ -11,8 +11,8 @@ they take depends on the data and the seed, as after any seeding (see
 
 Most of those exact iterations are Lloyd's slow tail, each a full read. On large data the warm
 start therefore finishes the mini-batch centers first on a random sample of the rows held in
-memory (:func:`sample_stages`: 1 % then 10 % of the rows, at least :data:`MIN_SAMPLE_ROWS`
-each), iterated by exact Lloyd (or Elkan) to convergence there: one read of the data draws the
+memory (:func:`sample_stages`: 1 % then 10 % of the rows, the larger at least
+:data:`MIN_SAMPLE_ROWS`), iterated by exact Lloyd (or Elkan) to convergence there: one read of the data draws the
 sample, the iterations on it cost a tenth of a full pass or less each, and the full-data
 iterations then start near their fixed point. The result is still an exact Lloyd fit from the
 centers that the full-data iterations start from.
@@ -61,8 +61,11 @@ N_INIT = 3
 #: smallest first; each sample is part of the next, all drawn in one read.
 SAMPLE_FRACTIONS = (0.01, 0.1)
 
-#: Rows of a sample at least: fewer would leave the sample's fixed point too far from the data's.
+#: Rows of the largest sample at least: fewer would leave its fixed point too far from the data's.
 MIN_SAMPLE_ROWS = 100_000
+
+#: Rows of a smaller sample at least (it only brings the centers near the largest one's fixed point).
+MIN_STAGE_ROWS = 10_000
 
 #: A sample stage is made only when its sample is at most this share of the rows (otherwise
 #: the full-data iterations cost little more).
@@ -99,12 +102,17 @@ def mini_batch_centers(data: RowData, weights: da.Array | None, n_clusters: int,
 
 def sample_stages(n_samples: int) -> list[int]:
     """Rows of the samples of the stages made on ``n_samples`` rows, ascending: one per fraction
-    of :data:`SAMPLE_FRACTIONS`, at least :data:`MIN_SAMPLE_ROWS`, and only while at most
-    :data:`MAX_SAMPLE_SHARE` of the rows (none on small data: there the full-data iterations
-    are as cheap)."""
-    fractions, min_rows, max_share = SAMPLE_FRACTIONS, MIN_SAMPLE_ROWS, MAX_SAMPLE_SHARE
-    sizes = sorted({max(min_rows, math.ceil(f * n_samples)) for f in fractions})
-    return [m for m in sizes if m <= max_share * n_samples]
+    of :data:`SAMPLE_FRACTIONS`, the largest at least :data:`MIN_SAMPLE_ROWS` rows, the others at
+    least :data:`MIN_STAGE_ROWS` and fewer than the largest; none unless the largest is at most
+    :data:`MAX_SAMPLE_SHARE` of the rows (on small data the full-data iterations are as cheap)."""
+    if not SAMPLE_FRACTIONS:
+        return []
+    *smaller, last = sorted(SAMPLE_FRACTIONS)
+    largest = max(MIN_SAMPLE_ROWS, math.ceil(last * n_samples))
+    if largest > MAX_SAMPLE_SHARE * n_samples:
+        return []
+    sizes = {max(MIN_STAGE_ROWS, math.ceil(f * n_samples)) for f in smaller}
+    return sorted(m for m in sizes if m < largest) + [largest]
 
 
 def sample_index(n_samples: int, sizes: list[int], entropy: int) -> list[np.ndarray]:
