@@ -182,6 +182,24 @@ def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, weighted: np.ndarray,
 
 
 @numba.njit(nogil=True, cache=True)
+def _centre_lower(s2: np.ndarray, n: np.ndarray, mo: np.ndarray) -> np.ndarray:  # pragma: no cover (compiled)
+    """``S + S^T`` off the diagonal and ``S`` on it (the SYRKs fill the lower triangles of
+    ``s2`` (K, d, d) and leave the upper ones at 0), minus ``n_k mo_k mo_k^T``; a new
+    symmetric array, in one sweep of the lower triangles."""
+    k_n, d, _ = s2.shape
+    out = np.empty_like(s2)
+    for k in range(k_n):
+        for i in range(d):
+            c = n[k] * mo[k, i]
+            for j in range(i):
+                v = s2[k, i, j] + s2[k, j, i] - c * mo[k, j]
+                out[k, i, j] = v
+                out[k, j, i] = v
+            out[k, i, i] = s2[k, i, i] - c * mo[k, i]
+    return out
+
+
+@numba.njit(nogil=True, cache=True)
 def _em_segment(trmm, gemm, syrk, x: np.ndarray, ref: np.ndarray, delta: np.ndarray, factors: np.ndarray,  # type: ignore[no-untyped-def]
                 points: np.ndarray, log_const: np.ndarray, bounded: np.ndarray, tau: float, a: np.ndarray, resid: np.ndarray,
                 maha: np.ndarray, resp: np.ndarray, weighted: np.ndarray, buf: np.ndarray, nk: np.ndarray,
@@ -335,12 +353,7 @@ class FullCovariance(CovarianceType):
 
     def centre(self, s2: np.ndarray, s1: np.ndarray, n: np.ndarray, m: np.ndarray,
                offset: np.ndarray) -> np.ndarray:
-        mo = m - offset
-        # the SYRKs fill the lower triangles and leave the upper ones at 0: mirror them
-        diagonal = np.arange(s2.shape[-1])
-        s2 = s2 + s2.transpose(0, 2, 1)
-        s2[:, diagonal, diagonal] *= 0.5
-        return np.asarray(s2 - n[:, None, None] * mo[:, :, None] * mo[:, None, :])
+        return _centre_lower(np.ascontiguousarray(s2), n, np.ascontiguousarray(m - offset))
 
     def merge_m2(self, a: np.ndarray, b: np.ndarray, delta: np.ndarray, c: np.ndarray) -> np.ndarray:
         return np.asarray(a + b + c[:, None, None] * delta[:, :, None] * delta[:, None, :])
