@@ -5,6 +5,11 @@ Run from the project root::
     python benchmarks/bench_seeding.py                 # MNIST + 1M generated digits, writes RESULTS-seeding.md
     python benchmarks/bench_seeding.py --quick --output /tmp/seeding.md   # smoke run (10,000 rows, one seed)
     python benchmarks/bench_seeding.py --cases r5,r2,r3 --store-cases r5,r2   # the rounds only
+    # the warm start's sample stages on the first 1 M rows of MNIST8M's store, then on all of it (one run)
+    python benchmarks/bench_seeding.py --skip-mnist --store-path /tmp/m8/mnist8100000.zarr --store-rows 1000000 \
+        --store-cache memory --store-seeds 0,1 --cases r5,warm-nosample,warm,warm-s1-10 --output /tmp/seeding-1m.md
+    python benchmarks/bench_seeding.py --skip-mnist --store-path /tmp/m8/mnist8100000.zarr --store-rows 8100000 \
+        --store-cache stream --store-seeds 0 --cases warm --output /tmp/seeding-8m.md
 
 After untimed warm-up fits on 5,000 rows (kernels compiled, imports made), for each data set,
 each seed of ``--seeds`` (``--store-seeds`` on the store) and each seeding of ``--cases``
