@@ -215,9 +215,12 @@ def test_only_kmeans_takes_the_warm_start(X_blobs: np.ndarray) -> None:
 
 
 @pytest.mark.slow
-def test_same_model_on_one_and_two_workers(X_blobs: np.ndarray, process_client: object) -> None:
+def test_same_model_on_one_and_two_workers(X_blobs: np.ndarray, process_client: object,
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """With sample stages (their sample held on the workers) the model does not depend on them."""
     from distributed import Client, LocalCluster
 
+    _small_stages(monkeypatch, (0.1, 0.3))
     Xd = da.from_array(X_blobs, chunks=700)
     two = KMeans(10, init="mini-batch", random_state=7, algorithm="elkan", max_iter=5).fit(Xd)
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=":0") as cl, Client(cl):
