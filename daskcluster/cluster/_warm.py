@@ -28,7 +28,7 @@ import numpy as np
 
 from ..data import RowData, cached, scaled
 from ..engine import rows_at
-from ..engine.passes import _count as count_read
+from ..engine import record_pass
 from ..kernels.kmeans import chunk_rng
 from ._minibatch import MiniBatchKMeans
 
@@ -142,7 +142,7 @@ def finish_on_samples(data: RowData, weights: da.Array | None, centers: np.ndarr
     sample = RowData(largest, data.affine, data.dtype, lazy=True)
     w_all = None if weights is None else rows_at(weights, index[-1]).persist()
     with cached(sample, True) as held:
-        count_read(data)
+        record_pass(data)
         for idx, m in zip(index, sizes):
             if m == sizes[-1]:
                 part, w = held.array, w_all

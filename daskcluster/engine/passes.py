@@ -284,7 +284,9 @@ def count_passes() -> Iterator[PassCounter]:
         _counters.remove(counter)
 
 
-def _count(data: RowData) -> None:
+def record_pass(data: RowData) -> None:
+    """Count one full pass over ``data`` in every active :func:`count_passes` counter: for a pass
+    that reads every chunk without :func:`tree_reduce` (e.g. gathering a sample into memory)."""
     for c in _counters:
         c.passes += 1
         c.rows += data.n_samples
@@ -448,7 +450,7 @@ def tree_reduce(
             values = get(dsk, keys)
         result = _combine_top(keys, values, n, split_every, combine)
         how = "one task per chunk"
-    _count(data)
+    record_pass(data)
     logger.debug("%s: %d chunks, %s, %.3fs", label, n, how, time.perf_counter() - t0)
     return result  # type: ignore[no-any-return]
 
@@ -577,7 +579,7 @@ def tree_reduce_rows(
         held = dict(zip(rows_keys, out[:n]))
     result = _combine_top(keys, values, n, SPLIT_EVERY, combine)
     rows = held_rows([held[key] for key in rows_keys], array.chunks[0], n_columns, dtype, rows_name)
-    _count(data)
+    record_pass(data)
     logger.debug("%s: %d chunks, rows kept, %.3fs", label, n, time.perf_counter() - t0)
     return rows, result
 

@@ -49,7 +49,7 @@ from ..data import RowData
 from ..io import active_client
 from ..kernels.blocks import ChunkInfo
 from ..kernels.sparse import as_block
-from .passes import _count
+from .passes import record_pass
 from .schedule import row_block
 
 logger = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class _Progress(Generic[S]):
     def round_done(self, rnd: Round, state: S) -> None:
         if rnd.epoch + 1 > self.epochs:
             self.epochs = rnd.epoch + 1
-            _count(self.data)
+            record_pass(self.data)
         if self.on_round is not None:
             self.on_round(rnd, state)
 
@@ -354,7 +354,7 @@ def run_on_whole(data: RowData, weights: da.Array | None, kernel: Callable[..., 
     Lazy data are read by the one task that runs the kernel, on the cluster (never by the
     client); in-memory data are used here. Data passes: 1 (over ``data``).
     """
-    _count(data)
+    record_pass(data)
     if data.lazy:
         task = dask.delayed(_whole_task)(kernel, data.array, weights, *args)  # type: ignore[attr-defined]
         return task.compute()
