@@ -135,7 +135,7 @@ def check_finite_rows(x: np.ndarray, x_sq: np.ndarray, chunk: ChunkInfo, start: 
         )
     row, col = np.argwhere(bad)[0]
     raise NonFiniteDataError(
-        f"X contains a non-finite value ({x[row, col]!r}) in chunk {chunk.index} at row "
+        f"X contains a non-finite value ({float(x[row, col])}) in chunk {chunk.index} at row "
         f"{chunk.start + start + int(row)}, feature {int(col)}. Remove or impute NaN and "
         "infinity before fitting."
     )

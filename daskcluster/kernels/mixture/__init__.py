@@ -8,6 +8,7 @@ cast a tile at a time. The modules:
 :mod:`.covariance`        the four covariance types, one object each: per-tile distances,
                           statistics and their merge (workers); estimates, precisions,
                           parameters counts, checks, sampling, variational updates (client)
+:mod:`.buffers`           the compute dtype, ``log 2π`` and the reused scratch buffers
 :mod:`.params`            :class:`GaussianParams`, a mixture ready for the E-step
 :mod:`.estep`             tiles ``[x - ref, 1, (x - ref)^2]``, log-densities, log-sum-exp
 :mod:`.stats`             :class:`MixtureStats`, accumulated per block, merged by Chan's update
@@ -15,7 +16,6 @@ cast a tile at a time. The modules:
 :mod:`.diag_rows`         the EM pass of the diagonal types as one compiled loop over the rows
 :mod:`.predict`           ``log p(x)``, responsibilities, labels of each row
 :mod:`.quantiles`         the quantile summary of ``log p(x)`` and its exact bracket
-:mod:`.threads`           one BLAS thread per running kernel
 ========================  ================================================================
 
 Every name the estimators use is importable from here (``from daskcluster.kernels import
