@@ -27,8 +27,7 @@ import dask.array as da
 import numpy as np
 
 from ..data import RowData, cached, scaled
-from ..engine import rows_at
-from ..engine import record_pass
+from ..engine import record_pass, rows_at
 from ..kernels.kmeans import chunk_rng
 from ._minibatch import MiniBatchKMeans
 
@@ -138,9 +137,12 @@ def finish_on_samples(data: RowData, weights: da.Array | None, centers: np.ndarr
     from ._kmeans import KMeans  # the warm start is a step of KMeans' fit
 
     index = sample_index(data.n_samples, sizes, entropy)
-    largest = rows_at(data.array, index[-1])
+    # the sample's rows come from every chunk: gathered into chunks as tall as the data's, so an
+    # iteration on it is a few tasks, not one per chunk of the data
+    rows = max(data.array.chunks[0])
+    largest = rows_at(data.array, index[-1]).rechunk({0: rows})
     sample = RowData(largest, data.affine, data.dtype, lazy=True)
-    w_all = None if weights is None else rows_at(weights, index[-1]).persist()
+    w_all = None if weights is None else rows_at(weights, index[-1]).rechunk({0: rows}).persist()
     with cached(sample, True) as held:
         record_pass(data)
         for idx, m in zip(index, sizes):
@@ -148,8 +150,8 @@ def finish_on_samples(data: RowData, weights: da.Array | None, centers: np.ndarr
                 part, w = held.array, w_all
             else:  # positions of this sample inside the largest one
                 local = np.searchsorted(index[-1], idx)
-                part = rows_at(held.array, local)
-                w = None if w_all is None else rows_at(w_all, local)
+                part = rows_at(held.array, local).rechunk({0: rows})
+                w = None if w_all is None else rows_at(w_all, local).rechunk({0: rows})
             X = part if data.affine.is_identity else scaled(part, data.affine.scale, data.affine.offset)
             km = KMeans(centers.shape[0], init=centers, n_init=1, tol=tol, max_iter=max_iter, algorithm=algorithm,
                         cache=True)
