@@ -64,7 +64,8 @@ sys.exit(status)
 @pytest.mark.slow
 def test_the_command_process_imports_neither_the_dashboard_nor_what_jobs_never_have(tmp_path: Path) -> None:
     """The scheduler and its dashboard (bokeh) run in the child; Dask's arrays come without xarray
-    and pydata sparse; without plots, no matplotlib."""
+    and pydata sparse; without plots, no matplotlib; the kernels' compiled loops (Numba) only on
+    the workers."""
     local = tmp_path / "local.yaml"
     local.write_text(yaml.safe_dump({"kind": "local", "n_workers": 1, "threads_per_worker": 1, "processes": True,
                                      "dashboard_address": "127.0.0.1:0"}))
@@ -84,7 +85,7 @@ def test_the_command_process_imports_neither_the_dashboard_nor_what_jobs_never_h
     assert {"sklearn", "dask.array", "distributed"} <= loaded  # the fit ran here
     assert json.loads((tmp_path / "out" / "metrics.json").read_text())["status"] == "done"
     tops = {m.split(".")[0] for m in loaded}
-    assert not tops & {"bokeh", "xarray", "sparse", "matplotlib", "pandas", "pyarrow"}
+    assert not tops & {"bokeh", "xarray", "sparse", "matplotlib", "pandas", "pyarrow", "numba"}
     assert "distributed.dashboard" not in loaded
 
 
@@ -92,9 +93,11 @@ def test_the_command_process_imports_neither_the_dashboard_nor_what_jobs_never_h
 def test_the_command_process_on_an_existing_scheduler_reads_only_its_rows_and_imports_no_pandas(
         tmp_path: Path, process_cluster: object) -> None:
     """On an existing scheduler the command imports scikit-learn without pandas (and pyarrow), Dask's
-    arrays without xarray and pydata sparse, no progress bar's library with ``--no-progress``, and
+    arrays without xarray and pydata sparse, no progress bar's library with ``--no-progress``, no
+    Numba nor a module of compiled kernels (the workers run them; ``kernels/compiled.py``), and
     reads only ``max_rows`` rows of MNIST: the rows past them are damaged here, so a whole read would
-    fail."""
+    fail. The fit is k-means|| seeded and runs Elkan's passes, so the sweep pass, the seeding
+    rounds and the bounds' state all run."""
     import numpy as np
 
     rng = np.random.default_rng(0)
@@ -111,7 +114,8 @@ def test_the_command_process_on_an_existing_scheduler_reads_only_its_rows_and_im
     job.write_text(textwrap.dedent(f"""
         name: light-mnist
         data: {{kind: mnist, path: {npz}, split: all, scale: 1/255, max_rows: 200}}
-        model: {{name: KMeans, params: {{n_clusters: 3, random_state: 0, max_iter: 20}}}}
+        model: {{name: KMeans, params: {{n_clusters: 3, random_state: 0, max_iter: 20, init: k-means||,
+                                        algorithm: elkan}}}}
         evaluate: {{labels: data, metrics: [sizes, adjusted_rand]}}
         outputs: {{dir: out, plots: false}}
         """))
@@ -126,3 +130,8 @@ def test_the_command_process_on_an_existing_scheduler_reads_only_its_rows_and_im
     assert doc["status"] == "done" and doc["data"]["n_samples"] == 200 and sum(doc["metrics"]["sizes"]) == 200
     tops = {m.split(".")[0] for m in loaded}
     assert not tops & {"pandas", "pyarrow", "xarray", "sparse", "bokeh", "tqdm"}  # tqdm: --no-progress draws no bar
+    # the statistics, parameters and combines were used here; their compiled loops were not
+    assert {"daskcluster.kernels.kmeans", "daskcluster.kernels.sweep", "daskcluster.kernels.bounds"} <= loaded
+    assert "numba" not in tops
+    compiled = {"assign", "rowproducts", "sparse", "elkan", "mixture", "blas_nogil"}
+    assert not {m for m in loaded if m.startswith("daskcluster.kernels.") and m.split(".")[2] in compiled}

@@ -52,7 +52,6 @@ from ..blas import blas_for_tasks
 from ..data import RowData
 from ..errors import InvalidDataError
 from ..kernels.blocks import ChunkInfo
-from ..kernels.sparse import dense_rows
 from . import readahead
 from .arrays import held_rows
 from .schedule import (
@@ -618,6 +617,9 @@ def map_rows(
 
 
 def _pick_rows(block: Any, rows: np.ndarray) -> np.ndarray:
+    # a module of compiled loops: imported where the rows are picked
+    from ..kernels.sparse import dense_rows
+
     return dense_rows(block, rows)
 
 

@@ -48,7 +48,6 @@ from ..blas import single_threaded_blas
 from ..data import RowData
 from ..io import active_client
 from ..kernels.blocks import ChunkInfo
-from ..kernels.sparse import as_block
 from .passes import record_pass
 from .schedule import row_block
 
@@ -197,6 +196,9 @@ def run_sequential(
 
 def _load_block(array: da.Array, weights: da.Array | None, index: int) -> tuple[Any, np.ndarray | None]:
     parts = [row_block(array, index)] + ([] if weights is None else [row_block(weights, index)])
+    # a module of compiled loops: imported where a block is read
+    from ..kernels.sparse import as_block
+
     out = dask.compute(*parts)  # type: ignore[attr-defined, no-untyped-call]
     return as_block(out[0]), (None if weights is None else np.asarray(out[1]))
 
@@ -343,6 +345,9 @@ class _DistributedRunner:
 
 
 def _whole_task(kernel: Callable[..., Any], block: Any, weights: np.ndarray | None, *args: Any) -> Any:
+    # a module of compiled loops: imported where a block is read
+    from ..kernels.sparse import as_block
+
     with single_threaded_blas():
         return kernel(as_block(block), weights, *args)
 

@@ -98,6 +98,18 @@ def row_sq_norms64(x: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover 
 
 
 @numba.njit(nogil=True, cache=True)
+def shifted_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover
+    """``s1 += Σ (x - shift)`` and ``s2 += Σ (x - shift)²`` per feature, in float64 (the
+    moments of :func:`daskcluster.kernels.kmeans.block_moments`)."""
+    n, d = x.shape
+    for i in range(n):
+        for f in range(d):
+            v = np.float64(x[i, f]) - shift[f]
+            s1[f] += v
+            s2[f] += v * v
+
+
+@numba.njit(nogil=True, cache=True)
 def nearest_in_product(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, labels: np.ndarray,
                        min_sq: np.ndarray) -> None:  # pragma: no cover - compiled
     """From ``g = x·(-2Cᵀ)`` (rows, k): each row's nearest center (first of equals, as

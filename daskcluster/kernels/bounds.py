@@ -21,8 +21,12 @@ float32 lower bounds per row, ``16 + 4 k`` bytes a row, plus the float64 ``(k, d
 ``(k,)`` weights) lives beside the chunk in the memory of the worker that ran its
 task (:mod:`daskcluster.engine.rowstate`). It only saves work: a chunk without its state
 (first pass, another worker, a lost worker, a resumed checkpoint) computes every distance by
-GEMM and builds it again, and gives the same labels. The pass that uses these loops is
+GEMM and builds it again, and gives the same labels. The pass that uses these bounds is
 :func:`daskcluster.kernels.sweep.sweep_state_kernel` (member kind ``'elkan'``).
+
+This module holds the state, the thresholds and the centers' geometry, none compiled (the
+client computes the geometry); the compiled loops that keep the bounds are in
+:mod:`daskcluster.kernels.elkan`.
 
 References
 ----------
@@ -34,10 +38,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
-from numba import types
-from numba.extending import overload
 
 from .blocks import Affine
 from .kmeans import FarPoints, LloydStats
@@ -55,193 +56,6 @@ class BoundsState:
     wic: np.ndarray  # float64
 
 
-# --------------------------------------------------------------------------- compiled loops
-
-#: Lower bounds are stored in float32, scaled by this before rounding so they stay below.
-_DOWN = 1.0 - 2.5e-7
-
-
-@numba.njit(nogil=True, cache=True)
-def _bounds_from_product(g: np.ndarray, r: int, c_sq: np.ndarray, x_sq: float, slack: float, lower: np.ndarray,
-                         i: int) -> tuple[int, float]:  # pragma: no cover - compiled
-    """Row ``r`` of ``g = x·(-2Cᵀ)`` (squared norm ``x_sq``): its lower bounds, written to
-    ``lower[i]``, its nearest center (first of equals, as ``numpy.argmin``) and the squared
-    distance to it."""
-    best = 0
-    b1 = np.inf
-    for j in range(g.shape[1]):
-        v = np.float64(g[r, j]) + c_sq[j] + x_sq
-        if v < b1:
-            b1 = v
-            best = j
-        lo = v - slack
-        lower[i, j] = np.float32(np.sqrt(lo) * _DOWN) if lo > 0.0 else np.float32(0.0)
-    return best, b1
-
-
-@numba.njit(nogil=True, cache=True)
-def init_bounds(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, slack: float, labels: np.ndarray,
-                d1: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:  # pragma: no cover - compiled
-    """From ``g = x·(-2Cᵀ)``: each row's nearest center (first of equals, as ``numpy.argmin``),
-    its squared distance ``d1``, and bounds that hold whatever the product's rounding (within
-    ``slack`` on a squared distance): ``upper ≥ ‖x - c_label‖``, ``lower[:, j] ≤ ‖x - c_j‖``."""
-    for i in range(g.shape[0]):
-        best, b1 = _bounds_from_product(g, i, c_sq, x_sq[i], slack, lower, i)
-        labels[i] = best
-        d1[i] = b1 if np.isfinite(b1) else np.nan
-        upper[i] = np.sqrt(max(b1, 0.0) + slack)
-
-
-@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
-def _distance(x: np.ndarray, i: int, c: np.ndarray, j: int) -> float:  # pragma: no cover - compiled
-    """``‖x_i - c_j‖`` from the differences, in float64."""
-    s = 0.0
-    for f in range(x.shape[1]):
-        t = np.float64(x[i, f]) - c[j, f]
-        s += t * t
-    return np.sqrt(s)
-
-
-@numba.njit(nogil=True, cache=True)
-def _move(x: np.ndarray, r: int, old: int, new: int, wi: float, sums: np.ndarray,
-          wic: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Move row ``r`` of ``x`` (weight ``wi``) from cluster ``old`` to ``new`` in the float64
-    sums and weights."""
-    wic[old] -= wi
-    wic[new] += wi
-    for f in range(x.shape[1]):
-        v = wi * np.float64(x[r, f])
-        sums[old, f] -= v
-        sums[new, f] += v
-
-
-def row_distance(x: object, i: int, c: np.ndarray, j: int) -> float:  # pragma: no cover - compiled only
-    """``‖x_i - c_j‖`` in float64 for rows ``x`` that are a dense array (from the differences)
-    or a CSR tuple ``(data, indices, indptr, c_sq)`` (``c_sq`` the centers' float64 squared
-    norms: ``‖c_j‖² + Σ_stored v (v - 2 c_jf)``). Compiled code only (see the overload)."""
-    raise NotImplementedError
-
-
-@overload(row_distance)
-def _row_distance(x, i, c, j):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    if isinstance(x, types.Array):
-        return lambda x, i, c, j: _distance(x, i, c, j)
-
-    def sparse_row(x, i, c, j):  # type: ignore[no-untyped-def]
-        data, indices, indptr, c_sq = x
-        s = c_sq[j]
-        for p in range(indptr[i], indptr[i + 1]):
-            v = np.float64(data[p])
-            s += v * (v - 2.0 * c[j, indices[p]])
-        return np.sqrt(max(s, 0.0))
-
-    return sparse_row
-
-
-def move_row(x: object, r: int, old: int, new: int, wi: float, sums: np.ndarray,
-             wic: np.ndarray) -> None:  # pragma: no cover - compiled only
-    """:func:`_move` for rows that are a dense array or a CSR tuple (as :func:`row_distance`)."""
-    raise NotImplementedError
-
-
-@overload(move_row)
-def _move_row(x, r, old, new, wi, sums, wic):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
-    if isinstance(x, types.Array):
-        return lambda x, r, old, new, wi, sums, wic: _move(x, r, old, new, wi, sums, wic)
-
-    def sparse_row(x, r, old, new, wi, sums, wic):  # type: ignore[no-untyped-def]
-        data, indices, indptr, _ = x
-        wic[old] -= wi
-        wic[new] += wi
-        for p in range(indptr[r], indptr[r + 1]):
-            v = wi * np.float64(data[p])
-            sums[old, indices[p]] -= v
-            sums[new, indices[p]] += v
-
-    return sparse_row
-
-
-@numba.njit(nogil=True, cache=True)
-def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarray) -> int:  # pragma: no cover
-    """How many centers the bounds of row ``i`` (upper ``u``, center ``a``) do not rule out."""
-    m = 0
-    for j in range(lower.shape[1]):
-        if j != a and u > lower[i, j] and u > half_cc[a, j]:
-            m += 1
-    return m
-
-
-@numba.njit(nogil=True, cache=True)
-def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.ndarray, drift: np.ndarray,
-               labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool,
-               sums: np.ndarray, wic: np.ndarray, dense: int, deferred: np.ndarray) -> tuple[int, int]:  # pragma: no cover
-    """One Elkan step over the rows of ``x`` (storage dtype; a dense array or a CSR tuple, see
-    :func:`row_distance`) against centers ``c`` (float64).
-
-    Moves every bound by the centers' drift. A row whose upper bound is at most half the
-    distance from its center to the nearest other one keeps its label. Otherwise, if some
-    centers are not ruled out (``u > lower[j]`` and ``u > ½‖c_a - c_j‖``), the upper bound is
-    made exact (one distance); if more than ``dense`` centers are still open, the row is
-    written to ``deferred`` (its distances to all centers are cheaper by GEMM, see
-    :func:`refresh_rows`), else each open center's distance is computed and the row takes the
-    nearest. A row that changes cluster moves its weight and values between the clusters'
-    float64 sums. Returns the distances computed and the number of rows deferred.
-    """
-    n, k = lower.shape
-    computed = 0
-    n_deferred = 0
-    for i in range(n):
-        a = labels[i]
-        u = upper[i] + drift[a]
-        for j in range(k):
-            lo = np.float64(lower[i, j]) - drift[j]
-            lower[i, j] = np.float32(lo * _DOWN) if lo > 0.0 else np.float32(0.0)
-        upper[i] = u
-        if u <= half_sep[a] or _open_centers(u, a, lower, i, half_cc) == 0:
-            continue
-        u = row_distance(x, i, c, a)
-        computed += 1
-        upper[i] = u
-        m = _open_centers(u, a, lower, i, half_cc)
-        if m == 0:
-            continue
-        if m > dense:
-            deferred[n_deferred] = i
-            n_deferred += 1
-            continue
-        for j in range(k):
-            if j == a or u <= lower[i, j] or u <= half_cc[a, j]:
-                continue
-            dj = row_distance(x, i, c, j)
-            computed += 1
-            lower[i, j] = np.float32(dj * _DOWN)
-            if dj < u or (dj == u and j < a):
-                lower[i, a] = np.float32(u * _DOWN)
-                a = j
-                u = dj
-        upper[i] = u
-        if a != labels[i]:
-            move_row(x, i, labels[i], a, w[i] if weighted else 1.0, sums, wic)
-            labels[i] = a
-    return computed, n_deferred
-
-
-@numba.njit(nogil=True, cache=True)
-def refresh_rows(x: np.ndarray, rows: np.ndarray, g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, slack: float,
-                 labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool,
-                 sums: np.ndarray, wic: np.ndarray) -> None:  # pragma: no cover - compiled
-    """Rows ``rows`` of the block, whose tile (``x``, cast) was multiplied by ``-2Cᵀ`` into
-    ``g``: new labels (as a Lloyd step takes them) and bounds from every distance, the rows that
-    change cluster moved in the sums. ``w``, ``labels``, ``upper``, ``lower`` are the block's."""
-    for r in range(g.shape[0]):
-        i = rows[r]
-        best, b1 = _bounds_from_product(g, r, c_sq, x_sq[r], slack, lower, i)
-        upper[i] = np.sqrt(max(b1, 0.0) + slack)
-        if best != labels[i]:
-            move_row(x, r, labels[i], best, w[i] if weighted else 1.0, sums, wic)
-            labels[i] = best
-
-
 def dense_threshold(k: int) -> int:
     """Open centers above which a row's distances are computed by GEMM with all ``k`` centers
     rather than one by one: a distance alone costs about ``k / 8`` times its share of a tile's
@@ -249,7 +63,7 @@ def dense_threshold(k: int) -> int:
     return max(2, k // 8)
 
 
-# --------------------------------------------------------------------------- the kernel
+# --------------------------------------------------------------------------- error bound, geometry, statistics
 
 
 def slack(n_features: int, dtype: np.dtype, xsq_max: float, csq_max: float) -> float:

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from .assign import nearest_in_product
+from .compiled import compiled
+
+if TYPE_CHECKING:  # the real modules, for type checkers
+    from . import assign as A
+else:
+    A = compiled("assign")
 
 
 def sq_distances(x: np.ndarray, x_sq: np.ndarray, centers: np.ndarray, c_sq: np.ndarray) -> np.ndarray:
@@ -48,5 +55,5 @@ def nearest_center(
     g = x @ (-2 * centers).T
     labels = np.empty(x.shape[0], dtype=np.int64)
     min_sq = np.empty(x.shape[0], dtype=np.float64)
-    nearest_in_product(g, np.asarray(c_sq, dtype=np.float64), np.asarray(x_sq, dtype=np.float64), labels, min_sq)
+    A.nearest_in_product(g, np.asarray(c_sq, dtype=np.float64), np.asarray(x_sq, dtype=np.float64), labels, min_sq)
     return labels, min_sq

@@ -12,21 +12,20 @@ list of such objects (in chunk order) into one of the same kind.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numba
 import numpy as np
 
-from .assign import (
-    CenterTable,
-    add_rows,
-    distances_from_product,
-    iter_products,
-    nearest,
-    weights_arg,
-)
 from .blocks import Affine, ChunkInfo
+from .compiled import compiled
 from .moments import pairwise_update
-from .sparse import dense_rows
+
+if TYPE_CHECKING:  # the real modules, for type checkers
+    from . import assign as A
+    from . import sparse as S
+else:
+    A = compiled("assign")
+    S = compiled("sparse")
 
 
 def chunk_rng(entropy: int, *spawn_key: int) -> np.random.Generator:
@@ -42,8 +41,8 @@ def cluster_sums(x: np.ndarray, labels: np.ndarray, w: np.ndarray | None, n_clus
     """Per-cluster (weighted) sums of the rows of ``x``: shape (n_clusters, n_features), float64,
     added in row order by a compiled loop (:func:`~daskcluster.kernels.assign.add_rows`)."""
     sums = np.zeros((n_clusters, x.shape[1]))
-    weights, weighted = weights_arg(w)
-    add_rows(x, np.asarray(labels, dtype=np.int64), weights, weighted, sums, np.zeros(n_clusters))
+    weights, weighted = A.weights_arg(w)
+    A.add_rows(x, np.asarray(labels, dtype=np.int64), weights, weighted, sums, np.zeros(n_clusters))
     return sums
 
 
@@ -111,17 +110,6 @@ class LloydStats:
     moments: Moments | None
 
 
-@numba.njit(nogil=True, cache=True)
-def _shifted_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover
-    """``s1 += Σ (x - shift)`` and ``s2 += Σ (x - shift)²`` per feature, in float64."""
-    n, d = x.shape
-    for i in range(n):
-        for f in range(d):
-            v = np.float64(x[i, f]) - shift[f]
-            s1[f] += v
-            s2[f] += v * v
-
-
 def block_moments(block: np.ndarray, dtype: np.dtype, affine: Affine) -> Moments:
     """Per-feature count, mean and centred sum of squares of the block's rows, mapped through
     ``affine`` (for scikit-learn's relative ``tol``; first pass only). One compiled sweep of
@@ -132,7 +120,7 @@ def block_moments(block: np.ndarray, dtype: np.dtype, affine: Affine) -> Moments
         return Moments(0, np.zeros(d), np.zeros(d))
     shift = np.asarray(block[0], dtype=dtype).astype(np.float64)
     s1, s2 = np.zeros(d), np.zeros(d)
-    _shifted_sums(np.asarray(block), shift, s1, s2)
+    A.shifted_sums(np.asarray(block), shift, s1, s2)
     moments = Moments(n, shift + s1 / n, np.maximum(s2 - s1 * s1 / n, 0.0))
     if affine.is_identity:
         return moments
@@ -151,7 +139,7 @@ def far_points(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chunk
         chunk.start + top,
         labels[top],
         np.ones(m) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)[top],
-        affine.apply(dense_rows(block, top).astype(dtype)),
+        affine.apply(S.dense_rows(block, top).astype(dtype)),
     )
     return FarPoints.concat([far], n_far)
 
@@ -205,8 +193,8 @@ def assign_stats_kernel(
     block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: AssignParams
 ) -> AssignStats:
     """Weight of the rows nearest each center, and their inertia. One read of the block."""
-    table = CenterTable.of(params.affine.to_storage_space(params.centers))
-    labels, min_sq = nearest(block, table, chunk)
+    table = A.CenterTable.of(params.affine.to_storage_space(params.centers))
+    labels, min_sq = A.nearest(block, table, chunk)
     k = table.n_centers
     if sample_weight is None:
         return AssignStats(np.bincount(labels, minlength=k).astype(np.float64),
@@ -222,16 +210,16 @@ def combine_assign(parts: list[AssignStats]) -> AssignStats:
 
 def labels_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine, chunk: ChunkInfo) -> np.ndarray:
     """Index of the nearest center for each row: shape (n_rows,), int32."""
-    return nearest(block, CenterTable.of(affine.to_storage_space(centers)), chunk)[0].astype(np.int32)
+    return A.nearest(block, A.CenterTable.of(affine.to_storage_space(centers)), chunk)[0].astype(np.int32)
 
 
 def transform_kernel(block: np.ndarray, centers: np.ndarray, affine: Affine, chunk: ChunkInfo) -> np.ndarray:
     """Euclidean distance of each row to each center: shape (n_rows, n_clusters)."""
-    table = CenterTable.of(affine.to_storage_space(centers))
+    table = A.CenterTable.of(affine.to_storage_space(centers))
     out = np.empty((block.shape[0], table.n_centers), dtype=table.dtype)
-    for start, stop, _, x_sq, g in iter_products(block, table.minus2_t, chunk):
+    for start, stop, _, x_sq, g in A.iter_products(block, table.minus2_t, chunk):
         dist = np.empty(g.shape)
-        distances_from_product(g, table.sq_norms, x_sq, dist)
+        A.distances_from_product(g, table.sq_norms, x_sq, dist)
         dist *= affine.sq_scale
         out[start:stop] = np.sqrt(dist)
     return out
@@ -271,7 +259,7 @@ def draw_candidates(block: np.ndarray, sample_weight: np.ndarray | None, chunk: 
         key = np.where(wd2 > 0, u / wd2, np.inf)
     cost = float(wd2.sum())
     sel = np.flatnonzero(key < ell / cost) if cost > 0 else np.zeros(0, dtype=np.int64)
-    rows = dense_rows(block, sel).astype(dtype)
+    rows = S.dense_rows(block, sel).astype(dtype)
     affine.apply(rows)
     return Candidates(cost, key[sel], sel.astype(np.int64) + chunk.start, rows)
 
@@ -324,7 +312,7 @@ def plusplus_part(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Ch
                 best = np.argmin(keys, axis=0)
                 key[j] = keys[best, np.arange(m)]
                 index[j] = best
-        picked = dense_rows(block, index.ravel()).astype(dtype)
+        picked = S.dense_rows(block, index.ravel()).astype(dtype)
         affine.apply(picked)
         rows = picked.reshape(h, m, d)
         index = index + chunk.start
@@ -385,7 +373,7 @@ def sample_kernel(
     m = min(params.n, n)
     top = np.argpartition(e, m - 1)[:m] if 0 < m < n else np.arange(m)
     top = top[np.isfinite(e[top])]
-    rows = dense_rows(block, np.sort(top)).astype(params.dtype)
+    rows = S.dense_rows(block, np.sort(top)).astype(params.dtype)
     top = np.sort(top)
     params.affine.apply(rows)
     return SampleStats(e[top], top.astype(np.int64) + chunk.start, rows).smallest(params.n)

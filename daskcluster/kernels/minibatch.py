@@ -19,20 +19,27 @@ Nothing here knows about Dask; every function is deterministic given its argumen
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import sparse as S
-from .assign import CenterTable, nearest
 from .blocks import (
     Affine,
     ChunkInfo,
     check_finite_rows,
     row_sq_norms,
 )
+from .compiled import compiled
 from .distances import nearest_center
 from .kmeans import AssignParams, chunk_rng, cluster_sums
+
+if TYPE_CHECKING:  # the real modules, for type checkers
+    from . import assign as A
+    from . import sparse as S
+else:
+    A = compiled("assign")
+    S = compiled("sparse")
+
 
 #: ``SeedSequence`` spawn-key tags, so that each use of randomness has its own stream.
 TAG_EPOCH, TAG_ROWS, TAG_REASSIGN, TAG_PARTIAL = 101, 102, 103, 104
@@ -466,8 +473,8 @@ def labels_inertia_kernel(
     For eager (in-memory) input only, where an (n_samples,) result on the client is fine:
     ``labels_`` and ``inertia_`` then cost one pass instead of two.
     """
-    table = CenterTable.of(params.affine.to_storage_space(params.centers))
-    labels, min_sq = nearest(block, table, chunk)
+    table = A.CenterTable.of(params.affine.to_storage_space(params.centers))
+    labels, min_sq = A.nearest(block, table, chunk)
     min_sq *= params.affine.sq_scale
     inertia = float(min_sq.sum() if sample_weight is None else min_sq @ np.asarray(sample_weight, dtype=np.float64))
     return LabelsInertia(labels.astype(np.int32), inertia)

@@ -19,16 +19,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import assign as A
 from . import bounds as B
 from . import kmeans as K
-from . import mixture as M
-from . import sparse as S
-from .assign import CenterTable
 from .blocks import (
     Affine,
     ChunkInfo,
@@ -36,6 +32,19 @@ from .blocks import (
     row_sq_norms,
     slice_rows,
 )
+from .compiled import compiled
+
+if TYPE_CHECKING:  # the real modules, for type checkers
+    from . import assign as A
+    from . import elkan as E
+    from . import mixture as M
+    from . import sparse as S
+else:
+    A = compiled("assign")
+    E = compiled("elkan")
+    M = compiled("mixture")
+    S = compiled("sparse")
+
 
 #: What a member of a sweep pass computes: a k-means|| round, a Lloyd step (or an assignment),
 #: a greedy k-means++ step, a Lloyd step that skips the distances its bounds rule out.
@@ -110,14 +119,14 @@ class SweepStats:
 ChunkState = dict[int, B.BoundsState]
 
 
-def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[CenterTable, list[slice]]:
+def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[A.CenterTable, list[slice]]:
     """All members' centers in storage space, stacked into one table, and each one's segment."""
     centers = [affine.to_storage_space(m.stacked) for m in members]
     bounds = np.cumsum([0] + [len(c) for c in centers])
-    return CenterTable.of(np.concatenate(centers)), [slice(a, b) for a, b in pairwise(bounds)]
+    return A.CenterTable.of(np.concatenate(centers)), [slice(a, b) for a, b in pairwise(bounds)]
 
 
-def _stacked_table(params: SweepParams, which: tuple[int, ...]) -> tuple[CenterTable, list[slice]]:
+def _stacked_table(params: SweepParams, which: tuple[int, ...]) -> tuple[A.CenterTable, list[slice]]:
     """:func:`_stack` of the members ``which``, made once per pass in each process and kept on
     the pass's parameters, which every chunk's task of the pass shares (for wide data the
     transposed table costs as much as a tile's product: 10 ms at 20 x 50,000)."""
@@ -163,7 +172,7 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
         assert m.drift is not None and m.half_cc is not None and m.half_sep is not None
         deferred = np.empty(n, dtype=np.int64)
         rows = block if S.is_sparse(block) else np.asarray(block)
-        done, n_deferred = B.elkan_rows(_rows_arg(rows, storage), storage.astype(np.float64), m.half_cc, m.half_sep,
+        done, n_deferred = E.elkan_rows(_rows_arg(rows, storage), storage.astype(np.float64), m.half_cc, m.half_sep,
                                         np.asarray(m.drift) * (1 + 1e-12), st.labels, st.upper, st.lower, w, weighted,
                                         st.sums, st.wic, B.dense_threshold(len(m.centers)), deferred)
         computed[j] = done + n_deferred * len(m.centers)
@@ -180,7 +189,7 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
 
 def _rows_arg(x: Any, centers: np.ndarray | None = None) -> Any:
     """Rows as the bounds' compiled loops take them: a dense array as is, CSR rows (a block or a
-    tile) as ``(data, indices, indptr, ‖c‖²)`` (see :func:`~daskcluster.kernels.bounds.row_distance`;
+    tile) as ``(data, indices, indptr, ‖c‖²)`` (see :func:`~daskcluster.kernels.elkan.row_distance`;
     the norms only where distances are computed)."""
     if isinstance(x, S.CsrTile) or S.is_sparse(x):
         csr = x if isinstance(x, S.CsrTile) else S.as_csr(x)
@@ -199,8 +208,8 @@ def _moments(block: Any, dtype: np.dtype, affine: Affine) -> K.Moments:
 def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.BoundsState, chunk: ChunkInfo,
              w: np.ndarray, weighted: bool) -> None:
     """The rows ``rows`` of the block, gathered into tiles: every distance by GEMM, new labels
-    and bounds (see :func:`~daskcluster.kernels.bounds.refresh_rows`)."""
-    table = CenterTable.of(centers)
+    and bounds (see :func:`~daskcluster.kernels.elkan.refresh_rows`)."""
+    table = A.CenterTable.of(centers)
     d = block.shape[1]
     csq_max = float(table.sq_norms.max(initial=0.0))
     size = A.block_tile_rows(block, table.n_centers, table.dtype.itemsize)
@@ -208,7 +217,7 @@ def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.Bou
         idx = rows[t : t + size]
         for _, _, x, x_sq, g in A.iter_products(block[idx], table.minus2_t, chunk, size):
             slack = B.slack(d, table.dtype, float(x_sq.max()), csq_max)
-            B.refresh_rows(_rows_arg(x), idx, g, table.sq_norms, x_sq, slack, st.labels, st.upper, st.lower, w, weighted,
+            E.refresh_rows(_rows_arg(x), idx, g, table.sq_norms, x_sq, slack, st.labels, st.upper, st.lower, w, weighted,
                            st.sums, st.wic)
 
 
@@ -253,7 +262,7 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
             if m.kind == ELKAN:
                 upper, lower = elkan[j]
                 slack = B.slack(d, dtype, xsq_max, float(c_sq[seg].max()))
-                B.init_bounds(part, c_sq[seg], x_sq, slack, lab, sq, upper[start:stop], lower[start:stop])
+                E.init_bounds(part, c_sq[seg], x_sq, slack, lab, sq, upper[start:stop], lower[start:stop])
             else:
                 A.nearest_in_product(part, c_sq[seg], x_sq, lab, sq)
             if not np.isfinite(sq).all():
