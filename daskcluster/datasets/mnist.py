@@ -56,6 +56,18 @@ def find_mnist(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
+#: What reading a damaged or foreign archive raises, turned into :func:`_unreadable`'s error.
+_READ_ERRORS = (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error)
+
+
+def _unreadable(path: str | os.PathLike[str], exc: BaseException) -> SourceError:
+    """The error for an MNIST archive at ``path`` that reading failed on with ``exc``."""
+    return SourceError(
+        f"Cannot read MNIST from {str(path)!r}: {type(exc).__name__}: {exc}. The file is truncated "
+        "or corrupt, or not a .npz archive; expected the Keras mnist.npz."
+    )
+
+
 def load_mnist_npz(path: str | os.PathLike[str], *, split: str = "all",
                    max_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Read MNIST from a Keras-layout ``.npz`` file.
@@ -119,11 +131,8 @@ def load_mnist_npz(path: str | os.PathLike[str], *, split: str = "all",
                 ys.append(labels)
     except SourceError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
-        raise SourceError(
-            f"Cannot read MNIST from {str(path)!r}: {type(exc).__name__}: {exc}. The file is truncated "
-            "or corrupt, or not a .npz archive; expected the Keras mnist.npz."
-        ) from exc
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from exc
     X, y = np.concatenate(Xs), np.concatenate(ys)
     return X.astype(np.uint8, copy=False), y.astype(np.uint8, copy=False)
 
@@ -209,11 +218,8 @@ def _load_npz_rows(path: Path, split: str, max_rows: int) -> tuple[np.ndarray, n
                 left -= n
     except SourceError:
         raise
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError, zlib.error) as exc:
-        raise SourceError(
-            f"Cannot read MNIST from {str(path)!r}: {type(exc).__name__}: {exc}. The file is truncated "
-            "or corrupt, or not a .npz archive; expected the Keras mnist.npz."
-        ) from exc
+    except _READ_ERRORS as exc:
+        raise _unreadable(path, exc) from exc
     X = Xs[0] if len(Xs) == 1 else np.concatenate(Xs)
     y = ys[0] if len(ys) == 1 else np.concatenate(ys)
     return X.astype(np.uint8, copy=False), y.astype(np.uint8, copy=False)
