@@ -93,10 +93,11 @@ def lloyd(block: np.ndarray, w: np.ndarray | None, centers: np.ndarray) -> K.Llo
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
-def test_lloyd_step_equals_the_gemm_path(dtype: type, weighted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("k", [10, 13])
+def test_lloyd_step_equals_the_gemm_path(dtype: type, weighted: bool, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
     """Labels identical wherever the two nearest centers are farther apart than the rounding
     bound (here: every row but a handful), counts and sums identical, inertia within it."""
-    n, d, k = 2000, 784, 10
+    n, d = 2001, 784
     x = rows_of(dtype, n, d, seed=1)
     centers = x[:k].astype(np.float32) * np.float32(0.9) + np.float32(0.1)
     w = np.random.default_rng(2).uniform(0.5, 2.0, n) if weighted else None
@@ -165,3 +166,79 @@ def test_byte_norms_exact_past_int32(d: int) -> None:
     P.products(x, np.zeros((1, d), dtype=np.float32), g, x_sq)
     np.testing.assert_array_equal(x_sq, d * 255**2)
     assert d * 255**2 >= 2**31 or d == P._INT32_FEATURES
+
+
+@pytest.mark.parametrize("k, widths", [(1, [4]), (4, [4]), (5, [5]), (7, [4, 4]), (8, [4, 4]), (9, [5, 4]),
+                                       (10, [5, 5]), (12, [4, 4, 4]), (13, [5, 4, 4]), (32, [5, 5, 5, 5, 4, 4, 4])])
+def test_center_groups_repeat_few_centers(k: int, widths: list[int]) -> None:
+    """Groups of five or four centers, the fewest computed columns (none repeated from 8 on)."""
+    got = P.center_groups(k)
+    assert got.tolist() == widths
+    assert 0 <= got.sum() - k < 4 and (k < 8 or k == 11 or got.sum() == k)
+
+
+def fused_reference(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels: np.ndarray, w: np.ndarray,
+                    weighted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The product, arg-min and float64 row-order sums as separate calls (the tiled path's
+    loops), the sums of the rows by ``labels`` added onto ones."""
+    n, k = x.shape[0], minus2.shape[0]
+    g, x_sq = np.empty((n, k), dtype=np.float32), np.empty(n)
+    P.products(x, minus2, g, x_sq)
+    ref_labels, ref_sq = np.empty(n, dtype=np.int64), np.empty(n)
+    A.nearest_in_product(g, c_sq, x_sq, ref_labels, ref_sq)
+    sums, wic = np.ones((k, x.shape[1])), np.ones(k)  # added onto, as the step's
+    A._add_rows(x, labels, w, weighted, sums, wic)
+    return ref_labels, ref_sq, sums, wic, g
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, d, k", [(1, 5, 1), (3, 9, 3), (6, 16, 4), (203, 33, 5), (202, 784, 10), (129, 100, 32)])
+def test_fused_lloyd_step_is_product_argmin_and_sums(dtype: type, weighted: bool, n: int, d: int, k: int) -> None:
+    """lloyd_step against products, nearest_in_product and the float64 loop of add_rows called
+    one after the other: labels equal wherever the nearest two centers are apart by more than
+    twice the dot-product bound (both products satisfy it), distances within it, and the sums
+    of the rows by the step's own labels the same bits (rows added in row order, uint8 rows as
+    exact integers)."""
+    x = rows_of(dtype, n, d, seed=3 * n + k)
+    rng = np.random.default_rng(d)
+    centers = x[rng.integers(0, n, k)].astype(np.float32) + rng.uniform(0, 2 if dtype == np.uint8 else 0.01,
+                                                                        (k, d)).astype(np.float32)
+    table = A.CenterTable.of(centers)
+    minus2 = np.ascontiguousarray(table.minus2_t.T)
+    w, weighted = A.weights_arg(rng.uniform(0.5, 2.0, n) if weighted else None)
+    labels, min_sq = np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
+    sums, wic = np.ones((k, d)), np.ones(k)  # added onto
+    P.lloyd_step(x, minus2, table.sq_norms, labels, min_sq, w, weighted, sums, wic)
+    ref_labels, ref_sq, ref_sums, ref_wic, g = fused_reference(x, minus2, table.sq_norms, labels, w, weighted)
+    x64, m64 = x.astype(np.float64), minus2.astype(np.float64)
+    bound = gamma(d + 1) * (np.abs(x64) @ np.abs(m64).T)
+    d2 = (x64**2).sum(1)[:, None] + table.sq_norms[None] + x64 @ m64.T
+    two = np.sort(d2, axis=1)[:, :2] if k > 1 else np.hstack([d2, np.full((n, 1), np.inf)])
+    clear = two[:, 1] - two[:, 0] > 4 * bound.max(1)
+    assert clear.mean() > 0.9
+    np.testing.assert_array_equal(labels[clear], ref_labels[clear])
+    np.testing.assert_allclose(min_sq, ref_sq, rtol=0, atol=2 * bound.max() + 1e-300)
+    np.testing.assert_array_equal(sums, ref_sums)
+    np.testing.assert_array_equal(wic, ref_wic)
+
+
+def test_fused_byte_sums_exact_past_float32_integers() -> None:
+    """70,000 rows of 255 in one cluster sum to 17,850,000, past 2²⁴: exact, since the float32
+    partial sums are flushed to float64 every 65,536 rows (without the flush float32 would round
+    the odd totals above 2²⁴)."""
+    n, d = 70_000, 3
+    assert 255 * n > 2**24 and n > P._FLUSH
+    x = np.full((n, d), 255, dtype=np.uint8)
+    x[-1] = 0
+    minus2 = np.ascontiguousarray(-2 * np.array([[250.0] * d, [0.0] * d], dtype=np.float32))
+    c_sq = (minus2.astype(np.float64) ** 2).sum(1) / 4
+    labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
+    sums, wic = np.zeros((2, d)), np.zeros(2)
+    w, weighted = A.weights_arg(None)
+    P.lloyd_step(x, minus2, c_sq, labels, min_sq, w, weighted, sums, wic)
+    np.testing.assert_array_equal(labels[:-1], 0)
+    assert labels[-1] == 1
+    np.testing.assert_array_equal(sums, [[255 * (n - 1)] * d, [0] * d])
+    np.testing.assert_array_equal(wic, [n - 1, 1])
+    np.testing.assert_array_equal(min_sq[:-1], d * 25.0)

@@ -18,7 +18,9 @@ disk), so Dask's threads run them in parallel.
 For few centers (at most :data:`~daskcluster.kernels.rowproducts.MAX_CENTERS`) and uint8 or
 float32 rows, steps 1 and 2 and the norms are one compiled loop over the block's own rows
 (:mod:`daskcluster.kernels.rowproducts`): there the GEMM's packing of a float copy of the tile
-cost more than the multiplications, and the loop costs about half as much.
+cost more than the multiplications, and the loop costs about half as much. A Lloyd step there
+(:func:`assign_and_sum`) is one compiled loop over the whole block: products, arg-min and sums
+of each group of four rows while they are in L1.
 """
 
 from __future__ import annotations
@@ -304,6 +306,48 @@ def iter_nearest(
         if not np.isfinite(sq).all():
             check_finite(x, sq, chunk, start)
         yield start, stop, x
+
+
+def assign_and_sum(block: Any, table: CenterTable, chunk: ChunkInfo, labels: np.ndarray, min_sq: np.ndarray,
+                   w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, rows: int | None = None) -> None:
+    """A Lloyd step over ``block``: each row's nearest center and squared distance, and the rows
+    added to their clusters' sums. One read of the block.
+
+    Parameters
+    ----------
+    block : ndarray or sparse matrix of shape (n_rows, n_features)
+        The rows in their storage dtype.
+    table : CenterTable
+        The centers, ``k`` of them.
+    chunk : ChunkInfo
+        Where the block is, to name a row holding NaN or infinity
+        (:class:`~daskcluster.errors.NonFiniteDataError`).
+    labels, min_sq : ndarray of shape (n_rows,), int64 and float64
+        Filled as by :func:`iter_nearest`.
+    w, weighted : see :func:`weights_arg`; ``w`` of shape (n_rows,) or (0,).
+    sums : ndarray of shape (k, n_features), float64
+        ``sums[labels[i]] += w[i] x[i]`` (compute dtype of ``x``), in row order.
+    wic : ndarray of shape (k,), float64
+        ``wic[labels[i]] += w[i]``.
+    rows : int, optional
+        Rows per tile where the block is worked through in tiles (:func:`iter_nearest`).
+
+    Notes
+    -----
+    Few centers and uint8 or float32 rows (:func:`daskcluster.kernels.rowproducts.applies`):
+    one compiled loop, :func:`daskcluster.kernels.rowproducts.lloyd_step`, whose labels,
+    distances and sums are those of :func:`iter_nearest` and :func:`add_rows` (the sums the same
+    bits for the same labels). Otherwise :func:`iter_nearest`, then :func:`add_tile_rows` of
+    each tile while it is in cache.
+    """
+    if P.applies(block, table.minus2_t):
+        P.lloyd_step(block, np.ascontiguousarray(table.minus2_t.T), table.sq_norms, labels, min_sq, w, weighted,
+                     sums, wic)
+        if not np.isfinite(min_sq).all():
+            check_finite_rows(block, min_sq, chunk, 0)
+        return
+    for start, stop, x in iter_nearest(block, table, chunk, labels, min_sq, rows):
+        add_tile_rows(x, labels[start:stop], w[start:stop] if weighted else w, weighted, sums, wic)
 
 
 def nearest(block: Any, table: CenterTable, chunk: ChunkInfo) -> tuple[np.ndarray, np.ndarray]:

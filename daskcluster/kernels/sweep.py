@@ -250,7 +250,10 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
              if m.kind == ELKAN}
     w, weighted = A.weights_arg(sample_weight)
     rows = A.block_tile_rows(block, table.n_centers, dtype.itemsize)
-    for start, stop, x, x_sq, g in A.iter_products(block, table.minus2_t, chunk, rows):
+    alone = len(members) == 1 and members[0].kind == LLOYD  # one read for the whole step
+    if alone:
+        A.assign_and_sum(block, table, chunk, labels[0], min_sq[0], w, weighted, sums[0], wic[0], rows)
+    for start, stop, x, x_sq, g in () if alone else A.iter_products(block, table.minus2_t, chunk, rows):
         xsq_max = float(x_sq.max())
         for j, seg in enumerate(segments):
             part = g[:, seg]
