@@ -223,12 +223,12 @@ def test_fused_lloyd_step_is_product_argmin_and_sums(dtype: type, weighted: bool
     np.testing.assert_array_equal(wic, ref_wic)
 
 
-def test_fused_byte_sums_exact_past_float32_integers() -> None:
-    """70,000 rows of 255 in one cluster sum to 17,850,000, past 2²⁴: exact, since the float32
-    partial sums are flushed to float64 every 65,536 rows (without the flush float32 would round
-    the odd totals above 2²⁴)."""
+def test_fused_byte_sums_exact_past_uint16() -> None:
+    """70,000 rows of 255 in one cluster (and one zero row) sum to 17,849,745: exact, since the
+    uint16 partial sums are flushed to float64 every 256 rows (without the flush they would
+    wrap past 65,535)."""
     n, d = 70_000, 3
-    assert 255 * n > 2**24 and n > P._FLUSH
+    assert 255 * n > 2**16 and n > P._FLUSH
     x = np.full((n, d), 255, dtype=np.uint8)
     x[-1] = 0
     minus2 = np.ascontiguousarray(-2 * np.array([[250.0] * d, [0.0] * d], dtype=np.float32))

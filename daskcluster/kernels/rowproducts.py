@@ -39,8 +39,9 @@ Exact where it matters:
 * the arg-min is :func:`~daskcluster.kernels.assign.nearest_in_product`'s (first of equals, a
   NaN distance for a non-finite minimum); the sums of :func:`lloyd_step` are, for the same
   labels, the same bits as :func:`~daskcluster.kernels.assign.add_rows`: unweighted ``uint8``
-  rows are summed in float32, exact integers below 2²⁴ (at most :data:`_FLUSH` rows of 255
-  before each flush into the float64 sums), other rows are added in float64 in row order.
+  rows are summed per cluster in uint16 (sixteen lanes a vector), exact for the
+  :data:`_FLUSH` rows of 255 at most before each flush into the float64 sums, which hold
+  integers below 2⁵³ exactly; other rows are added in float64 in row order.
 
 Rows holding NaN or infinity make their norm (and distance) non-finite; the caller's check then
 names them (:func:`~daskcluster.kernels.blocks.check_finite_rows`).
@@ -68,10 +69,9 @@ _STORAGE = (np.dtype(np.uint8), np.dtype(np.float32))
 #: Features up to which a uint8 row's squared norm fits int32 (``255² d < 2³¹``).
 _INT32_FEATURES = (2**31 - 1) // 255**2
 
-#: Rows of unweighted uint8 data summed in float32 before a flush to the float64 sums: a
-#: multiple of :data:`_ROWS` with ``255 * _FLUSH < 2²⁴``, so every float32 partial sum is an exact
-#: integer.
-_FLUSH = 65_536
+#: Rows of unweighted uint8 data summed in uint16 before a flush to the float64 sums: a
+#: multiple of :data:`_ROWS` with ``255 * _FLUSH < 2¹⁶``, so no uint16 partial sum overflows.
+_FLUSH = 256
 
 
 def applies(block: Any, minus2_t: np.ndarray) -> bool:
@@ -377,13 +377,13 @@ def _add_row(r: np.ndarray, t: int, wt: float, weighted: bool, sums: np.ndarray,
 def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.ndarray, labels: np.ndarray,
                  min_sq: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
                  wic: np.ndarray) -> None:  # pragma: no cover - compiled
-    """:func:`lloyd_step` of uint8 rows: unweighted rows summed in float32 between flushes."""
+    """:func:`lloyd_step` of uint8 rows: unweighted rows summed in uint16 between flushes."""
     n, d = x.shape
     k = mt.shape[0]
     r = np.zeros((_ROWS, d), dtype=np.float32)
     gl = np.zeros((_ROWS, k + _WIDEST), dtype=np.float32)
     x_sq = np.empty(_ROWS)
-    acc = np.zeros((k, d), dtype=np.float32)
+    acc = np.zeros((k, d), dtype=np.uint16)
     for i in range(0, n, _ROWS):
         nr = min(_ROWS, n - i)
         _load_bytes(x, i, nr, r, x_sq)
@@ -398,13 +398,14 @@ def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
             else:
                 wic[lab] += 1.0
                 row = acc[lab]
+                xr = x[i + t]
                 for f in range(d):
-                    row[f] += r[t, f]
+                    row[f] = np.uint16(row[f] + np.uint16(xr[f]))
         if not weighted and ((i + _ROWS) % _FLUSH == 0 or i + _ROWS >= n):
             for j in range(k):
                 for f in range(d):
                     sums[j, f] += np.float64(acc[j, f])
-                    acc[j, f] = 0.0
+                    acc[j, f] = 0
 
 
 @numba.njit(nogil=True, cache=True)
