@@ -144,3 +144,29 @@ def test_non_finite_row_raises_naming_it(row: int) -> None:
     gp = K.gaussian_params(*mixture(rng.normal(0, 1, (50, 5)), 3, seed=9), "diag")
     with pytest.raises(NonFiniteDataError, match=rf"non-finite value .*nan.* in chunk 2 at row {1000 + row}, feature 2"):
         K.em_kernel(block, None, ChunkInfo(2, 1000), K.EMParams((gp,), Affine()))
+
+
+def test_row_estep_skips_only_responsibilities_below_min_resp() -> None:
+    """The loop's row E-step takes no exponential for a component more than
+    ``-log(min_resp) + 1`` nats (70 for 1e-30) below the row's best: that responsibility is below
+    ``min_resp`` (left out of the statistics) and is set to 0; every other one, ``log p(x)`` and
+    ``sum r log r`` are :func:`row_responsibilities`' (the skipped terms move them by less than
+    1e-29 of the total). Gaps of 68 and 71.5 nats sit on either side of the floor; a component
+    with ``min_resp`` 0 keeps a responsibility of exp(-300)."""
+    from daskcluster.kernels.mixture.diag_rows import _responsibilities, exp_floor
+    from daskcluster.kernels.mixture.estep import row_responsibilities
+
+    top = -10.0
+    w = top - np.array([0.0, 68.0, 71.5, 300.0, 800.0, 0.5])
+    min_resp = np.array([K.MIN_RESP, K.MIN_RESP, K.MIN_RESP, 0.0, K.MIN_RESP, K.MIN_RESP])
+    floor = exp_floor(min_resp)
+    assert_allclose(floor, [math.log(K.MIN_RESP) - 1.0] * 3 + [-746.0] + [math.log(K.MIN_RESP) - 1.0] * 2)
+    ours, ref = w.copy(), w.copy()
+    log_norm, entropy = _responsibilities(ours, floor)
+    ref_norm, ref_entropy, _ = row_responsibilities(ref)
+    assert K.MIN_RESP < ref[1] and 0.0 < ref[2] < K.MIN_RESP and ref[3] > 0.0 and ref[4] == 0.0
+    assert ours[2] == 0.0
+    kept = [0, 1, 3, 4, 5]
+    assert_allclose(ours[kept], ref[kept], rtol=1e-15, atol=0.0)
+    assert log_norm == pytest.approx(ref_norm, rel=1e-15)
+    assert entropy == pytest.approx(ref_entropy, rel=1e-15, abs=1e-27)
