@@ -170,7 +170,7 @@ def _responsibilities(w: np.ndarray, floor: np.ndarray) -> tuple[float, float]: 
     k_n = w.shape[0]
     top = -np.inf
     for k in range(k_n):
-        if w[k] > top:
+        if w[k] > top:  # noqa: PLR1730 (a NaN is passed over, as in row_responsibilities)
             top = w[k]
     if not math.isfinite(top):
         top = 0.0
