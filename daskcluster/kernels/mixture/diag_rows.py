@@ -25,8 +25,8 @@ disk; Dask's threads run it in parallel), :data:`TILE_ROWS` rows at a time:
    component more than ``-log(min_resp) + 1`` nats (70 for ``1e-30``) below the row's best is
    not taken (:func:`_responsibilities`): its ``r_k < min_resp / e`` would be left out of the
    statistics anyway, and ``log p(x)`` and ``sum r log r`` move by less than ``1e-27`` (the
-   same bits on MNIST8M chunks; 5-8 % less CPU a chunk in EM iterations 3-5, where 6-9 of a
-   row's 10 exponentials are skipped);
+   same bits on MNIST8M chunks; 5-7 % less CPU a chunk in EM iterations 3-5, where 5-6 of the
+   7 exponentials a row took are skipped);
 4. at the end of the tile, per component, ``sum r``, ``sum r v`` and ``sum r v^2`` of the rows
    it noted, four rows per read-modify-write of the block's accumulators
    (:class:`~.stats.Accumulator`, around ``ref``): a quarter of the stores of one update per
@@ -54,14 +54,14 @@ row's best (computed in full) can be dropped: ``G = 746`` gives a responsibility
 are small against the distances: from the second E-step on, 6.8-9.2 of a row's 10 components
 lie within 746 nats of the best (1.3-2.2 within 69; median gap to the second 50-130 nats,
 median half-distance of the best ~190), so even an oracle that knows the best in advance and
-drops each component at the first 32-feature block whose bound is low enough (blocks ordered
+drops each component at the first 64-feature block whose bound is low enough (blocks ordered
 by how they separate the components) leaves 0.85-0.98 of the distance work with ``G = 746``
 and 0.38-0.59 with ``G = 70`` (0.71-0.89 by groups of four rows, the unit whose parameters the
 loop loads once). Only the first E-step, from ``random_from_data``'s variances of ``reg_covar``,
 separates the rows (one component within 746 nats; oracle 0.50). Built, a pruned loop costs
 more than this one in every E-step: per row (the head's 64 features for all components four
-rows at a time, then the components by decreasing bound, block by block) 41-71 ms a chunk
-against 31-37 ms, per four rows 42-55 ms; one row's distance to one component reads its
+rows at a time, then the components by decreasing bound, block by block) 44-80 ms a chunk
+against 34-38 ms, per four rows 42-58 ms; one row's distance to one component reads its
 parameters from L2 for that row alone (0.18-0.2 ns a feature, against 0.07 ns a row and
 feature in the four-row loop), which eats the saved work.
 """
