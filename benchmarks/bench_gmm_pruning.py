@@ -1,7 +1,7 @@
 """Can bounds prune the diagonal E-step on MNIST8M? The gaps between a row's components, the
 work an ideal pruning would leave, and a pruned kernel timed against ``diag_rows``, one thread.
 
-Run from the project root (about 2 minutes; the store is ``bench_mnist8m.py``'s)::
+Run from the project root (about a minute; the store is ``bench_mnist8m.py``'s)::
 
     python benchmarks/bench_gmm_pruning.py
     python benchmarks/bench_gmm_pruning.py --rows 65536 --iters 5 --width 32
@@ -36,7 +36,8 @@ generator):
    loop loads once);
 3. a **pruned kernel** (per row: the head's ``HEAD_FEATURES`` features for every component four
    rows at a time, then the components by decreasing bound, each continued block by block until
-   its bound falls below the stop or it is complete; statistics as ``diag_rows``) against
+   its bound falls below the stop or it is complete; per four rows: the same with a component
+   continued for the four rows while one of them may hold it; statistics as ``diag_rows``) against
    ``diag_rows``'s kernel, per chunk, one thread, CPU time, alternated: least and median ms
    per chunk, (row, component) pairs computed in full per row, and the largest relative
    difference of ``log p(x)``, ``n_k``, ``sum r v`` and ``sum r v^2`` from the kernel's.
@@ -403,7 +404,7 @@ def main() -> None:
     parser.add_argument("--store", default="/tmp/m8/mnist8100000.zarr")
     parser.add_argument("--rows", type=int, default=65536, help="rows fitted and timed (a prefix of the store)")
     parser.add_argument("--iters", type=int, default=5, help="E-steps of the benchmark's fit examined")
-    parser.add_argument("--width", type=int, default=32, help="features per block of the pruned E-step")
+    parser.add_argument("--width", type=int, default=64, help="features per block of the pruned E-step")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     from threadpoolctl import threadpool_limits
