@@ -19,12 +19,14 @@ cache, read once before timing):
   byte, and the earlier one, a column sum in uint64;
 * ``float32 copy``: a whole-chunk ``block.astype(float32) * (1/255)`` (what a kernel that did
   not convert tile by tile would pay);
-* ``Lloyd kernel``: a Lloyd step of ``k`` given centers on the uint8 block
-  (:func:`daskcluster.kernels.assign.iter_nearest` and
-  :func:`~daskcluster.kernels.assign.add_rows`) as a pass runs it: for few centers the compiled
-  product and norms of :mod:`daskcluster.kernels.rowproducts`, timed alone too; then the same
-  step on the GEMM path (tile-wise cast, GEMM, arg-min, float64 sums), and each of its steps
-  timed alone.
+* ``Lloyd kernel``: a Lloyd step of ``k`` given centers on the uint8 block as a pass runs it
+  (:func:`daskcluster.kernels.assign.assign_and_sum`): for few centers one compiled loop of
+  :mod:`daskcluster.kernels.rowproducts` (products, arg-min and sums of each group of rows while
+  it is in L1); the same step made of the compiled product and norms, then the arg-min and the
+  sums tile by tile (:func:`~daskcluster.kernels.assign.iter_nearest` and
+  :func:`~daskcluster.kernels.assign.add_rows`: the step before the fused loop), the compiled
+  product and norms timed alone; then the same step on the GEMM path (tile-wise cast, GEMM,
+  arg-min, float64 sums), and each of its steps timed alone.
 
 Prints one Markdown table: milliseconds per chunk (least and median over the chunks) and the
 projection to the whole array's chunks, per core.
@@ -180,7 +182,7 @@ def main() -> None:
 
     from daskcluster.io import CheckedReads
     from daskcluster.kernels import rowproducts
-    from daskcluster.kernels.assign import CenterTable, add_rows, iter_nearest, weights_arg
+    from daskcluster.kernels.assign import CenterTable, add_rows, assign_and_sum, iter_nearest, weights_arg
     from daskcluster.kernels.blocks import ChunkInfo
 
     z = zarr.open_array(args.store, path=args.component, mode="r")
@@ -232,14 +234,22 @@ def main() -> None:
             n = block.shape[0]
             labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
             sums, wic = np.zeros((args.k, d)), np.zeros(args.k)
+            assign_and_sum(block, table, ChunkInfo(i, start), labels, min_sq, w, weighted, sums, wic)
+
+        def lloyd_tiles() -> None:
+            n = block.shape[0]
+            labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
+            sums, wic = np.zeros((args.k, d)), np.zeros(args.k)
             for s, e, x in iter_nearest(block, table, ChunkInfo(i, start), labels, min_sq):
                 add_rows(x, labels[s:e], w, weighted, sums, wic)
 
         compiled = rowproducts.applies(block, table.minus2_t)
         t, _ = _cpu(lloyd)
-        add(f"Lloyd kernel, k={args.k}: " + ("compiled product and norms (rowproducts), arg-min, sums" if compiled
-                                             else "tile cast, GEMM, arg-min, sums"), t)
+        add(f"Lloyd kernel, k={args.k}: " + ("one compiled loop (rowproducts.lloyd_step): products, arg-min, sums"
+                                             if compiled else "tile cast, GEMM, arg-min, sums"), t)
         if compiled:
+            t, _ = _cpu(lloyd_tiles)
+            add(f"Lloyd kernel, k={args.k}, in steps: compiled product and norms, then arg-min and sums by tile", t)
             t, _ = _cpu(lambda b=block: compiled_product(b, table))
             add("  of which compiled product and norms", t)
         limit, rowproducts.MAX_CENTERS = rowproducts.MAX_CENTERS, 0
