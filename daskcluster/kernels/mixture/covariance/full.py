@@ -15,7 +15,8 @@ multiplied whole (GEMM).
 
 **Statistics.** The responsibilities of a segment of the block (a few thousand rows) are kept,
 and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is added by SYRK (``z^T z`` with
-``z = sqrt(r) (x - mu_k)``, rows gathered a few thousand at a time) over the rows it holds,
+``z = sqrt(r) (x - mu_k)``; the segment's rows read once, each kept row gathered into its
+component's buffer of a few hundred rows) over the rows it holds,
 centred at the component's current mean ``mu_k`` (so only the mean's move in this iteration
 cancels). For components holding at least one row's worth of mass (``min_resp > 0``), the
 rows whose ``r ||x - mu_k||^2`` is at most ``1e-13 / n`` of the segment's total are left out,
@@ -53,8 +54,11 @@ if TYPE_CHECKING:
     from ..params import GaussianParams
     from ..stats import Accumulator
 
-#: Rows gathered at once for one component's second moment.
-GATHER_ROWS = 4096
+#: Rows each component's buffer gathers for its second moment before a SYRK adds them
+#: (K buffers of 256 rows: 1 MiB at 50 features and 10 components, in cache).
+GATHER_ROWS = 256
+#: Rows of a segment that is not float64 as stored cast (and mapped) at a time for its second moments.
+CAST_ROWS = 4096
 #: Share of a component's second-moment trace that the terms a segment leaves out may reach
 #: (see :func:`_em_segment`).
 LEFT_OUT_TRACE = 1e-13
@@ -142,12 +146,19 @@ def _weighted_sq_dists(x: np.ndarray, resp: np.ndarray, points: np.ndarray, out:
 
 @numba.njit(nogil=True, cache=True)
 def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, weighted: np.ndarray, trace: np.ndarray,  # type: ignore[no-untyped-def]
-                    points: np.ndarray, bounded: np.ndarray, tau: float, buf: np.ndarray,
+                    points: np.ndarray, bounded: np.ndarray, tau: float, bufs: np.ndarray,
                     s2: np.ndarray) -> None:  # pragma: no cover (compiled)
     """``s2[k] += sum_i r_ik (x_i - p_k)(x_i - p_k)^T`` (lower triangles) over the rows ``x``
-    (n, d) kept: the rows ``sqrt(r_ik) (x_i - p_k)`` gathered into ``buf`` and added by SYRK
-    each time it fills, without the GIL. ``weighted[i, k] = r_ik e_ik`` with
+    (n, d) kept, without the GIL: the rows read once, in order, each kept row
+    ``sqrt(r_ik) (x_i - p_k)`` gathered into component ``k``'s buffer of ``bufs`` (K, cap, d),
+    added by SYRK each time that buffer fills and at the end. ``weighted[i, k] = r_ik e_ik`` with
     ``e_ik = ||x_i - p_k||^2``, and ``trace[k]`` their sum over the rows.
+
+    **One read of the rows.** Gathering one component at a time read the segment's rows (out of
+    cache: 4.7 MB for 11,667 rows of 50 features) once per component. Measured on MNIST -> 50
+    dimensions, 10 components, the benchmark's 8 iterations, one thread, alternated in one
+    process: 0.088-0.089 CPU-s per iteration for the whole kernel against 0.094-0.099
+    (buffers of 64-1,024 rows per component alike; :data:`GATHER_ROWS`).
 
     **Terms left out.** Where ``bounded[k]``, the rows whose ``r_ik e_ik <= tau T_k / n`` are
     left out, ``T_k = trace[k]`` the trace of the rows' full second moment ``S_k`` around
@@ -164,21 +175,28 @@ def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, weighted: np.ndarray,
     against 57 % with the former rule ``r >= 1e-30`` (which had no such bound).
     """
     n, d = x.shape
-    cap = buf.shape[0]
-    for k in range(resp.shape[1]):
-        threshold = tau * trace[k] / n if bounded[k] else 0.0
-        m = 0
-        for i in range(n):
+    k_n = resp.shape[1]
+    cap = bufs.shape[1]
+    threshold = np.empty(k_n)
+    for k in range(k_n):
+        threshold[k] = tau * trace[k] / n if bounded[k] else 0.0
+    counts = np.zeros(k_n, dtype=np.int64)
+    for i in range(n):
+        xi = x[i]
+        for k in range(k_n):
             r = resp[i, k]
-            if r > 0.0 and weighted[i, k] > threshold:
+            if r > 0.0 and weighted[i, k] > threshold[k]:
                 w = math.sqrt(r)
+                row = bufs[k, counts[k]]
+                pk = points[k]
                 for j in range(d):
-                    buf[m, j] = w * (x[i, j] - points[k, j])
-                m += 1
-                if m == cap:
-                    syrk_lower_add(syrk, buf, s2[k])
-                    m = 0
-        syrk_lower_add(syrk, buf[:m], s2[k])
+                    row[j] = w * (xi[j] - pk[j])
+                counts[k] += 1
+                if counts[k] == cap:
+                    syrk_lower_add(syrk, bufs[k], s2[k])
+                    counts[k] = 0
+    for k in range(k_n):
+        syrk_lower_add(syrk, bufs[k, : counts[k]], s2[k])
 
 
 @numba.njit(nogil=True, cache=True)
@@ -202,7 +220,7 @@ def _centre_lower(s2: np.ndarray, n: np.ndarray, mo: np.ndarray) -> np.ndarray: 
 @numba.njit(nogil=True, cache=True)
 def _em_segment(trmm, gemm, syrk, x: np.ndarray, ref: np.ndarray, delta: np.ndarray, factors: np.ndarray,  # type: ignore[no-untyped-def]
                 points: np.ndarray, log_const: np.ndarray, bounded: np.ndarray, tau: float, a: np.ndarray, resid: np.ndarray,
-                maha: np.ndarray, resp: np.ndarray, weighted: np.ndarray, buf: np.ndarray, nk: np.ndarray,
+                maha: np.ndarray, resp: np.ndarray, weighted: np.ndarray, bufs: np.ndarray, nk: np.ndarray,
                 s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
     """E-step and statistics of a segment of float64 rows ``x`` (n, d), in one call without the GIL.
 
@@ -252,8 +270,14 @@ def _em_segment(trmm, gemm, syrk, x: np.ndarray, ref: np.ndarray, delta: np.ndar
                 weighted[t0 + i, k] = q
                 trace[k] += q
         gemm_tn_add(gemm, resp[t0 : t0 + m], at, s1)
-    _second_moments(syrk, x, resp, weighted, trace, points, bounded, tau, buf, s2)
+    _second_moments(syrk, x, resp, weighted, trace, points, bounded, tau, bufs, s2)
     return log_lik, entropy, -1, 0.0
+
+
+def gather_buffers(scratch: Scratch, n_rows: int, n_components: int, n_features: int) -> np.ndarray:
+    """Each component's buffer of rows for :func:`_second_moments`, (K, cap, d)."""
+    cap = min(GATHER_ROWS, max(1, n_rows))
+    return scratch.get("gather", n_components * cap, n_features).reshape(n_components, cap, n_features)
 
 
 class FullCovariance(CovarianceType):
@@ -313,7 +337,7 @@ class FullCovariance(CovarianceType):
             np.ascontiguousarray(gp.log_const, dtype=COMPUTE_DTYPE), gp.min_resp > 0, LEFT_OUT_TRACE,
             scratch.get("a", tile, d), scratch.get("resid", tile, d), scratch.get("maha", tile, k),
             acc.segment_responsibilities(n), scratch.get("weighted", n, k),
-            scratch.get("x", min(GATHER_ROWS, max(1, n)), d), acc.nk, acc.s1, acc.s2)
+            gather_buffers(scratch, n, k, d), acc.nk, acc.s1, acc.s2)
         acc.n_rows += n
         acc.log_lik += log_lik
         acc.entropy += entropy if gp.with_entropy else 0.0
@@ -333,15 +357,15 @@ class FullCovariance(CovarianceType):
         resp = acc.segment_responsibilities(segment.shape[0])
         k, d = resp.shape[1], segment.shape[1]
         points = np.ascontiguousarray(np.broadcast_to(ref, (k, d)) if acc.centers is None else acc.centers)
-        buf = acc.scratch.get("x", min(GATHER_ROWS, max(1, segment.shape[0])), d)
+        bufs = gather_buffers(acc.scratch, segment.shape[0], k, d)
         bounded = acc.min_resp > 0
         weighted = acc.scratch.get("weighted", segment.shape[0], k)
         if segment.dtype == COMPUTE_DTYPE and affine.is_identity:
             x = np.ascontiguousarray(segment)
             trace = _weighted_sq_dists(x, resp, points, weighted)
-            _second_moments(DSYRK, x, resp, weighted, trace, points, bounded, LEFT_OUT_TRACE, buf, acc.s2)
+            _second_moments(DSYRK, x, resp, weighted, trace, points, bounded, LEFT_OUT_TRACE, bufs, acc.s2)
             return
-        rows = buf.shape[0]
+        rows = CAST_ROWS
         for start in range(0, segment.shape[0], rows):  # rows cast and mapped a slice at a time
             x = acc.scratch.get("cast", min(rows, segment.shape[0] - start), d)
             np.copyto(x, segment[start : start + rows], casting="unsafe")
@@ -349,7 +373,7 @@ class FullCovariance(CovarianceType):
             r = resp[start : start + rows]
             w = weighted[: x.shape[0]]
             trace = _weighted_sq_dists(x, r, points, w)
-            _second_moments(DSYRK, x, r, w, trace, points, bounded, LEFT_OUT_TRACE, buf, acc.s2)
+            _second_moments(DSYRK, x, r, w, trace, points, bounded, LEFT_OUT_TRACE, bufs, acc.s2)
 
     def centre(self, s2: np.ndarray, s1: np.ndarray, n: np.ndarray, m: np.ndarray,
                offset: np.ndarray) -> np.ndarray:
