@@ -25,7 +25,7 @@ disk; Dask's threads run it in parallel), :data:`TILE_ROWS` rows at a time:
    component more than ``-log(min_resp) + 1`` nats (70 for ``1e-30``) below the row's best is
    not taken (:func:`_responsibilities`): its ``r_k < min_resp / e`` would be left out of the
    statistics anyway, and ``log p(x)`` and ``sum r log r`` move by less than ``1e-27`` (the
-   same bits on MNIST8M chunks; 5-7 % less CPU a chunk in EM iterations 3-5, where 5-6 of the
+   same bits on MNIST8M chunks; 3-10 % less CPU a chunk in EM iterations 3-5, where 5-6 of the
    7 exponentials a row took are skipped);
 4. at the end of the tile, per component, ``sum r``, ``sum r v`` and ``sum r v^2`` of the rows
    it noted, four rows per read-modify-write of the block's accumulators
