@@ -45,7 +45,8 @@ def gemm_path(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
-@pytest.mark.parametrize("n, d, k", [(1, 5, 1), (3, 9, 3), (7, 16, 4), (13, 33, 5), (301, 784, 10), (64, 100, 32)])
+@pytest.mark.parametrize("n, d, k", [(1, 5, 1), (3, 9, 3), (7, 16, 4), (13, 33, 5), (301, 784, 10), (64, 100, 32),
+                                     (50, 100, 48)])
 def test_products_within_the_dot_product_bound(dtype: type, n: int, d: int, k: int) -> None:
     x = rows_of(dtype, n, d, seed=n + d + k)
     centers = np.random.default_rng(k).uniform(0, 255 if dtype == np.uint8 else 1, size=(k, d)).astype(np.float32)
@@ -193,7 +194,8 @@ def fused_reference(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels:
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.float32])
 @pytest.mark.parametrize("weighted", [False, True])
-@pytest.mark.parametrize("n, d, k", [(1, 5, 1), (3, 9, 3), (6, 16, 4), (203, 33, 5), (202, 784, 10), (129, 100, 32)])
+@pytest.mark.parametrize("n, d, k", [(1, 5, 1), (3, 9, 3), (6, 16, 4), (203, 33, 5), (202, 784, 10), (129, 100, 32),
+                                     (130, 100, 48)])
 def test_fused_lloyd_step_is_product_argmin_and_sums(dtype: type, weighted: bool, n: int, d: int, k: int) -> None:
     """lloyd_step against products, nearest_in_product and the float64 loop of add_rows called
     one after the other: labels equal wherever the nearest two centers are apart by more than

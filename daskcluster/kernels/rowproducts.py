@@ -60,8 +60,10 @@ import numpy as np
 from .vectorwidth import prefer_wide_vectors
 
 #: Centers up to which the compiled product costs less than cast + GEMM + norms on a 784-feature
-#: uint8 tile (measured crossover between 30 and 50 centers on OpenBLAS SkylakeX, one thread).
-MAX_CENTERS = 32
+#: uint8 tile (OpenBLAS SkylakeX, one thread: with 4 x 4 blocks of 256-bit vectors the crossover
+#: was between 30 and 50 centers; with 4 x 5 blocks of 512-bit ones the compiled assignment of a
+#: 32,768-row MNIST8M chunk still costs 0.8x the GEMM path's at 48 centers and 0.86x at 64).
+MAX_CENTERS = 48
 
 #: Rows of one register block of the compiled product.
 _ROWS = 4
