@@ -42,9 +42,10 @@ a shared machine can still be read. ``--sections`` picks (comma-separated, defau
     float and holds it), against ours on the same persisted prefix (``cache=True``): seconds
     per iteration as ``(fit(max_iter=6) - fit(max_iter=1)) / 5`` for both, so that setup work
     cancels, each fit's time the least of :data:`DASK_ML_REPEATS` runs (a busy machine only
-    adds time). Not more iterations: dask-ml's iterations slow down as its fit goes on (3.5-3.8 s
-    an iteration from fit(max_iter=11), against 1.36 s from fit(max_iter=6)), which would
-    flatter the ratio. ``--dask-ml-rows`` (default 500,000: 1.57 GB of float32, 0.78 GB a worker, under
+    adds time). Not more iterations: from fit(max_iter=11) dask-ml's iteration came out at 3.5-3.8 s
+    against 1.36 s from fit(max_iter=6), while its fit(max_iter=1) was only 1.2-1.4x slower
+    than in a quiet run: its later iterations seem slower (its workers near their pause
+    threshold), which would flatter the ratio. ``--dask-ml-rows`` (default 500,000: 1.57 GB of float32, 0.78 GB a worker, under
     the 1.6 GiB at which a 2 GiB worker pauses) is meant to be the largest prefix dask-ml holds;
     raise it while dask-ml still completes.
 
