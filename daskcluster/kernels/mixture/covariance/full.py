@@ -186,9 +186,10 @@ def _second_moments(syrk, x: np.ndarray, resp: np.ndarray, weighted: np.ndarray,
 
     **One read of the rows.** Gathering one component at a time read the segment's rows (out of
     cache: 4.7 MB for 11,667 rows of 50 features) once per component. Measured on MNIST -> 50
-    dimensions, 10 components, the benchmark's 8 iterations, one thread, alternated in one
-    process: 0.088-0.089 CPU-s per iteration for the whole kernel against 0.094-0.099
-    (buffers of 64-1,024 rows per component alike; :data:`GATHER_ROWS`).
+    dimensions, 10 components, the benchmark's 8 iterations, one thread: 0.096-0.100 CPU-s per
+    iteration for the whole kernel against 0.100-0.105 (checkouts alternated), 0.088-0.095
+    against 0.094-0.099 (variants alternated in one process; buffers of 64-2,048 rows per
+    component alike within the noise, :data:`GATHER_ROWS`).
 
     **Terms left out.** Where ``bounded[k]``, the rows whose ``r_ik e_ik <= tau T_k / n`` are
     left out, ``T_k = trace[k]`` the trace of the rows' full second moment ``S_k`` around
