@@ -103,6 +103,48 @@ def row_responsibilities(w: np.ndarray) -> tuple[float, float, int]:  # pragma: 
 
 
 @numba.njit(nogil=True, cache=True)
+def responsibilities_above(w: np.ndarray, floor: np.ndarray) -> tuple[float, float]:  # pragma: no cover (compiled)
+    """:func:`row_responsibilities` without the exponentials of the components at or below their
+    ``floor`` (:func:`exp_floor`: ``s = w_k - max <= floor_k`` means ``r_k`` below the
+    component's ``min_resp``, left out of the statistics anyway; those ``r_k`` are set to 0).
+    Returns ``(log p(x), sum_k r_k log r_k)``."""
+    k_n = w.shape[0]
+    top = -np.inf
+    for k in range(k_n):
+        if w[k] > top:  # noqa: PLR1730 (a NaN is passed over, as in row_responsibilities)
+            top = w[k]
+    if not math.isfinite(top):
+        top = 0.0
+    total = 0.0
+    weighted = 0.0
+    for k in range(k_n):
+        s = w[k] - top
+        if s > floor[k]:
+            e = math.exp(s)
+            total += e
+            weighted += e * s
+            w[k] = e
+        else:
+            w[k] = 0.0
+    if not total > 0.0:
+        return -np.inf, 0.0
+    log_total = math.log(total)
+    inv = 1.0 / total
+    for k in range(k_n):
+        w[k] *= inv
+    return top + log_total, weighted / total - log_total
+
+
+def exp_floor(min_resp: np.ndarray) -> np.ndarray:
+    """Per component, the ``s = w_k - max_k w_k`` at or below which :func:`responsibilities_above`
+    takes no exponential: ``log(min_resp) - 1`` where ``min_resp > 0`` (then
+    ``r_k <= exp(s) < min_resp``), else where ``exp`` underflows (:data:`EXP_UNDERFLOW`)."""
+    positive = np.where(min_resp > 0, min_resp, 1.0)
+    return np.ascontiguousarray(np.where(min_resp > 0, np.maximum(np.log(positive) - 1.0, EXP_UNDERFLOW),
+                                         EXP_UNDERFLOW), dtype=COMPUTE_DTYPE)
+
+
+@numba.njit(nogil=True, cache=True)
 def _estep_rows(maha: np.ndarray, log_const: np.ndarray, log_norm: np.ndarray, resp: np.ndarray,
                 labels: np.ndarray) -> tuple[float, float, int]:  # pragma: no cover (compiled)
     """:func:`row_responsibilities` of each row of ``log_const - maha / 2`` into ``log_norm``,

@@ -77,7 +77,8 @@ import numpy as np
 from ...blas_nogil import DGEMM, DSYRK, DTRMM, gemm_tn_add, syrk_lower_add, trmm_upper
 from ...blocks import Affine
 from ..buffers import COMPUTE_DTYPE, Scratch
-from ..estep import row_responsibilities, slice_rows
+from ..estep import exp_floor, responsibilities_above, slice_rows
+from ..whitened import MAX_FEATURES, ROWS, pad_factors, whitened_sq_norms
 from .base import CovarianceType, WishartPrior, add_reg, chol_inv_t, is_spd, upper_chol
 
 if TYPE_CHECKING:
@@ -115,6 +116,11 @@ class Whitening(NamedTuple):
     factors: np.ndarray
     #: Whether every factor is upper triangular (else the product is a dense GEMM).
     upper: bool
+    #: For :func:`~..whitened.whitened_sq_norms` (upper factors of at most
+    #: :data:`~..whitened.MAX_FEATURES` features, else empty): the factors padded with zero
+    #: columns, (K, d, D), and ``(mu_k - ref) L_k`` likewise, (K, D).
+    padded: np.ndarray
+    shifted: np.ndarray
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -248,20 +254,43 @@ def _centre_lower(s2: np.ndarray, n: np.ndarray, mo: np.ndarray) -> np.ndarray: 
     return out
 
 
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _sq_dist(a: np.ndarray, i: int, delta: np.ndarray) -> float:  # pragma: no cover (compiled)
+    """``||a[i] - delta||^2`` (``a`` (n, d), ``delta`` (d,))."""
+    e = 0.0
+    for j in range(delta.shape[0]):
+        v = a[i, j] - delta[j]
+        e += v * v
+    return e
+
+
 @numba.njit(nogil=True, cache=True)
 def _em_segment(trmm, gemm, syrk, x: np.ndarray, ref: np.ndarray, delta: np.ndarray, factors: np.ndarray,  # type: ignore[no-untyped-def]
-                points: np.ndarray, log_const: np.ndarray, bounded: np.ndarray, tau: float, a: np.ndarray, resid: np.ndarray,
+                padded: np.ndarray, shifted: np.ndarray, points: np.ndarray, log_const: np.ndarray, floor: np.ndarray,
+                bounded: np.ndarray, tau: float, a: np.ndarray, resid: np.ndarray, last_rows: np.ndarray,
                 maha: np.ndarray, resp: np.ndarray, weighted: np.ndarray, bufs: np.ndarray, nk: np.ndarray,
                 s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
     """E-step and statistics of a segment of float64 rows ``x`` (n, d), in one call without the GIL.
 
-    Tiles of ``a.shape[0]`` rows: ``a = x - ref``; per component the residuals
-    ``a - delta[k] = x - mu_k`` into ``resid``, their squared Euclidean norms ``e_ik``, the
-    whitening by ``dtrmm`` and the squared norms ``maha_ik``; per row the log-sum-exp and the
-    responsibilities (:func:`~..estep.row_responsibilities`), written to ``resp`` (n, K), with
-    ``nk += r`` and ``weighted[i, k] = r_ik e_ik``; ``s1 += resp^T a`` by ``dgemm``. At the end,
-    per component, ``s2[k] += sum r_ik (x_i - p_k)(x_i - p_k)^T`` (lower triangle) by SYRK
-    over the rows kept (see below), ``p_k = points[k]`` the component's mean ``mu_k = ref + delta[k]``.
+    Tiles of ``a.shape[0]`` rows: ``a = x - ref``; the squared whitened distances ``maha_ik``
+    by the compiled register blocks of :func:`~..whitened.whitened_sq_norms` where ``padded``
+    holds the padded factors (:func:`~..whitened.pad_factors`; none written but the distances),
+    else per component the residuals ``a - delta[k] = x - mu_k`` into ``resid``, the whitening
+    by ``dtrmm`` and the squared norms; per row the log-sum-exp and the responsibilities
+    (:func:`~..estep.responsibilities_above`: no exponential at or below the component's
+    ``floor``, :func:`~..estep.exp_floor`), written to ``resp`` (n, K), with ``nk += r`` and
+    ``weighted[i, k] = r_ik e_ik``, ``e_ik = ||x_i - mu_k||^2`` (taken only where ``r_ik > 0``);
+    ``s1 += resp^T a`` by ``dgemm``. At the end, per component,
+    ``s2[k] += sum r_ik (x_i - p_k)(x_i - p_k)^T`` (lower triangle) by SYRK over the rows kept
+    (see below), ``p_k = points[k]`` the component's mean ``mu_k = ref + delta[k]``.
+
+    **Exponentials left out.** Where ``min_resp > 0`` (components holding a row's worth of
+    mass), a component more than ``-log(min_resp) + 1`` nats (70 for ``1e-30``) below the row's
+    best gets ``r = 0`` without an exponential, its ``r < min_resp / e``: ``n_k`` and
+    ``sum r x`` move by less than ``4e-31`` (times the row) a row, ``log p(x)`` and
+    ``sum r log r`` by less than ``K 4e-31``, and the trace of ``S_k`` by less than
+    ``4e-31 e_ik`` a row (``n_k >= 1`` where this applies), far below float64's rounding of
+    these sums.
 
     The terms of the second moments left out, and their bound: :func:`_second_moments`.
 
@@ -271,25 +300,29 @@ def _em_segment(trmm, gemm, syrk, x: np.ndarray, ref: np.ndarray, delta: np.ndar
     n, d = x.shape
     k_n = delta.shape[0]
     tile = a.shape[0]
+    compiled = padded.shape[0] > 0
     log_lik = 0.0
     entropy = 0.0
     trace = np.zeros(k_n)
     for t0 in range(0, n, tile):
         m = min(tile, n - t0)
         at = a[:m]
-        rt = resid[:m]
         for i in range(m):
             for j in range(d):
                 at[i, j] = x[t0 + i, j] - ref[j]
-        for k in range(k_n):
-            _residuals(at, delta[k], rt, weighted[t0 : t0 + m], k)
-            trmm_upper(trmm, rt, factors[k])
-            _sq_norms(rt, maha, k)
+        if compiled:
+            whitened_sq_norms(at, padded, shifted, last_rows, maha)
+        else:
+            rt = resid[:m]
+            for k in range(k_n):
+                _residuals(at, delta[k], rt, weighted[t0 : t0 + m], k)
+                trmm_upper(trmm, rt, factors[k])
+                _sq_norms(rt, maha, k)
         for i in range(m):
             w = resp[t0 + i]
             for k in range(k_n):
                 w[k] = log_const[k] - 0.5 * maha[i, k]
-            value, ent, _ = row_responsibilities(w)
+            value, ent = responsibilities_above(w, floor)
             if not math.isfinite(value):
                 return log_lik, entropy, t0 + i, value
             log_lik += value
@@ -297,12 +330,21 @@ def _em_segment(trmm, gemm, syrk, x: np.ndarray, ref: np.ndarray, delta: np.ndar
             for k in range(k_n):
                 r = w[k]
                 nk[k] += r
-                q = r * weighted[t0 + i, k] if r > 0.0 else 0.0
+                q = 0.0
+                if r > 0.0:
+                    q = r * (_sq_dist(at, i, delta[k]) if compiled else weighted[t0 + i, k])
                 weighted[t0 + i, k] = q
                 trace[k] += q
         gemm_tn_add(gemm, resp[t0 : t0 + m], at, s1)
     _second_moments(syrk, x, resp, weighted, trace, points, bounded, tau, bufs, s2)
     return log_lik, entropy, -1, 0.0
+
+
+def uses_whitened(n_features: int) -> bool:
+    """Whether the E-step's distances of upper-triangular factors take the compiled register
+    blocks of :mod:`..whitened` (at most :data:`~..whitened.MAX_FEATURES` features) rather than
+    residuals whitened by ``dtrmm``."""
+    return n_features <= MAX_FEATURES
 
 
 def gather_buffers(scratch: Scratch, n_rows: int, n_components: int, n_features: int) -> np.ndarray:
@@ -324,14 +366,24 @@ class FullCovariance(CovarianceType):
         return np.asarray(np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1))
 
     def prepare(self, gp: GaussianParams, ref: np.ndarray) -> Whitening:
-        """Each component's mean relative to ``ref``, and the factors."""
-        chol = np.ascontiguousarray(gp.prec_chol)
-        return Whitening(np.ascontiguousarray(gp.means - ref), chol, _upper_triangular(chol))
+        """Each component's mean relative to ``ref``, and the factors (padded for the compiled
+        distances where they apply, :func:`uses_whitened`)."""
+        chol = np.ascontiguousarray(gp.prec_chol, dtype=COMPUTE_DTYPE)
+        delta = np.ascontiguousarray(gp.means - ref, dtype=COMPUTE_DTYPE)
+        upper = bool(_upper_triangular(chol))
+        if upper and uses_whitened(chol.shape[1]):
+            padded, shifted = pad_factors(delta, chol)
+        else:
+            padded, shifted = np.zeros((0, 0, 0)), np.zeros((0, 0))
+        return Whitening(delta, chol, upper, padded, shifted)
 
     def mahalanobis(self, a: np.ndarray, d: int, prep: Whitening, gp: GaussianParams, ws: Scratch) -> np.ndarray:
         n = a.shape[0]
         out = ws.get("maha", n, gp.n_components)
         resid = ws.get("resid", n, d)
+        if prep.upper and prep.padded.shape[0] and a.strides[1] == a.itemsize:
+            whitened_sq_norms(a[:, :d], prep.padded, prep.shifted, ws.get("last_rows", ROWS, d), out)
+            return out
         if prep.upper:
             _whitened_sq_norms(DTRMM, a, prep.delta, prep.factors, resid, out)
             return out
@@ -364,9 +416,11 @@ class FullCovariance(CovarianceType):
         x = np.ascontiguousarray(segment, dtype=COMPUTE_DTYPE)
         tile = slice_rows(d, self.work_width(k, d))
         log_lik, entropy, bad, value = _em_segment(
-            DTRMM, DGEMM, DSYRK, x, ref, prep.delta, prep.factors, np.ascontiguousarray(gp.means),
-            np.ascontiguousarray(gp.log_const, dtype=COMPUTE_DTYPE), gp.min_resp > 0, LEFT_OUT_TRACE,
-            scratch.get("a", tile, d), scratch.get("resid", tile, d), scratch.get("maha", tile, k),
+            DTRMM, DGEMM, DSYRK, x, ref, prep.delta, prep.factors, prep.padded, prep.shifted,
+            np.ascontiguousarray(gp.means), np.ascontiguousarray(gp.log_const, dtype=COMPUTE_DTYPE),
+            exp_floor(np.asarray(gp.min_resp, dtype=COMPUTE_DTYPE)), gp.min_resp > 0, LEFT_OUT_TRACE,
+            scratch.get("a", tile, d), scratch.get("resid", tile, d), scratch.get("last_rows", ROWS, d),
+            scratch.get("maha", tile, k),
             acc.segment_responsibilities(n), scratch.get("weighted", n, k),
             gather_buffers(scratch, n, k, d), acc.nk, acc.s1, acc.s2)
         acc.n_rows += n
