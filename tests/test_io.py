@@ -321,6 +321,38 @@ def test_memmap_view_reads_per_chunk(tmp_path: Path) -> None:
     assert A.chunks[1] == (N_FEATURES,)
 
 
+def _graph_blocks(A: da.Array) -> list[Any]:
+    graph = dict(A.__dask_graph__())
+    return [graph[key] for key in sorted(graph)]
+
+
+@pytest.mark.skipif(da.Array is not da.core.Array, reason="arrays of Dask's query planning are not built from a graph")
+def test_memmap_view_is_not_read_into_memory(tmp_path: Path) -> None:
+    # dask.array.from_array copies its input: a memmap view would be read whole into memory
+    X = make_data("float32")
+    path = tmp_path / "x.dat"
+    X.tofile(path)
+    view = np.memmap(path, dtype=X.dtype, mode="r", shape=X.shape)[100:400:2]
+    A = open_array(view, chunk_bytes=CHUNK_BYTES)
+    blocks = _graph_blocks(A)
+    assert len(blocks) == A.numblocks[0] > 1
+    assert all(isinstance(b, np.memmap) and np.shares_memory(b, view) for b in blocks)
+    np.testing.assert_array_equal(A.compute(), X[100:400:2])
+
+
+@pytest.mark.skipif(da.Array is not da.core.Array, reason="arrays of Dask's query planning are not built from a graph")
+def test_numpy_array_is_neither_copied_nor_hashed() -> None:
+    X = make_data("float64")
+    A, B = open_array(X, chunk_bytes=CHUNK_BYTES), open_array(X, chunk_bytes=CHUNK_BYTES)
+    blocks = _graph_blocks(A)
+    assert len(blocks) == A.numblocks[0] > 1
+    assert all(np.shares_memory(b, X) for b in blocks)
+    assert A.name != B.name  # a random name: the values are not hashed
+    np.testing.assert_array_equal(A.compute(), X)
+    empty = open_array(X[:0])
+    assert empty.shape == (0, X.shape[1]) and empty.compute().shape == (0, X.shape[1])
+
+
 # ------------------------------------------------------------- dask and misc.
 
 
