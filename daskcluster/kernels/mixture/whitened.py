@@ -7,16 +7,20 @@ is ``sum_j (sum_{l <= j} a_l U_k[l, j] - m_k[j])^2`` -- scikit-learn's own
 ``sum((X @ U - mu @ U)^2, axis=1)``, here around the block's reference point.
 
 **Register blocks.** The columns of ``U_k`` are taken in blocks of :data:`LANES` (one 512-bit
-vector of float64; the factors are padded with zero columns to a multiple of it, and ``m_k``
-likewise). For :data:`ROWS` rows at a time and one block of columns ``c0 .. c0 + 7``, one
-vector accumulator per row starts at ``-m_k[c0:c0 + 8]`` and takes ``a[i, l] * U_k[l, c0:c0 + 8]``
-(one vector load of the factor's row, one broadcast per row, one fused multiply-add per row) for
-``l < min(d, c0 + 8)`` only (below the diagonal block the factor is zero: the triangle); its
-square is then added into a vector of partial distances per row, summed across its lanes once per
-row and component. Nothing is written but the ``(rows, K)`` distances: no residuals, no whitened
-tile. Per row and component that is ``sum_b min(d, 8 (b + 1))`` vector multiply-adds (218 of 8
-lanes at 50 features: 1,744 multiply-adds against 1,275 for the exact triangle, at the full
-vector width, all accumulators in registers).
+vector of float64); the factors are padded with zero columns to a multiple of it, and ``m_k``
+likewise, the zero columns *first*, so that the partial block is the one whose triangle is
+shortest. For :data:`ROWS` rows at a time and one block of columns ``c0 .. c0 + 7``, one vector
+accumulator per row starts at ``-m_k[c0:c0 + 8]`` and takes ``a[i, l] * U_k[l, c0:c0 + 8]``
+(one vector load of the factor's row, one broadcast per row, one fused multiply-add per row)
+for the ``l`` up to the block's last real column only (below the diagonal block the factor is
+zero: the triangle); its square is then added into a vector of partial distances per row,
+summed across its lanes once per row and component. Nothing is written but the ``(rows, K)``
+distances: no residuals, no whitened tile. Per row and component that is
+``sum_b min(d, 8 (b + 1) - p)`` vector multiply-adds (``p`` the zero columns): 182 of 8 lanes
+at 50 features, 1,456 multiply-adds against 1,275 for the exact triangle (218 with the zero
+columns last), at the full vector width, all accumulators in registers. Measured at 50
+features, 10 components, one thread: 0.39-0.40 us a row (0.43-0.54 with the zero columns
+last) against 0.86-1.1 for the residuals whitened by ``dtrmm`` and their norms.
 
 **Where it applies.** Up to :data:`MAX_FEATURES` features (measured crossover with BLAS
 ``dtrmm``); float64 rows of the tile whose last axis is contiguous, upper-triangular factors
@@ -63,13 +67,14 @@ ROWS = 8
 #: 923-row tiles, one thread (ns per row, within +-7 % of noise): 8 rows x 1 block 431-496,
 #: 10 x 1 467-474, 12 x 1 473-488, 4 x 2 495-501, 5 x 2 515-520, 6 x 2 475 (two blocks load
 #: fewer operands per multiply-add but take the triangle in steps of 16 columns: 242 vector
-#: multiply-adds a row and component against 218).
+#: multiply-adds a row and component against 218; measured with the zero columns last).
 BLOCKS = 1
 #: Features up to which this loop costs less than BLAS ``dtrmm`` on the residuals, their
 #: squared norms included (one thread, 10 components, tiles of 64 KiElements, OpenBLAS SkylakeX;
 #: ns per row, this loop against ``dtrmm``: 73 / 282 at 16 features, 538 / 860 at 50,
 #: 652 / 872 at 64, 1,015 / 1,179 at 80, 1,555 / 1,318 at 90, 1,875 / 1,565 at 100,
-#: 7,225 / 5,232 at 200): beyond, the factors' rows, re-read once per :data:`ROWS` rows,
+#: 7,225 / 5,232 at 200, with the zero columns last; first: 400 at 50, 630 at 64, 1,037 at 80,
+#: 1,384 at 90, 1,790 at 100, ``dtrmm``'s times then too noisy to place the crossover anew): beyond, the factors' rows, re-read once per :data:`ROWS` rows,
 #: leave the L1 cache while BLAS blocks for it.
 MAX_FEATURES = 80
 _F64 = ir.DoubleType()
@@ -89,9 +94,9 @@ def pad_factors(delta: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.
     k_n, d, _ = factors.shape
     width = padded_width(d)
     up = np.zeros((k_n, d, width))
-    up[:, :, :d] = factors
+    up[:, :, width - d :] = factors
     m = np.zeros((k_n, width))
-    m[:, :d] = np.einsum("kl,klj->kj", delta, factors)
+    m[:, width - d :] = np.einsum("kl,klj->kj", delta, factors)
     return up, m
 
 
@@ -145,6 +150,7 @@ def _distances_of_rows(typingctx: Any, a: Any, i: Any, up: Any, m: Any, out: Any
         stride = builder.udiv(cgutils.unpack_tuple(builder, va.strides, 2)[0], ir.Constant(_I64, 8))
         width = cgutils.unpack_tuple(builder, vu.shape, 2)[1]
         k_n = cgutils.unpack_tuple(builder, vo.shape, 2)[1]
+        pad = builder.sub(width, d)
         row0 = context.cast(builder, row0, signature.args[1], types.intp)
         comp = context.cast(builder, comp, signature.args[5], types.intp)
         zero = ir.Constant(_VEC, [0.0] * LANES)
@@ -162,7 +168,7 @@ def _distances_of_rows(typingctx: Any, a: Any, i: Any, up: Any, m: Any, out: Any
                 neg_m = builder.fsub(zero, _vector(builder, vm.data, c))
                 for r in range(ROWS):
                     builder.store(neg_m, accs[r][b])
-            end = builder.add(c0, ir.Constant(_I64, LANES * n_blk))
+            end = builder.sub(builder.add(c0, ir.Constant(_I64, LANES * n_blk)), pad)
             depth = builder.select(builder.icmp_signed("<", end, d), end, d)
             with cgutils.for_range(builder, depth) as terms:
                 l = terms.index
