@@ -119,3 +119,28 @@ def test_responsibilities_above_a_floor() -> None:
         np.testing.assert_allclose(cut[~low], ref[~low], rtol=1e-29, atol=0)
         assert abs(v2 - value) <= 1e-29 * max(1.0, abs(value))
         assert abs(e2 - entropy) <= 1e-27 * max(1.0, abs(entropy))
+
+
+@pytest.mark.parametrize("m", [0, 1, 7, 256])
+@pytest.mark.parametrize("d", [8, 9, 50, 80])
+def test_gram_lower_triangle(m: int, d: int) -> None:
+    """:func:`gram.gram_lower_add` adds ``z^T z`` into the lower triangle of its output and leaves
+    the upper one as it was, on a buffer with its zero columns first, within the bound
+    ``gamma_m sum_i |z_ij z_il|`` of any summation order (here ``1e-13`` of that sum; a lost
+    or doubled row moves an entry by ~1/m of it)."""
+    from daskcluster.kernels.mixture import gram
+
+    rng = np.random.default_rng(m * 100 + d)
+    width = whitened.padded_width(d)
+    buf = np.full((300, width), np.nan)
+    buf[:, : width - d] = 0.0
+    buf[:m, width - d :] = rng.normal(0, 1.0, (m, d))
+    out = rng.normal(0, 1.0, (d, d))
+    before = out.copy()
+    gram.gram_lower_add(buf, m, out, np.empty((gram.ROWS, whitened.LANES)))
+    z = buf[:m, width - d :]
+    want = before + np.tril(z.T @ z)
+    scale = np.abs(z).T @ np.abs(z) + 1.0
+    assert (np.abs(out - want) <= 1e-13 * scale).all()
+    upper = np.triu_indices(d, 1)
+    assert np.array_equal(out[upper], before[upper])

@@ -78,8 +78,8 @@ BLOCKS = 1
 #: leave the L1 cache while BLAS blocks for it.
 MAX_FEATURES = 80
 _F64 = ir.DoubleType()
-_VEC = ir.VectorType(_F64, LANES)
-_I64 = ir.IntType(64)
+VECTOR = ir.VectorType(_F64, LANES)
+INT64 = ir.IntType(64)
 
 
 def padded_width(n_features: int) -> int:
@@ -100,21 +100,21 @@ def pad_factors(delta: np.ndarray, factors: np.ndarray) -> tuple[np.ndarray, np.
     return up, m
 
 
-def _vector(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value) -> ir.Value:
+def vector_load(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value) -> ir.Value:
     """The 8 doubles at ``base + offset`` (a ``double*``), as one unaligned vector load."""
-    ptr = builder.bitcast(builder.gep(base, [offset]), _VEC.as_pointer())
+    ptr = builder.bitcast(builder.gep(base, [offset]), VECTOR.as_pointer())
     return builder.load(ptr, align=8)
 
 
-def _splat(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
+def splat(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
     """``value`` in every lane."""
-    one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+    one = builder.insert_element(ir.Constant(VECTOR, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(VECTOR, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
 
 
-def _fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
+def fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
     """``a * b + c`` lane by lane, rounded once (``llvm.fma`` on ``<8 x double>``)."""
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC] * 3), "llvm.fma.v8f64")
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(VECTOR, [VECTOR] * 3), "llvm.fma.v8f64")
     return builder.call(fn, [a, b, c])
 
 
@@ -147,52 +147,52 @@ def _distances_of_rows(typingctx: Any, a: Any, i: Any, up: Any, m: Any, out: Any
         vm = context.make_array(tm)(context, builder, arr_m)
         vo = context.make_array(to)(context, builder, arr_o)
         d = cgutils.unpack_tuple(builder, va.shape, 2)[1]
-        stride = builder.udiv(cgutils.unpack_tuple(builder, va.strides, 2)[0], ir.Constant(_I64, 8))
+        stride = builder.udiv(cgutils.unpack_tuple(builder, va.strides, 2)[0], ir.Constant(INT64, 8))
         width = cgutils.unpack_tuple(builder, vu.shape, 2)[1]
         k_n = cgutils.unpack_tuple(builder, vo.shape, 2)[1]
         pad = builder.sub(width, d)
         row0 = context.cast(builder, row0, signature.args[1], types.intp)
         comp = context.cast(builder, comp, signature.args[5], types.intp)
-        zero = ir.Constant(_VEC, [0.0] * LANES)
-        accs = [[cgutils.alloca_once(builder, _VEC) for _ in range(BLOCKS)] for _ in range(ROWS)]
-        sums = [cgutils.alloca_once(builder, _VEC) for _ in range(ROWS)]
+        zero = ir.Constant(VECTOR, [0.0] * LANES)
+        accs = [[cgutils.alloca_once(builder, VECTOR) for _ in range(BLOCKS)] for _ in range(ROWS)]
+        sums = [cgutils.alloca_once(builder, VECTOR) for _ in range(ROWS)]
         for s in sums:
             builder.store(zero, s)
-        rows = [builder.gep(va.data, [builder.mul(builder.add(row0, ir.Constant(_I64, r)), stride)]) for r in range(ROWS)]
+        rows = [builder.gep(va.data, [builder.mul(builder.add(row0, ir.Constant(INT64, r)), stride)]) for r in range(ROWS)]
 
         def step(c0: ir.Value, n_blk: int) -> None:
             """The columns ``c0 .. c0 + 8 n_blk - 1`` of every row's whitened coordinates, their
             squares added into the rows' partial distances."""
-            offsets = [builder.add(c0, ir.Constant(_I64, LANES * b)) for b in range(n_blk)]
+            offsets = [builder.add(c0, ir.Constant(INT64, LANES * b)) for b in range(n_blk)]
             for b, c in enumerate(offsets):
-                neg_m = builder.fsub(zero, _vector(builder, vm.data, c))
+                neg_m = builder.fsub(zero, vector_load(builder, vm.data, c))
                 for r in range(ROWS):
                     builder.store(neg_m, accs[r][b])
-            end = builder.sub(builder.add(c0, ir.Constant(_I64, LANES * n_blk)), pad)
+            end = builder.sub(builder.add(c0, ir.Constant(INT64, LANES * n_blk)), pad)
             depth = builder.select(builder.icmp_signed("<", end, d), end, d)
             with cgutils.for_range(builder, depth) as terms:
                 l = terms.index
                 base = builder.mul(l, width)
-                u = [_vector(builder, vu.data, builder.add(base, c)) for c in offsets]
+                u = [vector_load(builder, vu.data, builder.add(base, c)) for c in offsets]
                 for r in range(ROWS):
-                    x = _splat(builder, builder.load(builder.gep(rows[r], [l])))
+                    x = splat(builder, builder.load(builder.gep(rows[r], [l])))
                     for b in range(n_blk):
-                        builder.store(_fma(builder, x, u[b], builder.load(accs[r][b])), accs[r][b])
+                        builder.store(fma(builder, x, u[b], builder.load(accs[r][b])), accs[r][b])
             for r in range(ROWS):
                 for b in range(n_blk):
                     y = builder.load(accs[r][b])
-                    builder.store(_fma(builder, y, y, builder.load(sums[r])), sums[r])
+                    builder.store(fma(builder, y, y, builder.load(sums[r])), sums[r])
 
-        n_blocks = builder.udiv(width, ir.Constant(_I64, LANES))
-        span = ir.Constant(_I64, LANES * BLOCKS)
-        with cgutils.for_range(builder, builder.udiv(n_blocks, ir.Constant(_I64, BLOCKS))) as steps:
+        n_blocks = builder.udiv(width, ir.Constant(INT64, LANES))
+        span = ir.Constant(INT64, LANES * BLOCKS)
+        with cgutils.for_range(builder, builder.udiv(n_blocks, ir.Constant(INT64, BLOCKS))) as steps:
             step(builder.mul(steps.index, span), BLOCKS)
         if BLOCKS > 1:
-            done = builder.mul(builder.udiv(n_blocks, ir.Constant(_I64, BLOCKS)), span)
-            with cgutils.for_range(builder, builder.urem(n_blocks, ir.Constant(_I64, BLOCKS))) as rest:
-                step(builder.add(done, builder.mul(rest.index, ir.Constant(_I64, LANES))), 1)
+            done = builder.mul(builder.udiv(n_blocks, ir.Constant(INT64, BLOCKS)), span)
+            with cgutils.for_range(builder, builder.urem(n_blocks, ir.Constant(INT64, BLOCKS))) as rest:
+                step(builder.add(done, builder.mul(rest.index, ir.Constant(INT64, LANES))), 1)
         for r in range(ROWS):
-            at = builder.add(builder.mul(builder.add(row0, ir.Constant(_I64, r)), k_n), comp)
+            at = builder.add(builder.mul(builder.add(row0, ir.Constant(INT64, r)), k_n), comp)
             builder.store(_lane_sum(builder, builder.load(sums[r])), builder.gep(vo.data, [at]))
         return context.get_dummy_value()
 
