@@ -19,15 +19,17 @@ components over thin tiles (measured at 50 features, 10 components, one thread: 
 multiplied whole (GEMM).
 
 **Statistics.** The responsibilities of a segment of the block (a few thousand rows) are kept,
-and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is added by SYRK (``z^T z`` with
-``z = sqrt(r) (x - mu_k)``; the segment's rows read once, each kept row gathered into its
-component's buffer of a few hundred rows) over the rows it holds,
+and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is added as ``z^T z`` with
+``z = sqrt(r) (x - mu_k)`` (the segment's rows read once, each kept row gathered into its
+component's buffer of a few hundred rows; each buffer's product by the compiled register
+blocks of :func:`~..gram.gram_lower_add` from 8 to 80 features, by SYRK otherwise) over the
+rows it holds,
 centred at the component's current mean ``mu_k`` (so only the mean's move in this iteration
 cancels). For components holding at least one row's worth of mass (``min_resp > 0``), the
 rows whose ``r ||x - mu_k||^2`` is at most ``1e-13 / n`` of the segment's total are left out,
 which bounds what is left out by ``1e-13`` of the trace of the second moment, below float64's
 own rounding of such sums (:func:`_second_moments`); on clustered data that skips most of the
-work. SYRK over the rows held is the least arithmetic for these sums (``d (d + 1) / 2``
+work. A triangle over the rows held is the least arithmetic for these sums (``d (d + 1) / 2``
 multiply-adds per row and component held); it adds into the lower triangle of the block's
 sums in place, and they are made symmetric once, when they are centred.
 
@@ -40,11 +42,13 @@ tiles; no exponential for a component more than ``-log(min_resp) + 1`` nats belo
 (:func:`_em_segment`). Other rows take the tiles of :mod:`..estep` and :meth:`end_segment`.
 Measured on MNIST -> 50 dimensions, 10 components, the benchmark's 8 iterations, one thread:
 0.119 CPU-s per iteration against 0.141-0.155 with a call per tile and the former rule.
-Where a BGMM iteration's kernel goes now (same data, one thread, variants alternated in one
-process, least of 6): the E-step's distances 0.052 (``dtrmm`` 0.040, i.e. ~45 GFlop/s, about
-``dgemm``'s rate on these shapes once the triangle's diagonal blocks are counted; residuals
-0.009; norms 0.002), log-sum-exp, responsibilities and ``sum r (x - ref)`` 0.011, the second
-moments ~0.03 (SYRK ~0.02 of it).
+With ``dtrmm`` and SYRK (before :mod:`..whitened` and :mod:`..gram`), a BGMM iteration's
+kernel (0.094-0.099) went to the E-step's distances 0.052 (``dtrmm`` 0.040, i.e. ~45 GFlop/s,
+about ``dgemm``'s rate on these shapes once the triangle's diagonal blocks are counted;
+residuals 0.009; norms 0.002), log-sum-exp, responsibilities and ``sum r (x - ref)`` 0.011, the
+second moments ~0.03 (SYRK ~0.02 of it). Now the distances cost ~0.028 (0.39-0.40 us a row) and
+each full buffer's product 18 us instead of 26 (``benchmarks/RESULTS-gmm.md`` for the kernel
+per iteration).
 
 **Measured and not kept** (same data and setting):
 
