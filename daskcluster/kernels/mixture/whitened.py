@@ -11,7 +11,7 @@ vector of float64); the factors are padded with zero columns to a multiple of it
 likewise, the zero columns *first*, so that the partial block is the one whose triangle is
 shortest. For :data:`ROWS` rows at a time and one block of columns ``c0 .. c0 + 7``, one vector
 accumulator per row starts at ``-m_k[c0:c0 + 8]`` and takes ``a[i, l] * U_k[l, c0:c0 + 8]``
-(one vector load of the factor's row, one broadcast per row, one fused multiply-add per row)
+(one vector load of the factor's row, one broadcast per row, one multiply-add per row)
 for the ``l`` up to the block's last real column only (below the diagonal block the factor is
 zero: the triangle); its square is then added into a vector of partial distances per row,
 summed across its lanes once per row and component. Nothing is written but the ``(rows, K)``
@@ -27,7 +27,7 @@ last) against 0.86-1.1 for the residuals whitened by ``dtrmm`` and their norms.
 (:class:`~.covariance.full.FullCovariance` keeps ``dtrmm`` for wider data and a dense product
 for factors set by hand).
 
-The loop is written in LLVM's portable vector operations (``<8 x double>``, ``llvm.fma``) by a
+The loop is written in LLVM's portable vector operations (``<8 x double>``, ``llvm.fmuladd``) by a
 Numba intrinsic, because Numba does not run LLVM's SLP vectorizer and its loop vectorizer
 vectorizes the inner product along ``l`` (one horizontal sum per column). Under
 :func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors` LLVM keeps the vectors 512 bits
@@ -35,13 +35,13 @@ wide on AVX-512 CPUs and splits them into two 256-bit halves elsewhere (AVX2), o
 each; no instruction set is assumed.
 
 **Rounding.** Each whitened coordinate ``y_j = sum_{l <= j} a_l U[l, j] - m_j`` is summed by
-fused multiply-adds in order of ``l``, starting at ``-m_j``: its computed value is within
-``gamma_{j+2} (|m_j| + sum_{l <= j} |a_l U[l, j]|)`` of the exact one (``gamma_n = n eps /
-(1 - n eps)``, ``eps = 2^-53``), as for BLAS's ``X @ U - mu @ U``; the squares and their sum add
-a relative ``gamma_{d+1}``. So a distance is within
-``2 g sum_j |y_j| s_j + g^2 sum_j s_j^2 + g (1 + g) sum_j (|y_j| + g s_j)^2`` of the exact value,
-``s_j = |m_j| + sum_l |a_l U[l, j]|`` and ``g = gamma_{d+4}`` (the squares' sum takes
-``ceil(d / 8)`` fused multiply-adds per lane and three additions across the lanes); BLAS's
+multiply-adds in order of ``l``, starting at ``-m_j`` (each fused, one rounding, where the CPU
+has them; else two): its computed value is within ``gamma_{2(j+2)} (|m_j| + sum_{l <= j}
+|a_l U[l, j]|)`` of the exact one (``gamma_n = n eps / (1 - n eps)``, ``eps = 2^-53``), as for
+BLAS's ``X @ U - mu @ U``; the squares and their sum add a relative ``gamma_{2 (d+4)}`` (the sum
+takes ``ceil(d / 8)`` multiply-adds per lane and three additions across the lanes). So a
+distance is within ``2 g sum_j |y_j| s_j + g^2 sum_j s_j^2 + g (1 + g) sum_j (|y_j| + g s_j)^2``
+of the exact value, ``s_j = |m_j| + sum_l |a_l U[l, j]|`` and ``g = gamma_{2 (d+4)}``; BLAS's
 ``sum((X @ U - mu @ U)^2)`` carries a bound of the same form (``tests/test_mixture_whitened.py``
 checks both against extended precision).
 """
@@ -113,8 +113,9 @@ def splat(builder: ir.IRBuilder, value: ir.Value) -> ir.Value:
 
 
 def fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value) -> ir.Value:
-    """``a * b + c`` lane by lane, rounded once (``llvm.fma`` on ``<8 x double>``)."""
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(VECTOR, [VECTOR] * 3), "llvm.fma.v8f64")
+    """``a * b + c`` lane by lane (``llvm.fmuladd`` on ``<8 x double>``: one fused multiply-add
+    where the CPU has them, else a multiplication and an addition, never a library call)."""
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(VECTOR, [VECTOR] * 3), "llvm.fmuladd.v8f64")
     return builder.call(fn, [a, b, c])
 
 
