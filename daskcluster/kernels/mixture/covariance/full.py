@@ -104,9 +104,12 @@ if TYPE_CHECKING:
     from ..params import GaussianParams
     from ..stats import Accumulator
 
-#: Rows each component's buffer gathers for its second moment before a SYRK adds them
-#: (K buffers of 256 rows: 1 MiB at 50 features and 10 components, in cache).
-GATHER_ROWS = 256
+#: Rows each component's buffer gathers for its second moment before its product is added
+#: (K buffers of 128 rows: 0.5 MiB at 50 features and 10 components, in cache; a buffer of
+#: 56 padded columns, 57 KiB, is read once per block of the triangle by :mod:`..gram`. Kernel
+#: CPU per BGMM iteration, one thread, alternated in one process: 0.0735 at 96 and 128 rows,
+#: 0.0760 at 256; 0.0701 / 0.0706 / 0.0716 / 0.0737 at 128 / 64 / 256 / 512).
+GATHER_ROWS = 128
 #: Rows of a segment that is not float64 as stored cast (and mapped) at a time for its second moments.
 CAST_ROWS = 4096
 #: Share of a component's second-moment trace that the terms a segment leaves out may reach
