@@ -69,14 +69,14 @@ ROWS = 8
 #: fewer operands per multiply-add but take the triangle in steps of 16 columns: 242 vector
 #: multiply-adds a row and component against 218; measured with the zero columns last).
 BLOCKS = 1
-#: Features up to which this loop costs less than BLAS ``dtrmm`` on the residuals, their
+#: Features up to which this loop costs no more than BLAS ``dtrmm`` on the residuals, their
 #: squared norms included (one thread, 10 components, tiles of 64 KiElements, OpenBLAS SkylakeX;
-#: ns per row, this loop against ``dtrmm``: 73 / 282 at 16 features, 538 / 860 at 50,
-#: 652 / 872 at 64, 1,015 / 1,179 at 80, 1,555 / 1,318 at 90, 1,875 / 1,565 at 100,
-#: 7,225 / 5,232 at 200, with the zero columns last; first: 400 at 50, 630 at 64, 1,037 at 80,
-#: 1,384 at 90, 1,790 at 100, ``dtrmm``'s times then too noisy to place the crossover anew): beyond, the factors' rows, re-read once per :data:`ROWS` rows,
-#: leave the L1 cache while BLAS blocks for it.
-MAX_FEATURES = 80
+#: ns per row, this loop against ``dtrmm``, load ~1: 979-992 / 1,115-1,134 at 80 features,
+#: 1,218-1,254 / 1,302-1,344 at 90, 1,625-1,627 / 1,646-1,718 at 100, 2,520-2,560 /
+#: 2,169-2,175 at 120; 400 / 860-1,100 at 50): beyond, the factors' rows, re-read once per
+#: :data:`ROWS` rows, leave the L1 cache while BLAS blocks for it. (With the zero columns
+#: last the crossover was between 80 and 90.)
+MAX_FEATURES = 100
 _F64 = ir.DoubleType()
 VECTOR = ir.VectorType(_F64, LANES)
 INT64 = ir.IntType(64)

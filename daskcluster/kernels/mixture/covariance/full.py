@@ -1,6 +1,6 @@
 """``'full'``: each component has its own covariance matrix.
 
-**E-step.** Up to :data:`~..whitened.MAX_FEATURES` features (80, the measured crossover) and
+**E-step.** Up to :data:`~..whitened.MAX_FEATURES` features (100, the measured crossover) and
 upper-triangular factors ``L_k`` (scikit-learn's ``precisions_cholesky_``), the squared
 whitened distances ``||(x - ref) L_k - (mu_k - ref) L_k||^2`` of a tile are one compiled loop
 of register blocks that writes nothing but the (rows, K) distances
@@ -22,7 +22,7 @@ multiplied whole (GEMM).
 and each component's ``sum r (x - mu_k)(x - mu_k)^T`` is added as ``z^T z`` with
 ``z = sqrt(r) (x - mu_k)`` (the segment's rows read once, each kept row gathered into its
 component's buffer of a few hundred rows; each buffer's product by the compiled register
-blocks of :func:`~..gram.gram_lower_add` from 8 to 80 features, by SYRK otherwise) over the
+blocks of :func:`~..gram.gram_lower_add` from 8 to 100 features, by SYRK otherwise) over the
 rows it holds,
 centred at the component's current mean ``mu_k`` (so only the mean's move in this iteration
 cancels). For components holding at least one row's worth of mass (``min_resp > 0``), the
@@ -385,7 +385,7 @@ def uses_gram(n_features: int) -> bool:  # pragma: no cover (compiled)
     """Whether the second moments' buffers are added by the compiled register blocks of
     :mod:`..gram` (:data:`~..gram.ROWS` to :data:`~..whitened.MAX_FEATURES` features; measured
     per buffer of 256 rows, one thread: 18 against 26 us for ``dsyrk`` at 50 features, 37 against
-    49 at 80) rather than by SYRK."""
+    49 at 80, 48 against 70 at 100) rather than by SYRK."""
     return GRAM_ROWS <= n_features <= MAX_FEATURES
 
 
