@@ -153,8 +153,7 @@ def test_row_estep_skips_only_responsibilities_below_min_resp() -> None:
     ``sum r log r`` are :func:`row_responsibilities`' (the skipped terms move them by less than
     1e-29 of the total). Gaps of 68 and 71.5 nats sit on either side of the floor; a component
     with ``min_resp`` 0 keeps a responsibility of exp(-300)."""
-    from daskcluster.kernels.mixture.diag_rows import _responsibilities, exp_floor
-    from daskcluster.kernels.mixture.estep import row_responsibilities
+    from daskcluster.kernels.mixture.estep import exp_floor, responsibilities_above, row_responsibilities
 
     top = -10.0
     w = top - np.array([0.0, 68.0, 71.5, 300.0, 800.0, 0.5])
@@ -162,7 +161,7 @@ def test_row_estep_skips_only_responsibilities_below_min_resp() -> None:
     floor = exp_floor(min_resp)
     assert_allclose(floor, [math.log(K.MIN_RESP) - 1.0] * 3 + [-746.0] + [math.log(K.MIN_RESP) - 1.0] * 2)
     ours, ref = w.copy(), w.copy()
-    log_norm, entropy = _responsibilities(ours, floor)
+    log_norm, entropy = responsibilities_above(ours, floor)
     ref_norm, ref_entropy, _ = row_responsibilities(ref)
     assert K.MIN_RESP < ref[1] and 0.0 < ref[2] < K.MIN_RESP and ref[3] > 0.0 and ref[4] == 0.0
     assert ours[2] == 0.0

@@ -23,7 +23,7 @@ disk; Dask's threads run it in parallel), :data:`TILE_ROWS` rows at a time:
    responsibilities are non-zero for 8 of 10 components but above ``1e-30`` for fewer than 2:
    the terms left out change ``n_k`` by less than ``1e-30`` a row. So the exponential of a
    component more than ``-log(min_resp) + 1`` nats (70 for ``1e-30``) below the row's best is
-   not taken (:func:`_responsibilities`): its ``r_k < min_resp / e`` would be left out of the
+   not taken (:func:`.estep.responsibilities_above`): its ``r_k < min_resp / e`` would be left out of the
    statistics anyway, and ``log p(x)`` and ``sum r log r`` move by less than ``1e-27`` (the
    same bits on MNIST8M chunks; 3-10 % less CPU a chunk in EM iterations 3-5, where 5-6 of the
    7 exponentials a row took are skipped);
@@ -75,7 +75,7 @@ import numpy as np
 
 from ..blocks import Affine
 from .buffers import COMPUTE_DTYPE
-from .estep import EXP_UNDERFLOW
+from .estep import exp_floor, responsibilities_above
 from .params import GaussianParams
 from .stats import Accumulator
 
@@ -161,45 +161,12 @@ def _add_held(v: np.ndarray, held: np.ndarray, resp: np.ndarray, counts: np.ndar
         counts[k] = 0
 
 
-@numba.njit(nogil=True, cache=True)
-def _responsibilities(w: np.ndarray, floor: np.ndarray) -> tuple[float, float]:  # pragma: no cover (compiled)
-    """:func:`.estep.row_responsibilities` of one row, without the exponentials of the
-    components at or below their ``floor`` (:func:`exp_floor`: ``s = w_k - max <= floor_k``
-    means ``r_k`` below the component's ``min_resp``, left out of the statistics anyway; those
-    ``r_k`` are set to 0). Returns ``(log p(x), sum_k r_k log r_k)``."""
-    k_n = w.shape[0]
-    top = -np.inf
-    for k in range(k_n):
-        if w[k] > top:  # noqa: PLR1730 (a NaN is passed over, as in row_responsibilities)
-            top = w[k]
-    if not math.isfinite(top):
-        top = 0.0
-    total = 0.0
-    weighted = 0.0
-    for k in range(k_n):
-        s = w[k] - top
-        if s > floor[k]:
-            e = math.exp(s)
-            total += e
-            weighted += e * s
-            w[k] = e
-        else:
-            w[k] = 0.0
-    if not total > 0.0:
-        return -np.inf, 0.0
-    log_total = math.log(total)
-    inv = 1.0 / total
-    for k in range(k_n):
-        w[k] *= inv
-    return top + log_total, weighted / total - log_total
-
-
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
 def _diag_em_rows(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, mb: np.ndarray, prec: np.ndarray,
                   log_const: np.ndarray, min_resp: np.ndarray, floor: np.ndarray, nk: np.ndarray, s1: np.ndarray,
                   s2: np.ndarray) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
     """E-step and statistics of the stored rows ``x`` (see the module notes; ``floor`` from
-    :func:`exp_floor`). Returns
+    :func:`.estep.exp_floor`). Returns
     ``(sum log p(x), sum r log r, first row whose log p(x) is not finite or -1, its value)``;
     the statistics are incomplete after a non-finite row. (No array views inside the loops:
     each costs about as much as a row's work at 50 features.)"""
@@ -222,7 +189,7 @@ def _diag_em_rows(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, m
                     v[g + b, j] = (x[i, j] * scale + offset) - ref[j]
             _log_densities4(v, g, mb, prec, log_const, w)
         for b in range(t_rows):
-            log_norm, ent = _responsibilities(w[b], floor)
+            log_norm, ent = responsibilities_above(w[b], floor)
             if not math.isfinite(log_norm):
                 return log_lik, entropy, t0 + b, log_norm
             log_lik += log_norm
@@ -235,15 +202,6 @@ def _diag_em_rows(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, m
                     counts[k] += 1
         _add_held(v, held, resp, counts, nk, s1, s2)
     return log_lik, entropy, -1, 0.0
-
-
-def exp_floor(min_resp: np.ndarray) -> np.ndarray:
-    """Per component, the ``s = w_k - max_k w_k`` at or below which :func:`_responsibilities`
-    takes no exponential: ``log(min_resp) - 1`` where ``min_resp > 0`` (then
-    ``r_k <= exp(s) < min_resp``), else where ``exp`` underflows (:data:`.estep.EXP_UNDERFLOW`)."""
-    positive = np.where(min_resp > 0, min_resp, 1.0)
-    return np.ascontiguousarray(np.where(min_resp > 0, np.maximum(np.log(positive) - 1.0, EXP_UNDERFLOW),
-                                         EXP_UNDERFLOW), dtype=COMPUTE_DTYPE)
 
 
 def flush_tiny(a: np.ndarray) -> np.ndarray:
