@@ -63,14 +63,16 @@ def needs_squares(models: Sequence[GaussianParams]) -> bool:
 EXP_UNDERFLOW = -746.0
 
 
-#: The ``floor`` of :func:`_responsibilities` that means ``exp``'s underflow for every component.
-_NO_FLOOR = np.empty(0)
-
-
 @numba.njit(nogil=True, cache=True)
-def _responsibilities(w: np.ndarray, floor: np.ndarray) -> tuple[float, float, int]:  # pragma: no cover (compiled)
-    """:func:`row_responsibilities`, no exponential taken for ``s = w_k - max <= floor_k``
-    (``floor`` of shape (K,), or empty for ``exp``'s underflow, :data:`EXP_UNDERFLOW`)."""
+def row_responsibilities(w: np.ndarray) -> tuple[float, float, int]:  # pragma: no cover (compiled)
+    """One row's E-step from ``w = log w_k + log N(x | k)`` (K,), overwritten in place by the
+    responsibilities. Returns ``(log p(x), sum_k r_k log r_k, argmax_k w_k)``; ``log p(x)`` is
+    not finite when the row is not (the responsibilities are then undefined).
+
+    The log-sum-exp from one exponential per component: with ``s = w - max`` and
+    ``t = sum exp(s)``, ``log p(x) = max + log t`` and ``sum r log r = sum exp(s) s / t - log t``
+    (scikit-learn's ``sum(exp(log_resp) * log_resp)``); terms below ``exp``'s underflow are 0.
+    """
     k_n = w.shape[0]
     top = -np.inf
     best = 0
@@ -80,12 +82,11 @@ def _responsibilities(w: np.ndarray, floor: np.ndarray) -> tuple[float, float, i
             best = k
     if not math.isfinite(top):
         top = 0.0
-    floored = floor.shape[0] > 0
     total = 0.0
     weighted = 0.0
     for k in range(k_n):
         s = w[k] - top
-        if s > (floor[k] if floored else EXP_UNDERFLOW):
+        if s > EXP_UNDERFLOW:
             e = math.exp(s)
             total += e
             weighted += e * s
@@ -102,26 +103,36 @@ def _responsibilities(w: np.ndarray, floor: np.ndarray) -> tuple[float, float, i
 
 
 @numba.njit(nogil=True, cache=True)
-def row_responsibilities(w: np.ndarray) -> tuple[float, float, int]:  # pragma: no cover (compiled)
-    """One row's E-step from ``w = log w_k + log N(x | k)`` (K,), overwritten in place by the
-    responsibilities. Returns ``(log p(x), sum_k r_k log r_k, argmax_k w_k)``; ``log p(x)`` is
-    not finite when the row is not (the responsibilities are then undefined).
-
-    The log-sum-exp from one exponential per component: with ``s = w - max`` and
-    ``t = sum exp(s)``, ``log p(x) = max + log t`` and ``sum r log r = sum exp(s) s / t - log t``
-    (scikit-learn's ``sum(exp(log_resp) * log_resp)``); terms below ``exp``'s underflow are 0.
-    """
-    return _responsibilities(w, _NO_FLOOR)
-
-
-@numba.njit(nogil=True, cache=True)
 def responsibilities_above(w: np.ndarray, floor: np.ndarray) -> tuple[float, float]:  # pragma: no cover (compiled)
     """:func:`row_responsibilities` without the exponentials of the components at or below their
     ``floor`` (:func:`exp_floor`: ``s = w_k - max <= floor_k`` means ``r_k`` below the
     component's ``min_resp``, left out of the statistics anyway; those ``r_k`` are set to 0).
     Returns ``(log p(x), sum_k r_k log r_k)``."""
-    value, entropy, _ = _responsibilities(w, floor)
-    return value, entropy
+    k_n = w.shape[0]
+    top = -np.inf
+    for k in range(k_n):
+        if w[k] > top:  # noqa: PLR1730 (a NaN is passed over, as in row_responsibilities)
+            top = w[k]
+    if not math.isfinite(top):
+        top = 0.0
+    total = 0.0
+    weighted = 0.0
+    for k in range(k_n):
+        s = w[k] - top
+        if s > floor[k]:
+            e = math.exp(s)
+            total += e
+            weighted += e * s
+            w[k] = e
+        else:
+            w[k] = 0.0
+    if not total > 0.0:
+        return -np.inf, 0.0
+    log_total = math.log(total)
+    inv = 1.0 / total
+    for k in range(k_n):
+        w[k] *= inv
+    return top + log_total, weighted / total - log_total
 
 
 def exp_floor(min_resp: np.ndarray) -> np.ndarray:
