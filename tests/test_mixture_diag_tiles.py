@@ -1,4 +1,5 @@
-"""The diagonal types' compiled EM pass (``kernels/mixture/diag_rows.py``) against a naive NumPy
+"""The diagonal types' compiled EM passes (``kernels/mixture/diag_rows.py``, dense, and
+``kernels/mixture/diag_nonzeros.py``, on the non-zeros; every test runs both) against a naive NumPy
 reference, on the data it is tuned for: rows with zero columns (image borders), all-zero and
 dense blocks, blocks that end inside a tile, components too light to drop small
 responsibilities, and a non-finite row inside a tile.
@@ -25,7 +26,16 @@ from scipy.special import logsumexp
 from daskcluster.errors import NonFiniteDataError
 from daskcluster.kernels import mixture as K
 from daskcluster.kernels.blocks import Affine, ChunkInfo
+from daskcluster.kernels.mixture import diag_rows
 from daskcluster.kernels.mixture.diag_rows import ROW_GROUP, TILE_ROWS
+
+
+@pytest.fixture(autouse=True, params=["dense", "nonzeros"])
+def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test on both loops of a block: the dense one, and the one on the non-zeros
+    (:mod:`.diag_nonzeros`, taken for every block whose affine map has no offset)."""
+    monkeypatch.setattr(diag_rows, "NONZERO_SHARE", 1.0 if request.param == "nonzeros" else -1.0)
+    return str(request.param)
 
 
 def images(n: int, seed: int, side: int = 8) -> np.ndarray:

@@ -75,6 +75,7 @@ import numpy as np
 
 from ..blocks import Affine
 from .buffers import COMPUTE_DTYPE
+from .diag_nonzeros import MAX_COMPONENTS, NonzeroParams, diag_em_nonzeros
 from .estep import exp_floor, responsibilities_above
 from .params import GaussianParams
 from .stats import Accumulator
@@ -83,6 +84,11 @@ from .stats import Accumulator
 ROW_GROUP = 4
 #: Rows of a tile: cast, E-step, then the statistics of all of them (a multiple of :data:`ROW_GROUP`).
 TILE_ROWS = 64
+#: Largest share of non-zero values among a block's first :data:`SHARE_ROWS` rows for which the
+#: block takes the pass on its non-zeros (:mod:`.diag_nonzeros`), when its affine map has no offset.
+NONZERO_SHARE = 0.5
+#: Rows whose share of non-zero values chooses a block's loop (deterministic given the block).
+SHARE_ROWS = 256
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -230,6 +236,16 @@ class DiagRows:
         self.log_const = np.ascontiguousarray(gp.log_const, dtype=COMPUTE_DTYPE)
         self.min_resp = np.ascontiguousarray(gp.min_resp, dtype=COMPUTE_DTYPE)
         self.floor = exp_floor(self.min_resp)
+        self.means = np.asarray(gp.means, dtype=COMPUTE_DTYPE)
+        self._nonzero_params: NonzeroParams | None = None
+
+    def uses_nonzeros(self, block: np.ndarray) -> bool:
+        """Whether :meth:`add` takes ``block`` on its non-zeros (:mod:`.diag_nonzeros`): an affine
+        map without offset, at most :data:`~.diag_nonzeros.MAX_COMPONENTS` components, and at most
+        :data:`NONZERO_SHARE` of the values of its first :data:`SHARE_ROWS` rows non-zero."""
+        head = block[:SHARE_ROWS]
+        return (self.offset == 0.0 and self.means.shape[0] <= MAX_COMPONENTS and head.size > 0
+                and np.count_nonzero(head) <= NONZERO_SHARE * head.size)
 
     def add(self, acc: Accumulator, block: np.ndarray) -> tuple[int, float]:
         """Add the rows of ``block`` (as stored: any real dtype, the affine map applied here) to
@@ -240,9 +256,12 @@ class DiagRows:
         row's ``log p(x)`` non-finite: the row returned is then the first row holding one."""
         if not block.flags.c_contiguous:
             block = np.ascontiguousarray(block)
-        log_lik, entropy, bad, value = _diag_em_rows(block, self.scale, self.offset, self.ref, self.mb, self.prec,
-                                                     self.log_const, self.min_resp, self.floor, acc.nk, acc.s1,
-                                                     acc.s2)
+        if self.uses_nonzeros(block):
+            log_lik, entropy, bad, value = self._add_nonzeros(acc, block)
+        else:
+            log_lik, entropy, bad, value = _diag_em_rows(block, self.scale, self.offset, self.ref, self.mb, self.prec,
+                                                         self.log_const, self.min_resp, self.floor, acc.nk, acc.s1,
+                                                         acc.s2)
         acc.n_rows += block.shape[0]
         acc.log_lik += log_lik
         acc.entropy += entropy
@@ -251,3 +270,22 @@ class DiagRows:
             if not finite.all():
                 bad = int(np.argmin(finite))
         return bad, value
+
+    def _add_nonzeros(self, acc: Accumulator, block: np.ndarray) -> tuple[float, float, int, float]:
+        """:func:`.diag_nonzeros.diag_em_nonzeros` on ``block``, its sums around 0 moved to
+        ``acc``'s around ``ref``: ``S1 - n ref`` and ``S2 - 2 ref S1 + n ref^2`` per component
+        (see :mod:`.diag_nonzeros` for their rounding)."""
+        if self._nonzero_params is None:
+            self._nonzero_params = NonzeroParams(self.means, self.prec)
+        p = self._nonzero_params
+        k_n, d = self.means.shape
+        nk = np.zeros(k_n)
+        s1 = np.zeros((d, p.pt.shape[1]))
+        s2 = np.zeros((d, p.pt.shape[1]))
+        out = diag_em_nonzeros(block, self.scale, p.pt, p.at, p.c, self.log_const, self.min_resp, self.floor, nk,
+                               s1, s2)
+        t1 = s1[:, :k_n].T
+        acc.nk += nk
+        acc.s1 += t1 - nk[:, None] * self.ref
+        acc.s2 += s2[:, :k_n].T - 2.0 * self.ref * t1 + nk[:, None] * (self.ref * self.ref)
+        return out

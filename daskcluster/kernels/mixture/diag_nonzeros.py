@@ -1,0 +1,464 @@
+"""The EM pass of the diagonal types over rows that are mostly zeros, on their non-zeros only.
+
+For rows stored with many exact zeros (images as ``uint8``: MNIST's rows are 75 % zero bytes)
+and an affine map without offset (``x = stored * scale``), the diagonal E-step is taken in the
+form scikit-learn itself computes (``_estimate_log_gaussian_prob``: ``sum(mu^2 P) - 2 x (mu P)^T +
+x^2 P^T``), whose data terms vanish where ``x_j = 0``::
+
+    log p_k(x) = log_const_k - (c_k + sum_{j: x_j != 0} x_j (x_j P_kj + A_kj)) / 2,
+    c_k = sum_j mu_kj^2 P_kj,   A_kj = -2 mu_kj P_kj   (both once per block),
+
+and the M-step's sums ``sum r x`` and ``sum r x^2`` take the non-zeros only, around 0. Per row:
+
+1. **Non-zeros without a compaction pass.** Each 64 features of the stored row are compared
+   with zero by one vector compare (``icmp ne <64 x i8>`` for bytes, ``fcmp une`` for floats, so
+   a NaN counts as non-zero) whose ``<64 x i1>`` is read as one ``i64`` bit mask; the mask is
+   walked with ``cttz`` and ``m & (m - 1)``, writing each non-zero's index and value
+   (``x * scale`` in float64) once; the last ``d mod 64`` features are tested one by one.
+2. **E-step, the components as vector lanes.** The parameters are laid out (d, Kpad), ``Kpad``
+   the components rounded up to a multiple of :data:`LANES` (zero lanes beyond ``K``); per
+   non-zero and block of 8 components, one load of ``P[j]`` and of ``A[j]`` and two
+   multiply-adds, ``t = x P + A`` and ``acc += x t``, over :data:`ACCUMULATORS` independent
+   accumulators (consecutive non-zeros in turn) to hide the multiply-add latency. Then the
+   log-sum-exp, responsibilities and ``sum r log r`` of :func:`.estep.responsibilities_above`
+   (the same floor rule as the dense loop of :mod:`.diag_rows`).
+3. **Statistics, per block of 8 components holding the row.** ``r_k`` is kept where it is non-zero
+   and at least ``min_resp_k`` (as in :mod:`.diag_rows`), else 0; a block of 8 components none of
+   which keeps the row is skipped; else per non-zero ``S1[j] += r x_j`` and ``S2[j] += (r x_j) x_j``
+   as 8-lane vector read-modify-writes of the (d, Kpad) sums (in L2: 100 KB each at 784 features
+   and 16 lanes).
+
+The vector code is LLVM's portable vector IR (``<64 x i8>`` compares, ``<8 x double>`` loads,
+broadcasts and ``llvm.fmuladd``) emitted by Numba intrinsics, as in :mod:`.whitened`: 512-bit
+registers on AVX-512 CPUs (:func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors`), two or
+more narrower instructions elsewhere; no instruction set is assumed.
+
+**Statistics around the block's reference point.** The sums are taken around 0 (``S1 = sum r
+x``, ``S2 = sum r x^2``, scikit-learn's ``resp^T X`` and ``resp^T X^2``) and handed to the block's
+:class:`~.stats.Accumulator` around its ``ref`` as ``S1 - n ref`` and ``S2 - 2 ref S1 + n ref^2``
+(per component, ``n = sum r``): each entry within ``3 eps (S2 + 2 |ref S1| + n ref^2)`` of the
+exact conversion (``eps = 2^-53``), an absolute error of the size of the rounding of ``S2``
+itself when ``|ref|`` is of the order of the data (``ref`` is the mean of the block's first 256
+rows). The centred second moment ``S2 - S1^2 / n`` then cancels as scikit-learn's
+``avg_X2 - 2 avg_X_means + avg_means2`` does (the same order of error).
+
+**Rounding of the E-step.** The expanded form cancels where ``x`` is near ``mu`` with a large
+``P``: summing ``c_k`` (pairwise) and the ``m`` non-zero terms (each ``t`` one fused rounding,
+or two; the ``m`` terms over 4 accumulators, then added pairwise, and ``c_k``), the computed
+``D_k = c_k + sum x (x P + A)`` is within ``gamma_{m + 6} (c_k + sum_{nz} |x| (|x| P + |A|)) +
+gamma_{log2(d) + 1} c_k`` of the exact ``sum_j P_kj (x_j - mu_kj)^2`` (``gamma_n = n eps / (1 - n
+eps)``), where the dense loop of :mod:`.diag_rows` is within ``gamma_{d + 3} D_k``: the two
+agree to the cancellation's ratio ``(c_k + sum |x| (|x| P + |A|)) / D_k`` times ``eps``, as
+scikit-learn's form does (``tests/test_mixture_diag_nonzeros.py`` checks the bound against exact
+rational arithmetic).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from ..vectorwidth import prefer_wide_vectors
+from .estep import responsibilities_above
+from .whitened import LANES
+
+#: Features compared with zero by one vector compare (one ``i64`` bit mask).
+MASK_WIDTH = 64
+#: Independent accumulators per block of components in the E-step (the multiply-add latency
+#: over its throughput: 4 cycles on the measured CPU, one multiply-add per cycle per chain).
+ACCUMULATORS = 4
+#: Lanes of the narrow vector that ends a padded width of 4 mod 8.
+HALF = 4
+#: Components up to which the non-zero pass applies (its vector layouts are compiled per width).
+MAX_COMPONENTS = 32
+#: The padded widths (lanes of the (d, Kpad) parameters) the compiled loops have a layout for.
+WIDTHS = tuple(range(HALF, MAX_COMPONENTS + 1, HALF))
+#: Rows of a tile: their distances, then their statistics, feature block by feature block.
+TILE_ROWS = 64
+_I64 = ir.IntType(64)
+_F64 = ir.DoubleType()
+_VECTOR = ir.VectorType(_F64, LANES)
+
+
+def padded_components(n_components: int) -> int:
+    """Lanes of the (d, Kpad) parameters: ``n_components`` rounded up to a multiple of :data:`HALF`."""
+    return -(-n_components // HALF) * HALF
+
+
+@intrinsic
+def _nonzero_bits(typingctx: Any, x: Any, i: Any, j0: Any) -> Any:  # pragma: no cover - compiled
+    """Bit ``b`` of the ``int64`` result set iff ``x[i, j0 + b] != 0`` (a NaN is non-zero), for
+    ``b <`` :data:`MASK_WIDTH`; ``x`` 2-D C-contiguous of an integer or float dtype, columns
+    ``j0 .. j0 + 63`` must exist. One vector load and compare."""
+    if not (isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C"
+            and isinstance(x.dtype, (types.Integer, types.Float))):
+        return None
+    sig = types.int64(x, i, j0)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        arr, row, col = args
+        tx = signature.args[0]
+        va = context.make_array(tx)(context, builder, arr)
+        d = cgutils.unpack_tuple(builder, va.shape, 2)[1]
+        row = context.cast(builder, row, signature.args[1], types.intp)
+        col = context.cast(builder, col, signature.args[2], types.intp)
+        elem = context.get_data_type(tx.dtype)
+        vec = ir.VectorType(elem, MASK_WIDTH)
+        ptr = builder.gep(va.data, [builder.add(builder.mul(row, d), col)])
+        values = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+        zero = ir.Constant(vec, [0] * MASK_WIDTH if isinstance(tx.dtype, types.Integer) else [0.0] * MASK_WIDTH)
+        if isinstance(tx.dtype, types.Integer):
+            nonzero = builder.icmp_unsigned("!=", values, zero)
+        else:
+            nonzero = builder.fcmp_unordered("!=", values, zero)
+        return builder.bitcast(nonzero, _I64)
+
+    return sig, codegen
+
+
+def _vector(lanes: int) -> ir.VectorType:
+    return ir.VectorType(_F64, lanes)
+
+
+def _chunks(width: int) -> list[int]:
+    """The vectors (their lanes) of a padded width: 8-lane ones, then a 4-lane one for ``width = 4 mod 8``."""
+    return [LANES] * (width // LANES) + ([HALF] if width % LANES else [])
+
+
+def _vector_ptr(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, lanes: int) -> ir.Value:
+    return builder.bitcast(builder.gep(base, [offset]), _vector(lanes).as_pointer())
+
+
+def _splat(builder: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+    """``value`` in every lane."""
+    vec = _vector(lanes)
+    one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
+    mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
+    return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), mask)
+
+
+def _fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value, lanes: int) -> ir.Value:
+    """``a * b + c`` lane by lane (``llvm.fmuladd``: fused where the CPU has it, never a library call)."""
+    vec = _vector(lanes)
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fmuladd.v{lanes}f64")
+    return builder.call(fn, [a, b, c])
+
+
+def _switch_width(builder: ir.IRBuilder, width: ir.Value, emit: Any) -> None:
+    """Emit ``emit(chunks)`` once per padded width of :data:`WIDTHS` (compile-time vector
+    layouts, so that accumulators stay in registers) and run the one equal to ``width``; nothing
+    for another width."""
+    end = builder.append_basic_block("width.end")
+    switch = builder.switch(width, end)
+    for w in WIDTHS:
+        case = builder.append_basic_block(f"width.{w}")
+        switch.add_case(ir.Constant(_I64, w), case)
+        builder.position_at_end(case)
+        emit(_chunks(w))
+        builder.branch(end)
+    builder.position_at_end(end)
+
+
+def _walk_bits(builder: ir.IRBuilder, bits: ir.Value, unroll: int, body: Any) -> None:
+    """Call ``body(u, b, valid)`` for the set bits ``b`` of ``bits`` (an ``i64``), lowest first,
+    ``unroll`` per turn of the loop (``u`` the position in the turn; past the last set bit,
+    ``valid`` is false and ``b`` is 0): ``cttz`` and ``m & (m - 1)``, branch-free within a turn."""
+    zero = ir.Constant(_I64, 0)
+    one = ir.Constant(_I64, 1)
+    state = cgutils.alloca_once(builder, _I64)
+    builder.store(bits, state)
+    cond = builder.append_basic_block("walk.cond")
+    turn = builder.append_basic_block("walk.body")
+    end = builder.append_basic_block("walk.end")
+    builder.branch(cond)
+    builder.position_at_end(cond)
+    builder.cbranch(builder.icmp_unsigned("!=", builder.load(state), zero), turn, end)
+    builder.position_at_end(turn)
+    m = builder.load(state)
+    for u in range(unroll):
+        valid = ir.Constant(ir.IntType(1), 1) if u == 0 else builder.icmp_unsigned("!=", m, zero)
+        low = builder.cttz(m, ir.Constant(ir.IntType(1), 0))
+        body(u, builder.select(valid, low, zero), valid)
+        m = builder.and_(m, builder.sub(m, one))
+    builder.store(m, state)
+    builder.branch(cond)
+    builder.position_at_end(end)
+
+
+def _stored_value(context: Any, builder: ir.IRBuilder, tx: Any, data: ir.Value, at: ir.Value,
+                  scale: ir.Value) -> ir.Value:
+    """``float64(x.flat[at]) * scale``."""
+    raw = builder.load(builder.gep(data, [at]))
+    return builder.fmul(context.cast(builder, raw, tx.dtype, types.float64), scale)
+
+
+def _stored_rows(x: Any) -> bool:
+    return (isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C"
+            and isinstance(x.dtype, (types.Integer, types.Float)))
+
+
+def _f64_array(t: Any, ndim: int) -> bool:
+    return isinstance(t, types.Array) and t.ndim == ndim and t.dtype == types.float64 and t.layout == "C"
+
+
+@intrinsic
+def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: Any, pt: Any, at: Any,
+                     dist: Any, row: Any) -> Any:  # pragma: no cover - compiled
+    """``dist[row, k] += sum_{b in bits} y_j (y_j pt[j, k] + at[j, k])``, ``j = j0 + b``,
+    ``y_j = x[i, j] * scale``, for every lane ``k`` of the padded width ``Kpad`` (one of
+    :data:`WIDTHS`; ``pt``, ``at`` (d, Kpad) and ``dist`` (rows, Kpad) float64 C-contiguous):
+    :data:`ACCUMULATORS` sets of vector accumulators (the first starts at ``dist[row]``), summed
+    pairwise."""
+    if not (_stored_rows(x) and _f64_array(pt, 2) and _f64_array(at, 2) and _f64_array(dist, 2)):
+        return None
+    sig = types.void(x, i, j0, bits, scale, pt, at, dist, row)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        a_x, a_i, a_j0, a_bits, a_scale, a_pt, a_at, a_dist, a_row = args
+        tx, ti, tj, tb, ts, tp, ta, td, tr = signature.args
+        vx = context.make_array(tx)(context, builder, a_x)
+        vp = context.make_array(tp)(context, builder, a_pt)
+        va = context.make_array(ta)(context, builder, a_at)
+        vd = context.make_array(td)(context, builder, a_dist)
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        width = cgutils.unpack_tuple(builder, vp.shape, 2)[1]
+        i = context.cast(builder, a_i, ti, types.intp)
+        j0 = context.cast(builder, a_j0, tj, types.intp)
+        bits = context.cast(builder, a_bits, tb, types.int64)
+        scale = context.cast(builder, a_scale, ts, types.float64)
+        row = context.cast(builder, a_row, tr, types.intp)
+        x_row = builder.add(builder.mul(i, d), j0)
+        d_row = builder.mul(row, width)
+        f_zero = ir.Constant(_F64, 0.0)
+
+        def emit(chunks: list[int]) -> None:
+            offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
+            accs = [[cgutils.alloca_once(builder, _vector(n)) for n in chunks] for _ in range(ACCUMULATORS)]
+            for c, n in enumerate(chunks):
+                builder.store(builder.load(_vector_ptr(builder, vd.data, builder.add(d_row, offsets[c]), n), align=8),
+                              accs[0][c])
+                for u in range(1, ACCUMULATORS):
+                    builder.store(ir.Constant(_vector(n), [0.0] * n), accs[u][c])
+
+            def body(u: int, b: ir.Value, valid: ir.Value) -> None:
+                y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale)
+                y = builder.select(valid, y, f_zero)
+                p_row = builder.mul(builder.add(j0, b), width)
+                for c, n in enumerate(chunks):
+                    at_c = builder.add(p_row, offsets[c])
+                    p = builder.load(_vector_ptr(builder, vp.data, at_c, n), align=8)
+                    a = builder.load(_vector_ptr(builder, va.data, at_c, n), align=8)
+                    ys = _splat(builder, y, n)
+                    t = _fma(builder, ys, p, a, n)
+                    builder.store(_fma(builder, ys, t, builder.load(accs[u][c]), n), accs[u][c])
+
+            _walk_bits(builder, bits, ACCUMULATORS, body)
+            for c, n in enumerate(chunks):
+                sums = [builder.load(accs[u][c]) for u in range(ACCUMULATORS)]
+                while len(sums) > 1:
+                    sums = [builder.fadd(sums[u], sums[u + 1]) for u in range(0, len(sums), 2)]
+                builder.store(sums[0], _vector_ptr(builder, vd.data, builder.add(d_row, offsets[c]), n), align=8)
+
+        _switch_width(builder, width, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _add_block_stats(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: Any, r: Any, row: Any,
+                     held: Any, s1: Any, s2: Any) -> Any:  # pragma: no cover - compiled
+    """``s1[j, k] += r[row, k] y_j`` and ``s2[j, k] += (r[row, k] y_j) y_j`` for the bits ``b`` of
+    ``bits`` (``j = j0 + b``, ``y_j = x[i, j] * scale``) and the lanes ``k`` of the vectors set in
+    ``held`` (bit ``c`` for lanes ``8c ..``); ``r`` (rows, Kpad), ``s1``, ``s2`` (d, Kpad)
+    float64 C-contiguous."""
+    if not (_stored_rows(x) and _f64_array(r, 2) and _f64_array(s1, 2) and _f64_array(s2, 2)):
+        return None
+    sig = types.void(x, i, j0, bits, scale, r, row, held, s1, s2)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        a_x, a_i, a_j0, a_bits, a_scale, a_r, a_row, a_held, a_s1, a_s2 = args
+        tx, ti, tj, tb, ts, tr, trow, th, t1, t2 = signature.args
+        vx = context.make_array(tx)(context, builder, a_x)
+        vr = context.make_array(tr)(context, builder, a_r)
+        v1 = context.make_array(t1)(context, builder, a_s1)
+        v2 = context.make_array(t2)(context, builder, a_s2)
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        width = cgutils.unpack_tuple(builder, v1.shape, 2)[1]
+        i = context.cast(builder, a_i, ti, types.intp)
+        j0 = context.cast(builder, a_j0, tj, types.intp)
+        bits = context.cast(builder, a_bits, tb, types.int64)
+        scale = context.cast(builder, a_scale, ts, types.float64)
+        row = context.cast(builder, a_row, trow, types.intp)
+        held = context.cast(builder, a_held, th, types.int64)
+        x_row = builder.add(builder.mul(i, d), j0)
+        r_row = builder.mul(row, width)
+
+        def emit(chunks: list[int]) -> None:
+            offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
+            resp = [builder.load(_vector_ptr(builder, vr.data, builder.add(r_row, offsets[c]), n), align=8)
+                    for c, n in enumerate(chunks)]
+            keeps = [builder.icmp_unsigned("!=", builder.and_(held, ir.Constant(_I64, 1 << c)), ir.Constant(_I64, 0))
+                     for c in range(len(chunks))]
+
+            def body(u: int, b: ir.Value, valid: ir.Value) -> None:
+                y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale)
+                s_row = builder.mul(builder.add(j0, b), width)
+                for c, n in enumerate(chunks):
+                    with builder.if_then(keeps[c]):
+                        ys = _splat(builder, y, n)
+                        rx = builder.fmul(resp[c], ys)
+                        at_c = builder.add(s_row, offsets[c])
+                        p1 = _vector_ptr(builder, v1.data, at_c, n)
+                        p2 = _vector_ptr(builder, v2.data, at_c, n)
+                        builder.store(builder.fadd(builder.load(p1, align=8), rx), p1, align=8)
+                        builder.store(_fma(builder, rx, ys, builder.load(p2, align=8), n), p2, align=8)
+
+            _walk_bits(builder, bits, 1, body)
+
+        _switch_width(builder, width, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def _tail_bits(x: np.ndarray, i: int, j0: int) -> int:  # pragma: no cover (compiled)
+    """:func:`_nonzero_bits` of the last ``d - j0 < 64`` columns, one by one."""
+    bits = 0
+    for j in range(j0, x.shape[1]):
+        if x[i, j] != 0:
+            bits |= 1 << (j - j0)
+    return bits
+
+
+@numba.njit(nogil=True, cache=True)
+def _tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, pt: np.ndarray, at: np.ndarray,
+                    dist: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``dist[b] = sum_{j: x_ij != 0} y_ij (y_ij pt[j] + at[j])`` for the rows ``i = t0 + b``,
+    ``b < rows``, by blocks of :data:`MASK_WIDTH` features (their parameters stay in L1 for the tile)."""
+    d = x.shape[1]
+    full = d - d % MASK_WIDTH
+    for b in range(rows):
+        for k in range(dist.shape[1]):
+            dist[b, k] = 0.0
+    for j0 in range(0, full, MASK_WIDTH):
+        for b in range(rows):
+            bits = _nonzero_bits(x, t0 + b, j0)
+            if bits != 0:
+                _add_block_terms(x, t0 + b, j0, bits, scale, pt, at, dist, b)
+    if full < d:
+        for b in range(rows):
+            bits = _tail_bits(x, t0 + b, full)
+            if bits != 0:
+                _add_block_terms(x, t0 + b, full, bits, scale, pt, at, dist, b)
+
+
+@numba.njit(nogil=True, cache=True)
+def _tile_stats(x: np.ndarray, t0: int, rows: int, scale: float, r: np.ndarray, held: np.ndarray,
+                s1: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``s1 += r^T y`` and ``s2 += r^T y^2`` over the non-zeros of the tile's rows, by blocks of
+    :data:`MASK_WIDTH` features, the vectors of components that hold each row only."""
+    d = x.shape[1]
+    full = d - d % MASK_WIDTH
+    for j0 in range(0, full, MASK_WIDTH):
+        for b in range(rows):
+            if held[b] != 0:
+                bits = _nonzero_bits(x, t0 + b, j0)
+                if bits != 0:
+                    _add_block_stats(x, t0 + b, j0, bits, scale, r, b, held[b], s1, s2)
+    if full < d:
+        for b in range(rows):
+            if held[b] != 0:
+                bits = _tail_bits(x, t0 + b, full)
+                if bits != 0:
+                    _add_block_stats(x, t0 + b, full, bits, scale, r, b, held[b], s1, s2)
+
+
+@numba.njit(nogil=True, cache=True)
+def nonzero_log_densities(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c: np.ndarray,
+                          log_const: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``out[i, k] = log_const_k - (c_k + sum_{j: x_ij != 0} y_ij (y_ij pt[j, k] + at[j, k])) / 2``,
+    ``y = x * scale``, for the rows of ``x`` (n, d) and ``out`` (n, K): the log-densities of
+    :func:`diag_em_nonzeros` alone."""
+    prefer_wide_vectors()
+    n = x.shape[0]
+    k_n = log_const.shape[0]
+    dist = np.empty((TILE_ROWS, pt.shape[1]))
+    for t0 in range(0, n, TILE_ROWS):
+        rows = min(TILE_ROWS, n - t0)
+        _tile_distances(x, t0, rows, scale, pt, at, dist)
+        for b in range(rows):
+            for k in range(k_n):
+                out[t0 + b, k] = log_const[k] - 0.5 * (c[k] + dist[b, k])
+
+
+@numba.njit(nogil=True, cache=True)
+def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c: np.ndarray,
+                     log_const: np.ndarray, min_resp: np.ndarray, floor: np.ndarray, nk: np.ndarray,
+                     s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
+    """E-step and statistics of the stored rows ``x`` (n, d), C-contiguous, read as ``x * scale``,
+    on their non-zeros (see the module). ``pt`` = ``P^T`` and ``at`` = ``(-2 mu P)^T`` (d, Kpad),
+    ``c`` (Kpad,) ``sum_j mu_kj^2 P_kj``, zero beyond the K components; ``log_const``,
+    ``min_resp``, ``floor`` (K,); ``nk`` (K,), ``s1`` and ``s2`` (d, Kpad) take ``sum r``, ``sum r
+    x`` and ``sum r x^2`` (around 0). One read of the rows. Returns ``(sum log p(x), sum r log r,
+    first row whose log p(x) is not finite or -1, its value)``; the statistics are incomplete
+    after a non-finite row."""
+    prefer_wide_vectors()
+    n = x.shape[0]
+    k_n = log_const.shape[0]
+    kp = pt.shape[1]
+    dist = np.empty((TILE_ROWS, kp))
+    r = np.zeros((TILE_ROWS, kp))
+    held = np.zeros(TILE_ROWS, dtype=np.int64)
+    w = np.empty(k_n)
+    log_lik = 0.0
+    entropy = 0.0
+    for t0 in range(0, n, TILE_ROWS):
+        rows = min(TILE_ROWS, n - t0)
+        _tile_distances(x, t0, rows, scale, pt, at, dist)
+        for b in range(rows):
+            for k in range(k_n):
+                w[k] = log_const[k] - 0.5 * (c[k] + dist[b, k])
+            log_norm, ent = responsibilities_above(w, floor)
+            if not math.isfinite(log_norm):
+                return log_lik, entropy, t0 + b, log_norm
+            log_lik += log_norm
+            entropy += ent
+            h = 0
+            for k in range(k_n):
+                rk = w[k]
+                if rk != 0.0 and rk >= min_resp[k]:
+                    r[b, k] = rk
+                    nk[k] += rk
+                    h |= 1 << (k // LANES)
+                else:
+                    r[b, k] = 0.0
+            held[b] = h
+        _tile_stats(x, t0, rows, scale, r, held, s1, s2)
+    return log_lik, entropy, -1, 0.0
+
+
+class NonzeroParams:
+    """A diagonal mixture's parameters laid out for :func:`diag_em_nonzeros`: ``pt`` (d, Kpad)
+    the precisions, ``at`` (d, Kpad) ``-2 mu P``, ``c`` (Kpad,) ``sum_j mu_kj^2 P_kj`` (means
+    whose square underflows set to 0, as :func:`.diag_rows.flush_tiny` does)."""
+
+    def __init__(self, means: np.ndarray, prec: np.ndarray) -> None:
+        k_n, d = prec.shape
+        kp = padded_components(k_n)
+        mu = np.where(np.abs(means) < math.sqrt(np.finfo(np.float64).tiny), 0.0, means)
+        a = -2.0 * mu * prec
+        a[np.abs(a) < np.finfo(np.float64).tiny] = 0.0
+        self.pt = np.zeros((d, kp))
+        self.pt[:, :k_n] = prec.T
+        self.at = np.zeros((d, kp))
+        self.at[:, :k_n] = a.T
+        self.c = np.zeros(kp)
+        self.c[:k_n] = (mu * mu * prec).sum(axis=1)
