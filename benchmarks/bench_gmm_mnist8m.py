@@ -30,9 +30,12 @@ What is measured (one process, one run, so that ratios compare like with like):
 
 4. **The kernel before and now, and ways of using the zeros** (``--variants``; same rows, same
    thread, per chunk of the store, CPU time, alternated): the loop with its statistics row by
-   row (the kernel of commit e825fc4), the kernel now (statistics per 64-row tile), the loop on
-   the columns non-zero in each 128-row tile only, and per-row non-zeros with the parameters
-   laid out (d, K); each with its largest relative difference from the kernel's statistics.
+   row (the kernel of commit e825fc4), the dense loop with statistics per 64-row tile
+   (``diag_rows``), the kernel now (``DiagRows.add``, which takes these blocks on their non-zeros:
+   ``diag_nonzeros``), the loop on the columns non-zero in each 128-row tile only, and per-row
+   non-zeros with the parameters laid out (d, K) in Numba's own loops; each with its largest
+   relative difference from the kernel's statistics. Then the dense loop and now at the models
+   of EM iterations 1 to ``--variant-iterations`` of the same fit.
 
 ``--kernel-only`` skips 1 and fits the model of 2 and 3 on the rows in memory instead;
 ``--variants`` implies it.
@@ -357,9 +360,10 @@ def _em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c:
     return log_lik
 
 
-def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -> list[tuple[str, float, float, float]]:
+def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
+             quick: bool = False) -> list[tuple[str, float, float, float]]:
     """Per chunk of ``block`` (one thread, CPU time): the kernel before and now and the variants
-    above, alternated ``repeats`` times; per variant ``(name, least ms per chunk, median,
+    above (``quick``: the dense loop and now only), alternated ``repeats`` times; per variant ``(name, least ms per chunk, median,
     largest relative difference of log p(x), n_k, the means and the second moments from now's)``."""
     from daskcluster.kernels import mixture as K
     from daskcluster.kernels.blocks import Affine
@@ -379,6 +383,12 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -
         acc = new_acc()
         dr.add(acc, c)
         return acc.log_lik, acc
+
+    def dense(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
+        acc = new_acc()
+        ll, _, _, _ = _diag_em_rows(c, dr.scale, dr.offset, dr.ref, dr.mb, dr.prec, dr.log_const, dr.min_resp,
+                                    dr.floor, acc.nk, acc.s1, acc.s2)
+        return ll, acc
 
     def before(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
         acc = new_acc()
@@ -407,9 +417,16 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -
         acc.s2 = t2 - 2.0 * dr.ref * t1 + acc.nk[:, None] * dr.ref * dr.ref
         return ll, acc
 
-    cases = {"before (statistics row by row)": before, "now (statistics per 64-row tile)": now,
+    from daskcluster.kernels.mixture.diag_rows import _diag_em_rows
+
+    assert all(dr.uses_nonzeros(c) for c, dr in zip(chunks, loops))
+    cases = {"before (statistics row by row, commit e825fc4)": before,
+             "dense loop, statistics per 64-row tile (diag_rows)": dense,
+             "now: non-zeros by bit masks, components as vector lanes (diag_nonzeros)": now,
              "columns non-zero in the 128-row tile only": tile_columns,
-             "per-row non-zeros, parameters (d, K)": nonzeros}
+             "per-row non-zeros, parameters (d, K), numba's own loops": nonzeros}
+    if quick:
+        cases = {name: f for name, f in cases.items() if f in (dense, now)}
     times: dict[str, list[float]] = {name: [] for name in cases}
     ref_stats = []
     for c, dr in zip(chunks, loops):
@@ -449,6 +466,14 @@ def fit_in_memory(block: np.ndarray, iters: int) -> object:
             scaled(da.from_array(block, chunks=(32768, -1)), 1 / 255))
 
 
+def fitted_params(block: np.ndarray, iters: int) -> object:
+    """The kernel's parameters of the model of :func:`fit_in_memory` after ``iters`` EM iterations."""
+    from daskcluster.kernels import mixture as K
+
+    gm = fit_in_memory(block, iters)
+    return K.gaussian_params(gm.weights_, gm.means_, gm.precisions_cholesky_, "diag", block.shape[0])  # type: ignore[attr-defined]
+
+
 def per_row(X: object, gm: object, rows: int, kernel_only: bool) -> dict[str, object]:
     """Per row on one core: the EM kernel on in-memory uint8 rows and each of its stages, reading
     the rows from the store (µs), and how sparse the rows are. ``gm`` is fitted on the rows in
@@ -483,6 +508,8 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=3, help="EM iterations per fit")
     parser.add_argument("--kernel-rows", type=int, default=200_000)
     parser.add_argument("--kernel-only", action="store_true", help="no cluster: the per-row figures only")
+    parser.add_argument("--variant-iterations", type=int, default=5,
+                        help="with --variants: the dense loop and now at the models of EM iterations 1 to this")
     parser.add_argument("--variants", action="store_true",
                         help="no cluster: the per-row figures and the kernel before/now and its variants per chunk")
     args = parser.parse_args()
@@ -539,11 +566,23 @@ Sparsity of the rows (fraction of the columns): """ + "; ".join(f"{k} {v:.2f}" f
         chunk_rows = r["chunk_rows"]
         load_end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"""Per chunk of {chunk_rows:,} rows, one thread, CPU time (least and median over the chunks and 5
-alternated repeats); load average at the end {load_end}:
+alternated repeats), the model after 3 EM iterations; load average at the end {load_end}:
 
 | kernel | ms / chunk (least) | median | largest relative difference from now's statistics |
 | --- | ---: | ---: | ---: |
 """ + "\n".join(f"| {name} | {lo:.1f} | {med:.1f} | {diff:.1e} |" for name, lo, med, diff in table) + "\n", flush=True)
+        rows = []
+        for it in range(1, args.variant_iterations + 1):
+            gp = fitted_params(r["block"], it)  # type: ignore[arg-type]
+            for name, lo, med, diff in variants(r["block"], gp, r["chunk_rows"], quick=True):  # type: ignore[arg-type]
+                rows.append(f"| {it} | {name} | {lo:.1f} | {med:.1f} | {diff:.1e} |")
+        load_end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"""The dense loop and now at the model of each EM iteration of the benchmark's fit (same rows, same
+measure); load average at the end {load_end}:
+
+| EM iteration | kernel | ms / chunk (least) | median | largest relative difference from now's statistics |
+| ---: | --- | ---: | ---: | ---: |
+""" + "\n".join(rows) + "\n", flush=True)
 
 
 if __name__ == "__main__":

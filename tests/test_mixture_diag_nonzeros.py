@@ -1,0 +1,157 @@
+"""The diagonal EM pass on the non-zeros of the rows (``kernels/mixture/diag_nonzeros.py``).
+
+Its log-densities against exact rational arithmetic within the rounding bound of the module's
+notes (every vector layout of the compiled loops, stored dtypes, feature counts that end inside a
+64-feature mask, and rows near a tight component, where the expanded form cancels); when
+``DiagRows`` takes it; and fits through it equal to scikit-learn's, whose diagonal E-step
+is the same expanded form. (The statistics of one pass against a NumPy reference: every test of
+``test_mixture_diag_tiles.py`` runs on this loop too.)
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import dask.array as da
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from sklearn.mixture import GaussianMixture as SkGaussianMixture
+
+from daskcluster import GaussianMixture, scaled
+from daskcluster.kernels import mixture as K
+from daskcluster.kernels.blocks import Affine
+from daskcluster.kernels.mixture import diag_rows
+from daskcluster.kernels.mixture.diag_nonzeros import (
+    MAX_COMPONENTS,
+    NonzeroParams,
+    nonzero_log_densities,
+    padded_components,
+)
+from daskcluster.kernels.mixture.diag_rows import DiagRows
+
+EPS = 2.0**-53
+
+
+def gamma(n: float) -> float:
+    return n * EPS / (1 - n * EPS)
+
+
+def images(n: int, side: int, seed: int) -> np.ndarray:
+    """uint8 images with a zero border and ~25 % non-zero strokes inside, as rows (MNIST-like)."""
+    rng = np.random.default_rng(seed)
+    img = np.zeros((n, side, side), dtype=np.uint8)
+    inner = rng.integers(1, 256, (n, side - 4, side - 4))
+    inner[rng.random(inner.shape) < 0.6] = 0
+    img[:, 2:-2, 2:-2] = inner
+    return img.reshape(n, side * side)
+
+
+def check_log_densities(x: np.ndarray, scale: float, means: np.ndarray, prec: np.ndarray) -> None:
+    """The compiled log-densities against exact ones, within the bound of the module's notes:
+    ``|D - D_exact| <= gamma_{m + 6} (c + S) + gamma_{ceil(log2 d) + 3} c`` for the distance
+    (``m`` the row's non-zeros, ``S = sum_nz |y| (|y| P + |A|)``), halved, plus the rounding of
+    ``log_const - D / 2``."""
+    k_n, d = means.shape
+    p = NonzeroParams(means, prec)
+    log_const = np.linspace(-3.0, 2.0, k_n)
+    out = np.empty((x.shape[0], k_n))
+    nonzero_log_densities(x, scale, p.pt, p.at, p.c, log_const, out)
+    y = x.astype(np.float64) * scale  # the values both loops read
+    c = (means * means * prec).sum(axis=1)
+    for i in range(x.shape[0]):
+        nz = np.flatnonzero(x[i])
+        s = (np.abs(y[i, nz]) * (np.abs(y[i, nz]) * prec[:, nz] + 2.0 * np.abs(means[:, nz]) * prec[:, nz])).sum(axis=1)
+        bound = gamma(nz.size + 6) * (c + s) + gamma(math.ceil(math.log2(d)) + 3) * c
+        for k in range(k_n):
+            exact_d = sum((Fraction(float(y[i, j])) - Fraction(float(means[k, j]))) ** 2 * Fraction(float(prec[k, j]))
+                          for j in range(d))
+            exact = Fraction(float(log_const[k])) - exact_d / 2
+            err = abs(Fraction(float(out[i, k])) - exact)
+            assert err <= bound[k] / 2 + 2 * EPS * (abs(log_const[k]) + abs(float(exact))), (i, k, float(err), bound[k])
+
+
+@pytest.mark.parametrize("k_n", [1, 3, 4, 8, 10, 13, 32])
+def test_log_densities_every_vector_layout(k_n: int) -> None:
+    """Padded widths 4 to 32 (8-lane vectors, and a 4-lane one for widths of 4 mod 8); 130
+    features: two 64-feature masks and a tail of 2; 70 rows: a tile and 6 rows."""
+    rng = np.random.default_rng(k_n)
+    x = np.hstack([images(70, 12, seed=k_n)[:, :128], images(70, 12, seed=k_n + 1)[:, 40:42]])
+    means = rng.uniform(0, 1, (k_n, 130))
+    prec = rng.uniform(1.0, 50.0, (k_n, 130))
+    assert padded_components(k_n) % 4 == 0 and padded_components(k_n) >= k_n
+    check_log_densities(x, 1 / 255, means, prec)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("d", [5, 64, 71])
+def test_log_densities_stored_dtypes_and_widths(dtype: type, d: int) -> None:
+    rng = np.random.default_rng(d)
+    x = rng.integers(-3 if dtype is np.int16 else 0, 200, (9, d)).astype(dtype)
+    x[rng.random(x.shape) < 0.7] = 0
+    x[0] = 0  # a row of zeros only
+    if np.dtype(dtype).kind == "f":
+        x[1, d - 1] = -0.0  # a negative zero counts as zero (adds nothing either way)
+        x[2, 0] = 0.5
+    means = rng.normal(50, 30, (10, d))
+    prec = rng.uniform(1e-4, 1e-2, (10, d))
+    check_log_densities(x, 1.0, means, prec)
+
+
+def test_log_densities_near_a_tight_component() -> None:
+    """Rows within 1e-6 of a component of precision 1e10: the expanded form cancels about 10
+    digits (``c + S`` is 1e12 times ``D``), still within its bound."""
+    rng = np.random.default_rng(4)
+    x = images(6, 10, seed=4)
+    means = np.vstack([x[0] / 255 + rng.normal(0, 1e-6, 100), rng.uniform(0, 1, (2, 100))])
+    prec = np.vstack([np.full((1, 100), 1e10), rng.uniform(1, 10, (2, 100))])
+    check_log_densities(x, 1 / 255, means, prec)
+
+
+def test_which_blocks_take_the_non_zeros() -> None:
+    """Blocks without offset whose first 256 rows are at most half non-zero and at most 32
+    components (deterministic given the block); else the dense loop."""
+    x = images(300, 12, seed=5)
+    gp = K.gaussian_params(np.full(3, 1 / 3), x[:3] / 255, np.ones((3, 144)), "diag")
+    assert DiagRows(gp, np.zeros(144), Affine(scale=1 / 255)).uses_nonzeros(x)
+    assert not DiagRows(gp, np.zeros(144), Affine(scale=1 / 255, offset=-0.5)).uses_nonzeros(x)
+    dense = x.copy()
+    dense[:256][dense[:256] == 0] = 1
+    assert not DiagRows(gp, np.zeros(144), Affine()).uses_nonzeros(dense)
+    wide = K.gaussian_params(np.full(MAX_COMPONENTS + 1, 1 / (MAX_COMPONENTS + 1)), x[: MAX_COMPONENTS + 1] / 255,
+                             np.ones((MAX_COMPONENTS + 1, 144)), "diag")
+    assert not DiagRows(wide, np.zeros(144), Affine()).uses_nonzeros(x)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+@pytest.mark.parametrize("n_components", [5, 10])
+def test_fit_on_image_rows_equals_sklearn(covariance_type: str, n_components: int,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """uint8 images (144 features: two masks and a tail), scaled by 1/255, uneven chunks with an
+    empty one, a mean whose square underflows: the fit through the non-zero pass equals
+    scikit-learn's to the tolerance of the other equality tests (every block takes the pass)."""
+    calls = []
+    original = diag_rows.diag_em_nonzeros
+
+    def counted(*args: object) -> object:
+        calls.append(1)
+        return original(*args)
+
+    monkeypatch.setattr(diag_rows, "diag_em_nonzeros", counted)
+    raw = images(420, 12, seed=n_components)
+    X = raw / 255.0
+    rng = np.random.default_rng(0)
+    means = X[rng.choice(420, n_components, replace=False)].copy()
+    means[0, 0] = 1e-320
+    precisions = np.full((n_components, 144), 8.0) if covariance_type == "diag" else np.full(n_components, 8.0)
+    init = {"weights_init": np.full(n_components, 1 / n_components), "means_init": means,
+            "precisions_init": precisions, "covariance_type": covariance_type, "reg_covar": 1e-3,
+            "max_iter": 5, "tol": 0}
+    ours = GaussianMixture(n_components, **init).fit(
+        scaled(da.from_array(raw, chunks=((150, 0, 200, 70), (144,))), 1 / 255))
+    sk = SkGaussianMixture(n_components, **init).fit(X)
+    assert len(calls) >= 5 * 3
+    assert_allclose(ours.lower_bounds_, sk.lower_bounds_, rtol=1e-9)
+    for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
+        assert_allclose(getattr(ours, attr), getattr(sk, attr), rtol=1e-7, atol=1e-9, err_msg=attr)
