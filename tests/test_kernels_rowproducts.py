@@ -10,6 +10,8 @@ between the two paths only if its two nearest centers' distances are closer than
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -212,7 +214,7 @@ def test_fused_lloyd_step_is_product_argmin_and_sums(dtype: type, weighted: bool
     labels, min_sq = np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
     sums, wic = np.ones((k, d)), np.ones(k)  # added onto
     P.lloyd_step(x, minus2, table.sq_norms, labels, min_sq, w, weighted, sums, wic)
-    ref_labels, ref_sq, ref_sums, ref_wic, g = fused_reference(x, minus2, table.sq_norms, labels, w, weighted)
+    ref_labels, ref_sq, ref_sums, ref_wic, _ = fused_reference(x, minus2, table.sq_norms, labels, w, weighted)
     x64, m64 = x.astype(np.float64), minus2.astype(np.float64)
     bound = gamma(d + 1) * (np.abs(x64) @ np.abs(m64).T)
     d2 = (x64**2).sum(1)[:, None] + table.sq_norms[None] + x64 @ m64.T
@@ -244,3 +246,61 @@ def test_fused_byte_sums_exact_past_uint16() -> None:
     np.testing.assert_array_equal(sums, [[255 * (n - 1)] * d, [0] * d])
     np.testing.assert_array_equal(wic, [n - 1, 1])
     np.testing.assert_array_equal(min_sq[:-1], d * 25.0)
+
+
+def wide_float_rows(n: int, d: int, seed: int) -> np.ndarray:
+    """float32 rows of both signs over 2⁻⁴⁰ to 2⁴⁰, with zeros: row-order float64 sums of such rows
+    differ from sums in any other order (or with a fused multiply-add) in their last bits."""
+    rng = np.random.default_rng(seed)
+    x = rng.choice([-1.0, 1.0], (n, d)) * np.exp2(rng.uniform(-40, 40, (n, d)))
+    x[rng.random((n, d)) < 0.2] = 0.0
+    return x.astype(np.float32)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, d, k", [(1, 1, 1), (5, 7, 2), (37, 17, 3), (203, 33, 9), (130, 785, 10), (61, 100, 48)])
+def test_fused_float_sums_are_row_order_float64(weighted: bool, n: int, d: int, k: int) -> None:
+    """float32 rows spanning 80 binary orders of magnitude (their products with the centers stay finite): the step's sums are, bit for bit,
+    ``sums[label] += w x`` row by row in float64 (the product rounded before the addition), added
+    onto sums already there; the weights in clusters likewise."""
+    x = wide_float_rows(n, d, seed=n * k + d)
+    rng = np.random.default_rng(k)
+    centers = x[rng.integers(0, n, k)]
+    table = A.CenterTable.of(centers)
+    w, weighted = A.weights_arg(rng.uniform(0.5, 2.0, n) if weighted else None)
+    labels, min_sq = np.full(n, -1, dtype=np.int64), np.empty(n)
+    start = rng.standard_normal((k, d))
+    sums, wic = start.copy(), np.ones(k)
+    P.lloyd_step(x, np.ascontiguousarray(table.minus2_t.T), table.sq_norms, labels, min_sq, w, weighted, sums, wic)
+    assert ((0 <= labels) & (labels < k)).all()
+    ref, ref_wic = start.copy(), np.ones(k)
+    for i in range(n):
+        wi = w[i] if weighted else 1.0
+        ref[labels[i]] += wi * x[i].astype(np.float64) if weighted else x[i].astype(np.float64)
+        ref_wic[labels[i]] += wi
+    np.testing.assert_array_equal(sums, ref)
+    np.testing.assert_array_equal(wic, ref_wic)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, d", [(1, 1), (3, 7), (6, 15), (9, 16), (11, 17), (13, 33), (65, 784), (7, 1001)])
+def test_fused_float_norms_are_float64_sums(weighted: bool, n: int, d: int) -> None:
+    """One center at the origin: each distance is the row's squared norm, summed in float64 from
+    exact squares (a float32 value's square is exact in float64), so within ``d`` float64
+    roundings of the exact sum, ``γ_d Σ x_f²`` (Higham 3.1, float64 ``u = 2⁻⁵³``), for every
+    row count (groups of four and the rows left) and feature count (vector lanes and the rest)."""
+    x = rows_of(np.float32, n, d, seed=n + d)
+    x[::2] *= -np.float32(3.5)  # both signs, other magnitudes
+    w, weighted = A.weights_arg(np.full(n, 0.5) if weighted else None)
+    labels, min_sq = np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
+    sums, wic = np.zeros((1, d)), np.zeros(1)
+    minus2, c_sq = np.zeros((1, d), dtype=np.float32), np.zeros(1)
+    P.lloyd_step(x, minus2, c_sq, labels, min_sq, w, weighted, sums, wic)
+    np.testing.assert_array_equal(labels, 0)
+    sq = x.astype(np.float64) ** 2
+    exact = np.array([math.fsum(row) for row in sq])
+    gamma64 = d * 2.0**-53 / (1 - d * 2.0**-53)
+    assert (np.abs(min_sq - exact) <= gamma64 * exact).all()
+    ref = np.empty(n)
+    A.row_sq_norms64(x, ref)
+    assert (np.abs(min_sq - ref) <= 2 * gamma64 * exact).all()

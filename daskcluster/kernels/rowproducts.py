@@ -20,7 +20,12 @@ compiled loops read the rows from the block, in their storage dtype, four at a t
   step costs 15 % less), and 256-bit ones on AVX2 CPUs;
 * :func:`lloyd_step` then takes each of the four rows' arg-min and squared distance, and adds
   the rows to their clusters' sums while they are still in L1 — one read of the block for the
-  whole Lloyd step, where a separate sum of the rows read the block from memory again.
+  whole Lloyd step, where a separate sum of the rows read the block from memory again. A
+  ``float32`` row's norm is not summed before the products (:func:`products` does) but after
+  its arg-min, in the loop that adds it to its cluster's float64 sums
+  (:func:`_sq_norm_and_add`): each feature is converted to float64 once, for both, and the
+  squares are fused multiply-adds (on AVX-512 the conversions and additions, not the reads,
+  bound that loop: 17.4 -> 14.2-15.0 ms per MNIST8M chunk at k = 10).
 
 Its cost grows with ``k``; below the crossover it is about half of cast + GEMM + norms, and the
 fused Lloyd step 0.85 of the same step made of the product, then the arg-min and the sums tile
@@ -29,13 +34,17 @@ memory again); see ``benchmarks/RESULTS-codecs.md``, "The compiled product of fe
 What did not pay: skipping the zero bytes of MNIST's rows (branches cost more than the
 multiplications they save), trimming each group of rows to the span outside of which it holds
 only zeros (85 % of the features remain, and finding the span cost what the shorter loops
-saved), software prefetching of the next groups (nothing for uint8 rows, 8 % for float32).
+saved), software prefetching of the next groups (nothing for uint8 rows; for float32 rows 8 %
+before the norms and sums were fused, 5-25 % more time after, one to 64 groups ahead, into L1
+or L2), the float32 norms summed first in a loop of their own (10 % more), the fused norm and
+sums with 256-bit vectors (no gain).
 
 Exact where it matters:
 
 * ``uint8`` rows: the squared norms are sums of integer squares in int32 (int64 beyond 33,025
-  features), exact (as the float64 loop's are for such rows); ``float32`` rows: float64 sums, as
-  :func:`~daskcluster.kernels.assign.row_sq_norms64`.
+  features), exact (as the float64 loop's are for such rows); ``float32`` rows: float64 sums of
+  the squares (exact in float64), as :func:`~daskcluster.kernels.assign.row_sq_norms64`'s, in
+  another order of the vector lanes: within ``γ_d Σ x_f²`` (float64 ``γ_d``) of the exact norm.
 * the products are float32 dot products of length ``d`` like the GEMM's, summed in another
   order: each is within the same worst-case bound ``γ_d Σ |2 x_f c_f|`` (``γ_d ≈ d ε``) of the
   exact product as the GEMM's, a bound the Elkan bounds' ``slack``
@@ -362,9 +371,9 @@ def products(x: np.ndarray, minus2: np.ndarray, g: np.ndarray, x_sq: np.ndarray)
 
 
 @numba.njit(nogil=True, cache=True)
-def _nearest_row(gl: np.ndarray, t: int, k: int, c_sq: np.ndarray, x_sq: float) -> tuple[int, float]:  # pragma: no cover
-    """Row ``t`` of ``gl``'s nearest center and squared distance, as
-    :func:`~daskcluster.kernels.assign.nearest_in_product` takes them."""
+def _nearest_center(gl: np.ndarray, t: int, k: int, c_sq: np.ndarray) -> tuple[int, float]:  # pragma: no cover
+    """Row ``t`` of ``gl``'s nearest center (the first of equals) and ``min_j ‖c_j‖² - 2x·c_j``,
+    as :func:`~daskcluster.kernels.assign.nearest_in_product` takes them."""
     prefer_wide_vectors()
     best = 0
     bv = np.float64(gl[t, 0]) + c_sq[0]
@@ -373,12 +382,27 @@ def _nearest_row(gl: np.ndarray, t: int, k: int, c_sq: np.ndarray, x_sq: float) 
         if v < bv:
             bv = v
             best = j
+    return best, bv
+
+
+@numba.njit(nogil=True, cache=True)
+def _distance(bv: float, x_sq: float) -> float:  # pragma: no cover - compiled
+    """``x_sq + bv`` clipped at 0, NaN where ``bv`` is not finite, as
+    :func:`~daskcluster.kernels.assign.nearest_in_product` takes it."""
     m = bv + x_sq
     if not np.isfinite(bv):
         m = np.nan
     elif m < 0.0:
         m = 0.0
-    return best, m
+    return m
+
+
+@numba.njit(nogil=True, cache=True)
+def _nearest_row(gl: np.ndarray, t: int, k: int, c_sq: np.ndarray, x_sq: float) -> tuple[int, float]:  # pragma: no cover
+    """Row ``t`` of ``gl``'s nearest center and squared distance, as
+    :func:`~daskcluster.kernels.assign.nearest_in_product` takes them."""
+    best, bv = _nearest_center(gl, t, k, c_sq)
+    return best, _distance(bv, x_sq)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -431,28 +455,68 @@ def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
                     acc[j, f] = 0
 
 
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
+def _sq_norm_and_add(x: np.ndarray, i: int, sums: np.ndarray, lab: int) -> float:  # pragma: no cover - compiled
+    """``sums[lab] += x[i]`` in float64, as :func:`~daskcluster.kernels.assign.add_rows` adds a
+    row, and ``‖x[i]‖²`` in float64: one loop over the float32 row, each feature converted once.
+
+    ``reassoc`` lets the norm be summed in vector lanes and ``contract`` fuse its squares and
+    additions (a float32 value's square is exact in float64, so the fused square-and-add rounds as
+    the two operations do); each feature's sum is a single addition, so the sums are the float64
+    loop's bits.
+    """
+    prefer_wide_vectors()
+    row = sums[lab]
+    xr = x[i]
+    q = 0.0
+    for f in range(xr.shape[0]):
+        v = np.float64(xr[f])
+        q += v * v
+        row[f] += v
+    return q
+
+
+@numba.njit(nogil=True, cache=True, fastmath={"reassoc"})
+def _sq_norm_and_add_weighted(x: np.ndarray, i: int, wt: float, sums: np.ndarray,
+                              lab: int) -> float:  # pragma: no cover - compiled
+    """:func:`_sq_norm_and_add` of a weighted row: ``sums[lab] += wt x[i]``, the product
+    rounded before the addition as in :func:`~daskcluster.kernels.assign.add_rows` (no
+    ``contract``)."""
+    prefer_wide_vectors()
+    row = sums[lab]
+    xr = x[i]
+    q = 0.0
+    for f in range(xr.shape[0]):
+        v = np.float64(xr[f])
+        q += v * v
+        row[f] += wt * v
+    return q
+
+
 @numba.njit(nogil=True, cache=True)
 def _float_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.ndarray, labels: np.ndarray,
                  min_sq: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
                  wic: np.ndarray) -> None:  # pragma: no cover - compiled
-    """:func:`lloyd_step` of float32 rows: float64 sums in row order."""
+    """:func:`lloyd_step` of float32 rows: the products of a group of rows, then each row's
+    arg-min, and its float64 norm and sums in one loop over it (in L1), rows in order."""
     prefer_wide_vectors()
     n, d = x.shape
     k = mt.shape[0]
     r = np.zeros((_ROWS, d), dtype=np.float32)
     gl = np.zeros((_ROWS, k + _WIDEST), dtype=np.float32)
-    x_sq = np.empty(_ROWS)
     for i in range(0, n, _ROWS):
         nr = min(_ROWS, n - i)
-        _float_norms(x, i, nr, x_sq)
         _float_group(x, i, nr, mt, widths, r, gl)
         for t in range(nr):
-            lab, m = _nearest_row(gl, t, k, c_sq, x_sq[t])
-            labels[i + t] = lab
-            min_sq[i + t] = m
+            lab, bv = _nearest_center(gl, t, k, c_sq)
             wt = w[i + t] if weighted else 1.0
+            labels[i + t] = lab
             wic[lab] += wt
-            _add_row(x, i + t, wt, weighted, sums, lab)
+            if weighted:
+                q = _sq_norm_and_add_weighted(x, i + t, wt, sums, lab)
+            else:
+                q = _sq_norm_and_add(x, i + t, sums, lab)
+            min_sq[i + t] = _distance(bv, q)
 
 
 def lloyd_step(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels: np.ndarray, min_sq: np.ndarray,
