@@ -1,5 +1,6 @@
 """The diagonal types' compiled EM passes (``kernels/mixture/diag_rows.py``, dense, and
-``kernels/mixture/diag_nonzeros.py``, on the non-zeros; every test runs both) against a naive NumPy
+``kernels/mixture/diag_nonzeros.py``, on the non-zeros, both ways of adding its statistics;
+every test runs all three) against a naive NumPy
 reference, on the data it is tuned for: rows with zero columns (image borders), all-zero and
 dense blocks, blocks that end inside a tile, components too light to drop small
 responsibilities, and a non-finite row inside a tile.
@@ -30,11 +31,13 @@ from daskcluster.kernels.mixture import diag_rows
 from daskcluster.kernels.mixture.diag_rows import ROW_GROUP, TILE_ROWS
 
 
-@pytest.fixture(autouse=True, params=["dense", "nonzeros"])
+@pytest.fixture(autouse=True, params=["dense", "nonzeros-by-component", "nonzeros-as-lanes"])
 def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test on both loops of a block: the dense one, and the one on the non-zeros
-    (:mod:`.diag_nonzeros`, taken for every block whose affine map has no offset)."""
-    monkeypatch.setattr(diag_rows, "NONZERO_SHARE", 1.0 if request.param == "nonzeros" else -1.0)
+    (:mod:`.diag_nonzeros`, taken for every block whose affine map has no offset) with each
+    row's statistics added either per component holding it or with the components as lanes."""
+    monkeypatch.setattr(diag_rows, "NONZERO_SHARE", -1.0 if request.param == "dense" else 1.0)
+    monkeypatch.setattr(diag_rows, "BLOCK_COST", 0.0 if request.param == "nonzeros-by-component" else 1e9)
     return str(request.param)
 
 

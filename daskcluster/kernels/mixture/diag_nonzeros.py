@@ -72,7 +72,7 @@ from .whitened import LANES
 MASK_WIDTH = 64
 #: Independent accumulators per block of components in the E-step (the multiply-add latency
 #: over its throughput: 4 cycles on the measured CPU, one multiply-add per cycle per chain).
-ACCUMULATORS = 4
+ACCUMULATORS = 2
 #: Lanes of the narrow vector that ends a padded width of 4 mod 8.
 HALF = 4
 #: Components up to which the non-zero pass applies (its vector layouts are compiled per width).
@@ -81,6 +81,11 @@ MAX_COMPONENTS = 32
 WIDTHS = tuple(range(HALF, MAX_COMPONENTS + 1, HALF))
 #: Rows of a tile: their distances, then their statistics, feature block by feature block.
 TILE_ROWS = 64
+#: A row's statistics are added 64 features at a time per component holding it while that
+#: costs no more than its non-zeros once per vector of components: ``BLOCK_COST x components x
+#: blocks <= non-zeros x vectors`` (measured on MNIST8M chunks, one thread: a 64-feature block of
+#: one component 21 ns, a non-zero's vector update 1.9 ns).
+BLOCK_COST = 11
 _I64 = ir.IntType(64)
 _F64 = ir.DoubleType()
 _VECTOR = ir.VectorType(_F64, LANES)
@@ -191,11 +196,19 @@ def _walk_bits(builder: ir.IRBuilder, bits: ir.Value, unroll: int, body: Any) ->
     builder.position_at_end(end)
 
 
-def _stored_value(context: Any, builder: ir.IRBuilder, tx: Any, data: ir.Value, at: ir.Value,
-                  scale: ir.Value) -> ir.Value:
-    """``float64(x.flat[at]) * scale``."""
+def _stored_value(context: Any, builder: ir.IRBuilder, tx: Any, data: ir.Value, at: ir.Value, scale: ir.Value,
+                  table: ir.Value, valid: ir.Value | None = None) -> ir.Value:
+    """``float64(x.flat[at]) * scale``, or 0 where ``valid`` is false; for bytes, the entry of
+    ``table`` (``table[v] = v * scale``, the same value) that the byte indexes (index 0 where not
+    valid): one load instead of a conversion and a multiplication."""
     raw = builder.load(builder.gep(data, [at]))
-    return builder.fmul(context.cast(builder, raw, tx.dtype, types.float64), scale)
+    if tx.dtype == types.uint8:
+        index = builder.zext(raw, _I64)
+        if valid is not None:
+            index = builder.select(valid, index, ir.Constant(_I64, 0))
+        return builder.load(builder.gep(table, [index]))
+    y = builder.fmul(context.cast(builder, raw, tx.dtype, types.float64), scale)
+    return y if valid is None else builder.select(valid, y, ir.Constant(_F64, 0.0))
 
 
 def _stored_rows(x: Any) -> bool:
@@ -208,36 +221,38 @@ def _f64_array(t: Any, ndim: int) -> bool:
 
 
 @intrinsic
-def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: Any, pt: Any, at: Any,
-                     dist: Any, row: Any) -> Any:  # pragma: no cover - compiled
+def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: Any, table: Any, pt: Any,
+                     at: Any, dist: Any, row: Any) -> Any:  # pragma: no cover - compiled
     """``dist[row, k] += sum_{b in bits} y_j (y_j pt[j, k] + at[j, k])``, ``j = j0 + b``,
     ``y_j = x[i, j] * scale``, for every lane ``k`` of the padded width ``Kpad`` (one of
     :data:`WIDTHS`; ``pt``, ``at`` (d, Kpad) and ``dist`` (rows, Kpad) float64 C-contiguous):
     :data:`ACCUMULATORS` sets of vector accumulators (the first starts at ``dist[row]``), summed
     pairwise."""
-    if not (_stored_rows(x) and _f64_array(pt, 2) and _f64_array(at, 2) and _f64_array(dist, 2)):
+    if not (_stored_rows(x) and _f64_array(table, 1) and _f64_array(pt, 2) and _f64_array(at, 2)
+            and _f64_array(dist, 2)):
         return None
-    sig = types.void(x, i, j0, bits, scale, pt, at, dist, row)
+    sig = types.void(x, i, j0, bits, scale, table, pt, at, dist, row)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        a_x, a_i, a_j0, a_bits, a_scale, a_pt, a_at, a_dist, a_row = args
-        tx, ti, tj, tb, ts, tp, ta, td, tr = signature.args
+        a_x, a_i, a_j0, a_bits, a_scale, a_table, a_pt, a_at, a_dist, a_row = args
+        tx, ti, tj, tb, ts, tt, tp, ta, td, tr = signature.args
         vx = context.make_array(tx)(context, builder, a_x)
+        table = context.make_array(tt)(context, builder, a_table).data
         vp = context.make_array(tp)(context, builder, a_pt)
         va = context.make_array(ta)(context, builder, a_at)
         vd = context.make_array(td)(context, builder, a_dist)
         d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
-        width = cgutils.unpack_tuple(builder, vp.shape, 2)[1]
+        padded = cgutils.unpack_tuple(builder, vp.shape, 2)[1]
         i = context.cast(builder, a_i, ti, types.intp)
         j0 = context.cast(builder, a_j0, tj, types.intp)
         bits = context.cast(builder, a_bits, tb, types.int64)
         scale = context.cast(builder, a_scale, ts, types.float64)
         row = context.cast(builder, a_row, tr, types.intp)
         x_row = builder.add(builder.mul(i, d), j0)
-        d_row = builder.mul(row, width)
-        f_zero = ir.Constant(_F64, 0.0)
 
         def emit(chunks: list[int]) -> None:
+            width = ir.Constant(_I64, sum(chunks))  # a constant in each layout's loop
+            d_row = builder.mul(row, width)
             offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
             accs = [[cgutils.alloca_once(builder, _vector(n)) for n in chunks] for _ in range(ACCUMULATORS)]
             for c, n in enumerate(chunks):
@@ -247,8 +262,8 @@ def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: 
                     builder.store(ir.Constant(_vector(n), [0.0] * n), accs[u][c])
 
             def body(u: int, b: ir.Value, valid: ir.Value) -> None:
-                y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale)
-                y = builder.select(valid, y, f_zero)
+                y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale, table,
+                                  None if u == 0 else valid)
                 p_row = builder.mul(builder.add(j0, b), width)
                 for c, n in enumerate(chunks):
                     at_c = builder.add(p_row, offsets[c])
@@ -265,32 +280,82 @@ def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: 
                     sums = [builder.fadd(sums[u], sums[u + 1]) for u in range(0, len(sums), 2)]
                 builder.store(sums[0], _vector_ptr(builder, vd.data, builder.add(d_row, offsets[c]), n), align=8)
 
-        _switch_width(builder, width, emit)
+        _switch_width(builder, padded, emit)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+def _to_double(builder: ir.IRBuilder, values: ir.Value, dtype: Any, lanes: int) -> ir.Value:
+    """A vector of stored values as float64 lanes (exact, as each value's own conversion)."""
+    vec = _vector(lanes)
+    if isinstance(dtype, types.Integer):
+        return builder.sitofp(values, vec) if dtype.signed else builder.uitofp(values, vec)
+    return values if dtype == types.float64 else builder.fpext(values, vec)
+
+
+@intrinsic
+def _add_block_held(typingctx: Any, x: Any, i: Any, j0: Any, scale: Any, rk: Any, k: Any, s1: Any,
+                    s2: Any) -> Any:  # pragma: no cover - compiled
+    """``s1[k, j] += u_j`` and ``s2[k, j] += u_j y_j``, ``u_j = rk y_j``, ``y_j = x[i, j] * scale``,
+    for the :data:`MASK_WIDTH` features ``j0 ..`` (which must exist), :data:`LANES` at a time
+    (a zero adds nothing); ``s1``, ``s2`` (K, d) float64 C-contiguous."""
+    if not (_stored_rows(x) and _f64_array(s1, 2) and _f64_array(s2, 2)):
+        return None
+    sig = types.void(x, i, j0, scale, rk, k, s1, s2)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        a_x, a_i, a_j0, a_scale, a_rk, a_k, a_s1, a_s2 = args
+        tx, ti, tj, ts, tr, tk, t1, t2 = signature.args
+        vx = context.make_array(tx)(context, builder, a_x)
+        v1 = context.make_array(t1)(context, builder, a_s1)
+        v2 = context.make_array(t2)(context, builder, a_s2)
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        i = context.cast(builder, a_i, ti, types.intp)
+        j0 = context.cast(builder, a_j0, tj, types.intp)
+        k = context.cast(builder, a_k, tk, types.intp)
+        scale = _splat(builder, context.cast(builder, a_scale, ts, types.float64), LANES)
+        resp = _splat(builder, context.cast(builder, a_rk, tr, types.float64), LANES)
+        stored = ir.VectorType(context.get_data_type(tx.dtype), LANES)
+        x_at = builder.add(builder.mul(i, d), j0)
+        s_at = builder.add(builder.mul(k, cgutils.unpack_tuple(builder, v1.shape, 2)[1]), j0)
+        for g in range(MASK_WIDTH // LANES):
+            step = ir.Constant(_I64, LANES * g)
+            ptr = builder.bitcast(builder.gep(vx.data, [builder.add(x_at, step)]), stored.as_pointer())
+            y = builder.fmul(_to_double(builder, builder.load(ptr, align=1), tx.dtype, LANES), scale)
+            u = builder.fmul(resp, y)
+            p1 = _vector_ptr(builder, v1.data, builder.add(s_at, step), LANES)
+            p2 = _vector_ptr(builder, v2.data, builder.add(s_at, step), LANES)
+            builder.store(builder.fadd(builder.load(p1, align=8), u), p1, align=8)
+            builder.store(_fma(builder, u, y, builder.load(p2, align=8), LANES), p2, align=8)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @intrinsic
-def _add_block_stats(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: Any, r: Any, row: Any,
-                     held: Any, s1: Any, s2: Any) -> Any:  # pragma: no cover - compiled
-    """``s1[j, k] += r[row, k] y_j`` and ``s2[j, k] += (r[row, k] y_j) y_j`` for the bits ``b`` of
+def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: Any, scale: Any, r: Any,
+                     row: Any, held: Any, t1: Any, t2: Any) -> Any:  # pragma: no cover - compiled
+    """``t1[j, k] += r[row, k] y_j`` and ``t2[j, k] += (r[row, k] y_j) y_j`` for the bits ``b`` of
     ``bits`` (``j = j0 + b``, ``y_j = x[i, j] * scale``) and the lanes ``k`` of the vectors set in
-    ``held`` (bit ``c`` for lanes ``8c ..``); ``r`` (rows, Kpad), ``s1``, ``s2`` (d, Kpad)
-    float64 C-contiguous."""
-    if not (_stored_rows(x) and _f64_array(r, 2) and _f64_array(s1, 2) and _f64_array(s2, 2)):
+    ``held`` (bit ``c`` for lanes ``8c ..``): one vector read-modify-write per non-zero and
+    vector, whatever the number of components holding the row; ``r`` (rows, Kpad), ``t1``,
+    ``t2`` (d, Kpad) float64 C-contiguous."""
+    if not (_stored_rows(x) and _f64_array(table, 1) and _f64_array(r, 2) and _f64_array(t1, 2)
+            and _f64_array(t2, 2)):
         return None
-    sig = types.void(x, i, j0, bits, scale, r, row, held, s1, s2)
+    sig = types.void(x, i, j0, bits, table, scale, r, row, held, t1, t2)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        a_x, a_i, a_j0, a_bits, a_scale, a_r, a_row, a_held, a_s1, a_s2 = args
-        tx, ti, tj, tb, ts, tr, trow, th, t1, t2 = signature.args
+        a_x, a_i, a_j0, a_bits, a_table, a_scale, a_r, a_row, a_held, a_t1, a_t2 = args
+        tx, ti, tj, tb, tt, ts, tr, trow, th, tt1, tt2 = signature.args
         vx = context.make_array(tx)(context, builder, a_x)
+        table = context.make_array(tt)(context, builder, a_table).data
         vr = context.make_array(tr)(context, builder, a_r)
-        v1 = context.make_array(t1)(context, builder, a_s1)
-        v2 = context.make_array(t2)(context, builder, a_s2)
+        v1 = context.make_array(tt1)(context, builder, a_t1)
+        v2 = context.make_array(tt2)(context, builder, a_t2)
         d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
-        width = cgutils.unpack_tuple(builder, v1.shape, 2)[1]
+        padded = cgutils.unpack_tuple(builder, v1.shape, 2)[1]
         i = context.cast(builder, a_i, ti, types.intp)
         j0 = context.cast(builder, a_j0, tj, types.intp)
         bits = context.cast(builder, a_bits, tb, types.int64)
@@ -298,9 +363,10 @@ def _add_block_stats(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: 
         row = context.cast(builder, a_row, trow, types.intp)
         held = context.cast(builder, a_held, th, types.int64)
         x_row = builder.add(builder.mul(i, d), j0)
-        r_row = builder.mul(row, width)
 
         def emit(chunks: list[int]) -> None:
+            width = ir.Constant(_I64, sum(chunks))
+            r_row = builder.mul(row, width)
             offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
             resp = [builder.load(_vector_ptr(builder, vr.data, builder.add(r_row, offsets[c]), n), align=8)
                     for c, n in enumerate(chunks)]
@@ -308,7 +374,7 @@ def _add_block_stats(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: 
                      for c in range(len(chunks))]
 
             def body(u: int, b: ir.Value, valid: ir.Value) -> None:
-                y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale)
+                y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale, table)
                 s_row = builder.mul(builder.add(j0, b), width)
                 for c, n in enumerate(chunks):
                     with builder.if_then(keeps[c]):
@@ -322,10 +388,31 @@ def _add_block_stats(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: 
 
             _walk_bits(builder, bits, 1, body)
 
-        _switch_width(builder, width, emit)
+        _switch_width(builder, padded, emit)
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def _bit_count(typingctx: Any, bits: Any) -> Any:  # pragma: no cover - compiled
+    """The set bits of an ``int64`` (``llvm.ctpop``)."""
+    if bits != types.int64:
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        return builder.ctpop(args[0])
+
+    return types.int64(bits), codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def byte_values(scale: float) -> np.ndarray:  # pragma: no cover (compiled)
+    """``v * scale`` in float64 for every byte ``v`` (the values of ``uint8`` rows, by lookup)."""
+    table = np.empty(256)
+    for v in range(256):
+        table[v] = float(v) * scale
+    return table
 
 
 @numba.njit(nogil=True, cache=True)
@@ -339,46 +426,67 @@ def _tail_bits(x: np.ndarray, i: int, j0: int) -> int:  # pragma: no cover (comp
 
 
 @numba.njit(nogil=True, cache=True)
-def _tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, pt: np.ndarray, at: np.ndarray,
-                    dist: np.ndarray) -> None:  # pragma: no cover (compiled)
+def _tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarray, pt: np.ndarray,
+                    at: np.ndarray, dist: np.ndarray, counts: np.ndarray) -> None:  # pragma: no cover (compiled)
     """``dist[b] = sum_{j: x_ij != 0} y_ij (y_ij pt[j] + at[j])`` for the rows ``i = t0 + b``,
-    ``b < rows``, by blocks of :data:`MASK_WIDTH` features (their parameters stay in L1 for the tile)."""
+    ``b < rows``, by blocks of :data:`MASK_WIDTH` features (their parameters stay in L1 for the
+    tile); ``counts[b]`` = (the row's non-zeros, its full blocks holding one)."""
     d = x.shape[1]
     full = d - d % MASK_WIDTH
     for b in range(rows):
+        counts[b, 0] = 0
+        counts[b, 1] = 0
         for k in range(dist.shape[1]):
             dist[b, k] = 0.0
     for j0 in range(0, full, MASK_WIDTH):
         for b in range(rows):
             bits = _nonzero_bits(x, t0 + b, j0)
             if bits != 0:
-                _add_block_terms(x, t0 + b, j0, bits, scale, pt, at, dist, b)
+                counts[b, 0] += _bit_count(bits)
+                counts[b, 1] += 1
+                _add_block_terms(x, t0 + b, j0, bits, scale, table, pt, at, dist, b)
     if full < d:
         for b in range(rows):
             bits = _tail_bits(x, t0 + b, full)
             if bits != 0:
-                _add_block_terms(x, t0 + b, full, bits, scale, pt, at, dist, b)
+                counts[b, 0] += _bit_count(bits)
+                _add_block_terms(x, t0 + b, full, bits, scale, table, pt, at, dist, b)
 
 
 @numba.njit(nogil=True, cache=True)
-def _tile_stats(x: np.ndarray, t0: int, rows: int, scale: float, r: np.ndarray, held: np.ndarray,
-                s1: np.ndarray, s2: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """``s1 += r^T y`` and ``s2 += r^T y^2`` over the non-zeros of the tile's rows, by blocks of
-    :data:`MASK_WIDTH` features, the vectors of components that hold each row only."""
+def _tile_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarray, n_held: np.ndarray,
+                held_k: np.ndarray, held_r: np.ndarray, lanes: np.ndarray, r: np.ndarray, s1: np.ndarray,
+                s2: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """The statistics of the rows ``i = t0 + b`` of the tile, by blocks of :data:`MASK_WIDTH`
+    features (the sums of the block in L1 for the tile), a block skipped where the row is zero:
+    rows with ``lanes[b] == 0`` add ``r_k y`` and ``r_k y^2`` to ``s1[k]``, ``s2[k]`` (K, d), 64
+    features at a time, for the components ``held_k[b, :n_held[b]]`` (responsibilities
+    ``held_r``) that hold them; the others add their non-zeros to ``t1``, ``t2`` (d, Kpad), the
+    vectors of components ``lanes[b]`` as lanes (responsibilities ``r[b]``)."""
     d = x.shape[1]
     full = d - d % MASK_WIDTH
     for j0 in range(0, full, MASK_WIDTH):
         for b in range(rows):
-            if held[b] != 0:
-                bits = _nonzero_bits(x, t0 + b, j0)
-                if bits != 0:
-                    _add_block_stats(x, t0 + b, j0, bits, scale, r, b, held[b], s1, s2)
-    if full < d:
-        for b in range(rows):
-            if held[b] != 0:
-                bits = _tail_bits(x, t0 + b, full)
-                if bits != 0:
-                    _add_block_stats(x, t0 + b, full, bits, scale, r, b, held[b], s1, s2)
+            bits = _nonzero_bits(x, t0 + b, j0)
+            if bits != 0:
+                if lanes[b] != 0:
+                    _add_block_lanes(x, t0 + b, j0, bits, table, scale, r, b, lanes[b], t1, t2)
+                for q in range(n_held[b]):
+                    _add_block_held(x, t0 + b, j0, scale, held_r[b, q], held_k[b, q], s1, s2)
+    for b in range(rows):
+        if lanes[b] != 0:
+            bits = _tail_bits(x, t0 + b, full)
+            if bits != 0:
+                _add_block_lanes(x, t0 + b, full, bits, table, scale, r, b, lanes[b], t1, t2)
+        for q in range(n_held[b]):
+            k = held_k[b, q]
+            rk = held_r[b, q]
+            for j in range(full, d):
+                if x[t0 + b, j] != 0:
+                    y = x[t0 + b, j] * scale
+                    u = rk * y
+                    s1[k, j] += u
+                    s2[k, j] += u * y
 
 
 @numba.njit(nogil=True, cache=True)
@@ -391,9 +499,11 @@ def nonzero_log_densities(x: np.ndarray, scale: float, pt: np.ndarray, at: np.nd
     n = x.shape[0]
     k_n = log_const.shape[0]
     dist = np.empty((TILE_ROWS, pt.shape[1]))
+    counts = np.zeros((TILE_ROWS, 2), dtype=np.int64)
+    table = byte_values(scale)
     for t0 in range(0, n, TILE_ROWS):
         rows = min(TILE_ROWS, n - t0)
-        _tile_distances(x, t0, rows, scale, pt, at, dist)
+        _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
         for b in range(rows):
             for k in range(k_n):
                 out[t0 + b, k] = log_const[k] - 0.5 * (c[k] + dist[b, k])
@@ -402,11 +512,12 @@ def nonzero_log_densities(x: np.ndarray, scale: float, pt: np.ndarray, at: np.nd
 @numba.njit(nogil=True, cache=True)
 def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c: np.ndarray,
                      log_const: np.ndarray, min_resp: np.ndarray, floor: np.ndarray, nk: np.ndarray,
-                     s1: np.ndarray, s2: np.ndarray) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
+                     s1: np.ndarray, s2: np.ndarray, t1: np.ndarray, t2: np.ndarray,
+                     block_cost: float) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
     """E-step and statistics of the stored rows ``x`` (n, d), C-contiguous, read as ``x * scale``,
     on their non-zeros (see the module). ``pt`` = ``P^T`` and ``at`` = ``(-2 mu P)^T`` (d, Kpad),
     ``c`` (Kpad,) ``sum_j mu_kj^2 P_kj``, zero beyond the K components; ``log_const``,
-    ``min_resp``, ``floor`` (K,); ``nk`` (K,), ``s1`` and ``s2`` (d, Kpad) take ``sum r``, ``sum r
+    ``min_resp``, ``floor`` (K,); ``nk`` (K,), ``s1`` and ``s2`` (K, d) take ``sum r``, ``sum r
     x`` and ``sum r x^2`` (around 0). One read of the rows. Returns ``(sum log p(x), sum r log r,
     first row whose log p(x) is not finite or -1, its value)``; the statistics are incomplete
     after a non-finite row."""
@@ -415,14 +526,19 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
     k_n = log_const.shape[0]
     kp = pt.shape[1]
     dist = np.empty((TILE_ROWS, kp))
+    counts = np.zeros((TILE_ROWS, 2), dtype=np.int64)
+    table = byte_values(scale)
+    n_held = np.zeros(TILE_ROWS, dtype=np.int64)
+    held_k = np.zeros((TILE_ROWS, k_n), dtype=np.int64)
+    held_r = np.zeros((TILE_ROWS, k_n))
+    lanes = np.zeros(TILE_ROWS, dtype=np.int64)
     r = np.zeros((TILE_ROWS, kp))
-    held = np.zeros(TILE_ROWS, dtype=np.int64)
     w = np.empty(k_n)
     log_lik = 0.0
     entropy = 0.0
     for t0 in range(0, n, TILE_ROWS):
         rows = min(TILE_ROWS, n - t0)
-        _tile_distances(x, t0, rows, scale, pt, at, dist)
+        _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
         for b in range(rows):
             for k in range(k_n):
                 w[k] = log_const[k] - 0.5 * (c[k] + dist[b, k])
@@ -432,16 +548,24 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
             log_lik += log_norm
             entropy += ent
             h = 0
+            vectors = 0
             for k in range(k_n):
                 rk = w[k]
                 if rk != 0.0 and rk >= min_resp[k]:
-                    r[b, k] = rk
+                    held_k[b, h] = k
+                    held_r[b, h] = rk
                     nk[k] += rk
-                    h |= 1 << (k // LANES)
-                else:
-                    r[b, k] = 0.0
-            held[b] = h
-        _tile_stats(x, t0, rows, scale, r, held, s1, s2)
+                    h += 1
+                    vectors |= 1 << (k // LANES)
+            if block_cost * h * counts[b, 1] <= counts[b, 0] * _bit_count(vectors):
+                n_held[b] = h
+                lanes[b] = 0
+            else:  # many components hold the row: its non-zeros once, the components as lanes
+                n_held[b] = 0
+                lanes[b] = vectors
+                for k in range(k_n):
+                    r[b, k] = w[k] if w[k] != 0.0 and w[k] >= min_resp[k] else 0.0
+        _tile_stats(x, t0, rows, scale, table, n_held, held_k, held_r, lanes, r, s1, s2, t1, t2)
     return log_lik, entropy, -1, 0.0
 
 

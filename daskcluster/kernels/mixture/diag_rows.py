@@ -75,7 +75,7 @@ import numpy as np
 
 from ..blocks import Affine
 from .buffers import COMPUTE_DTYPE
-from .diag_nonzeros import MAX_COMPONENTS, NonzeroParams, diag_em_nonzeros
+from .diag_nonzeros import BLOCK_COST, MAX_COMPONENTS, NonzeroParams, diag_em_nonzeros
 from .estep import exp_floor, responsibilities_above
 from .params import GaussianParams
 from .stats import Accumulator
@@ -86,7 +86,7 @@ ROW_GROUP = 4
 TILE_ROWS = 64
 #: Largest share of non-zero values among a block's first :data:`SHARE_ROWS` rows for which the
 #: block takes the pass on its non-zeros (:mod:`.diag_nonzeros`), when its affine map has no offset.
-NONZERO_SHARE = 0.5
+NONZERO_SHARE = 0.4
 #: Rows whose share of non-zero values chooses a block's loop (deterministic given the block).
 SHARE_ROWS = 256
 
@@ -280,12 +280,15 @@ class DiagRows:
         p = self._nonzero_params
         k_n, d = self.means.shape
         nk = np.zeros(k_n)
-        s1 = np.zeros((d, p.pt.shape[1]))
-        s2 = np.zeros((d, p.pt.shape[1]))
+        s1 = np.zeros((k_n, d))
+        s2 = np.zeros((k_n, d))
+        t1 = np.zeros((d, p.pt.shape[1]))
+        t2 = np.zeros((d, p.pt.shape[1]))
         out = diag_em_nonzeros(block, self.scale, p.pt, p.at, p.c, self.log_const, self.min_resp, self.floor, nk,
-                               s1, s2)
-        t1 = s1[:, :k_n].T
+                               s1, s2, t1, t2, BLOCK_COST)
+        s1 += t1[:, :k_n].T
+        s2 += t2[:, :k_n].T
         acc.nk += nk
-        acc.s1 += t1 - nk[:, None] * self.ref
-        acc.s2 += s2[:, :k_n].T - 2.0 * self.ref * t1 + nk[:, None] * (self.ref * self.ref)
+        acc.s1 += s1 - nk[:, None] * self.ref
+        acc.s2 += s2 - 2.0 * self.ref * s1 + nk[:, None] * (self.ref * self.ref)
         return out
