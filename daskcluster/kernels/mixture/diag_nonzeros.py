@@ -1,56 +1,73 @@
 """The EM pass of the diagonal types over rows that are mostly zeros, on their non-zeros only.
 
 For rows stored with many exact zeros (images as ``uint8``: MNIST's rows are 75 % zero bytes)
-and an affine map without offset (``x = stored * scale``), the diagonal E-step is taken in the
-form scikit-learn itself computes (``_estimate_log_gaussian_prob``: ``sum(mu^2 P) - 2 x (mu P)^T +
-x^2 P^T``), whose data terms vanish where ``x_j = 0``::
+and an affine map without offset (``y = stored * scale``), the diagonal E-step is taken in the
+form scikit-learn itself computes (``_estimate_log_gaussian_prob``: ``sum(mu^2 P) - 2 y (mu P)^T
++ y^2 P^T``), whose data terms vanish where ``y_j = 0``::
 
-    log p_k(x) = log_const_k - (c_k + sum_{j: x_j != 0} x_j (x_j P_kj + A_kj)) / 2,
+    log p_k(y) = log_const_k - (c_k + sum_{j: y_j != 0} y_j (y_j P_kj + A_kj)) / 2,
     c_k = sum_j mu_kj^2 P_kj,   A_kj = -2 mu_kj P_kj   (both once per block),
 
-and the M-step's sums ``sum r x`` and ``sum r x^2`` take the non-zeros only, around 0. Per row:
+and the M-step's sums ``sum r y`` and ``sum r y^2`` take the non-zeros only, around 0. A block
+is taken :data:`TILE_ROWS` rows at a time, and a tile :data:`MASK_WIDTH` features at a time, so
+that the parameters (or the sums) of those features stay in L1 while the tile's rows use them:
 
-1. **Non-zeros without a compaction pass.** Each 64 features of the stored row are compared
-   with zero by one vector compare (``icmp ne <64 x i8>`` for bytes, ``fcmp une`` for floats, so
-   a NaN counts as non-zero) whose ``<64 x i1>`` is read as one ``i64`` bit mask; the mask is
-   walked with ``cttz`` and ``m & (m - 1)``, writing each non-zero's index and value
-   (``x * scale`` in float64) once; the last ``d mod 64`` features are tested one by one.
+1. **Non-zeros without a compaction pass.** A row's 64 features of the block are compared with
+   zero by one vector compare (``icmp ne <64 x i8>`` for bytes, ``fcmp une`` for floats, so a NaN
+   counts as non-zero) whose ``<64 x i1>`` is read as one ``i64`` bit mask, walked with ``cttz``
+   and ``m & (m - 1)``; nothing is written. A byte's value ``v * scale`` is read from a table of
+   the 256 (one load instead of a conversion and a multiplication; the same value). The last
+   ``d mod 64`` features are tested one by one.
 2. **E-step, the components as vector lanes.** The parameters are laid out (d, Kpad), ``Kpad``
-   the components rounded up to a multiple of :data:`LANES` (zero lanes beyond ``K``); per
-   non-zero and block of 8 components, one load of ``P[j]`` and of ``A[j]`` and two
-   multiply-adds, ``t = x P + A`` and ``acc += x t``, over :data:`ACCUMULATORS` independent
-   accumulators (consecutive non-zeros in turn) to hide the multiply-add latency. Then the
-   log-sum-exp, responsibilities and ``sum r log r`` of :func:`.estep.responsibilities_above`
-   (the same floor rule as the dense loop of :mod:`.diag_rows`).
-3. **Statistics, per block of 8 components holding the row.** ``r_k`` is kept where it is non-zero
-   and at least ``min_resp_k`` (as in :mod:`.diag_rows`), else 0; a block of 8 components none of
-   which keeps the row is skipped; else per non-zero ``S1[j] += r x_j`` and ``S2[j] += (r x_j) x_j``
-   as 8-lane vector read-modify-writes of the (d, Kpad) sums (in L2: 100 KB each at 784 features
-   and 16 lanes).
+   the components rounded up to a multiple of 4 (zero lanes beyond ``K``), as 8-lane vectors and
+   one 4-lane vector for ``Kpad = 4 mod 8`` (one loop compiled per width of :data:`WIDTHS`, so
+   that the accumulators stay in registers); per non-zero and vector, one load of ``P[j]`` and
+   one of ``A[j]`` and two multiply-adds, ``t = y P + A`` and ``acc += y t``, consecutive
+   non-zeros taken in turn by :data:`ACCUMULATORS` sets of accumulators (to overlap the
+   multiply-adds' latency). Then the log-sum-exp, responsibilities and ``sum r log r`` of
+   :func:`.estep.responsibilities_above` (the floor rule of the dense loop of :mod:`.diag_rows`).
+3. **Statistics.** ``r_k`` is kept where it is non-zero and at least ``min_resp_k`` (as in
+   :mod:`.diag_rows`). A row held by few components adds ``r_k y`` and ``r_k y^2`` to the sums
+   (K, d) of each, 8 features per vector over each 64-feature block where the row is not all zero
+   (zeros add nothing: 16 read-modify-writes a block, whatever its non-zeros); a row held by many
+   (``BLOCK_COST x components x blocks > non-zeros x vectors``, :data:`BLOCK_COST`) adds its
+   non-zeros once, ``S[j] += r y_j`` and ``(r y_j) y_j`` for the vectors of components holding it
+   as lanes, into sums (d, Kpad). Measured on MNIST8M chunks (one thread), a row is held by 1.4
+   components on average, and 87 % of the rows by components of one vector.
 
-The vector code is LLVM's portable vector IR (``<64 x i8>`` compares, ``<8 x double>`` loads,
-broadcasts and ``llvm.fmuladd``) emitted by Numba intrinsics, as in :mod:`.whitened`: 512-bit
-registers on AVX-512 CPUs (:func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors`), two or
-more narrower instructions elsewhere; no instruction set is assumed.
+The vector code is LLVM's portable vector IR (``<64 x i8>`` compares, ``<8 x double>`` and
+``<4 x double>`` loads, broadcasts, ``uitofp`` and ``llvm.fmuladd``) emitted by Numba intrinsics,
+as in :mod:`.whitened`: 512-bit registers on AVX-512 CPUs
+(:func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors`), narrower instructions
+elsewhere; no instruction set is assumed.
+
+**Measured** (``benchmarks/bench_gmm_mnist8m.py --variants``, MNIST8M chunks of 32,768 rows, the
+benchmark's model at EM iterations 1-5, one thread, CPU time, see ``benchmarks/RESULTS-gmm.md``):
+23-26 ms a chunk against 31-35 ms for the dense loop, of which the E-step (its masks, walks and
+multiply-adds) ~14 ms and the statistics ~9 ms; the pass costs the same as the dense loop at
+45-50 % non-zero values (MNIST rows with non-zeros added), hence :data:`.diag_rows.NONZERO_SHARE`.
 
 **Statistics around the block's reference point.** The sums are taken around 0 (``S1 = sum r
-x``, ``S2 = sum r x^2``, scikit-learn's ``resp^T X`` and ``resp^T X^2``) and handed to the block's
+y``, ``S2 = sum r y^2``, scikit-learn's ``resp^T X`` and ``resp^T X^2``) and handed to the block's
 :class:`~.stats.Accumulator` around its ``ref`` as ``S1 - n ref`` and ``S2 - 2 ref S1 + n ref^2``
 (per component, ``n = sum r``): each entry within ``3 eps (S2 + 2 |ref S1| + n ref^2)`` of the
 exact conversion (``eps = 2^-53``), an absolute error of the size of the rounding of ``S2``
 itself when ``|ref|`` is of the order of the data (``ref`` is the mean of the block's first 256
 rows). The centred second moment ``S2 - S1^2 / n`` then cancels as scikit-learn's
-``avg_X2 - 2 avg_X_means + avg_means2`` does (the same order of error).
+``avg_X2 - 2 avg_X_means + avg_means2`` does (the same order of error); data far from the
+origin relative to their spread lose digits here as in scikit-learn, which is one reason a
+block must be mostly exact zeros to take this pass.
 
-**Rounding of the E-step.** The expanded form cancels where ``x`` is near ``mu`` with a large
-``P``: summing ``c_k`` (pairwise) and the ``m`` non-zero terms (each ``t`` one fused rounding,
-or two; the ``m`` terms over 4 accumulators, then added pairwise, and ``c_k``), the computed
-``D_k = c_k + sum x (x P + A)`` is within ``gamma_{m + 6} (c_k + sum_{nz} |x| (|x| P + |A|)) +
-gamma_{log2(d) + 1} c_k`` of the exact ``sum_j P_kj (x_j - mu_kj)^2`` (``gamma_n = n eps / (1 - n
-eps)``), where the dense loop of :mod:`.diag_rows` is within ``gamma_{d + 3} D_k``: the two
-agree to the cancellation's ratio ``(c_k + sum |x| (|x| P + |A|)) / D_k`` times ``eps``, as
-scikit-learn's form does (``tests/test_mixture_diag_nonzeros.py`` checks the bound against exact
-rational arithmetic).
+**Rounding of the E-step.** The expanded form cancels where ``y`` is near ``mu`` with a large
+``P``. Each term ``y (y P + A)`` carries at most three roundings and the ``m`` non-zero terms of a
+row are summed along chains of at most ``m + 3`` additions, so with ``c_k`` (``d`` products of
+two roundings, summed pairwise) the computed distance ``D_k = c_k + sum_{nz} y (y P + A)`` is
+within ``gamma_{m + 6} (c_k + S_k) + gamma_{ceil(log2 d) + 3} c_k`` of the exact
+``sum_j P_kj (y_j - mu_kj)^2`` (``S_k = sum_{nz} |y| (|y| P + |A|)``, ``gamma_n = n eps / (1 - n
+eps)``), where the dense loop of :mod:`.diag_rows` is within ``gamma_{d + 3} D_k``: the two agree
+to the cancellation's ratio ``(c_k + S_k) / D_k`` times ``eps``, as scikit-learn's form does
+(``tests/test_mixture_diag_nonzeros.py`` checks the bound against exact rational arithmetic,
+also 10 digits into the cancellation).
 """
 
 from __future__ import annotations
@@ -70,8 +87,9 @@ from .whitened import LANES
 
 #: Features compared with zero by one vector compare (one ``i64`` bit mask).
 MASK_WIDTH = 64
-#: Independent accumulators per block of components in the E-step (the multiply-add latency
-#: over its throughput: 4 cycles on the measured CPU, one multiply-add per cycle per chain).
+#: Sets of accumulators the E-step's consecutive non-zeros take in turn, each set one vector per
+#: vector of components (a power of 2; measured on MNIST8M chunks, one thread: 2 and 4 within noise
+#: of each other, 2 wasting fewer multiply-adds past a block's last non-zero).
 ACCUMULATORS = 2
 #: Lanes of the narrow vector that ends a padded width of 4 mod 8.
 HALF = 4

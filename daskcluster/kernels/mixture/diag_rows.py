@@ -36,14 +36,18 @@ Summation order is row by row (four rows summed pairwise, then added), so the su
 are exact up to the usual ``O(rows x eps)`` relative rounding of a running sum, as with the
 GEMM of the tiled path.
 
-**The data's zeros, measured and not used** (``benchmarks/bench_gmm_mnist8m.py --variants``,
-MNIST8M chunks of 32,768 rows, one thread): the rows have 25 % non-zero bytes, but the loop run
-on the columns non-zero in some row of each 128-row tile only (18 % of the columns dropped,
-exact) costs 54-55 ms a chunk against 42-45 ms for the same loop on every column, the gathered
-cast and the tile's copies of the parameters outweighing the saved work; and the per-row
-non-zeros with the parameters laid out (d, K) cost 53-55 ms (their compaction alone is about a
-third of the dense loop's time, and numba vectorizes neither the K-vector updates nor the
-compaction).
+**The data's zeros.** A block whose affine map has no offset and whose first
+:data:`SHARE_ROWS` rows are at most :data:`NONZERO_SHARE` non-zero values is taken on its
+non-zeros by :mod:`.diag_nonzeros` instead (bit masks from vector compares of the stored values,
+the components as vector lanes, LLVM vector code): on MNIST8M chunks (25 % non-zero bytes, one
+thread) 23-26 ms a chunk against 31-35 ms for this loop, the same at 45-50 % non-zero values.
+Measured before and not used (``benchmarks/bench_gmm_mnist8m.py --variants``, chunks of 32,768
+rows, one thread): this loop run on the columns non-zero in some row of each 128-row tile only
+(18 % of the columns dropped, exact) costs 50-55 ms a chunk, the gathered cast and the tile's
+copies of the parameters outweighing the saved work; and the per-row non-zeros with the
+parameters laid out (d, K) in Numba's own loops 51-55 ms (their compaction alone is about a third
+of this loop's time, and Numba vectorizes neither the K-vector updates nor the compaction:
+hence the explicit vector code of :mod:`.diag_nonzeros`).
 
 **Pruning the E-step by bounds, measured and not used** (``benchmarks/bench_gmm_pruning.py``,
 the benchmark's ``GaussianMixture(10, "diag", reg_covar=1e-3)`` on ``scaled(X, 1/255)``, one
