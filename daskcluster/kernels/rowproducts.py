@@ -25,7 +25,10 @@ compiled loops read the rows from the block, in their storage dtype, four at a t
   its arg-min, in the loop that adds it to its cluster's float64 sums
   (:func:`_sq_norm_and_add`): each feature is converted to float64 once, for both, and the
   squares are fused multiply-adds (on AVX-512 the conversions and additions, not the reads,
-  bound that loop: 17.4 -> 14.2-15.0 ms per MNIST8M chunk at k = 10).
+  bound that loop); after each row, the same row of the next group is prefetched into L2
+  (:func:`_prefetch_row`), so the block is read from memory while the loops compute
+  (17.0-18.5 -> 14.2-15.4 ms per MNIST8M chunk at k = 10 for the fused loop, a further 8-9 %
+  for the prefetch; see ``benchmarks/RESULTS-codecs.md``).
 
 Its cost grows with ``k``; below the crossover it is about half of cast + GEMM + norms, and the
 fused Lloyd step 0.85 of the same step made of the product, then the arg-min and the sums tile
@@ -34,10 +37,11 @@ memory again); see ``benchmarks/RESULTS-codecs.md``, "The compiled product of fe
 What did not pay: skipping the zero bytes of MNIST's rows (branches cost more than the
 multiplications they save), trimming each group of rows to the span outside of which it holds
 only zeros (85 % of the features remain, and finding the span cost what the shorter loops
-saved), software prefetching of the next groups (nothing for uint8 rows; for float32 rows 8 %
-before the norms and sums were fused, 5-25 % more time after, one to 64 groups ahead, into L1
-or L2), the float32 norms summed first in a loop of their own (10 % more), the fused norm and
-sums with 256-bit vectors (no gain).
+saved), software prefetching of the next groups all at once before their products (nothing for
+uint8 rows; for float32 rows 5-25 % more time with the fused loop, one to 64 groups ahead, into
+L1 or L2: only the row-by-row prefetch of the next group into L2 pays, and a row two or more
+groups ahead does not), the float32 norms summed first in a loop of their own (10 % more), the
+fused norm and sums with 256-bit vectors (no gain).
 
 Exact where it matters:
 
@@ -67,6 +71,9 @@ from typing import Any
 
 import numba
 import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 from .vectorwidth import prefer_wide_vectors
 
@@ -232,6 +239,35 @@ def _group_products(r: np.ndarray, i: int, mt: np.ndarray, widths: np.ndarray,
         else:
             _dot4(r, i, mt, j0, gl)
         j0 += w
+
+
+@intrinsic
+def _prefetch(typingctx: Any, arr: Any, offset: Any) -> Any:  # pragma: no cover - compiled
+    """Ask the CPU to bring the cache line at byte ``offset`` of ``arr``'s data into L2
+    (``llvm.prefetch``: a read, locality 2, which is ``prefetcht1`` on x86; a hint, never a fault,
+    nothing where the target has no such instruction). For compiled code only."""
+    sig = types.void(arr, types.intp)
+
+    def codegen(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte = ir.IntType(8).as_pointer()
+        ptr = builder.gep(builder.bitcast(data, byte), [args[1]])
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [ptr, ir.Constant(i32, 0), ir.Constant(i32, 2), ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def _prefetch_row(x: np.ndarray, i: int) -> None:  # pragma: no cover - compiled
+    """:func:`_prefetch` every cache line of row ``i`` of the C-contiguous ``x`` (none past its last row)."""
+    if i < x.shape[0]:
+        row_bytes = x.shape[1] * x.itemsize
+        for b in range(i * row_bytes, (i + 1) * row_bytes, 64):
+            _prefetch(x, b)
 
 
 # --------------------------------------------------------------------------- rows and norms
@@ -498,7 +534,8 @@ def _float_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
                  min_sq: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
                  wic: np.ndarray) -> None:  # pragma: no cover - compiled
     """:func:`lloyd_step` of float32 rows: the products of a group of rows, then each row's
-    arg-min, and its float64 norm and sums in one loop over it (in L1), rows in order."""
+    arg-min, and its float64 norm and sums in one loop over it (in L1), rows in order; after each
+    row, the same row of the next group prefetched into L2."""
     prefer_wide_vectors()
     n, d = x.shape
     k = mt.shape[0]
@@ -517,6 +554,7 @@ def _float_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
             else:
                 q = _sq_norm_and_add(x, i + t, sums, lab)
             min_sq[i + t] = _distance(bv, q)
+            _prefetch_row(x, i + t + _ROWS)
 
 
 def lloyd_step(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels: np.ndarray, min_sq: np.ndarray,
