@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from daskcluster.data import as_row_data
-from daskcluster.engine import SPLIT_EVERY, held_rows, tree_reduce
+from daskcluster.engine import SPLIT_EVERY, held_rows, passes, tree_reduce
 from daskcluster.engine.schedule import unique_name
 from daskcluster.engine.tree import above_groups, combine_complete, tree_widths
 from daskcluster.kernels import sweep as S
@@ -146,12 +146,14 @@ def test_above_groups_covers_the_tree_once() -> None:
 
 
 @pytest.mark.slow
-def test_many_parts_send_the_client_the_roots_children_only(process_client: Any) -> None:
-    """Persisted chunks on the worker processes, each holding more than one subtree: one task per
-    worker, the nodes above their subtrees combined on the workers, one combine of at most
-    ``split_every`` parts on the client; the same statistics, to the bit, as on the synchronous
-    scheduler."""
+def test_many_parts_send_the_client_the_roots_children_only(process_client: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Persisted chunks on the worker processes, each holding more than one subtree, statistics
+    too large for the client to take every worker's nodes: one task per worker, the nodes above
+    their subtrees combined on the workers, one combine of at most ``split_every`` parts on the
+    client; the same statistics, to the bit, as on the synchronous scheduler."""
     global _RECORD
+    monkeypatch.setattr(passes, "CLIENT_BYTES", 0)  # what larger statistics (k, d) would decide
     from distributed import get_task_stream
 
     n_chunks, rows = 96, 5  # 48 per worker: 6 subtrees of 8 chunks each, 12 parts above the workers
@@ -182,3 +184,64 @@ def test_many_parts_send_the_client_the_roots_children_only(process_client: Any)
     np.testing.assert_array_equal(a.weight_in_clusters, b.weight_in_clusters)
     assert a.inertia == b.inertia
     np.testing.assert_array_equal(a.far.rows, b.far.rows)
+
+
+def _alternating(client: Any, X: np.ndarray, rows: int) -> Any:
+    """``X`` persisted on the workers in chunks of ``rows``, chunk ``i`` on worker ``i % n_workers``
+    (no worker holds a whole subtree of the reduction), as row data."""
+    workers = sorted(client.scheduler_info()["workers"])
+    n_chunks = len(X) // rows
+    futures = [client.scatter(X[i * rows:(i + 1) * rows], workers=[workers[i % len(workers)]])
+               for i in range(n_chunks)]
+    return as_row_data(held_rows(futures, [rows] * n_chunks, X.shape[1], X.dtype, unique_name("alternating")),
+                       owner="test")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("client_bytes", [passes.CLIENT_BYTES, 0])
+def test_small_statistics_reach_the_client_without_combine_tasks(process_client: Any, client_bytes: int,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """16 chunks alternating between the 2 workers: 16 small leaves for the client. It takes them
+    all from the workers' 2 tasks, no combine task between the workers (counted from the graph
+    submitted); with the bound at 0 bytes, as before the bound existed, the 2 nodes below the root
+    are combine tasks on the workers. The statistics are the synchronous scheduler's, to the bit,
+    either way."""
+    from distributed import Client
+
+    monkeypatch.setattr(passes, "CLIENT_BYTES", client_bytes)
+    rows, k = 7, 4
+    X = np.random.default_rng(5).normal(size=(16 * rows, D)) * 10.0 ** np.random.default_rng(6).integers(
+        -6, 6, size=(16 * rows, 1))  # sums that depend on their order
+    centers = X[:k].copy()
+    with dask.config.set(scheduler="sync"):
+        expected = _lloyd(as_row_data(da.from_array(X, chunks=(rows, D)), owner="test"), centers)
+    data = _alternating(process_client, X, rows)
+    graphs: list[dict[Any, Any]] = []
+    real_get = Client.get
+
+    def get(self: Any, dsk: Any, keys: Any, **kwargs: Any) -> Any:
+        graphs.append(dict(dsk))
+        return real_get(self, dsk, keys, **kwargs)
+
+    monkeypatch.setattr(Client, "get", get)
+    got = _lloyd(data, centers)
+    (dsk,) = graphs
+    submitted = [key for key in dsk if isinstance(key, tuple) and isinstance(key[0], str)
+                 and key[0].startswith("lloyd-")]
+    groups = [key for key in submitted if key[1] == "group"]
+    assert len(groups) == 2  # one kernel task per worker
+    assert len(submitted) - len(groups) == (0 if client_bytes else 2)  # combine tasks: none, or (1, 0) and (1, 1)
+    a, b = expected.parts[0], got.parts[0]
+    np.testing.assert_array_equal(a.sums, b.sums)
+    np.testing.assert_array_equal(a.weight_in_clusters, b.weight_in_clusters)
+    assert a.inertia == b.inertia
+    np.testing.assert_array_equal(a.far.rows, b.far.rows)
+
+
+def test_client_takes_all_parts_only_when_few_and_small() -> None:
+    small, large = np.zeros((10, 784), np.float32), np.zeros((1000, 784), np.float32)
+    assert passes.client_combines_all(SPLIT_EVERY, large, SPLIT_EVERY)  # never more than split_every: as ever
+    assert passes.client_combines_all(16, small, SPLIT_EVERY)  # 16 x 31 kB
+    assert not passes.client_combines_all(16, large, SPLIT_EVERY)  # 16 x 3.1 MB
+    assert not passes.client_combines_all(passes.CLIENT_PARTS + 1, np.zeros(1), SPLIT_EVERY)
+    assert passes.payload_bytes(small) >= small.nbytes

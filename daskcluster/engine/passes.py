@@ -12,7 +12,9 @@ chunks in the same order, so a pass gives the same result on the synchronous and
 schedulers, on one worker or on many, and after a worker was lost and its tasks recomputed;
 only where each node is combined changes:
 
-* the root is combined on the client, from at most ``split_every`` parts;
+* the root is combined on the client: from at most ``split_every`` parts, or from every node the
+  workers' tasks return when those are few and small (:func:`client_combines_all`: a round trip
+  of combine tasks between the workers costs more than receiving them);
 * under a distributed Client, when the data are persisted (the usual case of a fit), one task
   per worker runs the kernel over the chunks that worker holds and combines the subtrees it
   holds entirely, so a pass costs one task per worker instead of one per chunk plus a tree;
@@ -36,6 +38,7 @@ fails or is interrupted stops its runs still going.
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -83,6 +86,12 @@ S = TypeVar("S")
 #: Statistics of this many parts are combined by one task.
 SPLIT_EVERY = 8
 
+#: The client combines every node the workers' tasks return (no combine tasks between the
+#: workers) when they are at most this many parts ...
+CLIENT_PARTS = 64
+#: ... and about this many bytes at most, estimated from the parameters (:func:`client_combines_all`).
+CLIENT_BYTES = 8 * 2**20
+
 class _Broadcast:
     """Parameters stored in a graph; an opaque object, so Dask never looks inside it.
 
@@ -102,6 +111,31 @@ class _Broadcast:
 
     def __dask_tokenize__(self) -> str:
         return self.token
+
+
+def payload_bytes(value: Any) -> int:
+    """Bytes ``value`` takes on the wire: its pickle, NumPy buffers out of band (not copied)."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    return len(head) + sum(memoryview(b).nbytes for b in buffers)
+
+
+def client_combines_all(n_parts: int, params: Any, split_every: int) -> bool:
+    """Whether the client should combine all ``n_parts`` nodes the workers' tasks return, rather
+    than have combine tasks on the workers hand it the root's children only.
+
+    Always when ``n_parts <= split_every``. Up to :data:`CLIENT_PARTS` parts when their bytes,
+    estimated as twice the parameters' each, stay within :data:`CLIENT_BYTES`: a chunk's
+    statistics are the size of the parameters or a small multiple (k-means: (k, d) sums in
+    float64 and the k farthest rows, for (k, d) centers; 1.5 times their pickle). The combine
+    tasks would cost a round trip through the scheduler and a transfer between workers after
+    the last kernel (2 workers, chunks alternating: 5-7 ms a pass on a loaded 2-core machine,
+    ``benchmarks/bench_pass_overhead.py``); the client's combines are the same nodes in the same
+    order, so the result is the same to the bit either way.
+    """
+    if n_parts <= split_every:
+        return True
+    return n_parts <= CLIENT_PARTS and 2 * n_parts * payload_bytes(params) <= CLIENT_BYTES
 
 
 def _run_kernel(
@@ -214,8 +248,8 @@ def _reduce_streamed(client: Any, data: RowData, reads: list[readahead.ChunkRead
     worker thread pass after pass while the workers stay the same (another worker if that one
     is gone), so that state a kernel keeps beside its chunk (:mod:`daskcluster.engine.rowstate`)
     is found again; the parameters as one key; the nodes above the runs' subtrees as combine
-    tasks when they would give the client more than ``split_every`` parts. Submitted at once,
-    with the runs' worker restrictions as annotations of the graph's layers."""
+    tasks unless the client combines the runs' nodes itself (:func:`client_combines_all`).
+    Submitted at once, with the runs' worker restrictions as annotations of the graph's layers."""
     from dask.highlevelgraph import HighLevelGraph, MaterializedLayer
 
     slots = _thread_slots(client)
@@ -230,7 +264,8 @@ def _reduce_streamed(client: Any, data: RowData, reads: list[readahead.ChunkRead
         by_worker.setdefault(where, {})[(name, "group", r)] = (_run_streamed, kernel, combine, name, layout, pkey)
     held = [combine_complete(dict.fromkeys(range(a, b)), n, split_every, _no_combine) for a, b in runs]
     tasks: dict[Any, Any] = {}
-    keys = ([(name, "group", r) for r in range(len(runs))] if sum(len(h) for h in held) <= split_every
+    keys = ([(name, "group", r) for r in range(len(runs))]
+            if client_combines_all(sum(len(h) for h in held), params, split_every)
             else _tree_above_groups(tasks, name, held, n, split_every, combine))
     layers: dict[str, Any] = {f"{name}-params": MaterializedLayer({pkey: _Broadcast(params, name)})}
     dependencies: dict[str, set[str]] = {f"{name}-params": set()}
@@ -340,10 +375,10 @@ def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Ca
         wkeys = None if weights is None else [block_keys(weights)[i] for i in idx]
         layout = _Broadcast(([infos[i] for i in idx], n, split_every), f"{name}-{g}")
         tasks[(name, "group", g)] = (_run_group, kernel, combine, blocks, wkeys, layout, wrapped)
-    # more than ``split_every`` parts for the client (many workers): the nodes above the
-    # workers' subtrees are combined by tasks too, and the client gets the root's children only
-    keys = list(tasks) if n_client_parts <= split_every else _tree_above_groups(tasks, name, held, n, split_every,
-                                                                                 combine)
+    # many or large parts for the client (many workers, scattered chunks, large statistics): the nodes
+    # above the workers' subtrees are combined by tasks too, and the client gets the root's children only
+    keys = (list(tasks) if client_combines_all(n_client_parts, params, split_every)
+            else _tree_above_groups(tasks, name, held, n, split_every, combine))
     dsk = low_level_graph(tasks, [] if weights is None else [weights])
     dsk.update((f.key, f) for f in futures)
     return True, _evaluate_groups(keys, client.get(dsk, keys), n, split_every, combine)
