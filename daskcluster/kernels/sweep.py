@@ -172,9 +172,11 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
         assert m.drift is not None and m.half_cc is not None and m.half_sep is not None
         deferred = np.empty(n, dtype=np.int64)
         rows = block if S.is_sparse(block) else np.asarray(block)
-        done, n_deferred = E.elkan_rows(_rows_arg(rows, storage), storage.astype(np.float64), m.half_cc, m.half_sep,
+        c64 = storage.astype(np.float64)
+        intervals = E.IntervalCenters(c64).args() if rows.dtype in _INTERVAL_DTYPES else E.IntervalCenters.off()
+        done, n_deferred = E.elkan_rows(_rows_arg(rows, storage), c64, m.half_cc, m.half_sep,
                                         np.asarray(m.drift) * (1 + 1e-12), st.labels, st.upper, st.lower, w, weighted,
-                                        st.sums, st.wic, B.dense_threshold(len(m.centers)), deferred)
+                                        st.sums, st.wic, B.dense_threshold(len(m.centers)), deferred, *intervals)
         computed[j] = done + n_deferred * len(m.centers)
         if n_deferred:
             _refresh(rows, deferred[:n_deferred], storage, st, chunk, w, weighted)
@@ -185,6 +187,11 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
         state.update({members[j].key: st for j, st in fresh.items()})
     moments = _moments(block, members[0].centers.dtype, affine) if params.moments else None
     return SweepStats([parts[j] for j in range(len(members))], moments, computed), state
+
+
+#: Storage dtypes whose open distances the bounds take first as float32 intervals
+#: (:class:`~daskcluster.kernels.elkan.IntervalCenters`); other rows, and CSR rows, in float64.
+_INTERVAL_DTYPES = (np.dtype(np.uint8), np.dtype(np.float32))
 
 
 def _rows_arg(x: Any, centers: np.ndarray | None = None) -> Any:
