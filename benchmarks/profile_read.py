@@ -26,7 +26,15 @@ cache, read once before timing):
   sums tile by tile (:func:`~daskcluster.kernels.assign.iter_nearest` and
   :func:`~daskcluster.kernels.assign.add_rows`: the step before the fused loop), the compiled
   product and norms timed alone; then the same step on the GEMM path (tile-wise cast, GEMM,
-  arg-min, float64 sums), and each of its steps timed alone.
+  arg-min, float64 sums), and each of its steps timed alone. The fused loop is also timed on hot
+  rows (the chunk's first 4,096 rows eight times, in cache): what it costs without the memory
+  reads.
+
+``--dtype float32`` runs the Lloyd kernels on ``block.astype(float32) / 255`` instead of the
+uint8 block (the rows ``bench_mnist8m.py --sections dask-ml`` persists; the copy is made before
+the timing), with centers scaled alike::
+
+    python benchmarks/profile_read.py --chunks 16 --dtype float32
 
 Prints one Markdown table: milliseconds per chunk (least and median over the chunks) and the
 projection to the whole array's chunks, per core.
@@ -77,7 +85,8 @@ def kernel_stages(block: np.ndarray, table: Any, w: np.ndarray, weighted: bool) 
     buf, g, x_sq = np.empty((rows, d), table.dtype), np.empty((rows, k), table.dtype), np.empty(rows)
     labels, min_sq = np.empty(rows, dtype=np.int64), np.empty(rows)
     sums, wic = np.zeros((k, d)), np.zeros(k)
-    spent = dict.fromkeys(("tile cast (uint8 -> float32)", "row norms (float64)", "GEMM", "arg-min", "sums"), 0.0)
+    cast = f"tile cast ({block.dtype} -> {table.dtype})"
+    spent = dict.fromkeys((cast, "row norms (float64)", "GEMM", "arg-min", "sums"), 0.0)
     names = list(spent)
     for start in range(0, n, rows):
         m = min(rows, n - start)
@@ -171,6 +180,8 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--worker", action="store_true", help="sample a worker with py-spy during floor passes")
     parser.add_argument("--passes", type=int, default=6, help="floor passes of --worker")
+    parser.add_argument("--dtype", choices=("uint8", "float32"), default="uint8",
+                        help="rows of the Lloyd kernels: the stored uint8 or float32 / 255")
     args = parser.parse_args()
     if args.worker:
         worker_profile(args.store, args.component, args.chunks, args.passes)
@@ -196,7 +207,8 @@ def main() -> None:
         blosc = numcodecs.Blosc(cname=c.cname.value, clevel=c.clevel, shuffle=numcodecs.Blosc.NOSHUFFLE)
     reader = CheckedReads(z, "profile")
     rng = np.random.default_rng(0)
-    centers = rng.uniform(0, 255, size=(args.k, d)).astype(np.float32)
+    as_float = args.dtype == "float32"
+    centers = rng.uniform(0, 1 if as_float else 255, size=(args.k, d)).astype(np.float32)
     table = CenterTable.of(centers)
     w, weighted = weights_arg(None)
     out_buf = np.empty(rows * d, dtype=np.uint8)
@@ -229,6 +241,8 @@ def main() -> None:
         add("floor's touch: block.max(axis=0)", t)
         t, _ = _cpu(lambda: block.astype(np.float32) * np.float32(1 / 255))
         add("whole-chunk float32 copy, scaled", t)
+        if as_float:
+            block = block.astype(np.float32) * np.float32(1 / 255)
 
         def lloyd() -> None:
             n = block.shape[0]
@@ -243,10 +257,20 @@ def main() -> None:
             for s, e, x in iter_nearest(block, table, ChunkInfo(i, start), labels, min_sq):
                 add_rows(x, labels[s:e], w, weighted, sums, wic)
 
+        def lloyd_hot(hot: np.ndarray = block[:4096]) -> None:
+            n = hot.shape[0]
+            labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
+            sums, wic = np.zeros((args.k, d)), np.zeros(args.k)
+            for _ in range(-(-block.shape[0] // n)):
+                assign_and_sum(hot, table, ChunkInfo(i, start), labels, min_sq, w, weighted, sums, wic)
+
         compiled = rowproducts.applies(block, table.minus2_t)
         t, _ = _cpu(lloyd)
-        add(f"Lloyd kernel, k={args.k}: " + ("one compiled loop (rowproducts.lloyd_step): products, arg-min, sums"
-                                             if compiled else "tile cast, GEMM, arg-min, sums"), t)
+        add(f"Lloyd kernel, k={args.k}, {block.dtype} rows: "
+            + ("one compiled loop (rowproducts.lloyd_step): products, arg-min, sums"
+               if compiled else "tile cast, GEMM, arg-min, sums"), t)
+        t, _ = _cpu(lloyd_hot)
+        add("  the same on hot rows (4,096 rows in cache, as many times as the chunk has rows)", t)
         if compiled:
             t, _ = _cpu(lloyd_tiles)
             add(f"Lloyd kernel, k={args.k}, in steps: compiled product and norms, then arg-min and sums by tile", t)

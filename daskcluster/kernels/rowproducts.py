@@ -25,10 +25,11 @@ compiled loops read the rows from the block, in their storage dtype, four at a t
   its arg-min, in the loop that adds it to its cluster's float64 sums
   (:func:`_sq_norm_and_add`): each feature is converted to float64 once, for both, and the
   squares are fused multiply-adds (on AVX-512 the conversions and additions, not the reads,
-  bound that loop); after each row, the same row of the next group is prefetched into L2
-  (:func:`_prefetch_row`), so the block is read from memory while the loops compute
-  (17.0-18.5 -> 14.2-15.4 ms per MNIST8M chunk at k = 10 for the fused loop, a further 8-9 %
-  for the prefetch; see ``benchmarks/RESULTS-codecs.md``).
+  bound that loop). After each row (``uint8`` or ``float32``), the same row of the next group is
+  prefetched into L2 (:func:`_prefetch_row`), so the block is read from memory while the loops
+  compute (float32 rows: 17.0-18.5 -> 14.2-15.4 ms per MNIST8M chunk at k = 10 for the fused
+  loop, a further 8-9 % for the prefetch; uint8 rows 5-12 % for the prefetch; see
+  ``benchmarks/RESULTS-codecs.md``).
 
 Its cost grows with ``k``; below the crossover it is about half of cast + GEMM + norms, and the
 fused Lloyd step 0.85 of the same step made of the product, then the arg-min and the sums tile
@@ -39,8 +40,8 @@ multiplications they save), trimming each group of rows to the span outside of w
 only zeros (85 % of the features remain, and finding the span cost what the shorter loops
 saved), software prefetching of the next groups all at once before their products (nothing for
 uint8 rows; for float32 rows 5-25 % more time with the fused loop, one to 64 groups ahead, into
-L1 or L2: only the row-by-row prefetch of the next group into L2 pays, and a row two or more
-groups ahead does not), the float32 norms summed first in a loop of their own (10 % more), the
+L1 or L2: only the row-by-row prefetch of the next group into L2 pays, and rows two or more
+groups ahead do not), the float32 norms summed first in a loop of their own (10 % more), the
 fused norm and sums with 256-bit vectors (no gain).
 
 Exact where it matters:
@@ -459,7 +460,8 @@ def _add_row(r: np.ndarray, t: int, wt: float, weighted: bool, sums: np.ndarray,
 def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.ndarray, labels: np.ndarray,
                  min_sq: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
                  wic: np.ndarray) -> None:  # pragma: no cover - compiled
-    """:func:`lloyd_step` of uint8 rows: unweighted rows summed in uint16 between flushes."""
+    """:func:`lloyd_step` of uint8 rows: unweighted rows summed in uint16 between flushes; after
+    each row, the same row of the next group prefetched into L2."""
     prefer_wide_vectors()
     n, d = x.shape
     k = mt.shape[0]
@@ -475,6 +477,7 @@ def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
             lab, m = _nearest_row(gl, t, k, c_sq, x_sq[t])
             labels[i + t] = lab
             min_sq[i + t] = m
+            _prefetch_row(x, i + t + _ROWS)
             if weighted:
                 wic[lab] += w[i + t]
                 _add_row(r, t, w[i + t], True, sums, lab)
