@@ -22,8 +22,8 @@ What is measured (one process, one run, so that ratios compare like with like):
    the first ``--kernel-rows`` rows held in memory as ``uint8`` (CPU time of the thread), and
    the read floor of the same rows from the store (decompression and column max, CPU time of
    the process, so that codec threads are counted).
-3. **Where the kernel's time goes** (same rows, same thread): the compiled loop of
-   ``kernels/mixture/diag_rows.py`` cut after each of its stages (cast and centring; distances;
+3. **Where the dense loop's time goes** (same rows, same thread): the compiled loop of
+   ``kernels/mixture/diag_rows.py`` (which these rows, mostly zeros, no longer take) cut after each of its stages (cast and centring; distances;
    log-sum-exp and responsibilities; statistics), and how sparse the rows are (non-zero bytes,
    non-zero 8-byte words, the span from a row's first to its last non-zero, and the span of a
    group of four rows, the rows the distances take together).
@@ -555,7 +555,7 @@ Data: {X.shape[0]:,} rows × {X.shape[1]} uint8 from `{args.store}` (chunks of {
 Per row and core, one thread, the first {r["rows"]:,} rows (CPU time, least of 3): EM kernel on the rows in memory
 {r["kernel"]:.2f} µs; reading them from the store (decode, column max) {r["read"]:.2f} µs (CPU time of the process).
 
-| stage of the diagonal kernel | µs / row |
+| stage of the dense diagonal loop (`diag_rows`, not the pass these rows take) | µs / row |
 | --- | ---: |
 """ + "\n".join(f"| {name} | {us:.3f} |" for name, us in parts) + """
 
