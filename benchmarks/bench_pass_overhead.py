@@ -123,21 +123,27 @@ class PassGraphs:
 def per_iteration(fits: dict[str, tuple[Callable[[int], Any], tuple[int, int]]], repeats: int,
                   cpu: WorkerCPU) -> dict[str, tuple[float, float, float]]:
     """For each named ``fit`` with its iteration counts ``(few, many)``: (wall, client CPU, workers'
-    CPU) seconds per iteration, the difference of ``fit(many)`` and ``fit(few)`` over ``many -
-    few``, each the least of ``repeats`` runs; the fits alternate, so that they share the load."""
+    CPU) seconds per iteration, the difference of ``fit(many)`` and ``fit(few)`` over the
+    difference of the iterations they made (``n_iter_``: a fit may converge before ``many``),
+    each the least of ``repeats`` runs; the fits alternate, so that they share the load."""
     best: dict[tuple[str, int], tuple[float, ...]] = {}
+    made: dict[tuple[str, int], int] = {}
     for _ in range(repeats):
         for name, (fit, iters) in fits.items():
             for it in iters:
                 gc.collect()
                 w0 = cpu.read()
                 t0, c0 = time.perf_counter(), time.process_time()
-                fit(it)
+                model = fit(it)
                 got = (time.perf_counter() - t0, time.process_time() - c0, cpu.read() - w0)
                 best[name, it] = tuple(min(a, b) for a, b in zip(best.get((name, it), got), got))
+                made[name, it] = int(np.max(model.n_iter_))
     out = {}
     for name, (_, (few, many)) in fits.items():
-        out[name] = tuple((best[name, many][j] - best[name, few][j]) / (many - few) for j in range(3))
+        n = made[name, many] - made[name, few]
+        if n <= 0:
+            raise RuntimeError(f"{name}: fit(max_iter={many}) made no more iterations than fit(max_iter={few})")
+        out[name] = tuple((best[name, many][j] - best[name, few][j]) / n for j in range(3))
     return out  # type: ignore[return-value]
 
 

@@ -198,21 +198,28 @@ def _alternating(client: Any, X: np.ndarray, rows: int) -> Any:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("client_bytes", [passes.CLIENT_BYTES, 0])
-def test_small_statistics_reach_the_client_without_combine_tasks(process_client: Any, client_bytes: int,
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """16 chunks alternating between the 2 workers: 16 small leaves for the client. It takes them
-    all from the workers' 2 tasks, no combine task between the workers (counted from the graph
-    submitted); with the bound at 0 bytes, as before the bound existed, the 2 nodes below the root
-    are combine tasks on the workers. The statistics are the synchronous scheduler's, to the bit,
-    either way."""
+@pytest.mark.parametrize(("n_chunks", "client_bytes", "expected_tasks"), [
+    (16, passes.CLIENT_BYTES, {"group": 2}),
+    (16, 0, {"group": 2, "combine": 2}),
+    (64, passes.CLIENT_BYTES, {"group": 2}),
+    (64, 0, {"kernel": 64, "combine": 8, "params": 1}),
+])
+def test_small_statistics_reach_the_client_without_combine_tasks(
+        process_client: Any, monkeypatch: pytest.MonkeyPatch, n_chunks: int, client_bytes: int,
+        expected_tasks: dict[str, int]) -> None:
+    """Chunks alternating between the 2 workers (as ``persist`` may scatter them): no worker holds
+    a whole subtree, so every leaf is a part for the client. With small statistics it takes them
+    all from the workers' 2 tasks: no combine task between the workers, whatever the chunks
+    (counted from the graph submitted). With the bound at 0 bytes, as before the bound existed,
+    the nodes below the root are combine tasks on the workers (16 chunks), or the pass falls back
+    to a task per chunk (64). The statistics are the synchronous scheduler's, to the bit, always."""
     from distributed import Client
 
     monkeypatch.setattr(passes, "CLIENT_BYTES", client_bytes)
     rows, k = 7, 4
-    X = np.random.default_rng(5).normal(size=(16 * rows, D)) * 10.0 ** np.random.default_rng(6).integers(
-        -6, 6, size=(16 * rows, 1))  # sums that depend on their order
-    centers = X[:k].copy()
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(n_chunks * rows, D)) * 10.0 ** rng.integers(-6, 6, size=(n_chunks * rows, 1))
+    centers = X[:k].copy()  # sums that depend on their order, above
     with dask.config.set(scheduler="sync"):
         expected = _lloyd(as_row_data(da.from_array(X, chunks=(rows, D)), owner="test"), centers)
     data = _alternating(process_client, X, rows)
@@ -226,11 +233,12 @@ def test_small_statistics_reach_the_client_without_combine_tasks(process_client:
     monkeypatch.setattr(Client, "get", get)
     got = _lloyd(data, centers)
     (dsk,) = graphs
-    submitted = [key for key in dsk if isinstance(key, tuple) and isinstance(key[0], str)
-                 and key[0].startswith("lloyd-")]
-    groups = [key for key in submitted if key[1] == "group"]
-    assert len(groups) == 2  # one kernel task per worker
-    assert len(submitted) - len(groups) == (0 if client_bytes else 2)  # combine tasks: none, or (1, 0) and (1, 1)
+    kinds: dict[str, int] = {}
+    for key in dsk:
+        if isinstance(key, tuple) and isinstance(key[0], str) and key[0].startswith("lloyd-"):
+            kind = {"group": "group", "params": "params", 0: "kernel"}.get(key[1], "combine")
+            kinds[kind] = kinds.get(kind, 0) + 1
+    assert kinds == expected_tasks
     a, b = expected.parts[0], got.parts[0]
     np.testing.assert_array_equal(a.sums, b.sums)
     np.testing.assert_array_equal(a.weight_in_clusters, b.weight_in_clusters)

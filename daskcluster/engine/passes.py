@@ -354,18 +354,22 @@ def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Ca
                       combine: Callable[[list[Any]], Any], weights: da.Array | None, split_every: int,
                       name: str) -> tuple[bool, Any]:
     """The pass as one task per worker over the chunks it holds; ``(False, None)`` when the
-    placement does not suit (a chunk not in memory, or too many parts for the client)."""
+    placement does not suit (a chunk not in memory, or chunks so scattered that the workers'
+    tasks would hand on too many parts)."""
     groups = placement(client, data.array.name, futures)
     n = data.n_chunks
     if groups is None:
         return False, None
-    # what reaches the client: the subtrees each worker holds entirely, and the leaves left over.
-    # Chunks placed in runs (as ``persist`` places them) leave a few per level and worker;
-    # scattered ones would send every chunk's statistics to the client: use the tree then.
+    # what the workers' tasks return: the subtrees each worker holds entirely, and the leaves left
+    # over. Chunks placed in runs leave a few per level and worker; scattered ones (as ``persist``
+    # often places them) leave every leaf: the client takes them all when they are few and small,
+    # else the nodes above them would be combine tasks moving every chunk's statistics between
+    # the workers: use the per-chunk tree then.
     held = [combine_complete(dict.fromkeys(g), n, split_every, _no_combine) for g in groups]
     n_client_parts = sum(len(h) for h in held)
     depth = len(tree_widths(n, split_every)) - 1
-    if n_client_parts > split_every * depth * len(groups):
+    direct = client_combines_all(n_client_parts, params, split_every)
+    if not direct and n_client_parts > split_every * depth * len(groups):
         return False, None
     infos = _chunk_infos(data)
     wrapped = _Broadcast(params, name)
@@ -377,8 +381,7 @@ def _reduce_by_worker(client: Any, futures: list[Any], data: RowData, kernel: Ca
         tasks[(name, "group", g)] = (_run_group, kernel, combine, blocks, wkeys, layout, wrapped)
     # many or large parts for the client (many workers, scattered chunks, large statistics): the nodes
     # above the workers' subtrees are combined by tasks too, and the client gets the root's children only
-    keys = (list(tasks) if client_combines_all(n_client_parts, params, split_every)
-            else _tree_above_groups(tasks, name, held, n, split_every, combine))
+    keys = list(tasks) if direct else _tree_above_groups(tasks, name, held, n, split_every, combine)
     dsk = low_level_graph(tasks, [] if weights is None else [weights])
     dsk.update((f.key, f) for f in futures)
     return True, _evaluate_groups(keys, client.get(dsk, keys), n, split_every, combine)
