@@ -304,3 +304,28 @@ def test_fused_float_norms_are_float64_sums(weighted: bool, n: int, d: int) -> N
     ref = np.empty(n)
     A.row_sq_norms64(x, ref)
     assert (np.abs(min_sq - ref) <= 2 * gamma64 * exact).all()
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+@pytest.mark.parametrize("k", [1, 10, 48])
+def test_lloyd_step_on_a_row_slice_equals_a_copy(dtype: type, k: int) -> None:
+    """A C-contiguous slice of rows inside a larger block (data not at the block's start, rows
+    after it) gives the same bits as a copy of it; a slice with a row step is not C-contiguous
+    and is left to the GEMM path."""
+    big = rows_of(dtype, 240, 37, seed=k)
+    view = big[13:170]
+    assert view.flags.c_contiguous and view.base is not None
+    rng = np.random.default_rng(k)
+    centers = big[rng.integers(0, 240, k)].astype(np.float32)
+    table = A.CenterTable.of(centers)
+    minus2 = np.ascontiguousarray(table.minus2_t.T)
+    w, weighted = A.weights_arg(None)
+    out = []
+    for x in (view, view.copy()):
+        labels, min_sq = np.empty(len(x), dtype=np.int64), np.empty(len(x))
+        sums, wic = np.zeros((k, 37)), np.zeros(k)
+        P.lloyd_step(x, minus2, table.sq_norms, labels, min_sq, w, weighted, sums, wic)
+        out.append((labels, min_sq, sums, wic))
+    for a, b in zip(*out):
+        np.testing.assert_array_equal(a, b)
+    assert not P.applies(big[::2], table.minus2_t)
