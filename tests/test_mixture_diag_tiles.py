@@ -166,7 +166,11 @@ def test_row_estep_skips_only_responsibilities_below_min_resp() -> None:
     ``sum r log r`` are :func:`row_responsibilities`' (the skipped terms move them by less than
     1e-29 of the total). Gaps of 68 and 71.5 nats sit on either side of the floor; a component
     with ``min_resp`` 0 keeps a responsibility of exp(-300)."""
-    from daskcluster.kernels.mixture.estep import exp_floor, responsibilities_above, row_responsibilities
+    from daskcluster.kernels.mixture.estep import (
+        exp_floor,
+        responsibilities_above,
+        row_responsibilities,
+    )
 
     top = -10.0
     w = top - np.array([0.0, 68.0, 71.5, 300.0, 800.0, 0.5])

@@ -305,10 +305,10 @@ def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: 
 
 
 def _to_double(builder: ir.IRBuilder, values: ir.Value, dtype: Any, lanes: int) -> ir.Value:
-    """A vector of stored values as float64 lanes (exact, as each value's own conversion)."""
+    """A vector of stored values as float64 lanes (each lane the value's own scalar conversion)."""
     vec = _vector(lanes)
     if isinstance(dtype, types.Integer):
-        return builder.sitofp(values, vec) if dtype.signed else builder.uitofp(values, vec)
+        return builder.sitofp(values, vec) if dtype in types.signed_domain else builder.uitofp(values, vec)
     return values if dtype == types.float64 else builder.fpext(values, vec)
 
 

@@ -248,8 +248,8 @@ class DiagRows:
         map without offset, at most :data:`~.diag_nonzeros.MAX_COMPONENTS` components, and at most
         :data:`NONZERO_SHARE` of the values of its first :data:`SHARE_ROWS` rows non-zero."""
         head = block[:SHARE_ROWS]
-        return (self.offset == 0.0 and self.means.shape[0] <= MAX_COMPONENTS and head.size > 0
-                and np.count_nonzero(head) <= NONZERO_SHARE * head.size)
+        return bool(self.offset == 0.0 and self.means.shape[0] <= MAX_COMPONENTS and head.size > 0
+                    and np.count_nonzero(head) <= NONZERO_SHARE * head.size)
 
     def add(self, acc: Accumulator, block: np.ndarray) -> tuple[int, float]:
         """Add the rows of ``block`` (as stored: any real dtype, the affine map applied here) to
