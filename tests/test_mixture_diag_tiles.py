@@ -120,6 +120,16 @@ def test_float32_rows_with_zero_columns(covariance_type: str) -> None:
     check(block, Affine(), (weights, means, prec_chol), covariance_type)
 
 
+def test_int16_rows_with_negative_values() -> None:
+    """Signed integers as stored (their conversion to float64 by vector lanes too), 130 features
+    (two 64-feature masks and a tail of 2), most values zero."""
+    rng = np.random.default_rng(13)
+    block = rng.integers(-300, 300, (97, 130)).astype(np.int16)
+    block[rng.random(block.shape) < 0.75] = 0
+    weights, means, prec_chol = mixture(block.astype(np.float64), 3, seed=14)
+    check(block, Affine(), (weights, means, prec_chol * 3))
+
+
 def test_all_zero_block_and_dense_block() -> None:
     affine = Affine(scale=1 / 255)
     x = affine.apply(images(400, seed=7).astype(np.float64))
