@@ -43,9 +43,16 @@ elsewhere; no instruction set is assumed.
 
 **Measured** (``benchmarks/bench_gmm_mnist8m.py --variants``, MNIST8M chunks of 32,768 rows, the
 benchmark's model at EM iterations 1-5, one thread, CPU time, see ``benchmarks/RESULTS-gmm.md``):
-23-26 ms a chunk against 31-35 ms for the dense loop, of which the E-step (its masks, walks and
-multiply-adds) ~14 ms and the statistics ~9 ms; the pass costs the same as the dense loop at
-45-50 % non-zero values (MNIST rows with non-zeros added), hence :data:`.diag_rows.NONZERO_SHARE`.
+24-28 ms a chunk against 33-34 ms for the dense loop, of which the E-step (its masks, walks and
+multiply-adds) ~14 ms, the log-sum-exp ~3-4 ms and the statistics ~6 ms; the pass costs the same
+as the dense loop at 45-50 % non-zero values (MNIST rows with non-zeros added), hence
+:data:`.diag_rows.NONZERO_SHARE`. The E-step's log-densities cost 10 ms a chunk for 1-4
+components (one 4-lane vector) and 13.7 ms for 10: the walk of the masks and the ~330,000
+non-empty blocks a chunk (masks, accumulators, mispredicted loop exits) dominate, not the
+multiply-adds. Tried and not kept: a compaction of each row's non-zeros with the parameters read
+from L2, 4 sets of accumulators, turns of the walk without selects, a loop over the tile's rows
+inside one intrinsic per block, the terms as ``y^2 P`` and ``y A`` (scikit-learn's split) into
+separate accumulators, walking only the non-zero 8-feature groups for the statistics.
 
 **Statistics around the block's reference point.** The sums are taken around 0 (``S1 = sum r
 y``, ``S2 = sum r y^2``, scikit-learn's ``resp^T X`` and ``resp^T X^2``) and handed to the block's
