@@ -24,8 +24,10 @@ from daskcluster.kernels import mixture as K
 from daskcluster.kernels.blocks import Affine
 from daskcluster.kernels.mixture import diag_rows
 from daskcluster.kernels.mixture.diag_nonzeros import (
+    ALIGNMENT,
     MAX_COMPONENTS,
     NonzeroParams,
+    aligned_zeros,
     nonzero_log_densities,
     padded_components,
 )
@@ -82,6 +84,39 @@ def test_log_densities_every_vector_layout(k_n: int) -> None:
     prec = rng.uniform(1.0, 50.0, (k_n, 130))
     assert padded_components(k_n) % 4 == 0 and padded_components(k_n) >= k_n
     check_log_densities(x, 1 / 255, means, prec)
+
+
+@pytest.mark.parametrize("shape", [(1,), (784, 12), (10, 784), (3, 5, 7)])
+def test_aligned_zeros_start_on_a_cache_line(shape: tuple[int, ...]) -> None:
+    a = aligned_zeros(shape)
+    assert a.shape == shape and a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % ALIGNMENT == 0
+    assert not a.any()
+
+
+def test_log_densities_whatever_the_alignment() -> None:
+    """The parameters laid out on a cache line (as :class:`NonzeroParams` does) or 8, 32 and 48
+    bytes into one: the vector loads assume no alignment, and the results are the same bits."""
+    rng = np.random.default_rng(7)
+    x = images(70, 12, seed=7)
+    means = rng.uniform(0, 1, (10, 144))
+    prec = rng.uniform(1.0, 50.0, (10, 144))
+    p = NonzeroParams(means, prec)
+    assert p.pt.ctypes.data % ALIGNMENT == 0 and p.at.ctypes.data % ALIGNMENT == 0
+    log_const = np.linspace(-3.0, 2.0, 10)
+    ref = np.empty((70, 10))
+    nonzero_log_densities(x, 1 / 255, p.pt, p.at, p.c, log_const, ref)
+    for shift in (1, 4, 6):
+        views = []
+        for a in (p.pt, p.at):
+            buf = aligned_zeros((a.size + shift,))
+            view = buf[shift : shift + a.size].reshape(a.shape)
+            view[...] = a
+            assert view.ctypes.data % ALIGNMENT == 8 * shift
+            views.append(view)
+        out = np.empty((70, 10))
+        nonzero_log_densities(x, 1 / 255, views[0], views[1], p.c, log_const, out)
+        np.testing.assert_array_equal(out, ref)
 
 
 @pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])

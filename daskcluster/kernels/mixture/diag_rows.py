@@ -79,7 +79,7 @@ import numpy as np
 
 from ..blocks import Affine
 from .buffers import COMPUTE_DTYPE
-from .diag_nonzeros import BLOCK_COST, MAX_COMPONENTS, NonzeroParams, diag_em_nonzeros
+from .diag_nonzeros import BLOCK_COST, MAX_COMPONENTS, NonzeroParams, aligned_zeros, diag_em_nonzeros
 from .estep import exp_floor, responsibilities_above
 from .params import GaussianParams
 from .stats import Accumulator
@@ -284,10 +284,10 @@ class DiagRows:
         p = self._nonzero_params
         k_n, d = self.means.shape
         nk = np.zeros(k_n)
-        s1 = np.zeros((k_n, d))
-        s2 = np.zeros((k_n, d))
-        t1 = np.zeros((d, p.pt.shape[1]))
-        t2 = np.zeros((d, p.pt.shape[1]))
+        s1 = aligned_zeros((k_n, d))
+        s2 = aligned_zeros((k_n, d))
+        t1 = aligned_zeros((d, p.pt.shape[1]))
+        t2 = aligned_zeros((d, p.pt.shape[1]))
         out = diag_em_nonzeros(block, self.scale, p.pt, p.at, p.c, self.log_const, self.min_resp, self.floor, nk,
                                s1, s2, t1, t2, BLOCK_COST)
         s1 += t1[:, :k_n].T
