@@ -213,11 +213,13 @@ def frozen_heap() -> Iterator[None]:
     while it runs (``gc.freeze``; unfrozen at the end), unless the heap is frozen already.
 
     The client process of a fit holds a few hundred thousand objects (Dask, distributed, the
-    compiled kernels' modules); the garbage of each pass's graph and messages triggers a full
-    collection of all of them every few dozen passes: 92-307 ms each on a loaded 2-core machine,
-    a pause between two passes while the cluster waits (MNIST8M, 500,000 rows in memory: one in
-    21 and one in 41 iterations of 0.1-0.27 s; none with the heap frozen). Collections of what
-    the fit itself allocates go on as usual. Results do not depend on it.
+    compiled kernels' modules); while those made by the imports are still young to the
+    collector (the first fits of a process), the garbage of the passes' graphs and messages
+    triggers full collections of all of them: a pause between two passes while the cluster
+    waits (MNIST8M, 500,000 rows in memory, 230,000 objects: one full collection of 92 ms in
+    fit(max_iter=21) and one of 307 ms in fit(max_iter=41), 0.1-0.27 s an iteration, on a loaded
+    2-core machine; none with the heap frozen; none either way in later fits of the process).
+    Collections of what the fit itself allocates go on as usual. Results do not depend on it.
     """
     if gc.get_freeze_count():  # frozen by the program, or by an enclosing fit: leave it so
         yield
