@@ -33,9 +33,14 @@ What is measured (one process, one run, so that ratios compare like with like):
    row (the kernel of commit e825fc4), the dense loop with statistics per 64-row tile
    (``diag_rows``), the kernel now (``DiagRows.add``, which takes these blocks on their non-zeros:
    ``diag_nonzeros``), the loop on the columns non-zero in each 128-row tile only, and per-row
-   non-zeros with the parameters laid out (d, K) in Numba's own loops; each with its largest
-   relative difference from the kernel's statistics. Then the dense loop and now at the models
-   of EM iterations 1 to ``--variant-iterations`` of the same fit.
+   non-zeros with the parameters laid out (d, K) in Numba's own loops, and now with its
+   parameters and sums 32 bytes into a cache line (as NumPy may place them); each with its
+   largest relative difference from the kernel's statistics. Then the E-step's log-densities
+   alone: now, now with ``pt``, ``at`` 48 bytes into a cache line, and the walks on lists
+   compacted by ``llvm.masked.compressstore`` of ``benchmarks/gmm_compacted_walk.py`` (64, 128
+   and 256 features a list), with the compaction and the bit masks alone. Then the dense loop,
+   now and now unaligned at the models of EM iterations 1 to ``--variant-iterations`` of the
+   same fit.
 
 ``--kernel-only`` skips 1 and fits the model of 2 and 3 on the rows in memory instead;
 ``--variants`` implies it.
@@ -363,7 +368,7 @@ def _em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c:
 def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
              quick: bool = False) -> list[tuple[str, float, float, float]]:
     """Per chunk of ``block`` (one thread, CPU time): the kernel before and now and the variants
-    above (``quick``: the dense loop and now only), alternated ``repeats`` times; per variant ``(name, least ms per chunk, median,
+    above (``quick``: the dense loop, now and now unaligned only), alternated ``repeats`` times; per variant ``(name, least ms per chunk, median,
     largest relative difference of log p(x), n_k, the means and the second moments from now's)``."""
     from daskcluster.kernels import mixture as K
     from daskcluster.kernels.blocks import Affine
@@ -417,16 +422,43 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
         acc.s2 = t2 - 2.0 * dr.ref * t1 + acc.nk[:, None] * dr.ref * dr.ref
         return ll, acc
 
+    def unaligned(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
+        """``now`` with ``pt``, ``at`` and the sums starting 32 bytes into a cache line (as NumPy may place them)."""
+        from daskcluster.kernels.mixture.diag_nonzeros import BLOCK_COST, aligned_zeros, diag_em_nonzeros
+
+        def off_line(a: np.ndarray) -> np.ndarray:
+            buf = aligned_zeros((a.size + 4,))
+            out = buf[4 : 4 + a.size].reshape(a.shape)
+            out[...] = a
+            return out
+
+        if dr._nonzero_params is None:
+            dr.add(new_acc(), c[:1])
+        p = dr._nonzero_params
+        assert p is not None
+        pt, at = off_line(p.pt), off_line(p.at)
+        acc = new_acc()
+        s1, s2 = off_line(np.zeros((k, d))), off_line(np.zeros((k, d)))
+        t1, t2 = off_line(np.zeros((d, kp))), off_line(np.zeros((d, kp)))
+        ll, _, _, _ = diag_em_nonzeros(c, dr.scale, pt, at, p.c, dr.log_const, dr.min_resp, dr.floor, acc.nk,
+                                       s1, s2, t1, t2, BLOCK_COST)
+        s1 += t1[:, :k].T
+        s2 += t2[:, :k].T
+        acc.s1 = s1 - acc.nk[:, None] * dr.ref
+        acc.s2 = s2 - 2.0 * dr.ref * s1 + acc.nk[:, None] * (dr.ref * dr.ref)
+        return ll, acc
+
     from daskcluster.kernels.mixture.diag_rows import _diag_em_rows
 
     assert all(dr.uses_nonzeros(c) for c, dr in zip(chunks, loops))
     cases = {"before (statistics row by row, commit e825fc4)": before,
              "dense loop, statistics per 64-row tile (diag_rows)": dense,
              "now: non-zeros by bit masks, components as vector lanes (diag_nonzeros)": now,
+             "now with its parameters and sums 32 bytes into a cache line": unaligned,
              "columns non-zero in the 128-row tile only": tile_columns,
              "per-row non-zeros, parameters (d, K), numba's own loops": nonzeros}
     if quick:
-        cases = {name: f for name, f in cases.items() if f in (dense, now)}
+        cases = {name: f for name, f in cases.items() if f in (dense, now, unaligned)}
     times: dict[str, list[float]] = {name: [] for name in cases}
     ref_stats = []
     for c, dr in zip(chunks, loops):
@@ -449,6 +481,72 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
             for c, dr in zip(chunks, loops):
                 t0 = time.thread_time()
                 f(c, dr)
+                times[name].append(time.thread_time() - t0)
+    return [(name, min(t) * 1e3, statistics.median(t) * 1e3, diffs[name]) for name, t in times.items()]
+
+
+def walks(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -> list[tuple[str, float, float, float]]:
+    """The E-step's log-densities alone (``diag_nonzeros.nonzero_log_densities``) per chunk of
+    ``block``, one thread, CPU time, alternated ``repeats`` times, against the walks of
+    ``gmm_compacted_walk.py`` and the module's parameters 48 bytes into a cache line; per case
+    ``(name, least ms per chunk, median, largest relative difference from now's)``."""
+    from gmm_compacted_walk import compacted_log_densities, compaction_only, masks_only
+
+    from daskcluster.kernels import mixture as K
+    from daskcluster.kernels.blocks import Affine
+    from daskcluster.kernels.mixture.diag_nonzeros import (
+        TILE_ROWS,
+        NonzeroParams,
+        aligned_zeros,
+        nonzero_log_densities,
+    )
+    from daskcluster.kernels.mixture.diag_rows import DiagRows
+
+    affine = Affine(scale=1 / 255)
+    chunks = [block[s : s + chunk_rows] for s in range(0, block.shape[0], chunk_rows)]
+    dr = DiagRows(gp, K.reference(chunks[0], affine), affine)  # type: ignore[arg-type]
+    p = NonzeroParams(dr.means, dr.prec)
+    k = dr.log_const.shape[0]
+
+    def off_line(a: np.ndarray) -> np.ndarray:
+        buf = aligned_zeros((a.size + 6,))
+        out = buf[6 : 6 + a.size].reshape(a.shape)
+        out[...] = a
+        return out
+
+    pt48, at48 = off_line(p.pt), off_line(p.at)
+    vals = np.zeros(TILE_ROWS * 65, dtype=np.uint8)
+    offs = np.zeros_like(vals)
+    outs = {id(c): np.empty((c.shape[0], k)) for c in chunks}
+    cases = {
+        "now: bit masks walked with cttz (parameters on a cache line)":
+            lambda c: nonzero_log_densities(c, dr.scale, p.pt, p.at, p.c, dr.log_const, outs[id(c)]),
+        "now with pt, at 48 bytes into a cache line":
+            lambda c: nonzero_log_densities(c, dr.scale, pt48, at48, p.c, dr.log_const, outs[id(c)]),
+    }
+    for g in (1, 2, 4):
+        cases[f"compressstore lists of {64 * g} features, counted walk"] = (
+            lambda c, g=g: compacted_log_densities(c, dr.scale, p.pt, p.at, p.c, dr.log_const, outs[id(c)], g))
+    cases["(the compaction alone, lists of 64)"] = lambda c: compaction_only(c, vals, offs)
+    cases["(the bit masks alone)"] = lambda c: masks_only(c)
+    ref = {}
+    for c in chunks:
+        cases["now: bit masks walked with cttz (parameters on a cache line)"](c)
+        ref[id(c)] = outs[id(c)].copy()
+    diffs = {}
+    for name, f in cases.items():
+        worst = 0.0
+        for c in chunks:
+            f(c)
+            if not name.startswith("("):
+                worst = max(worst, float(np.max(np.abs(outs[id(c)] - ref[id(c)]) / np.abs(ref[id(c)]))))
+        diffs[name] = worst
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, f in cases.items():
+            for c in chunks:
+                t0 = time.thread_time()
+                f(c)
                 times[name].append(time.thread_time() - t0)
     return [(name, min(t) * 1e3, statistics.median(t) * 1e3, diffs[name]) for name, t in times.items()]
 
@@ -571,6 +669,14 @@ alternated repeats), the model after 3 EM iterations; load average at the end {l
 | kernel | ms / chunk (least) | median | largest relative difference from now's statistics |
 | --- | ---: | ---: | ---: |
 """ + "\n".join(f"| {name} | {lo:.1f} | {med:.1f} | {diff:.1e} |" for name, lo, med, diff in table) + "\n", flush=True)
+        table = walks(r["block"], r["gp"], r["chunk_rows"])  # type: ignore[arg-type]
+        load_end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+        print(f"""The E-step's log-densities alone, per chunk of {chunk_rows:,} rows (same model, same measure; the
+walks of `benchmarks/gmm_compacted_walk.py`); load average at the end {load_end}:
+
+| log-densities | ms / chunk (least) | median | largest relative difference from now's |
+| --- | ---: | ---: | ---: |
+""" + "\n".join(f"| {name} | {lo:.2f} | {med:.2f} | {diff:.1e} |" for name, lo, med, diff in table) + "\n", flush=True)
         rows = []
         for it in range(1, args.variant_iterations + 1):
             gp = fitted_params(r["block"], it)  # type: ignore[arg-type]
