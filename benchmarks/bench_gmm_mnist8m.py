@@ -38,7 +38,8 @@ What is measured (one process, one run, so that ratios compare like with like):
    largest relative difference from the kernel's statistics. Then the E-step's log-densities
    alone: now, now with ``pt``, ``at`` 48 bytes into a cache line, and the walks on lists
    compacted by ``llvm.masked.compressstore`` of ``benchmarks/gmm_compacted_walk.py`` (64, 128
-   and 256 features a list), with the compaction and the bit masks alone. Then the dense loop,
+   and 256 features a list), with the compaction and the bit masks alone, and now on the same
+   rows with each row's non-zeros moved to its first columns (fewer, fuller blocks). Then the dense loop,
    now and now unaligned at the models of EM iterations 1 to ``--variant-iterations`` of the
    same fit.
 
@@ -424,7 +425,11 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
 
     def unaligned(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
         """``now`` with ``pt``, ``at`` and the sums starting 32 bytes into a cache line (as NumPy may place them)."""
-        from daskcluster.kernels.mixture.diag_nonzeros import BLOCK_COST, aligned_zeros, diag_em_nonzeros
+        from daskcluster.kernels.mixture.diag_nonzeros import (
+            BLOCK_COST,
+            aligned_zeros,
+            diag_em_nonzeros,
+        )
 
         def off_line(a: np.ndarray) -> np.ndarray:
             buf = aligned_zeros((a.size + 4,))
@@ -527,6 +532,9 @@ def walks(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -> l
     for g in (1, 2, 4):
         cases[f"compressstore lists of {64 * g} features, counted walk"] = (
             lambda c, g=g: compacted_log_densities(c, dr.scale, p.pt, p.at, p.c, dr.log_const, outs[id(c)], g))
+    packed = {id(c): np.take_along_axis(c, np.argsort(c == 0, axis=1, kind="stable"), axis=1) for c in chunks}
+    cases["(now on the same rows, each row's non-zeros moved to its first columns)"] = (
+        lambda c: nonzero_log_densities(packed[id(c)], dr.scale, p.pt, p.at, p.c, dr.log_const, outs[id(c)]))
     cases["(the compaction alone, lists of 64)"] = lambda c: compaction_only(c, vals, offs)
     cases["(the bit masks alone)"] = lambda c: masks_only(c)
     ref = {}

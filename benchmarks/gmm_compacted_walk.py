@@ -23,13 +23,13 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from daskcluster.kernels.mixture.diag_nonzeros import (
+    _I64,
     ACCUMULATORS,
     MASK_WIDTH,
     TILE_ROWS,
     _add_block_terms,
     _bit_count,
     _fma,
-    _I64,
     _nonzero_bits,
     _splat,
     _switch_width,
@@ -38,8 +38,8 @@ from daskcluster.kernels.mixture.diag_nonzeros import (
     _vector_ptr,
     byte_values,
 )
-from daskcluster.kernels.vectorwidth import prefer_wide_vectors
 from daskcluster.kernels.mixture.whitened import LANES
+from daskcluster.kernels.vectorwidth import prefer_wide_vectors
 
 _I8 = ir.IntType(8)
 #: Most masks compacted into one list (offsets in a group must fit a byte).
@@ -71,8 +71,9 @@ def _compact_mask(typingctx: Any, x: Any, i: Any, j0: Any, vals: Any, offs: Any,
         ptr = builder.gep(vx.data, [builder.add(builder.mul(i, d), j0)])
         values = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
         nonzero = builder.icmp_unsigned("!=", values, ir.Constant(vec, [0] * MASK_WIDTH))
-        compress = cgutils.get_or_insert_function(
-            builder.module, ir.FunctionType(ir.VoidType(), [vec, _I8.as_pointer(), mask]), "llvm.masked.compressstore.v64i8")
+        compress = cgutils.get_or_insert_function(builder.module,
+                                                  ir.FunctionType(ir.VoidType(), [vec, _I8.as_pointer(), mask]),
+                                                  "llvm.masked.compressstore.v64i8")
         one = builder.insert_element(ir.Constant(vec, ir.Undefined), base, ir.Constant(ir.IntType(32), 0))
         bases = builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined),
                                        ir.Constant(ir.VectorType(ir.IntType(32), MASK_WIDTH), [0] * MASK_WIDTH))
