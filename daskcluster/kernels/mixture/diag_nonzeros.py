@@ -46,20 +46,20 @@ loads and stores spanning two lines than where NumPy happens to place them).
 
 **Measured** (``benchmarks/bench_gmm_mnist8m.py --variants``, MNIST8M chunks of 32,768 rows, the
 benchmark's model at EM iterations 1-5, one thread, CPU time, see ``benchmarks/RESULTS-gmm.md``):
-23-26 ms a chunk against 33-36 ms for the dense loop (24-27 ms with the parameters and sums 32
-bytes into a cache line), of which the E-step (its masks, walks and multiply-adds) ~13.4 ms
-(15.2 ms with ``pt``, ``at`` 48 bytes into a line), the log-sum-exp ~3-4 ms and the statistics
+23-26 ms a chunk against 31-36 ms for the dense loop (24-27 ms with the parameters and sums 32
+bytes into a cache line), of which the E-step (its masks, walks and multiply-adds) 13.4-13.7 ms
+(14.9-15.2 ms with ``pt``, ``at`` 48 bytes into a line), the log-sum-exp ~3-4 ms and the statistics
 ~6 ms; the pass costs the same
 as the dense loop at 45-50 % non-zero values (MNIST rows with non-zeros added), hence
 :data:`.diag_rows.NONZERO_SHARE`. The E-step's log-densities cost 10 ms a chunk for 1-4
 components (one 4-lane vector) and 13.7 ms for 10: the walk of the masks and the ~330,000
 non-empty blocks a chunk (masks, accumulators, mispredicted loop exits) dominate, not the
 multiply-adds. The same rows with each row's non-zeros moved to its first columns (the same
-non-zeros in 2.8 times fewer blocks) cost ~1 ms less: the blocks' setups and exits are ~2-3 ms of
+non-zeros in 2.8 times fewer blocks) cost 1.3 ms less: the blocks' setups and exits are ~2-3 ms of
 the E-step, the rest is per non-zero (~1.5 ns each, ~9 instructions for a 4-lane vector of
 components). Tried and not kept: each row's non-zeros compacted by ``llvm.masked.compressstore``
 (``vpcompressb``) into per-tile lists of 64, 128 or 256 features, then walked two a turn with a
-known count (``benchmarks/gmm_compacted_walk.py``; E-step 17.6, 15.7 and 13.5 ms against 13.4 ms:
+known count (``benchmarks/gmm_compacted_walk.py``; E-step 17.4-17.6, 15.6-15.7 and 13.5-13.8 ms against 13.4-13.7 ms:
 the compaction costs what the fewer exits save); a compaction
 of each row's non-zeros with the parameters read from L2, 4 sets of accumulators, turns of the walk without selects, a loop over the tile's rows
 inside one intrinsic per block, the terms as ``y^2 P`` and ``y A`` (scikit-learn's split) into
@@ -135,7 +135,7 @@ def aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
 
     NumPy aligns a large array to 16 bytes only, so rows of 64 or 96 bytes would start anywhere
     in a cache line and half or all of their 8-lane loads span two lines (measured on MNIST8M
-    chunks, one thread, 10 components: the E-step 13.4 ms a chunk aligned against 15.2 ms with
+    chunks, one thread, 10 components: the E-step 13.4-13.7 ms a chunk aligned against 14.9-15.2 ms with
     ``pt`` and ``at`` starting 48 bytes into a line)."""
     size = math.prod(shape)
     per_line = ALIGNMENT // np.dtype(np.float64).itemsize

@@ -40,7 +40,7 @@ GEMM of the tiled path.
 :data:`SHARE_ROWS` rows are at most :data:`NONZERO_SHARE` non-zero values is taken on its
 non-zeros by :mod:`.diag_nonzeros` instead (bit masks from vector compares of the stored values,
 the components as vector lanes, LLVM vector code): on MNIST8M chunks (25 % non-zero bytes, one
-thread, the models of EM iterations 1-5) 23-26 ms a chunk against 33-36 ms for this loop, the same at 45-50 % non-zero values.
+thread, the models of EM iterations 1-5) 23-26 ms a chunk against 31-36 ms for this loop, the same at 45-50 % non-zero values.
 Measured before and not used (``benchmarks/bench_gmm_mnist8m.py --variants``, chunks of 32,768
 rows, one thread): this loop run on the columns non-zero in some row of each 128-row tile only
 (18 % of the columns dropped, exact) costs 50-55 ms a chunk, the gathered cast and the tile's
