@@ -253,3 +253,5 @@ def test_client_takes_all_parts_only_when_few_and_small() -> None:
     assert not passes.client_combines_all(16, large, SPLIT_EVERY)  # 16 x 3.1 MB
     assert not passes.client_combines_all(passes.CLIENT_PARTS + 1, np.zeros(1), SPLIT_EVERY)
     assert passes.payload_bytes(small) >= small.nbytes
+    assert passes.payload_bytes((small, lambda x: x)) is None  # not for the standard pickle: size unknown,
+    assert not passes.client_combines_all(16, (small, lambda x: x), SPLIT_EVERY)  # so the combine tasks

@@ -113,10 +113,14 @@ class _Broadcast:
         return self.token
 
 
-def payload_bytes(value: Any) -> int:
-    """Bytes ``value`` takes on the wire: its pickle, NumPy buffers out of band (not copied)."""
+def payload_bytes(value: Any) -> int | None:
+    """Bytes ``value`` takes on the wire: its pickle, NumPy buffers out of band (not copied); None
+    when the standard pickle cannot write it (Dask ships it by cloudpickle: a local function)."""
     buffers: list[pickle.PickleBuffer] = []
-    head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    try:
+        head = pickle.dumps(value, protocol=5, buffer_callback=buffers.append)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        return None
     return len(head) + sum(memoryview(b).nbytes for b in buffers)
 
 
@@ -125,17 +129,22 @@ def client_combines_all(n_parts: int, params: Any, split_every: int) -> bool:
     than have combine tasks on the workers hand it the root's children only.
 
     Always when ``n_parts <= split_every``. Up to :data:`CLIENT_PARTS` parts when their bytes,
-    estimated as twice the parameters' each, stay within :data:`CLIENT_BYTES`: a chunk's
-    statistics are the size of the parameters or a small multiple (k-means: (k, d) sums in
-    float64 and the k farthest rows, for (k, d) centers; 1.5 times their pickle). The combine
-    tasks would cost a round trip through the scheduler and a transfer between workers after
-    the last kernel (``benchmarks/bench_pass_overhead.py``, 2 workers, k = 10, d = 784, 16
-    scattered chunks: 8-18 ms of a 90-170 ms iteration on a loaded 2-core machine); the client's
-    combines are the same nodes in the same order, so the result is the same to the bit either way.
+    estimated as twice the parameters' each (:func:`payload_bytes`; never when it cannot tell),
+    stay within :data:`CLIENT_BYTES`: a chunk's statistics are the size of the parameters or a
+    small multiple (k-means: (k, d) sums in float64 and the k farthest rows, for (k, d) centers;
+    1.5 times their pickle). The combine tasks would start after the last kernel and cost a
+    round trip through the scheduler and a transfer between the workers; the client's combines
+    are the same nodes in the same order, so the result is the same to the bit either way.
+    Measured (``benchmarks/bench_pass_overhead.py``, 2 workers, k = 10, d = 784, loaded 2-core
+    machine): 16 scattered chunks, 0-19 ms of a 90-200 ms iteration (within the load's noise);
+    64 scattered chunks, which then stay one task per worker, an iteration 35-39 % shorter.
     """
     if n_parts <= split_every:
         return True
-    return n_parts <= CLIENT_PARTS and 2 * n_parts * payload_bytes(params) <= CLIENT_BYTES
+    if n_parts > CLIENT_PARTS:
+        return False
+    size = payload_bytes(params)
+    return size is not None and 2 * n_parts * size <= CLIENT_BYTES
 
 
 def _run_kernel(
