@@ -17,12 +17,10 @@ scheduler, the number of workers, or which runs share the passes.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -207,30 +205,6 @@ class Pass:
     steps: list[Step] = field(default_factory=list)
 
 
-@contextmanager
-def frozen_heap() -> Iterator[None]:
-    """Leave the objects that exist when a fit starts out of the cyclic garbage collector's scans
-    while it runs (``gc.freeze``; unfrozen at the end), unless the heap is frozen already.
-
-    The client process of a fit holds a few hundred thousand objects (Dask, distributed, the
-    compiled kernels' modules); while those made by the imports are still young to the
-    collector (the first fits of a process), the garbage of the passes' graphs and messages
-    triggers full collections of all of them: a pause between two passes while the cluster
-    waits (MNIST8M, 500,000 rows in memory, 230,000 objects: one full collection of 92 ms in
-    fit(max_iter=21) and one of 307 ms in fit(max_iter=41), 0.1-0.27 s an iteration, on a loaded
-    2-core machine; none with the heap frozen; none either way in later fits of the process).
-    Collections of what the fit itself allocates go on as usual. Results do not depend on it.
-    """
-    if gc.get_freeze_count():  # frozen by the program, or by an enclosing fit: leave it so
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
-
-
 def lockstep(data: RowData, runs: list[Run], *, weights: da.Array | None, tol: float, max_iter: int,
              tol_abs: float | None = None, seed_only: bool = False, label: str = "kmeans") -> Iterator[Pass]:
     """Drive ``runs`` (already started) to the end of their Lloyd iterations (or of their
@@ -243,38 +217,37 @@ def lockstep(data: RowData, runs: list[Run], *, weights: da.Array | None, tol: f
     """
     token = rowstate.new_token(label) if any(run.bounded for run in runs) else None
     number = 0
-    with frozen_heap():
-        try:
-            while True:
-                active = [run for run in runs if run.phase != "done" and not (seed_only and run.phase == "lloyd")]
-                if not active:
-                    return
-                number += 1
-                t0 = time.perf_counter()
-                members = tuple(run.member(data) for run in active)
-                params = S.SweepParams(members, data.affine, moments=tol_abs is None)
-                combine = partial(S.combine_sweep, members=tuple((m.kind, m.ell, m.n_far) for m in members))
-                if token is not None and any(m.kind == S.ELKAN for m in members):
-                    stats = rowstate.tree_reduce_with_state(data, S.sweep_state_kernel, params, combine, token=token,
-                                                            weights=weights, label=label)
-                else:
-                    stats = tree_reduce(data, S.sweep_kernel, params, combine, weights=weights, label=label)
-                if tol_abs is None:
-                    assert stats.moments is not None
-                    tol_abs = float(np.mean(stats.moments.var)) * tol if tol > 0 else 0.0
-                done = Pass(number, 0.0)
-                for run, member, part, computed in zip(active, members, stats.parts, stats.computed):
-                    done.steps.append(Step(run, run.phase, run.state, member.kind, part, computed))
-                    with warnings.catch_warnings():
-                        if len(runs) > 1:  # a sweep reports too few distinct points once, at its end
-                            warnings.simplefilter("ignore", ConvergenceWarning)
-                        run.advance(part, data, tol_abs=tol_abs, max_iter=max_iter, kind=member.kind,
-                                    computed=computed / max(1, data.n_samples * len(member.stacked)))
-                done.seconds = time.perf_counter() - t0
-                yield done
-        finally:
-            if token is not None:
-                rowstate.release(token)
+    try:
+        while True:
+            active = [run for run in runs if run.phase != "done" and not (seed_only and run.phase == "lloyd")]
+            if not active:
+                return
+            number += 1
+            t0 = time.perf_counter()
+            members = tuple(run.member(data) for run in active)
+            params = S.SweepParams(members, data.affine, moments=tol_abs is None)
+            combine = partial(S.combine_sweep, members=tuple((m.kind, m.ell, m.n_far) for m in members))
+            if token is not None and any(m.kind == S.ELKAN for m in members):
+                stats = rowstate.tree_reduce_with_state(data, S.sweep_state_kernel, params, combine, token=token,
+                                                        weights=weights, label=label)
+            else:
+                stats = tree_reduce(data, S.sweep_kernel, params, combine, weights=weights, label=label)
+            if tol_abs is None:
+                assert stats.moments is not None
+                tol_abs = float(np.mean(stats.moments.var)) * tol if tol > 0 else 0.0
+            done = Pass(number, 0.0)
+            for run, member, part, computed in zip(active, members, stats.parts, stats.computed):
+                done.steps.append(Step(run, run.phase, run.state, member.kind, part, computed))
+                with warnings.catch_warnings():
+                    if len(runs) > 1:  # a sweep reports too few distinct points once, at its end
+                        warnings.simplefilter("ignore", ConvergenceWarning)
+                    run.advance(part, data, tol_abs=tol_abs, max_iter=max_iter, kind=member.kind,
+                                computed=computed / max(1, data.n_samples * len(member.stacked)))
+            done.seconds = time.perf_counter() - t0
+            yield done
+    finally:
+        if token is not None:
+            rowstate.release(token)
 
 
 def report_pass(owner: str, done: Pass, data: RowData, *, max_iter: int, rounds: int) -> None:
