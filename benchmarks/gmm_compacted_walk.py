@@ -29,14 +29,13 @@ from daskcluster.kernels.mixture.diag_nonzeros import (
     TILE_ROWS,
     _add_block_terms,
     _bit_count,
-    _fma,
     _nonzero_bits,
-    _splat,
     _switch_width,
     _tail_bits,
-    _vector,
-    _vector_ptr,
+    add_term,
     byte_values,
+    start_accumulators,
+    store_accumulators,
 )
 from daskcluster.kernels.mixture.whitened import LANES
 from daskcluster.kernels.vectorwidth import prefer_wide_vectors
@@ -115,12 +114,7 @@ def _add_list_terms(typingctx: Any, vals: Any, offs: Any, pos: Any, m: Any, j0: 
             width = ir.Constant(_I64, sum(chunks))
             d_row = builder.mul(row, width)
             offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
-            accs = [[cgutils.alloca_once(builder, _vector(n)) for n in chunks] for _ in range(ACCUMULATORS)]
-            for c, n in enumerate(chunks):
-                builder.store(builder.load(_vector_ptr(builder, vd.data, builder.add(d_row, offsets[c]), n), align=8),
-                              accs[0][c])
-                for u in range(1, ACCUMULATORS):
-                    builder.store(ir.Constant(_vector(n), [0.0] * n), accs[u][c])
+            accs = start_accumulators(builder, vd.data, d_row, offsets, chunks)
             end = builder.add(pos, m)
             q = cgutils.alloca_once(builder, _I64)
             builder.store(pos, q)
@@ -137,22 +131,12 @@ def _add_list_terms(typingctx: Any, vals: Any, offs: Any, pos: Any, m: Any, j0: 
                 v = builder.zext(builder.load(builder.gep(vv, [e])), _I64)
                 o = builder.zext(builder.load(builder.gep(vo, [e])), _I64)
                 y = builder.load(builder.gep(table, [v]))
-                p_row = builder.mul(builder.add(j0, o), width)
-                for c, n in enumerate(chunks):
-                    at_c = builder.add(p_row, offsets[c])
-                    p = builder.load(_vector_ptr(builder, vp.data, at_c, n), align=8)
-                    a = builder.load(_vector_ptr(builder, va.data, at_c, n), align=8)
-                    ys = _splat(builder, y, n)
-                    builder.store(_fma(builder, ys, _fma(builder, ys, p, a, n), builder.load(accs[u][c]), n),
-                                  accs[u][c])
+                add_term(builder, y, builder.mul(builder.add(j0, o), width), offsets, chunks, vp.data, va.data,
+                         accs[u])
             builder.store(builder.add(qv, ir.Constant(_I64, ACCUMULATORS)), q)
             builder.branch(cond)
             builder.position_at_end(done)
-            for c, n in enumerate(chunks):
-                sums = [builder.load(accs[u][c]) for u in range(ACCUMULATORS)]
-                while len(sums) > 1:
-                    sums = [builder.fadd(sums[u], sums[u + 1]) for u in range(0, len(sums), 2)]
-                builder.store(sums[0], _vector_ptr(builder, vd.data, builder.add(d_row, offsets[c]), n), align=8)
+            store_accumulators(builder, accs, vd.data, d_row, offsets, chunks)
 
         _switch_width(builder, padded, emit)
         return context.get_dummy_value()

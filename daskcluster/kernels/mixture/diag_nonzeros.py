@@ -249,6 +249,41 @@ def _walk_bits(builder: ir.IRBuilder, bits: ir.Value, unroll: int, body: Any) ->
     builder.position_at_end(end)
 
 
+def start_accumulators(builder: ir.IRBuilder, dist: ir.Value, d_row: ir.Value, offsets: list[ir.Value],
+                       chunks: list[int]) -> list[list[ir.Value]]:
+    """:data:`ACCUMULATORS` sets of vector accumulators (one per vector of ``chunks`` lanes), the
+    first holding the row ``d_row`` of ``dist`` (a ``double*``), the others zero."""
+    accs = [[cgutils.alloca_once(builder, _vector(n)) for n in chunks] for _ in range(ACCUMULATORS)]
+    for c, n in enumerate(chunks):
+        builder.store(builder.load(_vector_ptr(builder, dist, builder.add(d_row, offsets[c]), n), align=8), accs[0][c])
+        for u in range(1, ACCUMULATORS):
+            builder.store(ir.Constant(_vector(n), [0.0] * n), accs[u][c])
+    return accs
+
+
+def add_term(builder: ir.IRBuilder, y: ir.Value, p_row: ir.Value, offsets: list[ir.Value], chunks: list[int],
+             pt: ir.Value, at: ir.Value, acc: list[ir.Value]) -> None:
+    """``acc += y (y P + A)`` lane by lane, ``P`` and ``A`` the rows at ``p_row`` of ``pt`` and
+    ``at`` (``double*``): one non-zero's term of the E-step, two multiply-adds per vector."""
+    for c, n in enumerate(chunks):
+        at_c = builder.add(p_row, offsets[c])
+        p = builder.load(_vector_ptr(builder, pt, at_c, n), align=8)
+        a = builder.load(_vector_ptr(builder, at, at_c, n), align=8)
+        ys = _splat(builder, y, n)
+        t = _fma(builder, ys, p, a, n)
+        builder.store(_fma(builder, ys, t, builder.load(acc[c]), n), acc[c])
+
+
+def store_accumulators(builder: ir.IRBuilder, accs: list[list[ir.Value]], dist: ir.Value, d_row: ir.Value,
+                       offsets: list[ir.Value], chunks: list[int]) -> None:
+    """The sets of accumulators summed pairwise into the row ``d_row`` of ``dist``."""
+    for c, n in enumerate(chunks):
+        sums = [builder.load(accs[u][c]) for u in range(ACCUMULATORS)]
+        while len(sums) > 1:
+            sums = [builder.fadd(sums[u], sums[u + 1]) for u in range(0, len(sums), 2)]
+        builder.store(sums[0], _vector_ptr(builder, dist, builder.add(d_row, offsets[c]), n), align=8)
+
+
 def _stored_value(context: Any, builder: ir.IRBuilder, tx: Any, data: ir.Value, at: ir.Value, scale: ir.Value,
                   table: ir.Value, valid: ir.Value | None = None) -> ir.Value:
     """``float64(x.flat[at]) * scale``, or 0 where ``valid`` is false; for bytes, the entry of
@@ -307,31 +342,16 @@ def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: 
             width = ir.Constant(_I64, sum(chunks))  # a constant in each layout's loop
             d_row = builder.mul(row, width)
             offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
-            accs = [[cgutils.alloca_once(builder, _vector(n)) for n in chunks] for _ in range(ACCUMULATORS)]
-            for c, n in enumerate(chunks):
-                builder.store(builder.load(_vector_ptr(builder, vd.data, builder.add(d_row, offsets[c]), n), align=8),
-                              accs[0][c])
-                for u in range(1, ACCUMULATORS):
-                    builder.store(ir.Constant(_vector(n), [0.0] * n), accs[u][c])
+            accs = start_accumulators(builder, vd.data, d_row, offsets, chunks)
 
             def body(u: int, b: ir.Value, valid: ir.Value) -> None:
                 y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale, table,
                                   None if u == 0 else valid)
-                p_row = builder.mul(builder.add(j0, b), width)
-                for c, n in enumerate(chunks):
-                    at_c = builder.add(p_row, offsets[c])
-                    p = builder.load(_vector_ptr(builder, vp.data, at_c, n), align=8)
-                    a = builder.load(_vector_ptr(builder, va.data, at_c, n), align=8)
-                    ys = _splat(builder, y, n)
-                    t = _fma(builder, ys, p, a, n)
-                    builder.store(_fma(builder, ys, t, builder.load(accs[u][c]), n), accs[u][c])
+                add_term(builder, y, builder.mul(builder.add(j0, b), width), offsets, chunks, vp.data, va.data,
+                         accs[u])
 
             _walk_bits(builder, bits, ACCUMULATORS, body)
-            for c, n in enumerate(chunks):
-                sums = [builder.load(accs[u][c]) for u in range(ACCUMULATORS)]
-                while len(sums) > 1:
-                    sums = [builder.fadd(sums[u], sums[u + 1]) for u in range(0, len(sums), 2)]
-                builder.store(sums[0], _vector_ptr(builder, vd.data, builder.add(d_row, offsets[c]), n), align=8)
+            store_accumulators(builder, accs, vd.data, d_row, offsets, chunks)
 
         _switch_width(builder, padded, emit)
         return context.get_dummy_value()
