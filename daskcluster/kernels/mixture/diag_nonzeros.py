@@ -124,7 +124,10 @@ TILE_ROWS = 64
 #: costs no more than its non-zeros once per vector of components: ``BLOCK_COST x components x
 #: blocks <= non-zeros x vectors`` (measured on MNIST8M chunks, one thread: a 64-feature block of
 #: one component 21 ns, a non-zero's vector update 1.9 ns).
-BLOCK_COST = 11
+BLOCK_COST = 4
+#: Rows whose bytes and squared bytes the 32-bit sums take before they are added to the float64
+#: statistics: ``65,536 x 255^2 < 2^32``, so no sum can wrap.
+FLUSH_ROWS = 65536
 _I64 = ir.IntType(64)
 _F64 = ir.DoubleType()
 _VECTOR = ir.VectorType(_F64, LANES)
@@ -368,45 +371,6 @@ def _to_double(builder: ir.IRBuilder, values: ir.Value, dtype: Any, lanes: int) 
 
 
 @intrinsic
-def _add_block_held(typingctx: Any, x: Any, i: Any, j0: Any, scale: Any, rk: Any, k: Any, s1: Any,
-                    s2: Any) -> Any:  # pragma: no cover - compiled
-    """``s1[k, j] += u_j`` and ``s2[k, j] += u_j y_j``, ``u_j = rk y_j``, ``y_j = x[i, j] * scale``,
-    for the :data:`MASK_WIDTH` features ``j0 ..`` (which must exist), :data:`LANES` at a time
-    (a zero adds nothing); ``s1``, ``s2`` (K, d) float64 C-contiguous."""
-    if not (_stored_rows(x) and _f64_array(s1, 2) and _f64_array(s2, 2)):
-        return None
-    sig = types.void(x, i, j0, scale, rk, k, s1, s2)
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        a_x, a_i, a_j0, a_scale, a_rk, a_k, a_s1, a_s2 = args
-        tx, ti, tj, ts, tr, tk, t1, t2 = signature.args
-        vx = context.make_array(tx)(context, builder, a_x)
-        v1 = context.make_array(t1)(context, builder, a_s1)
-        v2 = context.make_array(t2)(context, builder, a_s2)
-        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
-        i = context.cast(builder, a_i, ti, types.intp)
-        j0 = context.cast(builder, a_j0, tj, types.intp)
-        k = context.cast(builder, a_k, tk, types.intp)
-        scale = _splat(builder, context.cast(builder, a_scale, ts, types.float64), LANES)
-        resp = _splat(builder, context.cast(builder, a_rk, tr, types.float64), LANES)
-        stored = ir.VectorType(context.get_data_type(tx.dtype), LANES)
-        x_at = builder.add(builder.mul(i, d), j0)
-        s_at = builder.add(builder.mul(k, cgutils.unpack_tuple(builder, v1.shape, 2)[1]), j0)
-        for g in range(MASK_WIDTH // LANES):
-            step = ir.Constant(_I64, LANES * g)
-            ptr = builder.bitcast(builder.gep(vx.data, [builder.add(x_at, step)]), stored.as_pointer())
-            y = builder.fmul(_to_double(builder, builder.load(ptr, align=1), tx.dtype, LANES), scale)
-            u = builder.fmul(resp, y)
-            p1 = _vector_ptr(builder, v1.data, builder.add(s_at, step), LANES)
-            p2 = _vector_ptr(builder, v2.data, builder.add(s_at, step), LANES)
-            builder.store(builder.fadd(builder.load(p1, align=8), u), p1, align=8)
-            builder.store(_fma(builder, u, y, builder.load(p2, align=8), LANES), p2, align=8)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-@intrinsic
 def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: Any, scale: Any, r: Any,
                      row: Any, held: Any, t1: Any, t2: Any) -> Any:  # pragma: no cover - compiled
     """``t1[j, k] += r[row, k] y_j`` and ``t2[j, k] += (r[row, k] y_j) y_j`` for the bits ``b`` of
@@ -465,6 +429,124 @@ def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: 
         return context.get_dummy_value()
 
     return sig, codegen
+
+
+@intrinsic
+def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, j0: Any, sv: Any,
+                    sq: Any) -> Any:  # pragma: no cover - compiled
+    """``sv[k, j] += sum_q x[i_q, j]`` and ``sq[k, j] += sum_q x[i_q, j]^2``, ``i_q = t0 + rows[k, q]``
+    for ``q < n`` (at most :data:`TILE_ROWS`), for the :data:`MASK_WIDTH` features ``j0 ..``
+    (which must exist), in integers: ``x`` (rows, d) ``uint8``, ``rows`` (K, TILE_ROWS) int64,
+    ``sv``, ``sq`` (K, d) ``uint32`` C-contiguous. Per row, one 64-byte load widened to 16-bit
+    lanes (summed there: at most ``64 x 255``), squared in them (``255^2 < 2^16``) and widened to
+    32-bit lanes; one read-modify-write of ``sv`` and ``sq`` per call. For rows of another dtype
+    (whose loops never call it, see :func:`_stored_bytes`) it compiles to nothing."""
+    u32 = types.Array(types.uint32, 2, "C")
+    if not (_stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
+            and rows.layout == "C" and sv == u32 and sq == u32):
+        return None
+    sig = types.void(x, t0, rows, k, n, j0, sv, sq)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        a_x, a_t0, a_rows, a_k, a_n, a_j0, a_sv, a_sq = args
+        tx, tt0, tr, tk, tn, tj, tv, tq = signature.args
+        if tx.dtype != types.uint8:
+            return context.get_dummy_value()
+        vx = context.make_array(tx)(context, builder, a_x)
+        vr = context.make_array(tr)(context, builder, a_rows)
+        vv = context.make_array(tv)(context, builder, a_sv)
+        vq = context.make_array(tq)(context, builder, a_sq)
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        stride = cgutils.unpack_tuple(builder, vr.shape, 2)[1]
+        t0 = context.cast(builder, a_t0, tt0, types.intp)
+        k = context.cast(builder, a_k, tk, types.intp)
+        n = context.cast(builder, a_n, tn, types.intp)
+        j0 = context.cast(builder, a_j0, tj, types.intp)
+        v8 = ir.VectorType(ir.IntType(8), MASK_WIDTH)
+        v16 = ir.VectorType(ir.IntType(16), MASK_WIDTH)
+        v32 = ir.VectorType(ir.IntType(32), MASK_WIDTH)
+        sums = cgutils.alloca_once_value(builder, ir.Constant(v16, [0] * MASK_WIDTH))
+        squares = cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * MASK_WIDTH))
+        r_row = builder.mul(k, stride)
+        with cgutils.for_range(builder, n) as loop:
+            b = builder.load(builder.gep(vr.data, [builder.add(r_row, loop.index)]))
+            at = builder.add(builder.mul(builder.add(t0, b), d), j0)
+            v = builder.zext(builder.load(builder.bitcast(builder.gep(vx.data, [at]), v8.as_pointer()), align=1), v16)
+            builder.store(builder.add(builder.load(sums), v), sums)
+            builder.store(builder.add(builder.load(squares), builder.zext(builder.mul(v, v), v32)), squares)
+        s_at = builder.add(builder.mul(k, cgutils.unpack_tuple(builder, vv.shape, 2)[1]), j0)
+        for data, add in ((vv.data, builder.zext(builder.load(sums), v32)), (vq.data, builder.load(squares))):
+            ptr = builder.bitcast(builder.gep(data, [s_at]), v32.as_pointer())
+            builder.store(builder.add(builder.load(ptr, align=4), add), ptr, align=4)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k: Any, n: Any, j0: Any,
+                       scale: Any, square: Any, s1: Any, s2: Any) -> Any:  # pragma: no cover - compiled
+    """``s1[k, j] += scale sum_q r_q v_qj`` and ``s2[k, j] += square sum_q (r_q v_qj) v_qj``,
+    ``v_qj = x[t0 + rows[k, q], j]`` as float64 and ``r_q = resp[k, q]``, for ``q < n`` and the
+    :data:`MASK_WIDTH` features ``j0 ..`` (which must exist): the sums of the ``n`` rows in
+    registers (one multiplication and two multiply-adds per 8 features and row), then one
+    read-modify-write of ``s1`` and ``s2``; ``rows`` (K, TILE_ROWS) int64, ``resp`` (K,
+    TILE_ROWS), ``s1``, ``s2`` (K, d) float64 C-contiguous."""
+    if not (_stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
+            and rows.layout == "C" and _f64_array(resp, 2) and _f64_array(s1, 2) and _f64_array(s2, 2)):
+        return None
+    sig = types.void(x, t0, rows, resp, k, n, j0, scale, square, s1, s2)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        a_x, a_t0, a_rows, a_resp, a_k, a_n, a_j0, a_scale, a_square, a_s1, a_s2 = args
+        tx, tt0, tr, tp, tk, tn, tj, ts, tq, t1, t2 = signature.args
+        vx = context.make_array(tx)(context, builder, a_x)
+        vr = context.make_array(tr)(context, builder, a_rows)
+        vp = context.make_array(tp)(context, builder, a_resp)
+        v1 = context.make_array(t1)(context, builder, a_s1)
+        v2 = context.make_array(t2)(context, builder, a_s2)
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        stride = cgutils.unpack_tuple(builder, vr.shape, 2)[1]
+        t0 = context.cast(builder, a_t0, tt0, types.intp)
+        k = context.cast(builder, a_k, tk, types.intp)
+        n = context.cast(builder, a_n, tn, types.intp)
+        j0 = context.cast(builder, a_j0, tj, types.intp)
+        width = MASK_WIDTH
+        stored = ir.VectorType(context.get_data_type(tx.dtype), width)
+        vec = _vector(width)
+        zero = ir.Constant(vec, [0.0] * width)
+        sums = cgutils.alloca_once_value(builder, zero)
+        squares = cgutils.alloca_once_value(builder, zero)
+        r_row = builder.mul(k, stride)
+        with cgutils.for_range(builder, n) as loop:
+            at = builder.add(r_row, loop.index)
+            b = builder.load(builder.gep(vr.data, [at]))
+            rk = _splat(builder, builder.load(builder.gep(vp.data, [at])), width)
+            ptr = builder.gep(vx.data, [builder.add(builder.mul(builder.add(t0, b), d), j0)])
+            v = _to_double(builder, builder.load(builder.bitcast(ptr, stored.as_pointer()), align=1), tx.dtype, width)
+            u = builder.fmul(rk, v)
+            builder.store(builder.fadd(builder.load(sums), u), sums)
+            builder.store(_fma(builder, u, v, builder.load(squares), width), squares)
+        s_at = builder.add(builder.mul(k, cgutils.unpack_tuple(builder, v1.shape, 2)[1]), j0)
+        for data, total, factor, tf in ((v1.data, sums, a_scale, ts), (v2.data, squares, a_square, tq)):
+            f = _splat(builder, context.cast(builder, factor, tf, types.float64), width)
+            ptr = _vector_ptr(builder, data, s_at, width)
+            builder.store(_fma(builder, f, builder.load(total), builder.load(ptr, align=8), width), ptr, align=8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _stored_bytes(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
+    """Whether ``x`` holds ``uint8`` values: a constant of the compiled loop."""
+    if not isinstance(x, types.Array):
+        return None
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        return ir.Constant(ir.IntType(1), int(x.dtype == types.uint8))
+
+    return types.boolean(x), codegen
 
 
 @intrinsic
@@ -527,39 +609,176 @@ def _tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, table: np.n
 
 
 @numba.njit(nogil=True, cache=True)
-def _tile_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarray, n_held: np.ndarray,
-                held_k: np.ndarray, held_r: np.ndarray, lanes: np.ndarray, r: np.ndarray, s1: np.ndarray,
-                s2: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> None:  # pragma: no cover (compiled)
+def _tile_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarray, n_whole: np.ndarray,
+                whole: np.ndarray, n_part: np.ndarray, part: np.ndarray, part_r: np.ndarray, lanes: np.ndarray,
+                r: np.ndarray, sv: np.ndarray, sq: np.ndarray, s1: np.ndarray, s2: np.ndarray, t1: np.ndarray,
+                t2: np.ndarray) -> None:  # pragma: no cover (compiled)
     """The statistics of the rows ``i = t0 + b`` of the tile, by blocks of :data:`MASK_WIDTH`
-    features (the sums of the block in L1 for the tile), a block skipped where the row is zero:
-    rows with ``lanes[b] == 0`` add ``r_k y`` and ``r_k y^2`` to ``s1[k]``, ``s2[k]`` (K, d), 64
-    features at a time, for the components ``held_k[b, :n_held[b]]`` (responsibilities
-    ``held_r``) that hold them; the others add their non-zeros to ``t1``, ``t2`` (d, Kpad), the
-    vectors of components ``lanes[b]`` as lanes (responsibilities ``r[b]``)."""
+    features (the sums of the block in L1 for the tile), per component ``k``: the rows
+    ``whole[k, :n_whole[k]]`` (``uint8`` rows that ``k`` holds alone, with responsibility 1) add
+    their bytes and squared bytes to ``sv[k]``, ``sq[k]`` (K, d) in integers; the rows
+    ``part[k, :n_part[k]]`` add ``r v`` and ``r v^2`` (``r`` from ``part_r``, ``v`` the stored
+    values), summed over the tile, to ``s1[k]``, ``s2[k]`` (K, d) times ``scale`` and
+    ``scale^2``. Rows with ``lanes[b] != 0`` add their non-zeros to ``t1``, ``t2`` (d, Kpad), the
+    vectors of components ``lanes[b]`` as lanes (responsibilities ``r[b]``), a block skipped
+    where the row is zero."""
     d = x.shape[1]
     full = d - d % MASK_WIDTH
+    k_n = n_whole.shape[0]
+    square = scale * scale
+    many = 0
+    for b in range(rows):
+        many += lanes[b] != 0
     for j0 in range(0, full, MASK_WIDTH):
-        for b in range(rows):
-            bits = _nonzero_bits(x, t0 + b, j0)
-            if bits != 0:
+        for k in range(k_n):
+            if n_whole[k] != 0:
+                _add_rows_bytes(x, t0, whole, k, n_whole[k], j0, sv, sq)
+            if n_part[k] != 0:
+                _add_rows_weighted(x, t0, part, part_r, k, n_part[k], j0, scale, square, s1, s2)
+        if many != 0:
+            for b in range(rows):
                 if lanes[b] != 0:
-                    _add_block_lanes(x, t0 + b, j0, bits, table, scale, r, b, lanes[b], t1, t2)
-                for q in range(n_held[b]):
-                    _add_block_held(x, t0 + b, j0, scale, held_r[b, q], held_k[b, q], s1, s2)
+                    bits = _nonzero_bits(x, t0 + b, j0)
+                    if bits != 0:
+                        _add_block_lanes(x, t0 + b, j0, bits, table, scale, r, b, lanes[b], t1, t2)
+    if full == d:
+        return
+    for k in range(k_n):
+        for q in range(n_whole[k]):
+            i = t0 + whole[k, q]
+            for j in range(full, d):
+                v = np.uint32(x[i, j])
+                sv[k, j] += v
+                sq[k, j] += v * v
+        for q in range(n_part[k]):
+            i = t0 + part[k, q]
+            rk = part_r[k, q]
+            for j in range(full, d):
+                if x[i, j] != 0:
+                    y = x[i, j] * scale
+                    u = rk * y
+                    s1[k, j] += u
+                    s2[k, j] += u * y
     for b in range(rows):
         if lanes[b] != 0:
             bits = _tail_bits(x, t0 + b, full)
             if bits != 0:
                 _add_block_lanes(x, t0 + b, full, bits, table, scale, r, b, lanes[b], t1, t2)
-        for q in range(n_held[b]):
-            k = held_k[b, q]
-            rk = held_r[b, q]
-            for j in range(full, d):
-                if x[t0 + b, j] != 0:
-                    y = x[t0 + b, j] * scale
-                    u = rk * y
-                    s1[k, j] += u
-                    s2[k, j] += u * y
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_byte_sums(sv: np.ndarray, sq: np.ndarray, scale: float, s1: np.ndarray,
+                   s2: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``s1 += scale sv`` and ``s2 += scale^2 sq`` (the float64 sums of ``y = v scale`` and ``y^2``
+    from the exact integer sums of the bytes ``v`` and of ``v^2``), then ``sv``, ``sq`` zeroed."""
+    square = scale * scale
+    for k in range(sv.shape[0]):
+        for j in range(sv.shape[1]):
+            s1[k, j] += scale * float(sv[k, j])
+            s2[k, j] += square * float(sq[k, j])
+            sv[k, j] = 0
+            sq[k, j] = 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _tile_responsibilities(dist: np.ndarray, rows: int, c: np.ndarray, log_const: np.ndarray,
+                           min_resp: np.ndarray, floor: np.ndarray, counts: np.ndarray, block_cost: float,
+                           bytes_whole: bool, w: np.ndarray, held: np.ndarray, totals: np.ndarray,
+                           nk: np.ndarray, n_whole: np.ndarray, whole: np.ndarray, n_part: np.ndarray,
+                           part: np.ndarray, part_r: np.ndarray, lanes: np.ndarray,
+                           r: np.ndarray) -> tuple[int, float]:  # pragma: no cover (compiled)
+    """The row E-step of a tile from its distances ``dist`` (rows, Kpad): per row, ``log p(x)``
+    and ``sum r log r`` (added to ``totals`` (2,) row by row), ``n_k`` and the lists by which
+    :func:`_tile_stats` adds its statistics: with ``bytes_whole``, a row held by one component
+    with responsibility 1 joins that component's ``whole`` (its ``n_k`` added as a count);
+    a row held by many (``block_cost``, :data:`BLOCK_COST`) takes ``lanes``, ``r``; any other
+    joins ``part`` (with ``part_r``) of each component holding it. The responsibilities are
+    :func:`.estep.responsibilities_above`'s bits, its exponentials taken for the components
+    above their ``floor`` only; a row whose best component is the only one takes none: its
+    responsibility is 1, ``log p(x)`` the best ``w`` and ``r log r`` 0.
+    ``w``, ``held`` (K,) are work space. Returns ``(first row of the tile whose log p(x) is not
+    finite or -1, its value)``; the rows before it are done."""
+    k_n = log_const.shape[0]
+    for k in range(k_n):
+        n_whole[k] = 0
+        n_part[k] = 0
+    for b in range(rows):
+        lanes[b] = 0
+        top = -np.inf
+        best = 0
+        for k in range(k_n):
+            wk = log_const[k] - 0.5 * (c[k] + dist[b, k])
+            w[k] = wk
+            better = wk > top  # a NaN is passed over, as in responsibilities_above (selects, not branches)
+            top = wk if better else top
+            best = k if better else best
+        if math.isfinite(top) and floor[best] < 0.0:
+            m = 0  # the components above their floor, in order (responsibilities_above's exponentials)
+            for k in range(k_n):
+                held[m] = k
+                m += w[k] - top > floor[k]
+            if m == 1:  # the best alone: exp(0) = 1, log(1) = 0, the same bits without them
+                totals[0] += top
+                w[best] = 1.0
+                h = 1 if min_resp[best] <= 1.0 else 0
+            else:  # responsibilities_above on the m components (the others' terms are 0)
+                total = 0.0
+                weighted = 0.0
+                for q in range(m):
+                    k = held[q]
+                    s = w[k] - top
+                    e = math.exp(s)
+                    total += e
+                    weighted += e * s
+                    w[k] = e
+                log_total = math.log(total)
+                inv = 1.0 / total
+                totals[0] += top + log_total
+                totals[1] += weighted / total - log_total
+                h = 0
+                for q in range(m):
+                    k = held[q]
+                    rk = w[k] * inv
+                    w[k] = rk
+                    if rk != 0.0 and rk >= min_resp[k]:
+                        held[h] = k
+                        h += 1
+        else:  # no finite best (a non-finite row), or a floor it would not pass
+            log_norm, ent = responsibilities_above(w, floor)
+            if not math.isfinite(log_norm):
+                return b, log_norm
+            totals[0] += log_norm
+            totals[1] += ent
+            h = 0
+            for k in range(k_n):
+                if w[k] != 0.0 and w[k] >= min_resp[k]:
+                    held[h] = k
+                    h += 1
+        if bytes_whole and h == 1 and w[held[0]] == 1.0:
+            k = held[0]
+            whole[k, n_whole[k]] = b
+            n_whole[k] += 1
+            continue
+        vectors = 0
+        for q in range(h):
+            k = held[q]
+            nk[k] += w[k]
+            vectors |= 1 << (k // LANES)
+        if block_cost * h * counts[b, 1] <= counts[b, 0] * _bit_count(vectors):
+            for q in range(h):
+                k = held[q]
+                part[k, n_part[k]] = b
+                part_r[k, n_part[k]] = w[k]
+                n_part[k] += 1
+        else:  # many components hold the row: its non-zeros once, the components as lanes
+            lanes[b] = vectors
+            for k in range(r.shape[1]):
+                r[b, k] = 0.0
+            for q in range(h):
+                r[b, held[q]] = w[held[q]]
+    for k in range(k_n):
+        nk[k] += n_whole[k]
+    return -1, 0.0
 
 
 @numba.njit(nogil=True, cache=True)
@@ -601,45 +820,37 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
     dist = np.empty((TILE_ROWS, kp))
     counts = np.zeros((TILE_ROWS, 2), dtype=np.int64)
     table = byte_values(scale)
-    n_held = np.zeros(TILE_ROWS, dtype=np.int64)
-    held_k = np.zeros((TILE_ROWS, k_n), dtype=np.int64)
-    held_r = np.zeros((TILE_ROWS, k_n))
+    w = np.empty(k_n)
+    held = np.zeros(k_n, dtype=np.int64)
+    bytes_whole = _stored_bytes(x)
+    n_whole = np.zeros(k_n, dtype=np.int64)
+    whole = np.zeros((k_n, TILE_ROWS), dtype=np.int64)
+    n_part = np.zeros(k_n, dtype=np.int64)
+    part = np.zeros((k_n, TILE_ROWS), dtype=np.int64)
+    part_r = np.zeros((k_n, TILE_ROWS))
     lanes = np.zeros(TILE_ROWS, dtype=np.int64)
     r = np.zeros((TILE_ROWS, kp))
-    w = np.empty(k_n)
-    log_lik = 0.0
-    entropy = 0.0
+    sv = np.zeros((k_n, x.shape[1]) if bytes_whole else (0, 0), dtype=np.uint32)
+    sq = np.zeros_like(sv)
+    in_sums = 0
+    totals = np.zeros(2)
     for t0 in range(0, n, TILE_ROWS):
         rows = min(TILE_ROWS, n - t0)
         _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
-        for b in range(rows):
-            for k in range(k_n):
-                w[k] = log_const[k] - 0.5 * (c[k] + dist[b, k])
-            log_norm, ent = responsibilities_above(w, floor)
-            if not math.isfinite(log_norm):
-                return log_lik, entropy, t0 + b, log_norm
-            log_lik += log_norm
-            entropy += ent
-            h = 0
-            vectors = 0
-            for k in range(k_n):
-                rk = w[k]
-                if rk != 0.0 and rk >= min_resp[k]:
-                    held_k[b, h] = k
-                    held_r[b, h] = rk
-                    nk[k] += rk
-                    h += 1
-                    vectors |= 1 << (k // LANES)
-            if block_cost * h * counts[b, 1] <= counts[b, 0] * _bit_count(vectors):
-                n_held[b] = h
-                lanes[b] = 0
-            else:  # many components hold the row: its non-zeros once, the components as lanes
-                n_held[b] = 0
-                lanes[b] = vectors
-                for k in range(k_n):
-                    r[b, k] = w[k] if w[k] != 0.0 and w[k] >= min_resp[k] else 0.0
-        _tile_stats(x, t0, rows, scale, table, n_held, held_k, held_r, lanes, r, s1, s2, t1, t2)
-    return log_lik, entropy, -1, 0.0
+        bad, value = _tile_responsibilities(dist, rows, c, log_const, min_resp, floor, counts, block_cost,
+                                            bytes_whole, w, held, totals, nk, n_whole, whole, n_part, part,
+                                            part_r, lanes, r)
+        if bad >= 0:
+            return totals[0], totals[1], t0 + bad, value
+        if in_sums + rows > FLUSH_ROWS:
+            _add_byte_sums(sv, sq, scale, s1, s2)
+            in_sums = 0
+        in_sums += rows
+        _tile_stats(x, t0, rows, scale, table, n_whole, whole, n_part, part, part_r, lanes, r, sv, sq, s1, s2,
+                    t1, t2)
+    if bytes_whole:
+        _add_byte_sums(sv, sq, scale, s1, s2)
+    return totals[0], totals[1], -1, 0.0
 
 
 class NonzeroParams:
