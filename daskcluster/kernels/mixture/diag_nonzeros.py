@@ -120,11 +120,15 @@ MAX_COMPONENTS = 32
 WIDTHS = tuple(range(HALF, MAX_COMPONENTS + 1, HALF))
 #: Rows of a tile: their distances, then their statistics, feature block by feature block.
 TILE_ROWS = 64
+#: Rows whose statistics are added together, component by component (consecutive tiles): each
+#: component's rows of a span summed in registers, then one read-modify-write of its sums per
+#: 64-feature block; a span's bytes sum in 16-bit lanes (``SPAN_ROWS x 255 < 2^16``).
+SPAN_ROWS = 4 * TILE_ROWS
 #: A row's statistics are added 64 features at a time per component holding it while that
 #: costs no more than its non-zeros once per vector of components: ``BLOCK_COST x components x
 #: blocks <= non-zeros x vectors`` (measured on MNIST8M chunks, one thread: a 64-feature block of
 #: one component 21 ns, a non-zero's vector update 1.9 ns).
-BLOCK_COST = 4
+BLOCK_COST = 2
 #: Rows whose bytes and squared bytes the 32-bit sums take before they are added to the float64
 #: statistics: ``65,536 x 255^2 < 2^32``, so no sum can wrap.
 FLUSH_ROWS = 65536
@@ -435,8 +439,8 @@ def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: 
 def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, j0: Any, sv: Any,
                     sq: Any) -> Any:  # pragma: no cover - compiled
     """``sv[k, j] += sum_q x[i_q, j]`` and ``sq[k, j] += sum_q x[i_q, j]^2``, ``i_q = t0 + rows[k, q]``
-    for ``q < n`` (at most :data:`TILE_ROWS`), for the :data:`MASK_WIDTH` features ``j0 ..``
-    (which must exist), in integers: ``x`` (rows, d) ``uint8``, ``rows`` (K, TILE_ROWS) int64,
+    for ``q < n`` (at most :data:`SPAN_ROWS`), for the :data:`MASK_WIDTH` features ``j0 ..``
+    (which must exist), in integers: ``x`` (rows, d) ``uint8``, ``rows`` (K, SPAN_ROWS) int64,
     ``sv``, ``sq`` (K, d) ``uint32`` C-contiguous. Per row, one 64-byte load widened to 16-bit
     lanes (summed there: at most ``64 x 255``), squared in them (``255^2 < 2^16``) and widened to
     32-bit lanes; one read-modify-write of ``sv`` and ``sq`` per call. For rows of another dtype
@@ -490,8 +494,8 @@ def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k:
     ``v_qj = x[t0 + rows[k, q], j]`` as float64 and ``r_q = resp[k, q]``, for ``q < n`` and the
     :data:`MASK_WIDTH` features ``j0 ..`` (which must exist): the sums of the ``n`` rows in
     registers (one multiplication and two multiply-adds per 8 features and row), then one
-    read-modify-write of ``s1`` and ``s2``; ``rows`` (K, TILE_ROWS) int64, ``resp`` (K,
-    TILE_ROWS), ``s1``, ``s2`` (K, d) float64 C-contiguous."""
+    read-modify-write of ``s1`` and ``s2``; ``rows`` (K, SPAN_ROWS) int64, ``resp`` (K,
+    SPAN_ROWS), ``s1``, ``s2`` (K, d) float64 C-contiguous."""
     if not (_stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
             and rows.layout == "C" and _f64_array(resp, 2) and _f64_array(s1, 2) and _f64_array(s2, 2)):
         return None
@@ -609,16 +613,17 @@ def _tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, table: np.n
 
 
 @numba.njit(nogil=True, cache=True)
-def _tile_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarray, n_whole: np.ndarray,
+def _span_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarray, n_whole: np.ndarray,
                 whole: np.ndarray, n_part: np.ndarray, part: np.ndarray, part_r: np.ndarray, lanes: np.ndarray,
                 r: np.ndarray, sv: np.ndarray, sq: np.ndarray, s1: np.ndarray, s2: np.ndarray, t1: np.ndarray,
                 t2: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """The statistics of the rows ``i = t0 + b`` of the tile, by blocks of :data:`MASK_WIDTH`
-    features (the sums of the block in L1 for the tile), per component ``k``: the rows
+    """The statistics of the rows ``i = t0 + b`` of a span (at most :data:`SPAN_ROWS`), by blocks
+    of :data:`MASK_WIDTH` features (the sums of the block in L1 for the span), per component
+    ``k``: the rows
     ``whole[k, :n_whole[k]]`` (``uint8`` rows that ``k`` holds alone, with responsibility 1) add
     their bytes and squared bytes to ``sv[k]``, ``sq[k]`` (K, d) in integers; the rows
     ``part[k, :n_part[k]]`` add ``r v`` and ``r v^2`` (``r`` from ``part_r``, ``v`` the stored
-    values), summed over the tile, to ``s1[k]``, ``s2[k]`` (K, d) times ``scale`` and
+    values), summed over the span, to ``s1[k]``, ``s2[k]`` (K, d) times ``scale`` and
     ``scale^2``. Rows with ``lanes[b] != 0`` add their non-zeros to ``t1``, ``t2`` (d, Kpad), the
     vectors of components ``lanes[b]`` as lanes (responsibilities ``r[b]``), a block skipped
     where the row is zero."""
@@ -681,7 +686,7 @@ def _add_byte_sums(sv: np.ndarray, sq: np.ndarray, scale: float, s1: np.ndarray,
 
 
 @numba.njit(nogil=True, cache=True)
-def _tile_responsibilities(dist: np.ndarray, rows: int, c: np.ndarray, log_const: np.ndarray,
+def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray, log_const: np.ndarray,
                            min_resp: np.ndarray, floor: np.ndarray, counts: np.ndarray, block_cost: float,
                            bytes_whole: bool, w: np.ndarray, held: np.ndarray, totals: np.ndarray,
                            nk: np.ndarray, n_whole: np.ndarray, whole: np.ndarray, n_part: np.ndarray,
@@ -689,7 +694,8 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, c: np.ndarray, log_const
                            r: np.ndarray) -> tuple[int, float]:  # pragma: no cover (compiled)
     """The row E-step of a tile from its distances ``dist`` (rows, Kpad): per row, ``log p(x)``
     and ``sum r log r`` (added to ``totals`` (2,) row by row), ``n_k`` and the lists by which
-    :func:`_tile_stats` adds its statistics: with ``bytes_whole``, a row held by one component
+    :func:`_span_stats` adds its statistics (the tile's row ``b`` is the span's ``base + b``;
+    the lists go on from the span's earlier tiles, ``nk`` takes a ``whole`` row when it joins): with ``bytes_whole``, a row held by one component
     with responsibility 1 joins that component's ``whole`` (its ``n_k`` added as a count);
     a row held by many (``block_cost``, :data:`BLOCK_COST`) takes ``lanes``, ``r``; any other
     joins ``part`` (with ``part_r``) of each component holding it. The responsibilities are
@@ -699,11 +705,8 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, c: np.ndarray, log_const
     ``w``, ``held`` (K,) are work space. Returns ``(first row of the tile whose log p(x) is not
     finite or -1, its value)``; the rows before it are done."""
     k_n = log_const.shape[0]
-    for k in range(k_n):
-        n_whole[k] = 0
-        n_part[k] = 0
     for b in range(rows):
-        lanes[b] = 0
+        lanes[base + b] = 0
         top = -np.inf
         best = 0
         for k in range(k_n):
@@ -756,8 +759,9 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, c: np.ndarray, log_const
                     h += 1
         if bytes_whole and h == 1 and w[held[0]] == 1.0:
             k = held[0]
-            whole[k, n_whole[k]] = b
+            whole[k, n_whole[k]] = base + b
             n_whole[k] += 1
+            nk[k] += 1.0
             continue
         vectors = 0
         for q in range(h):
@@ -767,17 +771,15 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, c: np.ndarray, log_const
         if block_cost * h * counts[b, 1] <= counts[b, 0] * _bit_count(vectors):
             for q in range(h):
                 k = held[q]
-                part[k, n_part[k]] = b
+                part[k, n_part[k]] = base + b
                 part_r[k, n_part[k]] = w[k]
                 n_part[k] += 1
         else:  # many components hold the row: its non-zeros once, the components as lanes
-            lanes[b] = vectors
+            lanes[base + b] = vectors
             for k in range(r.shape[1]):
-                r[b, k] = 0.0
+                r[base + b, k] = 0.0
             for q in range(h):
-                r[b, held[q]] = w[held[q]]
-    for k in range(k_n):
-        nk[k] += n_whole[k]
+                r[base + b, held[q]] = w[held[q]]
     return -1, 0.0
 
 
@@ -824,30 +826,35 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
     held = np.zeros(k_n, dtype=np.int64)
     bytes_whole = _stored_bytes(x)
     n_whole = np.zeros(k_n, dtype=np.int64)
-    whole = np.zeros((k_n, TILE_ROWS), dtype=np.int64)
+    whole = np.zeros((k_n, SPAN_ROWS), dtype=np.int64)
     n_part = np.zeros(k_n, dtype=np.int64)
-    part = np.zeros((k_n, TILE_ROWS), dtype=np.int64)
-    part_r = np.zeros((k_n, TILE_ROWS))
-    lanes = np.zeros(TILE_ROWS, dtype=np.int64)
-    r = np.zeros((TILE_ROWS, kp))
+    part = np.zeros((k_n, SPAN_ROWS), dtype=np.int64)
+    part_r = np.zeros((k_n, SPAN_ROWS))
+    lanes = np.zeros(SPAN_ROWS, dtype=np.int64)
+    r = np.zeros((SPAN_ROWS, kp))
     sv = np.zeros((k_n, x.shape[1]) if bytes_whole else (0, 0), dtype=np.uint32)
     sq = np.zeros_like(sv)
     in_sums = 0
     totals = np.zeros(2)
-    for t0 in range(0, n, TILE_ROWS):
-        rows = min(TILE_ROWS, n - t0)
-        _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
-        bad, value = _tile_responsibilities(dist, rows, c, log_const, min_resp, floor, counts, block_cost,
-                                            bytes_whole, w, held, totals, nk, n_whole, whole, n_part, part,
-                                            part_r, lanes, r)
-        if bad >= 0:
-            return totals[0], totals[1], t0 + bad, value
-        if in_sums + rows > FLUSH_ROWS:
+    for s0 in range(0, n, SPAN_ROWS):
+        span = min(SPAN_ROWS, n - s0)
+        for t0 in range(s0, s0 + span, TILE_ROWS):
+            rows = min(TILE_ROWS, s0 + span - t0)
+            _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
+            bad, value = _tile_responsibilities(dist, rows, t0 - s0, c, log_const, min_resp, floor, counts,
+                                                block_cost, bytes_whole, w, held, totals, nk, n_whole, whole, n_part,
+                                                part, part_r, lanes, r)
+            if bad >= 0:
+                return totals[0], totals[1], t0 + bad, value
+        if in_sums + span > FLUSH_ROWS:
             _add_byte_sums(sv, sq, scale, s1, s2)
             in_sums = 0
-        in_sums += rows
-        _tile_stats(x, t0, rows, scale, table, n_whole, whole, n_part, part, part_r, lanes, r, sv, sq, s1, s2,
-                    t1, t2)
+        in_sums += span
+        _span_stats(x, s0, span, scale, table, n_whole, whole, n_part, part, part_r, lanes, r, sv, sq, s1, s2, t1,
+                    t2)
+        for k in range(k_n):
+            n_whole[k] = 0
+            n_part[k] = 0
     if bytes_whole:
         _add_byte_sums(sv, sq, scale, s1, s2)
     return totals[0], totals[1], -1, 0.0
