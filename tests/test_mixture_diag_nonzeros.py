@@ -25,13 +25,17 @@ from daskcluster.kernels.blocks import Affine
 from daskcluster.kernels.mixture import diag_rows
 from daskcluster.kernels.mixture.diag_nonzeros import (
     ALIGNMENT,
+    BLOCK_COST,
+    FLUSH_ROWS,
     MAX_COMPONENTS,
     NonzeroParams,
     aligned_zeros,
+    diag_em_nonzeros,
     nonzero_log_densities,
     padded_components,
 )
 from daskcluster.kernels.mixture.diag_rows import DiagRows
+from daskcluster.kernels.mixture.estep import exp_floor, responsibilities_above
 
 EPS = 2.0**-53
 
@@ -190,3 +194,93 @@ def test_fit_on_image_rows_equals_sklearn(covariance_type: str, n_components: in
     assert_allclose(ours.lower_bounds_, sk.lower_bounds_, rtol=1e-9)
     for attr in ("weights_", "means_", "covariances_", "precisions_cholesky_"):
         assert_allclose(getattr(ours, attr), getattr(sk, attr), rtol=1e-7, atol=1e-9, err_msg=attr)
+
+
+def run_pass(x: np.ndarray, scale: float, means: np.ndarray, prec: np.ndarray, log_const: np.ndarray,
+             min_resp: np.ndarray, block_cost: float) -> tuple[tuple[float, float, int, float], np.ndarray,
+                                                               np.ndarray, np.ndarray]:
+    """``diag_em_nonzeros`` on ``x`` as ``DiagRows`` calls it: ``(its result, nk, s1, s2)`` around 0."""
+    k_n, d = means.shape
+    p = NonzeroParams(means, prec)
+    nk = np.zeros(k_n)
+    s1 = aligned_zeros((k_n, d))
+    s2 = aligned_zeros((k_n, d))
+    t1 = aligned_zeros((d, p.pt.shape[1]))
+    t2 = aligned_zeros((d, p.pt.shape[1]))
+    out = diag_em_nonzeros(x, scale, p.pt, p.at, p.c, log_const, min_resp, exp_floor(min_resp), nk, s1, s2, t1, t2,
+                           block_cost)
+    return out, nk, s1 + t1[:, :k_n].T, s2 + t2[:, :k_n].T
+
+
+def test_rows_held_alone_sum_bytes_exactly_across_a_conversion() -> None:
+    """uint8 rows all held by one component with responsibility 1 are summed in integers: past
+    ``FLUSH_ROWS`` rows (here 70,000 rows, a column of 255 in each: its ``sum v^2`` is 1.06 times
+    ``2^32``), each entry of ``s1`` is within ``gamma_{2F}`` and of ``s2`` within ``gamma_{3F}``
+    of the exact ``sum v scale`` and ``sum (v scale)^2`` (``F = 2`` conversions), ``n_k`` is the
+    count; the other component, 1000 nats below, holds nothing."""
+    assert FLUSH_ROWS * 255**2 < 2**32 < 70_000 * 255**2
+    rng = np.random.default_rng(21)
+    x = images(70_000, 9, seed=21)[:, :80].copy()  # a mask of 64 features and a tail of 16
+    x[:, 3] = 255
+    x[:, 70] = 255  # in the tail too
+    scale = 1 / 255
+    means = rng.uniform(0, 1, (2, 80))
+    prec = rng.uniform(1.0, 3.0, (2, 80))
+    out, nk, s1, s2 = run_pass(x, scale, means, prec, np.array([0.0, -1000.0]), np.full(2, K.MIN_RESP), BLOCK_COST)
+    assert out[2] == -1
+    assert nk.tolist() == [70_000.0, 0.0]
+    assert not s1[1].any() and not s2[1].any()
+    sv = x.sum(axis=0, dtype=np.int64)
+    sq = (x.astype(np.int64) ** 2).sum(axis=0)
+    flushes = 2
+    for j in range(80):
+        exact1 = Fraction(scale) * int(sv[j])
+        exact2 = Fraction(scale) ** 2 * int(sq[j])
+        assert abs(Fraction(float(s1[0, j])) - exact1) <= Fraction(gamma(2 * flushes)) * exact1, j
+        assert abs(Fraction(float(s2[0, j])) - exact2) <= Fraction(gamma(3 * flushes)) * exact2, j
+
+
+@pytest.mark.parametrize("block_cost", [0.0, BLOCK_COST, 1e9])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_statistics_and_row_estep_against_exact_sums(block_cost: float, dtype: type) -> None:
+    """Rows held by one component alone (integer sums for bytes) and by several (their span's
+    sums per component, or their non-zeros with the components as lanes): ``log p(x)`` and
+    ``sum r log r`` are the bits of :func:`responsibilities_above` summed row by row, and each
+    entry of ``n_k``, ``s1``, ``s2`` is within ``gamma_{m + 4}`` of the exact sum of its ``m``
+    non-negative terms ``r``, ``r y``, ``r y^2`` (``r`` the responsibilities kept, from the
+    same log-densities)."""
+    rng = np.random.default_rng(5)
+    n, d, k_n = 600, 80, 3
+    x = images(n, 9, seed=5)[:, :d].astype(dtype)
+    scale = 1 / 255
+    y = x.astype(np.float64) * scale
+    means = y[rng.choice(n, k_n, replace=False)]
+    prec = rng.uniform(50.0, 150.0, (k_n, d))  # 39 % of the rows held alone, the others by 2 or 3
+    log_const = np.array([0.0, -0.5, 0.3])
+    min_resp = np.full(k_n, K.MIN_RESP)
+    out, nk, s1, s2 = run_pass(x, scale, means, prec, log_const, min_resp, block_cost)
+    assert out[2] == -1
+    p = NonzeroParams(means, prec)
+    w = np.empty((n, k_n))
+    nonzero_log_densities(x, scale, p.pt, p.at, p.c, log_const, w)
+    floor = exp_floor(min_resp)
+    log_lik = entropy = 0.0
+    for i in range(n):
+        value, ent = responsibilities_above(w[i], floor)
+        log_lik += value
+        entropy += ent
+    assert (out[0], out[1]) == (log_lik, entropy)
+    r = np.where((w != 0) & (w >= min_resp), w, 0.0)
+    alone = ((r > 0).sum(axis=1) == 1) & (r.max(axis=1) == 1.0)
+    assert 0.2 < alone.mean() < 0.9  # both kinds of rows
+    bound = Fraction(gamma(n + 4))
+    rf = [[Fraction(float(v)) for v in row] for row in r]
+    for k in range(k_n):
+        exact_nk = sum(rf[i][k] for i in range(n))
+        assert abs(Fraction(float(nk[k])) - exact_nk) <= bound * exact_nk
+        for j in range(0, d, 7):
+            yf = [Fraction(float(v)) for v in y[:, j]]
+            exact1 = sum(rf[i][k] * yf[i] for i in range(n))
+            exact2 = sum(rf[i][k] * yf[i] * yf[i] for i in range(n))
+            assert abs(Fraction(float(s1[k, j])) - exact1) <= bound * exact1, (k, j)
+            assert abs(Fraction(float(s2[k, j])) - exact2) <= bound * exact2, (k, j)

@@ -35,7 +35,8 @@ from daskcluster.kernels.mixture.diag_rows import ROW_GROUP, TILE_ROWS
 def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """Every test on both loops of a block: the dense one, and the one on the non-zeros
     (:mod:`.diag_nonzeros`, taken for every block whose affine map has no offset) with each
-    row's statistics added either per component holding it or with the components as lanes."""
+    row's statistics added either per component holding it (in integers for ``uint8`` rows held
+    by one component alone) or with the components as lanes (rows held alone still in integers)."""
     monkeypatch.setattr(diag_rows, "NONZERO_SHARE", -1.0 if request.param == "dense" else 1.0)
     monkeypatch.setattr(diag_rows, "BLOCK_COST", 0.0 if request.param == "nonzeros-by-component" else 1e9)
     return str(request.param)
