@@ -42,7 +42,7 @@ that the parameters (or the sums) of those features stay in L1 while the tile's 
    and their ``n_k`` takes 1 per row. Any other row adds ``r_k v`` and ``(r_k v) v`` (``v`` the
    stored value as float64) to its components' sums of the span, which enter ``s1`` and ``s2``
    times ``scale`` and ``scale^2`` by one multiply-add; a row held by very many components
-   (``BLOCK_COST x components x blocks > non-zeros x vectors``, :data:`BLOCK_COST`) adds its
+   (``BLOCK_COST x components > vectors``, :data:`BLOCK_COST`) adds its
    non-zeros once instead, ``S[j] += r y_j`` and ``(r y_j) y_j`` for the vectors of components
    holding it as lanes, into sums (d, Kpad).
 
@@ -147,11 +147,15 @@ TILE_ROWS = 64
 #: component's rows of a span summed in registers, then one read-modify-write of its sums per
 #: 64-feature block; a span's bytes sum in 16-bit lanes (``SPAN_ROWS x 255 < 2^16``).
 SPAN_ROWS = 4 * TILE_ROWS
-#: A row's statistics are added 64 features at a time per component holding it while that
-#: costs no more than its non-zeros once per vector of components: ``BLOCK_COST x components x
-#: blocks <= non-zeros x vectors`` (measured on MNIST8M chunks, one thread: a 64-feature block of
-#: one component 21 ns, a non-zero's vector update 1.9 ns).
-BLOCK_COST = 2
+#: A row's statistics are added per component holding it (its span's sums in registers) while
+#: ``BLOCK_COST x components <= vectors`` (the vectors of :data:`LANES` components that hold it),
+#: else its non-zeros once with the components as lanes: at 1/6, only rows whose components fill
+#: at least 6 of each 8 lanes go as lanes. Measured (one thread, least CPU time a chunk of 32,768
+#: MNIST8M rows; none as lanes / this rule / all as lanes): the benchmark's model of EM iteration
+#: 1, 23.1 / 23.3 / 26.2 ms (iterations 3 and 5 alike); 16 components, four alike each (4.7
+#: holding a row), 32.1 / 31.9 / 30.4 ms; 32 components (4.5 holding a row, over 4 vectors),
+#: 40.8 / 40.6 / 55.2 ms.
+BLOCK_COST = 1 / 6
 #: Rows whose bytes and squared bytes the 32-bit sums take before they are added to the float64
 #: statistics: ``65,536 x 255^2 < 2^32``, so no sum can wrap.
 FLUSH_ROWS = 65536
@@ -710,7 +714,7 @@ def _add_byte_sums(sv: np.ndarray, sq: np.ndarray, scale: float, s1: np.ndarray,
 
 @numba.njit(nogil=True, cache=True)
 def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray, log_const: np.ndarray,
-                           min_resp: np.ndarray, floor: np.ndarray, counts: np.ndarray, block_cost: float,
+                           min_resp: np.ndarray, floor: np.ndarray, block_cost: float,
                            bytes_whole: bool, w: np.ndarray, held: np.ndarray, totals: np.ndarray,
                            nk: np.ndarray, n_whole: np.ndarray, whole: np.ndarray, n_part: np.ndarray,
                            part: np.ndarray, part_r: np.ndarray, lanes: np.ndarray,
@@ -791,7 +795,7 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
             k = held[q]
             nk[k] += w[k]
             vectors |= 1 << (k // LANES)
-        if block_cost * h * counts[b, 1] <= counts[b, 0] * _bit_count(vectors):
+        if block_cost * h <= _bit_count(vectors):
             for q in range(h):
                 k = held[q]
                 part[k, n_part[k]] = base + b
@@ -864,8 +868,8 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
         for t0 in range(s0, s0 + span, TILE_ROWS):
             rows = min(TILE_ROWS, s0 + span - t0)
             _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
-            bad, value = _tile_responsibilities(dist, rows, t0 - s0, c, log_const, min_resp, floor, counts,
-                                                block_cost, bytes_whole, w, held, totals, nk, n_whole, whole, n_part,
+            bad, value = _tile_responsibilities(dist, rows, t0 - s0, c, log_const, min_resp, floor, block_cost,
+                                                bytes_whole, w, held, totals, nk, n_whole, whole, n_part,
                                                 part, part_r, lanes, r)
             if bad >= 0:
                 return totals[0], totals[1], t0 + bad, value
