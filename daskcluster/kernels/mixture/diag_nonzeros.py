@@ -845,7 +845,7 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
     prefer_wide_vectors()
     n = x.shape[0]
     k_n = log_const.shape[0]
-    kp = pt.shape[1]
+    kp = t1.shape[1]  # the lanes' padded width
     dist = np.empty((TILE_ROWS, kp))
     counts = np.zeros((TILE_ROWS, 2), dtype=np.int64)
     table = byte_values(scale)
