@@ -462,25 +462,80 @@ def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: 
     return sig, codegen
 
 
+def _mangled(vec: ir.VectorType) -> str:
+    """The type suffix of a vector in LLVM intrinsic names (``v64i8``, ``v64f64``)."""
+    elem = vec.element
+    name = {ir.DoubleType: "f64", ir.FloatType: "f32"}.get(type(elem), f"i{getattr(elem, 'width', 0)}")
+    return f"v{vec.count}{name}"
+
+
+def _lanes_below(builder: ir.IRBuilder, width: ir.Value, lanes: int) -> ir.Value:
+    """The ``<lanes x i1>`` mask of the lanes ``< width`` (an ``i64``)."""
+    index = ir.VectorType(_I64, lanes)
+    one = builder.insert_element(ir.Constant(index, ir.Undefined), width, ir.Constant(ir.IntType(32), 0))
+    widths = builder.shuffle_vector(one, ir.Constant(index, ir.Undefined),
+                                    ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
+    return builder.icmp_signed("<", ir.Constant(index, list(range(lanes))), widths)
+
+
+def _load_lanes(builder: ir.IRBuilder, ptr: ir.Value, vec: ir.VectorType, mask: ir.Value | None,
+                align: int) -> ir.Value:
+    """A vector from ``ptr`` (``vec*``); with ``mask``, the lanes outside it are 0 and not read
+    (``llvm.masked.load``)."""
+    if mask is None:
+        return builder.load(ptr, align=align)
+    name = _mangled(vec)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(vec, [vec.as_pointer(), ir.IntType(32), mask.type, vec]),
+        f"llvm.masked.load.{name}.p0{name}")
+    zero = ir.Constant(vec, [0.0 if isinstance(vec.element, (ir.DoubleType, ir.FloatType)) else 0] * vec.count)
+    return builder.call(fn, [ptr, ir.Constant(ir.IntType(32), align), mask, zero])
+
+
+def _store_lanes(builder: ir.IRBuilder, value: ir.Value, ptr: ir.Value, mask: ir.Value | None, align: int) -> None:
+    """``value`` to ``ptr``; with ``mask``, its lanes outside it are not written (``llvm.masked.store``)."""
+    if mask is None:
+        builder.store(value, ptr, align=align)
+        return
+    vec = value.type
+    name = _mangled(vec)
+    fn = cgutils.get_or_insert_function(
+        builder.module, ir.FunctionType(ir.VoidType(), [vec, vec.as_pointer(), ir.IntType(32), mask.type]),
+        f"llvm.masked.store.{name}.p0{name}")
+    builder.call(fn, [value, ptr, ir.Constant(ir.IntType(32), align), mask])
+
+
+def _full_or_masked(builder: ir.IRBuilder, width: ir.Value, emit: Any) -> None:
+    """``emit(None)`` where ``width`` is :data:`MASK_WIDTH` (plain loads and stores), else
+    ``emit(mask)`` with the mask of the lanes below ``width`` (the block that ends the row)."""
+    full = builder.icmp_signed("==", width, ir.Constant(_I64, MASK_WIDTH))
+    with builder.if_else(full, likely=True) as (whole, tail):
+        with whole:
+            emit(None)
+        with tail:
+            emit(_lanes_below(builder, width, MASK_WIDTH))
+
+
 @intrinsic
-def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, j0: Any, sv: Any,
+def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, j0: Any, width: Any, sv: Any,
                     sq: Any) -> Any:  # pragma: no cover - compiled
     """``sv[k, j] += sum_q x[i_q, j]`` and ``sq[k, j] += sum_q x[i_q, j]^2``, ``i_q = t0 + rows[k, q]``
-    for ``q < n`` (at most :data:`SPAN_ROWS`), for the :data:`MASK_WIDTH` features ``j0 ..``
-    (which must exist), in integers: ``x`` (rows, d) ``uint8``, ``rows`` (K, SPAN_ROWS) int64,
-    ``sv``, ``sq`` (K, d) ``uint32`` C-contiguous. Per row, one 64-byte load widened to 16-bit
-    lanes (summed there: at most ``64 x 255``), squared in them (``255^2 < 2^16``) and widened to
+    for ``q < n`` (at most :data:`SPAN_ROWS`), for the features ``j0 .. j0 + width - 1``
+    (``width <=`` :data:`MASK_WIDTH`; below it, the block that ends the rows: masked loads and
+    stores), in integers: ``x`` (rows, d) ``uint8``, ``rows`` (K, SPAN_ROWS) int64, ``sv``, ``sq``
+    (K, d) ``uint32`` C-contiguous. Per row, one 64-byte load widened to 16-bit lanes (summed
+    there: at most ``SPAN_ROWS x 255 < 2^16``), squared in them (``255^2 < 2^16``) and widened to
     32-bit lanes; one read-modify-write of ``sv`` and ``sq`` per call. For rows of another dtype
     (whose loops never call it, see :func:`_stored_bytes`) it compiles to nothing."""
     u32 = types.Array(types.uint32, 2, "C")
     if not (_stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
             and rows.layout == "C" and sv == u32 and sq == u32):
         return None
-    sig = types.void(x, t0, rows, k, n, j0, sv, sq)
+    sig = types.void(x, t0, rows, k, n, j0, width, sv, sq)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        a_x, a_t0, a_rows, a_k, a_n, a_j0, a_sv, a_sq = args
-        tx, tt0, tr, tk, tn, tj, tv, tq = signature.args
+        a_x, a_t0, a_rows, a_k, a_n, a_j0, a_w, a_sv, a_sq = args
+        tx, tt0, tr, tk, tn, tj, tw, tv, tq = signature.args
         if tx.dtype != types.uint8:
             return context.get_dummy_value()
         vx = context.make_array(tx)(context, builder, a_x)
@@ -493,22 +548,28 @@ def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, 
         k = context.cast(builder, a_k, tk, types.intp)
         n = context.cast(builder, a_n, tn, types.intp)
         j0 = context.cast(builder, a_j0, tj, types.intp)
+        width = context.cast(builder, a_w, tw, types.int64)
         v8 = ir.VectorType(ir.IntType(8), MASK_WIDTH)
         v16 = ir.VectorType(ir.IntType(16), MASK_WIDTH)
         v32 = ir.VectorType(ir.IntType(32), MASK_WIDTH)
-        sums = cgutils.alloca_once_value(builder, ir.Constant(v16, [0] * MASK_WIDTH))
-        squares = cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * MASK_WIDTH))
         r_row = builder.mul(k, stride)
-        with cgutils.for_range(builder, n) as loop:
-            b = builder.load(builder.gep(vr.data, [builder.add(r_row, loop.index)]))
-            at = builder.add(builder.mul(builder.add(t0, b), d), j0)
-            v = builder.zext(builder.load(builder.bitcast(builder.gep(vx.data, [at]), v8.as_pointer()), align=1), v16)
-            builder.store(builder.add(builder.load(sums), v), sums)
-            builder.store(builder.add(builder.load(squares), builder.zext(builder.mul(v, v), v32)), squares)
         s_at = builder.add(builder.mul(k, cgutils.unpack_tuple(builder, vv.shape, 2)[1]), j0)
-        for data, add in ((vv.data, builder.zext(builder.load(sums), v32)), (vq.data, builder.load(squares))):
-            ptr = builder.bitcast(builder.gep(data, [s_at]), v32.as_pointer())
-            builder.store(builder.add(builder.load(ptr, align=4), add), ptr, align=4)
+
+        def emit(mask: ir.Value | None) -> None:
+            sums = cgutils.alloca_once_value(builder, ir.Constant(v16, [0] * MASK_WIDTH))
+            squares = cgutils.alloca_once_value(builder, ir.Constant(v32, [0] * MASK_WIDTH))
+            with cgutils.for_range(builder, n) as loop:
+                b = builder.load(builder.gep(vr.data, [builder.add(r_row, loop.index)]))
+                at = builder.add(builder.mul(builder.add(t0, b), d), j0)
+                ptr = builder.bitcast(builder.gep(vx.data, [at]), v8.as_pointer())
+                v = builder.zext(_load_lanes(builder, ptr, v8, mask, 1), v16)
+                builder.store(builder.add(builder.load(sums), v), sums)
+                builder.store(builder.add(builder.load(squares), builder.zext(builder.mul(v, v), v32)), squares)
+            for data, add in ((vv.data, builder.zext(builder.load(sums), v32)), (vq.data, builder.load(squares))):
+                ptr = builder.bitcast(builder.gep(data, [s_at]), v32.as_pointer())
+                _store_lanes(builder, builder.add(_load_lanes(builder, ptr, v32, mask, 4), add), ptr, mask, 4)
+
+        _full_or_masked(builder, width, emit)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -516,21 +577,22 @@ def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, 
 
 @intrinsic
 def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k: Any, n: Any, j0: Any,
-                       scale: Any, square: Any, s1: Any, s2: Any) -> Any:  # pragma: no cover - compiled
+                       width: Any, scale: Any, square: Any, s1: Any, s2: Any) -> Any:  # pragma: no cover - compiled
     """``s1[k, j] += scale sum_q r_q v_qj`` and ``s2[k, j] += square sum_q (r_q v_qj) v_qj``,
     ``v_qj = x[t0 + rows[k, q], j]`` as float64 and ``r_q = resp[k, q]``, for ``q < n`` and the
-    :data:`MASK_WIDTH` features ``j0 ..`` (which must exist): the sums of the ``n`` rows in
-    registers (one multiplication and two multiply-adds per 8 features and row), then one
-    read-modify-write of ``s1`` and ``s2``; ``rows`` (K, SPAN_ROWS) int64, ``resp`` (K,
-    SPAN_ROWS), ``s1``, ``s2`` (K, d) float64 C-contiguous."""
+    features ``j0 .. j0 + width - 1`` (``width <=`` :data:`MASK_WIDTH`; below it, masked loads
+    and stores): the sums of the ``n`` rows in registers (one multiplication and two
+    multiply-adds per 8 features and row), then one read-modify-write of ``s1`` and ``s2``;
+    ``rows`` (K, SPAN_ROWS) int64, ``resp`` (K, SPAN_ROWS), ``s1``, ``s2`` (K, d) float64
+    C-contiguous."""
     if not (_stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
             and rows.layout == "C" and _f64_array(resp, 2) and _f64_array(s1, 2) and _f64_array(s2, 2)):
         return None
-    sig = types.void(x, t0, rows, resp, k, n, j0, scale, square, s1, s2)
+    sig = types.void(x, t0, rows, resp, k, n, j0, width, scale, square, s1, s2)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        a_x, a_t0, a_rows, a_resp, a_k, a_n, a_j0, a_scale, a_square, a_s1, a_s2 = args
-        tx, tt0, tr, tp, tk, tn, tj, ts, tq, t1, t2 = signature.args
+        a_x, a_t0, a_rows, a_resp, a_k, a_n, a_j0, a_w, a_scale, a_square, a_s1, a_s2 = args
+        tx, tt0, tr, tp, tk, tn, tj, tw, ts, tq, t1, t2 = signature.args
         vx = context.make_array(tx)(context, builder, a_x)
         vr = context.make_array(tr)(context, builder, a_rows)
         vp = context.make_array(tp)(context, builder, a_resp)
@@ -542,27 +604,33 @@ def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k:
         k = context.cast(builder, a_k, tk, types.intp)
         n = context.cast(builder, a_n, tn, types.intp)
         j0 = context.cast(builder, a_j0, tj, types.intp)
-        width = MASK_WIDTH
-        stored = ir.VectorType(context.get_data_type(tx.dtype), width)
-        vec = _vector(width)
-        zero = ir.Constant(vec, [0.0] * width)
-        sums = cgutils.alloca_once_value(builder, zero)
-        squares = cgutils.alloca_once_value(builder, zero)
+        width = context.cast(builder, a_w, tw, types.int64)
+        lanes = MASK_WIDTH
+        stored = ir.VectorType(context.get_data_type(tx.dtype), lanes)
+        zero = ir.Constant(_vector(lanes), [0.0] * lanes)
         r_row = builder.mul(k, stride)
-        with cgutils.for_range(builder, n) as loop:
-            at = builder.add(r_row, loop.index)
-            b = builder.load(builder.gep(vr.data, [at]))
-            rk = _splat(builder, builder.load(builder.gep(vp.data, [at])), width)
-            ptr = builder.gep(vx.data, [builder.add(builder.mul(builder.add(t0, b), d), j0)])
-            v = _to_double(builder, builder.load(builder.bitcast(ptr, stored.as_pointer()), align=1), tx.dtype, width)
-            u = builder.fmul(rk, v)
-            builder.store(builder.fadd(builder.load(sums), u), sums)
-            builder.store(_fma(builder, u, v, builder.load(squares), width), squares)
         s_at = builder.add(builder.mul(k, cgutils.unpack_tuple(builder, v1.shape, 2)[1]), j0)
-        for data, total, factor, tf in ((v1.data, sums, a_scale, ts), (v2.data, squares, a_square, tq)):
-            f = _splat(builder, context.cast(builder, factor, tf, types.float64), width)
-            ptr = _vector_ptr(builder, data, s_at, width)
-            builder.store(_fma(builder, f, builder.load(total), builder.load(ptr, align=8), width), ptr, align=8)
+
+        def emit(mask: ir.Value | None) -> None:
+            sums = cgutils.alloca_once_value(builder, zero)
+            squares = cgutils.alloca_once_value(builder, zero)
+            with cgutils.for_range(builder, n) as loop:
+                at = builder.add(r_row, loop.index)
+                b = builder.load(builder.gep(vr.data, [at]))
+                rk = _splat(builder, builder.load(builder.gep(vp.data, [at])), lanes)
+                ptr = builder.gep(vx.data, [builder.add(builder.mul(builder.add(t0, b), d), j0)])
+                raw = _load_lanes(builder, builder.bitcast(ptr, stored.as_pointer()), stored, mask, 1)
+                v = _to_double(builder, raw, tx.dtype, lanes)
+                u = builder.fmul(rk, v)
+                builder.store(builder.fadd(builder.load(sums), u), sums)
+                builder.store(_fma(builder, u, v, builder.load(squares), lanes), squares)
+            for data, total, factor, tf in ((v1.data, sums, a_scale, ts), (v2.data, squares, a_square, tq)):
+                f = _splat(builder, context.cast(builder, factor, tf, types.float64), lanes)
+                ptr = _vector_ptr(builder, data, s_at, lanes)
+                old = _load_lanes(builder, ptr, _vector(lanes), mask, 8)
+                _store_lanes(builder, _fma(builder, f, builder.load(total), old, lanes), ptr, mask, 8)
+
+        _full_or_masked(builder, width, emit)
         return context.get_dummy_value()
 
     return sig, codegen
@@ -645,8 +713,8 @@ def _span_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarr
                 r: np.ndarray, sv: np.ndarray, sq: np.ndarray, s1: np.ndarray, s2: np.ndarray, t1: np.ndarray,
                 t2: np.ndarray) -> None:  # pragma: no cover (compiled)
     """The statistics of the rows ``i = t0 + b`` of a span (at most :data:`SPAN_ROWS`), by blocks
-    of :data:`MASK_WIDTH` features (the sums of the block in L1 for the span), per component
-    ``k``: the rows
+    of :data:`MASK_WIDTH` features (the sums of the block in L1 for the span; the last block of
+    ``d mod 64`` features by masked loads and stores), per component ``k``: the rows
     ``whole[k, :n_whole[k]]`` (``uint8`` rows that ``k`` holds alone, with responsibility 1) add
     their bytes and squared bytes to ``sv[k]``, ``sq[k]`` (K, d) in integers; the rows
     ``part[k, :n_part[k]]`` add ``r v`` and ``r v^2`` (``r`` from ``part_r``, ``v`` the stored
@@ -661,36 +729,21 @@ def _span_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarr
     many = 0
     for b in range(rows):
         many += lanes[b] != 0
-    for j0 in range(0, full, MASK_WIDTH):
+    for j0 in range(0, d, MASK_WIDTH):
+        width = min(MASK_WIDTH, d - j0)
         for k in range(k_n):
             if n_whole[k] != 0:
-                _add_rows_bytes(x, t0, whole, k, n_whole[k], j0, sv, sq)
+                _add_rows_bytes(x, t0, whole, k, n_whole[k], j0, width, sv, sq)
             if n_part[k] != 0:
-                _add_rows_weighted(x, t0, part, part_r, k, n_part[k], j0, scale, square, s1, s2)
-        if many != 0:
+                _add_rows_weighted(x, t0, part, part_r, k, n_part[k], j0, width, scale, square, s1, s2)
+        if many != 0 and j0 < full:
             for b in range(rows):
                 if lanes[b] != 0:
                     bits = _nonzero_bits(x, t0 + b, j0)
                     if bits != 0:
                         _add_block_lanes(x, t0 + b, j0, bits, table, scale, r, b, lanes[b], t1, t2)
-    if full == d:
+    if full == d or many == 0:
         return
-    for k in range(k_n):
-        for q in range(n_whole[k]):
-            i = t0 + whole[k, q]
-            for j in range(full, d):
-                v = np.uint32(x[i, j])
-                sv[k, j] += v
-                sq[k, j] += v * v
-        for q in range(n_part[k]):
-            i = t0 + part[k, q]
-            rk = part_r[k, q]
-            for j in range(full, d):
-                if x[i, j] != 0:
-                    y = x[i, j] * scale
-                    u = rk * y
-                    s1[k, j] += u
-                    s2[k, j] += u * y
     for b in range(rows):
         if lanes[b] != 0:
             bits = _tail_bits(x, t0 + b, full)
