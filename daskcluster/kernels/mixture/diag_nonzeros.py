@@ -33,17 +33,18 @@ that the parameters (or the sums) of those features stay in L1 while the tile's 
    64-feature block by block: a component's rows of the span summed in registers, then one
    read-modify-write of its sums per block. ``r_k`` is kept where it is non-zero and at least
    ``min_resp_k`` (as in :mod:`.diag_rows`). At 784 dimensions most rows are held by one component
-   alone with ``r = 1`` exactly (MNIST8M chunks under the benchmark's model: 46 % of the rows
-   after EM iteration 1, 73-76 % after iterations 3-5); for ``uint8`` rows, their sums are taken
+   with ``r = 1`` exactly, alone or beside others whose responsibilities are below ``2^-53``
+   (MNIST8M chunks under the benchmark's model: 46 % and 20 % of the rows after EM iteration 1,
+   73-76 % and 11-12 % after iterations 3-5); for ``uint8`` rows, that component's sums are taken
    in integers, ``sum v`` and ``sum v^2`` of the bytes ``v`` (the span's ``sum v`` in 16-bit
    lanes, ``SPAN_ROWS x 255 < 2^16``; ``v^2`` in 16-bit lanes, ``255^2 < 2^16``, summed in 32-bit
    ones), into (K, d) ``uint32`` sums that become ``s1 += scale sum v`` and ``s2 += scale^2 sum
    v^2`` every :data:`FLUSH_ROWS` rows and at the end (``65,536 x 255^2 < 2^32``: no sum wraps),
-   and their ``n_k`` takes 1 per row. Any other row adds ``r_k v`` and ``(r_k v) v`` (``v`` the
-   stored value as float64) to its components' sums of the span, which enter ``s1`` and ``s2``
-   times ``scale`` and ``scale^2`` by one multiply-add; a row held by very many components
-   (``BLOCK_COST x components > vectors``, :data:`BLOCK_COST`) adds its
-   non-zeros once instead, ``S[j] += r y_j`` and ``(r y_j) y_j`` for the vectors of components
+   and its ``n_k`` takes 1 per row. Any other component holding a row adds ``r_k v`` and
+   ``(r_k v) v`` (``v`` the stored value as float64) to its sums of the span, which enter ``s1``
+   and ``s2`` times ``scale`` and ``scale^2`` by one multiply-add; a row held by very many
+   components (``BLOCK_COST x components > vectors``, :data:`BLOCK_COST`) adds its non-zeros
+   once for those instead, ``S[j] += r y_j`` and ``(r y_j) y_j`` for the vectors of components
    holding it as lanes, into sums (d, Kpad).
 
 The vector code is LLVM's portable vector IR (``<64 x i8>`` compares, ``<8 x double>`` and
@@ -715,7 +716,7 @@ def _span_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarr
     """The statistics of the rows ``i = t0 + b`` of a span (at most :data:`SPAN_ROWS`), by blocks
     of :data:`MASK_WIDTH` features (the sums of the block in L1 for the span; the last block of
     ``d mod 64`` features by masked loads and stores), per component ``k``: the rows
-    ``whole[k, :n_whole[k]]`` (``uint8`` rows that ``k`` holds alone, with responsibility 1) add
+    ``whole[k, :n_whole[k]]`` (``uint8`` rows that ``k`` holds with responsibility 1) add
     their bytes and squared bytes to ``sv[k]``, ``sq[k]`` (K, d) in integers; the rows
     ``part[k, :n_part[k]]`` add ``r v`` and ``r v^2`` (``r`` from ``part_r``, ``v`` the stored
     values), summed over the span, to ``s1[k]``, ``s2[k]`` (K, d) times ``scale`` and
@@ -775,10 +776,11 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
     """The row E-step of a tile from its distances ``dist`` (rows, Kpad): per row, ``log p(x)``
     and ``sum r log r`` (added to ``totals`` (2,) row by row), ``n_k`` and the lists by which
     :func:`_span_stats` adds its statistics (the tile's row ``b`` is the span's ``base + b``;
-    the lists go on from the span's earlier tiles, ``nk`` takes a ``whole`` row when it joins): with ``bytes_whole``, a row held by one component
-    with responsibility 1 joins that component's ``whole`` (its ``n_k`` added as a count);
-    a row held by many (``block_cost``, :data:`BLOCK_COST`) takes ``lanes``, ``r``; any other
-    joins ``part`` (with ``part_r``) of each component holding it. The responsibilities are
+    the lists go on from the span's earlier tiles, ``nk`` takes a ``whole`` row when it joins):
+    with ``bytes_whole``, a component holding the row with responsibility 1 takes it into its
+    ``whole`` (its ``n_k`` plus 1); of the other components holding it, when many
+    (``block_cost``, :data:`BLOCK_COST`), the row takes ``lanes``, ``r``, else it joins the
+    ``part`` (with ``part_r``) of each. The responsibilities are
     :func:`.estep.responsibilities_above`'s bits, its exponentials taken for the components
     above their ``floor`` only; a row whose best component is the only one takes none: its
     responsibility is 1, ``log p(x)`` the best ``w`` and ``r log r`` 0.
@@ -837,12 +839,20 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
                 if w[k] != 0.0 and w[k] >= min_resp[k]:
                     held[h] = k
                     h += 1
-        if bytes_whole and h == 1 and w[held[0]] == 1.0:
-            k = held[0]
-            whole[k, n_whole[k]] = base + b
-            n_whole[k] += 1
-            nk[k] += 1.0
-            continue
+        if bytes_whole:  # a component holding the row with responsibility 1 takes it in integers
+            kept = 0
+            for q in range(h):
+                k = held[q]
+                if w[k] == 1.0:
+                    whole[k, n_whole[k]] = base + b
+                    n_whole[k] += 1
+                    nk[k] += 1.0
+                else:
+                    held[kept] = k
+                    kept += 1
+            h = kept
+            if h == 0:
+                continue
         vectors = 0
         for q in range(h):
             k = held[q]
