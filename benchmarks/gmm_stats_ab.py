@@ -1,0 +1,124 @@
+"""The diagonal EM pass on non-zeros (``kernels/mixture/diag_nonzeros.py``) at a past commit
+against now, on MNIST8M chunks and real models, one thread, CPU time, alternated.
+
+Run from the project root::
+
+    python benchmarks/gmm_stats_ab.py --before 4e01846 --x X.npy --models MODELS.npz
+
+``--x``: ``uint8`` rows (n, 784) cut into chunks of ``--chunk`` rows (32,768: the benchmark's
+chunks); ``--models``: a ``.npz`` of the fitted ``GaussianMixture(10, "diag")`` after EM
+iterations ``--iterations`` (arrays ``means{i}``, ``prec_chol{i}``, ``log_const{i}``,
+``center{i}``, ``min_resp{i}``, as :class:`~daskcluster.kernels.mixture.params.GaussianParams`
+holds them). The module of ``--before`` is read from git and imported beside the current one;
+both are called as ``DiagRows`` calls them (each with its own ``BLOCK_COST``), and, per model,
+the least and median CPU time of a chunk over ``--repeats`` alternated rounds are printed with the
+largest relative difference of the results (``log p``, ``sum r log r``, ``n_k``, the sums).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_info
+
+from daskcluster.kernels.blocks import Affine
+from daskcluster.kernels.mixture import diag_nonzeros
+from daskcluster.kernels.mixture.diag_rows import DiagRows
+from daskcluster.kernels.mixture.estep import reference
+from daskcluster.kernels.mixture.params import GaussianParams
+
+PATH = "daskcluster/kernels/mixture/diag_nonzeros.py"
+
+
+def module_at(commit: str, where: str) -> ModuleType:
+    """``diag_nonzeros`` as of ``commit``, its relative imports made absolute, imported from ``where``."""
+    source = subprocess.run(["git", "show", f"{commit}:{PATH}"], check=True, capture_output=True, text=True).stdout
+    for rel, absolute in ((".. vectorwidth", "daskcluster.kernels.vectorwidth"),
+                          (". estep", "daskcluster.kernels.mixture.estep"),
+                          (". whitened", "daskcluster.kernels.mixture.whitened")):
+        dots, name = rel.split()
+        source = source.replace(f"from {dots}{name} import", f"from {absolute} import")
+    path = os.path.join(where, f"diag_nonzeros_{commit}.py")
+    with open(path, "w") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(f"diag_nonzeros_{commit}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def runner(mod: Any, dr: DiagRows, block: np.ndarray) -> Callable[[], tuple[Any, ...]]:
+    """A call of ``mod.diag_em_nonzeros`` on ``block`` as ``DiagRows`` makes it (sums around 0)."""
+    p = mod.NonzeroParams(dr.means, dr.prec)
+    k_n, d = dr.means.shape
+
+    def run() -> tuple[Any, ...]:
+        nk = np.zeros(k_n)
+        s1, s2 = mod.aligned_zeros((k_n, d)), mod.aligned_zeros((k_n, d))
+        t1, t2 = mod.aligned_zeros((d, p.pt.shape[1])), mod.aligned_zeros((d, p.pt.shape[1]))
+        out = mod.diag_em_nonzeros(block, dr.scale, p.pt, p.at, p.c, dr.log_const, dr.min_resp, dr.floor, nk, s1,
+                                   s2, t1, t2, mod.BLOCK_COST)
+        return out, nk, s1 + t1[:, :k_n].T, s2 + t2[:, :k_n].T
+
+    return run
+
+
+def largest_difference(a: tuple[Any, ...], b: tuple[Any, ...]) -> float:
+    pairs = [(np.array(a[0][:2]), np.array(b[0][:2]))] + list(zip(a[1:], b[1:]))
+    return max(float(np.max(np.abs(x - y) / np.maximum(np.abs(x), 1e-300))) for x, y in pairs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", required=True, help="the commit to compare with")
+    parser.add_argument("--x", required=True)
+    parser.add_argument("--models", required=True)
+    parser.add_argument("--iterations", default="1,3,5")
+    parser.add_argument("--chunk", type=int, default=32768)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    x = np.load(args.x)
+    chunks = [np.ascontiguousarray(x[s : s + args.chunk]) for s in range(0, x.shape[0], args.chunk)]
+    models = np.load(args.models)
+    affine = Affine(scale=1 / 255)
+    blas = "; ".join(f"{i['internal_api']} {i['version']} ({i.get('architecture')}, {i['num_threads']} threads)"
+                     for i in threadpool_info())
+    print(f"load average {os.getloadavg()}; BLAS {blas}; {len(chunks)} chunks of {args.chunk} rows; "
+          f"CPU time of the thread, ms a chunk, least (median) over {args.repeats} alternated rounds")
+    with tempfile.TemporaryDirectory() as where:
+        before = module_at(args.before, where)
+        print(f"| EM iteration | {args.before} | now | largest relative difference |")
+        print("| --- | ---: | ---: | ---: |")
+        for it in (int(i) for i in args.iterations.split(",")):
+            gp = GaussianParams("diag", models[f"means{it}"], models[f"prec_chol{it}"], models[f"log_const{it}"],
+                                models[f"center{it}"], models[f"min_resp{it}"])
+            drs = [DiagRows(gp, reference(c, affine), affine) for c in chunks]
+            cases = {"before": [runner(before, dr, c) for dr, c in zip(drs, chunks)],
+                     "now": [runner(diag_nonzeros, dr, c) for dr, c in zip(drs, chunks)]}
+            diff = max(largest_difference(a(), b()) for a, b in zip(cases["before"], cases["now"]))
+            times: dict[str, list[float]] = {name: [] for name in cases}
+            for _ in range(args.repeats):
+                for name, runs in cases.items():
+                    for run in runs:
+                        t0 = time.thread_time()
+                        run()
+                        times[name].append(time.thread_time() - t0)
+            cells = [f"{min(t) * 1e3:.2f} ({statistics.median(t) * 1e3:.2f})" for t in times.values()]
+            print(f"| {it} | {cells[0]} | {cells[1]} | {diff:.1e} |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
