@@ -58,11 +58,12 @@ loads and stores spanning two lines than where NumPy happens to place them).
 
 **Measured** (``benchmarks/bench_gmm_mnist8m.py --variants``, MNIST8M chunks of 32,768 rows, the
 benchmark's model at EM iterations 1-5, one thread, CPU time, see ``benchmarks/RESULTS-gmm.md``):
-23-26 ms a chunk against 31-36 ms for the dense loop (24-27 ms with the parameters and sums 32
-bytes into a cache line), of which the E-step (its masks, walks and multiply-adds) 13.4-13.7 ms
-(14.9-15.2 ms with ``pt``, ``at`` 48 bytes into a line), the log-sum-exp ~3-4 ms and the statistics
-~6 ms; the pass costs the same
-as the dense loop at 45-50 % non-zero values (MNIST rows with non-zeros added), hence
+17.4-21.2 ms a chunk (23-26 ms before the statistics and row E-step of the next paragraph)
+against 31-36 ms for the dense loop (24-27 ms with the parameters and sums 32 bytes into a cache
+line), of which the E-step (its masks, walks and multiply-adds) 13.4-13.7 ms (14.9-15.2 ms with
+``pt``, ``at`` 48 bytes into a line), the row E-step 1.3-2.3 ms and the statistics 3-5 ms; the
+pass cost the same as the dense loop at 45-50 % non-zero values (MNIST rows with non-zeros added,
+measured before the statistics of the next paragraph), hence
 :data:`.diag_rows.NONZERO_SHARE`. The E-step's log-densities cost 10 ms a chunk for 1-4
 components (one 4-lane vector) and 13.7 ms for 10: the walk of the masks and the ~330,000
 non-empty blocks a chunk (masks, accumulators, mispredicted loop exits) dominate, not the
@@ -76,6 +77,26 @@ the compaction costs what the fewer exits save); a compaction
 of each row's non-zeros with the parameters read from L2, 4 sets of accumulators, turns of the walk without selects, a loop over the tile's rows
 inside one intrinsic per block, the terms as ``y^2 P`` and ``y A`` (scikit-learn's split) into
 separate accumulators, walking only the non-zero 8-feature groups for the statistics.
+
+**The statistics and the row E-step, measured** (``benchmarks/gmm_stats_ab.py``, the same chunks
+and models, least CPU time a chunk; ``benchmarks/RESULTS-gmm.md``): the pass went from 26.3, 24.9
+and 23.1 ms to 21.2, 18.8 and 17.4 ms (models of EM iterations 1, 3, 5), the E-step's
+log-densities unchanged: the rows held with responsibility 1 summed in integers (1.3-1.6 ms less
+than the same rows through the float sums), the other rows' sums per component in registers
+over a span (instead of 16 read-modify-writes per row, block and component), spans of 256 rows
+rather than tiles of 64 (0.4 ms), the last ``d mod 64`` features by masked vector loads (0.3-0.5
+ms) and the row E-step's exponentials for the components above their floor only, its maximum by
+selects (0.5-0.8 ms). At EM iteration 3, of the 18.8 ms: 13.6-14.1 the log-densities, 1.3-1.6 the
+row E-step, ~1.1 the integer sums and ~1.5-2 the other rows' sums (4.5 at iteration 1, where 54 %
+of the rows are held by several components, 2.9 on average). Tried and not kept: each span's
+block of the rows held by several components converted once into float64 ``v`` and ``v^2``
+buffers (on a cache line) that each component's multiply-adds then read (25.7 and 20.2 ms against
+21.3 and 18.0 ms: the stores and loads cost more than the conversions they save); a row's
+all-zero blocks skipped in the integer and float sums (a compare and a branch per row and block:
+the integer sums 0.5-1 ms slower, the others unchanged); the exponential of the best component not
+taken in a row of several (``exp(0) = 1``: unchanged, the C library returns early there); bytes
+converted through 64-bit lanes (``vpmovzxbq``, ``vcvtqq2pd``: two instructions per 8 values
+against three), which LLVM narrows back to 32-bit lanes.
 
 **Rounding of the statistics.** The integer sums are exact (no lane can wrap, above). With
 ``F`` conversions (``F = 1`` up to :data:`FLUSH_ROWS` rows), an entry of ``s1`` from them is
