@@ -9,8 +9,9 @@ form scikit-learn itself computes (``_estimate_log_gaussian_prob``: ``sum(mu^2 P
     c_k = sum_j mu_kj^2 P_kj,   A_kj = -2 mu_kj P_kj   (both once per block),
 
 and the M-step's sums ``sum r y`` and ``sum r y^2`` take the non-zeros only, around 0. A block
-is taken :data:`TILE_ROWS` rows at a time, and a tile :data:`MASK_WIDTH` features at a time, so
-that the parameters (or the sums) of those features stay in L1 while the tile's rows use them:
+is taken :data:`TILE_ROWS` rows at a time (its statistics :data:`SPAN_ROWS` rows at a time),
+and a tile :data:`MASK_WIDTH` features at a time, so that the parameters (or the sums) of those
+features stay in L1 while the tile's rows use them:
 
 1. **Non-zeros without a compaction pass.** A row's 64 features of the block are compared with
    zero by one vector compare (``icmp ne <64 x i8>`` for bytes, ``fcmp une`` for floats, so a NaN
