@@ -36,10 +36,11 @@ What is measured (one process, one run, so that ratios compare like with like):
    non-zeros with the parameters laid out (d, K) in Numba's own loops, and now with its
    parameters and sums 32 bytes into a cache line (as NumPy may place them); each with its
    largest relative difference from the kernel's statistics. Then the E-step's log-densities
-   alone: now, now with ``pt``, ``at`` 48 bytes into a cache line, and the walks on lists
-   compacted by ``llvm.masked.compressstore`` of ``benchmarks/gmm_compacted_walk.py`` (64, 128
-   and 256 features a list), with the compaction and the bit masks alone, and now on the same
-   rows with each row's non-zeros moved to its first columns (fewer, fuller blocks). Then the dense loop,
+   alone: now (the non-zero 8-feature groups of ``nonzero_groups``), now with its parameters 48
+   bytes into a cache line, now on the same rows with each row's non-zeros moved to its first
+   columns (fewer non-zero groups), and the walk of the non-zeros by bit masks with the
+   components as vector lanes that it replaced (``diag_nonzeros`` at ``--walk-before``, read from
+   git). Then the dense loop,
    now and now unaligned at the models of EM iterations 1 to ``--variant-iterations`` of the
    same fit.
 
@@ -424,12 +425,13 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
         return ll, acc
 
     def unaligned(c: np.ndarray, dr: DiagRows) -> tuple[float, Accumulator]:
-        """``now`` with ``pt``, ``at`` and the sums starting 32 bytes into a cache line (as NumPy may place them)."""
+        """``now`` with its parameters and sums starting 32 bytes into a cache line (as NumPy may place them)."""
         from daskcluster.kernels.mixture.diag_nonzeros import (
             BLOCK_COST,
-            aligned_zeros,
             diag_em_nonzeros,
+            padded_components,
         )
+        from daskcluster.kernels.mixture.vector_ir import aligned_zeros
 
         def off_line(a: np.ndarray) -> np.ndarray:
             buf = aligned_zeros((a.size + 4,))
@@ -441,11 +443,12 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
             dr.add(new_acc(), c[:1])
         p = dr._nonzero_params
         assert p is not None
-        pt, at = off_line(p.pt), off_line(p.at)
+        pp, pa = off_line(p.p), off_line(p.a)
         acc = new_acc()
         s1, s2 = off_line(np.zeros((k, d))), off_line(np.zeros((k, d)))
-        t1, t2 = off_line(np.zeros((d, kp))), off_line(np.zeros((d, kp)))
-        ll, _, _, _ = diag_em_nonzeros(c, dr.scale, pt, at, p.c, dr.log_const, dr.min_resp, dr.floor, acc.nk,
+        width = padded_components(k)
+        t1, t2 = off_line(np.zeros((d, width))), off_line(np.zeros((d, width)))
+        ll, _, _, _ = diag_em_nonzeros(c, dr.scale, pp, pa, p.c, dr.log_const, dr.min_resp, dr.floor, acc.nk,
                                        s1, s2, t1, t2, BLOCK_COST)
         s1 += t1[:, :k].T
         s2 += t2[:, :k].T
@@ -490,27 +493,30 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
     return [(name, min(t) * 1e3, statistics.median(t) * 1e3, diffs[name]) for name, t in times.items()]
 
 
-def walks(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -> list[tuple[str, float, float, float]]:
-    """The E-step's log-densities alone (``diag_nonzeros.nonzero_log_densities``) per chunk of
-    ``block``, one thread, CPU time, alternated ``repeats`` times, against the walks of
-    ``gmm_compacted_walk.py`` and the module's parameters 48 bytes into a cache line; per case
-    ``(name, least ms per chunk, median, largest relative difference from now's)``."""
-    from gmm_compacted_walk import compacted_log_densities, compaction_only, masks_only
+def walks(block: np.ndarray, gp: object, chunk_rows: int, before: str, repeats: int = 5) -> list[tuple[str, float, float, float]]:
+    """The E-step's log-densities alone per chunk of ``block``, one thread, CPU time, alternated
+    ``repeats`` times: now (``nonzero_groups.nonzero_log_densities``), now with its parameters
+    48 bytes into a cache line, now on the same rows with each row's non-zeros moved to its first
+    columns (fewer non-zero groups), and the walk of ``diag_nonzeros`` at commit ``before`` (its
+    non-zeros by bit masks, the components as vector lanes); per case ``(name, least ms per chunk,
+    median, largest relative difference from now's)``."""
+    import tempfile
+
+    from gmm_stats_ab import module_at
 
     from daskcluster.kernels import mixture as K
     from daskcluster.kernels.blocks import Affine
-    from daskcluster.kernels.mixture.diag_nonzeros import (
-        TILE_ROWS,
-        NonzeroParams,
-        aligned_zeros,
+    from daskcluster.kernels.mixture.diag_rows import DiagRows
+    from daskcluster.kernels.mixture.nonzero_groups import (
+        GroupParams,
         nonzero_log_densities,
     )
-    from daskcluster.kernels.mixture.diag_rows import DiagRows
+    from daskcluster.kernels.mixture.vector_ir import aligned_zeros
 
     affine = Affine(scale=1 / 255)
     chunks = [block[s : s + chunk_rows] for s in range(0, block.shape[0], chunk_rows)]
     dr = DiagRows(gp, K.reference(chunks[0], affine), affine)  # type: ignore[arg-type]
-    p = NonzeroParams(dr.means, dr.prec)
+    p = GroupParams(dr.means, dr.prec)
     k = dr.log_const.shape[0]
 
     def off_line(a: np.ndarray) -> np.ndarray:
@@ -519,43 +525,41 @@ def walks(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5) -> l
         out[...] = a
         return out
 
-    pt48, at48 = off_line(p.pt), off_line(p.at)
-    vals = np.zeros(TILE_ROWS * 65, dtype=np.uint8)
-    offs = np.zeros_like(vals)
+    p48, a48 = off_line(p.p), off_line(p.a)
     outs = {id(c): np.empty((c.shape[0], k)) for c in chunks}
-    cases = {
-        "now: bit masks walked with cttz (parameters on a cache line)":
-            lambda c: nonzero_log_densities(c, dr.scale, p.pt, p.at, p.c, dr.log_const, outs[id(c)]),
-        "now with pt, at 48 bytes into a cache line":
-            lambda c: nonzero_log_densities(c, dr.scale, pt48, at48, p.c, dr.log_const, outs[id(c)]),
-    }
-    for g in (1, 2, 4):
-        cases[f"compressstore lists of {64 * g} features, counted walk"] = (
-            lambda c, g=g: compacted_log_densities(c, dr.scale, p.pt, p.at, p.c, dr.log_const, outs[id(c)], g))
     packed = {id(c): np.take_along_axis(c, np.argsort(c == 0, axis=1, kind="stable"), axis=1) for c in chunks}
-    cases["(now on the same rows, each row's non-zeros moved to its first columns)"] = (
-        lambda c: nonzero_log_densities(packed[id(c)], dr.scale, p.pt, p.at, p.c, dr.log_const, outs[id(c)]))
-    cases["(the compaction alone, lists of 64)"] = lambda c: compaction_only(c, vals, offs)
-    cases["(the bit masks alone)"] = lambda c: masks_only(c)
-    ref = {}
-    for c in chunks:
-        cases["now: bit masks walked with cttz (parameters on a cache line)"](c)
-        ref[id(c)] = outs[id(c)].copy()
-    diffs = {}
-    for name, f in cases.items():
-        worst = 0.0
+    with tempfile.TemporaryDirectory() as where:
+        old = module_at(before, where)
+        q = old.NonzeroParams(dr.means, dr.prec)
+        cases = {
+            "now: non-zero 8-feature groups, features as vector lanes (nonzero_groups)":
+                lambda c: nonzero_log_densities(c, dr.scale, p.p, p.a, p.c, dr.log_const, outs[id(c)]),
+            "now with p, a 48 bytes into a cache line":
+                lambda c: nonzero_log_densities(c, dr.scale, p48, a48, p.c, dr.log_const, outs[id(c)]),
+            f"non-zeros by bit masks, components as vector lanes (diag_nonzeros of {before})":
+                lambda c: old.nonzero_log_densities(c, dr.scale, q.pt, q.at, q.c, dr.log_const, outs[id(c)]),
+            "(now on the same rows, each row's non-zeros moved to its first columns)":
+                lambda c: nonzero_log_densities(packed[id(c)], dr.scale, p.p, p.a, p.c, dr.log_const, outs[id(c)]),
+        }
+        ref = {}
         for c in chunks:
-            f(c)
-            if not name.startswith("("):
-                worst = max(worst, float(np.max(np.abs(outs[id(c)] - ref[id(c)]) / np.abs(ref[id(c)]))))
-        diffs[name] = worst
-    times: dict[str, list[float]] = {name: [] for name in cases}
-    for _ in range(repeats):
+            next(iter(cases.values()))(c)
+            ref[id(c)] = outs[id(c)].copy()
+        diffs = {}
         for name, f in cases.items():
+            worst = 0.0
             for c in chunks:
-                t0 = time.thread_time()
                 f(c)
-                times[name].append(time.thread_time() - t0)
+                if not name.startswith("("):
+                    worst = max(worst, float(np.max(np.abs(outs[id(c)] - ref[id(c)]) / np.abs(ref[id(c)]))))
+            diffs[name] = worst
+        times: dict[str, list[float]] = {name: [] for name in cases}
+        for _ in range(repeats):
+            for name, f in cases.items():
+                for c in chunks:
+                    t0 = time.thread_time()
+                    f(c)
+                    times[name].append(time.thread_time() - t0)
     return [(name, min(t) * 1e3, statistics.median(t) * 1e3, diffs[name]) for name, t in times.items()]
 
 
@@ -616,6 +620,8 @@ def main() -> None:
     parser.add_argument("--kernel-only", action="store_true", help="no cluster: the per-row figures only")
     parser.add_argument("--variant-iterations", type=int, default=5,
                         help="with --variants: the dense loop and now at the models of EM iterations 1 to this")
+    parser.add_argument("--walk-before", default="016406c",
+                        help="with --variants: the commit whose E-step walk the log-densities are compared with")
     parser.add_argument("--variants", action="store_true",
                         help="no cluster: the per-row figures and the kernel before/now and its variants per chunk")
     args = parser.parse_args()
@@ -677,10 +683,10 @@ alternated repeats), the model after 3 EM iterations; load average at the end {l
 | kernel | ms / chunk (least) | median | largest relative difference from now's statistics |
 | --- | ---: | ---: | ---: |
 """ + "\n".join(f"| {name} | {lo:.1f} | {med:.1f} | {diff:.1e} |" for name, lo, med, diff in table) + "\n", flush=True)
-        table = walks(r["block"], r["gp"], r["chunk_rows"])  # type: ignore[arg-type]
+        table = walks(r["block"], r["gp"], r["chunk_rows"], args.walk_before)  # type: ignore[arg-type]
         load_end = ", ".join(f"{x:.1f}" for x in os.getloadavg())
         print(f"""The E-step's log-densities alone, per chunk of {chunk_rows:,} rows (same model, same measure; the
-walks of `benchmarks/gmm_compacted_walk.py`); load average at the end {load_end}:
+walk of `diag_nonzeros` at commit {args.walk_before}); load average at the end {load_end}:
 
 | log-densities | ms / chunk (least) | median | largest relative difference from now's |
 | --- | ---: | ---: | ---: |

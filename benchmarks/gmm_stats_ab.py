@@ -34,9 +34,12 @@ from threadpoolctl import threadpool_info
 
 from daskcluster.kernels.blocks import Affine
 from daskcluster.kernels.mixture import diag_nonzeros
+from daskcluster.kernels.mixture.diag_nonzeros import padded_components
 from daskcluster.kernels.mixture.diag_rows import DiagRows
 from daskcluster.kernels.mixture.estep import reference
+from daskcluster.kernels.mixture.nonzero_groups import GroupParams
 from daskcluster.kernels.mixture.params import GaussianParams
+from daskcluster.kernels.mixture.vector_ir import aligned_zeros
 
 PATH = "daskcluster/kernels/mixture/diag_nonzeros.py"
 
@@ -46,6 +49,8 @@ def module_at(commit: str, where: str) -> ModuleType:
     source = subprocess.run(["git", "show", f"{commit}:{PATH}"], check=True, capture_output=True, text=True).stdout
     for rel, absolute in ((".. vectorwidth", "daskcluster.kernels.vectorwidth"),
                           (". estep", "daskcluster.kernels.mixture.estep"),
+                          (". nonzero_groups", "daskcluster.kernels.mixture.nonzero_groups"),
+                          (". vector_ir", "daskcluster.kernels.mixture.vector_ir"),
                           (". whitened", "daskcluster.kernels.mixture.whitened")):
         dots, name = rel.split()
         source = source.replace(f"from {dots}{name} import", f"from {absolute} import")
@@ -60,15 +65,23 @@ def module_at(commit: str, where: str) -> ModuleType:
 
 
 def runner(mod: Any, dr: DiagRows, block: np.ndarray) -> Callable[[], tuple[Any, ...]]:
-    """A call of ``mod.diag_em_nonzeros`` on ``block`` as ``DiagRows`` makes it (sums around 0)."""
-    p = mod.NonzeroParams(dr.means, dr.prec)
+    """A call of ``mod.diag_em_nonzeros`` on ``block`` as ``DiagRows`` makes it (sums around 0):
+    with the (d, Kpad) parameters of ``mod.NonzeroParams`` where the module has them (its E-step
+    before the groups of :mod:`~daskcluster.kernels.mixture.nonzero_groups`), else with
+    :class:`~daskcluster.kernels.mixture.nonzero_groups.GroupParams`."""
     k_n, d = dr.means.shape
+    if hasattr(mod, "NonzeroParams"):
+        old = mod.NonzeroParams(dr.means, dr.prec)
+        p, a, c, width = old.pt, old.at, old.c, old.pt.shape[1]
+    else:
+        new = GroupParams(dr.means, dr.prec)
+        p, a, c, width = new.p, new.a, new.c, padded_components(k_n)
 
     def run() -> tuple[Any, ...]:
         nk = np.zeros(k_n)
-        s1, s2 = mod.aligned_zeros((k_n, d)), mod.aligned_zeros((k_n, d))
-        t1, t2 = mod.aligned_zeros((d, p.pt.shape[1])), mod.aligned_zeros((d, p.pt.shape[1]))
-        out = mod.diag_em_nonzeros(block, dr.scale, p.pt, p.at, p.c, dr.log_const, dr.min_resp, dr.floor, nk, s1,
+        s1, s2 = aligned_zeros((k_n, d)), aligned_zeros((k_n, d))
+        t1, t2 = aligned_zeros((d, width)), aligned_zeros((d, width))
+        out = mod.diag_em_nonzeros(block, dr.scale, p, a, c, dr.log_const, dr.min_resp, dr.floor, nk, s1,
                                    s2, t1, t2, mod.BLOCK_COST)
         return out, nk, s1 + t1[:, :k_n].T, s2 + t2[:, :k_n].T
 

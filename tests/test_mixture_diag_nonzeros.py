@@ -24,18 +24,21 @@ from daskcluster.kernels import mixture as K
 from daskcluster.kernels.blocks import Affine
 from daskcluster.kernels.mixture import diag_rows
 from daskcluster.kernels.mixture.diag_nonzeros import (
-    ALIGNMENT,
     BLOCK_COST,
     FLUSH_ROWS,
     MAX_COMPONENTS,
-    NonzeroParams,
-    aligned_zeros,
     diag_em_nonzeros,
-    nonzero_log_densities,
     padded_components,
 )
 from daskcluster.kernels.mixture.diag_rows import DiagRows
 from daskcluster.kernels.mixture.estep import exp_floor, responsibilities_above
+from daskcluster.kernels.mixture.nonzero_groups import (
+    GROUP,
+    PART,
+    GroupParams,
+    nonzero_log_densities,
+)
+from daskcluster.kernels.mixture.vector_ir import ALIGNMENT, aligned_zeros
 
 EPS = 2.0**-53
 
@@ -54,22 +57,28 @@ def images(n: int, side: int, seed: int) -> np.ndarray:
     return img.reshape(n, side * side)
 
 
+def log_densities(x: np.ndarray, scale: float, means: np.ndarray, prec: np.ndarray,
+                  log_const: np.ndarray) -> np.ndarray:
+    p = GroupParams(means, prec)
+    out = np.empty((x.shape[0], means.shape[0]))
+    nonzero_log_densities(x, scale, p.p, p.a, p.c, log_const, out)
+    return out
+
+
 def check_log_densities(x: np.ndarray, scale: float, means: np.ndarray, prec: np.ndarray) -> None:
-    """The compiled log-densities against exact ones, within the bound of the module's notes:
-    ``|D - D_exact| <= gamma_{m + 6} (c + S) + gamma_{ceil(log2 d) + 3} c`` for the distance
+    """The compiled log-densities against exact ones, within the module's bound:
+    ``|D - D_exact| <= gamma_{m + 14} (c + S) + gamma_{ceil(log2 d) + 3} c`` for the distance
     (``m`` the row's non-zeros, ``S = sum_nz |y| (|y| P + |A|)``), halved, plus the rounding of
     ``log_const - D / 2``."""
     k_n, d = means.shape
-    p = NonzeroParams(means, prec)
     log_const = np.linspace(-3.0, 2.0, k_n)
-    out = np.empty((x.shape[0], k_n))
-    nonzero_log_densities(x, scale, p.pt, p.at, p.c, log_const, out)
-    y = x.astype(np.float64) * scale  # the values both loops read
+    out = log_densities(x, scale, means, prec, log_const)
+    y = x.astype(np.float64) * scale  # the values the kernel reads
     c = (means * means * prec).sum(axis=1)
     for i in range(x.shape[0]):
         nz = np.flatnonzero(x[i])
         s = (np.abs(y[i, nz]) * (np.abs(y[i, nz]) * prec[:, nz] + 2.0 * np.abs(means[:, nz]) * prec[:, nz])).sum(axis=1)
-        bound = gamma(nz.size + 6) * (c + s) + gamma(math.ceil(math.log2(d)) + 3) * c
+        bound = gamma(nz.size + 14) * (c + s) + gamma(math.ceil(math.log2(d)) + 3) * c
         for k in range(k_n):
             exact_d = sum((Fraction(float(y[i, j])) - Fraction(float(means[k, j]))) ** 2 * Fraction(float(prec[k, j]))
                           for j in range(d))
@@ -78,58 +87,39 @@ def check_log_densities(x: np.ndarray, scale: float, means: np.ndarray, prec: np
             assert err <= bound[k] / 2 + 2 * EPS * (abs(log_const[k]) + abs(float(exact))), (i, k, float(err), bound[k])
 
 
-@pytest.mark.parametrize("k_n", [1, 3, 4, 8, 10, 13, 32])
-def test_log_densities_every_vector_layout(k_n: int) -> None:
-    """Padded widths 4 to 32 (8-lane vectors, and a 4-lane one for widths of 4 mod 8); 130
-    features: two 64-feature masks and a tail of 2; 70 rows: a tile and 6 rows."""
+@pytest.mark.parametrize("k_n", [1, 3, 10, PART, PART + 1, 2 * PART + 5, 32])
+def test_log_densities_every_part(k_n: int) -> None:
+    """Components in one walk (up to PART) or several; 130 features: 16 groups and a tail of 2;
+    70 rows: a tile and 6 rows."""
     rng = np.random.default_rng(k_n)
     x = np.hstack([images(70, 12, seed=k_n)[:, :128], images(70, 12, seed=k_n + 1)[:, 40:42]])
     means = rng.uniform(0, 1, (k_n, 130))
     prec = rng.uniform(1.0, 50.0, (k_n, 130))
-    assert padded_components(k_n) % 4 == 0 and padded_components(k_n) >= k_n
     check_log_densities(x, 1 / 255, means, prec)
 
 
-@pytest.mark.parametrize("shape", [(1,), (784, 12), (10, 784), (3, 5, 7)])
-def test_aligned_zeros_start_on_a_cache_line(shape: tuple[int, ...]) -> None:
-    a = aligned_zeros(shape)
-    assert a.shape == shape and a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable
-    assert a.ctypes.data % ALIGNMENT == 0
-    assert not a.any()
-
-
-def test_log_densities_whatever_the_alignment() -> None:
-    """The parameters laid out on a cache line (as :class:`NonzeroParams` does) or 8, 32 and 48
-    bytes into one: the vector loads assume no alignment, and the results are the same bits."""
-    rng = np.random.default_rng(7)
-    x = images(70, 12, seed=7)
-    means = rng.uniform(0, 1, (10, 144))
-    prec = rng.uniform(1.0, 50.0, (10, 144))
-    p = NonzeroParams(means, prec)
-    assert p.pt.ctypes.data % ALIGNMENT == 0 and p.at.ctypes.data % ALIGNMENT == 0
-    log_const = np.linspace(-3.0, 2.0, 10)
-    ref = np.empty((70, 10))
-    nonzero_log_densities(x, 1 / 255, p.pt, p.at, p.c, log_const, ref)
-    for shift in (1, 4, 6):
-        views = []
-        for a in (p.pt, p.at):
-            buf = aligned_zeros((a.size + shift,))
-            view = buf[shift : shift + a.size].reshape(a.shape)
-            view[...] = a
-            assert view.ctypes.data % ALIGNMENT == 8 * shift
-            views.append(view)
-        out = np.empty((70, 10))
-        nonzero_log_densities(x, 1 / 255, views[0], views[1], p.c, log_const, out)
-        np.testing.assert_array_equal(out, ref)
-
-
-@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.float32, np.float64])
-@pytest.mark.parametrize("d", [5, 64, 71])
-def test_log_densities_stored_dtypes_and_widths(dtype: type, d: int) -> None:
+@pytest.mark.parametrize("d", [3, 8, 64, 71, 136, 600])
+def test_log_densities_every_width(d: int) -> None:
+    """No full group (3), one (8), one mask's worth (64), a tail of 7 (71), 17 groups (136) and
+    75 groups in two blocks of 38 and 37 (600)."""
     rng = np.random.default_rng(d)
-    x = rng.integers(-3 if dtype is np.int16 else 0, 200, (9, d)).astype(dtype)
+    x = rng.integers(1, 256, (7, d)).astype(np.uint8)
     x[rng.random(x.shape) < 0.7] = 0
     x[0] = 0  # a row of zeros only
+    x[1] = 255  # a row without a zero
+    means = rng.uniform(0, 1, (4, d))
+    prec = rng.uniform(1.0, 50.0, (4, d))
+    check_log_densities(x, 1 / 255, means, prec)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.float32, np.float64])
+@pytest.mark.parametrize("d", [5, 64, 71])
+def test_log_densities_stored_dtypes(dtype: type, d: int) -> None:
+    rng = np.random.default_rng(d)
+    low = -3 if np.dtype(dtype).kind in "if" and dtype is not np.uint8 else 0
+    x = rng.integers(low, 100, (9, d)).astype(dtype)
+    x[rng.random(x.shape) < 0.7] = 0
+    x[0] = 0
     if np.dtype(dtype).kind == "f":
         x[1, d - 1] = -0.0  # a negative zero counts as zero (adds nothing either way)
         x[2, 0] = 0.5
@@ -146,6 +136,66 @@ def test_log_densities_near_a_tight_component() -> None:
     means = np.vstack([x[0] / 255 + rng.normal(0, 1e-6, 100), rng.uniform(0, 1, (2, 100))])
     prec = np.vstack([np.full((1, 100), 1e10), rng.uniform(1, 10, (2, 100))])
     check_log_densities(x, 1 / 255, means, prec)
+
+
+def test_a_nan_makes_the_row_nan() -> None:
+    """A NaN counts as non-zero: its group is taken and the row's log-densities are NaN, the
+    other rows' unchanged."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(5, 20))
+    x[rng.random(x.shape) < 0.5] = 0.0
+    means = rng.normal(size=(3, 20))
+    prec = rng.uniform(1, 2, (3, 20))
+    log_const = np.zeros(3)
+    ref = log_densities(x, 1.0, means, prec, log_const)
+    x[2, 17] = np.nan  # in the tail (features 16-19)
+    x[3, 9] = np.nan  # in the second group
+    out = log_densities(x, 1.0, means, prec, log_const)
+    assert np.isnan(out[[2, 3]]).all()
+    np.testing.assert_array_equal(out[[0, 1, 4]], ref[[0, 1, 4]])
+
+
+def test_parameters_on_a_cache_line_or_not() -> None:
+    """The parameters laid out on a cache line (as :class:`GroupParams` does) or 8, 32 and 48
+    bytes into one: the loads assume no alignment, and the results are the same bits."""
+    rng = np.random.default_rng(7)
+    x = images(70, 12, seed=7)
+    means = rng.uniform(0, 1, (10, 144))
+    prec = rng.uniform(1.0, 50.0, (10, 144))
+    p = GroupParams(means, prec)
+    assert p.p.ctypes.data % ALIGNMENT == 0 and p.a.ctypes.data % ALIGNMENT == 0
+    assert p.p.shape == (10, 144) and p.p.shape[1] % GROUP == 0
+    log_const = np.linspace(-3.0, 2.0, 10)
+    ref = np.empty((70, 10))
+    nonzero_log_densities(x, 1 / 255, p.p, p.a, p.c, log_const, ref)
+    for shift in (1, 4, 6):
+        views = []
+        for a in (p.p, p.a):
+            buf = aligned_zeros((a.size + shift,))
+            view = buf[shift : shift + a.size].reshape(a.shape)
+            view[...] = a
+            assert view.ctypes.data % ALIGNMENT == 8 * shift
+            views.append(view)
+        out = np.empty((70, 10))
+        nonzero_log_densities(x, 1 / 255, views[0], views[1], p.c, log_const, out)
+        np.testing.assert_array_equal(out, ref)
+
+
+def test_parameters_padded_to_whole_groups() -> None:
+    means = np.ones((2, 13))
+    prec = np.full((2, 13), 2.0)
+    p = GroupParams(means, prec)
+    assert p.p.shape == (2, 16) and not p.p[:, 13:].any() and not p.a[:, 13:].any()
+    np.testing.assert_array_equal(p.a[:, :13], -4.0)
+    np.testing.assert_array_equal(p.c, 26.0)
+
+
+@pytest.mark.parametrize("shape", [(1,), (784, 12), (10, 784), (3, 5, 7)])
+def test_aligned_zeros_start_on_a_cache_line(shape: tuple[int, ...]) -> None:
+    a = aligned_zeros(shape)
+    assert a.shape == shape and a.dtype == np.float64 and a.flags.c_contiguous and a.flags.writeable
+    assert a.ctypes.data % ALIGNMENT == 0
+    assert not a.any()
 
 
 def test_which_blocks_take_the_non_zeros() -> None:
@@ -201,13 +251,13 @@ def run_pass(x: np.ndarray, scale: float, means: np.ndarray, prec: np.ndarray, l
                                                                np.ndarray, np.ndarray]:
     """``diag_em_nonzeros`` on ``x`` as ``DiagRows`` calls it: ``(its result, nk, s1, s2)`` around 0."""
     k_n, d = means.shape
-    p = NonzeroParams(means, prec)
+    p = GroupParams(means, prec)
     nk = np.zeros(k_n)
     s1 = aligned_zeros((k_n, d))
     s2 = aligned_zeros((k_n, d))
-    t1 = aligned_zeros((d, p.pt.shape[1]))
-    t2 = aligned_zeros((d, p.pt.shape[1]))
-    out = diag_em_nonzeros(x, scale, p.pt, p.at, p.c, log_const, min_resp, exp_floor(min_resp), nk, s1, s2, t1, t2,
+    t1 = aligned_zeros((d, padded_components(k_n)))
+    t2 = aligned_zeros((d, padded_components(k_n)))
+    out = diag_em_nonzeros(x, scale, p.p, p.a, p.c, log_const, min_resp, exp_floor(min_resp), nk, s1, s2, t1, t2,
                            block_cost)
     return out, nk, s1 + t1[:, :k_n].T, s2 + t2[:, :k_n].T
 
@@ -261,9 +311,7 @@ def test_statistics_and_row_estep_against_exact_sums(block_cost: float, dtype: t
     min_resp = np.full(k_n, K.MIN_RESP)
     out, nk, s1, s2 = run_pass(x, scale, means, prec, log_const, min_resp, block_cost)
     assert out[2] == -1
-    p = NonzeroParams(means, prec)
-    w = np.empty((n, k_n))
-    nonzero_log_densities(x, scale, p.pt, p.at, p.c, log_const, w)
+    w = log_densities(x, scale, means, prec, log_const)
     floor = exp_floor(min_resp)
     log_lik = entropy = 0.0
     for i in range(n):

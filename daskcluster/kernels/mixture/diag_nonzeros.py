@@ -9,23 +9,14 @@ form scikit-learn itself computes (``_estimate_log_gaussian_prob``: ``sum(mu^2 P
     c_k = sum_j mu_kj^2 P_kj,   A_kj = -2 mu_kj P_kj   (both once per block),
 
 and the M-step's sums ``sum r y`` and ``sum r y^2`` take the non-zeros only, around 0. A block
-is taken :data:`TILE_ROWS` rows at a time (its statistics :data:`SPAN_ROWS` rows at a time),
-and a tile :data:`MASK_WIDTH` features at a time, so that the parameters (or the sums) of those
-features stay in L1 while the tile's rows use them:
+is taken :data:`TILE_ROWS` rows at a time (its statistics :data:`SPAN_ROWS` rows at a time):
 
-1. **Non-zeros without a compaction pass.** A row's 64 features of the block are compared with
-   zero by one vector compare (``icmp ne <64 x i8>`` for bytes, ``fcmp une`` for floats, so a NaN
-   counts as non-zero) whose ``<64 x i1>`` is read as one ``i64`` bit mask, walked with ``cttz``
-   and ``m & (m - 1)``; nothing is written. A byte's value ``v * scale`` is read from a table of
-   the 256 (one load instead of a conversion and a multiplication; the same value). The last
-   ``d mod 64`` features are tested one by one.
-2. **E-step, the components as vector lanes.** The parameters are laid out (d, Kpad), ``Kpad``
-   the components rounded up to a multiple of 4 (zero lanes beyond ``K``), as 8-lane vectors and
-   one 4-lane vector for ``Kpad = 4 mod 8`` (one loop compiled per width of :data:`WIDTHS`, so
-   that the accumulators stay in registers); per non-zero and vector, one load of ``P[j]`` and
-   one of ``A[j]`` and two multiply-adds, ``t = y P + A`` and ``acc += y t``, consecutive
-   non-zeros taken in turn by :data:`ACCUMULATORS` sets of accumulators (to overlap the
-   multiply-adds' latency). Then the log-sum-exp, responsibilities and ``sum r log r`` of
+1. **E-step's log-densities** (:mod:`.nonzero_groups`): a row's features 8 at a time as the
+   lanes of one vector, a group skipped when its stored values are all zero, two multiply-adds
+   per group and component (parameters laid out (K, d)), the components' accumulators in
+   registers through a walk of the set bits of the row's group mask; the tile's rows read each
+   block of the features' parameters in turn.
+2. **Row E-step.** The log-sum-exp, responsibilities and ``sum r log r`` of
    :func:`.estep.responsibilities_above` (the floor rule of the dense loop of :mod:`.diag_rows`),
    its bits, with the exponentials of the components above their floor only: a row whose best
    component is the only one (73-76 % of MNIST8M's rows after EM iteration 3) takes none, its
@@ -49,35 +40,22 @@ features stay in L1 while the tile's rows use them:
    holding it as lanes, into sums (d, Kpad).
 
 The vector code is LLVM's portable vector IR (``<64 x i8>`` compares, ``<8 x double>`` and
-``<4 x double>`` loads, broadcasts, ``uitofp`` and ``llvm.fmuladd``) emitted by Numba intrinsics,
-as in :mod:`.whitened`: 512-bit registers on AVX-512 CPUs
+``<4 x double>`` loads, broadcasts, ``uitofp`` and ``llvm.fmuladd``, from :mod:`.vector_ir`)
+emitted by Numba intrinsics, as in :mod:`.whitened`: 512-bit registers on AVX-512 CPUs
 (:func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors`), narrower instructions
-elsewhere; no instruction set is assumed.
+elsewhere; no instruction set is assumed. The sums are :func:`~.vector_ir.aligned_zeros` (on a
+cache line: fewer 8-lane loads and stores spanning two lines than where NumPy happens to place
+them).
 
-The (d, Kpad) parameters and the sums are :func:`aligned_zeros` (on a cache line: fewer 8-lane
-loads and stores spanning two lines than where NumPy happens to place them).
-
-**Measured** (``benchmarks/bench_gmm_mnist8m.py --variants``, MNIST8M chunks of 32,768 rows, the
-benchmark's model at EM iterations 1-5, one thread, CPU time, see ``benchmarks/RESULTS-gmm.md``):
-17.4-21.2 ms a chunk (23-26 ms before the statistics and row E-step of the next paragraph)
-against 31-36 ms for the dense loop (24-27 ms with the parameters and sums 32 bytes into a cache
-line), of which the E-step (its masks, walks and multiply-adds) 13.4-13.7 ms (14.9-15.2 ms with
-``pt``, ``at`` 48 bytes into a line), the row E-step 1.3-2.3 ms and the statistics 3-5 ms; the
-pass cost the same as the dense loop at 45-50 % non-zero values (MNIST rows with non-zeros added,
-measured before the statistics of the next paragraph), hence
-:data:`.diag_rows.NONZERO_SHARE`. The E-step's log-densities cost 10 ms a chunk for 1-4
-components (one 4-lane vector) and 13.7 ms for 10: the walk of the masks and the ~330,000
-non-empty blocks a chunk (masks, accumulators, mispredicted loop exits) dominate, not the
-multiply-adds. The same rows with each row's non-zeros moved to its first columns (the same
-non-zeros in 2.8 times fewer blocks) cost 1.3 ms less: the blocks' setups and exits are ~2-3 ms of
-the E-step, the rest is per non-zero (~1.5 ns each, ~9 instructions for a 4-lane vector of
-components). Tried and not kept: each row's non-zeros compacted by ``llvm.masked.compressstore``
-(``vpcompressb``) into per-tile lists of 64, 128 or 256 features, then walked two a turn with a
-known count (``benchmarks/gmm_compacted_walk.py``; E-step 17.4-17.6, 15.6-15.7 and 13.5-13.8 ms against 13.4-13.7 ms:
-the compaction costs what the fewer exits save); a compaction
-of each row's non-zeros with the parameters read from L2, 4 sets of accumulators, turns of the walk without selects, a loop over the tile's rows
-inside one intrinsic per block, the terms as ``y^2 P`` and ``y A`` (scikit-learn's split) into
-separate accumulators, walking only the non-zero 8-feature groups for the statistics.
+**Measured** (``benchmarks/gmm_stats_ab.py`` against the commit before each change and
+``benchmarks/bench_gmm_mnist8m.py --variants``, MNIST8M chunks of 32,768 rows, the benchmark's
+models of EM iterations 1, 3, 5, one thread, least CPU time a chunk, see
+``benchmarks/RESULTS-gmm.md``): 19.7, 16.2 and 14.9 ms a chunk against 31-36 ms for the dense
+loop, of which the log-densities 11.4-11.8 ms (13.5-13.8 ms with the E-step this module had
+before :mod:`.nonzero_groups`, which walked each non-zero with the components as vector lanes:
+21.0, 17.7 and 17.1 ms a chunk), the row E-step 1.3-2.3 ms and the statistics 2.5-5 ms. The pass
+cost the same as the dense loop at 45-50 % non-zero values (MNIST rows with non-zeros added,
+measured before the statistics of the next paragraph), hence :data:`.diag_rows.NONZERO_SHARE`.
 
 **The statistics and the row E-step, measured** (``benchmarks/gmm_stats_ab.py``, the same chunks
 and models, least CPU time a chunk; ``benchmarks/RESULTS-gmm.md``): the pass went from 26.3, 24.9
@@ -123,16 +101,10 @@ rows). The centred second moment ``S2 - S1^2 / n`` then cancels as scikit-learn'
 origin relative to their spread lose digits here as in scikit-learn, which is one reason a
 block must be mostly exact zeros to take this pass.
 
-**Rounding of the E-step.** The expanded form cancels where ``y`` is near ``mu`` with a large
-``P``. Each term ``y (y P + A)`` carries at most three roundings and the ``m`` non-zero terms of a
-row are summed along chains of at most ``m + 3`` additions, so with ``c_k`` (``d`` products of
-two roundings, summed pairwise) the computed distance ``D_k = c_k + sum_{nz} y (y P + A)`` is
-within ``gamma_{m + 6} (c_k + S_k) + gamma_{ceil(log2 d) + 3} c_k`` of the exact
-``sum_j P_kj (y_j - mu_kj)^2`` (``S_k = sum_{nz} |y| (|y| P + |A|)``, ``gamma_n = n eps / (1 - n
-eps)``), where the dense loop of :mod:`.diag_rows` is within ``gamma_{d + 3} D_k``: the two agree
-to the cancellation's ratio ``(c_k + S_k) / D_k`` times ``eps``, as scikit-learn's form does
-(``tests/test_mixture_diag_nonzeros.py`` checks the bound against exact rational arithmetic,
-also 10 digits into the cancellation).
+**Rounding of the E-step**: see :mod:`.nonzero_groups` (``D_k`` within ``gamma_{m + 14} (c_k +
+S_k) + gamma_{ceil(log2 d) + 3} c_k`` of the exact distance, ``m`` the row's non-zeros, where the
+dense loop of :mod:`.diag_rows` is within ``gamma_{d + 3} D_k``: the two agree to the
+cancellation's ratio ``(c_k + S_k) / D_k`` times ``eps``, as scikit-learn's form does).
 """
 
 from __future__ import annotations
@@ -148,25 +120,30 @@ from numba.extending import intrinsic
 
 from ..vectorwidth import prefer_wide_vectors
 from .estep import responsibilities_above
+from .nonzero_groups import GROUP, TILE_ROWS, tile_distances
+from .vector_ir import (
+    F64,
+    I64,
+    MASK_WIDTH,
+    bit_count,
+    f64_array,
+    fma,
+    nonzero_bits,
+    splat,
+    stored_rows,
+    tail_bits,
+    to_double,
+    vector,
+    vector_ptr,
+)
 from .whitened import LANES
 
-#: Features compared with zero by one vector compare (one ``i64`` bit mask).
-MASK_WIDTH = 64
-#: Bytes to which the (d, Kpad) parameters and the sums the vector loops read and write are
-#: aligned (a cache line: an 8-lane load of a row that starts on one never spans two lines).
-ALIGNMENT = 64
-#: Sets of accumulators the E-step's consecutive non-zeros take in turn, each set one vector per
-#: vector of components (a power of 2; measured on MNIST8M chunks, one thread: 2 and 4 within noise
-#: of each other, 2 wasting fewer multiply-adds past a block's last non-zero).
-ACCUMULATORS = 2
 #: Lanes of the narrow vector that ends a padded width of 4 mod 8.
 HALF = 4
 #: Components up to which the non-zero pass applies (its vector layouts are compiled per width).
 MAX_COMPONENTS = 32
-#: The padded widths (lanes of the (d, Kpad) parameters) the compiled loops have a layout for.
+#: The padded widths (lanes of the (d, Kpad) lane sums) the compiled loops have a layout for.
 WIDTHS = tuple(range(HALF, MAX_COMPONENTS + 1, HALF))
-#: Rows of a tile: their distances, then their statistics, feature block by feature block.
-TILE_ROWS = 64
 #: Rows whose statistics are added together, component by component (consecutive tiles): each
 #: component's rows of a span summed in registers, then one read-modify-write of its sums per
 #: 64-feature block; a span's bytes sum in 16-bit lanes (``SPAN_ROWS x 255 < 2^16``).
@@ -183,87 +160,16 @@ BLOCK_COST = 1 / 6
 #: Rows whose bytes and squared bytes the 32-bit sums take before they are added to the float64
 #: statistics: ``65,536 x 255^2 < 2^32``, so no sum can wrap.
 FLUSH_ROWS = 65536
-_I64 = ir.IntType(64)
-_F64 = ir.DoubleType()
-_VECTOR = ir.VectorType(_F64, LANES)
-
-
-def aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """A C-contiguous float64 array of zeros whose first element starts on :data:`ALIGNMENT` bytes.
-
-    NumPy aligns a large array to 16 bytes only, so rows of 64 or 96 bytes would start anywhere
-    in a cache line and half or all of their 8-lane loads span two lines (measured on MNIST8M
-    chunks, one thread, 10 components: the E-step 13.4-13.7 ms a chunk aligned against 14.9-15.2 ms with
-    ``pt`` and ``at`` starting 48 bytes into a line)."""
-    size = math.prod(shape)
-    per_line = ALIGNMENT // np.dtype(np.float64).itemsize
-    buf = np.zeros(size + per_line)
-    start = (-buf.ctypes.data % ALIGNMENT) // np.dtype(np.float64).itemsize
-    return buf[start : start + size].reshape(shape)
 
 
 def padded_components(n_components: int) -> int:
-    """Lanes of the (d, Kpad) parameters: ``n_components`` rounded up to a multiple of :data:`HALF`."""
+    """Lanes of the (d, Kpad) lane sums: ``n_components`` rounded up to a multiple of :data:`HALF`."""
     return -(-n_components // HALF) * HALF
-
-
-@intrinsic
-def _nonzero_bits(typingctx: Any, x: Any, i: Any, j0: Any) -> Any:  # pragma: no cover - compiled
-    """Bit ``b`` of the ``int64`` result set iff ``x[i, j0 + b] != 0`` (a NaN is non-zero), for
-    ``b <`` :data:`MASK_WIDTH`; ``x`` 2-D C-contiguous of an integer or float dtype, columns
-    ``j0 .. j0 + 63`` must exist. One vector load and compare."""
-    if not (isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C"
-            and isinstance(x.dtype, (types.Integer, types.Float))):
-        return None
-    sig = types.int64(x, i, j0)
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        arr, row, col = args
-        tx = signature.args[0]
-        va = context.make_array(tx)(context, builder, arr)
-        d = cgutils.unpack_tuple(builder, va.shape, 2)[1]
-        row = context.cast(builder, row, signature.args[1], types.intp)
-        col = context.cast(builder, col, signature.args[2], types.intp)
-        elem = context.get_data_type(tx.dtype)
-        vec = ir.VectorType(elem, MASK_WIDTH)
-        ptr = builder.gep(va.data, [builder.add(builder.mul(row, d), col)])
-        values = builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
-        zero = ir.Constant(vec, [0] * MASK_WIDTH if isinstance(tx.dtype, types.Integer) else [0.0] * MASK_WIDTH)
-        if isinstance(tx.dtype, types.Integer):
-            nonzero = builder.icmp_unsigned("!=", values, zero)
-        else:
-            nonzero = builder.fcmp_unordered("!=", values, zero)
-        return builder.bitcast(nonzero, _I64)
-
-    return sig, codegen
-
-
-def _vector(lanes: int) -> ir.VectorType:
-    return ir.VectorType(_F64, lanes)
 
 
 def _chunks(width: int) -> list[int]:
     """The vectors (their lanes) of a padded width: 8-lane ones, then a 4-lane one for ``width = 4 mod 8``."""
     return [LANES] * (width // LANES) + ([HALF] if width % LANES else [])
-
-
-def _vector_ptr(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, lanes: int) -> ir.Value:
-    return builder.bitcast(builder.gep(base, [offset]), _vector(lanes).as_pointer())
-
-
-def _splat(builder: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
-    """``value`` in every lane."""
-    vec = _vector(lanes)
-    one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
-    mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
-    return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), mask)
-
-
-def _fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value, lanes: int) -> ir.Value:
-    """``a * b + c`` lane by lane (``llvm.fmuladd``: fused where the CPU has it, never a library call)."""
-    vec = _vector(lanes)
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fmuladd.v{lanes}f64")
-    return builder.call(fn, [a, b, c])
 
 
 def _switch_width(builder: ir.IRBuilder, width: ir.Value, emit: Any) -> None:
@@ -274,7 +180,7 @@ def _switch_width(builder: ir.IRBuilder, width: ir.Value, emit: Any) -> None:
     switch = builder.switch(width, end)
     for w in WIDTHS:
         case = builder.append_basic_block(f"width.{w}")
-        switch.add_case(ir.Constant(_I64, w), case)
+        switch.add_case(ir.Constant(I64, w), case)
         builder.position_at_end(case)
         emit(_chunks(w))
         builder.branch(end)
@@ -285,9 +191,9 @@ def _walk_bits(builder: ir.IRBuilder, bits: ir.Value, unroll: int, body: Any) ->
     """Call ``body(u, b, valid)`` for the set bits ``b`` of ``bits`` (an ``i64``), lowest first,
     ``unroll`` per turn of the loop (``u`` the position in the turn; past the last set bit,
     ``valid`` is false and ``b`` is 0): ``cttz`` and ``m & (m - 1)``, branch-free within a turn."""
-    zero = ir.Constant(_I64, 0)
-    one = ir.Constant(_I64, 1)
-    state = cgutils.alloca_once(builder, _I64)
+    zero = ir.Constant(I64, 0)
+    one = ir.Constant(I64, 1)
+    state = cgutils.alloca_once(builder, I64)
     builder.store(bits, state)
     cond = builder.append_basic_block("walk.cond")
     turn = builder.append_basic_block("walk.body")
@@ -307,41 +213,6 @@ def _walk_bits(builder: ir.IRBuilder, bits: ir.Value, unroll: int, body: Any) ->
     builder.position_at_end(end)
 
 
-def start_accumulators(builder: ir.IRBuilder, dist: ir.Value, d_row: ir.Value, offsets: list[ir.Value],
-                       chunks: list[int]) -> list[list[ir.Value]]:
-    """:data:`ACCUMULATORS` sets of vector accumulators (one per vector of ``chunks`` lanes), the
-    first holding the row ``d_row`` of ``dist`` (a ``double*``), the others zero."""
-    accs = [[cgutils.alloca_once(builder, _vector(n)) for n in chunks] for _ in range(ACCUMULATORS)]
-    for c, n in enumerate(chunks):
-        builder.store(builder.load(_vector_ptr(builder, dist, builder.add(d_row, offsets[c]), n), align=8), accs[0][c])
-        for u in range(1, ACCUMULATORS):
-            builder.store(ir.Constant(_vector(n), [0.0] * n), accs[u][c])
-    return accs
-
-
-def add_term(builder: ir.IRBuilder, y: ir.Value, p_row: ir.Value, offsets: list[ir.Value], chunks: list[int],
-             pt: ir.Value, at: ir.Value, acc: list[ir.Value]) -> None:
-    """``acc += y (y P + A)`` lane by lane, ``P`` and ``A`` the rows at ``p_row`` of ``pt`` and
-    ``at`` (``double*``): one non-zero's term of the E-step, two multiply-adds per vector."""
-    for c, n in enumerate(chunks):
-        at_c = builder.add(p_row, offsets[c])
-        p = builder.load(_vector_ptr(builder, pt, at_c, n), align=8)
-        a = builder.load(_vector_ptr(builder, at, at_c, n), align=8)
-        ys = _splat(builder, y, n)
-        t = _fma(builder, ys, p, a, n)
-        builder.store(_fma(builder, ys, t, builder.load(acc[c]), n), acc[c])
-
-
-def store_accumulators(builder: ir.IRBuilder, accs: list[list[ir.Value]], dist: ir.Value, d_row: ir.Value,
-                       offsets: list[ir.Value], chunks: list[int]) -> None:
-    """The sets of accumulators summed pairwise into the row ``d_row`` of ``dist``."""
-    for c, n in enumerate(chunks):
-        sums = [builder.load(accs[u][c]) for u in range(ACCUMULATORS)]
-        while len(sums) > 1:
-            sums = [builder.fadd(sums[u], sums[u + 1]) for u in range(0, len(sums), 2)]
-        builder.store(sums[0], _vector_ptr(builder, dist, builder.add(d_row, offsets[c]), n), align=8)
-
-
 def _stored_value(context: Any, builder: ir.IRBuilder, tx: Any, data: ir.Value, at: ir.Value, scale: ir.Value,
                   table: ir.Value, valid: ir.Value | None = None) -> ir.Value:
     """``float64(x.flat[at]) * scale``, or 0 where ``valid`` is false; for bytes, the entry of
@@ -349,80 +220,12 @@ def _stored_value(context: Any, builder: ir.IRBuilder, tx: Any, data: ir.Value, 
     valid): one load instead of a conversion and a multiplication."""
     raw = builder.load(builder.gep(data, [at]))
     if tx.dtype == types.uint8:
-        index = builder.zext(raw, _I64)
+        index = builder.zext(raw, I64)
         if valid is not None:
-            index = builder.select(valid, index, ir.Constant(_I64, 0))
+            index = builder.select(valid, index, ir.Constant(I64, 0))
         return builder.load(builder.gep(table, [index]))
     y = builder.fmul(context.cast(builder, raw, tx.dtype, types.float64), scale)
-    return y if valid is None else builder.select(valid, y, ir.Constant(_F64, 0.0))
-
-
-def _stored_rows(x: Any) -> bool:
-    return (isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C"
-            and isinstance(x.dtype, (types.Integer, types.Float)))
-
-
-def _f64_array(t: Any, ndim: int) -> bool:
-    return isinstance(t, types.Array) and t.ndim == ndim and t.dtype == types.float64 and t.layout == "C"
-
-
-@intrinsic
-def _add_block_terms(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, scale: Any, table: Any, pt: Any,
-                     at: Any, dist: Any, row: Any) -> Any:  # pragma: no cover - compiled
-    """``dist[row, k] += sum_{b in bits} y_j (y_j pt[j, k] + at[j, k])``, ``j = j0 + b``,
-    ``y_j = x[i, j] * scale``, for every lane ``k`` of the padded width ``Kpad`` (one of
-    :data:`WIDTHS`; ``pt``, ``at`` (d, Kpad) and ``dist`` (rows, Kpad) float64 C-contiguous):
-    :data:`ACCUMULATORS` sets of vector accumulators (the first starts at ``dist[row]``), summed
-    pairwise."""
-    if not (_stored_rows(x) and _f64_array(table, 1) and _f64_array(pt, 2) and _f64_array(at, 2)
-            and _f64_array(dist, 2)):
-        return None
-    sig = types.void(x, i, j0, bits, scale, table, pt, at, dist, row)
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        a_x, a_i, a_j0, a_bits, a_scale, a_table, a_pt, a_at, a_dist, a_row = args
-        tx, ti, tj, tb, ts, tt, tp, ta, td, tr = signature.args
-        vx = context.make_array(tx)(context, builder, a_x)
-        table = context.make_array(tt)(context, builder, a_table).data
-        vp = context.make_array(tp)(context, builder, a_pt)
-        va = context.make_array(ta)(context, builder, a_at)
-        vd = context.make_array(td)(context, builder, a_dist)
-        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
-        padded = cgutils.unpack_tuple(builder, vp.shape, 2)[1]
-        i = context.cast(builder, a_i, ti, types.intp)
-        j0 = context.cast(builder, a_j0, tj, types.intp)
-        bits = context.cast(builder, a_bits, tb, types.int64)
-        scale = context.cast(builder, a_scale, ts, types.float64)
-        row = context.cast(builder, a_row, tr, types.intp)
-        x_row = builder.add(builder.mul(i, d), j0)
-
-        def emit(chunks: list[int]) -> None:
-            width = ir.Constant(_I64, sum(chunks))  # a constant in each layout's loop
-            d_row = builder.mul(row, width)
-            offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
-            accs = start_accumulators(builder, vd.data, d_row, offsets, chunks)
-
-            def body(u: int, b: ir.Value, valid: ir.Value) -> None:
-                y = _stored_value(context, builder, tx, vx.data, builder.add(x_row, b), scale, table,
-                                  None if u == 0 else valid)
-                add_term(builder, y, builder.mul(builder.add(j0, b), width), offsets, chunks, vp.data, va.data,
-                         accs[u])
-
-            _walk_bits(builder, bits, ACCUMULATORS, body)
-            store_accumulators(builder, accs, vd.data, d_row, offsets, chunks)
-
-        _switch_width(builder, padded, emit)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
-def _to_double(builder: ir.IRBuilder, values: ir.Value, dtype: Any, lanes: int) -> ir.Value:
-    """A vector of stored values as float64 lanes (each lane the value's own scalar conversion)."""
-    vec = _vector(lanes)
-    if isinstance(dtype, types.Integer):
-        return builder.sitofp(values, vec) if dtype in types.signed_domain else builder.uitofp(values, vec)
-    return values if dtype == types.float64 else builder.fpext(values, vec)
+    return y if valid is None else builder.select(valid, y, ir.Constant(F64, 0.0))
 
 
 @intrinsic
@@ -433,8 +236,8 @@ def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: 
     ``held`` (bit ``c`` for lanes ``8c ..``): one vector read-modify-write per non-zero and
     vector, whatever the number of components holding the row; ``r`` (rows, Kpad), ``t1``,
     ``t2`` (d, Kpad) float64 C-contiguous."""
-    if not (_stored_rows(x) and _f64_array(table, 1) and _f64_array(r, 2) and _f64_array(t1, 2)
-            and _f64_array(t2, 2)):
+    if not (stored_rows(x) and f64_array(table, 1) and f64_array(r, 2) and f64_array(t1, 2)
+            and f64_array(t2, 2)):
         return None
     sig = types.void(x, i, j0, bits, table, scale, r, row, held, t1, t2)
 
@@ -457,12 +260,12 @@ def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: 
         x_row = builder.add(builder.mul(i, d), j0)
 
         def emit(chunks: list[int]) -> None:
-            width = ir.Constant(_I64, sum(chunks))
+            width = ir.Constant(I64, sum(chunks))
             r_row = builder.mul(row, width)
-            offsets = [ir.Constant(_I64, LANES * c) for c in range(len(chunks))]
-            resp = [builder.load(_vector_ptr(builder, vr.data, builder.add(r_row, offsets[c]), n), align=8)
+            offsets = [ir.Constant(I64, LANES * c) for c in range(len(chunks))]
+            resp = [builder.load(vector_ptr(builder, vr.data, builder.add(r_row, offsets[c]), n), align=8)
                     for c, n in enumerate(chunks)]
-            keeps = [builder.icmp_unsigned("!=", builder.and_(held, ir.Constant(_I64, 1 << c)), ir.Constant(_I64, 0))
+            keeps = [builder.icmp_unsigned("!=", builder.and_(held, ir.Constant(I64, 1 << c)), ir.Constant(I64, 0))
                      for c in range(len(chunks))]
 
             def body(u: int, b: ir.Value, valid: ir.Value) -> None:
@@ -470,13 +273,13 @@ def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: 
                 s_row = builder.mul(builder.add(j0, b), width)
                 for c, n in enumerate(chunks):
                     with builder.if_then(keeps[c]):
-                        ys = _splat(builder, y, n)
+                        ys = splat(builder, y, n)
                         rx = builder.fmul(resp[c], ys)
                         at_c = builder.add(s_row, offsets[c])
-                        p1 = _vector_ptr(builder, v1.data, at_c, n)
-                        p2 = _vector_ptr(builder, v2.data, at_c, n)
+                        p1 = vector_ptr(builder, v1.data, at_c, n)
+                        p2 = vector_ptr(builder, v2.data, at_c, n)
                         builder.store(builder.fadd(builder.load(p1, align=8), rx), p1, align=8)
-                        builder.store(_fma(builder, rx, ys, builder.load(p2, align=8), n), p2, align=8)
+                        builder.store(fma(builder, rx, ys, builder.load(p2, align=8), n), p2, align=8)
 
             _walk_bits(builder, bits, 1, body)
 
@@ -495,7 +298,7 @@ def _mangled(vec: ir.VectorType) -> str:
 
 def _lanes_below(builder: ir.IRBuilder, width: ir.Value, lanes: int) -> ir.Value:
     """The ``<lanes x i1>`` mask of the lanes ``< width`` (an ``i64``)."""
-    index = ir.VectorType(_I64, lanes)
+    index = ir.VectorType(I64, lanes)
     one = builder.insert_element(ir.Constant(index, ir.Undefined), width, ir.Constant(ir.IntType(32), 0))
     widths = builder.shuffle_vector(one, ir.Constant(index, ir.Undefined),
                                     ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes))
@@ -532,7 +335,7 @@ def _store_lanes(builder: ir.IRBuilder, value: ir.Value, ptr: ir.Value, mask: ir
 def _full_or_masked(builder: ir.IRBuilder, width: ir.Value, emit: Any) -> None:
     """``emit(None)`` where ``width`` is :data:`MASK_WIDTH` (plain loads and stores), else
     ``emit(mask)`` with the mask of the lanes below ``width`` (the block that ends the row)."""
-    full = builder.icmp_signed("==", width, ir.Constant(_I64, MASK_WIDTH))
+    full = builder.icmp_signed("==", width, ir.Constant(I64, MASK_WIDTH))
     with builder.if_else(full, likely=True) as (whole, tail):
         with whole:
             emit(None)
@@ -552,7 +355,7 @@ def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, 
     32-bit lanes; one read-modify-write of ``sv`` and ``sq`` per call. For rows of another dtype
     (whose loops never call it, see :func:`_stored_bytes`) it compiles to nothing."""
     u32 = types.Array(types.uint32, 2, "C")
-    if not (_stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
+    if not (stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
             and rows.layout == "C" and sv == u32 and sq == u32):
         return None
     sig = types.void(x, t0, rows, k, n, j0, width, sv, sq)
@@ -609,8 +412,8 @@ def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k:
     multiply-adds per 8 features and row), then one read-modify-write of ``s1`` and ``s2``;
     ``rows`` (K, SPAN_ROWS) int64, ``resp`` (K, SPAN_ROWS), ``s1``, ``s2`` (K, d) float64
     C-contiguous."""
-    if not (_stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
-            and rows.layout == "C" and _f64_array(resp, 2) and _f64_array(s1, 2) and _f64_array(s2, 2)):
+    if not (stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
+            and rows.layout == "C" and f64_array(resp, 2) and f64_array(s1, 2) and f64_array(s2, 2)):
         return None
     sig = types.void(x, t0, rows, resp, k, n, j0, width, scale, square, s1, s2)
 
@@ -631,7 +434,7 @@ def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k:
         width = context.cast(builder, a_w, tw, types.int64)
         lanes = MASK_WIDTH
         stored = ir.VectorType(context.get_data_type(tx.dtype), lanes)
-        zero = ir.Constant(_vector(lanes), [0.0] * lanes)
+        zero = ir.Constant(vector(lanes), [0.0] * lanes)
         r_row = builder.mul(k, stride)
         s_at = builder.add(builder.mul(k, cgutils.unpack_tuple(builder, v1.shape, 2)[1]), j0)
 
@@ -641,18 +444,18 @@ def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k:
             with cgutils.for_range(builder, n) as loop:
                 at = builder.add(r_row, loop.index)
                 b = builder.load(builder.gep(vr.data, [at]))
-                rk = _splat(builder, builder.load(builder.gep(vp.data, [at])), lanes)
+                rk = splat(builder, builder.load(builder.gep(vp.data, [at])), lanes)
                 ptr = builder.gep(vx.data, [builder.add(builder.mul(builder.add(t0, b), d), j0)])
                 raw = _load_lanes(builder, builder.bitcast(ptr, stored.as_pointer()), stored, mask, 1)
-                v = _to_double(builder, raw, tx.dtype, lanes)
+                v = to_double(builder, raw, tx.dtype, lanes)
                 u = builder.fmul(rk, v)
                 builder.store(builder.fadd(builder.load(sums), u), sums)
-                builder.store(_fma(builder, u, v, builder.load(squares), lanes), squares)
+                builder.store(fma(builder, u, v, builder.load(squares), lanes), squares)
             for data, total, factor, tf in ((v1.data, sums, a_scale, ts), (v2.data, squares, a_square, tq)):
-                f = _splat(builder, context.cast(builder, factor, tf, types.float64), lanes)
-                ptr = _vector_ptr(builder, data, s_at, lanes)
-                old = _load_lanes(builder, ptr, _vector(lanes), mask, 8)
-                _store_lanes(builder, _fma(builder, f, builder.load(total), old, lanes), ptr, mask, 8)
+                f = splat(builder, context.cast(builder, factor, tf, types.float64), lanes)
+                ptr = vector_ptr(builder, data, s_at, lanes)
+                old = _load_lanes(builder, ptr, vector(lanes), mask, 8)
+                _store_lanes(builder, fma(builder, f, builder.load(total), old, lanes), ptr, mask, 8)
 
         _full_or_masked(builder, width, emit)
         return context.get_dummy_value()
@@ -672,18 +475,6 @@ def _stored_bytes(typingctx: Any, x: Any) -> Any:  # pragma: no cover - compiled
     return types.boolean(x), codegen
 
 
-@intrinsic
-def _bit_count(typingctx: Any, bits: Any) -> Any:  # pragma: no cover - compiled
-    """The set bits of an ``int64`` (``llvm.ctpop``)."""
-    if bits != types.int64:
-        return None
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        return builder.ctpop(args[0])
-
-    return types.int64(bits), codegen
-
-
 @numba.njit(nogil=True, cache=True)
 def byte_values(scale: float) -> np.ndarray:  # pragma: no cover (compiled)
     """``v * scale`` in float64 for every byte ``v`` (the values of ``uint8`` rows, by lookup)."""
@@ -691,44 +482,6 @@ def byte_values(scale: float) -> np.ndarray:  # pragma: no cover (compiled)
     for v in range(256):
         table[v] = float(v) * scale
     return table
-
-
-@numba.njit(nogil=True, cache=True)
-def _tail_bits(x: np.ndarray, i: int, j0: int) -> int:  # pragma: no cover (compiled)
-    """:func:`_nonzero_bits` of the last ``d - j0 < 64`` columns, one by one."""
-    bits = 0
-    for j in range(j0, x.shape[1]):
-        if x[i, j] != 0:
-            bits |= 1 << (j - j0)
-    return bits
-
-
-@numba.njit(nogil=True, cache=True)
-def _tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarray, pt: np.ndarray,
-                    at: np.ndarray, dist: np.ndarray, counts: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """``dist[b] = sum_{j: x_ij != 0} y_ij (y_ij pt[j] + at[j])`` for the rows ``i = t0 + b``,
-    ``b < rows``, by blocks of :data:`MASK_WIDTH` features (their parameters stay in L1 for the
-    tile); ``counts[b]`` = (the row's non-zeros, its full blocks holding one)."""
-    d = x.shape[1]
-    full = d - d % MASK_WIDTH
-    for b in range(rows):
-        counts[b, 0] = 0
-        counts[b, 1] = 0
-        for k in range(dist.shape[1]):
-            dist[b, k] = 0.0
-    for j0 in range(0, full, MASK_WIDTH):
-        for b in range(rows):
-            bits = _nonzero_bits(x, t0 + b, j0)
-            if bits != 0:
-                counts[b, 0] += _bit_count(bits)
-                counts[b, 1] += 1
-                _add_block_terms(x, t0 + b, j0, bits, scale, table, pt, at, dist, b)
-    if full < d:
-        for b in range(rows):
-            bits = _tail_bits(x, t0 + b, full)
-            if bits != 0:
-                counts[b, 0] += _bit_count(bits)
-                _add_block_terms(x, t0 + b, full, bits, scale, table, pt, at, dist, b)
 
 
 @numba.njit(nogil=True, cache=True)
@@ -763,14 +516,14 @@ def _span_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarr
         if many != 0 and j0 < full:
             for b in range(rows):
                 if lanes[b] != 0:
-                    bits = _nonzero_bits(x, t0 + b, j0)
+                    bits = nonzero_bits(x, t0 + b, j0)
                     if bits != 0:
                         _add_block_lanes(x, t0 + b, j0, bits, table, scale, r, b, lanes[b], t1, t2)
     if full == d or many == 0:
         return
     for b in range(rows):
         if lanes[b] != 0:
-            bits = _tail_bits(x, t0 + b, full)
+            bits = tail_bits(x, t0 + b, full)
             if bits != 0:
                 _add_block_lanes(x, t0 + b, full, bits, table, scale, r, b, lanes[b], t1, t2)
 
@@ -881,7 +634,7 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
             k = held[q]
             nk[k] += w[k]
             vectors |= 1 << (k // LANES)
-        if block_cost * h <= _bit_count(vectors):
+        if block_cost * h <= bit_count(vectors):
             for q in range(h):
                 k = held[q]
                 part[k, n_part[k]] = base + b
@@ -897,43 +650,24 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
 
 
 @numba.njit(nogil=True, cache=True)
-def nonzero_log_densities(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c: np.ndarray,
-                          log_const: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover (compiled)
-    """``out[i, k] = log_const_k - (c_k + sum_{j: x_ij != 0} y_ij (y_ij pt[j, k] + at[j, k])) / 2``,
-    ``y = x * scale``, for the rows of ``x`` (n, d) and ``out`` (n, K): the log-densities of
-    :func:`diag_em_nonzeros` alone."""
-    prefer_wide_vectors()
-    n = x.shape[0]
-    k_n = log_const.shape[0]
-    dist = np.empty((TILE_ROWS, pt.shape[1]))
-    counts = np.zeros((TILE_ROWS, 2), dtype=np.int64)
-    table = byte_values(scale)
-    for t0 in range(0, n, TILE_ROWS):
-        rows = min(TILE_ROWS, n - t0)
-        _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
-        for b in range(rows):
-            for k in range(k_n):
-                out[t0 + b, k] = log_const[k] - 0.5 * (c[k] + dist[b, k])
-
-
-@numba.njit(nogil=True, cache=True)
-def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray, c: np.ndarray,
+def diag_em_nonzeros(x: np.ndarray, scale: float, p: np.ndarray, a: np.ndarray, c: np.ndarray,
                      log_const: np.ndarray, min_resp: np.ndarray, floor: np.ndarray, nk: np.ndarray,
                      s1: np.ndarray, s2: np.ndarray, t1: np.ndarray, t2: np.ndarray,
                      block_cost: float) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
     """E-step and statistics of the stored rows ``x`` (n, d), C-contiguous, read as ``x * scale``,
-    on their non-zeros (see the module). ``pt`` = ``P^T`` and ``at`` = ``(-2 mu P)^T`` (d, Kpad),
-    ``c`` (Kpad,) ``sum_j mu_kj^2 P_kj``, zero beyond the K components; ``log_const``,
+    on their non-zeros (see the module). ``p`` = ``P`` and ``a`` = ``-2 mu P`` (K, dp), ``c`` (K,)
+    ``sum_j mu_kj^2 P_kj``, as :class:`.nonzero_groups.GroupParams` lays them out; ``log_const``,
     ``min_resp``, ``floor`` (K,); ``nk`` (K,), ``s1`` and ``s2`` (K, d) take ``sum r``, ``sum r
-    x`` and ``sum r x^2`` (around 0). One read of the rows. Returns ``(sum log p(x), sum r log r,
-    first row whose log p(x) is not finite or -1, its value)``; the statistics are incomplete
-    after a non-finite row."""
+    x`` and ``sum r x^2`` (around 0); ``t1``, ``t2`` (d, Kpad) the sums of the rows taken with
+    the components as lanes (:func:`padded_components`). One read of the rows. Returns ``(sum log
+    p(x), sum r log r, first row whose log p(x) is not finite or -1, its value)``; the statistics
+    are incomplete after a non-finite row."""
     prefer_wide_vectors()
     n = x.shape[0]
     k_n = log_const.shape[0]
     kp = t1.shape[1]  # the lanes' padded width
-    dist = np.empty((TILE_ROWS, kp))
-    counts = np.zeros((TILE_ROWS, 2), dtype=np.int64)
+    dist = np.empty((TILE_ROWS, k_n))
+    acc = np.empty((TILE_ROWS, k_n, GROUP))
     table = byte_values(scale)
     w = np.empty(k_n)
     held = np.zeros(k_n, dtype=np.int64)
@@ -953,7 +687,7 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
         span = min(SPAN_ROWS, n - s0)
         for t0 in range(s0, s0 + span, TILE_ROWS):
             rows = min(TILE_ROWS, s0 + span - t0)
-            _tile_distances(x, t0, rows, scale, table, pt, at, dist, counts)
+            tile_distances(x, t0, rows, scale, p, a, dist, acc)
             bad, value = _tile_responsibilities(dist, rows, t0 - s0, c, log_const, min_resp, floor, block_cost,
                                                 bytes_whole, w, held, totals, nk, n_whole, whole, n_part,
                                                 part, part_r, lanes, r)
@@ -972,21 +706,3 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, pt: np.ndarray, at: np.ndarray
         _add_byte_sums(sv, sq, scale, s1, s2)
     return totals[0], totals[1], -1, 0.0
 
-
-class NonzeroParams:
-    """A diagonal mixture's parameters laid out for :func:`diag_em_nonzeros`: ``pt`` (d, Kpad)
-    the precisions, ``at`` (d, Kpad) ``-2 mu P`` (both :func:`aligned_zeros`), ``c`` (Kpad,) ``sum_j mu_kj^2 P_kj`` (means
-    whose square underflows set to 0, as :func:`.diag_rows.flush_tiny` does)."""
-
-    def __init__(self, means: np.ndarray, prec: np.ndarray) -> None:
-        k_n, d = prec.shape
-        kp = padded_components(k_n)
-        mu = np.where(np.abs(means) < math.sqrt(np.finfo(np.float64).tiny), 0.0, means)
-        a = -2.0 * mu * prec
-        a[np.abs(a) < np.finfo(np.float64).tiny] = 0.0
-        self.pt = aligned_zeros((d, kp))
-        self.pt[:, :k_n] = prec.T
-        self.at = aligned_zeros((d, kp))
-        self.at[:, :k_n] = a.T
-        self.c = np.zeros(kp)
-        self.c[:k_n] = (mu * mu * prec).sum(axis=1)

@@ -82,13 +82,14 @@ from .buffers import COMPUTE_DTYPE
 from .diag_nonzeros import (
     BLOCK_COST,
     MAX_COMPONENTS,
-    NonzeroParams,
-    aligned_zeros,
     diag_em_nonzeros,
+    padded_components,
 )
 from .estep import exp_floor, responsibilities_above
+from .nonzero_groups import GroupParams
 from .params import GaussianParams
 from .stats import Accumulator
+from .vector_ir import aligned_zeros
 
 #: Rows whose distances are computed together (each component's parameters loaded once for them).
 ROW_GROUP = 4
@@ -247,7 +248,7 @@ class DiagRows:
         self.min_resp = np.ascontiguousarray(gp.min_resp, dtype=COMPUTE_DTYPE)
         self.floor = exp_floor(self.min_resp)
         self.means = np.asarray(gp.means, dtype=COMPUTE_DTYPE)
-        self._nonzero_params: NonzeroParams | None = None
+        self._nonzero_params: GroupParams | None = None
 
     def uses_nonzeros(self, block: np.ndarray) -> bool:
         """Whether :meth:`add` takes ``block`` on its non-zeros (:mod:`.diag_nonzeros`): an affine
@@ -286,15 +287,15 @@ class DiagRows:
         ``acc``'s around ``ref``: ``S1 - n ref`` and ``S2 - 2 ref S1 + n ref^2`` per component
         (see :mod:`.diag_nonzeros` for their rounding)."""
         if self._nonzero_params is None:
-            self._nonzero_params = NonzeroParams(self.means, self.prec)
+            self._nonzero_params = GroupParams(self.means, self.prec)
         p = self._nonzero_params
         k_n, d = self.means.shape
         nk = np.zeros(k_n)
         s1 = aligned_zeros((k_n, d))
         s2 = aligned_zeros((k_n, d))
-        t1 = aligned_zeros((d, p.pt.shape[1]))
-        t2 = aligned_zeros((d, p.pt.shape[1]))
-        out = diag_em_nonzeros(block, self.scale, p.pt, p.at, p.c, self.log_const, self.min_resp, self.floor, nk,
+        t1 = aligned_zeros((d, padded_components(k_n)))
+        t2 = aligned_zeros((d, padded_components(k_n)))
+        out = diag_em_nonzeros(block, self.scale, p.p, p.a, p.c, self.log_const, self.min_resp, self.floor, nk,
                                s1, s2, t1, t2, BLOCK_COST)
         s1 += t1[:, :k_n].T
         s2 += t2[:, :k_n].T

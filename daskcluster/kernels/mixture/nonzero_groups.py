@@ -1,0 +1,315 @@
+"""The diagonal E-step's log-densities over the non-zero 8-feature groups of each row.
+
+The distances of :mod:`.diag_nonzeros` (``D_k = c_k + sum_{j: y_j != 0} y_j (y_j P_kj + A_kj)``,
+scikit-learn's expanded form, ``A = -2 mu P``) taken with the **features as vector lanes**:
+a row's features go 8 at a time (one ``<8 x double>``), a group being skipped when its 8 stored
+values are all zero, and each component's ``P_k`` and ``A_k`` (laid out (K, d), rows on a cache
+line) give two multiply-adds per group into that component's 8-lane accumulator, up to
+:data:`PART` components' accumulators held in registers for a walk of the groups. Per row:
+
+1. **Blocks.** The groups are taken in about equal blocks of at most 64 (two blocks of 49 at 784
+   features), the tile's 64 rows in turn per block, so that a block's parameters (61 KB at 10
+   components) are read from L2 by all of them.
+2. **Group masks.** A row's mask of a block (bit ``q`` set iff group ``q`` holds a non-zero
+   value; a NaN is non-zero) is taken just before its walk: for bytes, 64 bytes as 8 ``i64``
+   compared with zero; for wider types, 64 values compared and the ``<64 x i1>`` folded into one
+   bit per 8 in integer registers. Taken there, its reads of the row overlap the arithmetic of
+   the previous walk.
+3. **Walk.** The set bits are walked with ``cttz`` and ``m & (m - 1)``: per group, one load of
+   the 8 stored values, their conversion (``uitofp``/``sitofp``/``fpext``) and the
+   multiplication by ``scale``, then per component ``t = y P + A`` and ``acc += y t``, up to
+   :data:`PART` components' accumulators in registers (more components: one walk per part).
+4. The 8 lanes of each accumulator are summed pairwise; the features past the last full group
+   (``d mod 8``) are added one by one.
+
+A zero value of a taken group adds ``0 * (0 P + A) = 0`` exactly (``A`` finite), so the walk
+computes the same sum as one over the non-zeros, in another order.
+
+**Rounding.** Each non-zero's term carries three roundings (``y``, ``t``, the accumulation); a
+lane sums at most ``m`` terms in turn, then the 8 lanes 3 levels, the tail at most 7 more and the
+caller adds ``c``: the computed ``D_k`` is within ``gamma_{m + 14} (c_k + S_k) +
+gamma_{ceil(log2 d) + 3} c_k`` of the exact ``sum_j P_kj (y_j - mu_kj)^2`` (``S_k = sum_{nz}
+|y| (|y| P + |A|)``, ``gamma_n = n eps / (1 - n eps)``), the bound of :mod:`.diag_nonzeros`
+with a longer chain (checked against exact rationals in ``tests/test_mixture_diag_nonzeros.py``).
+
+**Measured** (MNIST8M chunks of 32,768 rows, 25 % non-zero bytes, 46 % non-zero groups, the
+benchmark's models of EM iterations 1, 3, 5, one thread, least CPU time a chunk; A/B in one
+process, ``benchmarks/RESULTS-gmm.md``): 11.4-11.8 ms against 13.5-13.8 ms for the walk it
+replaced (each non-zero with the components as vector lanes, (d, Kpad) parameters: ~9 instructions
+and a broadcast per non-zero and vector of components, a mispredicted exit per 64 features). Two
+blocks of 49 groups beat four of 25 (14.6-15.7 ms: whose parameters fit L1, but each block of a
+row costs its accumulators' loads and stores, its mask and a mispredicted exit) and one of 98
+(15.4 ms: one walk over both mask words of a row, all the parameters from L2). Not kept either: the masks of a tile taken before its
+walks (12.4 ms: the reads of the rows no longer overlap the arithmetic), two rows a walk sharing
+the parameters' loads (over the union of their groups, 59 % of the groups, the components in
+parts of 5 or 6 to stay in registers: 12.8 ms), more parts (5 or 7 components a walk: 14.0-14.3
+ms) and ``P`` and ``A`` interleaved by group (within noise).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
+
+from ..vectorwidth import prefer_wide_vectors
+from .vector_ir import (
+    I64,
+    aligned_zeros,
+    f64_array,
+    fma,
+    splat,
+    stored_rows,
+    to_double,
+    vector,
+    vector_ptr,
+)
+from .whitened import LANES
+
+#: Features of a group (one ``<8 x double>``).
+GROUP = LANES
+#: Components whose accumulators one walk of a row's groups holds in registers.
+PART = 12
+#: Groups of a block at most (one ``i64`` mask).
+WORD = 64
+#: Rows of a tile: each block's parameters are read by them in turn (the pass's statistics take
+#: the same tiles, see :mod:`.diag_nonzeros`).
+TILE_ROWS = 64
+
+
+class GroupParams:
+    """A diagonal mixture's parameters laid out for :func:`tile_distances`: ``p`` (K, dp) the
+    precisions, ``a`` (K, dp) ``-2 mu P`` (``dp`` = d rounded up to :data:`GROUP`, zeros beyond;
+    both :func:`~.vector_ir.aligned_zeros`, so each row starts on a cache line when ``dp`` is
+    a multiple of 8), ``c`` (K,) ``sum_j mu_kj^2 P_kj`` (means whose square underflows set to 0,
+    as :func:`.diag_rows.flush_tiny` does)."""
+
+    def __init__(self, means: np.ndarray, prec: np.ndarray) -> None:
+        k_n, d = prec.shape
+        dp = -(-d // GROUP) * GROUP
+        mu = np.where(np.abs(means) < math.sqrt(np.finfo(np.float64).tiny), 0.0, means)
+        a = -2.0 * mu * prec
+        a[np.abs(a) < np.finfo(np.float64).tiny] = 0.0
+        self.p = aligned_zeros((k_n, dp))
+        self.p[:, :d] = prec
+        self.a = aligned_zeros((k_n, dp))
+        self.a[:, :d] = a
+        self.c = np.ascontiguousarray((mu * mu * prec).sum(axis=1))
+
+
+#: The multiplier that gathers bit 0 of each byte of a word into its top byte (bit ``8q`` to bit
+#: ``56 + q``; no two partial products meet below bit 56 with a carry).
+_GATHER = 0x0102040810204080
+_LOW_BITS = 0x0101010101010101
+
+
+def _gather_bytes(builder: ir.IRBuilder, m: ir.Value) -> ir.Value:
+    """Bit ``q`` set iff byte ``q`` of the ``i64`` ``m`` is not zero: each byte's bits or-ed into
+    its bit 0, then gathered by one multiplication, in integer registers (a vector compare of the
+    word's bytes would pass the mask through memory, a store that the vector load cannot take
+    forwarded)."""
+    for shift in (4, 2, 1):
+        m = builder.or_(m, builder.lshr(m, ir.Constant(I64, shift)))
+    m = builder.and_(m, ir.Constant(I64, _LOW_BITS))
+    return builder.lshr(builder.mul(m, ir.Constant(I64, _GATHER)), ir.Constant(I64, 56))
+
+
+@intrinsic
+def _block_groups(typingctx: Any, x: Any, i: Any, g0: Any, span: Any) -> Any:  # pragma: no cover - compiled
+    """Bit ``q`` of the result set iff the 8 values ``x[i, 8 (g0 + q) ..]`` are not all zero (a NaN
+    is non-zero), for ``q < span <= 64``; the groups must exist. Per 8 groups one vector load and
+    compare (for bytes, the 64 bytes as 8 ``i64``), then per remaining group one."""
+    if not stored_rows(x):
+        return None
+    sig = types.int64(x, i, g0, span)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        tx, ti, tg, ts = signature.args
+        vx = context.make_array(tx)(context, builder, args[0])
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        cast = context.cast
+        g0 = cast(builder, args[2], tg, types.intp)
+        span = cast(builder, args[3], ts, types.intp)
+        base = builder.add(builder.mul(cast(builder, args[1], ti, types.intp), d),
+                           builder.mul(g0, ir.Constant(I64, GROUP)))
+        elem = context.get_data_type(tx.dtype)
+        byte = tx.dtype.bitwidth == 8
+        integer = isinstance(tx.dtype, types.Integer)
+
+        def nonzero(values: ir.Value, vec: ir.VectorType) -> ir.Value:
+            zero = ir.Constant(vec, [0] * vec.count if integer or byte else [0.0] * vec.count)
+            if integer or byte:
+                return builder.icmp_unsigned("!=", values, zero)
+            return builder.fcmp_unordered("!=", values, zero)
+
+        def load(at: ir.Value, vec: ir.VectorType) -> ir.Value:
+            ptr = builder.gep(vx.data, [at])
+            return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+
+        result = cgutils.alloca_once_value(builder, ir.Constant(I64, 0))
+        eight = ir.Constant(I64, GROUP)
+        full = builder.and_(span, ir.Constant(I64, ~(GROUP - 1)))
+        with cgutils.for_range_slice(builder, ir.Constant(I64, 0), full, eight) as (q, _):
+            at = builder.add(base, builder.mul(q, eight))
+            if byte:  # 8 groups of bytes as 8 words
+                words = ir.VectorType(I64, GROUP)
+                bits = builder.bitcast(nonzero(load(at, words), words), ir.IntType(GROUP))
+                bits = builder.zext(bits, I64)
+            else:
+                vec = ir.VectorType(elem, GROUP * GROUP)
+                m = builder.bitcast(nonzero(load(at, vec), vec), I64)
+                bits = _gather_bytes(builder, m)
+            builder.store(builder.or_(builder.load(result), builder.shl(bits, q)), result)
+        with cgutils.for_range_slice(builder, full, span, ir.Constant(I64, 1)) as (q, _):
+            vec = ir.VectorType(elem, GROUP)
+            m = builder.bitcast(nonzero(load(builder.add(base, builder.mul(q, eight)), vec), vec), ir.IntType(GROUP))
+            any_ = builder.zext(builder.icmp_unsigned("!=", m, ir.Constant(ir.IntType(GROUP), 0)), I64)
+            builder.store(builder.or_(builder.load(result), builder.shl(any_, q)), result)
+        return builder.load(result)
+
+    return sig, codegen
+
+
+def _emit_walk(context: Any, builder: ir.IRBuilder, tx: Any, n: int, x_data: ir.Value, x_at: ir.Value,
+               bits: ir.Value, scale: ir.Value, p_data: ir.Value, a_data: ir.Value, p_at: ir.Value, dp: ir.Value,
+               acc_data: ir.Value, acc_at: ir.Value) -> None:
+    """``acc[acc_at + 8c ..] += sum_q y (y P + A)`` for ``n`` components ``c`` and the set bits
+    ``q`` of ``bits``: ``y`` the 8 stored values at ``x_at + 8q``, times ``scale``; ``P``, ``A``
+    the 8 values at ``p_at + c dp + 8q``."""
+    vec = vector(GROUP)
+    stored = ir.VectorType(context.get_data_type(tx.dtype), GROUP)
+    regs = []
+    for c in range(n):
+        reg = cgutils.alloca_once(builder, vec)
+        builder.store(builder.load(vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)),
+                                              GROUP), align=8), reg)
+        regs.append(reg)
+    state = cgutils.alloca_once(builder, I64)
+    builder.store(bits, state)
+    cond = builder.append_basic_block("groups.cond")
+    body = builder.append_basic_block("groups.body")
+    end = builder.append_basic_block("groups.end")
+    builder.branch(cond)
+    builder.position_at_end(cond)
+    builder.cbranch(builder.icmp_unsigned("!=", builder.load(state), ir.Constant(I64, 0)), body, end)
+    builder.position_at_end(body)
+    m = builder.load(state)
+    off = builder.mul(builder.cttz(m, ir.Constant(ir.IntType(1), 0)), ir.Constant(I64, GROUP))
+    builder.store(builder.and_(m, builder.sub(m, ir.Constant(I64, 1))), state)
+    ptr = builder.bitcast(builder.gep(x_data, [builder.add(x_at, off)]), stored.as_pointer())
+    y = builder.fmul(to_double(builder, builder.load(ptr, align=1), tx.dtype, GROUP), scale)
+    at = builder.add(p_at, off)
+    for c in range(n):
+        at_c = builder.add(at, builder.mul(ir.Constant(I64, c), dp))
+        p = builder.load(vector_ptr(builder, p_data, at_c, GROUP), align=8)
+        a = builder.load(vector_ptr(builder, a_data, at_c, GROUP), align=8)
+        builder.store(fma(builder, y, fma(builder, y, p, a, GROUP), builder.load(regs[c]), GROUP), regs[c])
+    builder.branch(cond)
+    builder.position_at_end(end)
+    for c in range(n):
+        builder.store(builder.load(regs[c]),
+                      vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)), GROUP), align=8)
+
+
+@intrinsic
+def _add_groups(typingctx: Any, x: Any, i: Any, g0: Any, bits: Any, scale: Any, p: Any, a: Any, acc: Any,
+                b: Any, k0: Any, n: Any) -> Any:  # pragma: no cover - compiled
+    """``acc[b, k0 + c] += sum_q y (y p[k0 + c, f] + a[k0 + c, f])`` (8 lanes, ``f = 8 (g0 + q) ..``)
+    for ``c < n`` (``1 <= n <=`` :data:`PART`) and the set bits ``q`` of ``bits``, ``y =
+    x[i, f] * scale``; ``x`` 2-D C-contiguous (the groups must exist), ``p``, ``a`` (K, dp) and
+    ``acc`` (rows, K, 8) float64 C-contiguous."""
+    if not (stored_rows(x) and f64_array(p, 2) and f64_array(a, 2) and f64_array(acc, 3)):
+        return None
+    sig = types.void(x, i, g0, bits, scale, p, a, acc, b, k0, n)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        a_x, a_i, a_g0, a_bits, a_scale, a_p, a_a, a_acc, a_b, a_k0, a_n = args
+        tx, ti, tg, tb, ts, tp, ta, tacc, tr, tk, tn = signature.args
+        vx = context.make_array(tx)(context, builder, a_x)
+        vp = context.make_array(tp)(context, builder, a_p)
+        va = context.make_array(ta)(context, builder, a_a)
+        vacc = context.make_array(tacc)(context, builder, a_acc)
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        dp = cgutils.unpack_tuple(builder, vp.shape, 2)[1]
+        k_n = cgutils.unpack_tuple(builder, vacc.shape, 3)[1]
+        cast = context.cast
+        g8 = builder.mul(cast(builder, a_g0, tg, types.intp), ir.Constant(I64, GROUP))
+        k0 = cast(builder, a_k0, tk, types.intp)
+        x_at = builder.add(builder.mul(cast(builder, a_i, ti, types.intp), d), g8)
+        p_at = builder.add(builder.mul(k0, dp), g8)
+        acc_at = builder.mul(builder.add(builder.mul(cast(builder, a_b, tr, types.intp), k_n), k0),
+                             ir.Constant(I64, GROUP))
+        bits = cast(builder, a_bits, tb, types.int64)
+        scale = splat(builder, cast(builder, a_scale, ts, types.float64), GROUP)
+        end = builder.append_basic_block("part.end")
+        switch = builder.switch(cast(builder, a_n, tn, types.int64), end)
+        for count in range(1, PART + 1):
+            case = builder.append_basic_block(f"part.{count}")
+            switch.add_case(ir.Constant(I64, count), case)
+            builder.position_at_end(case)
+            _emit_walk(context, builder, tx, count, vx.data, x_at, bits, scale, vp.data, va.data, p_at, dp, vacc.data,
+                       acc_at)
+            builder.branch(end)
+        builder.position_at_end(end)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: np.ndarray, a: np.ndarray,
+                   dist: np.ndarray, acc: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``dist[b, k] = sum_{j: x_ij != 0} y_ij (y_ij p[k, j] + a[k, j])`` for the rows ``i = t0 + b``,
+    ``b < rows`` (``y = x * scale``; ``dist`` (rows, >= K)); ``acc`` (rows, K, 8) float64 is
+    scratch. The groups are taken in about equal blocks of at most 64 (a row's mask of a block
+    just before its walk, whose arithmetic its reads overlap)."""
+    d = x.shape[1]
+    k_n = p.shape[0]
+    groups = d // GROUP
+    for b in range(rows):
+        for k in range(k_n):
+            for lane in range(GROUP):
+                acc[b, k, lane] = 0.0
+    n_blocks = max(1, -(-groups // WORD))
+    size = max(1, -(-groups // n_blocks))
+    for g0 in range(0, groups, size):
+        span = min(size, groups - g0)
+        for k0 in range(0, k_n, PART):
+            n = min(PART, k_n - k0)
+            for b in range(rows):
+                bits = _block_groups(x, t0 + b, g0, span)
+                if bits != 0:
+                    _add_groups(x, t0 + b, g0, bits, scale, p, a, acc, b, k0, n)
+    for b in range(rows):
+        for k in range(k_n):
+            dist[b, k] = (((acc[b, k, 0] + acc[b, k, 1]) + (acc[b, k, 2] + acc[b, k, 3]))
+                          + ((acc[b, k, 4] + acc[b, k, 5]) + (acc[b, k, 6] + acc[b, k, 7])))
+        for j in range(groups * GROUP, d):
+            if x[t0 + b, j] != 0:
+                y = x[t0 + b, j] * scale
+                for k in range(k_n):
+                    dist[b, k] += y * (y * p[k, j] + a[k, j])
+
+
+@numba.njit(nogil=True, cache=True)
+def nonzero_log_densities(x: np.ndarray, scale: float, p: np.ndarray, a: np.ndarray, c: np.ndarray,
+                          log_const: np.ndarray, out: np.ndarray) -> None:  # pragma: no cover (compiled)
+    """``out[i, k] = log_const_k - (c_k + sum_{j: x_ij != 0} y_ij (y_ij p[k, j] + a[k, j])) / 2``,
+    ``y = x * scale``, for the rows of ``x`` (n, d) and ``out`` (n, K) (``p``, ``a``, ``c`` of
+    :class:`GroupParams`): the E-step's log-densities alone."""
+    prefer_wide_vectors()
+    n = x.shape[0]
+    k_n = p.shape[0]
+    dist = np.empty((TILE_ROWS, k_n))
+    acc = np.empty((TILE_ROWS, k_n, GROUP))
+    for t0 in range(0, n, TILE_ROWS):
+        rows = min(TILE_ROWS, n - t0)
+        tile_distances(x, t0, rows, scale, p, a, dist, acc)
+        for b in range(rows):
+            for k in range(k_n):
+                out[t0 + b, k] = log_const[k] - 0.5 * (c[k] + dist[b, k])
