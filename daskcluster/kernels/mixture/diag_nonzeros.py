@@ -135,6 +135,7 @@ from .vector_ir import (
     to_double,
     vector,
     vector_ptr,
+    walk_bits,
 )
 from .whitened import LANES
 
@@ -184,32 +185,6 @@ def _switch_width(builder: ir.IRBuilder, width: ir.Value, emit: Any) -> None:
         builder.position_at_end(case)
         emit(_chunks(w))
         builder.branch(end)
-    builder.position_at_end(end)
-
-
-def _walk_bits(builder: ir.IRBuilder, bits: ir.Value, unroll: int, body: Any) -> None:
-    """Call ``body(u, b, valid)`` for the set bits ``b`` of ``bits`` (an ``i64``), lowest first,
-    ``unroll`` per turn of the loop (``u`` the position in the turn; past the last set bit,
-    ``valid`` is false and ``b`` is 0): ``cttz`` and ``m & (m - 1)``, branch-free within a turn."""
-    zero = ir.Constant(I64, 0)
-    one = ir.Constant(I64, 1)
-    state = cgutils.alloca_once(builder, I64)
-    builder.store(bits, state)
-    cond = builder.append_basic_block("walk.cond")
-    turn = builder.append_basic_block("walk.body")
-    end = builder.append_basic_block("walk.end")
-    builder.branch(cond)
-    builder.position_at_end(cond)
-    builder.cbranch(builder.icmp_unsigned("!=", builder.load(state), zero), turn, end)
-    builder.position_at_end(turn)
-    m = builder.load(state)
-    for u in range(unroll):
-        valid = ir.Constant(ir.IntType(1), 1) if u == 0 else builder.icmp_unsigned("!=", m, zero)
-        low = builder.cttz(m, ir.Constant(ir.IntType(1), 0))
-        body(u, builder.select(valid, low, zero), valid)
-        m = builder.and_(m, builder.sub(m, one))
-    builder.store(m, state)
-    builder.branch(cond)
     builder.position_at_end(end)
 
 
@@ -281,7 +256,7 @@ def _add_block_lanes(typingctx: Any, x: Any, i: Any, j0: Any, bits: Any, table: 
                         builder.store(builder.fadd(builder.load(p1, align=8), rx), p1, align=8)
                         builder.store(fma(builder, rx, ys, builder.load(p2, align=8), n), p2, align=8)
 
-            _walk_bits(builder, bits, 1, body)
+            walk_bits(builder, bits, 1, body)
 
         _switch_width(builder, padded, emit)
         return context.get_dummy_value()

@@ -68,6 +68,7 @@ from .vector_ir import (
     to_double,
     vector,
     vector_ptr,
+    walk_bits,
 )
 from .whitened import LANES
 
@@ -189,28 +190,18 @@ def _emit_walk(context: Any, builder: ir.IRBuilder, tx: Any, n: int, x_data: ir.
         builder.store(builder.load(vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)),
                                               GROUP), align=8), reg)
         regs.append(reg)
-    state = cgutils.alloca_once(builder, I64)
-    builder.store(bits, state)
-    cond = builder.append_basic_block("groups.cond")
-    body = builder.append_basic_block("groups.body")
-    end = builder.append_basic_block("groups.end")
-    builder.branch(cond)
-    builder.position_at_end(cond)
-    builder.cbranch(builder.icmp_unsigned("!=", builder.load(state), ir.Constant(I64, 0)), body, end)
-    builder.position_at_end(body)
-    m = builder.load(state)
-    off = builder.mul(builder.cttz(m, ir.Constant(ir.IntType(1), 0)), ir.Constant(I64, GROUP))
-    builder.store(builder.and_(m, builder.sub(m, ir.Constant(I64, 1))), state)
-    ptr = builder.bitcast(builder.gep(x_data, [builder.add(x_at, off)]), stored.as_pointer())
-    y = builder.fmul(to_double(builder, builder.load(ptr, align=1), tx.dtype, GROUP), scale)
-    at = builder.add(p_at, off)
-    for c in range(n):
-        at_c = builder.add(at, builder.mul(ir.Constant(I64, c), dp))
-        p = builder.load(vector_ptr(builder, p_data, at_c, GROUP), align=8)
-        a = builder.load(vector_ptr(builder, a_data, at_c, GROUP), align=8)
-        builder.store(fma(builder, y, fma(builder, y, p, a, GROUP), builder.load(regs[c]), GROUP), regs[c])
-    builder.branch(cond)
-    builder.position_at_end(end)
+    def body(u: int, q: ir.Value, valid: ir.Value) -> None:
+        off = builder.mul(q, ir.Constant(I64, GROUP))
+        ptr = builder.bitcast(builder.gep(x_data, [builder.add(x_at, off)]), stored.as_pointer())
+        y = builder.fmul(to_double(builder, builder.load(ptr, align=1), tx.dtype, GROUP), scale)
+        at = builder.add(p_at, off)
+        for c in range(n):
+            at_c = builder.add(at, builder.mul(ir.Constant(I64, c), dp))
+            p = builder.load(vector_ptr(builder, p_data, at_c, GROUP), align=8)
+            a = builder.load(vector_ptr(builder, a_data, at_c, GROUP), align=8)
+            builder.store(fma(builder, y, fma(builder, y, p, a, GROUP), builder.load(regs[c]), GROUP), regs[c])
+
+    walk_bits(builder, bits, 1, body)
     for c in range(n):
         builder.store(builder.load(regs[c]),
                       vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)), GROUP), align=8)

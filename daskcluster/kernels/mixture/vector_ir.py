@@ -131,3 +131,29 @@ def tail_bits(x: np.ndarray, i: int, j0: int) -> int:  # pragma: no cover (compi
         if x[i, j] != 0:
             bits |= 1 << (j - j0)
     return bits
+
+
+def walk_bits(builder: ir.IRBuilder, bits: ir.Value, unroll: int, body: Any) -> None:
+    """Call ``body(u, b, valid)`` for the set bits ``b`` of ``bits`` (an ``i64``), lowest first,
+    ``unroll`` per turn of the loop (``u`` the position in the turn; past the last set bit,
+    ``valid`` is false and ``b`` is 0): ``cttz`` and ``m & (m - 1)``, branch-free within a turn."""
+    zero = ir.Constant(I64, 0)
+    one = ir.Constant(I64, 1)
+    state = cgutils.alloca_once(builder, I64)
+    builder.store(bits, state)
+    cond = builder.append_basic_block("walk.cond")
+    turn = builder.append_basic_block("walk.body")
+    end = builder.append_basic_block("walk.end")
+    builder.branch(cond)
+    builder.position_at_end(cond)
+    builder.cbranch(builder.icmp_unsigned("!=", builder.load(state), zero), turn, end)
+    builder.position_at_end(turn)
+    m = builder.load(state)
+    for u in range(unroll):
+        valid = ir.Constant(ir.IntType(1), 1) if u == 0 else builder.icmp_unsigned("!=", m, zero)
+        low = builder.cttz(m, ir.Constant(ir.IntType(1), 0))
+        body(u, builder.select(valid, low, zero), valid)
+        m = builder.and_(m, builder.sub(m, one))
+    builder.store(m, state)
+    builder.branch(cond)
+    builder.position_at_end(end)
