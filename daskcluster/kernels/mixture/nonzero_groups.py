@@ -139,14 +139,13 @@ def _block_groups(typingctx: Any, x: Any, i: Any, g0: Any, span: Any) -> Any:  #
         base = builder.add(builder.mul(cast(builder, args[1], ti, types.intp), d),
                            builder.mul(g0, ir.Constant(I64, GROUP)))
         elem = context.get_data_type(tx.dtype)
-        byte = tx.dtype.bitwidth == 8
         integer = isinstance(tx.dtype, types.Integer)
+        byte = integer and tx.dtype.bitwidth == 8
 
         def nonzero(values: ir.Value, vec: ir.VectorType) -> ir.Value:
-            zero = ir.Constant(vec, [0] * vec.count if integer or byte else [0.0] * vec.count)
-            if integer or byte:
-                return builder.icmp_unsigned("!=", values, zero)
-            return builder.fcmp_unordered("!=", values, zero)
+            if integer:
+                return builder.icmp_unsigned("!=", values, ir.Constant(vec, [0] * vec.count))
+            return builder.fcmp_unordered("!=", values, ir.Constant(vec, [0.0] * vec.count))  # a NaN is non-zero
 
         def load(at: ir.Value, vec: ir.VectorType) -> ir.Value:
             ptr = builder.gep(vx.data, [at])
@@ -190,7 +189,8 @@ def _emit_walk(context: Any, builder: ir.IRBuilder, tx: Any, n: int, x_data: ir.
         builder.store(builder.load(vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)),
                                               GROUP), align=8), reg)
         regs.append(reg)
-    def body(u: int, q: ir.Value, valid: ir.Value) -> None:
+
+    def body(u: int, q: ir.Value, valid: ir.Value) -> None:  # one bit a turn: always valid
         off = builder.mul(q, ir.Constant(I64, GROUP))
         ptr = builder.bitcast(builder.gep(x_data, [builder.add(x_at, off)]), stored.as_pointer())
         y = builder.fmul(to_double(builder, builder.load(ptr, align=1), tx.dtype, GROUP), scale)
