@@ -199,8 +199,10 @@ def test_aligned_zeros_start_on_a_cache_line(shape: tuple[int, ...]) -> None:
 
 
 def test_which_blocks_take_the_non_zeros() -> None:
-    """Blocks without offset whose first 256 rows are at most half non-zero and at most 32
-    components (deterministic given the block); else the dense loop."""
+    """Blocks without offset, of at most 32 components, whose first 256 rows have at most 95 % of
+    their groups of 8 features non-zero up to 10 components (0.008 less per component more; the
+    last ``d mod 8`` features one more group; counted in groups, not values; deterministic given
+    the block); else the dense loop."""
     x = images(300, 12, seed=5)
     gp = K.gaussian_params(np.full(3, 1 / 3), x[:3] / 255, np.ones((3, 144)), "diag")
     assert DiagRows(gp, np.zeros(144), Affine(scale=1 / 255)).uses_nonzeros(x)
@@ -211,6 +213,33 @@ def test_which_blocks_take_the_non_zeros() -> None:
     wide = K.gaussian_params(np.full(MAX_COMPONENTS + 1, 1 / (MAX_COMPONENTS + 1)), x[: MAX_COMPONENTS + 1] / 255,
                              np.ones((MAX_COMPONENTS + 1, 144)), "diag")
     assert not DiagRows(wide, np.zeros(144), Affine()).uses_nonzeros(x)
+    assert not DiagRows(gp, np.zeros(144), Affine()).uses_nonzeros(x[:0])
+    assert diag_rows.SHARE_ROWS == 256
+    assert [round(diag_rows.nonzero_share(k), 12) for k in (1, 10, 11, 32)] == [0.95, 0.95, 0.942, 0.774]
+    rng = np.random.default_rng(7)
+    for d, dtype, k_n in ((144, np.uint8, 10), (13, np.uint8, 32), (5, np.float64, 11), (20, np.float32, 2)):
+        n_groups = -(-d // GROUP)
+        loop = DiagRows(K.gaussian_params(np.full(k_n, 1 / k_n), np.zeros((k_n, d)), np.ones((k_n, d)), "diag"),
+                        np.zeros(d), Affine())
+        limit = math.floor(diag_rows.nonzero_share(k_n) * 256 * n_groups)
+        for taken in (limit, limit + 1):
+            # ``taken`` groups of the first 256 rows hold one non-zero value, at a random feature of the group.
+            block = np.zeros((300, d), dtype=dtype)
+            block[256:] = 9  # rows past the first 256 do not count
+            for g in rng.choice(256 * n_groups, taken, replace=False):
+                row, q = divmod(int(g), n_groups)
+                block[row, rng.integers(q * GROUP, min(q * GROUP + GROUP, d))] = np.nan if dtype == np.float64 else 3
+            if dtype != np.uint8:
+                block[:256][block[:256] == 0] = -0.0  # a negative zero is zero
+            assert loop.uses_nonzeros(block) == (taken == limit), (d, k_n, taken)
+    # Whole groups non-zero (61 % of the values, which the share of values would have refused): taken.
+    block = np.zeros((256, 144), dtype=np.uint8)
+    block[:, : 8 * 11] = 200
+    assert DiagRows(gp, np.zeros(144), Affine()).uses_nonzeros(block)
+    # One non-zero in every group (12.5 % of the values, every group to walk): the dense loop.
+    block = np.zeros((256, 144), dtype=np.uint8)
+    block[:, ::8] = 1
+    assert not DiagRows(gp, np.zeros(144), Affine()).uses_nonzeros(block)
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])

@@ -36,11 +36,22 @@ Summation order is row by row (four rows summed pairwise, then added), so the su
 are exact up to the usual ``O(rows x eps)`` relative rounding of a running sum, as with the
 GEMM of the tiled path.
 
-**The data's zeros.** A block whose affine map has no offset and whose first
-:data:`SHARE_ROWS` rows are at most :data:`NONZERO_SHARE` non-zero values is taken on its
-non-zeros by :mod:`.diag_nonzeros` instead (bit masks from vector compares of the stored values,
-the components as vector lanes, LLVM vector code): on MNIST8M chunks (25 % non-zero bytes, one
-thread, the models of EM iterations 1-5) 23-26 ms a chunk against 31-36 ms for this loop, the same at 45-50 % non-zero values.
+**The data's zeros.** A block whose affine map has no offset, of at most
+:data:`~.diag_nonzeros.MAX_COMPONENTS` components, and whose first :data:`SHARE_ROWS` rows have
+at most :func:`nonzero_share` of their 8-feature groups non-zero (0.95 up to 10 components) is
+taken on its non-zeros by :mod:`.diag_nonzeros` instead (its E-step by :mod:`.nonzero_groups`: a
+row's groups of 8 stored values skipped when all zero, bit masks from vector compares, LLVM
+vector code): on MNIST8M chunks (25 % non-zero bytes, 46 % non-zero groups, one thread, the
+models of EM iterations 1, 3, 5) 17-23 ms a chunk against 34-39 ms for this loop. That pass's
+cost follows the share of non-zero groups, not of values (``benchmarks/gmm_crossover.py``, the
+same chunks and models with non-zeros added at random or next to the strokes): with the 10
+components both loops cost the same at 96.5-100 % non-zero groups in both families, which is
+66-86 % non-zero values at random but 84-88 % next to the strokes; at 95 % of the groups the pass
+is still 3-6 % cheaper, above that within noise of this loop. Its walks grow with the components
+faster than this loop's distances (the model of EM iteration 3 cut or with components added near
+its own): the same at 93-96 % of the groups with 12-16 components, 89-92 % with 20, 81-85 % with
+24, 80-82 % with 32; with 8 or fewer the pass is the cheaper at any share, but rows with (almost)
+no zero keep this loop, whose sums around ``ref`` do not cancel far from the origin.
 Measured before and not used (``benchmarks/bench_gmm_mnist8m.py --variants``, chunks of 32,768
 rows, one thread): this loop run on the columns non-zero in some row of each 128-row tile only
 (18 % of the columns dropped, exact) costs 50-55 ms a chunk, the gathered cast and the tile's
@@ -86,7 +97,7 @@ from .diag_nonzeros import (
     padded_components,
 )
 from .estep import exp_floor, responsibilities_above
-from .nonzero_groups import GroupParams
+from .nonzero_groups import GROUP, GroupParams
 from .params import GaussianParams
 from .stats import Accumulator
 from .vector_ir import aligned_zeros
@@ -95,10 +106,23 @@ from .vector_ir import aligned_zeros
 ROW_GROUP = 4
 #: Rows of a tile: cast, E-step, then the statistics of all of them (a multiple of :data:`ROW_GROUP`).
 TILE_ROWS = 64
-#: Largest share of non-zero values among a block's first :data:`SHARE_ROWS` rows for which the
-#: block takes the pass on its non-zeros (:mod:`.diag_nonzeros`), when its affine map has no offset.
-NONZERO_SHARE = 0.4
-#: Rows whose share of non-zero values chooses a block's loop (deterministic given the block).
+#: Largest share of non-zero groups of :data:`~.nonzero_groups.GROUP` features (8; the last
+#: ``d mod 8`` features one more group) among a block's first :data:`SHARE_ROWS` rows for which a
+#: model of :data:`SHARE_COMPONENTS` components takes the pass on its non-zeros
+#: (:mod:`.diag_nonzeros`), when the block's affine map has no offset: below the 96.5-100 % at
+#: which both loops cost the same on MNIST8M rows made denser (see the module notes).
+NONZERO_SHARE = 0.95
+#: Components of the model up to which :data:`NONZERO_SHARE` holds (the benchmark's 10). Not more
+#: with fewer, though with 8 or fewer the pass is the cheaper at any share (0.81 of the dense loop
+#: at 98 % non-zero groups with 8 components, at most 0.71 with 6): rows with (almost) no zero
+#: keep the dense loop, whose sums around the block's reference point do not cancel far from the
+#: origin as the pass's expanded form does.
+SHARE_COMPONENTS = 10
+#: How much the largest share falls per component more than :data:`SHARE_COMPONENTS`: the pass's
+#: walks grow with the components faster than the dense loop's distances (both cost the same at
+#: 93-96 % non-zero groups with 12-16 components, 89-92 % with 20, 81-85 % with 24, 80-82 % with 32).
+SHARE_PER_COMPONENT = 0.008
+#: Rows whose share of non-zero groups chooses a block's loop (deterministic given the block).
 SHARE_ROWS = 256
 
 
@@ -221,6 +245,13 @@ def _diag_em_rows(x: np.ndarray, scale: float, offset: float, ref: np.ndarray, m
     return log_lik, entropy, -1, 0.0
 
 
+def nonzero_share(n_components: int) -> float:
+    """The largest share of non-zero 8-feature groups for which a model of ``n_components``
+    components takes the pass on non-zeros: :data:`NONZERO_SHARE` up to :data:`SHARE_COMPONENTS`,
+    less by :data:`SHARE_PER_COMPONENT` per component more (0.774 at 32)."""
+    return NONZERO_SHARE - SHARE_PER_COMPONENT * max(0, n_components - SHARE_COMPONENTS)
+
+
 def flush_tiny(a: np.ndarray) -> np.ndarray:
     """``a`` (float64, C-contiguous) with the values whose square underflows set to 0.
 
@@ -251,12 +282,27 @@ class DiagRows:
         self._nonzero_params: GroupParams | None = None
 
     def uses_nonzeros(self, block: np.ndarray) -> bool:
-        """Whether :meth:`add` takes ``block`` on its non-zeros (:mod:`.diag_nonzeros`): an affine
-        map without offset, at most :data:`~.diag_nonzeros.MAX_COMPONENTS` components, and at most
-        :data:`NONZERO_SHARE` of the values of its first :data:`SHARE_ROWS` rows non-zero."""
-        head = block[:SHARE_ROWS]
-        return bool(self.offset == 0.0 and self.means.shape[0] <= MAX_COMPONENTS and head.size > 0
-                    and np.count_nonzero(head) <= NONZERO_SHARE * head.size)
+        """Whether :meth:`add` takes ``block`` (n, d) on its non-zeros (:mod:`.diag_nonzeros`): an
+        affine map without offset, ``K`` at most :data:`~.diag_nonzeros.MAX_COMPONENTS`
+        components, and at most :func:`nonzero_share` ``(K)`` of the groups of
+        :data:`~.nonzero_groups.GROUP` features of its first :data:`SHARE_ROWS` rows non-zero
+        (the last ``d mod 8`` features one more group; a NaN is non-zero). Reads those rows once
+        (0.01-0.03 ms at 784 features)."""
+        k_n = self.means.shape[0]
+        if self.offset != 0.0 or k_n > MAX_COMPONENTS:
+            return False
+        nonzero = np.asarray(block[:SHARE_ROWS]) != 0
+        rows, d = nonzero.shape
+        if rows == 0 or d == 0:
+            return False
+        full = d - d % GROUP
+        # A group's booleans read as one unsigned word: non-zero iff the group holds a non-zero value.
+        groups = int(np.count_nonzero(np.ascontiguousarray(nonzero[:, :full]).view(f"u{GROUP}")))
+        n_groups = rows * (full // GROUP)
+        if full < d:
+            groups += int(np.count_nonzero(nonzero[:, full:].any(axis=1)))
+            n_groups += rows
+        return bool(groups <= nonzero_share(k_n) * n_groups)
 
     def add(self, acc: Accumulator, block: np.ndarray) -> tuple[int, float]:
         """Add the rows of ``block`` (as stored: any real dtype, the affine map applied here) to
