@@ -34,6 +34,7 @@ least times), per family and model.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import platform
 import statistics
@@ -103,12 +104,14 @@ def add_strokes(x: np.ndarray, share: float, rng: np.random.Generator, side: int
 
 
 def model(models: np.lib.npyio.NpzFile, it: int, components: int, x: np.ndarray) -> GaussianParams:
-    """The model after EM iteration ``it``; with more ``components`` than it has, component ``k``
-    takes the precisions of component ``k mod K`` and a mean moved a fifth of the way to a row of
-    ``x`` drawn at random (equal weights, the statistics' ``min_resp`` of 8.1 M rows)."""
+    """The model after EM iteration ``it`` (``components`` 0: as it is); with fewer components, its
+    first ``components``; with more, component ``k`` takes the precisions of component ``k mod K``
+    and a mean moved a fifth of the way to a row of ``x`` drawn at random (equal weights, the
+    statistics' ``min_resp`` of 8.1 M rows)."""
     if components <= models[f"means{it}"].shape[0]:
-        return GaussianParams("diag", models[f"means{it}"], models[f"prec_chol{it}"], models[f"log_const{it}"],
-                              models[f"center{it}"], models[f"min_resp{it}"])
+        keep = slice(0, components or None)
+        return GaussianParams("diag", models[f"means{it}"][keep], models[f"prec_chol{it}"][keep],
+                              models[f"log_const{it}"][keep], models[f"center{it}"], models[f"min_resp{it}"][keep])
     means, prec_chol = models[f"means{it}"], models[f"prec_chol{it}"]
     source = np.arange(components) % means.shape[0]
     rows = x[np.random.default_rng(it).choice(x.shape[0], components, replace=False)] / 255
@@ -139,7 +142,7 @@ def crossing(points: list[tuple[float, float]]) -> str:
     points = sorted(points)
     if points[0][1] >= 1:
         return f"< {points[0][0] * 100:.1f} %"
-    for (s0, r0), (s1, r1) in zip(points, points[1:]):
+    for (s0, r0), (s1, r1) in itertools.pairwise(points):
         if r1 >= 1 > r0:
             return f"{(s0 + (1 - r0) * (s1 - s0) / (r1 - r0)) * 100:.1f} %"
     return f"> {points[-1][0] * 100:.1f} %"
