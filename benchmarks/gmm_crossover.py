@@ -148,6 +148,18 @@ def crossing(points: list[tuple[float, float]]) -> str:
     return f"> {points[-1][0] * 100:.1f} %"
 
 
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else the machine's architecture."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--x", required=True)
@@ -167,7 +179,7 @@ def main() -> None:
     iterations = [int(i) for i in args.iterations.split(",")]
     blas = "; ".join(f"{i['internal_api']} {i['version']} ({i.get('architecture')}, {i['num_threads']} threads)"
                      for i in threadpool_info())
-    print(f"CPU {platform.processor() or platform.machine()}; load average {os.getloadavg()}; BLAS {blas}; "
+    print(f"CPU {cpu_model()}; load average {os.getloadavg()}; BLAS {blas}; "
           f"{x.shape[0]} rows in chunks of {args.chunk}; CPU time of the thread, ms a chunk, least (median) "
           f"over the chunks x {args.repeats} alternated rounds\n")
     print("| rows | values non-zero | groups of 8 non-zero | first 256 rows: values / groups | EM iteration "
