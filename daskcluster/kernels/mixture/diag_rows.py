@@ -45,9 +45,9 @@ vector code): on MNIST8M chunks (25 % non-zero bytes, 46 % non-zero groups, one 
 models of EM iterations 1, 3, 5) 17-23 ms a chunk against 34-39 ms for this loop. That pass's
 cost follows the share of non-zero groups, not of values (``benchmarks/gmm_crossover.py``, the
 same chunks and models with non-zeros added at random or next to the strokes): with the 10
-components both loops cost the same at 96.5-100 % non-zero groups in both families, which is
-66-86 % non-zero values at random but 84-88 % next to the strokes; at 95 % of the groups the pass
-is still 3-6 % cheaper, above that within noise of this loop. Its walks grow with the components
+components both loops cost the same at 96.5 % non-zero groups or more in both families, which is
+58 % non-zero values or more at random but 84 % or more next to the strokes; at 95 % of the
+groups the pass is still 3-6 % cheaper, above that within noise of this loop. Its walks grow with the components
 faster than this loop's distances (the model of EM iteration 3 cut or with components added near
 its own): the same at 93-96 % of the groups with 12-16 components, 89-92 % with 20, 81-85 % with
 24, 80-82 % with 32; with 8 or fewer the pass is the cheaper at any share, but rows with (almost)
@@ -109,8 +109,8 @@ TILE_ROWS = 64
 #: Largest share of non-zero groups of :data:`~.nonzero_groups.GROUP` features (8; the last
 #: ``d mod 8`` features one more group) among a block's first :data:`SHARE_ROWS` rows for which a
 #: model of :data:`SHARE_COMPONENTS` components takes the pass on its non-zeros
-#: (:mod:`.diag_nonzeros`), when the block's affine map has no offset: below the 96.5-100 % at
-#: which both loops cost the same on MNIST8M rows made denser (see the module notes).
+#: (:mod:`.diag_nonzeros`), when the block's affine map has no offset: below the share (96.5 % or
+#: more) at which both loops cost the same on MNIST8M rows made denser (see the module notes).
 NONZERO_SHARE = 0.95
 #: Components of the model up to which :data:`NONZERO_SHARE` holds (the benchmark's 10). Not more
 #: with fewer, though with 8 or fewer the pass is the cheaper at any share (0.81 of the dense loop
