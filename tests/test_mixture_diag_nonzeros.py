@@ -234,12 +234,37 @@ def test_which_blocks_take_the_non_zeros() -> None:
             assert loop.uses_nonzeros(block) == (taken == limit), (d, k_n, taken)
     # Whole groups non-zero (61 % of the values, which the share of values would have refused): taken.
     block = np.zeros((256, 144), dtype=np.uint8)
-    block[:, : 8 * 11] = 200
+    block[:, : 8 * 11] = rng.integers(1, 256, (256, 8 * 11))
     assert DiagRows(gp, np.zeros(144), Affine()).uses_nonzeros(block)
     # One non-zero in every group (12.5 % of the values, every group to walk): the dense loop.
     block = np.zeros((256, 144), dtype=np.uint8)
     block[:, ::8] = 1
     assert not DiagRows(gp, np.zeros(144), Affine()).uses_nonzeros(block)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_blocks_far_from_the_origin_keep_the_dense_loop(covariance_type: str) -> None:
+    """Three features offset by 1e6 (spread ~1) beside 13 zero columns (half the groups zero): the
+    share of non-zero groups alone would take the pass, whose expanded form loses ~12 of the 16
+    digits there (as scikit-learn's does); the dense loop, whose sums are around the block's
+    reference point, keeps the fit equal to scikit-learn's on the data without the offset, moved."""
+    rng = np.random.default_rng(3)
+    X = np.zeros((400, 16))
+    X[:, :3] = rng.normal(size=(400, 3)) + np.repeat([[0.0, 0, 0], [4, 4, 0], [0, 4, 4]], [150, 150, 100], axis=0)
+    offset = np.zeros(16)
+    offset[:3] = 1e6
+    gp = K.gaussian_params(np.full(3, 1 / 3), X[:3] + offset, np.ones((3, 16)), "diag")
+    assert not DiagRows(gp, np.zeros(16), Affine()).uses_nonzeros(X + offset)
+    assert DiagRows(gp, np.zeros(16), Affine()).uses_nonzeros(X)
+    means = X[[0, 200, 399]]
+    precisions = np.full((3, 16), 1.0) if covariance_type == "diag" else np.ones(3)
+    init = {"weights_init": np.full(3, 1 / 3), "precisions_init": precisions, "covariance_type": covariance_type,
+            "max_iter": 5, "tol": 0}
+    sk = SkGaussianMixture(3, means_init=means, **init).fit(X)
+    ours = GaussianMixture(3, means_init=means + offset, **init).fit(da.from_array(X + offset, chunks=(300, -1)))
+    assert_allclose(ours.means_ - offset, sk.means_, atol=1e-6)
+    assert_allclose(ours.covariances_, sk.covariances_, rtol=1e-6, atol=1e-8)
+    assert_allclose(ours.lower_bounds_, sk.lower_bounds_, rtol=1e-7)
 
 
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])

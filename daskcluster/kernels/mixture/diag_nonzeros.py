@@ -54,8 +54,8 @@ models of EM iterations 1, 3, 5, one thread, least CPU time a chunk, see
 loop, of which the log-densities 11.4-11.8 ms (13.5-13.8 ms with the E-step this module had
 before :mod:`.nonzero_groups`, which walked each non-zero with the components as vector lanes:
 21.0, 17.7 and 17.1 ms a chunk), the row E-step 1.3-2.3 ms and the statistics 2.5-5 ms. The pass
-cost the same as the dense loop at 45-50 % non-zero values (MNIST rows with non-zeros added,
-measured before the statistics of the next paragraph), hence :data:`.diag_rows.NONZERO_SHARE`.
+and the dense loop cost the same where 96.5 % or more of the rows' 8-feature groups hold a
+non-zero (10 components; ``benchmarks/gmm_crossover.py``), hence :func:`.diag_rows.nonzero_share`.
 
 **The statistics and the row E-step, measured** (``benchmarks/gmm_stats_ab.py``, the same chunks
 and models, least CPU time a chunk; ``benchmarks/RESULTS-gmm.md``): the pass went from 26.3, 24.9

@@ -47,7 +47,9 @@ cost follows the share of non-zero groups, not of values (``benchmarks/gmm_cross
 same chunks and models with non-zeros added at random or next to the strokes): with the 10
 components both loops cost the same at 96.5 % non-zero groups or more in both families, which is
 58 % non-zero values or more at random but 84 % or more next to the strokes; at 95 % of the
-groups the pass is still 3-6 % cheaper, above that within noise of this loop. Its walks grow with the components
+groups the pass is still 3-6 % cheaper, above that within noise of this loop. A block with a
+feature whose values over those rows sit far from 0 relative to their range (:data:`NEAR_ORIGIN`)
+keeps this loop: its sums around ``ref`` lose nothing there, the pass's expanded form would. Its walks grow with the components
 faster than this loop's distances (the model of EM iteration 3 cut or with components added near
 its own): the same at 93-96 % of the groups with 12-16 components, 89-92 % with 20, 81-85 % with
 24, 80-82 % with 32; with 8 or fewer the pass is the cheaper at any share, but rows with (almost)
@@ -124,6 +126,13 @@ SHARE_COMPONENTS = 10
 SHARE_PER_COMPONENT = 0.008
 #: Rows whose share of non-zero groups chooses a block's loop (deterministic given the block).
 SHARE_ROWS = 256
+#: Least range of a feature's values over a block's first :data:`SHARE_ROWS` rows, relative to
+#: their largest magnitude, for the block to take the pass on non-zeros: the pass's expanded form
+#: loses about ``2 log10(|x| / spread)`` digits where a feature's values sit far from 0 relative
+#: to their spread (scikit-learn's form does too), the dense loop's sums around the block's
+#: reference point nothing; at 1e-2, at most about 4 of the 16 digits. A feature holding a zero
+#: among those rows (an image's pixel) always passes.
+NEAR_ORIGIN = 1e-2
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -286,8 +295,9 @@ class DiagRows:
         affine map without offset, ``K`` at most :data:`~.diag_nonzeros.MAX_COMPONENTS`
         components, and at most :func:`nonzero_share` ``(K)`` of the groups of
         :data:`~.nonzero_groups.GROUP` features of its first :data:`SHARE_ROWS` rows non-zero
-        (the last ``d mod 8`` features one more group; a NaN is non-zero). Reads those rows once
-        (0.01-0.03 ms at 784 features)."""
+        (the last ``d mod 8`` features one more group; a NaN is non-zero), each feature's values
+        over those rows spread over at least :data:`NEAR_ORIGIN` of their magnitude. Reads those
+        rows twice (0.01-0.03 ms for the groups at 784 features, ~0.05 ms for the ranges)."""
         k_n = self.means.shape[0]
         if self.offset != 0.0 or k_n > MAX_COMPONENTS:
             return False
@@ -302,7 +312,14 @@ class DiagRows:
         if full < d:
             groups += int(np.count_nonzero(nonzero[:, full:].any(axis=1)))
             n_groups += rows
-        return bool(groups <= nonzero_share(k_n) * n_groups)
+        if groups > nonzero_share(k_n) * n_groups:
+            return False
+        head = np.asarray(block[:SHARE_ROWS])
+        low = head.min(axis=0).astype(COMPUTE_DTYPE)
+        high = head.max(axis=0).astype(COMPUTE_DTYPE)
+        with np.errstate(invalid="ignore"):  # a NaN or an infinity: the pass raises on the row
+            far = high - low < NEAR_ORIGIN * np.maximum(np.abs(low), np.abs(high))
+        return not bool(far.any())
 
     def add(self, acc: Accumulator, block: np.ndarray) -> tuple[int, float]:
         """Add the rows of ``block`` (as stored: any real dtype, the affine map applied here) to
