@@ -47,13 +47,13 @@ cost follows the share of non-zero groups, not of values (``benchmarks/gmm_cross
 same chunks and models with non-zeros added at random or next to the strokes): with the 10
 components both loops cost the same at 96.5 % non-zero groups or more in both families, which is
 58 % non-zero values or more at random but 84 % or more next to the strokes; at 95 % of the
-groups the pass is still 3-6 % cheaper, above that within noise of this loop. A block with a
-feature whose values over those rows sit far from 0 relative to their range (:data:`NEAR_ORIGIN`)
-keeps this loop: its sums around ``ref`` lose nothing there, the pass's expanded form would. Its walks grow with the components
-faster than this loop's distances (the model of EM iteration 3 cut or with components added near
-its own): the same at 93-96 % of the groups with 12-16 components, 89-92 % with 20, 81-85 % with
-24, 80-82 % with 32; with 8 or fewer the pass is the cheaper at any share, but rows with (almost)
-no zero keep this loop, whose sums around ``ref`` do not cancel far from the origin.
+groups the pass is still 3-6 % cheaper, above that within noise of this loop. Its walks grow
+with the components faster than this loop's distances (the model of EM iteration 3 cut or with
+components added near its own): the same at 93-96 % of the groups with 12-16 components, 89-92 %
+with 20, 81-85 % with 24, 80-82 % with 32; with 8 or fewer the pass is the cheaper at any share,
+but rows with (almost) no zero keep this loop, whose sums around ``ref`` do not cancel far from
+the origin. For the same reason a block with a feature whose values over those rows sit far from
+0 relative to their range (:data:`NEAR_ORIGIN`) keeps this loop whatever its zeros.
 Measured before and not used (``benchmarks/bench_gmm_mnist8m.py --variants``, chunks of 32,768
 rows, one thread): this loop run on the columns non-zero in some row of each 128-row tile only
 (18 % of the columns dropped, exact) costs 50-55 ms a chunk, the gathered cast and the tile's
