@@ -461,7 +461,7 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
     assert all(dr.uses_nonzeros(c) for c, dr in zip(chunks, loops))
     cases = {"before (statistics row by row, commit e825fc4)": before,
              "dense loop, statistics per 64-row tile (diag_rows)": dense,
-             "now: non-zeros by bit masks, components as vector lanes (diag_nonzeros)": now,
+             "now: on non-zeros, the E-step by non-zero 8-feature groups (diag_nonzeros)": now,
              "now with its parameters and sums 32 bytes into a cache line": unaligned,
              "columns non-zero in the 128-row tile only": tile_columns,
              "per-row non-zeros, parameters (d, K), numba's own loops": nonzeros}
