@@ -110,7 +110,7 @@ cancellation's ratio ``(c_k + S_k) / D_k`` times ``eps``, as scikit-learn's form
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -318,6 +318,42 @@ def _full_or_masked(builder: ir.IRBuilder, width: ir.Value, emit: Any) -> None:
             emit(_lanes_below(builder, width, MASK_WIDTH))
 
 
+class _Span(NamedTuple):
+    """The arguments the statistics' intrinsics share, as LLVM values: the rows ``x`` and the lists
+    ``rows`` (their arrays), ``x``'s columns ``d``, the lists' row length ``stride``, the span's
+    first row ``t0``, the component ``k``, its ``n`` rows, the block's first feature ``j0`` and its
+    ``width``."""
+
+    x: Any
+    rows: Any
+    d: ir.Value
+    stride: ir.Value
+    t0: ir.Value
+    k: ir.Value
+    n: ir.Value
+    j0: ir.Value
+    width: ir.Value
+
+
+def _row_lists(t: Any) -> bool:
+    """Whether ``t`` types the (K, SPAN_ROWS) int64 C-contiguous lists of a span's rows."""
+    return isinstance(t, types.Array) and t.ndim == 2 and t.dtype == types.int64 and t.layout == "C"
+
+
+def _span(context: Any, builder: ir.IRBuilder, x: tuple[Any, ir.Value], rows: tuple[Any, ir.Value],
+          t0: tuple[Any, ir.Value], k: tuple[Any, ir.Value], n: tuple[Any, ir.Value], j0: tuple[Any, ir.Value],
+          width: tuple[Any, ir.Value]) -> _Span:
+    """:class:`_Span` from ``(type, value)`` pairs of the intrinsic's arguments."""
+    vx = context.make_array(x[0])(context, builder, x[1])
+    vr = context.make_array(rows[0])(context, builder, rows[1])
+
+    def index(arg: tuple[Any, ir.Value]) -> ir.Value:
+        return context.cast(builder, arg[1], arg[0], types.intp)
+
+    return _Span(vx, vr, cgutils.unpack_tuple(builder, vx.shape, 2)[1], cgutils.unpack_tuple(builder, vr.shape, 2)[1],
+                 index(t0), index(k), index(n), index(j0), context.cast(builder, width[1], width[0], types.int64))
+
+
 @intrinsic
 def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, j0: Any, width: Any, sv: Any,
                     sq: Any) -> Any:  # pragma: no cover - compiled
@@ -330,8 +366,7 @@ def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, 
     32-bit lanes; one read-modify-write of ``sv`` and ``sq`` per call. For rows of another dtype
     (whose loops never call it, see :func:`_stored_bytes`) it compiles to nothing."""
     u32 = types.Array(types.uint32, 2, "C")
-    if not (stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
-            and rows.layout == "C" and sv == u32 and sq == u32):
+    if not (stored_rows(x) and _row_lists(rows) and sv == u32 and sq == u32):
         return None
     sig = types.void(x, t0, rows, k, n, j0, width, sv, sq)
 
@@ -340,17 +375,10 @@ def _add_rows_bytes(typingctx: Any, x: Any, t0: Any, rows: Any, k: Any, n: Any, 
         tx, tt0, tr, tk, tn, tj, tw, tv, tq = signature.args
         if tx.dtype != types.uint8:
             return context.get_dummy_value()
-        vx = context.make_array(tx)(context, builder, a_x)
-        vr = context.make_array(tr)(context, builder, a_rows)
+        vx, vr, d, stride, t0, k, n, j0, width = _span(context, builder, (tx, a_x), (tr, a_rows), (tt0, a_t0),
+                                                       (tk, a_k), (tn, a_n), (tj, a_j0), (tw, a_w))
         vv = context.make_array(tv)(context, builder, a_sv)
         vq = context.make_array(tq)(context, builder, a_sq)
-        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
-        stride = cgutils.unpack_tuple(builder, vr.shape, 2)[1]
-        t0 = context.cast(builder, a_t0, tt0, types.intp)
-        k = context.cast(builder, a_k, tk, types.intp)
-        n = context.cast(builder, a_n, tn, types.intp)
-        j0 = context.cast(builder, a_j0, tj, types.intp)
-        width = context.cast(builder, a_w, tw, types.int64)
         v8 = ir.VectorType(ir.IntType(8), MASK_WIDTH)
         v16 = ir.VectorType(ir.IntType(16), MASK_WIDTH)
         v32 = ir.VectorType(ir.IntType(32), MASK_WIDTH)
@@ -387,26 +415,18 @@ def _add_rows_weighted(typingctx: Any, x: Any, t0: Any, rows: Any, resp: Any, k:
     multiply-adds per 8 features and row), then one read-modify-write of ``s1`` and ``s2``;
     ``rows`` (K, SPAN_ROWS) int64, ``resp`` (K, SPAN_ROWS), ``s1``, ``s2`` (K, d) float64
     C-contiguous."""
-    if not (stored_rows(x) and isinstance(rows, types.Array) and rows.ndim == 2 and rows.dtype == types.int64
-            and rows.layout == "C" and f64_array(resp, 2) and f64_array(s1, 2) and f64_array(s2, 2)):
+    if not (stored_rows(x) and _row_lists(rows) and f64_array(resp, 2) and f64_array(s1, 2) and f64_array(s2, 2)):
         return None
     sig = types.void(x, t0, rows, resp, k, n, j0, width, scale, square, s1, s2)
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
         a_x, a_t0, a_rows, a_resp, a_k, a_n, a_j0, a_w, a_scale, a_square, a_s1, a_s2 = args
         tx, tt0, tr, tp, tk, tn, tj, tw, ts, tq, t1, t2 = signature.args
-        vx = context.make_array(tx)(context, builder, a_x)
-        vr = context.make_array(tr)(context, builder, a_rows)
+        vx, vr, d, stride, t0, k, n, j0, width = _span(context, builder, (tx, a_x), (tr, a_rows), (tt0, a_t0),
+                                                       (tk, a_k), (tn, a_n), (tj, a_j0), (tw, a_w))
         vp = context.make_array(tp)(context, builder, a_resp)
         v1 = context.make_array(t1)(context, builder, a_s1)
         v2 = context.make_array(t2)(context, builder, a_s2)
-        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
-        stride = cgutils.unpack_tuple(builder, vr.shape, 2)[1]
-        t0 = context.cast(builder, a_t0, tt0, types.intp)
-        k = context.cast(builder, a_k, tk, types.intp)
-        n = context.cast(builder, a_n, tn, types.intp)
-        j0 = context.cast(builder, a_j0, tj, types.intp)
-        width = context.cast(builder, a_w, tw, types.int64)
         lanes = MASK_WIDTH
         stored = ir.VectorType(context.get_data_type(tx.dtype), lanes)
         zero = ir.Constant(vector(lanes), [0.0] * lanes)
