@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import os
 import statistics
 import subprocess
@@ -37,7 +38,7 @@ from daskcluster.kernels.mixture import diag_nonzeros
 from daskcluster.kernels.mixture.diag_nonzeros import padded_components
 from daskcluster.kernels.mixture.diag_rows import DiagRows
 from daskcluster.kernels.mixture.estep import reference
-from daskcluster.kernels.mixture.nonzero_groups import GroupParams
+from daskcluster.kernels.mixture.nonzero_groups import GroupParams, screen_bound
 from daskcluster.kernels.mixture.params import GaussianParams
 from daskcluster.kernels.mixture.vector_ir import aligned_zeros
 
@@ -77,12 +78,17 @@ def runner(mod: Any, dr: DiagRows, block: np.ndarray) -> Callable[[], tuple[Any,
         new = GroupParams(dr.means, dr.prec)
         p, a, c, width = new.p, new.a, new.c, padded_components(k_n)
 
+    screen: tuple[Any, ...] = ()
+    if "p32" in inspect.signature(mod.diag_em_nonzeros.py_func).parameters:  # the float32 screen
+        bound = screen_bound(block.dtype, dr.scale, d)
+        screen = (new.p32, new.a32) + (bound if bound is not None else (-1.0, 0.0))
+
     def run() -> tuple[Any, ...]:
         nk = np.zeros(k_n)
         s1, s2 = aligned_zeros((k_n, d)), aligned_zeros((k_n, d))
         t1, t2 = aligned_zeros((d, width)), aligned_zeros((d, width))
         out = mod.diag_em_nonzeros(block, dr.scale, p, a, c, dr.log_const, dr.min_resp, dr.floor, nk, s1,
-                                   s2, t1, t2, mod.BLOCK_COST)
+                                   s2, t1, t2, mod.BLOCK_COST, *screen)
         return out, nk, s1 + t1[:, :k_n].T, s2 + t2[:, :k_n].T
 
     return run

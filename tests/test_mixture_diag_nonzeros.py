@@ -35,8 +35,12 @@ from daskcluster.kernels.mixture.estep import exp_floor, responsibilities_above
 from daskcluster.kernels.mixture.nonzero_groups import (
     GROUP,
     PART,
+    TILE_ROWS,
     GroupParams,
     nonzero_log_densities,
+    screen_bound,
+    screened_tile_distances,
+    tile_distances,
 )
 from daskcluster.kernels.mixture.vector_ir import ALIGNMENT, aligned_zeros
 
@@ -301,9 +305,10 @@ def test_fit_on_image_rows_equals_sklearn(covariance_type: str, n_components: in
 
 
 def run_pass(x: np.ndarray, scale: float, means: np.ndarray, prec: np.ndarray, log_const: np.ndarray,
-             min_resp: np.ndarray, block_cost: float) -> tuple[tuple[float, float, int, float], np.ndarray,
-                                                               np.ndarray, np.ndarray]:
-    """``diag_em_nonzeros`` on ``x`` as ``DiagRows`` calls it: ``(its result, nk, s1, s2)`` around 0."""
+             min_resp: np.ndarray, block_cost: float, screen: bool = True
+             ) -> tuple[tuple[float, float, int, float], np.ndarray, np.ndarray, np.ndarray]:
+    """``diag_em_nonzeros`` on ``x`` as ``DiagRows`` calls it (``screen=False``: every distance in
+    float64): ``(its result, nk, s1, s2)`` around 0."""
     k_n, d = means.shape
     p = GroupParams(means, prec)
     nk = np.zeros(k_n)
@@ -311,8 +316,10 @@ def run_pass(x: np.ndarray, scale: float, means: np.ndarray, prec: np.ndarray, l
     s2 = aligned_zeros((k_n, d))
     t1 = aligned_zeros((d, padded_components(k_n)))
     t2 = aligned_zeros((d, padded_components(k_n)))
+    bound = screen_bound(x.dtype, scale, d) if screen else None
+    coef, slack = bound if bound is not None else (-1.0, 0.0)
     out = diag_em_nonzeros(x, scale, p.p, p.a, p.c, log_const, min_resp, exp_floor(min_resp), nk, s1, s2, t1, t2,
-                           block_cost)
+                           block_cost, p.p32, p.a32, coef, slack)
     return out, nk, s1 + t1[:, :k_n].T, s2 + t2[:, :k_n].T
 
 
@@ -368,12 +375,27 @@ def test_statistics_and_row_estep_against_exact_sums(block_cost: float, dtype: t
     w = log_densities(x, scale, means, prec, log_const)
     floor = exp_floor(min_resp)
     log_lik = entropy = 0.0
+    tops = np.empty(n)
     for i in range(n):
+        tops[i] = w[i].max()
         value, ent = responsibilities_above(w[i], floor)
         log_lik += value
         entropy += ent
-    assert (out[0], out[1]) == (log_lik, entropy)
     r = np.where((w != 0) & (w >= min_resp), w, 0.0)
+    if dtype == np.uint8:  # the rows held with responsibility 1: log p(x) from the integer sums
+        # Each row's log p(x) is its best w, within gamma_{m + 14} (c + S) / 2 of the exact one and
+        # so is the sum from the integer sums (gamma_{d + 4} of the rows' S, gamma_3 of their
+        # constants); the row-by-row sum adds gamma_n of the magnitudes.
+        c = (means * means * prec).sum(axis=1)
+        s = (y * (y[:, None, :] * prec + 2.0 * np.abs(means) * prec).transpose(1, 0, 2)).sum(axis=2)  # (K, n)
+        best = np.argmax(w, axis=1)
+        held = (r == 1.0).any(axis=1)
+        magnitude = (c[best] + s[best, np.arange(n)] + np.abs(log_const[best]))[held].sum()
+        tol = gamma(d + 20) * magnitude + gamma(n) * np.abs(tops).sum()
+        assert abs(out[0] - log_lik) <= tol, (out[0], log_lik, tol)
+        assert out[1] == entropy
+    else:
+        assert (out[0], out[1]) == (log_lik, entropy)
     holders = (r > 0).sum(axis=1)
     whole = (r == 1.0).any(axis=1)
     # rows held with responsibility 1 alone (39 %), beside others below 2^-53 (26 %), and neither
@@ -390,3 +412,105 @@ def test_statistics_and_row_estep_against_exact_sums(block_cost: float, dtype: t
             exact2 = sum(rf[i][k] * yf[i] * yf[i] for i in range(n))
             assert abs(Fraction(float(s1[k, j])) - exact1) <= bound * exact1, (k, j)
             assert abs(Fraction(float(s2[k, j])) - exact2) <= bound * exact2, (k, j)
+
+
+def screened(x: np.ndarray, scale: float, p: GroupParams, log_const: np.ndarray, min_resp: np.ndarray,
+             single_whole: bool) -> tuple[np.ndarray, int]:
+    """:func:`screened_tile_distances` over the rows of ``x`` tile by tile: ``(dist (n, K), float64
+    values taken)``."""
+    n, d = x.shape
+    k_n = p.p.shape[0]
+    bound = screen_bound(x.dtype, scale, d)
+    assert bound is not None
+    coef, slack = bound
+    floor = exp_floor(min_resp)
+    out = np.empty((n, k_n))
+    dist = np.empty((TILE_ROWS, k_n))
+    acc = np.empty((TILE_ROWS, k_n, GROUP))
+    acc32 = np.empty((TILE_ROWS, k_n, GROUP), dtype=np.float32)
+    bits = np.empty((TILE_ROWS, 4), dtype=np.int64)
+    given = 0
+    for t0 in range(0, n, TILE_ROWS):
+        rows = min(TILE_ROWS, n - t0)
+        given += screened_tile_distances(x, t0, rows, scale, p.p, p.a, p.p32, p.a32, p.c, log_const, floor, min_resp,
+                                         coef, slack, single_whole, dist, acc, acc32, bits)
+        out[t0 : t0 + rows] = dist[:rows]
+    return out, given
+
+
+def full_distances(x: np.ndarray, scale: float, p: GroupParams) -> np.ndarray:
+    n, k_n = x.shape[0], p.p.shape[0]
+    out = np.empty((n, k_n))
+    dist = np.empty((TILE_ROWS, k_n))
+    acc = np.empty((TILE_ROWS, k_n, GROUP))
+    for t0 in range(0, n, TILE_ROWS):
+        rows = min(TILE_ROWS, n - t0)
+        tile_distances(x, t0, rows, scale, p.p, p.a, dist, acc)
+        out[t0 : t0 + rows] = dist[:rows]
+    return out
+
+
+@pytest.mark.parametrize(("dtype", "d"), [(np.uint8, 80), (np.uint8, 77), (np.int16, 80), (np.int8, 600)])
+def test_screen_keeps_every_component_above_its_floor(dtype: type, d: int) -> None:
+    """The float32 screen leaves out only components whose float64 log-density lies at or below
+    the best's plus their floor (there ``r = 0`` without it), gives the kept ones the bits of
+    :func:`tile_distances`, and under ``single_whole`` a row with one component kept holds its
+    best; near ties, tight components (precisions up to 1e4) and a NaN-free mix of gaps."""
+    rng = np.random.default_rng(3)
+    n, k_n = 900, 7
+    base = images(n, 30, seed=3)[:, :d]
+    x = (base.astype(np.int64) - (128 if dtype == np.int8 else 0)).astype(dtype) if dtype != np.int16 else \
+        (base.astype(np.int16) * 100 - 9000)
+    x[base == 0] = 0
+    scale = 1 / 255 if dtype != np.int16 else 1e-4
+    y = x.astype(np.float64) * scale
+    means = y[rng.choice(n, k_n, replace=False)] + rng.normal(0, 0.05, (k_n, d))
+    prec = 10.0 ** rng.uniform(-1, 4, (k_n, d))
+    means[1] = means[0] + 1e-3  # a near tie
+    prec[1] = prec[0]
+    p = GroupParams(means, prec)
+    log_const = rng.uniform(-5, 5, k_n)
+    min_resp = np.where(np.arange(k_n) == 3, 0.0, K.MIN_RESP)  # one component with the exp underflow floor
+    full = full_distances(x, scale, p)
+    w = log_const - 0.5 * (p.c + full)
+    gaps = w - w.max(axis=1, keepdims=True)
+    floor = exp_floor(min_resp)
+    for single_whole in (False, True):
+        out, given = screened(x, scale, p, log_const, min_resp, single_whole)
+        kept = np.isfinite(out)
+        assert np.all(gaps[~kept] <= floor[np.nonzero(~kept)[1]])
+        single = kept.sum(axis=1) == 1
+        compare = kept & ~single[:, None] if single_whole else kept
+        assert np.array_equal(out[compare], full[compare])
+        assert np.array_equal(np.argmax(np.where(kept, 0.0, -np.inf), axis=1)[single], np.argmax(w, axis=1)[single])
+        assert given == (compare.sum() if single_whole else kept.sum())
+        assert 0.2 < (~kept).mean() < 0.95 and single.mean() > 0.1  # the screen does leave components out
+
+
+@pytest.mark.parametrize(("dtype", "scale", "offset"), [(np.uint8, 1 / 255, 0.0), (np.uint8, 1 / 255, 50.0),
+                                                        (np.int16, 3e-3, 0.0), (np.uint16, 1e-20, 0.0)])
+def test_screen_bound_holds_against_exact_sums(dtype: type, scale: float, offset: float) -> None:
+    """The float32 distance is within :func:`screen_bound`'s ``coef max(2 D~ + 17 c, 0) + slack`` of
+    the exact ``D`` (one component: the screen returns its float32 value), with means far from the
+    data (``offset``: large ``c`` and cancellation), precisions over 8 decades, a tail of 5
+    features and values near float32's subnormals (``scale`` 1e-20)."""
+    rng = np.random.default_rng(11)
+    n, d = 120, 85
+    top = np.iinfo(dtype).max
+    x = rng.integers(0, top, (n, d), endpoint=True).astype(dtype)
+    x[rng.random((n, d)) < 0.6] = 0
+    y = x.astype(np.float64) * scale
+    coef, slack = screen_bound(x.dtype, scale, d)
+    for trial in range(3):
+        means = y[rng.integers(n)] + offset * scale * top + rng.normal(0, scale * top / 10, d)
+        prec = 10.0 ** rng.uniform(-4, 4, d) / (scale * top) ** 2
+        p = GroupParams(means[None], prec[None])
+        out, given = screened(x, scale, p, np.zeros(1), np.zeros(1), True)
+        assert given == 0
+        pf = [Fraction(float(v)) for v in p.p[0, :d]]
+        af = [Fraction(float(v)) for v in p.a[0, :d]]
+        for i in range(0, n, 7):
+            yf = [Fraction(float(v)) for v in y[i]]
+            exact = sum(yf[j] * (yf[j] * pf[j] + af[j]) for j in range(d) if x[i, j] != 0)
+            bound = coef * max(2 * out[i, 0] + 17 * p.c[0], 0.0) + slack
+            assert abs(Fraction(float(out[i, 0])) - exact) <= Fraction(bound), (trial, i)

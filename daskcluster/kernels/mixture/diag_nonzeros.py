@@ -120,7 +120,7 @@ from numba.extending import intrinsic
 
 from ..vectorwidth import prefer_wide_vectors
 from .estep import responsibilities_above
-from .nonzero_groups import GROUP, TILE_ROWS, tile_distances
+from .nonzero_groups import GROUP, TILE_ROWS, WORD, screened_tile_distances, tile_distances
 from .vector_ir import (
     F64,
     I64,
@@ -524,17 +524,34 @@ def _span_stats(x: np.ndarray, t0: int, rows: int, scale: float, table: np.ndarr
 
 
 @numba.njit(nogil=True, cache=True)
-def _add_byte_sums(sv: np.ndarray, sq: np.ndarray, scale: float, s1: np.ndarray,
-                   s2: np.ndarray) -> None:  # pragma: no cover (compiled)
+def _add_byte_sums(sv: np.ndarray, sq: np.ndarray, scale: float, s1: np.ndarray, s2: np.ndarray,
+                   whole_rows: np.ndarray, p: np.ndarray, a: np.ndarray, c: np.ndarray,
+                   log_const: np.ndarray) -> float:  # pragma: no cover (compiled)
     """``s1 += scale sv`` and ``s2 += scale^2 sq`` (the float64 sums of ``y = v scale`` and ``y^2``
-    from the exact integer sums of the bytes ``v`` and of ``v^2``), then ``sv``, ``sq`` zeroed."""
+    from the exact integer sums of the bytes ``v`` and of ``v^2``), then ``sv``, ``sq`` and
+    ``whole_rows`` zeroed. Returns the ``sum log p(x)`` of those rows (``whole_rows[k]`` of them
+    held by ``k`` with responsibility 1, so ``k`` their best and ``log p(x)`` its ``w``):
+    ``n_k (log_const_k - c_k / 2) - sum_j (P_kj sum y_j^2 + A_kj sum y_j) / 2``, the sum of the
+    rows' ``log_const_k - (c_k + D_k) / 2`` in another order (within ``gamma_{d + 4}`` of the
+    exact sum of the rows' ``S_k``, ``gamma_3 n_k (|log_const_k| + c_k)``; a row's own ``D_k`` is
+    within ``gamma_{m + 14} (c_k + S_k)``, :mod:`.nonzero_groups`)."""
     square = scale * scale
+    d = sv.shape[1]
+    log_lik = 0.0
     for k in range(sv.shape[0]):
-        for j in range(sv.shape[1]):
-            s1[k, j] += scale * float(sv[k, j])
-            s2[k, j] += square * float(sq[k, j])
+        t = 0.0
+        for j in range(d):
+            y1 = scale * float(sv[k, j])
+            y2 = square * float(sq[k, j])
+            s1[k, j] += y1
+            s2[k, j] += y2
+            t += y2 * p[k, j] + y1 * a[k, j]
             sv[k, j] = 0
             sq[k, j] = 0
+        if whole_rows[k] != 0:
+            log_lik += whole_rows[k] * (log_const[k] - 0.5 * c[k]) - 0.5 * t
+        whole_rows[k] = 0
+    return log_lik
 
 
 @numba.njit(nogil=True, cache=True)
@@ -574,7 +591,7 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
                 held[m] = k
                 m += w[k] - top > floor[k]
             if m == 1:  # the best alone: exp(0) = 1, log(1) = 0, the same bits without them
-                totals[0] += top
+                log_p = top
                 w[best] = 1.0
                 h = 1 if min_resp[best] <= 1.0 else 0
             else:  # responsibilities_above on the m components (the others' terms are 0)
@@ -589,7 +606,7 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
                     w[k] = e
                 log_total = math.log(total)
                 inv = 1.0 / total
-                totals[0] += top + log_total
+                log_p = top + log_total
                 totals[1] += weighted / total - log_total
                 h = 0
                 for q in range(m):
@@ -603,7 +620,7 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
             log_norm, ent = responsibilities_above(w, floor)
             if not math.isfinite(log_norm):
                 return b, log_norm
-            totals[0] += log_norm
+            log_p = log_norm
             totals[1] += ent
             h = 0
             for k in range(k_n):
@@ -614,16 +631,18 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
             kept = 0
             for q in range(h):
                 k = held[q]
-                if w[k] == 1.0:
+                if w[k] == 1.0:  # k is the best, log p(x) its w: added from the integer sums
                     whole[k, n_whole[k]] = base + b
                     n_whole[k] += 1
                     nk[k] += 1.0
+                    log_p = 0.0
                 else:
                     held[kept] = k
                     kept += 1
             h = kept
-            if h == 0:
-                continue
+        totals[0] += log_p
+        if h == 0:
+            continue
         vectors = 0
         for q in range(h):
             k = held[q]
@@ -648,13 +667,16 @@ def _tile_responsibilities(dist: np.ndarray, rows: int, base: int, c: np.ndarray
 def diag_em_nonzeros(x: np.ndarray, scale: float, p: np.ndarray, a: np.ndarray, c: np.ndarray,
                      log_const: np.ndarray, min_resp: np.ndarray, floor: np.ndarray, nk: np.ndarray,
                      s1: np.ndarray, s2: np.ndarray, t1: np.ndarray, t2: np.ndarray,
-                     block_cost: float) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
+                     block_cost: float, p32: np.ndarray, a32: np.ndarray, coef: float,
+                     slack: float) -> tuple[float, float, int, float]:  # pragma: no cover (compiled)
     """E-step and statistics of the stored rows ``x`` (n, d), C-contiguous, read as ``x * scale``,
     on their non-zeros (see the module). ``p`` = ``P`` and ``a`` = ``-2 mu P`` (K, dp), ``c`` (K,)
-    ``sum_j mu_kj^2 P_kj``, as :class:`.nonzero_groups.GroupParams` lays them out; ``log_const``,
-    ``min_resp``, ``floor`` (K,); ``nk`` (K,), ``s1`` and ``s2`` (K, d) take ``sum r``, ``sum r
-    x`` and ``sum r x^2`` (around 0); ``t1``, ``t2`` (d, Kpad) the sums of the rows taken with
-    the components as lanes (:func:`padded_components`). One read of the rows. Returns ``(sum log
+    ``sum_j mu_kj^2 P_kj``, ``p32``, ``a32`` as :class:`.nonzero_groups.GroupParams` lays them out;
+    ``log_const``, ``min_resp``, ``floor`` (K,); ``nk`` (K,), ``s1`` and ``s2`` (K, d) take ``sum
+    r``, ``sum r x`` and ``sum r x^2`` (around 0); ``t1``, ``t2`` (d, Kpad) the sums of the rows
+    taken with the components as lanes (:func:`padded_components`). ``coef``, ``slack``: the
+    float32 screen's bound (:func:`.nonzero_groups.screen_bound`; ``coef < 0``: every distance in
+    float64, :func:`.nonzero_groups.tile_distances`). One read of the rows. Returns ``(sum log
     p(x), sum r log r, first row whose log p(x) is not finite or -1, its value)``; the statistics
     are incomplete after a non-finite row."""
     prefer_wide_vectors()
@@ -663,11 +685,14 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, p: np.ndarray, a: np.ndarray, 
     kp = t1.shape[1]  # the lanes' padded width
     dist = np.empty((TILE_ROWS, k_n))
     acc = np.empty((TILE_ROWS, k_n, GROUP))
+    acc32 = np.empty((TILE_ROWS, k_n, GROUP), dtype=np.float32)
+    bits = np.empty((TILE_ROWS, max(1, -(-(x.shape[1] // GROUP) // WORD))), dtype=np.int64)
     table = byte_values(scale)
     w = np.empty(k_n)
     held = np.zeros(k_n, dtype=np.int64)
     bytes_whole = _stored_bytes(x)
     n_whole = np.zeros(k_n, dtype=np.int64)
+    whole_rows = np.zeros(k_n, dtype=np.int64)
     whole = np.zeros((k_n, SPAN_ROWS), dtype=np.int64)
     n_part = np.zeros(k_n, dtype=np.int64)
     part = np.zeros((k_n, SPAN_ROWS), dtype=np.int64)
@@ -682,22 +707,26 @@ def diag_em_nonzeros(x: np.ndarray, scale: float, p: np.ndarray, a: np.ndarray, 
         span = min(SPAN_ROWS, n - s0)
         for t0 in range(s0, s0 + span, TILE_ROWS):
             rows = min(TILE_ROWS, s0 + span - t0)
-            tile_distances(x, t0, rows, scale, p, a, dist, acc)
+            if coef >= 0.0:
+                screened_tile_distances(x, t0, rows, scale, p, a, p32, a32, c, log_const, floor, min_resp, coef,
+                                        slack, bytes_whole, dist, acc, acc32, bits)
+            else:
+                tile_distances(x, t0, rows, scale, p, a, dist, acc)
             bad, value = _tile_responsibilities(dist, rows, t0 - s0, c, log_const, min_resp, floor, block_cost,
                                                 bytes_whole, w, held, totals, nk, n_whole, whole, n_part,
                                                 part, part_r, lanes, r)
             if bad >= 0:
                 return totals[0], totals[1], t0 + bad, value
         if in_sums + span > FLUSH_ROWS:
-            _add_byte_sums(sv, sq, scale, s1, s2)
+            totals[0] += _add_byte_sums(sv, sq, scale, s1, s2, whole_rows, p, a, c, log_const)
             in_sums = 0
         in_sums += span
         _span_stats(x, s0, span, scale, table, n_whole, whole, n_part, part, part_r, lanes, r, sv, sq, s1, s2, t1,
                     t2)
         for k in range(k_n):
+            whole_rows[k] += n_whole[k]
             n_whole[k] = 0
             n_part[k] = 0
     if bytes_whole:
-        _add_byte_sums(sv, sq, scale, s1, s2)
+        totals[0] += _add_byte_sums(sv, sq, scale, s1, s2, whole_rows, p, a, c, log_const)
     return totals[0], totals[1], -1, 0.0
-

@@ -99,7 +99,7 @@ from .diag_nonzeros import (
     padded_components,
 )
 from .estep import exp_floor, responsibilities_above
-from .nonzero_groups import GROUP, GroupParams
+from .nonzero_groups import GROUP, GroupParams, screen_bound
 from .params import GaussianParams
 from .stats import Accumulator
 from .vector_ir import aligned_zeros
@@ -358,8 +358,10 @@ class DiagRows:
         s2 = aligned_zeros((k_n, d))
         t1 = aligned_zeros((d, padded_components(k_n)))
         t2 = aligned_zeros((d, padded_components(k_n)))
+        bound = screen_bound(block.dtype, self.scale, d)
+        coef, slack = bound if bound is not None else (-1.0, 0.0)
         out = diag_em_nonzeros(block, self.scale, p.p, p.a, p.c, self.log_const, self.min_resp, self.floor, nk,
-                               s1, s2, t1, t2, BLOCK_COST)
+                               s1, s2, t1, t2, BLOCK_COST, p.p32, p.a32, coef, slack)
         s1 += t1[:, :k_n].T
         s2 += t2[:, :k_n].T
         acc.nk += nk

@@ -61,6 +61,8 @@ from numba.extending import intrinsic
 
 from ..vectorwidth import prefer_wide_vectors
 from .vector_ir import (
+    F32,
+    F64,
     I64,
     aligned_zeros,
     f64_array,
@@ -90,7 +92,8 @@ class GroupParams:
     precisions, ``a`` (K, dp) ``-2 mu P`` (``dp`` = d rounded up to :data:`GROUP`, zeros beyond;
     both :func:`~.vector_ir.aligned_zeros`, so each row starts on a cache line when ``dp`` is
     a multiple of 8), ``c`` (K,) ``sum_j mu_kj^2 P_kj`` (means whose square underflows set to 0,
-    as :func:`.diag_rows.flush_tiny` does)."""
+    as :func:`.diag_rows.flush_tiny` does); ``p32``, ``a32`` the same rounded to float32 for
+    :func:`screened_tile_distances`."""
 
     def __init__(self, means: np.ndarray, prec: np.ndarray) -> None:
         k_n, d = prec.shape
@@ -103,6 +106,11 @@ class GroupParams:
         self.a = aligned_zeros((k_n, dp))
         self.a[:, :d] = a
         self.c = np.ascontiguousarray((mu * mu * prec).sum(axis=1))
+        with np.errstate(over="ignore", under="ignore"):  # an infinity or a lost tiny value: see screen_bound
+            self.p32 = aligned_zeros((k_n, dp), np.float32)
+            self.p32[:] = self.p
+            self.a32 = aligned_zeros((k_n, dp), np.float32)
+            self.a32[:] = self.a
 
 
 #: The multiplier that gathers bit 0 of each byte of a word into its top byte (bit ``8q`` to bit
@@ -179,34 +187,38 @@ def _block_groups(typingctx: Any, x: Any, i: Any, g0: Any, span: Any) -> Any:  #
 
 def _emit_walk(context: Any, builder: ir.IRBuilder, tx: Any, n: int, x_data: ir.Value, x_at: ir.Value,
                bits: ir.Value, scale: ir.Value, p_data: ir.Value, a_data: ir.Value, p_at: ir.Value, dp: ir.Value,
-               acc_data: ir.Value, acc_at: ir.Value) -> None:
+               acc_data: ir.Value, acc_at: ir.Value, elem: ir.Type) -> None:
     """``acc[acc_at + 8c ..] += sum_q y (y P + A)`` for ``n`` components ``c`` and the set bits
     ``q`` of ``bits``: ``y`` the 8 stored values at ``x_at + 8q``, times ``scale``; ``P``, ``A``
-    the 8 values at ``p_at + c dp + 8q``."""
-    vec = vector(GROUP)
+    the 8 values at ``p_at + c dp + 8q``; every vector of ``elem`` (:data:`~.vector_ir.F64` or
+    :data:`~.vector_ir.F32`)."""
+    vec = vector(GROUP, elem)
+    width = elem.get_abi_size(context.target_data)
     stored = ir.VectorType(context.get_data_type(tx.dtype), GROUP)
     regs = []
     for c in range(n):
         reg = cgutils.alloca_once(builder, vec)
         builder.store(builder.load(vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)),
-                                              GROUP), align=8), reg)
+                                              GROUP, elem), align=width), reg)
         regs.append(reg)
 
     def body(u: int, q: ir.Value, valid: ir.Value) -> None:  # one bit a turn: always valid
         off = builder.mul(q, ir.Constant(I64, GROUP))
         ptr = builder.bitcast(builder.gep(x_data, [builder.add(x_at, off)]), stored.as_pointer())
-        y = builder.fmul(to_double(builder, builder.load(ptr, align=1), tx.dtype, GROUP), scale)
+        y = builder.fmul(to_double(builder, builder.load(ptr, align=1), tx.dtype, GROUP, elem), scale)
         at = builder.add(p_at, off)
         for c in range(n):
             at_c = builder.add(at, builder.mul(ir.Constant(I64, c), dp))
-            p = builder.load(vector_ptr(builder, p_data, at_c, GROUP), align=8)
-            a = builder.load(vector_ptr(builder, a_data, at_c, GROUP), align=8)
-            builder.store(fma(builder, y, fma(builder, y, p, a, GROUP), builder.load(regs[c]), GROUP), regs[c])
+            p = builder.load(vector_ptr(builder, p_data, at_c, GROUP, elem), align=width)
+            a = builder.load(vector_ptr(builder, a_data, at_c, GROUP, elem), align=width)
+            builder.store(fma(builder, y, fma(builder, y, p, a, GROUP, elem), builder.load(regs[c]), GROUP, elem),
+                          regs[c])
 
     walk_bits(builder, bits, 1, body)
     for c in range(n):
         builder.store(builder.load(regs[c]),
-                      vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)), GROUP), align=8)
+                      vector_ptr(builder, acc_data, builder.add(acc_at, ir.Constant(I64, GROUP * c)), GROUP, elem),
+                      align=width)
 
 
 @intrinsic
@@ -215,10 +227,14 @@ def _add_groups(typingctx: Any, x: Any, i: Any, g0: Any, bits: Any, scale: Any, 
     """``acc[b, k0 + c] += sum_q y (y p[k0 + c, f] + a[k0 + c, f])`` (8 lanes, ``f = 8 (g0 + q) ..``)
     for ``c < n`` (``1 <= n <=`` :data:`PART`) and the set bits ``q`` of ``bits``, ``y =
     x[i, f] * scale``; ``x`` 2-D C-contiguous (the groups must exist), ``p``, ``a`` (K, dp) and
-    ``acc`` (rows, K, 8) float64 C-contiguous."""
-    if not (stored_rows(x) and f64_array(p, 2) and f64_array(a, 2) and f64_array(acc, 3)):
+    ``acc`` (rows, K, 8) C-contiguous, all float64 or all float32 (then ``y`` the stored value
+    in float32 times ``scale`` rounded to float32, every operation in float32)."""
+    if not stored_rows(x) or p.dtype not in (types.float64, types.float32):
+        return None
+    if not (f64_array(p, 2, p.dtype) and f64_array(a, 2, p.dtype) and f64_array(acc, 3, p.dtype)):
         return None
     sig = types.void(x, i, g0, bits, scale, p, a, acc, b, k0, n)
+    single = p.dtype == types.float32
 
     def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
         a_x, a_i, a_g0, a_bits, a_scale, a_p, a_a, a_acc, a_b, a_k0, a_n = args
@@ -238,7 +254,8 @@ def _add_groups(typingctx: Any, x: Any, i: Any, g0: Any, bits: Any, scale: Any, 
         acc_at = builder.mul(builder.add(builder.mul(cast(builder, a_b, tr, types.intp), k_n), k0),
                              ir.Constant(I64, GROUP))
         bits = cast(builder, a_bits, tb, types.int64)
-        scale = splat(builder, cast(builder, a_scale, ts, types.float64), GROUP)
+        elem = F32 if single else F64
+        scale = splat(builder, cast(builder, a_scale, ts, types.float32 if single else types.float64), GROUP, elem)
         end = builder.append_basic_block("part.end")
         switch = builder.switch(cast(builder, a_n, tn, types.int64), end)
         for count in range(1, PART + 1):
@@ -246,7 +263,7 @@ def _add_groups(typingctx: Any, x: Any, i: Any, g0: Any, bits: Any, scale: Any, 
             switch.add_case(ir.Constant(I64, count), case)
             builder.position_at_end(case)
             _emit_walk(context, builder, tx, count, vx.data, x_at, bits, scale, vp.data, va.data, p_at, dp, vacc.data,
-                       acc_at)
+                       acc_at, elem)
             builder.branch(end)
         builder.position_at_end(end)
         return context.get_dummy_value()
@@ -287,6 +304,142 @@ def tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: np.ndarra
                 y = x[t0 + b, j] * scale
                 for k in range(k_n):
                     dist[b, k] += y * (y * p[k, j] + a[k, j])
+
+
+#: Stored dtypes whose rows :func:`screened_tile_distances` takes (exact in float32), and the
+#: largest magnitude of their values.
+SCREENED_DTYPES = {np.dtype(t): max(abs(int(np.iinfo(t).min)), int(np.iinfo(t).max))
+                   for t in (np.uint8, np.int8, np.uint16, np.int16)}
+_U32 = 2.0 ** -24
+#: The float32 subnormals' spacing times 8: an operation whose result is subnormal errs by at
+#: most half the spacing (no flush to zero), far below this.
+_TINY32 = 2.0 ** -146
+
+
+def screen_bound(dtype: np.dtype, scale: float, n_features: int) -> tuple[float, float] | None:
+    """``(coef, slack)`` such that the float32 distance ``D~`` of :func:`screened_tile_distances`
+    is within ``coef max(2 D~ + 17 c, 0) + slack`` of the exact ``D = sum_{nz} y (y P + A)`` (the
+    float64 ``P``, ``A``, ``c`` of :class:`GroupParams`), or None for a ``dtype`` it does not take.
+
+    Each term ``y (y P + A)`` takes at most 6 float32 roundings (``scale``, ``v scale``, ``P``,
+    ``A``, the inner multiply-add, the product in the accumulating one), its lane's sum at most
+    ``m = d // 8`` and the 8 lanes' pairwise sum 3 more, so ``|D~ - D| <= gamma_{m + 10} S +
+    slack`` (``S = sum_{nz} |y| (|y| P + |A|)``; the tail of ``d mod 8`` features in float64;
+    ``gamma_n = n u / (1 - n u)``, ``u = 2^-24``; ``slack`` bounds what subnormal results lose).
+    With ``mu' = -A / (2P)``, ``S - D <= 4 sum P |y| |mu'| <= S / 2 + 8 c'`` (``4ab <= a^2 / 2 +
+    8 b^2``) and ``c' = sum P mu'^2 <= c (1 + 2^-40)``: ``S <= 2 D + 17 c``, hence ``S <= (2 D~ +
+    17 c + 2 slack) / (1 - 2 gamma)``. The factor 1.01 covers the float64 steps (the lanes'
+    conversion is exact)."""
+    top = SCREENED_DTYPES.get(np.dtype(dtype))
+    if top is None or not math.isfinite(scale):
+        return None
+    m = n_features // GROUP + 10
+    gamma = m * _U32 / (1.0 - m * _U32)
+    vs = top * abs(scale) * (1.0 + 2 * _U32)
+    slack = (n_features + 8 * GROUP) * (vs * vs + vs + 1.0) * _TINY32
+    coef = 1.01 * gamma / (1.0 - 2.0 * gamma)
+    return coef, slack + coef * 2.0 * slack
+
+
+@numba.njit(nogil=True, cache=True)
+def screened_tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: np.ndarray, a: np.ndarray,
+                            p32: np.ndarray, a32: np.ndarray, c: np.ndarray, log_const: np.ndarray,
+                            floor: np.ndarray, min_resp: np.ndarray, coef: float, slack: float,
+                            single_whole: bool, dist: np.ndarray, acc: np.ndarray, acc32: np.ndarray,
+                            bits: np.ndarray) -> int:  # pragma: no cover (compiled)
+    """:func:`tile_distances`' ``dist[b, k]`` for the components ``k`` that may hold row ``t0 + b``
+    with a responsibility above their ``floor`` (:func:`.estep.exp_floor`), ``+inf`` for the
+    others; the values given are :func:`tile_distances`' bits, but for a row with one such
+    component under ``single_whole``: there its float32 value. Returns the number of float64
+    (row, component) values taken.
+
+    All components' distances are first taken in float32 (``p32``, ``a32``; half the bytes a
+    group of :func:`tile_distances`), each within ``e = coef max(2 D~ + 17 c, 0) + slack``
+    (:func:`screen_bound`) of the exact ``D``; in log-density ``w = log_const - (c + D) / 2``
+    each is then within ``e / 2`` of the exact one, as is the float64 one within far less.
+    Component ``k`` is left out when even its upper value ``w~_k + e_k / 2 + 1`` lies below
+    ``L + floor_k``, ``L = max_j (w~_j - e_j / 2 - 1)``: its float64 ``w_k`` then lies below the
+    float64 best's plus its floor, where :func:`.estep.responsibilities_above` takes no
+    exponential and sets ``r_k = 0`` (the margin 1, and ``1e-9`` of the magnitudes, cover the
+    float64 roundings of ``w`` and of the test; a non-finite float32 value keeps its component).
+
+    The components kept are then taken in float64 as :func:`tile_distances` takes them (the same
+    operations on each lane in the same order: a component's sum does not depend on the others),
+    component by component (its parameters stay in L1 for the tile's rows). Under
+    ``single_whole`` (``uint8`` rows, whose rows held with responsibility 1 the pass sums in
+    integers, their ``log p(x)`` from those sums), a row with one component kept, whose
+    ``min_resp`` is at most 1 and ``floor`` negative, takes none: the row E-step gives it ``r = 1``
+    from any finite value. ``acc`` (rows, K, 8) float64, ``acc32`` (rows, K, 8) float32, ``bits``
+    (rows, blocks) int64 scratch."""
+    d = x.shape[1]
+    k_n = p.shape[0]
+    groups = d // GROUP
+    n_blocks = max(1, -(-groups // WORD))
+    size = max(1, -(-groups // n_blocks))
+    for b in range(rows):
+        for k in range(k_n):
+            for lane in range(GROUP):
+                acc32[b, k, lane] = 0.0
+    for bi in range(n_blocks):
+        g0 = bi * size
+        span = min(size, groups - g0)
+        for b in range(rows):
+            bits[b, bi] = _block_groups(x, t0 + b, g0, span) if span > 0 else 0
+        for k0 in range(0, k_n, PART):
+            n = min(PART, k_n - k0)
+            for b in range(rows):
+                if bits[b, bi] != 0:
+                    _add_groups(x, t0 + b, g0, bits[b, bi], scale, p32, a32, acc32, b, k0, n)
+    given = 0
+    for b in range(rows):
+        low = -np.inf
+        for k in range(k_n):
+            v = acc32[b, k]
+            s32 = float(((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])))
+            for j in range(groups * GROUP, d):
+                if x[t0 + b, j] != 0:
+                    y = x[t0 + b, j] * scale
+                    s32 += y * (y * p[k, j] + a[k, j])
+            w = log_const[k] - 0.5 * (c[k] + s32)
+            e = 0.5 * (coef * max(2.0 * s32 + 17.0 * c[k], 0.0) + slack) + 1.0 + 1e-9 * (abs(w) + abs(log_const[k]))
+            finite = math.isfinite(w) and math.isfinite(e)
+            acc[b, k, 0] = w + e if finite else np.inf  # the upper value, for now
+            acc[b, k, 1] = s32
+            if finite:
+                low = max(low, w - e)
+        kept = 0
+        last = 0
+        for k in range(k_n):
+            keep = not (acc[b, k, 0] + 1e-9 * abs(low) < low + floor[k])  # a NaN keeps it
+            dist[b, k] = 0.0 if keep else np.inf
+            kept += keep
+            last = k if keep else last
+        if kept == 1 and single_whole and min_resp[last] <= 1.0 and floor[last] < 0.0 \
+                and math.isfinite(acc[b, last, 1]):
+            dist[b, last] = acc[b, last, 1]
+            continue
+        given += kept
+        for k in range(k_n):
+            if dist[b, k] == 0.0:
+                for lane in range(GROUP):
+                    acc[b, k, lane] = 0.0
+    for k in range(k_n):  # a component's parameters (12.5 KB at 784 features) stay in L1 for its rows
+        for bi in range(n_blocks):
+            g0 = bi * size
+            for b in range(rows):
+                if dist[b, k] == 0.0 and bits[b, bi] != 0:
+                    _add_groups(x, t0 + b, g0, bits[b, bi], scale, p, a, acc, b, k, 1)
+    for b in range(rows):
+        for k in range(k_n):
+            if dist[b, k] != 0.0:
+                continue
+            dist[b, k] = (((acc[b, k, 0] + acc[b, k, 1]) + (acc[b, k, 2] + acc[b, k, 3]))
+                          + ((acc[b, k, 4] + acc[b, k, 5]) + (acc[b, k, 6] + acc[b, k, 7])))
+            for j in range(groups * GROUP, d):
+                if x[t0 + b, j] != 0:
+                    y = x[t0 + b, j] * scale
+                    dist[b, k] += y * (y * p[k, j] + a[k, j])
+    return given
 
 
 @numba.njit(nogil=True, cache=True)

@@ -24,19 +24,22 @@ MASK_WIDTH = 64
 ALIGNMENT = 64
 I64 = ir.IntType(64)
 F64 = ir.DoubleType()
+F32 = ir.FloatType()
 
 
-def aligned_zeros(shape: tuple[int, ...]) -> np.ndarray:
-    """A C-contiguous float64 array of zeros whose first element starts on :data:`ALIGNMENT` bytes.
+def aligned_zeros(shape: tuple[int, ...], dtype: Any = np.float64) -> np.ndarray:
+    """A C-contiguous array of zeros (float64 unless ``dtype``) whose first element starts on
+    :data:`ALIGNMENT` bytes.
 
     NumPy aligns a large array to 16 bytes only, so rows of 64 or 96 bytes would start anywhere
     in a cache line and half or all of their 8-lane loads span two lines (measured on MNIST8M
     chunks, one thread, 10 components: the E-step 13.4-13.7 ms a chunk aligned against 14.9-15.2 ms with
     ``pt`` and ``at`` starting 48 bytes into a line)."""
     size = math.prod(shape)
-    per_line = ALIGNMENT // np.dtype(np.float64).itemsize
-    buf = np.zeros(size + per_line)
-    start = (-buf.ctypes.data % ALIGNMENT) // np.dtype(np.float64).itemsize
+    itemsize = np.dtype(dtype).itemsize
+    per_line = ALIGNMENT // itemsize
+    buf = np.zeros(size + per_line, dtype=dtype)
+    start = (-buf.ctypes.data % ALIGNMENT) // itemsize
     return buf[start : start + size].reshape(shape)
 
 
@@ -71,26 +74,28 @@ def nonzero_bits(typingctx: Any, x: Any, i: Any, j0: Any) -> Any:  # pragma: no 
     return sig, codegen
 
 
-def vector(lanes: int) -> ir.VectorType:
-    return ir.VectorType(F64, lanes)
+def vector(lanes: int, elem: ir.Type = F64) -> ir.VectorType:
+    """``lanes`` of ``elem`` (:data:`F64` or :data:`F32`)."""
+    return ir.VectorType(elem, lanes)
 
 
-def vector_ptr(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, lanes: int) -> ir.Value:
-    return builder.bitcast(builder.gep(base, [offset]), vector(lanes).as_pointer())
+def vector_ptr(builder: ir.IRBuilder, base: ir.Value, offset: ir.Value, lanes: int, elem: ir.Type = F64) -> ir.Value:
+    return builder.bitcast(builder.gep(base, [offset]), vector(lanes, elem).as_pointer())
 
 
-def splat(builder: ir.IRBuilder, value: ir.Value, lanes: int) -> ir.Value:
+def splat(builder: ir.IRBuilder, value: ir.Value, lanes: int, elem: ir.Type = F64) -> ir.Value:
     """``value`` in every lane."""
-    vec = vector(lanes)
+    vec = vector(lanes, elem)
     one = builder.insert_element(ir.Constant(vec, ir.Undefined), value, ir.Constant(ir.IntType(32), 0))
     mask = ir.Constant(ir.VectorType(ir.IntType(32), lanes), [0] * lanes)
     return builder.shuffle_vector(one, ir.Constant(vec, ir.Undefined), mask)
 
 
-def fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value, lanes: int) -> ir.Value:
+def fma(builder: ir.IRBuilder, a: ir.Value, b: ir.Value, c: ir.Value, lanes: int, elem: ir.Type = F64) -> ir.Value:
     """``a * b + c`` lane by lane (``llvm.fmuladd``: fused where the CPU has it, never a library call)."""
-    vec = vector(lanes)
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fmuladd.v{lanes}f64")
+    vec = vector(lanes, elem)
+    name = "f64" if elem == F64 else "f32"
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(vec, [vec] * 3), f"llvm.fmuladd.v{lanes}{name}")
     return builder.call(fn, [a, b, c])
 
 
@@ -99,16 +104,21 @@ def stored_rows(x: Any) -> bool:
             and isinstance(x.dtype, (types.Integer, types.Float)))
 
 
-def f64_array(t: Any, ndim: int) -> bool:
-    return isinstance(t, types.Array) and t.ndim == ndim and t.dtype == types.float64 and t.layout == "C"
+def f64_array(t: Any, ndim: int, dtype: Any = types.float64) -> bool:
+    """Whether ``t`` is a C-contiguous ``ndim``-D array of ``dtype`` (float64 unless given)."""
+    return isinstance(t, types.Array) and t.ndim == ndim and t.dtype == dtype and t.layout == "C"
 
 
-def to_double(builder: ir.IRBuilder, values: ir.Value, dtype: Any, lanes: int) -> ir.Value:
-    """A vector of stored values as float64 lanes (each lane the value's own scalar conversion)."""
-    vec = vector(lanes)
+def to_double(builder: ir.IRBuilder, values: ir.Value, dtype: Any, lanes: int, elem: ir.Type = F64) -> ir.Value:
+    """A vector of stored values as float64 lanes (``elem`` :data:`F32`: float32 lanes; each lane
+    the value's own scalar conversion)."""
+    vec = vector(lanes, elem)
     if isinstance(dtype, types.Integer):
         return builder.sitofp(values, vec) if dtype in types.signed_domain else builder.uitofp(values, vec)
-    return values if dtype == types.float64 else builder.fpext(values, vec)
+    bits = 64 if elem == F64 else 32
+    if dtype.bitwidth == bits:
+        return values
+    return builder.fpext(values, vec) if dtype.bitwidth < bits else builder.fptrunc(values, vec)
 
 
 @intrinsic
