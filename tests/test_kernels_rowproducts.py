@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numba
 import numpy as np
 import pytest
 
@@ -329,3 +330,175 @@ def test_lloyd_step_on_a_row_slice_equals_a_copy(dtype: type, k: int) -> None:
     for a, b in zip(*out):
         np.testing.assert_array_equal(a, b)
     assert not P.applies(big[::2], table.minus2_t)
+
+
+# --------------------------------------------------------------------------- walks over non-zero groups
+
+
+@pytest.fixture(params=["walks", "blocks"])
+def byte_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """uint8 rows through the walks over non-zero groups, or through the register blocks,
+    whatever their share of non-zero groups."""
+    monkeypatch.setattr(P, "WALK_SHARE", 1.0 if request.param == "walks" else -1.0)
+    return str(request.param)
+
+
+def sparse_bytes(n: int, d: int, seed: int) -> np.ndarray:
+    """uint8 rows with all-zero 8-feature groups (a stroke-like band of non-zeros), an all-zero
+    row, a row of 255 and a row with a single non-zero in its last feature."""
+    rng = np.random.default_rng(seed)
+    x = digits_like(n, d, seed, density=0.6)
+    band = rng.integers(0, max(1, d - 24), n)
+    cols = np.arange(d)
+    x[(cols[None] < band[:, None]) | (cols[None] >= band[:, None] + 24)] = 0
+    x[0] = 0
+    if n > 1:
+        x[1] = 255
+    if n > 2:
+        x[2] = 0
+        x[2, -1] = 7
+    return x
+
+
+@pytest.mark.parametrize("n, d, k", [(3, 5, 1), (4, 8, 2), (9, 9, 3), (11, 63, 4), (17, 64, 5), (23, 65, 10),
+                                     (301, 784, 10), (40, 100, 13), (31, 1030, 7), (50, 100, 25), (50, 200, 48)])
+def test_walks_within_the_dot_product_bound(n: int, d: int, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Products over the non-zero groups only (a zero group adds exactly zero), summed in another
+    order: within the same bound ``γ_d Σ |x m|``; the norms exact. Widths not a multiple of 8
+    (the tail one feature at a time) or of 64 (a second mask word), past 1,024 features (two
+    walks a row), odd ``k`` (a zero center beside the last), ``k`` past :data:`PART` (parts)."""
+    monkeypatch.setattr(P, "WALK_SHARE", 1.0)
+    x = sparse_bytes(n, d, seed=n + d + k)
+    assert P.walks_pay(x) == (d >= P.GROUP)
+    minus2 = np.ascontiguousarray(-2 * np.random.default_rng(k).uniform(0, 255, size=(k, d)).astype(np.float32))
+    g, x_sq = np.full((n, k), np.nan, dtype=np.float32), np.full(n, np.nan)
+    P.products(x, minus2, g, x_sq)
+    x64, m64 = x.astype(np.float64), minus2.astype(np.float64)
+    bound = gamma(d + 1) * (np.abs(x64) @ np.abs(m64).T)
+    assert (np.abs(g - x64 @ m64.T) <= bound).all()
+    np.testing.assert_array_equal(g[0], 0)
+    np.testing.assert_array_equal(x_sq, (x.astype(np.int64) ** 2).sum(1))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n, d, k", [(1, 8, 1), (6, 16, 4), (203, 33, 5), (202, 784, 10), (129, 100, 13),
+                                     (130, 100, 48)])
+def test_walks_lloyd_step_is_product_argmin_and_sums(weighted: bool, n: int, d: int, k: int,
+                                                      byte_path: str) -> None:
+    """The step on uint8 rows with all-zero groups, by either path, against its product,
+    ``nearest_in_product`` and the float64 loop of ``add_rows``: labels equal (the same products),
+    distances within the rounding of ``‖x‖² + min``, the sums the same bits."""
+    x = sparse_bytes(n, d, seed=5 * n + k)
+    rng = np.random.default_rng(d + k)
+    centers = x[rng.integers(0, n, k)].astype(np.float32) + rng.uniform(0, 2, (k, d)).astype(np.float32)
+    table = A.CenterTable.of(centers)
+    minus2 = np.ascontiguousarray(table.minus2_t.T)
+    w, weighted = A.weights_arg(rng.uniform(0.5, 2.0, n) if weighted else None)
+    labels, min_sq = np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
+    sums, wic = np.ones((k, d)), np.ones(k)
+    P.lloyd_step(x, minus2, table.sq_norms, labels, min_sq, w, weighted, sums, wic)
+    ref_labels, ref_sq, ref_sums, ref_wic, _ = fused_reference(x, minus2, table.sq_norms, labels, w, weighted)
+    np.testing.assert_array_equal(labels, ref_labels)
+    np.testing.assert_allclose(min_sq, ref_sq, rtol=4 * 2.0**-53, atol=0)
+    np.testing.assert_array_equal(sums, ref_sums)
+    np.testing.assert_array_equal(wic, ref_wic)
+
+
+def test_walks_equal_blocks_on_digits(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The two uint8 paths on the same rows: labels equal wherever the two nearest centers are
+    apart by more than twice the dot-product bound, distances within it, and for equal labels
+    counts and sums the same bits."""
+    n, d, k = 3000, 784, 10
+    x = digits_like(n, d, 9, density=0.05)  # a third of the groups non-zero
+    x[0] = 0
+    centers = x[:k].astype(np.float32) * np.float32(0.9) + np.float32(0.1)
+    table = A.CenterTable.of(centers)
+    minus2 = np.ascontiguousarray(table.minus2_t.T)
+    w, weighted = A.weights_arg(None)
+    runs = []
+    for share in (1.0, -1.0):
+        monkeypatch.setattr(P, "WALK_SHARE", share)
+        labels, min_sq, sums, wic = np.empty(n, dtype=np.int64), np.empty(n), np.zeros((k, d)), np.zeros(k)
+        P.lloyd_step(x, minus2, table.sq_norms, labels, min_sq, w, weighted, sums, wic)
+        runs.append((labels, min_sq, sums, wic))
+    x64, m64 = x.astype(np.float64), minus2.astype(np.float64)
+    bound = gamma(d + 1) * (np.abs(x64) @ np.abs(m64).T)
+    d2 = (x64**2).sum(1)[:, None] + table.sq_norms[None] + x64 @ m64.T
+    two = np.sort(d2, axis=1)[:, :2]
+    clear = two[:, 1] - two[:, 0] > 4 * bound.max(1)
+    assert clear.mean() > 0.99
+    (la, sa, ua, wa), (lb, sb, ub, wb) = runs
+    np.testing.assert_array_equal(la[clear], lb[clear])
+    np.testing.assert_allclose(sa, sb, rtol=0, atol=2 * bound.max())
+    if np.array_equal(la, lb):
+        np.testing.assert_array_equal(ua, ub)
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_walks_byte_sums_exact_past_uint16(monkeypatch: pytest.MonkeyPatch) -> None:
+    """70,000 rows of 255 in one cluster, a zero row in the other: each cluster's uint16 sums
+    are flushed after 256 of its rows, so none wraps; the sums exact."""
+    monkeypatch.setattr(P, "WALK_SHARE", 1.0)
+    n, d = 70_000, 16
+    x = np.full((n, d), 255, dtype=np.uint8)
+    x[-1] = 0
+    minus2 = np.ascontiguousarray(-2 * np.array([[250.0] * d, [0.0] * d], dtype=np.float32))
+    c_sq = (minus2.astype(np.float64) ** 2).sum(1) / 4
+    labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
+    sums, wic = np.zeros((2, d)), np.zeros(2)
+    w, weighted = A.weights_arg(None)
+    P.lloyd_step(x, minus2, c_sq, labels, min_sq, w, weighted, sums, wic)
+    assert labels[-1] == 1 and (labels[:-1] == 0).all()
+    np.testing.assert_array_equal(sums, [[255 * (n - 1)] * d, [0] * d])
+    np.testing.assert_array_equal(wic, [n - 1, 1])
+    np.testing.assert_array_equal(min_sq[:-1], d * 25.0)
+
+
+def test_walks_pay_by_the_share_of_non_zero_groups() -> None:
+    """The share of non-zero 8-feature groups of the first rows decides; a NaN is not a byte, and
+    float32 rows (NaN rows among them) keep the register blocks."""
+    x = np.zeros((300, 80), dtype=np.uint8)
+    x[:, :8 * 9] = 1  # 9 of 10 groups
+    assert P._group_share(x, 256) == pytest.approx(0.9)
+    assert P.walks_pay(x) == (0.9 <= P.WALK_SHARE)
+    x[:256, 72] = 1  # every group of the rows counted
+    assert P._group_share(x, 256) == 1.0 and not P.walks_pay(x)
+    x[256:] = 0  # rows past the first 256 are not counted
+    assert not P.walks_pay(x)
+    assert not P.walks_pay(np.ones((4, 7), dtype=np.uint8))  # no full group
+    assert P._group_share(np.zeros((0, 16), dtype=np.uint8), 0) == 0.0
+    x = rows_of(np.float32, 300, 40, seed=8)
+    x[7] = np.nan
+    centers = x[10:13].copy()
+    with pytest.raises(NonFiniteDataError, match=r"row 7, feature 0"):
+        lloyd(x, None, centers)
+
+
+@numba.njit
+def first_min(g: np.ndarray, c_sq: np.ndarray, k: int) -> int:  # pragma: no cover - compiled
+    return P._first_min(g, c_sq, k)  # type: ignore[no-any-return]
+
+
+def test_first_min_is_the_first_of_equals() -> None:
+    """Ties go to the first center, as ``numpy.argmin``; a NaN or a non-finite least leaves the
+    choice to the scalar loop (-1)."""
+    c_sq = np.full(3 + P.GROUP, np.inf)
+    c_sq[:3] = [1.0, 0.0, 0.0]
+    g = np.zeros(3 + P.GROUP, dtype=np.float32)
+    g[:3] = [-1.0, 0.0, 5.0]
+    assert first_min(g, c_sq, 3) == 0  # 0.0, 0.0, 5.0
+    g[0] = 0.0
+    assert first_min(g, c_sq, 3) == 1
+    for k in (1, 8, 9, 17, 48):
+        rng = np.random.default_rng(k)
+        v = rng.integers(0, 4, k).astype(np.float32)
+        gk = np.zeros(k + P.GROUP, dtype=np.float32)
+        gk[:k] = v
+        ck = np.full(k + P.GROUP, np.inf)
+        ck[:k] = 0.0
+        assert first_min(gk, ck, k) == int(np.argmin(v))
+    g[1] = np.nan
+    assert first_min(g, c_sq, 3) == -1
+    g[1] = 0.0
+    c_sq[:3] = np.inf
+    assert first_min(g, c_sq, 3) == -1

@@ -32,6 +32,29 @@ compiled loops read the rows from the block, in their storage dtype, four at a t
   ``benchmarks/RESULTS-codecs.md``). :func:`products` prefetches float32 rows alike (0.77-0.83x
   the time by tiles of 320 rows; for uint8 rows, no gain, so not there).
 
+**uint8 rows with zero groups: walks over the non-zero groups.** Where at most
+:data:`WALK_SHARE` of the 8-feature groups of a block's first rows hold a non-zero
+(:func:`walks_pay`; MNIST8M: 46 %), :func:`products` and :func:`lloyd_step` take the rows one by
+one and only their non-zero groups (:func:`_row_products`): the row's group mask
+(:func:`~daskcluster.kernels.mixture.nonzero_groups._block_groups`, two 64-group words walked as
+one ``i128`` with ``cttz`` and ``m & (m - 1)``), then per set group one load of its 8 bytes,
+converted to float32 and repeated in both halves of a 16-lane vector, and per two centers one
+multiply-add into their accumulator, the centers laid out group by group (:func:`group_table`;
+up to :data:`PART` centers a walk); the accumulators' lanes summed by a transposed tree, the
+exact int32 squares of the same groups, the arg-min of the float64 distances 8 lanes at a time
+(:func:`_first_min`), and the row added to its cluster's uint16 sums while in L1, each
+cluster's flushed after :data:`_FLUSH` of its rows. A zero group adds exactly zero, so the
+products are dot products summed in another order (the bound below holds). Two centers a
+16-lane vector: where a CPU runs 512-bit multiply-adds as two 256-bit halves (AMD Zen 4) that
+costs what one center an 8-lane vector would, where it has two 512-bit units (Intel Skylake-X)
+half. On MNIST8M chunks of 32,768 rows, k = 10, one thread (AMD EPYC Zen 4): the Lloyd step
+8.9 -> 5.6 ms (the walks ~3.8 ms of it; without them 1.9 ms: the masks and the first read of
+the rows, the arg-min, the sums, 0.7 of which the sums); the prefetch of the row four ahead
+saves 1 ms; ``benchmarks/RESULTS-kmeans.md``. Not kept: blocks of 49 or fewer groups over tiles
+of 16-256 rows so that a block's centers stay in L1 (each block's walk costs its mask, its
+accumulators' loads and stores and a mispredicted exit: 7.7-18 ms against 7.1 ms for whole
+rows), the scalar arg-min by branches (0.35 ms more) or by selects (0.1 ms more).
+
 Its cost grows with ``k``; below the crossover it is about half of cast + GEMM + norms, and the
 fused Lloyd step 0.85 of the same step made of the product, then the arg-min and the sums tile
 by tile (uint8 rows, k = 10; 0.77 for float32 rows, whose float64 sums no longer read them from
@@ -77,6 +100,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
+from .mixture.nonzero_groups import _block_groups
+from .mixture.vector_ir import F32, I64, aligned_zeros, bit_count, fma, vector, vector_ptr
 from .vectorwidth import prefer_wide_vectors
 
 #: Centers up to which the compiled product costs less than cast + GEMM + norms on a 784-feature
@@ -401,10 +426,295 @@ def products(x: np.ndarray, minus2: np.ndarray, g: np.ndarray, x_sq: np.ndarray)
         Filled with the rows' squared norms (exact for uint8 rows).
     """
     widths = center_groups(minus2.shape[0])
-    if x.dtype == np.uint8:
+    if x.dtype == np.uint8 and walks_pay(x):
+        _bytes_products_groups(x, group_table(minus2), minus2, g, x_sq)
+    elif x.dtype == np.uint8:
         _bytes_products(x, minus2, widths, g, x_sq)
     else:
         _float_products(x, minus2, widths, g, x_sq)
+
+
+# --------------------------------------------------------------------------- walks over non-zero groups
+
+#: Features of a group: one 8-lane float32 vector (256-bit); a group whose 8 bytes are all zero
+#: is skipped.
+GROUP = 8
+
+#: Groups of one mask word (:func:`~daskcluster.kernels.mixture.nonzero_groups._block_groups`);
+#: a walk covers two words.
+_WORD = 64
+
+#: Centers whose accumulators one walk of a row's groups holds in registers (two centers a
+#: 16-lane vector; more centers: one walk per part of at most this many).
+PART = 12
+
+#: Share of non-zero groups (over a block's first :data:`SHARE_ROWS` rows) up to which uint8 rows
+#: take the walks rather than the register blocks: on MNIST8M chunks made denser (zero groups
+#: given a non-zero at random), one thread, k = 10, the walks cost as much at ~0.95 (AMD EPYC
+#: Zen 4: 5.6 against 9.1 ms a chunk at 0.46, 9.5 against 9.2 at 1.0; ``RESULTS-kmeans.md``).
+WALK_SHARE = 0.9
+
+#: Rows whose groups :func:`walks_pay` counts.
+SHARE_ROWS = 256
+
+_I32 = ir.IntType(32)
+
+
+def group_table(minus2: np.ndarray) -> np.ndarray:
+    """``-2 C`` (k, d) laid out for the walks: (d // :data:`GROUP`, k + k % 2, :data:`GROUP`) float32,
+    ``table[q, j] = minus2[j, 8q : 8q + 8]`` (a group's centers contiguous, two a 16-lane load),
+    an odd ``k`` padded with a zero center; the table starts on a cache line."""
+    k, d = minus2.shape
+    groups = d // GROUP
+    kp = k + k % 2
+    table = aligned_zeros((groups, kp, GROUP), np.float32)
+    table[:, :k] = minus2[:, : groups * GROUP].reshape(k, groups, GROUP).transpose(1, 0, 2)
+    return table
+
+
+def _sum_lanes(builder: ir.IRBuilder, accs: list[ir.Value]) -> list[ir.Value]:
+    """The lane sums of up to eight 8-lane vectors as the lanes of one (a transposed tree: three
+    levels of two shuffles and an addition, zero vectors past the last)."""
+    accs = accs + [ir.Constant(vector(GROUP, F32), [0.0] * GROUP)] * (GROUP - len(accs))
+
+    def level(pairs: list[ir.Value], lo: list[int], hi: list[int]) -> list[ir.Value]:
+        out = []
+        for a, b in zip(pairs[0::2], pairs[1::2]):
+            sa = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, GROUP), lo))
+            sb = builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_I32, GROUP), hi))
+            out.append(builder.fadd(sa, sb))
+        return out
+
+    # lanes [a0+a4, a1+a5, a2+a6, a3+a7, b0+b4, ...], then two partial sums each, then one
+    accs = level(accs, [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15])
+    accs = level(accs, [0, 1, 4, 5, 8, 9, 12, 13], [2, 3, 6, 7, 10, 11, 14, 15])
+    return level(accs, [0, 2, 4, 6, 8, 10, 12, 14], [1, 3, 5, 7, 9, 11, 13, 15])
+
+
+def _emit_row_walk(builder: ir.IRBuilder, pairs: int, x_data: ir.Value, x_at: ir.Value, words: list[ir.Value],
+                   t_data: ir.Value, t_at: ir.Value, stride: ir.Value, out_data: ir.Value, out_at: ir.Value,
+                   sq: ir.Value) -> None:
+    """``out[out_at + c] += Σ_q x[8q ..] · table[q, c]`` (8 lanes summed) for ``c < 2 pairs`` and
+    the set bits ``q`` of the two mask ``words`` (one ``i128``: groups 0-127), and ``sq`` (an
+    ``i64`` slot) ``+= Σ_q Σ x[8q ..]²`` in int32 lanes; ``stride`` floats from one group's centers
+    to the next's. Two centers a 16-lane vector (the group's 8 values in both halves)."""
+    lanes = 2 * GROUP
+    vec = vector(lanes, F32)
+    ivec = ir.VectorType(_I32, GROUP)
+    bytes_ = ir.VectorType(ir.IntType(8), GROUP)
+    regs = [cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * lanes)) for _ in range(pairs)]
+    squares = cgutils.alloca_once_value(builder, ir.Constant(ivec, [0] * GROUP))
+    i128 = ir.IntType(2 * _WORD)
+    bits = builder.or_(builder.zext(words[0], i128),
+                       builder.shl(builder.zext(words[1], i128), ir.Constant(i128, _WORD)))
+    state = cgutils.alloca_once_value(builder, bits)
+    cond = builder.append_basic_block("walk.cond")
+    turn = builder.append_basic_block("walk.body")
+    done = builder.append_basic_block("walk.end")
+    builder.branch(cond)
+    builder.position_at_end(cond)
+    builder.cbranch(builder.icmp_unsigned("!=", builder.load(state), ir.Constant(i128, 0)), turn, done)
+    builder.position_at_end(turn)
+    m = builder.load(state)
+    q = builder.trunc(builder.cttz(m, ir.Constant(ir.IntType(1), 1)), I64)
+    ptr = builder.gep(x_data, [builder.add(x_at, builder.mul(q, ir.Constant(I64, GROUP)))])
+    wide = builder.zext(builder.load(builder.bitcast(ptr, bytes_.as_pointer()), align=1), ivec)
+    y8 = builder.uitofp(wide, vector(GROUP, F32))
+    y = builder.shuffle_vector(y8, y8, ir.Constant(ir.VectorType(_I32, lanes), list(range(GROUP)) * 2))
+    builder.store(builder.add(builder.load(squares), builder.mul(wide, wide)), squares)
+    at = builder.add(t_at, builder.mul(q, stride))
+    for c in range(pairs):
+        cv = builder.load(vector_ptr(builder, t_data, builder.add(at, ir.Constant(I64, lanes * c)), lanes, F32),
+                          align=32)
+        builder.store(fma(builder, y, cv, builder.load(regs[c]), lanes, F32), regs[c])
+    builder.store(builder.and_(m, builder.sub(m, ir.Constant(i128, 1))), state)
+    builder.branch(cond)
+    builder.position_at_end(done)
+    accs = []
+    for r in regs:
+        acc = builder.load(r)
+        for h in range(2):
+            accs.append(builder.shuffle_vector(acc, acc, ir.Constant(ir.VectorType(_I32, GROUP),
+                                                                     list(range(h * GROUP, (h + 1) * GROUP)))))
+    for c0 in range(0, len(accs), GROUP):
+        sums = _sum_lanes(builder, accs[c0 : c0 + GROUP])[0]
+        ptr = vector_ptr(builder, out_data, builder.add(out_at, ir.Constant(I64, c0)), GROUP, F32)
+        builder.store(builder.fadd(builder.load(ptr, align=4), sums), ptr, align=4)
+    squares_ = builder.load(squares)
+    total = builder.load(sq)
+    for lane in range(GROUP):
+        total = builder.add(total, builder.zext(builder.extract_element(squares_, ir.Constant(_I32, lane)), I64))
+    builder.store(total, sq)
+
+
+@intrinsic
+def _walk_products(typingctx: Any, x: Any, i: Any, g0: Any, lo: Any, hi: Any, table: Any, k0: Any, n: Any,
+                   out: Any) -> Any:  # pragma: no cover - compiled
+    """``out[k0 + c] += Σ_q x[i, 8 (g0 + q) ..] · table[g0 + q, k0 + c]`` for ``c < n`` (``1 <= n
+    <=`` :data:`PART`) over the set bits ``q`` of ``lo`` (groups ``g0 ..``) and ``hi`` (groups
+    ``g0 + 64 ..``), ``n`` even, each product's 8 lanes summed in float32; returns ``Σ_q Σ
+    x[i, 8 (g0 + q) ..]²`` (int32 lanes, each the sum of at most 128 squares: exact). ``x`` uint8
+    (n, d) and ``table`` float32 (d // 8, k, 8) C-contiguous (:func:`group_table`), ``out``
+    float32 with 8 entries past ``k0 + n``."""
+    if not (isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C" and x.dtype == types.uint8
+            and isinstance(table, types.Array) and table.ndim == 3 and table.layout == "C"
+            and table.dtype == types.float32 and isinstance(out, types.Array) and out.dtype == types.float32):
+        return None
+    sig = types.int64(x, i, g0, lo, hi, table, k0, n, out)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        a_x, a_i, a_g0, a_lo, a_hi, a_t, a_k0, a_n, a_out = args
+        tx, ti, tg, tlo, thi, tt, tk, tn, to = signature.args
+        cast = context.cast
+        vx = context.make_array(tx)(context, builder, a_x)
+        vt = context.make_array(tt)(context, builder, a_t)
+        vo = context.make_array(to)(context, builder, a_out)
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        stride = builder.mul(cgutils.unpack_tuple(builder, vt.shape, 3)[1], ir.Constant(I64, GROUP))
+        g0 = cast(builder, a_g0, tg, types.intp)
+        k0 = cast(builder, a_k0, tk, types.intp)
+        x_at = builder.add(builder.mul(cast(builder, a_i, ti, types.intp), d), builder.mul(g0, ir.Constant(I64, GROUP)))
+        t_at = builder.add(builder.mul(g0, stride), builder.mul(k0, ir.Constant(I64, GROUP)))
+        words = [cast(builder, a_lo, tlo, types.int64), cast(builder, a_hi, thi, types.int64)]
+        sq = cgutils.alloca_once_value(builder, ir.Constant(I64, 0))
+        end = builder.append_basic_block("part.end")
+        switch = builder.switch(cast(builder, a_n, tn, types.int64), end)
+        for pairs in range(1, PART // 2 + 1):
+            case = builder.append_basic_block(f"part.{pairs}")
+            switch.add_case(ir.Constant(I64, 2 * pairs), case)
+            builder.position_at_end(case)
+            _emit_row_walk(builder, pairs, vx.data, x_at, words, vt.data, t_at, stride, vo.data, k0, sq)
+            builder.branch(end)
+        builder.position_at_end(end)
+        return builder.load(sq)
+
+    return sig, codegen
+
+
+@intrinsic
+def _first_min(typingctx: Any, g: Any, c_sq: Any, k: Any) -> Any:  # pragma: no cover - compiled
+    """The first ``j < k`` of least ``v_j = float64(g[j]) + c_sq[j]`` (``g`` float32, ``c_sq``
+    float64, both with 8 entries past ``k``, ``c_sq``'s infinite), 8 lanes at a time: the lanes'
+    minima, their least, and the first lane equal to it; -1 when a ``v_j`` is NaN or the least is
+    not finite (the caller then takes :func:`_nearest_center`, whose choice among NaNs this is
+    not)."""
+    if not (isinstance(g, types.Array) and g.dtype == types.float32 and isinstance(c_sq, types.Array)
+            and c_sq.dtype == types.float64):
+        return None
+    sig = types.int64(g, c_sq, k)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        tg, tc, tk = signature.args
+        g_data = context.make_array(tg)(context, builder, args[0]).data
+        c_data = context.make_array(tc)(context, builder, args[1]).data
+        k = context.cast(builder, args[2], tk, types.int64)
+        vec = vector(GROUP)
+        inf = ir.Constant(vec, [float("inf")] * GROUP)
+        eight = ir.Constant(I64, GROUP)
+
+        def values(c0: ir.Value) -> ir.Value:
+            g8 = builder.load(vector_ptr(builder, g_data, c0, GROUP, F32), align=4)
+            return builder.fadd(builder.fpext(g8, vec), builder.load(vector_ptr(builder, c_data, c0, GROUP), align=8))
+
+        least = cgutils.alloca_once_value(builder, inf)
+        nan = cgutils.alloca_once_value(builder, ir.Constant(ir.IntType(1), 0))
+        with cgutils.for_range_slice(builder, ir.Constant(I64, 0), k, eight) as (c0, _):
+            v = values(c0)
+            m = builder.load(least)
+            builder.store(builder.select(builder.fcmp_ordered("<", v, m), v, m), least)
+            unordered = builder.bitcast(builder.fcmp_unordered("uno", v, v), ir.IntType(GROUP))
+            builder.store(builder.or_(builder.load(nan), builder.icmp_unsigned("!=", unordered, ir.Constant(
+                ir.IntType(GROUP), 0))), nan)
+        m = builder.load(least)
+        for width in (4, 2, 1):
+            other = builder.shuffle_vector(m, m, ir.Constant(ir.VectorType(_I32, GROUP),
+                                                             [(lane + width) % GROUP for lane in range(GROUP)]))
+            m = builder.select(builder.fcmp_ordered("<", other, m), other, m)
+        splat = builder.shuffle_vector(m, m, ir.Constant(ir.VectorType(_I32, GROUP), [0] * GROUP))
+        first = cgutils.alloca_once_value(builder, ir.Constant(I64, -1))
+        with cgutils.for_range_slice(builder, ir.Constant(I64, 0), k, eight) as (c0, _):
+            bits = builder.bitcast(builder.fcmp_ordered("==", values(c0), splat), ir.IntType(GROUP))
+            at = builder.add(c0, builder.zext(builder.cttz(bits, ir.Constant(ir.IntType(1), 0)), I64))
+            take = builder.and_(builder.icmp_unsigned("!=", bits, ir.Constant(ir.IntType(GROUP), 0)),
+                                builder.icmp_signed("<", builder.load(first), ir.Constant(I64, 0)))
+            builder.store(builder.select(take, at, builder.load(first)), first)
+        best = builder.load(first)
+        finite = builder.fcmp_ordered("<", builder.extract_element(m, ir.Constant(_I32, 0)),
+                                      ir.Constant(ir.DoubleType(), float("inf")))
+        ok = builder.and_(builder.and_(builder.not_(builder.load(nan)), finite),
+                          builder.icmp_signed("<", best, k))
+        return builder.select(ok, best, ir.Constant(I64, -1))
+
+    return sig, codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def _row_products(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
+    """``out[:k] = x[i] · mt[j]`` (float32; ``out`` has :data:`GROUP` spare entries, zeroed here)
+    over the row's non-zero 8-feature groups (two mask words a walk, the centers in parts of
+    at most :data:`PART`), the features past the last full group one by one; returns the row's
+    exact squared norm."""
+    prefer_wide_vectors()
+    d = x.shape[1]
+    groups, k, _ = table.shape  # k even: the centers, and a zero one when their number is odd
+    for j in range(out.shape[0]):
+        out[j] = 0.0
+    q = 0
+    for g0 in range(0, groups, 2 * _WORD):
+        span = min(2 * _WORD, groups - g0)
+        lo = _block_groups(x, i, g0, min(span, _WORD))
+        hi = _block_groups(x, i, g0 + _WORD, span - _WORD) if span > _WORD else 0
+        if lo == 0 and hi == 0:
+            continue
+        parts = -(-k // PART)
+        pairs = k // 2
+        for p in range(parts):
+            k0 = 2 * (p * pairs // parts)
+            s = _walk_products(x, i, g0, lo, hi, table, k0, 2 * ((p + 1) * pairs // parts) - k0, out)
+            if p == 0:
+                q += s
+    for f in range(groups * GROUP, d):
+        v = x[i, f]
+        if v != 0:
+            q += np.int64(v) * np.int64(v)
+            a = np.float32(v)
+            for j in range(mt.shape[0]):
+                out[j] += a * mt[j, f]
+    return q
+
+
+@numba.njit(nogil=True, cache=True)
+def _group_share(x: np.ndarray, rows: int) -> float:  # pragma: no cover - compiled
+    """The share of non-zero 8-feature groups among the full groups of ``x``'s first ``rows`` rows."""
+    groups = x.shape[1] // GROUP
+    if rows == 0 or groups == 0:
+        return 0.0
+    nonzero = 0
+    for i in range(rows):
+        for g0 in range(0, groups, _WORD):
+            nonzero += bit_count(_block_groups(x, i, g0, min(_WORD, groups - g0)))
+    return nonzero / (rows * groups)
+
+
+def walks_pay(x: np.ndarray) -> bool:
+    """Whether the uint8 rows ``x`` take the walks over their non-zero groups: at most
+    :data:`WALK_SHARE` of the groups of their first :data:`SHARE_ROWS` rows hold a non-zero
+    (rows of fewer than 8 features never do)."""
+    return x.shape[1] >= GROUP and _group_share(x, min(SHARE_ROWS, x.shape[0])) <= WALK_SHARE
+
+
+@numba.njit(nogil=True, cache=True)
+def _bytes_products_groups(x: np.ndarray, table: np.ndarray, mt: np.ndarray, g: np.ndarray,
+                           x_sq: np.ndarray) -> None:  # pragma: no cover - compiled
+    """:func:`products` of uint8 rows by :func:`_row_products`, row by row."""
+    prefer_wide_vectors()
+    k = mt.shape[0]
+    out = np.zeros(k + GROUP, dtype=np.float32)
+    for i in range(x.shape[0]):
+        _prefetch_row(x, i + _ROWS)
+        x_sq[i] = _row_products(x, i, table, mt, out)
+        for j in range(k):
+            g[i, j] = out[j]
 
 
 # --------------------------------------------------------------------------- the Lloyd step
@@ -419,9 +729,9 @@ def _nearest_center(gl: np.ndarray, t: int, k: int, c_sq: np.ndarray) -> tuple[i
     bv = np.float64(gl[t, 0]) + c_sq[0]
     for j in range(1, k):
         v = np.float64(gl[t, j]) + c_sq[j]
-        if v < bv:
-            bv = v
-            best = j
+        better = v < bv  # selects, not branches: which center is nearest is not predictable
+        bv = v if better else bv
+        best = j if better else best
     return best, bv
 
 
@@ -495,6 +805,66 @@ def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
                 for f in range(d):
                     sums[j, f] += np.float64(acc[j, f])
                     acc[j, f] = 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _bytes_lloyd_groups(x: np.ndarray, table: np.ndarray, mt: np.ndarray, c_sq: np.ndarray, labels: np.ndarray,
+                        min_sq: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
+                        wic: np.ndarray) -> None:  # pragma: no cover - compiled
+    """:func:`lloyd_step` of uint8 rows, row by row, the products over each row's non-zero
+    8-feature groups (:func:`_row_products`); unweighted rows summed in uint16 per cluster, each
+    cluster's flushed after :data:`_FLUSH` of its rows."""
+    prefer_wide_vectors()
+    n, d = x.shape
+    k = mt.shape[0]
+    out = np.zeros(k + GROUP, dtype=np.float32)
+    c_pad = np.full(k + GROUP, np.inf)
+    c_pad[:k] = c_sq
+    acc = np.zeros((k, d), dtype=np.uint16)
+    count = np.zeros(k, dtype=np.int64)
+    for i in range(n):
+        _prefetch_row(x, i + _ROWS)
+        q = _row_products(x, i, table, mt, out)
+        lab = _first_min(out, c_pad, k)
+        if lab < 0:
+            lab, bv = _nearest_center(out.reshape(1, -1), 0, k, c_sq)
+        else:
+            bv = np.float64(out[lab]) + c_sq[lab]
+        labels[i] = lab
+        min_sq[i] = _distance(bv, float(q))
+        if weighted:
+            wic[lab] += w[i]
+            _add_weighted(x, i, w[i], sums, lab)
+            continue
+        row = acc[lab]
+        xr = x[i]
+        for f in range(d):
+            row[f] = np.uint16(row[f] + np.uint16(xr[f]))
+        count[lab] += 1
+        if count[lab] % _FLUSH == 0:
+            _flush(acc, lab, sums)
+    for j in range(k):
+        wic[j] += np.float64(count[j])
+        _flush(acc, j, sums)
+
+
+@numba.njit(nogil=True, cache=True)
+def _flush(acc: np.ndarray, j: int, sums: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``sums[j] += acc[j]`` in float64, ``acc[j]`` zeroed."""
+    prefer_wide_vectors()
+    for f in range(acc.shape[1]):
+        sums[j, f] += np.float64(acc[j, f])
+        acc[j, f] = 0
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_weighted(x: np.ndarray, i: int, wt: float, sums: np.ndarray, lab: int) -> None:  # pragma: no cover
+    """``sums[lab] += wt x[i]`` in float64, as :func:`~daskcluster.kernels.assign.add_rows` adds a
+    weighted row."""
+    prefer_wide_vectors()
+    row = sums[lab]
+    for f in range(x.shape[1]):
+        row[f] += wt * np.float64(x[i, f])
 
 
 @numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract"})
@@ -589,6 +959,9 @@ def lloyd_step(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels: np.n
     wic : ndarray of shape (n_centers,), float64
         ``wic[labels[i]] += w[i]``.
     """
+    if x.dtype == np.uint8 and walks_pay(x):
+        _bytes_lloyd_groups(x, group_table(minus2), minus2, c_sq, labels, min_sq, w, weighted, sums, wic)
+        return
     widths = center_groups(minus2.shape[0])
     step = _bytes_lloyd if x.dtype == np.uint8 else _float_lloyd
     step(x, minus2, widths, c_sq, labels, min_sq, w, weighted, sums, wic)
