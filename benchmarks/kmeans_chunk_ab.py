@@ -1,0 +1,133 @@
+"""The uint8 Lloyd step and product of few centers (``kernels/rowproducts.py``) at a past commit
+against now, on MNIST8M chunks and real centers, one thread, CPU time, alternated.
+
+Run from the project root::
+
+    python benchmarks/kmeans_chunk_ab.py --before 2ce1824 --x X.npy --centers CENTERS.npz
+
+``--x``: ``uint8`` rows (n, 784) cut into chunks of ``--chunk`` rows (32,768: the benchmark's
+chunks); ``--centers``: a ``.npz`` of ``KMeans(10)`` centers after Lloyd iterations
+``--iterations`` (arrays ``centers{i}``, in the space of ``X * --scale``, as
+``bench_mnist8m.py`` fits them through ``scaled(X, 1/255)``). The module of ``--before`` is read
+from git and imported beside the current one; both get the centers as a pass gives them
+(:class:`~daskcluster.kernels.assign.CenterTable` of the centers mapped to the storage space).
+Per set of centers, the least and median CPU time of a chunk over ``--repeats`` alternated rounds
+are printed for ``lloyd_step`` (labels, distances, sums) and ``products`` (products and norms),
+with whether the labels, counts and sums are equal and the largest relative difference of the
+distances.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import cpu_model  # noqa: E402
+
+from daskcluster.kernels import assign as A  # noqa: E402
+from daskcluster.kernels import rowproducts  # noqa: E402
+from daskcluster.kernels.blocks import Affine  # noqa: E402
+
+PATH = "daskcluster/kernels/rowproducts.py"
+
+
+def module_at(commit: str, where: str) -> ModuleType:
+    """``rowproducts`` as of ``commit``, its relative imports made absolute, imported from ``where``."""
+    source = subprocess.run(["git", "show", f"{commit}:{PATH}"], check=True, capture_output=True, text=True).stdout
+    source = source.replace("from .vectorwidth import", "from daskcluster.kernels.vectorwidth import")
+    source = source.replace("from .mixture.", "from daskcluster.kernels.mixture.")
+    path = os.path.join(where, f"rowproducts_{commit}.py")
+    with open(path, "w") as f:
+        f.write(source)
+    spec = importlib.util.spec_from_file_location(f"rowproducts_{commit}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def lloyd_runner(mod: Any, x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray) -> Callable[[], tuple[Any, ...]]:
+    k, d = minus2.shape
+
+    def run() -> tuple[Any, ...]:
+        labels, min_sq, sums, wic = np.empty(len(x), dtype=np.int64), np.empty(len(x)), np.zeros((k, d)), np.zeros(k)
+        mod.lloyd_step(x, minus2, c_sq, labels, min_sq, np.zeros(0), False, sums, wic)
+        return labels, min_sq, sums, wic
+
+    return run
+
+
+def products_runner(mod: Any, x: np.ndarray, minus2: np.ndarray) -> Callable[[], tuple[Any, ...]]:
+    def run() -> tuple[Any, ...]:
+        g, x_sq = np.empty((len(x), minus2.shape[0]), dtype=np.float32), np.empty(len(x))
+        mod.products(x, minus2, g, x_sq)
+        return g, x_sq
+
+    return run
+
+
+def timed(cases: dict[str, list[Callable[[], Any]]], repeats: int) -> list[str]:
+    times: dict[str, list[float]] = {name: [] for name in cases}
+    for _ in range(repeats):
+        for name, runs in cases.items():
+            for run in runs:
+                t0 = time.thread_time()
+                run()
+                times[name].append(time.thread_time() - t0)
+    return [f"{min(t) * 1e3:.2f} ({statistics.median(t) * 1e3:.2f})" for t in times.values()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--before", required=True, help="the commit to compare with")
+    parser.add_argument("--x", required=True)
+    parser.add_argument("--centers", required=True)
+    parser.add_argument("--iterations", default="1,3,5")
+    parser.add_argument("--scale", type=float, default=1 / 255)
+    parser.add_argument("--chunk", type=int, default=32768)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    x = np.load(args.x)
+    chunks = [np.ascontiguousarray(x[s : s + args.chunk]) for s in range(0, x.shape[0], args.chunk)]
+    centers = np.load(args.centers)
+    affine = Affine(scale=args.scale)
+    print(f"{cpu_model()}; load average {os.getloadavg()}; {len(chunks)} chunks of {args.chunk} rows; "
+          f"CPU time of the thread, ms a chunk, least (median) over {args.repeats} alternated rounds")
+    with tempfile.TemporaryDirectory() as where:
+        before = module_at(args.before, where)
+        print(f"| iteration | step | {args.before} | now | labels, counts, sums equal | largest relative "
+              "difference of the distances |")
+        print("| --- | --- | ---: | ---: | --- | ---: |")
+        for it in (int(i) for i in args.iterations.split(",")):
+            table = A.CenterTable.of(affine.to_storage_space(centers[f"centers{it}"].astype(np.float32)))
+            minus2 = np.ascontiguousarray(table.minus2_t.T)
+            mods = {"before": before, "now": rowproducts}
+            lloyd = {name: [lloyd_runner(m, c, minus2, table.sq_norms) for c in chunks] for name, m in mods.items()}
+            prods = {name: [products_runner(m, c, minus2) for c in chunks] for name, m in mods.items()}
+            equal, diff = True, 0.0
+            for a, b in zip(lloyd["before"], lloyd["now"]):
+                ra, rb = a(), b()
+                equal &= all(np.array_equal(u, v) for u, v in zip((ra[0], ra[2], ra[3]), (rb[0], rb[2], rb[3])))
+                diff = max(diff, float(np.max(np.abs(ra[1] - rb[1]) / np.maximum(np.abs(ra[1]), 1e-300))))
+            print(f"| {it} | lloyd_step | " + " | ".join(timed(lloyd, args.repeats)) + f" | {equal} | {diff:.1e} |")
+            print(f"| {it} | products | " + " | ".join(timed(prods, args.repeats)) + " | | |")
+            sys.stdout.flush()
+    print(f"load average at the end {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()
