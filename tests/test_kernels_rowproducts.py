@@ -502,3 +502,26 @@ def test_first_min_is_the_first_of_equals() -> None:
     g[1] = 0.0
     c_sq[:3] = np.inf
     assert first_min(g, c_sq, 3) == -1
+
+
+def test_block_products_choose_once_for_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The path is the block's (its first rows' share of non-zero groups), not each tile's: a
+    block whose first rows are sparse and later rows dense walks every tile; the tiles' products
+    are the whole block's, and uint8 blocks read in place are tiled by their stored bytes."""
+    x = digits_like(600, 784, 3, density=0.9)
+    x[:300] = sparse_bytes(300, 784, seed=4)
+    assert P._group_share(x, 256) <= P.WALK_SHARE < P._group_share(x[300:], 256)
+    minus2 = np.ascontiguousarray(-2 * np.random.default_rng(1).uniform(0, 255, size=(10, 784)).astype(np.float32))
+    tiles = P.BlockProducts(x, minus2)
+    assert tiles.table is not None and P.BlockProducts(x[300:], minus2).table is None
+    g, x_sq = np.empty((600, 10), dtype=np.float32), np.empty(600)
+    for a in range(0, 600, 128):
+        tiles(x[a : a + 128], g[a : a + 128], x_sq[a : a + 128])
+    whole_g, whole_sq = np.empty((600, 10), dtype=np.float32), np.empty(600)
+    P.products(x, minus2, whole_g, whole_sq)
+    np.testing.assert_array_equal(g, whole_g)
+    np.testing.assert_array_equal(x_sq, whole_sq)
+    assert A.block_tile_rows(x, 10, 4) == A.tile_rows(784, 1) > A.tile_rows(784, 4)
+    assert A.block_tile_rows(x, P.MAX_CENTERS + 1, 4) == A.tile_rows(784, 4)  # the GEMM path's cast tile
+    assert A.block_tile_rows(x.astype(np.float32), 10, 4) == A.tile_rows(784, 4)
+    assert A.block_tile_rows(x, 10, 8) == A.tile_rows(784, 8)

@@ -49,11 +49,17 @@ def tile_rows(n_features: int, itemsize: int) -> int:
 
 
 def block_tile_rows(block: Any, n_columns: int, itemsize: int) -> int:
-    """Rows per tile of ``block``: :func:`tile_rows` of its features for a dense block, rows
-    sized by their stored values and ``n_columns`` products for a sparse one
-    (:func:`daskcluster.kernels.sparse.tile_rows`)."""
+    """Rows per tile of ``block``: :func:`tile_rows` of its features for a dense block, in the
+    compute dtype (``itemsize`` bytes, ``n_columns`` products a row), or in its storage dtype
+    where the compiled products read the rows in place
+    (:func:`daskcluster.kernels.rowproducts.serves`: no cast tile; uint8 rows of MNIST's 784
+    features in tiles of 1,312 rather than 320 rows, the first Elkan pass of a 32,768-row chunk
+    8.5 -> 7.3 ms, one thread); rows sized by their stored values and ``n_columns`` products for
+    a sparse block (:func:`daskcluster.kernels.sparse.tile_rows`)."""
     if S.is_sparse(block):
         return S.tile_rows(block, n_columns, itemsize)
+    if itemsize == 4 and P.serves(block, n_columns, np.float32):
+        return tile_rows(block.shape[1], block.dtype.itemsize)
     return tile_rows(block.shape[1], itemsize)
 
 
@@ -271,11 +277,11 @@ def iter_products(
     gbuf = np.empty((rows, minus2_t.shape[1]), dtype=dtype)
     sq_buf = np.empty(rows)
     if P.applies(block, minus2_t):
-        minus2 = np.ascontiguousarray(minus2_t.T)
+        tiles = P.BlockProducts(block, np.ascontiguousarray(minus2_t.T))
         for start in range(0, n, rows):
             stop = min(n, start + rows)
             x, g, x_sq = block[start:stop], gbuf[: stop - start], sq_buf[: stop - start]
-            P.products(x, minus2, g, x_sq)
+            tiles(x, g, x_sq)
             if not np.isfinite(x_sq).all():
                 check_finite_rows(x, x_sq, chunk, start)
             yield start, stop, x, x_sq, g

@@ -130,13 +130,18 @@ def applies(block: Any, minus2_t: np.ndarray) -> bool:
     """Whether :func:`products` and :func:`lloyd_step` serve ``block`` against ``minus2_t``
     (d, k): a C-contiguous NumPy block of ``uint8`` or ``float32`` rows, a float32 table of at
     most :data:`MAX_CENTERS` centers."""
+    return serves(block, minus2_t.shape[1], minus2_t.dtype)
+
+
+def serves(block: Any, n_centers: int, dtype: Any) -> bool:
+    """:func:`applies` to a table of ``n_centers`` centers in ``dtype``."""
     return (
         type(block) is np.ndarray
         and block.ndim == 2
         and block.dtype in _STORAGE
         and block.flags.c_contiguous
-        and minus2_t.dtype == np.float32
-        and 0 < minus2_t.shape[1] <= MAX_CENTERS
+        and np.dtype(dtype) == np.float32
+        and 0 < n_centers <= MAX_CENTERS
     )
 
 
@@ -411,8 +416,38 @@ def _float_products(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, g: np.nda
             _prefetch_row(x, i + t + _ROWS)
 
 
+class BlockProducts:
+    """:func:`products` of the tiles of one block: the path (walks or register blocks), the
+    centers' layout for it and the groups of centers, chosen and made once for the block (per
+    320-row tile they cost 50 us, 5 ms a 32,768-row chunk).
+
+    Parameters
+    ----------
+    block : ndarray of shape (n_rows, n_features), uint8 or float32, C-contiguous
+        The block whose tiles will be passed (see :func:`applies`); uint8 rows take the walks
+        where :func:`walks_pay` for the block.
+    minus2 : ndarray of shape (n_centers, n_features), float32, C-contiguous
+        ``-2 C``.
+    """
+
+    def __init__(self, block: np.ndarray, minus2: np.ndarray) -> None:
+        self.minus2 = minus2
+        self.table = group_table(minus2) if block.dtype == np.uint8 and walks_pay(block) else None
+        self.widths = center_groups(minus2.shape[0])
+
+    def __call__(self, x: np.ndarray, g: np.ndarray, x_sq: np.ndarray) -> None:
+        """``g = x · (-2Cᵀ)`` and ``x_sq = ‖x‖²`` of a tile ``x`` of the block (as :func:`products`)."""
+        if self.table is not None:
+            _bytes_products_groups(x, self.table, self.minus2, g, x_sq)
+        elif x.dtype == np.uint8:
+            _bytes_products(x, self.minus2, self.widths, g, x_sq)
+        else:
+            _float_products(x, self.minus2, self.widths, g, x_sq)
+
+
 def products(x: np.ndarray, minus2: np.ndarray, g: np.ndarray, x_sq: np.ndarray) -> None:
-    """``g = x · (-2Cᵀ)`` and ``x_sq = ‖x‖²`` of a tile of rows, one read of the rows.
+    """``g = x · (-2Cᵀ)`` and ``x_sq = ‖x‖²`` of a tile of rows, one read of the rows (a block's
+    tiles: :class:`BlockProducts`).
 
     Parameters
     ----------
@@ -425,13 +460,7 @@ def products(x: np.ndarray, minus2: np.ndarray, g: np.ndarray, x_sq: np.ndarray)
     x_sq : ndarray of shape (rows,), float64
         Filled with the rows' squared norms (exact for uint8 rows).
     """
-    widths = center_groups(minus2.shape[0])
-    if x.dtype == np.uint8 and walks_pay(x):
-        _bytes_products_groups(x, group_table(minus2), minus2, g, x_sq)
-    elif x.dtype == np.uint8:
-        _bytes_products(x, minus2, widths, g, x_sq)
-    else:
-        _float_products(x, minus2, widths, g, x_sq)
+    BlockProducts(x, minus2)(x, g, x_sq)
 
 
 # --------------------------------------------------------------------------- walks over non-zero groups
