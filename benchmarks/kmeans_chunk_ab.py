@@ -15,6 +15,15 @@ Per set of centers, the least and median CPU time of a chunk over ``--repeats`` 
 are printed for ``lloyd_step`` (labels, distances, sums) and ``products`` (products and norms),
 with whether the labels, counts and sums are equal and the largest relative difference of the
 distances.
+
+``--passes`` then times the whole chunk kernels of a pass of the tree that is imported (no
+A/B): the Lloyd pass (``sweep_kernel`` of one Lloyd member), the first Elkan pass (every distance,
+the bounds made) and the next Elkan passes from the centers of iterations ``a`` to ``b``
+(``--elkan-steps a:b,...``, each from the state its first pass left), least CPU time a chunk over
+``--repeats``. To time a past tree's kernels, export it and put it first on the path::
+
+    git archive 2ce1824 | tar -x -C /tmp/old
+    PYTHONPATH=/tmp/old python benchmarks/kmeans_chunk_ab.py --passes --x X.npy --centers CENTERS.npz
 """
 
 from __future__ import annotations
@@ -91,15 +100,69 @@ def timed(cases: dict[str, list[Callable[[], Any]]], repeats: int) -> list[str]:
     return [f"{min(t) * 1e3:.2f} ({statistics.median(t) * 1e3:.2f})" for t in times.values()]
 
 
+def least(run: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.thread_time()
+        run()
+        times.append(time.thread_time() - t0)
+    return min(times) * 1e3
+
+
+def passes(chunks: list[np.ndarray], centers: Any, affine: Affine, iteration: int, steps: str, repeats: int) -> None:
+    """The chunk kernels of a Lloyd pass and of Elkan passes, ms a chunk (mean over the chunks of
+    the least of ``repeats``)."""
+    from daskcluster.kernels import bounds as B
+    from daskcluster.kernels import sweep as S
+    from daskcluster.kernels.blocks import ChunkInfo
+
+    def at(it: int) -> np.ndarray:
+        return np.asarray(centers[f"centers{it}"], dtype=np.float32)
+
+    lloyd = S.SweepParams((S.Member(S.LLOYD, at(iteration), n_far=len(at(iteration))),), affine)
+    rows = [("Lloyd pass", [lambda x=x, i=i: S.sweep_kernel(x, None, ChunkInfo(i, 0), lloyd)
+                            for i, x in enumerate(chunks)])]
+    first = S.SweepParams((S.Member(S.ELKAN, at(iteration), n_far=10, key=1, generation=1),), affine)
+    rows.append(("first Elkan pass", [lambda x=x, i=i: S.sweep_state_kernel(x, None, ChunkInfo(i, 0), first, None)
+                                      for i, x in enumerate(chunks)]))
+    print("| chunk kernel | ms a chunk | share of the distances computed |")
+    print("| --- | ---: | ---: |")
+    for name, runs in rows:
+        print(f"| {name} (centers of iteration {iteration}) | {np.mean([least(r, repeats) for r in runs]):.2f} | 1 |")
+    for step in steps.split(","):
+        a, b = (int(v) for v in step.split(":"))
+        prev, now = affine.to_storage_space(at(a)).astype(np.float64), affine.to_storage_space(at(b)).astype(np.float64)
+        half_cc, half_sep = B.center_geometry(now)
+        start = S.SweepParams((S.Member(S.ELKAN, at(a), n_far=10, key=1, generation=1),), affine)
+        nxt = S.SweepParams((S.Member(S.ELKAN, at(b), n_far=10, key=1, generation=2,
+                                      drift=np.sqrt(((now - prev) ** 2).sum(1)), half_cc=half_cc,
+                                      half_sep=half_sep),), affine)
+        times, shares = [], []
+        for i, x in enumerate(chunks):
+            best = np.inf
+            for _ in range(repeats):
+                state = S.sweep_state_kernel(x, None, ChunkInfo(i, 0), start, None)[1]
+                t0 = time.thread_time()
+                stats = S.sweep_state_kernel(x, None, ChunkInfo(i, 0), nxt, state)[0]
+                best = min(best, time.thread_time() - t0)
+            times.append(best * 1e3)
+            shares.append(stats.computed[0] / (len(x) * len(now)))
+        print(f"| next Elkan pass, centers of iteration {a} -> {b} | {np.mean(times):.2f} | {np.mean(shares):.3f} |")
+    sys.stdout.flush()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--before", required=True, help="the commit to compare with")
+    parser.add_argument("--before", help="the commit to compare with (without it, --passes only)")
     parser.add_argument("--x", required=True)
     parser.add_argument("--centers", required=True)
     parser.add_argument("--iterations", default="1,3,5")
     parser.add_argument("--scale", type=float, default=1 / 255)
     parser.add_argument("--chunk", type=int, default=32768)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--passes", action="store_true", help="time the chunk kernels of the imported tree")
+    parser.add_argument("--iteration", type=int, default=3, help="the centers of the Lloyd and first Elkan pass")
+    parser.add_argument("--elkan-steps", default="3:4,10:11")
     args = parser.parse_args()
     x = np.load(args.x)
     chunks = [np.ascontiguousarray(x[s : s + args.chunk]) for s in range(0, x.shape[0], args.chunk)]
@@ -107,6 +170,10 @@ def main() -> None:
     affine = Affine(scale=args.scale)
     print(f"{cpu_model()}; load average {os.getloadavg()}; {len(chunks)} chunks of {args.chunk} rows; "
           f"CPU time of the thread, ms a chunk, least (median) over {args.repeats} alternated rounds")
+    if args.passes:
+        passes(chunks, centers, affine, args.iteration, args.elkan_steps, args.repeats)
+    if args.before is None:
+        return
     with tempfile.TemporaryDirectory() as where:
         before = module_at(args.before, where)
         print(f"| iteration | step | {args.before} | now | labels, counts, sums equal | largest relative "
