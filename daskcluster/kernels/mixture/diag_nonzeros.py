@@ -15,7 +15,11 @@ is taken :data:`TILE_ROWS` rows at a time (its statistics :data:`SPAN_ROWS` rows
    lanes of one vector, a group skipped when its stored values are all zero, two multiply-adds
    per group and component (parameters laid out (K, d)), the components' accumulators in
    registers through a walk of the set bits of the row's group mask; the tile's rows read each
-   block of the features' parameters in turn.
+   block of the features' parameters in turn. For 8- and 16-bit rows, every component first in
+   float32, then in float64 only those that may hold the row above their floor
+   (:func:`.nonzero_groups.screened_tile_distances`); a ``uint8`` row with one such component
+   takes none (it is held with ``r = 1``; step 3 sums it in integers and the ``log p(x)`` of those
+   rows comes from the integer sums, :func:`_add_byte_sums`).
 2. **Row E-step.** The log-sum-exp, responsibilities and ``sum r log r`` of
    :func:`.estep.responsibilities_above` (the floor rule of the dense loop of :mod:`.diag_rows`),
    its bits, with the exponentials of the components above their floor only: a row whose best
