@@ -13,8 +13,12 @@ import pytest
 
 from daskcluster import KMeans, scaled
 from daskcluster.datasets import make_blobs
+from daskcluster.deploy.allocator import WORKER_ALLOCATOR, worker_allocator
 from daskcluster.engine import readahead
 from daskcluster.io import open_array, write_zarr
+
+
+NAME = "MALLOC_MMAP_THRESHOLD_"
 
 
 def _taken_ahead(client: object) -> int:
@@ -41,8 +45,11 @@ def test_streamed_fit_with_small_workers_equals_in_memory_fit(tmp_path: object) 
     # the 410 MB of data, and the growth above the footprint is what the test bounds.
     limit = 450 * 2**20
     growth_bound = 160 * 2**20  # a few 4 MiB chunks and their casts per worker, far below the data
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
-                      dashboard_address=None) as cluster, Client(cluster) as client:
+    with worker_allocator():  # as every cluster daskcluster starts: chunk buffers kept in the heap
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                               dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        assert set(client.run(lambda: os.environ.get(NAME)).values()) == {os.environ.get(NAME, WORKER_ALLOCATOR[NAME])}
         # the footprint before data: libraries imported and the compiled kernels loaded by a small fit
         KMeans(10, init=init, max_iter=1, tol=0).fit(scaled(open_array(path, chunk_bytes=4 * 2**20)[:40_000], 1 / 255))
         pids = list(client.run(os.getpid).values())
