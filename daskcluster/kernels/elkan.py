@@ -17,6 +17,13 @@ terms non-negative), plus ``d 2^-126`` for squares that underflow; ``||x - c||``
 ``||c - c32||`` (exact float64 differences, summed) of ``sqrt(S)`` by the triangle inequality.
 The ends are widened by ``1e-12`` relative for the float64 operations that make them. A sum
 that overflows float32 falls back to the float64 distance.
+
+**Rows in windows.** :func:`elkan_rows` moves the bounds of :data:`WINDOW` rows, then takes the
+distances of those the bounds leave open, each open row's data prefetched :data:`AHEAD` open rows
+before its turn: the rows it reads are scattered over the block, and read one by one each
+started with a miss to memory. MNIST8M chunks of 32,768 rows, k = 10, one thread, AMD EPYC (Zen
+4), the loop alone: 3.1 -> 2.4 ms a chunk between the centers of iterations 10 and 11 (4 % of the
+distances computed), 6.8 -> 6.9 ms between iterations 3 and 4 (22 %); the same bits.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
+from .rowproducts import prefetch_row
 from .vectorwidth import prefer_wide_vectors
 
 #: Lower bounds are stored in float32, scaled by this before rounding so they stay below.
@@ -216,6 +224,28 @@ def _move_row(x, r, old, new, wi, sums, wic):  # type: ignore[no-untyped-def]  #
     return sparse_row
 
 
+def prefetch(x: object, i: int) -> None:  # pragma: no cover - compiled only
+    """:func:`~daskcluster.kernels.rowproducts.prefetch_row` of row ``i`` of a dense array; nothing
+    for a CSR tuple (as :func:`row_distance`). Compiled code only (see the overload)."""
+    raise NotImplementedError
+
+
+@overload(prefetch)
+def _prefetch(x, i):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    if isinstance(x, types.Array):
+        return lambda x, i: prefetch_row(x, i)
+    return lambda x, i: None
+
+
+#: Rows whose bounds :func:`elkan_rows` moves before it takes the distances of those among them
+#: that the bounds leave open, their rows prefetched in between (the rows it reads are scattered
+#: over the block, so the CPU's prefetchers do not bring them in).
+WINDOW = 64
+
+#: Open rows of a window prefetched ahead of the one whose distances are taken.
+AHEAD = 4
+
+
 @numba.njit(nogil=True, cache=True)
 def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarray) -> int:  # pragma: no cover
     """How many centers the bounds of row ``i`` (upper ``u``, center ``a``) do not rule out."""
@@ -248,50 +278,76 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
     n, k = lower.shape
     computed = 0
     n_deferred = 0
-    for i in range(n):
-        a = labels[i]
-        u = upper[i] + drift[a]
-        for j in range(k):
-            lo = np.float64(lower[i, j]) - drift[j]
-            lower[i, j] = np.float32(lo * _DOWN) if lo > 0.0 else np.float32(0.0)
-        upper[i] = u
-        if u <= half_sep[a] or _open_centers(u, a, lower, i, half_cc) == 0:
-            continue
-        lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
-        computed += 1
-        upper[i] = u
-        m = _open_centers(u, a, lower, i, half_cc)
-        if m == 0:
-            continue
-        if m > dense:
-            deferred[n_deferred] = i
-            n_deferred += 1
-            continue
-        for j in range(k):
-            if j == a or u <= lower[i, j] or u <= half_cc[a, j]:
+    pending = np.empty(WINDOW, dtype=np.int64)
+    for w0 in range(0, n, WINDOW):
+        n_open = 0
+        for i in range(w0, min(n, w0 + WINDOW)):
+            a = labels[i]
+            u = upper[i] + drift[a]
+            for j in range(k):
+                lo = np.float64(lower[i, j]) - drift[j]
+                lower[i, j] = np.float32(lo * _DOWN) if lo > 0.0 else np.float32(0.0)
+            upper[i] = u
+            if u <= half_sep[a] or _open_centers(u, a, lower, i, half_cc) == 0:
                 continue
-            lo_j, hi_j = row_interval(x, i, c, j, c32, err, lo_f, hi_f, tiny)
-            computed += 1
-            if hi_j < lo_a:
-                nearer = True
-            elif lo_j > u:
-                nearer = False
-            else:  # the intervals overlap: float64 distances decide, first of equals
-                if lo_a != u:
-                    lo_a = u = row_distance(x, i, c, a)
-                if lo_j != hi_j:
-                    lo_j = hi_j = row_distance(x, i, c, j)
-                nearer = hi_j < u or (hi_j == u and j < a)
-            lower[i, j] = np.float32(lo_j * _DOWN)
-            if nearer:
-                lower[i, a] = np.float32(lo_a * _DOWN)
-                a = j
-                lo_a = lo_j
-                u = hi_j
-        upper[i] = u
-        if a != labels[i]:
-            move_row(x, i, labels[i], a, w[i] if weighted else 1.0, sums, wic)
-            labels[i] = a
+            if n_open < AHEAD:
+                prefetch(x, i)
+            pending[n_open] = i
+            n_open += 1
+        for p in range(n_open):
+            if p + AHEAD < n_open:
+                prefetch(x, pending[p + AHEAD])
+            done, n_deferred = _open_row(x, pending[p], c, half_cc, labels, upper, lower, w, weighted, sums, wic,
+                                         dense, deferred, n_deferred, c32, err, lo_f, hi_f, tiny)
+            computed += done
+    return computed, n_deferred
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _open_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: np.ndarray, upper: np.ndarray,
+              lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, dense: int,
+              deferred: np.ndarray, n_deferred: int, c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float,
+              tiny: float) -> tuple[int, int]:  # pragma: no cover - compiled
+    """Row ``i`` of :func:`elkan_rows` after its bounds moved, some centers left open by them:
+    its distances, label, bounds and sums; returns the distances computed and the rows deferred
+    so far."""
+    k = lower.shape[1]
+    a = labels[i]
+    computed = 0
+    lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
+    computed += 1
+    upper[i] = u
+    m = _open_centers(u, a, lower, i, half_cc)
+    if m == 0:
+        return computed, n_deferred
+    if m > dense:
+        deferred[n_deferred] = i
+        return computed, n_deferred + 1
+    for j in range(k):
+        if j == a or u <= lower[i, j] or u <= half_cc[a, j]:
+            continue
+        lo_j, hi_j = row_interval(x, i, c, j, c32, err, lo_f, hi_f, tiny)
+        computed += 1
+        if hi_j < lo_a:
+            nearer = True
+        elif lo_j > u:
+            nearer = False
+        else:  # the intervals overlap: float64 distances decide, first of equals
+            if lo_a != u:
+                lo_a = u = row_distance(x, i, c, a)
+            if lo_j != hi_j:
+                lo_j = hi_j = row_distance(x, i, c, j)
+            nearer = hi_j < u or (hi_j == u and j < a)
+        lower[i, j] = np.float32(lo_j * _DOWN)
+        if nearer:
+            lower[i, a] = np.float32(lo_a * _DOWN)
+            a = j
+            lo_a = lo_j
+            u = hi_j
+    upper[i] = u
+    if a != labels[i]:
+        move_row(x, i, labels[i], a, w[i] if weighted else 1.0, sums, wic)
+        labels[i] = a
     return computed, n_deferred
 
 

@@ -26,7 +26,7 @@ compiled loops read the rows from the block, in their storage dtype, four at a t
   (:func:`_sq_norm_and_add`): each feature is converted to float64 once, for both, and the
   squares are fused multiply-adds (on AVX-512 the conversions and additions, not the reads,
   bound that loop). After each row (``uint8`` or ``float32``), the same row of the next group is
-  prefetched into L2 (:func:`_prefetch_row`), so the block is read from memory while the loops
+  prefetched into L2 (:func:`prefetch_row`), so the block is read from memory while the loops
   compute (float32 rows: 17.0-18.5 -> 14.2-15.4 ms per MNIST8M chunk at k = 10 for the fused
   loop, a further 8-9 % for the prefetch; uint8 rows 5-12 % for the prefetch; see
   ``benchmarks/RESULTS-codecs.md``). :func:`products` prefetches float32 rows alike (0.77-0.83x
@@ -294,7 +294,7 @@ def _prefetch(typingctx: Any, arr: Any, offset: Any) -> Any:  # pragma: no cover
 
 
 @numba.njit(nogil=True, cache=True)
-def _prefetch_row(x: np.ndarray, i: int) -> None:  # pragma: no cover - compiled
+def prefetch_row(x: np.ndarray, i: int) -> None:  # pragma: no cover - compiled
     """:func:`_prefetch` every cache line of row ``i`` of the C-contiguous ``x`` (none past its last row)."""
     if i < x.shape[0]:
         row_bytes = x.shape[1] * x.itemsize
@@ -413,7 +413,7 @@ def _float_products(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, g: np.nda
         _float_group(x, i, nr, mt, widths, r, gl)
         for t in range(nr):
             g[i + t, :] = gl[t, :k]
-            _prefetch_row(x, i + t + _ROWS)
+            prefetch_row(x, i + t + _ROWS)
 
 
 class BlockProducts:
@@ -740,7 +740,7 @@ def _bytes_products_groups(x: np.ndarray, table: np.ndarray, mt: np.ndarray, g: 
     k = mt.shape[0]
     out = np.zeros(k + GROUP, dtype=np.float32)
     for i in range(x.shape[0]):
-        _prefetch_row(x, i + _ROWS)
+        prefetch_row(x, i + _ROWS)
         x_sq[i] = _row_products(x, i, table, mt, out)
         for j in range(k):
             g[i, j] = out[j]
@@ -819,7 +819,7 @@ def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
             lab, m = _nearest_row(gl, t, k, c_sq, x_sq[t])
             labels[i + t] = lab
             min_sq[i + t] = m
-            _prefetch_row(x, i + t + _ROWS)
+            prefetch_row(x, i + t + _ROWS)
             if weighted:
                 wic[lab] += w[i + t]
                 _add_row(r, t, w[i + t], True, sums, lab)
@@ -852,7 +852,7 @@ def _bytes_lloyd_groups(x: np.ndarray, table: np.ndarray, mt: np.ndarray, c_sq: 
     acc = np.zeros((k, d), dtype=np.uint16)
     count = np.zeros(k, dtype=np.int64)
     for i in range(n):
-        _prefetch_row(x, i + _ROWS)
+        prefetch_row(x, i + _ROWS)
         q = _row_products(x, i, table, mt, out)
         lab = _first_min(out, c_pad, k)
         if lab < 0:
@@ -959,7 +959,7 @@ def _float_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
             else:
                 q = _sq_norm_and_add(x, i + t, sums, lab)
             min_sq[i + t] = _distance(bv, q)
-            _prefetch_row(x, i + t + _ROWS)
+            prefetch_row(x, i + t + _ROWS)
 
 
 def lloyd_step(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels: np.ndarray, min_sq: np.ndarray,
