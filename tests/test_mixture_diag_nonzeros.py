@@ -337,9 +337,19 @@ def test_rows_held_alone_sum_bytes_exactly_across_a_conversion() -> None:
     scale = 1 / 255
     means = rng.uniform(0, 1, (2, 80))
     prec = rng.uniform(1.0, 3.0, (2, 80))
-    out, nk, s1, s2 = run_pass(x, scale, means, prec, np.array([0.0, -1000.0]), np.full(2, K.MIN_RESP), BLOCK_COST)
+    log_const = np.array([0.0, -1000.0])
+    out, nk, s1, s2 = run_pass(x, scale, means, prec, log_const, np.full(2, K.MIN_RESP), BLOCK_COST)
     assert out[2] == -1
     assert nk.tolist() == [70_000.0, 0.0]
+    # log p(x) of the rows from the integer sums, at each conversion: within gamma_{d + 4} of their
+    # S and gamma_3 of their constants, as each row's own is within gamma_{m + 14} (c + S) / 2
+    w = log_densities(x, scale, means, prec, log_const)[:, 0]
+    y = x.astype(np.float64) * scale
+    c = float((means[0] ** 2 * prec[0]).sum())
+    s = float((y * (y * prec[0] + 2.0 * np.abs(means[0]) * prec[0])).sum())
+    tol = gamma(80 + 20) * (s + 70_000 * (c + abs(log_const[0]))) + gamma(70_000) * np.abs(w).sum()
+    assert abs(out[0] - math.fsum(w)) <= tol
+    assert out[1] == 0.0
     assert not s1[1].any() and not s2[1].any()
     sv = x.sum(axis=0, dtype=np.int64)
     sq = (x.astype(np.int64) ** 2).sum(axis=0)
