@@ -206,3 +206,20 @@ def test_nearest_matches_a_naive_argmin_and_flags_nonfinite_rows() -> None:
     X[123, 4] = np.inf
     with pytest.raises(NonFiniteDataError, match="row 1123, feature 4"):
         A.nearest(X, A.CenterTable.of(C), ChunkInfo(2, 1000))
+
+
+@pytest.mark.parametrize("n, m", [(0, 3), (5, 0), (5, 5), (5, 9), (20, 3), (300, 10), (32768, 10)])
+def test_farthest_rows_lower_row_first_among_equals(n: int, m: int) -> None:
+    """The ``m`` largest values' rows, ascending, ties to the lower row (few distinct values, so
+    ties cross the boundary), NaN never taken: what a sort by (-value, row) keeps."""
+    from daskcluster.kernels import assign as A
+
+    rng = np.random.default_rng(n + m)
+    sq = rng.integers(0, 4, n).astype(np.float64) if n < 1000 else rng.random(n)
+    if n > 3:
+        sq[3] = np.nan
+    order = np.lexsort((np.arange(n), -np.nan_to_num(sq, nan=-np.inf)))
+    expect = np.sort(order[: min(m, n)]) if m < n else np.arange(n)
+    if m < n:
+        expect = expect[~np.isnan(sq[expect])]
+    np.testing.assert_array_equal(A.farthest(sq, m), expect)

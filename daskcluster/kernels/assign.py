@@ -218,6 +218,35 @@ def distances_from_product(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray,
             out[i, j] = v if v > 0.0 else (v if np.isnan(v) else 0.0)
 
 
+@numba.njit(nogil=True, cache=True)
+def _farthest(sq: np.ndarray, m: int, top: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``top`` (m,) the rows of the ``m`` largest ``sq``, the lower row first among equals (NaN
+    never taken), any order: one pass keeping the ``m`` so far and the least of them."""
+    best = np.full(m, -np.inf)
+    top[:] = -1
+    low = 0  # the slot of the least kept value (the latest row among equals)
+    for i in range(sq.shape[0]):
+        v = sq[i]
+        if v > best[low] or (top[low] < 0 and v == v):
+            best[low] = v
+            top[low] = i
+            for j in range(m):
+                if best[j] < best[low] or (best[j] == best[low] and top[j] > top[low]):
+                    low = j
+
+
+def farthest(sq: np.ndarray, m: int) -> np.ndarray:
+    """The rows (int64, ascending) of the ``m`` largest values of ``sq`` (n,), the lower row
+    first among equal values; all rows when ``m >= n``."""
+    n = sq.shape[0]
+    if m >= n:
+        return np.arange(n)
+    top = np.empty(max(m, 0), dtype=np.int64)
+    if m > 0:
+        _farthest(np.ascontiguousarray(sq, dtype=np.float64), m, top)
+    return np.sort(top[top >= 0])
+
+
 _NO_WEIGHTS = np.zeros(0)
 
 

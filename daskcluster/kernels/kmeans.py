@@ -133,7 +133,7 @@ def far_points(block: np.ndarray, sample_weight: np.ndarray | None, chunk: Chunk
     ``labels`` of shape (n_rows,)), farthest first, their rows mapped to the compute space."""
     n = block.shape[0]
     m = min(n_far, n)
-    top = np.sort(np.argpartition(-sq, m - 1)[:m]) if 0 < m < n else np.arange(m)
+    top = A.farthest(sq, m)  # one compiled pass (np.argpartition: 0.3 ms a 32,768-row chunk)
     far = FarPoints(
         sq[top],
         chunk.start + top,
