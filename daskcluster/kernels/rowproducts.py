@@ -501,7 +501,7 @@ def group_table(minus2: np.ndarray) -> np.ndarray:
     return table
 
 
-def _sum_lanes(builder: ir.IRBuilder, accs: list[ir.Value]) -> list[ir.Value]:
+def _sum_lanes(builder: ir.IRBuilder, accs: list[ir.Value]) -> ir.Value:
     """The lane sums of up to eight 8-lane vectors as the lanes of one (a transposed tree: three
     levels of two shuffles and an addition, zero vectors past the last)."""
     accs = accs + [ir.Constant(vector(GROUP, F32), [0.0] * GROUP)] * (GROUP - len(accs))
@@ -517,7 +517,7 @@ def _sum_lanes(builder: ir.IRBuilder, accs: list[ir.Value]) -> list[ir.Value]:
     # lanes [a0+a4, a1+a5, a2+a6, a3+a7, b0+b4, ...], then two partial sums each, then one
     accs = level(accs, [0, 1, 2, 3, 8, 9, 10, 11], [4, 5, 6, 7, 12, 13, 14, 15])
     accs = level(accs, [0, 1, 4, 5, 8, 9, 12, 13], [2, 3, 6, 7, 10, 11, 14, 15])
-    return level(accs, [0, 2, 4, 6, 8, 10, 12, 14], [1, 3, 5, 7, 9, 11, 13, 15])
+    return level(accs, [0, 2, 4, 6, 8, 10, 12, 14], [1, 3, 5, 7, 9, 11, 13, 15])[0]
 
 
 def _emit_row_walk(builder: ir.IRBuilder, pairs: int, x_data: ir.Value, x_at: ir.Value, words: list[ir.Value],
@@ -566,7 +566,7 @@ def _emit_row_walk(builder: ir.IRBuilder, pairs: int, x_data: ir.Value, x_at: ir
             accs.append(builder.shuffle_vector(acc, acc, ir.Constant(ir.VectorType(_I32, GROUP),
                                                                      list(range(h * GROUP, (h + 1) * GROUP)))))
     for c0 in range(0, len(accs), GROUP):
-        sums = _sum_lanes(builder, accs[c0 : c0 + GROUP])[0]
+        sums = _sum_lanes(builder, accs[c0 : c0 + GROUP])
         ptr = vector_ptr(builder, out_data, builder.add(out_at, ir.Constant(I64, c0)), GROUP, F32)
         builder.store(builder.fadd(builder.load(ptr, align=4), sums), ptr, align=4)
     squares_ = builder.load(squares)
