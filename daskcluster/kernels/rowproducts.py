@@ -872,9 +872,10 @@ def _bytes_lloyd_groups(x: np.ndarray, table: np.ndarray, mt: np.ndarray, c_sq: 
         count[lab] += 1
         if count[lab] % _FLUSH == 0:
             _flush(acc, lab, sums)
-    for j in range(k):
-        wic[j] += np.float64(count[j])
-        _flush(acc, j, sums)
+    if not weighted:
+        for j in range(k):
+            wic[j] += np.float64(count[j])
+            _flush(acc, j, sums)
 
 
 @numba.njit(nogil=True, cache=True)
