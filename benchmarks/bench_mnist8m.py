@@ -63,7 +63,6 @@ the BLAS and the load average at the start and end of each section.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import statistics
@@ -72,7 +71,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import dask
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -177,9 +175,6 @@ def main() -> None:
     parser.add_argument("--dask-ml-rows", type=int, default=500_000)
     parser.add_argument("--generate-only", action="store_true", help="write the store (if absent), then stop")
     parser.add_argument("--verbose", action="store_true", help="print every progress report")
-    parser.add_argument("--allocator", choices=("daskcluster", "distributed"), default="daskcluster",
-                        help="the workers' allocator setting: daskcluster's (its clusters' workers, "
-                             "daskcluster.deploy.allocator) or distributed's own")
     args = parser.parse_args()
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
@@ -197,12 +192,6 @@ def main() -> None:
     from daskcluster.progress import progress_hook
     from daskcluster.storage import describe_compressors
 
-    from daskcluster.deploy.allocator import pre_spawn_environ, worker_allocator
-
-    allocator = worker_allocator if args.allocator == "daskcluster" else contextlib.nullcontext
-    allocator_text = (f"daskcluster's (pre-spawn environment {pre_spawn_environ()})" if args.allocator == "daskcluster"
-                      else "distributed's (pre-spawn environment "
-                           f"{dask.config.get('distributed.nanny.pre-spawn-environ')})")
     root = Path(args.dir)
     X, y, path = open_store(root, args.n)
     if args.generate_only:
@@ -218,8 +207,7 @@ def main() -> None:
         f"Data: {X.shape[0]:,} x {X.shape[1]} {X.dtype} ({X.shape[0] * X.shape[1] / 1e9:.2f} GB raw) of "
         f"{path} ({z.shape[0]:,} rows, {disk / 1e9:.2f} GB on disk, {describe_compressors(z.compressors)}, "
         f"chunks of {z.chunks[0]:,} rows), {X.numblocks[0]} tasks per pass; "
-        f"LocalCluster(2 workers x 1 thread, {args.memory_limit}), streamed; the workers' allocator: "
-        f"{allocator_text}.",
+        f"LocalCluster(2 workers x 1 thread, {args.memory_limit}), streamed.",
         "",
         "| section | what | wall | workers' CPU | vs read floor | notes | load average (start; end) |",
         "| --- | --- | --- | --- | --- | --- | --- |",
@@ -235,10 +223,8 @@ def main() -> None:
     init = np.asarray(X[:: 800][:10], dtype=np.float32) / np.float32(255)
     floor = float("nan")
     default_inertia = None
-    with allocator():
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.memory_limit,
-                               dashboard_address=None)
-    with cluster, Client(cluster) as client:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=args.memory_limit,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         pids = worker_pids(client)
         data = as_row_data(X, owner="bench")
         tree_reduce(data, _touch_block, "warm-up", _max)  # imports and compiled loops on the workers, page cache

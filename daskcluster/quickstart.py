@@ -21,7 +21,6 @@ import numpy as np
 from .cluster import KMeans
 from .data import scaled
 from .datasets import find_mnist, mnist_or_generated
-from .deploy.allocator import worker_allocator
 from .metrics import contingency_matrix, majority_label_accuracy
 
 logger = logging.getLogger(__name__)
@@ -67,10 +66,9 @@ def run(n_workers: int = 2, threads_per_worker: int = 1, n_clusters: int | None 
     from distributed import Client, LocalCluster
 
     say = (lambda s: print(s, file=out)) if out is not None else (lambda s: None)
-    with worker_allocator():
-        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
-                               silence_logs=logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="daskcluster-quickstart-") as work_dir, cluster, \
+    with tempfile.TemporaryDirectory(prefix="daskcluster-quickstart-") as work_dir, \
+            LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True,
+                         silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         name, X, y, k = load_default_data(work_dir=work_dir)
         k = n_clusters or k

@@ -13,12 +13,8 @@ import pytest
 
 from daskcluster import KMeans, scaled
 from daskcluster.datasets import make_blobs
-from daskcluster.deploy.allocator import WORKER_ALLOCATOR, worker_allocator
-from daskcluster.engine import readahead
+from daskcluster.engine import heap, readahead
 from daskcluster.io import open_array, write_zarr
-
-
-NAME = "MALLOC_MMAP_THRESHOLD_"
 
 
 def _taken_ahead(client: object) -> int:
@@ -45,11 +41,8 @@ def test_streamed_fit_with_small_workers_equals_in_memory_fit(tmp_path: object) 
     # the 410 MB of data, and the growth above the footprint is what the test bounds.
     limit = 450 * 2**20
     growth_bound = 160 * 2**20  # a few 4 MiB chunks and their casts per worker, far below the data
-    with worker_allocator():  # as every cluster daskcluster starts: chunk buffers kept in the heap
-        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
-                               dashboard_address=None)
-    with cluster, Client(cluster) as client:
-        assert set(client.run(lambda: os.environ.get(NAME)).values()) == {os.environ.get(NAME, WORKER_ALLOCATOR[NAME])}
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, memory_limit=limit,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
         # the footprint before data: libraries imported and the compiled kernels loaded by a small fit
         KMeans(10, init=init, max_iter=1, tol=0).fit(scaled(open_array(path, chunk_bytes=4 * 2**20)[:40_000], 1 / 255))
         pids = list(client.run(os.getpid).values())
@@ -81,6 +74,7 @@ def test_streamed_fit_with_small_workers_equals_in_memory_fit(tmp_path: object) 
         # the peak above was measured with reads and compute overlapped, and nothing stays behind
         assert _taken_ahead(client) > taken
         assert not any(client.run(readahead.held).values())
+        assert not any(client.run(heap.runs).values())  # the heap's threshold restored after the runs
     assert max(peak.values()) < limit, {p: v / 2**20 for p, v in peak.items()}
     growth = {p: (peak[p] - start[p]) / 2**20 for p in peak}
     assert max(growth.values()) < growth_bound / 2**20 < n * d / 2**20, growth

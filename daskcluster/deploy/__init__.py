@@ -21,7 +21,6 @@ lifetime     a command's cluster from its start to its shutdown; reconnection of
 local_process  the command's local cluster hosted in a child process
 batch        a command run as a SLURM/PBS batch job
 interrupts   local workers that leave Ctrl-C to the command
-allocator    the workers' allocator setting (chunk buffers reused, not page-faulted anew)
 ============ ===================================================================================
 """
 

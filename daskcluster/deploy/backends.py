@@ -20,7 +20,6 @@ from typing import Any
 from dask.utils import parse_timedelta
 
 from ..errors import DaskClusterError
-from .allocator import pod_env, prologue_exports, worker_allocator
 from .files import ConfigError
 from .schema import (
     AddressConfig,
@@ -91,8 +90,7 @@ class Started:
 def start_local(config: LocalConfig, source: str) -> Started:
     from distributed import Client, LocalCluster
 
-    with worker_allocator():
-        cluster = LocalCluster(**local_cluster_options(config))
+    cluster = LocalCluster(**local_cluster_options(config))
     try:
         client = Client(cluster)
     except BaseException:
@@ -186,7 +184,7 @@ def jobqueue_job_options(config: _JobqueueConfig) -> dict[str, Any]:
         local_directory=config.local_directory,
         log_directory=config.log_directory,
         job_extra_directives=list(config.job_extra_directives),
-        job_script_prologue=prologue_exports(list(config.job_script_prologue)),
+        job_script_prologue=list(config.job_script_prologue),
         worker_extra_args=list(config.worker_extra_args),
     )
     if config.python is not None:
@@ -254,7 +252,7 @@ def kubernetes_spec(config: KubernetesConfig) -> dict[str, Any]:
     ``dask scheduler`` / ``dask worker`` (recent images no longer ship the old scripts).
     """
     k8s = require("kubernetes")
-    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in pod_env(config.env).items()]
+    env: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in config.env.items()]
     env += [{"name": s.name, "valueFrom": {"secretKeyRef": {"name": s.secret, "key": s.key}}}
             for s in config.secret_env]
     spec: dict[str, Any] = k8s.make_cluster_spec(

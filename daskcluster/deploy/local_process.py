@@ -131,11 +131,8 @@ def _host(options: dict[str, Any]) -> int:
     try:
         from distributed import LocalCluster
 
-        from .allocator import worker_allocator
-
         # reachable from the command's process (threads alone would talk ``inproc://``)
-        with worker_allocator():
-            cluster = LocalCluster(**{"protocol": "tcp://", **options})
+        cluster = LocalCluster(**{"protocol": "tcp://", **options})
     except BaseException as exc:  # noqa: BLE001 - said to the command, which raises it
         say.write(json.dumps({"error": f"{type(exc).__name__}: {exc}"}) + "\n")
         say.close()

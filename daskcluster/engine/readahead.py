@@ -11,7 +11,8 @@ with it, so every chunk of a run but its first comes from a read-ahead whatever 
 does, and the result is the same bytes through the same graph either way.
 
 Memory: a run's task holds the chunk it computes and at most ``depth`` chunks read ahead, so
-``depth + 1`` chunks per worker thread. A read ahead that failed is not trusted: the chunk is
+``depth + 1`` chunks per worker thread; while runs read, chunk-sized buffers come from the heap
+and are reused from chunk to chunk (:mod:`.heap`). A read ahead that failed is not trusted: the chunk is
 read again in the task, which raises the error as it would without read-ahead. What a run read
 ahead is registered under ``(pass name, chunk index)`` (pass names are unique,
 :func:`~daskcluster.engine.schedule.unique_name`) and dropped when the run ends, succeeds or
@@ -61,6 +62,7 @@ from dask.local import get_sync
 
 from ..errors import DaskClusterError
 from ..params import check_int
+from . import heap
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +137,8 @@ class RunReader:
         self.executor: ThreadPoolExecutor | None = None
 
     def __enter__(self) -> RunReader:
+        self._heap = heap.chunk_buffers_from_heap()
+        self._heap.__enter__()
         if self.depth:
             self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="daskcluster-read-ahead")
             self._top_up(self.depth)
@@ -149,6 +153,7 @@ class RunReader:
                     pending.cancel()
         if self.executor is not None:
             self.executor.shutdown(wait=False, cancel_futures=True)
+        self._heap.__exit__(kind, error, traceback)
 
     def _top_up(self, last: int) -> None:
         """Hand the reads up to chunk ``last`` of the run to the reader (none once the pass is closed)."""
