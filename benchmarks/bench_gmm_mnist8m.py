@@ -431,7 +431,7 @@ def variants(block: np.ndarray, gp: object, chunk_rows: int, repeats: int = 5,
             diag_em_nonzeros,
             padded_components,
         )
-        from daskcluster.kernels.mixture.vector_ir import aligned_zeros
+        from daskcluster.kernels.vector_ir import aligned_zeros
 
         def off_line(a: np.ndarray) -> np.ndarray:
             buf = aligned_zeros((a.size + 4,))
@@ -511,7 +511,7 @@ def walks(block: np.ndarray, gp: object, chunk_rows: int, before: str, repeats: 
         GroupParams,
         nonzero_log_densities,
     )
-    from daskcluster.kernels.mixture.vector_ir import aligned_zeros
+    from daskcluster.kernels.vector_ir import aligned_zeros
 
     affine = Affine(scale=1 / 255)
     chunks = [block[s : s + chunk_rows] for s in range(0, block.shape[0], chunk_rows)]

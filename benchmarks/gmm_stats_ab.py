@@ -40,7 +40,7 @@ from daskcluster.kernels.mixture.diag_rows import DiagRows
 from daskcluster.kernels.mixture.estep import reference
 from daskcluster.kernels.mixture.nonzero_groups import GroupParams, screen_bound
 from daskcluster.kernels.mixture.params import GaussianParams
-from daskcluster.kernels.mixture.vector_ir import aligned_zeros
+from daskcluster.kernels.vector_ir import aligned_zeros
 
 PATH = "daskcluster/kernels/mixture/diag_nonzeros.py"
 
@@ -51,7 +51,8 @@ def module_at(commit: str, where: str) -> ModuleType:
     for rel, absolute in ((".. vectorwidth", "daskcluster.kernels.vectorwidth"),
                           (". estep", "daskcluster.kernels.mixture.estep"),
                           (". nonzero_groups", "daskcluster.kernels.mixture.nonzero_groups"),
-                          (". vector_ir", "daskcluster.kernels.mixture.vector_ir"),
+                          (". vector_ir", "daskcluster.kernels.vector_ir"),  # where it was before
+                          (".. vector_ir", "daskcluster.kernels.vector_ir"),
                           (". whitened", "daskcluster.kernels.mixture.whitened")):
         dots, name = rel.split()
         source = source.replace(f"from {dots}{name} import", f"from {absolute} import")

@@ -42,7 +42,7 @@ from daskcluster.kernels.mixture.nonzero_groups import (
     screened_tile_distances,
     tile_distances,
 )
-from daskcluster.kernels.mixture.vector_ir import ALIGNMENT, aligned_zeros
+from daskcluster.kernels.vector_ir import ALIGNMENT, aligned_zeros
 
 EPS = 2.0**-53
 

@@ -36,7 +36,7 @@ compiled loops read the rows from the block, in their storage dtype, four at a t
 :data:`WALK_SHARE` of the 8-feature groups of a block's first rows hold a non-zero
 (:func:`walks_pay`; MNIST8M: 46 %), :func:`products` and :func:`lloyd_step` take the rows one by
 one and only their non-zero groups (:func:`_row_products`): the row's group mask
-(:func:`~daskcluster.kernels.mixture.nonzero_groups._block_groups`, two 64-group words walked as
+(:func:`~daskcluster.kernels.vector_ir.block_groups`, two 64-group words walked as
 one ``i128`` with ``cttz`` and ``m & (m - 1)``), then per set group one load of its 8 bytes,
 converted to float32 and repeated in both halves of a 16-lane vector, and per two centers one
 multiply-add into their accumulator, the centers laid out group by group (:func:`group_table`;
@@ -100,8 +100,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from .mixture.nonzero_groups import _block_groups
-from .mixture.vector_ir import F32, I64, aligned_zeros, bit_count, fma, vector, vector_ptr
+from .vector_ir import F32, I64, aligned_zeros, bit_count, block_groups, fma, vector, vector_ptr
 from .vectorwidth import prefer_wide_vectors
 
 #: Centers up to which the compiled product costs less than cast + GEMM + norms on a 784-feature
@@ -469,7 +468,7 @@ def products(x: np.ndarray, minus2: np.ndarray, g: np.ndarray, x_sq: np.ndarray)
 #: is skipped.
 GROUP = 8
 
-#: Groups of one mask word (:func:`~daskcluster.kernels.mixture.nonzero_groups._block_groups`);
+#: Groups of one mask word (:func:`~daskcluster.kernels.vector_ir.block_groups`);
 #: a walk covers two words.
 _WORD = 64
 
@@ -691,8 +690,8 @@ def _row_products(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out:
     q = 0
     for g0 in range(0, groups, 2 * _WORD):
         span = min(2 * _WORD, groups - g0)
-        lo = _block_groups(x, i, g0, min(span, _WORD))
-        hi = _block_groups(x, i, g0 + _WORD, span - _WORD) if span > _WORD else 0
+        lo = block_groups(x, i, g0, min(span, _WORD))
+        hi = block_groups(x, i, g0 + _WORD, span - _WORD) if span > _WORD else 0
         if lo == 0 and hi == 0:
             continue
         parts = -(-k // PART)
@@ -721,7 +720,7 @@ def _group_share(x: np.ndarray, rows: int) -> float:  # pragma: no cover - compi
     nonzero = 0
     for i in range(rows):
         for g0 in range(0, groups, _WORD):
-            nonzero += bit_count(_block_groups(x, i, g0, min(_WORD, groups - g0)))
+            nonzero += bit_count(block_groups(x, i, g0, min(_WORD, groups - g0)))
     return nonzero / (rows * groups)
 
 

@@ -44,10 +44,10 @@ is taken :data:`TILE_ROWS` rows at a time (its statistics :data:`SPAN_ROWS` rows
    holding it as lanes, into sums (d, Kpad).
 
 The vector code is LLVM's portable vector IR (``<64 x i8>`` compares, ``<8 x double>`` and
-``<4 x double>`` loads, broadcasts, ``uitofp`` and ``llvm.fmuladd``, from :mod:`.vector_ir`)
+``<4 x double>`` loads, broadcasts, ``uitofp`` and ``llvm.fmuladd``, from :mod:`daskcluster.kernels.vector_ir`)
 emitted by Numba intrinsics, as in :mod:`.whitened`: 512-bit registers on AVX-512 CPUs
 (:func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors`), narrower instructions
-elsewhere; no instruction set is assumed. The sums are :func:`~.vector_ir.aligned_zeros` (on a
+elsewhere; no instruction set is assumed. The sums are :func:`~daskcluster.kernels.vector_ir.aligned_zeros` (on a
 cache line: fewer 8-lane loads and stores spanning two lines than where NumPy happens to place
 them).
 
@@ -125,7 +125,7 @@ from numba.extending import intrinsic
 from ..vectorwidth import prefer_wide_vectors
 from .estep import responsibilities_above
 from .nonzero_groups import GROUP, TILE_ROWS, WORD, screened_tile_distances, tile_distances
-from .vector_ir import (
+from ..vector_ir import (
     F64,
     I64,
     MASK_WIDTH,

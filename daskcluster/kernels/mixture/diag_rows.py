@@ -102,7 +102,7 @@ from .estep import exp_floor, responsibilities_above
 from .nonzero_groups import GROUP, GroupParams, screen_bound
 from .params import GaussianParams
 from .stats import Accumulator
-from .vector_ir import aligned_zeros
+from ..vector_ir import aligned_zeros
 
 #: Rows whose distances are computed together (each component's parameters loaded once for them).
 ROW_GROUP = 4

@@ -74,11 +74,13 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from ..vectorwidth import prefer_wide_vectors
-from .vector_ir import (
+from ..vector_ir import (
     F32,
     F64,
+    GROUP,
     I64,
     aligned_zeros,
+    block_groups,
     f64_array,
     fma,
     splat,
@@ -88,10 +90,7 @@ from .vector_ir import (
     vector_ptr,
     walk_bits,
 )
-from .whitened import LANES
 
-#: Features of a group (one ``<8 x double>``).
-GROUP = LANES
 #: Components whose accumulators one walk of a row's groups holds in registers.
 PART = 12
 #: Groups of a block at most (one ``i64`` mask).
@@ -104,7 +103,7 @@ TILE_ROWS = 64
 class GroupParams:
     """A diagonal mixture's parameters laid out for :func:`tile_distances`: ``p`` (K, dp) the
     precisions, ``a`` (K, dp) ``-2 mu P`` (``dp`` = d rounded up to :data:`GROUP`, zeros beyond;
-    both :func:`~.vector_ir.aligned_zeros`, so each row starts on a cache line when ``dp`` is
+    both :func:`~daskcluster.kernels.vector_ir.aligned_zeros`, so each row starts on a cache line when ``dp`` is
     a multiple of 8), ``c`` (K,) ``sum_j mu_kj^2 P_kj`` (means whose square underflows set to 0,
     as :func:`.diag_rows.flush_tiny` does); ``p32``, ``a32`` the same rounded to float32 for
     :func:`screened_tile_distances`."""
@@ -127,85 +126,13 @@ class GroupParams:
             self.a32[:] = self.a
 
 
-#: The multiplier that gathers bit 0 of each byte of a word into its top byte (bit ``8q`` to bit
-#: ``56 + q``; no two partial products meet below bit 56 with a carry).
-_GATHER = 0x0102040810204080
-_LOW_BITS = 0x0101010101010101
-
-
-def _gather_bytes(builder: ir.IRBuilder, m: ir.Value) -> ir.Value:
-    """Bit ``q`` set iff byte ``q`` of the ``i64`` ``m`` is not zero: each byte's bits or-ed into
-    its bit 0, then gathered by one multiplication, in integer registers (a vector compare of the
-    word's bytes would pass the mask through memory, a store that the vector load cannot take
-    forwarded)."""
-    for shift in (4, 2, 1):
-        m = builder.or_(m, builder.lshr(m, ir.Constant(I64, shift)))
-    m = builder.and_(m, ir.Constant(I64, _LOW_BITS))
-    return builder.lshr(builder.mul(m, ir.Constant(I64, _GATHER)), ir.Constant(I64, 56))
-
-
-@intrinsic
-def _block_groups(typingctx: Any, x: Any, i: Any, g0: Any, span: Any) -> Any:  # pragma: no cover - compiled
-    """Bit ``q`` of the result set iff the 8 values ``x[i, 8 (g0 + q) ..]`` are not all zero (a NaN
-    is non-zero), for ``q < span <= 64``; the groups must exist. Per 8 groups one vector load and
-    compare (for bytes, the 64 bytes as 8 ``i64``), then per remaining group one."""
-    if not stored_rows(x):
-        return None
-    sig = types.int64(x, i, g0, span)
-
-    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
-        tx, ti, tg, ts = signature.args
-        vx = context.make_array(tx)(context, builder, args[0])
-        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
-        cast = context.cast
-        g0 = cast(builder, args[2], tg, types.intp)
-        span = cast(builder, args[3], ts, types.intp)
-        base = builder.add(builder.mul(cast(builder, args[1], ti, types.intp), d),
-                           builder.mul(g0, ir.Constant(I64, GROUP)))
-        elem = context.get_data_type(tx.dtype)
-        integer = isinstance(tx.dtype, types.Integer)
-        byte = integer and tx.dtype.bitwidth == 8
-
-        def nonzero(values: ir.Value, vec: ir.VectorType) -> ir.Value:
-            if integer:
-                return builder.icmp_unsigned("!=", values, ir.Constant(vec, [0] * vec.count))
-            return builder.fcmp_unordered("!=", values, ir.Constant(vec, [0.0] * vec.count))  # a NaN is non-zero
-
-        def load(at: ir.Value, vec: ir.VectorType) -> ir.Value:
-            ptr = builder.gep(vx.data, [at])
-            return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
-
-        result = cgutils.alloca_once_value(builder, ir.Constant(I64, 0))
-        eight = ir.Constant(I64, GROUP)
-        full = builder.and_(span, ir.Constant(I64, ~(GROUP - 1)))
-        with cgutils.for_range_slice(builder, ir.Constant(I64, 0), full, eight) as (q, _):
-            at = builder.add(base, builder.mul(q, eight))
-            if byte:  # 8 groups of bytes as 8 words
-                words = ir.VectorType(I64, GROUP)
-                bits = builder.bitcast(nonzero(load(at, words), words), ir.IntType(GROUP))
-                bits = builder.zext(bits, I64)
-            else:
-                vec = ir.VectorType(elem, GROUP * GROUP)
-                m = builder.bitcast(nonzero(load(at, vec), vec), I64)
-                bits = _gather_bytes(builder, m)
-            builder.store(builder.or_(builder.load(result), builder.shl(bits, q)), result)
-        with cgutils.for_range_slice(builder, full, span, ir.Constant(I64, 1)) as (q, _):
-            vec = ir.VectorType(elem, GROUP)
-            m = builder.bitcast(nonzero(load(builder.add(base, builder.mul(q, eight)), vec), vec), ir.IntType(GROUP))
-            any_ = builder.zext(builder.icmp_unsigned("!=", m, ir.Constant(ir.IntType(GROUP), 0)), I64)
-            builder.store(builder.or_(builder.load(result), builder.shl(any_, q)), result)
-        return builder.load(result)
-
-    return sig, codegen
-
-
 def _emit_walk(context: Any, builder: ir.IRBuilder, tx: Any, n: int, x_data: ir.Value, x_at: ir.Value,
                bits: ir.Value, scale: ir.Value, p_data: ir.Value, a_data: ir.Value, p_at: ir.Value, dp: ir.Value,
                acc_data: ir.Value, acc_at: ir.Value, elem: ir.Type) -> None:
     """``acc[acc_at + 8c ..] += sum_q y (y P + A)`` for ``n`` components ``c`` and the set bits
     ``q`` of ``bits``: ``y`` the 8 stored values at ``x_at + 8q``, times ``scale``; ``P``, ``A``
-    the 8 values at ``p_at + c dp + 8q``; every vector of ``elem`` (:data:`~.vector_ir.F64` or
-    :data:`~.vector_ir.F32`)."""
+    the 8 values at ``p_at + c dp + 8q``; every vector of ``elem`` (:data:`~daskcluster.kernels.vector_ir.F64` or
+    :data:`~daskcluster.kernels.vector_ir.F32`)."""
     vec = vector(GROUP, elem)
     width = elem.get_abi_size(context.target_data)
     stored = ir.VectorType(context.get_data_type(tx.dtype), GROUP)
@@ -306,7 +233,7 @@ def tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: np.ndarra
         for k0 in range(0, k_n, PART):
             n = min(PART, k_n - k0)
             for b in range(rows):
-                bits = _block_groups(x, t0 + b, g0, span)
+                bits = block_groups(x, t0 + b, g0, span)
                 if bits != 0:
                     _add_groups(x, t0 + b, g0, bits, scale, p, a, acc, b, k0, n)
     for b in range(rows):
@@ -398,7 +325,7 @@ def screened_tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: 
         g0 = bi * size
         span = min(size, groups - g0)
         for b in range(rows):
-            bits[b, bi] = _block_groups(x, t0 + b, g0, span) if span > 0 else 0
+            bits[b, bi] = block_groups(x, t0 + b, g0, span) if span > 0 else 0
         for k0 in range(0, k_n, PART):
             n = min(PART, k_n - k0)
             for b in range(rows):

@@ -1,6 +1,8 @@
-"""LLVM vector code shared by the diagonal EM pass on non-zeros (:mod:`.diag_nonzeros`) and its
-E-step (:mod:`.nonzero_groups`): bit masks of a row's non-zero values, vector pointers, broadcasts,
-multiply-adds and conversions, in LLVM's portable vector IR (no instruction set assumed: 512-bit
+"""LLVM vector code shared by the kernels that walk a row's non-zeros: the diagonal EM pass on
+non-zeros (:mod:`.mixture.diag_nonzeros`), its E-step (:mod:`.mixture.nonzero_groups`) and the
+k-means products over non-zero groups (:mod:`.rowproducts`): bit masks of a row's non-zero values
+and 8-feature groups, vector pointers, broadcasts, multiply-adds and conversions, in LLVM's
+portable vector IR (no instruction set assumed: 512-bit
 registers where the compiled caller asks for them with
 :func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors` and the CPU has them, narrower
 instructions elsewhere), and arrays aligned on a cache line for their vector loads.
@@ -19,6 +21,8 @@ from numba.extending import intrinsic
 
 #: Features compared with zero by one vector compare (one ``i64`` bit mask).
 MASK_WIDTH = 64
+#: Features of a group (one 8-lane vector); :func:`block_groups` gives a row's non-zero groups.
+GROUP = 8
 #: Bytes to which the parameters and sums the vector loops read and write are aligned (a cache
 #: line: an 8-lane load of a row that starts on one never spans two lines).
 ALIGNMENT = 64
@@ -70,6 +74,78 @@ def nonzero_bits(typingctx: Any, x: Any, i: Any, j0: Any) -> Any:  # pragma: no 
         else:
             nonzero = builder.fcmp_unordered("!=", values, zero)
         return builder.bitcast(nonzero, I64)
+
+    return sig, codegen
+
+
+#: The multiplier that gathers bit 0 of each byte of a word into its top byte (bit ``8q`` to bit
+#: ``56 + q``; no two partial products meet below bit 56 with a carry).
+_GATHER = 0x0102040810204080
+_LOW_BITS = 0x0101010101010101
+
+
+def _gather_bytes(builder: ir.IRBuilder, m: ir.Value) -> ir.Value:
+    """Bit ``q`` set iff byte ``q`` of the ``i64`` ``m`` is not zero: each byte's bits or-ed into
+    its bit 0, then gathered by one multiplication, in integer registers (a vector compare of the
+    word's bytes would pass the mask through memory, a store that the vector load cannot take
+    forwarded)."""
+    for shift in (4, 2, 1):
+        m = builder.or_(m, builder.lshr(m, ir.Constant(I64, shift)))
+    m = builder.and_(m, ir.Constant(I64, _LOW_BITS))
+    return builder.lshr(builder.mul(m, ir.Constant(I64, _GATHER)), ir.Constant(I64, 56))
+
+
+@intrinsic
+def block_groups(typingctx: Any, x: Any, i: Any, g0: Any, span: Any) -> Any:  # pragma: no cover - compiled
+    """Bit ``q`` of the result set iff the 8 values ``x[i, 8 (g0 + q) ..]`` are not all zero (a NaN
+    is non-zero), for ``q < span <= 64``; the groups must exist. Per 8 groups one vector load and
+    compare (for bytes, the 64 bytes as 8 ``i64``), then per remaining group one."""
+    if not stored_rows(x):
+        return None
+    sig = types.int64(x, i, g0, span)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        tx, ti, tg, ts = signature.args
+        vx = context.make_array(tx)(context, builder, args[0])
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        cast = context.cast
+        g0 = cast(builder, args[2], tg, types.intp)
+        span = cast(builder, args[3], ts, types.intp)
+        base = builder.add(builder.mul(cast(builder, args[1], ti, types.intp), d),
+                           builder.mul(g0, ir.Constant(I64, GROUP)))
+        elem = context.get_data_type(tx.dtype)
+        integer = isinstance(tx.dtype, types.Integer)
+        byte = integer and tx.dtype.bitwidth == 8
+
+        def nonzero(values: ir.Value, vec: ir.VectorType) -> ir.Value:
+            if integer:
+                return builder.icmp_unsigned("!=", values, ir.Constant(vec, [0] * vec.count))
+            return builder.fcmp_unordered("!=", values, ir.Constant(vec, [0.0] * vec.count))  # a NaN is non-zero
+
+        def load(at: ir.Value, vec: ir.VectorType) -> ir.Value:
+            ptr = builder.gep(vx.data, [at])
+            return builder.load(builder.bitcast(ptr, vec.as_pointer()), align=1)
+
+        result = cgutils.alloca_once_value(builder, ir.Constant(I64, 0))
+        eight = ir.Constant(I64, GROUP)
+        full = builder.and_(span, ir.Constant(I64, ~(GROUP - 1)))
+        with cgutils.for_range_slice(builder, ir.Constant(I64, 0), full, eight) as (q, _):
+            at = builder.add(base, builder.mul(q, eight))
+            if byte:  # 8 groups of bytes as 8 words
+                words = ir.VectorType(I64, GROUP)
+                bits = builder.bitcast(nonzero(load(at, words), words), ir.IntType(GROUP))
+                bits = builder.zext(bits, I64)
+            else:
+                vec = ir.VectorType(elem, GROUP * GROUP)
+                m = builder.bitcast(nonzero(load(at, vec), vec), I64)
+                bits = _gather_bytes(builder, m)
+            builder.store(builder.or_(builder.load(result), builder.shl(bits, q)), result)
+        with cgutils.for_range_slice(builder, full, span, ir.Constant(I64, 1)) as (q, _):
+            vec = ir.VectorType(elem, GROUP)
+            m = builder.bitcast(nonzero(load(builder.add(base, builder.mul(q, eight)), vec), vec), ir.IntType(GROUP))
+            any_ = builder.zext(builder.icmp_unsigned("!=", m, ir.Constant(ir.IntType(GROUP), 0)), I64)
+            builder.store(builder.or_(builder.load(result), builder.shl(any_, q)), result)
+        return builder.load(result)
 
     return sig, codegen
 
