@@ -18,52 +18,34 @@ largest relative difference of the results (``log p``, ``sum r log r``, ``n_k``,
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any
 
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from daskcluster.kernels.blocks import Affine
-from daskcluster.kernels.mixture import diag_nonzeros
-from daskcluster.kernels.mixture.diag_nonzeros import padded_components
-from daskcluster.kernels.mixture.diag_rows import DiagRows
-from daskcluster.kernels.mixture.estep import reference
-from daskcluster.kernels.mixture.nonzero_groups import GroupParams, screen_bound
-from daskcluster.kernels.mixture.params import GaussianParams
-from daskcluster.kernels.vector_ir import aligned_zeros
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from past_module import module_at  # noqa: E402
+
+from daskcluster.kernels.blocks import Affine  # noqa: E402
+from daskcluster.kernels.mixture import diag_nonzeros  # noqa: E402
+from daskcluster.kernels.mixture.diag_nonzeros import padded_components  # noqa: E402
+from daskcluster.kernels.mixture.diag_rows import DiagRows  # noqa: E402
+from daskcluster.kernels.mixture.estep import reference  # noqa: E402
+from daskcluster.kernels.mixture.nonzero_groups import GroupParams, screen_bound  # noqa: E402
+from daskcluster.kernels.mixture.params import GaussianParams  # noqa: E402
+from daskcluster.kernels.vector_ir import aligned_zeros  # noqa: E402
 
 PATH = "daskcluster/kernels/mixture/diag_nonzeros.py"
-
-
-def module_at(commit: str, where: str) -> ModuleType:
-    """``diag_nonzeros`` as of ``commit``, its relative imports made absolute, imported from ``where``."""
-    source = subprocess.run(["git", "show", f"{commit}:{PATH}"], check=True, capture_output=True, text=True).stdout
-    for rel, absolute in ((".. vectorwidth", "daskcluster.kernels.vectorwidth"),
-                          (". estep", "daskcluster.kernels.mixture.estep"),
-                          (". nonzero_groups", "daskcluster.kernels.mixture.nonzero_groups"),
-                          (". vector_ir", "daskcluster.kernels.vector_ir"),  # where it was before
-                          (".. vector_ir", "daskcluster.kernels.vector_ir"),
-                          (". whitened", "daskcluster.kernels.mixture.whitened")):
-        dots, name = rel.split()
-        source = source.replace(f"from {dots}{name} import", f"from {absolute} import")
-    path = os.path.join(where, f"diag_nonzeros_{commit}.py")
-    with open(path, "w") as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location(f"diag_nonzeros_{commit}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+#: Where what the module's past versions imported relatively is now.
+MOVED = {".vector_ir": "daskcluster.kernels.vector_ir"}
 
 
 def runner(mod: Any, dr: DiagRows, block: np.ndarray) -> Callable[[], tuple[Any, ...]]:
@@ -118,7 +100,7 @@ def main() -> None:
     print(f"load average {os.getloadavg()}; BLAS {blas}; {len(chunks)} chunks of {args.chunk} rows; "
           f"CPU time of the thread, ms a chunk, least (median) over {args.repeats} alternated rounds")
     with tempfile.TemporaryDirectory() as where:
-        before = module_at(args.before, where)
+        before = module_at(args.before, PATH, where, MOVED)
         print(f"| EM iteration | {args.before} | now | largest relative difference |")
         print("| --- | ---: | ---: | ---: |")
         for it in (int(i) for i in args.iterations.split(",")):

@@ -29,16 +29,13 @@ the bounds made) and the next Elkan passes from the centers of iterations ``a`` 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -46,27 +43,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import cpu_model  # noqa: E402
+from past_module import module_at  # noqa: E402
 
 from daskcluster.kernels import assign as A  # noqa: E402
 from daskcluster.kernels import rowproducts  # noqa: E402
 from daskcluster.kernels.blocks import Affine  # noqa: E402
 
 PATH = "daskcluster/kernels/rowproducts.py"
-
-
-def module_at(commit: str, where: str) -> ModuleType:
-    """``rowproducts`` as of ``commit``, its relative imports made absolute, imported from ``where``."""
-    source = subprocess.run(["git", "show", f"{commit}:{PATH}"], check=True, capture_output=True, text=True).stdout
-    source = source.replace("from .vectorwidth import", "from daskcluster.kernels.vectorwidth import")
-    source = source.replace("from .mixture.", "from daskcluster.kernels.mixture.")
-    path = os.path.join(where, f"rowproducts_{commit}.py")
-    with open(path, "w") as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location(f"rowproducts_{commit}", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def lloyd_runner(mod: Any, x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray) -> Callable[[], tuple[Any, ...]]:
@@ -175,7 +158,7 @@ def main() -> None:
     if args.before is None:
         return
     with tempfile.TemporaryDirectory() as where:
-        before = module_at(args.before, where)
+        before = module_at(args.before, PATH, where)
         print(f"| iteration | step | {args.before} | now | labels, counts, sums equal | largest relative "
               "difference of the distances |")
         print("| --- | --- | ---: | ---: | --- | ---: |")

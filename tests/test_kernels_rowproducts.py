@@ -228,22 +228,25 @@ def test_fused_lloyd_step_is_product_argmin_and_sums(dtype: type, weighted: bool
     np.testing.assert_array_equal(wic, ref_wic)
 
 
-def test_fused_byte_sums_exact_past_uint16() -> None:
-    """70,000 rows of 255 in one cluster (and one zero row) sum to 17,849,745: exact, since the
-    uint16 partial sums are flushed to float64 every 256 rows (without the flush they would
-    wrap past 65,535)."""
-    n, d = 70_000, 3
+@pytest.mark.parametrize(("d", "walk_share"), [(3, P.WALK_SHARE), (16, 1.0)], ids=["register-blocks", "walks"])
+def test_byte_sums_exact_past_uint16(monkeypatch: pytest.MonkeyPatch, d: int, walk_share: float) -> None:
+    """70,000 rows of 255 in one cluster (and one zero row in the other) sum to 255 x 69,999 per
+    feature: exact, since the uint16 partial sums are flushed to float64 every 256 rows (the
+    register blocks) or after 256 of a cluster's own rows (the walks over non-zero groups, taken
+    at any share of them here); without the flush they would wrap past 65,535."""
+    monkeypatch.setattr(P, "WALK_SHARE", walk_share)
+    n = 70_000
     assert 255 * n > 2**16 and n > P._FLUSH
     x = np.full((n, d), 255, dtype=np.uint8)
     x[-1] = 0
+    assert P.walks_pay(x) == (d >= P.GROUP)
     minus2 = np.ascontiguousarray(-2 * np.array([[250.0] * d, [0.0] * d], dtype=np.float32))
     c_sq = (minus2.astype(np.float64) ** 2).sum(1) / 4
     labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
     sums, wic = np.zeros((2, d)), np.zeros(2)
     w, weighted = A.weights_arg(None)
     P.lloyd_step(x, minus2, c_sq, labels, min_sq, w, weighted, sums, wic)
-    np.testing.assert_array_equal(labels[:-1], 0)
-    assert labels[-1] == 1
+    assert labels[-1] == 1 and (labels[:-1] == 0).all()
     np.testing.assert_array_equal(sums, [[255 * (n - 1)] * d, [0] * d])
     np.testing.assert_array_equal(wic, [n - 1, 1])
     np.testing.assert_array_equal(min_sq[:-1], d * 25.0)
@@ -433,25 +436,6 @@ def test_walks_equal_blocks_on_digits(monkeypatch: pytest.MonkeyPatch) -> None:
     if np.array_equal(la, lb):
         np.testing.assert_array_equal(ua, ub)
         np.testing.assert_array_equal(wa, wb)
-
-
-def test_walks_byte_sums_exact_past_uint16(monkeypatch: pytest.MonkeyPatch) -> None:
-    """70,000 rows of 255 in one cluster, a zero row in the other: each cluster's uint16 sums
-    are flushed after 256 of its rows, so none wraps; the sums exact."""
-    monkeypatch.setattr(P, "WALK_SHARE", 1.0)
-    n, d = 70_000, 16
-    x = np.full((n, d), 255, dtype=np.uint8)
-    x[-1] = 0
-    minus2 = np.ascontiguousarray(-2 * np.array([[250.0] * d, [0.0] * d], dtype=np.float32))
-    c_sq = (minus2.astype(np.float64) ** 2).sum(1) / 4
-    labels, min_sq = np.empty(n, dtype=np.int64), np.empty(n)
-    sums, wic = np.zeros((2, d)), np.zeros(2)
-    w, weighted = A.weights_arg(None)
-    P.lloyd_step(x, minus2, c_sq, labels, min_sq, w, weighted, sums, wic)
-    assert labels[-1] == 1 and (labels[:-1] == 0).all()
-    np.testing.assert_array_equal(sums, [[255 * (n - 1)] * d, [0] * d])
-    np.testing.assert_array_equal(wic, [n - 1, 1])
-    np.testing.assert_array_equal(min_sq[:-1], d * 25.0)
 
 
 def test_walks_pay_by_the_share_of_non_zero_groups() -> None:
