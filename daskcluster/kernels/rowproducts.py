@@ -100,7 +100,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-from .vector_ir import F32, I64, aligned_zeros, bit_count, block_groups, fma, vector, vector_ptr
+from .vector_ir import F32, GROUP, I64, WORD, aligned_zeros, bit_count, block_groups, fma, vector, vector_ptr
 from .vectorwidth import prefer_wide_vectors
 
 #: Centers up to which the compiled product costs less than cast + GEMM + norms on a 784-feature
@@ -464,14 +464,6 @@ def products(x: np.ndarray, minus2: np.ndarray, g: np.ndarray, x_sq: np.ndarray)
 
 # --------------------------------------------------------------------------- walks over non-zero groups
 
-#: Features of a group: one 8-lane float32 vector (256-bit); a group whose 8 bytes are all zero
-#: is skipped.
-GROUP = 8
-
-#: Groups of one mask word (:func:`~daskcluster.kernels.vector_ir.block_groups`);
-#: a walk covers two words.
-_WORD = 64
-
 #: Centers whose accumulators one walk of a row's groups holds in registers (two centers a
 #: 16-lane vector; more centers: one walk per part of at most this many).
 PART = 12
@@ -532,9 +524,9 @@ def _emit_row_walk(builder: ir.IRBuilder, pairs: int, x_data: ir.Value, x_at: ir
     bytes_ = ir.VectorType(ir.IntType(8), GROUP)
     regs = [cgutils.alloca_once_value(builder, ir.Constant(vec, [0.0] * lanes)) for _ in range(pairs)]
     squares = cgutils.alloca_once_value(builder, ir.Constant(ivec, [0] * GROUP))
-    i128 = ir.IntType(2 * _WORD)
+    i128 = ir.IntType(2 * WORD)
     bits = builder.or_(builder.zext(words[0], i128),
-                       builder.shl(builder.zext(words[1], i128), ir.Constant(i128, _WORD)))
+                       builder.shl(builder.zext(words[1], i128), ir.Constant(i128, WORD)))
     state = cgutils.alloca_once_value(builder, bits)
     cond = builder.append_basic_block("walk.cond")
     turn = builder.append_basic_block("walk.body")
@@ -688,10 +680,10 @@ def _row_products(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out:
     for j in range(out.shape[0]):
         out[j] = 0.0
     q = 0
-    for g0 in range(0, groups, 2 * _WORD):
-        span = min(2 * _WORD, groups - g0)
-        lo = block_groups(x, i, g0, min(span, _WORD))
-        hi = block_groups(x, i, g0 + _WORD, span - _WORD) if span > _WORD else 0
+    for g0 in range(0, groups, 2 * WORD):
+        span = min(2 * WORD, groups - g0)
+        lo = block_groups(x, i, g0, min(span, WORD))
+        hi = block_groups(x, i, g0 + WORD, span - WORD) if span > WORD else 0
         if lo == 0 and hi == 0:
             continue
         parts = -(-k // PART)
@@ -719,8 +711,8 @@ def _group_share(x: np.ndarray, rows: int) -> float:  # pragma: no cover - compi
         return 0.0
     nonzero = 0
     for i in range(rows):
-        for g0 in range(0, groups, _WORD):
-            nonzero += bit_count(block_groups(x, i, g0, min(_WORD, groups - g0)))
+        for g0 in range(0, groups, WORD):
+            nonzero += bit_count(block_groups(x, i, g0, min(WORD, groups - g0)))
     return nonzero / (rows * groups)
 
 

@@ -23,6 +23,8 @@ from numba.extending import intrinsic
 MASK_WIDTH = 64
 #: Features of a group (one 8-lane vector); :func:`block_groups` gives a row's non-zero groups.
 GROUP = 8
+#: Groups of one mask word (an ``i64``): :func:`block_groups` gives at most this many.
+WORD = 64
 #: Bytes to which the parameters and sums the vector loops read and write are aligned (a cache
 #: line: an 8-lane load of a row that starts on one never spans two lines).
 ALIGNMENT = 64
@@ -98,7 +100,7 @@ def _gather_bytes(builder: ir.IRBuilder, m: ir.Value) -> ir.Value:
 @intrinsic
 def block_groups(typingctx: Any, x: Any, i: Any, g0: Any, span: Any) -> Any:  # pragma: no cover - compiled
     """Bit ``q`` of the result set iff the 8 values ``x[i, 8 (g0 + q) ..]`` are not all zero (a NaN
-    is non-zero), for ``q < span <= 64``; the groups must exist. Per 8 groups one vector load and
+    is non-zero), for ``q < span <=`` :data:`WORD`; the groups must exist. Per 8 groups one vector load and
     compare (for bytes, the 64 bytes as 8 ``i64``), then per remaining group one."""
     if not stored_rows(x):
         return None

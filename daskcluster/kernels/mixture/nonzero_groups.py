@@ -79,6 +79,7 @@ from ..vector_ir import (
     F64,
     GROUP,
     I64,
+    WORD,
     aligned_zeros,
     block_groups,
     f64_array,
@@ -93,8 +94,6 @@ from ..vector_ir import (
 
 #: Components whose accumulators one walk of a row's groups holds in registers.
 PART = 12
-#: Groups of a block at most (one ``i64`` mask).
-WORD = 64
 #: Rows of a tile: each block's parameters are read by them in turn (the pass's statistics take
 #: the same tiles, see :mod:`.diag_nonzeros`).
 TILE_ROWS = 64
