@@ -211,6 +211,19 @@ def _add_groups(typingctx: Any, x: Any, i: Any, g0: Any, bits: Any, scale: Any, 
     return sig, codegen
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _distance(v: np.ndarray, x: np.ndarray, i: int, k: int, scale: float, p: np.ndarray,
+              a: np.ndarray) -> float:  # pragma: no cover (compiled)
+    """A row's distance to component ``k`` from its walk's 8 lanes ``v`` (summed pairwise in their
+    own dtype) and, in float64, the features past the last full group of ``x[i]``."""
+    total = float(((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])))
+    for j in range(x.shape[1] - x.shape[1] % GROUP, x.shape[1]):
+        if x[i, j] != 0:
+            y = x[i, j] * scale
+            total += y * (y * p[k, j] + a[k, j])
+    return total
+
+
 @numba.njit(nogil=True, cache=True)
 def tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: np.ndarray, a: np.ndarray,
                    dist: np.ndarray, acc: np.ndarray) -> None:  # pragma: no cover (compiled)
@@ -237,13 +250,7 @@ def tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: np.ndarra
                     _add_groups(x, t0 + b, g0, bits, scale, p, a, acc, b, k0, n)
     for b in range(rows):
         for k in range(k_n):
-            dist[b, k] = (((acc[b, k, 0] + acc[b, k, 1]) + (acc[b, k, 2] + acc[b, k, 3]))
-                          + ((acc[b, k, 4] + acc[b, k, 5]) + (acc[b, k, 6] + acc[b, k, 7])))
-        for j in range(groups * GROUP, d):
-            if x[t0 + b, j] != 0:
-                y = x[t0 + b, j] * scale
-                for k in range(k_n):
-                    dist[b, k] += y * (y * p[k, j] + a[k, j])
+            dist[b, k] = _distance(acc[b, k], x, t0 + b, k, scale, p, a)
 
 
 #: Stored dtypes whose rows :func:`screened_tile_distances` takes (exact in float32), and the
@@ -334,12 +341,7 @@ def screened_tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: 
     for b in range(rows):
         low = -np.inf
         for k in range(k_n):
-            v = acc32[b, k]
-            s32 = float(((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7])))
-            for j in range(groups * GROUP, d):
-                if x[t0 + b, j] != 0:
-                    y = x[t0 + b, j] * scale
-                    s32 += y * (y * p[k, j] + a[k, j])
+            s32 = _distance(acc32[b, k], x, t0 + b, k, scale, p, a)
             w = log_const[k] - 0.5 * (c[k] + s32)
             e = 0.5 * (coef * max(2.0 * s32 + 17.0 * c[k], 0.0) + slack) + 1.0 + 1e-9 * (abs(w) + abs(log_const[k]))
             finite = math.isfinite(w) and math.isfinite(e)
@@ -373,12 +375,7 @@ def screened_tile_distances(x: np.ndarray, t0: int, rows: int, scale: float, p: 
         for k in range(k_n):
             if dist[b, k] != 0.0:
                 continue
-            dist[b, k] = (((acc[b, k, 0] + acc[b, k, 1]) + (acc[b, k, 2] + acc[b, k, 3]))
-                          + ((acc[b, k, 4] + acc[b, k, 5]) + (acc[b, k, 6] + acc[b, k, 7])))
-            for j in range(groups * GROUP, d):
-                if x[t0 + b, j] != 0:
-                    y = x[t0 + b, j] * scale
-                    dist[b, k] += y * (y * p[k, j] + a[k, j])
+            dist[b, k] = _distance(acc[b, k], x, t0 + b, k, scale, p, a)
     return given
 
 
