@@ -223,3 +223,79 @@ def test_farthest_rows_lower_row_first_among_equals(n: int, m: int) -> None:
     if m < n:
         expect = expect[~np.isnan(sq[expect])]
     np.testing.assert_array_equal(A.farthest(sq, m), expect)
+
+
+# ------------------------------------------------------------------ k-means|| with the chunk's kept state
+
+
+def seeding_passes(X: np.ndarray, w: np.ndarray | None, C: np.ndarray, ends: tuple[int, ...], affine: Affine,
+                   keep: bool) -> list[tuple[object, int]]:
+    """The passes of a k-means|| seeding whose rounds drew the batches of ``C`` ending at
+    ``ends``: a round per batch, then the weighing; each pass's statistics and distances
+    computed, the chunk's state carried from pass to pass (``keep``) or never."""
+    out, state = [], None
+    for r in range(1, len(ends) + 1):
+        kind = S.ROUND if r < len(ends) else S.WEIGH
+        member = S.Member(kind, C[: ends[r - 1]], ell=8.0, entropy=5, round=r, key=3, batches=ends[:r])
+        stats, new = S.sweep_state_kernel(X, w, ChunkInfo(0, 0), S.SweepParams((member,), affine), state)
+        state = new if keep else None
+        out.append((stats.parts[0], stats.computed[0]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.uint8])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_kmeans_parallel_rounds_same_whether_the_chunk_kept_its_nearest_candidates(dtype: type,
+                                                                                   weighted: bool) -> None:
+    """A round measures the rows against the previous round's batch only when the chunk kept
+    its nearest candidates, and finds the same draw, the same weights and inertia as a chunk
+    that kept nothing (every batch measured again)."""
+    rng = np.random.default_rng(11)
+    X = (rng.uniform(0, 255, size=(700, 24)) * (rng.random((700, 24)) < 0.4)).astype(dtype)
+    w = rng.uniform(0.5, 2, len(X)) if weighted else None
+    affine = Affine(scale=1 / 255) if dtype == np.uint8 else Affine()
+    compute = np.float32 if dtype != np.float64 else np.float64
+    scale = 1 / 255 if dtype == np.uint8 else 1.0
+    C = (X[rng.choice(len(X), 30, replace=False)].astype(np.float64) * scale).astype(compute)
+    C[22] = C[3]  # a candidate drawn again in a later batch: its rows stay with the first
+    ends = (1, 8, 19, 30)
+    kept = seeding_passes(X, w, C, ends, affine, keep=True)
+    fresh = seeding_passes(X, w, C, ends, affine, keep=False)
+    for (a, computed_a), (b, computed_b), start, end in zip(kept, fresh, (0,) + ends, ends):
+        if isinstance(a, K.Candidates):
+            assert a.cost == b.cost
+            np.testing.assert_array_equal(a.index, b.index)
+            np.testing.assert_array_equal(a.key, b.key)
+            np.testing.assert_array_equal(a.rows, b.rows)
+        else:
+            np.testing.assert_array_equal(a.weight_in_clusters, b.weight_in_clusters)
+            assert a.inertia == b.inertia
+        assert computed_a == len(X) * (end - start)  # the new batch only
+        assert computed_b == len(X) * end
+    # the weights are those of each row's nearest candidate
+    weights, inertia = kept[-1][0].weight_in_clusters, kept[-1][0].inertia
+    wic, _, expected = naive_lloyd(scale * X.astype(np.float64),
+                                   np.ones(len(X)) if w is None else w, C.astype(np.float64))
+    np.testing.assert_allclose(weights, wic, rtol=1e-12)
+    np.testing.assert_allclose(inertia, expected, rtol=1e-5)
+    assert weights.sum() == pytest.approx(len(X) if w is None else w.sum())
+    assert weights[3] > 0 and weights[22] == 0
+
+
+def test_kmeans_parallel_state_made_by_another_seeding_is_not_used() -> None:
+    """A chunk's kept state of other candidates (a shorter table, another row count) is
+    measured again; a pass with no seeding member drops it."""
+    X = data(np.float64, n=300)
+    C = X[:9].copy()
+    ends = (1, 5, 9)
+    kept = seeding_passes(X, None, C, ends, Affine(), keep=True)
+    fresh = seeding_passes(X, None, C, ends, Affine(), keep=False)
+    np.testing.assert_array_equal(kept[-1][0].weight_in_clusters, fresh[-1][0].weight_in_clusters)
+    member = S.Member(S.WEIGH, C, key=3, batches=ends)
+    alien = {(S.ROUND, 3): S.SeedState(4, np.zeros(300, dtype=np.int32), np.zeros(300))}  # 4 is no batch end
+    stats, state = S.sweep_state_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((member,), Affine()), alien)
+    np.testing.assert_array_equal(stats.parts[0].weight_in_clusters, fresh[-1][0].weight_in_clusters)
+    assert stats.computed[0] == 300 * 9
+    lloyd = S.Member(S.LLOYD, C, n_far=0)
+    _, after = S.sweep_state_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((lloyd,), Affine()), state)
+    assert after == {}

@@ -61,6 +61,30 @@ def test_kmeans_parallel_passes(X_blobs: np.ndarray) -> None:
     assert c.passes == 10 + 1 + 1
 
 
+def test_kmeans_parallel_same_model_when_chunks_lose_their_kept_state(X_blobs: np.ndarray) -> None:
+    """The chunks keep their rows' nearest candidate from round to round (only the previous
+    round's candidates are measured); a chunk that lost it (a worker lost, a task moved)
+    measures every candidate again and the model is the same."""
+    from daskcluster.engine import rowstate
+    from daskcluster.progress import progress_hook
+
+    Xd = da.from_array(X_blobs, chunks=700)
+    kept = KMeans(10, random_state=3, init_max_iter=4).fit(Xd)
+    seen: list[int] = []
+
+    def forget(rep: object) -> None:
+        held = rowstate.held()
+        seen.append(sum(held.values()))
+        for token in held:
+            rowstate.drop(token)
+
+    with progress_hook(forget):
+        lost = KMeans(10, random_state=3, init_max_iter=4).fit(Xd)
+    assert max(seen) == Xd.numblocks[0]  # every chunk had kept its state, and lost it
+    np.testing.assert_array_equal(lost.cluster_centers_, kept.cluster_centers_)
+    assert lost.inertia_ == kept.inertia_ and lost.n_iter_ == kept.n_iter_
+
+
 def test_kmeans_parallel_reclusters_with_weights() -> None:
     """Most candidates come from a sparse far blob; unweighted reclustering would put both
     centers there. With the candidates weighted, one center stays on the dense blob."""

@@ -54,6 +54,11 @@ ALGORITHMS = ("lloyd", "elkan")
 
 SEEDING = ("round", "weigh", "plusplus")
 
+#: Members whose chunks keep state between passes (:mod:`daskcluster.engine.rowstate`): Elkan's
+#: bounds, and each row's nearest k-means|| candidate, so that a round measures the rows against
+#: the previous round's candidates only.
+STATEFUL = (S.ELKAN, S.ROUND, S.WEIGH)
+
 #: A bounded step that computed more than this fraction of the distances row by row is followed
 #: by one that computes them all by GEMM (and renews the bounds): measured on MNIST, a distance
 #: computed alone costs about twice its share of a tile's GEMM.
@@ -81,6 +86,7 @@ class Run:
     rounds: int = DEFAULT_ROUNDS
     bounded: bool = False
     candidates: np.ndarray | None = None
+    batches: list[int] = field(default_factory=list)
     trials: np.ndarray | None = None
     n_local_trials: int = 0
     r: int = 0
@@ -110,6 +116,7 @@ class Run:
         self.candidates = first_center(data, weights, self.entropy)
         if init == "k-means||":
             self.phase, self.ell, self.rounds = "round", float(oversampling_factor * self.k), rounds or DEFAULT_ROUNDS
+            self.batches = [len(self.candidates)]
             return
         self.phase = "plusplus"
         self.n_local_trials = local_trials(self.k, None)
@@ -121,10 +128,11 @@ class Run:
         """What this run needs from the next pass."""
         if self.phase == "round":
             assert self.candidates is not None
-            return S.Member(S.ROUND, self.candidates, ell=self.ell, entropy=self.entropy, round=self.r + 1)
+            return S.Member(S.ROUND, self.candidates, ell=self.ell, entropy=self.entropy, round=self.r + 1,
+                            key=self.key, batches=tuple(self.batches))
         if self.phase == "weigh":
             assert self.candidates is not None
-            return S.Member(S.LLOYD, self.candidates, n_far=0)
+            return S.Member(S.WEIGH, self.candidates, key=self.key, batches=tuple(self.batches))
         if self.phase == "plusplus":
             assert self.candidates is not None and self.trials is not None
             n_draws = plusplus_draws(self.candidates, self.trials, self.k, self.n_local_trials)
@@ -148,8 +156,9 @@ class Run:
         if self.phase == "round":
             assert self.candidates is not None and isinstance(part, K.Candidates)
             self.r += 1
-            if part.cost > 0:
+            if part.cost > 0 and len(part.rows):
                 self.candidates = np.concatenate([self.candidates, part.rows.astype(data.dtype)])
+                self.batches.append(len(self.candidates))
             if part.cost <= 0 or not more_rounds(self.r, self.rounds, len(self.candidates), self.k):
                 self.phase = "weigh"
             return
@@ -215,7 +224,9 @@ def lockstep(data: RowData, runs: list[Run], *, weights: da.Array | None, tol: f
     (unless ``tol_abs`` is given). The bounds of bounded runs are released when the generator
     ends (or is closed). Data passes: one per yield.
     """
-    token = rowstate.new_token(label) if any(run.bounded for run in runs) else None
+    if len({run.key for run in runs}) < len(runs):
+        raise ValueError(f"the runs of one lockstep need distinct keys, got {[run.key for run in runs]}")
+    token = rowstate.new_token(label) if any(run.bounded or run.phase == "round" for run in runs) else None
     number = 0
     try:
         while True:
@@ -227,7 +238,7 @@ def lockstep(data: RowData, runs: list[Run], *, weights: da.Array | None, tol: f
             members = tuple(run.member(data) for run in active)
             params = S.SweepParams(members, data.affine, moments=tol_abs is None)
             combine = partial(S.combine_sweep, members=tuple((m.kind, m.ell, m.n_far) for m in members))
-            if token is not None and any(m.kind == S.ELKAN for m in members):
+            if token is not None and any(m.kind in STATEFUL for m in members):
                 stats = rowstate.tree_reduce_with_state(data, S.sweep_state_kernel, params, combine, token=token,
                                                         weights=weights, label=label)
             else:

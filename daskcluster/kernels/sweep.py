@@ -47,8 +47,9 @@ else:
 
 
 #: What a member of a sweep pass computes: a k-means|| round, a Lloyd step (or an assignment),
-#: a greedy k-means++ step, a Lloyd step that skips the distances its bounds rule out.
-ROUND, LLOYD, PLUSPLUS, ELKAN = "round", "lloyd", "plusplus", "elkan"
+#: a greedy k-means++ step, a Lloyd step that skips the distances its bounds rule out, the
+#: weights of k-means|| candidates (the weight of the rows nearest each).
+ROUND, LLOYD, PLUSPLUS, ELKAN, WEIGH = "round", "lloyd", "plusplus", "elkan", "weigh"
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,21 @@ class Member:
         ``n_far=0`` an assignment pass giving counts, sums and inertia), or ``'elkan'`` (the
         same Lloyd step computing only the distances that the bounds kept in the chunk's
         state do not rule out, see :mod:`daskcluster.kernels.bounds`; its inertia is NaN and
-        its far points empty unless every distance was computed).
+        its far points empty unless every distance was computed), or ``'weigh'`` (the weight of
+        the rows nearest each of k-means||'s candidates: a
+        :class:`~daskcluster.kernels.kmeans.LloydStats` of weights and inertia, no sums).
     centers : (k, n_features), compute dtype.
     ell, entropy, round : k-means|| and k-means++, as
         :class:`~daskcluster.kernels.kmeans.ParallelRoundParams` (``round`` is the k-means++ step).
     n_far : Lloyd only, the farthest points to keep for relocating empty clusters.
     trials, n_draws : k-means++ only, as :class:`~daskcluster.kernels.kmeans.PlusPlusParams`.
-    key, generation, drift, half_cc, half_sep : Elkan only: the member's key in the chunk's
+    batches : ``'round'`` and ``'weigh'``: where each batch of candidates ends in ``centers``
+        (cumulative, increasing, the last ``len(centers)``; one batch when empty). A batch is
+        what one round drew. Each row's nearest candidate is found batch by batch, and the
+        chunk keeps it between passes (:class:`SeedState`, under ``(ROUND, key)``): a round then
+        computes the distances to the batch the previous round drew only, and finds the same
+        values as without the state.
+    key, generation, drift, half_cc, half_sep : Elkan (``key``: also k-means||): the member's key in the chunk's
         state, the number of the pass in its run, the (k,) storage-space distance each center
         moved since the previous pass (None: compute every distance), and half the distances
         between the centers, (k, k) and to each one's nearest other, (k,)
@@ -87,6 +96,7 @@ class Member:
     drift: np.ndarray | None = None
     half_cc: np.ndarray | None = None
     half_sep: np.ndarray | None = None
+    batches: tuple[int, ...] = ()
 
     @property
     def stacked(self) -> np.ndarray:
@@ -115,8 +125,20 @@ class SweepStats:
     computed: list[int] = field(default_factory=list)
 
 
-#: A chunk's state between passes: each Elkan member's bounds, by key.
-ChunkState = dict[int, B.BoundsState]
+@dataclass
+class SeedState:
+    """What a chunk keeps of a k-means|| seeding between its passes: the candidates ``[0, covered)``
+    its rows were measured against, and each row's nearest of them (the first of equals) and
+    squared distance to it (storage space, clipped at 0). 12 bytes a row."""
+
+    covered: int
+    labels: np.ndarray  # (n_rows,) int32
+    min_sq: np.ndarray  # (n_rows,) float64
+
+
+#: A chunk's state between passes: each Elkan member's bounds under its key, each k-means||
+#: member's :class:`SeedState` under ``(ROUND, key)``.
+ChunkState = dict[Any, "B.BoundsState | SeedState"]
 
 
 def _stack(members: tuple[Member, ...], affine: Affine) -> tuple[A.CenterTable, list[slice]]:
@@ -161,10 +183,23 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     state = {} if state is None else dict(state)
     bounded = {j: state.get(m.key) for j, m in enumerate(members) if m.kind == ELKAN}
     incremental = [j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments)]
-    stacked = [j for j in range(len(members)) if j not in incremental]
+    seeding = [j for j, m in enumerate(members) if m.kind in (ROUND, WEIGH)]
+    stacked = [j for j in range(len(members)) if j not in incremental and j not in seeding]
     w, weighted = A.weights_arg(sample_weight)
     parts: dict[int, K.Candidates | K.LloydStats | K.PlusPlusStats] = {}
     computed = [n * len(m.stacked) for m in members]
+    seeds = {(ROUND, members[j].key) for j in seeding}
+    for key in [key for key in state if isinstance(key, tuple) and key not in seeds]:
+        del state[key]  # a seeding that moved on to its Lloyd steps
+    for j in seeding:
+        m = members[j]
+        kept = state.get((ROUND, m.key))
+        kept = kept if isinstance(kept, SeedState) else None
+        covered = 0 if kept is None else kept.covered
+        seed = _seed_nearest(block, chunk, params, j, kept)
+        computed[j] = n * (len(m.centers) - (covered if seed is kept else 0))
+        state[(ROUND, m.key)] = seed
+        parts[j] = _seed_part(block, sample_weight, chunk, m, seed, affine)
     for j in incremental:
         m = members[j]
         st = state[m.key]
@@ -203,6 +238,56 @@ def _rows_arg(x: Any, centers: np.ndarray | None = None) -> Any:
         c64 = np.zeros((0, 0)) if centers is None else centers.astype(np.float64)
         return csr.data, csr.indices, csr.indptr, np.einsum("ij,ij->i", c64, c64)
     return x
+
+
+def _batches(m: Member) -> tuple[int, ...]:
+    """Where the member's batches of candidates end (one batch when it gives none)."""
+    return m.batches or (len(m.centers),)
+
+
+def _seed_nearest(block: Any, chunk: ChunkInfo, params: SweepParams, j: int,
+                  kept: SeedState | None) -> SeedState:
+    """Each row's nearest candidate of k-means|| member ``j`` and squared distance to it, from
+    ``kept`` (what the chunk's previous pass over it found, if it covers a prefix of the
+    member's batches) and the batches after it, one batch at a time: whether ``kept`` was
+    found or not, every batch is measured by the same computation, so the result is the same.
+    One read of the block (none if ``kept`` covers every batch)."""
+    m = params.members[j]
+    ends = _batches(m)
+    n = block.shape[0]
+    if kept is not None and kept.covered in ends and kept.labels.shape[0] == n:
+        seed = kept
+    else:
+        seed = SeedState(0, np.zeros(n, dtype=np.int32), np.full(n, np.inf))
+    cache = params.__dict__.setdefault("_tables", {})
+    start = 0
+    for end in ends:
+        if end > seed.covered:
+            if (ROUND, j, end) not in cache:
+                cache[(ROUND, j, end)] = A.CenterTable.of(params.affine.to_storage_space(m.centers[start:end]))
+            labels, min_sq = A.nearest(block, cache[(ROUND, j, end)], chunk)
+            np.maximum(min_sq, 0.0, out=min_sq)
+            nearer = min_sq < seed.min_sq  # strictly: the first of equals stays, as in one arg-min
+            seed.min_sq[nearer] = min_sq[nearer]
+            seed.labels[nearer] = labels[nearer] + start
+            seed.covered = end
+        start = end
+    return seed
+
+
+def _seed_part(block: Any, sample_weight: np.ndarray | None, chunk: ChunkInfo, m: Member, seed: SeedState,
+               affine: Affine) -> K.Candidates | K.LloydStats:
+    """A k-means|| member's statistics from its rows' nearest candidates: a round's draw, or the
+    candidates' weights (in row order, as a Lloyd step adds them) and the inertia."""
+    sq = seed.min_sq * affine.sq_scale
+    dtype = m.centers.dtype
+    if m.kind == ROUND:
+        return K.draw_candidates(block, sample_weight, chunk, sq, m.ell, m.entropy, m.round, dtype, affine)
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weight = np.bincount(seed.labels, weights=w, minlength=len(m.centers)).astype(np.float64)
+    inertia = float(sq.sum()) if w is None else float(sq @ w)
+    k, d = m.centers.shape
+    return K.LloydStats(weight, np.zeros((k, 0)), inertia, K.FarPoints.empty(d, dtype), None)
 
 
 def _moments(block: Any, dtype: np.dtype, affine: Affine) -> K.Moments:
@@ -289,10 +374,6 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
                                               dtype, affine)
             continue
         sq = min_sq[j] * affine.sq_scale
-        if m.kind == ROUND:
-            parts[which[j]] = K.draw_candidates(block, sample_weight, chunk, sq, m.ell, m.entropy, m.round, dtype,
-                                                affine)
-            continue
         inertia = float(sq.sum()) if not weighted else float(sq @ w)
         far = K.far_points(block, sample_weight, chunk, sq, labels[j], m.n_far, dtype, affine)
         parts[which[j]] = B.lloyd_stats(sums[j], wic[j], inertia, far, affine)
