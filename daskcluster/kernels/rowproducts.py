@@ -704,6 +704,15 @@ def _row_products(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out:
 
 
 @numba.njit(nogil=True, cache=True)
+def row_products(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
+    """:func:`_row_products` for the compiled loops of other modules (the rows the Elkan bounds
+    leave open, :mod:`daskcluster.kernels.elkan`): ``out[:k] = x[i] · mt[j]`` over the uint8 row's
+    non-zero groups (``table``: :func:`group_table` of ``mt``; ``out`` with :data:`GROUP` spare
+    entries); returns the row's exact squared norm."""
+    return _row_products(x, i, table, mt, out)
+
+
+@numba.njit(nogil=True, cache=True)
 def _group_share(x: np.ndarray, rows: int) -> float:  # pragma: no cover - compiled
     """The share of non-zero 8-feature groups among the full groups of ``x``'s first ``rows`` rows."""
     groups = x.shape[1] // GROUP
