@@ -1,7 +1,8 @@
 """Row-aligned state kept beside the chunks, in the memory of the process that ran their task.
 
 Some passes carry per-row state from one pass to the next that only saves work, never
-changes a result — the distance bounds of accelerated k-means. Such state is kept in a
+changes a result — the distance bounds of accelerated k-means, each row's nearest k-means||
+candidate between seeding rounds. Such state is kept in a
 process-local table keyed by ``(token, chunk index)``: on a Dask worker it sits beside the
 chunk the worker holds (tasks run where their data are, so the next pass over the chunk finds
 it); on the local schedulers it is in this process. A kernel that finds no state, or state
