@@ -33,7 +33,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .rowproducts import prefetch_row
+from .rowproducts import group_table, prefetch_row, row_products, serves, walks_pay
+from .vector_ir import GROUP
 from .vectorwidth import prefer_wide_vectors
 
 #: Lower bounds are stored in float32, scaled by this before rounding so they stay below.
@@ -48,7 +49,7 @@ def _bounds_from_product(g: np.ndarray, r: int, c_sq: np.ndarray, x_sq: float, s
     distance to it."""
     best = 0
     b1 = np.inf
-    for j in range(g.shape[1]):
+    for j in range(c_sq.shape[0]):
         v = np.float64(g[r, j]) + c_sq[j] + x_sq
         if v < b1:
             b1 = v
@@ -245,6 +246,123 @@ WINDOW = 64
 #: Open rows of a window prefetched ahead of the one whose distances are taken.
 AHEAD = 4
 
+#: Centers left open by its moved bounds from which a row of a block that takes the walks takes
+#: its products with all centers by one walk before any distance (:func:`_walk_row`); a row with
+#: fewer first makes its upper bound tight (:func:`_tighten`).
+WALK_OPEN = 4
+
+#: Centers up to which the open rows of a uint8 block whose rows take the walks over their
+#: non-zero groups (:func:`~daskcluster.kernels.rowproducts.walks_pay`) take all their products
+#: by one walk (:class:`WalkCenters`) rather than their distances one by one.
+WALK_CENTERS = 16
+
+
+class WalkCenters:
+    """The centers as the walks over a ``uint8`` row's non-zero groups take them
+    (:func:`~daskcluster.kernels.rowproducts.row_products`), for :func:`elkan_rows` and
+    :func:`refresh_walks`: ``-2 C`` in float32 and laid out group by group, the float64 squared
+    norms, and the factor of the products' rounding bound.
+
+    A walk's product of a row with a center is a float32 dot product of length ``d`` summed in
+    some order (each of the 8 lanes over the row's non-zero groups, by multiply-adds, then the
+    lanes by a tree, then the features past the last full group; a zero group adds exactly
+    zero): any such order is within ``γ_d Σ |x_f 2c_f| ≤ γ_d (‖x‖² + ‖c‖²)`` of the exact
+    product, the bound :func:`daskcluster.kernels.bounds.slack` takes four times over
+    (``2 d ε (‖x‖² + ‖c‖²)``, ``ε = 2u``). The products are those of the tiles of
+    :func:`~daskcluster.kernels.assign.iter_products` when they take the walks (the same walk,
+    row by row), so a row's label from them is the one :func:`refresh_rows` gives it; the slack
+    is taken with the row's own squared norm (exact for uint8 rows) where the tiles take their
+    largest, the same bound for this row.
+
+    Parameters
+    ----------
+    centers : ndarray of shape (k, n_features), float32
+        The centers in the rows' storage space, in the compute dtype.
+    """
+
+    def __init__(self, centers: np.ndarray) -> None:
+        c32 = np.asarray(centers, dtype=np.float32)
+        self.minus2 = np.ascontiguousarray(-2 * c32)  # exact: as CenterTable.of
+        self.table = group_table(self.minus2)
+        c64 = c32.astype(np.float64)
+        self.c_sq = np.einsum("ij,ij->i", c64, c64)
+        #: ``slack(d, float32, x_sq, csq_max) = slack_f * (x_sq + csq_max)``.
+        self.slack_f = 2 * c32.shape[1] * float(np.finfo(np.float32).eps)
+        self.csq_max = float(self.c_sq.max(initial=0.0))
+
+    @staticmethod
+    def serve(rows: object, n_centers: int, dtype: np.dtype) -> bool:
+        """Whether the open rows of ``rows`` (a block) take the walks: a C-contiguous ``uint8``
+        block whose rows take them in a Lloyd step (:func:`~daskcluster.kernels.rowproducts.walks_pay`),
+        float32 centers, at most :data:`WALK_CENTERS` of them."""
+        return (serves(rows, n_centers, dtype) and rows.dtype == np.uint8  # type: ignore[attr-defined]
+                and n_centers <= WALK_CENTERS and walks_pay(rows))  # type: ignore[arg-type]
+
+    @classmethod
+    def off(cls) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """Arguments that make :func:`elkan_rows` take the open rows' distances one by one."""
+        return np.zeros((0, 2, GROUP), dtype=np.float32), np.zeros((0, 0), dtype=np.float32), np.zeros(0), 0.0, 0.0
+
+    def args(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+        """``(table, minus2, c_sq, slack_f, csq_max)`` for the compiled loops."""
+        return self.table, self.minus2, self.c_sq, self.slack_f, self.csq_max
+
+
+def walk_products(x: object, i: int, table: np.ndarray, mt: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
+    """:func:`~daskcluster.kernels.rowproducts.row_products` for ``uint8`` rows; 0 for other rows,
+    which never take the walks. Compiled code only (see the overload)."""
+    raise NotImplementedError
+
+
+@overload(walk_products)
+def _walk_products(x, i, table, mt, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    if isinstance(x, types.Array) and x.dtype == types.uint8 and x.ndim == 2 and x.layout == "C":
+        return lambda x, i, table, mt, out: row_products(x, i, table, mt, out)
+    return lambda x, i, table, mt, out: 0
+
+
+def move_counts(x: object, r: int, old: int, new: int, acc: np.ndarray) -> None:  # pragma: no cover
+    """``acc[old] -= x[r]``, ``acc[new] += x[r]`` in int32 for ``uint8`` rows (exact); nothing for
+    other rows, which never take it. Compiled code only (see the overload)."""
+    raise NotImplementedError
+
+
+@overload(move_counts)
+def _move_counts(x, r, old, new, acc):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    if isinstance(x, types.Array) and x.dtype == types.uint8:
+        def bytes_row(x, r, old, new, acc):  # type: ignore[no-untyped-def]
+            prefer_wide_vectors()
+            for f in range(x.shape[1]):
+                v = np.int32(x[r, f])
+                acc[old, f] -= v
+                acc[new, f] += v
+
+        return bytes_row
+    return lambda x, r, old, new, acc: None
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _shift(x: np.ndarray, r: int, old: int, new: int, w: np.ndarray, weighted: bool, sums: np.ndarray,
+           wic: np.ndarray, acc: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Row ``r`` from cluster ``old`` to ``new``: into the int32 ``acc`` when it is kept (unweighted
+    ``uint8`` rows, see :func:`elkan_rows`), else :func:`move_row`."""
+    if acc.shape[0]:
+        wic[old] -= 1.0
+        wic[new] += 1.0
+        move_counts(x, r, old, new, acc)
+    else:
+        move_row(x, r, old, new, w[r] if weighted else 1.0, sums, wic)
+
+
+@numba.njit(nogil=True, cache=True)
+def _move_window(flat: np.ndarray, start: int, stop: int, shift: np.ndarray) -> None:  # pragma: no cover
+    """``flat[start:stop]`` (lower bounds, float32) less ``shift[:stop - start]`` (the drifts,
+    repeated row by row), stored below (``_DOWN``), or 0 when not positive."""
+    prefer_wide_vectors()
+    for t in range(stop - start):
+        lo = np.float64(flat[start + t]) - shift[t]
+        flat[start + t] = np.float32(lo * _DOWN) if lo > 0.0 else np.float32(0.0)
+
 
 @numba.njit(nogil=True, cache=True)
 def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarray) -> int:  # pragma: no cover
@@ -256,73 +374,148 @@ def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarr
     return m
 
 
+@numba.njit(nogil=True, cache=True, inline="always")
+def _count_open(u: float, lower: np.ndarray, i: int, half_cc_a: np.ndarray) -> int:  # pragma: no cover
+    """:func:`_open_centers` without branches; ``half_cc_a`` is the row of the row's center with
+    an infinite diagonal."""
+    m = 0
+    for j in range(lower.shape[1]):
+        m += (u > lower[i, j]) & (u > half_cc_a[j])
+    return m
+
+
 @numba.njit(nogil=True, cache=True)
 def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.ndarray, drift: np.ndarray,
                labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool,
                sums: np.ndarray, wic: np.ndarray, dense: int, deferred: np.ndarray, c32: np.ndarray, err: np.ndarray,
-               lo_f: float, hi_f: float, tiny: float) -> tuple[int, int]:  # pragma: no cover
+               lo_f: float, hi_f: float, tiny: float, table: np.ndarray, mt: np.ndarray, c_sq: np.ndarray,
+               slack_f: float, csq_max: float) -> tuple[int, int]:  # pragma: no cover
     """One Elkan step over the rows of ``x`` (storage dtype; a dense array or a CSR tuple, see
     :func:`row_distance`) against centers ``c`` (float64).
 
     Moves every bound by the centers' drift. A row whose upper bound is at most half the
     distance from its center to the nearest other one keeps its label. Otherwise, if some
-    centers are not ruled out (``u > lower[j]`` and ``u > ½‖c_a - c_j‖``), the upper bound is
-    made tight (one distance, as an interval: :func:`row_interval`, whose other arguments
-    ``c32 .. tiny`` are :meth:`IntervalCenters.args`); if more than ``dense`` centers are still
-    open, the row is written to ``deferred`` (its distances to all centers are cheaper by GEMM,
-    see :func:`refresh_rows`), else each open center's distance is taken and the row takes the
-    nearest: by the intervals where they do not overlap, else by float64 distances to both
-    centers (first of equals). A row that changes cluster moves its weight and values between
-    the clusters' float64 sums. Returns the distances computed and the number of rows deferred.
+    centers are not ruled out (``u > lower[j]`` and ``u > ½‖c_a - c_j‖``):
+
+    * rows that take the walks (``mt`` holds ``-2C``: ``table .. csq_max`` are
+      :meth:`WalkCenters.args`; unweighted ``uint8`` rows only) take their products with all
+      centers by one walk (:func:`_walk_row`);
+    * other rows make the upper bound tight (one distance, as an interval: :func:`row_interval`,
+      whose other arguments ``c32 .. tiny`` are :meth:`IntervalCenters.args`); if more than
+      ``dense`` centers are still open, the row is written to ``deferred`` (its distances to all
+      centers are cheaper by GEMM, see :func:`refresh_rows`), else each open center's distance is
+      taken and the row takes the nearest: by the intervals where they do not overlap, else by
+      float64 distances to both centers (first of equals).
+
+    A row that changes cluster moves its weight and values between the clusters' float64 sums
+    (unweighted ``uint8`` rows through int32 sums of the moves, added to ``sums`` at the end:
+    every value is an integer, so the sums are the same bits in any order). Returns the
+    distances computed (``k`` a walk) and the number of rows deferred.
     """
     n, k = lower.shape
     computed = 0
     n_deferred = 0
+    walks = mt.shape[0] > 0
     pending = np.empty(WINDOW, dtype=np.int64)
+    n_many = np.empty(WINDOW, dtype=np.bool_)
+    out = np.zeros(k + GROUP, dtype=np.float32)
+    v = np.empty(k)
+    counted = not weighted and n * 255 < 2**31 and _is_bytes(x)
+    acc = np.zeros((k, sums.shape[1]) if counted else (0, 0), dtype=np.int32)
+    flat = lower.reshape(n * k)
+    shift = np.empty(WINDOW * k)
+    for t in range(WINDOW * k):
+        shift[t] = drift[t % k]
+    hcc = half_cc.copy()
+    for j in range(k):
+        hcc[j, j] = np.inf
     for w0 in range(0, n, WINDOW):
+        w1 = min(n, w0 + WINDOW)
+        _move_window(flat, w0 * k, w1 * k, shift)
         n_open = 0
-        for i in range(w0, min(n, w0 + WINDOW)):
+        for i in range(w0, w1):
             a = labels[i]
             u = upper[i] + drift[a]
-            for j in range(k):
-                lo = np.float64(lower[i, j]) - drift[j]
-                lower[i, j] = np.float32(lo * _DOWN) if lo > 0.0 else np.float32(0.0)
             upper[i] = u
-            if u <= half_sep[a] or _open_centers(u, a, lower, i, half_cc) == 0:
+            if u <= half_sep[a]:
+                continue
+            m = _count_open(u, lower, i, hcc[a])
+            if m == 0:
                 continue
             if n_open < AHEAD:
                 prefetch(x, i)
             pending[n_open] = i
+            n_many[n_open] = m >= WALK_OPEN
             n_open += 1
         for p in range(n_open):
             if p + AHEAD < n_open:
                 prefetch(x, pending[p + AHEAD])
-            done, n_deferred = _open_row(x, pending[p], c, half_cc, labels, upper, lower, w, weighted, sums, wic,
-                                         dense, deferred, n_deferred, c32, err, lo_f, hi_f, tiny)
+            i = pending[p]
+            if walks and n_many[p]:
+                computed += _walk_row(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err,
+                                      lo_f, hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc)
+                continue
+            if walks:
+                computed += _tighten(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err,
+                                     lo_f, hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc, False, 0, 0.0,
+                                     0.0)
+                continue
+            done, n_deferred = _open_row(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense,
+                                         deferred, n_deferred, c32, err, lo_f, hi_f, tiny, acc)
             computed += done
+    for j in range(acc.shape[0]):
+        for f in range(acc.shape[1]):
+            if acc[j, f] != 0:
+                sums[j, f] += np.float64(acc[j, f])
     return computed, n_deferred
+
+
+def _is_bytes(x: object) -> bool:  # pragma: no cover - compiled only
+    """Whether ``x`` is a ``uint8`` array (a compile-time constant). Compiled code only."""
+    raise NotImplementedError
+
+
+@overload(_is_bytes)
+def _is_bytes_impl(x):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+    bytes_ = isinstance(x, types.Array) and x.dtype == types.uint8
+    return lambda x: bytes_
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _open_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: np.ndarray, upper: np.ndarray,
               lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, dense: int,
               deferred: np.ndarray, n_deferred: int, c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float,
-              tiny: float) -> tuple[int, int]:  # pragma: no cover - compiled
+              tiny: float, acc: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
     """Row ``i`` of :func:`elkan_rows` after its bounds moved, some centers left open by them:
     its distances, label, bounds and sums; returns the distances computed and the rows deferred
     so far."""
-    k = lower.shape[1]
     a = labels[i]
-    computed = 0
     lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
-    computed += 1
     upper[i] = u
     m = _open_centers(u, a, lower, i, half_cc)
     if m == 0:
-        return computed, n_deferred
+        return 1, n_deferred
     if m > dense:
         deferred[n_deferred] = i
-        return computed, n_deferred + 1
+        return 1, n_deferred + 1
+    return 1 + _nearest_open(x, i, a, lo_a, u, c, half_cc, labels, upper, lower, w, weighted, sums, wic, c32, err,
+                             lo_f, hi_f, tiny, acc), n_deferred
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _nearest_open(x: np.ndarray, i: int, a: int, lo_a: float, u: float, c: np.ndarray, half_cc: np.ndarray,
+                  labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool,
+                  sums: np.ndarray, wic: np.ndarray, c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float,
+                  tiny: float, acc: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Row ``i`` (center ``a``, its distance within ``[lo_a, u]``): the distance to each center
+    its bounds leave open, as an interval, and the nearest center (float64 distances where two
+    intervals overlap, first of equals), its bounds and sums; returns the distances computed.
+
+    The label is that of the float64 distances (first of equals) whatever the intervals: two
+    that do not overlap are at least their ``1e-12`` widening apart, far more than the float64
+    distances' rounding, and a center the bounds rule out is farther than ``u`` by as much."""
+    k = lower.shape[1]
+    computed = 0
     for j in range(k):
         if j == a or u <= lower[i, j] or u <= half_cc[a, j]:
             continue
@@ -346,9 +539,104 @@ def _open_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels:
             u = hi_j
     upper[i] = u
     if a != labels[i]:
-        move_row(x, i, labels[i], a, w[i] if weighted else 1.0, sums, wic)
+        _shift(x, i, labels[i], a, w, weighted, sums, wic, acc)
         labels[i] = a
-    return computed, n_deferred
+    return computed
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _walk(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, c_sq: np.ndarray, slack_f: float,
+          csq_max: float, out: np.ndarray, v: np.ndarray) -> tuple[int, float, float]:  # pragma: no cover - compiled
+    """Row ``i``'s products with every center by one walk (:class:`WalkCenters`): ``v_j = (‖c_j‖²
+    - 2x·c_j) + ‖x‖²`` in float64, as :func:`refresh_rows` takes them, within ``slack`` of the
+    squared distances. Returns the least ``b`` (first of equals), ``max(v_b, 0)`` and ``slack``."""
+    x_sq = np.float64(walk_products(x, i, table, mt, out))
+    slack = slack_f * (x_sq + csq_max)
+    b = 0
+    b1 = np.inf
+    for j in range(v.shape[0]):
+        vj = np.float64(out[j]) + c_sq[j] + x_sq
+        v[j] = vj
+        better = vj < b1
+        b1 = vj if better else b1
+        b = j if better else b
+    return b, max(b1, 0.0), slack
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _walk_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: np.ndarray, upper: np.ndarray,
+              lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, dense: int,
+              c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float, tiny: float, table: np.ndarray,
+              mt: np.ndarray, c_sq: np.ndarray, slack_f: float, csq_max: float, out: np.ndarray, v: np.ndarray,
+              acc: np.ndarray) -> int:  # pragma: no cover - compiled
+    """Row ``i`` of :func:`elkan_rows`, many centers left open by its moved bounds, by one walk
+    first (:func:`_walk`); returns the distances computed.
+
+    Where every other center's ``v_j`` exceeds ``max(v_b, 0) + 2 slack``, the interval
+    ``[√(v_j - slack), √(v_j + slack)]`` of each lies above ``b``'s: ``b`` is nearest by the
+    products (the label :func:`refresh_rows` gives a row :func:`_open_row` defers) and by the
+    float64 distances (the label :func:`_nearest_open` gives), since the products' rounding is
+    at most a quarter of ``slack`` (:class:`WalkCenters`) and ``slack`` is at least ``2 d ε``
+    relative to the squared distances, far more than the float64 distances' rounding. The row
+    takes ``b`` and bounds from the products (:func:`_take_products`). Elsewhere (a tie within
+    the products' rounding) it goes as :func:`_tighten` takes it."""
+    b, b1, slack = _walk(x, i, table, mt, c_sq, slack_f, csq_max, out, v)
+    near = 0
+    edge = b1 + 2.0 * slack
+    for j in range(v.shape[0]):
+        near += v[j] <= edge
+    if near == 1:  # b alone
+        _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
+        return v.shape[0]
+    return v.shape[0] + _tighten(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err, lo_f,
+                                 hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc, True, b, b1, slack)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _tighten(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: np.ndarray, upper: np.ndarray,
+             lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, dense: int,
+             c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float, tiny: float, table: np.ndarray,
+             mt: np.ndarray, c_sq: np.ndarray, slack_f: float, csq_max: float, out: np.ndarray, v: np.ndarray,
+             acc: np.ndarray, walked: bool, b: int, b1: float, slack: float) -> int:  # pragma: no cover - compiled
+    """:func:`_open_row` of a row of a block that takes the walks: a row it would defer takes its
+    products by one walk (``walked``: they are in ``v``, ``b``, ``b1``, ``slack`` already) and
+    the label and bounds :func:`refresh_rows` gives it (:func:`_take_products`), in place.
+    Returns the distances computed."""
+    a = labels[i]
+    lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
+    upper[i] = u
+    m = _open_centers(u, a, lower, i, half_cc)
+    if m == 0:
+        return 1
+    if m > dense:
+        done = 1
+        if not walked:
+            b, b1, slack = _walk(x, i, table, mt, c_sq, slack_f, csq_max, out, v)
+            done += v.shape[0]
+        _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
+        return done
+    return 1 + _nearest_open(x, i, a, lo_a, u, c, half_cc, labels, upper, lower, w, weighted, sums, wic, c32, err,
+                             lo_f, hi_f, tiny, acc)
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def _take_products(x: np.ndarray, i: int, b: int, hi: float, v: np.ndarray, slack: float, labels: np.ndarray,
+                   upper: np.ndarray, lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray,
+                   wic: np.ndarray, acc: np.ndarray) -> None:  # pragma: no cover - compiled
+    """Row ``i`` takes center ``b`` and the bounds of its products ``v`` (squared distances within
+    ``slack``; ``hi = √(max(v_b, 0) + slack)``) as :func:`refresh_rows` sets them, each bound
+    kept where the one it had is tighter (both hold)."""
+    prefer_wide_vectors()
+    for j in range(v.shape[0]):
+        lo = np.float32(np.sqrt(max(v[j] - slack, 0.0)) * _DOWN)
+        lower[i, j] = max(lower[i, j], lo)
+    a = labels[i]
+    if b == a:
+        upper[i] = min(upper[i], hi)
+        return
+    upper[i] = hi
+    _shift(x, i, a, b, w, weighted, sums, wic, acc)
+    labels[i] = b
 
 
 @numba.njit(nogil=True, cache=True)

@@ -209,9 +209,12 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
         rows = block if S.is_sparse(block) else np.asarray(block)
         c64 = storage.astype(np.float64)
         intervals = E.IntervalCenters(c64).args() if rows.dtype in _INTERVAL_DTYPES else E.IntervalCenters.off()
+        walks = (E.WalkCenters(storage).args() if not weighted and E.WalkCenters.serve(rows, len(c64), storage.dtype)
+                 else E.WalkCenters.off())
         done, n_deferred = E.elkan_rows(_rows_arg(rows, storage), c64, m.half_cc, m.half_sep,
                                         np.asarray(m.drift) * (1 + 1e-12), st.labels, st.upper, st.lower, w, weighted,
-                                        st.sums, st.wic, B.dense_threshold(len(m.centers)), deferred, *intervals)
+                                        st.sums, st.wic, B.dense_threshold(len(m.centers)), deferred, *intervals,
+                                        *walks)
         computed[j] = done + n_deferred * len(m.centers)
         if n_deferred:
             _refresh(rows, deferred[:n_deferred], storage, st, chunk, w, weighted)

@@ -1,0 +1,113 @@
+"""The open rows of a uint8 block whose rows take the walks over their non-zero groups, by one
+walk of all the centers (kernels/elkan.py, ``WalkCenters``): the same labels, sums and weights
+as the step that takes the distances one by one and defers the rows with many open centers to
+tiles, and bounds that hold."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from daskcluster.kernels import bounds as B
+from daskcluster.kernels import elkan as E
+from daskcluster.kernels import rowproducts as P
+from daskcluster.kernels import sweep as S
+from daskcluster.kernels.blocks import Affine, ChunkInfo
+
+AFFINE = Affine(scale=1 / 255)
+
+
+def images(n: int = 2000, d: int = 96, k: int = 8, seed: int = 0) -> np.ndarray:
+    """uint8 rows around ``k`` prototypes, about half of each row's 8-feature groups zero."""
+    rng = np.random.default_rng(seed)
+    protos = rng.integers(0, 256, (k, d)) * (rng.random((k, d // 8)) < 0.5).repeat(8, axis=1)
+    x = protos[rng.integers(0, k, n)] + rng.normal(0, 60, (n, d))
+    x *= protos[rng.integers(0, k, n)] > 0  # the zero groups of another prototype
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def steps(X: np.ndarray, k: int, walks: bool, monkeypatch: pytest.MonkeyPatch, n_steps: int = 7,
+          ties: bool = False) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, B.BoundsState, np.ndarray]]:
+    """Bounded Lloyd steps over one block from centers drawn among its rows (float32, scaled):
+    per step the sums, weights, labels, the state, and the storage-space centers."""
+    serve = E.WalkCenters.serve
+    monkeypatch.setattr(E.WalkCenters, "serve", staticmethod(lambda *a: walks and serve(*a)))
+    rng = np.random.default_rng(1)
+    centers = (X[rng.choice(len(X), k, replace=False)] / 255).astype(np.float32)
+    if ties:
+        centers[1] = centers[0]  # two equal centers: every row nearer them ties
+    state, previous, out = None, None, []
+    for generation in range(n_steps):
+        storage = AFFINE.to_storage_space(centers).astype(np.float64)
+        drift = None if previous is None else np.sqrt(((storage - previous) ** 2).sum(1))
+        half_cc, half_sep = B.center_geometry(storage) if drift is not None else (None, None)
+        member = S.Member(S.ELKAN, centers, n_far=k, key=0, generation=generation, drift=drift, half_cc=half_cc,
+                          half_sep=half_sep)
+        stats, state = S.sweep_state_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((member,), AFFINE), state)
+        part = stats.parts[0]
+        st = state[0]
+        out.append((part.sums.copy(), part.weight_in_clusters.copy(), st.labels.copy(),
+                    B.BoundsState(st.generation, st.labels.copy(), st.upper.copy(), st.lower.copy(), st.sums.copy(),
+                                  st.wic.copy()), storage))
+        previous = storage
+        centers = (part.sums / np.maximum(part.weight_in_clusters, 1)[:, None]).astype(np.float32)
+        if ties:
+            centers[1] = centers[0]
+    return out
+
+
+def assert_bounds_hold(X: np.ndarray, st: B.BoundsState, storage: np.ndarray) -> None:
+    """``upper ≥ ‖x - c_label‖`` and ``lower[:, j] ≤ ‖x - c_j‖`` (float64 differences, widened
+    by far more than their rounding)."""
+    d = np.sqrt(((X[:, None, :].astype(np.float64) - storage[None]) ** 2).sum(-1))
+    assert np.all(st.upper >= d[np.arange(len(X)), st.labels] * (1 - 1e-12))
+    assert np.all(st.lower <= d * (1 + 1e-12))
+
+
+@pytest.mark.parametrize("dense", [0, 2, 10**9])  # rows with open centers all, many or none "deferred"
+@pytest.mark.parametrize("ties", [False, True])
+def test_walks_give_the_labels_sums_and_valid_bounds_of_single_distances(dense: int, ties: bool,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    X = images()
+    k = 8
+    assert E.WalkCenters.serve(X, k, np.float32)  # the walks are taken
+    monkeypatch.setattr(B, "dense_threshold", lambda k: dense)
+    walked = steps(X, k, True, monkeypatch, ties=ties)
+    single = steps(X, k, False, monkeypatch, ties=ties)
+    other_bounds = 0
+    for (sa, wa, la, sta, storage), (sb, wb, lb, stb, _) in zip(walked, single):
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(wa, wb)
+        np.testing.assert_array_equal(sa, sb)
+        assert_bounds_hold(X, sta, storage)
+        other_bounds += int(np.sum(sta.upper != stb.upper))
+    assert other_bounds > 100  # many rows took the walks (their bounds are the products')
+    # the labels are those of the float64 distances to the step's centers (first of equals)
+    _, _, labels, _, storage = walked[-1]
+    d2 = ((X[:, None, :].astype(np.float64) - storage[None]) ** 2).sum(-1)
+    np.testing.assert_array_equal(labels, d2.argmin(1))
+
+
+def test_walks_are_taken_only_where_they_pay() -> None:
+    X = images()
+    assert E.WalkCenters.serve(X, E.WALK_CENTERS, np.float32)
+    assert not E.WalkCenters.serve(X, E.WALK_CENTERS + 1, np.float32)  # many centers: one by one
+    assert not E.WalkCenters.serve(X, 8, np.float64)  # float64 centers
+    assert not E.WalkCenters.serve(X.astype(np.float32), 8, np.float32)  # float32 rows
+    assert not E.WalkCenters.serve(np.asfortranarray(X), 8, np.float32)
+    dense = np.maximum(X, 1)  # no zero group: the walks do not pay
+    assert not P.walks_pay(dense) and not E.WalkCenters.serve(dense, 8, np.float32)
+
+
+@pytest.mark.parametrize("case", ["dense", "many"])
+def test_blocks_without_walks_keep_the_single_distances(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    X = np.maximum(images(n=800), 1) if case == "dense" else images(n=800)
+    k = 4 if case == "dense" else E.WALK_CENTERS + 2
+    a = steps(X, k, True, monkeypatch, n_steps=4)
+    b = steps(X, k, False, monkeypatch, n_steps=4)
+    for (sa, wa, la, sta, storage), (sb, wb, lb, stb, _) in zip(a, b):
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(sa, sb)
+        np.testing.assert_array_equal(sta.upper, stb.upper)  # the same path: the same bounds
+        np.testing.assert_array_equal(sta.lower, stb.lower)
+        assert_bounds_hold(X, sta, storage)
