@@ -50,7 +50,7 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 from scipy import sparse
 
-from daskcluster import atomic, io_frames, storage
+from daskcluster import atomic, io_chunks, io_frames, storage
 from daskcluster.errors import (
     DaskClusterError,
     DataTypeError,
@@ -758,7 +758,8 @@ class CheckedReads:
 
     def __getitem__(self, key: Any) -> np.ndarray[Any, Any]:
         try:
-            return np.asarray(self.z[key])
+            rows = io_chunks.read_rows(self.z, key)
+            return rows if rows is not None else np.asarray(self.z[key])
         except PermissionError as exc:
             raise _permission_error(self.where, exc) from exc
         except Exception as exc:  # codecs raise anything (RuntimeError, SystemError, ValueError...)
