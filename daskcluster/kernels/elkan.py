@@ -18,12 +18,28 @@ terms non-negative), plus ``d 2^-126`` for squares that underflow; ``||x - c||``
 The ends are widened by ``1e-12`` relative for the float64 operations that make them. A sum
 that overflows float32 falls back to the float64 distance.
 
-**Rows in windows.** :func:`elkan_rows` moves the bounds of :data:`WINDOW` rows, then takes the
-distances of those the bounds leave open, each open row's data prefetched :data:`AHEAD` open rows
-before its turn: the rows it reads are scattered over the block, and read one by one each
-started with a miss to memory. MNIST8M chunks of 32,768 rows, k = 10, one thread, AMD EPYC (Zen
-4), the loop alone: 3.1 -> 2.4 ms a chunk between the centers of iterations 10 and 11 (4 % of the
-distances computed), 6.8 -> 6.9 ms between iterations 3 and 4 (22 %); the same bits.
+**Rows in windows.** :func:`elkan_rows` moves the bounds of :data:`WINDOW` rows (one loop over
+their lower bounds, the open centers then counted without branches), then takes the distances
+of those the bounds leave open, each open row's data prefetched :data:`AHEAD` open rows before
+its turn: the rows it reads are scattered over the block, and read one by one each started with
+a miss to memory.
+
+**Open rows by one walk.** For a ``uint8`` block whose rows take the walks over their non-zero
+groups in a Lloyd step (:func:`~daskcluster.kernels.rowproducts.walks_pay`; float32 centers, at
+most :data:`WALK_CENTERS`, no sample weights), an open row takes its products with every
+center by one walk (:class:`WalkCenters`: ~130 ns a MNIST8M row at k = 10, against ~80 ns one
+interval among scattered rows), its nearest center from them where no other's interval comes
+within the products' rounding (the label either way: :func:`_walk_row`), and lower bounds
+for every center, not only the open ones: the next steps leave fewer rows open. A row whose
+products tie goes as before (:func:`_tighten`), a row it would defer to tiles taking the label
+of its products in place. Rows that change cluster are moved in int32 sums (exact).
+MNIST8M chunk of 32,768 rows, k = 10, one thread, AMD EPYC (Zen 4), the centers of a fit at
+iterations a -> b from the same bounds (the step and the deferred rows' tiles): 3 -> 4 9.3 ->
+RESULT34 ms, 10 -> 11 2.8 -> RESULT1011 ms, 20 -> 21 0.95 -> RESULT2021 ms; twenty steps from the
+centers of iteration 3 with the bounds carried: 144 -> 100 ms (the last ten 53 -> 33 ms); the same
+labels and sums (``benchmarks/RESULTS-kmeans.md``). Not kept: taking the first distance as an
+interval and walking only rows left with two or more (three, four) open centers (111, 129,
+138 ms for the twenty steps): a walk's bounds on every center pay in the following steps.
 """
 
 from __future__ import annotations
@@ -246,11 +262,6 @@ WINDOW = 64
 #: Open rows of a window prefetched ahead of the one whose distances are taken.
 AHEAD = 4
 
-#: Centers left open by its moved bounds from which a row of a block that takes the walks takes
-#: its products with all centers by one walk before any distance (:func:`_walk_row`); a row with
-#: fewer first makes its upper bound tight (:func:`_tighten`).
-WALK_OPEN = 4
-
 #: Centers up to which the open rows of a uint8 block whose rows take the walks over their
 #: non-zero groups (:func:`~daskcluster.kernels.rowproducts.walks_pay`) take all their products
 #: by one walk (:class:`WalkCenters`) rather than their distances one by one.
@@ -259,8 +270,7 @@ WALK_CENTERS = 16
 
 class WalkCenters:
     """The centers as the walks over a ``uint8`` row's non-zero groups take them
-    (:func:`~daskcluster.kernels.rowproducts.row_products`), for :func:`elkan_rows` and
-    :func:`refresh_walks`: ``-2 C`` in float32 and laid out group by group, the float64 squared
+    (:func:`~daskcluster.kernels.rowproducts.row_products`), for :func:`elkan_rows`: ``-2 C`` in float32 and laid out group by group, the float64 squared
     norms, and the factor of the products' rounding bound.
 
     A walk's product of a row with a center is a float32 dot product of length ``d`` summed in
@@ -399,7 +409,8 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
 
     * rows that take the walks (``mt`` holds ``-2C``: ``table .. csq_max`` are
       :meth:`WalkCenters.args`; unweighted ``uint8`` rows only) take their products with all
-      centers by one walk (:func:`_walk_row`);
+      centers by one walk and, unless two centers tie within the products' rounding, the nearest
+      and bounds from them (:func:`_walk_row`); none is deferred;
     * other rows make the upper bound tight (one distance, as an interval: :func:`row_interval`,
       whose other arguments ``c32 .. tiny`` are :meth:`IntervalCenters.args`); if more than
       ``dense`` centers are still open, the row is written to ``deferred`` (its distances to all
@@ -417,7 +428,6 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
     n_deferred = 0
     walks = mt.shape[0] > 0
     pending = np.empty(WINDOW, dtype=np.int64)
-    n_many = np.empty(WINDOW, dtype=np.bool_)
     out = np.zeros(k + GROUP, dtype=np.float32)
     v = np.empty(k)
     counted = not weighted and n * 255 < 2**31 and _is_bytes(x)
@@ -445,20 +455,14 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
             if n_open < AHEAD:
                 prefetch(x, i)
             pending[n_open] = i
-            n_many[n_open] = m >= WALK_OPEN
             n_open += 1
         for p in range(n_open):
             if p + AHEAD < n_open:
                 prefetch(x, pending[p + AHEAD])
             i = pending[p]
-            if walks and n_many[p]:
+            if walks:
                 computed += _walk_row(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err,
                                       lo_f, hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc)
-                continue
-            if walks:
-                computed += _tighten(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err,
-                                     lo_f, hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc, False, 0, 0.0,
-                                     0.0)
                 continue
             done, n_deferred = _open_row(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense,
                                          deferred, n_deferred, c32, err, lo_f, hi_f, tiny, acc)
@@ -569,8 +573,8 @@ def _walk_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels:
               c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float, tiny: float, table: np.ndarray,
               mt: np.ndarray, c_sq: np.ndarray, slack_f: float, csq_max: float, out: np.ndarray, v: np.ndarray,
               acc: np.ndarray) -> int:  # pragma: no cover - compiled
-    """Row ``i`` of :func:`elkan_rows`, many centers left open by its moved bounds, by one walk
-    first (:func:`_walk`); returns the distances computed.
+    """Row ``i`` of :func:`elkan_rows`, some centers left open by its moved bounds, by one walk
+    (:func:`_walk`); returns the distances computed.
 
     Where every other center's ``v_j`` exceeds ``max(v_b, 0) + 2 slack``, the interval
     ``[√(v_j - slack), √(v_j + slack)]`` of each lies above ``b``'s: ``b`` is nearest by the
@@ -589,19 +593,18 @@ def _walk_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels:
         _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
         return v.shape[0]
     return v.shape[0] + _tighten(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err, lo_f,
-                                 hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc, True, b, b1, slack)
+                                 hi_f, tiny, v, acc, b, b1, slack)
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
 def _tighten(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: np.ndarray, upper: np.ndarray,
              lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, dense: int,
-             c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float, tiny: float, table: np.ndarray,
-             mt: np.ndarray, c_sq: np.ndarray, slack_f: float, csq_max: float, out: np.ndarray, v: np.ndarray,
-             acc: np.ndarray, walked: bool, b: int, b1: float, slack: float) -> int:  # pragma: no cover - compiled
-    """:func:`_open_row` of a row of a block that takes the walks: a row it would defer takes its
-    products by one walk (``walked``: they are in ``v``, ``b``, ``b1``, ``slack`` already) and
-    the label and bounds :func:`refresh_rows` gives it (:func:`_take_products`), in place.
-    Returns the distances computed."""
+             c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float, tiny: float, v: np.ndarray, acc: np.ndarray,
+             b: int, b1: float, slack: float) -> int:  # pragma: no cover - compiled
+    """:func:`_open_row` of a walked row (its products in ``v``, least ``b``, ``b1 = max(v_b, 0)``,
+    within ``slack``) whose products leave a tie: a row it would defer takes the label and bounds
+    :func:`refresh_rows` gives it (:func:`_take_products`), in place. Returns the distances
+    computed."""
     a = labels[i]
     lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
     upper[i] = u
@@ -609,12 +612,8 @@ def _tighten(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: 
     if m == 0:
         return 1
     if m > dense:
-        done = 1
-        if not walked:
-            b, b1, slack = _walk(x, i, table, mt, c_sq, slack_f, csq_max, out, v)
-            done += v.shape[0]
         _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
-        return done
+        return 1
     return 1 + _nearest_open(x, i, a, lo_a, u, c, half_cc, labels, upper, lower, w, weighted, sums, wic, c32, err,
                              lo_f, hi_f, tiny, acc)
 
