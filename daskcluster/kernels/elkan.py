@@ -33,13 +33,15 @@ within the products' rounding (the label either way: :func:`_walk_row`), and low
 for every center, not only the open ones: the next steps leave fewer rows open. A row whose
 products tie goes as before (:func:`_tighten`), a row it would defer to tiles taking the label
 of its products in place. Rows that change cluster are moved in int32 sums (exact).
-MNIST8M chunk of 32,768 rows, k = 10, one thread, AMD EPYC (Zen 4), the centers of a fit at
-iterations a -> b from the same bounds (the step and the deferred rows' tiles): 3 -> 4 9.3 ->
-RESULT34 ms, 10 -> 11 2.8 -> RESULT1011 ms, 20 -> 21 0.95 -> RESULT2021 ms; twenty steps from the
-centers of iteration 3 with the bounds carried: 144 -> 100 ms (the last ten 53 -> 33 ms); the same
-labels and sums (``benchmarks/RESULTS-kmeans.md``). Not kept: taking the first distance as an
-interval and walking only rows left with two or more (three, four) open centers (111, 129,
-138 ms for the twenty steps): a walk's bounds on every center pay in the following steps.
+MNIST8M chunk of 32,768 rows, k = 10, one thread, AMD EPYC (Zen 4): twenty bounded steps from
+the centers of iteration 3, the bounds carried, 142-148 -> 96 ms (the first seven 69-72 -> 50
+ms, the last ten 53 -> 31 ms); one step from bounds made by a full pass at iteration a, the
+deferred rows' tiles included: 3 -> 4 9.1 -> 7.9 ms, 10 -> 11 2.9 -> 2.8 ms, 20 -> 21 0.96 ->
+1.0 ms (a walk costs more than the one or two intervals of a row a late step leaves open, and
+pays in the steps after it); the same labels and sums (``benchmarks/RESULTS-kmeans.md``).
+Not kept: taking the first distance as an interval and walking only rows left with two or more
+(three, four) open centers (111-124, 127-134, 135-140 ms for the twenty steps): a walk's bounds
+on every center pay in the following steps.
 """
 
 from __future__ import annotations
@@ -270,8 +272,9 @@ WALK_CENTERS = 16
 
 class WalkCenters:
     """The centers as the walks over a ``uint8`` row's non-zero groups take them
-    (:func:`~daskcluster.kernels.rowproducts.row_products`), for :func:`elkan_rows`: ``-2 C`` in float32 and laid out group by group, the float64 squared
-    norms, and the factor of the products' rounding bound.
+    (:func:`~daskcluster.kernels.rowproducts.row_products`), for :func:`elkan_rows`: ``-2 C`` in
+    float32 and laid out group by group, the float64 squared norms, and the factor of the
+    products' rounding bound.
 
     A walk's product of a row with a center is a float32 dot product of length ``d`` summed in
     some order (each of the 8 lanes over the row's non-zero groups, by multiply-adds, then the
