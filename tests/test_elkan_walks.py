@@ -27,11 +27,12 @@ def images(n: int = 2000, d: int = 96, k: int = 8, seed: int = 0) -> np.ndarray:
 
 
 def steps(X: np.ndarray, k: int, walks: bool, monkeypatch: pytest.MonkeyPatch, n_steps: int = 7,
-          ties: bool = False) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, B.BoundsState, np.ndarray]]:
+          ties: bool = False, sample_weight: np.ndarray | None = None) -> list[
+              tuple[np.ndarray, np.ndarray, np.ndarray, B.BoundsState, np.ndarray]]:
     """Bounded Lloyd steps over one block from centers drawn among its rows (float32, scaled):
     per step the sums, weights, labels, the state, and the storage-space centers."""
     serve = E.WalkCenters.serve
-    monkeypatch.setattr(E.WalkCenters, "serve", staticmethod(lambda *a: walks and serve(*a)))
+    monkeypatch.setattr(E.WalkCenters, "serve", staticmethod(lambda *a, **kw: walks and serve(*a, **kw)))
     rng = np.random.default_rng(1)
     centers = (X[rng.choice(len(X), k, replace=False)] / 255).astype(np.float32)
     if ties:
@@ -43,7 +44,8 @@ def steps(X: np.ndarray, k: int, walks: bool, monkeypatch: pytest.MonkeyPatch, n
         half_cc, half_sep = B.center_geometry(storage) if drift is not None else (None, None)
         member = S.Member(S.ELKAN, centers, n_far=k, key=0, generation=generation, drift=drift, half_cc=half_cc,
                           half_sep=half_sep)
-        stats, state = S.sweep_state_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((member,), AFFINE), state)
+        stats, state = S.sweep_state_kernel(X, sample_weight, ChunkInfo(0, 0), S.SweepParams((member,), AFFINE),
+                                            state)
         part = stats.parts[0]
         st = state[0]
         out.append((part.sums.copy(), part.weight_in_clusters.copy(), st.labels.copy(),
@@ -108,6 +110,30 @@ def test_blocks_without_walks_keep_the_single_distances(case: str, monkeypatch: 
     for (sa, wa, la, sta, storage), (sb, wb, lb, stb, _) in zip(a, b):
         np.testing.assert_array_equal(la, lb)
         np.testing.assert_array_equal(sa, sb)
-        np.testing.assert_array_equal(sta.upper, stb.upper)  # the same path: the same bounds
-        np.testing.assert_array_equal(sta.lower, stb.lower)
+        if case == "dense":  # the same path: the same bounds (with many centers, the deferred rows walk)
+            np.testing.assert_array_equal(sta.upper, stb.upper)
+            np.testing.assert_array_equal(sta.lower, stb.lower)
         assert_bounds_hold(X, sta, storage)
+
+
+@pytest.mark.parametrize("case", ["weighted", "many"])
+def test_deferred_rows_by_walks_give_the_labels_and_sums_of_tiles(case: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weighted rows, or more than WALK_CENTERS centers: the open rows one distance at a time,
+    the rows with many open centers deferred, then walked one by one in their order
+    (``refresh_walks``) where they were gathered into tiles: the same labels, weights and sums
+    (weighted float64 sums: the same order of the moves)."""
+    X = images(n=1500)
+    k = 6 if case == "weighted" else E.WALK_CENTERS + 4
+    w = np.random.default_rng(3).uniform(0.1, 3.0, len(X)) if case == "weighted" else None
+    assert E.WalkCenters.serve(X, k, np.float32, deferred=True)
+    monkeypatch.setattr(B, "dense_threshold", lambda k: 1)
+    walked = steps(X, k, True, monkeypatch, sample_weight=w)
+    tiles = steps(X, k, False, monkeypatch, sample_weight=w)
+    other_bounds = 0
+    for (sa, wa, la, sta, storage), (sb, wb, lb, stb, _) in zip(walked, tiles):
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(wa, wb)
+        np.testing.assert_array_equal(sa, sb)
+        assert_bounds_hold(X, sta, storage)
+        other_bounds += int(np.sum(sta.lower != stb.lower))
+    assert other_bounds > 0  # deferred rows were walked (their bounds from their own slack)

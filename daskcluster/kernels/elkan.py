@@ -304,12 +304,13 @@ class WalkCenters:
         self.csq_max = float(self.c_sq.max(initial=0.0))
 
     @staticmethod
-    def serve(rows: object, n_centers: int, dtype: np.dtype) -> bool:
+    def serve(rows: object, n_centers: int, dtype: np.dtype, deferred: bool = False) -> bool:
         """Whether the open rows of ``rows`` (a block) take the walks: a C-contiguous ``uint8``
         block whose rows take them in a Lloyd step (:func:`~daskcluster.kernels.rowproducts.walks_pay`),
-        float32 centers, at most :data:`WALK_CENTERS` of them."""
+        float32 centers, at most :data:`WALK_CENTERS` of them; with ``deferred``, whether the rows
+        a step deferred do (:func:`refresh_walks`: as many centers as the walks serve)."""
         return (serves(rows, n_centers, dtype) and rows.dtype == np.uint8  # type: ignore[attr-defined]
-                and n_centers <= WALK_CENTERS and walks_pay(rows))  # type: ignore[arg-type]
+                and (deferred or n_centers <= WALK_CENTERS) and walks_pay(rows))  # type: ignore[arg-type]
 
     @classmethod
     def off(cls) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
@@ -639,6 +640,29 @@ def _take_products(x: np.ndarray, i: int, b: int, hi: float, v: np.ndarray, slac
     upper[i] = hi
     _shift(x, i, a, b, w, weighted, sums, wic, acc)
     labels[i] = b
+
+
+@numba.njit(nogil=True, cache=True)
+def refresh_walks(x: np.ndarray, rows: np.ndarray, table: np.ndarray, mt: np.ndarray, c_sq: np.ndarray,
+                  slack_f: float, csq_max: float, labels: np.ndarray, upper: np.ndarray, lower: np.ndarray,
+                  w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray) -> None:  # pragma: no cover
+    """:func:`refresh_rows` of the rows ``rows`` of a ``uint8`` block that takes the walks, in
+    their order, each row's products by one walk (:class:`WalkCenters`: ``table .. csq_max`` are
+    :meth:`WalkCenters.args`) where the rows were gathered into a tile and its products taken by
+    the same walk row by row: the same labels, in the same order of the sums; bounds from the
+    row's own slack, each kept where the one the row had is tighter (:func:`_take_products`)."""
+    k = c_sq.shape[0]
+    out = np.zeros(k + GROUP, dtype=np.float32)
+    v = np.empty(k)
+    kept = np.zeros((0, 0), dtype=np.int32)
+    for r in range(min(AHEAD, rows.shape[0])):
+        prefetch(x, rows[r])
+    for r in range(rows.shape[0]):
+        if r + AHEAD < rows.shape[0]:
+            prefetch(x, rows[r + AHEAD])
+        i = rows[r]
+        b, b1, slack = _walk(x, i, table, mt, c_sq, slack_f, csq_max, out, v)
+        _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, kept)
 
 
 @numba.njit(nogil=True, cache=True)

@@ -303,7 +303,13 @@ def _moments(block: Any, dtype: np.dtype, affine: Affine) -> K.Moments:
 def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.BoundsState, chunk: ChunkInfo,
              w: np.ndarray, weighted: bool) -> None:
     """The rows ``rows`` of the block, gathered into tiles: every distance by GEMM, new labels
-    and bounds (see :func:`~daskcluster.kernels.elkan.refresh_rows`)."""
+    and bounds (see :func:`~daskcluster.kernels.elkan.refresh_rows`); for a uint8 block that
+    takes the walks, each row's distances by one walk, in place
+    (:func:`~daskcluster.kernels.elkan.refresh_walks`)."""
+    if E.WalkCenters.serve(block, len(centers), centers.dtype, deferred=True):
+        E.refresh_walks(block, rows, *E.WalkCenters(centers).args(), st.labels, st.upper, st.lower, w, weighted,
+                        st.sums, st.wic)
+        return
     table = A.CenterTable.of(centers)
     d = block.shape[1]
     csq_max = float(table.sq_norms.max(initial=0.0))
