@@ -137,3 +137,25 @@ def test_deferred_rows_by_walks_give_the_labels_and_sums_of_tiles(case: str, mon
         assert_bounds_hold(X, sta, storage)
         other_bounds += int(np.sum(sta.lower != stb.lower))
     assert other_bounds > 0  # deferred rows were walked (their bounds from their own slack)
+
+
+def test_fit_with_walks_equals_lloyd(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole ``algorithm="elkan"`` fit on scaled uint8 rows that take the walks: the labels,
+    iterations and centers of ``algorithm="lloyd"``."""
+    import dask.array as da
+
+    from daskcluster import KMeans, scaled
+
+    X = images(n=3000, k=10, seed=5)
+    init = (X[:10] / 255).astype(np.float32)
+    taken: list[bool] = []
+    serve = E.WalkCenters.serve
+    monkeypatch.setattr(E.WalkCenters, "serve", staticmethod(lambda *a, **kw: taken.append(serve(*a, **kw))
+                                                              or taken[-1]))
+    data = scaled(da.from_array(X, chunks=(700, X.shape[1])), 1 / 255)
+    elkan = KMeans(10, init=init, n_init=1, algorithm="elkan", tol=0, max_iter=30).fit(data)
+    lloyd = KMeans(10, init=init, n_init=1, algorithm="lloyd", tol=0, max_iter=30).fit(data)
+    assert any(taken)
+    assert elkan.n_iter_ == lloyd.n_iter_
+    np.testing.assert_array_equal(elkan.labels_.compute(), lloyd.labels_.compute())
+    np.testing.assert_allclose(elkan.cluster_centers_, lloyd.cluster_centers_, rtol=1e-12, atol=1e-12)

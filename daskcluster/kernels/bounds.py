@@ -6,15 +6,18 @@ keeps them valid: ``u += δ_a`` and ``l -= max_{c ≠ a} δ_c``, ``δ`` the dist
 moved. A row keeps its label without any distance computed when ``u`` is below
 ``max(l, 2 s_a - u)``, ``s_a`` half the distance from ``c_a`` to its nearest other center
 (Elkan, 2003). Only the other rows are gathered into tiles and multiplied by all centers (one
-GEMM per tile); their bounds are then exact again. The per-cluster sums of the chunk are kept
-with the bounds and updated by the rows that changed cluster, so a late iteration costs
-O(rows) plus the few rows near a boundary.
+GEMM per tile; uint8 rows with many zero groups take each row's products with all centers by
+one walk over its non-zero groups instead, see :mod:`daskcluster.kernels.elkan`); their bounds
+are then exact again. The per-cluster sums of the chunk are kept with the bounds and updated by
+the rows that changed cluster, so a late iteration costs O(rows) plus the few rows near a
+boundary.
 
 Exact means: the labels are those a Lloyd step computes. Distances come from a float GEMM
 whose rounding error is at most ``slack`` (``2 d ε (max ‖x‖² + max ‖c‖²)``, ``ε`` the compute
-dtype's machine epsilon, a worst-case bound on a dot product of length ``d``); the bounds
-carry that error and a row is skipped only when its nearest center wins by more than it, so
-the rows Lloyd could label differently through rounding are always recomputed.
+dtype's machine epsilon, a worst-case bound on a dot product of length ``d`` summed in any
+order, so on the walks' products too: :func:`slack`); the bounds carry that error and a row is
+skipped only when its nearest center wins by more than it, so the rows Lloyd could label
+differently through rounding are always recomputed.
 
 The state of a chunk (:class:`BoundsState`: int64 labels, a float64 upper bound and ``k``
 float32 lower bounds per row, ``16 + 4 k`` bytes a row, plus the float64 ``(k, d)`` sums and
@@ -69,7 +72,15 @@ def dense_threshold(k: int) -> int:
 def slack(n_features: int, dtype: np.dtype, xsq_max: float, csq_max: float) -> float:
     """Bound on the rounding error of a squared distance computed as ``‖x‖² + ‖c‖² - 2x·c``
     (a dot product of length ``d`` in ``dtype``: at most ``d ε ‖x‖ ‖c‖`` for each of its
-    terms, so ``2 d ε (‖x‖² + ‖c‖²)`` in all)."""
+    terms, so ``2 d ε (‖x‖² + ‖c‖²)`` in all).
+
+    The products' error is at most ``γ_d Σ |x_f 2c_f| ≤ 2 γ_d ‖x‖ ‖c‖ ≤ γ_d (‖x‖² + ‖c‖²)``
+    (``γ_d = d u / (1 - d u)``, ``u = ε / 2``) whatever the order of the sum — a BLAS kernel's
+    blocking, the register blocks of :mod:`~daskcluster.kernels.rowproducts`, or its walks over a
+    row's non-zero groups (lanes, then a tree, zero groups adding exactly zero) — with or
+    without fused multiply-adds, so this bound holds about four times over; the rest covers the
+    float64 additions of the norms. It holds with the norms of one row and one center as with
+    the largest of a tile."""
     return float(2 * n_features * np.finfo(dtype).eps * (xsq_max + csq_max))
 
 

@@ -32,7 +32,11 @@ interval among scattered rows), its nearest center from them where no other's in
 within the products' rounding (the label either way: :func:`_walk_row`), and lower bounds
 for every center, not only the open ones: the next steps leave fewer rows open. A row whose
 products tie goes as before (:func:`_tighten`), a row it would defer to tiles taking the label
-of its products in place. Rows that change cluster are moved in int32 sums (exact).
+of its products in place. Rows that change cluster are moved in int32 sums (exact). Weighted
+rows, and up to :data:`~daskcluster.kernels.rowproducts.MAX_CENTERS` centers, keep the single
+distances, and the rows they defer take one walk each, in their order (:func:`refresh_walks`),
+not a gathered tile. Over twenty steps, one walk for every open row costs as much as the single
+distances at k = 24 and more beyond (:data:`WALK_CENTERS`).
 MNIST8M chunk of 32,768 rows, k = 10, one thread, AMD EPYC (Zen 4): twenty bounded steps from
 the centers of iteration 3, the bounds carried, 142-148 -> 96 ms (the first seven 69-72 -> 50
 ms, the last ten 53 -> 31 ms); one step from bounds made by a full pass at iteration a, the
