@@ -17,14 +17,19 @@ whose rounding error is at most ``slack`` (``2 d ε (max ‖x‖² + max ‖c‖
 dtype's machine epsilon, a worst-case bound on a dot product of length ``d`` summed in any
 order, so on the walks' products too: :func:`slack`); the bounds carry that error and a row is
 skipped only when its nearest center wins by more than it, so the rows Lloyd could label
-differently through rounding are always recomputed.
+differently through rounding are always recomputed. A recomputed row is labelled by its
+distances (float64 where two float32 intervals overlap), not by Lloyd's float32 products: where
+two centers are within rounding of each other for a row, its label may differ from Lloyd's, and
+so may the fit from there on, at the level of rounding (1,000,000 MNIST8M rows, 10 clusters:
+Lloyd 204 iterations, Elkan 203, centers within 2.2e-4 on a [0, 1] scale, inertia equal to seven
+digits).
 
 The state of a chunk (:class:`BoundsState`: int64 labels, a float64 upper bound and ``k``
 float32 lower bounds per row, ``16 + 4 k`` bytes a row, plus the float64 ``(k, d)`` sums and
 ``(k,)`` weights) lives beside the chunk in the memory of the worker that ran its
 task (:mod:`daskcluster.engine.rowstate`). It only saves work: a chunk without its state
 (first pass, another worker, a lost worker, a resumed checkpoint) computes every distance by
-GEMM and builds it again, and gives the same labels. The pass that uses these bounds is
+GEMM and builds it again, and gives the same labels up to such ties. The pass that uses these bounds is
 :func:`daskcluster.kernels.sweep.sweep_state_kernel` (member kind ``'elkan'``).
 
 This module holds the state, the thresholds and the centers' geometry, none compiled (the
