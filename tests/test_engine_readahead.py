@@ -69,9 +69,9 @@ def _failing(block: np.ndarray, weights: np.ndarray | None, chunk: ChunkInfo, pa
 
 def test_read_ahead_depth_is_checked() -> None:
     data = as_row_data(np.ones((10, 2)), owner="test")
-    for bad in (-1, "2", 1.5, True):
+    for bad in (-1, "2", 1.5, True, "none"):
         with dask.config.set({readahead.READ_AHEAD_CONFIG: bad}), \
-                pytest.raises(InvalidParameterError, match=r"'daskcluster.read-ahead' parameter of Dask's configuration must be an int in the range \[0, inf\)"):
+                pytest.raises(InvalidParameterError, match=r"'daskcluster.read-ahead' parameter of Dask's configuration must be an int in the range \[0, inf\) or a str among \{'auto'\}"):
             tree_reduce(data, _failing, -1, partial(np.sum, axis=0))
 
 
@@ -90,7 +90,8 @@ def test_streamed_fits_with_read_ahead_equal_in_memory_fits(process_client: Any,
     ahead_with = ahead_without = own_without = 0
     for label, make in fits.items():
         before = _taken(process_client)
-        streamed = make().fit(scaled(_opened(path), 1 / 255))
+        with dask.config.set({readahead.READ_AHEAD_CONFIG: 1}):
+            streamed = make().fit(scaled(_opened(path), 1 / 255))
         middle = _taken(process_client)
         with dask.config.set({readahead.READ_AHEAD_CONFIG: 0}):
             without = make().fit(scaled(_opened(path), 1 / 255))
@@ -123,8 +124,12 @@ def test_a_worker_killed_mid_pass_changes_no_result(process_client: Any, tmp_pat
         expected = tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0))
     pids = list(process_client.run(os.getpid).values())
     out: dict[str, Any] = {}
-    run = threading.Thread(target=lambda: out.setdefault("sums", tree_reduce(data, _slow_sums, 0.1,
-                                                                             partial(np.sum, axis=0))))
+
+    def reduce() -> None:
+        with dask.config.set({readahead.READ_AHEAD_CONFIG: 1}):
+            out["sums"] = tree_reduce(data, _slow_sums, 0.1, partial(np.sum, axis=0))
+
+    run = threading.Thread(target=reduce)
     run.start()
     time.sleep(0.4)  # each worker is in its run of 6 chunks, its next one read ahead
     assert run.is_alive()
@@ -180,6 +185,33 @@ def test_a_run_reads_at_most_depth_chunks_ahead(depth: int, monkeypatch: pytest.
     assert name not in readahead.held()
 
 
+def _waiting(seconds: float) -> int:
+    time.sleep(seconds)  # storage that makes the read wait
+    return 0
+
+
+def _computing(seconds: float) -> int:
+    end = time.thread_time() + seconds  # a read decoded in the reading thread
+    while time.thread_time() < end:
+        pass
+    return 0
+
+
+@pytest.mark.parametrize("reads, ahead", [(_waiting, 5), (_computing, 0)])
+def test_auto_reads_ahead_where_reads_wait_and_not_where_they_compute(reads: Any, ahead: int) -> None:
+    """``'auto'``: a run whose first read made its thread wait reads one chunk ahead; one whose
+    first read kept its thread on the CPU reads each chunk when it is asked for."""
+    chunks = [readahead.ChunkRead(i, {("w", i): (reads, 0.03)}, [("w", i)]) for i in range(6)]
+    before = readahead.counts()
+    with readahead.RunReader(f"auto-{reads.__name__}", chunks, "auto") as reader:
+        for _ in range(6):
+            assert reader.next() == [0]
+            time.sleep(0.04)  # the kernel: longer than a read, so a read ahead is done when asked for
+    after = readahead.counts()
+    assert after["ahead"] - before["ahead"] == ahead
+    assert after["own"] - before["own"] == 6 - ahead
+
+
 def test_a_failed_read_ahead_is_read_again_in_the_task(monkeypatch: pytest.MonkeyPatch) -> None:
     plain = readahead.read
 
@@ -216,7 +248,7 @@ def test_every_chunk_but_each_runs_first_is_read_ahead(process_client: Any, tmp_
         expected = tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0))
     runs = sum(process_client.nthreads().values())
     before = _taken(process_client)
-    with get_task_stream(client=process_client) as ts:
+    with get_task_stream(client=process_client) as ts, dask.config.set({readahead.READ_AHEAD_CONFIG: 1}):
         for _ in range(3):
             np.testing.assert_array_equal(tree_reduce(data, _slow_sums, 0.0, partial(np.sum, axis=0)), expected)
     after = _taken(process_client)

@@ -457,8 +457,9 @@ def tree_reduce(
     worker (over the chunks that worker holds) and the client combines what the workers
     return. With streamed data, one graph of one task per worker thread, each over a run of
     consecutive chunks (their reads included) on a fixed worker thread, reading its next
-    chunks ahead in the background (Dask configuration ``daskcluster.read-ahead``, chunks per
-    worker thread, default 1; 0 turns it off). Otherwise one task per chunk and combine tasks
+    chunks ahead in the background where its reads wait (Dask configuration
+    ``daskcluster.read-ahead``: ``'auto'`` by default, or chunks per worker thread, 0 turning it
+    off; :mod:`daskcluster.engine.readahead`). Otherwise one task per chunk and combine tasks
     below the root. The client always combines the root; the tree, and so the result, is the
     same either way.
     """
