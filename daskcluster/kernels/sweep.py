@@ -174,8 +174,9 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     do not rule out, row by row; one without them joins the GEMM and makes them.
 
     Memory: one tile of rows, its (tile_rows, sum of k) product, per member one float64 and
-    one int64 per row of the block (minimum distances and labels), and an Elkan member's
-    bounds (16 + 4 k bytes a row: :class:`~daskcluster.kernels.bounds.BoundsState`).
+    one int64 per row of the block (minimum distances and labels), an Elkan member's
+    bounds (16 + 4 k bytes a row: :class:`~daskcluster.kernels.bounds.BoundsState`), and a
+    k-means|| member's nearest candidates (12 bytes a row: :class:`SeedState`).
     """
     affine = params.affine
     members = params.members
