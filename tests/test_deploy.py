@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import shutil
 import socket
@@ -465,3 +466,26 @@ def test_importing_dask_jobqueue_keeps_the_ctrl_c_handler() -> None:
         assert signal.getsignal(signal.SIGINT) is own
     finally:
         signal.signal(signal.SIGINT, previous)
+
+
+def test_local_workers_do_not_report_the_scheduler_their_command_stopped() -> None:
+    """The preload of a command's local workers drops the heartbeat's report of a scheduler
+    gone (the command stops it on purpose), and nothing else the worker logs."""
+    from daskcluster.deploy import interrupts
+
+    worker_logger = logging.getLogger("distributed.worker")
+    before = list(worker_logger.filters)
+    try:
+        interrupts.quiet_scheduler_loss()
+        interrupts.quiet_scheduler_loss()  # once only
+        assert sum(isinstance(f, interrupts.SchedulerGone) for f in worker_logger.filters) == 1
+
+        def passes(message: str) -> bool:
+            record = worker_logger.makeRecord("distributed.worker", logging.ERROR, __file__, 1, message, (), None)
+            return bool(worker_logger.filter(record))
+
+        assert not passes("Failed to communicate with scheduler during heartbeat.")
+        assert passes("Compute Failed")
+        assert passes("Worker is at 95% memory usage")
+    finally:
+        worker_logger.filters[:] = before

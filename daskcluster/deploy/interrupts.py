@@ -5,7 +5,8 @@ command *and* to the worker processes of the local cluster it started. A worker 
 it dies printing a traceback of its event loop (about 30 lines per worker), and the
 scheduler logs the loss of its tasks, while the command is already shutting the cluster
 down in order. This module is a Dask preload (``LocalCluster(preload=[__name__])``): each
-worker process ignores SIGINT from its start, and is stopped by the command that owns it.
+worker process ignores SIGINT from its start, and is stopped by the command that owns it,
+without reporting that its heartbeat found the scheduler gone (:class:`SchedulerGone`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,32 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 
+#: What a worker logs (with a traceback, at ERROR) when its heartbeat finds the scheduler gone.
+SCHEDULER_GONE = "Failed to communicate with scheduler during heartbeat"
+
+
+class SchedulerGone(logging.Filter):
+    """Drops a worker's report that its heartbeat found the scheduler gone. The scheduler of a
+    local cluster lives in the process the command started, and goes away when the command
+    stops the cluster (after Ctrl-C, or at the end of a job): a worker whose heartbeat falls
+    between the scheduler's end and its own would print a 30-line traceback under the command's
+    last line. A scheduler that died otherwise is reported by the command itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(SCHEDULER_GONE)
+
+
+def quiet_scheduler_loss() -> None:
+    """Install :class:`SchedulerGone` on distributed's worker logger of this process (once)."""
+    worker_logger = logging.getLogger("distributed.worker")
+    if not any(isinstance(f, SchedulerGone) for f in worker_logger.filters):
+        worker_logger.addFilter(SchedulerGone())
+
+
 def dask_setup(worker: Any) -> None:
-    """Ignore SIGINT in this worker process (only a process's main thread can; threads are skipped)."""
+    """Ignore SIGINT in this worker process (only a process's main thread can; threads are
+    skipped), and the report of a scheduler gone (:class:`SchedulerGone`)."""
+    quiet_scheduler_loss()
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
