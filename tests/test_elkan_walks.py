@@ -66,6 +66,19 @@ def assert_bounds_hold(X: np.ndarray, st: B.BoundsState, storage: np.ndarray) ->
     assert np.all(st.lower <= d * (1 + 1e-12))
 
 
+def same_steps(walked: list, other: list, X: np.ndarray, which: str) -> int:
+    """Each step of ``walked`` has the labels, weights and sums of ``other``'s and valid bounds;
+    returns how many of its ``which`` bounds (``'upper'`` or ``'lower'``) differ from ``other``'s."""
+    differ = 0
+    for (sa, wa, la, sta, storage), (sb, wb, lb, stb, _) in zip(walked, other):
+        np.testing.assert_array_equal(la, lb)
+        np.testing.assert_array_equal(wa, wb)
+        np.testing.assert_array_equal(sa, sb)
+        assert_bounds_hold(X, sta, storage)
+        differ += int(np.sum(getattr(sta, which) != getattr(stb, which)))
+    return differ
+
+
 @pytest.mark.parametrize("dense", [0, 2, 10**9])  # rows with open centers all, many or none "deferred"
 @pytest.mark.parametrize("ties", [False, True])
 def test_walks_give_the_labels_sums_and_valid_bounds_of_single_distances(dense: int, ties: bool,
@@ -76,14 +89,7 @@ def test_walks_give_the_labels_sums_and_valid_bounds_of_single_distances(dense: 
     monkeypatch.setattr(B, "dense_threshold", lambda k: dense)
     walked = steps(X, k, True, monkeypatch, ties=ties)
     single = steps(X, k, False, monkeypatch, ties=ties)
-    other_bounds = 0
-    for (sa, wa, la, sta, storage), (sb, wb, lb, stb, _) in zip(walked, single):
-        np.testing.assert_array_equal(la, lb)
-        np.testing.assert_array_equal(wa, wb)
-        np.testing.assert_array_equal(sa, sb)
-        assert_bounds_hold(X, sta, storage)
-        other_bounds += int(np.sum(sta.upper != stb.upper))
-    assert other_bounds > 100  # many rows took the walks (their bounds are the products')
+    assert same_steps(walked, single, X, "upper") > 100  # many rows took the walks (their bounds are the products')
     # the labels are those of the float64 distances to the step's centers (first of equals)
     _, _, labels, _, storage = walked[-1]
     d2 = ((X[:, None, :].astype(np.float64) - storage[None]) ** 2).sum(-1)
@@ -129,14 +135,7 @@ def test_deferred_rows_by_walks_give_the_labels_and_sums_of_tiles(case: str, mon
     monkeypatch.setattr(B, "dense_threshold", lambda k: 1)
     walked = steps(X, k, True, monkeypatch, sample_weight=w)
     tiles = steps(X, k, False, monkeypatch, sample_weight=w)
-    other_bounds = 0
-    for (sa, wa, la, sta, storage), (sb, wb, lb, stb, _) in zip(walked, tiles):
-        np.testing.assert_array_equal(la, lb)
-        np.testing.assert_array_equal(wa, wb)
-        np.testing.assert_array_equal(sa, sb)
-        assert_bounds_hold(X, sta, storage)
-        other_bounds += int(np.sum(sta.lower != stb.lower))
-    assert other_bounds > 0  # deferred rows were walked (their bounds from their own slack)
+    assert same_steps(walked, tiles, X, "lower") > 0  # deferred rows were walked (their bounds from their own slack)
 
 
 def test_fit_with_walks_equals_lloyd(monkeypatch: pytest.MonkeyPatch) -> None:
