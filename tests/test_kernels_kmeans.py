@@ -299,3 +299,25 @@ def test_kmeans_parallel_state_made_by_another_seeding_is_not_used() -> None:
     lloyd = S.Member(S.LLOYD, C, n_far=0)
     _, after = S.sweep_state_kernel(X, None, ChunkInfo(0, 0), S.SweepParams((lloyd,), Affine()), state)
     assert after == {}
+
+
+@pytest.mark.parametrize("case", ["random", "extremes"])
+def test_byte_moments_are_the_bits_of_the_float64_shifted_sums(case: str) -> None:
+    """uint8 rows' moments summed in integers (uint32 lanes flushed every 65,536 rows) equal the
+    float64 shifted sums' bits: every partial sum of those is an integer, so exact."""
+    rng = np.random.default_rng(4)
+    n = 65_536 + 700  # past one flush
+    if case == "random":
+        X = (rng.integers(0, 256, size=(n, 9)) * (rng.random((n, 9)) < 0.6)).astype(np.uint8)
+    else:  # the largest sums a flush holds: 255 everywhere but a first row of 0 (the shift)
+        X = np.full((n, 3), 255, dtype=np.uint8)
+        X[0] = 0
+    affine = Affine(scale=1 / 255)
+    got = K.block_moments(X, np.dtype(np.float32), affine)
+    shift = X[0].astype(np.float32).astype(np.float64)
+    s1, s2 = np.zeros(X.shape[1]), np.zeros(X.shape[1])
+    A.shifted_sums(X, shift, s1, s2)
+    mean, m2 = shift + s1 / n, np.maximum(s2 - s1 * s1 / n, 0.0)
+    np.testing.assert_array_equal(got.mean, affine.scale * mean + affine.offset)
+    np.testing.assert_array_equal(got.m2, affine.sq_scale * m2)
+    np.testing.assert_allclose(got.var, (X / 255).var(0), rtol=1e-12, atol=1e-15)

@@ -117,6 +117,30 @@ def shifted_sums(x: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarra
             s2[f] += v * v
 
 
+#: uint8 rows summed in uint32 lanes between flushes: 65,536 squares of 255 stay below 2^32.
+_BYTE_FLUSH = 65_536
+
+
+@numba.njit(nogil=True, cache=True)
+def byte_sums(x: np.ndarray, t1: np.ndarray, t2: np.ndarray) -> None:  # pragma: no cover - compiled
+    """``t1 += Σ x`` and ``t2 += Σ x²`` per feature of ``uint8`` rows, exactly (int64 totals of
+    uint32 lanes flushed every :data:`_BYTE_FLUSH` rows)."""
+    n, d = x.shape
+    a1 = np.zeros(d, dtype=np.uint32)
+    a2 = np.zeros(d, dtype=np.uint32)
+    for i0 in range(0, n, _BYTE_FLUSH):
+        for i in range(i0, min(n, i0 + _BYTE_FLUSH)):
+            for f in range(d):
+                v = np.uint32(x[i, f])
+                a1[f] += v
+                a2[f] += v * v
+        for f in range(d):
+            t1[f] += np.int64(a1[f])
+            t2[f] += np.int64(a2[f])
+            a1[f] = 0
+            a2[f] = 0
+
+
 @numba.njit(nogil=True, cache=True)
 def nearest_in_product(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, labels: np.ndarray,
                        min_sq: np.ndarray) -> None:  # pragma: no cover - compiled

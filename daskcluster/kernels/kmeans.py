@@ -114,13 +114,19 @@ def block_moments(block: np.ndarray, dtype: np.dtype, affine: Affine) -> Moments
     """Per-feature count, mean and centred sum of squares of the block's rows, mapped through
     ``affine`` (for scikit-learn's relative ``tol``; first pass only). One compiled sweep of
     the block in float64, shifted by its first row (so no cancellation unless that row lies
-    millions of standard deviations from the mean)."""
+    millions of standard deviations from the mean); ``uint8`` rows summed in integers, whose
+    shifted sums are those float64 sums exactly (every partial sum an integer below 2^53)."""
     n, d = block.shape
     if n == 0:
         return Moments(0, np.zeros(d), np.zeros(d))
     shift = np.asarray(block[0], dtype=dtype).astype(np.float64)
-    s1, s2 = np.zeros(d), np.zeros(d)
-    A.shifted_sums(np.asarray(block), shift, s1, s2)
+    if block.dtype == np.uint8:  # integers: the float64 sums below are exact, so these are their bits
+        t1, t2, si = np.zeros(d, dtype=np.int64), np.zeros(d, dtype=np.int64), shift.astype(np.int64)
+        A.byte_sums(np.asarray(block), t1, t2)
+        s1, s2 = (t1 - n * si).astype(np.float64), (t2 - 2 * si * t1 + n * si * si).astype(np.float64)
+    else:
+        s1, s2 = np.zeros(d), np.zeros(d)
+        A.shifted_sums(np.asarray(block), shift, s1, s2)
     moments = Moments(n, shift + s1 / n, np.maximum(s2 - s1 * s1 / n, 0.0))
     if affine.is_identity:
         return moments
