@@ -382,20 +382,11 @@ def _move_window(flat: np.ndarray, start: int, stop: int, shift: np.ndarray) -> 
         flat[start + t] = np.float32(lo * _DOWN) if lo > 0.0 else np.float32(0.0)
 
 
-@numba.njit(nogil=True, cache=True)
-def _open_centers(u: float, a: int, lower: np.ndarray, i: int, half_cc: np.ndarray) -> int:  # pragma: no cover
-    """How many centers the bounds of row ``i`` (upper ``u``, center ``a``) do not rule out."""
-    m = 0
-    for j in range(lower.shape[1]):
-        if j != a and u > lower[i, j] and u > half_cc[a, j]:
-            m += 1
-    return m
-
-
 @numba.njit(nogil=True, cache=True, inline="always")
 def _count_open(u: float, lower: np.ndarray, i: int, half_cc_a: np.ndarray) -> int:  # pragma: no cover
-    """:func:`_open_centers` without branches; ``half_cc_a`` is the row of the row's center with
-    an infinite diagonal."""
+    """How many centers the bounds of row ``i`` (upper ``u``) do not rule out, without branches;
+    ``half_cc_a`` is the row of the row's center in half the distances between the centers with
+    an infinite diagonal (so the center itself is never open)."""
     m = 0
     for j in range(lower.shape[1]):
         m += (u > lower[i, j]) & (u > half_cc_a[j])
@@ -444,7 +435,7 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
     shift = np.empty(WINDOW * k)
     for t in range(WINDOW * k):
         shift[t] = drift[t % k]
-    hcc = half_cc.copy()
+    hcc = half_cc.copy()  # the diagonal infinite: a row's own center is never open
     for j in range(k):
         hcc[j, j] = np.inf
     for w0 in range(0, n, WINDOW):
@@ -469,10 +460,10 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
                 prefetch(x, pending[p + AHEAD])
             i = pending[p]
             if walks:
-                computed += _walk_row(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err,
+                computed += _walk_row(x, i, c, hcc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err,
                                       lo_f, hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc)
                 continue
-            done, n_deferred = _open_row(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense,
+            done, n_deferred = _open_row(x, i, c, hcc, labels, upper, lower, w, weighted, sums, wic, dense,
                                          deferred, n_deferred, c32, err, lo_f, hi_f, tiny, acc)
             computed += done
     for j in range(acc.shape[0]):
@@ -500,11 +491,11 @@ def _open_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels:
               tiny: float, acc: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled
     """Row ``i`` of :func:`elkan_rows` after its bounds moved, some centers left open by them:
     its distances, label, bounds and sums; returns the distances computed and the rows deferred
-    so far."""
+    so far. ``half_cc`` has an infinite diagonal (:func:`_count_open`)."""
     a = labels[i]
     lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
     upper[i] = u
-    m = _open_centers(u, a, lower, i, half_cc)
+    m = _count_open(u, lower, i, half_cc[a])
     if m == 0:
         return 1, n_deferred
     if m > dense:
@@ -616,7 +607,7 @@ def _tighten(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: 
     a = labels[i]
     lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
     upper[i] = u
-    m = _open_centers(u, a, lower, i, half_cc)
+    m = _count_open(u, lower, i, half_cc[a])
     if m == 0:
         return 1
     if m > dense:
