@@ -224,8 +224,8 @@ def lockstep(data: RowData, runs: list[Run], *, weights: da.Array | None, tol: f
     (unless ``tol_abs`` is given). The bounds of bounded runs are released when the generator
     ends (or is closed). Data passes: one per yield.
     """
-    if len({run.key for run in runs}) < len(runs):
-        raise ValueError(f"the runs of one lockstep need distinct keys, got {[run.key for run in runs]}")
+    # each run's state beside the chunks is found under its key
+    assert len({run.key for run in runs}) == len(runs), [run.key for run in runs]
     token = rowstate.new_token(label) if any(run.bounded or run.phase == "round" for run in runs) else None
     number = 0
     try:
