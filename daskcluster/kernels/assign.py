@@ -20,7 +20,9 @@ float32 rows, steps 1 and 2 and the norms are one compiled loop over the block's
 (:mod:`daskcluster.kernels.rowproducts`): there the GEMM's packing of a float copy of the tile
 cost more than the multiplications, and the loop costs about half as much. A Lloyd step there
 (:func:`assign_and_sum`) is one compiled loop over the whole block: products, arg-min and sums
-of each group of four rows while they are in L1.
+of each group of four rows while they are in L1; for unweighted uint8 rows on CPUs with AVX-512
+VNNI, from 8-bit integer products with the same labels and sums
+(:mod:`daskcluster.kernels.byteproducts`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from typing import Any
 import numba
 import numpy as np
 
+from . import byteproducts as BP
 from . import rowproducts as P
 from . import sparse as S
 from .blocks import ChunkInfo, check_finite_rows
@@ -368,7 +371,8 @@ def iter_nearest(
 
 
 def assign_and_sum(block: Any, table: CenterTable, chunk: ChunkInfo, labels: np.ndarray, min_sq: np.ndarray,
-                   w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, rows: int | None = None) -> None:
+                   w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray,
+                   rows: int | None = None) -> float | None:
     """A Lloyd step over ``block``: each row's nearest center and squared distance, and the rows
     added to their clusters' sums. One read of the block.
 
@@ -391,22 +395,34 @@ def assign_and_sum(block: Any, table: CenterTable, chunk: ChunkInfo, labels: np.
     rows : int, optional
         Rows per tile where the block is worked through in tiles (:func:`iter_nearest`).
 
+    Returns
+    -------
+    inertia : float or None
+        The block's inertia (storage space) where the step computed it more exactly than the
+        sum of ``min_sq``; None where that sum is it.
+
     Notes
     -----
     Few centers and uint8 or float32 rows (:func:`daskcluster.kernels.rowproducts.applies`):
     one compiled loop, :func:`daskcluster.kernels.rowproducts.lloyd_step`, whose labels,
     distances and sums are those of :func:`iter_nearest` and :func:`add_rows` (the sums the same
-    bits for the same labels). Otherwise :func:`iter_nearest`, then :func:`add_tile_rows` of
-    each tile while it is in cache.
+    bits for the same labels). Unweighted uint8 rows on a CPU with 8-bit integer multiply-adds
+    (:func:`daskcluster.kernels.byteproducts.serves`): its labels and sums from integer products,
+    the distances within a bound and the inertia exact to float64 rounding
+    (:func:`daskcluster.kernels.byteproducts.lloyd_step`). Otherwise :func:`iter_nearest`, then
+    :func:`add_tile_rows` of each tile while it is in cache.
     """
     if P.applies(block, table.minus2_t):
-        P.lloyd_step(block, np.ascontiguousarray(table.minus2_t.T), table.sq_norms, labels, min_sq, w, weighted,
-                     sums, wic)
+        minus2 = np.ascontiguousarray(table.minus2_t.T)
+        if BP.serves(block, minus2, table.sq_norms, weighted) and P.walks_pay(block):
+            return BP.lloyd_step(block, minus2, table.sq_norms, labels, min_sq, sums, wic)
+        P.lloyd_step(block, minus2, table.sq_norms, labels, min_sq, w, weighted, sums, wic)
         if not np.isfinite(min_sq).all():
             check_finite_rows(block, min_sq, chunk, 0)
-        return
+        return None
     for start, stop, x in iter_nearest(block, table, chunk, labels, min_sq, rows):
         add_tile_rows(x, labels[start:stop], w[start:stop] if weighted else w, weighted, sums, wic)
+    return None
 
 
 def nearest(block: Any, table: CenterTable, chunk: ChunkInfo) -> tuple[np.ndarray, np.ndarray]:

@@ -183,7 +183,7 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
     n, d = block.shape
     state = {} if state is None else dict(state)
     bounded = {j: state.get(m.key) for j, m in enumerate(members) if m.kind == ELKAN}
-    incremental = [j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments)]
+    incremental = [j for j, st in bounded.items() if _usable(st, members[j], n, d, params.moments, affine)]
     seeding = [j for j, m in enumerate(members) if m.kind in (ROUND, WEIGH)]
     stacked = [j for j in range(len(members)) if j not in incremental and j not in seeding]
     w, weighted = A.weights_arg(sample_weight)
@@ -220,6 +220,7 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
         if n_deferred:
             _refresh(rows, deferred[:n_deferred], storage, st, chunk, w, weighted)
         st.generation = m.generation
+        st.made_with(storage)
         parts[j] = B.lloyd_stats(st.sums, st.wic, float("nan"), K.FarPoints.empty(d, m.centers.dtype), affine)
     if stacked:
         fresh = _stacked_members(block, sample_weight, chunk, params, stacked, parts)
@@ -323,11 +324,13 @@ def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.Bou
                            st.sums, st.wic)
 
 
-def _usable(st: B.BoundsState | None, m: Member, n: int, d: int, moments: bool) -> bool:
-    """Whether an Elkan member's kept bounds were made by its previous pass over this chunk."""
+def _usable(st: B.BoundsState | None, m: Member, n: int, d: int, moments: bool, affine: Affine) -> bool:
+    """Whether an Elkan member's kept bounds were made by its previous pass over this chunk and
+    still certify the rows they skip (:meth:`~daskcluster.kernels.bounds.BoundsState.certifies`)."""
     return (st is not None and not moments and m.drift is not None and m.half_cc is not None
             and st.generation == m.generation - 1
-            and st.labels.shape[0] == n and st.sums.shape == (len(m.centers), d))
+            and st.labels.shape[0] == n and st.sums.shape == (len(m.centers), d)
+            and st.certifies(affine.to_storage_space(m.centers)))
 
 
 def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: SweepParams,
@@ -353,8 +356,9 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
     w, weighted = A.weights_arg(sample_weight)
     rows = A.block_tile_rows(block, table.n_centers, dtype.itemsize)
     alone = len(members) == 1 and members[0].kind == LLOYD  # one read for the whole step
+    exact = None
     if alone:
-        A.assign_and_sum(block, table, chunk, labels[0], min_sq[0], w, weighted, sums[0], wic[0], rows)
+        exact = A.assign_and_sum(block, table, chunk, labels[0], min_sq[0], w, weighted, sums[0], wic[0], rows)
     for start, stop, x, x_sq, g in () if alone else A.iter_products(block, table.minus2_t, chunk, rows):
         xsq_max = float(x_sq.max())
         for j, seg in enumerate(segments):
@@ -384,12 +388,16 @@ def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk:
                                               dtype, affine)
             continue
         sq = min_sq[j] * affine.sq_scale
-        inertia = float(sq.sum()) if not weighted else float(sq @ w)
+        if exact is not None:
+            inertia = exact * affine.sq_scale
+        else:
+            inertia = float(sq.sum()) if not weighted else float(sq @ w)
         far = K.far_points(block, sample_weight, chunk, sq, labels[j], m.n_far, dtype, affine)
         parts[which[j]] = B.lloyd_stats(sums[j], wic[j], inertia, far, affine)
         if m.kind == ELKAN:
             upper, lower = elkan[j]
-            fresh[j] = B.BoundsState(m.generation, labels[j], upper, lower, sums[j], wic[j])
+            fresh[j] = B.BoundsState(m.generation, labels[j], upper, lower, sums[j], wic[j],
+                                     float(c_sq[segments[j]].max()))
     return {which[j]: st for j, st in fresh.items()}
 
 
