@@ -197,3 +197,22 @@ def test_fit_equals_the_float_walks(monkeypatch: pytest.MonkeyPatch) -> None:
     exact = exact_inertia(x, centers32, np.asarray(ours.labels_))
     assert ours.inertia_ == pytest.approx(exact, rel=1e-12)
     assert ref.inertia_ == pytest.approx(exact, rel=96 * 2.0**-23)
+
+
+@needs_vnni
+@pytest.mark.parametrize("n", [1, 127, 128, 129, 255, 256, 257, 1000])
+def test_sums_of_full_bytes_never_wrap(n: int) -> None:
+    """Rows of 255 all in one cluster: the uint16 sums
+    are flushed before any lane can wrap, whatever the number of rows."""
+    d = 100
+    x = np.zeros((n, d), dtype=np.uint8)
+    x[:, 40:80] = 255
+    x[:, 99] = 255  # a feature past the last full vector of 32
+    centers = np.zeros((2, d), dtype=np.float32)
+    centers[0, 40:80] = 250.0
+    labels, _, sums, wic, _ = byte_step(x, centers)
+    assert (labels == 0).all()
+    expected = np.zeros((2, d))
+    expected[0] = 255.0 * n * (x[0] > 0)
+    np.testing.assert_array_equal(sums, expected)
+    np.testing.assert_array_equal(wic, [n, 0])

@@ -22,8 +22,8 @@ within ``γ_d ‖x‖ ‖m_j‖`` of ``x·m_j``. A row takes the nearest center 
 beats every other by more than twice both bounds and the float64 roundings (``2 (‖x‖ k1 + k0)``,
 :class:`ByteCenters`): the float32 walk then chooses the same center, strictly, so its
 first-of-equals rule has no tie to break. Every other row takes the float32 walk itself (0.15-0.34
-% of MNIST8M's rows at k = 10). The labels, and so the clusters' sums (the same uint16 sums,
-flushed every 256 rows of a cluster), are the float32 walk's, bit for bit.
+% of MNIST8M's rows at k = 10). The labels, and so the clusters' sums (uint16 sums flushed to float64 sums,
+exact integers whatever their order), are the float32 walk's, bit for bit.
 
 **Distances and inertia.** A row's squared distance is ``‖x‖² + ‖c_j‖² + P_j``, within ``‖x‖
 ‖e_j‖`` and float64 rounding of the exact one (relative ~5e-6 on MNIST against ~1e-7 for the
@@ -41,11 +41,12 @@ there); elsewhere the float32 walk, with the same labels and sums.
 **Measured** (a 32,768-row MNIST8M chunk, k = 10, one thread, AMD EPYC Zen 4, least CPU time,
 load ~2): the Lloyd step 6.7-7.0 -> 4.2-4.4 ms, of which the walk 2.7-3.0 (reading the rows
 from memory and their masks 1.2 of it), the arg-min and its certificate 0.3, the sums 1.0
-(their stores: 1,568 bytes a row). Not kept: one set of accumulators (3.19 against 3.01 ms for
+(their stores: 1,568 bytes a row). The sums are then taken :data:`SPAN` rows at a time, cluster
+by cluster, each cluster's uint16 sums held in registers over its rows (:func:`_add_span`, no
+store a row): 4.5-4.95 -> 4.3-4.6 ms at load 3.6. Not kept: one set of accumulators (3.19 against 3.01 ms for
 the walk alone), ``hi`` and ``lo`` in separate vectors (four multiply-adds a group at k = 10:
-the step 6.2-6.5 ms), the sums as a call rather than inlined (1.3 ms more: the row views of a
-call), the sums of a span of 128 rows cluster by cluster (no gain), the squared norm outside
-the walk (no gain).
+the step 6.2-6.5 ms), the sums row by row as a call rather than inlined (1.3 ms more: the row views of a
+call), the squared norm outside the walk (no gain).
 """
 
 from __future__ import annotations
@@ -205,6 +206,104 @@ def _row_bytes(x: np.ndarray, i: int, table: np.ndarray, acc: np.ndarray) -> int
     return q
 
 
+#: Rows whose labels are taken before they are added to their clusters' sums, cluster by cluster.
+SPAN = 128
+#: Features of one vector of uint16 sums; the sums take 8 such vectors (256 features) at a time.
+_SUM_LANES = 32
+_SUM_VECTORS = 8
+
+
+def _emit_sum_block(builder: ir.IRBuilder, width: int, x_data: ir.Value, d: ir.Value, rows: ir.Value,
+                    n_rows: ir.Value, acc_at: ir.Value, f0: ir.Value) -> None:
+    """``acc_at[f0 + f] += Σ_t x[rows[t], f0 + f]`` for ``f < 32 width`` in uint16 lanes, the
+    sums held in ``width`` registers over the rows."""
+    bytes_ = ir.VectorType(_I8, _SUM_LANES)
+    words = ir.VectorType(ir.IntType(16), _SUM_LANES)
+    ptrs = [builder.bitcast(builder.gep(acc_at, [builder.add(f0, ir.Constant(I64, _SUM_LANES * v))]),
+                            words.as_pointer()) for v in range(width)]
+    regs = [cgutils.alloca_once_value(builder, builder.load(p, align=2)) for p in ptrs]
+    with cgutils.for_range(builder, n_rows) as loop:
+        r = builder.load(builder.gep(rows, [loop.index]))
+        base = builder.add(builder.mul(r, d), f0)
+        for v in range(width):
+            xp = builder.bitcast(builder.gep(x_data, [builder.add(base, ir.Constant(I64, _SUM_LANES * v))]),
+                                 bytes_.as_pointer())
+            builder.store(builder.add(builder.load(regs[v]), builder.zext(builder.load(xp, align=1), words)), regs[v])
+    for v in range(width):
+        builder.store(builder.load(regs[v]), ptrs[v], align=2)
+
+
+@intrinsic
+def _sum_rows(typingctx: Any, x: Any, rows: Any, n_rows: Any, acc: Any, j: Any) -> Any:  # pragma: no cover - compiled
+    """``acc[j, f] += Σ_{t < n_rows} x[rows[t], f]`` (uint16, wrapping) for the features ``f`` of
+    whole 32-feature vectors; returns their number (the caller adds the rest)."""
+    if not (isinstance(x, types.Array) and x.ndim == 2 and x.layout == "C" and x.dtype == types.uint8
+            and isinstance(acc, types.Array) and acc.ndim == 2 and acc.layout == "C" and acc.dtype == types.uint16
+            and isinstance(rows, types.Array) and rows.dtype == types.int64):
+        return None
+    sig = types.int64(x, rows, n_rows, acc, j)
+
+    def codegen(context: Any, builder: ir.IRBuilder, signature: Any, args: Any) -> Any:
+        tx, tr, tn, ta, tj = signature.args
+        vx = context.make_array(tx)(context, builder, args[0])
+        vr = context.make_array(tr)(context, builder, args[1])
+        va = context.make_array(ta)(context, builder, args[3])
+        d = cgutils.unpack_tuple(builder, vx.shape, 2)[1]
+        n_rows = context.cast(builder, args[2], tn, types.int64)
+        j = context.cast(builder, args[4], tj, types.int64)
+        acc_at = builder.gep(va.data, [builder.mul(j, d)])
+        lanes = ir.Constant(I64, _SUM_LANES)
+        full = builder.mul(builder.udiv(d, lanes), lanes)
+        block = ir.Constant(I64, _SUM_LANES * _SUM_VECTORS)
+        blocks = builder.mul(builder.udiv(full, block), block)
+        with cgutils.for_range_slice(builder, ir.Constant(I64, 0), blocks, block) as (f0, _):
+            _emit_sum_block(builder, _SUM_VECTORS, vx.data, d, vr.data, n_rows, acc_at, f0)
+        with cgutils.for_range_slice(builder, blocks, full, lanes) as (f0, _):
+            _emit_sum_block(builder, 1, vx.data, d, vr.data, n_rows, acc_at, f0)
+        return full
+
+    return sig, codegen
+
+
+@numba.njit(nogil=True, cache=True)
+def _add_span(x: np.ndarray, labels: np.ndarray, s0: int, s1: int, order: np.ndarray, starts: np.ndarray,
+              acc: np.ndarray, count: np.ndarray, sums: np.ndarray, wic: np.ndarray) -> None:  # pragma: no cover
+    """Rows ``s0 .. s1`` (at most :data:`SPAN`) added to their clusters' uint16 sums ``acc``
+    cluster by cluster (``wic[j]`` += their number), each cluster's flushed to the float64
+    ``sums`` once it holds :data:`SPAN` rows or more (``count``: its rows since; so at most
+    ``2 SPAN - 1`` rows of 255 between flushes: no lane wraps)."""
+    prefer_wide_vectors()
+    k, d = acc.shape
+    for j in range(k + 1):
+        starts[j] = 0
+    for i in range(s0, s1):
+        starts[labels[i] + 1] += 1
+    for j in range(k):
+        starts[j + 1] += starts[j]
+    for i in range(s0, s1):
+        lab = labels[i]
+        order[starts[lab]] = i
+        starts[lab] += 1
+    at = 0
+    for j in range(k):
+        m = starts[j] - at
+        if m == 0:
+            continue
+        rows = order[at : starts[j]]
+        full = _sum_rows(x, rows, m, acc, j)
+        for f in range(full, d):
+            v = acc[j, f]
+            for t in range(m):
+                v = np.uint16(v + np.uint16(x[rows[t], f]))
+            acc[j, f] = v
+        at = starts[j]
+        wic[j] += np.float64(m)
+        count[j] += m
+        if count[j] >= SPAN:
+            P.flush_bytes(acc, j, sums)
+            count[j] = 0
+
+
 class ByteCenters:
     """``-2 C`` (k, d) float32 as two int8 tables for :func:`lloyd_step` (see the module).
 
@@ -273,6 +372,8 @@ def _lloyd(x: np.ndarray, table: np.ndarray, tail: np.ndarray, inv_hi: np.ndarra
     vals = np.empty(k)
     sacc = np.zeros((k, d), dtype=np.uint16)
     count = np.zeros(k, dtype=np.int64)
+    order = np.empty(SPAN, dtype=np.int64)
+    starts = np.zeros(k + 1, dtype=np.int64)
     total = 0.0
     walked = 0
     up = 1.0 + 2.0**-50
@@ -302,9 +403,9 @@ def _lloyd(x: np.ndarray, table: np.ndarray, tail: np.ndarray, inv_hi: np.ndarra
         total += bv + np.float64(q)
         labels[i] = best
         min_sq[i] = P.distance(bv, np.float64(q))
-        P.add_byte_row(x, i, sacc, count, best, sums)
+        if (i + 1) % SPAN == 0 or i + 1 == n:
+            _add_span(x, labels, i + 1 - (i % SPAN + 1), i + 1, order, starts, sacc, count, sums, wic)
     for j in range(k):
-        wic[j] += np.float64(count[j])
         P.flush_bytes(sacc, j, sums)
     return total, walked
 
