@@ -21,9 +21,10 @@ s_j)`` (about ``2⁻¹⁴ max|m_j|``).
 within ``γ_d ‖x‖ ‖m_j‖`` of ``x·m_j``. A row takes the nearest center of ``P_j + ‖c_j‖²`` when it
 beats every other by more than twice both bounds and the float64 roundings (``2 (‖x‖ k1 + k0)``,
 :class:`ByteCenters`): the float32 walk then chooses the same center, strictly, so its
-first-of-equals rule has no tie to break. Every other row takes the float32 walk itself (0.15-0.34
-% of MNIST8M's rows at k = 10). The labels, and so the clusters' sums (uint16 sums flushed to float64 sums,
-exact integers whatever their order), are the float32 walk's, bit for bit.
+first-of-equals rule has no tie to break. Every other row takes the float32 walk itself
+(0.15-0.34 % of MNIST8M's rows at k = 10). The labels, and so the clusters' sums (uint16 sums
+flushed to float64 sums: exact integers, whatever their order), are the float32 walk's, bit for
+bit.
 
 **Distances and inertia.** A row's squared distance is ``‖x‖² + ‖c_j‖² + P_j``, within ``‖x‖
 ‖e_j‖`` and float64 rounding of the exact one (relative ~5e-6 on MNIST against ~1e-7 for the
