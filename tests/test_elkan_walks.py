@@ -1,13 +1,15 @@
 """The open rows of a uint8 block whose rows take the walks over their non-zero groups, by one
-walk of all the centers (kernels/elkan.py, ``WalkCenters``): the same labels, sums and weights
-as the step that takes the distances one by one and defers the rows with many open centers to
-tiles, and bounds that hold."""
+walk of all the centers (kernels/elkan.py, ``WalkCenters``): the labels, sums and weights of
+Lloyd's step against the same centers (and, on rows with no two centers within rounding of each
+other, of the step that takes the distances one by one and defers the rows with many open
+centers to tiles), and bounds that hold. Ties: tests/test_elkan_exact.py."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from daskcluster.kernels import assign as A
 from daskcluster.kernels import bounds as B
 from daskcluster.kernels import elkan as E
 from daskcluster.kernels import rowproducts as P
@@ -50,7 +52,7 @@ def steps(X: np.ndarray, k: int, walks: bool, monkeypatch: pytest.MonkeyPatch, n
         st = state[0]
         out.append((part.sums.copy(), part.weight_in_clusters.copy(), st.labels.copy(),
                     B.BoundsState(st.generation, st.labels.copy(), st.upper.copy(), st.lower.copy(), st.sums.copy(),
-                                  st.wic.copy()), storage))
+                                  st.wic.copy(), st.csq_floor), storage))
         previous = storage
         centers = (part.sums / np.maximum(part.weight_in_clusters, 1)[:, None]).astype(np.float32)
         if ties:
@@ -79,19 +81,36 @@ def same_steps(walked: list, other: list, X: np.ndarray, which: str) -> int:
     return differ
 
 
+def lloyd_step(X: np.ndarray, storage: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Labels, sums and weights of a Lloyd step against the float32 centers ``storage`` (storage
+    space, held as float64): the compiled loop of a Lloyd fit's pass."""
+    k, d = storage.shape
+    labels, min_sq = np.empty(len(X), dtype=np.int64), np.empty(len(X))
+    sums, wic = np.zeros((k, d)), np.zeros(k)
+    w, weighted = A.weights_arg(None)
+    A.assign_and_sum(X, A.CenterTable.of(storage.astype(np.float32)), ChunkInfo(0, 0), labels, min_sq, w, weighted,
+                     sums, wic)
+    return labels, sums, wic
+
+
 @pytest.mark.parametrize("dense", [0, 2, 10**9])  # rows with open centers all, many or none "deferred"
 @pytest.mark.parametrize("ties", [False, True])
-def test_walks_give_the_labels_sums_and_valid_bounds_of_single_distances(dense: int, ties: bool,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_walks_give_lloyds_labels_and_sums_and_valid_bounds(dense: int, ties: bool,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     X = images()
     k = 8
     assert E.WalkCenters.serve(X, k, np.float32)  # the walks are taken
     monkeypatch.setattr(B, "dense_threshold", lambda k: dense)
     walked = steps(X, k, True, monkeypatch, ties=ties)
     single = steps(X, k, False, monkeypatch, ties=ties)
+    for _, wic, labels, st, storage in walked:
+        ref_labels, ref_sums, ref_wic = lloyd_step(X, storage)
+        np.testing.assert_array_equal(labels, ref_labels)
+        np.testing.assert_array_equal(st.sums, ref_sums)  # the raw rows' sums, storage space
+        np.testing.assert_array_equal(wic, ref_wic)
     assert same_steps(walked, single, X, "upper") > 100  # many rows took the walks (their bounds are the products')
-    # the labels are those of the float64 distances to the step's centers (first of equals)
-    _, _, labels, _, storage = walked[-1]
+    # the single distances' labels are those of the float64 distances to the step's centers (first of equals)
+    _, _, labels, _, storage = single[-1]
     d2 = ((X[:, None, :].astype(np.float64) - storage[None]) ** 2).sum(-1)
     np.testing.assert_array_equal(labels, d2.argmin(1))
 
@@ -157,4 +176,4 @@ def test_fit_with_walks_equals_lloyd(monkeypatch: pytest.MonkeyPatch) -> None:
     assert any(taken)
     assert elkan.n_iter_ == lloyd.n_iter_
     np.testing.assert_array_equal(elkan.labels_.compute(), lloyd.labels_.compute())
-    np.testing.assert_allclose(elkan.cluster_centers_, lloyd.cluster_centers_, rtol=1e-12, atol=1e-12)
+    assert np.array_equal(elkan.cluster_centers_, lloyd.cluster_centers_)

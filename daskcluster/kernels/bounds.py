@@ -12,24 +12,55 @@ are then exact again. The per-cluster sums of the chunk are kept with the bounds
 the rows that changed cluster, so a late iteration costs O(rows) plus the few rows near a
 boundary.
 
-Exact means: the labels are those a Lloyd step computes. Distances come from a float GEMM
-whose rounding error is at most ``slack`` (``2 d ε (max ‖x‖² + max ‖c‖²)``, ``ε`` the compute
-dtype's machine epsilon, a worst-case bound on a dot product of length ``d`` summed in any
-order, so on the walks' products too: :func:`slack`); the bounds carry that error and a row is
-skipped only when its nearest center wins by more than it, so the rows Lloyd could label
-differently through rounding are always recomputed. A recomputed row is labelled by its
-distances (float64 where two float32 intervals overlap), not by Lloyd's float32 products: where
-two centers are within rounding of each other for a row, its label may differ from Lloyd's, and
-so may the fit from there on, at the level of rounding (1,000,000 MNIST8M rows, 10 clusters:
-Lloyd 204 iterations, Elkan 203, centers within 2.2e-4 on a [0, 1] scale, inertia equal to seven
-digits).
+**Lloyd's labels.** For ``uint8`` rows that take the walks over their non-zero groups in a Lloyd
+step (:func:`~daskcluster.kernels.rowproducts.walks_pay`), float32 centers, at most
+:data:`~daskcluster.kernels.elkan.WALK_CENTERS` of them, and no sample weights, every label is
+the one a Lloyd step (:func:`~daskcluster.kernels.rowproducts.lloyd_step`) gives for the same
+centers, ties included, so the sums (integers, moved in int32) are its bits too and an Elkan fit
+goes through Lloyd's labels, centers and iterations:
+
+* a row the bounds leave open takes its products by Lloyd's own walk, with Lloyd's table, and
+  its label by Lloyd's rule on them (the first of equals of ``float64(x·(-2c_j)) + ‖c_j‖²``:
+  :func:`~daskcluster.kernels.elkan.lloyd_label`); its bounds come from the same products, with
+  the slack, so they hold on the exact distances whichever center wins a tie;
+* a pass that makes the bounds from a tile's products (the first pass, a chunk that lost its
+  state, a step that computes every distance) takes the same rule
+  (:func:`~daskcluster.kernels.elkan.init_bounds`: ``‖x‖²`` is added after the arg-min, which
+  adding it first could turn into a tie);
+* a row the bounds skip is certified. Lloyd's value for center ``j`` (plus ``‖x‖²``) is within
+  ``η_j ≤ 2 γ_d ‖x‖ ‖c_j‖`` of ``d_j² = ‖x - c_j‖²`` (and float64 rounding, ~2⁻⁵³ relative);
+  an upper bound made by pass ``p`` from its products is ``u_p = √(v_a + slack_p)`` with
+  ``slack_p ≈ 4 γ_d (‖x‖² + C_p²)`` (``C_p`` the largest center norm then), so ``u_p² - d_a² ≥
+  slack_p - η_a ≥ 6 γ_d ‖x‖ C_p``. The drifts keep that margin on the squared distances: if a
+  later step finds ``u ≤ l_j`` then ``d_j² - d_a² ≥ m (2u - m) ≥ u_p² - d_a²`` (``m = u_p -
+  d_a``, ``u ≥ u_p``, ``d_j ≥ l_j ≥ u``), and if it finds ``u ≤ ½‖c_a - c_j‖`` twice that. Lloyd's
+  values then order ``a`` strictly before ``j`` (no tie for its first of equals to break) as long
+  as ``η_a + η_j ≤ 4 γ_d ‖x‖ C`` stays below, which holds while the centers' largest norm ``C``
+  is below ``1.5 C_p``. The state keeps the least ``C_p²`` of the passes whose bounds it holds
+  (:attr:`BoundsState.csq_floor`), and a step whose centers' largest squared norm exceeds
+  :data:`NORM_GROWTH` times it does not skip by them (:meth:`BoundsState.certifies`): the chunk
+  makes them again from every product, as a chunk without state does.
+
+Other rows (``float32`` or ``float64`` rows, weighted rows, more than ``WALK_CENTERS`` centers,
+sparse rows, uint8 rows that do not take the walks) keep the bounds as they were: a row left
+open is labelled by its distances (float32 intervals, float64 distances where two intervals
+overlap: :func:`~daskcluster.kernels.elkan.row_interval`), and its upper bound is the end of an
+interval, with no margin, so a row skipped by it is nearest by the exact distances, not by
+Lloyd's rule: where two centers are within rounding of each other for a row, its label may
+differ from Lloyd's, and so may the fit from there on, at the level of rounding (the rows of a
+pass that makes the bounds from every product, and the rows a step defers to them, take Lloyd's
+rule on those products, as above). Distances come from a float
+GEMM whose rounding error is at most ``slack`` (``2 d ε (max ‖x‖² + max ‖c‖²)``, ``ε`` the compute
+dtype's machine epsilon, a worst-case bound on a dot product of length ``d`` summed in any order,
+so on the walks' products too: :func:`slack`).
 
 The state of a chunk (:class:`BoundsState`: int64 labels, a float64 upper bound and ``k``
 float32 lower bounds per row, ``16 + 4 k`` bytes a row, plus the float64 ``(k, d)`` sums and
 ``(k,)`` weights) lives beside the chunk in the memory of the worker that ran its
 task (:mod:`daskcluster.engine.rowstate`). It only saves work: a chunk without its state
 (first pass, another worker, a lost worker, a resumed checkpoint) computes every distance by
-GEMM and builds it again, and gives the same labels up to such ties. The pass that uses these bounds is
+GEMM and builds it again: Lloyd's labels in the case above, in the others the same labels up to
+such ties. The pass that uses these bounds is
 :func:`daskcluster.kernels.sweep.sweep_state_kernel` (member kind ``'elkan'``).
 
 This module holds the state, the thresholds and the centers' geometry, none compiled (the
@@ -62,6 +93,31 @@ class BoundsState:
     lower: np.ndarray  # float32, (n_rows, k)
     sums: np.ndarray  # float64, storage space, raw rows
     wic: np.ndarray  # float64
+    #: The least ``max_j ‖c_j‖²`` (storage space) of the centers of the passes whose products made
+    #: the bounds held: what a skip is certified against (see the module; 0: certifies none).
+    csq_floor: float = 0.0
+
+    def certifies(self, centers: np.ndarray) -> bool:
+        """Whether a step against ``centers`` (storage space) may skip rows by these bounds:
+        the centers' largest squared norm is at most :data:`NORM_GROWTH` times
+        :attr:`csq_floor`."""
+        return sq_norm_max(centers) <= NORM_GROWTH * self.csq_floor
+
+    def made_with(self, centers: np.ndarray) -> None:
+        """Record that a step against ``centers`` (storage space) made some of the bounds."""
+        self.csq_floor = min(self.csq_floor, sq_norm_max(centers))
+
+
+#: How much the centers' largest squared norm may grow over :attr:`BoundsState.csq_floor` while
+#: the bounds still certify that a skipped row keeps Lloyd's label: 2, a norm growth of √2, below
+#: the 1.5 the margins allow (see the module).
+NORM_GROWTH = 2.0
+
+
+def sq_norm_max(centers: np.ndarray) -> float:
+    """The centers' largest squared norm, in float64."""
+    c = np.asarray(centers, dtype=np.float64)
+    return float(np.einsum("ij,ij->i", c, c).max(initial=0.0))
 
 
 def dense_threshold(k: int) -> int:

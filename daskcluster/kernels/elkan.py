@@ -1,6 +1,6 @@
 """Elkan's compiled loops: the bounds of each row set from a tile's product, kept through a
 Lloyd step, and refreshed (see :mod:`daskcluster.kernels.bounds` for the method, the state and
-why the labels are exact). Run on the workers by
+which labels are Lloyd's, bit for bit, and why). Run on the workers by
 :func:`daskcluster.kernels.sweep.sweep_state_kernel`.
 
 **A row's distances as intervals.** A row the bounds do not settle needs its distance to its
@@ -28,11 +28,12 @@ a miss to memory.
 groups in a Lloyd step (:func:`~daskcluster.kernels.rowproducts.walks_pay`; float32 centers, at
 most :data:`WALK_CENTERS`, no sample weights), an open row takes its products with every
 center by one walk (:class:`WalkCenters`: ~130 ns a MNIST8M row at k = 10, against ~80 ns one
-interval among scattered rows), its nearest center from them where no other's interval comes
-within the products' rounding (the label either way: :func:`_walk_row`), and lower bounds
-for every center, not only the open ones: the next steps leave fewer rows open. A row whose
-products tie goes as before (:func:`_tighten`), a row it would defer to tiles taking the label
-of its products in place. Rows that change cluster are moved in int32 sums (exact). Weighted
+interval among scattered rows): the walk and the table of Lloyd's step, so the products are
+Lloyd's, bit for bit, and the row takes the label Lloyd's step gives it, by Lloyd's rule on them
+(:func:`lloyd_label`, ties included), and bounds from them for every center, not only the open
+ones: the next steps leave fewer rows open (:func:`_walk_row`). No row is deferred, none is
+labelled by distances or intervals. Rows that change cluster are moved in int32 sums (exact), so
+the sums are Lloyd's bits too (:mod:`~daskcluster.kernels.bounds`, "Lloyd's labels"). Weighted
 rows, and up to :data:`~daskcluster.kernels.rowproducts.MAX_CENTERS` centers, keep the single
 distances, and the rows they defer take one walk each, in their order (:func:`refresh_walks`),
 not a gathered tile. Over twenty steps, one walk for every open row costs as much as the single
@@ -55,7 +56,8 @@ import numpy as np
 from numba import types
 from numba.extending import overload
 
-from .rowproducts import group_table, prefetch_row, row_products, serves, walks_pay
+from .assign import CenterTable
+from .rowproducts import _first_min, _nearest_center, group_table, prefetch_row, row_products, serves, walks_pay
 from .vector_ir import GROUP
 from .vectorwidth import prefer_wide_vectors
 
@@ -67,24 +69,26 @@ _DOWN = 1.0 - 2.5e-7
 def _bounds_from_product(g: np.ndarray, r: int, c_sq: np.ndarray, x_sq: float, slack: float, lower: np.ndarray,
                          i: int) -> tuple[int, float]:  # pragma: no cover - compiled
     """Row ``r`` of ``g = x·(-2Cᵀ)`` (squared norm ``x_sq``): its lower bounds, written to
-    ``lower[i]``, its nearest center (first of equals, as ``numpy.argmin``) and the squared
-    distance to it."""
+    ``lower[i]``, its nearest center by Lloyd's rule (the first of equals of ``float64(g[r, j]) +
+    c_sq[j]``, as :func:`~daskcluster.kernels.assign.nearest_in_product` takes it: adding ``x_sq``
+    first could round two of them to a tie) and the squared distance to it, ``x_sq`` added."""
+    k = c_sq.shape[0]
     best = 0
-    b1 = np.inf
-    for j in range(c_sq.shape[0]):
-        v = np.float64(g[r, j]) + c_sq[j] + x_sq
-        if v < b1:
-            b1 = v
+    bv = np.float64(g[r, 0]) + c_sq[0]
+    for j in range(k):
+        e = np.float64(g[r, j]) + c_sq[j]
+        if e < bv:
+            bv = e
             best = j
-        lo = v - slack
+        lo = e + x_sq - slack
         lower[i, j] = np.float32(np.sqrt(lo) * _DOWN) if lo > 0.0 else np.float32(0.0)
-    return best, b1
+    return best, bv + x_sq
 
 
 @numba.njit(nogil=True, cache=True)
 def init_bounds(g: np.ndarray, c_sq: np.ndarray, x_sq: np.ndarray, slack: float, labels: np.ndarray,
                 d1: np.ndarray, upper: np.ndarray, lower: np.ndarray) -> None:  # pragma: no cover - compiled
-    """From ``g = x·(-2Cᵀ)``: each row's nearest center (first of equals, as ``numpy.argmin``),
+    """From ``g = x·(-2Cᵀ)``: each row's nearest center (Lloyd's rule: :func:`_bounds_from_product`),
     its squared distance ``d1``, and bounds that hold whatever the product's rounding (within
     ``slack`` on a squared distance): ``upper ≥ ‖x - c_label‖``, ``lower[:, j] ≤ ‖x - c_j‖``."""
     for i in range(g.shape[0]):
@@ -277,15 +281,18 @@ WALK_CENTERS = 16
 class WalkCenters:
     """The centers as the walks over a ``uint8`` row's non-zero groups take them
     (:func:`~daskcluster.kernels.rowproducts.row_products`), for :func:`elkan_rows`: ``-2 C`` in
-    float32 and laid out group by group, the float64 squared norms, and the factor of the
-    products' rounding bound.
+    float32 and laid out group by group, the float64 squared norms (then :data:`GROUP`
+    infinities, as :func:`lloyd_label` takes them), and the factor of the products' rounding bound.
 
-    A walk's product of a row with a center is a float32 dot product of length ``d`` summed in
-    some order (each of the 8 lanes over the row's non-zero groups, by multiply-adds, then the
-    lanes by a tree, then the features past the last full group; a zero group adds exactly
-    zero): any such order is within ``γ_d Σ |x_f 2c_f| ≤ γ_d (‖x‖² + ‖c‖²)`` of the exact
+    ``-2 C`` and the norms are those of :meth:`~daskcluster.kernels.assign.CenterTable.of`, the
+    table of a Lloyd step, so a row's walk gives the products of Lloyd's own walk
+    (:func:`~daskcluster.kernels.rowproducts.lloyd_step`), bit for bit, and :func:`lloyd_label`
+    its label. A walk's product of a row with a center is a float32 dot product of length ``d``
+    summed in some order (each of the 8 lanes over the row's non-zero groups, by multiply-adds,
+    then the lanes by a tree, then the features past the last full group; a zero group adds
+    exactly zero): any such order is within ``γ_d Σ |x_f 2c_f| ≤ γ_d (‖x‖² + ‖c‖²)`` of the exact
     product, the bound :func:`daskcluster.kernels.bounds.slack` takes four times over
-    (``2 d ε (‖x‖² + ‖c‖²)``, ``ε = 2u``). The products are those of the tiles of
+    (``2 d ε (‖x‖² + ‖c‖²)``, ``ε = 2u``). The products are also those of the tiles of
     :func:`~daskcluster.kernels.assign.iter_products` when they take the walks (the same walk,
     row by row), so a row's label from them is the one :func:`refresh_rows` gives it; the slack
     is taken with the row's own squared norm (exact for uint8 rows) where the tiles take their
@@ -298,14 +305,15 @@ class WalkCenters:
     """
 
     def __init__(self, centers: np.ndarray) -> None:
-        c32 = np.asarray(centers, dtype=np.float32)
-        self.minus2 = np.ascontiguousarray(-2 * c32)  # exact: as CenterTable.of
+        lloyd = CenterTable.of(np.asarray(centers, dtype=np.float32))
+        self.minus2 = np.ascontiguousarray(lloyd.minus2_t.T)  # as assign_and_sum passes it
         self.table = group_table(self.minus2)
-        c64 = c32.astype(np.float64)
-        self.c_sq = np.einsum("ij,ij->i", c64, c64)
+        k = lloyd.n_centers
+        self.c_sq = np.full(k + GROUP, np.inf)
+        self.c_sq[:k] = lloyd.sq_norms
         #: ``slack(d, float32, x_sq, csq_max) = slack_f * (x_sq + csq_max)``.
-        self.slack_f = 2 * c32.shape[1] * float(np.finfo(np.float32).eps)
-        self.csq_max = float(self.c_sq.max(initial=0.0))
+        self.slack_f = 2 * self.minus2.shape[1] * float(np.finfo(np.float32).eps)
+        self.csq_max = float(lloyd.sq_norms.max(initial=0.0))
 
     @staticmethod
     def serve(rows: object, n_centers: int, dtype: np.dtype, deferred: bool = False) -> bool:
@@ -322,7 +330,7 @@ class WalkCenters:
         return np.zeros((0, 2, GROUP), dtype=np.float32), np.zeros((0, 0), dtype=np.float32), np.zeros(0), 0.0, 0.0
 
     def args(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
-        """``(table, minus2, c_sq, slack_f, csq_max)`` for the compiled loops."""
+        """``(table, minus2, c_sq, slack_f, csq_max)`` for the compiled loops (``c_sq`` padded)."""
         return self.table, self.minus2, self.c_sq, self.slack_f, self.csq_max
 
 
@@ -337,6 +345,19 @@ def _walk_products(x, i, table, mt, out):  # type: ignore[no-untyped-def]  # pra
     if isinstance(x, types.Array) and x.dtype == types.uint8 and x.ndim == 2 and x.layout == "C":
         return lambda x, i, table, mt, out: row_products(x, i, table, mt, out)
     return lambda x, i, table, mt, out: 0
+
+
+@numba.njit(nogil=True, cache=True, inline="always")
+def lloyd_label(out: np.ndarray, c_pad: np.ndarray, k: int) -> int:  # pragma: no cover - compiled
+    """The label a Lloyd step gives a ``uint8`` row whose walk (:func:`walk_products`) left its
+    float32 products with ``k`` centers in ``out``: the first of equals of ``float64(out[j]) +
+    c_pad[j]`` (``c_pad``: the centers' squared norms, then :data:`GROUP` infinities), as
+    :func:`~daskcluster.kernels.rowproducts.lloyd_step` takes it (its ``_first_min``, and its
+    ``_nearest_center`` where a value is not finite)."""
+    b = _first_min(out, c_pad, k)
+    if b < 0:
+        b, _ = _nearest_center(out.reshape(1, -1), 0, k, c_pad)
+    return b
 
 
 def move_counts(x: object, r: int, old: int, new: int, acc: np.ndarray) -> None:  # pragma: no cover
@@ -408,8 +429,8 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
 
     * rows that take the walks (``mt`` holds ``-2C``: ``table .. csq_max`` are
       :meth:`WalkCenters.args`; unweighted ``uint8`` rows only) take their products with all
-      centers by one walk and, unless two centers tie within the products' rounding, the nearest
-      and bounds from them (:func:`_walk_row`); none is deferred;
+      centers by Lloyd's walk, Lloyd's label by Lloyd's rule on them, and bounds from them
+      (:func:`_walk_row`); none is deferred;
     * other rows make the upper bound tight (one distance, as an interval: :func:`row_interval`,
       whose other arguments ``c32 .. tiny`` are :meth:`IntervalCenters.args`); if more than
       ``dense`` centers are still open, the row is written to ``deferred`` (its distances to all
@@ -460,8 +481,8 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
                 prefetch(x, pending[p + AHEAD])
             i = pending[p]
             if walks:
-                computed += _walk_row(x, i, c, hcc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err,
-                                      lo_f, hi_f, tiny, table, mt, c_sq, slack_f, csq_max, out, v, acc)
+                computed += _walk_row(x, i, labels, upper, lower, w, weighted, sums, wic, table, mt, c_sq, slack_f,
+                                      csq_max, out, v, acc)
                 continue
             done, n_deferred = _open_row(x, i, c, hcc, labels, upper, lower, w, weighted, sums, wic, dense,
                                          deferred, n_deferred, c32, err, lo_f, hi_f, tiny, acc)
@@ -550,71 +571,30 @@ def _nearest_open(x: np.ndarray, i: int, a: int, lo_a: float, u: float, c: np.nd
 @numba.njit(nogil=True, cache=True, inline="always")
 def _walk(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, c_sq: np.ndarray, slack_f: float,
           csq_max: float, out: np.ndarray, v: np.ndarray) -> tuple[int, float, float]:  # pragma: no cover - compiled
-    """Row ``i``'s products with every center by one walk (:class:`WalkCenters`): ``v_j = (‖c_j‖²
-    - 2x·c_j) + ‖x‖²`` in float64, as :func:`refresh_rows` takes them, within ``slack`` of the
-    squared distances. Returns the least ``b`` (first of equals), ``max(v_b, 0)`` and ``slack``."""
+    """Row ``i``'s products with every center by one walk (:class:`WalkCenters`; ``c_sq`` padded
+    with infinities) and its label by Lloyd's rule on them (:func:`lloyd_label`); ``v_j =
+    (float64(x·(-2c_j)) + ‖c_j‖²) + ‖x‖²``, within ``slack`` of the squared distances. Returns the
+    label ``b``, ``max(v_b, 0)`` and ``slack``."""
     x_sq = np.float64(walk_products(x, i, table, mt, out))
     slack = slack_f * (x_sq + csq_max)
-    b = 0
-    b1 = np.inf
+    b = lloyd_label(out, c_sq, v.shape[0])
     for j in range(v.shape[0]):
-        vj = np.float64(out[j]) + c_sq[j] + x_sq
-        v[j] = vj
-        better = vj < b1
-        b1 = vj if better else b1
-        b = j if better else b
-    return b, max(b1, 0.0), slack
+        v[j] = np.float64(out[j]) + c_sq[j] + x_sq
+    return b, max(v[b], 0.0), slack
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
-def _walk_row(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: np.ndarray, upper: np.ndarray,
-              lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, dense: int,
-              c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float, tiny: float, table: np.ndarray,
-              mt: np.ndarray, c_sq: np.ndarray, slack_f: float, csq_max: float, out: np.ndarray, v: np.ndarray,
+def _walk_row(x: np.ndarray, i: int, labels: np.ndarray, upper: np.ndarray, lower: np.ndarray, w: np.ndarray,
+              weighted: bool, sums: np.ndarray, wic: np.ndarray, table: np.ndarray, mt: np.ndarray, c_sq: np.ndarray,
+              slack_f: float, csq_max: float, out: np.ndarray, v: np.ndarray,
               acc: np.ndarray) -> int:  # pragma: no cover - compiled
     """Row ``i`` of :func:`elkan_rows`, some centers left open by its moved bounds, by one walk
-    (:func:`_walk`); returns the distances computed.
-
-    Where every other center's ``v_j`` exceeds ``max(v_b, 0) + 2 slack``, the interval
-    ``[√(v_j - slack), √(v_j + slack)]`` of each lies above ``b``'s: ``b`` is nearest by the
-    products (the label :func:`refresh_rows` gives a row :func:`_open_row` defers) and by the
-    float64 distances (the label :func:`_nearest_open` gives), since the products' rounding is
-    at most a quarter of ``slack`` (:class:`WalkCenters`) and ``slack`` is at least ``2 d ε``
-    relative to the squared distances, far more than the float64 distances' rounding. The row
-    takes ``b`` and bounds from the products (:func:`_take_products`). Elsewhere (a tie within
-    the products' rounding) it goes as :func:`_tighten` takes it."""
+    (:func:`_walk`): the label a Lloyd step gives it (:func:`lloyd_label` of the same products,
+    whatever the ties) and the bounds of its products (:func:`_take_products`), which hold on the
+    exact distances whichever center the label is. Returns the distances computed (``k``)."""
     b, b1, slack = _walk(x, i, table, mt, c_sq, slack_f, csq_max, out, v)
-    near = 0
-    edge = b1 + 2.0 * slack
-    for j in range(v.shape[0]):
-        near += v[j] <= edge
-    if near == 1:  # b alone
-        _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
-        return v.shape[0]
-    return v.shape[0] + _tighten(x, i, c, half_cc, labels, upper, lower, w, weighted, sums, wic, dense, c32, err, lo_f,
-                                 hi_f, tiny, v, acc, b, b1, slack)
-
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def _tighten(x: np.ndarray, i: int, c: np.ndarray, half_cc: np.ndarray, labels: np.ndarray, upper: np.ndarray,
-             lower: np.ndarray, w: np.ndarray, weighted: bool, sums: np.ndarray, wic: np.ndarray, dense: int,
-             c32: np.ndarray, err: np.ndarray, lo_f: float, hi_f: float, tiny: float, v: np.ndarray, acc: np.ndarray,
-             b: int, b1: float, slack: float) -> int:  # pragma: no cover - compiled
-    """:func:`_open_row` of a walked row (its products in ``v``, least ``b``, ``b1 = max(v_b, 0)``,
-    within ``slack``) whose products leave a tie: a row it would defer takes the label and bounds
-    :func:`refresh_rows` gives it (:func:`_take_products`), in place. Returns the distances
-    computed."""
-    a = labels[i]
-    lo_a, u = row_interval(x, i, c, a, c32, err, lo_f, hi_f, tiny)
-    upper[i] = u
-    m = _count_open(u, lower, i, half_cc[a])
-    if m == 0:
-        return 1
-    if m > dense:
-        _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
-        return 1
-    return 1 + _nearest_open(x, i, a, lo_a, u, c, half_cc, labels, upper, lower, w, weighted, sums, wic, c32, err,
-                             lo_f, hi_f, tiny, acc)
+    _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
+    return v.shape[0]
 
 
 @numba.njit(nogil=True, cache=True, inline="always")
@@ -646,7 +626,7 @@ def refresh_walks(x: np.ndarray, rows: np.ndarray, table: np.ndarray, mt: np.nda
     :meth:`WalkCenters.args`) where the rows were gathered into a tile and its products taken by
     the same walk row by row: the same labels, in the same order of the sums; bounds from the
     row's own slack, each kept where the one the row had is tighter (:func:`_take_products`)."""
-    k = c_sq.shape[0]
+    k = mt.shape[0]
     out = np.zeros(k + GROUP, dtype=np.float32)
     v = np.empty(k)
     kept = np.zeros((0, 0), dtype=np.int32)
