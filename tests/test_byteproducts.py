@@ -61,7 +61,7 @@ def byte_step(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarra
     assert BP.serves(x, minus2, table.sq_norms, False)
     labels, min_sq = np.full(n, -1, dtype=np.int64), np.full(n, np.nan)
     sums, wic = np.zeros((len(centers), d)), np.zeros(len(centers))
-    inertia = BP.lloyd_step(x, minus2, table.sq_norms, labels, min_sq, sums, wic)
+    inertia = BP.lloyd_step(x, BP.ByteCenters(minus2, table.sq_norms), labels, min_sq, sums, wic)
     return labels, min_sq, sums, wic, inertia
 
 

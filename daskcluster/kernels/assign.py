@@ -415,7 +415,7 @@ def assign_and_sum(block: Any, table: CenterTable, chunk: ChunkInfo, labels: np.
     if P.applies(block, table.minus2_t):
         minus2 = np.ascontiguousarray(table.minus2_t.T)
         if BP.serves(block, minus2, table.sq_norms, weighted) and P.walks_pay(block):
-            return BP.lloyd_step(block, minus2, table.sq_norms, labels, min_sq, sums, wic)
+            return BP.lloyd_step(block, _byte_centers(table, minus2), labels, min_sq, sums, wic)
         P.lloyd_step(block, minus2, table.sq_norms, labels, min_sq, w, weighted, sums, wic)
         if not np.isfinite(min_sq).all():
             check_finite_rows(block, min_sq, chunk, 0)
@@ -423,6 +423,15 @@ def assign_and_sum(block: Any, table: CenterTable, chunk: ChunkInfo, labels: np.
     for start, stop, x in iter_nearest(block, table, chunk, labels, min_sq, rows):
         add_tile_rows(x, labels[start:stop], w[start:stop] if weighted else w, weighted, sums, wic)
     return None
+
+
+def _byte_centers(table: CenterTable, minus2: np.ndarray) -> BP.ByteCenters:
+    """``table``'s :class:`~daskcluster.kernels.byteproducts.ByteCenters`, made once and kept on
+    it (a pass's table is shared by its chunks' tasks in a process)."""
+    cache = table.__dict__
+    if "_bytes" not in cache:
+        cache["_bytes"] = BP.ByteCenters(minus2, table.sq_norms)
+    return cache["_bytes"]  # type: ignore[no-any-return]
 
 
 def nearest(block: Any, table: CenterTable, chunk: ChunkInfo) -> tuple[np.ndarray, np.ndarray]:

@@ -44,7 +44,8 @@ load ~2): the Lloyd step 6.7-7.0 -> 4.2-4.4 ms, of which the walk 2.7-3.0 (readi
 from memory and their masks 1.2 of it), the arg-min and its certificate 0.3, the sums 1.0
 (their stores: 1,568 bytes a row). The sums are then taken :data:`SPAN` rows at a time, cluster
 by cluster, each cluster's uint16 sums held in registers over its rows (:func:`_add_span`, no
-store a row): 4.5-4.95 -> 4.3-4.6 ms at load 3.6. Not kept: one set of accumulators (3.19 against 3.01 ms for
+store a row): 4.5-4.95 -> 4.3-4.6 ms at load 3.6; the :class:`ByteCenters` made once per pass
+and process rather than per chunk: the pass's kernel 4.54 -> 4.26 ms a chunk. Not kept: one set of accumulators (3.19 against 3.01 ms for
 the walk alone), ``hi`` and ``lo`` in separate vectors (four multiply-adds a group at k = 10:
 the step 6.2-6.5 ms), the sums row by row as a call rather than inlined (1.3 ms more: the row views of a
 call), the squared norm outside the walk (no gain).
@@ -322,9 +323,18 @@ class ByteCenters:
     k1, k0 : float
         A row's labels are certified when its two nearest values differ by more than
         ``2 (‖x‖ k1 + k0)``.
+    minus2, c_sq, walk_table
+        The centers as given, and :func:`.rowproducts.group_table` of them for the rows the
+        float32 walk labels.
+
+    Made once per pass and process (0.25 ms at 10 x 784: a tenth of a chunk's step), kept on
+    the pass's center table by its caller.
     """
 
     def __init__(self, minus2: np.ndarray, c_sq: np.ndarray) -> None:
+        self.minus2 = minus2
+        self.c_sq = c_sq
+        self.walk_table = P.group_table(minus2)
         k, d = minus2.shape
         m = minus2.astype(np.float64)
         amax = np.abs(m).max(axis=1) if d else np.zeros(k)
@@ -437,18 +447,16 @@ def serves(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, weighted: bool) 
             and GROUP <= d <= MAX_FEATURES and bool(np.isfinite(minus2).all()) and bool(np.isfinite(c_sq).all()))
 
 
-def lloyd_step(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels: np.ndarray, min_sq: np.ndarray,
-               sums: np.ndarray, wic: np.ndarray) -> float:
+def lloyd_step(x: np.ndarray, centers: ByteCenters, labels: np.ndarray, min_sq: np.ndarray, sums: np.ndarray,
+               wic: np.ndarray) -> float:
     """A Lloyd step over unweighted uint8 rows by the integer products (see the module); where
     :func:`serves`.
 
     Parameters
     ----------
     x : ndarray of shape (n_rows, n_features), uint8, C-contiguous
-    minus2 : ndarray of shape (n_centers, n_features), float32, C-contiguous
-        ``-2 C``.
-    c_sq : ndarray of shape (n_centers,), float64
-        ``‖c‖²``.
+    centers : ByteCenters
+        ``-2 C`` (float32, C-contiguous) and ``‖c‖²`` (float64) as :class:`ByteCenters`.
     labels : ndarray of shape (n_rows,), int64
         Filled with each row's nearest center: the label of
         :func:`daskcluster.kernels.rowproducts.lloyd_step`'s float32 products (first of equals).
@@ -466,9 +474,8 @@ def lloyd_step(x: np.ndarray, minus2: np.ndarray, c_sq: np.ndarray, labels: np.n
         ``Σ_i ‖x_i - c_{labels[i]}‖²``, exact but for float64 rounding (relative ~1e-13 on
         MNIST), not the sum of ``min_sq``.
     """
-    centers = ByteCenters(minus2, c_sq)
     block = np.zeros_like(sums)
     total, _ = _lloyd(x, centers.table, centers.tail, centers.inv_hi, centers.inv_lo, centers.k1, centers.k0,
-                      P.group_table(minus2), minus2, c_sq, labels, min_sq, block, wic)
+                      centers.walk_table, centers.minus2, centers.c_sq, labels, min_sq, block, wic)
     sums += block
     return max(0.0, total + float(np.einsum("kd,kd->", centers.residual, block)))
