@@ -16,6 +16,11 @@ are printed for ``lloyd_step`` (labels, distances, sums) and ``products`` (produ
 with whether the labels, counts and sums are equal and the largest relative difference of the
 distances.
 
+``--integer`` times, in the same alternated rounds, the float32 walk (``rowproducts.lloyd_step``)
+against the 8-bit integer products (``kernels/byteproducts.py``, where the CPU has AVX-512 VNNI),
+with whether their labels, counts and sums are equal, the largest relative difference of their
+distances, and each one's inertia's relative difference from the exact one (``math.fsum``).
+
 ``--passes`` then times the whole chunk kernels of a pass of the tree that is imported (no
 A/B): the Lloyd pass (``sweep_kernel`` of one Lloyd member), the first Elkan pass (every distance,
 the bounds made) and the next Elkan passes from the centers of iterations ``a`` to ``b``
@@ -70,6 +75,50 @@ def products_runner(mod: Any, x: np.ndarray, minus2: np.ndarray) -> Callable[[],
         return g, x_sq
 
     return run
+
+
+def integer_ab(chunks: list[np.ndarray], centers: Any, affine: Affine, iterations: str, repeats: int) -> None:
+    """The float32 walk against the 8-bit integer products, per set of centers, alternated."""
+    import math
+
+    from daskcluster.kernels import byteproducts
+
+    if not byteproducts.available():
+        print("this CPU has no AVX-512 VNNI: no 8-bit integer products to time")
+        return
+    print("| iteration | float32 walk | 8-bit products | labels, counts, sums equal | largest relative difference "
+          "of the distances | inertia - exact, relative: walk / 8-bit |")
+    print("| --- | ---: | ---: | --- | ---: | --- |")
+    for it in (int(i) for i in iterations.split(",")):
+        c32 = affine.to_storage_space(centers[f"centers{it}"].astype(np.float32)).astype(np.float32)
+        table = A.CenterTable.of(c32)
+        minus2 = np.ascontiguousarray(table.minus2_t.T)
+        byte_centers = byteproducts.ByteCenters(minus2, table.sq_norms)
+        k, d = minus2.shape
+
+        def walk(x: np.ndarray) -> tuple[Any, ...]:
+            labels, min_sq, sums, wic = np.empty(len(x), dtype=np.int64), np.empty(len(x)), np.zeros((k, d)), np.zeros(k)
+            rowproducts.lloyd_step(x, minus2, table.sq_norms, labels, min_sq, np.zeros(0), False, sums, wic)
+            return labels, min_sq, sums, wic, float(min_sq.sum())
+
+        def byte(x: np.ndarray) -> tuple[Any, ...]:
+            labels, min_sq, sums, wic = np.empty(len(x), dtype=np.int64), np.empty(len(x)), np.zeros((k, d)), np.zeros(k)
+            inertia = byteproducts.lloyd_step(x, byte_centers, labels, min_sq, sums, wic)
+            return labels, min_sq, sums, wic, inertia
+
+        equal, diff, err_walk, err_byte = True, 0.0, 0.0, 0.0
+        for x in chunks:
+            ra, rb = walk(x), byte(x)
+            equal &= all(np.array_equal(u, v) for u, v in zip((ra[0], ra[2], ra[3]), (rb[0], rb[2], rb[3])))
+            diff = max(diff, float(np.max(np.abs(ra[1] - rb[1]) / np.maximum(np.abs(ra[1]), 1e-300))))
+            x64, c64 = x.astype(np.float64), c32.astype(np.float64)[ra[0]]
+            exact = math.fsum(np.concatenate([(x64 * x64).ravel(), (-2.0 * x64 * c64).ravel(), (c64 * c64).ravel()]))
+            err_walk = max(err_walk, abs(ra[4] - exact) / exact)
+            err_byte = max(err_byte, abs(rb[4] - exact) / exact)
+        cases = {"walk": [lambda x=x: walk(x) for x in chunks], "byte": [lambda x=x: byte(x) for x in chunks]}
+        print(f"| {it} | " + " | ".join(timed(cases, repeats)) + f" | {equal} | {diff:.1e} | "
+              f"{err_walk:.1e} / {err_byte:.1e} |")
+        sys.stdout.flush()
 
 
 def timed(cases: dict[str, list[Callable[[], Any]]], repeats: int) -> list[str]:
@@ -146,6 +195,7 @@ def main() -> None:
     parser.add_argument("--passes", action="store_true", help="time the chunk kernels of the imported tree")
     parser.add_argument("--iteration", type=int, default=3, help="the centers of the Lloyd and first Elkan pass")
     parser.add_argument("--elkan-steps", default="3:4,10:11")
+    parser.add_argument("--integer", action="store_true", help="the float32 walk against the 8-bit integer products")
     args = parser.parse_args()
     x = np.load(args.x)
     chunks = [np.ascontiguousarray(x[s : s + args.chunk]) for s in range(0, x.shape[0], args.chunk)]
@@ -153,6 +203,8 @@ def main() -> None:
     affine = Affine(scale=args.scale)
     print(f"{cpu_model()}; load average {os.getloadavg()}; {len(chunks)} chunks of {args.chunk} rows; "
           f"CPU time of the thread, ms a chunk, least (median) over {args.repeats} alternated rounds")
+    if args.integer:
+        integer_ab(chunks, centers, affine, args.iterations, args.repeats)
     if args.passes:
         passes(chunks, centers, affine, args.iteration, args.elkan_steps, args.repeats)
     if args.before is None:
