@@ -631,6 +631,11 @@ def tree_reduce_rows(
     return rows, result
 
 
+def _map_params(params: _Broadcast) -> _Broadcast:
+    """The parameters of a row-wise map: the one task its chunks' tasks depend on."""
+    return params
+
+
 def _run_map_block(block: np.ndarray, kernel: Callable[..., np.ndarray], params: _Broadcast,
                    block_info: dict[Any, Any] | None = None) -> np.ndarray:
     assert block_info is not None
@@ -652,11 +657,20 @@ def map_rows(
     Returns a Dask array of shape (n_samples,) when ``n_columns`` is None, else
     (n_samples, n_columns), chunked like ``data``'s rows. Costs nothing until computed;
     then 1 pass.
+
+    The parameters are one task of the graph (a 0-d array, which both Dask array backends
+    take as an argument), a second dependency of every chunk's task, so that Dask's
+    optimization never fuses a chunk's read into that task. Fused or not would depend on how
+    many tasks of a graph use the chunk's result (two reductions of ``labels_`` keep it apart,
+    one fuses it), and the distributed scheduler, given a key it still holds with other
+    dependencies than before, keeps the old task and warns ("Detected different `run_spec`")
+    that this can fail or deadlock a computation.
     """
     array = data.array
     label = label or getattr(kernel, "__name__", "map")
     name = f"{label}-{tokenize(label, array.name, params, n_columns)}"
-    wrapped = _Broadcast(tuple(params), name)
+    wrapped = da.blockwise(_map_params, "", _Broadcast(tuple(params), name), None, dtype=object,
+                           name=f"{name}-params", meta=np.empty((), dtype=object))
     if n_columns is None:
         return da.map_blocks(_run_map_block, array, kernel, wrapped, dtype=dtype, drop_axis=1,
                              chunks=(array.chunks[0],), name=name, meta=np.empty((0,), dtype=dtype))
