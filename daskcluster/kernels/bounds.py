@@ -21,7 +21,7 @@ goes through Lloyd's labels, centers and iterations:
 
 * a row the bounds leave open takes its products by Lloyd's own walk, with Lloyd's table, and
   its label by Lloyd's rule on them (the first of equals of ``float64(x·(-2c_j)) + ‖c_j‖²``:
-  :func:`~daskcluster.kernels.elkan.lloyd_label`); its bounds come from the same products, with
+  :func:`~daskcluster.kernels.rowproducts.lloyd_row`); its bounds come from the same products, with
   the slack, so they hold on the exact distances whichever center wins a tie;
 * a pass that makes the bounds from a tile's products (the first pass, a chunk that lost its
   state, a step that computes every distance) takes the same rule

@@ -30,7 +30,7 @@ most :data:`WALK_CENTERS`, no sample weights), an open row takes its products wi
 center by one walk (:class:`WalkCenters`: ~130 ns a MNIST8M row at k = 10, against ~80 ns one
 interval among scattered rows): the walk and the table of Lloyd's step, so the products are
 Lloyd's, bit for bit, and the row takes the label Lloyd's step gives it, by Lloyd's rule on them
-(:func:`lloyd_label`, ties included), and bounds from them for every center, not only the open
+(:func:`lloyd_walk`, ties included), and bounds from them for every center, not only the open
 ones: the next steps leave fewer rows open (:func:`_walk_row`). No row is deferred, none is
 labelled by distances or intervals. Rows that change cluster are moved in int32 sums (exact), so
 the sums are Lloyd's bits too (:mod:`~daskcluster.kernels.bounds`, "Lloyd's labels"). Weighted
@@ -57,7 +57,7 @@ from numba import types
 from numba.extending import overload
 
 from .assign import CenterTable
-from .rowproducts import _first_min, _nearest_center, group_table, prefetch_row, row_products, serves, walks_pay
+from .rowproducts import group_table, lloyd_row, prefetch_row, serves, walks_pay
 from .vector_ir import GROUP
 from .vectorwidth import prefer_wide_vectors
 
@@ -280,14 +280,14 @@ WALK_CENTERS = 16
 
 class WalkCenters:
     """The centers as the walks over a ``uint8`` row's non-zero groups take them
-    (:func:`~daskcluster.kernels.rowproducts.row_products`), for :func:`elkan_rows`: ``-2 C`` in
+    (:func:`~daskcluster.kernels.rowproducts.lloyd_row`), for :func:`elkan_rows`: ``-2 C`` in
     float32 and laid out group by group, the float64 squared norms (then :data:`GROUP`
-    infinities, as :func:`lloyd_label` takes them), and the factor of the products' rounding bound.
+    infinities, as ``lloyd_row`` takes them), and the factor of the products' rounding bound.
 
     ``-2 C`` and the norms are those of :meth:`~daskcluster.kernels.assign.CenterTable.of`, the
     table of a Lloyd step, so a row's walk gives the products of Lloyd's own walk
-    (:func:`~daskcluster.kernels.rowproducts.lloyd_step`), bit for bit, and :func:`lloyd_label`
-    its label. A walk's product of a row with a center is a float32 dot product of length ``d``
+    (:func:`~daskcluster.kernels.rowproducts.lloyd_step`), bit for bit, and its label
+    (:func:`lloyd_walk`). A walk's product of a row with a center is a float32 dot product of length ``d``
     summed in some order (each of the 8 lanes over the row's non-zero groups, by multiply-adds,
     then the lanes by a tree, then the features past the last full group; a zero group adds
     exactly zero): any such order is within ``γ_d Σ |x_f 2c_f| ≤ γ_d (‖x‖² + ‖c‖²)`` of the exact
@@ -334,30 +334,24 @@ class WalkCenters:
         return self.table, self.minus2, self.c_sq, self.slack_f, self.csq_max
 
 
-def walk_products(x: object, i: int, table: np.ndarray, mt: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
-    """:func:`~daskcluster.kernels.rowproducts.row_products` for ``uint8`` rows; 0 for other rows,
-    which never take the walks. Compiled code only (see the overload)."""
+def lloyd_walk(x: object, i: int, table: np.ndarray, mt: np.ndarray, out: np.ndarray,
+               c_pad: np.ndarray) -> tuple[int, int]:  # pragma: no cover - compiled only
+    """:func:`~daskcluster.kernels.rowproducts.lloyd_row` for ``uint8`` rows: row ``i``'s products
+    by Lloyd's walk, left in ``out``, its label by Lloyd's rule on them (``c_pad``: the centers'
+    squared norms, then :data:`GROUP` infinities) and its exact squared norm; ``(0, 0)`` for
+    other rows, which never take the walks. Compiled code only (see the overload)."""
     raise NotImplementedError
 
 
-@overload(walk_products)
-def _walk_products(x, i, table, mt, out):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
+@overload(lloyd_walk)
+def _lloyd_walk(x, i, table, mt, out, c_pad):  # type: ignore[no-untyped-def]  # pragma: no cover - compiled
     if isinstance(x, types.Array) and x.dtype == types.uint8 and x.ndim == 2 and x.layout == "C":
-        return lambda x, i, table, mt, out: row_products(x, i, table, mt, out)
-    return lambda x, i, table, mt, out: 0
+        def bytes_row(x, i, table, mt, out, c_pad):  # type: ignore[no-untyped-def]
+            b, _, q = lloyd_row(x, i, table, mt, out, c_pad, c_pad)
+            return b, q
 
-
-@numba.njit(nogil=True, cache=True, inline="always")
-def lloyd_label(out: np.ndarray, c_pad: np.ndarray, k: int) -> int:  # pragma: no cover - compiled
-    """The label a Lloyd step gives a ``uint8`` row whose walk (:func:`walk_products`) left its
-    float32 products with ``k`` centers in ``out``: the first of equals of ``float64(out[j]) +
-    c_pad[j]`` (``c_pad``: the centers' squared norms, then :data:`GROUP` infinities), as
-    :func:`~daskcluster.kernels.rowproducts.lloyd_step` takes it (its ``_first_min``, and its
-    ``_nearest_center`` where a value is not finite)."""
-    b = _first_min(out, c_pad, k)
-    if b < 0:
-        b, _ = _nearest_center(out.reshape(1, -1), 0, k, c_pad)
-    return b
+        return bytes_row
+    return lambda x, i, table, mt, out, c_pad: (0, 0)
 
 
 def move_counts(x: object, r: int, old: int, new: int, acc: np.ndarray) -> None:  # pragma: no cover
@@ -571,13 +565,13 @@ def _nearest_open(x: np.ndarray, i: int, a: int, lo_a: float, u: float, c: np.nd
 @numba.njit(nogil=True, cache=True, inline="always")
 def _walk(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, c_sq: np.ndarray, slack_f: float,
           csq_max: float, out: np.ndarray, v: np.ndarray) -> tuple[int, float, float]:  # pragma: no cover - compiled
-    """Row ``i``'s products with every center by one walk (:class:`WalkCenters`; ``c_sq`` padded
-    with infinities) and its label by Lloyd's rule on them (:func:`lloyd_label`); ``v_j =
+    """Row ``i``'s products with every center by Lloyd's walk (:class:`WalkCenters`; ``c_sq``
+    padded with infinities) and its label by Lloyd's rule on them (:func:`lloyd_walk`); ``v_j =
     (float64(x·(-2c_j)) + ‖c_j‖²) + ‖x‖²``, within ``slack`` of the squared distances. Returns the
     label ``b``, ``max(v_b, 0)`` and ``slack``."""
-    x_sq = np.float64(walk_products(x, i, table, mt, out))
+    b, q = lloyd_walk(x, i, table, mt, out, c_sq)
+    x_sq = np.float64(q)
     slack = slack_f * (x_sq + csq_max)
-    b = lloyd_label(out, c_sq, v.shape[0])
     for j in range(v.shape[0]):
         v[j] = np.float64(out[j]) + c_sq[j] + x_sq
     return b, max(v[b], 0.0), slack
@@ -589,8 +583,8 @@ def _walk_row(x: np.ndarray, i: int, labels: np.ndarray, upper: np.ndarray, lowe
               slack_f: float, csq_max: float, out: np.ndarray, v: np.ndarray,
               acc: np.ndarray) -> int:  # pragma: no cover - compiled
     """Row ``i`` of :func:`elkan_rows`, some centers left open by its moved bounds, by one walk
-    (:func:`_walk`): the label a Lloyd step gives it (:func:`lloyd_label` of the same products,
-    whatever the ties) and the bounds of its products (:func:`_take_products`), which hold on the
+    (:func:`_walk`): the label a Lloyd step gives it (:func:`lloyd_walk`: Lloyd's rule on Lloyd's
+    products, whatever the ties) and the bounds of its products (:func:`_take_products`), which hold on the
     exact distances whichever center the label is. Returns the distances computed (``k``)."""
     b, b1, slack = _walk(x, i, table, mt, c_sq, slack_f, csq_max, out, v)
     _take_products(x, i, b, np.sqrt(b1 + slack), v, slack, labels, upper, lower, w, weighted, sums, wic, acc)
