@@ -105,16 +105,18 @@ class KMeans(CentersMixin, ClusterMixin, TransformerMixin, BaseEstimator):  # ty
         k-means|| only: rounds of oversampling (None: 5, :data:`~daskcluster.cluster._init.DEFAULT_ROUNDS`).
     algorithm : {'lloyd', 'elkan'}, default='lloyd'
         ``'lloyd'``: every iteration computes every row's distance to every center (tile by
-        tile: one GEMM and a compiled arg-min per tile). ``'elkan'``: the same results up to
-        rounding ties (a row whose two nearest centers are within rounding of each other is
-        labelled by float64 distances, not by the float32 products; the iterations can then
-        differ by one or two), but each chunk keeps, beside it on its worker, every row's
+        tile: one GEMM and a compiled arg-min per tile). ``'elkan'``: the same results — on
+        uint8 rows that take the walks over their non-zero groups (MNIST-like images), with at
+        most 16 centers and no sample weights, the same labels, centers and iterations, bit for
+        bit (a row the bounds leave open is labelled by Lloyd's own products and rule); elsewhere
+        up to rounding ties (such a row is labelled by float64 distances, not by the float32
+        products, and the iterations can differ by one or two) — but each chunk keeps, beside it on its worker, every row's
         label, an upper bound on its distance to its center and a lower bound on its distance
         to every center (Elkan's bounds, ``16 + 4 k`` bytes a row) and the per-cluster sums;
         rows whose bounds settle their label are skipped and the sums are updated by the rows
         that moved. Much faster once few rows change cluster, whether the data are cached or
         streamed. Bounds only save work: a chunk that lost them (a lost worker, a resumed fit)
-        recomputes them, with the same labels up to rounding ties.
+        recomputes them, with the same labels (as above).
     cache : 'auto' or bool, default='auto'
         Persist the data (in its storage dtype) in cluster memory for the fit (True), read it
         from its source on every pass (False), or persist when it takes at most half the
