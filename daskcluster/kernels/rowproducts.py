@@ -836,12 +836,14 @@ def _bytes_lloyd(x: np.ndarray, mt: np.ndarray, widths: np.ndarray, c_sq: np.nda
                     acc[j, f] = 0
 
 
-@numba.njit(nogil=True, cache=True)
+@numba.njit(nogil=True, cache=True, inline="always")
 def lloyd_row(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out: np.ndarray, c_pad: np.ndarray,
               c_sq: np.ndarray) -> tuple[int, float, int]:  # pragma: no cover - compiled
     """Lloyd's rule for uint8 row ``i`` over its non-zero groups: its nearest center (the first of
     equals of ``float64(x·mt[j]) + c_sq[j]``, the products by :func:`_row_products`), that value
-    and the row's exact squared norm. ``c_pad``: ``c_sq`` and :data:`GROUP` infinities."""
+    and the row's exact squared norm. ``c_pad``: ``c_sq`` and :data:`GROUP` infinities. Inlined
+    into its callers' loops (the Elkan steps' open rows, :mod:`.elkan`; as a call, 5 % of twenty
+    bounded steps)."""
     k = mt.shape[0]
     q = _row_products(x, i, table, mt, out)
     lab = _first_min(out, c_pad, k)
