@@ -3,7 +3,7 @@ and real MNIST when it is on this machine."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dask
@@ -59,3 +59,49 @@ def X_blobs() -> np.ndarray:
     """6,000 rows of 10 Gaussian blobs in 8 dimensions (the k-means tests' small data)."""
     X, _ = make_blobs(6000, 8, centers=10, cluster_std=2.0, random_state=3)
     return X
+
+
+@pytest.fixture
+def lost_row_state() -> Iterator[list[int]]:
+    """While the test runs, every chunk drops the state it keeps between passes
+    (:mod:`daskcluster.engine.rowstate`: Elkan's bounds, k-means|| nearest candidates) after
+    each pass, as when a worker is lost; yields the number of chunks that held state at each
+    pass."""
+    from daskcluster.engine import rowstate
+    from daskcluster.progress import progress_hook
+
+    seen: list[int] = []
+
+    def forget(rep: object) -> None:
+        held = rowstate.held()
+        seen.append(sum(held.values()))
+        for token in held:
+            rowstate.drop(token)
+
+    with progress_hook(forget):
+        yield seen
+
+
+def stroke_rows(n: int, d: int, seed: int) -> np.ndarray:
+    """uint8 rows whose non-zeros lie in a band of 24 features (most 8-feature groups all zero,
+    as in digit images; 60 % of the band non-zero), an all-zero row, a row of 255 and a row with
+    a single non-zero in its last feature."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(1, 256, size=(n, d)).astype(np.uint8)
+    x[rng.random((n, d)) >= 0.6] = 0
+    band = np.random.default_rng(seed).integers(0, max(1, d - 24), n)
+    cols = np.arange(d)
+    x[(cols[None] < band[:, None]) | (cols[None] >= band[:, None] + 24)] = 0
+    x[0] = 0
+    if n > 1:
+        x[1] = 255
+    if n > 2:
+        x[2] = 0
+        x[2, -1] = 7
+    return x
+
+
+@pytest.fixture(scope="session")
+def stroke_bytes() -> Callable[[int, int, int], np.ndarray]:
+    """:func:`stroke_rows`: uint8 rows that take the walks over non-zero groups."""
+    return stroke_rows

@@ -15,6 +15,7 @@ non-negative terms, about 3 times the inertia on these rows).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -24,22 +25,10 @@ from daskcluster.kernels import assign as A
 from daskcluster.kernels import byteproducts as BP
 from daskcluster.kernels import rowproducts as P
 
+#: The ``stroke_bytes`` fixture: uint8 rows (n, d) of a seed that take the walks.
+Rows = Callable[[int, int, int], np.ndarray]
+
 needs_vnni = pytest.mark.skipif(not BP.available(), reason="this CPU has no AVX-512 VNNI: the float32 walk serves")
-
-
-def stroke_rows(n: int, d: int, seed: int) -> np.ndarray:
-    """uint8 rows whose non-zeros lie in a band of 24 features (most 8-feature groups all zero),
-    an all-zero row and a row of 255."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(1, 256, size=(n, d)).astype(np.uint8)
-    x[rng.random((n, d)) >= 0.6] = 0
-    band = rng.integers(0, max(1, d - 24), n)
-    cols = np.arange(d)
-    x[(cols[None] < band[:, None]) | (cols[None] >= band[:, None] + 24)] = 0
-    x[0] = 0
-    if n > 1:
-        x[1] = 255
-    return x
 
 
 def float_walk(x: np.ndarray, centers: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -94,19 +83,19 @@ def check_step(x: np.ndarray, centers: np.ndarray) -> None:
 @needs_vnni
 @pytest.mark.parametrize("n, d, k", [(1, 8, 1), (6, 16, 4), (203, 33, 5), (257, 21, 8), (100, 784, 9),
                                      (202, 784, 10), (129, 100, 13), (300, 784, 16), (70, 1100, 3)])
-def test_labels_and_sums_are_the_float_walks(n: int, d: int, k: int) -> None:
-    x = stroke_rows(n, d, seed=n + d + k)
+def test_labels_and_sums_are_the_float_walks(n: int, d: int, k: int, stroke_bytes: Rows) -> None:
+    x = stroke_bytes(n, d, seed=n + d + k)
     rng = np.random.default_rng(d + k)
     centers = x[rng.integers(0, n, k)].astype(np.float32) + rng.uniform(0, 2, (k, d)).astype(np.float32)
     check_step(x, centers)
 
 
 @needs_vnni
-def test_ties_are_broken_as_the_float_walk_breaks_them() -> None:
+def test_ties_are_broken_as_the_float_walk_breaks_them(stroke_bytes: Rows) -> None:
     """Two equal centers (every row ties between them: the first wins), a center repeated with
     its mirror image, and rows that are the centers themselves (distance 0)."""
     d = 64
-    x = stroke_rows(400, d, seed=3)
+    x = stroke_bytes(400, d, seed=3)
     base = x[5:9].astype(np.float32)
     centers = np.concatenate([base[:1], base[:1], base[1:], base[1:2] + 1.0]).astype(np.float32)
     x[:6] = centers[:6].astype(np.uint8)  # rows exactly at a center
@@ -117,8 +106,8 @@ def test_ties_are_broken_as_the_float_walk_breaks_them() -> None:
 
 @needs_vnni
 @pytest.mark.parametrize("scale", [1e-30, 1e-3, 1.0, 1e6])
-def test_centers_of_any_size_and_sign(scale: float) -> None:
-    x = stroke_rows(300, 40, seed=11)
+def test_centers_of_any_size_and_sign(scale: float, stroke_bytes: Rows) -> None:
+    x = stroke_bytes(300, 40, seed=11)
     rng = np.random.default_rng(7)
     centers = (rng.normal(0, 100, (6, 40)) * scale).astype(np.float32)
     centers[0] = 0.0
@@ -139,8 +128,8 @@ def test_real_digits_many_steps(mnist: tuple[np.ndarray, np.ndarray]) -> None:
         centers = (sums / np.maximum(wic, 1)[:, None]).astype(np.float32)
 
 
-def test_serves_only_what_it_certifies() -> None:
-    x = stroke_rows(10, 16, seed=1)
+def test_serves_only_what_it_certifies(stroke_bytes: Rows) -> None:
+    x = stroke_bytes(10, 16, seed=1)
     m = np.zeros((3, 16), dtype=np.float32)
     c = np.zeros(3)
     assert not BP.serves(x, m, c, True)  # weighted rows
@@ -174,10 +163,10 @@ def test_byte_centers_represent_the_centers() -> None:
 
 
 @needs_vnni
-def test_fit_equals_the_float_walks(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fit_equals_the_float_walks(monkeypatch: pytest.MonkeyPatch, stroke_bytes: Rows) -> None:
     """A uint8 fit takes the integer products and gives the float32 walk's fit: the same labels,
     centers (bits) and iterations; its inertia is the exact one."""
-    x = stroke_rows(4000, 96, seed=21)
+    x = stroke_bytes(4000, 96, seed=21)
     calls = []
     step = BP.lloyd_step
 

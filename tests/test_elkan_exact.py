@@ -214,29 +214,33 @@ def test_bounds_are_made_again_when_the_centers_norms_grow() -> None:
 # --------------------------------------------------------------------------- chunks that lose their bounds
 
 
-def test_fit_whose_chunks_lose_their_bounds_after_every_pass_equals_lloyd() -> None:
-    """Every chunk drops its bounds after each pass, so each pass makes them again from every
-    product: the fit is Lloyd's, as is the one that keeps them."""
-    from daskcluster.engine import rowstate
-    from daskcluster.progress import progress_hook
-
+def mirrored_data() -> tuple[da.Array, np.ndarray]:
+    """The mirrored rows with their mirror image halved, in chunks of 1,000 rows, and 8 of them
+    as the initial centers."""
     X, _ = mirrored(n=3000)
     X = np.concatenate([X, X[:, ::-1] // 2])
     init = X[np.random.default_rng(4).choice(len(X), 8, replace=False)].astype(np.float32)
-    data = da.from_array(X, chunks=(1000, X.shape[1]))
-    seen: list[int] = []
+    return da.from_array(X, chunks=(1000, X.shape[1])), init
 
-    def forget(rep: object) -> None:
-        held = rowstate.held()
-        seen.append(sum(held.values()))
-        for token in held:
-            rowstate.drop(token)
 
-    with progress_hook(forget):
-        lost = KMeans(8, init=init, n_init=1, algorithm="elkan", tol=0, max_iter=200).fit(data)
+@pytest.fixture
+def kept_and_lloyd() -> tuple[KMeans, KMeans]:
+    """The Elkan fit of :func:`mirrored_data` whose chunks keep their bounds, and the Lloyd fit
+    (a test lists it before ``lost_row_state``, which pytest then sets up after it)."""
+    data, init = mirrored_data()
     kept = KMeans(8, init=init, n_init=1, algorithm="elkan", tol=0, max_iter=200).fit(data)
     lloyd = KMeans(8, init=init, n_init=1, algorithm="lloyd", tol=0, max_iter=200).fit(data)
-    assert max(seen) == data.numblocks[0]  # every chunk had kept its bounds, and lost them
+    return kept, lloyd
+
+
+def test_fit_whose_chunks_lose_their_bounds_after_every_pass_equals_lloyd(
+        kept_and_lloyd: tuple[KMeans, KMeans], lost_row_state: list[int]) -> None:
+    """Every chunk drops its bounds after each pass, so each pass makes them again from every
+    product: the fit is Lloyd's, as is the one that keeps them."""
+    data, init = mirrored_data()
+    kept, lloyd = kept_and_lloyd
+    lost = KMeans(8, init=init, n_init=1, algorithm="elkan", tol=0, max_iter=200).fit(data)
+    assert max(lost_row_state) == data.numblocks[0]  # every chunk had kept its bounds, and lost them
     for km in (lost, kept):
         assert km.n_iter_ == lloyd.n_iter_ < 200
         assert np.array_equal(km.cluster_centers_, lloyd.cluster_centers_)

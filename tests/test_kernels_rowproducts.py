@@ -11,6 +11,7 @@ between the two paths only if its two nearest centers' distances are closer than
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numba
 import numpy as np
@@ -22,6 +23,9 @@ from daskcluster.kernels import kmeans as K
 from daskcluster.kernels import rowproducts as P
 from daskcluster.kernels import sweep as S
 from daskcluster.kernels.blocks import Affine, ChunkInfo
+
+#: The ``stroke_bytes`` fixture: uint8 rows (n, d) of a seed that take the walks.
+Rows = Callable[[int, int, int], np.ndarray]
 
 U32 = 2.0**-24
 
@@ -346,32 +350,16 @@ def byte_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     return str(request.param)
 
 
-def sparse_bytes(n: int, d: int, seed: int) -> np.ndarray:
-    """uint8 rows with all-zero 8-feature groups (a stroke-like band of non-zeros), an all-zero
-    row, a row of 255 and a row with a single non-zero in its last feature."""
-    rng = np.random.default_rng(seed)
-    x = digits_like(n, d, seed, density=0.6)
-    band = rng.integers(0, max(1, d - 24), n)
-    cols = np.arange(d)
-    x[(cols[None] < band[:, None]) | (cols[None] >= band[:, None] + 24)] = 0
-    x[0] = 0
-    if n > 1:
-        x[1] = 255
-    if n > 2:
-        x[2] = 0
-        x[2, -1] = 7
-    return x
-
-
 @pytest.mark.parametrize("n, d, k", [(3, 5, 1), (4, 8, 2), (9, 9, 3), (11, 63, 4), (17, 64, 5), (23, 65, 10),
                                      (301, 784, 10), (40, 100, 13), (31, 1030, 7), (50, 100, 25), (50, 200, 48)])
-def test_walks_within_the_dot_product_bound(n: int, d: int, k: int, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_walks_within_the_dot_product_bound(n: int, d: int, k: int, monkeypatch: pytest.MonkeyPatch,
+                                            stroke_bytes: Rows) -> None:
     """Products over the non-zero groups only (a zero group adds exactly zero), summed in another
     order: within the same bound ``γ_d Σ |x m|``; the norms exact. Widths not a multiple of 8
     (the tail one feature at a time) or of 64 (a second mask word), past 1,024 features (two
     walks a row), odd ``k`` (a zero center beside the last), ``k`` past :data:`PART` (parts)."""
     monkeypatch.setattr(P, "WALK_SHARE", 1.0)
-    x = sparse_bytes(n, d, seed=n + d + k)
+    x = stroke_bytes(n, d, seed=n + d + k)
     assert P.walks_pay(x) == (d >= P.GROUP)
     minus2 = np.ascontiguousarray(-2 * np.random.default_rng(k).uniform(0, 255, size=(k, d)).astype(np.float32))
     g, x_sq = np.full((n, k), np.nan, dtype=np.float32), np.full(n, np.nan)
@@ -387,11 +375,12 @@ def test_walks_within_the_dot_product_bound(n: int, d: int, k: int, monkeypatch:
 @pytest.mark.parametrize("n, d, k", [(1, 8, 1), (6, 16, 4), (203, 33, 5), (202, 784, 10), (129, 100, 13),
                                      (130, 100, 48)])
 def test_walks_lloyd_step_is_product_argmin_and_sums(weighted: bool, n: int, d: int, k: int,
-                                                      byte_path: str) -> None:
+                                                      byte_path: str,
+                                                      stroke_bytes: Rows) -> None:
     """The step on uint8 rows with all-zero groups, by either path, against its product,
     ``nearest_in_product`` and the float64 loop of ``add_rows``: labels equal (the same products),
     distances within the rounding of ``‖x‖² + min``, the sums the same bits."""
-    x = sparse_bytes(n, d, seed=5 * n + k)
+    x = stroke_bytes(n, d, seed=5 * n + k)
     rng = np.random.default_rng(d + k)
     centers = x[rng.integers(0, n, k)].astype(np.float32) + rng.uniform(0, 2, (k, d)).astype(np.float32)
     table = A.CenterTable.of(centers)
@@ -488,12 +477,13 @@ def test_first_min_is_the_first_of_equals() -> None:
     assert first_min(g, c_sq, 3) == -1
 
 
-def test_block_products_choose_once_for_the_block(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_block_products_choose_once_for_the_block(monkeypatch: pytest.MonkeyPatch,
+                                                  stroke_bytes: Rows) -> None:
     """The path is the block's (its first rows' share of non-zero groups), not each tile's: a
     block whose first rows are sparse and later rows dense walks every tile; the tiles' products
     are the whole block's, and uint8 blocks read in place are tiled by their stored bytes."""
     x = digits_like(600, 784, 3, density=0.9)
-    x[:300] = sparse_bytes(300, 784, seed=4)
+    x[:300] = stroke_bytes(300, 784, seed=4)
     assert P._group_share(x, 256) <= P.WALK_SHARE < P._group_share(x[300:], 256)
     minus2 = np.ascontiguousarray(-2 * np.random.default_rng(1).uniform(0, 255, size=(10, 784)).astype(np.float32))
     tiles = P.BlockProducts(x, minus2)

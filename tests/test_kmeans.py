@@ -61,26 +61,23 @@ def test_kmeans_parallel_passes(X_blobs: np.ndarray) -> None:
     assert c.passes == 10 + 1 + 1
 
 
-def test_kmeans_parallel_same_model_when_chunks_lose_their_kept_state(X_blobs: np.ndarray) -> None:
+@pytest.fixture
+def kept_model(X_blobs: np.ndarray) -> KMeans:
+    """The k-means|| fit of :func:`test_kmeans_parallel_same_model_when_chunks_lose_their_kept_state`
+    whose chunks keep their state (a test lists it before ``lost_row_state``, which pytest then
+    sets up after it)."""
+    return KMeans(10, random_state=3, init_max_iter=4).fit(da.from_array(X_blobs, chunks=700))
+
+
+def test_kmeans_parallel_same_model_when_chunks_lose_their_kept_state(X_blobs: np.ndarray, kept_model: KMeans,
+                                                                     lost_row_state: list[int]) -> None:
     """The chunks keep their rows' nearest candidate from round to round (only the previous
     round's candidates are measured); a chunk that lost it (a worker lost, a task moved)
     measures every candidate again and the model is the same."""
-    from daskcluster.engine import rowstate
-    from daskcluster.progress import progress_hook
-
     Xd = da.from_array(X_blobs, chunks=700)
-    kept = KMeans(10, random_state=3, init_max_iter=4).fit(Xd)
-    seen: list[int] = []
-
-    def forget(rep: object) -> None:
-        held = rowstate.held()
-        seen.append(sum(held.values()))
-        for token in held:
-            rowstate.drop(token)
-
-    with progress_hook(forget):
-        lost = KMeans(10, random_state=3, init_max_iter=4).fit(Xd)
-    assert max(seen) == Xd.numblocks[0]  # every chunk had kept its state, and lost it
+    kept = kept_model
+    lost = KMeans(10, random_state=3, init_max_iter=4).fit(Xd)
+    assert max(lost_row_state) == Xd.numblocks[0]  # every chunk had kept its state, and lost it
     np.testing.assert_array_equal(lost.cluster_centers_, kept.cluster_centers_)
     assert lost.inertia_ == kept.inertia_ and lost.n_iter_ == kept.n_iter_
 

@@ -63,7 +63,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from . import rowproducts as P
-from .vector_ir import GROUP, I64, WORD, aligned_zeros, block_groups
+from .vector_ir import GROUP, I64, WORD, aligned_zeros
 from .vectorwidth import prefer_wide_vectors
 
 #: Centers one 64-byte vector holds (8 bytes, one group, each).
@@ -199,9 +199,7 @@ def _row_bytes(x: np.ndarray, i: int, table: np.ndarray, acc: np.ndarray) -> int
     groups = table.shape[0]
     q = 0
     for g0 in range(0, groups, 2 * WORD):
-        span = min(2 * WORD, groups - g0)
-        lo = block_groups(x, i, g0, min(span, WORD))
-        hi = block_groups(x, i, g0 + WORD, span - WORD) if span > WORD else 0
+        lo, hi = P.row_words(x, i, g0, groups)
         if lo == 0 and hi == 0:
             continue
         q += _byte_walk(x, i, g0, lo, hi, table, acc)
