@@ -63,7 +63,7 @@ from numba.core import cgutils, types
 from numba.extending import intrinsic
 
 from . import rowproducts as P
-from .vector_ir import GROUP, I64, WORD, aligned_zeros
+from .vector_ir import GROUP, I64, WORD, aligned_zeros, block_groups
 from .vectorwidth import prefer_wide_vectors
 
 #: Centers one 64-byte vector holds (8 bytes, one group, each).
@@ -198,8 +198,10 @@ def _row_bytes(x: np.ndarray, i: int, table: np.ndarray, acc: np.ndarray) -> int
         acc[t] = 0
     groups = table.shape[0]
     q = 0
-    for g0 in range(0, groups, 2 * WORD):
-        lo, hi = P.row_words(x, i, g0, groups)
+    for g0 in range(0, groups, 2 * WORD):  # the words as rowproducts._row_products takes them: written
+        span = min(2 * WORD, groups - g0)  # out in both, since one compiled helper cost 0.4 ms a chunk
+        lo = block_groups(x, i, g0, min(span, WORD))
+        hi = block_groups(x, i, g0 + WORD, span - WORD) if span > WORD else 0
         if lo == 0 and hi == 0:
             continue
         q += _byte_walk(x, i, g0, lo, hi, table, acc)

@@ -668,16 +668,6 @@ def _first_min(typingctx: Any, g: Any, c_sq: Any, k: Any) -> Any:  # pragma: no 
     return sig, codegen
 
 
-@numba.njit(nogil=True, cache=True, inline="always")
-def row_words(x: np.ndarray, i: int, g0: int, groups: int) -> tuple[int, int]:  # pragma: no cover - compiled
-    """The masks of row ``i``'s non-zero groups ``g0 ..`` and ``g0 + 64 ..`` (of the first
-    ``groups``; 0 past them): one walk's two words."""
-    span = min(2 * WORD, groups - g0)
-    lo = block_groups(x, i, g0, min(span, WORD))
-    hi = block_groups(x, i, g0 + WORD, span - WORD) if span > WORD else 0
-    return lo, hi
-
-
 @numba.njit(nogil=True, cache=True)
 def _row_products(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out: np.ndarray) -> int:  # pragma: no cover
     """``out[:k] = x[i] · mt[j]`` (float32; ``out`` has :data:`GROUP` spare entries, zeroed here)
@@ -691,7 +681,9 @@ def _row_products(x: np.ndarray, i: int, table: np.ndarray, mt: np.ndarray, out:
         out[j] = 0.0
     q = 0
     for g0 in range(0, groups, 2 * WORD):
-        lo, hi = row_words(x, i, g0, groups)
+        span = min(2 * WORD, groups - g0)
+        lo = block_groups(x, i, g0, min(span, WORD))
+        hi = block_groups(x, i, g0 + WORD, span - WORD) if span > WORD else 0
         if lo == 0 and hi == 0:
             continue
         parts = -(-k // PART)
