@@ -68,7 +68,7 @@ from .vectorwidth import prefer_wide_vectors
 
 #: Centers one 64-byte vector holds (8 bytes, one group, each).
 LANE_CENTERS = 8
-#: Most centers the integer walk takes (two vectors of each byte, four accumulators).
+#: Most centers the integer walk takes: their ``2k`` slots in at most four 64-byte vectors a group.
 MAX_CENTERS = 16
 #: Most features for which no int32 lane of ``x·hi`` or ``x·lo`` can wrap (``255 · 127 · d < 2^31``).
 MAX_FEATURES = (2**31 - 1) // (255 * 127)
@@ -464,7 +464,8 @@ def lloyd_step(x: np.ndarray, centers: ByteCenters, labels: np.ndarray, min_sq: 
         Filled with each row's squared distance to it, within ``‖x‖ ‖e_j‖`` (plus float64
         rounding) of the exact one, clipped at 0.
     sums : ndarray of shape (n_centers, n_features), float64
-        ``sums[labels[i]] += x[i]``: the same bits as the float32 walk's step.
+        ``sums[labels[i]] += x[i]``: the block's integer sums added once (exact below 2⁵³, so the
+        float32 walk's bits).
     wic : ndarray of shape (n_centers,), float64
         ``wic[labels[i]] += 1``.
 
