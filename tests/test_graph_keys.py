@@ -153,11 +153,16 @@ def scheduler_warnings() -> Iterator[list[str]]:
 
     handler = Records()
     logger = logging.getLogger("distributed.scheduler")
+    level, disabled = logger.level, logger.disabled
+    logger.setLevel(logging.WARNING)  # whatever an earlier test left (a silenced cluster, a Ctrl-C's teardown)
+    logger.disabled = False
     logger.addHandler(handler)
     try:
         yield handler.messages
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.disabled = disabled
 
 
 @pytest.mark.slow
