@@ -369,9 +369,9 @@ class ByteCenters:
 @numba.njit(nogil=True, cache=True)
 def _lloyd(x: np.ndarray, table: np.ndarray, tail: np.ndarray, inv_hi: np.ndarray, inv_lo: np.ndarray, k1: float,
            k0: float, gtable: np.ndarray, mt: np.ndarray, c_sq: np.ndarray, labels: np.ndarray, min_sq: np.ndarray,
-           sums: np.ndarray, wic: np.ndarray) -> tuple[float, int]:  # pragma: no cover - compiled
+           sums: np.ndarray, wic: np.ndarray) -> float:  # pragma: no cover - compiled
     """The rows' Lloyd step by the integer products (see :func:`lloyd_step`); returns the sum of
-    the rows' unclipped values ``‖x‖² + ‖c‖² + P`` and the number of rows the float32 walk took."""
+    the rows' unclipped values ``‖x‖² + ‖c‖² + P``."""
     prefer_wide_vectors()
     n, d = x.shape
     k = mt.shape[0]
@@ -386,7 +386,6 @@ def _lloyd(x: np.ndarray, table: np.ndarray, tail: np.ndarray, inv_hi: np.ndarra
     order = np.empty(SPAN, dtype=np.int64)
     starts = np.zeros(k + 1, dtype=np.int64)
     total = 0.0
-    walked = 0
     up = 1.0 + 2.0**-50
     for i in range(n):
         P.prefetch_row(x, i + 4)
@@ -409,7 +408,6 @@ def _lloyd(x: np.ndarray, table: np.ndarray, tail: np.ndarray, inv_hi: np.ndarra
             v1 = v if lt else v1
         if not (v2 - v1 > 2.0 * (math.sqrt(np.float64(q)) * up * k1 + k0)):
             best, _, _ = P.lloyd_row(x, i, gtable, mt, out, c_pad, c_sq)
-            walked += 1
         bv = vals[best]
         total += bv + np.float64(q)
         labels[i] = best
@@ -418,7 +416,7 @@ def _lloyd(x: np.ndarray, table: np.ndarray, tail: np.ndarray, inv_hi: np.ndarra
             _add_span(x, labels, i + 1 - (i % SPAN + 1), i + 1, order, starts, sacc, count, sums, wic)
     for j in range(k):
         P.flush_bytes(sacc, j, sums)
-    return total, walked
+    return total
 
 
 def available() -> bool:
@@ -476,7 +474,7 @@ def lloyd_step(x: np.ndarray, centers: ByteCenters, labels: np.ndarray, min_sq: 
         MNIST), not the sum of ``min_sq``.
     """
     block = np.zeros_like(sums)
-    total, _ = _lloyd(x, centers.table, centers.tail, centers.inv_hi, centers.inv_lo, centers.k1, centers.k0,
-                      centers.walk_table, centers.minus2, centers.c_sq, labels, min_sq, block, wic)
+    total = _lloyd(x, centers.table, centers.tail, centers.inv_hi, centers.inv_lo, centers.k1, centers.k0,
+                   centers.walk_table, centers.minus2, centers.c_sq, labels, min_sq, block, wic)
     sums += block
     return max(0.0, total + float(np.einsum("kd,kd->", centers.residual, block)))
