@@ -82,7 +82,8 @@ def check_step(x: np.ndarray, centers: np.ndarray) -> None:
 
 @needs_vnni
 @pytest.mark.parametrize("n, d, k", [(1, 8, 1), (6, 16, 4), (203, 33, 5), (257, 21, 8), (100, 784, 9),
-                                     (202, 784, 10), (129, 100, 13), (300, 784, 16), (70, 1100, 3)])
+                                     (202, 784, 10), (129, 100, 13), (300, 784, 16), (70, 1100, 3),
+                                     (150, 59, 6)])
 def test_labels_and_sums_are_the_float_walks(n: int, d: int, k: int, stroke_bytes: Rows) -> None:
     x = stroke_bytes(n, d, seed=n + d + k)
     rng = np.random.default_rng(d + k)
@@ -190,15 +191,15 @@ def test_fit_equals_the_float_walks(monkeypatch: pytest.MonkeyPatch, stroke_byte
 
 @needs_vnni
 @pytest.mark.parametrize("n", [1, 127, 128, 129, 255, 256, 257, 1000])
-def test_sums_of_full_bytes_never_wrap(n: int) -> None:
-    """Rows of 255 all in one cluster: the uint16 sums
-    are flushed before any lane can wrap, whatever the number of rows."""
-    d = 100
+@pytest.mark.parametrize("d", [100, 59])
+def test_sums_of_full_bytes_never_wrap(n: int, d: int) -> None:
+    """Rows of 255 all in one cluster: the uint16 sums (vectors of 32 features, then of 16 and 8,
+    then one by one) are flushed before any lane can wrap, whatever the number of rows."""
     x = np.zeros((n, d), dtype=np.uint8)
-    x[:, 40:80] = 255
-    x[:, 99] = 255  # a feature past the last full vector of 32
+    x[:, 20:50] = 255
+    x[:, d - 1] = 255  # a feature past the last full vector of 32 (and of 8 at d = 59)
     centers = np.zeros((2, d), dtype=np.float32)
-    centers[0, 40:80] = 250.0
+    centers[0, 20:50] = 250.0
     labels, _, sums, wic, _ = byte_step(x, centers)
     assert (labels == 0).all()
     expected = np.zeros((2, d))
