@@ -1,8 +1,9 @@
 """Kernels of Gaussian mixtures: log-densities, responsibilities and EM sufficient statistics.
 
 Everything here works on one block of rows and small broadcast parameters, in float64 (a
-mixture's log-densities and covariances need it); the block keeps its storage dtype and is
-cast a tile at a time. The modules:
+mixture's log-densities and covariances need it; :mod:`.nonzero_groups`' float32 screen only
+picks the components it then takes in float64); the block keeps its storage dtype and is
+converted a tile at a time. The modules:
 
 ========================  ================================================================
 :mod:`.covariance`        the four covariance types, one object each: per-tile distances,
@@ -14,12 +15,19 @@ cast a tile at a time. The modules:
 :mod:`.stats`             :class:`MixtureStats`, accumulated per block, merged by Chan's update
 :mod:`.passes`            the EM, log-likelihood and initialization kernels of a pass
 :mod:`.diag_rows`         the EM pass of the diagonal types as one compiled loop over the rows
+:mod:`.diag_nonzeros`     the EM pass of the diagonal types over rows that are mostly zeros,
+                          on their non-zeros only
+:mod:`.nonzero_groups`    that pass's log-densities over each row's non-zero 8-feature groups
+:mod:`.whitened`          ``'full'``'s squared whitened distances of a tile, by register blocks
+:mod:`.gram`              the lower triangle of ``z^T z`` of gathered rows (``'full'``'s
+                          second moments), by register blocks
 :mod:`.predict`           ``log p(x)``, responsibilities, labels of each row
 :mod:`.quantiles`         the quantile summary of ``log p(x)`` and its exact bracket
 ========================  ================================================================
 
-Every name the estimators use is importable from here (``from daskcluster.kernels import
-mixture as K``).
+Every name the estimators' passes use is importable from here (``from daskcluster.kernels
+import mixture as K``); the covariance types' own names (:class:`~.covariance.WishartPrior`,
+:class:`~.covariance.CollapsedComponentError`, ...) from :mod:`.covariance`.
 """
 
 from __future__ import annotations
