@@ -1,11 +1,16 @@
-"""LLVM vector code shared by the kernels that walk a row's non-zeros: the diagonal EM pass on
-non-zeros (:mod:`.mixture.diag_nonzeros`), its E-step (:mod:`.mixture.nonzero_groups`) and the
-k-means products over non-zero groups (:mod:`.rowproducts`): bit masks of a row's non-zero values
-and 8-feature groups, vector pointers, broadcasts, multiply-adds and conversions, in LLVM's
-portable vector IR (no instruction set assumed: 512-bit
+"""LLVM vector code shared by the kernels that walk a row's non-zeros.
+
+Bit masks of a row's non-zero values and 8-feature groups, vector pointers, broadcasts,
+multiply-adds and conversions, in LLVM's portable vector IR (no instruction set assumed: 512-bit
 registers where the compiled caller asks for them with
 :func:`~daskcluster.kernels.vectorwidth.prefer_wide_vectors` and the CPU has them, narrower
 instructions elsewhere), and arrays aligned on a cache line for their vector loads.
+
+Its users: the k-means walks over a row's non-zero groups, by float32 products
+(:mod:`.rowproducts`) and by 8-bit integer products (:mod:`.byteproducts`, whose AVX-512 VNNI
+intrinsic is its own); the diagonal EM pass on non-zeros (:mod:`.mixture.diag_nonzeros`) and its
+E-step (:mod:`.mixture.nonzero_groups`); and, for :func:`aligned_zeros` or :data:`GROUP` only,
+:mod:`.mixture.diag_rows` and :mod:`.elkan`.
 """
 
 from __future__ import annotations
