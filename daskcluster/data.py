@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 
 CachePolicy = Union[Literal["auto"], bool]
 
-#: Fraction of the memory available that a cached array may take.
+#: Fraction of the memory a cached array may take (of the workers' memory limits, or of this
+#: machine's available memory without a distributed Client): see :func:`memory_budget`.
 CACHE_FRACTION = 0.5
 
 
@@ -305,8 +306,9 @@ def check_n_features(data: RowData, n_features_in: int, owner: str) -> None:
 
 
 def memory_budget() -> int:
-    """Bytes a cached array may take: a fraction of the workers' memory limits, or of the
-    memory available on this machine when no distributed Client is active."""
+    """Bytes a cached array may take: :data:`CACHE_FRACTION` of the sum of the workers' memory
+    limits (a worker without one counts this machine's total memory), or of the memory available
+    on this machine when no distributed Client is active."""
     client = active_client()
     if client is not None:
         workers = client.scheduler_info().get("workers", {})
@@ -320,9 +322,10 @@ def cached(data: RowData, cache: CachePolicy) -> Iterator[RowData]:
     """Yield ``data`` persisted in memory or left streaming, per ``cache``; release on exit.
 
     ``cache=True`` persists, ``False`` streams from the source on every pass, ``"auto"``
-    persists when the array (in its storage dtype) takes at most :data:`CACHE_FRACTION` of
-    :func:`memory_budget`. In-memory NumPy input without a distributed Client is already
-    cached and is used as is.
+    persists when the array's bytes in its storage dtype (:attr:`RowData.nbytes`) are at most
+    :func:`memory_budget`, which is already :data:`CACHE_FRACTION` of the workers' memory
+    limits (or of this machine's available memory). With ``"auto"``, in-memory input (not
+    :attr:`RowData.lazy`) without a distributed Client is already cached and is used as is.
     """
     if cache not in ("auto", True, False):
         raise InvalidParameterError(f"The 'cache' parameter must be one of {{'auto', True, False}}. Got {cache!r} instead.")
