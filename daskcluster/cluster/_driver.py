@@ -3,11 +3,12 @@
 A *run* is one seeding (k-means||, greedy k-means++ or random rows) followed by Lloyd
 iterations, written as a small state machine (:class:`Run`) that names what it needs from the
 next pass as a :class:`~daskcluster.kernels.sweep.Member`. :func:`lockstep` makes the passes:
-each one serves every active run (one stacked GEMM per tile for all of them, see
-:mod:`daskcluster.kernels.sweep`) and moves each run on by its own statistics. ``KMeans.fit``
-drives one run at a time (so that a checkpoint holds one run's state); ``kmeans_sweep`` drives
-every run of every number of clusters at once; ``MiniBatchKMeans`` and ``GaussianMixture`` use
-the seeding alone (:func:`seed`). So a change to the loop is made once, here.
+each one serves every active run (each tile's products taken once, with all their centers
+stacked: see :mod:`daskcluster.kernels.sweep`) and moves each run on by its own statistics.
+``KMeans.fit`` drives one run at a time (so that a checkpoint holds one run's state);
+``kmeans_sweep`` drives every run of every number of clusters at once; ``MiniBatchKMeans`` and
+``GaussianMixture`` use the seeding alone (:func:`seed`). So a change to the loop is made once,
+here.
 
 Randomness comes from each run's ``entropy`` (an int drawn from ``random_state``): the
 client's choices from a generator seeded with it, each chunk's from
@@ -60,8 +61,11 @@ SEEDING = ("round", "weigh", "plusplus")
 STATEFUL = (S.ELKAN, S.ROUND, S.WEIGH)
 
 #: A bounded step that computed more than this fraction of the distances row by row is followed
-#: by one that computes them all by GEMM (and renews the bounds): measured on MNIST, a distance
-#: computed alone costs about twice its share of a tile's GEMM.
+#: by one that computes them all from each tile's products and renews the bounds
+#: (:func:`~daskcluster.kernels.assign.iter_products`: a GEMM, or for uint8 or float32 rows and at
+#: most :data:`~daskcluster.kernels.rowproducts.MAX_CENTERS` centers in the pass the compiled
+#: products of :mod:`~daskcluster.kernels.rowproducts`): measured on MNIST with the tiles'
+#: products by GEMM, a distance computed alone costs about twice its share of a tile's product.
 DENSE_FRACTION = 0.5
 
 
@@ -75,7 +79,7 @@ class Run:
     ``generation`` numbers those passes, ``previous`` holds the centers of the last one, and
     ``exact_next`` asks for a plain Lloyd step (after a bounded step emptied a cluster, whose
     relocation needs the farthest points), ``dense_next`` for a bounded step that computes every
-    distance by GEMM (after one whose bounds ruled out less than half of them).
+    distance from each tile's products (after one whose bounds ruled out less than half of them).
     """
 
     k: int
@@ -141,7 +145,7 @@ class Run:
         assert self.state is not None
         if not self.bounded or self.exact_next:
             return S.Member(S.LLOYD, self.state.centers, n_far=self.k)
-        if self.previous is None or self.dense_next:  # every distance, by GEMM
+        if self.previous is None or self.dense_next:  # every distance, from each tile's products
             return S.Member(S.ELKAN, self.state.centers, n_far=self.k, key=self.key, generation=self.generation)
         storage = data.affine.to_storage_space(self.state.centers).astype(np.float64)
         moved = storage - data.affine.to_storage_space(self.previous)

@@ -5,12 +5,15 @@ Each row keeps its label ``a``, an upper bound ``u ≥ ‖x - c_a‖`` and a low
 keeps them valid: ``u += δ_a`` and ``l -= max_{c ≠ a} δ_c``, ``δ`` the distance each center
 moved. A row keeps its label without any distance computed when ``u`` is below
 ``max(l, 2 s_a - u)``, ``s_a`` half the distance from ``c_a`` to its nearest other center
-(Elkan, 2003). Only the other rows are gathered into tiles and multiplied by all centers (one
-GEMM per tile; uint8 rows with many zero groups take each row's products with all centers by
-one walk over its non-zero groups instead, see :mod:`daskcluster.kernels.elkan`); their bounds
-are then exact again. The per-cluster sums of the chunk are kept with the bounds and updated by
-the rows that changed cluster, so a late iteration costs O(rows) plus the few rows near a
-boundary.
+(Elkan, 2003). Only the other rows' distances are computed: one by one to the centers left
+open, or, for a row with more than :func:`dense_threshold` centers open, to all centers from the
+products of a tile of such rows gathered (:func:`~daskcluster.kernels.assign.iter_products`: a
+GEMM, or for at most :data:`~daskcluster.kernels.rowproducts.MAX_CENTERS` centers and uint8 or
+float32 rows the compiled products of :mod:`daskcluster.kernels.rowproducts`); uint8 rows with
+many zero groups take each open row's products with all centers by one walk over its non-zero
+groups instead (see :mod:`daskcluster.kernels.elkan`). Their bounds are then exact again. The
+per-cluster sums of the chunk are kept with the bounds and updated by the rows that changed
+cluster, so a late iteration costs O(rows) plus the few rows near a boundary.
 
 **Lloyd's labels.** For ``uint8`` rows that take the walks over their non-zero groups in a Lloyd
 step (:func:`~daskcluster.kernels.rowproducts.walks_pay`), float32 centers, at most
@@ -49,19 +52,19 @@ interval, with no margin, so a row skipped by it is nearest by the exact distanc
 Lloyd's rule: where two centers are within rounding of each other for a row, its label may
 differ from Lloyd's, and so may the fit from there on, at the level of rounding (the rows of a
 pass that makes the bounds from every product, and the rows a step defers to them, take Lloyd's
-rule on those products, as above). Distances come from a float
-GEMM whose rounding error is at most ``slack`` (``2 d ε (max ‖x‖² + max ‖c‖²)``, ``ε`` the compute
-dtype's machine epsilon, a worst-case bound on a dot product of length ``d`` summed in any order,
-so on the walks' products too: :func:`slack`).
+rule on those products, as above). Distances from products (a tile's GEMM or compiled
+products, or a walk) carry a rounding error of at most ``slack`` (``2 d ε (max ‖x‖² + max
+‖c‖²)``, ``ε`` the compute dtype's machine epsilon, a worst-case bound on a dot product of length
+``d`` summed in any order, so on each of them: :func:`slack`).
 
 The state of a chunk (:class:`BoundsState`: int64 labels, a float64 upper bound and ``k``
 float32 lower bounds per row, ``16 + 4 k`` bytes a row, plus the float64 ``(k, d)`` sums and
 ``(k,)`` weights) lives beside the chunk in the memory of the worker that ran its
 task (:mod:`daskcluster.engine.rowstate`). It only saves work: a chunk without its state
-(first pass, another worker, a lost worker, a resumed checkpoint) computes every distance by
-GEMM and builds it again: Lloyd's labels in the case above, in the others the same labels up to
-such ties. The pass that uses these bounds is
-:func:`daskcluster.kernels.sweep.sweep_state_kernel` (member kind ``'elkan'``).
+(first pass, another worker, a lost worker, a resumed checkpoint) computes every distance from
+its tiles' products (a GEMM or the compiled products, as above) and builds it again: Lloyd's
+labels in the case above, in the others the same labels up to such ties. The pass that uses
+these bounds is :func:`daskcluster.kernels.sweep.sweep_state_kernel` (member kind ``'elkan'``).
 
 This module holds the state, the thresholds and the centers' geometry, none compiled (the
 client computes the geometry); the compiled loops that keep the bounds are in
@@ -121,9 +124,11 @@ def sq_norm_max(centers: np.ndarray) -> float:
 
 
 def dense_threshold(k: int) -> int:
-    """Open centers above which a row's distances are computed by GEMM with all ``k`` centers
-    rather than one by one: a distance alone costs about ``k / 8`` times its share of a tile's
-    GEMM at k = 100 on MNIST (and never fewer than 2)."""
+    """Open centers above which a row's distances to all ``k`` centers are taken from a tile's
+    products (:func:`~daskcluster.kernels.assign.iter_products`: a GEMM, or the compiled products
+    of :mod:`~daskcluster.kernels.rowproducts` for few centers) rather than one by one: a
+    distance alone costs about ``k / 8`` times its share of a tile's GEMM at k = 100 on MNIST
+    (and never fewer than 2)."""
     return max(2, k // 8)
 
 
