@@ -44,7 +44,7 @@ def test_import_daskcluster_is_light() -> None:
 
 #: Modules whose functions run on workers, besides every module of the engine and the kernels.
 WORKER_SIDE = ("daskcluster.io", "daskcluster.io_sparse", "daskcluster.io_frames", "daskcluster.datasets.blobs",
-               "daskcluster.datasets.infinite", "daskcluster.datasets.store", "daskcluster.cluster.dbscan._store",
+               "daskcluster.datasets.infinite", "daskcluster.datasets.store",
                "daskcluster.decomposition._nmf_init")
 ALL_OF = "; ".join(f"import pkgutil, importlib, {p}; [importlib.import_module(m.name) for m in pkgutil.walk_packages("
                    f"{p}.__path__, '{p}.')]" for p in ("daskcluster.engine", "daskcluster.kernels"))

@@ -1,7 +1,8 @@
 """DBSCAN, exact, on spatial partitions of row-chunked data (see :class:`DBSCAN`).
 
-The estimator is imported on first use (:mod:`daskcluster._lazy`): the workers that run the
-partitions' tasks (``_store.py``) never import it, nor scikit-learn.
+The estimator is imported on first use (:mod:`daskcluster._lazy`). The tasks the workers run
+are the engine's (:mod:`daskcluster.engine.dbscan_store`) and the kernels'
+(:mod:`daskcluster.kernels.dbscan`), so the workers never import it, nor scikit-learn.
 """
 
 from __future__ import annotations

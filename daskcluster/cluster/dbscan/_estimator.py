@@ -16,13 +16,7 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from ..._estimator import EstimatorMixin
 from ...data import RowData, as_row_data, check_n_features
 from ...engine import generated_rows, map_rows, tree_reduce
-from ...errors import InvalidDataError, InvalidParameterError
-from ...io import worker_threads
-from ...kernels.dbscan import KdPlan, ScanParams, combine_scans, scan_kernel
-from ...params import DataCheck, Interval, StrOptions
-from ._merge import merge
-from ._plan import n_partitions_for, plan_partitions
-from ._store import (
+from ...engine.dbscan_store import (
     Outputs,
     PartitionParams,
     PredictParams,
@@ -37,6 +31,12 @@ from ._store import (
     run_partitions,
     stage_kernel,
 )
+from ...errors import InvalidDataError, InvalidParameterError
+from ...io import worker_threads
+from ...kernels.dbscan import KdPlan, ScanParams, combine_scans, scan_kernel
+from ...params import DataCheck, Interval, StrOptions
+from ._merge import merge
+from ._plan import n_partitions_for, plan_partitions
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ._store import PartitionSummary
+from ...engine.dbscan_store import PartitionSummary
 
 
 @dataclass(frozen=True)

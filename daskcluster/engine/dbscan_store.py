@@ -1,20 +1,27 @@
-"""The folder a DBSCAN fit works in, and the tasks that read and write it.
+"""DBSCAN's partitions on disk: the folder a fit works in, and the tasks that read and write it.
 
-A fit routes every row of every chunk to the partitions whose boxes (widened by the halo) hold
-it, and writes them as one file per chunk, rows grouped by partition (``stage-<chunk>.npy``);
-each partition's task then reads its slice of every chunk's file, so memory holds the
-partitions in flight, never the data. The partition tasks write their owned rows' results
-(``part-<p>.npy``: global row, component, core flag; sorted by row) and their core rows
-(``cores-<p>.npy``); labels, core sample indices and components are then made per input chunk
-from those files. Files are written atomically (:mod:`daskcluster.atomic`) and read with
-``allow_pickle=False``.
+A fit (:class:`daskcluster.cluster.DBSCAN`) routes every row of every chunk to the partitions
+whose boxes (widened by the halo) hold it, and writes them as one file per chunk, rows grouped
+by partition (``stage-<chunk>.npy``); each partition's task then reads its slice of every
+chunk's file, so memory holds the partitions in flight, never the data. The partition tasks
+write their owned rows' results (``part-<p>.npy``: global row, component, core flag; sorted by
+row) and their core rows (``cores-<p>.npy``); labels, core sample indices and components are
+then made per input chunk from those files. Files are written atomically
+(:mod:`daskcluster.atomic`) and read with ``allow_pickle=False``. The numerical parts (routing
+a row to its boxes, clustering one box, finding a row's box) are the kernels of
+:mod:`daskcluster.kernels.dbscan`; the client's side (the plan, the merge of the partitions'
+border graphs) stays with the estimator.
 
 The folder must be reachable by every worker (a shared file system on a multi-machine
 cluster); it defaults to Dask's ``temporary-directory`` setting, else the system's temporary
-folder. A fit on in-memory data removes it at the end; a fit on lazy data keeps it as long as
-something reads it -- the lazy ``labels_``, ``core_sample_indices_``, ``components_``, a lazy
-``predict``, or the estimator -- and removes it when the last of them is garbage-collected (or
-the process exits).
+folder (:func:`daskcluster.atomic.scratch_dir`). A fit on in-memory data removes it at the end;
+a fit on lazy data keeps it as long as something reads it -- the lazy ``labels_``,
+``core_sample_indices_``, ``components_``, a lazy ``predict``, or the estimator -- and removes
+it when the last of them is garbage-collected (or the process exits).
+
+The functions run on the workers: :func:`stage_kernel` (a pass's kernel), :func:`partition_task`
+(one per partition, run by :func:`run_partitions`), the per-chunk outputs :func:`label_block`,
+:func:`core_block` and :func:`components_block`, and :func:`predict_block`.
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ from typing import Any
 import dask
 import numpy as np
 
-from ... import atomic
-from ...errors import InvalidDataError
-from ...kernels.blocks import Affine, ChunkInfo
-from ...kernels.dbscan import (
+from .. import atomic
+from ..errors import InvalidDataError
+from ..kernels.blocks import Affine, ChunkInfo
+from ..kernels.dbscan import (
     KdPlan,
     PartitionResult,
     cluster_partition,
