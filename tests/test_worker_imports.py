@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import dask
 import dask.array as da
 import numpy as np
 import pytest
@@ -17,7 +18,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: Modules a worker must never load.
-HEAVY = ("sklearn", "daskcluster.cluster._kmeans", "daskcluster.mixture._base", "daskcluster.decomposition._nmf")
+HEAVY = ("sklearn", "daskcluster.cluster._kmeans", "daskcluster.mixture._base", "daskcluster.decomposition._nmf",
+         "daskcluster.decomposition._opnmf", "daskcluster.decomposition._pca")
 
 
 def _heavy_loaded() -> list[str]:
@@ -75,9 +77,16 @@ def test_lazy_names_behave_as_eager_ones() -> None:
         daskcluster.KMean  # noqa: B018
 
 
+def _transitions(dask_scheduler: Any) -> int:
+    """On the scheduler: the task transitions it has made."""
+    return int(dask_scheduler.transition_counter)
+
+
 @pytest.fixture(scope="module")
 def fresh_client() -> Iterator[Any]:
-    """Workers that have run nothing yet (not the shared test cluster)."""
+    """Workers that have run nothing yet (not the shared test cluster). A test that uses it
+    runs its graphs there only inside ``dask.config.set(scheduler=fresh_client.get)``: the
+    synchronous scheduler every test gets by default would run them in the test's process."""
     from distributed import Client, LocalCluster
 
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
@@ -87,6 +96,7 @@ def fresh_client() -> Iterator[Any]:
 
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:Maximum number of iterations")
+@pytest.mark.filterwarnings("ignore:OPNMF did not converge")
 def test_no_fit_makes_a_worker_import_sklearn(fresh_client: Any, tmp_path: Path) -> None:
     import daskcluster as dc
     from daskcluster.io import write_zarr
@@ -115,14 +125,28 @@ def test_no_fit_makes_a_worker_import_sklearn(fresh_client: Any, tmp_path: Path)
         "NMF streamed": lambda: dc.NMF(3, random_state=0, max_iter=3, init="nndsvda", cache=False,
                                        temp_folder=str(tmp_path / "w")).fit(da.from_array(Xp, chunks=500)),
         "DBSCAN": lambda: dc.DBSCAN(eps=0.5, min_samples=5).fit(da.from_array(X[:, :2].copy(), chunks=500)),
+        "PCA transform and inverse_transform": lambda: _pca_round_trip(dc.PCA(3).fit(lazy), lazy),
+        "OPNMF over the samples": lambda: dc.OPNMF(3, orientation="samples", init="random", random_state=0,
+                                                   max_iter=3).fit(da.from_array(Xp, chunks=500)).coef_.compute(),
     }
     assert not any(fresh_client.run(_heavy_loaded).values())
     culprits = {}
+    idle = []
     for name, fit in fits.items():
-        fit()
+        before = fresh_client.run_on_scheduler(_transitions)
+        with dask.config.set(scheduler=fresh_client.get):
+            fit()
+        if fresh_client.run_on_scheduler(_transitions) == before:
+            idle.append(name)
         loaded = {m for mods in fresh_client.run(_heavy_loaded).values() for m in mods}
         if loaded:
             culprits[name] = sorted(loaded)
             fresh_client.restart()
+    assert idle == []  # each fit ran its passes on the workers
     assert culprits == {}
     assert not any(fresh_client.run(lambda: "sklearn" in sys.modules).values())
+
+
+def _pca_round_trip(pca: Any, X: da.Array) -> np.ndarray:
+    """``inverse_transform`` of the lazy ``transform`` of ``X``, computed."""
+    return np.asarray(pca.inverse_transform(pca.transform(X)).compute())

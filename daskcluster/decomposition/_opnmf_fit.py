@@ -153,10 +153,6 @@ def _warn_not_converged(delta: float, tol: float, max_iter: int) -> None:
 # --------------------------------------------------------------------------- over the features
 
 
-def _scaled_columns(block: np.ndarray, idx: np.ndarray, scale: float) -> np.ndarray:
-    return block[:, idx] / scale
-
-
 def _spectral_norm(vtv: np.ndarray) -> float:
     """``||V||_2`` from ``VᵀV``: the square root of its largest eigenvalue."""
     return float(np.sqrt(max(np.linalg.eigvalsh(vtv)[-1], 0.0)))
@@ -289,7 +285,7 @@ def fit_samples(prep: Prepared, k: int, init: str, init_W: da.Array | None, seed
     xtw = xtv / scale
     idx, error = sort_and_error(xtw.T @ xtw, vtv / scale**2, prep.summary.sq_norm)
     # the columns picked block by block (integer indexing fails on Dask's query-planning backend)
-    W = V.map_blocks(_scaled_columns, idx, scale, chunks=(V.chunks[0], (len(idx),)), dtype=V.dtype,
+    W = V.map_blocks(K.scaled_columns, idx, scale, chunks=(V.chunks[0], (len(idx),)), dtype=V.dtype,
                      meta=np.empty((0, 0), dtype=V.dtype))
     W = W.compute() if not data.lazy else W.persist()
     return FitResult(W, np.ascontiguousarray(xtw[:, idx].T), error, n_iter, delta)

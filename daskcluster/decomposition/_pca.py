@@ -156,10 +156,6 @@ class PCA(ClassNamePrefixFeaturesOutMixin, OutputMixin, EstimatorMixin, Transfor
         if isinstance(X, da.Array):
             X = X.rechunk({1: -1})
             meta = np.empty((0, 0), dtype=np.float64)
-            return X.map_blocks(_inverse_block, components, self.mean_, dtype=np.float64,
+            return X.map_blocks(K.reconstruct_rows, components, self.mean_, dtype=np.float64,
                                 chunks=(X.chunks[0], (components.shape[1],)), meta=meta)
-        return np.asarray(X, dtype=np.float64) @ components + self.mean_
-
-
-def _inverse_block(block: np.ndarray, components: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    return np.asarray(block, dtype=np.float64) @ components + mean
+        return K.reconstruct_rows(X, components, self.mean_)

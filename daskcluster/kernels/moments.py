@@ -5,7 +5,8 @@ n_features), summed slice by slice in float64 through the data's affine map; two
 Chan, Golub & LeVeque's pairwise update (``M = M_a + M_b + n_a n_b / n · δ δᵀ``, ``δ`` the
 difference of the means), in chunk order. Centring each slice before its product keeps the
 rounding relative to the spread of the data, not to its mean (the raw moments ``Σ x xᵀ - n x̄ x̄ᵀ``
-lose every digit the mean has over the spread).
+lose every digit the mean has over the spread). The fitted components then map rows to their
+projections (:func:`project_rows`) and projections back to rows (:func:`reconstruct_rows`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .blocks import (
     slice_rows,
 )
 
-__all__ = ["Moments", "combine_moments", "moments_kernel", "pairwise_update", "project_rows"]
+__all__ = ["Moments", "combine_moments", "moments_kernel", "pairwise_update", "project_rows", "reconstruct_rows"]
 
 
 @dataclass(frozen=True)
@@ -86,3 +87,10 @@ def project_rows(block: np.ndarray, affine: Affine, mean: np.ndarray, projection
         if not np.isfinite(out[start:stop]).all():
             check_finite_rows(x, row_sq_norms(x), chunk, start)
     return out
+
+
+def reconstruct_rows(block: np.ndarray, components: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``y @ components + mean`` of each row ``y`` of projections (n_rows, n_components), with
+    ``components`` (n_components, n_features) and ``mean`` (n_features,): rows in feature space,
+    float64."""
+    return np.asarray(block, dtype=np.float64) @ components + mean

@@ -391,6 +391,12 @@ def permute_block(block: np.ndarray, seed: int, axis: int, chunk: ChunkInfo) -> 
     return chunk_rng(seed, STREAM_PERMUTE, chunk.index).permuted(np.asarray(block), axis=axis)
 
 
+def scaled_columns(block: np.ndarray, idx: np.ndarray, scale: float) -> np.ndarray:
+    """A block's rows of the fitted ``W`` from those of the last update ``V``: its columns ``idx``
+    (the components in their sorted order) divided by ``scale`` (``V``'s spectral norm)."""
+    return block[:, idx] / scale
+
+
 def project_rows(block: np.ndarray, components: np.ndarray, affine: Affine, chunk: ChunkInfo) -> np.ndarray:
     """``X W`` for the block's rows, ``components`` being ``W`` (n_features, k): (rows, k), float64."""
     d, k = components.shape
