@@ -428,7 +428,7 @@ def elkan_rows(x: np.ndarray, c: np.ndarray, half_cc: np.ndarray, half_sep: np.n
     * other rows make the upper bound tight (one distance, as an interval: :func:`row_interval`,
       whose other arguments ``c32 .. tiny`` are :meth:`IntervalCenters.args`); if more than
       ``dense`` centers are still open, the row is written to ``deferred`` (its distances to all
-      centers are cheaper by GEMM, see :func:`refresh_rows`), else each open center's distance is
+      centers are cheaper from the products of gathered tiles, see :func:`refresh_rows`), else each open center's distance is
       taken and the row takes the nearest: by the intervals where they do not overlap, else by
       float64 distances to both centers (first of equals).
 

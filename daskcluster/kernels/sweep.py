@@ -1,8 +1,14 @@
-"""Kernels that serve many k-means models in one pass: one stacked GEMM, then per-model work.
+"""Kernels that serve many k-means models in one pass: one stacked product, then per-model work.
 
 A sweep over the number of clusters runs every model's seeding and Lloyd iterations in
-lockstep. In each pass, every tile of rows is cast once, its squared norms computed once, and
-multiplied once by the centers of *all* models still running, stacked into one matrix; each
+lockstep. In each pass, every tile of rows has its squared norms computed once and is
+multiplied once by the centers of *all* models still running, stacked into one matrix (a GEMM
+of the tile cast to the centers' dtype, or, for few centers and uint8 or float32 rows, the
+compiled products of :mod:`daskcluster.kernels.rowproducts` on the stored rows:
+:func:`daskcluster.kernels.assign.iter_products`); a Lloyd step alone in its pass takes one
+compiled loop instead (:func:`daskcluster.kernels.assign.assign_and_sum`: the products, arg-min
+and sums of each row while it is in cache, from 8-bit integer products on CPUs with AVX-512
+VNNI, :mod:`daskcluster.kernels.byteproducts`). Each
 model then takes its own column segment of that product (its arg-min and minimum, by the
 compiled loops of :mod:`daskcluster.kernels.assign`), and does what a single model's kernel in
 :mod:`daskcluster.kernels.kmeans` does with it. The per-model
@@ -100,7 +106,7 @@ class Member:
 
     @property
     def stacked(self) -> np.ndarray:
-        """The rows this member puts in the stacked GEMM: its centers, then its trials."""
+        """The rows this member puts in the stacked product: its centers, then its trials."""
         if self.kind == PLUSPLUS and self.trials is not None and len(self.trials):
             return np.concatenate([self.centers, self.trials])
         return self.centers
@@ -160,7 +166,7 @@ def _stacked_table(params: SweepParams, which: tuple[int, ...]) -> tuple[A.Cente
 
 def sweep_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo,
                  params: SweepParams) -> SweepStats:
-    """Every member's statistics over one block (no Elkan member), from one stacked GEMM per
+    """Every member's statistics over one block (no Elkan member), from one stacked product per
     tile. One pass."""
     return sweep_state_kernel(block, sample_weight, chunk, params, None)[0]
 
@@ -169,9 +175,10 @@ def sweep_state_kernel(block: np.ndarray, sample_weight: np.ndarray | None, chun
                        params: SweepParams, state: ChunkState | None) -> tuple[SweepStats, ChunkState]:
     """Every member's statistics over one block, and the chunk's new state. One pass.
 
-    The members that need distances share one stacked GEMM per tile. An Elkan member whose
-    bounds the chunk kept from its previous pass (``state``) computes only the distances they
-    do not rule out, row by row; one without them joins the GEMM and makes them.
+    The members that need distances share one stacked product per tile (a GEMM or the compiled
+    products, :func:`~daskcluster.kernels.assign.iter_products`). An Elkan member whose bounds
+    the chunk kept from its previous pass (``state``) computes only the distances they do not
+    rule out, row by row; one without them joins the stacked product and makes them.
 
     Memory: one tile of rows, its (tile_rows, sum of k) product, per member one float64 and
     one int64 per row of the block (minimum distances and labels), an Elkan member's
@@ -304,7 +311,8 @@ def _moments(block: Any, dtype: np.dtype, affine: Affine) -> K.Moments:
 
 def _refresh(block: np.ndarray, rows: np.ndarray, centers: np.ndarray, st: B.BoundsState, chunk: ChunkInfo,
              w: np.ndarray, weighted: bool) -> None:
-    """The rows ``rows`` of the block, gathered into tiles: every distance by GEMM, new labels
+    """The rows ``rows`` of the block, gathered into tiles: every distance from the tiles'
+    products (:func:`~daskcluster.kernels.assign.iter_products`), new labels
     and bounds (see :func:`~daskcluster.kernels.elkan.refresh_rows`); for a uint8 block that
     takes the walks, each row's distances by one walk, in place
     (:func:`~daskcluster.kernels.elkan.refresh_walks`)."""
@@ -336,7 +344,7 @@ def _usable(st: B.BoundsState | None, m: Member, n: int, d: int, moments: bool, 
 def _stacked_members(block: np.ndarray, sample_weight: np.ndarray | None, chunk: ChunkInfo, params: SweepParams,
                      which: list[int], parts: dict[int, K.Candidates | K.LloydStats | K.PlusPlusStats]) -> dict[
                          int, B.BoundsState]:
-    """The members ``which`` over the block from one stacked GEMM per tile: their statistics go
+    """The members ``which`` over the block from one stacked product per tile: their statistics go
     to ``parts``; returns the new bounds of the Elkan members among them."""
     affine = params.affine
     members = [params.members[j] for j in which]
@@ -474,7 +482,7 @@ class LabelStats:
 
 
 def _label_rows(block: np.ndarray, chunk: ChunkInfo, params: Labelings) -> list[np.ndarray]:
-    """Each model's label of every row of the block: one stacked GEMM for the k-means models,
+    """Each model's label of every row of the block: one stacked product for the k-means models,
     one E-step per mixture."""
     n = block.shape[0]
     out = [np.empty(n, dtype=np.int64) for _ in params.centers]
