@@ -447,25 +447,16 @@ def test_kernels_import_no_dask_and_nothing_above_them() -> None:
                        forbidden=("dask", "distributed", "zarr", "sklearn", "pandas")) == []
 
 
-#: The one engine module that runs an algorithm's kernels: DBSCAN's partitions staged on disk
-#: (``engine/dbscan_store.py``: the tasks that read and write a fit's folder) route rows to boxes
-#: and cluster a box with ``kernels/dbscan.py``.
-ENGINE_ALGORITHM_TASKS = {("daskcluster.engine.dbscan_store", "daskcluster.kernels.dbscan")}
-
-
 def test_engine_imports_no_algorithm() -> None:
     """The engine knows nothing of any algorithm: of the kernels it uses only the block
-    helpers (``kernels/blocks.py``, ``kernels/sparse.py``), but for DBSCAN's partition store
-    (``ENGINE_ALGORITHM_TASKS``), and no estimator, analysis, dataset, deployment or command
-    module, nor scikit-learn."""
-    found = _violations(
+    helpers (``kernels/blocks.py``, ``kernels/sparse.py``), and no estimator, analysis, dataset,
+    deployment or command module, nor scikit-learn."""
+    assert _violations(
         ("daskcluster.engine",),
         allowed=("daskcluster.errors", "daskcluster.params", "daskcluster.blas", "daskcluster.atomic",
                  "daskcluster.data", "daskcluster.io", "daskcluster.kernels.blocks", "daskcluster.kernels.sparse"),
         forbidden=("sklearn",),
-    )
-    assert [v for v in found if v not in ENGINE_ALGORITHM_TASKS] == []
-    assert ENGINE_ALGORITHM_TASKS <= set(found)  # the exception is still needed
+    ) == []
 
 
 def test_sources_and_input_import_no_algorithm() -> None:

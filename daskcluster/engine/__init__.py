@@ -4,9 +4,8 @@ One pass over row-chunked data is a map of a kernel over the chunks and a fixed-
 reduction of its small statistics (:mod:`.passes`); arrays of rows generated chunk by chunk or
 held after a pass are built by :mod:`.arrays`; passes whose state flows from chunk to chunk in
 a seeded order (mini-batches) are run by :mod:`.sequential`; rows kept beside streamed data go
-to the temporary store of :mod:`.rowstore`; DBSCAN's partitions are staged on disk and run by
-the tasks of :mod:`.dbscan_store` (not loaded with the package: it imports DBSCAN's compiled
-kernels).
+to the temporary store of :mod:`.rowstore`; rows staged on disk per partition are run by the
+tasks of :mod:`.partitions`, with the kernel functions an estimator gives them (DBSCAN's boxes).
 """
 
 from .arrays import generated_rows, held_rows, nonzero_index, rows_at, unique_values

@@ -20,11 +20,19 @@ rounding) each row is its own cell and the pairs of rows within ``eps`` (a hair 
 scikit-learn's neighbourhoods do. Distances are ``sum((x_k - y_k)**2) <= eps**2`` in float64, feature by
 feature, as scikit-learn's trees compute them. The loops are compiled (Numba, ``nogil``,
 cached on disk). Functions of NumPy arrays only: no Dask here.
+
+A fit's partitions are staged on disk and run by :mod:`daskcluster.engine.partitions`, which
+is given this module's functions with their parameters: :func:`route_to_boxes` stages the
+rows, :func:`cluster_box` clusters a partition, :func:`core_rows` picks the core rows of its
+results, :func:`chunk_labels` makes an input chunk's labels from them and
+:func:`labeled_cores` gives a partition's core rows their clusters; :func:`predict_block`
+(with :class:`PredictParams`) labels new rows by the nearest core row.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 import numba
@@ -566,6 +574,136 @@ def cluster_partition(y: np.ndarray, w: np.ndarray, gidx: np.ndarray, owned: np.
         extra=extra.astype(np.int64),
         cores=np.column_stack([ys[core], comp[core].astype(np.float64)]).reshape(-1, y.shape[1] + 1),
     )
+
+
+# --------------------------------------------------------------------------- the partitions' tasks
+
+
+@dataclass(frozen=True)
+class BoxParams:
+    """What DBSCAN of one partition needs besides its rows: the partitions (``plan``), ``eps``,
+    ``min_samples``, and ``margin``, which covers rounding at the boxes' faces; a partition
+    holds the rows within ``halo = 2 eps + margin`` of its box."""
+
+    plan: KdPlan
+    eps: float
+    min_samples: float
+    margin: float
+
+    @property
+    def halo(self) -> float:
+        return 2 * self.eps + self.margin
+
+
+def route_to_boxes(x: np.ndarray, params: BoxParams) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The (row, partition, owned) triples of ``x`` (n, d) for its box and every box within the
+    halo (:func:`route_rows`)."""
+    return route_rows(x, params.plan, params.halo)
+
+
+@dataclass(frozen=True)
+class BorderGraph:
+    """What the client's merge needs of a partition: ``ring``, ``inner``, ``comp_min`` and
+    ``extra`` of its :class:`PartitionResult`."""
+
+    ring: np.ndarray
+    inner: np.ndarray
+    comp_min: np.ndarray
+    extra: np.ndarray
+
+
+def cluster_box(p: int, y: np.ndarray, w: np.ndarray, gidx: np.ndarray, owned: np.ndarray,
+                params: BoxParams) -> tuple[np.ndarray, dict[str, np.ndarray], BorderGraph]:
+    """DBSCAN of partition ``p`` (:func:`cluster_partition` in box ``p``): its owned rows'
+    results (``PartitionResult.owned``), its core rows to keep (``"cores"``) and its border graph."""
+    result = cluster_partition(y, w, gidx, owned, params.plan.lo[p], params.plan.hi[p], params.eps,
+                               params.min_samples, params.margin)
+    return result.owned, {"cores": result.cores}, BorderGraph(result.ring, result.inner, result.comp_min,
+                                                              result.extra)
+
+
+def core_rows(owned: np.ndarray) -> np.ndarray:
+    """The global rows of the core rows among rows of a ``PartitionResult.owned``."""
+    return owned[owned[:, 2] > 0, 0]
+
+
+@dataclass(frozen=True)
+class Labeling:
+    """The clusters of the partitions' components (the client's merge): ``node_start``
+    (n_partitions,) the first global node of each partition's components and ``node_label``
+    (n_nodes,) their cluster; ``extra`` (e, 2) (global row, cluster) of border rows near several
+    clusters, sorted by row."""
+
+    node_start: np.ndarray
+    node_label: np.ndarray
+    extra: np.ndarray
+
+
+def chunk_labels(n_rows: int, start: int, owned: list[tuple[int, np.ndarray]], labeling: Labeling) -> np.ndarray:
+    """``labels_`` of the input chunk of ``n_rows`` rows from global row ``start`` (n_rows,),
+    int64, from ``(p, rows)`` of the partitions owning them (rows of ``PartitionResult.owned``):
+    the cluster of a core row's component; for a border row the smallest cluster among the core
+    rows within ``eps`` (the cluster scikit-learn's breadth-first search reaches first); -1 for
+    noise."""
+    labels = np.full(n_rows, -1, dtype=np.int64)
+    for p, rows in owned:
+        has = rows[:, 1] >= 0
+        labels[rows[has, 0] - start] = labeling.node_label[labeling.node_start[p] + rows[has, 1]]
+    extra = labeling.extra
+    a, b = np.searchsorted(extra[:, 0], [start, start + n_rows])
+    if b > a:
+        np.minimum.at(labels, extra[a:b, 0] - start, extra[a:b, 1])
+    return labels
+
+
+def labeled_cores(p: int, cores: np.ndarray, labeling: Labeling) -> np.ndarray:
+    """Partition ``p``'s core rows (``PartitionResult.cores``) with their cluster in the last
+    column instead of their component (in place)."""
+    cores[:, -1] = labeling.node_label[labeling.node_start[p] + cores[:, -1].astype(np.int64)]
+    return cores
+
+
+def check_cores(cores: object, plan: KdPlan) -> None:
+    """Refuse core samples that do not match the plan (read back from a damaged model file)."""
+    width = plan.lo.shape[1] + 1
+    if not isinstance(cores, (list, tuple)) or len(cores) != plan.n_partitions or not all(
+            isinstance(c, np.ndarray) and c.dtype == np.float64 and c.ndim == 2 and c.shape[1] == width
+            for c in cores):
+        raise InvalidDataError(
+            f"DBSCAN's core samples do not match its {plan.n_partitions} partitions of "
+            f"{width - 1} features: the model was damaged or crafted. Fit the model again.")
+
+
+@dataclass(frozen=True)
+class PredictParams:
+    """``cores``: each partition's core rows (box and ring) with their cluster last, (c, d + 1)
+    float64, as a list (checked by :func:`check_cores`) or a sequence reading them when indexed."""
+
+    plan: KdPlan
+    cores: Sequence[np.ndarray]
+    eps: float
+    affine: Affine
+
+
+def predict_block(block: np.ndarray, params: PredictParams, chunk: ChunkInfo) -> np.ndarray:
+    """The cluster of each row's nearest core sample within ``eps``, else -1 (n_rows,), int64:
+    a row is looked up among the core rows of the box owning it."""
+    from scipy.spatial import cKDTree
+
+    x = params.affine.apply(np.array(block, dtype=np.float64))
+    labels = np.full(len(x), -1, dtype=np.int64)
+    if not len(x):
+        return labels
+    owner = owner_of(x, params.plan)
+    for p in np.unique(owner):
+        cores = params.cores[int(p)]
+        if not len(cores):
+            continue
+        sel = np.flatnonzero(owner == p)
+        dist, nearest = cKDTree(cores[:, :-1]).query(x[sel], k=1)
+        hit = dist <= params.eps
+        labels[sel[hit]] = cores[nearest[hit], -1].astype(np.int64)
+    return labels
 
 
 # --------------------------------------------------------------------------- the first pass

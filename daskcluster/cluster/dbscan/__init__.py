@@ -1,8 +1,9 @@
 """DBSCAN, exact, on spatial partitions of row-chunked data (see :class:`DBSCAN`).
 
 The estimator is imported on first use (:mod:`daskcluster._lazy`). The tasks the workers run
-are the engine's (:mod:`daskcluster.engine.dbscan_store`) and the kernels'
-(:mod:`daskcluster.kernels.dbscan`), so the workers never import it, nor scikit-learn.
+are the engine's (:mod:`daskcluster.engine.partitions`: rows staged on disk per partition),
+running the kernels of :mod:`daskcluster.kernels.dbscan` that the estimator gives them, so the
+workers never import it, nor scikit-learn.
 """
 
 from __future__ import annotations

@@ -16,24 +16,37 @@ from sklearn.base import BaseEstimator, ClusterMixin
 from ..._estimator import EstimatorMixin
 from ...data import RowData, as_row_data, check_n_features
 from ...engine import generated_rows, map_rows, tree_reduce
-from ...engine.dbscan_store import (
+from ...engine.partitions import (
     Outputs,
+    PartitionFiles,
     PartitionParams,
-    PredictParams,
     StageParams,
     Store,
-    components_block,
+    chunk_block,
     concat_lists,
-    core_block,
-    label_block,
-    predict_block,
-    read_cores,
     run_partitions,
+    selected_block,
+    selected_data_block,
     stage_kernel,
 )
 from ...errors import InvalidDataError, InvalidParameterError
 from ...io import worker_threads
-from ...kernels.dbscan import KdPlan, ScanParams, combine_scans, scan_kernel
+from ...kernels.dbscan import (
+    BoxParams,
+    KdPlan,
+    Labeling,
+    PredictParams,
+    ScanParams,
+    check_cores,
+    chunk_labels,
+    cluster_box,
+    combine_scans,
+    core_rows,
+    labeled_cores,
+    predict_block,
+    route_to_boxes,
+    scan_kernel,
+)
 from ...params import DataCheck, Interval, StrOptions
 from ._merge import merge
 from ._plan import n_partitions_for, plan_partitions
@@ -317,21 +330,21 @@ of shape (n_samples, n_features)
         plan = plan_partitions(scan.sample, eps, n_partitions_for(n, worker_threads()))
         scale = float(np.max(np.abs(np.concatenate([scan.lo, scan.hi])))) if n else 0.0
         margin = 1e-6 * eps + 16 * float(np.spacing(scale))
-        store = Store()
+        box = BoxParams(plan, eps, float(self.min_samples), margin)
+        store = Store("daskcluster-dbscan")
         try:
-            staged = tree_reduce(data, stage_kernel, StageParams(plan, 2 * eps + margin, data.affine, store.path),
+            staged = tree_reduce(data, stage_kernel,
+                                 StageParams(route_to_boxes, box, plan.n_partitions, data.affine, store.path),
                                  concat_lists, weights=weights, label="dbscan-stage")
             offsets = np.stack([o for _, o in sorted(staged, key=lambda item: item[0])])
             bounds = np.concatenate([data.starts, [n]]).astype(np.int64)
             t1 = time.perf_counter()
-            summaries = run_partitions(PartitionParams(plan, offsets, bounds, eps, float(self.min_samples), margin,
-                                                       store.path))
+            params = PartitionParams(cluster_box, box, core_rows, offsets, bounds, d, store.path)
+            summaries = run_partitions(params, label="dbscan")
             store.remove_staged()
-            merged = merge(summaries)
-            outputs = Outputs(store.path, np.stack([s.chunk_offsets for s in summaries]), merged.node_start,
-                              merged.node_label, merged.extra)
-            n_core = np.sum([s.n_core for s in summaries], axis=0).astype(np.int64)
-            self._set_results(data, outputs, n_core, plan, eps, store)
+            merged = merge([s.summary for s in summaries])
+            n_core = np.sum([s.n_selected for s in summaries], axis=0).astype(np.int64)
+            self._set_results(data, Outputs.of(params, summaries), merged.labeling, n_core, plan, eps, store)
         except BaseException:
             store.close()
             raise
@@ -343,27 +356,31 @@ of shape (n_samples, n_features)
             plan.n_partitions, int(offsets[:, -1].sum()), merged.n_edges, merged.n_clusters)
         return self
 
-    def _set_results(self, data: RowData, outputs: Outputs, n_core: np.ndarray, plan: KdPlan, eps: float,
-                     store: Store) -> None:
+    def _set_results(self, data: RowData, outputs: Outputs, labeling: Labeling, n_core: np.ndarray, plan: KdPlan,
+                     eps: float, store: Store) -> None:
         """``labels_``, ``core_sample_indices_``, ``components_`` and what ``predict`` needs:
         NumPy arrays for in-memory input (the folder is removed), lazy arrays reading the
         folder for lazy input (kept as long as they, or the model, are referenced)."""
         lengths = data.array.chunks[0]
-        labels = generated_rows(lengths, label_block, (outputs,), dtype=np.int64, label="dbscan-labels")
-        cores = generated_rows(tuple(int(c) for c in n_core), core_block, (outputs,), dtype=np.int64,
+        labels = generated_rows(lengths, chunk_block, (chunk_labels, labeling, outputs), dtype=np.int64,
+                                label="dbscan-labels")
+        cores = generated_rows(tuple(int(c) for c in n_core), selected_block, (outputs,), dtype=np.int64,
                                label="dbscan-core-indices")
         d = data.n_features
-        components = da.map_blocks(components_block, data.array, outputs, data.affine, data.dtype, dtype=data.dtype,
-                                   chunks=(tuple(int(c) for c in n_core), (d,)), meta=np.empty((0, 0), data.dtype))
+        components = da.map_blocks(selected_data_block, data.array, outputs, data.affine, data.dtype,
+                                   dtype=data.dtype, chunks=(tuple(int(c) for c in n_core), (d,)),
+                                   meta=np.empty((0, 0), data.dtype))
         self._kd_plan, self._eps_fit = plan.to_arrays(), eps
+        # each partition's core rows (box and ring) with their cluster, read from the folder
+        core_files = PartitionFiles(outputs, "cores", labeled_cores, labeling)
         if data.lazy:
             self.labels_, self.core_sample_indices_, self.components_ = labels, cores, components
             # the folder lives as long as something reads it: these arrays, or this model
-            self._cores: list[np.ndarray] | Outputs = outputs
+            self._cores: list[np.ndarray] | PartitionFiles = core_files
             store.keep_with(outputs)
             return
         self.labels_, self.core_sample_indices_, self.components_ = dask.compute(labels, cores, components)
-        self._cores = read_cores(store.path, plan, outputs.node_start, outputs.node_label)
+        self._cores = list(core_files)
         store.close()
 
     @property
@@ -378,8 +395,8 @@ of shape (n_samples, n_features)
         sample, and a copy of those within ``eps`` of another partition's box)."""
         state: dict[str, Any] = dict(super().__getstate__())  # a copy: object's is the model's own dict
         cores = state.get("_cores")
-        if isinstance(cores, Outputs):
-            state["_cores"] = read_cores(cores.path, self._plan, cores.node_start, cores.node_label)
+        if isinstance(cores, PartitionFiles):
+            state["_cores"] = list(cores)
         return state
 
     def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> np.ndarray | da.Array:
@@ -408,7 +425,10 @@ of shape (n_samples, n_features)
         self._check_fitted()
         data = as_row_data(self._labeled(X, reset=False).values, owner=type(self).__name__)
         check_n_features(data, self.n_features_in_, type(self).__name__)
-        params = PredictParams(self._plan, self._cores, self._eps_fit, data.affine)
+        plan, cores = self._plan, self._cores
+        if not isinstance(cores, PartitionFiles):
+            check_cores(cores, plan)
+        params = PredictParams(plan, cores, self._eps_fit, data.affine)
         labels = map_rows(data, predict_block, (params,), dtype=np.int64, label="dbscan-predict")
         return labels if data.lazy else labels.compute()
 

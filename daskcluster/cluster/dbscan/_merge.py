@@ -17,18 +17,15 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from ...engine.dbscan_store import PartitionSummary
+from ...kernels.dbscan import BorderGraph, Labeling
 
 
 @dataclass(frozen=True)
 class Merged:
-    """``node_start`` (n_partitions,), ``node_label`` (n_nodes,): the cluster of each
-    partition's components; ``extra`` (e, 2): (global row, cluster) of the border rows near
-    more than one component, sorted by row; ``n_clusters``; ``n_edges`` of the border graph."""
+    """``labeling``: the cluster of each partition's components, and of the border rows near
+    more than one component; ``n_clusters``; ``n_edges`` of the border graph."""
 
-    node_start: np.ndarray
-    node_label: np.ndarray
-    extra: np.ndarray
+    labeling: Labeling
     n_clusters: int
     n_edges: int
 
@@ -39,13 +36,13 @@ def _nodes(parts: Sequence[np.ndarray], node_start: np.ndarray) -> np.ndarray:
     return np.concatenate(pieces).reshape(-1, 2) if pieces else np.zeros((0, 2), dtype=np.int64)
 
 
-def merge(summaries: Sequence[PartitionSummary]) -> Merged:
-    """Clusters from the partitions' summaries (in partition order)."""
-    sizes = np.array([len(s.comp_min) for s in summaries], dtype=np.int64)
+def merge(graphs: Sequence[BorderGraph]) -> Merged:
+    """Clusters from the partitions' border graphs (in partition order)."""
+    sizes = np.array([len(s.comp_min) for s in graphs], dtype=np.int64)
     node_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
     n_nodes = int(sizes.sum())
-    ring = _nodes([s.ring for s in summaries], node_start)
-    inner = _nodes([s.inner for s in summaries], node_start)
+    ring = _nodes([s.ring for s in graphs], node_start)
+    inner = _nodes([s.inner for s in graphs], node_start)
     inner = inner[np.argsort(inner[:, 0], kind="stable")]
     at = np.searchsorted(inner[:, 0], ring[:, 0])
     found = at < len(inner)
@@ -57,12 +54,13 @@ def merge(summaries: Sequence[PartitionSummary]) -> Merged:
     graph = coo_matrix((np.ones(len(edges), dtype=np.int8), (edges[:, 0], edges[:, 1])), shape=(n_nodes, n_nodes))
     n_clusters, cluster = connected_components(graph, directed=False)
     smallest = np.full(n_clusters, np.iinfo(np.int64).max, dtype=np.int64)
-    comp_min = np.concatenate([s.comp_min for s in summaries]) if n_nodes else np.zeros(0, dtype=np.int64)
+    comp_min = np.concatenate([s.comp_min for s in graphs]) if n_nodes else np.zeros(0, dtype=np.int64)
     np.minimum.at(smallest, cluster, comp_min)
     rank = np.empty(n_clusters, dtype=np.int64)
     rank[np.argsort(smallest, kind="stable")] = np.arange(n_clusters)
     node_label = rank[cluster] if n_nodes else np.zeros(0, dtype=np.int64)
-    extra = _nodes([s.extra for s in summaries], node_start)
+    extra = _nodes([s.extra for s in graphs], node_start)
     extra = np.column_stack([extra[:, 0], node_label[extra[:, 1]]]).reshape(-1, 2)
     extra = extra[np.argsort(extra[:, 0], kind="stable")]
-    return Merged(node_start, node_label.astype(np.int64), extra.astype(np.int64), int(n_clusters), len(edges))
+    return Merged(Labeling(node_start, node_label.astype(np.int64), extra.astype(np.int64)), int(n_clusters),
+                  len(edges))
