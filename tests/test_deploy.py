@@ -489,3 +489,109 @@ def test_local_workers_do_not_report_the_scheduler_their_command_stopped() -> No
         assert passes("Worker is at 95% memory usage")
     finally:
         worker_logger.filters[:] = before
+
+
+def _distributed_levels() -> dict[str, int]:
+    return {name: lg.level for name, lg in list(logging.root.manager.loggerDict.items())
+            if isinstance(lg, logging.Logger) and (name == "distributed" or name.startswith("distributed."))}
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def distributed_logs() -> Iterator[_Records]:
+    """What ``distributed.scheduler`` lets through (``distributed.scheduler`` set to INFO here,
+    ``distributed.worker`` left at NOTSET); every distributed logger's level is put back after."""
+    import distributed  # noqa: F401 - its config sets the levels it sets in a command
+
+    saved = _distributed_levels()
+    scheduler = logging.getLogger("distributed.scheduler")
+    scheduler.setLevel(logging.INFO)
+    logging.getLogger("distributed.worker").setLevel(logging.NOTSET)
+    records = _Records()
+    scheduler.addHandler(records)
+    try:
+        yield records
+    finally:
+        scheduler.removeHandler(records)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def test_a_ctrl_c_teardown_is_quiet_and_leaves_the_levels_as_they_were(distributed_logs: _Records) -> None:
+    """During the teardown distributed logs nothing below CRITICAL, whatever a logger's level
+    (one set, one NOTSET); afterwards every level is the one it had and errors are reported."""
+    from daskcluster.deploy.interrupts import quiet_teardown
+
+    before = _distributed_levels()
+    scheduler, worker = logging.getLogger("distributed.scheduler"), logging.getLogger("distributed.worker")
+    with quiet_teardown():
+        assert scheduler.getEffectiveLevel() == worker.getEffectiveLevel() == logging.CRITICAL
+        scheduler.error("during the teardown")
+    scheduler.error("after the teardown")
+    assert _distributed_levels() == before
+    assert (scheduler.level, worker.level) == (logging.INFO, logging.NOTSET)
+    assert distributed_logs.messages == ["after the teardown"]
+
+
+def test_a_teardown_that_raises_leaves_the_levels_as_they_were(distributed_logs: _Records) -> None:
+    from daskcluster.deploy.interrupts import quiet_teardown
+
+    before = _distributed_levels()
+    with pytest.raises(RuntimeError, match="the close failed"), quiet_teardown():
+        raise RuntimeError("the close failed")
+    assert _distributed_levels() == before
+
+
+def test_overlapping_teardowns_stay_quiet_until_the_last_ends(distributed_logs: _Records) -> None:
+    """Two clusters stopped in two threads may end in either order."""
+    from contextlib import ExitStack
+
+    from daskcluster.deploy.interrupts import quiet_teardown
+
+    before = _distributed_levels()
+    first, second = ExitStack(), ExitStack()
+    first.enter_context(quiet_teardown())
+    second.enter_context(quiet_teardown())
+    first.close()
+    assert logging.getLogger("distributed.scheduler").getEffectiveLevel() == logging.CRITICAL
+    second.close()
+    assert _distributed_levels() == before
+
+
+@pytest.mark.parametrize("interrupted", [True, False], ids=["ctrl-c", "normal-exit"])
+def test_cluster_lifetime_quiets_only_the_shutdown_after_ctrl_c(
+        distributed_logs: _Records, monkeypatch: pytest.MonkeyPatch, interrupted: bool) -> None:
+    """A command's cluster stopped after Ctrl-C: what distributed logs while it shuts down is
+    dropped, and the process (a notebook, a session that caught the KeyboardInterrupt) reports
+    distributed's errors again afterwards. Without Ctrl-C the shutdown's errors are reported."""
+    from contextlib import contextmanager
+
+    from daskcluster.deploy import lifetime as lifetime_module
+
+    @contextmanager
+    def cluster(*_: Any, **__: Any) -> Iterator[Any]:
+        yield "deployment"
+        logging.getLogger("distributed.scheduler").error("lost the tasks of the workers stopped")
+
+    monkeypatch.setattr(lifetime_module, "deploy", cluster)
+    before = _distributed_levels()
+
+    class Stop(Exception):
+        pass
+
+    with pytest.raises(KeyboardInterrupt if interrupted else Stop):
+        with lifetime_module.ClusterLifetime() as lifetime:
+            assert lifetime.start(lambda: "prepared") == ("deployment", "prepared")
+            raise KeyboardInterrupt if interrupted else Stop
+    logging.getLogger("distributed.scheduler").error("later")
+    assert _distributed_levels() == before
+    shutdown = [] if interrupted else ["lost the tasks of the workers stopped"]
+    assert distributed_logs.messages == [*shutdown, "later"]

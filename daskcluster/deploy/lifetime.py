@@ -13,7 +13,8 @@ Every command that needs a cluster for a while (``daskcluster run``) goes throug
    (the command prints the dashboard link);
 3. :meth:`ClusterLifetime.release` shuts the cluster down in a background thread once the
    job says nothing more will run on it (the local outputs are written meanwhile);
-4. leaving the ``with`` block waits for that shutdown, or shuts the cluster down itself.
+4. leaving the ``with`` block waits for that shutdown, or shuts the cluster down itself; after
+   Ctrl-C, with distributed's loggers quiet for that time only (:func:`.interrupts.quiet_teardown`).
 
 A job *submitted* to a cluster outlives the command only where the cluster does:
 :func:`outlives_command` says whether a config's cluster stays up after daskcluster exits
@@ -45,12 +46,13 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from types import TracebackType
 from typing import Any, TypeVar
 
 from . import Deployment, deploy
 from .files import ConfigError
+from .interrupts import quiet_teardown
 
 __all__ = ["ClusterLifetime", "outlives_command", "reconnect", "reconnection", "starts_before_validation"]
 
@@ -117,16 +119,14 @@ class ClusterLifetime:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
-        if kind is not None and issubclass(kind, KeyboardInterrupt):
-            from .interrupts import quiet_teardown
-
-            quiet_teardown()
-        with self._lock:
-            closing = self._closing
-        if closing is not None:
-            closing.join()
-        else:
-            self._stack.close()
+        interrupted = kind is not None and issubclass(kind, KeyboardInterrupt)
+        with quiet_teardown() if interrupted else nullcontext():  # Ctrl-C: the shutdown's noise is not news
+            with self._lock:
+                closing = self._closing
+            if closing is not None:
+                closing.join()
+            else:
+                self._stack.close()
 
 
 def starts_before_validation(config: str | os.PathLike[str] | None, scheduler: str | None) -> bool:

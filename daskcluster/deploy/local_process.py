@@ -143,8 +143,8 @@ def _host(options: dict[str, Any]) -> int:
         while os.read(0, 65536):  # until the command closes the pipe, or dies
             pass
     finally:
-        quiet_teardown()  # stopped on purpose: what distributed logs about it is noise
-        cluster.close()
+        with quiet_teardown():  # stopped on purpose: what distributed logs about it is noise
+            cluster.close()
     return 0
 
 
