@@ -541,6 +541,20 @@ def test_a_ctrl_c_teardown_is_quiet_and_leaves_the_levels_as_they_were(distribut
     assert distributed_logs.messages == ["after the teardown"]
 
 
+def test_a_command_ending_after_ctrl_c_stays_quiet_until_it_exits(distributed_logs: _Records) -> None:
+    """The command's own end (``daskcluster.cli`` after Ctrl-C): nothing below CRITICAL that
+    distributed logs afterwards reaches its output, whatever a logger's level."""
+    from daskcluster.deploy.interrupts import quiet_teardown, quiet_until_exit
+
+    with quiet_teardown():
+        pass
+    quiet_until_exit()
+    logging.getLogger("distributed.scheduler").error("while the process exits")
+    logging.getLogger("distributed.scheduler").critical("a crash")
+    assert distributed_logs.messages == ["a crash"]
+    assert logging.getLogger("distributed.worker").getEffectiveLevel() == logging.CRITICAL
+
+
 def test_a_teardown_that_raises_leaves_the_levels_as_they_were(distributed_logs: _Records) -> None:
     from daskcluster.deploy.interrupts import quiet_teardown
 

@@ -95,6 +95,9 @@ def _main(argv: list[str] | None) -> int:
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
+        from ..deploy.interrupts import quiet_until_exit
+
+        quiet_until_exit()  # the command ends here: nothing distributed logs from now on follows its line
         print("daskcluster: interrupted; what was started has been shut down", file=sys.stderr)
         return INTERRUPTED
     except JobFailed as exc:

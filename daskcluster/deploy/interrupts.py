@@ -113,6 +113,14 @@ def quiet_teardown() -> Iterator[None]:
                 _quiet_saved.clear()
 
 
+def quiet_until_exit() -> None:
+    """Drop what distributed logs below CRITICAL for the rest of this process: for a command
+    that ends after Ctrl-C, once its cluster is stopped (:func:`quiet_teardown`), so that what
+    distributed's threads log while the process exits (comms closed, a late heartbeat) cannot
+    follow the command's last line. Nothing is restored: the process is ending."""
+    _silence("distributed", logging.CRITICAL)
+
+
 def _silence(root: str, level: int) -> dict[logging.Logger, int]:
     """Raise ``root`` and its children with a level of their own below ``level`` to ``level``;
     return the levels they had."""
