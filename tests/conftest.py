@@ -3,7 +3,9 @@ and real MNIST when it is on this machine."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import dask
@@ -105,3 +107,37 @@ def stroke_rows(n: int, d: int, seed: int) -> np.ndarray:
 def stroke_bytes() -> Callable[[int, int, int], np.ndarray]:
     """:func:`stroke_rows`: uint8 rows that take the walks over non-zero groups."""
     return stroke_rows
+
+
+class _Messages(logging.Handler):
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@contextmanager
+def captured_messages(name: str, level: int) -> Iterator[list[str]]:
+    """The messages logger ``name`` lets through at ``level`` or above meanwhile. The logger is
+    set to ``level`` and enabled for the duration (whatever an earlier test, a silenced cluster
+    or a command's logging setup left), then put back as it was."""
+    handler = _Messages(level)
+    logger = logging.getLogger(name)
+    before, disabled = logger.level, logger.disabled
+    logger.setLevel(level)
+    logger.disabled = False
+    logger.addHandler(handler)
+    try:
+        yield handler.messages
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(before)
+        logger.disabled = disabled
+
+
+@pytest.fixture(scope="session")
+def log_messages() -> Callable[[str, int], AbstractContextManager[list[str]]]:
+    """:func:`captured_messages`: what a logger lets through meanwhile."""
+    return captured_messages

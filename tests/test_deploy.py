@@ -496,36 +496,23 @@ def _distributed_levels() -> dict[str, int]:
             if isinstance(lg, logging.Logger) and (name == "distributed" or name.startswith("distributed."))}
 
 
-class _Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
 @pytest.fixture
-def distributed_logs() -> Iterator[_Records]:
-    """What ``distributed.scheduler`` lets through (``distributed.scheduler`` set to INFO here,
-    ``distributed.worker`` left at NOTSET); every distributed logger's level is put back after."""
+def distributed_logs(log_messages: Any) -> Iterator[list[str]]:
+    """What ``distributed.scheduler`` lets through (set to INFO here, ``distributed.worker`` left
+    at NOTSET); every distributed logger's level is put back after."""
     import distributed  # noqa: F401 - its config sets the levels it sets in a command
 
     saved = _distributed_levels()
-    scheduler = logging.getLogger("distributed.scheduler")
-    scheduler.setLevel(logging.INFO)
     logging.getLogger("distributed.worker").setLevel(logging.NOTSET)
-    records = _Records()
-    scheduler.addHandler(records)
     try:
-        yield records
+        with log_messages("distributed.scheduler", logging.INFO) as messages:
+            yield messages
     finally:
-        scheduler.removeHandler(records)
         for name, level in saved.items():
             logging.getLogger(name).setLevel(level)
 
 
-def test_a_ctrl_c_teardown_is_quiet_and_leaves_the_levels_as_they_were(distributed_logs: _Records) -> None:
+def test_a_ctrl_c_teardown_is_quiet_and_leaves_the_levels_as_they_were(distributed_logs: list[str]) -> None:
     """During the teardown distributed logs nothing below CRITICAL, whatever a logger's level
     (one set, one NOTSET); afterwards every level is the one it had and errors are reported."""
     from daskcluster.deploy.interrupts import quiet_teardown
@@ -538,10 +525,10 @@ def test_a_ctrl_c_teardown_is_quiet_and_leaves_the_levels_as_they_were(distribut
     scheduler.error("after the teardown")
     assert _distributed_levels() == before
     assert (scheduler.level, worker.level) == (logging.INFO, logging.NOTSET)
-    assert distributed_logs.messages == ["after the teardown"]
+    assert distributed_logs == ["after the teardown"]
 
 
-def test_a_command_ending_after_ctrl_c_stays_quiet_until_it_exits(distributed_logs: _Records) -> None:
+def test_a_command_ending_after_ctrl_c_stays_quiet_until_it_exits(distributed_logs: list[str]) -> None:
     """The command's own end (``daskcluster.cli`` after Ctrl-C): nothing below CRITICAL that
     distributed logs afterwards reaches its output, whatever a logger's level."""
     from daskcluster.deploy.interrupts import quiet_teardown, quiet_until_exit
@@ -551,11 +538,11 @@ def test_a_command_ending_after_ctrl_c_stays_quiet_until_it_exits(distributed_lo
     quiet_until_exit()
     logging.getLogger("distributed.scheduler").error("while the process exits")
     logging.getLogger("distributed.scheduler").critical("a crash")
-    assert distributed_logs.messages == ["a crash"]
+    assert distributed_logs == ["a crash"]
     assert logging.getLogger("distributed.worker").getEffectiveLevel() == logging.CRITICAL
 
 
-def test_a_teardown_that_raises_leaves_the_levels_as_they_were(distributed_logs: _Records) -> None:
+def test_a_teardown_that_raises_leaves_the_levels_as_they_were(distributed_logs: list[str]) -> None:
     from daskcluster.deploy.interrupts import quiet_teardown
 
     before = _distributed_levels()
@@ -564,7 +551,7 @@ def test_a_teardown_that_raises_leaves_the_levels_as_they_were(distributed_logs:
     assert _distributed_levels() == before
 
 
-def test_overlapping_teardowns_stay_quiet_until_the_last_ends(distributed_logs: _Records) -> None:
+def test_overlapping_teardowns_stay_quiet_until_the_last_ends(distributed_logs: list[str]) -> None:
     """Two clusters stopped in two threads may end in either order."""
     from contextlib import ExitStack
 
@@ -582,7 +569,7 @@ def test_overlapping_teardowns_stay_quiet_until_the_last_ends(distributed_logs: 
 
 @pytest.mark.parametrize("interrupted", [True, False], ids=["ctrl-c", "normal-exit"])
 def test_cluster_lifetime_quiets_only_the_shutdown_after_ctrl_c(
-        distributed_logs: _Records, monkeypatch: pytest.MonkeyPatch, interrupted: bool) -> None:
+        distributed_logs: list[str], monkeypatch: pytest.MonkeyPatch, interrupted: bool) -> None:
     """A command's cluster stopped after Ctrl-C: what distributed logs while it shuts down is
     dropped, and the process (a notebook, a session that caught the KeyboardInterrupt) reports
     distributed's errors again afterwards. Without Ctrl-C the shutdown's errors are reported."""
@@ -608,4 +595,4 @@ def test_cluster_lifetime_quiets_only_the_shutdown_after_ctrl_c(
     logging.getLogger("distributed.scheduler").error("later")
     assert _distributed_levels() == before
     shutdown = [] if interrupted else ["lost the tasks of the workers stopped"]
-    assert distributed_logs.messages == [*shutdown, "later"]
+    assert distributed_logs == [*shutdown, "later"]

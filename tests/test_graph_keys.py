@@ -12,8 +12,6 @@ from __future__ import annotations
 import logging
 import operator
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -139,39 +137,13 @@ def test_map_rows_task_the_same_in_every_graph(labeled_store: Path) -> None:
 # ------------------------------------------------------------------ on a process cluster
 
 
-@contextmanager
-def scheduler_warnings() -> Iterator[list[str]]:
-    """The messages the scheduler logs meanwhile (a LocalCluster runs it in this process)."""
-
-    class Records(logging.Handler):
-        def __init__(self) -> None:
-            super().__init__(logging.WARNING)
-            self.messages: list[str] = []
-
-        def emit(self, record: logging.LogRecord) -> None:
-            self.messages.append(record.getMessage())
-
-    handler = Records()
-    logger = logging.getLogger("distributed.scheduler")
-    level, disabled = logger.level, logger.disabled
-    logger.setLevel(logging.WARNING)  # whatever an earlier test left (a silenced cluster, a Ctrl-C's teardown)
-    logger.disabled = False
-    logger.addHandler(handler)
-    try:
-        yield handler.messages
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.disabled = disabled
-
-
 @pytest.mark.slow
-def test_scheduler_warnings_captured(process_client: Any) -> None:
+def test_scheduler_warnings_captured(process_client: Any, log_messages: Any) -> None:
     """The capture sees a collision: a key the scheduler holds (its result is held, so it is in
     memory whatever the timing of the client's releases) given other dependencies in the next
     graph."""
     x, y, z, a, b = (f"graph-keys-{n}-{uuid.uuid4().hex}" for n in "xyzab")
-    with scheduler_warnings() as messages:
+    with log_messages("distributed.scheduler", logging.WARNING) as messages:
         held = process_client.get({a: 1, x: (operator.add, a, 1), y: (operator.add, x, 1)}, [x, y], sync=False)
         assert [f.result() for f in held] == [2, 3]
         process_client.get({b: 5, x: (operator.add, b, 1), z: (operator.add, x, 10)}, z)
@@ -180,14 +152,14 @@ def test_scheduler_warnings_captured(process_client: Any) -> None:
 
 
 @pytest.mark.slow
-def test_lazy_labels_no_key_collision(process_client: Any, labeled_store: Path) -> None:
+def test_lazy_labels_no_key_collision(process_client: Any, labeled_store: Path, log_messages: Any) -> None:
     """A lazy fit's labels, then the metrics over them, ``labels_`` computed twice, ``predict``
     and ``transform``: no graph reuses a key for another task. The range of the labels is held
     while the contingency table is computed, so that its tasks are still on the scheduler
     (as they may be after any computation: the client releases its keys asynchronously)."""
     X, y = _open(labeled_store)
     Xs = scaled(X, 1 / 255)
-    with scheduler_warnings() as messages:
+    with log_messages("distributed.scheduler", logging.WARNING) as messages:
         km = KMeans(10, random_state=0, cache=False, max_iter=5).fit(Xs)
         labels = km.labels_
         assert isinstance(labels, da.Array)
