@@ -183,6 +183,29 @@ def test_info_without_a_cluster(capsys: pytest.CaptureFixture[str]) -> None:
     assert "cluster: LocalCluster" in out and "dashboard: http://127.0.0.1:8787/status once started" in out
 
 
+def test_main_from_python_leaves_logging_and_warnings_as_they_were(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """The command run in-process (``main([...])``) sets where the log goes and keeps distributed,
+    tornado and the like to errors while it runs; the process goes on after it with its own."""
+    import warnings
+
+    names = ("distributed", "distributed.scheduler", "tornado", "asyncio")
+    scheduler = logging.getLogger("distributed.scheduler")
+    old_level = scheduler.level
+    scheduler.setLevel(logging.INFO)
+    try:
+        root = logging.getLogger()
+        before = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in names},
+                  list(warnings.filters))
+        assert main(["run", str(tmp_path / "absent.yaml")]) == 2
+        assert "absent.yaml: no such file" in capsys.readouterr().err
+        after = (list(root.handlers), root.level, {n: logging.getLogger(n).level for n in names},
+                 list(warnings.filters))
+        assert after == before
+    finally:
+        scheduler.setLevel(old_level)
+
+
 def test_datasets_blobs_and_mnist_to_zarr(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     import zarr

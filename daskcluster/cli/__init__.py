@@ -31,7 +31,7 @@ import time
 from .. import __version__
 from ..errors import DaskClusterError
 from . import apply, datasets, info, jobs, quickstart, validate
-from .console import error_lines, say, setup_logging
+from .console import error_lines, restored_logging, say, setup_logging
 from .jobs import JobFailed
 from .options import FAILED, INTERRUPTED, OK, USAGE, UsageError
 
@@ -59,12 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the exit status (0 success, 1 failed job, 2 usage or validation error).
 
     Called without ``argv`` (the ``daskcluster`` command, ``python -m daskcluster``), the process
-    ends as soon as the command is done: see :func:`_end_process`.
+    ends as soon as the command is done: see :func:`_end_process`. Called with ``argv`` (from
+    Python), the logging and warning filters the command sets are put back as they were when it
+    returns (:func:`~.console.restored_logging`).
     """
-    status = _main(argv)
     if argv is None:
-        _end_process(status)
-    return status
+        _end_process(_main(None, ends_process=True))
+    import warnings
+
+    with warnings.catch_warnings(), restored_logging():
+        return _main(argv, ends_process=False)
 
 
 def _end_process(status: int) -> None:
@@ -83,7 +87,7 @@ def _end_process(status: int) -> None:
     os._exit(status)
 
 
-def _main(argv: list[str] | None) -> int:
+def _main(argv: list[str] | None, ends_process: bool) -> int:
     t_start = time.perf_counter()
     args = _parser().parse_args(argv)
     args.started = t_start
@@ -95,9 +99,10 @@ def _main(argv: list[str] | None) -> int:
     try:
         return int(args.handler(args))
     except KeyboardInterrupt:
-        from ..deploy.interrupts import quiet_until_exit
+        if ends_process:  # nothing distributed logs from now on follows the command's line
+            from ..deploy.interrupts import quiet_until_exit
 
-        quiet_until_exit()  # the command ends here: nothing distributed logs from now on follows its line
+            quiet_until_exit()
         print("daskcluster: interrupted; what was started has been shut down", file=sys.stderr)
         return INTERRUPTED
     except JobFailed as exc:

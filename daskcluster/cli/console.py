@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 
@@ -17,6 +19,31 @@ def error_lines(exc: BaseException) -> str:
     from ..jobs.secrets import scrub
 
     return "\n".join(f"daskcluster: error: {line}" for line in scrub(str(exc)).splitlines() or [type(exc).__name__])
+
+
+#: Libraries whose log the command keeps to errors (their INFO and WARNING lines are not the user's).
+QUIETED = ("distributed", "tornado", "bokeh", "dask_gateway", "dask_jobqueue", "kr8s")
+
+
+@contextmanager
+def restored_logging() -> Iterator[None]:
+    """Put back, on leaving, what :func:`setup_logging` (and a Ctrl-C's
+    :func:`~daskcluster.deploy.interrupts.quiet_teardown`) change: the root logger's handlers
+    and level, and the levels of :data:`QUIETED`, ``asyncio`` and every ``distributed.*`` logger
+    with a level of its own; for the command run from Python (``main([...])``), whose process
+    goes on."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    names = (*QUIETED, "asyncio", *(n for n in list(logging.root.manager.loggerDict) if n.startswith("distributed.")))
+    levels = {name: logging.getLogger(name).level for name in names}
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+        for name, old in levels.items():
+            logging.getLogger(name).setLevel(old)
 
 
 def setup_logging(verbose: bool) -> None:
@@ -35,7 +62,7 @@ def setup_logging(verbose: bool) -> None:
     handler.addFilter(RedactingFilter())
     root.addHandler(handler)
     root.setLevel(logging.INFO if verbose else logging.WARNING)
-    for name in ("distributed", "tornado", "bokeh", "dask_gateway", "dask_jobqueue", "kr8s"):
+    for name in QUIETED:
         logging.getLogger(name).setLevel(logging.ERROR)
     if not verbose:  # e.g. "Task exception was never retrieved" from a client closed by Ctrl-C
         logging.getLogger("asyncio").setLevel(logging.CRITICAL)
