@@ -5,15 +5,24 @@ with ``DASKCLUSTER_NOTEBOOK_SIZE=small`` (a few thousand rows, a few iterations)
 inherits the environment, with the repository root put first on ``PYTHONPATH`` so that it
 imports this checkout's ``daskcluster``. Each starts its own ``LocalCluster`` of two worker
 processes from ``cluster_configs/local.yaml``.
+
+The test owns the kernel and its client: the client opens no heartbeat channel (the kernel
+manager knows from the process whether the kernel lives), and its channels are closed while
+the kernel still runs, before the kernel is shut down. A heartbeat thread that pinged a kernel
+already shutting down could wait for its reply for ever, and the test with it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
 from pathlib import Path
 
 import nbformat
 import pytest
+from jupyter_client.channels import HBChannel
+from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -22,6 +31,29 @@ NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 #: Seconds a cell may run before the execution fails.
 CELL_TIMEOUT = 300
+
+#: Seconds the kernel may take to start and answer.
+STARTUP_TIMEOUT = 120
+
+
+async def execute(nb: nbformat.NotebookNode, cwd: Path) -> None:
+    """Run every cell of ``nb`` in a fresh ``python3`` kernel started in ``cwd``; then close the
+    client's channels and shut the kernel down, in that order."""
+    km = AsyncKernelManager(kernel_name="python3")
+    await km.start_kernel(cwd=str(cwd), extra_arguments=["--HistoryManager.hist_file=:memory:"])
+    try:
+        kc = km.client()
+        kc.start_channels(hb=False)
+        try:
+            await kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+            kc.allow_stdin = False
+            client = NotebookClient(nb, km=km, timeout=CELL_TIMEOUT)
+            client.kc = kc  # given a started client, nbclient neither starts nor stops one
+            await client.async_execute()
+        finally:
+            kc.stop_channels()
+    finally:
+        await km.shutdown_kernel()
 
 
 def test_there_are_notebooks() -> None:
@@ -64,10 +96,8 @@ def test_runs_at_small_size(path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.delenv("DASKCLUSTER_DATA_DIR", raising=False)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]))
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
     try:
-        client.execute()
+        asyncio.run(execute(nb, path.parent))
     except CellExecutionError as exc:
         pytest.fail(f"{path.name} failed at its small size:\n{exc}")
     outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
@@ -75,3 +105,4 @@ def test_runs_at_small_size(path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert errors == []
     images = [out for out in outputs if "image/png" in out.get("data", {})]
     assert images, f"{path.name} drew no inline figure"
+    assert not [t for t in threading.enumerate() if isinstance(t, HBChannel)], "a heartbeat thread outlived the run"
