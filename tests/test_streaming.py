@@ -6,6 +6,7 @@ import os
 import threading
 import time
 
+import dask
 import dask.array as da
 import numpy as np
 import psutil
@@ -66,8 +67,11 @@ def test_streamed_fit_with_small_workers_equals_in_memory_fit(tmp_path: object) 
             source = open_array(path, chunk_bytes=4 * 2**20)
             taken = _taken_ahead(client)
             # cache=False: streamed from the store on every pass ("auto" would hold the 410 MB in
-            # the workers' 2 x 450 MiB, whose budget is half of that)
-            streamed = KMeans(10, init=init, max_iter=3, tol=0, cache=False).fit(scaled(source, 1 / 255))
+            # the workers' 2 x 450 MiB, whose budget is half of that); one chunk read ahead per
+            # worker thread, whatever the first read's timing (the default, 'auto', reads none
+            # ahead of a page-cached store, as this one may or may not be)
+            with dask.config.set({readahead.READ_AHEAD_CONFIG: 1}):
+                streamed = KMeans(10, init=init, max_iter=3, tol=0, cache=False).fit(scaled(source, 1 / 255))
         finally:
             stop.set()
             t.join()
