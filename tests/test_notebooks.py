@@ -8,8 +8,8 @@ processes from ``cluster_configs/local.yaml``.
 
 The test owns the kernel and its client: the client opens no heartbeat channel (the kernel
 manager knows from the process whether the kernel lives), and its channels are closed while
-the kernel still runs, before the kernel is shut down. A heartbeat thread that pinged a kernel
-already shutting down could wait for its reply for ever, and the test with it.
+the kernel still runs, before the kernel is shut down. (Left to nbclient, the kernel was shut
+down first, and a run once hung in the cleanup that followed, joining the heartbeat thread.)
 """
 
 from __future__ import annotations
